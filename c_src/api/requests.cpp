@@ -1,0 +1,280 @@
+#include "api/requests.hpp"
+
+#include <limits>
+
+#include "protocol/node_identity.hpp"
+
+namespace dpool::api {
+
+namespace {
+
+using protocol::TermReader;
+
+// Reads a non-negative integer up to `max`.
+std::optional<std::uint64_t> read_id(TermReader& r, std::uint64_t max = std::numeric_limits<std::int64_t>::max())
+{
+    const auto v = r.integer();
+    if (!v || *v < 0 || static_cast<std::uint64_t>(*v) > max) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(*v);
+}
+
+// A timeout in milliseconds, or the atom `allowed_atom` (which leaves `ms` empty).
+struct Timeout {
+    bool valid = false;
+    std::optional<std::uint32_t> ms;
+};
+Timeout read_timeout(TermReader& r, std::string_view allowed_atom)
+{
+    if (const auto a = r.atom()) {
+        return Timeout{*a == allowed_atom, std::nullopt};
+    }
+    const auto v = read_id(r, std::numeric_limits<std::uint32_t>::max());
+    if (!v) {
+        return Timeout{};
+    }
+    return Timeout{true, static_cast<std::uint32_t>(*v)};
+}
+
+// A text given as an atom, a binary or a (byte) string.
+std::optional<std::string_view> read_text(TermReader& r)
+{
+    if (const auto a = r.atom()) {
+        return a;
+    }
+    if (const auto b = r.binary()) {
+        return b;
+    }
+    const auto term = r.skip();
+    if (term && term->size() >= 3 && static_cast<std::uint8_t>((*term)[0]) == protocol::tag::string) {
+        return term->substr(3);
+    }
+    return std::nullopt;
+}
+
+std::optional<LeaseRef> read_lease(TermReader& r, std::uint64_t pool)
+{
+    const auto conn = read_id(r, std::numeric_limits<std::uint32_t>::max());
+    const auto lease = read_id(r);
+    if (!conn || !lease) {
+        return std::nullopt;
+    }
+    return LeaseRef{pool, static_cast<std::uint32_t>(*conn), *lease};
+}
+
+Decoded decode_tuple(TermReader& r, std::uint32_t arity)
+{
+    const auto op = r.atom();
+    if (!op) {
+        return Rejected{"badarg"};
+    }
+    const auto is = [&](std::string_view name, std::uint32_t n) { return *op == name && arity == n; };
+
+    if (*op == "new") {
+        if (arity != 3) {
+            return Rejected{"invalid_config"};
+        }
+        const auto target = read_text(r);
+        const auto options = r.skip();
+        if (!target || !options) {
+            return Rejected{"invalid_config"};
+        }
+        auto config = parse_pool_options(*target, *options);
+        if (!config) {
+            return Rejected{"invalid_config"};
+        }
+        return NewPool{std::move(*config)};
+    }
+
+    // Every other request names a pool first.
+    const auto pool = read_id(r);
+    if (arity < 2) {
+        return Rejected{"badarg"};
+    }
+    if (!pool) {
+        return Rejected{"invalid_pool"};
+    }
+    if (is("stats", 2)) {
+        return Stats{*pool};
+    }
+    if (is("destroy", 2)) {
+        return Destroy{*pool};
+    }
+    if (is("checkout", 3)) {
+        const auto timeout = read_timeout(r, "default");
+        if (!timeout.valid) {
+            return Rejected{"badarg"};
+        }
+        return Checkout{*pool, timeout.ms};
+    }
+    if (is("checkin", 4)) {
+        const auto lease = read_lease(r, *pool);
+        if (!lease) {
+            return Rejected{"invalid_connection"};
+        }
+        return Checkin{*lease};
+    }
+    if (is("cancel", 4)) {
+        const auto pid = r.pid();
+        const auto tag = r.skip();
+        if (!pid || !tag) {
+            return Rejected{"badarg"};
+        }
+        return Cancel{*pool, pid->encoded, *tag};
+    }
+    if (is("send", 6)) {
+        const auto lease = read_lease(r, *pool);
+        if (!lease) {
+            return Rejected{"invalid_connection"};
+        }
+        const auto destination = r.skip();
+        const auto message = r.skip();
+        if (!destination || !message) {
+            return Rejected{"badarg"};
+        }
+        return Send{*lease, *destination, *message};
+    }
+    if (is("request", 7)) {
+        const auto lease = read_lease(r, *pool);
+        if (!lease) {
+            return Rejected{"invalid_connection"};
+        }
+        const auto destination = r.skip();
+        const auto timeout = read_timeout(r, "infinity");
+        const auto request = r.skip();
+        if (!destination || !timeout.valid || !request) {
+            return Rejected{"badarg"};
+        }
+        return Request{*lease, *destination, timeout.ms, *request};
+    }
+    return Rejected{"badarg"};
+}
+
+} // namespace
+
+std::optional<Envelope> parse_envelope(std::string_view message)
+{
+    TermReader r(message);
+    if (!r.version()) {
+        return std::nullopt;
+    }
+    const auto arity = r.tuple_header();
+    const auto label = r.atom();
+    if (!arity || !label) {
+        return std::nullopt;
+    }
+    Envelope env;
+    if (*label == "$gen_call" && *arity == 3) {
+        if (r.tuple_header() != 2u) {
+            return std::nullopt;
+        }
+        const auto from = r.pid();
+        const auto tag = r.skip();
+        if (!from || !tag) {
+            return std::nullopt;
+        }
+        env.is_call = true;
+        env.from = *from;
+        env.tag = *tag;
+    } else if (*label == "$gen_cast" && *arity == 2) {
+        env.is_call = false;
+    } else {
+        return std::nullopt;
+    }
+    const auto request = r.skip();
+    if (!request || !r.at_end()) {
+        return std::nullopt;
+    }
+    env.request = *request;
+    return env;
+}
+
+Decoded decode_request(std::string_view request)
+{
+    TermReader r(request);
+    if (const auto a = r.atom()) {
+        if (*a == "pools") {
+            return ListPools{};
+        }
+        if (*a == "info") {
+            return Info{};
+        }
+        return Rejected{"badarg"};
+    }
+    const auto arity = r.tuple_header();
+    if (!arity || *arity == 0) {
+        return Rejected{"badarg"};
+    }
+    return decode_tuple(r, *arity);
+}
+
+std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std::string_view options)
+{
+    if (!protocol::parse_node_name(target)) {
+        return std::nullopt;
+    }
+    TermReader r(options);
+    const auto pairs = r.map_header();
+    if (!pairs) {
+        return std::nullopt;
+    }
+    pool::PoolConfig config;
+    config.target = std::string(target);
+    std::optional<std::uint32_t> max_connections;
+    std::optional<std::uint32_t> min_connections;
+    for (std::uint32_t i = 0; i < *pairs; ++i) {
+        const auto key = r.atom();
+        const auto value = r.integer();
+        if (!key || !value || *value < 0 || *value > std::numeric_limits<std::uint32_t>::max()) {
+            return std::nullopt;
+        }
+        const auto v = static_cast<std::uint32_t>(*value);
+        if (*key == "max_connections" && v >= 1 && v <= kMaxConnectionsPerPool) {
+            max_connections = v;
+        } else if (*key == "min_connections") {
+            min_connections = v;
+        } else if (*key == "acquire_timeout_ms" && v <= kMaxAcquireTimeoutMs) {
+            config.acquire_timeout_ms = v;
+        } else if (*key == "connect_timeout_ms" && v >= 1 && v <= kMaxConnectTimeoutMs) {
+            config.connect_timeout_ms = v;
+        } else {
+            return std::nullopt;
+        }
+    }
+    if (!max_connections || !r.at_end()) {
+        return std::nullopt;
+    }
+    config.max_connections = *max_connections;
+    config.min_connections = min_connections.value_or(*max_connections);
+    if (config.min_connections > config.max_connections) {
+        return std::nullopt;
+    }
+    return config;
+}
+
+std::optional<pool::Destination> parse_destination(std::string_view encoded, std::string_view target)
+{
+    TermReader r(encoded);
+    if (const auto name = r.atom()) {
+        return pool::Destination{true, encoded};
+    }
+    if (const auto pid = r.pid()) {
+        if (pid->node != target) {
+            return std::nullopt; // the target would drop the connection over a pid that is not its own
+        }
+        return pool::Destination{false, encoded};
+    }
+    if (r.tuple_header() == 2u) {
+        TermReader name_reader(r.rest());
+        const auto name = r.atom();
+        const auto node = r.atom();
+        if (name && node && *node == target) {
+            const auto name_term = name_reader.skip();
+            return pool::Destination{true, *name_term};
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace dpool::api

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "pool/pool.hpp"
+#include "protocol/term_reader.hpp"
+
+namespace dpool::api {
+
+// {'$gen_call', {From, Tag}, Request} or {'$gen_cast', Request} (docs/PROTOCOL.md).
+struct Envelope {
+    bool is_call = false;
+    protocol::PidView from; // calls only
+    std::string_view tag;   // calls only, encoded
+    std::string_view request;
+};
+
+// `message` starts with the version byte. nullopt for anything that is not one of the two envelopes.
+std::optional<Envelope> parse_envelope(std::string_view message);
+
+struct NewPool {
+    pool::PoolConfig config;
+};
+struct Checkout {
+    std::uint64_t pool;
+    std::optional<std::uint32_t> timeout_ms; // nullopt: the pool's default
+};
+struct LeaseRef {
+    std::uint64_t pool;
+    std::uint32_t conn;
+    std::uint64_t lease;
+};
+struct Checkin {
+    LeaseRef lease;
+};
+struct Cancel {
+    std::uint64_t pool;
+    std::string_view pid; // encoded
+    std::string_view tag; // encoded
+};
+struct Send {
+    LeaseRef lease;
+    std::string_view destination; // encoded, checked against the target later
+    std::string_view message;     // encoded, forwarded as is
+};
+struct Request {
+    LeaseRef lease;
+    std::string_view destination;
+    std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
+    std::string_view request;
+};
+struct Stats {
+    std::uint64_t pool;
+};
+struct Destroy {
+    std::uint64_t pool;
+};
+struct ListPools {};
+struct Info {};
+// A request that cannot be served; `error` is the atom to answer {error, Error} with.
+struct Rejected {
+    std::string_view error;
+};
+
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, Stats, Destroy, ListPools, Info, Rejected>;
+
+// Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
+// invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for
+// lease ids that cannot be ones, badarg for everything else.
+Decoded decode_request(std::string_view request);
+
+// The options map of `new`; nullopt for anything invalid (unknown key, wrong type, out of range).
+std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std::string_view options);
+
+// A destination on `target`: a registered name, a pid on the target, or {Name, Target}.
+std::optional<pool::Destination> parse_destination(std::string_view encoded, std::string_view target);
+
+// Limits of the options (docs/PROTOCOL.md).
+inline constexpr std::uint32_t kMaxConnectionsPerPool = 1000;
+inline constexpr std::uint32_t kMaxAcquireTimeoutMs = 86'400'000;
+inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
+
+} // namespace dpool::api

@@ -1,0 +1,323 @@
+#include "api/service.hpp"
+
+#include <type_traits>
+#include <variant>
+
+#include <spdlog/spdlog.h>
+
+#include "api/requests.hpp"
+#include "protocol/control.hpp"
+
+namespace dpool::api {
+
+namespace {
+
+constexpr std::string_view kVersion = "0.1.0";
+
+template <class... Ts>
+struct Overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+} // namespace
+
+// A connection from a caller node.
+class Service::ClientSession final : public transport::LinkHandler {
+public:
+    ClientSession(Service& service, std::shared_ptr<transport::DistLink> link) : service_(service), link_(std::move(link))
+    {
+    }
+    ~ClientSession()
+    {
+        link_->detach();
+        link_->close("service stopped");
+    }
+
+    void on_packet(transport::DistLink&, std::string_view packet) override { service_.on_client_packet(*this, packet); }
+    void on_closed(transport::DistLink&, std::string_view reason) override
+    {
+        spdlog::info("caller node {} disconnected: {}", link_->peer_node(), reason);
+        service_.on_client_closed(*this);
+    }
+
+    const std::shared_ptr<transport::DistLink>& link() const { return link_; }
+
+private:
+    Service& service_;
+    std::shared_ptr<transport::DistLink> link_;
+};
+
+Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
+    : config_(std::move(config)),
+      executor_(io.get_executor()),
+      scheduler_(executor_, [this](const pool::Deadline& d) {
+          if (auto* p = find_pool(d.pool)) {
+              p->on_deadline(d);
+          }
+      }),
+      context_(executor_, handshakes)
+{
+    context_.cookie = config_.cookie;
+    context_.cnode_alive = config_.alive;
+    context_.host = config_.host;
+    context_.scheduler = &scheduler_;
+    context_.link_limits = config_.link_limits;
+    context_.drop_pool = [this](std::uint64_t id) { pools_.erase(id); };
+}
+
+Service::~Service() { stop(); }
+
+void Service::start(protocol::NodeIdentity identity)
+{
+    identity_.emplace(std::move(identity));
+    context_.service = &*identity_;
+}
+
+void Service::stop()
+{
+    scheduler_.stop();
+    for (auto& [id, p] : pools_) {
+        p->destroy();
+    }
+    pools_.clear();
+    sessions_.clear();
+}
+
+void Service::add_client(tcp::socket socket, std::string peer_node)
+{
+    // Distribution keeps one connection per node pair: a new one from the same node means the old is dead.
+    for (auto& [link, session] : sessions_) {
+        if (session->link()->peer_node() == peer_node) {
+            session->link()->close("replaced by a new connection from the same node");
+        }
+    }
+    auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, config_.link_limits);
+    auto session = std::make_unique<ClientSession>(*this, link);
+    link->start(*session);
+    sessions_.emplace(link.get(), std::move(session));
+    spdlog::info("caller node {} connected", peer_node);
+}
+
+void Service::on_client_closed(ClientSession& session)
+{
+    const transport::DistLink* link = session.link().get();
+    for (auto& [id, p] : pools_) {
+        p->on_client_gone(link);
+    }
+    // Not erased here: this runs inside the session's own callback.
+    asio::post(executor_, [this, link] { sessions_.erase(link); });
+}
+
+void Service::on_client_packet(ClientSession& session, std::string_view packet)
+{
+    const auto control = protocol::parse_packet(packet);
+    if (!control) {
+        ++malformed_messages_;
+        return;
+    }
+    protocol::TermReader to(control->to);
+    switch (control->op) {
+    case protocol::ControlOp::reg_send:
+    case protocol::ControlOp::reg_send_tt:
+        if (to.atom() == std::optional<std::string_view>(config_.service_name)) {
+            handle_message(session, control->payload);
+        }
+        break;
+    case protocol::ControlOp::monitor_p: {
+        // Callers monitor the service name, as gen_server:call does; the monitor fires when the connection
+        // goes. Any other name here has no process behind it.
+        const auto name = to.atom();
+        const bool ours = name ? *name == config_.service_name : control->to == identity_->self_pid();
+        if (!ours) {
+            auto w = session.link()->begin_packet();
+            w.version();
+            protocol::write_monitor_exit(w, control->to, control->from, control->ref, "noproc");
+            session.link()->end_packet();
+        }
+        break;
+    }
+    case protocol::ControlOp::monitor_p_exit:
+        on_monitored_exit(control->ref);
+        break;
+    default:
+        break;
+    }
+}
+
+void Service::on_monitored_exit(std::string_view ref_term)
+{
+    protocol::TermReader r(ref_term);
+    const auto ref = r.ref();
+    const auto lease = ref ? identity_->ref_number(*ref) : std::nullopt;
+    if (!lease) {
+        return;
+    }
+    // A lease holder exited. Lease ids are unique across pools; there are few pools, so asking each is cheap.
+    for (auto& [id, p] : pools_) {
+        p->on_holder_down(*lease);
+    }
+}
+
+void Service::handle_message(ClientSession& session, std::string_view message)
+{
+    const auto env = parse_envelope(message);
+    if (!env) {
+        ++malformed_messages_;
+        return;
+    }
+    if (!env->is_call) {
+        handle_cast(env->request);
+        return;
+    }
+    // The answer can only travel back over the connection the request came on.
+    if (env->from.node != session.link()->peer_node()) {
+        ++malformed_messages_;
+        return;
+    }
+    handle_call(pool::CallerView{session.link(), env->from.encoded, env->tag}, env->request);
+}
+
+void Service::handle_call(const pool::CallerView& caller, std::string_view request)
+{
+    const auto with_pool = [&](std::uint64_t id, auto&& action) {
+        if (auto* p = find_pool(id)) {
+            action(*p);
+        } else {
+            pool::reply_error(caller, "invalid_pool");
+        }
+    };
+    auto decoded = decode_request(request);
+    std::visit(Overloaded{
+                   [&](NewPool& r) { create_pool(caller, std::move(r.config)); },
+                   [&](const Checkout& r) { with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms); }); },
+                   [&](const Send& r) {
+                       with_pool(r.lease.pool, [&](pool::Pool& p) {
+                           const auto to = parse_destination(r.destination, p.config().target);
+                           if (!to) {
+                               pool::reply_error(caller, "badarg");
+                               return;
+                           }
+                           p.send(caller, r.lease.conn, r.lease.lease, *to, r.message);
+                       });
+                   },
+                   [&](const Request& r) {
+                       with_pool(r.lease.pool, [&](pool::Pool& p) {
+                           const auto to = parse_destination(r.destination, p.config().target);
+                           if (!to) {
+                               pool::reply_error(caller, "badarg");
+                               return;
+                           }
+                           p.request(caller, r.lease.conn, r.lease.lease, *to, r.timeout_ms, r.request);
+                       });
+                   },
+                   [&](const Stats& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           pool::reply(caller, [&](protocol::TermWriter& w) {
+                               w.tuple(2);
+                               w.atom("ok");
+                               p.write_stats(w);
+                           });
+                       });
+                   },
+                   [&](const Destroy& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           p.destroy();
+                           pools_.erase(r.pool);
+                           pool::reply_atom(caller, "ok");
+                       });
+                   },
+                   [&](const ListPools&) {
+                       pool::reply(caller, [&](protocol::TermWriter& w) {
+                           w.tuple(2);
+                           w.atom("ok");
+                           if (!pools_.empty()) {
+                               w.list(pools_.size());
+                               for (const auto& [id, p] : pools_) {
+                                   w.integer(static_cast<std::int64_t>(id));
+                               }
+                           }
+                           w.nil();
+                       });
+                   },
+                   [&](const Info&) { reply_info(caller); },
+                   [&](const Rejected& r) { pool::reply_error(caller, r.error); },
+                   // Casts that arrived as calls.
+                   [&](const Checkin&) { pool::reply_error(caller, "badarg"); },
+                   [&](const Cancel&) { pool::reply_error(caller, "badarg"); },
+               },
+               decoded);
+}
+
+void Service::handle_cast(std::string_view request)
+{
+    std::visit(Overloaded{
+                   [&](const Checkin& r) {
+                       if (auto* p = find_pool(r.lease.pool)) {
+                           p->checkin(r.lease.conn, r.lease.lease);
+                       }
+                   },
+                   [&](const Cancel& r) {
+                       if (auto* p = find_pool(r.pool)) {
+                           p->cancel(r.pid, r.tag);
+                       }
+                   },
+                   [&](const auto&) { ++malformed_messages_; },
+               },
+               decode_request(request));
+}
+
+void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig config)
+{
+    if (connections_in_use() + config.max_connections > config_.max_total_connections) {
+        spdlog::warn("refusing a pool of {} connections: the C-node's budget is {}", config.max_connections,
+                     config_.max_total_connections);
+        pool::reply_error(caller, "invalid_config");
+        return;
+    }
+    const std::uint64_t id = next_pool_id_++;
+    auto p = std::make_shared<pool::Pool>(context_, id, std::move(config));
+    pools_.emplace(id, p);
+    p->start(pool::Caller(caller));
+}
+
+void Service::reply_info(const pool::CallerView& caller)
+{
+    pool::reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.map(7);
+        w.atom("node");
+        w.binary(identity_->node_name());
+        w.atom("service");
+        w.atom(config_.service_name);
+        w.atom("version");
+        w.binary(kVersion);
+        w.atom("pools");
+        w.integer(static_cast<std::int64_t>(pools_.size()));
+        w.atom("reserved_connections");
+        w.integer(connections_in_use());
+        w.atom("caller_connections");
+        w.integer(static_cast<std::int64_t>(sessions_.size()));
+        w.atom("malformed_messages");
+        w.integer(static_cast<std::int64_t>(malformed_messages_));
+    });
+}
+
+pool::Pool* Service::find_pool(std::uint64_t id)
+{
+    const auto it = pools_.find(id);
+    return it == pools_.end() || it->second->failed() ? nullptr : it->second.get();
+}
+
+std::uint32_t Service::connections_in_use() const
+{
+    std::uint32_t total = 0;
+    for (const auto& [id, p] : pools_) {
+        total += p->config().max_connections;
+    }
+    return total;
+}
+
+} // namespace dpool::api

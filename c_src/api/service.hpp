@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "pool/pool.hpp"
+#include "pool/scheduler.hpp"
+#include "protocol/node_identity.hpp"
+#include "transport/dist_link.hpp"
+#include "util/asio.hpp"
+
+namespace dpool::api {
+
+struct ServiceConfig {
+    std::string service_name = "distribute_pool"; // the one registered name callers send to
+    std::string cookie;
+    std::string alive;
+    std::string host;
+    transport::LinkLimits link_limits;
+    std::uint32_t max_total_connections = 10000;
+};
+
+// The C-node's face to its callers: accepts their connections, decodes their requests, answers them, and
+// owns the pools. Everything runs on one event loop thread, which owns every piece of state here, so the
+// request path takes no lock.
+class Service {
+public:
+    Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config);
+    ~Service();
+
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Called once the C-node's name is published and its creation known.
+    void start(protocol::NodeIdentity identity);
+    // A caller node finished its handshake.
+    void add_client(tcp::socket socket, std::string peer_node);
+    // Closes every pool and every caller connection.
+    void stop();
+
+private:
+    class ClientSession;
+
+    void on_client_packet(ClientSession& session, std::string_view packet);
+    void on_client_closed(ClientSession& session);
+    void handle_message(ClientSession& session, std::string_view message);
+    void handle_call(const pool::CallerView& caller, std::string_view request);
+    void handle_cast(std::string_view request);
+    void on_monitored_exit(std::string_view ref);
+    void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
+    void reply_info(const pool::CallerView& caller);
+    pool::Pool* find_pool(std::uint64_t id);
+    std::uint32_t connections_in_use() const;
+
+    ServiceConfig config_;
+    asio::any_io_executor executor_;
+    std::optional<protocol::NodeIdentity> identity_;
+    pool::Scheduler scheduler_;
+    pool::PoolContext context_;
+    std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
+    std::uint64_t next_pool_id_ = 1;
+    std::uint64_t malformed_messages_ = 0;
+};
+
+} // namespace dpool::api

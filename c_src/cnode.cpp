@@ -1,0 +1,144 @@
+#include "cnode.hpp"
+
+#include <netdb.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+namespace dpool {
+
+namespace {
+
+// The address to listen on when none is given: the one the node's host name stands for, since that is where
+// peers will connect after asking epmd for our port.
+asio::ip::address default_listen_address(const std::string& host)
+{
+    error_code ec;
+    const auto literal = asio::ip::make_address_v4(host, ec);
+    if (!ec) {
+        return literal;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) == 0 && found != nullptr) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(found->ai_addr);
+        const auto address = asio::ip::address_v4(ntohl(in->sin_addr.s_addr));
+        ::freeaddrinfo(found);
+        return address;
+    }
+    return asio::ip::address_v4::any();
+}
+
+api::ServiceConfig service_config(const Options& o)
+{
+    api::ServiceConfig c;
+    c.service_name = o.service;
+    c.cookie = o.cookie;
+    c.alive = o.alive;
+    c.host = o.host;
+    c.link_limits.tick_interval = std::chrono::milliseconds(o.net_ticktime_s * 1000 / 4);
+    c.max_total_connections = o.max_total_connections;
+    return c;
+}
+
+} // namespace
+
+CNode::CNode(Options options)
+    : options_(std::move(options)),
+      handshakes_(options_.handshake_threads),
+      service_(io_, handshakes_, service_config(options_)),
+      signals_(io_, SIGINT, SIGTERM),
+      stdin_(io_)
+{
+}
+
+int CNode::run()
+{
+    const auto address = options_.listen_address.empty()
+                             ? default_listen_address(options_.host)
+                             : asio::ip::make_address(options_.listen_address);
+    try {
+        acceptor_.emplace(io_, handshakes_, tcp::endpoint(address, options_.listen_port), options_.cookie,
+                          transport::Acceptor::Options{std::chrono::milliseconds(options_.handshake_timeout_ms), 64});
+    } catch (const std::exception& e) {
+        spdlog::error("cannot listen on {}:{}: {}", address.to_string(), options_.listen_port, e.what());
+        return 1;
+    }
+
+    signals_.async_wait([this](const error_code& ec, int signal) {
+        if (!ec) {
+            shutdown(signal == SIGINT ? "interrupted" : "terminated", 0);
+        }
+    });
+    if (options_.exit_on_stdin_eof) {
+        watch_stdin();
+    }
+    asio::co_spawn(io_, startup(), [this](std::exception_ptr error) {
+        if (!error) {
+            return;
+        }
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            spdlog::error("startup failed: {}", e.what());
+        }
+        shutdown("startup failed", 1);
+    });
+    io_.run();
+    return exit_code_;
+}
+
+asio::awaitable<void> CNode::startup()
+{
+    const auto port = acceptor_->port();
+    registration_.emplace(co_await transport::epmd_register(options_.alive, port));
+    std::random_device random;
+    service_.start(protocol::NodeIdentity(options_.node_name, registration_->creation, random()));
+    transport::HandshakeIdentity self{options_.alive, options_.host, options_.node_name, registration_->creation};
+    acceptor_->start(self, [this](tcp::socket socket, std::string peer) {
+        service_.add_client(std::move(socket), std::move(peer));
+    });
+    spdlog::info("{} listening on port {}", options_.node_name, port);
+    std::cout << "READY " << options_.node_name << " " << port << std::endl;
+}
+
+void CNode::watch_stdin()
+{
+    if (!stdin_.is_open()) {
+        stdin_.assign(::dup(STDIN_FILENO));
+    }
+    // Whatever arrives is ignored; only the end of input matters (the parent closed the port or died).
+    stdin_.async_read_some(asio::buffer(stdin_buffer_), [this](const error_code& ec, std::size_t) {
+        if (ec) {
+            shutdown("standard input closed", 0);
+            return;
+        }
+        watch_stdin();
+    });
+}
+
+void CNode::shutdown(std::string_view why, int exit_code)
+{
+    if (stopping_) {
+        return;
+    }
+    stopping_ = true;
+    exit_code_ = exit_code;
+    spdlog::info("stopping: {}", why);
+    if (acceptor_) {
+        acceptor_->stop();
+    }
+    service_.stop();
+    registration_.reset(); // closing the socket unpublishes the name
+    signals_.cancel();
+    error_code ignored;
+    stdin_.close(ignored);
+    io_.stop();
+}
+
+} // namespace dpool

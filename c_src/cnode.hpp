@@ -1,0 +1,41 @@
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "api/service.hpp"
+#include "options.hpp"
+#include "transport/acceptor.hpp"
+#include "transport/epmd.hpp"
+#include "util/asio.hpp"
+
+namespace dpool {
+
+// The running C-node: one event loop thread that owns all pool and caller state, a small pool of threads
+// for ei's blocking handshakes, the listening socket and the epmd registration.
+class CNode {
+public:
+    explicit CNode(Options options);
+    // Runs until a signal, the end of standard input (with --exit-on-stdin-eof) or a startup failure.
+    int run();
+
+private:
+    asio::awaitable<void> startup();
+    void watch_stdin();
+    void shutdown(std::string_view why, int exit_code);
+
+    Options options_;
+    // Declared first so it is destroyed last: everything below posts work to it.
+    asio::io_context io_;
+    asio::thread_pool handshakes_;
+    api::Service service_;
+    std::optional<transport::Acceptor> acceptor_;
+    std::optional<transport::EpmdRegistration> registration_;
+    asio::signal_set signals_;
+    asio::posix::stream_descriptor stdin_;
+    char stdin_buffer_[256];
+    int exit_code_ = 0;
+    bool stopping_ = false;
+};
+
+} // namespace dpool

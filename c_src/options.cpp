@@ -1,0 +1,144 @@
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include "protocol/node_identity.hpp"
+
+namespace dpool {
+
+namespace {
+
+std::string this_host(bool long_names)
+{
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) {
+        return "localhost";
+    }
+    std::string host(name);
+    if (!long_names) {
+        host = host.substr(0, host.find('.'));
+    }
+    return host;
+}
+
+std::optional<std::string> read_cookie_file(const std::string& path)
+{
+    std::ifstream in(path);
+    std::string cookie;
+    if (!in || !std::getline(in, cookie)) {
+        return std::nullopt;
+    }
+    while (!cookie.empty() && (cookie.back() == '\r' || cookie.back() == ' ')) {
+        cookie.pop_back();
+    }
+    return cookie;
+}
+
+} // namespace
+
+std::variant<Options, int> parse_options(int argc, char** argv)
+{
+    Options o;
+    std::string name;
+    std::string sname;
+    std::string cookie_file;
+    std::string listen;
+
+    CLI::App app{"distribute_pool C-node: keeps pools of Erlang distribution connections and leases them to "
+                 "callers. Cookie: --cookie, --cookie-file, $DISTRIBUTE_POOL_COOKIE or ~/.erlang.cookie, in that "
+                 "order. Prints 'READY <node> <port>' on stdout once it is published in epmd."};
+    auto* name_opt = app.add_option("--name", name, "long node name: alive or alive@host");
+    auto* sname_opt = app.add_option("--sname", sname, "short node name: alive or alive@host");
+    name_opt->excludes(sname_opt);
+    app.add_option("--cookie", o.cookie, "magic cookie (visible in the process list; prefer the environment)");
+    app.add_option("--cookie-file", cookie_file, "file whose first line is the cookie");
+    app.add_option("--listen", listen, "address[:port] to accept distribution connections on "
+                                       "(default: the address of the node's host, any port)");
+    app.add_option("--service", o.service, "registered name callers send requests to")->capture_default_str();
+    app.add_flag("--exit-on-stdin-eof", o.exit_on_stdin_eof, "exit when standard input closes (port programs)");
+    app.add_option("--handshake-threads", o.handshake_threads, "threads for blocking ei handshakes")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms, "bound on an incoming handshake")
+        ->check(CLI::Range(100, 600000))
+        ->capture_default_str();
+    app.add_option("--net-ticktime", o.net_ticktime_s, "seconds, as erl's net_ticktime")
+        ->check(CLI::Range(4, 3600))
+        ->capture_default_str();
+    app.add_option("--max-total-connections", o.max_total_connections,
+                   "connections all pools together may hold")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+        ->capture_default_str();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    if (name.empty() && sname.empty()) {
+        std::cerr << "one of --name or --sname is required\n" << app.help();
+        return 2;
+    }
+    o.long_names = !name.empty();
+    const std::string& given = o.long_names ? name : sname;
+    const auto at = given.find('@');
+    o.alive = given.substr(0, at);
+    o.host = at == std::string::npos ? this_host(o.long_names) : given.substr(at + 1);
+    o.node_name = o.alive + "@" + o.host;
+    if (!protocol::parse_node_name(o.node_name)) {
+        std::cerr << "invalid node name '" << o.node_name << "'\n";
+        return 2;
+    }
+
+    if (o.cookie.empty() && !cookie_file.empty()) {
+        const auto c = read_cookie_file(cookie_file);
+        if (!c) {
+            std::cerr << "cannot read cookie file " << cookie_file << "\n";
+            return 2;
+        }
+        o.cookie = *c;
+    }
+    if (o.cookie.empty()) {
+        if (const char* env = std::getenv("DISTRIBUTE_POOL_COOKIE")) {
+            o.cookie = env;
+        }
+    }
+    if (o.cookie.empty()) {
+        if (const char* home = std::getenv("HOME")) {
+            o.cookie = read_cookie_file(std::string(home) + "/.erlang.cookie").value_or("");
+        }
+    }
+    if (o.cookie.empty() || o.cookie.size() > 255) {
+        std::cerr << "no usable cookie (give --cookie, --cookie-file or DISTRIBUTE_POOL_COOKIE)\n";
+        return 2;
+    }
+
+    if (!listen.empty()) {
+        const auto colon = listen.rfind(':');
+        o.listen_address = listen.substr(0, colon);
+        if (colon != std::string::npos) {
+            try {
+                const int port = std::stoi(listen.substr(colon + 1));
+                if (port < 0 || port > 65535) {
+                    throw std::out_of_range("port");
+                }
+                o.listen_port = static_cast<std::uint16_t>(port);
+            } catch (const std::exception&) {
+                std::cerr << "invalid --listen port in '" << listen << "'\n";
+                return 2;
+            }
+        }
+    }
+    return o;
+}
+
+} // namespace dpool

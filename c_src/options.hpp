@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace dpool {
+
+// Everything the C-node is told on its command line, with defaults resolved.
+struct Options {
+    std::string alive;
+    std::string host;
+    std::string node_name; // alive@host
+    bool long_names = true;
+    std::string cookie;
+    std::string listen_address; // empty: derived from the host part of the node name
+    std::uint16_t listen_port = 0;
+    std::string service = "distribute_pool";
+    bool exit_on_stdin_eof = false;
+    unsigned handshake_threads = 4;
+    unsigned handshake_timeout_ms = 5000;
+    unsigned net_ticktime_s = 60;
+    std::uint32_t max_total_connections = 10000;
+    std::string log_level = "info";
+};
+
+// Parses argv. Gives the options, or the exit code to leave with (0 after --help, 2 for bad usage) once
+// the message has been printed.
+std::variant<Options, int> parse_options(int argc, char** argv);
+
+} // namespace dpool

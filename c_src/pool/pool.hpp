@@ -1,0 +1,171 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pool/caller.hpp"
+#include "pool/pool_core.hpp"
+#include "pool/scheduler.hpp"
+#include "protocol/node_identity.hpp"
+#include "transport/dist_link.hpp"
+#include "util/asio.hpp"
+
+namespace dpool::pool {
+
+struct PoolConfig {
+    std::string target;
+    std::uint32_t max_connections = 0;
+    std::uint32_t min_connections = 0;
+    std::uint32_t acquire_timeout_ms = 5000;
+    std::uint32_t connect_timeout_ms = 5000;
+};
+
+// What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the C-node's own
+// identity (holder monitors are its), the deadline scheduler and the process-wide lease counter.
+struct PoolContext {
+    PoolContext(asio::any_io_executor ex, asio::thread_pool& pool) : executor(std::move(ex)), handshakes(pool) {}
+
+    asio::any_io_executor executor;
+    asio::thread_pool& handshakes;
+    std::string cookie;
+    std::string cnode_alive;
+    std::string host;
+    const protocol::NodeIdentity* service = nullptr;
+    Scheduler* scheduler = nullptr;
+    transport::LinkLimits link_limits;
+    std::uint64_t lease_counter = 0;
+    std::uint64_t waiter_counter = 0;
+    std::mt19937 random{std::random_device{}()};
+    // Called (from the event loop) when a pool failed to start and must be forgotten.
+    std::function<void(std::uint64_t pool)> drop_pool;
+};
+
+// Where an operation goes on the target: a registered name or a pid; `encoded` is the term as it came.
+struct Destination {
+    bool is_name = false;
+    std::string_view encoded;
+};
+
+class Pool;
+
+// One pooled distribution connection, under its own hidden node name.
+class PooledConnection final : public transport::LinkHandler {
+public:
+    PooledConnection(Pool& pool, std::uint32_t index, std::string node_name);
+    ~PooledConnection();
+
+    void on_packet(transport::DistLink& link, std::string_view packet) override;
+    void on_drained(transport::DistLink& link) override;
+    void on_closed(transport::DistLink& link, std::string_view reason) override;
+
+private:
+    friend class Pool;
+
+    struct PendingRequest {
+        std::uint64_t ref = 0; // 0: free entry
+        Caller caller;
+        std::string destination;
+    };
+    struct ParkedAck {
+        Caller caller;
+    };
+
+    bool live() const { return link && link->is_open(); }
+    PendingRequest* find_pending(std::uint64_t ref);
+
+    Pool& pool;
+    std::uint32_t index;
+    std::string node_name;
+    std::optional<protocol::NodeIdentity> identity; // changes with each connection attempt (new creation)
+    std::shared_ptr<transport::DistLink> link;
+    std::uint64_t attempt = 0; // a connect attempt's result counts only if no newer attempt started
+    bool connecting = false;
+    std::uint32_t failures = 0;
+    Caller holder;              // the lease holder, while leased
+    std::uint64_t next_ref = 1; // references minted on this connection
+    std::vector<PendingRequest> pending;
+    std::size_t pending_count = 0;
+    std::deque<ParkedAck> parked;
+};
+
+// A pool of distribution connections to one target node, and everything in flight on them. Lives on the
+// event loop; owned by the service through a shared_ptr, so connect attempts that finish after a destroy can
+// tell that their pool is gone.
+class Pool : public std::enable_shared_from_this<Pool> {
+public:
+    Pool(PoolContext& context, std::uint64_t id, PoolConfig config);
+    ~Pool();
+
+    std::uint64_t id() const { return id_; }
+    const PoolConfig& config() const { return config_; }
+    bool failed() const { return start_failed_; }
+
+    // Opens min_connections; answers the creator {ok, Id} when they are all up, or {error, connection_failed}
+    // (and marks the pool failed, for the service to drop) when one cannot be opened.
+    void start(Caller creator);
+
+    void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms);
+    void checkin(std::uint32_t conn, std::uint64_t lease);
+    void cancel(std::string_view pid, std::string_view tag);
+    void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
+              std::string_view message);
+    void request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
+                 std::optional<std::uint32_t> timeout_ms, std::string_view request);
+    void write_stats(protocol::TermWriter& w) const;
+
+    void on_deadline(const Deadline& d);
+    // The holder of `lease` (a reference of the C-node's identity) has exited.
+    void on_holder_down(std::uint64_t lease);
+    // A client node's connection is gone: its leases come back, its waiters leave.
+    void on_client_gone(const transport::DistLink* client);
+    // Closes everything; callers still waiting are answered {error, invalid_pool}.
+    void destroy();
+
+    std::size_t live_connections() const;
+
+private:
+    friend class PooledConnection;
+
+    void connect(PooledConnection& c);
+    void on_connected(PooledConnection& c, tcp::socket socket);
+    void on_connect_failed(PooledConnection& c, const std::string& error);
+    void on_link_closed(PooledConnection& c, std::string_view reason);
+    void schedule_reconnect(PooledConnection& c);
+    void grant(const Grant& g, Caller caller);
+    void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
+    void fail_waiters(std::string_view reason);
+    void fail_pending(PooledConnection& c, std::string_view reason);
+    void answer_reply(PooledConnection& c, std::string_view message);
+    void answer_down(PooledConnection& c, std::string_view ref, std::string_view reason);
+    void finish_request(PooledConnection& c, PooledConnection::PendingRequest& p);
+    void write_demonitor(PooledConnection& c, std::string_view destination, std::uint64_t ref);
+    void start_progress(bool ok);
+    bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
+    std::chrono::milliseconds backoff(std::uint32_t failures);
+
+    PoolContext& context_;
+    std::uint64_t id_;
+    PoolConfig config_;
+    PoolCore core_;
+    std::vector<std::unique_ptr<PooledConnection>> connections_;
+    std::unordered_map<std::uint64_t, Caller> waiters_;
+    std::optional<Caller> creator_;
+    std::uint32_t start_remaining_ = 0;
+    bool start_failed_ = false;
+    bool destroyed_ = false;
+    // The last connect attempt failed and none has succeeded since: waiters are told at once.
+    bool target_down_ = false;
+    std::uint64_t successful_operations_ = 0;
+    std::uint64_t failed_operations_ = 0;
+};
+
+} // namespace dpool::pool

@@ -1,0 +1,177 @@
+#include "protocol/control.hpp"
+
+namespace dpool::protocol {
+
+bool carries_message(ControlOp op)
+{
+    switch (op) {
+    case ControlOp::send:
+    case ControlOp::reg_send:
+    case ControlOp::send_tt:
+    case ControlOp::reg_send_tt:
+    case ControlOp::send_sender:
+    case ControlOp::send_sender_tt:
+        return true;
+    default:
+        return false;
+    }
+}
+
+std::optional<Control> parse_packet(std::string_view packet)
+{
+    if (packet.empty() || packet.front() != kPassThrough) {
+        return std::nullopt;
+    }
+    TermReader r(packet.substr(1));
+    if (!r.version()) {
+        return std::nullopt;
+    }
+    const auto arity = r.tuple_header();
+    const auto op_number = r.integer();
+    if (!arity || *arity < 2 || !op_number || *op_number < 1 || *op_number > 255) {
+        return std::nullopt;
+    }
+    Control c;
+    c.op = static_cast<ControlOp>(*op_number);
+    // The elements after the operation, in order; each stays encoded.
+    std::string_view elements[5];
+    const std::uint32_t rest = *arity - 1;
+    if (rest > 5) {
+        return std::nullopt;
+    }
+    for (std::uint32_t i = 0; i < rest; ++i) {
+        const auto term = r.skip();
+        if (!term) {
+            return std::nullopt;
+        }
+        elements[i] = *term;
+    }
+    auto need = [&](std::uint32_t n) { return rest == n; };
+    switch (c.op) {
+    case ControlOp::link:
+    case ControlOp::send_sender:
+        if (!need(2)) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        break;
+    case ControlOp::send:
+        if (!need(2)) {
+            return std::nullopt;
+        }
+        c.to = elements[1];
+        break;
+    case ControlOp::send_tt:
+        if (!need(3)) {
+            return std::nullopt;
+        }
+        c.to = elements[1];
+        break;
+    case ControlOp::send_sender_tt:
+        if (!need(3)) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        break;
+    case ControlOp::reg_send:
+    case ControlOp::reg_send_tt:
+        if (!(c.op == ControlOp::reg_send ? need(3) : need(4))) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[2];
+        break;
+    case ControlOp::exit:
+    case ControlOp::exit2:
+        if (!need(3)) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        c.reason = elements[2];
+        break;
+    case ControlOp::monitor_p:
+    case ControlOp::demonitor_p:
+        if (!need(3)) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        c.ref = elements[2];
+        break;
+    case ControlOp::monitor_p_exit:
+        if (!need(4)) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        c.ref = elements[2];
+        c.reason = elements[3];
+        break;
+    default:
+        // Operations this C-node has no use for (group leader, traced exits, unlink ids) are passed up
+        // with their operation only.
+        break;
+    }
+    if (carries_message(c.op)) {
+        const auto message = r.rest();
+        TermReader m(message);
+        if (!m.version() || !is_single_term(m.rest())) {
+            return std::nullopt;
+        }
+        c.payload = message;
+    } else if (!r.at_end()) {
+        return std::nullopt;
+    }
+    return c;
+}
+
+void write_send(TermWriter& out, std::string_view to_pid)
+{
+    out.tuple(3);
+    out.integer(static_cast<int>(ControlOp::send));
+    out.atom("");
+    out.raw(to_pid);
+}
+
+void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view to_name_atom)
+{
+    out.tuple(4);
+    out.integer(static_cast<int>(ControlOp::reg_send));
+    out.raw(from_pid);
+    out.atom("");
+    out.raw(to_name_atom);
+}
+
+void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref)
+{
+    out.tuple(4);
+    out.integer(static_cast<int>(ControlOp::monitor_p));
+    out.raw(from_pid);
+    out.raw(to_proc);
+    out.raw(ref);
+}
+
+void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref)
+{
+    out.tuple(4);
+    out.integer(static_cast<int>(ControlOp::demonitor_p));
+    out.raw(from_pid);
+    out.raw(to_proc);
+    out.raw(ref);
+}
+
+void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string_view to_pid, std::string_view ref,
+                        std::string_view reason_atom)
+{
+    out.tuple(5);
+    out.integer(static_cast<int>(ControlOp::monitor_p_exit));
+    out.raw(from_proc);
+    out.raw(to_pid);
+    out.raw(ref);
+    out.atom(reason_atom);
+}
+
+} // namespace dpool::protocol

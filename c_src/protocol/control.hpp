@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "protocol/term_reader.hpp"
+#include "protocol/term_writer.hpp"
+
+namespace dpool::protocol {
+
+// Distribution control message operations (erts/doc/src/erl_dist_protocol.xml, "Protocol between connected nodes").
+enum class ControlOp : std::uint8_t {
+    link = 1,
+    send = 2,
+    exit = 3,
+    reg_send = 6,
+    group_leader = 7,
+    exit2 = 8,
+    send_tt = 12,
+    exit_tt = 13,
+    reg_send_tt = 16,
+    exit2_tt = 18,
+    monitor_p = 19,
+    demonitor_p = 20,
+    monitor_p_exit = 21,
+    send_sender = 22,
+    send_sender_tt = 23,
+    unlink_id = 35,
+    unlink_id_ack = 36,
+};
+
+// A decoded control message. Process identifiers, references and reasons stay encoded (views into the packet),
+// because they are mostly copied into replies as they are.
+struct Control {
+    ControlOp op{};
+    std::string_view from;   // pid (link, exit, reg_send, monitors, send_sender) or proc (monitor_p_exit)
+    std::string_view to;     // pid, or atom for reg_send and monitors by name
+    std::string_view ref;    // monitors
+    std::string_view reason; // exits, monitor_p_exit
+    // The message that follows the control term, version byte included; empty for messages without one.
+    std::string_view payload;
+};
+
+// Splits a distribution packet ('p', control, optional message) into its parts. Packets that are not
+// pass-through packets, or whose control term is malformed, give nullopt.
+std::optional<Control> parse_packet(std::string_view packet);
+
+bool carries_message(ControlOp op);
+
+// Writers of control terms (without the packet prefix or version byte). Arguments are encoded terms.
+void write_send(TermWriter& out, std::string_view to_pid);
+void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view to_name_atom);
+void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);
+void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);
+void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string_view to_pid, std::string_view ref,
+                        std::string_view reason_atom);
+
+// The pass-through packet type byte that starts every packet after the handshake (no atom cache).
+inline constexpr char kPassThrough = 'p';
+
+} // namespace dpool::protocol

@@ -1,0 +1,248 @@
+#include "transport/dist_link.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "protocol/control.hpp"
+
+namespace dpool::transport {
+
+namespace {
+
+constexpr std::size_t kLengthBytes = 4;
+// Reads start small, so an idle connection holds little memory, and grow while the peer keeps them full.
+constexpr std::size_t kMinReadChunk = 4096;
+constexpr std::size_t kMaxReadChunk = 256 * 1024;
+// After a large message, buffers above this are released once empty.
+constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
+
+std::uint32_t get_u32(const char* p)
+{
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
+}
+
+void put_u32(char* p, std::uint32_t v)
+{
+    p[0] = static_cast<char>(v >> 24);
+    p[1] = static_cast<char>(v >> 16);
+    p[2] = static_cast<char>(v >> 8);
+    p[3] = static_cast<char>(v);
+}
+
+} // namespace
+
+DistLink::DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits)
+    : socket_(std::move(socket)),
+      tick_timer_(socket_.get_executor()),
+      peer_node_(std::move(peer_node)),
+      limits_(limits),
+      read_chunk_(kMinReadChunk)
+{
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+}
+
+DistLink::~DistLink()
+{
+    error_code ignored;
+    socket_.close(ignored);
+}
+
+void DistLink::start(LinkHandler& handler)
+{
+    handler_ = &handler;
+    do_read();
+    arm_tick();
+}
+
+void DistLink::close(std::string_view reason)
+{
+    if (closed_) {
+        return;
+    }
+    closed_ = true;
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    tick_timer_.cancel();
+    pending_.clear();
+    // Reported from the event loop, never from inside close(): the owner may be in the middle of a callback.
+    asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
+        if (auto* h = self->handler_) {
+            self->handler_ = nullptr;
+            h->on_closed(*self, why);
+        }
+    });
+}
+
+void DistLink::do_read()
+{
+    // Room for the rest of a packet whose length is known, else for the next chunk.
+    std::size_t want = read_chunk_;
+    if (in_.size() >= kLengthBytes) {
+        const std::size_t total = kLengthBytes + get_u32(in_.data());
+        if (total > in_.size()) {
+            want = std::max(want, total - in_.size());
+        }
+    }
+    in_.ensure_tail_room(want);
+    socket_.async_read_some(asio::buffer(in_.tail(), in_.tail_room()),
+                            [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void DistLink::on_read(const error_code& ec, std::size_t n)
+{
+    if (closed_) {
+        return;
+    }
+    if (ec) {
+        close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+        return;
+    }
+    const bool filled = n == in_.tail_room();
+    in_.commit(n);
+    read_since_tick_ = true;
+    if (!dispatch_packets()) {
+        return;
+    }
+    read_chunk_ = filled ? std::min(read_chunk_ * 2, kMaxReadChunk) : read_chunk_;
+    in_.shrink_if_idle(kKeepBufferBytes);
+    do_read();
+}
+
+bool DistLink::dispatch_packets()
+{
+    // Keep this link alive even if the handler drops its last reference while handling a packet.
+    auto self = shared_from_this();
+    while (in_.size() >= kLengthBytes) {
+        const std::uint32_t length = get_u32(in_.data());
+        if (length == 0) {
+            in_.consume(kLengthBytes);
+            // A tick: answered at once, as ei does, so the peer always sees traffic.
+            queue_tick();
+            continue;
+        }
+        if (length > limits_.max_packet_bytes) {
+            close("packet larger than the limit");
+            return false;
+        }
+        if (in_.size() < kLengthBytes + length) {
+            break;
+        }
+        if (handler_ != nullptr) {
+            handler_->on_packet(*this, std::string_view(in_.data() + kLengthBytes, length));
+        }
+        if (closed_) {
+            return false;
+        }
+        in_.consume(kLengthBytes + length);
+    }
+    return true;
+}
+
+protocol::TermWriter DistLink::begin_packet()
+{
+    packet_start_ = pending_.size();
+    pending_.ensure_tail_room(64);
+    char header[kLengthBytes + 1] = {0, 0, 0, 0, protocol::kPassThrough};
+    pending_.append(header, sizeof header);
+    return protocol::TermWriter(pending_);
+}
+
+void DistLink::end_packet()
+{
+    if (closed_) {
+        pending_.clear();
+        return;
+    }
+    const std::size_t length = pending_.size() - packet_start_ - kLengthBytes;
+    put_u32(pending_.data() + packet_start_, static_cast<std::uint32_t>(length));
+    schedule_flush();
+}
+
+void DistLink::queue_tick()
+{
+    if (closed_) {
+        return;
+    }
+    const char tick[kLengthBytes] = {0, 0, 0, 0};
+    pending_.append(tick, sizeof tick);
+    schedule_flush();
+}
+
+void DistLink::schedule_flush()
+{
+    // Everything queued during this turn of the event loop goes out in one write.
+    if (writing_ || flush_posted_) {
+        return;
+    }
+    flush_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->flush_posted_ = false;
+        self->do_write();
+    });
+}
+
+void DistLink::do_write()
+{
+    if (closed_ || writing_ || pending_.empty()) {
+        return;
+    }
+    pending_.swap(inflight_);
+    writing_ = true;
+    wrote_since_tick_ = true;
+    was_busy_ = was_busy_ || busy();
+    asio::async_write(socket_, asio::buffer(inflight_.data(), inflight_.size()),
+                      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
+}
+
+void DistLink::on_write(const error_code& ec, std::size_t)
+{
+    writing_ = false;
+    inflight_.clear();
+    inflight_.shrink_if_idle(kKeepBufferBytes);
+    if (closed_) {
+        return;
+    }
+    if (ec) {
+        close(ec.message());
+        return;
+    }
+    do_write();
+    if (was_busy_ && !busy()) {
+        was_busy_ = false;
+        if (handler_ != nullptr) {
+            handler_->on_drained(*this);
+        }
+    }
+}
+
+void DistLink::arm_tick()
+{
+    tick_timer_.expires_after(limits_.tick_interval);
+    tick_timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->on_tick(ec); });
+}
+
+void DistLink::on_tick(const error_code& ec)
+{
+    if (ec || closed_) {
+        return;
+    }
+    if (read_since_tick_) {
+        silent_ticks_ = 0;
+    } else if (++silent_ticks_ >= limits_.silent_ticks_allowed) {
+        close("net tick timeout");
+        return;
+    }
+    if (!wrote_since_tick_ && !writing_) {
+        queue_tick();
+    }
+    read_since_tick_ = false;
+    wrote_since_tick_ = false;
+    in_.shrink_if_idle(kKeepBufferBytes);
+    arm_tick();
+}
+
+} // namespace dpool::transport

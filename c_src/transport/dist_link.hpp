@@ -1,0 +1,95 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol/term_writer.hpp"
+#include "util/asio.hpp"
+#include "util/byte_buffer.hpp"
+
+namespace dpool::transport {
+
+struct LinkLimits {
+    std::size_t max_packet_bytes = std::size_t{1} << 30;
+    // Erlang ticks every net_ticktime/4 when it has sent nothing; four silent periods mean the peer is gone.
+    std::chrono::milliseconds tick_interval{15000};
+    int silent_ticks_allowed = 4;
+    // Above this much queued output the link reports itself busy, as a distribution port does.
+    std::size_t busy_limit = std::size_t{1} << 20;
+};
+
+class DistLink;
+
+// What a link reports to its owner. Calls arrive on the link's executor, never from inside close().
+class LinkHandler {
+public:
+    virtual void on_packet(DistLink& link, std::string_view packet) = 0;
+    virtual void on_drained(DistLink&) {}
+    virtual void on_closed(DistLink& link, std::string_view reason) = 0;
+
+protected:
+    ~LinkHandler() = default;
+};
+
+// One established distribution connection (after the handshake): splits the byte stream into packets,
+// answers and sends ticks, notices a silent peer, and writes everything queued during one turn of the event
+// loop in one write. Single-threaded: every member runs on the io_context that owns the socket.
+class DistLink : public std::enable_shared_from_this<DistLink> {
+public:
+    DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits);
+    ~DistLink();
+
+    DistLink(const DistLink&) = delete;
+    DistLink& operator=(const DistLink&) = delete;
+
+    void start(LinkHandler& handler);
+    // The owner is going away: no callback reaches it after this.
+    void detach() { handler_ = nullptr; }
+    void close(std::string_view reason);
+
+    bool is_open() const { return !closed_; }
+    const std::string& peer_node() const { return peer_node_; }
+
+    // Output: begin_packet() opens a pass-through packet and returns a writer for its control term and
+    // message (each starting with a version byte); end_packet() seals it. Packets go out in order.
+    protocol::TermWriter begin_packet();
+    void end_packet();
+    std::size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+    bool busy() const { return queued_bytes() > limits_.busy_limit; }
+
+private:
+    void do_read();
+    void on_read(const error_code& ec, std::size_t n);
+    bool dispatch_packets();
+    void schedule_flush();
+    void do_write();
+    void on_write(const error_code& ec, std::size_t n);
+    void arm_tick();
+    void on_tick(const error_code& ec);
+    void queue_tick();
+
+    tcp::socket socket_;
+    asio::steady_timer tick_timer_;
+    std::string peer_node_;
+    LinkLimits limits_;
+    LinkHandler* handler_ = nullptr;
+
+    ByteBuffer in_;
+    ByteBuffer pending_;
+    ByteBuffer inflight_;
+    std::size_t packet_start_ = 0;
+    std::size_t read_chunk_;
+
+    bool closed_ = false;
+    bool writing_ = false;
+    bool flush_posted_ = false;
+    bool was_busy_ = false;
+    bool read_since_tick_ = false;
+    bool wrote_since_tick_ = false;
+    int silent_ticks_ = 0;
+};
+
+} // namespace dpool::transport
