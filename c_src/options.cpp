@@ -81,7 +81,8 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help exits 0; every usage error exits 2, whatever CLI11's own code for it.
+        return app.exit(e) == 0 ? 0 : 2;
     }
 
     if (name.empty() && sname.empty()) {

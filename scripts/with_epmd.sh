@@ -27,4 +27,6 @@ done
 epmd -port "$port" -names >/dev/null
 
 export ERL_EPMD_PORT=$port
+# Every node started below (peers included) uses this epmd and never spawns a daemon of its own.
+export ERL_FLAGS="${ERL_FLAGS:-} -start_epmd false"
 "$@"

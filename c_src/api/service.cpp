@@ -1,5 +1,6 @@
 #include "api/service.hpp"
 
+#include <chrono>
 #include <type_traits>
 #include <variant>
 
@@ -57,11 +58,16 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
               p->on_deadline(d);
           }
       }),
-      context_(executor_, handshakes)
+      context_(executor_, handshakes, config_.alive, config_.host),
+      // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
+      // pool of the new incarnation.
+      next_pool_id_(static_cast<std::uint64_t>(
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count()) *
+                    1000)
 {
     context_.cookie = config_.cookie;
-    context_.cnode_alive = config_.alive;
-    context_.host = config_.host;
     context_.scheduler = &scheduler_;
     context_.link_limits = config_.link_limits;
     context_.drop_pool = [this](std::uint64_t id) { pools_.erase(id); };

@@ -63,7 +63,7 @@ private:
     pool::PoolContext context_;
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
-    std::uint64_t next_pool_id_ = 1;
+    std::uint64_t next_pool_id_;
     std::uint64_t malformed_messages_ = 0;
 };
 

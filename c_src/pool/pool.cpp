@@ -22,8 +22,8 @@ std::uint64_t request_key(std::uint32_t conn, std::uint64_t ref) { return (std::
 
 } // namespace
 
-PooledConnection::PooledConnection(Pool& owner, std::uint32_t idx, std::string name)
-    : pool(owner), index(idx), node_name(std::move(name))
+PooledConnection::PooledConnection(Pool& owner, std::uint32_t idx, ConnectionNames::Name name)
+    : pool(owner), index(idx), name_number(name.number), node_name(std::move(name.node_name))
 {
 }
 
@@ -93,7 +93,21 @@ Pool::Pool(PoolContext& context, std::uint64_t id, PoolConfig config)
     connections_.reserve(config_.max_connections);
 }
 
-Pool::~Pool() { destroy(); }
+Pool::~Pool()
+{
+    destroy();
+    for (const auto& c : connections_) {
+        context_.names.release(config_.target, c->name_number);
+    }
+}
+
+PooledConnection& Pool::add_connection()
+{
+    const auto slot = core_.add_slot();
+    connections_.push_back(
+        std::make_unique<PooledConnection>(*this, *slot, context_.names.acquire(config_.target)));
+    return *connections_.back();
+}
 
 void Pool::start(Caller creator)
 {
@@ -109,10 +123,7 @@ void Pool::start(Caller creator)
     creator_ = std::move(creator);
     start_remaining_ = config_.min_connections;
     for (std::uint32_t i = 0; i < config_.min_connections; ++i) {
-        const auto slot = core_.add_slot();
-        connections_.push_back(std::make_unique<PooledConnection>(
-            *this, *slot, fmt::format("{}_{}_{}@{}", context_.cnode_alive, id_, *slot, context_.host)));
-        connect(*connections_.back());
+        connect(add_connection());
     }
 }
 
@@ -270,10 +281,7 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
     const std::size_t opening = static_cast<std::size_t>(
         std::count_if(connections_.begin(), connections_.end(), [](const auto& c) { return c->connecting; }));
     if (core_.slot_count() < config_.max_connections && opening < std::max<std::size_t>(counts.waiting, 1)) {
-        const auto slot = core_.add_slot();
-        connections_.push_back(std::make_unique<PooledConnection>(
-            *this, *slot, fmt::format("{}_{}_{}@{}", context_.cnode_alive, id_, *slot, context_.host)));
-        connect(*connections_.back());
+        connect(add_connection());
     }
 }
 
@@ -654,7 +662,7 @@ std::size_t Pool::live_connections() const
 void Pool::write_stats(protocol::TermWriter& w) const
 {
     const auto counts = core_.counts();
-    w.map(11);
+    w.map(12);
     w.atom("pool_id");
     w.integer(static_cast<std::int64_t>(id_));
     w.atom("target");
@@ -677,6 +685,30 @@ void Pool::write_stats(protocol::TermWriter& w) const
     w.integer(config_.max_connections);
     w.atom("min_connections");
     w.integer(config_.min_connections);
+    w.atom("connections");
+    if (!connections_.empty()) {
+        w.list(connections_.size());
+        for (const auto& c : connections_) {
+            w.map(3);
+            w.atom("id");
+            w.integer(c->index);
+            w.atom("node");
+            w.binary(c->node_name);
+            w.atom("state");
+            switch (core_.state(c->index)) {
+            case SlotState::idle:
+                w.atom("available");
+                break;
+            case SlotState::leased:
+                w.atom("in_use");
+                break;
+            case SlotState::connecting:
+                w.atom("connecting");
+                break;
+            }
+        }
+    }
+    w.nil();
 }
 
 } // namespace dpool::pool

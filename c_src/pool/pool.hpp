@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pool/caller.hpp"
+#include "pool/connection_names.hpp"
 #include "pool/pool_core.hpp"
 #include "pool/scheduler.hpp"
 #include "protocol/node_identity.hpp"
@@ -32,7 +33,10 @@ struct PoolConfig {
 // What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the C-node's own
 // identity (holder monitors are its), the deadline scheduler and the process-wide lease counter.
 struct PoolContext {
-    PoolContext(asio::any_io_executor ex, asio::thread_pool& pool) : executor(std::move(ex)), handshakes(pool) {}
+    PoolContext(asio::any_io_executor ex, asio::thread_pool& pool, std::string alive, std::string host_name)
+        : executor(std::move(ex)), handshakes(pool), cnode_alive(alive), host(host_name), names(alive, host_name)
+    {
+    }
 
     asio::any_io_executor executor;
     asio::thread_pool& handshakes;
@@ -42,6 +46,7 @@ struct PoolContext {
     const protocol::NodeIdentity* service = nullptr;
     Scheduler* scheduler = nullptr;
     transport::LinkLimits link_limits;
+    ConnectionNames names;
     std::uint64_t lease_counter = 0;
     std::uint64_t waiter_counter = 0;
     std::mt19937 random{std::random_device{}()};
@@ -60,7 +65,7 @@ class Pool;
 // One pooled distribution connection, under its own hidden node name.
 class PooledConnection final : public transport::LinkHandler {
 public:
-    PooledConnection(Pool& pool, std::uint32_t index, std::string node_name);
+    PooledConnection(Pool& pool, std::uint32_t index, ConnectionNames::Name name);
     ~PooledConnection();
 
     void on_packet(transport::DistLink& link, std::string_view packet) override;
@@ -84,6 +89,7 @@ private:
 
     Pool& pool;
     std::uint32_t index;
+    std::uint32_t name_number; // in the C-node's ConnectionNames
     std::string node_name;
     std::optional<protocol::NodeIdentity> identity; // changes with each connection attempt (new creation)
     std::shared_ptr<transport::DistLink> link;
@@ -135,6 +141,7 @@ public:
 private:
     friend class PooledConnection;
 
+    PooledConnection& add_connection();
     void connect(PooledConnection& c);
     void on_connected(PooledConnection& c, tcp::socket socket);
     void on_connect_failed(PooledConnection& c, const std::string& error);

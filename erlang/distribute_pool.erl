@@ -1,0 +1,302 @@
+%% distribute_pool: pools of real Erlang distribution connections to a target node, kept by a C-node
+%% (priv/dpool_cnode) and leased to callers.
+%%
+%% Every function returns errors instead of raising, whatever its arguments: a bad pool handle gives
+%% {error, invalid_pool}, a bad connection handle {error, invalid_connection}, a bad target or option
+%% {error, invalid_config}, a bad fun or timeout {error, badarg}. Only an exception raised by the caller's own
+%% fun inside with_connection/2,3 leaves it, unchanged, after the lease has been returned.
+%%
+%% Failure rules:
+%% - timeout: a checkout that waits longer than the acquire timeout gives {error, pool_exhausted}; a request
+%%   that gets no reply within its timeout gives {error, timeout}.
+%% - crash: when the process holding a lease exits, the C-node returns the lease to the pool.
+%% - disconnect: when the caller's node loses its connection to the C-node, the C-node returns its leases;
+%%   when the C-node cannot be reached, calls give {error, connection_failed}.
+-module(distribute_pool).
+
+-include("distribute_pool_internal.hrl").
+
+-export([new/2]).
+-export([with_connection/2]).
+-export([with_connection/3]).
+-export([send/3]).
+-export([request/3]).
+-export([request/4]).
+-export([call/4]).
+-export([call/5]).
+-export([ping/1]).
+-export([stats/1]).
+-export([destroy/1]).
+-export([connection_info/1]).
+-export([default_cnode/0]).
+
+-export_type([pool/0]).
+-export_type([conn/0]).
+-export_type([target/0]).
+-export_type([options/0]).
+-export_type([checkout_options/0]).
+-export_type([dest/0]).
+-export_type([lease_error/0]).
+
+-opaque pool() :: #dpool{}.
+-opaque conn() :: #dpool_conn{}.
+-type target() :: node() | binary() | string().
+-type options() :: #{
+    max_connections := pos_integer(),
+    min_connections => non_neg_integer(),
+    acquire_timeout_ms => non_neg_integer(),
+    connect_timeout_ms => pos_integer(),
+    %% Library-only: the C-node to use instead of the application's default one.
+    cnode => node() | {Service :: atom(), node()}
+}.
+-type checkout_options() :: #{acquire_timeout_ms => non_neg_integer()}.
+-type dest() :: atom() | pid() | {atom(), node()}.
+-type lease_error() :: invalid_pool | invalid_connection | connection_failed | badarg | timeout
+                     | {down, term()}.
+
+%% How much longer than the C-node's own deadline the client waits for its answer.
+-define(CHECKOUT_MARGIN_MS, 5000).
+-define(REQUEST_MARGIN_MS, 1000).
+-define(DEFAULT_REQUEST_MS, 5000).
+%% Bounds for answers that the C-node gives at once, or after a back-pressure hold (send).
+-define(STATS_WAIT_MS, 5000).
+-define(DESTROY_WAIT_MS, 15000).
+-define(SEND_WAIT_MS, 60000).
+%% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
+-define(MAX_WAIT_MS, 4294967295).
+
+%% Creates a pool of connections to Target. An integer is the maximum number of connections.
+-spec new(target(), pos_integer() | options()) -> {ok, pool()} | {error, invalid_config | connection_failed}.
+new(Target, MaxOrOptions) ->
+    case distribute_pool_config:prepare(Target, MaxOrOptions) of
+        {ok, Prepared} -> do_new(Prepared);
+        {error, invalid_config} = Error -> Error
+    end.
+
+-spec do_new(distribute_pool_config:prepared()) -> {ok, pool()} | {error, term()}.
+do_new(#{cnode := CNode, target := Target, options := Options,
+         acquire_timeout_ms := AcquireMs, wait := Wait}) ->
+    case resolve_cnode(CNode) of
+        {ok, Server} ->
+            case distribute_pool_client:call(Server, {new, Target, Options}, Wait) of
+                {ok, PoolId} when is_integer(PoolId), PoolId >= 0 ->
+                    {ok, #dpool{server = Server, id = PoolId, acquire_timeout_ms = AcquireMs}};
+                {error, timeout} ->
+                    {error, connection_failed};
+                {error, _} = Error ->
+                    Error;
+                Other ->
+                    {error, {bad_reply, Other}}
+            end;
+        {error, _} ->
+            %% No C-node to connect through (application not started, or its C-node not up).
+            {error, connection_failed}
+    end.
+
+-spec resolve_cnode(default | distribute_pool_client:server()) ->
+    {ok, distribute_pool_client:server()} | {error, term()}.
+resolve_cnode(default) ->
+    case default_cnode() of
+        {Service, Node} when is_atom(Service), is_atom(Node) -> {ok, {Service, Node}};
+        {error, _} = Error -> Error
+    end;
+resolve_cnode(Server) ->
+    {ok, Server}.
+
+%% Runs Fun with a leased connection and returns the lease afterwards, whatever Fun does.
+-spec with_connection(pool(), fun((conn()) -> Result)) ->
+    {ok, Result} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+with_connection(Pool, Fun) ->
+    with_connection(Pool, Fun, #{}).
+
+-spec with_connection(pool(), fun((conn()) -> Result), checkout_options()) ->
+    {ok, Result} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+with_connection(Pool, Fun, Options) ->
+    case valid_pool(Pool) of
+        false ->
+            {error, invalid_pool};
+        true when not is_function(Fun, 1) ->
+            {error, badarg};
+        true ->
+            case checkout_timeout(Pool, Options) of
+                {ok, WireTimeout, Wait} -> do_with_connection(Pool, Fun, WireTimeout, Wait);
+                error -> {error, badarg}
+            end
+    end.
+
+-spec checkout_timeout(pool(), term()) -> {ok, default | non_neg_integer(), non_neg_integer()} | error.
+checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) when is_map(Options) ->
+    case maps:to_list(Options) of
+        [] ->
+            {ok, default, Default + ?CHECKOUT_MARGIN_MS};
+        [{acquire_timeout_ms, Ms}] when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+            {ok, Ms, Ms + ?CHECKOUT_MARGIN_MS};
+        _ ->
+            error
+    end;
+checkout_timeout(_Pool, _Options) ->
+    error.
+
+-spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
+    {ok, Result} | {error, term()}.
+do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
+    case distribute_pool_client:call_tagged(Server, {checkout, PoolId, WireTimeout}, Wait) of
+        {reply, {ok, {ConnId, LeaseId, ConnNode}}}
+          when is_integer(ConnId), ConnId >= 0, is_integer(LeaseId), LeaseId >= 0, is_binary(ConnNode) ->
+            Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
+            try Fun(Conn) of
+                Result -> {ok, Result}
+            after
+                distribute_pool_client:cast(Server, {checkin, PoolId, ConnId, LeaseId})
+            end;
+        {reply, {error, _} = Error} ->
+            Error;
+        {reply, Other} ->
+            {error, {bad_reply, Other}};
+        {timeout, Tag} ->
+            %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a lease
+            %% granted after all goes back to the pool instead of to a caller that stopped waiting.
+            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            {error, pool_exhausted};
+        {error, connection_failed} = Error ->
+            Error
+    end.
+
+%% Sends Msg to Dest on the target over the leased connection; `ok` once it is queued on that connection.
+-spec send(conn(), dest(), term()) -> ok | {error, lease_error()}.
+send(Conn, Dest, Msg) ->
+    case valid_conn(Conn) of
+        true ->
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+            distribute_pool_client:call(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg}, ?SEND_WAIT_MS);
+        false ->
+            {error, invalid_connection}
+    end.
+
+%% A gen_server call to Dest on the target, made over the leased connection.
+-spec request(conn(), dest(), term()) -> {ok, term()} | {error, lease_error()}.
+request(Conn, Dest, Request) ->
+    request(Conn, Dest, Request, ?DEFAULT_REQUEST_MS).
+
+-spec request(conn(), dest(), term(), timeout()) -> {ok, term()} | {error, lease_error()}.
+request(Conn, Dest, Request, Timeout) ->
+    case {valid_conn(Conn), valid_request_timeout(Timeout)} of
+        {false, _} ->
+            {error, invalid_connection};
+        {true, false} ->
+            {error, badarg};
+        {true, true} ->
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+            distribute_pool_client:call(Server, {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request},
+                                        request_wait(Timeout))
+    end.
+
+-spec valid_request_timeout(term()) -> boolean().
+valid_request_timeout(infinity) -> true;
+valid_request_timeout(T) -> is_integer(T) andalso T >= 0 andalso T =< ?MAX_WAIT_MS - ?REQUEST_MARGIN_MS.
+
+-spec request_wait(timeout()) -> timeout().
+request_wait(infinity) -> infinity;
+request_wait(Timeout) -> Timeout + ?REQUEST_MARGIN_MS.
+
+%% apply(M, F, A) on the target, through its rex server, over the leased connection.
+-spec call(conn(), module(), atom(), [term()]) -> {ok, term()} | {error, {badrpc, term()} | lease_error()}.
+call(Conn, M, F, A) ->
+    call(Conn, M, F, A, ?DEFAULT_REQUEST_MS).
+
+-spec call(conn(), module(), atom(), [term()], timeout()) ->
+    {ok, term()} | {error, {badrpc, term()} | lease_error()}.
+call(Conn, M, F, A, Timeout) ->
+    case valid_conn(Conn) of
+        false ->
+            {error, invalid_connection};
+        true when is_atom(M), is_atom(F) ->
+            case is_proper_list(A) of
+                true ->
+                    case request(Conn, rex, {call, M, F, A, user}, Timeout) of
+                        {ok, {badrpc, Reason}} -> {error, {badrpc, Reason}};
+                        Other -> Other
+                    end;
+                false ->
+                    {error, badarg}
+            end;
+        true ->
+            {error, badarg}
+    end.
+
+%% pong when the target's net_kernel answers over the leased connection.
+-spec ping(conn()) -> pong | pang | {error, invalid_connection}.
+ping(Conn) ->
+    case valid_conn(Conn) of
+        true ->
+            case request(Conn, net_kernel, {is_auth, node()}, ?DEFAULT_REQUEST_MS) of
+                {ok, yes} -> pong;
+                _ -> pang
+            end;
+        false ->
+            {error, invalid_connection}
+    end.
+
+-spec stats(pool()) -> {ok, map()} | {error, invalid_pool | connection_failed | timeout}.
+stats(Pool) ->
+    pool_call(Pool, stats, ?STATS_WAIT_MS).
+
+%% Closes the pool's connections. The pool id is never reused, so the handle stays invalid.
+-spec destroy(pool()) -> ok | {error, invalid_pool | connection_failed | timeout}.
+destroy(Pool) ->
+    pool_call(Pool, destroy, ?DESTROY_WAIT_MS).
+
+-spec pool_call(term(), stats | destroy, non_neg_integer()) -> term().
+pool_call(Pool, What, Wait) ->
+    case valid_pool(Pool) of
+        true ->
+            #dpool{server = Server, id = PoolId} = Pool,
+            distribute_pool_client:call(Server, {What, PoolId}, Wait);
+        false ->
+            {error, invalid_pool}
+    end.
+
+-spec connection_info(conn()) ->
+    #{id := non_neg_integer(), node := binary(), pool := pool()} | {error, invalid_connection}.
+connection_info(Conn) ->
+    case valid_conn(Conn) of
+        true ->
+            #dpool_conn{pool = Pool, id = ConnId, node = Node} = Conn,
+            #{id => ConnId, node => Node, pool => Pool};
+        false ->
+            {error, invalid_connection}
+    end.
+
+%% The address of the C-node that new/2 uses when no `cnode` option is given.
+-spec default_cnode() -> {Service :: atom(), CNode :: node()} | {error, not_started | cnode_not_running}.
+default_cnode() ->
+    case whereis(distribute_pool_sup) of
+        undefined ->
+            {error, not_started};
+        _ ->
+            Service = application:get_env(distribute_pool, service, distribute_pool),
+            case application:get_env(distribute_pool, cnode, embedded) of
+                embedded -> distribute_pool_cnode:address();
+                Node when is_atom(Node), is_atom(Service) -> {Service, Node};
+                _ -> {error, cnode_not_running}
+            end
+    end.
+
+-spec valid_pool(term()) -> boolean().
+valid_pool(#dpool{server = {Service, Node}, id = Id, acquire_timeout_ms = Ms}) ->
+    is_atom(Service) andalso is_atom(Node) andalso is_integer(Id) andalso Id >= 0
+        andalso is_integer(Ms) andalso Ms >= 0 andalso Ms =< ?DPOOL_MAX_ACQUIRE_MS;
+valid_pool(_) ->
+    false.
+
+-spec valid_conn(term()) -> boolean().
+valid_conn(#dpool_conn{pool = Pool, id = Id, lease = Lease, node = Node}) ->
+    valid_pool(Pool) andalso is_integer(Id) andalso Id >= 0 andalso is_integer(Lease) andalso Lease >= 0
+        andalso is_binary(Node);
+valid_conn(_) ->
+    false.
+
+-spec is_proper_list(term()) -> boolean().
+is_proper_list([]) -> true;
+is_proper_list([_ | T]) -> is_proper_list(T);
+is_proper_list(_) -> false.

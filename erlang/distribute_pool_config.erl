@@ -1,0 +1,95 @@
+%% Turns the arguments of distribute_pool:new/2 into the `new` request of docs/PROTOCOL.md.
+%% The C-node is the single judge of options and target names: this module only converts types the wire
+%% cannot carry as they are (a string target becomes a binary, an integer becomes #{max_connections => N}),
+%% takes out the library-only keys, and works out how long the client may wait for the answer.
+%% It never creates atoms from what it is given.
+-module(distribute_pool_config).
+
+-include("distribute_pool_internal.hrl").
+
+-export([prepare/2]).
+
+-export_type([prepared/0]).
+
+-type prepared() :: #{
+    cnode := default | distribute_pool_client:server(),
+    target := atom() | binary(),
+    options := map(),
+    acquire_timeout_ms := non_neg_integer(),
+    wait := non_neg_integer()
+}.
+
+%% Keys that only the library reads; they are never sent to the C-node.
+-define(LIBRARY_KEYS, [cnode]).
+-define(MAX_CONNECT_MS, 600000).
+-define(MAX_CONNECTIONS, 1000).
+%% Time the C-node gets beyond its own connect deadlines before the client stops waiting.
+-define(NEW_MARGIN_MS, 5000).
+
+-spec prepare(Target :: term(), MaxOrOptions :: term()) -> {ok, prepared()} | {error, invalid_config}.
+prepare(Target, Max) when is_integer(Max) ->
+    prepare(Target, #{max_connections => Max});
+prepare(Target, Options) when is_map(Options) ->
+    case {target(Target), cnode(Options)} of
+        {{ok, WireTarget}, {ok, CNode}} ->
+            WireOptions = maps:without(?LIBRARY_KEYS, Options),
+            {ok, #{cnode => CNode,
+                   target => WireTarget,
+                   options => WireOptions,
+                   acquire_timeout_ms => acquire_timeout(WireOptions),
+                   wait => wait(WireOptions)}};
+        _ ->
+            {error, invalid_config}
+    end;
+prepare(_Target, _Other) ->
+    {error, invalid_config}.
+
+%% Atoms go as they are (the caller made them); strings become binaries. Whether the name is a valid
+%% Alive@Host is the C-node's call.
+-spec target(term()) -> {ok, atom() | binary()} | error.
+target(Target) when is_atom(Target) ->
+    {ok, Target};
+target(Target) when is_binary(Target) ->
+    {ok, Target};
+target(Target) when is_list(Target) ->
+    %% characters_to_binary raises on improper lists and returns a tuple for invalid code points.
+    try unicode:characters_to_binary(Target) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> error
+    catch
+        error:_ -> error
+    end;
+target(_) ->
+    error.
+
+-spec cnode(map()) -> {ok, default | distribute_pool_client:server()} | error.
+cnode(#{cnode := Node}) when is_atom(Node) ->
+    {ok, {application:get_env(distribute_pool, service, distribute_pool), Node}};
+cnode(#{cnode := {Service, Node}}) when is_atom(Service), is_atom(Node) ->
+    {ok, {Service, Node}};
+cnode(#{cnode := _}) ->
+    error;
+cnode(#{}) ->
+    {ok, default}.
+
+%% Only used to bound the client's waits; a value the C-node will refuse never reaches a pool handle.
+-spec acquire_timeout(map()) -> non_neg_integer().
+acquire_timeout(#{acquire_timeout_ms := Ms}) when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+    Ms;
+acquire_timeout(_) ->
+    ?DPOOL_DEFAULT_ACQUIRE_MS.
+
+%% The C-node answers `new` once its first connections are up or have failed. Assume the worst case, one
+%% connect deadline after another for every initial connection, so that a slow but working C-node is never
+%% cut off; the bound only matters when the C-node stops answering.
+-spec wait(map()) -> non_neg_integer().
+wait(Options) ->
+    Connect = in_range(maps:get(connect_timeout_ms, Options, undefined), 1, ?MAX_CONNECT_MS,
+                       ?DPOOL_DEFAULT_CONNECT_MS),
+    Max = in_range(maps:get(max_connections, Options, undefined), 1, ?MAX_CONNECTIONS, 1),
+    Initial = in_range(maps:get(min_connections, Options, undefined), 0, Max, Max),
+    Connect * max(1, Initial) + ?NEW_MARGIN_MS.
+
+-spec in_range(term(), integer(), integer(), integer()) -> integer().
+in_range(V, Lo, Hi, _Default) when is_integer(V), V >= Lo, V =< Hi -> V;
+in_range(_, _Lo, _Hi, Default) -> Default.

@@ -1,0 +1,139 @@
+%% The demo run by `make demo`: starts the application (and with it the embedded C-node), starts a plain
+%% Erlang target node with none of our code, creates a pool to it, leases connections from many processes at
+%% once, and prints what happened and the pool's stats as a table.
+-module(distribute_pool_demo).
+
+-export([main/0]).
+
+-define(POOL_SIZE, 4).
+-define(WORKERS, 16).
+-define(CALLS_PER_WORKER, 50).
+
+-spec main() -> no_return().
+main() ->
+    Code = try run() of
+               ok -> 0
+           catch
+               Class:Reason:Stack ->
+                   io:format("~ndemo failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
+                   1
+           end,
+    erlang:halt(Code).
+
+-spec run() -> ok.
+run() ->
+    step("starting the application (embedded C-node)"),
+    {ok, _} = application:ensure_all_started(distribute_pool),
+    {_, CNode} = distribute_pool:default_cnode(),
+    io:format("    C-node ~s is up~n", [CNode]),
+
+    step("starting a plain target node (none of our code on it)"),
+    {ok, Peer, Target} = peer:start_link(#{name => demo_target, host => "127.0.0.1", longnames => true,
+                                           args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
+    try
+        demo(Target)
+    after
+        peer:stop(Peer),
+        application:stop(distribute_pool)
+    end.
+
+-spec demo(node()) -> ok.
+demo(Target) ->
+    non_existing = erpc:call(Target, code, which, [distribute_pool]),
+    io:format("    target ~s, code:which(distribute_pool) there: non_existing~n", [Target]),
+
+    step(io_lib:format("creating a pool of ~b connections", [?POOL_SIZE])),
+    {ok, Pool} = distribute_pool:new(Target, ?POOL_SIZE),
+    Hidden = erpc:call(Target, erlang, nodes, [hidden]),
+    io:format("    the target sees ~b hidden nodes:~n", [length(Hidden)]),
+    [io:format("      ~s~n", [N]) || N <- lists:sort(Hidden)],
+
+    step("one lease: call, ping, gen_server request and send over the leased connection"),
+    Sink = erpc:call(Target, proc_lib, spawn, [timer, sleep, [infinity]]),
+    {ok, Summary} = distribute_pool:with_connection(Pool, fun(Conn) ->
+        #{node := ConnNode} = distribute_pool:connection_info(Conn),
+        {ok, Node} = distribute_pool:call(Conn, erlang, node, []),
+        pong = distribute_pool:ping(Conn),
+        {ok, Apps} = distribute_pool:request(Conn, application_controller, which_applications),
+        ok = distribute_pool:send(Conn, Sink, {hello, from, ConnNode}),
+        #{conn => ConnNode, node => Node, apps => [A || {A, _, _} <- Apps]}
+    end),
+    io:format("    leased ~s; call(erlang, node, []) -> ~s; ping -> pong; "
+              "~n    request(application_controller, which_applications) -> ~p~n",
+              [maps:get(conn, Summary), maps:get(node, Summary), maps:get(apps, Summary)]),
+    {messages, [Got]} = erpc:call(Target, erlang, process_info, [Sink, messages]),
+    io:format("    the sink on the target received ~p~n", [Got]),
+
+    step(io_lib:format("~b processes x ~b leases, each with a remote call", [?WORKERS, ?CALLS_PER_WORKER])),
+    Start = erlang:monotonic_time(microsecond),
+    Results = parallel_leases(Pool),
+    Elapsed = erlang:monotonic_time(microsecond) - Start,
+    Ok = length([ok || {ok, {ok, _}} <- Results]),
+    io:format("    ~b/~b leases done in ~.1f ms (~b leases/s)~n",
+              [Ok, length(Results), Elapsed / 1000, round(length(Results) / (Elapsed / 1.0e6))]),
+
+    step("a lease held by a process that dies comes back by itself"),
+    Self = self(),
+    Holder = spawn(fun() ->
+        distribute_pool:with_connection(Pool, fun(_) -> Self ! leased, receive never -> ok end end)
+    end),
+    receive leased -> ok end,
+    {ok, #{in_use_connections := InUse}} = distribute_pool:stats(Pool),
+    exit(Holder, kill),
+    wait_until(fun() -> {ok, #{in_use_connections := N}} = distribute_pool:stats(Pool), N =:= 0 end),
+    io:format("    in use while held: ~b; after exit(Holder, kill): 0~n", [InUse]),
+
+    step("pool stats"),
+    {ok, Stats} = distribute_pool:stats(Pool),
+    print_table(Stats),
+
+    step("destroying the pool"),
+    ok = distribute_pool:destroy(Pool),
+    wait_until(fun() -> erpc:call(Target, erlang, nodes, [hidden]) =:= [] end),
+    io:format("    the target's hidden nodes now: ~p; destroy again -> ~p~n",
+              [erpc:call(Target, erlang, nodes, [hidden]), distribute_pool:destroy(Pool)]),
+    io:format("~ndemo finished~n"),
+    ok.
+
+-spec parallel_leases(distribute_pool:pool()) -> [term()].
+parallel_leases(Pool) ->
+    Parent = self(),
+    Workers = [spawn_monitor(fun() ->
+                   Rs = [distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
+                         || _ <- lists:seq(1, ?CALLS_PER_WORKER)],
+                   Parent ! {self(), Rs}
+               end) || _ <- lists:seq(1, ?WORKERS)],
+    lists:append([receive {Pid, Rs} -> Rs; {'DOWN', Ref, process, Pid, Why} -> error({worker_died, Why}) end
+                  || {Pid, Ref} <- Workers]).
+
+-spec print_table(map()) -> ok.
+print_table(Stats) ->
+    Rows = [{atom_to_list(K), format_value(V)} || {K, V} <- lists:sort(maps:to_list(Stats))],
+    KeyWidth = lists:max([length(K) || {K, _} <- Rows]),
+    ValueWidth = lists:max([length(V) || {_, V} <- Rows]),
+    Rule = ["    +", lists:duplicate(KeyWidth + 2, $-), "+", lists:duplicate(ValueWidth + 2, $-), "+\n"],
+    io:format("~s", [Rule]),
+    [io:format("    | ~-*s | ~*s |~n", [KeyWidth, K, ValueWidth, V]) || {K, V} <- Rows],
+    io:format("~s", [Rule]).
+
+-spec format_value(term()) -> string().
+format_value(V) when is_binary(V) -> binary_to_list(V);
+format_value(V) -> lists:flatten(io_lib:format("~p", [V])).
+
+-spec step(iodata()) -> ok.
+step(Text) ->
+    io:format("~n== ~s~n", [Text]).
+
+-spec wait_until(fun(() -> boolean())) -> ok.
+wait_until(Check) ->
+    wait_until(Check, erlang:monotonic_time(millisecond) + 5000).
+
+-spec wait_until(fun(() -> boolean()), integer()) -> ok.
+wait_until(Check, Deadline) ->
+    case Check() of
+        true -> ok;
+        false ->
+            erlang:monotonic_time(millisecond) < Deadline orelse error(timeout),
+            timer:sleep(20),
+            wait_until(Check, Deadline)
+    end.

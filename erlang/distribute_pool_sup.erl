@@ -1,0 +1,33 @@
+%% Top supervisor. With the embedded C-node (the default) it supervises the process that owns the C-node's
+%% port; with an external C-node it has no children and only marks the application as running.
+-module(distribute_pool_sup).
+-behaviour(supervisor).
+
+-export([start_link/1]).
+-export([init/1]).
+
+-export_type([config/0]).
+
+-type config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()]}.
+
+-spec start_link(config()) -> {ok, pid()} | ignore | {error, term()}.
+start_link(Config) ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, Config).
+
+-spec init(config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init(#{cnode := CNode, service := Service, cnode_args := Args}) ->
+    Flags = #{strategy => one_for_one, intensity => 5, period => 10},
+    Children =
+        case CNode of
+            embedded ->
+                [#{id => distribute_pool_cnode,
+                   start => {distribute_pool_cnode, start_link, [#{service => Service, args => Args}]},
+                   restart => permanent,
+                   %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
+                   shutdown => 10000,
+                   type => worker,
+                   modules => [distribute_pool_cnode]}];
+            _External ->
+                []
+        end,
+    {ok, {Flags, Children}}.

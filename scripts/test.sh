@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, the
+# Erlang Common Test suites (real nodes, real sockets on 127.0.0.1) and the Elixir script.
+# Called by `make test` after the build; exits non-zero if any stage fails, after running them all.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+cookie=dpool_test
+failed=()
+
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then
+    echo "=== $name: passed in $((SECONDS - start)) s"
+  else
+    echo "=== $name: FAILED in $((SECONDS - start)) s"
+    failed+=("$name")
+  fi
+}
+
+run_all() {
+  stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
+  stage "Erlang suites (rebar3 ct)" rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie"
+  stage "Elixir script" elixir --name "elixir_smoke@127.0.0.1" --cookie "$cookie" \
+    -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
+  if [ ${#failed[@]} -ne 0 ]; then
+    echo
+    echo "FAILED: ${failed[*]}"
+    return 1
+  fi
+  echo
+  echo "all test stages passed"
+}
+
+export -f stage run_all
+export cookie
+scripts/with_epmd.sh bash -c 'failed=(); run_all'

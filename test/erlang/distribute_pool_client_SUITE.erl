@@ -1,0 +1,491 @@
+%% The library's side of docs/PROTOCOL.md, checked against a fake C-node: the case process registers the
+%% service name on this node and plays the C-node, so every request the library puts on the wire, and every
+%% reply it maps, is seen exactly. Needs no C-node binary.
+-module(distribute_pool_client_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([init_per_testcase/2]).
+-export([end_per_testcase/2]).
+-export([new_request_on_the_wire/1]).
+-export([new_rejects_unconvertible_arguments/1]).
+-export([new_maps_cnode_failures/1]).
+-export([checkout_and_checkin_on_the_wire/1]).
+-export([checkin_after_raise_and_reraise/1]).
+-export([checkout_errors_pass_through/1]).
+-export([checkout_client_timeout_sends_cancel/1]).
+-export([lease_operations_on_the_wire/1]).
+-export([request_client_wait_is_bounded/1]).
+-export([stats_and_destroy_on_the_wire/1]).
+-export([dead_cnode_gives_connection_failed/1]).
+-export([bad_handles_never_reach_the_wire/1]).
+-export([bad_funs_timeouts_and_mfa/1]).
+-export([default_cnode_needs_the_application/1]).
+-export([no_atoms_from_targets/1]).
+
+-import(dpool_ct_helper, [doc/1]).
+
+-define(FAKE, dpool_fake_cnode).
+-define(POOL_ID, 7).
+-define(CONN_ID, 3).
+-define(LEASE_ID, 11).
+-define(CONN_NODE, <<"fake_7_3@127.0.0.1">>).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 2}}].
+
+-spec all() -> [atom()].
+all() ->
+    [new_request_on_the_wire,
+     new_rejects_unconvertible_arguments,
+     new_maps_cnode_failures,
+     checkout_and_checkin_on_the_wire,
+     checkin_after_raise_and_reraise,
+     checkout_errors_pass_through,
+     checkout_client_timeout_sends_cancel,
+     lease_operations_on_the_wire,
+     request_client_wait_is_bounded,
+     stats_and_destroy_on_the_wire,
+     dead_cnode_gives_connection_failed,
+     bad_handles_never_reach_the_wire,
+     bad_funs_timeouts_and_mfa,
+     default_cnode_needs_the_application,
+     no_atoms_from_targets].
+
+%% The application runs with an "external" C-node: this node, under the fake service name. No port is opened.
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    true = is_alive(),
+    do_start_app(),
+    Config.
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(_Config) ->
+    _ = application:stop(distribute_pool),
+    _ = application:unload(distribute_pool),
+    ok.
+
+-spec init_per_testcase(atom(), list()) -> list().
+init_per_testcase(_Case, Config) ->
+    true = register(?FAKE, self()),
+    Config.
+
+-spec end_per_testcase(atom(), list()) -> ok.
+end_per_testcase(_Case, _Config) ->
+    _ = (catch unregister(?FAKE)),
+    ok.
+
+%% Cases.
+
+-spec new_request_on_the_wire(list()) -> ok.
+new_request_on_the_wire(_Config) ->
+    doc("new/2 sends {new, Target, Options}: strings become binaries, atoms stay, an integer becomes "
+        "#{max_connections => N}, the library-only cnode key is removed, other keys go to the C-node as is."),
+    {ok, Pool} = do_fake_new("t@127.0.0.1", 3, #{max_connections => 3}, <<"t@127.0.0.1">>),
+    #{} = do_info_pool(Pool),
+    {ok, _} = do_fake_new('t@127.0.0.1', #{max_connections => 2, min_connections => 1,
+                                           cnode => {?FAKE, node()}},
+                          #{max_connections => 2, min_connections => 1}, 't@127.0.0.1'),
+    {ok, _} = do_fake_new(<<"t@127.0.0.1">>, #{max_connections => 1, cnode => node(), acquire_timeout_ms => 9},
+                          #{max_connections => 1, acquire_timeout_ms => 9}, <<"t@127.0.0.1">>),
+    %% Unknown keys are the C-node's to refuse.
+    Ref = do_async(fun() -> distribute_pool:new("t@h", #{max_connections => 1, weird => x}) end),
+    {From, {new, <<"t@h">>, #{max_connections := 1, weird := x}}} = do_expect_call(),
+    do_reply(From, {error, invalid_config}),
+    {ok, {error, invalid_config}} = do_await(Ref),
+    ok.
+
+-spec new_rejects_unconvertible_arguments(list()) -> ok.
+new_rejects_unconvertible_arguments(_Config) ->
+    doc("Targets and options the wire cannot carry as a target or a map give invalid_config without a "
+        "request."),
+    Bad = [{42, 1}, {{t}, 1}, {[a | b], 1}, {[16#110000], 1}, {"ok@h", [4]}, {"ok@h", foo}, {"ok@h", 1.5},
+           {"ok@h", #{max_connections => 1, cnode => 42}}, {"ok@h", #{max_connections => 1, cnode => "n@h"}},
+           {"ok@h", #{max_connections => 1, cnode => {1, 2}}}, {self(), 1}, {make_ref(), 1}],
+    [{error, invalid_config} = distribute_pool:new(T, O) || {T, O} <- Bad],
+    do_expect_no_call(),
+    ok.
+
+-spec new_maps_cnode_failures(list()) -> ok.
+new_maps_cnode_failures(_Config) ->
+    doc("new/2 returns the C-node's errors; an unreachable C-node is connection_failed."),
+    [begin
+         Ref = do_async(fun() -> distribute_pool:new("t@h", 1) end),
+         {From, {new, <<"t@h">>, _}} = do_expect_call(),
+         do_reply(From, {error, E}),
+         {ok, {error, E}} = do_await(Ref)
+     end || E <- [invalid_config, connection_failed]],
+    {error, connection_failed} =
+        distribute_pool:new("t@h", #{max_connections => 1, cnode => 'dpool_nosuch_cnode@127.0.0.1'}),
+    ok.
+
+-spec checkout_and_checkin_on_the_wire(list()) -> ok.
+checkout_and_checkin_on_the_wire(_Config) ->
+    doc("with_connection checks out with the pool's default or the given timeout, runs the fun with the "
+        "lease, checks in with a cast, and returns {ok, Result}."),
+    Pool = do_fake_pool(),
+    Self = self(),
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun distribute_pool:connection_info/1) end),
+    {From, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    do_grant(From),
+    {ok, {ok, #{id := ?CONN_ID, node := ?CONN_NODE, pool := Pool}}} = do_await(Ref),
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    Ref2 = do_async(fun() ->
+                            distribute_pool:with_connection(Pool, fun(_) -> Self ! in_fun, 42 end,
+                                                            #{acquire_timeout_ms => 250})
+                    end),
+    {From2, {checkout, ?POOL_ID, 250}} = do_expect_call(),
+    do_grant(From2),
+    receive in_fun -> ok after 5000 -> ct:fail(fun_not_run) end,
+    {ok, {ok, 42}} = do_await(Ref2),
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    ok.
+
+-spec checkin_after_raise_and_reraise(list()) -> ok.
+checkin_after_raise_and_reraise(_Config) ->
+    doc("When the fun raises, the lease is checked in and the exception leaves with_connection unchanged: "
+        "class, reason and the stacktrace from inside the fun."),
+    Pool = do_fake_pool(),
+    [begin
+         Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> do_raise(Class) end) end),
+         {From, {checkout, ?POOL_ID, default}} = do_expect_call(),
+         do_grant(From),
+         {raised, Class, {boom, Class}, [{?MODULE, do_raise, 1, _} | _]} = do_await(Ref),
+         {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast()
+     end || Class <- [error, exit, throw]],
+    ok.
+
+-spec checkout_errors_pass_through(list()) -> ok.
+checkout_errors_pass_through(_Config) ->
+    doc("Checkout errors come back as they are and the fun does not run; a malformed grant is not a lease."),
+    Pool = do_fake_pool(),
+    Self = self(),
+    [begin
+         Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end) end),
+         {From, {checkout, ?POOL_ID, default}} = do_expect_call(),
+         do_reply(From, {error, E}),
+         {ok, {error, E}} = do_await(Ref)
+     end || E <- [pool_exhausted, connection_failed, invalid_pool, badarg]],
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end) end),
+    {From, _} = do_expect_call(),
+    do_reply(From, {ok, {not_an_id, 1, <<"n@h">>}}),
+    {ok, {error, _}} = do_await(Ref),
+    receive ran -> ct:fail(fun_ran_without_lease) after 0 -> ok end,
+    ok.
+
+-spec checkout_client_timeout_sends_cancel(list()) -> ok.
+checkout_client_timeout_sends_cancel(_Config) ->
+    doc("A C-node that does not answer a checkout within acquire timeout + 5 s: the caller gets "
+        "pool_exhausted and the library withdraws the checkout with {cancel, PoolId, Pid, Tag}."),
+    Pool = do_fake_pool(),
+    T0 = erlang:monotonic_time(millisecond),
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> ran end,
+                                                            #{acquire_timeout_ms => 100}) end),
+    {{CallerPid, Tag}, {checkout, ?POOL_ID, 100}} = do_expect_call(),
+    {ok, {error, pool_exhausted}} = do_await(Ref, 20000),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    true = Elapsed >= 5100,
+    {cancel, ?POOL_ID, CallerPid, Tag} = do_expect_cast(),
+    ok.
+
+-spec lease_operations_on_the_wire(list()) -> ok.
+lease_operations_on_the_wire(_Config) ->
+    doc("send, request, call and ping put the lease's ids on the wire and map the replies: call is a rex "
+        "request with {call, M, F, A, user}, {badrpc, R} becomes an error; ping is net_kernel is_auth."),
+    Pool = do_fake_pool(),
+    Node = node(),
+    Ops = fun(C) ->
+                  [distribute_pool:send(C, dest, msg),
+                   distribute_pool:request(C, {name, 'x@h'}, req),
+                   distribute_pool:request(C, dest, req, infinity),
+                   distribute_pool:request(C, dest, req, 0),
+                   distribute_pool:call(C, m, f, [a]),
+                   distribute_pool:call(C, m, f, [], 77),
+                   distribute_pool:call(C, m, f, []),
+                   distribute_pool:ping(C),
+                   distribute_pool:ping(C),
+                   distribute_pool:ping(C)]
+          end,
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, Ops) end),
+    {F0, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    do_grant(F0),
+    L = {?POOL_ID, ?CONN_ID, ?LEASE_ID},
+    Script = [{{send, dest, msg}, ok},
+              {{request, {name, 'x@h'}, 5000, req}, {ok, r1}},
+              {{request, dest, infinity, req}, {error, timeout}},
+              {{request, dest, 0, req}, {error, {down, noproc}}},
+              {{request, rex, 5000, {call, m, f, [a], user}}, {ok, {badrpc, nope}}},
+              {{request, rex, 77, {call, m, f, [], user}}, {ok, 42}},
+              {{request, rex, 5000, {call, m, f, [], user}}, {error, invalid_connection}},
+              {{request, net_kernel, 5000, {is_auth, Node}}, {ok, yes}},
+              {{request, net_kernel, 5000, {is_auth, Node}}, {ok, no}},
+              {{request, net_kernel, 5000, {is_auth, Node}}, {error, connection_failed}}],
+    [begin
+         {From, Wire} = do_expect_call(),
+         Wire = do_lease_request(L, Expected),
+         do_reply(From, Reply)
+     end || {Expected, Reply} <- Script],
+    {ok, {ok, Results}} = do_await(Ref),
+    [ok, {ok, r1}, {error, timeout}, {error, {down, noproc}}, {error, {badrpc, nope}}, {ok, 42},
+     {error, invalid_connection}, pong, pang, pang] = Results,
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    ok.
+
+-spec request_client_wait_is_bounded(list()) -> ok.
+request_client_wait_is_bounded(_Config) ->
+    doc("A request the C-node never answers ends with {error, timeout} once Timeout + 1 s has passed."),
+    Pool = do_fake_pool(),
+    Ref = do_async(fun() ->
+                           distribute_pool:with_connection(
+                             Pool, fun(C) ->
+                                           T0 = erlang:monotonic_time(millisecond),
+                                           R = distribute_pool:request(C, dest, req, 200),
+                                           {R, erlang:monotonic_time(millisecond) - T0}
+                                   end)
+                   end),
+    {F0, _} = do_expect_call(),
+    do_grant(F0),
+    {_, {request, ?POOL_ID, ?CONN_ID, ?LEASE_ID, dest, 200, req}} = do_expect_call(),
+    {ok, {ok, {{error, timeout}, Elapsed}}} = do_await(Ref, 20000),
+    true = Elapsed >= 1200,
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    ok.
+
+-spec stats_and_destroy_on_the_wire(list()) -> ok.
+stats_and_destroy_on_the_wire(_Config) ->
+    doc("stats and destroy send {stats, PoolId} and {destroy, PoolId} and return the replies."),
+    Pool = do_fake_pool(),
+    R1 = do_async(fun() -> distribute_pool:stats(Pool) end),
+    {F1, {stats, ?POOL_ID}} = do_expect_call(),
+    do_reply(F1, {ok, #{pool_id => ?POOL_ID}}),
+    {ok, {ok, #{pool_id := ?POOL_ID}}} = do_await(R1),
+    R2 = do_async(fun() -> distribute_pool:destroy(Pool) end),
+    {F2, {destroy, ?POOL_ID}} = do_expect_call(),
+    do_reply(F2, ok),
+    {ok, ok} = do_await(R2),
+    R3 = do_async(fun() -> distribute_pool:destroy(Pool) end),
+    {F3, {destroy, ?POOL_ID}} = do_expect_call(),
+    do_reply(F3, {error, invalid_pool}),
+    {ok, {error, invalid_pool}} = do_await(R3),
+    ok.
+
+-spec dead_cnode_gives_connection_failed(list()) -> ok.
+dead_cnode_gives_connection_failed(_Config) ->
+    doc("When the C-node dies during a call, or its name is gone, calls return connection_failed at once "
+        "instead of waiting out their timeouts."),
+    %% A fake that creates the pool, then dies on the first checkout.
+    true = unregister(?FAKE),
+    Self = self(),
+    _ = spawn(fun() ->
+                      true = register(?FAKE, self()),
+                      Self ! fake_up,
+                      receive {'$gen_call', F1, {new, _, _}} -> do_reply(F1, {ok, ?POOL_ID}) end,
+                      receive {'$gen_call', _, {checkout, _, _} = R} -> Self ! {fake_got, R} end,
+                      exit(dying)
+              end),
+    receive fake_up -> ok after 5000 -> ct:fail(fake_not_up) end,
+    {ok, Pool} = distribute_pool:new("t@h", 1),
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> ran end,
+                                                            #{acquire_timeout_ms => 60000}) end),
+    receive {fake_got, {checkout, ?POOL_ID, 60000}} -> ok after 5000 -> ct:fail(no_checkout) end,
+    {ok, {error, connection_failed}} = do_await(Ref, 5000),
+    %% Now the service name is not registered at all.
+    undefined = whereis(?FAKE),
+    {error, connection_failed} = distribute_pool:stats(Pool),
+    {error, connection_failed} = distribute_pool:destroy(Pool),
+    {error, connection_failed} = distribute_pool:with_connection(Pool, fun(_) -> ran end),
+    ok.
+
+-spec bad_handles_never_reach_the_wire(list()) -> ok.
+bad_handles_never_reach_the_wire(_Config) ->
+    doc("Anything that is not a pool or lease handle gives invalid_pool or invalid_connection, without a "
+        "request and without raising."),
+    Pool = do_fake_pool(),
+    Conn = do_fake_conn(Pool),
+    BadPools = [undefined, 42, -1, 1 bsl 70, "pool", <<"pool">>, #{}, [], {dpool}, {dpool, x, y, z},
+                setelement(3, Pool, -1), setelement(3, Pool, a), setelement(2, Pool, {"s", node()}),
+                setelement(4, Pool, 1 bsl 40), Conn, self(), make_ref()],
+    [begin
+         {error, invalid_pool} = distribute_pool:stats(B),
+         {error, invalid_pool} = distribute_pool:destroy(B),
+         {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end),
+         {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
+     end || B <- BadPools],
+    BadConns = [undefined, 42, {dpool_conn}, Pool, setelement(3, Conn, -1), setelement(4, Conn, x),
+                setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
+    [begin
+         {error, invalid_connection} = distribute_pool:send(B, dest, msg),
+         {error, invalid_connection} = distribute_pool:request(B, dest, req),
+         {error, invalid_connection} = distribute_pool:request(B, dest, req, 100),
+         {error, invalid_connection} = distribute_pool:call(B, erlang, node, []),
+         {error, invalid_connection} = distribute_pool:call(B, erlang, node, [], 100),
+         {error, invalid_connection} = distribute_pool:ping(B),
+         {error, invalid_connection} = distribute_pool:connection_info(B)
+     end || B <- BadConns],
+    do_expect_no_call(),
+    ok.
+
+-spec bad_funs_timeouts_and_mfa(list()) -> ok.
+bad_funs_timeouts_and_mfa(_Config) ->
+    doc("A bad fun, checkout options, request timeout or M/F/A gives badarg without a request."),
+    Pool = do_fake_pool(),
+    Conn = do_fake_conn(Pool),
+    [{error, badarg} = distribute_pool:with_connection(Pool, F)
+     || F <- [undefined, 42, fun() -> ok end, fun(_, _) -> ok end, {m, f}, "fun"]],
+    [{error, badarg} = distribute_pool:with_connection(Pool, fun(_) -> ok end, O)
+     || O <- [#{acquire_timeout_ms => -1}, #{acquire_timeout_ms => 86400001}, #{acquire_timeout_ms => 1 bsl 64},
+              #{acquire_timeout_ms => infinity}, #{acquire_timeout_ms => 1.0}, #{other => 1},
+              #{acquire_timeout_ms => 1, other => 1}, [{acquire_timeout_ms, 1}], 100, undefined]],
+    [{error, badarg} = distribute_pool:request(Conn, dest, req, T)
+     || T <- [-1, 1.5, foo, 1 bsl 64, 4294967295, "100"]],
+    [{error, badarg} = distribute_pool:call(Conn, M, F, A)
+     || {M, F, A} <- [{"erlang", node, []}, {erlang, "node", []}, {erlang, node, [a | b]},
+                      {erlang, node, {}}, {erlang, node, a}, {1, 2, 3}]],
+    [{error, badarg} = distribute_pool:call(Conn, erlang, node, [], T) || T <- [-5, bar, 1 bsl 64]],
+    do_expect_no_call(),
+    ok.
+
+-spec default_cnode_needs_the_application(list()) -> ok.
+default_cnode_needs_the_application(_Config) ->
+    doc("Without the application there is no default C-node: default_cnode/0 says so and new/2 without "
+        "a cnode option is connection_failed. With it, default_cnode/0 is the configured address."),
+    {?FAKE, Node} = distribute_pool:default_cnode(),
+    Node = node(),
+    ok = application:stop(distribute_pool),
+    try
+        {error, not_started} = distribute_pool:default_cnode(),
+        {error, connection_failed} = distribute_pool:new("t@h", 1),
+        do_expect_no_call()
+    after
+        do_start_app()
+    end,
+    {?FAKE, Node} = distribute_pool:default_cnode(),
+    ok.
+
+-spec no_atoms_from_targets(list()) -> ok.
+no_atoms_from_targets(_Config) ->
+    doc("Thousands of distinct random targets, as binaries and strings, create no atoms in the library."),
+    true = unregister(?FAKE),
+    Fake = spawn_link(fun() -> true = register(?FAKE, self()), do_refuse_all() end),
+    do_wait_registered(),
+    Before = erlang:system_info(atom_count),
+    [begin
+         Name = "dpool_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_"
+             ++ binary_to_list(binary:encode_hex(rand:bytes(6))) ++ "@127.0.0.1",
+         {error, invalid_config} = distribute_pool:new(Name, 1),
+         {error, invalid_config} = distribute_pool:new(list_to_binary(Name ++ "x"), #{max_connections => 1})
+     end || _ <- lists:seq(1, 2000)],
+    After = erlang:system_info(atom_count),
+    ct:log("atoms before ~b, after ~b", [Before, After]),
+    true = After - Before < 20,
+    unlink(Fake),
+    exit(Fake, kill),
+    ok.
+
+%% Helpers.
+
+-spec do_start_app() -> ok.
+do_start_app() ->
+    _ = application:load(distribute_pool),
+    ok = application:set_env(distribute_pool, cnode, node()),
+    ok = application:set_env(distribute_pool, service, ?FAKE),
+    {ok, _} = application:ensure_all_started(distribute_pool),
+    ok.
+
+%% Runs new/2 in another process while this one answers as the C-node.
+do_fake_new(Target, Arg, ExpectedOptions, ExpectedTarget) ->
+    Ref = do_async(fun() -> distribute_pool:new(Target, Arg) end),
+    {From, {new, WireTarget, WireOptions}} = do_expect_call(),
+    ExpectedTarget = WireTarget,
+    ExpectedOptions = WireOptions,
+    do_reply(From, {ok, ?POOL_ID}),
+    {ok, Result} = do_await(Ref),
+    Result.
+
+do_fake_pool() ->
+    {ok, Pool} = do_fake_new("t@127.0.0.1", 2, #{max_connections => 2}, <<"t@127.0.0.1">>),
+    Pool.
+
+%% A lease handle, taken out of with_connection (it outlives the lease; the C-node would refuse it).
+do_fake_conn(Pool) ->
+    Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(C) -> C end) end),
+    {From, _} = do_expect_call(),
+    do_grant(From),
+    {ok, {ok, Conn}} = do_await(Ref),
+    {checkin, _, _, _} = do_expect_cast(),
+    Conn.
+
+do_info_pool(Pool) ->
+    Ref = do_async(fun() -> distribute_pool:stats(Pool) end),
+    {From, {stats, ?POOL_ID}} = do_expect_call(),
+    do_reply(From, {ok, #{}}),
+    {ok, {ok, Map}} = do_await(Ref),
+    Map.
+
+do_grant(From) ->
+    do_reply(From, {ok, {?CONN_ID, ?LEASE_ID, ?CONN_NODE}}).
+
+do_lease_request({P, C, L}, {send, Dest, Msg}) -> {send, P, C, L, Dest, Msg};
+do_lease_request({P, C, L}, {request, Dest, T, Req}) -> {request, P, C, L, Dest, T, Req}.
+
+do_raise(Class) ->
+    erlang:raise(Class, {boom, Class}, [{?MODULE, do_raise, 1, []}]).
+
+do_async(Fun) ->
+    Self = self(),
+    Ref = make_ref(),
+    _ = spawn(fun() ->
+                      Result = try {ok, Fun()} catch C:R:St -> {raised, C, R, St} end,
+                      Self ! {async, Ref, Result}
+              end),
+    Ref.
+
+do_await(Ref) ->
+    do_await(Ref, 10000).
+
+do_await(Ref, Timeout) ->
+    receive {async, Ref, Result} -> Result after Timeout -> ct:fail(async_no_result) end.
+
+do_expect_call() ->
+    receive
+        {'$gen_call', From, Request} -> {From, Request}
+    after 10000 ->
+        ct:fail(no_call_reached_the_fake_cnode)
+    end.
+
+do_expect_cast() ->
+    receive
+        {'$gen_cast', Request} -> Request
+    after 10000 ->
+        ct:fail(no_cast_reached_the_fake_cnode)
+    end.
+
+%% Nothing was sent: every request is sent before the call returns, so what is not here now never will be.
+do_expect_no_call() ->
+    receive
+        {'$gen_call', _, _} = M -> ct:fail({unexpected_request, M});
+        {'$gen_cast', _} = M -> ct:fail({unexpected_cast, M})
+    after 0 ->
+        ok
+    end.
+
+do_reply({Pid, Tag}, Reply) ->
+    Pid ! {Tag, Reply},
+    ok.
+
+do_refuse_all() ->
+    receive
+        {'$gen_call', From, _} ->
+            do_reply(From, {error, invalid_config}),
+            do_refuse_all();
+        _ ->
+            do_refuse_all()
+    end.
+
+do_wait_registered() ->
+    dpool_ct_helper:do_wait_until(fun() -> is_pid(whereis(?FAKE)) end, 5000).

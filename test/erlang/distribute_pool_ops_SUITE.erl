@@ -1,0 +1,311 @@
+%% Operations on a lease against real targets: send, request, call, ping; who the target sees as the
+%% sender; many concurrent callers on two client nodes.
+-module(distribute_pool_ops_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([target_without_our_code/1]).
+-export([sender_is_the_pool_connection/1]).
+-export([send_to_name_and_pid_in_order/1]).
+-export([send_big_message/1]).
+-export([request_replies_and_errors/1]).
+-export([call_and_badrpc/1]).
+-export([ping_pong/1]).
+-export([bad_destinations_are_badarg/1]).
+-export([lease_handle_dies_with_the_lease/1]).
+-export([concurrent_requests_from_two_nodes/1]).
+
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_start_target/1, do_start_client/1,
+                          do_stop_peer/1, do_pool_id/1, do_pool_nodes/2, do_load_fixture/2]).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+-spec all() -> [atom()].
+all() ->
+    [target_without_our_code,
+     sender_is_the_pool_connection,
+     send_to_name_and_pid_in_order,
+     send_big_message,
+     request_replies_and_errors,
+     call_and_badrpc,
+     ping_pong,
+     bad_destinations_are_badarg,
+     lease_handle_dies_with_the_lease,
+     concurrent_requests_from_two_nodes].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec target_without_our_code(list()) -> ok.
+target_without_our_code(_Config) ->
+    doc("Against a target that has none of our code (not even a fixture): ping, call, a request to a "
+        "stdlib gen_server, and send to a registered name and to a pid all work."),
+    {Peer, T} = do_start_target("dpool_nocode"),
+    try
+        non_existing = erpc:call(T, code, which, [distribute_pool]),
+        non_existing = erpc:call(T, code, which, [dpool_fixture_server]),
+        false = erpc:call(T, code, is_loaded, [dpool_ct_helper]),
+        %% A process that only sleeps keeps what it is sent in its queue.
+        Sink = erpc:call(T, erlang, spawn, [timer, sleep, [infinity]]),
+        true = erpc:call(T, erlang, register, [dpool_sink, Sink]),
+        {ok, Pool} = distribute_pool:new(T, 2),
+        {ok, Results} =
+            distribute_pool:with_connection(
+              Pool,
+              fun(C) ->
+                      [distribute_pool:ping(C),
+                       distribute_pool:call(C, erlang, node, []),
+                       distribute_pool:call(C, lists, reverse, [[1, 2, 3]]),
+                       distribute_pool:request(C, application_controller, which_applications),
+                       distribute_pool:send(C, dpool_sink, {by_name, 1}),
+                       distribute_pool:send(C, Sink, {by_pid, 2}),
+                       distribute_pool:send(C, {dpool_sink, T}, {by_name_at_node, 3})]
+              end),
+        [pong, {ok, T}, {ok, [3, 2, 1]}, {ok, Apps}, ok, ok, ok] = Results,
+        {kernel, _, _} = lists:keyfind(kernel, 1, Apps),
+        do_wait_until(fun() ->
+                              {messages, Ms} = erpc:call(T, erlang, process_info, [Sink, messages]),
+                              Ms =:= [{by_name, 1}, {by_pid, 2}, {by_name_at_node, 3}]
+                      end, 10000),
+        non_existing = erpc:call(T, code, which, [distribute_pool]),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec sender_is_the_pool_connection(list()) -> ok.
+sender_is_the_pool_connection(_Config) ->
+    doc("On the target, a request comes from the leased connection's node (one of the pool's hidden nodes), "
+        "not from the caller's node."),
+    {Peer, T} = do_start_target("dpool_whoami"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+        {ok, Pool} = distribute_pool:new(T, 3),
+        do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 3 end, 15000),
+        PoolNodes = do_pool_nodes(T, Pool),
+        [begin
+             {ok, {{ok, Sender}, #{node := ConnNode}}} =
+                 distribute_pool:with_connection(
+                   Pool, fun(C) -> {distribute_pool:request(C, dpool_fx, whoami),
+                                    distribute_pool:connection_info(C)} end),
+             true = Sender =/= node(),
+             ConnNode = atom_to_binary(Sender, utf8),
+             true = lists:member(Sender, PoolNodes)
+         end || _ <- lists:seq(1, 6)],
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec send_to_name_and_pid_in_order(list()) -> ok.
+send_to_name_and_pid_in_order(_Config) ->
+    doc("Messages sent on one lease, by name and by pid, arrive once each and in the order sent."),
+    {Peer, T} = do_start_target("dpool_order"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        {ok, FxPid} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+        {ok, Pool} = distribute_pool:new(T, 2),
+        N = 300,
+        {ok, ok} = distribute_pool:with_connection(
+                     Pool,
+                     fun(C) ->
+                             lists:foreach(fun(I) when I rem 2 =:= 0 -> ok = distribute_pool:send(C, dpool_fx, {seq, I});
+                                              (I) -> ok = distribute_pool:send(C, FxPid, {seq, I})
+                                           end, lists:seq(1, N))
+                     end),
+        [receive {fixture, dpool_fx, {seq, I}} -> ok after 10000 -> ct:fail({missing_or_out_of_order, I}) end
+         || I <- lists:seq(1, N)],
+        receive {fixture, dpool_fx, Extra} -> ct:fail({extra, Extra}) after 200 -> ok end,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec send_big_message(list()) -> ok.
+send_big_message(_Config) ->
+    doc("A 4 MiB message goes through send, and a 1 MiB term through request, intact."),
+    {Peer, T} = do_start_target("dpool_big"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+        {ok, Pool} = distribute_pool:new(T, 1),
+        Big = rand:bytes(4 * 1024 * 1024),
+        Term = {lists:seq(1, 1000), rand:bytes(1024 * 1024), #{a => [self(), make_ref()]}},
+        {ok, {ok, {ok, Term}}} = distribute_pool:with_connection(
+                                   Pool, fun(C) ->
+                                                 {distribute_pool:send(C, dpool_fx, {big, Big}),
+                                                  distribute_pool:request(C, dpool_fx, {echo, Term}, 20000)}
+                                         end),
+        receive {fixture, dpool_fx, {big, Got}} -> Big = Got after 20000 -> ct:fail(no_big_message) end,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec request_replies_and_errors(list()) -> ok.
+request_replies_and_errors(_Config) ->
+    doc("request: a reply is {ok, Reply}; a missing name is {error, {down, noproc}}; a server that dies "
+        "is {error, {down, Reason}}; no reply within the timeout is {error, timeout}, not earlier."),
+    {Peer, T} = do_start_target("dpool_request"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_crash, self()]),
+        {ok, Pool} = distribute_pool:new(T, 2),
+        {ok, Results} =
+            distribute_pool:with_connection(
+              Pool,
+              fun(C) ->
+                      R1 = distribute_pool:request(C, dpool_fx, {echo, hello}),
+                      R2 = distribute_pool:request(C, {dpool_fx, T}, {echo, there}),
+                      R3 = distribute_pool:request(C, dpool_no_such_name, {echo, x}),
+                      R4 = distribute_pool:request(C, dpool_crash, crash),
+                      T0 = erlang:monotonic_time(millisecond),
+                      R5 = distribute_pool:request(C, dpool_fx, never, 300),
+                      E5 = erlang:monotonic_time(millisecond) - T0,
+                      R6 = distribute_pool:request(C, dpool_fx, {echo, still_works}, infinity),
+                      [R1, R2, R3, R4, {R5, E5}, R6]
+              end),
+        [{ok, hello}, {ok, there}, {error, {down, noproc}}, {error, {down, Crash}}, {{error, timeout}, E},
+         {ok, still_works}] = Results,
+        {fixture_crash, _} = Crash,
+        true = E >= 300,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec call_and_badrpc(list()) -> ok.
+call_and_badrpc(_Config) ->
+    doc("call runs M:F(A) on the target: a value is {ok, V}; a raise or an undefined function is "
+        "{error, {badrpc, _}}; a slow call is {error, timeout}."),
+    {Peer, T} = do_start_target("dpool_call"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        {ok, Results} =
+            distribute_pool:with_connection(
+              Pool,
+              fun(C) ->
+                      [distribute_pool:call(C, erlang, node, []),
+                       distribute_pool:call(C, erlang, error, [boom]),
+                       distribute_pool:call(C, dpool_no_such_module, f, []),
+                       distribute_pool:call(C, timer, sleep, [3000], 200),
+                       distribute_pool:call(C, erlang, '+', [1, 2], 1000)]
+              end),
+        [{ok, T}, {error, {badrpc, {'EXIT', {boom, _}}}}, {error, {badrpc, {'EXIT', {undef, _}}}},
+         {error, timeout}, {ok, 3}] = Results,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec ping_pong(list()) -> ok.
+ping_pong(_Config) ->
+    doc("ping over a lease is pong while the target is up, pang once it is gone."),
+    {Peer, T} = do_start_target("dpool_ping"),
+    {ok, Pool} = distribute_pool:new(T, 1),
+    Self = self(),
+    Holder = spawn_link(fun() ->
+                                distribute_pool:with_connection(
+                                  Pool, fun(C) ->
+                                                Self ! {ping1, distribute_pool:ping(C)},
+                                                receive next -> ok end,
+                                                Self ! {ping2, distribute_pool:ping(C)}
+                                        end)
+                        end),
+    receive {ping1, P1} -> pong = P1 after 10000 -> ct:fail(no_ping) end,
+    do_stop_peer(Peer),
+    Holder ! next,
+    receive {ping2, P2} -> pang = P2 after 20000 -> ct:fail(no_second_ping) end,
+    ok = distribute_pool:destroy(Pool).
+
+-spec bad_destinations_are_badarg(list()) -> ok.
+bad_destinations_are_badarg(_Config) ->
+    doc("A destination that is not a name, a pid on the target or {Name, Target} is badarg, for send and "
+        "request alike; the lease still works afterwards."),
+    {Peer, T} = do_start_target("dpool_baddest"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        Bad = [self(), {dpool_sink, 'dpool_other@127.0.0.1'}, {dpool_sink, node()}, 42, "name", <<"name">>,
+               {a, b, c}, {"a", T}, [], make_ref(), #{}],
+        {ok, ok} = distribute_pool:with_connection(
+                     Pool, fun(C) ->
+                                   [{error, badarg} = distribute_pool:send(C, D, x) || D <- Bad],
+                                   [{error, badarg} = distribute_pool:request(C, D, x, 1000) || D <- Bad],
+                                   pong = distribute_pool:ping(C),
+                                   ok
+                           end),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec lease_handle_dies_with_the_lease(list()) -> ok.
+lease_handle_dies_with_the_lease(_Config) ->
+    doc("A connection handle kept after with_connection returned is invalid_connection; so is one whose "
+        "lease id is forged."),
+    {Peer, T} = do_start_target("dpool_stale"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        {ok, Conn} = distribute_pool:with_connection(Pool, fun(C) -> C end),
+        %% The checkin is a cast: wait until the lease has ended.
+        do_wait_until(fun() -> maps:get(in_use_connections, dpool_ct_helper:do_stats(Pool)) =:= 0 end, 5000),
+        {error, invalid_connection} = distribute_pool:send(Conn, x, y),
+        {error, invalid_connection} = distribute_pool:request(Conn, x, y),
+        {error, invalid_connection} = distribute_pool:call(Conn, erlang, node, []),
+        pang = distribute_pool:ping(Conn),
+        %% Same connection leased again: the old lease id still does not work.
+        {ok, {{error, invalid_connection}, ok}} =
+            distribute_pool:with_connection(Pool, fun(C) -> {distribute_pool:send(Conn, x, y),
+                                                             distribute_pool:send(C, x, y)} end),
+        ok = distribute_pool:destroy(Pool),
+        {error, invalid_pool} = distribute_pool:send(Conn, x, y)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec concurrent_requests_from_two_nodes(list()) -> ok.
+concurrent_requests_from_two_nodes(_Config) ->
+    doc("50 processes here and 50 on a second client node share one pool of 4; every request gets its own "
+        "reply."),
+    {TPeer, T} = do_start_target("dpool_conc_target"),
+    {CPeer, Client} = do_start_client("dpool_conc_client"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+        {ok, Pool} = distribute_pool:new(T, 4),
+        Rounds = 20,
+        Self = self(),
+        Tag = make_ref(),
+        [spawn_link(dpool_ct_helper, do_echo_worker, [Pool, dpool_fx, {local, I}, Rounds, Self, Tag])
+         || I <- lists:seq(1, 50)],
+        [_ = erpc:call(Client, erlang, spawn,
+                       [dpool_ct_helper, do_echo_worker, [Pool, dpool_fx, {remote, I}, Rounds, Self, Tag]])
+         || I <- lists:seq(1, 50)],
+        Reports = [receive {Tag, Id, Node, Bad} -> {Id, Node, Bad} after 120000 -> ct:fail(worker_missing) end
+                   || _ <- lists:seq(1, 100)],
+        [] = [R || {_, _, Bad} = R <- Reports, Bad =/= []],
+        50 = length([x || {{local, _}, N, _} <- Reports, N =:= node()]),
+        50 = length([x || {{remote, _}, N, _} <- Reports, N =:= Client]),
+        dpool_ct_helper:do_wait_idle(Pool),
+        #{successful_operations := Ok} = dpool_ct_helper:do_stats(Pool),
+        true = Ok >= 100 * Rounds,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(CPeer),
+        do_stop_peer(TPeer)
+    end.

@@ -1,0 +1,515 @@
+%% Pools against real target nodes: creation and its configuration, leases and their queue, what brings a
+%% lease back, stats, destroy.
+-module(distribute_pool_pool_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([new_opens_max_connections/1]).
+-export([new_with_all_options/1]).
+-export([new_with_string_and_binary_targets/1]).
+-export([new_to_missing_node_fails/1]).
+-export([bad_configs_are_invalid_config/1]).
+-export([with_connection_returns_result/1]).
+-export([waiters_are_served_in_order/1]).
+-export([acquire_timeout_zero_fails_fast/1]).
+-export([acquire_timeout_bounds_the_wait/1]).
+-export([lease_back_when_fun_raises/1]).
+-export([lease_back_when_holder_killed/1]).
+-export([lease_back_when_client_disconnects/1]).
+-export([lease_back_when_client_node_stops/1]).
+-export([stats_keys_and_invariant/1]).
+-export([stats_counters_move/1]).
+-export([destroy_closes_connections/1]).
+-export([target_down_gives_errors/1]).
+
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_start_target/1,
+                          do_start_client/1, do_stop_peer/1, do_stats/1, do_pool_id/1, do_pool_nodes/2, do_pool_node_names/1, do_hidden_among/2,
+                          do_hold_leases/3, do_release/1, do_wait_idle/1, do_assert_cnode_alive/1]).
+
+-define(STATS_KEYS, [total_connections, available_connections, in_use_connections, connecting_connections,
+                     waiting, successful_operations, failed_operations, max_connections, min_connections,
+                     target, pool_id]).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+-spec all() -> [atom()].
+all() ->
+    [new_opens_max_connections,
+     new_with_all_options,
+     new_with_string_and_binary_targets,
+     new_to_missing_node_fails,
+     bad_configs_are_invalid_config,
+     with_connection_returns_result,
+     waiters_are_served_in_order,
+     acquire_timeout_zero_fails_fast,
+     acquire_timeout_bounds_the_wait,
+     lease_back_when_fun_raises,
+     lease_back_when_holder_killed,
+     lease_back_when_client_disconnects,
+     lease_back_when_client_node_stops,
+     stats_keys_and_invariant,
+     stats_counters_move,
+     destroy_closes_connections,
+     target_down_gives_errors].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec new_opens_max_connections(list()) -> ok.
+new_opens_max_connections(_Config) ->
+    doc("new(T, 4) opens 4 distribution connections, seen on the target as 4 distinct hidden nodes; "
+        "the target runs none of our code."),
+    {Peer, T} = do_start_target("dpool_new4"),
+    try
+        non_existing = erpc:call(T, code, which, [distribute_pool]),
+        {ok, Pool} = distribute_pool:new(T, 4),
+        do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 4 end, 15000),
+        4 = length(lists:usort(do_pool_nodes(T, Pool))),
+        #{max_connections := 4} = do_stats(Pool),
+        do_wait_until(fun() -> maps:get(total_connections, do_stats(Pool)) =:= 4 end, 15000),
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 4 end, 15000),
+        %% Every connection a lease hands out is one of them.
+        Seen = do_lease_nodes(Pool, 4),
+        true = lists:all(fun(N) -> lists:member(N, [atom_to_binary(A, utf8) || A <- do_pool_nodes(T, Pool)]) end,
+                         Seen),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec new_with_all_options(list()) -> ok.
+new_with_all_options(_Config) ->
+    doc("An options map with all four keys creates a pool that reports them."),
+    {Peer, T} = do_start_target("dpool_opts"),
+    try
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 3, min_connections => 1,
+                                              acquire_timeout_ms => 1500, connect_timeout_ms => 3000}),
+        #{max_connections := 3, min_connections := 1, total_connections := Total} = do_stats(Pool),
+        true = Total >= 1 andalso Total =< 3,
+        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec new_with_string_and_binary_targets(list()) -> ok.
+new_with_string_and_binary_targets(_Config) ->
+    doc("A target given as a string or a binary reaches the same node as the atom; stats report it."),
+    {Peer, T} = do_start_target("dpool_strtarget"),
+    TBin = atom_to_binary(T, utf8),
+    try
+        [begin
+             {ok, Pool} = distribute_pool:new(Target, 1),
+             {ok, {ok, T}} = distribute_pool:with_connection(
+                               Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+             #{target := TBin} = do_stats(Pool),
+             ok = distribute_pool:destroy(Pool)
+         end || Target <- [T, atom_to_list(T), TBin]],
+        ok
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec new_to_missing_node_fails(list()) -> ok.
+new_to_missing_node_fails(_Config) ->
+    doc("new to a node that does not exist is connection_failed, within the connect timeout (plus margin)."),
+    Missing = do_uniq("dpool_missing") ++ "@127.0.0.1",
+    T0 = erlang:monotonic_time(millisecond),
+    {error, connection_failed} = distribute_pool:new(list_to_binary(Missing),
+                                                     #{max_connections => 2, connect_timeout_ms => 2000}),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    ct:log("connection_failed after ~b ms", [Elapsed]),
+    true = Elapsed < 2000 + 5000,
+    T1 = erlang:monotonic_time(millisecond),
+    {error, connection_failed} = distribute_pool:new(Missing, 1),
+    true = erlang:monotonic_time(millisecond) - T1 < 5000 + 5000,
+    ok.
+
+-spec bad_configs_are_invalid_config(list()) -> ok.
+bad_configs_are_invalid_config(Config) ->
+    doc("Bad sizes, ranges, keys, types and target names are invalid_config, and no pool is created."),
+    {Peer, T} = do_start_target("dpool_badcfg"),
+    Server = do_cnode(),
+    {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
+    BadOptions = [0, -1, 1001, 1000000000000, 1 bsl 70, 4.0, foo, "4", [4], {4},
+                  #{}, #{max_connections => 0}, #{max_connections => -3}, #{max_connections => "4"},
+                  #{max_connections => 4.0}, #{max_connections => 1001},
+                  #{max_connections => 2, min_connections => 3},
+                  #{max_connections => 2, min_connections => -1},
+                  #{max_connections => 2, bogus => 1},
+                  #{max_connections => 2, acquire_timeout_ms => -1},
+                  #{max_connections => 2, acquire_timeout_ms => 86400001},
+                  #{max_connections => 2, acquire_timeout_ms => infinity},
+                  #{max_connections => 2, connect_timeout_ms => 0},
+                  #{max_connections => 2, connect_timeout_ms => 600001},
+                  #{max_connections => 2, connect_timeout_ms => "5000"},
+                  #{max_connections => 2, cnode => 42},
+                  #{"max_connections" => 2},
+                  #{<<"max_connections">> => 2}],
+    BadTargets = ["nohost", "", "a@b@c", 42, <<>>, <<"nohost">>, <<"a@b@c">>, nohost, 'a@b@c', "@127.0.0.1",
+                  "alive@", <<"@">>, {T}, [T], [a | b], 4.2, self()],
+    try
+        [case distribute_pool:new(T, O) of
+             {error, invalid_config} -> ok;
+             Other -> ct:fail({accepted_bad_options, O, Other})
+         end || O <- BadOptions],
+        [case distribute_pool:new(Target, 2) of
+             {error, invalid_config} -> ok;
+             Other -> ct:fail({accepted_bad_target, Target, Other})
+         end || Target <- BadTargets],
+        {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
+        do_assert_cnode_alive(?config(cnode_os_pid, Config))
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec with_connection_returns_result(list()) -> ok.
+with_connection_returns_result(_Config) ->
+    doc("with_connection returns {ok, Fun(Conn)}; the lease names its connection, node and pool."),
+    {Peer, T} = do_start_target("dpool_wc"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        {ok, 42} = distribute_pool:with_connection(Pool, fun(_) -> 42 end),
+        {ok, #{id := Id, node := Node, pool := Pool}} =
+            distribute_pool:with_connection(Pool, fun distribute_pool:connection_info/1),
+        true = is_integer(Id) andalso is_binary(Node),
+        {ok, {ok, T}} = distribute_pool:with_connection(
+                          Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end,
+                          #{acquire_timeout_ms => 1000}),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec waiters_are_served_in_order(list()) -> ok.
+waiters_are_served_in_order(_Config) ->
+    doc("With every lease held, waiters queue; released leases go to them first come, first served."),
+    {Peer, T} = do_start_target("dpool_fifo"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Holders = do_hold_leases(Pool, 2, holder),
+        Self = self(),
+        Waiters = [begin
+                       Tag = {waiter, I},
+                       Pid = spawn_link(fun() -> dpool_ct_helper:do_hold_lease(Pool, Self, Tag) end),
+                       %% The next waiter is started only once this one is in the queue.
+                       do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= I end, 10000),
+                       {Pid, Tag}
+                   end || I <- lists:seq(1, 6)],
+        %% One lease at a time goes round: release one holder, the first waiter must get it, and so on.
+        [H1, H2] = Holders,
+        do_release([H1]),
+        {_, {waiter, 1}} = do_next_holder(Waiters),
+        do_release([H2]),
+        {_, {waiter, 2}} = do_next_holder(Waiters),
+        lists:foreach(fun(I) ->
+                              do_release([lists:keyfind({waiter, I}, 2, Waiters)]),
+                              Expected = {waiter, I + 2},
+                              {_, Expected} = do_next_holder(Waiters)
+                      end, lists:seq(1, 4)),
+        do_release([lists:keyfind({waiter, I}, 2, Waiters) || I <- [5, 6]]),
+        do_wait_idle(Pool),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec acquire_timeout_zero_fails_fast(list()) -> ok.
+acquire_timeout_zero_fails_fast(_Config) ->
+    doc("With every lease held, acquire_timeout_ms 0 is pool_exhausted at once (not after the pool's 30 s "
+        "default), the fun does not run, and nothing is left waiting."),
+    {Peer, T} = do_start_target("dpool_fast"),
+    try
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 30000}),
+        Holders = do_hold_leases(Pool, 1, holder),
+        Self = self(),
+        T0 = erlang:monotonic_time(millisecond),
+        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end,
+                                                                  #{acquire_timeout_ms => 0}),
+        true = erlang:monotonic_time(millisecond) - T0 < 10000,
+        receive ran -> ct:fail(fun_ran) after 0 -> ok end,
+        #{waiting := 0, in_use_connections := 1} = do_stats(Pool),
+        do_release(Holders),
+        do_wait_idle(Pool),
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0}),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec acquire_timeout_bounds_the_wait(list()) -> ok.
+acquire_timeout_bounds_the_wait(_Config) ->
+    doc("A checkout waits about its acquire timeout (given per call, or the pool's) before pool_exhausted."),
+    {Peer, T} = do_start_target("dpool_wait"),
+    try
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 400}),
+        Holders = do_hold_leases(Pool, 1, holder),
+        T0 = erlang:monotonic_time(millisecond),
+        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ran end,
+                                                                  #{acquire_timeout_ms => 700}),
+        E1 = erlang:monotonic_time(millisecond) - T0,
+        T1 = erlang:monotonic_time(millisecond),
+        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ran end),
+        E2 = erlang:monotonic_time(millisecond) - T1,
+        ct:log("waited ~b ms (700 asked), ~b ms (pool default 400)", [E1, E2]),
+        true = E1 >= 700 andalso E1 < 700 + 10000,
+        true = E2 >= 400 andalso E2 < 400 + 10000,
+        #{waiting := 0} = do_stats(Pool),
+        do_release(Holders),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec lease_back_when_fun_raises(list()) -> ok.
+lease_back_when_fun_raises(_Config) ->
+    doc("When the fun raises (error, exit, throw), the exception leaves with_connection unchanged and the "
+        "lease is back: the one-connection pool serves the next caller."),
+    {Peer, T} = do_start_target("dpool_raise"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        [begin
+             try distribute_pool:with_connection(Pool, fun(_) -> erlang:raise(Class, {boom, Class}, []) end) of
+                 R -> ct:fail({no_exception, R})
+             catch
+                 Class:{boom, Class} -> ok
+             end,
+             do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 5000),
+             {ok, next} = distribute_pool:with_connection(Pool, fun(_) -> next end, #{acquire_timeout_ms => 5000})
+         end || Class <- [error, exit, throw]],
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec lease_back_when_holder_killed(list()) -> ok.
+lease_back_when_holder_killed(_Config) ->
+    doc("When the process holding a lease is killed, the C-node returns the lease to the pool."),
+    {Peer, T} = do_start_target("dpool_kill"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Self = self(),
+        Holder = spawn(fun() -> dpool_ct_helper:do_hold_lease(Pool, Self, killed) end),
+        receive {held, killed, Holder, _} -> ok after 10000 -> ct:fail(no_lease) end,
+        #{in_use_connections := 1} = do_stats(Pool),
+        exit(Holder, kill),
+        do_wait_until(fun() ->
+                              #{in_use_connections := U, available_connections := A} = do_stats(Pool),
+                              U =:= 0 andalso A =:= 2
+                      end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec lease_back_when_client_disconnects(list()) -> ok.
+lease_back_when_client_disconnects(_Config) ->
+    doc("Leases held on a client node come back when that node's connection to the C-node goes down."),
+    {TPeer, T} = do_start_target("dpool_cd_target"),
+    {CPeer, Client} = do_start_client("dpool_cd_client"),
+    {_, CNode} = do_cnode(),
+    try
+        {ok, Pool} = distribute_pool:new(T, 3),
+        do_remote_holders(Client, Pool, 2),
+        #{in_use_connections := 2} = do_stats(Pool),
+        true = erpc:call(Client, erlang, disconnect_node, [CNode]),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 3 end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(CPeer),
+        do_stop_peer(TPeer)
+    end.
+
+-spec lease_back_when_client_node_stops(list()) -> ok.
+lease_back_when_client_node_stops(_Config) ->
+    doc("Leases held on a client node come back when that node stops."),
+    {TPeer, T} = do_start_target("dpool_cs_target"),
+    {CPeer, Client} = do_start_client("dpool_cs_client"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        do_remote_holders(Client, Pool, 2),
+        #{in_use_connections := 2} = do_stats(Pool),
+        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
+                                                                  #{acquire_timeout_ms => 0}),
+        do_stop_peer(CPeer),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0}),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(CPeer),
+        do_stop_peer(TPeer)
+    end.
+
+-spec stats_keys_and_invariant(list()) -> ok.
+stats_keys_and_invariant(_Config) ->
+    doc("Stats have every documented key, and total = available + in_use + connecting in every sample "
+        "taken while leases churn; in_use follows the leases held."),
+    {Peer, T} = do_start_target("dpool_stats"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 3),
+        Stats0 = do_stats(Pool),
+        [] = ?STATS_KEYS -- maps:keys(Stats0),
+        true = is_binary(maps:get(target, Stats0)),
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 3 end, 15000),
+        Holders = do_hold_leases(Pool, 2, held),
+        #{in_use_connections := 2, available_connections := 1} = do_stats(Pool),
+        do_release(Holders),
+        do_wait_idle(Pool),
+        %% Churn: 8 processes take and return leases while this process samples.
+        Self = self(),
+        Churners = [spawn_link(fun() -> do_churn(Pool, Self, 30) end) || _ <- lists:seq(1, 8)],
+        Samples = do_sample(Pool, Churners, []),
+        ct:log("~b samples", [length(Samples)]),
+        true = length(Samples) > 0,
+        [ok = do_check_invariant(S) || S <- Samples],
+        true = lists:any(fun(#{in_use_connections := U}) -> U > 0 end, Samples),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec stats_counters_move(list()) -> ok.
+stats_counters_move(_Config) ->
+    doc("successful_operations counts sends and requests that worked; failed_operations counts those that "
+        "did not, and failed checkouts."),
+    {Peer, T} = do_start_target("dpool_counters"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        #{successful_operations := S0, failed_operations := F0} = do_stats(Pool),
+        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:send(C, no_such_name, x) end),
+        #{successful_operations := S1, failed_operations := F0} = do_stats(Pool),
+        true = S1 >= S0 + 2,
+        {ok, {error, {down, noproc}}} =
+            distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:request(C, no_such_name, x) end),
+        #{failed_operations := F1} = do_stats(Pool),
+        true = F1 >= F0 + 1,
+        Holders = do_hold_leases(Pool, 1, held),
+        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
+                                                                  #{acquire_timeout_ms => 0}),
+        #{failed_operations := F2} = do_stats(Pool),
+        true = F2 >= F1 + 1,
+        do_release(Holders),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec destroy_closes_connections(list()) -> ok.
+destroy_closes_connections(_Config) ->
+    doc("destroy closes the pool's connections (they leave the target's hidden nodes); afterwards the pool "
+        "handle is invalid_pool everywhere, including a second destroy."),
+    {Peer, T} = do_start_target("dpool_destroy"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 3),
+        PoolId = do_pool_id(Pool),
+        do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 3 end, 15000),
+        Names = do_pool_node_names(Pool),
+        ok = distribute_pool:destroy(Pool),
+        do_wait_until(fun() -> do_hidden_among(T, Names) =:= [] end, 15000),
+        {error, invalid_pool} = distribute_pool:stats(Pool),
+        {error, invalid_pool} = distribute_pool:with_connection(Pool, fun(_) -> ok end),
+        {error, invalid_pool} = distribute_pool:destroy(Pool),
+        {ok, Pools} = gen_server:call(do_cnode(), pools, 5000),
+        false = lists:member(PoolId, Pools)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec target_down_gives_errors(list()) -> ok.
+target_down_gives_errors(Config) ->
+    doc("When the target goes away, operations fail with errors instead of hanging or succeeding, and the "
+        "C-node carries on."),
+    {Peer, T} = do_start_target("dpool_tdown"),
+    {ok, Pool} = distribute_pool:new(T, 2),
+    {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
+    do_stop_peer(Peer),
+    do_wait_until(fun() ->
+                          case distribute_pool:with_connection(
+                                 Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 1000) end,
+                                 #{acquire_timeout_ms => 500}) of
+                              {error, E} when E =:= connection_failed; E =:= pool_exhausted -> true;
+                              {ok, {error, connection_failed}} -> true;
+                              {ok, {error, timeout}} -> false;
+                              {ok, {ok, T}} -> false
+                          end
+                  end, 30000),
+    #{total_connections := Tot, available_connections := A, in_use_connections := U,
+      connecting_connections := Cn} = do_stats(Pool),
+    Tot = A + U + Cn,
+    ok = distribute_pool:destroy(Pool),
+    do_assert_cnode_alive(?config(cnode_os_pid, Config)).
+
+%% Helpers.
+
+%% The connection nodes handed out by N simultaneous leases.
+do_lease_nodes(Pool, N) ->
+    Holders = do_hold_leases_info(Pool, N),
+    Nodes = [Node || {_, _, #{node := Node}} <- Holders],
+    do_release([{Pid, Tag} || {Pid, Tag, _} <- Holders]),
+    N = length(lists:usort(Nodes)),
+    Nodes.
+
+do_hold_leases_info(Pool, N) ->
+    Self = self(),
+    Started = [begin
+                   Tag = {info, I},
+                   {spawn_link(fun() -> dpool_ct_helper:do_hold_lease(Pool, Self, Tag) end), Tag}
+               end || I <- lists:seq(1, N)],
+    [receive {held, Tag, _, Info} -> {Pid, Tag, Info} after 30000 -> ct:fail({no_lease, Tag}) end
+     || {Pid, Tag} <- Started].
+
+%% The next waiter to get a lease; only one may hold at a time here.
+do_next_holder(Waiters) ->
+    receive
+        {held, Tag, _, _} -> lists:keyfind(Tag, 2, Waiters)
+    after 15000 ->
+        ct:fail(no_waiter_served)
+    end.
+
+%% Starts N lease holders on Client and waits until each holds its lease.
+do_remote_holders(Client, Pool, N) ->
+    Self = self(),
+    [begin
+         _ = erpc:call(Client, erlang, spawn, [dpool_ct_helper, do_hold_lease, [Pool, Self, {remote, I}]]),
+         receive {held, {remote, I}, _, _} -> ok after 15000 -> ct:fail({no_remote_lease, I}) end
+     end || I <- lists:seq(1, N)],
+    ok.
+
+do_churn(_Pool, Parent, 0) ->
+    Parent ! {churned, self()};
+do_churn(Pool, Parent, N) ->
+    {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> receive after 1 -> ok end end,
+                                               #{acquire_timeout_ms => 30000}),
+    do_churn(Pool, Parent, N - 1).
+
+do_sample(_Pool, [], Acc) ->
+    Acc;
+do_sample(Pool, Churners, Acc) ->
+    S = do_stats(Pool),
+    receive
+        {churned, Pid} -> do_sample(Pool, lists:delete(Pid, Churners), [S | Acc])
+    after 0 ->
+        do_sample(Pool, Churners, [S | Acc])
+    end.
+
+do_check_invariant(#{total_connections := T, available_connections := A, in_use_connections := U,
+                     connecting_connections := C} = S) ->
+    case T =:= A + U + C of
+        true -> ok;
+        false -> ct:fail({invariant_broken, S})
+    end.

@@ -1,0 +1,288 @@
+%% Helpers shared by the distribute_pool suites: peers, the C-node, polling.
+%% Targets are started with no code of ours (no -pa); client peers get the library's and these helpers'
+%% directories, so that processes there can hold leases (do_hold_lease/3, do_echo_worker/6).
+-module(dpool_ct_helper).
+
+-export([doc/1]).
+-export([do_init_suite/1]).
+-export([do_end_suite/1]).
+-export([do_start_target/1]).
+-export([do_start_client/1]).
+-export([do_start_isolated/2]).
+-export([do_stop_peer/1]).
+-export([do_wait_until/2]).
+-export([do_load_fixture/2]).
+-export([do_cnode/0]).
+-export([do_cnode_os_pid/0]).
+-export([do_cnode_info/1]).
+-export([do_assert_cnode_alive/1]).
+-export([do_stats/1]).
+-export([do_pool_id/1]).
+-export([do_pool_nodes/2]).
+-export([do_pool_node_names/1]).
+-export([do_hidden_among/2]).
+-export([do_hold_lease/3]).
+-export([do_hold_leases/3]).
+-export([do_release/1]).
+-export([do_wait_idle/1]).
+-export([do_echo_worker/6]).
+-export([do_executable/0]).
+-export([do_start_cnode_port/2]).
+-export([do_stop_cnode_port/1]).
+-export([do_os_alive/1]).
+-export([do_uniq/1]).
+
+-include_lib("common_test/include/ct.hrl").
+
+-type holder() :: {pid(), reference()}.
+-type cnode_port() :: #{port := port(), os_pid := non_neg_integer(), node := node(), output := [binary()]}.
+
+-export_type([holder/0]).
+-export_type([cnode_port/0]).
+
+%% What a case proves, shown in the CT log.
+-spec doc(string()) -> ok.
+doc(Text) ->
+    ct:comment("~ts", [Text]),
+    ok.
+
+%% Starts the application (embedded C-node). A missing binary is a build failure, not a reason to skip.
+-spec do_init_suite(list()) -> list().
+do_init_suite(Config) ->
+    case is_alive() of
+        false -> ct:fail("the suites need a distributed test node: rebar3 ct --name x@127.0.0.1");
+        true -> ok
+    end,
+    Exe = do_executable(),
+    case filelib:is_regular(Exe) of
+        false -> ct:fail({cnode_executable_missing, Exe, "build it first: make cnode"});
+        true -> ok
+    end,
+    {ok, _} = application:ensure_all_started(distribute_pool),
+    [{cnode_os_pid, do_cnode_os_pid()} | Config].
+
+-spec do_end_suite(list()) -> ok.
+do_end_suite(_Config) ->
+    _ = application:stop(distribute_pool),
+    ok.
+
+-spec do_executable() -> file:filename().
+do_executable() ->
+    filename:join(code:priv_dir(distribute_pool), "dpool_cnode").
+
+-spec do_uniq(string()) -> string().
+do_uniq(Prefix) ->
+    Prefix ++ "_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_" ++ os:getpid().
+
+%% A target node: longnames on 127.0.0.1, the test cookie, nothing of ours on its code path.
+%% Linked to the calling case, so it goes away with the case even when the case fails; cases still stop it.
+-spec do_start_target(string()) -> {pid(), node()}.
+do_start_target(Prefix) ->
+    do_start_peer(Prefix, []).
+
+%% A client node: like a target, plus the library and these helpers on its code path.
+-spec do_start_client(string()) -> {pid(), node()}.
+do_start_client(Prefix) ->
+    LibEbin = filename:dirname(code:which(distribute_pool)),
+    HelperDir = filename:dirname(code:which(?MODULE)),
+    do_start_peer(Prefix, ["-pa", LibEbin, "-pa", HelperDir]).
+
+-spec do_start_peer(string(), [string()]) -> {pid(), node()}.
+do_start_peer(Prefix, Extra) ->
+    %% peer passes no cookie: without -setcookie the node would read ~/.erlang.cookie and could not connect
+    %% back to this node.
+    Args = ["-setcookie", atom_to_list(erlang:get_cookie()) | Extra],
+    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(Prefix), host => "127.0.0.1",
+                                         longnames => true, args => Args}),
+    {Peer, Node}.
+
+%% A peer controlled over its stdio instead of distribution: it need not share our cookie.
+-spec do_start_isolated(string(), string()) -> {pid(), node()}.
+do_start_isolated(Prefix, Cookie) ->
+    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(Prefix), host => "127.0.0.1",
+                                         longnames => true, connection => standard_io,
+                                         args => ["-setcookie", Cookie]}),
+    {Peer, Node}.
+
+-spec do_stop_peer(pid()) -> ok.
+do_stop_peer(Peer) ->
+    _ = (catch peer:stop(Peer)),
+    ok.
+
+%% Polls Fun every 20 ms until it returns true; fails the case with What after TimeoutMs.
+-spec do_wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
+do_wait_until(Fun, TimeoutMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    do_wait_until_loop(Fun, Deadline, TimeoutMs).
+
+do_wait_until_loop(Fun, Deadline, TimeoutMs) ->
+    case Fun() of
+        true ->
+            ok;
+        _ ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true ->
+                    ct:fail({condition_not_met_within_ms, TimeoutMs, erlang:fun_info(Fun, name)});
+                false ->
+                    receive after 20 -> ok end,
+                    do_wait_until_loop(Fun, Deadline, TimeoutMs)
+            end
+    end.
+
+%% Loads a fixture module onto a node over erpc (the target has no access to our directories).
+-spec do_load_fixture(node(), module()) -> ok.
+do_load_fixture(Node, Module) ->
+    {Module, Bin, File} = code:get_object_code(Module),
+    {module, Module} = erpc:call(Node, code, load_binary, [Module, File, Bin]),
+    ok.
+
+-spec do_cnode() -> {atom(), node()}.
+do_cnode() ->
+    {Service, Node} = distribute_pool:default_cnode(),
+    {Service, Node}.
+
+-spec do_cnode_os_pid() -> non_neg_integer().
+do_cnode_os_pid() ->
+    {ok, OsPid} = distribute_pool_cnode:os_pid(),
+    OsPid.
+
+-spec do_cnode_info({atom(), node()}) -> map().
+do_cnode_info(Server) ->
+    {ok, Info} = gen_server:call(Server, info, 5000),
+    true = is_map(Info),
+    Info.
+
+%% The embedded C-node answers, and is still the same OS process.
+-spec do_assert_cnode_alive(non_neg_integer()) -> ok.
+do_assert_cnode_alive(OsPid) ->
+    OsPid = do_cnode_os_pid(),
+    true = do_os_alive(OsPid),
+    _ = do_cnode_info(do_cnode()),
+    ok.
+
+-spec do_stats(distribute_pool:pool()) -> map().
+do_stats(Pool) ->
+    {ok, Stats} = distribute_pool:stats(Pool),
+    Stats.
+
+-spec do_pool_id(distribute_pool:pool()) -> non_neg_integer().
+do_pool_id(Pool) ->
+    maps:get(pool_id, do_stats(Pool)).
+
+%% The node names of Pool's connections, as its stats list them.
+-spec do_pool_node_names(distribute_pool:pool()) -> [binary()].
+do_pool_node_names(Pool) ->
+    [Node || #{node := Node} <- maps:get(connections, do_stats(Pool))].
+
+%% Hidden nodes on Target that are connections of Pool.
+-spec do_pool_nodes(node(), distribute_pool:pool()) -> [node()].
+do_pool_nodes(Target, Pool) ->
+    do_hidden_among(Target, do_pool_node_names(Pool)).
+
+%% Hidden nodes on Target whose names are in Names.
+-spec do_hidden_among(node(), [binary()]) -> [node()].
+do_hidden_among(Target, Names) ->
+    [N || N <- erpc:call(Target, erlang, nodes, [hidden]), lists:member(atom_to_binary(N, utf8), Names)].
+
+%% Runs in its own process (possibly on a client peer): holds a lease until told to release it.
+-spec do_hold_lease(distribute_pool:pool(), pid(), term()) -> ok.
+do_hold_lease(Pool, ReplyTo, Tag) ->
+    Result = distribute_pool:with_connection(
+               Pool,
+               fun(Conn) ->
+                       ReplyTo ! {held, Tag, self(), distribute_pool:connection_info(Conn)},
+                       receive {release, Tag} -> released end
+               end,
+               #{acquire_timeout_ms => 60000}),
+    ReplyTo ! {done, Tag, Result},
+    ok.
+
+%% Starts N holders on this node and waits until each holds a lease.
+-spec do_hold_leases(distribute_pool:pool(), pos_integer(), term()) -> [{pid(), term()}].
+do_hold_leases(Pool, N, Prefix) ->
+    Self = self(),
+    Holders = [begin
+                   Tag = {Prefix, I},
+                   {spawn(fun() -> do_hold_lease(Pool, Self, Tag) end), Tag}
+               end || I <- lists:seq(1, N)],
+    [receive {held, Tag, _, _} -> ok after 30000 -> ct:fail({no_lease, Tag}) end || {_, Tag} <- Holders],
+    Holders.
+
+-spec do_release([{pid(), term()}]) -> ok.
+do_release(Holders) ->
+    [Pid ! {release, Tag} || {Pid, Tag} <- Holders],
+    [receive {done, Tag, {ok, released}} -> ok after 30000 -> ct:fail({not_released, Tag}) end
+     || {_, Tag} <- Holders],
+    ok.
+
+%% Checkins are casts, so a lease is back a moment after with_connection returned: wait for it.
+-spec do_wait_idle(distribute_pool:pool()) -> ok.
+do_wait_idle(Pool) ->
+    do_wait_until(fun() ->
+                          #{in_use_connections := U, waiting := W} = do_stats(Pool),
+                          U =:= 0 andalso W =:= 0
+                  end, 10000).
+
+%% Runs in its own process: Rounds leases, each with one request whose reply must be its own.
+-spec do_echo_worker(distribute_pool:pool(), term(), term(), pos_integer(), pid(), term()) -> ok.
+do_echo_worker(Pool, Dest, Id, Rounds, ReplyTo, Tag) ->
+    Bad = lists:foldl(
+            fun(I, Acc) ->
+                    Unique = {Id, I, make_ref()},
+                    case distribute_pool:with_connection(
+                           Pool,
+                           fun(Conn) -> distribute_pool:request(Conn, Dest, {echo, Unique}, 10000) end,
+                           #{acquire_timeout_ms => 120000}) of
+                        {ok, {ok, Unique}} -> Acc;
+                        Other -> [{I, Other} | Acc]
+                    end
+            end, [], lists:seq(1, Rounds)),
+    ReplyTo ! {Tag, Id, node(), lists:reverse(Bad)},
+    ok.
+
+%% Starts dpool_cnode by hand with Args (a name style and name first) and waits for its READY line.
+-spec do_start_cnode_port([string()], string()) -> cnode_port().
+do_start_cnode_port(Args, Cookie) ->
+    Port = open_port({spawn_executable, do_executable()},
+                     [{args, Args ++ ["--exit-on-stdin-eof"]}, {env, [{"DISTRIBUTE_POOL_COOKIE", Cookie}]},
+                      {line, 4096}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    do_wait_ready(Port, OsPid, []).
+
+do_wait_ready(Port, OsPid, Output) ->
+    receive
+        {Port, {data, {eol, <<"READY ", Rest/binary>> = Line}}} ->
+            [NodeName, _ListenPort] = binary:split(Rest, <<" ">>, [global, trim_all]),
+            #{port => Port, os_pid => OsPid, node => binary_to_atom(NodeName, utf8),
+              output => lists:reverse([Line | Output])};
+        {Port, {data, {_, Line}}} ->
+            do_wait_ready(Port, OsPid, [Line | Output]);
+        {Port, {exit_status, Status}} ->
+            ct:fail({cnode_exited_before_ready, Status, lists:reverse(Output)})
+    after 15000 ->
+        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ct:fail({cnode_not_ready, lists:reverse(Output)})
+    end.
+
+%% Closes the port (the C-node exits on stdin EOF) and kills the process by its pid if it lingers.
+-spec do_stop_cnode_port(cnode_port()) -> ok.
+do_stop_cnode_port(#{port := Port, os_pid := OsPid}) ->
+    catch erlang:port_close(Port),
+    try
+        do_wait_until(fun() -> not do_os_alive(OsPid) end, 5000)
+    catch
+        _:_ -> _ = os:cmd("kill -9 " ++ integer_to_list(OsPid))
+    end,
+    ok.
+
+-spec do_os_alive(non_neg_integer()) -> boolean().
+do_os_alive(OsPid) ->
+    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            case string:split(Stat, <<")">>, trailing) of
+                [_, <<" Z", _/binary>>] -> false;
+                _ -> true
+            end;
+        {error, _} ->
+            false
+    end.

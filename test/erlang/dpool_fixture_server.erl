@@ -1,0 +1,38 @@
+%% A gen_server loaded onto a target over erpc (code:load_binary) by the cases that need one.
+%% whoami answers the node of the caller's pid: for a request made through a pool, the pooled connection.
+%% Every plain message it receives is forwarded to the process given at start, tagged with its own name.
+-module(dpool_fixture_server).
+-behaviour(gen_server).
+
+-export([start/2]).
+-export([init/1]).
+-export([handle_call/3]).
+-export([handle_cast/2]).
+-export([handle_info/2]).
+
+-spec start(atom(), pid()) -> {ok, pid()}.
+start(Name, Forward) ->
+    gen_server:start({local, Name}, ?MODULE, {Name, Forward}, []).
+
+-spec init({atom(), pid()}) -> {ok, {atom(), pid()}}.
+init(State) ->
+    {ok, State}.
+
+-spec handle_call(term(), gen_server:from(), State) -> {reply, term(), State} | {noreply, State}.
+handle_call(whoami, {Pid, _Tag}, State) ->
+    {reply, node(Pid), State};
+handle_call({echo, Term}, _From, State) ->
+    {reply, Term, State};
+handle_call(never, _From, State) ->
+    {noreply, State};
+handle_call(crash, _From, _State) ->
+    erlang:error(fixture_crash).
+
+-spec handle_cast(term(), State) -> {noreply, State}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), State) -> {noreply, State} when State :: {atom(), pid()}.
+handle_info(Msg, {Name, Forward} = State) ->
+    Forward ! {fixture, Name, Msg},
+    {noreply, State}.
