@@ -87,11 +87,13 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
         return NewPool{std::move(*config)};
     }
 
-    // Every other request names a pool first.
-    const auto pool = read_id(r);
-    if (arity < 2) {
+    // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.
+    const bool known_shape = is("stats", 2) || is("destroy", 2) || is("checkout", 3) || is("checkin", 4) ||
+                             is("cancel", 4) || is("send", 6) || is("request", 7);
+    if (!known_shape) {
         return Rejected{"badarg"};
     }
+    const auto pool = read_id(r);
     if (!pool) {
         return Rejected{"invalid_pool"};
     }
@@ -148,7 +150,7 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
         }
         return Request{*lease, *destination, timeout.ms, *request};
     }
-    return Rejected{"badarg"};
+    return Rejected{"badarg"}; // not reached: every known shape is handled above
 }
 
 } // namespace

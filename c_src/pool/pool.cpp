@@ -171,7 +171,7 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket)
     spdlog::debug("pool {}: {} connected to {}", id_, c.node_name, config_.target);
     if (auto g = core_.slot_ready(c.index)) {
         auto waiter = waiters_.extract(g->waiter);
-        grant(*g, std::move(waiter.mapped()));
+        grant(*g, waiter.mapped().view());
     }
     start_progress(true);
 }
@@ -264,7 +264,7 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
     const auto result = core_.acquire(waiter, timeout > 0);
     switch (result.outcome) {
     case PoolCore::Outcome::granted:
-        grant(result.grant, Caller(caller));
+        grant(result.grant, caller);
         return;
     case PoolCore::Outcome::queued:
         waiters_.emplace(waiter, Caller(caller));
@@ -285,20 +285,19 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
     }
 }
 
-void Pool::grant(const Grant& g, Caller caller)
+void Pool::grant(const Grant& g, const CallerView& caller)
 {
     PooledConnection& c = *connections_[g.slot];
-    c.holder = std::move(caller);
+    // Assigned, not replaced: the slot's strings keep their capacity from lease to lease.
+    c.holder.link = caller.link;
+    c.holder.from.assign(caller.from);
+    c.holder.tag.assign(caller.tag);
     const CallerView holder = c.holder.view();
     if (holder.link && holder.link->is_open()) {
         // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
         auto w = holder.link->begin_packet();
         w.version();
-        w.tuple(4);
-        w.integer(static_cast<int>(protocol::ControlOp::monitor_p));
-        w.raw(context_.service->self_pid());
-        w.raw(holder.from);
-        context_.service->write_ref(w, g.lease);
+        protocol::write_monitor(w, context_.service->self_pid(), holder.from, *context_.service, g.lease);
         holder.link->end_packet();
     }
     const std::string_view node = c.node_name;
@@ -325,14 +324,10 @@ void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holde
     if (notify_holder && holder.link && holder.link->is_open()) {
         auto w = holder.link->begin_packet();
         w.version();
-        w.tuple(4);
-        w.integer(static_cast<int>(protocol::ControlOp::demonitor_p));
-        w.raw(context_.service->self_pid());
-        w.raw(holder.from);
-        context_.service->write_ref(w, lease);
+        protocol::write_demonitor(w, context_.service->self_pid(), holder.from, *context_.service, lease);
         holder.link->end_packet();
     }
-    c.holder = Caller{};
+    c.holder.link.reset();
     const bool healthy = c.live();
     const auto released = core_.release(c.index, lease, healthy);
     if (!released.ended) {
@@ -343,7 +338,7 @@ void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holde
     }
     if (released.next) {
         auto waiter = waiters_.extract(released.next->waiter);
-        grant(*released.next, std::move(waiter.mapped()));
+        grant(*released.next, waiter.mapped().view());
     }
 }
 
@@ -417,11 +412,7 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     // As gen_server:call does: monitor the server, then send {'$gen_call', {From, Ref}, Request}.
     auto monitor = c.link->begin_packet();
     monitor.version();
-    monitor.tuple(4);
-    monitor.integer(static_cast<int>(protocol::ControlOp::monitor_p));
-    monitor.raw(me.self_pid());
-    monitor.raw(to.encoded);
-    me.write_ref(monitor, ref);
+    protocol::write_monitor(monitor, me.self_pid(), to.encoded, me, ref);
     c.link->end_packet();
 
     auto w = c.link->begin_packet();
@@ -520,11 +511,7 @@ void Pool::write_demonitor(PooledConnection& c, std::string_view destination, st
     }
     auto w = c.link->begin_packet();
     w.version();
-    w.tuple(4);
-    w.integer(static_cast<int>(protocol::ControlOp::demonitor_p));
-    w.raw(c.identity->self_pid());
-    w.raw(destination);
-    c.identity->write_ref(w, ref);
+    protocol::write_demonitor(w, c.identity->self_pid(), destination, *c.identity, ref);
     c.link->end_packet();
 }
 

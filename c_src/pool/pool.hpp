@@ -147,7 +147,7 @@ private:
     void on_connect_failed(PooledConnection& c, const std::string& error);
     void on_link_closed(PooledConnection& c, std::string_view reason);
     void schedule_reconnect(PooledConnection& c);
-    void grant(const Grant& g, Caller caller);
+    void grant(const Grant& g, const CallerView& caller);
     void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
     void fail_waiters(std::string_view reason);
     void fail_pending(PooledConnection& c, std::string_view reason);

@@ -145,22 +145,42 @@ void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view
     out.raw(to_name_atom);
 }
 
-void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref)
+namespace {
+
+// {Op, FromPid, ToProc, Ref}, the shape of both MONITOR_P and DEMONITOR_P.
+template <class WriteRef>
+void write_monitor_op(TermWriter& out, ControlOp op, std::string_view from_pid, std::string_view to_proc,
+                      WriteRef&& write_ref)
 {
     out.tuple(4);
-    out.integer(static_cast<int>(ControlOp::monitor_p));
+    out.integer(static_cast<int>(op));
     out.raw(from_pid);
     out.raw(to_proc);
-    out.raw(ref);
+    write_ref();
+}
+
+} // namespace
+
+void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref)
+{
+    write_monitor_op(out, ControlOp::monitor_p, from_pid, to_proc, [&] { out.raw(ref); });
 }
 
 void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref)
 {
-    out.tuple(4);
-    out.integer(static_cast<int>(ControlOp::demonitor_p));
-    out.raw(from_pid);
-    out.raw(to_proc);
-    out.raw(ref);
+    write_monitor_op(out, ControlOp::demonitor_p, from_pid, to_proc, [&] { out.raw(ref); });
+}
+
+void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, const NodeIdentity& owner,
+                   std::uint64_t ref)
+{
+    write_monitor_op(out, ControlOp::monitor_p, from_pid, to_proc, [&] { owner.write_ref(out, ref); });
+}
+
+void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, const NodeIdentity& owner,
+                     std::uint64_t ref)
+{
+    write_monitor_op(out, ControlOp::demonitor_p, from_pid, to_proc, [&] { owner.write_ref(out, ref); });
 }
 
 void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string_view to_pid, std::string_view ref,

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string_view>
 
+#include "protocol/node_identity.hpp"
 #include "protocol/term_reader.hpp"
 #include "protocol/term_writer.hpp"
 
@@ -53,6 +54,11 @@ void write_send(TermWriter& out, std::string_view to_pid);
 void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view to_name_atom);
 void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);
 void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);
+// The same, with the reference minted by `owner` (whose pid `from_pid` is) from `ref`.
+void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, const NodeIdentity& owner,
+                   std::uint64_t ref);
+void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, const NodeIdentity& owner,
+                     std::uint64_t ref);
 void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string_view to_pid, std::string_view ref,
                         std::string_view reason_atom);
 

@@ -17,7 +17,8 @@ public:
     void version();
     void tuple(std::size_t arity);
     void map(std::size_t arity);
-    void list(std::size_t length); // followed by `length` terms and a tail
+    // A list header followed by `length` terms and a tail; list(0) is the empty list itself.
+    void list(std::size_t length);
     void nil();
     void atom(std::string_view text);
     void integer(std::int64_t value);

@@ -120,8 +120,7 @@ bool DistLink::dispatch_packets()
         const std::uint32_t length = get_u32(in_.data());
         if (length == 0) {
             in_.consume(kLengthBytes);
-            // A tick: answered at once, as ei does, so the peer always sees traffic.
-            queue_tick();
+            on_peer_tick();
             continue;
         }
         if (length > limits_.max_packet_bytes) {
@@ -142,6 +141,17 @@ bool DistLink::dispatch_packets()
     return true;
 }
 
+void DistLink::on_peer_tick()
+{
+    // Answered, as ei does, so a peer with a shorter net_ticktime than ours always hears from us in time;
+    // but only if nothing else went out since its previous tick, and answers do not count as output, so two
+    // peers that both answer ticks exchange one answer and stop instead of bouncing ticks for ever.
+    if (!wrote_since_peer_tick_) {
+        queue_tick();
+    }
+    wrote_since_peer_tick_ = false;
+}
+
 protocol::TermWriter DistLink::begin_packet()
 {
     packet_start_ = pending_.size();
@@ -159,6 +169,11 @@ void DistLink::end_packet()
     }
     const std::size_t length = pending_.size() - packet_start_ - kLengthBytes;
     put_u32(pending_.data() + packet_start_, static_cast<std::uint32_t>(length));
+    wrote_since_peer_tick_ = true;
+    if (queued_bytes() > limits_.max_queued_bytes) {
+        close("peer does not read: output queue over its limit");
+        return;
+    }
     schedule_flush();
 }
 
@@ -238,6 +253,7 @@ void DistLink::on_tick(const error_code& ec)
     }
     if (!wrote_since_tick_ && !writing_) {
         queue_tick();
+        wrote_since_peer_tick_ = true;
     }
     read_since_tick_ = false;
     wrote_since_tick_ = false;

@@ -19,6 +19,9 @@ struct LinkLimits {
     int silent_ticks_allowed = 4;
     // Above this much queued output the link reports itself busy, as a distribution port does.
     std::size_t busy_limit = std::size_t{1} << 20;
+    // A peer that lets this much output pile up is not reading: the link is closed rather than let the
+    // C-node's memory grow without bound.
+    std::size_t max_queued_bytes = std::size_t{512} << 20;
 };
 
 class DistLink;
@@ -70,6 +73,7 @@ private:
     void arm_tick();
     void on_tick(const error_code& ec);
     void queue_tick();
+    void on_peer_tick();
 
     tcp::socket socket_;
     asio::steady_timer tick_timer_;
@@ -89,6 +93,8 @@ private:
     bool was_busy_ = false;
     bool read_since_tick_ = false;
     bool wrote_since_tick_ = false;
+    // Data or a tick of our own went out since the peer's last tick; answers to ticks do not count.
+    bool wrote_since_peer_tick_ = false;
     int silent_ticks_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 namespace dpool {
 
@@ -15,8 +16,20 @@ public:
     ByteBuffer() = default;
     explicit ByteBuffer(std::size_t capacity) { ensure_tail_room(capacity); }
 
-    ByteBuffer(ByteBuffer&&) noexcept = default;
-    ByteBuffer& operator=(ByteBuffer&&) noexcept = default;
+    // A moved-from buffer is empty and reusable.
+    ByteBuffer(ByteBuffer&& other) noexcept
+        : storage_(std::move(other.storage_)),
+          capacity_(std::exchange(other.capacity_, 0)),
+          head_(std::exchange(other.head_, 0)),
+          tail_(std::exchange(other.tail_, 0))
+    {
+    }
+    ByteBuffer& operator=(ByteBuffer&& other) noexcept
+    {
+        ByteBuffer taken(std::move(other));
+        swap(taken);
+        return *this;
+    }
     ByteBuffer(const ByteBuffer&) = delete;
     ByteBuffer& operator=(const ByteBuffer&) = delete;
 
@@ -65,6 +78,13 @@ public:
         std::size_t new_capacity = capacity_ == 0 ? kMinCapacity : capacity_;
         while (new_capacity - used < n) {
             new_capacity *= 2;
+        }
+        if (new_capacity == capacity_) {
+            // Room enough once the unread bytes move to the front: cheaper than a new block and a copy.
+            std::memmove(storage_.get(), data(), used);
+            head_ = 0;
+            tail_ = used;
+            return;
         }
         auto grown = std::make_unique_for_overwrite<char[]>(new_capacity);
         if (used > 0) {

@@ -12,6 +12,7 @@
 -export([new_with_all_options/1]).
 -export([new_with_string_and_binary_targets/1]).
 -export([new_to_missing_node_fails/1]).
+-export([connections_answer_ticks/1]).
 -export([bad_configs_are_invalid_config/1]).
 -export([with_connection_returns_result/1]).
 -export([waiters_are_served_in_order/1]).
@@ -34,6 +35,9 @@
                      waiting, successful_operations, failed_operations, max_connections, min_connections,
                      target, pool_id]).
 
+%% The target of connections_answer_ticks ticks every second and drops a peer silent for four.
+-define(SHORT_TICKTIME_S, 4).
+
 -spec suite() -> list().
 suite() ->
     [{timetrap, {minutes, 3}}].
@@ -44,6 +48,7 @@ all() ->
      new_with_all_options,
      new_with_string_and_binary_targets,
      new_to_missing_node_fails,
+     connections_answer_ticks,
      bad_configs_are_invalid_config,
      with_connection_returns_result,
      waiters_are_served_in_order,
@@ -67,6 +72,35 @@ end_per_suite(Config) ->
     dpool_ct_helper:do_end_suite(Config).
 
 %% Cases.
+
+-spec connections_answer_ticks(list()) -> ok.
+connections_answer_ticks(_Config) ->
+    doc("The C-node answers ticks: on a target with net_ticktime 4, pooled connections with no traffic for "
+        "three tick times stay up (same connection ids, so no silent reconnect) and still work."),
+    %% Controlled over stdio: the test node's own link to it ticks at 60 s and may be dropped meanwhile.
+    {ok, Peer, T} = peer:start_link(#{name => peer:random_name("dpool_ticks"), host => "127.0.0.1",
+                                      longnames => true, connection => standard_io,
+                                      args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                                               "-kernel", "net_ticktime", integer_to_list(?SHORT_TICKTIME_S)]}),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Names = do_pool_node_names(Pool),
+        Connections = fun() ->
+            lists:sort([{N, Id} || {N, #{connection_id := Id}} <- peer:call(Peer, erlang, nodes,
+                                                                             [hidden, #{connection_id => true}]),
+                                   lists:member(atom_to_binary(N, utf8), Names)])
+        end,
+        do_wait_until(fun() -> length(Connections()) =:= 2 end, 10000),
+        Before = Connections(),
+        %% Time itself is what is tested here: three tick times without a single operation on the pool.
+        timer:sleep(3 * ?SHORT_TICKTIME_S * 1000),
+        Before = Connections(),
+        #{connecting_connections := 0, total_connections := 2, available_connections := 2} = do_stats(Pool),
+        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        ok = distribute_pool:destroy(Pool)
+    after
+        peer:stop(Peer)
+    end.
 
 -spec new_opens_max_connections(list()) -> ok.
 new_opens_max_connections(_Config) ->

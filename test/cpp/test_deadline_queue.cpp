@@ -1,0 +1,111 @@
+#include "test_support.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "pool/deadline_queue.hpp"
+
+using dpool::pool::Clock;
+using dpool::pool::Deadline;
+using dpool::pool::DeadlineKind;
+using dpool::pool::DeadlineQueue;
+using std::chrono::milliseconds;
+
+namespace {
+
+// A fixed origin: the queue never reads the clock, so neither do these tests.
+const Clock::time_point t0 = Clock::time_point{} + std::chrono::hours(1);
+
+Deadline at(int ms, std::uint64_t key, DeadlineKind kind = DeadlineKind::waiter, std::uint64_t pool = 1)
+{
+    return Deadline{t0 + milliseconds(ms), kind, pool, key};
+}
+
+} // namespace
+
+TEST_CASE("DeadlineQueue starts empty", "[deadline_queue]")
+{
+    DeadlineQueue q;
+    CHECK(q.empty());
+    CHECK(q.size() == 0);
+    CHECK_FALSE(q.next().has_value());
+    CHECK_FALSE(q.pop_due(Clock::time_point::max()).has_value());
+}
+
+TEST_CASE("DeadlineQueue pops in time order whatever the push order", "[deadline_queue]")
+{
+    DeadlineQueue q;
+    q.push(at(30, 3, DeadlineKind::reconnect, 7));
+    q.push(at(10, 1, DeadlineKind::waiter, 8));
+    q.push(at(40, 4, DeadlineKind::pool_start, 9));
+    q.push(at(20, 2, DeadlineKind::request, 10));
+    CHECK(q.size() == 4);
+    CHECK(q.next() == t0 + milliseconds(10));
+
+    const auto first = q.pop_due(t0 + milliseconds(1000));
+    REQUIRE(first.has_value());
+    CHECK(first->key == 1);
+    CHECK(first->kind == DeadlineKind::waiter);
+    CHECK(first->pool == 8);
+    CHECK(first->when == t0 + milliseconds(10));
+
+    const auto second = q.pop_due(t0 + milliseconds(1000));
+    REQUIRE(second.has_value());
+    CHECK(second->key == 2);
+    CHECK(second->kind == DeadlineKind::request);
+    CHECK(second->pool == 10);
+
+    CHECK(q.pop_due(t0 + milliseconds(1000))->key == 3);
+    CHECK(q.pop_due(t0 + milliseconds(1000))->key == 4);
+    CHECK(q.empty());
+}
+
+TEST_CASE("DeadlineQueue pop_due returns only what is due at now", "[deadline_queue]")
+{
+    DeadlineQueue q;
+    q.push(at(20, 2));
+    q.push(at(10, 1));
+    q.push(at(30, 3));
+
+    CHECK_FALSE(q.pop_due(t0).has_value());
+    CHECK_FALSE(q.pop_due(t0 + milliseconds(9)).has_value());
+    CHECK(q.size() == 3);
+
+    const auto now = t0 + milliseconds(20); // a deadline at exactly now is due
+    CHECK(q.pop_due(now)->key == 1);
+    CHECK(q.pop_due(now)->key == 2);
+    CHECK_FALSE(q.pop_due(now).has_value());
+    CHECK(q.size() == 1);
+    CHECK(q.next() == t0 + milliseconds(30));
+}
+
+TEST_CASE("DeadlineQueue keeps time order over many random deadlines", "[deadline_queue]")
+{
+    std::mt19937 random(5);
+    DeadlineQueue q;
+    std::vector<int> offsets;
+    for (std::uint64_t key = 0; key < 2000; ++key) {
+        const int ms = static_cast<int>(random() % 500);
+        offsets.push_back(ms);
+        q.push(at(ms, key));
+    }
+    std::sort(offsets.begin(), offsets.end());
+
+    std::vector<int> popped;
+    for (int now = 0; now < 500; now += 7) {
+        while (const auto d = q.pop_due(t0 + milliseconds(now))) {
+            REQUIRE(d->when <= t0 + milliseconds(now));
+            popped.push_back(static_cast<int>((d->when - t0) / milliseconds(1)));
+        }
+        if (const auto next = q.next()) {
+            REQUIRE(*next > t0 + milliseconds(now));
+        }
+    }
+    while (const auto d = q.pop_due(Clock::time_point::max())) {
+        popped.push_back(static_cast<int>((d->when - t0) / milliseconds(1)));
+    }
+    CHECK(popped == offsets);
+    CHECK(q.empty());
+}

@@ -1,0 +1,540 @@
+#include "test_support.hpp"
+
+#include <poll.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/control.hpp"
+#include "protocol/term_writer.hpp"
+#include "transport/dist_link.hpp"
+#include "util/asio.hpp"
+#include "util/byte_buffer.hpp"
+
+using namespace std::chrono_literals;
+using dpool::ByteBuffer;
+using dpool::error_code;
+using dpool::tcp;
+using dpool::asio::ip::address_v4;
+using dpool::protocol::TermWriter;
+using dpool::test::be32;
+using dpool::transport::DistLink;
+using dpool::transport::LinkHandler;
+using dpool::transport::LinkLimits;
+namespace asio = dpool::asio;
+
+namespace {
+
+const std::string kTick(4, '\0');
+
+std::string frame(std::string_view payload)
+{
+    return be32(static_cast<std::uint32_t>(payload.size())) + std::string(payload);
+}
+
+std::string numbered_payload(std::size_t n, std::size_t size)
+{
+    std::string s = "p#" + std::to_string(n) + ":";
+    s.resize(size, static_cast<char>('a' + n % 26));
+    return s;
+}
+
+// Everything the link reports, in order.
+class RecordingHandler final : public LinkHandler {
+public:
+    void on_packet(DistLink& link, std::string_view packet) override
+    {
+        packets.emplace_back(packet);
+        if (packet_hook) {
+            packet_hook(link, packet);
+        }
+    }
+    void on_drained(DistLink&) override { ++drained; }
+    void on_closed(DistLink&, std::string_view reason) override { closed_reasons.emplace_back(reason); }
+
+    std::vector<std::string> packets;
+    std::vector<std::string> closed_reasons;
+    int drained = 0;
+    std::function<void(DistLink&, std::string_view)> packet_hook;
+};
+
+// A DistLink over one end of a loopback TCP connection, the test holding the other end (the "peer"). The peer
+// socket is non-blocking and used synchronously, so only the link's side runs on the io_context, and only when a
+// test runs the loop.
+class LinkTest {
+public:
+    explicit LinkTest(LinkLimits limits = {})
+    {
+        tcp::acceptor acceptor(io, tcp::endpoint(address_v4::loopback(), 0));
+        peer.connect(acceptor.local_endpoint());
+        tcp::socket accepted(io);
+        acceptor.accept(accepted);
+        peer.non_blocking(true);
+        link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", limits);
+        link->start(handler);
+    }
+    ~LinkTest()
+    {
+        link->detach();
+        link->close("test finished");
+        run_ready_handlers();
+    }
+    LinkTest(const LinkTest&) = delete;
+    LinkTest& operator=(const LinkTest&) = delete;
+
+    // Small writes only: the peer socket is non-blocking, and the loopback buffer takes them whole.
+    void peer_write(std::string_view bytes)
+    {
+        error_code ec;
+        const std::size_t n = asio::write(peer, asio::buffer(bytes.data(), bytes.size()), ec);
+        REQUIRE_FALSE(ec);
+        REQUIRE(n == bytes.size());
+    }
+
+    // Any size: written while the loop runs, so the link can read while the peer writes.
+    void peer_write_large(std::string bytes)
+    {
+        auto data = std::make_shared<std::string>(std::move(bytes));
+        bool done = false;
+        asio::async_write(peer, asio::buffer(*data), [&done, data](const error_code& ec, std::size_t) {
+            CHECK_FALSE(ec);
+            done = true;
+        });
+        REQUIRE(pump_until([&] { return done; }));
+    }
+
+    void peer_close()
+    {
+        error_code ignored;
+        peer.shutdown(tcp::socket::shutdown_both, ignored);
+        peer.close(ignored);
+    }
+
+    // Moves whatever the link sent into `received` (never blocks); notes when the link closed its end.
+    void read_peer()
+    {
+        while (peer.is_open() && !peer_saw_eof) {
+            char chunk[64 * 1024];
+            error_code ec;
+            const std::size_t n = peer.read_some(asio::buffer(chunk), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                return;
+            }
+            if (ec) {
+                peer_saw_eof = true;
+                return;
+            }
+            received.append(chunk, n);
+        }
+    }
+
+    // Waits until the peer can read or `timeout` passes, without running the link's loop.
+    void wait_peer_readable(std::chrono::milliseconds timeout)
+    {
+        if (!peer.is_open()) {
+            return;
+        }
+        pollfd p{peer.native_handle(), POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(timeout.count()));
+    }
+
+    // Runs the loop until `done` holds (checked after each handler) or the deadline passes.
+    template <class Predicate> bool pump_until(Predicate done, std::chrono::milliseconds timeout = 5s)
+    {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            read_peer();
+            if (done()) {
+                return true;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                return false;
+            }
+            if (io.stopped()) {
+                io.restart();
+            }
+            if (io.run_one_for(10ms) == 0) {
+                wait_peer_readable(10ms); // nothing for the link to do: wait on the peer side instead
+            }
+        }
+    }
+
+    // Runs the handlers that are ready now (no waiting).
+    void run_ready_handlers()
+    {
+        io.restart();
+        while (io.poll() > 0) { }
+    }
+
+    bool peer_received_at_least(std::size_t n)
+    {
+        return pump_until([&] { return received.size() >= n; });
+    }
+
+    asio::io_context io;
+    tcp::socket peer{io};
+    RecordingHandler handler;
+    std::shared_ptr<DistLink> link;
+    std::string received;
+    bool peer_saw_eof = false;
+};
+
+// What begin_packet() ... end_packet() should put on the wire for a packet written by `write`.
+template <class Write> std::string expected_frame(Write write)
+{
+    ByteBuffer buf;
+    buf.push_back('p');
+    TermWriter w(buf);
+    write(w);
+    return frame(buf.view());
+}
+
+std::string encoded_pid()
+{
+    dpool::test::EiTerm t;
+    t.pid("cnode@127.0.0.1", 1, 0, 3);
+    return t.str();
+}
+
+std::string encoded_atom(std::string_view text)
+{
+    dpool::test::EiTerm t;
+    t.atom(text);
+    return t.str();
+}
+
+} // namespace
+
+TEST_CASE("DistLink frames packets written with begin_packet/end_packet", "[dist_link]")
+{
+    LinkTest t;
+    const std::string from = encoded_pid();
+    const std::string to = encoded_atom("net_kernel");
+    const auto write = [&](TermWriter& w) {
+        w.version();
+        dpool::protocol::write_reg_send(w, from, to);
+        w.version();
+        w.tuple(2);
+        w.atom("hello");
+        w.binary("world");
+    };
+    TermWriter w = t.link->begin_packet();
+    write(w);
+    t.link->end_packet();
+    const std::string expected = expected_frame(write);
+
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+    const auto control = dpool::protocol::parse_packet(std::string_view(t.received).substr(4));
+    REQUIRE(control.has_value());
+    CHECK(control->op == dpool::protocol::ControlOp::reg_send);
+    CHECK(control->from == from);
+    CHECK(control->to == to);
+    CHECK(t.pump_until([&] { return t.link->queued_bytes() == 0; }));
+}
+
+TEST_CASE("DistLink sends packets in the order they were written, across many turns", "[dist_link]")
+{
+    LinkTest t;
+    std::string expected;
+    std::size_t n = 0;
+    for (int batch = 0; batch < 20; ++batch) {
+        for (int i = 0; i < 20; ++i, ++n) {
+            TermWriter w = t.link->begin_packet();
+            w.version();
+            w.binary(numbered_payload(n, 1 + n * 37 % 3000));
+            t.link->end_packet();
+            expected += expected_frame([&](TermWriter& e) {
+                e.version();
+                e.binary(numbered_payload(n, 1 + n * 37 % 3000));
+            });
+        }
+        t.run_ready_handlers(); // lets a write start, so later batches queue behind it
+    }
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received.size() == expected.size());
+    CHECK(t.received == expected);
+}
+
+TEST_CASE("DistLink writes everything queued in one turn in one write", "[dist_link]")
+{
+    LinkTest t;
+    const auto first = [](TermWriter& w) {
+        w.version();
+        w.atom("first");
+    };
+    const auto second = [](TermWriter& w) {
+        w.version();
+        w.atom("second");
+    };
+    TermWriter w1 = t.link->begin_packet();
+    first(w1);
+    t.link->end_packet();
+    TermWriter w2 = t.link->begin_packet();
+    second(w2);
+    t.link->end_packet();
+    const std::string expected = expected_frame(first) + expected_frame(second);
+    CHECK(t.link->queued_bytes() == expected.size());
+
+    // Nothing is written from inside end_packet(): the packets wait for the end of the turn. (On loopback a
+    // write is readable as soon as send() returns, so an early write would show here.)
+    t.read_peer();
+    CHECK(t.received.empty());
+
+    // One turn of the loop runs the posted flush. A second write could only start from the first one's
+    // completion handler, which needs another turn, so both packets arriving now means they went out together.
+    REQUIRE(t.io.run_one() == 1);
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (t.received.size() < expected.size() && std::chrono::steady_clock::now() < deadline) {
+        t.wait_peer_readable(50ms);
+        t.read_peer();
+    }
+    CHECK(t.received == expected);
+}
+
+TEST_CASE("DistLink delivers a packet split into 1-byte writes once and whole", "[dist_link]")
+{
+    LinkTest t;
+    const std::string payload = numbered_payload(1, 300);
+    const std::string bytes = frame(payload);
+    for (std::size_t i = 0; i + 1 < bytes.size(); ++i) {
+        t.peer_write(std::string_view(bytes).substr(i, 1));
+        t.run_ready_handlers();
+        REQUIRE(t.handler.packets.empty());
+    }
+    t.peer_write(std::string_view(bytes).substr(bytes.size() - 1));
+    REQUIRE(t.pump_until([&] { return !t.handler.packets.empty(); }));
+    t.run_ready_handlers();
+    REQUIRE(t.handler.packets.size() == 1);
+    CHECK(t.handler.packets[0] == payload);
+    CHECK(t.link->is_open());
+}
+
+TEST_CASE("DistLink delivers several packets from one write in order", "[dist_link]")
+{
+    LinkTest t;
+    const std::vector<std::string> payloads
+        = {"p", numbered_payload(2, 500), numbered_payload(3, 5000), numbered_payload(4, 3)};
+    std::string bytes;
+    for (const auto& p : payloads) {
+        bytes += frame(p);
+    }
+    t.peer_write(bytes);
+    REQUIRE(t.pump_until([&] { return t.handler.packets.size() == payloads.size(); }));
+    CHECK(t.handler.packets == payloads);
+}
+
+TEST_CASE("DistLink delivers packets larger than its read chunks", "[dist_link]")
+{
+    LinkTest t;
+    const std::vector<std::string> payloads
+        = {numbered_payload(1, (1 << 20) + 3), numbered_payload(2, 70000), numbered_payload(3, 300000)};
+    std::string bytes;
+    for (const auto& p : payloads) {
+        bytes += frame(p);
+    }
+    t.peer_write_large(bytes);
+    REQUIRE(t.pump_until([&] { return t.handler.packets.size() == payloads.size(); }));
+    REQUIRE(t.handler.packets.size() == payloads.size());
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        CHECK(t.handler.packets[i].size() == payloads[i].size());
+        CHECK(t.handler.packets[i] == payloads[i]);
+    }
+}
+
+TEST_CASE("DistLink answers a tick from the peer with a tick", "[dist_link]")
+{
+    LinkTest t;
+    t.peer_write(kTick);
+    REQUIRE(t.peer_received_at_least(4));
+    CHECK(t.received == kTick);
+    CHECK(t.handler.packets.empty());
+
+    SECTION("ticks between packets are consumed, not delivered")
+    {
+        t.peer_write(frame("p1") + kTick + frame("p2"));
+        REQUIRE(t.pump_until([&] { return t.handler.packets.size() == 2; }));
+        CHECK(t.handler.packets == std::vector<std::string>{"p1", "p2"});
+        CHECK(t.peer_received_at_least(8));
+        CHECK(t.received == kTick + kTick);
+    }
+}
+
+TEST_CASE("DistLink lets the handler answer from on_packet", "[dist_link]")
+{
+    LinkTest t;
+    t.handler.packet_hook = [](DistLink& link, std::string_view) {
+        TermWriter w = link.begin_packet();
+        w.version();
+        w.atom("pong");
+        link.end_packet();
+    };
+    t.peer_write(frame("ping"));
+    const std::string reply = expected_frame([](TermWriter& w) {
+        w.version();
+        w.atom("pong");
+    });
+    REQUIRE(t.peer_received_at_least(reply.size()));
+    CHECK(t.received == reply);
+}
+
+TEST_CASE("DistLink stops delivering once the handler closes it", "[dist_link]")
+{
+    LinkTest t;
+    t.handler.packet_hook = [](DistLink& link, std::string_view) { link.close("enough"); };
+    t.peer_write(frame("one") + frame("two") + frame("three"));
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    t.run_ready_handlers();
+    CHECK(t.handler.packets == std::vector<std::string>{"one"});
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"enough"});
+}
+
+TEST_CASE("DistLink closes on a packet larger than max_packet_bytes", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.max_packet_bytes = 1024;
+    LinkTest t(limits);
+    const std::string largest_allowed = numbered_payload(1, 1024);
+    // Only the length of the oversized packet is sent: the link must not wait for the rest.
+    t.peer_write(frame(largest_allowed) + be32(1025));
+
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"packet larger than the limit"});
+    CHECK(t.handler.packets == std::vector<std::string>{largest_allowed});
+    CHECK_FALSE(t.link->is_open());
+    CHECK(t.pump_until([&] { return t.peer_saw_eof; }));
+}
+
+TEST_CASE("DistLink reports the peer closing exactly once", "[dist_link]")
+{
+    LinkTest t;
+    t.peer_close();
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    t.run_ready_handlers();
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"peer closed the connection"});
+    CHECK_FALSE(t.link->is_open());
+
+    // Writing to a closed link is harmless and queues nothing.
+    TermWriter w = t.link->begin_packet();
+    w.version();
+    w.atom("late");
+    t.link->end_packet();
+    CHECK(t.link->queued_bytes() == 0);
+    t.link->close("again");
+    t.run_ready_handlers();
+    CHECK(t.handler.closed_reasons.size() == 1);
+}
+
+TEST_CASE("DistLink close() reports from the event loop, once", "[dist_link]")
+{
+    LinkTest t;
+    t.link->close("bye");
+    CHECK_FALSE(t.link->is_open());
+    CHECK(t.handler.closed_reasons.empty()); // not from inside close()
+    t.link->close("again");
+    t.run_ready_handlers();
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"bye"});
+    CHECK(t.pump_until([&] { return t.peer_saw_eof; }));
+}
+
+TEST_CASE("DistLink calls no handler after detach()", "[dist_link]")
+{
+    LinkTest t;
+    t.link->detach();
+    t.peer_write(frame("unseen"));
+    t.peer_close();
+    REQUIRE(t.pump_until([&] { return !t.link->is_open(); }));
+    t.run_ready_handlers();
+    CHECK(t.handler.packets.empty());
+    CHECK(t.handler.closed_reasons.empty());
+}
+
+TEST_CASE("DistLink reports busy above its limit and drained once the output is written", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.busy_limit = 64;
+    LinkTest t(limits);
+    const auto write = [](TermWriter& w) {
+        w.version();
+        w.binary(std::string(1000, 'b'));
+    };
+    TermWriter w = t.link->begin_packet();
+    write(w);
+    t.link->end_packet();
+    CHECK(t.link->busy());
+
+    REQUIRE(t.pump_until([&] { return t.handler.drained > 0; }));
+    CHECK_FALSE(t.link->busy());
+    CHECK(t.link->queued_bytes() == 0);
+    const std::string expected = expected_frame(write);
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+    t.run_ready_handlers();
+    CHECK(t.handler.drained == 1);
+}
+
+TEST_CASE("DistLink closes rather than queue more than max_queued_bytes", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.max_queued_bytes = 1000;
+    LinkTest t(limits);
+    const auto write_600_bytes = [&] {
+        TermWriter w = t.link->begin_packet();
+        w.version();
+        w.binary(std::string(590, 'q'));
+        t.link->end_packet();
+    };
+    write_600_bytes();
+    CHECK(t.link->is_open()); // about 600 bytes queued: within the limit
+    write_600_bytes(); // about 1200: over it, before the loop had a chance to write anything
+    CHECK_FALSE(t.link->is_open());
+    CHECK(t.link->queued_bytes() == 0);
+
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty() && t.peer_saw_eof; }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"peer does not read: output queue over its limit"});
+    CHECK(t.received.empty()); // the queue was dropped, not flushed
+}
+
+TEST_CASE("DistLink closes a silent link after the allowed silent ticks", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.tick_interval = 50ms;
+    limits.silent_ticks_allowed = 2;
+    LinkTest t(limits);
+
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"net tick timeout"});
+    REQUIRE(t.pump_until([&] { return t.peer_saw_eof; }));
+    // It ticked while it waited.
+    CHECK_FALSE(t.received.empty());
+    CHECK(t.received.size() % 4 == 0);
+    CHECK(t.received == std::string(t.received.size(), '\0'));
+}
+
+TEST_CASE("DistLink ticks on an idle link and stays open while the peer talks", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.tick_interval = 50ms;
+    limits.silent_ticks_allowed = 2;
+    LinkTest t(limits);
+
+    // The peer answers each tick with a (non-tick) packet, which the link does not answer: every tick the peer
+    // sees comes from the link's timer.
+    std::size_t answered = 0;
+    const bool ticked = t.pump_until([&] {
+        const std::size_t ticks = t.received.size() / 4;
+        for (; answered < ticks; ++answered) {
+            t.peer_write(frame("k"));
+        }
+        return ticks >= 5 || !t.link->is_open();
+    });
+    REQUIRE(ticked);
+    CHECK(t.link->is_open());
+    CHECK(t.handler.closed_reasons.empty());
+    CHECK(t.received.size() >= 5 * 4);
+    CHECK(t.received == std::string(t.received.size(), '\0'));
+    CHECK(t.handler.packets.size() >= 4);
+}

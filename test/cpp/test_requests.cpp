@@ -1,0 +1,473 @@
+#include "test_support.hpp"
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "api/requests.hpp"
+
+using namespace dpool::api;
+using dpool::test::EiTerm;
+
+namespace {
+
+using Build = std::function<void(EiTerm&)>;
+
+std::string term(const Build& build)
+{
+    EiTerm t;
+    build(t);
+    return t.str();
+}
+
+std::string message(const Build& build)
+{
+    EiTerm t;
+    t.version();
+    build(t);
+    return t.str();
+}
+
+// The error atom of a rejection, or a description of what was decoded instead.
+std::string rejection(const Decoded& d)
+{
+    if (const auto* r = std::get_if<Rejected>(&d)) {
+        return std::string(r->error);
+    }
+    return "<accepted as alternative " + std::to_string(d.index()) + ">";
+}
+
+template <class T> T accepted(const Decoded& d)
+{
+    INFO("decoded as: " << rejection(d));
+    REQUIRE(std::holds_alternative<T>(d));
+    return std::get<T>(d);
+}
+
+std::string rejection_of(const Build& build) { return rejection(decode_request(term(build))); }
+
+const std::string kTarget = "target@127.0.0.1";
+
+std::string options_map(const std::vector<std::pair<std::string, long long>>& entries)
+{
+    EiTerm t;
+    t.map(static_cast<long>(entries.size()));
+    for (const auto& [key, value] : entries) {
+        t.atom(key).integer(value);
+    }
+    return t.str();
+}
+
+std::optional<dpool::pool::PoolConfig> options(const std::vector<std::pair<std::string, long long>>& entries,
+                                               const std::string& target = kTarget)
+{
+    return parse_pool_options(target, options_map(entries));
+}
+
+} // namespace
+
+// --- envelopes ---------------------------------------------------------------------------------------------------
+
+TEST_CASE("parse_envelope reads a $gen_call", "[requests]")
+{
+    const std::string tag = term([](EiTerm& t) { t.list(1).atom("alias").ref("caller@host", 5, {1, 2, 3}); });
+    const std::string request = term([](EiTerm& t) { t.tuple(2).atom("stats").integer(3); });
+    const std::string bytes = message(
+        [&](EiTerm& t) { t.tuple(3).atom("$gen_call").tuple(2).pid("caller@host", 10, 2, 5).raw(tag).raw(request); });
+
+    const auto env = parse_envelope(bytes);
+    REQUIRE(env.has_value());
+    CHECK(env->is_call);
+    CHECK(env->from.node == "caller@host");
+    CHECK(env->from.id == 10);
+    CHECK(env->from.serial == 2);
+    CHECK(env->from.creation == 5);
+    CHECK(env->tag == tag);
+    CHECK(env->request == request);
+}
+
+TEST_CASE("parse_envelope reads a $gen_cast", "[requests]")
+{
+    const std::string request = term([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(2).integer(3); });
+    const std::string bytes = message([&](EiTerm& t) { t.tuple(2).atom("$gen_cast").raw(request); });
+    const auto env = parse_envelope(bytes);
+    REQUIRE(env.has_value());
+    CHECK_FALSE(env->is_call);
+    CHECK(env->request == request);
+    CHECK(env->tag.empty());
+}
+
+TEST_CASE("parse_envelope drops every other shape", "[requests]")
+{
+    const Build from = [](EiTerm& t) { t.tuple(2).pid("caller@host", 1, 0, 1).atom("tag"); };
+    const std::string valid_call = message([&](EiTerm& t) {
+        t.tuple(3).atom("$gen_call");
+        from(t);
+        t.atom("pools");
+    });
+    REQUIRE(parse_envelope(valid_call).has_value());
+
+    const std::vector<std::string> junk = {
+        "",
+        valid_call.substr(1), // no version byte
+        valid_call.substr(0, valid_call.size() - 1), // cut short
+        valid_call + "\x6a", // trailing byte
+        message([](EiTerm& t) { t.atom("pools"); }), // a bare request
+        message([](EiTerm& t) { t.tuple(2).atom("other").atom("pools"); }),
+        message([](EiTerm& t) { t.tuple(3).atom("$gen_call").atom("from").atom("pools"); }),
+        message([](EiTerm& t) { t.tuple(3).atom("$gen_call").tuple(2).atom("notpid").atom("tag").atom("pools"); }),
+        message([](EiTerm& t) { t.tuple(3).atom("$gen_call").tuple(1).pid("c@h", 1, 0, 1).atom("pools"); }),
+        message([&](EiTerm& t) {
+            t.tuple(4).atom("$gen_call");
+            from(t);
+            t.atom("pools").atom("extra");
+        }),
+        message([](EiTerm& t) { t.tuple(2).atom("$gen_call").atom("pools"); }),
+        message([](EiTerm& t) { t.tuple(3).atom("$gen_cast").atom("pools").atom("extra"); }),
+        message([](EiTerm& t) { t.tuple(1).atom("$gen_cast"); }),
+        message([](EiTerm& t) { t.tuple(2).binary("$gen_cast").atom("pools"); }),
+    };
+    for (const auto& bytes : junk) {
+        CAPTURE(bytes);
+        CHECK_FALSE(parse_envelope(bytes).has_value());
+    }
+}
+
+// --- requests ----------------------------------------------------------------------------------------------------
+
+TEST_CASE("decode_request: pools and info", "[requests]")
+{
+    accepted<ListPools>(decode_request(term([](EiTerm& t) { t.atom("pools"); })));
+    accepted<Info>(decode_request(term([](EiTerm& t) { t.atom("info"); })));
+    CHECK(rejection_of([](EiTerm& t) { t.atom("hello"); }) == "badarg");
+}
+
+TEST_CASE("decode_request: new", "[requests]")
+{
+    const std::string opts = options_map({{"max_connections", 4}});
+    SECTION("target as an atom")
+    {
+        const auto n = accepted<NewPool>(
+            decode_request(term([&](EiTerm& t) { t.tuple(3).atom("new").atom(kTarget).raw(opts); })));
+        CHECK(n.config.target == kTarget);
+        CHECK(n.config.max_connections == 4);
+        CHECK(n.config.min_connections == 4);
+    }
+    SECTION("target as a binary")
+    {
+        const auto n = accepted<NewPool>(
+            decode_request(term([&](EiTerm& t) { t.tuple(3).atom("new").binary(kTarget).raw(opts); })));
+        CHECK(n.config.target == kTarget);
+    }
+    SECTION("wrong shapes are invalid_config")
+    {
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").integer(42).raw(opts); }) == "invalid_config");
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").atom(kTarget).atom("not_a_map"); })
+              == "invalid_config");
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(2).atom("new").atom(kTarget); }) == "invalid_config");
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("new").atom(kTarget).raw(opts).atom("x"); })
+              == "invalid_config");
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").atom("no_host").raw(opts); }) == "invalid_config");
+        CHECK(rejection_of([&](EiTerm& t) {
+                  t.tuple(3).atom("new").atom(kTarget).raw(options_map({{"max_connections", 0}}));
+              })
+              == "invalid_config");
+    }
+}
+
+TEST_CASE("decode_request: checkout", "[requests]")
+{
+    const auto with_default = accepted<Checkout>(
+        decode_request(term([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).atom("default"); })));
+    CHECK(with_default.pool == 7);
+    CHECK_FALSE(with_default.timeout_ms.has_value());
+
+    const auto with_ms = accepted<Checkout>(
+        decode_request(term([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).integer(250); })));
+    CHECK(with_ms.timeout_ms == 250u);
+
+    const auto longest = accepted<Checkout>(
+        decode_request(term([](EiTerm& t) { t.tuple(3).atom("checkout").integer(0).integer(0xFFFFFFFFLL); })));
+    CHECK(longest.timeout_ms == 0xFFFFFFFFu);
+
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).atom("never"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).integer(-5); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).integer(1LL << 32); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").integer(7).floating(1.0); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("checkout").integer(7); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").integer(-1).atom("default"); }) == "invalid_pool");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("checkout").atom("bar").atom("default"); }) == "invalid_pool");
+}
+
+TEST_CASE("decode_request: checkin", "[requests]")
+{
+    const auto c = accepted<Checkin>(
+        decode_request(term([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(2).integer(1LL << 40); })));
+    CHECK(c.lease.pool == 1);
+    CHECK(c.lease.conn == 2);
+    CHECK(c.lease.lease == 1ull << 40);
+
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(-1).integer(3); })
+          == "invalid_connection");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(1LL << 32).integer(3); })
+          == "invalid_connection");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(2).atom("lease"); })
+          == "invalid_connection");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(2).integer(-3); })
+          == "invalid_connection");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").atom("p").integer(2).integer(3); })
+          == "invalid_pool");
+}
+
+TEST_CASE("decode_request: cancel", "[requests]")
+{
+    const std::string pid = term([](EiTerm& t) { t.pid("caller@host", 3, 0, 1); });
+    const std::string tag = term([](EiTerm& t) { t.tuple(2).atom("alias").ref("caller@host", 1, {1, 2, 3}); });
+    const std::string request = term([&](EiTerm& t) { t.tuple(4).atom("cancel").integer(9).raw(pid).raw(tag); });
+    const auto c = accepted<Cancel>(decode_request(request));
+    CHECK(c.pool == 9);
+    CHECK(c.pid == pid);
+    CHECK(c.tag == tag);
+
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cancel").integer(9).atom("nopid").raw(tag); }) == "badarg");
+}
+
+TEST_CASE("decode_request: send", "[requests]")
+{
+    const std::string dest = term([](EiTerm& t) { t.tuple(2).atom("name").atom(kTarget); });
+    const std::string msg = term([](EiTerm& t) { t.list(2).integer(1).integer(2).nil(); });
+    const std::string request
+        = term([&](EiTerm& t) { t.tuple(6).atom("send").integer(1).integer(2).integer(3).raw(dest).raw(msg); });
+    const auto s = accepted<Send>(decode_request(request));
+    CHECK(s.lease.pool == 1);
+    CHECK(s.lease.conn == 2);
+    CHECK(s.lease.lease == 3);
+    CHECK(s.destination == dest);
+    CHECK(s.message == msg);
+
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(6).atom("send").integer(1).atom("c").integer(3).raw(dest).raw(msg); })
+          == "invalid_connection");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("send").integer(1).integer(2).integer(3).raw(dest); })
+          == "badarg");
+}
+
+TEST_CASE("decode_request: request", "[requests]")
+{
+    const std::string dest = term([](EiTerm& t) { t.atom("rex"); });
+    const std::string req = term([](EiTerm& t) { t.tuple(2).atom("is_auth").atom("me@host"); });
+    const auto make = [&](const Build& timeout) {
+        return term([&](EiTerm& t) {
+            t.tuple(7).atom("request").integer(1).integer(2).integer(3).raw(dest);
+            timeout(t);
+            t.raw(req);
+        });
+    };
+
+    const std::string request = make([](EiTerm& t) { t.integer(1000); });
+    const auto with_ms = accepted<Request>(decode_request(request));
+    CHECK(with_ms.lease.pool == 1);
+    CHECK(with_ms.lease.conn == 2);
+    CHECK(with_ms.lease.lease == 3);
+    CHECK(with_ms.destination == dest);
+    CHECK(with_ms.timeout_ms == 1000u);
+    CHECK(with_ms.request == req);
+
+    const auto infinite = accepted<Request>(decode_request(make([](EiTerm& t) { t.atom("infinity"); })));
+    CHECK_FALSE(infinite.timeout_ms.has_value());
+
+    CHECK(rejection(decode_request(make([](EiTerm& t) { t.integer(-1); }))) == "badarg");
+    CHECK(rejection(decode_request(make([](EiTerm& t) { t.integer(1LL << 40); }))) == "badarg");
+    CHECK(rejection(decode_request(make([](EiTerm& t) { t.atom("x"); }))) == "badarg");
+    CHECK(rejection(decode_request(make([](EiTerm& t) { t.atom("default"); }))) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(7).atom("request").integer(1).integer(2).integer(-3).raw(dest).integer(5).raw(req);
+          })
+          == "invalid_connection");
+}
+
+TEST_CASE("decode_request: stats and destroy", "[requests]")
+{
+    CHECK(accepted<Stats>(decode_request(term([](EiTerm& t) { t.tuple(2).atom("stats").integer(5); }))).pool == 5);
+    CHECK(accepted<Destroy>(decode_request(term([](EiTerm& t) { t.tuple(2).atom("destroy").integer(6); }))).pool == 6);
+    const auto largest
+        = accepted<Stats>(decode_request(term([](EiTerm& t) { t.tuple(2).atom("stats").integer(INT64_MAX); })));
+    CHECK(largest.pool == static_cast<std::uint64_t>(INT64_MAX));
+
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("stats").integer(-1); }) == "invalid_pool");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("stats").atom("foo"); }) == "invalid_pool");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("stats").unsigned_integer(1ULL << 63); }) == "invalid_pool");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("destroy").integer(-1); }) == "invalid_pool");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("stats"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("stats").integer(1).integer(2); }) == "badarg");
+}
+
+TEST_CASE("decode_request: unknown shapes are badarg", "[requests]")
+{
+    const std::vector<std::string> unknown = {
+        term([](EiTerm& t) { t.tuple(1).atom("hello"); }),
+        term([](EiTerm& t) { t.tuple(0); }),
+        term([](EiTerm& t) { t.nil(); }),
+        term([](EiTerm& t) { t.integer(42); }),
+        term([](EiTerm& t) { t.binary("pools"); }),
+        term([](EiTerm& t) { t.tuple(2).integer(1).integer(2); }),
+        term([](EiTerm& t) { t.tuple(2).atom("hello").integer(1); }),
+        term([](EiTerm& t) { t.tuple(3).atom("pools").integer(1).integer(2); }),
+        term([](EiTerm& t) { t.tuple(2).atom("checkout").integer(1); }),
+        term([](EiTerm& t) { t.tuple(4).atom("send").integer(1).integer(2).integer(3); }),
+        term([](EiTerm& t) { t.tuple(6).atom("request").integer(1).integer(2).integer(3).integer(4).integer(5); }),
+    };
+    for (const auto& request : unknown) {
+        CAPTURE(request);
+        CHECK(rejection(decode_request(request)) == "badarg");
+    }
+}
+
+TEST_CASE("decode_request: an unknown operation is badarg whatever its arguments", "[requests]")
+{
+    // docs/PROTOCOL.md: "A request of unknown shape inside a valid envelope is answered {error, badarg}."
+    // invalid_pool is the error of a known pool operation given a bad pool id, not of an unknown operation.
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("hello").atom("world"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("hello").integer(-1); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("frobnicate").binary("x").integer(1); }) == "badarg");
+}
+
+// --- pool options ------------------------------------------------------------------------------------------------
+
+TEST_CASE("parse_pool_options defaults", "[requests]")
+{
+    const auto config = options({{"max_connections", 10}});
+    REQUIRE(config.has_value());
+    CHECK(config->target == kTarget);
+    CHECK(config->max_connections == 10);
+    CHECK(config->min_connections == 10);
+    CHECK(config->acquire_timeout_ms == 5000);
+    CHECK(config->connect_timeout_ms == 5000);
+}
+
+TEST_CASE("parse_pool_options takes every option", "[requests]")
+{
+    const auto config = options(
+        {{"min_connections", 2}, {"acquire_timeout_ms", 100}, {"connect_timeout_ms", 200}, {"max_connections", 8}});
+    REQUIRE(config.has_value());
+    CHECK(config->max_connections == 8);
+    CHECK(config->min_connections == 2);
+    CHECK(config->acquire_timeout_ms == 100);
+    CHECK(config->connect_timeout_ms == 200);
+}
+
+TEST_CASE("parse_pool_options bounds", "[requests]")
+{
+    SECTION("max_connections 1..1000")
+    {
+        CHECK_FALSE(options({{"max_connections", 0}}).has_value());
+        CHECK(options({{"max_connections", 1}})->max_connections == 1);
+        CHECK(options({{"max_connections", 1000}})->max_connections == 1000);
+        CHECK_FALSE(options({{"max_connections", 1001}}).has_value());
+        CHECK_FALSE(options({{"max_connections", -1}}).has_value());
+        CHECK_FALSE(options({{"max_connections", (1LL << 32) + 1}}).has_value());
+    }
+    SECTION("min_connections 0..max")
+    {
+        CHECK(options({{"max_connections", 5}, {"min_connections", 0}})->min_connections == 0);
+        CHECK(options({{"max_connections", 5}, {"min_connections", 5}})->min_connections == 5);
+        CHECK_FALSE(options({{"max_connections", 5}, {"min_connections", 6}}).has_value());
+        CHECK_FALSE(options({{"min_connections", 1}}).has_value()); // max is required
+    }
+    SECTION("acquire_timeout_ms 0..86400000")
+    {
+        CHECK(options({{"max_connections", 1}, {"acquire_timeout_ms", 0}})->acquire_timeout_ms == 0);
+        CHECK(options({{"max_connections", 1}, {"acquire_timeout_ms", 86400000}})->acquire_timeout_ms == 86400000);
+        CHECK_FALSE(options({{"max_connections", 1}, {"acquire_timeout_ms", 86400001}}).has_value());
+    }
+    SECTION("connect_timeout_ms 1..600000")
+    {
+        CHECK_FALSE(options({{"max_connections", 1}, {"connect_timeout_ms", 0}}).has_value());
+        CHECK(options({{"max_connections", 1}, {"connect_timeout_ms", 1}})->connect_timeout_ms == 1);
+        CHECK(options({{"max_connections", 1}, {"connect_timeout_ms", 600000}})->connect_timeout_ms == 600000);
+        CHECK_FALSE(options({{"max_connections", 1}, {"connect_timeout_ms", 600001}}).has_value());
+    }
+}
+
+TEST_CASE("parse_pool_options rejects unknown keys and wrong types", "[requests]")
+{
+    CHECK_FALSE(options({}).has_value());
+    CHECK_FALSE(options({{"max_connections", 1}, {"cnode", 42}}).has_value());
+    CHECK_FALSE(parse_pool_options(kTarget, term([](EiTerm& t) { t.map(1).binary("max_connections").integer(1); }))
+                    .has_value());
+    CHECK_FALSE(
+        parse_pool_options(kTarget, term([](EiTerm& t) { t.map(1).atom("max_connections").atom("one"); })).has_value());
+    CHECK_FALSE(parse_pool_options(kTarget, term([](EiTerm& t) { t.map(1).atom("max_connections").floating(1.0); }))
+                    .has_value());
+    CHECK_FALSE(
+        parse_pool_options(kTarget, term([](EiTerm& t) { t.map(1).atom("max_connections").binary("1"); })).has_value());
+    CHECK_FALSE(
+        parse_pool_options(kTarget, term([](EiTerm& t) { t.list(1).atom("max_connections").nil(); })).has_value());
+    CHECK_FALSE(parse_pool_options(kTarget, term([](EiTerm& t) { t.atom("max_connections"); })).has_value());
+    CHECK_FALSE(parse_pool_options(kTarget, options_map({{"max_connections", 1}}) + "\x6a").has_value());
+}
+
+TEST_CASE("parse_pool_options rejects bad targets", "[requests]")
+{
+    REQUIRE(options({{"max_connections", 1}}, "a@b").has_value());
+    for (const std::string target : {"", "a", "a@", "@b", "a@b@c", "bad name@h"}) {
+        CAPTURE(target);
+        CHECK_FALSE(options({{"max_connections", 1}}, target).has_value());
+    }
+}
+
+// --- destinations ------------------------------------------------------------------------------------------------
+
+TEST_CASE("parse_destination", "[requests]")
+{
+    SECTION("a registered name")
+    {
+        const std::string name = term([](EiTerm& t) { t.atom("my_server"); });
+        const auto d = parse_destination(name, kTarget);
+        REQUIRE(d.has_value());
+        CHECK(d->is_name);
+        CHECK(d->encoded == name);
+    }
+    SECTION("a pid on the target")
+    {
+        const std::string pid = term([](EiTerm& t) { t.pid(kTarget, 80, 0, 3); });
+        const auto d = parse_destination(pid, kTarget);
+        REQUIRE(d.has_value());
+        CHECK_FALSE(d->is_name);
+        CHECK(d->encoded == pid);
+    }
+    SECTION("a pid on another node")
+    {
+        CHECK_FALSE(parse_destination(term([](EiTerm& t) { t.pid("other@127.0.0.1", 80, 0, 3); }), kTarget));
+    }
+    SECTION("{Name, Target}")
+    {
+        const std::string name = term([](EiTerm& t) { t.atom("my_server"); });
+        const std::string tuple = term([&](EiTerm& t) { t.tuple(2).raw(name).atom(kTarget); });
+        const auto d = parse_destination(tuple, kTarget);
+        REQUIRE(d.has_value());
+        CHECK(d->is_name);
+        CHECK(d->encoded == name);
+    }
+    SECTION("{Name, OtherNode} and other terms")
+    {
+        const std::vector<std::string> rejected = {
+            term([](EiTerm& t) { t.tuple(2).atom("my_server").atom("other@127.0.0.1"); }),
+            term([](EiTerm& t) { t.tuple(2).atom("my_server").binary(kTarget); }),
+            term([](EiTerm& t) { t.tuple(2).binary("my_server").atom(kTarget); }),
+            term([](EiTerm& t) { t.tuple(3).atom("my_server").atom(kTarget).atom("x"); }),
+            term([](EiTerm& t) { t.tuple(1).atom("my_server"); }),
+            term([](EiTerm& t) { t.integer(42); }),
+            term([](EiTerm& t) { t.binary("my_server"); }),
+            term([](EiTerm& t) { t.nil(); }),
+            term([](EiTerm& t) {
+                t.ref(kTarget, 1, {1, 2, 3});
+            }),
+        };
+        for (const auto& bytes : rejected) {
+            CAPTURE(bytes);
+            CHECK_FALSE(parse_destination(bytes, kTarget).has_value());
+        }
+    }
+}
