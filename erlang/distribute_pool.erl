@@ -29,6 +29,10 @@
 -export([destroy/1]).
 -export([connection_info/1]).
 -export([default_cnode/0]).
+-export([send_batch/3]).
+-export([send_batch_parallel/3]).
+-export([stress_test/3]).
+-export([stress_test/4]).
 
 -export_type([pool/0]).
 -export_type([conn/0]).
@@ -266,6 +270,28 @@ connection_info(Conn) ->
         false ->
             {error, invalid_connection}
     end.
+
+%% Batch operations: see distribute_pool_batch for the rules they follow.
+-spec send_batch(pool(), [Msg], fun((conn(), Msg) -> Result)) ->
+    {ok, [Result]} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+send_batch(Pool, Messages, SendFun) ->
+    distribute_pool_batch:send_batch(Pool, Messages, SendFun).
+
+-spec send_batch_parallel(pool(), [Msg], fun((conn(), Msg) -> term())) ->
+    {ok, distribute_pool_batch:batch_result()}
+    | {error, pool_exhausted | connection_failed | invalid_pool | badarg | timeout}.
+send_batch_parallel(Pool, Messages, SendFun) ->
+    distribute_pool_batch:send_batch_parallel(Pool, Messages, SendFun).
+
+-spec stress_test(pool(), non_neg_integer(), pos_integer()) ->
+    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+stress_test(Pool, OpsPerWorker, Workers) ->
+    distribute_pool_batch:stress_test(Pool, OpsPerWorker, Workers).
+
+-spec stress_test(pool(), non_neg_integer(), pos_integer(), distribute_pool_batch:stress_options()) ->
+    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+stress_test(Pool, OpsPerWorker, Workers, Options) ->
+    distribute_pool_batch:stress_test(Pool, OpsPerWorker, Workers, Options).
 
 %% The address of the C-node that new/2 uses when no `cnode` option is given.
 -spec default_cnode() -> {Service :: atom(), CNode :: node()} | {error, not_started | cnode_not_running}.

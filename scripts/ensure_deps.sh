@@ -16,6 +16,11 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Node.js runs the Gleam compiler (WebAssembly) where no Gleam CLI is installed. It may come from elsewhere
+# than Debian, so the commands are checked, not the packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

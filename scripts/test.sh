@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, the
-# Erlang Common Test suites (real nodes, real sockets on 127.0.0.1) and the Elixir script.
+# Erlang Common Test suites (real nodes, real sockets on 127.0.0.1), the Elixir script and the Gleam suite.
 # Called by `make test` after the build; exits non-zero if any stage fails, after running them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,8 @@ run_all() {
   stage "Erlang suites (rebar3 ct)" rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie"
   stage "Elixir script" elixir --name "elixir_smoke@127.0.0.1" --cookie "$cookie" \
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
+  stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
+    scripts/gleam_test.sh
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     echo "FAILED: ${failed[*]}"

@@ -1,0 +1,357 @@
+%% Batch operations over a pool, built on the public lease API of distribute_pool:
+%% - send_batch/3: one lease for the whole batch, elements in order, results in order;
+%% - send_batch_parallel/3: one worker per pooled connection (at most the pool's max_connections), each with
+%%   its own lease, results in input order, failures reported per element;
+%% - stress_test/3,4: concurrent workers doing leases with a real round trip each, printing progress.
+%%
+%% The parallel forms run their workers under a coordinator process that monitors the caller: if the caller
+%% dies, the coordinator kills the workers at once (also those still waiting for a lease), and the C-node,
+%% which monitors every lease holder, takes their leases back. The caller only waits for the coordinator's
+%% answer, and returns once every worker has ended, so nothing outlives the call and no stray message is
+%% left in the caller's mailbox.
+-module(distribute_pool_batch).
+
+-export([send_batch/3]).
+-export([send_batch_parallel/3]).
+-export([stress_test/3]).
+-export([stress_test/4]).
+
+-export_type([element_failure/0]).
+-export_type([batch_result/0]).
+-export_type([stress_options/0]).
+
+%% Why one element of a parallel batch failed.
+-type element_failure() :: pool_exhausted | connection_failed | invalid_pool
+                         | {raised, error | exit | throw, Reason :: term()}
+                         | {worker_down, Reason :: term()}.
+%% `failed` holds {Index, Failure} sorted by index; indices count from 0, as in the Gleam face.
+-type batch_result() :: #{successful := [term()], failed := [{non_neg_integer(), element_failure()}]}.
+-type stress_options() :: #{progress => boolean(), progress_interval_ms => pos_integer()}.
+
+-define(MAX_STRESS_WORKERS, 100000).
+-define(MAX_STRESS_OPS, 1000000000).
+-define(DEFAULT_PROGRESS_MS, 1000).
+
+%% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
+%% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
+-spec send_batch(distribute_pool:pool(), [Msg], fun((distribute_pool:conn(), Msg) -> Result)) ->
+    {ok, [Result]} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+send_batch(Pool, Messages, SendFun) ->
+    case is_proper_list(Messages) andalso is_function(SendFun, 2) of
+        true ->
+            distribute_pool:with_connection(Pool, fun(Conn) -> [SendFun(Conn, M) || M <- Messages] end);
+        false ->
+            {error, badarg}
+    end.
+
+%% Runs SendFun(Conn, Msg) for every message on up to max_connections workers at once, each holding its
+%% own lease. Successful results come in input order; an element whose SendFun raised, or whose worker
+%% died, is in `failed` with its index. {error, Reason} when no worker could lease a connection at all.
+-spec send_batch_parallel(distribute_pool:pool(), [Msg], fun((distribute_pool:conn(), Msg) -> term())) ->
+    {ok, batch_result()} | {error, pool_exhausted | connection_failed | invalid_pool | badarg | timeout}.
+send_batch_parallel(Pool, Messages, SendFun) ->
+    case is_proper_list(Messages) andalso is_function(SendFun, 2) of
+        true ->
+            case distribute_pool:stats(Pool) of
+                {ok, #{max_connections := Max}} when Messages =:= [] ->
+                    _ = Max,
+                    {ok, #{successful => [], failed => []}};
+                {ok, #{max_connections := Max}} ->
+                    Width = min(Max, length(Messages)),
+                    run_coordinated(fun(Caller, Tag) ->
+                                            parallel_init(Caller, Tag, Pool, Messages, SendFun, Width)
+                                    end);
+                {error, _} = Error ->
+                    Error
+            end;
+        false ->
+            {error, badarg}
+    end.
+
+%% Workers concurrent processes, each doing OpsPerWorker leases with a ping (a round trip to the target's
+%% net_kernel over the leased connection) inside. Prints progress every second; returns the pool's stats.
+-spec stress_test(distribute_pool:pool(), non_neg_integer(), pos_integer()) ->
+    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+stress_test(Pool, OpsPerWorker, Workers) ->
+    stress_test(Pool, OpsPerWorker, Workers, #{}).
+
+-spec stress_test(distribute_pool:pool(), non_neg_integer(), pos_integer(), stress_options()) ->
+    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+stress_test(Pool, OpsPerWorker, Workers, Options)
+  when is_integer(OpsPerWorker), OpsPerWorker >= 0, OpsPerWorker =< ?MAX_STRESS_OPS,
+       is_integer(Workers), Workers >= 1, Workers =< ?MAX_STRESS_WORKERS, is_map(Options) ->
+    case stress_options(Options) of
+        {ok, Interval} ->
+            case distribute_pool:stats(Pool) of
+                {ok, _} ->
+                    case run_coordinated(fun(Caller, Tag) ->
+                                                 stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Interval)
+                                         end) of
+                        {ok, done} -> distribute_pool:stats(Pool);
+                        {error, _} = Error -> Error
+                    end;
+                {error, _} = Error ->
+                    Error
+            end;
+        error ->
+            {error, invalid_config}
+    end;
+stress_test(_Pool, _OpsPerWorker, _Workers, _Options) ->
+    {error, invalid_config}.
+
+-spec stress_options(map()) -> {ok, pos_integer() | none} | error.
+stress_options(Options) ->
+    Progress = maps:get(progress, Options, true),
+    Interval = maps:get(progress_interval_ms, Options, ?DEFAULT_PROGRESS_MS),
+    Known = maps:without([progress, progress_interval_ms], Options) =:= #{},
+    if
+        not Known; not is_boolean(Progress) -> error;
+        not is_integer(Interval); Interval < 1; Interval > 3600000 -> error;
+        Progress -> {ok, Interval};
+        true -> {ok, none}
+    end.
+
+%% --- the coordinator ----------------------------------------------------------------------------------
+
+%% Runs Init(Caller, Tag) in a new coordinator process and waits for its one answer, {Tag, Answer}.
+-spec run_coordinated(fun((pid(), reference()) -> no_return())) -> term().
+run_coordinated(Init) ->
+    Caller = self(),
+    Tag = make_ref(),
+    {Coordinator, Mref} = spawn_monitor(fun() -> Init(Caller, Tag) end),
+    receive
+        {Tag, Answer} ->
+            %% The coordinator sends its answer as its last act; wait for it to end so that nothing outlives
+            %% the call.
+            receive {'DOWN', Mref, process, Coordinator, _} -> ok end,
+            Answer;
+        {'DOWN', Mref, process, Coordinator, Reason} ->
+            {error, {coordinator_down, Reason}}
+    end.
+
+-record(par, {
+    caller :: pid(),
+    caller_mref :: reference(),
+    tag :: reference(),
+    pool :: distribute_pool:pool(),
+    send_fun :: fun((distribute_pool:conn(), term()) -> term()),
+    pending :: [{non_neg_integer(), term()}],
+    %% worker pid => waiting (for its lease) | idle | {busy, Index} | stopping
+    workers = #{} :: #{pid() => waiting | idle | {busy, non_neg_integer()} | stopping},
+    results = #{} :: #{non_neg_integer() => {ok, term()} | {failed, element_failure()}},
+    lease_error = undefined :: undefined | atom()
+}).
+
+-spec parallel_init(pid(), reference(), distribute_pool:pool(), [term()], fun(), pos_integer()) -> no_return().
+parallel_init(Caller, Tag, Pool, Messages, SendFun, Width) ->
+    CallerMref = erlang:monitor(process, Caller),
+    Indexed = lists:zip(lists:seq(0, length(Messages) - 1), Messages),
+    State0 = #par{caller = Caller, caller_mref = CallerMref, tag = Tag, pool = Pool, send_fun = SendFun,
+                  pending = Indexed},
+    State = lists:foldl(fun(_, S) -> spawn_worker(S) end, State0, lists:seq(1, Width)),
+    parallel_loop(State).
+
+-spec spawn_worker(#par{}) -> #par{}.
+spawn_worker(#par{tag = Tag, pool = Pool, send_fun = SendFun, workers = Workers} = State) ->
+    Coordinator = self(),
+    {Pid, _Mref} = spawn_monitor(fun() -> worker(Coordinator, Tag, Pool, SendFun) end),
+    State#par{workers = Workers#{Pid => waiting}}.
+
+-spec parallel_loop(#par{}) -> no_return().
+parallel_loop(#par{tag = Tag, caller_mref = CallerMref, workers = Workers, results = Results} = State) ->
+    receive
+        {Tag, ready, Worker} ->
+            parallel_step(dispatch(Worker, State));
+        {Tag, done, Worker, Index, Result} ->
+            parallel_step(dispatch(Worker, State#par{results = Results#{Index => Result}}));
+        {Tag, no_lease, _Worker, Error} ->
+            %% The worker ends next; its 'DOWN' removes it.
+            parallel_step(State#par{lease_error = first_defined(State#par.lease_error, Error)});
+        {'DOWN', _, process, Worker, Reason} when is_map_key(Worker, Workers) ->
+            parallel_step(worker_down(Worker, Reason, State));
+        {'DOWN', CallerMref, process, _, _} ->
+            kill_workers(State)
+    end.
+
+%% Gives an idle worker the next element, or tells it to stop when none is left.
+-spec dispatch(pid(), #par{}) -> #par{}.
+dispatch(Worker, #par{tag = Tag, pending = [{Index, Msg} | Rest], workers = Workers} = State) ->
+    Worker ! {Tag, item, Index, Msg},
+    State#par{pending = Rest, workers = Workers#{Worker => {busy, Index}}};
+dispatch(Worker, #par{tag = Tag, pending = [], workers = Workers} = State) ->
+    Worker ! {Tag, stop},
+    State#par{workers = Workers#{Worker => stopping}}.
+
+-spec worker_down(pid(), term(), #par{}) -> #par{}.
+worker_down(Worker, Reason, #par{workers = Workers, results = Results, pending = Pending} = State) ->
+    State1 = State#par{workers = maps:remove(Worker, Workers)},
+    case maps:get(Worker, Workers) of
+        {busy, Index} ->
+            %% The element killed its worker (exit(self(), kill), say). Its lease goes back to the pool by
+            %% the C-node's monitor; a fresh worker takes over what is left.
+            State2 = State1#par{results = Results#{Index => {failed, {worker_down, Reason}}}},
+            case Pending of
+                [] -> State2;
+                _ -> spawn_worker(State2)
+            end;
+        _ ->
+            State1
+    end.
+
+%% Once no element is left or running, workers still waiting for a lease are not needed: they are killed
+%% rather than left waiting out the acquire timeout. Once no worker is left, the caller gets its answer.
+-spec parallel_step(#par{}) -> no_return().
+parallel_step(#par{workers = Workers} = State) when map_size(Workers) =:= 0 ->
+    parallel_finish(State);
+parallel_step(#par{pending = [], workers = Workers} = State) ->
+    case lists:any(fun({busy, _}) -> true; (_) -> false end, maps:values(Workers)) of
+        true ->
+            parallel_loop(State);
+        false ->
+            Waiting = [W || {W, waiting} <- maps:to_list(Workers)],
+            _ = [exit(W, kill) || W <- Waiting],
+            Stopping = maps:from_keys(Waiting, stopping),
+            parallel_loop(State#par{workers = maps:merge(Workers, Stopping)})
+    end;
+parallel_step(State) ->
+    parallel_loop(State).
+
+-spec parallel_finish(#par{}) -> no_return().
+parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Results, lease_error = LeaseError}) ->
+    Answer =
+        case {Pending, maps:size(Results)} of
+            {[_ | _], 0} ->
+                %% No worker ever got a connection: the batch as a whole failed.
+                {error, LeaseError};
+            _ ->
+                Left = maps:from_list([{I, {failed, LeaseError}} || {I, _} <- Pending]),
+                All = lists:sort(maps:to_list(maps:merge(Results, Left))),
+                {ok, #{successful => [R || {_, {ok, R}} <- All],
+                       failed => [{I, F} || {I, {failed, F}} <- All]}}
+        end,
+    Caller ! {Tag, Answer},
+    exit(normal).
+
+-spec kill_workers(#par{}) -> no_return().
+kill_workers(#par{workers = Workers}) ->
+    _ = [exit(W, kill) || W <- maps:keys(Workers)],
+    exit(normal).
+
+%% A parallel worker: leases one connection, then runs elements the coordinator hands it until told to
+%% stop. It also ends if the coordinator goes away.
+-spec worker(pid(), reference(), distribute_pool:pool(), fun()) -> ok.
+worker(Coordinator, Tag, Pool, SendFun) ->
+    Cref = erlang:monitor(process, Coordinator),
+    Serve = fun(Conn) ->
+                    Coordinator ! {Tag, ready, self()},
+                    serve(Coordinator, Cref, Tag, Conn, SendFun)
+            end,
+    case distribute_pool:with_connection(Pool, Serve) of
+        {ok, ok} -> ok;
+        {error, Error} -> Coordinator ! {Tag, no_lease, self(), lease_failure(Error)}, ok
+    end.
+
+-spec serve(pid(), reference(), reference(), distribute_pool:conn(), fun()) -> ok.
+serve(Coordinator, Cref, Tag, Conn, SendFun) ->
+    receive
+        {Tag, item, Index, Msg} ->
+            Result = try {ok, SendFun(Conn, Msg)}
+                     catch Class:Reason -> {failed, {raised, Class, Reason}}
+                     end,
+            Coordinator ! {Tag, done, self(), Index, Result},
+            serve(Coordinator, Cref, Tag, Conn, SendFun);
+        {Tag, stop} ->
+            ok;
+        {'DOWN', Cref, process, _, _} ->
+            ok
+    end.
+
+-spec lease_failure(term()) -> pool_exhausted | connection_failed | invalid_pool.
+lease_failure(pool_exhausted) -> pool_exhausted;
+lease_failure(invalid_pool) -> invalid_pool;
+lease_failure(_) -> connection_failed.
+
+-spec first_defined(undefined | atom(), atom()) -> atom().
+first_defined(undefined, New) -> New;
+first_defined(Old, _New) -> Old.
+
+%% --- stress test ------------------------------------------------------------------------------------------
+
+-record(stress, {
+    caller_mref :: reference(),
+    counters :: counters:counters_ref(),
+    total :: non_neg_integer(),
+    workers :: #{pid() => true},
+    interval :: pos_integer() | none,
+    started :: integer()
+}).
+
+-define(OK_OPS, 1).
+-define(FAILED_OPS, 2).
+
+-spec stress_init(pid(), reference(), distribute_pool:pool(), non_neg_integer(), pos_integer(),
+                  pos_integer() | none) -> no_return().
+stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Interval) ->
+    CallerMref = erlang:monitor(process, Caller),
+    Counters = counters:new(2, [write_concurrency]),
+    Coordinator = self(),
+    Pids = [begin
+                {Pid, _} = spawn_monitor(fun() -> stress_worker(Coordinator, Pool, OpsPerWorker, Counters) end),
+                Pid
+            end || _ <- lists:seq(1, Workers)],
+    State = #stress{caller_mref = CallerMref, counters = Counters, total = OpsPerWorker * Workers,
+                    workers = maps:from_keys(Pids, true), interval = Interval,
+                    started = erlang:monotonic_time(millisecond)},
+    schedule_progress(Interval),
+    stress_loop(Caller, Tag, State).
+
+-spec stress_loop(pid(), reference(), #stress{}) -> no_return().
+stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref} = State) when map_size(Workers) =:= 0 ->
+    erlang:demonitor(CallerMref, [flush]),
+    print_progress(done, State),
+    Caller ! {Tag, {ok, done}},
+    exit(normal);
+stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, interval = Interval} = State) ->
+    receive
+        progress ->
+            print_progress(running, State),
+            schedule_progress(Interval),
+            stress_loop(Caller, Tag, State);
+        {'DOWN', CallerMref, process, _, _} ->
+            _ = [exit(W, kill) || W <- maps:keys(Workers)],
+            exit(normal);
+        {'DOWN', _, process, Worker, _} ->
+            stress_loop(Caller, Tag, State#stress{workers = maps:remove(Worker, Workers)})
+    end.
+
+-spec schedule_progress(pos_integer() | none) -> ok.
+schedule_progress(none) -> ok;
+schedule_progress(Interval) -> _ = erlang:send_after(Interval, self(), progress), ok.
+
+-spec print_progress(running | done, #stress{}) -> ok.
+print_progress(_, #stress{interval = none}) ->
+    ok;
+print_progress(Phase, #stress{counters = Counters, total = Total, started = Started}) ->
+    Ok = counters:get(Counters, ?OK_OPS),
+    Failed = counters:get(Counters, ?FAILED_OPS),
+    Done = Ok + Failed,
+    ElapsedMs = max(1, erlang:monotonic_time(millisecond) - Started),
+    Rate = Done * 1000 div ElapsedMs,
+    Percent = case Total of 0 -> 100; _ -> Done * 100 div Total end,
+    Label = case Phase of running -> "stress_test:"; done -> "stress_test: done," end,
+    io:format("~s ~b/~b ops (~b%), ~b failed, ~b ops/s, ~.1f s~n",
+              [Label, Done, Total, Percent, Failed, Rate, ElapsedMs / 1000]).
+
+%% One stress worker: OpsPerWorker leases, each with a round trip over the leased connection.
+-spec stress_worker(pid(), distribute_pool:pool(), non_neg_integer(), counters:counters_ref()) -> ok.
+stress_worker(_Coordinator, _Pool, 0, _Counters) ->
+    ok;
+stress_worker(Coordinator, Pool, Left, Counters) ->
+    Outcome = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
+    counters:add(Counters, case Outcome of {ok, pong} -> ?OK_OPS; _ -> ?FAILED_OPS end, 1),
+    stress_worker(Coordinator, Pool, Left - 1, Counters).
+
+-spec is_proper_list(term()) -> boolean().
+is_proper_list([]) -> true;
+is_proper_list([_ | T]) -> is_proper_list(T);
+is_proper_list(_) -> false.

@@ -1,0 +1,385 @@
+//// Pools of real Erlang distribution connections to a target node, kept by the distribute_pool C-node
+//// and leased to callers.
+////
+//// This module is the typed Gleam face of the Erlang library `distribute_pool`: every function calls
+//// that library (through the small adapter `distribute_connection_pool_ffi`, which only converts values
+//// between the two languages), so Gleam, Erlang and Elixir callers share one implementation.
+////
+//// The node running this code must be distributed (started with `--name` or `-sname`, or with
+//// `net_kernel:start/1`) and have the Erlang application `distribute_pool` on its code path; `new` starts
+//// the application, and with it the C-node, when it is not running yet.
+////
+//// ```gleam
+//// import distribute/connection_pool
+////
+//// pub fn main() {
+////   let assert Ok(pool) = connection_pool.new("worker@127.0.0.1", 4)
+////   let assert Ok(True) = connection_pool.with_connection(pool, connection_pool.ping)
+////   let assert Ok(Nil) = connection_pool.destroy(pool)
+//// }
+//// ```
+
+/// A pool of distribution connections to one target node. Created by `new` or `new_with_config`;
+/// call `destroy` when it is no longer needed. A pool value can be passed to any process.
+pub opaque type Pool {
+  Pool(handle: PoolHandle)
+}
+
+/// One leased connection of a pool. Only valid inside the `with_connection` (or batch) callback that
+/// received it: once the callback returns, operations on it fail with `LeaseEnded`.
+pub opaque type Connection {
+  Connection(handle: ConnectionHandle)
+}
+
+/// The Erlang library's pool handle (`distribute_pool:pool()`).
+type PoolHandle
+
+/// The Erlang library's lease handle (`distribute_pool:conn()`).
+type ConnectionHandle
+
+/// Statistics about pool usage and health, true at the moment they were taken:
+/// `total_connections` is `available_connections + in_use_connections` plus connections still being
+/// opened (see `DetailedStats`).
+pub type PoolStats {
+  PoolStats(
+    total_connections: Int,
+    available_connections: Int,
+    in_use_connections: Int,
+    failed_operations: Int,
+    successful_operations: Int,
+  )
+}
+
+/// What can go wrong with a pool:
+/// - `PoolExhausted`: no connection became free within the pool's acquire timeout;
+/// - `ConnectionFailed`: the target (or the C-node) could not be reached, or an operation failed;
+/// - `InvalidConfig`: a bad target name (not `name@host`), size, timeout or other argument;
+/// - `InvalidPool`: the pool is unknown or has been destroyed.
+pub type PoolError {
+  PoolExhausted
+  ConnectionFailed
+  InvalidConfig
+  InvalidPool
+}
+
+/// The outcome of `send_batch_parallel`: the results of the elements that succeeded, in input order, and
+/// for each element that failed its index (counting from 0) and why.
+pub type BatchResult(r) {
+  BatchResult(successful: List(r), failed: List(#(Int, PoolError)))
+}
+
+/// How a pool is set up. Start from `config(max_connections)` and change what you need:
+/// `PoolConfig(..connection_pool.config(10), acquire_timeout_ms: 0)`.
+/// - `max_connections`: how many connections the pool holds at most (1..1000);
+/// - `min_connections`: how many are opened at once by `new` (0..max);
+/// - `acquire_timeout_ms`: how long `with_connection` waits for a free connection (0 = fail at once);
+/// - `connect_timeout_ms`: how long opening one connection may take.
+pub type PoolConfig {
+  PoolConfig(
+    max_connections: Int,
+    min_connections: Int,
+    acquire_timeout_ms: Int,
+    connect_timeout_ms: Int,
+  )
+}
+
+/// The state of one pooled connection.
+pub type ConnectionState {
+  Available
+  InUse
+  Connecting
+}
+
+/// One pooled connection as `detailed_stats` reports it: its id (stable for its life), the hidden node
+/// name it has on the target, and its state.
+pub type ConnectionStats {
+  ConnectionStats(id: Int, node: String, state: ConnectionState)
+}
+
+/// Everything the C-node knows about a pool.
+pub type DetailedStats {
+  DetailedStats(
+    pool_id: Int,
+    target_node: String,
+    max_connections: Int,
+    min_connections: Int,
+    total_connections: Int,
+    available_connections: Int,
+    in_use_connections: Int,
+    connecting_connections: Int,
+    waiting: Int,
+    successful_operations: Int,
+    failed_operations: Int,
+    connections: List(ConnectionStats),
+  )
+}
+
+/// Any Erlang term: what a remote call or request answers. Compare it with `to_term(value)`, print it
+/// with `inspect`, or hand it to a decoder (with gleam_stdlib, `dynamic.from(term)`).
+pub type Term
+
+/// What can go wrong with an operation on a leased connection:
+/// - `OperationTimeout`: no reply within the timeout;
+/// - `DestinationDown(reason)`: the process asked does not exist, or died before it answered;
+/// - `BadRpc(reason)`: the remote call raised, or the target could not run it;
+/// - `LeaseEnded`: the connection was used after its `with_connection` callback returned;
+/// - `BadDestination`: a name that cannot be a registered name (empty, or longer than 255 characters);
+/// - `OperationPoolError(error)`: the pool or its connection failed (`ConnectionFailed`, `InvalidPool`).
+pub type OperationError {
+  OperationTimeout
+  DestinationDown(reason: Term)
+  BadRpc(reason: Term)
+  LeaseEnded
+  BadDestination
+  OperationPoolError(error: PoolError)
+}
+
+/// The defaults for a pool of `max_connections`: all of them opened at once, a 5 s acquire timeout and a
+/// 5 s connect timeout.
+pub fn config(max_connections: Int) -> PoolConfig {
+  PoolConfig(
+    max_connections: max_connections,
+    min_connections: max_connections,
+    acquire_timeout_ms: 5000,
+    connect_timeout_ms: 5000,
+  )
+}
+
+/// Creates a pool of `max_connections` connections to `target_node` (`"name@host"`), each a real
+/// distribution connection under its own hidden node name, and returns once they are up.
+///
+/// ```gleam
+/// let assert Ok(pool) = connection_pool.new("app@server.local", 5)
+/// ```
+pub fn new(target_node: String, max_connections: Int) -> Result(Pool, PoolError) {
+  new_with_config(target_node, config(max_connections))
+}
+
+/// Creates a pool set up by `config`; see `PoolConfig`.
+pub fn new_with_config(
+  target_node: String,
+  config: PoolConfig,
+) -> Result(Pool, PoolError) {
+  case
+    ffi_new(
+      target_node,
+      config.max_connections,
+      config.min_connections,
+      config.acquire_timeout_ms,
+      config.connect_timeout_ms,
+    )
+  {
+    Ok(handle) -> Ok(Pool(handle))
+    Error(error) -> Error(error)
+  }
+}
+
+/// Leases a connection, runs `func` with it in the calling process and returns the connection to the
+/// pool, also when `func` panics (the panic then goes on). Waiters are served first come, first served;
+/// `PoolExhausted` after the pool's acquire timeout.
+///
+/// ```gleam
+/// connection_pool.with_connection(pool, fn(conn) {
+///   connection_pool.send(conn, to: "logger", message: "Hello")
+/// })
+/// ```
+pub fn with_connection(
+  pool: Pool,
+  func: fn(Connection) -> a,
+) -> Result(a, PoolError) {
+  ffi_with_connection(pool.handle, fn(handle) { func(Connection(handle)) })
+}
+
+/// The pool's statistics now.
+pub fn stats(pool: Pool) -> Result(PoolStats, PoolError) {
+  ffi_stats(pool.handle)
+}
+
+/// The pool's statistics now, with its settings, waiting callers and every connection.
+pub fn detailed_stats(pool: Pool) -> Result(DetailedStats, PoolError) {
+  ffi_detailed_stats(pool.handle)
+}
+
+/// Closes the pool's connections. Any later use of the pool, a second `destroy` included, gives
+/// `InvalidPool`.
+pub fn destroy(pool: Pool) -> Result(Nil, PoolError) {
+  ffi_destroy(pool.handle)
+}
+
+/// Runs `send_fn` for every message, in order, over one leased connection, and returns the results in
+/// order. `PoolExhausted` when no connection comes within the acquire timeout.
+pub fn send_batch(
+  pool: Pool,
+  messages: List(msg),
+  send_fn: fn(Connection, msg) -> result,
+) -> Result(List(result), PoolError) {
+  ffi_send_batch(
+    pool.handle,
+    messages,
+    fn(handle, message) { send_fn(Connection(handle), message) },
+  )
+}
+
+/// Runs `send_fn` for every message on up to the pool's `max_connections` processes at once, each holding
+/// its own lease. Results of the elements that succeeded come in input order; an element whose `send_fn`
+/// panicked, or whose process died, is in `failed` with its index and `ConnectionFailed`; elements that
+/// never got a connection have the lease error. The batch as a whole fails only when no connection could
+/// be leased at all. No lease or process outlives the call, even if the caller dies.
+pub fn send_batch_parallel(
+  pool: Pool,
+  messages: List(msg),
+  send_fn: fn(Connection, msg) -> result,
+) -> Result(BatchResult(result), PoolError) {
+  ffi_send_batch_parallel(
+    pool.handle,
+    messages,
+    fn(handle, message) { send_fn(Connection(handle), message) },
+  )
+}
+
+/// Runs `workers` concurrent processes, each doing `ops_per_worker` leases with a round trip to the target
+/// (a ping over the leased connection); prints progress every second while it runs and returns the pool's
+/// statistics afterwards. `InvalidConfig` for `workers < 1` or `ops_per_worker < 0`.
+pub fn stress_test(
+  pool: Pool,
+  ops_per_worker: Int,
+  workers: Int,
+) -> Result(PoolStats, PoolError) {
+  ffi_stress_test(pool.handle, ops_per_worker, workers)
+}
+
+/// Sends `message` to the process registered as `name` on the target, over this connection. `Ok(Nil)`
+/// once it is on its way; like Erlang's `!`, delivery is not confirmed. The name becomes an atom: pass
+/// names from your code, never from untrusted input.
+pub fn send(
+  conn: Connection,
+  to name: String,
+  message message: a,
+) -> Result(Nil, OperationError) {
+  ffi_send(conn.handle, name, message)
+}
+
+/// A `gen_server:call` to the process registered as `name` on the target, over this connection: the
+/// server gets `request` in `handle_call` and its reply comes back as a `Term`.
+pub fn request(
+  conn: Connection,
+  to name: String,
+  request request: a,
+  timeout_ms timeout_ms: Int,
+) -> Result(Term, OperationError) {
+  ffi_request(conn.handle, name, request, timeout_ms)
+}
+
+/// Runs `module:function(args...)` on the target (through its `rex` server, as `rpc:call` does) over this
+/// connection and returns its result. Build `args` with `to_term`. Module and function names become
+/// atoms: pass names from your code, never from untrusted input.
+pub fn call(
+  conn: Connection,
+  module module: String,
+  function function: String,
+  args args: List(Term),
+  timeout_ms timeout_ms: Int,
+) -> Result(Term, OperationError) {
+  ffi_call(conn.handle, module, function, args, timeout_ms)
+}
+
+/// `True` when the target's `net_kernel` answers over this connection.
+pub fn ping(conn: Connection) -> Bool {
+  ffi_ping(conn.handle)
+}
+
+/// The id of the pooled connection behind this lease, as `detailed_stats` lists it.
+pub fn connection_id(conn: Connection) -> Int {
+  ffi_connection_id(conn.handle)
+}
+
+/// The hidden node name this connection has on the target (the sender's node its processes see).
+pub fn connection_node(conn: Connection) -> String {
+  ffi_connection_node(conn.handle)
+}
+
+/// Any value as a `Term`, for `call` arguments and for comparing results.
+@external(erlang, "distribute_connection_pool_ffi", "identity")
+pub fn to_term(value: a) -> Term
+
+/// A term printed the way Erlang prints it, for logs.
+@external(erlang, "distribute_connection_pool_ffi", "inspect")
+pub fn inspect(term: Term) -> String
+
+@external(erlang, "distribute_connection_pool_ffi", "new")
+fn ffi_new(
+  target: String,
+  max: Int,
+  min: Int,
+  acquire_ms: Int,
+  connect_ms: Int,
+) -> Result(PoolHandle, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "with_connection")
+fn ffi_with_connection(
+  pool: PoolHandle,
+  func: fn(ConnectionHandle) -> a,
+) -> Result(a, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "stats")
+fn ffi_stats(pool: PoolHandle) -> Result(PoolStats, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "detailed_stats")
+fn ffi_detailed_stats(pool: PoolHandle) -> Result(DetailedStats, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "destroy")
+fn ffi_destroy(pool: PoolHandle) -> Result(Nil, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "send_batch")
+fn ffi_send_batch(
+  pool: PoolHandle,
+  messages: List(msg),
+  send_fn: fn(ConnectionHandle, msg) -> result,
+) -> Result(List(result), PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "send_batch_parallel")
+fn ffi_send_batch_parallel(
+  pool: PoolHandle,
+  messages: List(msg),
+  send_fn: fn(ConnectionHandle, msg) -> result,
+) -> Result(BatchResult(result), PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "stress_test")
+fn ffi_stress_test(
+  pool: PoolHandle,
+  ops_per_worker: Int,
+  workers: Int,
+) -> Result(PoolStats, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "send")
+fn ffi_send(
+  conn: ConnectionHandle,
+  name: String,
+  message: a,
+) -> Result(Nil, OperationError)
+
+@external(erlang, "distribute_connection_pool_ffi", "request")
+fn ffi_request(
+  conn: ConnectionHandle,
+  name: String,
+  request: a,
+  timeout_ms: Int,
+) -> Result(Term, OperationError)
+
+@external(erlang, "distribute_connection_pool_ffi", "call")
+fn ffi_call(
+  conn: ConnectionHandle,
+  module: String,
+  function: String,
+  args: List(Term),
+  timeout_ms: Int,
+) -> Result(Term, OperationError)
+
+@external(erlang, "distribute_connection_pool_ffi", "ping")
+fn ffi_ping(conn: ConnectionHandle) -> Bool
+
+@external(erlang, "distribute_connection_pool_ffi", "connection_id")
+fn ffi_connection_id(conn: ConnectionHandle) -> Int
+
+@external(erlang, "distribute_connection_pool_ffi", "connection_node")
+fn ffi_connection_node(conn: ConnectionHandle) -> String

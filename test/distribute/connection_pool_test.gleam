@@ -1,0 +1,296 @@
+//// Unit tests of distribute/connection_pool against a real target node started by each test.
+
+import distribute/connection_pool
+import distribute/test_support
+
+type NetKernelRequest {
+  IsAuth
+}
+
+type NetKernelAnswer {
+  Yes
+}
+
+pub fn bad_config_is_invalid_config_test() {
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new("no_at_sign", 2)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new("", 2)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new("a@127.0.0.1", 0)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new("a@127.0.0.1", -3)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new("a@127.0.0.1", 1_000_000)
+  let config = connection_pool.config(2)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(
+      "a@127.0.0.1",
+      connection_pool.PoolConfig(..config, min_connections: 3),
+    )
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(
+      "a@127.0.0.1",
+      connection_pool.PoolConfig(..config, acquire_timeout_ms: -1),
+    )
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(
+      "a@127.0.0.1",
+      connection_pool.PoolConfig(..config, connect_timeout_ms: 0),
+    )
+}
+
+pub fn unreachable_target_is_connection_failed_test() {
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      connect_timeout_ms: 1000,
+    )
+  let assert Error(connection_pool.ConnectionFailed) =
+    connection_pool.new_with_config("nobody_listens_here@127.0.0.1", config)
+}
+
+pub fn operations_on_a_lease_test() {
+  let target = test_support.start_target("gleam_ops")
+  test_support.start_sink(target.node, "gleam_sink")
+  let assert Ok(pool) = connection_pool.new(target.node, 2)
+  let assert Ok(Nil) =
+    connection_pool.with_connection(
+      pool,
+      fn(conn) {
+        let assert True = connection_pool.ping(conn)
+        let assert Ok(Nil) =
+          connection_pool.send(conn, to: "gleam_sink", message: #("hello", 1))
+        let assert Ok(node) =
+          connection_pool.call(
+            conn,
+            module: "erlang",
+            function: "node",
+            args: [],
+            timeout_ms: 5000,
+          )
+        let assert True = node == test_support.atom(target.node)
+        let assert Ok(reversed) =
+          connection_pool.call(
+            conn,
+            module: "lists",
+            function: "reverse",
+            args: [connection_pool.to_term([1, 2, 3])],
+            timeout_ms: 5000,
+          )
+        let assert True = reversed == connection_pool.to_term([3, 2, 1])
+        let assert Error(connection_pool.BadRpc(_)) =
+          connection_pool.call(
+            conn,
+            module: "erlang",
+            function: "error",
+            args: [connection_pool.to_term("boom")],
+            timeout_ms: 5000,
+          )
+        let assert Error(connection_pool.OperationTimeout) =
+          connection_pool.call(
+            conn,
+            module: "timer",
+            function: "sleep",
+            args: [connection_pool.to_term(1000)],
+            timeout_ms: 50,
+          )
+        // A gen_server call to a stdlib server: nothing of ours runs on the target.
+        let assert Ok(answer) =
+          connection_pool.request(
+            conn,
+            to: "net_kernel",
+            request: #(IsAuth, test_support.atom(test_support.self_node())),
+            timeout_ms: 5000,
+          )
+        let assert True = answer == connection_pool.to_term(Yes)
+        let assert Error(connection_pool.DestinationDown(_)) =
+          connection_pool.request(
+            conn,
+            to: "no_such_process",
+            request: 1,
+            timeout_ms: 5000,
+          )
+        let assert Error(connection_pool.BadDestination) =
+          connection_pool.send(conn, to: "", message: 1)
+        let assert True = connection_pool.connection_id(conn) >= 0
+        let assert True = connection_pool.connection_node(conn) != ""
+        Nil
+      },
+    )
+  test_support.wait_until(
+    fn() {
+      test_support.sink_messages(target.node, "gleam_sink") == [#("hello", 1)]
+    },
+    5000,
+  )
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn connection_is_only_valid_inside_its_callback_test() {
+  let target = test_support.start_target("gleam_lease_end")
+  let assert Ok(pool) = connection_pool.new(target.node, 1)
+  let assert Ok(conn) = connection_pool.with_connection(pool, fn(conn) { conn })
+  let assert Error(connection_pool.LeaseEnded) =
+    connection_pool.send(conn, to: "anyone", message: 1)
+  let assert False = connection_pool.ping(conn)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn stats_tell_the_truth_test() {
+  let target = test_support.start_target("gleam_stats")
+  let assert Ok(pool) = connection_pool.new(target.node, 3)
+  let assert Ok(connection_pool.PoolStats(
+    total_connections: 3,
+    available_connections: 3,
+    in_use_connections: 0,
+    failed_operations: 0,
+    successful_operations: 0,
+  )) = connection_pool.stats(pool)
+  let assert Ok(inside) =
+    connection_pool.with_connection(
+      pool,
+      fn(conn) {
+        let assert True = connection_pool.ping(conn)
+        connection_pool.stats(pool)
+      },
+    )
+  let assert Ok(connection_pool.PoolStats(
+    total_connections: 3,
+    available_connections: 2,
+    in_use_connections: 1,
+    failed_operations: 0,
+    successful_operations: 1,
+  )) = inside
+  test_support.wait_until(
+    fn() {
+      case connection_pool.stats(pool) {
+        Ok(stats) -> stats.in_use_connections == 0
+        Error(_) -> False
+      }
+    },
+    5000,
+  )
+  let assert Ok(detailed) = connection_pool.detailed_stats(pool)
+  let assert True = detailed.target_node == target.node
+  let assert 3 = detailed.max_connections
+  let assert 3 = detailed.total_connections
+  let assert 0 = detailed.waiting
+  let assert 3 = test_support.length(detailed.connections)
+  let assert [connection_pool.ConnectionStats(state: connection_pool.Available, ..), ..] =
+    detailed.connections
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn exhausted_pool_fails_fast_test() {
+  let target = test_support.start_target("gleam_exhausted")
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      acquire_timeout_ms: 0,
+    )
+  let assert Ok(pool) = connection_pool.new_with_config(target.node, config)
+  let assert Ok(Error(connection_pool.PoolExhausted)) =
+    connection_pool.with_connection(
+      pool,
+      fn(_) { connection_pool.with_connection(pool, fn(_) { Nil }) },
+    )
+  let assert Ok(Error(connection_pool.PoolExhausted)) =
+    connection_pool.with_connection(
+      pool,
+      fn(_) {
+        connection_pool.send_batch(pool, [1], fn(_, m) { m })
+      },
+    )
+  let assert Ok(Error(connection_pool.PoolExhausted)) =
+    connection_pool.with_connection(
+      pool,
+      fn(_) {
+        connection_pool.send_batch_parallel(pool, [1, 2], fn(_, m) { m })
+      },
+    )
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn panic_in_callback_returns_the_lease_test() {
+  let target = test_support.start_target("gleam_panic")
+  let assert Ok(pool) = connection_pool.new(target.node, 1)
+  let assert Error(Nil) =
+    test_support.rescue(fn() {
+      connection_pool.with_connection(pool, fn(_) { panic })
+    })
+  // The one connection is back: a fail-fast lease would not get it otherwise.
+  test_support.wait_until(
+    fn() {
+      case connection_pool.stats(pool) {
+        Ok(stats) -> stats.available_connections == 1
+        Error(_) -> False
+      }
+    },
+    5000,
+  )
+  let assert Ok(True) = connection_pool.with_connection(pool, connection_pool.ping)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn destroyed_pool_is_invalid_pool_test() {
+  let target = test_support.start_target("gleam_destroyed")
+  let assert Ok(pool) = connection_pool.new(target.node, 2)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  let assert Error(connection_pool.InvalidPool) = connection_pool.destroy(pool)
+  let assert Error(connection_pool.InvalidPool) = connection_pool.stats(pool)
+  let assert Error(connection_pool.InvalidPool) =
+    connection_pool.detailed_stats(pool)
+  let assert Error(connection_pool.InvalidPool) =
+    connection_pool.with_connection(pool, fn(_) { Nil })
+  let assert Error(connection_pool.InvalidPool) =
+    connection_pool.send_batch(pool, [1], fn(_, m) { m })
+  let assert Error(connection_pool.InvalidPool) =
+    connection_pool.send_batch_parallel(pool, [1], fn(_, m) { m })
+  let assert Error(connection_pool.InvalidPool) =
+    connection_pool.stress_test(pool, 1, 1)
+  test_support.stop_target(target)
+}
+
+pub fn send_batch_keeps_order_on_one_lease_test() {
+  let target = test_support.start_target("gleam_batch")
+  test_support.start_sink(target.node, "gleam_batch_sink")
+  let assert Ok(pool) = connection_pool.new(target.node, 3)
+  let messages = test_support.range(1, 100)
+  let assert Ok(results) =
+    connection_pool.send_batch(
+      pool,
+      messages,
+      fn(conn, i) {
+        let assert Ok(Nil) =
+          connection_pool.send(conn, to: "gleam_batch_sink", message: i)
+        #(i, connection_pool.connection_id(conn))
+      },
+    )
+  let assert True = test_support.map(results, fn(r) { r.0 }) == messages
+  let assert 1 =
+    test_support.length(test_support.unique(test_support.map(results, fn(r) { r.1 })))
+  test_support.wait_until(
+    fn() { test_support.sink_messages(target.node, "gleam_batch_sink") == messages },
+    5000,
+  )
+  let assert Ok([]) = connection_pool.send_batch(pool, [], fn(_, m) { m })
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn stress_test_bad_counts_are_invalid_config_test() {
+  let target = test_support.start_target("gleam_stress_bad")
+  let assert Ok(pool) = connection_pool.new(target.node, 1)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.stress_test(pool, -1, 1)
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.stress_test(pool, 1, 0)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
