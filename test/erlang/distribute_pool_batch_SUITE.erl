@@ -329,36 +329,8 @@ tracker(Now, Max) ->
 collect_workers() ->
     receive {worker, W} -> [W | collect_workers()] after 0 -> [] end.
 
-%% Runs Fun in a process whose group leader keeps what is printed; returns Fun's result and the text.
+%% The Gleam suite's capture (test/distribute_test_ffi.erl, compiled by rebar3 too), with the text as a string.
 -spec with_captured_output(fun(() -> term())) -> {term(), string()}.
 with_captured_output(Fun) ->
-    Self = self(),
-    Capture = spawn_link(fun() -> capture([]) end),
-    {Runner, Ref} = spawn_monitor(fun() ->
-                                          group_leader(Capture, self()),
-                                          Self ! {result, self(), Fun()}
-                                  end),
-    Result = receive {result, Runner, R} -> R after 60000 -> ct:fail(stress_test_hung) end,
-    receive {'DOWN', Ref, process, Runner, _} -> ok end,
-    Capture ! {text, self()},
-    Text = receive {text, Capture, Chars} -> Chars after 5000 -> ct:fail(no_capture) end,
-    unlink(Capture),
-    exit(Capture, kill),
-    {Result, Text}.
-
--spec capture([iodata()]) -> ok.
-capture(Acc) ->
-    receive
-        {io_request, From, ReplyAs, {put_chars, Encoding, Chars}} ->
-            From ! {io_reply, ReplyAs, ok},
-            capture([unicode:characters_to_list(Chars, Encoding) | Acc]);
-        {io_request, From, ReplyAs, {put_chars, Encoding, M, F, A}} ->
-            From ! {io_reply, ReplyAs, ok},
-            capture([unicode:characters_to_list(apply(M, F, A), Encoding) | Acc]);
-        {io_request, From, ReplyAs, _Other} ->
-            From ! {io_reply, ReplyAs, {error, enotsup}},
-            capture(Acc);
-        {text, From} ->
-            From ! {text, self(), lists:flatten(lists:reverse(Acc))},
-            capture(Acc)
-    end.
+    {Result, Text} = distribute_test_ffi:capture_output(Fun),
+    {Result, unicode:characters_to_list(Text)}.
