@@ -25,6 +25,7 @@
 -export([call/4]).
 -export([call/5]).
 -export([ping/1]).
+-export([discard/1]).
 -export([stats/1]).
 -export([destroy/1]).
 -export([connection_info/1]).
@@ -237,6 +238,19 @@ ping(Conn) ->
                 {ok, yes} -> pong;
                 _ -> pang
             end;
+        false ->
+            {error, invalid_connection}
+    end.
+
+%% Returns the leased connection as broken: the C-node closes it and opens a fresh one in its place. The
+%% lease ends at once (later operations on Conn give {error, invalid_connection}); with_connection still
+%% returns Fun's result.
+-spec discard(conn()) -> ok | {error, invalid_connection}.
+discard(Conn) ->
+    case valid_conn(Conn) of
+        true ->
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+            distribute_pool_client:cast(Server, {discard, PoolId, ConnId, LeaseId});
         false ->
             {error, invalid_connection}
     end.

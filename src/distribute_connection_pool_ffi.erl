@@ -17,6 +17,7 @@
 -export([request/4]).
 -export([call/5]).
 -export([ping/1]).
+-export([discard/1]).
 -export([connection_id/1]).
 -export([connection_node/1]).
 -export([identity/1]).
@@ -126,6 +127,11 @@ call(Conn, Module, Function, Args, TimeoutMs) ->
 -spec ping(distribute_pool:conn()) -> boolean().
 ping(Conn) ->
     distribute_pool:ping(Conn) =:= pong.
+
+-spec discard(distribute_pool:conn()) -> nil.
+discard(Conn) ->
+    _ = distribute_pool:discard(Conn),
+    nil.
 
 -spec connection_id(distribute_pool:conn()) -> integer().
 connection_id(Conn) ->

@@ -89,6 +89,7 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
 
     // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.
     const bool known_shape = is("stats", 2) || is("destroy", 2) || is("checkout", 3) || is("checkin", 4) ||
+                             is("discard", 4) ||
                              is("cancel", 4) || is("send", 6) || is("request", 7);
     if (!known_shape) {
         return Rejected{"badarg"};
@@ -110,12 +111,12 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
         }
         return Checkout{*pool, timeout.ms};
     }
-    if (is("checkin", 4)) {
+    if (is("checkin", 4) || is("discard", 4)) {
         const auto lease = read_lease(r, *pool);
         if (!lease) {
             return Rejected{"invalid_connection"};
         }
-        return Checkin{*lease};
+        return Checkin{*lease, is("discard", 4)};
     }
     if (is("cancel", 4)) {
         const auto pid = r.pid();

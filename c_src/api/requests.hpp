@@ -36,6 +36,7 @@ struct LeaseRef {
 };
 struct Checkin {
     LeaseRef lease;
+    bool discard = false; // returned as broken: the connection is closed and a fresh one opened
 };
 struct Cancel {
     std::uint64_t pool;

@@ -261,7 +261,7 @@ void Service::handle_cast(std::string_view request)
     std::visit(Overloaded{
                    [&](const Checkin& r) {
                        if (auto* p = find_pool(r.lease.pool)) {
-                           p->checkin(r.lease.conn, r.lease.lease);
+                           p->checkin(r.lease.conn, r.lease.lease, r.discard);
                        }
                    },
                    [&](const Cancel& r) {

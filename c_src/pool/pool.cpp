@@ -311,11 +311,18 @@ void Pool::grant(const Grant& g, const CallerView& caller)
     });
 }
 
-void Pool::checkin(std::uint32_t conn, std::uint64_t lease)
+void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
 {
-    if (conn < connections_.size() && core_.lease_current(conn, lease)) {
-        end_lease(*connections_[conn], lease, true);
+    if (conn >= connections_.size() || !core_.lease_current(conn, lease)) {
+        return;
     }
+    PooledConnection& c = *connections_[conn];
+    if (discard && c.link) {
+        spdlog::info("pool {}: {} discarded by its lease holder, reopening it", id_, c.node_name);
+        // Closed before the lease ends, so the slot comes back as one to reconnect, never as idle.
+        c.link->close("discarded by its lease holder");
+    }
+    end_lease(c, lease, true);
 }
 
 void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder)

@@ -120,7 +120,8 @@ public:
     void start(Caller creator);
 
     void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms);
-    void checkin(std::uint32_t conn, std::uint64_t lease);
+    // Ends a lease; `discard`: the holder found the connection broken, so it is closed and reopened.
+    void checkin(std::uint32_t conn, std::uint64_t lease, bool discard = false);
     void cancel(std::string_view pid, std::string_view tag);
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);

@@ -288,6 +288,13 @@ pub fn ping(conn: Connection) -> Bool {
   ffi_ping(conn.handle)
 }
 
+/// Returns this connection as broken: the pool closes it and opens a fresh one in its place. The lease ends
+/// at once, so later operations on `conn` give `LeaseEnded`; `with_connection` still returns the callback's
+/// result.
+pub fn discard(conn: Connection) -> Nil {
+  ffi_discard(conn.handle)
+}
+
 /// The id of the pooled connection behind this lease, as `detailed_stats` lists it.
 pub fn connection_id(conn: Connection) -> Int {
   ffi_connection_id(conn.handle)
@@ -377,6 +384,9 @@ fn ffi_call(
 
 @external(erlang, "distribute_connection_pool_ffi", "ping")
 fn ffi_ping(conn: ConnectionHandle) -> Bool
+
+@external(erlang, "distribute_connection_pool_ffi", "discard")
+fn ffi_discard(conn: ConnectionHandle) -> Nil
 
 @external(erlang, "distribute_connection_pool_ffi", "connection_id")
 fn ffi_connection_id(conn: ConnectionHandle) -> Int

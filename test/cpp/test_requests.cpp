@@ -208,6 +208,7 @@ TEST_CASE("decode_request: checkin", "[requests]")
     CHECK(c.lease.pool == 1);
     CHECK(c.lease.conn == 2);
     CHECK(c.lease.lease == 1ull << 40);
+    CHECK_FALSE(c.discard);
 
     CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").integer(1).integer(-1).integer(3); })
           == "invalid_connection");
@@ -219,6 +220,19 @@ TEST_CASE("decode_request: checkin", "[requests]")
           == "invalid_connection");
     CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("checkin").atom("p").integer(2).integer(3); })
           == "invalid_pool");
+}
+
+TEST_CASE("decode_request: discard is a checkin of a broken connection", "[requests]")
+{
+    const auto c = accepted<Checkin>(
+        decode_request(term([](EiTerm& t) { t.tuple(4).atom("discard").integer(1).integer(2).integer(3); })));
+    CHECK(c.lease.pool == 1);
+    CHECK(c.lease.conn == 2);
+    CHECK(c.lease.lease == 3);
+    CHECK(c.discard);
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(4).atom("discard").integer(1).integer(2).atom("x"); })
+          == "invalid_connection");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("discard").integer(1).integer(2); }) == "badarg");
 }
 
 TEST_CASE("decode_request: cancel", "[requests]")

@@ -139,6 +139,29 @@ pub fn connection_is_only_valid_inside_its_callback_test() {
   test_support.stop_target(target)
 }
 
+pub fn discarded_connection_is_replaced_test() {
+  let target = test_support.start_target("gleam_discard")
+  let assert Ok(pool) = connection_pool.new(target.node, 1)
+  let assert Ok(Error(connection_pool.LeaseEnded)) =
+    connection_pool.with_connection(pool, fn(conn) {
+      connection_pool.discard(conn)
+      connection_pool.send(conn, to: "anyone", message: 1)
+    })
+  // The replacement comes up after the reconnect backoff.
+  test_support.wait_until(
+    fn() {
+      case connection_pool.stats(pool) {
+        Ok(stats) -> stats.available_connections == 1
+        Error(_) -> False
+      }
+    },
+    10_000,
+  )
+  let assert Ok(True) = connection_pool.with_connection(pool, connection_pool.ping)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
 pub fn stats_tell_the_truth_test() {
   let target = test_support.start_target("gleam_stats")
   let assert Ok(pool) = connection_pool.new(target.node, 3)
