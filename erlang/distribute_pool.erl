@@ -51,6 +51,8 @@
     min_connections => non_neg_integer(),
     acquire_timeout_ms => non_neg_integer(),
     connect_timeout_ms => pos_integer(),
+    backoff_min_ms => pos_integer(),
+    backoff_max_ms => pos_integer(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.

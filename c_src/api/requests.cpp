@@ -241,6 +241,10 @@ std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std:
             config.acquire_timeout_ms = v;
         } else if (*key == "connect_timeout_ms" && v >= 1 && v <= kMaxConnectTimeoutMs) {
             config.connect_timeout_ms = v;
+        } else if (*key == "backoff_min_ms" && v >= 1 && v <= kMaxBackoffMs) {
+            config.backoff_min_ms = v;
+        } else if (*key == "backoff_max_ms" && v >= 1 && v <= kMaxBackoffMs) {
+            config.backoff_max_ms = v;
         } else {
             return std::nullopt;
         }
@@ -250,7 +254,7 @@ std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std:
     }
     config.max_connections = *max_connections;
     config.min_connections = min_connections.value_or(*max_connections);
-    if (config.min_connections > config.max_connections) {
+    if (config.min_connections > config.max_connections || config.backoff_min_ms > config.backoff_max_ms) {
         return std::nullopt;
     }
     return config;

@@ -84,5 +84,6 @@ std::optional<pool::Destination> parse_destination(std::string_view encoded, std
 inline constexpr std::uint32_t kMaxConnectionsPerPool = 1000;
 inline constexpr std::uint32_t kMaxAcquireTimeoutMs = 86'400'000;
 inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
+inline constexpr std::uint32_t kMaxBackoffMs = 600'000;
 
 } // namespace dpool::api

@@ -12,8 +12,6 @@ namespace dpool::pool {
 
 namespace {
 
-constexpr std::chrono::milliseconds kBackoffMin{100};
-constexpr std::chrono::milliseconds kBackoffMax{5000};
 // A request's deadline key: the connection index above, the reference number below.
 constexpr unsigned kRefBits = 40;
 constexpr std::uint64_t kRefMask = (std::uint64_t{1} << kRefBits) - 1;
@@ -239,8 +237,9 @@ void Pool::on_link_closed(PooledConnection& c, std::string_view reason)
 
 std::chrono::milliseconds Pool::backoff(std::uint32_t failures)
 {
-    auto delay = kBackoffMin * (std::int64_t{1} << std::min<std::uint32_t>(failures, 16));
-    delay = std::min(delay, std::chrono::duration_cast<decltype(delay)>(kBackoffMax));
+    const std::int64_t doubled =
+        std::int64_t{config_.backoff_min_ms} << std::min<std::uint32_t>(failures, 20);
+    const std::chrono::milliseconds delay(std::min<std::int64_t>(doubled, config_.backoff_max_ms));
     // Jitter, so connections that failed together do not retry together.
     std::uniform_int_distribution<std::int64_t> jitter(delay.count() / 2, delay.count());
     return std::chrono::milliseconds(jitter(context_.random));

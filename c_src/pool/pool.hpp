@@ -28,6 +28,9 @@ struct PoolConfig {
     std::uint32_t min_connections = 0;
     std::uint32_t acquire_timeout_ms = 5000;
     std::uint32_t connect_timeout_ms = 5000;
+    // Reconnect delays: doubling from min to max after each failure, with jitter.
+    std::uint32_t backoff_min_ms = 100;
+    std::uint32_t backoff_max_ms = 5000;
 };
 
 // What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the C-node's own

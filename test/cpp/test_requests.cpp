@@ -358,6 +358,8 @@ TEST_CASE("parse_pool_options defaults", "[requests]")
     CHECK(config->min_connections == 10);
     CHECK(config->acquire_timeout_ms == 5000);
     CHECK(config->connect_timeout_ms == 5000);
+    CHECK(config->backoff_min_ms == 100);
+    CHECK(config->backoff_max_ms == 5000);
 }
 
 TEST_CASE("parse_pool_options takes every option", "[requests]")
@@ -401,6 +403,20 @@ TEST_CASE("parse_pool_options bounds", "[requests]")
         CHECK(options({{"max_connections", 1}, {"connect_timeout_ms", 1}})->connect_timeout_ms == 1);
         CHECK(options({{"max_connections", 1}, {"connect_timeout_ms", 600000}})->connect_timeout_ms == 600000);
         CHECK_FALSE(options({{"max_connections", 1}, {"connect_timeout_ms", 600001}}).has_value());
+    }
+    SECTION("backoff 1 <= backoff_min_ms <= backoff_max_ms <= 600000")
+    {
+        const auto both = options({{"max_connections", 1}, {"backoff_min_ms", 7}, {"backoff_max_ms", 70}});
+        REQUIRE(both.has_value());
+        CHECK(both->backoff_min_ms == 7);
+        CHECK(both->backoff_max_ms == 70);
+        CHECK(options({{"max_connections", 1}, {"backoff_min_ms", 5000}, {"backoff_max_ms", 5000}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"backoff_min_ms", 0}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"backoff_max_ms", 600001}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"backoff_min_ms", 200}, {"backoff_max_ms", 100}}).has_value());
+        // Against the defaults: a min above the default max needs a max too.
+        CHECK_FALSE(options({{"max_connections", 1}, {"backoff_min_ms", 6000}}).has_value());
+        CHECK(options({{"max_connections", 1}, {"backoff_max_ms", 100}})->backoff_max_ms == 100);
     }
 }
 

@@ -9,6 +9,8 @@
 -export([end_per_suite/1]).
 -export([discard_closes_and_reopens/1]).
 -export([discard_outside_a_lease/1]).
+-export([backoff_options_are_validated/1]).
+-export([reconnects_after_target_killed/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
                           do_pool_node_names/1]).
@@ -20,7 +22,9 @@ suite() ->
 -spec all() -> [atom()].
 all() ->
     [discard_closes_and_reopens,
-     discard_outside_a_lease].
+     discard_outside_a_lease,
+     backoff_options_are_validated,
+     reconnects_after_target_killed].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -86,7 +90,63 @@ discard_outside_a_lease(_Config) ->
         do_stop_peer(Peer)
     end.
 
+-spec backoff_options_are_validated(list()) -> ok.
+backoff_options_are_validated(_Config) ->
+    doc("backoff_min_ms and backoff_max_ms must be 1..600000 with min =< max; anything else is "
+        "invalid_config."),
+    T = 'nobody_needed@127.0.0.1',
+    [{error, invalid_config} = distribute_pool:new(T, maps:merge(#{max_connections => 1}, Bad))
+     || Bad <- [#{backoff_min_ms => 0}, #{backoff_max_ms => 0}, #{backoff_max_ms => 600001},
+                #{backoff_min_ms => 300, backoff_max_ms => 200}, #{backoff_min_ms => 6000},
+                #{backoff_min_ms => -1}, #{backoff_max_ms => fast}]],
+    ok.
+
+-spec reconnects_after_target_killed(list()) -> ok.
+reconnects_after_target_killed(_Config) ->
+    doc("When the target is killed with kill -9, leases fail with connection_failed instead of waiting; once "
+        "a node of the same name is back, the pool is at full size again within backoff_max_ms (500 ms) plus "
+        "1.5 s, and works."),
+    Name = peer:random_name("dpool_reborn"),
+    {Peer1, T} = start_named_target(Name),
+    Pool = try
+               {ok, P} = distribute_pool:new(T, #{max_connections => 2, backoff_min_ms => 50,
+                                                  backoff_max_ms => 500, acquire_timeout_ms => 2000}),
+               {ok, pong} = distribute_pool:with_connection(P, fun distribute_pool:ping/1),
+               OsPid = erpc:call(T, os, getpid, []),
+               _ = os:cmd("kill -9 " ++ OsPid),
+               do_wait_until(fun() -> maps:get(available_connections, do_stats(P)) =:= 0 end, 5000),
+               P
+           after
+               do_stop_peer(Peer1)
+           end,
+    %% No connection is alive and the last attempts failed: no waiting out the acquire timeout.
+    do_wait_until(fun() ->
+                          {error, connection_failed} =:= distribute_pool:with_connection(Pool, fun(_) -> ok end)
+                  end, 5000),
+    %% Long enough down for the delays to reach their cap (50 ms doubling, with jitter): the default cap of
+    %% 5 s would then miss the deadline below.
+    timer:sleep(6000),
+    {Peer2, T} = start_named_target(Name),
+    try
+        do_wait_until(fun() ->
+                              #{total_connections := Total, available_connections := Available} = do_stats(Pool),
+                              Total =:= 2 andalso Available =:= 2
+                      end, 500 + 1500),
+        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer2)
+    end.
+
 %% Helpers.
+
+%% A target under a given name, not linked to the case: its death is the point of the case.
+-spec start_named_target(string()) -> {pid(), node()}.
+start_named_target(Name) ->
+    {ok, Peer, Node} = peer:start(#{name => Name, host => "127.0.0.1", longnames => true,
+                                    args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
+    {Peer, Node}.
+
 
 %% The target's connections to the pool's nodes, as {Node, ConnectionId}.
 -spec target_connections(node(), [binary()]) -> [{node(), term()}].
