@@ -1,6 +1,8 @@
 #include "api/requests.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "protocol/node_identity.hpp"
 
@@ -88,7 +90,8 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
     }
 
     // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.
-    const bool known_shape = is("stats", 2) || is("destroy", 2) || is("checkout", 3) || is("checkin", 4) ||
+    const bool known_shape = is("stats", 2) || is("destroy", 2) || is("destroy", 3) || is("checkout", 3) ||
+                             is("checkin", 4) ||
                              is("discard", 4) ||
                              is("cancel", 4) || is("send", 6) || is("request", 7);
     if (!known_shape) {
@@ -103,6 +106,13 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
     }
     if (is("destroy", 2)) {
         return Destroy{*pool};
+    }
+    if (is("destroy", 3)) {
+        const auto drain = read_id(r, kMaxDrainTimeoutMs);
+        if (!drain) {
+            return Rejected{"badarg"};
+        }
+        return Destroy{*pool, static_cast<std::uint32_t>(*drain)};
     }
     if (is("checkout", 3)) {
         const auto timeout = read_timeout(r, "default");
@@ -212,6 +222,63 @@ Decoded decode_request(std::string_view request)
     return decode_tuple(r, *arity);
 }
 
+namespace {
+
+// An integer option: its key, where it goes, and its range. `zero_disables`: 0 is also accepted, meaning off.
+struct IntegerOption {
+    std::string_view key;
+    std::uint32_t pool::PoolConfig::*field;
+    std::uint32_t min;
+    std::uint32_t max;
+    bool zero_disables = false;
+};
+
+constexpr IntegerOption kIntegerOptions[] = {
+    {"min_connections", &pool::PoolConfig::min_connections, 0, kMaxConnectionsPerPool},
+    {"max_connections", &pool::PoolConfig::max_connections, 1, kMaxConnectionsPerPool},
+    {"acquire_timeout_ms", &pool::PoolConfig::acquire_timeout_ms, 0, kMaxAcquireTimeoutMs},
+    {"connect_timeout_ms", &pool::PoolConfig::connect_timeout_ms, 1, kMaxConnectTimeoutMs},
+    {"backoff_min_ms", &pool::PoolConfig::backoff_min_ms, 1, kMaxBackoffMs},
+    {"backoff_max_ms", &pool::PoolConfig::backoff_max_ms, 1, kMaxBackoffMs},
+    {"max_idle_ms", &pool::PoolConfig::max_idle_ms, 10, kMaxLifecycleMs, true},
+    {"max_lifetime_ms", &pool::PoolConfig::max_lifetime_ms, 100, kMaxLifecycleMs, true},
+    {"health_check_interval_ms", &pool::PoolConfig::health_check_interval_ms, 10, kMaxLifecycleMs, true},
+    {"health_check_timeout_ms", &pool::PoolConfig::health_check_timeout_ms, 1, kMaxConnectTimeoutMs},
+    {"resize_window_ms", &pool::PoolConfig::resize_window_ms, 100, kMaxLifecycleMs},
+};
+
+// Sets one option from the reader; false for an unknown key, a repeated key, a wrong type or a value out of range.
+bool read_option(TermReader& r, pool::PoolConfig& config, std::vector<std::string_view>& seen)
+{
+    const auto key = r.atom();
+    if (!key || std::find(seen.begin(), seen.end(), *key) != seen.end()) {
+        return false;
+    }
+    seen.push_back(*key);
+    if (*key == "validate_on_checkout") {
+        const auto flag = r.atom();
+        if (!flag || (*flag != "true" && *flag != "false")) {
+            return false;
+        }
+        config.validate_on_checkout = *flag == "true";
+        return true;
+    }
+    const auto option = std::find_if(std::begin(kIntegerOptions), std::end(kIntegerOptions),
+                                     [&](const IntegerOption& o) { return o.key == *key; });
+    const auto value = r.integer();
+    if (option == std::end(kIntegerOptions) || !value) {
+        return false;
+    }
+    const bool in_range = (*value >= option->min && *value <= option->max) || (option->zero_disables && *value == 0);
+    if (!in_range) {
+        return false;
+    }
+    config.*(option->field) = static_cast<std::uint32_t>(*value);
+    return true;
+}
+
+} // namespace
+
 std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std::string_view options)
 {
     if (!protocol::parse_node_name(target)) {
@@ -224,36 +291,19 @@ std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std:
     }
     pool::PoolConfig config;
     config.target = std::string(target);
-    std::optional<std::uint32_t> max_connections;
-    std::optional<std::uint32_t> min_connections;
+    std::vector<std::string_view> seen;
     for (std::uint32_t i = 0; i < *pairs; ++i) {
-        const auto key = r.atom();
-        const auto value = r.integer();
-        if (!key || !value || *value < 0 || *value > std::numeric_limits<std::uint32_t>::max()) {
-            return std::nullopt;
-        }
-        const auto v = static_cast<std::uint32_t>(*value);
-        if (*key == "max_connections" && v >= 1 && v <= kMaxConnectionsPerPool) {
-            max_connections = v;
-        } else if (*key == "min_connections") {
-            min_connections = v;
-        } else if (*key == "acquire_timeout_ms" && v <= kMaxAcquireTimeoutMs) {
-            config.acquire_timeout_ms = v;
-        } else if (*key == "connect_timeout_ms" && v >= 1 && v <= kMaxConnectTimeoutMs) {
-            config.connect_timeout_ms = v;
-        } else if (*key == "backoff_min_ms" && v >= 1 && v <= kMaxBackoffMs) {
-            config.backoff_min_ms = v;
-        } else if (*key == "backoff_max_ms" && v >= 1 && v <= kMaxBackoffMs) {
-            config.backoff_max_ms = v;
-        } else {
+        if (!read_option(r, config, seen)) {
             return std::nullopt;
         }
     }
-    if (!max_connections || !r.at_end()) {
+    const auto given = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
+    if (!given("max_connections") || !r.at_end()) {
         return std::nullopt;
     }
-    config.max_connections = *max_connections;
-    config.min_connections = min_connections.value_or(*max_connections);
+    if (!given("min_connections")) {
+        config.min_connections = config.max_connections;
+    }
     if (config.min_connections > config.max_connections || config.backoff_min_ms > config.backoff_max_ms) {
         return std::nullopt;
     }

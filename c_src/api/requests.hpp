@@ -22,6 +22,8 @@ struct Envelope {
 // `message` starts with the version byte. nullopt for anything that is not one of the two envelopes.
 std::optional<Envelope> parse_envelope(std::string_view message);
 
+inline constexpr std::uint32_t kDefaultDrainTimeoutMs = 5000;
+
 struct NewPool {
     pool::PoolConfig config;
 };
@@ -59,6 +61,7 @@ struct Stats {
 };
 struct Destroy {
     std::uint64_t pool;
+    std::uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs; // how long leases still out are waited for
 };
 struct ListPools {};
 struct Info {};
@@ -85,5 +88,7 @@ inline constexpr std::uint32_t kMaxConnectionsPerPool = 1000;
 inline constexpr std::uint32_t kMaxAcquireTimeoutMs = 86'400'000;
 inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
 inline constexpr std::uint32_t kMaxBackoffMs = 600'000;
+inline constexpr std::uint32_t kMaxLifecycleMs = 86'400'000;
+inline constexpr std::uint32_t kMaxDrainTimeoutMs = 600'000;
 
 } // namespace dpool::api

@@ -85,7 +85,7 @@ void Service::stop()
 {
     scheduler_.stop();
     for (auto& [id, p] : pools_) {
-        p->destroy();
+        p->close_now();
     }
     pools_.clear();
     sessions_.clear();
@@ -160,9 +160,10 @@ void Service::on_monitored_exit(std::string_view ref_term)
     if (!lease) {
         return;
     }
-    // A lease holder exited. Lease ids are unique across pools; there are few pools, so asking each is cheap.
+    // A lease holder or a waiting caller exited. Their numbers are unique across pools; there are few pools,
+    // so asking each is cheap.
     for (auto& [id, p] : pools_) {
-        p->on_holder_down(*lease);
+        p->on_monitor_down(*lease);
     }
 }
 
@@ -228,11 +229,8 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        });
                    },
                    [&](const Destroy& r) {
-                       with_pool(r.pool, [&](pool::Pool& p) {
-                           p.destroy();
-                           pools_.erase(r.pool);
-                           pool::reply_atom(caller, "ok");
-                       });
+                       // Answered when the drain ends; the pool then drops itself (context.drop_pool).
+                       with_pool(r.pool, [&](pool::Pool& p) { p.destroy(pool::Caller(caller), r.drain_timeout_ms); });
                    },
                    [&](const ListPools&) {
                        pool::reply(caller, [&](protocol::TermWriter& w) {

@@ -12,11 +12,46 @@ namespace dpool::pool {
 
 namespace {
 
-// A request's deadline key: the connection index above, the reference number below.
+// Deadline keys of one connection: its index above, a reference or generation number below.
 constexpr unsigned kRefBits = 40;
 constexpr std::uint64_t kRefMask = (std::uint64_t{1} << kRefBits) - 1;
 
-std::uint64_t request_key(std::uint32_t conn, std::uint64_t ref) { return (std::uint64_t{conn} << kRefBits) | ref; }
+std::uint64_t connection_key(std::uint32_t conn, std::uint64_t number)
+{
+    return (std::uint64_t{conn} << kRefBits) | (number & kRefMask);
+}
+std::uint32_t key_connection(std::uint64_t key) { return static_cast<std::uint32_t>(key >> kRefBits); }
+std::uint64_t key_number(std::uint64_t key) { return key & kRefMask; }
+
+std::uint64_t micros(Clock::duration d)
+{
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+}
+
+// The atom net_kernel, encoded (SMALL_ATOM_UTF8_EXT): a health check is net_adm:ping's request to it.
+constexpr std::string_view kNetKernel{"\x77\x0a" "net_kernel", 12};
+
+constexpr std::string_view close_reason_name(CloseReason r)
+{
+    switch (r) {
+    case CloseReason::idle:
+        return "idle";
+    case CloseReason::lifetime:
+        return "lifetime";
+    case CloseReason::broken:
+        return "broken";
+    case CloseReason::health:
+        return "health";
+    case CloseReason::destroy:
+        return "destroy";
+    case CloseReason::target_down:
+        return "target_down";
+    case CloseReason::count_:
+        break;
+    }
+    return "unknown";
+}
 
 } // namespace
 
@@ -27,9 +62,11 @@ PooledConnection::PooledConnection(Pool& owner, std::uint32_t idx, ConnectionNam
 
 PooledConnection::~PooledConnection()
 {
-    if (link) {
-        link->detach();
-        link->close("pool destroyed");
+    for (auto* l : {&link, &retiring}) {
+        if (*l) {
+            (*l)->detach();
+            (*l)->close("pool destroyed");
+        }
     }
 }
 
@@ -78,37 +115,47 @@ void PooledConnection::on_drained(transport::DistLink&)
 {
     while (!parked.empty()) {
         reply_atom(parked.front().caller.view(), "ok");
-        ++pool.successful_operations_;
+        ++pool.counters_.successful_operations;
         parked.pop_front();
     }
 }
 
-void PooledConnection::on_closed(transport::DistLink&, std::string_view reason) { pool.on_link_closed(*this, reason); }
+void PooledConnection::on_closed(transport::DistLink& l, std::string_view reason)
+{
+    pool.on_link_closed(*this, l, reason);
+}
 
 Pool::Pool(PoolContext& context, std::uint64_t id, PoolConfig config)
-    : context_(context), id_(id), config_(std::move(config)), core_(config_.max_connections, context.lease_counter)
+    : context_(context),
+      id_(id),
+      config_(std::move(config)),
+      core_(config_.max_connections, context.lease_counter),
+      capacity_(config_.min_connections)
 {
     connections_.reserve(config_.max_connections);
 }
 
 Pool::~Pool()
 {
-    destroy();
+    close_now();
     for (const auto& c : connections_) {
         context_.names.release(config_.target, c->name_number);
     }
 }
 
-PooledConnection& Pool::add_connection()
+PooledConnection& Pool::open_connection()
 {
-    const auto slot = core_.add_slot();
-    connections_.push_back(
-        std::make_unique<PooledConnection>(*this, *slot, context_.names.acquire(config_.target)));
-    return *connections_.back();
+    const auto slot = *core_.add_slot();
+    if (slot == connections_.size()) {
+        connections_.push_back(
+            std::make_unique<PooledConnection>(*this, slot, context_.names.acquire(config_.target)));
+    }
+    return *connections_[slot]; // a closed slot reopens under the name it kept
 }
 
 void Pool::start(Caller creator)
 {
+    schedule_maintenance();
     if (config_.min_connections == 0) {
         const auto id = id_;
         reply(creator.view(), [id](protocol::TermWriter& w) {
@@ -121,7 +168,7 @@ void Pool::start(Caller creator)
     creator_ = std::move(creator);
     start_remaining_ = config_.min_connections;
     for (std::uint32_t i = 0; i < config_.min_connections; ++i) {
-        connect(add_connection());
+        connect(open_connection());
     }
 }
 
@@ -144,7 +191,7 @@ void Pool::connect(PooledConnection& c)
                    [weak = weak_from_this(), index = c.index, attempt = c.attempt](std::exception_ptr error,
                                                                                    transport::ConnectOutcome out) {
                        auto self = weak.lock();
-                       if (!self || self->destroyed_) {
+                       if (!self || self->draining_) {
                            return; // the socket, if any, closes here
                        }
                        auto& conn = *self->connections_[index];
@@ -165,11 +212,29 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket)
     c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits);
     c.link->start(c);
     c.failures = 0;
+    ++c.generation;
     target_down_ = false;
+    ++counters_.connections_created;
+    close_retiring(c); // its successor is up
+    const auto now = Clock::now();
+    c.expires_at = Clock::time_point::max();
+    if (config_.max_lifetime_ms > 0) {
+        // Up to 1/8 earlier, so connections opened together are not all replaced together.
+        std::uniform_int_distribution<std::uint32_t> lifetime(config_.max_lifetime_ms - config_.max_lifetime_ms / 8,
+                                                              config_.max_lifetime_ms);
+        c.expires_at = now + std::chrono::milliseconds(lifetime(context_.random));
+        context_.scheduler->schedule(
+            Deadline{c.expires_at, DeadlineKind::lifetime, id_, connection_key(c.index, c.generation)});
+    }
+    if (config_.health_check_interval_ms > 0) {
+        context_.scheduler->schedule(Deadline{now + std::chrono::milliseconds(config_.health_check_interval_ms),
+                                              DeadlineKind::health, id_, connection_key(c.index, c.generation)});
+    }
     spdlog::debug("pool {}: {} connected to {}", id_, c.node_name, config_.target);
     if (auto g = core_.slot_ready(c.index)) {
-        auto waiter = waiters_.extract(g->waiter);
-        grant(*g, waiter.mapped().view());
+        grant_to_waiter(*g);
+    } else {
+        c.idle_since = now;
     }
     start_progress(true);
 }
@@ -178,6 +243,7 @@ void Pool::on_connect_failed(PooledConnection& c, const std::string& error)
 {
     ++c.failures;
     target_down_ = true;
+    close_retiring(c);
     spdlog::info("pool {}: {} cannot connect to {}: {}", id_, c.node_name, config_.target, error);
     if (creator_) {
         start_progress(false);
@@ -198,7 +264,7 @@ void Pool::start_progress(bool ok)
         start_failed_ = true;
         reply_error(creator_->view(), "connection_failed");
         creator_.reset();
-        destroy();
+        close_now();
         if (context_.drop_pool) {
             asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
         }
@@ -215,24 +281,94 @@ void Pool::start_progress(bool ok)
     }
 }
 
-void Pool::on_link_closed(PooledConnection& c, std::string_view reason)
+void Pool::on_link_closed(PooledConnection& c, transport::DistLink& l, std::string_view reason)
 {
-    c.link.reset();
-    fail_pending(c, "connection_failed");
-    while (!c.parked.empty()) {
-        reply_error(c.parked.front().caller.view(), "connection_failed");
-        ++failed_operations_;
-        c.parked.pop_front();
+    if (&l != c.link.get()) {
+        return; // a link the pool already let go of
     }
-    if (destroyed_) {
+    if (!destroyed_) {
+        spdlog::warn("pool {}: {} lost its connection to {}: {}", id_, c.node_name, config_.target, reason);
+    }
+    drop_link(c, CloseReason::target_down);
+    if (!draining_) {
+        after_link_lost(c);
+    }
+}
+
+void Pool::drop_link(PooledConnection& c, CloseReason reason)
+{
+    if (!c.link) {
         return;
     }
-    spdlog::warn("pool {}: {} lost its connection to {}: {}", id_, c.node_name, config_.target, reason);
-    if (core_.state(c.index) == SlotState::idle) {
+    count_closed(reason);
+    const auto link = std::move(c.link);
+    link->detach();
+    link->close(close_reason_name(reason));
+    c.health_check_in_flight = false;
+    fail_pending(c, destroyed_ ? "invalid_pool" : "connection_failed");
+    while (!c.parked.empty()) {
+        reply_error(c.parked.front().caller.view(), destroyed_ ? "invalid_pool" : "connection_failed");
+        ++counters_.failed_operations;
+        c.parked.pop_front();
+    }
+}
+
+void Pool::close_retiring(PooledConnection& c)
+{
+    if (!c.retiring) {
+        return;
+    }
+    count_closed(CloseReason::lifetime);
+    c.retiring->close("replaced after max_lifetime_ms");
+    c.retiring.reset();
+    context_.names.release(config_.target, c.retiring_name_number);
+}
+
+void Pool::after_link_lost(PooledConnection& c)
+{
+    switch (core_.state(c.index)) {
+    case SlotState::idle:
         core_.slot_lost(c.index);
         schedule_reconnect(c);
+        break;
+    case SlotState::leased:
+        if (c.validating) {
+            // The checkout that was validating this connection tries again, in its place in line.
+            auto v = std::move(*c.validating);
+            c.validating.reset();
+            core_.release(c.index, core_.lease_of(c.index), false);
+            schedule_reconnect(c);
+            serve(v.waiter, v.caller.view(), v.started, v.deadline, v.may_wait, false);
+        }
+        break;
+    default:
+        break;
     }
-    // A leased connection stays with its holder, whose operations now fail; it reconnects when returned.
+}
+
+void Pool::retire(PooledConnection& c)
+{
+    if (core_.state(c.index) == SlotState::idle) {
+        core_.slot_lost(c.index);
+    }
+    close_retiring(c);
+    if (!c.link) {
+        schedule_reconnect(c);
+        return;
+    }
+    spdlog::info("pool {}: {} reached its max_lifetime_ms, replacing it", id_, c.node_name);
+    fail_pending(c, "connection_failed");
+    c.health_check_in_flight = false;
+    c.retiring = std::move(c.link);
+    c.retiring->detach();
+    c.retiring_name_number = c.name_number;
+    // The successor needs a name of its own: the target would take the same name for a reconnect of the old
+    // connection and drop that one before the new one is up.
+    auto name = context_.names.acquire(config_.target);
+    c.name_number = name.number;
+    c.node_name = std::move(name.node_name);
+    c.expires_at = Clock::time_point::max();
+    connect(c);
 }
 
 std::chrono::milliseconds Pool::backoff(std::uint32_t failures)
@@ -247,44 +383,91 @@ std::chrono::milliseconds Pool::backoff(std::uint32_t failures)
 
 void Pool::schedule_reconnect(PooledConnection& c)
 {
+    if (draining_) {
+        return;
+    }
     context_.scheduler->schedule(
         Deadline{Clock::now() + backoff(c.failures), DeadlineKind::reconnect, id_, c.index});
 }
 
 void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms)
 {
+    if (draining_) {
+        reply_error(caller, "invalid_pool");
+        return;
+    }
     const std::uint32_t timeout = timeout_ms.value_or(config_.acquire_timeout_ms);
     if (target_down_ && live_connections() == 0) {
+        ++counters_.acquires;
+        ++counters_.misses;
+        ++counters_.failed_operations;
         reply_error(caller, "connection_failed");
-        ++failed_operations_;
         return;
     }
-    const std::uint64_t waiter = ++context_.waiter_counter;
-    const auto result = core_.acquire(waiter, timeout > 0);
-    switch (result.outcome) {
-    case PoolCore::Outcome::granted:
-        grant(result.grant, caller);
+    const auto now = Clock::now();
+    // Waiter numbers come from the lease counter: a monitor's reference then names a lease or a waiter, never
+    // both.
+    const std::uint64_t waiter = ++context_.lease_counter;
+    serve(waiter, caller, now, now + std::chrono::milliseconds(timeout), timeout > 0, true);
+}
+
+void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started,
+                 Clock::time_point deadline, bool may_wait, bool first_try)
+{
+    if (first_try) {
+        ++counters_.acquires;
+    }
+    // max_lifetime_ms holds at checkout too, not only when the timer fires: an expired connection is replaced,
+    // never leased.
+    const auto now = Clock::now();
+    while (!core_.idle_slots().empty() && connections_[core_.idle_slots().back()]->expires_at <= now) {
+        retire(*connections_[core_.idle_slots().back()]);
+    }
+    if (!core_.idle_slots().empty()) {
+        const auto got = core_.acquire(waiter, may_wait);
+        if (first_try) {
+            ++counters_.hits;
+        }
+        PooledConnection& c = *connections_[got.grant.slot];
+        if (config_.validate_on_checkout) {
+            c.validating = PooledConnection::Validation{waiter, Caller(caller), started, deadline, may_wait};
+            if (!c.health_check_in_flight) {
+                start_health_check(c);
+            }
+            return;
+        }
+        grant(got.grant, caller, started);
         return;
-    case PoolCore::Outcome::queued:
-        waiters_.emplace(waiter, Caller(caller));
-        context_.scheduler->schedule(
-            Deadline{Clock::now() + std::chrono::milliseconds(timeout), DeadlineKind::waiter, id_, waiter});
-        break;
-    case PoolCore::Outcome::exhausted:
+    }
+    if (first_try) {
+        ++counters_.misses;
+    }
+    if (!may_wait || deadline <= now) {
+        ++counters_.acquire_timeouts;
+        ++counters_.failed_operations;
         reply_error(caller, "pool_exhausted");
-        ++failed_operations_;
-        break;
+        return;
     }
-    // No idle connection: open one more if below the maximum and fewer are opening than callers wait.
+    if (first_try) {
+        core_.acquire(waiter, true);
+    } else {
+        core_.requeue_first(waiter);
+    }
+    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline});
+    monitor_caller(caller, waiter);
+    context_.scheduler->schedule(Deadline{deadline, DeadlineKind::waiter, id_, waiter});
+    window_saw_waiters_ = true;
+    // Callers wait: open one more connection if below the maximum and fewer are opening than callers wait.
     const auto counts = core_.counts();
     const std::size_t opening = static_cast<std::size_t>(
         std::count_if(connections_.begin(), connections_.end(), [](const auto& c) { return c->connecting; }));
-    if (core_.slot_count() < config_.max_connections && opening < std::max<std::size_t>(counts.waiting, 1)) {
-        connect(add_connection());
+    if (core_.open_slots() < config_.max_connections && opening < std::max<std::size_t>(counts.waiting, 1)) {
+        connect(open_connection());
+        capacity_ = std::max(capacity_, core_.open_slots());
     }
 }
 
-void Pool::grant(const Grant& g, const CallerView& caller)
+void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point started)
 {
     PooledConnection& c = *connections_[g.slot];
     // Assigned, not replaced: the slot's strings keep their capacity from lease to lease.
@@ -292,13 +475,13 @@ void Pool::grant(const Grant& g, const CallerView& caller)
     c.holder.from.assign(caller.from);
     c.holder.tag.assign(caller.tag);
     const CallerView holder = c.holder.view();
-    if (holder.link && holder.link->is_open()) {
-        // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
-        auto w = holder.link->begin_packet();
-        w.version();
-        protocol::write_monitor(w, context_.service->self_pid(), holder.from, *context_.service, g.lease);
-        holder.link->end_packet();
+    if (!holder.link || !holder.link->is_open()) {
+        end_lease(c, g.lease, false); // its node is gone: nobody could ever return this lease
+        return;
     }
+    acquire_wait_.record(micros(Clock::now() - started));
+    // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
+    monitor_caller(holder, g.lease);
     const std::string_view node = c.node_name;
     reply(holder, [&](protocol::TermWriter& w) {
         w.tuple(2);
@@ -310,6 +493,37 @@ void Pool::grant(const Grant& g, const CallerView& caller)
     });
 }
 
+void Pool::grant_to_waiter(const Grant& g)
+{
+    auto node = waiters_.extract(g.waiter);
+    if (node.empty()) {
+        end_lease(*connections_[g.slot], g.lease, false); // not reached: every queued waiter has an entry
+        return;
+    }
+    demonitor_caller(node.mapped().caller.view(), g.waiter);
+    grant(g, node.mapped().caller.view(), node.mapped().started);
+}
+
+void Pool::monitor_caller(const CallerView& caller, std::uint64_t number)
+{
+    if (caller.link && caller.link->is_open()) {
+        auto w = caller.link->begin_packet();
+        w.version();
+        protocol::write_monitor(w, context_.service->self_pid(), caller.from, *context_.service, number);
+        caller.link->end_packet();
+    }
+}
+
+void Pool::demonitor_caller(const CallerView& caller, std::uint64_t number)
+{
+    if (caller.link && caller.link->is_open()) {
+        auto w = caller.link->begin_packet();
+        w.version();
+        protocol::write_demonitor(w, context_.service->self_pid(), caller.from, *context_.service, number);
+        caller.link->end_packet();
+    }
+}
+
 void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
 {
     if (conn >= connections_.size() || !core_.lease_current(conn, lease)) {
@@ -319,45 +533,62 @@ void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
     if (discard && c.link) {
         spdlog::info("pool {}: {} discarded by its lease holder, reopening it", id_, c.node_name);
         // Closed before the lease ends, so the slot comes back as one to reconnect, never as idle.
-        c.link->close("discarded by its lease holder");
+        drop_link(c, CloseReason::broken);
     }
     end_lease(c, lease, true);
 }
 
 void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder)
 {
-    const CallerView holder = c.holder.view();
-    if (notify_holder && holder.link && holder.link->is_open()) {
-        auto w = holder.link->begin_packet();
-        w.version();
-        protocol::write_demonitor(w, context_.service->self_pid(), holder.from, *context_.service, lease);
-        holder.link->end_packet();
+    if (notify_holder) {
+        demonitor_caller(c.holder.view(), lease);
     }
     c.holder.link.reset();
     const bool healthy = c.live();
-    const auto released = core_.release(c.index, lease, healthy);
+    if (draining_) {
+        // Destroying: a connection that comes back is closed, and the last one to come back ends the drain.
+        if (core_.release(c.index, lease, healthy).ended && !destroyed_) {
+            core_.close_idle(c.index);
+            drop_link(c, CloseReason::destroy);
+            if (core_.counts().leased == 0) {
+                finish_destroy();
+            }
+        }
+        return;
+    }
+    const bool expired = healthy && c.expires_at <= Clock::now();
+    const auto released = core_.release(c.index, lease, healthy && !expired);
     if (!released.ended) {
         return;
     }
-    if (!healthy && !c.connecting) {
+    if (expired) {
+        retire(c);
+    } else if (!healthy && !c.connecting) {
         schedule_reconnect(c);
+    } else if (core_.state(c.index) == SlotState::idle) {
+        c.idle_since = Clock::now();
     }
     if (released.next) {
-        auto waiter = waiters_.extract(released.next->waiter);
-        grant(*released.next, waiter.mapped().view());
+        grant_to_waiter(*released.next);
     }
 }
 
 void Pool::cancel(std::string_view pid, std::string_view tag)
 {
     for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
-        if (it->second.from == pid && it->second.tag == tag) {
+        if (it->second.caller.from == pid && it->second.caller.tag == tag) {
             core_.cancel(it->first);
+            demonitor_caller(it->second.caller.view(), it->first);
             waiters_.erase(it);
             return;
         }
     }
     for (auto& c : connections_) {
+        if (c->validating && c->validating->caller.from == pid && c->validating->caller.tag == tag) {
+            c->validating.reset();
+            end_lease(*c, core_.lease_of(c->index), false);
+            return;
+        }
         if (core_.state(c->index) == SlotState::leased && c->holder.from == pid && c->holder.tag == tag) {
             end_lease(*c, core_.lease_of(c->index), true);
             return;
@@ -367,7 +598,7 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
 
 bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease)
 {
-    if (conn < connections_.size() && core_.lease_current(conn, lease)) {
+    if (conn < connections_.size() && core_.lease_current(conn, lease) && !connections_[conn]->validating) {
         if (connections_[conn]->live()) {
             return true;
         }
@@ -375,7 +606,7 @@ bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uin
     } else {
         reply_error(caller, "invalid_connection");
     }
-    ++failed_operations_;
+    ++counters_.failed_operations;
     return false;
 }
 
@@ -402,26 +633,23 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
         return;
     }
     reply_atom(caller, "ok");
-    ++successful_operations_;
+    ++counters_.successful_operations;
 }
 
-void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
-                   std::optional<std::uint32_t> timeout_ms, std::string_view request)
-{
-    if (!validate_lease(caller, conn, lease)) {
-        return;
-    }
-    PooledConnection& c = *connections_[conn];
-    const std::uint64_t ref = c.next_ref++;
-    const auto& me = *c.identity;
+namespace {
 
-    // As gen_server:call does: monitor the server, then send {'$gen_call', {From, Ref}, Request}.
-    auto monitor = c.link->begin_packet();
+// As gen_server:call does: monitor the server, then send {'$gen_call', {From, Ref}, Request}, all over `link`
+// as the pooled connection's own process.
+template <class WriteRequest>
+void write_gen_call(transport::DistLink& link, const protocol::NodeIdentity& me, const Destination& to,
+                    std::uint64_t ref, WriteRequest&& write_request)
+{
+    auto monitor = link.begin_packet();
     monitor.version();
     protocol::write_monitor(monitor, me.self_pid(), to.encoded, me, ref);
-    c.link->end_packet();
+    link.end_packet();
 
-    auto w = c.link->begin_packet();
+    auto w = link.begin_packet();
     w.version();
     if (to.is_name) {
         protocol::write_reg_send(w, me.self_pid(), to.encoded);
@@ -434,24 +662,87 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     w.tuple(2);
     w.raw(me.self_pid());
     me.write_ref(w, ref);
-    w.raw(request);
-    c.link->end_packet();
+    write_request(w);
+    link.end_packet();
+}
 
-    auto free_entry = std::find_if(c.pending.begin(), c.pending.end(), [](const auto& p) { return p.ref == 0; });
-    if (free_entry == c.pending.end()) {
-        c.pending.emplace_back();
-        free_entry = std::prev(c.pending.end());
+PooledConnection::PendingRequest& free_pending_entry(std::vector<PooledConnection::PendingRequest>& pending)
+{
+    auto free_entry = std::find_if(pending.begin(), pending.end(), [](const auto& p) { return p.ref == 0; });
+    if (free_entry == pending.end()) {
+        pending.emplace_back();
+        return pending.back();
     }
-    free_entry->ref = ref;
-    free_entry->caller.link = caller.link;
-    free_entry->caller.from.assign(caller.from);
-    free_entry->caller.tag.assign(caller.tag);
-    free_entry->destination.assign(to.encoded);
+    return *free_entry;
+}
+
+} // namespace
+
+void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
+                   std::optional<std::uint32_t> timeout_ms, std::string_view request)
+{
+    if (!validate_lease(caller, conn, lease)) {
+        return;
+    }
+    PooledConnection& c = *connections_[conn];
+    const std::uint64_t ref = c.next_ref++;
+    write_gen_call(*c.link, *c.identity, to, ref, [request](protocol::TermWriter& w) { w.raw(request); });
+
+    auto& entry = free_pending_entry(c.pending);
+    entry.ref = ref;
+    entry.purpose = PooledConnection::Purpose::caller;
+    entry.caller.link = caller.link;
+    entry.caller.from.assign(caller.from);
+    entry.caller.tag.assign(caller.tag);
+    entry.destination.assign(to.encoded);
     ++c.pending_count;
     if (timeout_ms) {
         context_.scheduler->schedule(Deadline{Clock::now() + std::chrono::milliseconds(*timeout_ms),
-                                              DeadlineKind::request, id_, request_key(c.index, ref)});
+                                              DeadlineKind::request, id_, connection_key(c.index, ref)});
     }
+}
+
+void Pool::start_health_check(PooledConnection& c)
+{
+    if (!c.live()) {
+        return;
+    }
+    ++counters_.health_checks;
+    c.health_check_in_flight = true;
+    // What net_adm:ping asks: it needs nothing of ours on the target, and an answer proves the target's
+    // scheduler and its net_kernel are alive, not only its socket.
+    const std::uint64_t ref = c.next_ref++;
+    const std::string_view self_name = c.node_name;
+    write_gen_call(*c.link, *c.identity, Destination{true, kNetKernel}, ref, [self_name](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("is_auth");
+        w.atom(self_name);
+    });
+    auto& entry = free_pending_entry(c.pending);
+    entry.ref = ref;
+    entry.purpose = PooledConnection::Purpose::health;
+    entry.caller.link.reset();
+    entry.destination.assign(kNetKernel);
+    ++c.pending_count;
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_timeout_ms), DeadlineKind::request,
+                 id_, connection_key(c.index, ref)});
+}
+
+void Pool::on_health_result(PooledConnection& c, bool ok)
+{
+    c.health_check_in_flight = false;
+    if (ok) {
+        if (c.validating) {
+            auto v = std::move(*c.validating);
+            c.validating.reset();
+            grant(Grant{c.index, core_.lease_of(c.index), v.waiter}, v.caller.view(), v.started);
+        }
+        return;
+    }
+    spdlog::warn("pool {}: {} failed its health check, replacing it", id_, c.node_name);
+    drop_link(c, CloseReason::health);
+    after_link_lost(c);
 }
 
 void Pool::answer_reply(PooledConnection& c, std::string_view message)
@@ -470,13 +761,20 @@ void Pool::answer_reply(PooledConnection& c, std::string_view message)
         return; // a reply after its timeout
     }
     const std::string_view answer = r.rest();
+    write_demonitor(c, p->destination, p->ref);
+    if (p->purpose == PooledConnection::Purpose::health) {
+        protocol::TermReader a(answer);
+        const auto yes = a.atom();
+        finish_request(c, *p);
+        on_health_result(c, yes && *yes == "yes");
+        return;
+    }
     reply(p->caller.view(), [answer](protocol::TermWriter& w) {
         w.tuple(2);
         w.atom("ok");
         w.raw(answer);
     });
-    ++successful_operations_;
-    write_demonitor(c, p->destination, p->ref);
+    ++counters_.successful_operations;
     finish_request(c, *p);
 }
 
@@ -492,6 +790,11 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
     if (p == nullptr) {
         return;
     }
+    if (p->purpose == PooledConnection::Purpose::health) {
+        finish_request(c, *p);
+        on_health_result(c, false);
+        return;
+    }
     reply(p->caller.view(), [reason](protocol::TermWriter& w) {
         w.tuple(2);
         w.atom("error");
@@ -499,7 +802,7 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
         w.atom("down");
         w.raw(reason);
     });
-    ++failed_operations_;
+    ++counters_.failed_operations;
     finish_request(c, *p);
 }
 
@@ -525,8 +828,10 @@ void Pool::fail_pending(PooledConnection& c, std::string_view reason)
 {
     for (auto& p : c.pending) {
         if (p.ref != 0) {
-            reply_error(p.caller.view(), reason);
-            ++failed_operations_;
+            if (p.purpose == PooledConnection::Purpose::caller) {
+                reply_error(p.caller.view(), reason);
+                ++counters_.failed_operations;
+            }
             finish_request(c, p);
         }
     }
@@ -537,8 +842,9 @@ void Pool::fail_waiters(std::string_view reason)
     for (const auto waiter : core_.take_all_waiters()) {
         auto node = waiters_.extract(waiter);
         if (!node.empty()) {
-            reply_error(node.mapped().view(), reason);
-            ++failed_operations_;
+            demonitor_caller(node.mapped().caller.view(), waiter);
+            reply_error(node.mapped().caller.view(), reason);
+            ++counters_.failed_operations;
         }
     }
     waiters_.clear();
@@ -546,7 +852,7 @@ void Pool::fail_waiters(std::string_view reason)
 
 void Pool::on_deadline(const Deadline& d)
 {
-    if (destroyed_) {
+    if (destroyed_ || (draining_ && d.kind != DeadlineKind::request && d.kind != DeadlineKind::drain)) {
         return;
     }
     switch (d.kind) {
@@ -554,21 +860,28 @@ void Pool::on_deadline(const Deadline& d)
         if (core_.cancel(d.key)) {
             auto node = waiters_.extract(d.key);
             if (!node.empty()) {
-                reply_error(node.mapped().view(), "pool_exhausted");
-                ++failed_operations_;
+                demonitor_caller(node.mapped().caller.view(), d.key);
+                reply_error(node.mapped().caller.view(), "pool_exhausted");
+                ++counters_.acquire_timeouts;
+                ++counters_.failed_operations;
             }
         }
         break;
     case DeadlineKind::request: {
-        const auto conn = static_cast<std::uint32_t>(d.key >> kRefBits);
+        const auto conn = key_connection(d.key);
         if (conn >= connections_.size()) {
             break;
         }
         auto& c = *connections_[conn];
-        if (auto* p = c.find_pending(d.key & kRefMask)) {
-            reply_error(p->caller.view(), "timeout");
-            ++failed_operations_;
+        if (auto* p = c.find_pending(key_number(d.key))) {
             write_demonitor(c, p->destination, p->ref);
+            if (p->purpose == PooledConnection::Purpose::health) {
+                finish_request(c, *p);
+                on_health_result(c, false);
+                break;
+            }
+            reply_error(p->caller.view(), "timeout");
+            ++counters_.failed_operations;
             finish_request(c, *p);
         }
         break;
@@ -579,20 +892,141 @@ void Pool::on_deadline(const Deadline& d)
         }
         auto& c = *connections_[d.key];
         if (!c.connecting && !c.link && core_.state(c.index) == SlotState::connecting) {
+            ++counters_.reconnect_attempts;
             connect(c);
         }
         break;
     }
+    case DeadlineKind::lifetime: {
+        const auto conn = key_connection(d.key);
+        if (conn < connections_.size()) {
+            auto& c = *connections_[conn];
+            // A leased connection is replaced when it comes back (end_lease).
+            if (key_number(c.generation) == key_number(d.key) && c.live() &&
+                core_.state(conn) == SlotState::idle) {
+                retire(c);
+            }
+        }
+        break;
+    }
+    case DeadlineKind::health: {
+        const auto conn = key_connection(d.key);
+        if (conn >= connections_.size()) {
+            break;
+        }
+        auto& c = *connections_[conn];
+        if (key_number(c.generation) != key_number(d.key) || !c.live()) {
+            break; // that connection is gone; its successor has its own schedule
+        }
+        // Only idle connections are checked: a leased one is being used, and its operations tell.
+        if (core_.state(conn) == SlotState::idle && !c.health_check_in_flight) {
+            start_health_check(c);
+        }
+        context_.scheduler->schedule(
+            Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_interval_ms),
+                     DeadlineKind::health, id_, d.key});
+        break;
+    }
+    case DeadlineKind::maintenance:
+        maintain();
+        schedule_maintenance();
+        break;
+    case DeadlineKind::drain:
+        finish_destroy();
+        break;
     default:
         break;
     }
 }
 
-void Pool::on_holder_down(std::uint64_t lease)
+namespace {
+
+// How often a pool looks at its idle connections and samples its idle share.
+std::chrono::milliseconds maintenance_period(const PoolConfig& config)
 {
+    std::uint32_t ms = std::clamp<std::uint32_t>(config.resize_window_ms / 10, 10, 1000);
+    if (config.max_idle_ms > 0) {
+        ms = std::min(ms, std::max<std::uint32_t>(config.max_idle_ms / 4, 10));
+    }
+    return std::chrono::milliseconds(ms);
+}
+
+} // namespace
+
+void Pool::schedule_maintenance()
+{
+    // With min = max the pool never grows nor shrinks: nothing to look at.
+    if (config_.min_connections == config_.max_connections || draining_) {
+        return;
+    }
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + maintenance_period(config_), DeadlineKind::maintenance, id_, 0});
+}
+
+void Pool::maintain()
+{
+    const auto now = Clock::now();
+    if (config_.max_idle_ms > 0) {
+        // Coldest first; never below the minimum.
+        const std::vector<std::uint32_t> idle = core_.idle_slots();
+        for (const auto slot : idle) {
+            if (core_.open_slots() <= config_.min_connections) {
+                break;
+            }
+            auto& c = *connections_[slot];
+            if (now - c.idle_since >= std::chrono::milliseconds(config_.max_idle_ms)) {
+                spdlog::debug("pool {}: closing {}, idle for {} ms", id_, c.node_name, config_.max_idle_ms);
+                core_.close_idle(slot);
+                drop_link(c, CloseReason::idle);
+                capacity_ = std::max(config_.min_connections, core_.open_slots());
+            }
+        }
+    }
+    const auto counts = core_.counts();
+    const auto open = core_.open_slots();
+    window_idle_share_ += open == 0 ? 1.0 : static_cast<double>(counts.idle) / open;
+    window_saw_waiters_ = window_saw_waiters_ || counts.waiting > 0;
+    ++window_samples_;
+    if (window_samples_ * maintenance_period(config_) >= std::chrono::milliseconds(config_.resize_window_ms)) {
+        adapt();
+    }
+}
+
+void Pool::adapt()
+{
+    // Seed 002's rule: grow when callers waited or fewer than 20% of the connections sat idle over the window,
+    // shrink when more than 80% did.
+    const double idle_share = window_idle_share_ / std::max<std::uint32_t>(window_samples_, 1);
+    if ((window_saw_waiters_ || idle_share < 0.2) && capacity_ < config_.max_connections && !target_down_) {
+        ++capacity_;
+        while (core_.open_slots() < capacity_) {
+            connect(open_connection());
+        }
+    } else if (!window_saw_waiters_ && idle_share > 0.8 && capacity_ > config_.min_connections &&
+               !core_.idle_slots().empty()) {
+        --capacity_;
+        const auto coldest = core_.idle_slots().front();
+        core_.close_idle(coldest);
+        drop_link(*connections_[coldest], CloseReason::idle);
+    }
+    window_samples_ = 0;
+    window_idle_share_ = 0;
+    window_saw_waiters_ = false;
+}
+
+void Pool::on_monitor_down(std::uint64_t number)
+{
+    if (auto it = waiters_.find(number); it != waiters_.end()) {
+        core_.cancel(number);
+        waiters_.erase(it);
+        return;
+    }
     for (auto& c : connections_) {
-        if (core_.lease_current(c->index, lease)) {
-            end_lease(*c, lease, false);
+        if (core_.lease_current(c->index, number)) {
+            if (c->validating) {
+                return; // not granted yet: its monitor is the one set after the grant
+            }
+            end_lease(*c, number, false);
             return;
         }
     }
@@ -601,7 +1035,7 @@ void Pool::on_holder_down(std::uint64_t lease)
 void Pool::on_client_gone(const transport::DistLink* client)
 {
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-        if (it->second.link.get() == client) {
+        if (it->second.caller.link.get() == client) {
             core_.cancel(it->first);
             it = waiters_.erase(it);
         } else {
@@ -609,6 +1043,10 @@ void Pool::on_client_gone(const transport::DistLink* client)
         }
     }
     for (auto& c : connections_) {
+        if (c->validating && c->validating->caller.link.get() == client) {
+            c->validating.reset();
+            end_lease(*c, core_.lease_of(c->index), false);
+        }
         if (core_.state(c->index) == SlotState::leased && c->holder.link.get() == client) {
             end_lease(*c, core_.lease_of(c->index), false);
         }
@@ -621,28 +1059,77 @@ void Pool::on_client_gone(const transport::DistLink* client)
     }
 }
 
-void Pool::destroy()
+void Pool::destroy(Caller destroyer, std::uint32_t drain_timeout_ms)
+{
+    if (draining_) {
+        reply_error(destroyer.view(), "invalid_pool");
+        return;
+    }
+    draining_ = true;
+    destroyer_ = std::move(destroyer);
+    spdlog::info("pool {}: destroying; waiting up to {} ms for {} leases", id_, drain_timeout_ms,
+                 core_.counts().leased);
+    fail_waiters("invalid_pool");
+    for (auto& c : connections_) {
+        if (c->validating) {
+            reply_error(c->validating->caller.view(), "invalid_pool");
+            ++counters_.failed_operations;
+            c->validating.reset();
+            core_.release(c->index, core_.lease_of(c->index), true);
+        }
+        if (core_.state(c->index) == SlotState::idle) {
+            core_.close_idle(c->index);
+            drop_link(*c, CloseReason::destroy);
+        }
+        close_retiring(*c);
+    }
+    if (core_.counts().leased == 0) {
+        finish_destroy();
+        return;
+    }
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + std::chrono::milliseconds(drain_timeout_ms), DeadlineKind::drain, id_, 0});
+}
+
+void Pool::finish_destroy()
 {
     if (destroyed_) {
         return;
     }
+    close_now();
+    if (destroyer_) {
+        reply_atom(destroyer_->view(), "ok");
+        destroyer_.reset();
+    }
+    if (context_.drop_pool) {
+        asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
+    }
+}
+
+void Pool::close_now()
+{
+    if (destroyed_) {
+        return;
+    }
+    draining_ = true;
     destroyed_ = true;
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
+        if (c->validating) {
+            reply_error(c->validating->caller.view(), "invalid_pool");
+            c->validating.reset();
+        }
         fail_pending(*c, "invalid_pool");
         while (!c->parked.empty()) {
             reply_error(c->parked.front().caller.view(), "invalid_pool");
-            ++failed_operations_;
+            ++counters_.failed_operations;
             c->parked.pop_front();
         }
         if (core_.state(c->index) == SlotState::leased) {
             end_lease(*c, core_.lease_of(c->index), true);
         }
-        if (c->link) {
-            c->link->detach();
-            c->link->close("pool destroyed");
-            c->link.reset();
-        }
+        drop_link(*c, CloseReason::destroy);
+        close_retiring(*c);
     }
 }
 
@@ -655,50 +1142,57 @@ std::size_t Pool::live_connections() const
 void Pool::write_stats(protocol::TermWriter& w) const
 {
     const auto counts = core_.counts();
-    w.map(12);
-    w.atom("pool_id");
-    w.integer(static_cast<std::int64_t>(id_));
+    const auto integer = [&w](std::string_view key, std::uint64_t value) {
+        w.atom(key);
+        w.integer(static_cast<std::int64_t>(value));
+    };
+    w.map(25);
+    integer("pool_id", id_);
     w.atom("target");
     w.binary(config_.target);
-    w.atom("total_connections");
-    w.integer(core_.slot_count());
-    w.atom("available_connections");
-    w.integer(counts.idle);
-    w.atom("in_use_connections");
-    w.integer(counts.leased);
-    w.atom("connecting_connections");
-    w.integer(counts.connecting);
-    w.atom("waiting");
-    w.integer(static_cast<std::int64_t>(counts.waiting));
-    w.atom("successful_operations");
-    w.integer(static_cast<std::int64_t>(successful_operations_));
-    w.atom("failed_operations");
-    w.integer(static_cast<std::int64_t>(failed_operations_));
-    w.atom("max_connections");
-    w.integer(config_.max_connections);
-    w.atom("min_connections");
-    w.integer(config_.min_connections);
+    w.atom("state");
+    w.atom(draining_ ? "draining" : "active");
+    integer("total_connections", core_.open_slots());
+    integer("available_connections", counts.idle);
+    integer("in_use_connections", counts.leased);
+    integer("connecting_connections", counts.connecting);
+    integer("waiting", counts.waiting);
+    integer("capacity", capacity_);
+    integer("max_connections", config_.max_connections);
+    integer("min_connections", config_.min_connections);
+    integer("successful_operations", counters_.successful_operations);
+    integer("failed_operations", counters_.failed_operations);
+    integer("connections_created", counters_.connections_created);
+    w.atom("connections_closed");
+    w.map(static_cast<std::size_t>(CloseReason::count_));
+    for (std::size_t r = 0; r < static_cast<std::size_t>(CloseReason::count_); ++r) {
+        integer(close_reason_name(static_cast<CloseReason>(r)), counters_.closed[r]);
+    }
+    integer("reconnect_attempts", counters_.reconnect_attempts);
+    integer("health_checks", counters_.health_checks);
+    integer("acquire_count", counters_.acquires);
+    integer("acquire_timeouts", counters_.acquire_timeouts);
+    integer("hits", counters_.hits);
+    integer("misses", counters_.misses);
+    integer("acquire_wait_avg_us", acquire_wait_.average());
+    integer("acquire_wait_max_us", acquire_wait_.max());
+    integer("acquire_wait_p99_us", acquire_wait_.percentile(990));
     w.atom("connections");
-    if (!connections_.empty()) {
-        w.list(connections_.size());
+    const auto listed = core_.open_slots();
+    if (listed > 0) {
+        w.list(listed);
         for (const auto& c : connections_) {
+            const auto state = core_.state(c->index);
+            if (state == SlotState::closed) {
+                continue;
+            }
             w.map(3);
             w.atom("id");
             w.integer(c->index);
             w.atom("node");
             w.binary(c->node_name);
             w.atom("state");
-            switch (core_.state(c->index)) {
-            case SlotState::idle:
-                w.atom("available");
-                break;
-            case SlotState::leased:
-                w.atom("in_use");
-                break;
-            case SlotState::connecting:
-                w.atom("connecting");
-                break;
-            }
+            w.atom(state == SlotState::idle ? "available" : state == SlotState::leased ? "in_use" : "connecting");
         }
     }
     w.nil();

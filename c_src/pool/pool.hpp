@@ -19,6 +19,7 @@
 #include "protocol/node_identity.hpp"
 #include "transport/dist_link.hpp"
 #include "util/asio.hpp"
+#include "util/latency_histogram.hpp"
 
 namespace dpool::pool {
 
@@ -31,6 +32,14 @@ struct PoolConfig {
     // Reconnect delays: doubling from min to max after each failure, with jitter.
     std::uint32_t backoff_min_ms = 100;
     std::uint32_t backoff_max_ms = 5000;
+    // 0 disables each of the following.
+    std::uint32_t max_idle_ms = 600'000;          // idle connections above the minimum are closed after this
+    std::uint32_t max_lifetime_ms = 1'800'000;    // a connection is replaced after this, minus up to 1/8 jitter
+    std::uint32_t health_check_interval_ms = 30'000; // idle connections get a round trip this often
+    std::uint32_t health_check_timeout_ms = 5000;
+    bool validate_on_checkout = false;            // a round trip before every lease of an idle connection
+    // Adaptive capacity: judged over this window (see Pool::adapt).
+    std::uint32_t resize_window_ms = 10'000;
 };
 
 // What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the C-node's own
@@ -63,6 +72,9 @@ struct Destination {
     std::string_view encoded;
 };
 
+// Why the pool closed a connection (stats: connections_closed).
+enum class CloseReason : std::uint8_t { idle, lifetime, broken, health, destroy, target_down, count_ };
+
 class Pool;
 
 // One pooled distribution connection, under its own hidden node name.
@@ -75,30 +87,49 @@ public:
     void on_drained(transport::DistLink& link) override;
     void on_closed(transport::DistLink& link, std::string_view reason) override;
 
-private:
-    friend class Pool;
-
+    // Pool internals, public only for the helpers in pool.cpp.
+    enum class Purpose : std::uint8_t { caller, health };
     struct PendingRequest {
         std::uint64_t ref = 0; // 0: free entry
+        Purpose purpose = Purpose::caller;
         Caller caller;
         std::string destination;
     };
     struct ParkedAck {
         Caller caller;
     };
+    // A checkout that got this idle connection and waits for the round trip of validate_on_checkout.
+    struct Validation {
+        std::uint64_t waiter = 0;
+        Caller caller;
+        Clock::time_point started;
+        Clock::time_point deadline;
+        bool may_wait = false;
+    };
+
+private:
+    friend class Pool;
 
     bool live() const { return link && link->is_open(); }
     PendingRequest* find_pending(std::uint64_t ref);
 
     Pool& pool;
-    std::uint32_t index;
+    std::uint32_t index; // the connection's stable id
     std::uint32_t name_number; // in the C-node's ConnectionNames
     std::string node_name;
     std::optional<protocol::NodeIdentity> identity; // changes with each connection attempt (new creation)
     std::shared_ptr<transport::DistLink> link;
-    std::uint64_t attempt = 0; // a connect attempt's result counts only if no newer attempt started
+    // The connection being replaced (max_lifetime_ms): kept open, detached, until its successor is up.
+    std::shared_ptr<transport::DistLink> retiring;
+    std::uint32_t retiring_name_number = 0;
+    std::uint64_t attempt = 0;    // a connect attempt's result counts only if no newer attempt started
+    std::uint64_t generation = 0; // one per established connection: tells stale lifetime and health deadlines
     bool connecting = false;
     std::uint32_t failures = 0;
+    Clock::time_point idle_since{};
+    Clock::time_point expires_at = Clock::time_point::max();
+    bool health_check_in_flight = false;
+    std::optional<Validation> validating;
     Caller holder;              // the lease holder, while leased
     std::uint64_t next_ref = 1; // references minted on this connection
     std::vector<PendingRequest> pending;
@@ -117,6 +148,8 @@ public:
     std::uint64_t id() const { return id_; }
     const PoolConfig& config() const { return config_; }
     bool failed() const { return start_failed_; }
+    // Being destroyed: leases still out are waited for, nothing new is handed out.
+    bool draining() const { return draining_; }
 
     // Opens min_connections; answers the creator {ok, Id} when they are all up, or {error, connection_failed}
     // (and marks the pool failed, for the service to drop) when one cannot be opened.
@@ -133,50 +166,100 @@ public:
     void write_stats(protocol::TermWriter& w) const;
 
     void on_deadline(const Deadline& d);
-    // The holder of `lease` (a reference of the C-node's identity) has exited.
-    void on_holder_down(std::uint64_t lease);
+    // A monitor of the C-node's identity fired: the holder of lease `number`, or waiter `number`, has exited.
+    void on_monitor_down(std::uint64_t number);
     // A client node's connection is gone: its leases come back, its waiters leave.
     void on_client_gone(const transport::DistLink* client);
-    // Closes everything; callers still waiting are answered {error, invalid_pool}.
-    void destroy();
+    // Refuses new leases and waiters at once, waits up to `drain_timeout_ms` for the leases still out, then
+    // closes everything and answers `destroyer` ok; the service forgets the pool then (context.drop_pool).
+    void destroy(Caller destroyer, std::uint32_t drain_timeout_ms);
+    // Closes everything now; callers still waiting are answered {error, invalid_pool}.
+    void close_now();
 
     std::size_t live_connections() const;
 
 private:
     friend class PooledConnection;
 
-    PooledConnection& add_connection();
+    struct Waiter {
+        Caller caller;
+        Clock::time_point started;
+        Clock::time_point deadline;
+    };
+    struct Counters {
+        std::uint64_t connections_created = 0;
+        std::uint64_t closed[static_cast<std::size_t>(CloseReason::count_)] = {};
+        std::uint64_t reconnect_attempts = 0;
+        std::uint64_t acquires = 0;
+        std::uint64_t acquire_timeouts = 0;
+        std::uint64_t hits = 0;
+        std::uint64_t misses = 0;
+        std::uint64_t health_checks = 0;
+        std::uint64_t successful_operations = 0;
+        std::uint64_t failed_operations = 0;
+    };
+
+    PooledConnection& open_connection();
     void connect(PooledConnection& c);
     void on_connected(PooledConnection& c, tcp::socket socket);
     void on_connect_failed(PooledConnection& c, const std::string& error);
-    void on_link_closed(PooledConnection& c, std::string_view reason);
+    void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason);
+    // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
+    // fails what was in flight on it. The slot's state is the caller's business.
+    void drop_link(PooledConnection& c, CloseReason reason);
+    void close_retiring(PooledConnection& c);
+    // After a link was lost: an idle slot reconnects, a validating checkout tries again elsewhere; a leased
+    // slot stays with its holder (whose operations now fail) and reconnects when returned.
+    void after_link_lost(PooledConnection& c);
+    void became_idle(PooledConnection& c);
+    void retire(PooledConnection& c);
     void schedule_reconnect(PooledConnection& c);
-    void grant(const Grant& g, const CallerView& caller);
+    void serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started, Clock::time_point deadline,
+               bool may_wait, bool first_try);
+    void grant(const Grant& g, const CallerView& caller, Clock::time_point started);
+    void grant_to_waiter(const Grant& g);
     void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
+    void start_health_check(PooledConnection& c);
+    void on_health_result(PooledConnection& c, bool ok);
     void fail_waiters(std::string_view reason);
     void fail_pending(PooledConnection& c, std::string_view reason);
     void answer_reply(PooledConnection& c, std::string_view message);
     void answer_down(PooledConnection& c, std::string_view ref, std::string_view reason);
     void finish_request(PooledConnection& c, PooledConnection::PendingRequest& p);
     void write_demonitor(PooledConnection& c, std::string_view destination, std::uint64_t ref);
+    void monitor_caller(const CallerView& caller, std::uint64_t number);
+    void demonitor_caller(const CallerView& caller, std::uint64_t number);
     void start_progress(bool ok);
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
     std::chrono::milliseconds backoff(std::uint32_t failures);
+    void schedule_maintenance();
+    void maintain();
+    void adapt();
+    void grow();
+    void finish_destroy();
+    void count_closed(CloseReason reason) { ++counters_.closed[static_cast<std::size_t>(reason)]; }
 
     PoolContext& context_;
     std::uint64_t id_;
     PoolConfig config_;
     PoolCore core_;
     std::vector<std::unique_ptr<PooledConnection>> connections_;
-    std::unordered_map<std::uint64_t, Caller> waiters_;
+    std::unordered_map<std::uint64_t, Waiter> waiters_;
     std::optional<Caller> creator_;
     std::uint32_t start_remaining_ = 0;
     bool start_failed_ = false;
+    bool draining_ = false;
     bool destroyed_ = false;
+    std::optional<Caller> destroyer_;
     // The last connect attempt failed and none has succeeded since: waiters are told at once.
     bool target_down_ = false;
-    std::uint64_t successful_operations_ = 0;
-    std::uint64_t failed_operations_ = 0;
+    // Adaptive capacity: the number of connections the pool keeps open, between min and max.
+    std::uint32_t capacity_ = 0;
+    std::uint32_t window_samples_ = 0;
+    double window_idle_share_ = 0;
+    bool window_saw_waiters_ = false;
+    Counters counters_;
+    util::LatencyHistogram acquire_wait_;
 };
 
 } // namespace dpool::pool

@@ -13,12 +13,36 @@ PoolCore::PoolCore(std::uint32_t max_slots, std::uint64_t& lease_counter)
 
 std::optional<std::uint32_t> PoolCore::add_slot()
 {
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].state == SlotState::closed) {
+            slots_[i].state = SlotState::connecting;
+            ++connecting_;
+            return i;
+        }
+    }
     if (slots_.size() >= max_slots_) {
         return std::nullopt;
     }
     slots_.push_back(Slot{});
     ++connecting_;
     return static_cast<std::uint32_t>(slots_.size() - 1);
+}
+
+void PoolCore::close_idle(std::uint32_t slot)
+{
+    Slot& s = slots_[slot];
+    if (s.state != SlotState::idle) {
+        return;
+    }
+    idle_.erase(std::find(idle_.begin(), idle_.end(), slot));
+    s.state = SlotState::closed;
+}
+
+void PoolCore::requeue_first(std::uint64_t waiter)
+{
+    if (waiting_.insert(waiter).second) {
+        queue_.push_front(waiter);
+    }
 }
 
 Grant PoolCore::lease_slot(std::uint32_t slot, std::uint64_t waiter)

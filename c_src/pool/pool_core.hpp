@@ -9,7 +9,8 @@
 
 namespace dpool::pool {
 
-enum class SlotState : std::uint8_t { connecting, idle, leased };
+// closed: the slot holds no connection (closed as idle or unneeded) and may be opened again.
+enum class SlotState : std::uint8_t { connecting, idle, leased, closed };
 
 // A lease handed out: slot `slot` now belongs to waiter `waiter` (0 for a direct acquire) under `lease`.
 struct Grant {
@@ -28,11 +29,17 @@ public:
 
     std::uint32_t max_slots() const { return max_slots_; }
     std::uint32_t slot_count() const { return static_cast<std::uint32_t>(slots_.size()); }
+    // Slots with a connection, or opening one: every state but closed.
+    std::uint32_t open_slots() const { return static_cast<std::uint32_t>(idle_.size()) + leased_ + connecting_; }
     SlotState state(std::uint32_t slot) const { return slots_[slot].state; }
     std::uint64_t lease_of(std::uint32_t slot) const { return slots_[slot].lease; }
 
-    // A new slot, connecting; nullopt at the maximum.
+    // A slot to open, connecting: a closed one if there is one, else a new one; nullopt at the maximum.
     std::optional<std::uint32_t> add_slot();
+    // An idle slot's connection is closed on purpose (idle too long, not needed): the slot becomes closed.
+    void close_idle(std::uint32_t slot);
+    // The idle slots, the one to lease next last.
+    const std::vector<std::uint32_t>& idle_slots() const { return idle_; }
 
     // A connecting slot's connection is up: it goes to the first waiter, or becomes idle.
     std::optional<Grant> slot_ready(std::uint32_t slot);
@@ -47,6 +54,8 @@ public:
     };
     // Leases an idle slot; otherwise queues `waiter` (if `may_wait`) or reports exhaustion.
     AcquireResult acquire(std::uint64_t waiter, bool may_wait);
+    // Puts a waiter back at the head of the queue (its grant could not be used, so it must not lose its turn).
+    void requeue_first(std::uint64_t waiter);
 
     bool lease_current(std::uint32_t slot, std::uint64_t lease) const
     {

@@ -44,7 +44,7 @@ void check_counts(const PoolCore& core, std::uint32_t idle, std::uint32_t leased
     CHECK(c.leased == leased);
     CHECK(c.connecting == connecting);
     CHECK(c.waiting == waiting);
-    CHECK(c.idle + c.leased + c.connecting == core.slot_count());
+    CHECK(c.idle + c.leased + c.connecting == core.open_slots());
 }
 
 // The specification of PoolCore in the simplest terms: a LIFO stack of idle slots and a FIFO list of waiters.
@@ -367,6 +367,44 @@ TEST_CASE("PoolCore slot_lost affects only idle slots", "[pool_core]")
 
     CHECK(granted(p.core.acquire(2, false)).slot == 0); // the lost slot is not handed out
     CHECK(p.core.acquire(3, false).outcome == Outcome::exhausted);
+}
+
+TEST_CASE("PoolCore close_idle closes only idle slots, and add_slot reopens closed ones first", "[pool_core]")
+{
+    ReadyPool p(3);
+    const auto leased = granted(p.core.acquire(1, false));
+    CHECK(leased.slot == 2);
+    p.core.close_idle(leased.slot); // leased: not idle, nothing happens
+    check_counts(p.core, 2, 1, 0, 0);
+    p.core.close_idle(0);
+    CHECK(p.core.state(0) == SlotState::closed);
+    check_counts(p.core, 1, 1, 0, 0);
+    CHECK(p.core.open_slots() == 2);
+    CHECK(p.core.idle_slots() == std::vector<std::uint32_t>{1});
+    p.core.close_idle(0); // twice: no change
+    CHECK(p.core.open_slots() == 2);
+
+    // The pool is at its maximum of 3 slots, but a closed one can be opened again.
+    const auto reopened = p.core.add_slot();
+    REQUIRE(reopened == 0u);
+    CHECK(p.core.state(0) == SlotState::connecting);
+    check_counts(p.core, 1, 1, 1, 0);
+    CHECK_FALSE(p.core.add_slot().has_value());
+    CHECK(p.core.slot_count() == 3);
+}
+
+TEST_CASE("PoolCore requeue_first puts a waiter ahead of those already waiting", "[pool_core]")
+{
+    ReadyPool p(1);
+    const auto lease = granted(p.core.acquire(1, false));
+    REQUIRE(p.core.acquire(2, true).outcome == Outcome::queued);
+    p.core.requeue_first(3);
+    p.core.requeue_first(3); // already waiting: not twice
+    check_counts(p.core, 0, 1, 0, 2);
+    const auto next = p.core.release(lease.slot, lease.lease, true);
+    REQUIRE(next.next.has_value());
+    CHECK(next.next->waiter == 3);
+    CHECK(p.core.take_all_waiters() == std::vector<std::uint64_t>{2});
 }
 
 TEST_CASE("PoolCore take_all_waiters empties the queue in order, without the cancelled", "[pool_core]")

@@ -314,6 +314,18 @@ TEST_CASE("decode_request: stats and destroy", "[requests]")
     CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("stats").unsigned_integer(1ULL << 63); }) == "invalid_pool");
     CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("destroy").integer(-1); }) == "invalid_pool");
     CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("stats"); }) == "badarg");
+    // destroy/2 drains for the default time; {destroy, Pool, DrainMs} for 0..600000 ms.
+    CHECK(accepted<Destroy>(decode_request(term([](EiTerm& t) { t.tuple(2).atom("destroy").integer(6); })))
+              .drain_timeout_ms == 5000);
+    const auto drained
+        = accepted<Destroy>(decode_request(term([](EiTerm& t) { t.tuple(3).atom("destroy").integer(6).integer(0); })));
+    CHECK(drained.pool == 6);
+    CHECK(drained.drain_timeout_ms == 0);
+    CHECK(accepted<Destroy>(decode_request(term([](EiTerm& t) { t.tuple(3).atom("destroy").integer(6).integer(600000); })))
+              .drain_timeout_ms == 600000);
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("destroy").integer(6).integer(600001); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("destroy").integer(6).atom("infinity"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("destroy").integer(-6).integer(1); }) == "invalid_pool");
     CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("stats").integer(1).integer(2); }) == "badarg");
 }
 
@@ -360,6 +372,68 @@ TEST_CASE("parse_pool_options defaults", "[requests]")
     CHECK(config->connect_timeout_ms == 5000);
     CHECK(config->backoff_min_ms == 100);
     CHECK(config->backoff_max_ms == 5000);
+    CHECK(config->max_idle_ms == 600000);
+    CHECK(config->max_lifetime_ms == 1800000);
+    CHECK(config->health_check_interval_ms == 30000);
+    CHECK(config->health_check_timeout_ms == 5000);
+    CHECK_FALSE(config->validate_on_checkout);
+    CHECK(config->resize_window_ms == 10000);
+}
+
+TEST_CASE("parse_pool_options: lifecycle options, 0 disabling where documented", "[requests]")
+{
+    const auto config = options({{"max_connections", 4},
+                                 {"max_idle_ms", 50},
+                                 {"max_lifetime_ms", 300},
+                                 {"health_check_interval_ms", 20},
+                                 {"health_check_timeout_ms", 70},
+                                 {"resize_window_ms", 100}});
+    REQUIRE(config.has_value());
+    CHECK(config->max_idle_ms == 50);
+    CHECK(config->max_lifetime_ms == 300);
+    CHECK(config->health_check_interval_ms == 20);
+    CHECK(config->health_check_timeout_ms == 70);
+    CHECK(config->resize_window_ms == 100);
+
+    SECTION("0 turns idle closing, lifetimes and health checks off; not the timeouts or the window")
+    {
+        CHECK(options({{"max_connections", 1}, {"max_idle_ms", 0}})->max_idle_ms == 0);
+        CHECK(options({{"max_connections", 1}, {"max_lifetime_ms", 0}})->max_lifetime_ms == 0);
+        CHECK(options({{"max_connections", 1}, {"health_check_interval_ms", 0}})->health_check_interval_ms == 0);
+        CHECK_FALSE(options({{"max_connections", 1}, {"health_check_timeout_ms", 0}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"resize_window_ms", 0}}).has_value());
+    }
+    SECTION("lower and upper bounds")
+    {
+        CHECK_FALSE(options({{"max_connections", 1}, {"max_idle_ms", 9}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"max_lifetime_ms", 99}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"health_check_interval_ms", 9}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"resize_window_ms", 99}}).has_value());
+        CHECK(options({{"max_connections", 1}, {"max_lifetime_ms", 86400000}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"max_lifetime_ms", 86400001}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"max_idle_ms", 86400001}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"health_check_timeout_ms", 600001}}).has_value());
+        CHECK_FALSE(options({{"max_connections", 1}, {"resize_window_ms", 86400001}}).has_value());
+    }
+}
+
+TEST_CASE("parse_pool_options: validate_on_checkout is a boolean", "[requests]")
+{
+    const auto with = [](auto write_value) {
+        return parse_pool_options(kTarget, term([&](EiTerm& t) {
+                                      t.map(2).atom("max_connections").integer(1).atom("validate_on_checkout");
+                                      write_value(t);
+                                  }));
+    };
+    CHECK(with([](EiTerm& t) { t.atom("true"); })->validate_on_checkout);
+    CHECK_FALSE(with([](EiTerm& t) { t.atom("false"); })->validate_on_checkout);
+    CHECK_FALSE(with([](EiTerm& t) { t.atom("yes"); }).has_value());
+    CHECK_FALSE(with([](EiTerm& t) { t.integer(1); }).has_value());
+    // And an integer option does not take an atom.
+    CHECK_FALSE(parse_pool_options(kTarget, term([](EiTerm& t) {
+                                       t.map(2).atom("max_connections").integer(1).atom("max_idle_ms").atom("true");
+                                   }))
+                    .has_value());
 }
 
 TEST_CASE("parse_pool_options takes every option", "[requests]")
