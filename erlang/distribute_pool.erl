@@ -28,6 +28,7 @@
 -export([discard/1]).
 -export([stats/1]).
 -export([destroy/1]).
+-export([destroy/2]).
 -export([connection_info/1]).
 -export([default_cnode/0]).
 -export([send_batch/3]).
@@ -40,6 +41,7 @@
 -export_type([target/0]).
 -export_type([options/0]).
 -export_type([checkout_options/0]).
+-export_type([destroy_options/0]).
 -export_type([dest/0]).
 -export_type([lease_error/0]).
 
@@ -53,10 +55,17 @@
     connect_timeout_ms => pos_integer(),
     backoff_min_ms => pos_integer(),
     backoff_max_ms => pos_integer(),
+    max_idle_ms => non_neg_integer(),
+    max_lifetime_ms => non_neg_integer(),
+    health_check_interval_ms => non_neg_integer(),
+    health_check_timeout_ms => pos_integer(),
+    validate_on_checkout => boolean(),
+    resize_window_ms => pos_integer(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.
 -type checkout_options() :: #{acquire_timeout_ms => non_neg_integer()}.
+-type destroy_options() :: #{drain_timeout_ms => non_neg_integer()}.
 -type dest() :: atom() | pid() | {atom(), node()}.
 -type lease_error() :: invalid_pool | invalid_connection | connection_failed | badarg | timeout
                      | {down, term()}.
@@ -67,7 +76,10 @@
 -define(DEFAULT_REQUEST_MS, 5000).
 %% Bounds for answers that the C-node gives at once, or after a back-pressure hold (send).
 -define(STATS_WAIT_MS, 5000).
--define(DESTROY_WAIT_MS, 15000).
+-define(DEFAULT_DRAIN_MS, 5000).
+-define(MAX_DRAIN_MS, 600000).
+%% How much longer than the drain the client waits for destroy's answer.
+-define(DESTROY_MARGIN_MS, 10000).
 -define(SEND_WAIT_MS, 60000).
 %% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
 -define(MAX_WAIT_MS, 4294967295).
@@ -261,12 +273,37 @@ discard(Conn) ->
 stats(Pool) ->
     pool_call(Pool, stats, ?STATS_WAIT_MS).
 
-%% Closes the pool's connections. The pool id is never reused, so the handle stays invalid.
+%% Destroys the pool: new checkouts get {error, invalid_pool} at once, callers waiting for a lease get
+%% {error, invalid_pool}, leases still out are waited for up to 5 s (destroy/2: drain_timeout_ms) and may
+%% be used until they are returned; then every connection is closed and `ok` comes back. The pool id is
+%% never reused, so the handle stays invalid.
 -spec destroy(pool()) -> ok | {error, invalid_pool | connection_failed | timeout}.
 destroy(Pool) ->
-    pool_call(Pool, destroy, ?DESTROY_WAIT_MS).
+    destroy(Pool, #{}).
 
--spec pool_call(term(), stats | destroy, non_neg_integer()) -> term().
+-spec destroy(pool(), destroy_options()) -> ok | {error, invalid_pool | connection_failed | timeout | badarg}.
+destroy(Pool, Options) ->
+    case {valid_pool(Pool), drain_timeout(Options)} of
+        {false, _} ->
+            {error, invalid_pool};
+        {true, error} ->
+            {error, badarg};
+        {true, {ok, Drain}} ->
+            #dpool{server = Server, id = PoolId} = Pool,
+            distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Drain + ?DESTROY_MARGIN_MS)
+    end.
+
+-spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.
+drain_timeout(Options) when is_map(Options) ->
+    case maps:to_list(Options) of
+        [] -> {ok, ?DEFAULT_DRAIN_MS};
+        [{drain_timeout_ms, Ms}] when is_integer(Ms), Ms >= 0, Ms =< ?MAX_DRAIN_MS -> {ok, Ms};
+        _ -> error
+    end;
+drain_timeout(_) ->
+    error.
+
+-spec pool_call(term(), stats, non_neg_integer()) -> term().
 pool_call(Pool, What, Wait) ->
     case valid_pool(Pool) of
         true ->
