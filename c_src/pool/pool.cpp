@@ -125,6 +125,13 @@ void Pool::start(Caller creator)
     }
 }
 
+void Pool::start_in_background()
+{
+    for (std::uint32_t i = 0; i < config_.min_connections; ++i) {
+        connect(add_connection());
+    }
+}
+
 void Pool::connect(PooledConnection& c)
 {
     c.connecting = true;
@@ -655,7 +662,7 @@ std::size_t Pool::live_connections() const
 void Pool::write_stats(protocol::TermWriter& w) const
 {
     const auto counts = core_.counts();
-    w.map(12);
+    w.map(13);
     w.atom("pool_id");
     w.integer(static_cast<std::int64_t>(id_));
     w.atom("target");
@@ -678,6 +685,8 @@ void Pool::write_stats(protocol::TermWriter& w) const
     w.integer(config_.max_connections);
     w.atom("min_connections");
     w.integer(config_.min_connections);
+    w.atom("acquire_timeout_ms");
+    w.integer(config_.acquire_timeout_ms);
     w.atom("connections");
     if (!connections_.empty()) {
         w.list(connections_.size());
