@@ -61,6 +61,9 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                                        "(default: the address of the node's host, any port)");
     app.add_option("--service", o.service, "registered name callers send requests to")->capture_default_str();
     app.add_flag("--exit-on-stdin-eof", o.exit_on_stdin_eof, "exit when standard input closes (port programs)");
+    app.add_flag("--await-restore", o.await_restore,
+                 "until a restore request arrives, answer requests for unknown pools (and new, pools) "
+                 "{error, connection_failed}: the pools of the C-node this one replaces are still to come");
     app.add_option("--handshake-threads", o.handshake_threads, "threads for blocking ei handshakes")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();

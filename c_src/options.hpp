@@ -18,6 +18,7 @@ struct Options {
     std::uint16_t listen_port = 0;
     std::string service = "distribute_pool";
     bool exit_on_stdin_eof = false;
+    bool await_restore = false;
     unsigned handshake_threads = 4;
     unsigned handshake_timeout_ms = 5000;
     unsigned net_ticktime_s = 60;

@@ -12,6 +12,10 @@
 %% - crash: when the process holding a lease exits, the C-node returns the lease to the pool.
 %% - disconnect: when the caller's node loses its connection to the C-node, the C-node returns its leases;
 %%   when the C-node cannot be reached, calls give {error, connection_failed}.
+%% - C-node restart: when the embedded C-node dies, the supervisor starts a new one under the same name and
+%%   distribute_pool_registry re-creates every pool made through new/2 under its old id, so handles keep
+%%   working; until then operations give {error, connection_failed}. Pools made with an explicit `cnode`
+%%   option (or on an external C-node) are not restored.
 -module(distribute_pool).
 
 -include("distribute_pool_internal.hrl").
@@ -31,6 +35,8 @@
 -export([destroy/2]).
 -export([connection_info/1]).
 -export([default_cnode/0]).
+-export([pools/0]).
+-export([pools/1]).
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
@@ -44,6 +50,8 @@
 -export_type([destroy_options/0]).
 -export_type([dest/0]).
 -export_type([lease_error/0]).
+-export_type([stats/0]).
+-export_type([cnode/0]).
 
 -opaque pool() :: #dpool{}.
 -opaque conn() :: #dpool_conn{}.
@@ -69,6 +77,23 @@
 -type dest() :: atom() | pid() | {atom(), node()}.
 -type lease_error() :: invalid_pool | invalid_connection | connection_failed | badarg | timeout
                      | {down, term()}.
+-type cnode() :: node() | {Service :: atom(), node()}.
+%% What stats/1 returns (docs/PROTOCOL.md, "Stats map").
+-type stats() :: #{
+    pool_id := non_neg_integer(),
+    target := binary(),
+    total_connections := non_neg_integer(),
+    available_connections := non_neg_integer(),
+    in_use_connections := non_neg_integer(),
+    connecting_connections := non_neg_integer(),
+    waiting := non_neg_integer(),
+    successful_operations := non_neg_integer(),
+    failed_operations := non_neg_integer(),
+    max_connections := pos_integer(),
+    min_connections := non_neg_integer(),
+    acquire_timeout_ms := non_neg_integer(),
+    connections := [#{id := non_neg_integer(), node := binary(), state := available | in_use | connecting}]
+}.
 
 %% How much longer than the C-node's own deadline the client waits for its answer.
 -define(CHECKOUT_MARGIN_MS, 5000).
@@ -97,7 +122,12 @@ do_new(#{cnode := CNode, target := Target, options := Options,
          acquire_timeout_ms := AcquireMs, wait := Wait}) ->
     case resolve_cnode(CNode) of
         {ok, Server} ->
-            case distribute_pool_client:call(Server, {new, Target, Options}, Wait) of
+            Reply = case CNode =:= default andalso embedded() of
+                        %% Through the registry, which records the pool for a restart of the C-node.
+                        true -> distribute_pool_registry:new(Target, Options, Wait);
+                        false -> distribute_pool_client:call(Server, {new, Target, Options}, Wait)
+                    end,
+            case Reply of
                 {ok, PoolId} when is_integer(PoolId), PoolId >= 0 ->
                     {ok, #dpool{server = Server, id = PoolId, acquire_timeout_ms = AcquireMs}};
                 {error, timeout} ->
@@ -111,6 +141,10 @@ do_new(#{cnode := CNode, target := Target, options := Options,
             %% No C-node to connect through (application not started, or its C-node not up).
             {error, connection_failed}
     end.
+
+-spec embedded() -> boolean().
+embedded() ->
+    application:get_env(distribute_pool, cnode, embedded) =:= embedded.
 
 -spec resolve_cnode(default | distribute_pool_client:server()) ->
     {ok, distribute_pool_client:server()} | {error, term()}.
@@ -276,10 +310,53 @@ stats(Pool) ->
 %% Destroys the pool: new checkouts get {error, invalid_pool} at once, callers waiting for a lease get
 %% {error, invalid_pool}, leases still out are waited for up to 5 s (destroy/2: drain_timeout_ms) and may
 %% be used until they are returned; then every connection is closed and `ok` comes back. The pool id is
-%% never reused, so the handle stays invalid.
+%% never reused, so the handle stays invalid. A pool of the embedded C-node is destroyed through the
+%% registry, which then no longer restores it.
 -spec destroy(pool()) -> ok | {error, invalid_pool | connection_failed | timeout}.
 destroy(Pool) ->
     destroy(Pool, #{}).
+
+%% The pools of the default C-node (see default_cnode/0), each with a handle and its stats, in id order.
+%% A pool destroyed while the list is made is left out.
+-spec pools() -> {ok, [{pool(), stats()}]} | {error, connection_failed | timeout | badarg}.
+pools() ->
+    case default_cnode() of
+        {error, _} -> {error, connection_failed};
+        {Service, Node} -> pools({Service, Node})
+    end.
+
+%% The same for the C-node CNode (a node name: the application's service name; or {Service, Node}).
+-spec pools(cnode()) -> {ok, [{pool(), stats()}]} | {error, connection_failed | timeout | badarg}.
+pools(Node) when is_atom(Node) ->
+    pools({application:get_env(distribute_pool, service, distribute_pool), Node});
+pools({Service, Node} = Server) when is_atom(Service), is_atom(Node) ->
+    case distribute_pool_client:call(Server, pools, ?STATS_WAIT_MS) of
+        {ok, Ids} when is_list(Ids) ->
+            pool_stats(Server, lists:sort(Ids), []);
+        {error, _} = Error ->
+            Error;
+        Other ->
+            {error, {bad_reply, Other}}
+    end;
+pools(_) ->
+    {error, badarg}.
+
+-spec pool_stats(distribute_pool_client:server(), [term()], [{pool(), stats()}]) ->
+    {ok, [{pool(), stats()}]} | {error, connection_failed | timeout}.
+pool_stats(_Server, [], Acc) ->
+    {ok, lists:reverse(Acc)};
+pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
+    case distribute_pool_client:call(Server, {stats, Id}, ?STATS_WAIT_MS) of
+        {ok, #{acquire_timeout_ms := Ms} = Stats} when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+            Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
+            pool_stats(Server, Ids, [{Pool, Stats} | Acc]);
+        {error, Reason} when Reason =:= connection_failed; Reason =:= timeout ->
+            {error, Reason};
+        _DestroyedMeanwhile ->
+            pool_stats(Server, Ids, Acc)
+    end;
+pool_stats(Server, [_ | Ids], Acc) ->
+    pool_stats(Server, Ids, Acc).
 
 -spec destroy(pool(), destroy_options()) -> ok | {error, invalid_pool | connection_failed | timeout | badarg}.
 destroy(Pool, Options) ->
@@ -290,7 +367,17 @@ destroy(Pool, Options) ->
             {error, badarg};
         {true, {ok, Drain}} ->
             #dpool{server = Server, id = PoolId} = Pool,
-            distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Drain + ?DESTROY_MARGIN_MS)
+            Wait = Drain + ?DESTROY_MARGIN_MS,
+            Direct = fun() -> distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Wait) end,
+            case whereis(distribute_pool_registry) of
+                undefined ->
+                    Direct();
+                _ ->
+                    case distribute_pool_registry:destroy(Server, PoolId, Drain, Wait) of
+                        direct -> Direct();
+                        Reply -> Reply
+                    end
+            end
     end.
 
 -spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.

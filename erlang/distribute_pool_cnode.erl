@@ -2,6 +2,11 @@
 %% local one, waits for its READY line, forwards its log lines to logger, and stops when it exits so that
 %% the supervisor starts a new one. The cookie goes through the environment, never the command line, where
 %% any local user could read it.
+%%
+%% Every C-node it starts awaits a restore (--await-restore): right after READY, and before init returns,
+%% distribute_pool_registry sends it the pools recorded from the C-node it replaces (none at the first
+%% start). Until then the C-node answers requests for unknown pools {error, connection_failed}, so callers
+%% holding handles never see invalid_pool for a pool that is about to come back.
 -module(distribute_pool_cnode).
 -behaviour(gen_server).
 
@@ -84,7 +89,8 @@ start(Exe, Service, ExtraArgs) ->
                    _ -> "--sname"
                end,
     [Alive, Host] = string:split(atom_to_list(node()), "@"),
-    Args = [NameFlag, Alive ++ "_dpool@" ++ Host, "--exit-on-stdin-eof", "--service", atom_to_list(Service)]
+    Args = [NameFlag, Alive ++ "_dpool@" ++ Host, "--exit-on-stdin-eof", "--await-restore",
+            "--service", atom_to_list(Service)]
         ++ ExtraArgs,
     Env = [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}],
     try open_port({spawn_executable, Exe},
@@ -96,6 +102,8 @@ start(Exe, Service, ExtraArgs) ->
             case wait_ready(Port, OsPid, Deadline, <<>>, []) of
                 {ok, Node} ->
                     logger:info("distribute_pool: C-node ~s is ready (os pid ~b)", [Node, OsPid]),
+                    %% A failed restore is logged by the registry; the C-node still serves new pools.
+                    _ = distribute_pool_registry:restore({Service, Node}),
                     {ok, #state{port = Port, os_pid = OsPid, service = Service, node = Node}};
                 {error, Reason} ->
                     stop_cnode(Port, OsPid),

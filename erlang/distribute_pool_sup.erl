@@ -1,5 +1,7 @@
-%% Top supervisor. With the embedded C-node (the default) it supervises the process that owns the C-node's
-%% port; with an external C-node it has no children and only marks the application as running.
+%% Top supervisor. With the embedded C-node (the default) it supervises the pool registry and, started after
+%% it, the process that owns the C-node's port; with an external C-node it has no children and only marks
+%% the application as running. one_for_one: a C-node restart leaves the registry, which holds the pools to
+%% restore, alone; a registry restart leaves the C-node and its pools alone.
 -module(distribute_pool_sup).
 -behaviour(supervisor).
 
@@ -20,7 +22,13 @@ init(#{cnode := CNode, service := Service, cnode_args := Args}) ->
     Children =
         case CNode of
             embedded ->
-                [#{id => distribute_pool_cnode,
+                [#{id => distribute_pool_registry,
+                   start => {distribute_pool_registry, start_link, []},
+                   restart => permanent,
+                   shutdown => 5000,
+                   type => worker,
+                   modules => [distribute_pool_registry]},
+                 #{id => distribute_pool_cnode,
                    start => {distribute_pool_cnode, start_link, [#{service => Service, args => Args}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.

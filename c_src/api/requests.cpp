@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <vector>
+#include <unordered_set>
 
 #include "protocol/node_identity.hpp"
 
@@ -65,6 +66,48 @@ std::optional<LeaseRef> read_lease(TermReader& r, std::uint64_t pool)
     return LeaseRef{pool, static_cast<std::uint32_t>(*conn), *lease};
 }
 
+// The rest of {restore, Pools, NextPoolId}, after the operation.
+Decoded decode_restore(TermReader& r)
+{
+    Restore restore;
+    std::unordered_set<std::uint64_t> seen;
+    std::uint32_t count = 0;
+    if (const auto n = r.list_header()) {
+        count = *n;
+    } else if (!r.nil()) {
+        return Rejected{"badarg"};
+    }
+    for (std::uint32_t i = 0; i < count; ++i) {
+        // Every element takes at least one byte, so a forged count fails here long before memory runs out.
+        if (r.tuple_header() != 3u) {
+            return Rejected{"badarg"};
+        }
+        const auto id = read_id(r, kMaxRestoredPoolId);
+        if (!id) {
+            return Rejected{"badarg"};
+        }
+        const auto target = read_text(r);
+        const auto options = target ? r.skip() : std::nullopt;
+        auto config = options ? parse_pool_options(*target, *options) : std::nullopt;
+        if (!config) {
+            return RejectedPool{"invalid_config", *id};
+        }
+        if (!seen.insert(*id).second) {
+            return RejectedPool{"pool_id_taken", *id};
+        }
+        restore.pools.push_back(RestoredPool{*id, std::move(*config)});
+    }
+    if (count > 0 && !r.nil()) {
+        return Rejected{"badarg"}; // an improper list
+    }
+    const auto next = read_id(r, kMaxRestoredPoolId);
+    if (!next) {
+        return Rejected{"badarg"};
+    }
+    restore.next_pool_id = *next;
+    return restore;
+}
+
 Decoded decode_tuple(TermReader& r, std::uint32_t arity)
 {
     const auto op = r.atom();
@@ -87,6 +130,9 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
             return Rejected{"invalid_config"};
         }
         return NewPool{std::move(*config)};
+    }
+    if (is("restore", 3)) {
+        return decode_restore(r);
     }
 
     // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.

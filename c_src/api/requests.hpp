@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "pool/pool.hpp"
 #include "protocol/term_reader.hpp"
@@ -65,16 +66,34 @@ struct Destroy {
 };
 struct ListPools {};
 struct Info {};
+// {restore, [{PoolId, Target, Options}], NextPoolId}: pools of an earlier incarnation of the C-node,
+// re-created under their old ids.
+struct RestoredPool {
+    std::uint64_t id;
+    pool::PoolConfig config;
+};
+struct Restore {
+    std::vector<RestoredPool> pools;
+    std::uint64_t next_pool_id;
+};
 // A request that cannot be served; `error` is the atom to answer {error, Error} with.
 struct Rejected {
     std::string_view error;
 };
+// A restore refused because of one of its pools: answered {error, {Error, PoolId}}, so that the sender can
+// leave that pool out and try again.
+struct RejectedPool {
+    std::string_view error;
+    std::uint64_t pool;
+};
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, Stats, Destroy, ListPools, Info, Rejected>;
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, Stats, Destroy, ListPools, Info,
+                             Restore, Rejected, RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for
-// lease ids that cannot be ones, badarg for everything else.
+// lease ids that cannot be ones, badarg for everything else. A restore whose shape is right but one of whose
+// pools is not gives RejectedPool: invalid_config (target or options) or pool_id_taken (an id twice).
 Decoded decode_request(std::string_view request);
 
 // The options map of `new`; nullopt for anything invalid (unknown key, wrong type, out of range).
@@ -90,5 +109,7 @@ inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
 inline constexpr std::uint32_t kMaxBackoffMs = 600'000;
 inline constexpr std::uint32_t kMaxLifecycleMs = 86'400'000;
 inline constexpr std::uint32_t kMaxDrainTimeoutMs = 600'000;
+// Pool ids (and the next id) a restore may name: room is left above them for the ids that follow.
+inline constexpr std::uint64_t kMaxRestoredPoolId = std::uint64_t{1} << 62;
 
 } // namespace dpool::api

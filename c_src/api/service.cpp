@@ -1,5 +1,6 @@
 #include "api/service.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <type_traits>
 #include <variant>
@@ -65,7 +66,8 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
                         std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count()) *
-                    1000)
+                    1000),
+      awaiting_restore_(config_.await_restore)
 {
     context_.cookie = config_.cookie;
     context_.scheduler = &scheduler_;
@@ -192,12 +194,21 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
         if (auto* p = find_pool(id)) {
             action(*p);
         } else {
-            pool::reply_error(caller, "invalid_pool");
+            // Before the restore, the pool may be one of those about to come back.
+            pool::reply_error(caller, awaiting_restore_ ? "connection_failed" : "invalid_pool");
         }
     };
     auto decoded = decode_request(request);
     std::visit(Overloaded{
-                   [&](NewPool& r) { create_pool(caller, std::move(r.config)); },
+                   [&](NewPool& r) {
+                       if (awaiting_restore_) {
+                           // Its id could be one the restore is about to bring back.
+                           pool::reply_error(caller, "connection_failed");
+                           return;
+                       }
+                       create_pool(caller, std::move(r.config));
+                   },
+                   [&](Restore& r) { restore_pools(caller, std::move(r)); },
                    [&](const Checkout& r) { with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms); }); },
                    [&](const Send& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
@@ -233,6 +244,10 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.pool, [&](pool::Pool& p) { p.destroy(pool::Caller(caller), r.drain_timeout_ms); });
                    },
                    [&](const ListPools&) {
+                       if (awaiting_restore_) {
+                           pool::reply_error(caller, "connection_failed"); // the list is not complete yet
+                           return;
+                       }
                        pool::reply(caller, [&](protocol::TermWriter& w) {
                            w.tuple(2);
                            w.atom("ok");
@@ -247,6 +262,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](const Info&) { reply_info(caller); },
                    [&](const Rejected& r) { pool::reply_error(caller, r.error); },
+                   [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
                    // Casts that arrived as calls.
                    [&](const Checkin&) { pool::reply_error(caller, "badarg"); },
                    [&](const Cancel&) { pool::reply_error(caller, "badarg"); },
@@ -281,9 +297,59 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
         return;
     }
     const std::uint64_t id = next_pool_id_++;
+    pools_created_ = true;
     auto p = std::make_shared<pool::Pool>(context_, id, std::move(config));
     pools_.emplace(id, p);
     p->start(pool::Caller(caller));
+}
+
+void Service::restore_pools(const pool::CallerView& caller, Restore restore)
+{
+    // Only the first pools of an incarnation may be restored: later, an id could be one this incarnation
+    // handed out and destroyed, and ids are never reused.
+    if (pools_created_) {
+        pool::reply_error(caller, "restore_too_late");
+        return;
+    }
+    std::uint32_t budget = connections_in_use();
+    std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
+    for (const auto& r : restore.pools) {
+        if (budget + r.config.max_connections > config_.max_total_connections) {
+            spdlog::warn("cannot restore pool {}: {} more connections exceed the C-node's budget of {}", r.id,
+                         r.config.max_connections, config_.max_total_connections);
+            reply_pool_error(caller, "invalid_config", r.id);
+            return;
+        }
+        budget += r.config.max_connections;
+        next = std::max(next, r.id + 1);
+    }
+    // Everything checked: nothing below can fail, so the restore is all or nothing.
+    for (auto& r : restore.pools) {
+        spdlog::info("restoring pool {} to {} ({} connections)", r.id, r.config.target, r.config.max_connections);
+        auto p = std::make_shared<pool::Pool>(context_, r.id, std::move(r.config));
+        pools_.emplace(r.id, p);
+        p->start_in_background();
+    }
+    next_pool_id_ = next;
+    pools_created_ = true;
+    awaiting_restore_ = false;
+    const auto count = static_cast<std::int64_t>(restore.pools.size());
+    pool::reply(caller, [count](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.integer(count);
+    });
+}
+
+void Service::reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool)
+{
+    pool::reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        w.tuple(2);
+        w.atom(error);
+        w.integer(static_cast<std::int64_t>(pool));
+    });
 }
 
 void Service::reply_info(const pool::CallerView& caller)

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "api/requests.hpp"
 #include "pool/pool.hpp"
 #include "pool/scheduler.hpp"
 #include "protocol/node_identity.hpp"
@@ -22,6 +23,9 @@ struct ServiceConfig {
     std::string host;
     transport::LinkLimits link_limits;
     std::uint32_t max_total_connections = 10000;
+    // Started to replace a C-node that died: until `restore` comes, unknown pools may be ones still to be
+    // restored, so requests for them are answered connection_failed rather than invalid_pool.
+    bool await_restore = false;
 };
 
 // The C-node's face to its callers: accepts their connections, decodes their requests, answers them, and
@@ -52,6 +56,8 @@ private:
     void handle_cast(std::string_view request);
     void on_monitored_exit(std::string_view ref);
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
+    void restore_pools(const pool::CallerView& caller, Restore restore);
+    static void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
     void reply_info(const pool::CallerView& caller);
     pool::Pool* find_pool(std::uint64_t id);
     std::uint32_t connections_in_use() const;
@@ -64,6 +70,9 @@ private:
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
     std::uint64_t next_pool_id_;
+    bool awaiting_restore_;
+    // A pool was created or restored by this incarnation: a restore now could reuse the id of a destroyed one.
+    bool pools_created_ = false;
     std::uint64_t malformed_messages_ = 0;
 };
 

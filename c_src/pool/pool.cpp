@@ -172,6 +172,14 @@ void Pool::start(Caller creator)
     }
 }
 
+void Pool::start_in_background()
+{
+    schedule_maintenance();
+    for (std::uint32_t i = 0; i < config_.min_connections; ++i) {
+        connect(open_connection());
+    }
+}
+
 void Pool::connect(PooledConnection& c)
 {
     c.connecting = true;
@@ -1146,7 +1154,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(25);
+    w.map(26);
     integer("pool_id", id_);
     w.atom("target");
     w.binary(config_.target);
@@ -1160,6 +1168,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
     integer("capacity", capacity_);
     integer("max_connections", config_.max_connections);
     integer("min_connections", config_.min_connections);
+    integer("acquire_timeout_ms", config_.acquire_timeout_ms);
     integer("successful_operations", counters_.successful_operations);
     integer("failed_operations", counters_.failed_operations);
     integer("connections_created", counters_.connections_created);

@@ -154,6 +154,9 @@ public:
     // Opens min_connections; answers the creator {ok, Id} when they are all up, or {error, connection_failed}
     // (and marks the pool failed, for the service to drop) when one cannot be opened.
     void start(Caller creator);
+    // Opens min_connections without anyone waiting for them (a restored pool): a connection that cannot be
+    // opened is retried with the reconnect backoff, as one whose target went away.
+    void start_in_background();
 
     void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms);
     // Ends a lease; `discard`: the holder found the connection broken, so it is closed and reopened.

@@ -152,6 +152,18 @@ std::optional<std::uint32_t> TermReader::map_header()
     return arity;
 }
 
+std::optional<std::uint32_t> TermReader::list_header()
+{
+    Cursor c{pos_, end_};
+    std::uint8_t t = 0;
+    std::uint32_t length = 0;
+    if (!c.u8(t) || t != tag::list || !c.u32(length)) {
+        return std::nullopt;
+    }
+    pos_ = c.pos;
+    return length;
+}
+
 std::optional<std::string_view> TermReader::atom()
 {
     Cursor c{pos_, end_};

@@ -72,6 +72,9 @@ public:
     bool nil();
     std::optional<std::uint32_t> tuple_header();
     std::optional<std::uint32_t> map_header();
+    // LIST_EXT only: the element count; the tail follows the elements. An empty list is nil(), and a list
+    // of small integers may come as a STRING_EXT, which this does not read.
+    std::optional<std::uint32_t> list_header();
     std::optional<std::string_view> atom();
     // Integers that fit in 64 bits (small, 32-bit and bignums up to 8 bytes).
     std::optional<std::int64_t> integer();

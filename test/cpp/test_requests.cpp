@@ -359,6 +359,127 @@ TEST_CASE("decode_request: an unknown operation is badarg whatever its arguments
     CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("frobnicate").binary("x").integer(1); }) == "badarg");
 }
 
+// --- restore -----------------------------------------------------------------------------------------------------
+
+namespace {
+
+// {restore, Pools, Next}, with Pools written by `pools`.
+std::string restore_request(const Build& pools, long long next)
+{
+    return term([&](EiTerm& t) {
+        t.tuple(3).atom("restore");
+        pools(t);
+        t.integer(next);
+    });
+}
+
+// "error:pool" for a restore refused because of one pool.
+std::string pool_rejection(const Decoded& d)
+{
+    if (const auto* r = std::get_if<RejectedPool>(&d)) {
+        return std::string(r->error) + ":" + std::to_string(r->pool);
+    }
+    return "<" + rejection(d) + ">";
+}
+
+} // namespace
+
+TEST_CASE("decode_request: restore", "[requests][restore]")
+{
+    const std::string opts4 = options_map({{"max_connections", 4}, {"min_connections", 2}});
+    const std::string opts1 = options_map({{"max_connections", 1}, {"backoff_min_ms", 10}});
+    SECTION("pools with their ids, targets and options, in order")
+    {
+        const auto r = accepted<Restore>(decode_request(restore_request(
+            [&](EiTerm& t) {
+                t.list(2);
+                t.tuple(3).integer(17).atom(kTarget).raw(opts4);
+                t.tuple(3).integer(5).binary("other@127.0.0.1").raw(opts1);
+                t.nil();
+            },
+            30)));
+        REQUIRE(r.pools.size() == 2);
+        CHECK(r.pools[0].id == 17);
+        CHECK(r.pools[0].config.target == kTarget);
+        CHECK(r.pools[0].config.max_connections == 4);
+        CHECK(r.pools[0].config.min_connections == 2);
+        CHECK(r.pools[1].id == 5);
+        CHECK(r.pools[1].config.target == "other@127.0.0.1");
+        CHECK(r.pools[1].config.max_connections == 1);
+        CHECK(r.pools[1].config.backoff_min_ms == 10);
+        CHECK(r.next_pool_id == 30);
+    }
+    SECTION("an empty restore")
+    {
+        const auto r = accepted<Restore>(decode_request(restore_request([](EiTerm& t) { t.nil(); }, 0)));
+        CHECK(r.pools.empty());
+        CHECK(r.next_pool_id == 0);
+    }
+    SECTION("the largest ids")
+    {
+        const auto max = static_cast<long long>(kMaxRestoredPoolId);
+        const auto r = accepted<Restore>(decode_request(restore_request(
+            [&](EiTerm& t) { t.list(1).tuple(3).integer(max).atom(kTarget).raw(opts1).nil(); }, max)));
+        CHECK(r.pools.at(0).id == kMaxRestoredPoolId);
+        CHECK(r.next_pool_id == kMaxRestoredPoolId);
+    }
+}
+
+TEST_CASE("decode_request: restore refuses bad shapes with badarg", "[requests][restore]")
+{
+    const std::string opts = options_map({{"max_connections", 1}});
+    const auto big = static_cast<long long>(kMaxRestoredPoolId) + 1;
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {"wrong arity", term([](EiTerm& t) { t.tuple(2).atom("restore").nil(); })},
+        {"wrong arity 4", term([](EiTerm& t) { t.tuple(4).atom("restore").nil().integer(1).integer(2); })},
+        {"pools not a list", restore_request([](EiTerm& t) { t.atom("pools"); }, 1)},
+        {"pools a map", restore_request([&](EiTerm& t) { t.raw(opts); }, 1)},
+        {"improper list", restore_request([&](EiTerm& t) { t.list(1).tuple(3).integer(1).atom(kTarget).raw(opts).atom("tail"); }, 1)},
+        {"element not a tuple", restore_request([](EiTerm& t) { t.list(1).integer(1).nil(); }, 1)},
+        {"element of arity 2", restore_request([](EiTerm& t) { t.list(1).tuple(2).integer(1).atom(kTarget).nil(); }, 1)},
+        {"negative id", restore_request([&](EiTerm& t) { t.list(1).tuple(3).integer(-1).atom(kTarget).raw(opts).nil(); }, 1)},
+        {"id not an integer", restore_request([&](EiTerm& t) { t.list(1).tuple(3).atom("one").atom(kTarget).raw(opts).nil(); }, 1)},
+        {"id too large", restore_request([&](EiTerm& t) { t.list(1).tuple(3).integer(big).atom(kTarget).raw(opts).nil(); }, 1)},
+        {"next negative", restore_request([](EiTerm& t) { t.nil(); }, -1)},
+        {"next too large", restore_request([](EiTerm& t) { t.nil(); }, big)},
+        {"next not an integer", term([](EiTerm& t) { t.tuple(3).atom("restore").nil().atom("next"); })},
+        {"a list header longer than the list", restore_request([&](EiTerm& t) { t.list(1000000).tuple(3).integer(1).atom(kTarget).raw(opts).nil(); }, 1)},
+    };
+    for (const auto& [what, request] : bad) {
+        CAPTURE(what);
+        CHECK(rejection(decode_request(request)) == "badarg");
+    }
+}
+
+TEST_CASE("decode_request: restore names the pool whose target or options are bad", "[requests][restore]")
+{
+    const std::string good = options_map({{"max_connections", 1}});
+    const auto with_second = [&](const Build& second) {
+        return pool_rejection(decode_request(restore_request(
+            [&](EiTerm& t) {
+                t.list(2);
+                t.tuple(3).integer(1).atom(kTarget).raw(good);
+                second(t);
+                t.nil();
+            },
+            10)));
+    };
+    CHECK(with_second([&](EiTerm& t) { t.tuple(3).integer(2).atom("no_host").raw(good); }) == "invalid_config:2");
+    CHECK(with_second([&](EiTerm& t) { t.tuple(3).integer(2).integer(7).raw(good); }) == "invalid_config:2");
+    CHECK(with_second([](EiTerm& t) { t.tuple(3).integer(2).atom(kTarget).atom("opts"); }) == "invalid_config:2");
+    CHECK(with_second([](EiTerm& t) {
+              t.tuple(3).integer(3).atom(kTarget).raw(options_map({{"max_connections", 0}}));
+          })
+          == "invalid_config:3");
+    CHECK(with_second([](EiTerm& t) {
+              t.tuple(3).integer(3).atom(kTarget).raw(options_map({{"max_connections", 2}, {"cnode", 1}}));
+          })
+          == "invalid_config:3");
+    // The same id twice.
+    CHECK(with_second([&](EiTerm& t) { t.tuple(3).integer(1).atom("other@127.0.0.1").raw(good); })
+          == "pool_id_taken:1");
+}
+
 // --- pool options ------------------------------------------------------------------------------------------------
 
 TEST_CASE("parse_pool_options defaults", "[requests]")

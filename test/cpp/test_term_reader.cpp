@@ -227,6 +227,25 @@ TEST_CASE("TermReader map headers", "[term_reader]")
     CHECK(read_marker(r));
 }
 
+TEST_CASE("TermReader list headers", "[term_reader]")
+{
+    EiTerm t;
+    t.list(2).atom("a").integer(1).nil().raw(kMarker);
+    TermReader r(t.view());
+    CHECK(r.list_header() == 2u);
+    CHECK(r.atom() == "a");
+    CHECK(r.integer() == 1);
+    CHECK(r.nil());
+    CHECK(read_marker(r));
+
+    EiTerm empty;
+    empty.nil();
+    TermReader e(empty.view());
+    CHECK_FALSE(e.list_header().has_value());
+    check_unmoved(e, empty.view());
+    CHECK(e.nil());
+}
+
 TEST_CASE("TermReader atoms in all four encodings", "[term_reader]")
 {
     const std::string long_text = std::string(300, 'L');
@@ -566,6 +585,9 @@ TEST_CASE("TermReader typed reads fail on every truncation and leave the positio
     check_cut(atom.view(), [](TermReader& r) { return r.atom().has_value(); });
     check_cut(tuple.view(), [](TermReader& r) { return r.tuple_header().has_value(); });
     check_cut(map.view(), [](TermReader& r) { return r.map_header().has_value(); });
+    EiTerm list;
+    list.list(3);
+    check_cut(list.view(), [](TermReader& r) { return r.list_header().has_value(); });
 }
 
 TEST_CASE("TermReader reads of the wrong type leave the position unchanged", "[term_reader]")
@@ -576,6 +598,7 @@ TEST_CASE("TermReader reads of the wrong type leave the position unchanged", "[t
     CHECK_FALSE(r.integer().has_value());
     CHECK_FALSE(r.tuple_header().has_value());
     CHECK_FALSE(r.map_header().has_value());
+    CHECK_FALSE(r.list_header().has_value());
     CHECK_FALSE(r.binary().has_value());
     CHECK_FALSE(r.pid().has_value());
     CHECK_FALSE(r.ref().has_value());

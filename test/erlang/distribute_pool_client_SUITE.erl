@@ -258,20 +258,26 @@ request_client_wait_is_bounded(_Config) ->
 
 -spec stats_and_destroy_on_the_wire(list()) -> ok.
 stats_and_destroy_on_the_wire(_Config) ->
-    doc("stats and destroy send {stats, PoolId} and {destroy, PoolId} and return the replies."),
+    doc("stats and destroy send {stats, PoolId} and {destroy, PoolId, DrainMs} (5000 by default) and return "
+        "the replies; a bad drain option never reaches the wire."),
     Pool = do_fake_pool(),
     R1 = do_async(fun() -> distribute_pool:stats(Pool) end),
     {F1, {stats, ?POOL_ID}} = do_expect_call(),
     do_reply(F1, {ok, #{pool_id => ?POOL_ID}}),
     {ok, {ok, #{pool_id := ?POOL_ID}}} = do_await(R1),
     R2 = do_async(fun() -> distribute_pool:destroy(Pool) end),
-    {F2, {destroy, ?POOL_ID}} = do_expect_call(),
+    {F2, {destroy, ?POOL_ID, 5000}} = do_expect_call(),
     do_reply(F2, ok),
     {ok, ok} = do_await(R2),
-    R3 = do_async(fun() -> distribute_pool:destroy(Pool) end),
-    {F3, {destroy, ?POOL_ID}} = do_expect_call(),
+    R3 = do_async(fun() -> distribute_pool:destroy(Pool, #{drain_timeout_ms => 0}) end),
+    {F3, {destroy, ?POOL_ID, 0}} = do_expect_call(),
     do_reply(F3, {error, invalid_pool}),
     {ok, {error, invalid_pool}} = do_await(R3),
+    {error, badarg} = distribute_pool:destroy(Pool, #{drain_timeout_ms => -1}),
+    {error, badarg} = distribute_pool:destroy(Pool, #{drain_timeout_ms => 600001}),
+    {error, badarg} = distribute_pool:destroy(Pool, #{drain => 1}),
+    {error, badarg} = distribute_pool:destroy(Pool, not_a_map),
+    {error, invalid_pool} = distribute_pool:destroy(not_a_pool, #{}),
     ok.
 
 -spec dead_cnode_gives_connection_failed(list()) -> ok.

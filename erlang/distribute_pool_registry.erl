@@ -1,0 +1,203 @@
+%% Remembers every pool created on the embedded C-node through distribute_pool:new/2, so that a C-node
+%% started to replace one that died gets them back under their old ids (the `restore` call of
+%% docs/PROTOCOL.md) and the handles callers hold keep working.
+%%
+%% `new` and `destroy` for the embedded C-node go through here: a worker process makes the C-node call and
+%% reports to this server, which records (or forgets) the pool before it answers the caller. So a caller
+%% that dies half-way cannot leave a pool unrecorded, and this server never blocks on the C-node except for
+%% the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
+%%
+%% Pools created with an explicit `cnode` option, or on an external C-node, are not recorded.
+-module(distribute_pool_registry).
+-behaviour(gen_server).
+
+-export([start_link/0]).
+-export([new/3]).
+-export([destroy/4]).
+-export([restore/1]).
+-export([recorded/0]).
+-export([init/1]).
+-export([handle_call/3]).
+-export([handle_cast/2]).
+-export([handle_info/2]).
+
+-export_type([entry/0]).
+
+%% {PoolId, Target, Options} as sent to the C-node's `new` (and `restore`).
+-type entry() :: {non_neg_integer(), atom() | binary(), map()}.
+
+-record(state, {
+    %% The embedded C-node, known once it asked for its first restore.
+    server :: distribute_pool_client:server() | undefined,
+    pools = #{} :: #{non_neg_integer() => {atom() | binary(), map()}},
+    %% The highest pool id ever seen, destroyed pools included: fresh ids must stay above it.
+    max_id :: non_neg_integer() | undefined,
+    %% Workers making a C-node call for a caller.
+    workers = #{} :: #{pid() => gen_server:from()}
+}).
+
+%% How long the C-node gets to answer a restore (it answers at once: pools connect in the background).
+-define(RESTORE_WAIT_MS, 10000).
+%% Time the registry takes beyond the C-node's own bound before a caller stops waiting.
+-define(MARGIN_MS, 5000).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% The `new` call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
+-spec new(atom() | binary(), map(), non_neg_integer()) ->
+    {ok, non_neg_integer()} | {error, term()}.
+new(Target, Options, Wait) ->
+    safe_call({new, Target, Options, Wait}, Wait + ?MARGIN_MS).
+
+%% The `destroy` call; when Server is the embedded C-node the pool is forgotten once the C-node no longer
+%% knows it. `direct` when Server is another C-node: the caller calls it itself.
+-spec destroy(distribute_pool_client:server(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->
+    ok | direct | {error, term()}.
+destroy(Server, PoolId, DrainMs, Wait) ->
+    safe_call({destroy, Server, PoolId, DrainMs, Wait}, Wait + ?MARGIN_MS).
+
+%% Called by distribute_pool_cnode once a new embedded C-node (started with --await-restore) is ready:
+%% re-creates every recorded pool on it. Pools the C-node refuses are logged and forgotten; the call returns
+%% how many came back.
+-spec restore(distribute_pool_client:server()) -> {ok, non_neg_integer()} | {error, term()}.
+restore(Server) ->
+    %% Each refused pool costs one more round trip; the bound is generous, the C-node answers at once.
+    safe_call({restore, Server}, 4 * ?RESTORE_WAIT_MS).
+
+%% The recorded pools, in id order.
+-spec recorded() -> [entry()].
+recorded() ->
+    case safe_call(recorded, 5000) of
+        Entries when is_list(Entries) -> Entries;
+        {error, _} -> []
+    end.
+
+-spec safe_call(term(), non_neg_integer()) -> term().
+safe_call(Request, Timeout) ->
+    try
+        gen_server:call(?MODULE, Request, Timeout)
+    catch
+        exit:_ -> {error, connection_failed}
+    end.
+
+-spec init([]) -> {ok, #state{}}.
+init([]) ->
+    process_flag(trap_exit, true),
+    case whereis(distribute_pool_cnode) of
+        undefined ->
+            ok;
+        _ ->
+            %% Restarted after a crash while the C-node kept running: its pools are unknown here, so a later
+            %% C-node restart will not bring them back.
+            logger:warning("distribute_pool: pool registry restarted; pools created before are no longer "
+                           "recorded and will not be restored if the C-node restarts")
+    end,
+    {ok, #state{}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
+handle_call({new, Target, Options, Wait}, From, #state{server = Server} = State) when Server =/= undefined ->
+    {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)};
+handle_call({new, _, _, _}, _From, State) ->
+    {reply, {error, connection_failed}, State};
+handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, #state{server = Server} = State) ->
+    {noreply, start_worker(From, {destroy, PoolId, DrainMs}, Server, Wait, State)};
+handle_call({destroy, _, _, _, _}, _From, State) ->
+    {reply, direct, State};
+handle_call({restore, Server}, _From, State) ->
+    {Reply, NewState} = do_restore(State#state{server = Server}),
+    {reply, Reply, NewState};
+handle_call(recorded, _From, State) ->
+    {reply, entries(State), State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Request, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({worker_done, Worker, Request, Reply}, #state{workers = Workers} = State) ->
+    case maps:take(Worker, Workers) of
+        {From, Rest} ->
+            gen_server:reply(From, Reply),
+            {noreply, record(Request, Reply, State#state{workers = Rest})};
+        error ->
+            {noreply, State}
+    end;
+handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Reason =/= normal ->
+    %% A worker only makes a call that returns its errors; this is not expected, but answer the caller.
+    case maps:take(Worker, Workers) of
+        {From, Rest} ->
+            gen_server:reply(From, {error, connection_failed}),
+            {noreply, State#state{workers = Rest}};
+        error ->
+            {noreply, State}
+    end;
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+-spec start_worker(gen_server:from(), term(), distribute_pool_client:server(), non_neg_integer(), #state{}) ->
+    #state{}.
+start_worker(From, Request, Server, Wait, #state{workers = Workers} = State) ->
+    Registry = self(),
+    Worker = spawn_link(fun() ->
+                                Reply = distribute_pool_client:call(Server, Request, Wait),
+                                Registry ! {worker_done, self(), Request, Reply}
+                        end),
+    State#state{workers = Workers#{Worker => From}}.
+
+-spec record(term(), term(), #state{}) -> #state{}.
+record({new, Target, Options}, {ok, Id}, #state{pools = Pools} = State) when is_integer(Id), Id >= 0 ->
+    seen(Id, State#state{pools = Pools#{Id => {Target, Options}}});
+record({destroy, Id, _DrainMs}, Reply, #state{pools = Pools} = State)
+  when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+    State#state{pools = maps:remove(Id, Pools)};
+record(_Request, _Reply, State) ->
+    State.
+
+-spec seen(non_neg_integer(), #state{}) -> #state{}.
+seen(Id, #state{max_id = undefined} = State) -> State#state{max_id = Id};
+seen(Id, #state{max_id = Max} = State) -> State#state{max_id = max(Id, Max)}.
+
+-spec entries(#state{}) -> [entry()].
+entries(#state{pools = Pools}) ->
+    [{Id, Target, Options} || {Id, {Target, Options}} <- lists:keysort(1, maps:to_list(Pools))].
+
+%% Sends every recorded pool; a pool the C-node refuses ({error, {Why, PoolId}}) is logged, forgotten, and
+%% the others are sent again. Ends with a restore that succeeded (an empty one at worst), so the C-node
+%% leaves its await-restore state.
+-spec do_restore(#state{}) -> {{ok, non_neg_integer()} | {error, term()}, #state{}}.
+do_restore(#state{server = Server, max_id = Max} = State) ->
+    Next = case Max of
+               undefined -> 0;
+               _ -> Max + 1
+           end,
+    Entries = entries(State),
+    case distribute_pool_client:call(Server, {restore, Entries, Next}, ?RESTORE_WAIT_MS) of
+        {ok, N} ->
+            case N of
+                0 -> ok;
+                _ -> logger:info("distribute_pool: restored ~b pool(s) on ~p", [N, Server])
+            end,
+            {{ok, N}, State};
+        {error, {Why, Id}} when is_integer(Id) ->
+            case lists:keyfind(Id, 1, Entries) of
+                {Id, Target, Options} ->
+                    logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
+                                 "its handles now give {error, invalid_pool}", [Id, Target, Options, Why]),
+                    do_restore(State#state{pools = maps:remove(Id, State#state.pools)});
+                false ->
+                    %% Not one we sent: do not loop.
+                    logger:error("distribute_pool: restore refused: ~p", [{Why, Id}]),
+                    {{error, {Why, Id}}, State}
+            end;
+        {error, Reason} = Error ->
+            %% Most likely the new C-node died as well: the supervisor starts another, which asks again.
+            logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
+            {Error, State};
+        Other ->
+            logger:error("distribute_pool: unexpected answer to restore: ~p", [Other]),
+            {{error, {bad_reply, Other}}, State}
+    end.

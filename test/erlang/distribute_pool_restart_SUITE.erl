@@ -1,0 +1,325 @@
+%% Issue 4, fault 3: the embedded C-node killed with kill -9 is restarted by the supervisor and gets every
+%% pool back under its old id, so the handles callers hold keep working; the restore call and the
+%% --await-restore window on a C-node started by hand; pools/0,1.
+-module(distribute_pool_restart_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([pools_lists_pools_with_stats/1]).
+-export([await_restore_window_and_restore_call/1]).
+-export([restore_refuses_bad_requests/1]).
+-export([handles_work_after_cnode_killed/1]).
+-export([do_probe/3]).
+
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_cnode_os_pid/0, do_os_alive/1,
+                          do_start_target/1, do_stop_peer/1, do_stats/1, do_pool_id/1, do_uniq/1,
+                          do_start_cnode_port/2, do_stop_cnode_port/1]).
+
+%% One probe: the result of a lease with one request, when the lease was asked for and when it returned.
+-type probe_result() :: {term(), integer(), integer()}.
+
+%% Bounds: the supervisor's restart of the C-node, and the pools reconnecting after it.
+-define(RESTART_MS, 30000).
+-define(RECONNECT_MS, 30000).
+%% No single operation may take longer than this during the restart (acquire timeout 5 s + client margin).
+-define(OP_BOUND_MS, 15000).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+-spec all() -> [atom()].
+all() ->
+    [pools_lists_pools_with_stats,
+     await_restore_window_and_restore_call,
+     restore_refuses_bad_requests,
+     %% Last: it kills the embedded C-node.
+     handles_work_after_cnode_killed].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec pools_lists_pools_with_stats(list()) -> ok.
+pools_lists_pools_with_stats(_Config) ->
+    doc("pools() lists the C-node's pools in id order, each with a working handle and its stats; a destroyed "
+        "pool leaves the list; pools/1 takes the C-node by name or {Service, Node}."),
+    {Peer, Target} = do_start_target("dpool_pools_target"),
+    try
+        {ok, A} = distribute_pool:new(Target, #{max_connections => 2, acquire_timeout_ms => 1234}),
+        {ok, B} = distribute_pool:new(Target, #{max_connections => 3, min_connections => 1}),
+        IdA = do_pool_id(A),
+        IdB = do_pool_id(B),
+        {ok, Listed} = distribute_pool:pools(),
+        Ids = [Id || {_, #{pool_id := Id}} <- Listed],
+        Ids = lists:sort(Ids),
+        [{HandleA, StatsA}] = [P || {_, #{pool_id := Id}} = P <- Listed, Id =:= IdA],
+        [{HandleB, StatsB}] = [P || {_, #{pool_id := Id}} = P <- Listed, Id =:= IdB],
+        #{max_connections := 2, min_connections := 2, acquire_timeout_ms := 1234, total_connections := 2,
+          target := TargetBin, connections := [_, _]} = StatsA,
+        TargetBin = atom_to_binary(Target, utf8),
+        #{max_connections := 3, min_connections := 1, acquire_timeout_ms := 5000} = StatsB,
+        %% The listed handles are handles: they work, and they name the same pools.
+        {ok, pong} = distribute_pool:with_connection(HandleA, fun distribute_pool:ping/1),
+        {ok, {ok, Target}} =
+            distribute_pool:with_connection(HandleB, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        IdA = do_pool_id(HandleA),
+        %% pools/1, both ways of naming the C-node.
+        {Service, CNode} = do_cnode(),
+        {ok, ByName} = distribute_pool:pools(CNode),
+        {ok, ByServer} = distribute_pool:pools({Service, CNode}),
+        Ids = [Id || {_, #{pool_id := Id}} <- ByName],
+        Ids = [Id || {_, #{pool_id := Id}} <- ByServer],
+        {error, badarg} = distribute_pool:pools("not a node"),
+        {error, badarg} = distribute_pool:pools({1, 2}),
+        {error, connection_failed} = distribute_pool:pools({Service, 'nobody_dpool@127.0.0.1'}),
+        ok = distribute_pool:destroy(A),
+        {ok, After} = distribute_pool:pools(),
+        [] = [Id || {_, #{pool_id := Id}} <- After, Id =:= IdA],
+        [_] = [Id || {_, #{pool_id := Id}} <- After, Id =:= IdB],
+        ok = distribute_pool:destroy(B)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec await_restore_window_and_restore_call(list()) -> ok.
+await_restore_window_and_restore_call(_Config) ->
+    doc("A C-node started with --await-restore answers connection_failed (not invalid_pool) for unknown pools, "
+        "new and pools until a restore comes; the restore re-creates pools under their ids, without waiting for "
+        "their connections, fresh ids start above them and NextPoolId, and a second restore is refused."),
+    Cookie = atom_to_list(erlang:get_cookie()),
+    Name = do_uniq("dpool_await") ++ "@127.0.0.1",
+    {PeerUp, Up} = do_start_target("dpool_await_up"),
+    {PeerDown, Down} = do_start_target("dpool_await_down"),
+    do_stop_peer(PeerDown), % a target that is gone: its restored pool keeps trying
+    CNodePort = do_start_cnode_port(["--name", Name, "--await-restore", "--service", "dpool_await"], Cookie),
+    Server = {dpool_await, maps:get(node, CNodePort)},
+    Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
+    try
+        {error, connection_failed} = Call({stats, 1000}),
+        {error, connection_failed} = Call({checkout, 1000, default}),
+        {error, connection_failed} = Call({destroy, 1000}),
+        {error, connection_failed} = Call({new, Up, #{max_connections => 1}}),
+        {error, connection_failed} = Call(pools),
+        {ok, #{pools := 0}} = Call(info),
+        %% A refused restore changes nothing: the C-node still awaits one.
+        {error, {invalid_config, 7}} = Call({restore, [{7, Up, #{max_connections => 0}}], 0}),
+        {error, connection_failed} = Call({stats, 7}),
+        Options = #{max_connections => 2, min_connections => 2, backoff_min_ms => 50, backoff_max_ms => 200},
+        Restore = {restore, [{7, Up, Options}, {9, atom_to_binary(Down, utf8), #{max_connections => 1}}], 20},
+        {Micros, {ok, 2}} = timer:tc(fun() -> Call(Restore) end),
+        true = Micros < 5000000, % answered at once, although the second target is down
+        {ok, Ids} = Call(pools),
+        [7, 9] = lists:sort(Ids),
+        %% After the restore, the rules are the usual ones.
+        {error, invalid_pool} = Call({stats, 8}),
+        {error, invalid_pool} = Call({stats, 1000}),
+        {error, restore_too_late} = Call({restore, [], 0}),
+        do_wait_until(fun() ->
+                              {ok, #{available_connections := A, total_connections := T}} = Call({stats, 7}),
+                              A =:= 2 andalso T =:= 2
+                      end, ?RECONNECT_MS),
+        {ok, #{max_connections := 2, min_connections := 2, pool_id := 7}} = Call({stats, 7}),
+        %% The pool whose target is down exists and keeps reconnecting; a checkout fails fast.
+        {ok, #{pool_id := 9, available_connections := 0}} = Call({stats, 9}),
+        do_wait_until(fun() -> Call({checkout, 9, 0}) =:= {error, connection_failed} end, ?RECONNECT_MS),
+        %% Fresh ids: above NextPoolId and every restored id.
+        {ok, Fresh} = Call({new, Up, #{max_connections => 1}}),
+        true = Fresh >= 20,
+        ok = Call({destroy, 7}),
+        {error, invalid_pool} = Call({stats, 7})
+    after
+        do_stop_cnode_port(CNodePort),
+        do_stop_peer(PeerUp)
+    end.
+
+-spec restore_refuses_bad_requests(list()) -> ok.
+restore_refuses_bad_requests(_Config) ->
+    doc("Malformed restores are badarg, a bad pool is named with invalid_config or pool_id_taken, a restore "
+        "over the connection budget is refused, and a C-node that created a pool refuses any restore."),
+    Cookie = atom_to_list(erlang:get_cookie()),
+    Name = do_uniq("dpool_restore_bad") ++ "@127.0.0.1",
+    CNodePort = do_start_cnode_port(["--name", Name, "--max-total-connections", "3", "--service", "dpool_rb"],
+                                    Cookie),
+    Server = {dpool_rb, maps:get(node, CNodePort)},
+    Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
+    T = 'nobody@127.0.0.1',
+    One = #{max_connections => 1, min_connections => 0},
+    try
+        [{error, badarg} = Call(R)
+         || R <- [{restore, [], -1},
+                  {restore, [], next},
+                  {restore, not_a_list, 0},
+                  {restore, [{1, T}], 0},
+                  {restore, [{-1, T, One}], 0},
+                  {restore, [{1, T, One} | tail], 0},
+                  {restore, [1 bsl 70], 0},
+                  {restore, [{1 bsl 63, T, One}], 0},
+                  {restore, []},
+                  {restore, [], 0, extra}]],
+        {error, {invalid_config, 2}} = Call({restore, [{1, T, One}, {2, <<"no_host">>, One}], 0}),
+        {error, {invalid_config, 2}} = Call({restore, [{1, T, One}, {2, T, #{max_connections => 1, cnode => x}}], 0}),
+        {error, {pool_id_taken, 1}} = Call({restore, [{1, T, One}, {1, T, One}], 0}),
+        %% Budget of 3 connections: the second pool would make 4.
+        {error, {invalid_config, 2}} =
+            Call({restore, [{1, T, #{max_connections => 2, min_connections => 0}}, {2, T, One#{max_connections => 2}}], 0}),
+        %% Nothing was created by the refusals; the C-node (without --await-restore) takes a first restore.
+        {ok, []} = Call(pools),
+        {ok, 1} = Call({restore, [{5, T, One}], 0}),
+        {ok, [5]} = Call(pools),
+        {error, restore_too_late} = Call({restore, [{6, T, One}], 0}),
+        {error, invalid_pool} = Call({stats, 6})
+    after
+        do_stop_cnode_port(CNodePort)
+    end.
+
+-spec handles_work_after_cnode_killed(list()) -> ok.
+handles_work_after_cnode_killed(_Config) ->
+    doc("kill -9 of the embedded C-node: the supervisor restarts it, both pools come back under their ids with "
+        "their options and all connections, the handles work again, a pool destroyed before the crash stays "
+        "invalid_pool, fresh ids are new, and meanwhile operations give connection_failed, never invalid_pool, "
+        "never hang."),
+    {Peer1, T1} = do_start_target("dpool_restart_t1"),
+    {Peer2, T2} = do_start_target("dpool_restart_t2"),
+    try
+        {ok, A} = distribute_pool:new(T1, #{max_connections => 3, min_connections => 2,
+                                            backoff_min_ms => 50, backoff_max_ms => 500}),
+        {ok, B} = distribute_pool:new(T2, #{max_connections => 2, backoff_min_ms => 50, backoff_max_ms => 500}),
+        {ok, D} = distribute_pool:new(T1, 1),
+        IdD = do_pool_id(D),
+        ok = distribute_pool:destroy(D),
+        IdA = do_pool_id(A),
+        IdB = do_pool_id(B),
+        {error, invalid_pool} = distribute_pool:stats(D),
+        OldIds = [IdA, IdB, IdD],
+        {ok, pong} = distribute_pool:with_connection(A, fun distribute_pool:ping/1),
+        {ok, pong} = distribute_pool:with_connection(B, fun distribute_pool:ping/1),
+
+        %% Probes that keep using the handles while the C-node dies and comes back.
+        Probes = do_start_probes([A, B, D]),
+
+        OldPid = do_cnode_os_pid(),
+        KilledAt = erlang:monotonic_time(millisecond),
+        _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
+        do_wait_until(fun() ->
+                              case distribute_pool_cnode:os_pid() of
+                                  {ok, P} -> P =/= OldPid;
+                                  _ -> false
+                              end
+                      end, ?RESTART_MS),
+        false = do_os_alive(OldPid),
+        %% The window between the new C-node's READY and the restore is a few milliseconds, too short for the
+        %% probes to be sure to hit it: that it answers connection_failed there is shown on a C-node started by
+        %% hand (await_restore_window_and_restore_call); here, that the embedded one is started that way.
+        {ok, CmdLine} = file:read_file("/proc/" ++ integer_to_list(do_cnode_os_pid()) ++ "/cmdline"),
+        true = lists:member(<<"--await-restore">>, binary:split(CmdLine, <<0>>, [global])),
+
+        %% Both pools are back with their options, every connection up.
+        do_wait_until(fun() -> do_all_up(A, 2) andalso do_all_up(B, 2) end, ?RECONNECT_MS),
+        UpAt = erlang:monotonic_time(millisecond),
+        #{pool_id := IdA, max_connections := 3, min_connections := 2, target := T1Bin} = do_stats(A),
+        T1Bin = atom_to_binary(T1, utf8),
+        #{pool_id := IdB, max_connections := 2, min_connections := 2} = do_stats(B),
+        {ok, {ok, T1}} = distribute_pool:with_connection(A, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, {ok, T2}} = distribute_pool:with_connection(B, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, pong} = distribute_pool:with_connection(A, fun distribute_pool:ping/1),
+        {ok, pong} = distribute_pool:with_connection(B, fun distribute_pool:ping/1),
+        %% The pool destroyed before the crash stays destroyed.
+        {error, invalid_pool} = distribute_pool:stats(D),
+        {error, invalid_pool} = distribute_pool:with_connection(D, fun distribute_pool:ping/1),
+        %% A fresh pool gets an id none of the old ones had, and is restored too if the C-node dies again.
+        {ok, C} = distribute_pool:new(T2, 1),
+        IdC = do_pool_id(C),
+        false = lists:member(IdC, OldIds),
+        true = IdC > lists:max(OldIds),
+        {ok, Listed} = distribute_pool:pools(),
+        [IdA, IdB, IdC] = [Id || {_, #{pool_id := Id}} <- Listed, lists:member(Id, [IdA, IdB, IdC])],
+
+        %% What the probes saw. Before the kill and after every connection was back: only successes. In
+        %% between: connection_failed for the lease or for the request of a lease granted just before the
+        %% kill, never invalid_pool; every answer within the bound; and the restart window was seen.
+        [{A, SeenA}, {B, SeenB}, {D, SeenD}] = do_stop_probes(Probes),
+        Unusual = [{Name, R, Asked - KilledAt, Back - KilledAt}
+                   || {Name, S} <- [{a, SeenA}, {b, SeenB}], {R, Asked, Back} <- S,
+                      R =/= {ok, {ok, yes}}, R =/= {error, connection_failed}],
+        ct:pal("kill at 0 ms, all up at ~b ms; unusual results: ~p", [UpAt - KilledAt, Unusual]),
+        [true = do_expected(R, Asked, Back, KilledAt, UpAt) || {R, Asked, Back} <- SeenA ++ SeenB],
+        [true = (R =:= {error, invalid_pool} orelse R =:= {error, connection_failed}) || {R, _, _} <- SeenD],
+        [] = [Slow || {_, Asked, Back} = Slow <- SeenA ++ SeenB ++ SeenD, Back - Asked > ?OP_BOUND_MS],
+        true = lists:member({error, connection_failed}, [R || {R, _, _} <- SeenA]),
+        true = lists:member({error, connection_failed}, [R || {R, _, _} <- SeenB]),
+        {{ok, {ok, yes}}, _, _} = lists:last(SeenA),
+        {{ok, {ok, yes}}, _, _} = lists:last(SeenB),
+
+        ok = distribute_pool:destroy(A),
+        ok = distribute_pool:destroy(B),
+        ok = distribute_pool:destroy(C),
+        [] = [R || {R, _, _} <- distribute_pool_registry:recorded(), lists:member(R, [IdA, IdB, IdC])]
+    after
+        do_stop_peer(Peer1),
+        do_stop_peer(Peer2)
+    end.
+
+%% Helpers.
+
+%% Runs in its own process: pings over Pool again and again, recording each result and how long it took,
+%% until told to stop. Tells Owner once it has a first result.
+-spec do_probe(pid(), distribute_pool:pool(), [probe_result()]) -> ok.
+do_probe(Owner, Pool, Acc) ->
+    receive
+        {stop, Owner} ->
+            Owner ! {probed, self(), lists:reverse(Acc)},
+            ok
+    after 10 ->
+        T0 = erlang:monotonic_time(millisecond),
+        Result = distribute_pool:with_connection(
+                   Pool, fun(C) -> distribute_pool:request(C, net_kernel, {is_auth, node()}, 5000) end),
+        T1 = erlang:monotonic_time(millisecond),
+        Acc =:= [] andalso (Owner ! {probing, self()}),
+        %% Bounded, so that a slow restart cannot make it grow without end.
+        do_probe(Owner, Pool, lists:sublist([{Result, T0, T1} | Acc], 20000))
+    end.
+
+-spec do_start_probes([distribute_pool:pool()]) -> [{distribute_pool:pool(), pid()}].
+do_start_probes(Pools) ->
+    Self = self(),
+    Probes = [{Pool, spawn_link(?MODULE, do_probe, [Self, Pool, []])} || Pool <- Pools],
+    [receive {probing, P} -> ok after 10000 -> ct:fail({probe_not_started, P}) end || {_, P} <- Probes],
+    Probes.
+
+-spec do_stop_probes([{distribute_pool:pool(), pid()}]) -> [{distribute_pool:pool(), [probe_result()]}].
+do_stop_probes(Probes) ->
+    [begin
+         P ! {stop, self()},
+         receive
+             {probed, P, Results} -> {Pool, Results}
+         after ?OP_BOUND_MS + 5000 ->
+             ct:fail({probe_hangs, P})
+         end
+     end || {Pool, P} <- Probes].
+
+-spec do_all_up(distribute_pool:pool(), pos_integer()) -> boolean().
+do_all_up(Pool, N) ->
+    case distribute_pool:stats(Pool) of
+        {ok, #{total_connections := N, available_connections := N}} -> true;
+        _ -> false
+    end.
+
+%% A probe's result is one the rules allow at the time it was taken.
+-spec do_expected(term(), integer(), integer(), integer(), integer()) -> boolean().
+do_expected({ok, {ok, yes}}, _T0, _T1, _KilledAt, _UpAt) -> true;
+do_expected(_Failure, _T0, T1, KilledAt, _UpAt) when T1 < KilledAt -> false;
+do_expected(_Failure, T0, _T1, _KilledAt, UpAt) when T0 > UpAt -> false;
+do_expected({error, connection_failed}, _T0, _T1, _KilledAt, _UpAt) -> true;
+do_expected({ok, {error, connection_failed}}, _T0, _T1, _KilledAt, _UpAt) -> true;
+do_expected(_Other, _T0, _T1, _KilledAt, _UpAt) -> false.
