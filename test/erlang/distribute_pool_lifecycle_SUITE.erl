@@ -105,7 +105,7 @@ backoff_options_are_validated(_Config) ->
 reconnects_after_target_killed(_Config) ->
     doc("When the target is killed with kill -9, leases fail with connection_failed instead of waiting; once "
         "a node of the same name is back, the pool is at full size again within backoff_max_ms (500 ms) plus "
-        "1.5 s, and works."),
+        "1.5 s, and works. reconnect_attempts shows the capped backoff at work."),
     Name = peer:random_name("dpool_reborn"),
     {Peer1, T} = start_named_target(Name),
     Pool = try
@@ -124,8 +124,13 @@ reconnects_after_target_killed(_Config) ->
                           {error, connection_failed} =:= distribute_pool:with_connection(Pool, fun(_) -> ok end)
                   end, 5000),
     %% Long enough down for the delays to reach their cap (50 ms doubling, with jitter): the default cap of
-    %% 5 s would then miss the deadline below.
+    %% 5 s would then miss the deadline below. Over these 6 s each connection retries every 250..500 ms:
+    %% 12..25 attempts each, where the default cap would allow at most 3.
+    #{reconnect_attempts := Before} = do_stats(Pool),
     timer:sleep(6000),
+    #{reconnect_attempts := After} = S = do_stats(Pool),
+    ct:pal("reconnect attempts in 6 s down: ~b; stats ~p", [After - Before, S]),
+    true = After - Before >= 2 * 10 andalso After - Before =< 2 * 26,
     {Peer2, T} = start_named_target(Name),
     try
         do_wait_until(fun() ->
