@@ -5,11 +5,11 @@
 %% constructor as a tagged tuple (or a bare atom without fields), Ok/Error as {ok, _}/{error, _}, Nil as nil.
 -module(distribute_connection_pool_ffi).
 
--export([new/5]).
+-export([new/2]).
 -export([with_connection/2]).
 -export([stats/1]).
 -export([detailed_stats/1]).
--export([destroy/1]).
+-export([destroy/2]).
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
@@ -29,13 +29,22 @@
 %% The longest atom Erlang makes; a longer name cannot be registered on the target.
 -define(MAX_ATOM_CHARS, 255).
 
--spec new(binary(), integer(), integer(), integer(), integer()) ->
-    gleam_result(distribute_pool:pool(), pool_error()).
-new(Target, Max, Min, AcquireMs, ConnectMs) ->
+%% PoolConfig, as Gleam represents it: a tuple tagged pool_config with the fields in declaration order.
+-type pool_config() :: {pool_config, integer(), integer(), integer(), integer(), integer(), integer(),
+                        integer(), integer(), integer(), integer(), boolean(), integer()}.
+
+-spec new(binary(), pool_config()) -> gleam_result(distribute_pool:pool(), pool_error()).
+new(Target, {pool_config, Max, Min, AcquireMs, ConnectMs, BackoffMin, BackoffMax, MaxIdle, MaxLifetime,
+             HealthInterval, HealthTimeout, Validate, ResizeWindow}) ->
     case application:ensure_all_started(distribute_pool) of
         {ok, _} ->
             Options = #{max_connections => Max, min_connections => Min,
-                        acquire_timeout_ms => AcquireMs, connect_timeout_ms => ConnectMs},
+                        acquire_timeout_ms => AcquireMs, connect_timeout_ms => ConnectMs,
+                        backoff_min_ms => BackoffMin, backoff_max_ms => BackoffMax,
+                        max_idle_ms => MaxIdle, max_lifetime_ms => MaxLifetime,
+                        health_check_interval_ms => HealthInterval,
+                        health_check_timeout_ms => HealthTimeout,
+                        validate_on_checkout => Validate, resize_window_ms => ResizeWindow},
             pool_result(distribute_pool:new(Target, Options));
         {error, _} ->
             %% Not a distributed node, or the C-node could not start: nothing can be reached.
@@ -60,18 +69,29 @@ detailed_stats(Pool) ->
         {ok, #{pool_id := Id, target := Target, max_connections := Max, min_connections := Min,
                total_connections := Total, available_connections := Available,
                in_use_connections := InUse, connecting_connections := Connecting, waiting := Waiting,
-               successful_operations := Ok, failed_operations := Failed, connections := Connections}} ->
+               successful_operations := Ok, failed_operations := Failed, connections := Connections,
+               state := State, capacity := Capacity, connections_created := Created,
+               connections_closed := #{idle := Idle, lifetime := Lifetime, broken := Broken, health := Health,
+                                       destroy := Destroy, target_down := TargetDown},
+               reconnect_attempts := Reconnects, health_checks := Checks, acquire_count := Acquires,
+               acquire_timeouts := AcquireTimeouts, hits := Hits, misses := Misses,
+               acquire_wait_avg_us := WaitAvg, acquire_wait_max_us := WaitMax,
+               acquire_wait_p99_us := WaitP99}} ->
             {ok, {detailed_stats, Id, to_binary(Target), Max, Min, Total, Available, InUse, Connecting,
-                  Waiting, Ok, Failed, [connection_stats(C) || C <- Connections]}};
+                  Waiting, Ok, Failed, [connection_stats(C) || C <- Connections], State =:= draining,
+                  Capacity, Created,
+                  {closed_connections, Idle, Lifetime, Broken, Health, Destroy, TargetDown},
+                  Reconnects, Checks, Acquires, AcquireTimeouts, Hits, Misses, WaitAvg, WaitMax, WaitP99}};
         {ok, _} ->
             {error, connection_failed};
         {error, Reason} ->
             {error, pool_error(Reason)}
     end.
 
--spec destroy(distribute_pool:pool()) -> gleam_result(nil, pool_error()).
-destroy(Pool) ->
-    case distribute_pool:destroy(Pool) of
+%% A drain timeout out of range is badarg here, InvalidConfig in Gleam.
+-spec destroy(distribute_pool:pool(), integer()) -> gleam_result(nil, pool_error()).
+destroy(Pool, DrainMs) ->
+    case distribute_pool:destroy(Pool, #{drain_timeout_ms => DrainMs}) of
         ok -> {ok, nil};
         {error, Reason} -> {error, pool_error(Reason)}
     end.

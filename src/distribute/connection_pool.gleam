@@ -73,13 +73,32 @@ pub type BatchResult(r) {
 /// - `max_connections`: how many connections the pool holds at most (1..1000);
 /// - `min_connections`: how many are opened at once by `new` (0..max);
 /// - `acquire_timeout_ms`: how long `with_connection` waits for a free connection (0 = fail at once);
-/// - `connect_timeout_ms`: how long opening one connection may take.
+/// - `connect_timeout_ms`: how long opening one connection may take;
+/// - `backoff_min_ms`, `backoff_max_ms`: a lost connection is reopened after a delay that doubles from
+///   the first to the second after each failed attempt (with jitter);
+/// - `max_idle_ms`: idle connections above `min_connections` are closed after this long (0 = never);
+/// - `max_lifetime_ms`: a connection is replaced after this long, less up to 1/8 of jitter; the
+///   replacement is opened before the old one is closed (0 = never);
+/// - `health_check_interval_ms`: idle connections get a round trip to the target's `net_kernel` this
+///   often, and one that fails or takes longer than `health_check_timeout_ms` is replaced (0 = never);
+/// - `validate_on_checkout`: a round trip before every lease of an idle connection;
+/// - `resize_window_ms`: between `min_connections` and `max_connections` the pool grows when callers
+///   waited or fewer than 20% of its connections sat idle over this window, and shrinks when more than
+///   80% did.
 pub type PoolConfig {
   PoolConfig(
     max_connections: Int,
     min_connections: Int,
     acquire_timeout_ms: Int,
     connect_timeout_ms: Int,
+    backoff_min_ms: Int,
+    backoff_max_ms: Int,
+    max_idle_ms: Int,
+    max_lifetime_ms: Int,
+    health_check_interval_ms: Int,
+    health_check_timeout_ms: Int,
+    validate_on_checkout: Bool,
+    resize_window_ms: Int,
   )
 }
 
@@ -111,6 +130,33 @@ pub type DetailedStats {
     successful_operations: Int,
     failed_operations: Int,
     connections: List(ConnectionStats),
+    draining: Bool,
+    capacity: Int,
+    connections_created: Int,
+    connections_closed: ClosedConnections,
+    reconnect_attempts: Int,
+    health_checks: Int,
+    acquire_count: Int,
+    acquire_timeouts: Int,
+    hits: Int,
+    misses: Int,
+    acquire_wait_avg_us: Int,
+    acquire_wait_max_us: Int,
+    acquire_wait_p99_us: Int,
+  )
+}
+
+/// How many connections the pool closed, by reason: idle (above the minimum, or not needed), lifetime
+/// (replaced after `max_lifetime_ms`), broken (returned with `discard`), health (failed a round trip),
+/// destroy, and target_down (closed by the target or lost).
+pub type ClosedConnections {
+  ClosedConnections(
+    idle: Int,
+    lifetime: Int,
+    broken: Int,
+    health: Int,
+    destroy: Int,
+    target_down: Int,
   )
 }
 
@@ -134,14 +180,24 @@ pub type OperationError {
   OperationPoolError(error: PoolError)
 }
 
-/// The defaults for a pool of `max_connections`: all of them opened at once, a 5 s acquire timeout and a
-/// 5 s connect timeout.
+/// The defaults for a pool of `max_connections`: all of them opened at once, a 5 s acquire timeout, a
+/// 5 s connect timeout, reconnect delays from 100 ms to 5 s, idle connections above the minimum closed
+/// after 10 minutes, connections replaced after 30 minutes, a health check every 30 s (5 s timeout), no
+/// validation on checkout, and a 10 s resize window.
 pub fn config(max_connections: Int) -> PoolConfig {
   PoolConfig(
     max_connections: max_connections,
     min_connections: max_connections,
     acquire_timeout_ms: 5000,
     connect_timeout_ms: 5000,
+    backoff_min_ms: 100,
+    backoff_max_ms: 5000,
+    max_idle_ms: 600_000,
+    max_lifetime_ms: 1_800_000,
+    health_check_interval_ms: 30_000,
+    health_check_timeout_ms: 5000,
+    validate_on_checkout: False,
+    resize_window_ms: 10_000,
   )
 }
 
@@ -160,15 +216,7 @@ pub fn new_with_config(
   target_node: String,
   config: PoolConfig,
 ) -> Result(Pool, PoolError) {
-  case
-    ffi_new(
-      target_node,
-      config.max_connections,
-      config.min_connections,
-      config.acquire_timeout_ms,
-      config.connect_timeout_ms,
-    )
-  {
+  case ffi_new(target_node, config) {
     Ok(handle) -> Ok(Pool(handle))
     Error(error) -> Error(error)
   }
@@ -200,10 +248,19 @@ pub fn detailed_stats(pool: Pool) -> Result(DetailedStats, PoolError) {
   ffi_detailed_stats(pool.handle)
 }
 
-/// Closes the pool's connections. Any later use of the pool, a second `destroy` included, gives
-/// `InvalidPool`.
+/// Destroys the pool: new leases are refused at once, connections still leased are waited for up to 5 s
+/// (see `destroy_with_drain`), then every connection is closed. Any later use of the pool, a second
+/// `destroy` included, gives `InvalidPool`.
 pub fn destroy(pool: Pool) -> Result(Nil, PoolError) {
-  ffi_destroy(pool.handle)
+  ffi_destroy(pool.handle, 5000)
+}
+
+/// `destroy`, waiting up to `drain_timeout_ms` (0..600000) for leased connections to come back.
+pub fn destroy_with_drain(
+  pool: Pool,
+  drain_timeout_ms: Int,
+) -> Result(Nil, PoolError) {
+  ffi_destroy(pool.handle, drain_timeout_ms)
 }
 
 /// Runs `send_fn` for every message, in order, over one leased connection, and returns the results in
@@ -314,13 +371,7 @@ pub fn to_term(value: a) -> Term
 pub fn inspect(term: Term) -> String
 
 @external(erlang, "distribute_connection_pool_ffi", "new")
-fn ffi_new(
-  target: String,
-  max: Int,
-  min: Int,
-  acquire_ms: Int,
-  connect_ms: Int,
-) -> Result(PoolHandle, PoolError)
+fn ffi_new(target: String, config: PoolConfig) -> Result(PoolHandle, PoolError)
 
 @external(erlang, "distribute_connection_pool_ffi", "with_connection")
 fn ffi_with_connection(
@@ -335,7 +386,7 @@ fn ffi_stats(pool: PoolHandle) -> Result(PoolStats, PoolError)
 fn ffi_detailed_stats(pool: PoolHandle) -> Result(DetailedStats, PoolError)
 
 @external(erlang, "distribute_connection_pool_ffi", "destroy")
-fn ffi_destroy(pool: PoolHandle) -> Result(Nil, PoolError)
+fn ffi_destroy(pool: PoolHandle, drain_timeout_ms: Int) -> Result(Nil, PoolError)
 
 @external(erlang, "distribute_connection_pool_ffi", "send_batch")
 fn ffi_send_batch(

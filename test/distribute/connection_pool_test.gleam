@@ -38,6 +38,16 @@ pub fn bad_config_is_invalid_config_test() {
       "a@127.0.0.1",
       connection_pool.PoolConfig(..config, connect_timeout_ms: 0),
     )
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(
+      "a@127.0.0.1",
+      connection_pool.PoolConfig(..config, health_check_interval_ms: 5),
+    )
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(
+      "a@127.0.0.1",
+      connection_pool.PoolConfig(..config, backoff_min_ms: 9000),
+    )
 }
 
 pub fn unreachable_target_is_connection_failed_test() {
@@ -315,5 +325,36 @@ pub fn stress_test_bad_counts_are_invalid_config_test() {
   let assert Error(connection_pool.InvalidConfig) =
     connection_pool.stress_test(pool, 1, 0)
   let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
+pub fn lifecycle_options_and_stats_test() {
+  let target = test_support.start_target("gleam_lifecycle")
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(3),
+      min_connections: 1,
+      validate_on_checkout: True,
+      health_check_interval_ms: 0,
+      max_lifetime_ms: 0,
+    )
+  let assert Ok(pool) = connection_pool.new_with_config(target.node, config)
+  let assert Ok(True) = connection_pool.with_connection(pool, connection_pool.ping)
+  let assert Ok(True) = connection_pool.with_connection(pool, connection_pool.ping)
+  let assert Ok(detailed) = connection_pool.detailed_stats(pool)
+  // validate_on_checkout: one round trip per lease of the idle connection.
+  let assert 2 = detailed.health_checks
+  let assert 2 = detailed.acquire_count
+  let assert 2 = detailed.hits
+  let assert 0 = detailed.misses
+  let assert 1 = detailed.capacity
+  let assert 1 = detailed.connections_created
+  let assert False = detailed.draining
+  let assert connection_pool.ClosedConnections(destroy: 0, health: 0, ..) =
+    detailed.connections_closed
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.destroy_with_drain(pool, -1)
+  let assert Ok(Nil) = connection_pool.destroy_with_drain(pool, 0)
+  let assert Error(connection_pool.InvalidPool) = connection_pool.detailed_stats(pool)
   test_support.stop_target(target)
 }
