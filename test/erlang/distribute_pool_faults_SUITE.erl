@@ -391,9 +391,13 @@ sampler(Pool, Parent, Count, Bad) ->
     end.
 
 invariant_ok(#{total_connections := T, available_connections := A, in_use_connections := U,
-               connecting_connections := C, waiting := W, max_connections := Max}) ->
-    T =:= A + U + C andalso lists:all(fun(X) -> is_integer(X) andalso X >= 0 end, [T, A, U, C, W])
-        andalso U =< Max andalso T =< Max.
+               connecting_connections := C, waiting := W, max_connections := Max, min_connections := Min,
+               capacity := Cap, acquire_count := Acquires, hits := Hits, misses := Misses,
+               connections := Conns, connections_closed := Closed}) ->
+    T =:= A + U + C andalso lists:all(fun(X) -> is_integer(X) andalso X >= 0 end,
+                                      [T, A, U, C, W, Cap, Acquires, Hits, Misses | maps:values(Closed)])
+        andalso U =< Max andalso T =< Max andalso Cap >= Min andalso Cap =< Max
+        andalso Acquires =:= Hits + Misses andalso length(Conns) =:= T.
 
 stop_sampler(Sampler) ->
     Sampler ! {stop, self()},
