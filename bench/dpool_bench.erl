@@ -486,12 +486,14 @@ hol(Target) ->
         P99 = median([P || {_, P, _, _} <- Reps]),
         figure(<<"hol_p99">>, P99 / D99, <<"ratio">>, le, 0.1,
                fmt("p99 of round trips under 4 x 8 MiB streams: pooled ~.1f ms / direct ~.1f ms (idle: ~.2f / "
-                   "~.2f ms), medians of ~b reps, ~s probes", [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000,
-                   ?HOL_REPS, fmt_list([N || {_, _, _, N} <- Reps] ++ [N || {_, _, N, _} <- Reps])]),
+                   "~.2f ms), medians of ~b reps; probes per rep: direct ~s, pooled ~s",
+                   [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000, ?HOL_REPS,
+                    fmt_list([N || {_, _, N, _} <- Reps]), fmt_list([N || {_, _, _, N} <- Reps])]),
                ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
                                   {<<"direct_idle_p99">>, IdleD, <<"us">>},
                                   {<<"pooled_idle_p99">>, IdleP, <<"us">>}],
-                        reps_us => [[D, P] || {D, P, _, _} <- Reps]})
+                        reps_us => [[D, P] || {D, P, _, _} <- Reps],
+                        probes => [[ND, NP] || {_, _, ND, NP} <- Reps]})
     after
         distribute_pool:destroy(Pool)
     end.
