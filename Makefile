@@ -2,7 +2,7 @@
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_BUILD_DIR := _build/cmake
 
-.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir clean
+.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench clean
 
 all: build
 
@@ -23,6 +23,10 @@ demo: build
 
 test: build
 	scripts/test.sh
+
+# Not part of `make test` nor CI: about 5 minutes of measurements (docs/BENCHMARKS.md).
+bench: build
+	scripts/bench.sh
 
 clean:
 	rm -rf _build priv

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the demo and the tests need, only where they are missing.
 # Runs `apt-get update` at most once, and only when something has to be installed.
+# Packages given as arguments are wanted too (`make bench` asks for gnuplot-nox this way).
 set -euo pipefail
 
 packages=(
   erlang-nox erlang-dev erlang-src rebar3 elixir
   cmake g++ make pkg-config
-  libboost-dev libfmt-dev libspdlog-dev libcli11-dev catch2
+  libboost-dev libfmt-dev libspdlog-dev libcli11-dev catch2 libbenchmark-dev
+  "$@"
 )
 
 missing=()
