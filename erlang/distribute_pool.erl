@@ -37,6 +37,8 @@
 -export([default_cnode/0]).
 -export([pools/0]).
 -export([pools/1]).
+-export([cast_batch/3]).
+-export([cast_batch/4]).
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
@@ -50,6 +52,8 @@
 -export_type([destroy_options/0]).
 -export_type([dest/0]).
 -export_type([lease_error/0]).
+-export_type([one_shot_error/0]).
+-export_type([cast_batch_options/0]).
 -export_type([stats/0]).
 -export_type([cnode/0]).
 
@@ -78,6 +82,10 @@
 -type lease_error() :: invalid_pool | invalid_connection | connection_failed | badarg | timeout
                      | {down, term()}.
 -type cnode() :: node() | {Service :: atom(), node()}.
+%% Errors of the one-shot forms (an operation given a pool instead of a lease): those of a checkout, then
+%% those of the operation. timeout also when the C-node did not answer within the client's bound.
+-type one_shot_error() :: pool_exhausted | connection_failed | invalid_pool | badarg | timeout | {down, term()}.
+-type cast_batch_options() :: #{key => fun((term()) -> term())}.
 %% What stats/1 returns (docs/PROTOCOL.md, "Stats map").
 -type stats() :: #{
     pool_id := non_neg_integer(),
@@ -106,6 +114,8 @@
 %% How much longer than the drain the client waits for destroy's answer.
 -define(DESTROY_MARGIN_MS, 10000).
 -define(SEND_WAIT_MS, 60000).
+%% cast_batch's key hashes: erlang:phash2(Key, ?KEY_HASH_RANGE), 0..2^32-1 (docs/PROTOCOL.md).
+-define(KEY_HASH_RANGE, 4294967296).
 %% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
 -define(MAX_WAIT_MS, 4294967295).
 
@@ -216,7 +226,17 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
     end.
 
 %% Sends Msg to Dest on the target over the leased connection; `ok` once it is queued on that connection.
--spec send(conn(), dest(), term()) -> ok | {error, lease_error()}.
+%% Given a pool, one-shot: the C-node leases a connection (waiting up to the pool's acquire timeout, in line
+%% with checkouts), queues Msg on it and returns the lease at once; one message from the caller.
+-spec send(pool() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
+send(#dpool{} = Pool, Dest, Msg) ->
+    case valid_pool(Pool) of
+        true ->
+            #dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool,
+            one_shot(Pool, {pooled_send, PoolId, Dest, Msg}, AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS);
+        false ->
+            {error, invalid_pool}
+    end;
 send(Conn, Dest, Msg) ->
     case valid_conn(Conn) of
         true ->
@@ -226,12 +246,29 @@ send(Conn, Dest, Msg) ->
             {error, invalid_connection}
     end.
 
-%% A gen_server call to Dest on the target, made over the leased connection.
--spec request(conn(), dest(), term()) -> {ok, term()} | {error, lease_error()}.
-request(Conn, Dest, Request) ->
-    request(Conn, Dest, Request, ?DEFAULT_REQUEST_MS).
+%% A gen_server call to Dest on the target, made over the leased connection. Given a pool, one-shot: the
+%% C-node leases a connection, makes the call on it and returns the lease when the answer (or the timeout,
+%% counted from when the request is sent) comes.
+-spec request(pool() | conn(), dest(), term()) -> {ok, term()} | {error, lease_error() | one_shot_error()}.
+request(Handle, Dest, Request) ->
+    request(Handle, Dest, Request, ?DEFAULT_REQUEST_MS).
 
--spec request(conn(), dest(), term(), timeout()) -> {ok, term()} | {error, lease_error()}.
+-spec request(pool() | conn(), dest(), term(), timeout()) ->
+    {ok, term()} | {error, lease_error() | one_shot_error()}.
+request(#dpool{} = Pool, Dest, Request, Timeout) ->
+    case {valid_pool(Pool), valid_request_timeout(Timeout)} of
+        {false, _} ->
+            {error, invalid_pool};
+        {true, false} ->
+            {error, badarg};
+        {true, true} ->
+            #dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool,
+            Wait = case Timeout of
+                       infinity -> infinity;
+                       _ -> AcquireMs + ?CHECKOUT_MARGIN_MS + request_wait(Timeout)
+                   end,
+            one_shot(Pool, {pooled_request, PoolId, Dest, Timeout, Request}, Wait)
+    end;
 request(Conn, Dest, Request, Timeout) ->
     case {valid_conn(Conn), valid_request_timeout(Timeout)} of
         {false, _} ->
@@ -252,21 +289,43 @@ valid_request_timeout(T) -> is_integer(T) andalso T >= 0 andalso T =< ?MAX_WAIT_
 request_wait(infinity) -> infinity;
 request_wait(Timeout) -> Timeout + ?REQUEST_MARGIN_MS.
 
-%% apply(M, F, A) on the target, through its rex server, over the leased connection.
--spec call(conn(), module(), atom(), [term()]) -> {ok, term()} | {error, {badrpc, term()} | lease_error()}.
-call(Conn, M, F, A) ->
-    call(Conn, M, F, A, ?DEFAULT_REQUEST_MS).
+%% A one-shot operation: one call to the C-node. When the client stops waiting (the C-node should have
+%% answered by then), it withdraws the operation, so that a lease taken for it goes back to the pool.
+-spec one_shot(pool(), tuple(), distribute_pool_client:wait()) -> term().
+one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
+    case distribute_pool_client:call_tagged(Server, Request, Wait) of
+        {reply, Reply} ->
+            Reply;
+        {timeout, Tag} ->
+            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            {error, timeout};
+        {error, connection_failed} = Error ->
+            Error
+    end.
 
--spec call(conn(), module(), atom(), [term()], timeout()) ->
-    {ok, term()} | {error, {badrpc, term()} | lease_error()}.
-call(Conn, M, F, A, Timeout) ->
-    case valid_conn(Conn) of
+%% apply(M, F, A) on the target, through its rex server, over the leased connection; given a pool, over a
+%% connection the C-node leases for this call alone (see request/4).
+-spec call(pool() | conn(), module(), atom(), [term()]) ->
+    {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
+call(Handle, M, F, A) ->
+    call(Handle, M, F, A, ?DEFAULT_REQUEST_MS).
+
+-spec call(pool() | conn(), module(), atom(), [term()], timeout()) ->
+    {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
+call(Handle, M, F, A, Timeout) ->
+    Valid = case Handle of
+                #dpool{} -> valid_pool(Handle);
+                _ -> valid_conn(Handle)
+            end,
+    case Valid of
+        false when is_record(Handle, dpool) ->
+            {error, invalid_pool};
         false ->
             {error, invalid_connection};
         true when is_atom(M), is_atom(F) ->
             case is_proper_list(A) of
                 true ->
-                    case request(Conn, rex, {call, M, F, A, user}, Timeout) of
+                    case request(Handle, rex, {call, M, F, A, user}, Timeout) of
                         {ok, {badrpc, Reason}} -> {error, {badrpc, Reason}};
                         Other -> Other
                     end;
@@ -410,6 +469,45 @@ connection_info(Conn) ->
         false ->
             {error, invalid_connection}
     end.
+
+%% Casts every message of Messages to Dest on the target in one request to the C-node, which spreads them
+%% over the pool's live connections (round robin; leased ones too, as each message is one packet) and answers
+%% {ok, length(Messages)} once all are queued and no connection it used is over its busy limit. Without a key
+%% the messages may arrive in any order; with #{key => Fun}, messages whose Fun(Msg) are equal go over one
+%% connection and arrive in list order (while the pool's set of live connections stays the same, also
+%% across batches). Fun runs in the caller; an exception it raises leaves cast_batch unchanged.
+-spec cast_batch(pool(), dest(), [term()]) ->
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
+cast_batch(Pool, Dest, Messages) ->
+    cast_batch(Pool, Dest, Messages, #{}).
+
+-spec cast_batch(pool(), dest(), [term()], cast_batch_options()) ->
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
+cast_batch(Pool, Dest, Messages, Options) ->
+    case {valid_pool(Pool), valid_dest(Dest) andalso is_proper_list(Messages), Options} of
+        {false, _, _} ->
+            {error, invalid_pool};
+        {true, false, _} ->
+            {error, badarg};
+        {true, true, Empty} when Empty =:= #{} ->
+            do_cast_batch(Pool, {cast_batch, Pool#dpool.id, Dest, Messages});
+        {true, true, #{key := KeyFun}} when map_size(Options) =:= 1, is_function(KeyFun, 1) ->
+            Keyed = [{erlang:phash2(KeyFun(Msg), ?KEY_HASH_RANGE), Msg} || Msg <- Messages],
+            do_cast_batch(Pool, {cast_batch_keyed, Pool#dpool.id, Dest, Keyed});
+        {true, true, _} ->
+            {error, badarg}
+    end.
+
+-spec do_cast_batch(pool(), tuple()) ->
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
+do_cast_batch(#dpool{server = Server}, Request) ->
+    distribute_pool_client:call(Server, Request, ?SEND_WAIT_MS).
+
+-spec valid_dest(term()) -> boolean().
+valid_dest(Name) when is_atom(Name) -> true;
+valid_dest(Pid) when is_pid(Pid) -> true;
+valid_dest({Name, Node}) when is_atom(Name), is_atom(Node) -> true;
+valid_dest(_) -> false.
 
 %% Batch operations: see distribute_pool_batch for the rules they follow.
 -spec send_batch(pool(), [Msg], fun((conn(), Msg) -> Result)) ->

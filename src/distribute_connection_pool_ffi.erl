@@ -13,6 +13,8 @@
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
+-export([cast_batch/3]).
+-export([cast_batch_by_key/4]).
 -export([send/3]).
 -export([request/4]).
 -export([call/5]).
@@ -116,6 +118,21 @@ stress_test(Pool, OpsPerWorker, Workers) ->
     case distribute_pool:stress_test(Pool, OpsPerWorker, Workers) of
         {ok, Stats} -> {ok, pool_stats(Stats)};
         {error, Reason} -> {error, pool_error(Reason)}
+    end.
+
+-spec cast_batch(distribute_pool:pool(), binary(), [term()]) -> gleam_result(non_neg_integer(), term()).
+cast_batch(Pool, Name, Messages) ->
+    case registered_name(Name) of
+        {ok, Atom} -> operation_result(distribute_pool:cast_batch(Pool, Atom, Messages));
+        error -> {error, bad_destination}
+    end.
+
+-spec cast_batch_by_key(distribute_pool:pool(), binary(), [M], fun((M) -> term())) ->
+    gleam_result(non_neg_integer(), term()).
+cast_batch_by_key(Pool, Name, Messages, Key) ->
+    case registered_name(Name) of
+        {ok, Atom} -> operation_result(distribute_pool:cast_batch(Pool, Atom, Messages, #{key => Key}));
+        error -> {error, bad_destination}
     end.
 
 -spec send(distribute_pool:conn(), binary(), term()) -> gleam_result(nil, term()).

@@ -1,6 +1,7 @@
 #include "api/requests.hpp"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <vector>
 #include <unordered_set>
@@ -64,6 +65,63 @@ std::optional<LeaseRef> read_lease(TermReader& r, std::uint64_t pool)
         return std::nullopt;
     }
     return LeaseRef{pool, static_cast<std::uint32_t>(*conn), *lease};
+}
+
+// SMALL_INTEGER_EXT of 0..255, back to back: the elements of a list that came as a STRING_EXT, which are no
+// terms of their own in the packet.
+constexpr std::array<char, 512> kSmallIntegers = [] {
+    std::array<char, 512> table{};
+    for (std::size_t i = 0; i < 256; ++i) {
+        table[2 * i] = static_cast<char>(protocol::tag::small_integer);
+        table[2 * i + 1] = static_cast<char>(static_cast<std::uint8_t>(i));
+    }
+    return table;
+}();
+
+// The message list of a cast batch: proper, each element a message (keyed: {Hash, Msg}).
+bool read_batch(TermReader& r, CastBatch& batch)
+{
+    if (r.nil()) {
+        return true;
+    }
+    if (r.peek_tag() == protocol::tag::string) {
+        if (batch.keyed) {
+            return false; // small integers are no {Hash, Msg} pairs
+        }
+        const auto term = r.skip();
+        if (!term || term->size() < 3) {
+            return false;
+        }
+        const std::string_view bytes = term->substr(3);
+        batch.messages.reserve(bytes.size());
+        for (const char b : bytes) {
+            const std::size_t at = 2 * static_cast<std::uint8_t>(b);
+            batch.messages.push_back(pool::BatchMessage{0, std::string_view(kSmallIntegers.data() + at, 2)});
+        }
+        return true;
+    }
+    const auto count = r.list_header();
+    if (!count) {
+        return false;
+    }
+    // Every element takes at least one byte, so a forged count fails long before memory runs out.
+    batch.messages.reserve(std::min<std::size_t>(*count, r.rest().size()));
+    for (std::uint32_t i = 0; i < *count; ++i) {
+        std::uint64_t hash = 0;
+        if (batch.keyed) {
+            const auto h = r.tuple_header() == 2u ? read_id(r, kMaxKeyHash) : std::nullopt;
+            if (!h) {
+                return false;
+            }
+            hash = *h;
+        }
+        const auto message = r.skip();
+        if (!message) {
+            return false;
+        }
+        batch.messages.push_back(pool::BatchMessage{static_cast<std::uint32_t>(hash), *message});
+    }
+    return r.nil(); // an improper tail is badarg
 }
 
 // The rest of {restore, Pools, NextPoolId}, after the operation.
@@ -139,7 +197,9 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
     const bool known_shape = is("stats", 2) || is("destroy", 2) || is("destroy", 3) || is("checkout", 3) ||
                              is("checkin", 4) ||
                              is("discard", 4) ||
-                             is("cancel", 4) || is("send", 6) || is("request", 7);
+                             is("cancel", 4) || is("send", 6) || is("request", 7) ||
+                             is("pooled_send", 4) || is("pooled_send", 5) || is("pooled_request", 5) ||
+                             is("pooled_request", 6) || is("cast_batch", 4) || is("cast_batch_keyed", 4);
     if (!known_shape) {
         return Rejected{"badarg"};
     }
@@ -206,6 +266,36 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
             return Rejected{"badarg"};
         }
         return Request{*lease, *destination, timeout.ms, *request};
+    }
+    if (*op == "pooled_send") {
+        const auto destination = r.skip();
+        const auto message = r.skip();
+        const auto acquire = arity == 5 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
+        if (!destination || !message || !acquire.valid) {
+            return Rejected{"badarg"};
+        }
+        return PooledSend{*pool, *destination, *message, acquire.ms};
+    }
+    if (*op == "pooled_request") {
+        const auto destination = r.skip();
+        const auto timeout = read_timeout(r, "infinity");
+        const auto request = r.skip();
+        const auto acquire = arity == 6 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
+        if (!destination || !timeout.valid || !request || !acquire.valid) {
+            return Rejected{"badarg"};
+        }
+        return PooledRequest{*pool, *destination, timeout.ms, *request, acquire.ms};
+    }
+    if (is("cast_batch", 4) || is("cast_batch_keyed", 4)) {
+        CastBatch batch;
+        batch.pool = *pool;
+        batch.keyed = is("cast_batch_keyed", 4);
+        const auto destination = r.skip();
+        if (!destination || !read_batch(r, batch)) {
+            return Rejected{"badarg"};
+        }
+        batch.destination = *destination;
+        return batch;
     }
     return Rejected{"badarg"}; // not reached: every known shape is handled above
 }

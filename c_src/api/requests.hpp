@@ -57,6 +57,31 @@ struct Request {
     std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
     std::string_view request;
 };
+// One-shot operations: the C-node takes a lease, does the operation and returns the lease itself.
+// {pooled_send, PoolId, Dest, Msg[, AcquireTimeoutMs | default]}
+struct PooledSend {
+    std::uint64_t pool;
+    std::string_view destination;
+    std::string_view message;
+    std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
+};
+// {pooled_request, PoolId, Dest, TimeoutMs | infinity, Request[, AcquireTimeoutMs | default]}
+struct PooledRequest {
+    std::uint64_t pool;
+    std::string_view destination;
+    std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
+    std::string_view request;
+    std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
+};
+// {cast_batch, PoolId, Dest, [Msg]} or {cast_batch_keyed, PoolId, Dest, [{Hash, Msg}]}: the messages spread
+// over the pool's live connections (keyed: Hash picks the connection).
+struct CastBatch {
+    std::uint64_t pool = 0;
+    std::string_view destination;
+    bool keyed = false;
+    // Views into the request, or, for a list that came as a STRING_EXT, into a constant table.
+    std::vector<pool::BatchMessage> messages;
+};
 struct Stats {
     std::uint64_t pool;
 };
@@ -87,8 +112,8 @@ struct RejectedPool {
     std::uint64_t pool;
 };
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, Stats, Destroy, ListPools, Info,
-                             Restore, Rejected, RejectedPool>;
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, PooledSend, PooledRequest, CastBatch,
+                             Stats, Destroy, ListPools, Info, Restore, Rejected, RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for
@@ -111,5 +136,7 @@ inline constexpr std::uint32_t kMaxLifecycleMs = 86'400'000;
 inline constexpr std::uint32_t kMaxDrainTimeoutMs = 600'000;
 // Pool ids (and the next id) a restore may name: room is left above them for the ids that follow.
 inline constexpr std::uint64_t kMaxRestoredPoolId = std::uint64_t{1} << 62;
+// The key hashes of cast_batch_keyed: erlang:phash2(Key, 1 bsl 32).
+inline constexpr std::uint64_t kMaxKeyHash = 0xFFFF'FFFFu;
 
 } // namespace dpool::api

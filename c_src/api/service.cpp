@@ -230,6 +230,38 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            p.request(caller, r.lease.conn, r.lease.lease, *to, r.timeout_ms, r.request);
                        });
                    },
+                   [&](const PooledSend& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           const auto to = parse_destination(r.destination, p.config().target);
+                           if (!to) {
+                               pool::reply_error(caller, "badarg");
+                               return;
+                           }
+                           const pool::OneShotView job{false, *to, r.message, std::nullopt};
+                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                       });
+                   },
+                   [&](const PooledRequest& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           const auto to = parse_destination(r.destination, p.config().target);
+                           if (!to) {
+                               pool::reply_error(caller, "badarg");
+                               return;
+                           }
+                           const pool::OneShotView job{true, *to, r.request, r.timeout_ms};
+                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                       });
+                   },
+                   [&](const CastBatch& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           const auto to = parse_destination(r.destination, p.config().target);
+                           if (!to) {
+                               pool::reply_error(caller, "badarg");
+                               return;
+                           }
+                           p.cast_batch(caller, *to, r.messages, r.keyed);
+                       });
+                   },
                    [&](const Stats& r) {
                        with_pool(r.pool, [&](pool::Pool& p) {
                            pool::reply(caller, [&](protocol::TermWriter& w) {

@@ -113,11 +113,7 @@ void PooledConnection::on_packet(transport::DistLink&, std::string_view packet)
 
 void PooledConnection::on_drained(transport::DistLink&)
 {
-    while (!parked.empty()) {
-        reply_atom(parked.front().caller.view(), "ok");
-        ++pool.counters_.successful_operations;
-        parked.pop_front();
-    }
+    pool.release_parked(*this);
 }
 
 void PooledConnection::on_closed(transport::DistLink& l, std::string_view reason)
@@ -298,6 +294,11 @@ void Pool::on_link_closed(PooledConnection& c, transport::DistLink& l, std::stri
         spdlog::warn("pool {}: {} lost its connection to {}: {}", id_, c.node_name, config_.target, reason);
     }
     drop_link(c, CloseReason::target_down);
+    if (c.one_shot && core_.state(c.index) == SlotState::leased) {
+        // The pool's own lease for a pooled_request, whose caller has just been answered connection_failed.
+        end_lease(c, core_.lease_of(c.index), true);
+        return;
+    }
     if (!draining_) {
         after_link_lost(c);
     }
@@ -314,9 +315,43 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason)
     link->close(close_reason_name(reason));
     c.health_check_in_flight = false;
     fail_pending(c, destroyed_ ? "invalid_pool" : "connection_failed");
+    fail_parked(c, destroyed_ ? "invalid_pool" : "connection_failed");
+}
+
+void Pool::release_parked(PooledConnection& c)
+{
     while (!c.parked.empty()) {
-        reply_error(c.parked.front().caller.view(), destroyed_ ? "invalid_pool" : "connection_failed");
-        ++counters_.failed_operations;
+        auto& a = c.parked.front();
+        if (!a.batch) {
+            reply_atom(a.caller.view(), "ok");
+            ++counters_.successful_operations;
+        } else if (!a.batch->answered && --a.batch->links_left == 0) {
+            a.batch->answered = true;
+            const auto count = a.batch->count;
+            reply(a.batch->caller.view(), [count](protocol::TermWriter& w) {
+                w.tuple(2);
+                w.atom("ok");
+                w.integer(count);
+            });
+            counters_.successful_operations += static_cast<std::uint64_t>(count);
+        }
+        c.parked.pop_front();
+    }
+}
+
+void Pool::fail_parked(PooledConnection& c, std::string_view reason)
+{
+    while (!c.parked.empty()) {
+        auto& a = c.parked.front();
+        if (!a.batch) {
+            reply_error(a.caller.view(), reason);
+            ++counters_.failed_operations;
+        } else if (!a.batch->answered) {
+            // Part of the batch may have gone out on other connections: the caller learns it did not all go.
+            a.batch->answered = true;
+            reply_error(a.batch->caller.view(), reason);
+            ++counters_.failed_operations;
+        }
         c.parked.pop_front();
     }
 }
@@ -346,7 +381,8 @@ void Pool::after_link_lost(PooledConnection& c)
             c.validating.reset();
             core_.release(c.index, core_.lease_of(c.index), false);
             schedule_reconnect(c);
-            serve(v.waiter, v.caller.view(), v.started, v.deadline, v.may_wait, false);
+            const auto job = v.job ? std::optional<OneShotView>(v.job->view()) : std::nullopt;
+            serve(v.waiter, v.caller.view(), v.started, v.deadline, v.may_wait, false, job ? &*job : nullptr);
         }
         break;
     default:
@@ -366,6 +402,7 @@ void Pool::retire(PooledConnection& c)
     }
     spdlog::info("pool {}: {} reached its max_lifetime_ms, replacing it", id_, c.node_name);
     fail_pending(c, "connection_failed");
+    release_parked(c); // their data stays queued on the retiring link, which is flushed before it closes
     c.health_check_in_flight = false;
     c.retiring = std::move(c.link);
     c.retiring->detach();
@@ -398,7 +435,7 @@ void Pool::schedule_reconnect(PooledConnection& c)
         Deadline{Clock::now() + backoff(c.failures), DeadlineKind::reconnect, id_, c.index});
 }
 
-void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms)
+void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms, const OneShotView* job)
 {
     if (draining_) {
         reply_error(caller, "invalid_pool");
@@ -416,11 +453,11 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
     // Waiter numbers come from the lease counter: a monitor's reference then names a lease or a waiter, never
     // both.
     const std::uint64_t waiter = ++context_.lease_counter;
-    serve(waiter, caller, now, now + std::chrono::milliseconds(timeout), timeout > 0, true);
+    serve(waiter, caller, now, now + std::chrono::milliseconds(timeout), timeout > 0, true, job);
 }
 
 void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started,
-                 Clock::time_point deadline, bool may_wait, bool first_try)
+                 Clock::time_point deadline, bool may_wait, bool first_try, const OneShotView* job)
 {
     if (first_try) {
         ++counters_.acquires;
@@ -438,13 +475,14 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         }
         PooledConnection& c = *connections_[got.grant.slot];
         if (config_.validate_on_checkout) {
-            c.validating = PooledConnection::Validation{waiter, Caller(caller), started, deadline, may_wait};
+            c.validating = PooledConnection::Validation{waiter, Caller(caller), started, deadline, may_wait,
+                                                        job ? std::optional<OneShot>(*job) : std::nullopt};
             if (!c.health_check_in_flight) {
                 start_health_check(c);
             }
             return;
         }
-        grant(got.grant, caller, started);
+        grant(got.grant, caller, started, job);
         return;
     }
     if (first_try) {
@@ -461,7 +499,7 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
     } else {
         core_.requeue_first(waiter);
     }
-    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline});
+    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, job ? std::optional<OneShot>(*job) : std::nullopt});
     monitor_caller(caller, waiter);
     context_.scheduler->schedule(Deadline{deadline, DeadlineKind::waiter, id_, waiter});
     window_saw_waiters_ = true;
@@ -475,19 +513,23 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
     }
 }
 
-void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point started)
+void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job)
 {
     PooledConnection& c = *connections_[g.slot];
+    if (!caller.link || !caller.link->is_open()) {
+        end_lease(c, g.lease, false); // its node is gone: nobody could ever return this lease
+        return;
+    }
+    acquire_wait_.record(micros(Clock::now() - started));
+    if (job) {
+        run_one_shot(c, g.lease, caller, *job);
+        return;
+    }
     // Assigned, not replaced: the slot's strings keep their capacity from lease to lease.
     c.holder.link = caller.link;
     c.holder.from.assign(caller.from);
     c.holder.tag.assign(caller.tag);
     const CallerView holder = c.holder.view();
-    if (!holder.link || !holder.link->is_open()) {
-        end_lease(c, g.lease, false); // its node is gone: nobody could ever return this lease
-        return;
-    }
-    acquire_wait_.record(micros(Clock::now() - started));
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
     monitor_caller(holder, g.lease);
     const std::string_view node = c.node_name;
@@ -503,13 +545,120 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
 
 void Pool::grant_to_waiter(const Grant& g)
 {
+    grants_to_make_.push_back(g);
+    if (granting_) {
+        return; // the loop below, further up the stack, makes it
+    }
+    granting_ = true;
+    while (!grants_to_make_.empty()) {
+        const Grant next = grants_to_make_.front();
+        grants_to_make_.pop_front();
+        grant_queued(next);
+    }
+    granting_ = false;
+}
+
+void Pool::grant_queued(const Grant& g)
+{
     auto node = waiters_.extract(g.waiter);
     if (node.empty()) {
-        end_lease(*connections_[g.slot], g.lease, false); // not reached: every queued waiter has an entry
+        // The waiter left (exited, cancelled, or the pool is closing) between its grant and now.
+        end_lease(*connections_[g.slot], g.lease, false);
         return;
     }
     demonitor_caller(node.mapped().caller.view(), g.waiter);
-    grant(g, node.mapped().caller.view(), node.mapped().started);
+    const auto job = node.mapped().job ? std::optional<OneShotView>(node.mapped().job->view()) : std::nullopt;
+    grant(g, node.mapped().caller.view(), node.mapped().started, job ? &*job : nullptr);
+}
+
+void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job)
+{
+    if (!c.live()) {
+        reply_error(caller, "connection_failed");
+        ++counters_.failed_operations;
+        end_lease(c, lease, false);
+        return;
+    }
+    if (!job.is_request) {
+        // Queued in order on the connection: the lease can go back before the bytes are written.
+        write_message(c, job.to, job.payload);
+        if (c.link->busy()) {
+            c.parked.push_back({Caller(caller), nullptr});
+        } else {
+            reply_atom(caller, "ok");
+            ++counters_.successful_operations;
+        }
+        end_lease(c, lease, false);
+        return;
+    }
+    // Held until the answer: the caller is watched meanwhile, so that the lease comes back if it exits.
+    c.holder.link = caller.link;
+    c.holder.from.assign(caller.from);
+    c.holder.tag.assign(caller.tag);
+    c.one_shot = true;
+    monitor_caller(caller, lease);
+    start_request(c, caller, job.to, job.timeout_ms, job.payload, lease);
+}
+
+void Pool::end_one_shot(PooledConnection& c, std::uint64_t lease)
+{
+    if (lease != 0 && c.one_shot && core_.lease_current(c.index, lease)) {
+        end_lease(c, lease, true);
+    }
+}
+
+void Pool::cast_batch(const CallerView& caller, const Destination& to, const std::vector<BatchMessage>& messages,
+                      bool keyed)
+{
+    if (draining_) {
+        reply_error(caller, "invalid_pool");
+        return;
+    }
+    std::vector<PooledConnection*> live;
+    for (const auto& c : connections_) {
+        if (c->live()) {
+            live.push_back(c.get());
+        }
+    }
+    if (live.empty()) {
+        ++counters_.failed_operations;
+        reply_error(caller, "connection_failed");
+        return;
+    }
+    const std::size_t n = live.size();
+    const std::size_t start = keyed ? 0 : static_cast<std::size_t>(batch_cursor_++ % n);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        // Keyed: the same hash always picks the same connection while the set of live connections stays.
+        PooledConnection& c = *live[keyed ? messages[i].hash % n : (start + i) % n];
+        write_message(c, to, messages[i].term);
+    }
+    std::uint32_t busy = 0;
+    for (auto* c : live) {
+        if (!c->link->is_open()) {
+            // Closed under the write (its peer stopped reading): what was queued on it is lost.
+            ++counters_.failed_operations;
+            reply_error(caller, "connection_failed");
+            return;
+        }
+        busy += c->link->busy() ? 1 : 0;
+    }
+    const auto count = static_cast<std::int64_t>(messages.size());
+    if (busy == 0) {
+        reply(caller, [count](protocol::TermWriter& w) {
+            w.tuple(2);
+            w.atom("ok");
+            w.integer(count);
+        });
+        counters_.successful_operations += messages.size();
+        return;
+    }
+    // Back-pressure, as for send: answered when every busy connection has drained.
+    auto batch = std::make_shared<ParkedBatch>(ParkedBatch{Caller(caller), count, busy, false});
+    for (auto* c : live) {
+        if (c->link->busy()) {
+            c->parked.push_back({Caller{}, batch});
+        }
+    }
 }
 
 void Pool::monitor_caller(const CallerView& caller, std::uint64_t number)
@@ -552,6 +701,7 @@ void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holde
         demonitor_caller(c.holder.view(), lease);
     }
     c.holder.link.reset();
+    c.one_shot = false;
     const bool healthy = c.live();
     if (draining_) {
         // Destroying: a connection that comes back is closed, and the last one to come back ends the drain.
@@ -618,13 +768,8 @@ bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uin
     return false;
 }
 
-void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
-                std::string_view message)
+void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message)
 {
-    if (!validate_lease(caller, conn, lease)) {
-        return;
-    }
-    PooledConnection& c = *connections_[conn];
     auto w = c.link->begin_packet();
     w.version();
     if (to.is_name) {
@@ -635,9 +780,19 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
     w.version();
     w.raw(message);
     c.link->end_packet();
+}
+
+void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
+                std::string_view message)
+{
+    if (!validate_lease(caller, conn, lease)) {
+        return;
+    }
+    PooledConnection& c = *connections_[conn];
+    write_message(c, to, message);
     if (c.link->busy()) {
         // Answered when the output drains: the caller is held back as distribution holds a sender back.
-        c.parked.push_back({Caller(caller)});
+        c.parked.push_back({Caller(caller), nullptr});
         return;
     }
     reply_atom(caller, "ok");
@@ -692,7 +847,13 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
-    PooledConnection& c = *connections_[conn];
+    start_request(*connections_[conn], caller, to, timeout_ms, request, 0);
+}
+
+void Pool::start_request(PooledConnection& c, const CallerView& caller, const Destination& to,
+                         std::optional<std::uint32_t> timeout_ms, std::string_view request,
+                         std::uint64_t one_shot_lease)
+{
     const std::uint64_t ref = c.next_ref++;
     write_gen_call(*c.link, *c.identity, to, ref, [request](protocol::TermWriter& w) { w.raw(request); });
 
@@ -703,6 +864,7 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     entry.caller.from.assign(caller.from);
     entry.caller.tag.assign(caller.tag);
     entry.destination.assign(to.encoded);
+    entry.one_shot_lease = one_shot_lease;
     ++c.pending_count;
     if (timeout_ms) {
         context_.scheduler->schedule(Deadline{Clock::now() + std::chrono::milliseconds(*timeout_ms),
@@ -731,6 +893,7 @@ void Pool::start_health_check(PooledConnection& c)
     entry.purpose = PooledConnection::Purpose::health;
     entry.caller.link.reset();
     entry.destination.assign(kNetKernel);
+    entry.one_shot_lease = 0;
     ++c.pending_count;
     context_.scheduler->schedule(
         Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_timeout_ms), DeadlineKind::request,
@@ -744,7 +907,8 @@ void Pool::on_health_result(PooledConnection& c, bool ok)
         if (c.validating) {
             auto v = std::move(*c.validating);
             c.validating.reset();
-            grant(Grant{c.index, core_.lease_of(c.index), v.waiter}, v.caller.view(), v.started);
+            const auto job = v.job ? std::optional<OneShotView>(v.job->view()) : std::nullopt;
+            grant(Grant{c.index, core_.lease_of(c.index), v.waiter}, v.caller.view(), v.started, job ? &*job : nullptr);
         }
         return;
     }
@@ -783,7 +947,9 @@ void Pool::answer_reply(PooledConnection& c, std::string_view message)
         w.raw(answer);
     });
     ++counters_.successful_operations;
+    const auto lease = p->one_shot_lease;
     finish_request(c, *p);
+    end_one_shot(c, lease);
 }
 
 void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::string_view reason)
@@ -811,7 +977,9 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
         w.raw(reason);
     });
     ++counters_.failed_operations;
+    const auto lease = p->one_shot_lease;
     finish_request(c, *p);
+    end_one_shot(c, lease);
 }
 
 void Pool::finish_request(PooledConnection& c, PooledConnection::PendingRequest& p)
@@ -890,7 +1058,9 @@ void Pool::on_deadline(const Deadline& d)
             }
             reply_error(p->caller.view(), "timeout");
             ++counters_.failed_operations;
+            const auto lease = p->one_shot_lease;
             finish_request(c, *p);
+            end_one_shot(c, lease);
         }
         break;
     }
@@ -1128,11 +1298,7 @@ void Pool::close_now()
             c->validating.reset();
         }
         fail_pending(*c, "invalid_pool");
-        while (!c->parked.empty()) {
-            reply_error(c->parked.front().caller.view(), "invalid_pool");
-            ++counters_.failed_operations;
-            c->parked.pop_front();
-        }
+        fail_parked(*c, "invalid_pool");
         if (core_.state(c->index) == SlotState::leased) {
             end_lease(*c, core_.lease_of(c->index), true);
         }

@@ -72,6 +72,45 @@ struct Destination {
     std::string_view encoded;
 };
 
+// A one-shot operation (pooled_send, pooled_request): the pool takes a lease for it, does it and returns the
+// lease itself, as soon as the message is queued (send) or the request answered.
+struct OneShotView {
+    bool is_request = false;
+    Destination to;
+    std::string_view payload;                // the message, or the request, encoded
+    std::optional<std::uint32_t> timeout_ms; // request only; nullopt: infinity
+};
+
+// A OneShotView's bytes, owned: kept by a caller that waits for a lease.
+struct OneShot {
+    bool is_request = false;
+    bool to_name = false;
+    std::string destination;
+    std::string payload;
+    std::optional<std::uint32_t> timeout_ms;
+
+    explicit OneShot(const OneShotView& v)
+        : is_request(v.is_request), to_name(v.to.is_name), destination(v.to.encoded), payload(v.payload),
+          timeout_ms(v.timeout_ms)
+    {
+    }
+    OneShotView view() const { return OneShotView{is_request, Destination{to_name, destination}, payload, timeout_ms}; }
+};
+
+// One message of a cast batch: its encoded term and, for a keyed batch, the hash of its key.
+struct BatchMessage {
+    std::uint32_t hash = 0;
+    std::string_view term;
+};
+
+// A cast batch whose answer waits for the output of busy connections to drain.
+struct ParkedBatch {
+    Caller caller;
+    std::int64_t count = 0;
+    std::uint32_t links_left = 0;
+    bool answered = false;
+};
+
 // Why the pool closed a connection (stats: connections_closed).
 enum class CloseReason : std::uint8_t { idle, lifetime, broken, health, destroy, target_down, count_ };
 
@@ -94,9 +133,12 @@ public:
         Purpose purpose = Purpose::caller;
         Caller caller;
         std::string destination;
+        std::uint64_t one_shot_lease = 0; // a pooled_request's lease, returned with the answer
     };
+    // An answer held back until the output drains: `ok` to a send, or one connection of a cast batch.
     struct ParkedAck {
         Caller caller;
+        std::shared_ptr<ParkedBatch> batch;
     };
     // A checkout that got this idle connection and waits for the round trip of validate_on_checkout.
     struct Validation {
@@ -105,6 +147,7 @@ public:
         Clock::time_point started;
         Clock::time_point deadline;
         bool may_wait = false;
+        std::optional<OneShot> job;
     };
 
 private:
@@ -131,6 +174,7 @@ private:
     bool health_check_in_flight = false;
     std::optional<Validation> validating;
     Caller holder;              // the lease holder, while leased
+    bool one_shot = false;      // leased by the pool itself for a pooled_request of `holder`
     std::uint64_t next_ref = 1; // references minted on this connection
     std::vector<PendingRequest> pending;
     std::size_t pending_count = 0;
@@ -158,7 +202,15 @@ public:
     // opened is retried with the reconnect backoff, as one whose target went away.
     void start_in_background();
 
-    void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms);
+    // A checkout; with `job`, a one-shot operation: the pool leases a connection (waiting, like a checkout,
+    // in line), does the job on it, answers the caller with the job's answer and ends the lease itself.
+    void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms,
+                  const OneShotView* job = nullptr);
+    // Spreads `messages` over every live connection, leased or not (each message is one packet, so a holder's
+    // own messages keep their order), round robin, or by hash when `keyed`; answers {ok, N} once all are
+    // queued and busy connections have drained.
+    void cast_batch(const CallerView& caller, const Destination& to, const std::vector<BatchMessage>& messages,
+                    bool keyed);
     // Ends a lease; `discard`: the holder found the connection broken, so it is closed and reopened.
     void checkin(std::uint32_t conn, std::uint64_t lease, bool discard = false);
     void cancel(std::string_view pid, std::string_view tag);
@@ -188,6 +240,7 @@ private:
         Caller caller;
         Clock::time_point started;
         Clock::time_point deadline;
+        std::optional<OneShot> job;
     };
     struct Counters {
         std::uint64_t connections_created = 0;
@@ -218,9 +271,18 @@ private:
     void retire(PooledConnection& c);
     void schedule_reconnect(PooledConnection& c);
     void serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started, Clock::time_point deadline,
-               bool may_wait, bool first_try);
-    void grant(const Grant& g, const CallerView& caller, Clock::time_point started);
+               bool may_wait, bool first_try, const OneShotView* job);
+    void grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job);
     void grant_to_waiter(const Grant& g);
+    void grant_queued(const Grant& g);
+    void run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job);
+    void end_one_shot(PooledConnection& c, std::uint64_t lease);
+    void write_message(PooledConnection& c, const Destination& to, std::string_view message);
+    void start_request(PooledConnection& c, const CallerView& caller, const Destination& to,
+                       std::optional<std::uint32_t> timeout_ms, std::string_view request, std::uint64_t one_shot_lease);
+    // Answers what waits for `c`'s output to drain: the data is queued (on `c`, or on the link it retires).
+    void release_parked(PooledConnection& c);
+    void fail_parked(PooledConnection& c, std::string_view reason);
     void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
     void start_health_check(PooledConnection& c);
     void on_health_result(PooledConnection& c, bool ok);
@@ -263,6 +325,12 @@ private:
     bool window_saw_waiters_ = false;
     Counters counters_;
     util::LatencyHistogram acquire_wait_;
+    // Grants made while one is being made (a one-shot send returns its lease at once, which may grant the next
+    // waiter): queued and made in a loop, so a long line of waiters never deepens the stack.
+    std::deque<Grant> grants_to_make_;
+    bool granting_ = false;
+    // Where the next unkeyed cast batch starts, so that small batches spread over the connections too.
+    std::uint64_t batch_cursor_ = 0;
 };
 
 } // namespace dpool::pool

@@ -174,6 +174,9 @@ void DistLink::end_packet()
         close("peer does not read: output queue over its limit");
         return;
     }
+    // Noted now, when the owner may see busy() and hold answers back: counted at the next write instead, the
+    // bytes then in flight could be under the limit by themselves and on_drained would never come.
+    was_busy_ = was_busy_ || busy();
     schedule_flush();
 }
 

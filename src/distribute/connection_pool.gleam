@@ -305,6 +305,37 @@ pub fn stress_test(
   ffi_stress_test(pool.handle, ops_per_worker, workers)
 }
 
+/// Casts every message of `messages` to the process registered as `name` on the target, in one request to
+/// the C-node, which spreads them over the pool's live connections (round robin; leased connections too,
+/// since each message is one packet and a holder's own messages keep their order). `Ok(count)` once all
+/// are queued and no connection is over its busy limit. Like Erlang's `!`, delivery is not confirmed, and
+/// messages may arrive in any order; see `cast_batch_by_key` for an order. Errors: `BadDestination`,
+/// `OperationPoolError(InvalidPool)`, `OperationPoolError(ConnectionFailed)` (no live connection, or one
+/// failed before everything was queued: some messages may have gone out), `OperationTimeout`.
+///
+/// ```gleam
+/// let assert Ok(3) = connection_pool.cast_batch(pool, to: "logger", messages: ["a", "b", "c"])
+/// ```
+pub fn cast_batch(
+  pool: Pool,
+  to name: String,
+  messages messages: List(msg),
+) -> Result(Int, OperationError) {
+  ffi_cast_batch(pool.handle, name, messages)
+}
+
+/// `cast_batch`, where messages with the same `key(message)` travel over one connection and so arrive in
+/// list order (also across batches while the pool's live connections stay the same). `key` runs in the
+/// calling process.
+pub fn cast_batch_by_key(
+  pool: Pool,
+  to name: String,
+  messages messages: List(msg),
+  key key: fn(msg) -> k,
+) -> Result(Int, OperationError) {
+  ffi_cast_batch_by_key(pool.handle, name, messages, key)
+}
+
 /// Sends `message` to the process registered as `name` on the target, over this connection. `Ok(Nil)`
 /// once it is on its way; like Erlang's `!`, delivery is not confirmed. The name becomes an atom: pass
 /// names from your code, never from untrusted input.
@@ -408,6 +439,21 @@ fn ffi_stress_test(
   ops_per_worker: Int,
   workers: Int,
 ) -> Result(PoolStats, PoolError)
+
+@external(erlang, "distribute_connection_pool_ffi", "cast_batch")
+fn ffi_cast_batch(
+  pool: PoolHandle,
+  name: String,
+  messages: List(msg),
+) -> Result(Int, OperationError)
+
+@external(erlang, "distribute_connection_pool_ffi", "cast_batch_by_key")
+fn ffi_cast_batch_by_key(
+  pool: PoolHandle,
+  name: String,
+  messages: List(msg),
+  key: fn(msg) -> k,
+) -> Result(Int, OperationError)
 
 @external(erlang, "distribute_connection_pool_ffi", "send")
 fn ffi_send(

@@ -476,6 +476,33 @@ TEST_CASE("DistLink reports busy above its limit and drained once the output is 
     CHECK(t.handler.drained == 1);
 }
 
+TEST_CASE("DistLink reports drained when it went busy while a write was in flight", "[dist_link]")
+{
+    // The owner sees busy() over queued + in-flight bytes; once the in-flight write completes, what is left may
+    // be under the limit by itself. The owner holds answers back on busy(), so it must hear on_drained anyway.
+    LinkLimits limits;
+    limits.busy_limit = 1000;
+    LinkTest t(limits);
+    const auto write = [](TermWriter& w) {
+        w.version();
+        w.binary(std::string(600, 'c'));
+    };
+    TermWriter first = t.link->begin_packet();
+    write(first);
+    t.link->end_packet();
+    CHECK_FALSE(t.link->busy());
+    t.io.restart();
+    REQUIRE(t.io.poll_one() == 1); // the flush: the first packet is now in flight
+    TermWriter second = t.link->begin_packet();
+    write(second);
+    t.link->end_packet();
+    REQUIRE(t.link->busy());
+
+    REQUIRE(t.pump_until([&] { return t.handler.drained > 0; }));
+    CHECK_FALSE(t.link->busy()); // drained means under the limit again; the second packet may still be in flight
+    CHECK(t.handler.drained == 1);
+}
+
 TEST_CASE("DistLink closes rather than queue more than max_queued_bytes", "[dist_link]")
 {
     LinkLimits limits;

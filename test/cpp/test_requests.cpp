@@ -301,6 +301,147 @@ TEST_CASE("decode_request: request", "[requests]")
           == "invalid_connection");
 }
 
+TEST_CASE("decode_request: pooled_send", "[requests][oneshot]")
+{
+    const std::string dest = term([](EiTerm& t) { t.atom("sink"); });
+    const std::string msg = term([](EiTerm& t) { t.tuple(2).atom("hello").integer(1); });
+    const auto plain = accepted<PooledSend>(
+        decode_request(term([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(7).raw(dest).raw(msg); })));
+    CHECK(plain.pool == 7);
+    CHECK(plain.destination == dest);
+    CHECK(plain.message == msg);
+    CHECK_FALSE(plain.acquire_timeout_ms.has_value());
+
+    const auto waiting = accepted<PooledSend>(decode_request(
+        term([&](EiTerm& t) { t.tuple(5).atom("pooled_send").integer(7).raw(dest).raw(msg).integer(0); })));
+    CHECK(waiting.acquire_timeout_ms == 0u);
+    const auto by_default = accepted<PooledSend>(decode_request(
+        term([&](EiTerm& t) { t.tuple(5).atom("pooled_send").integer(7).raw(dest).raw(msg).atom("default"); })));
+    CHECK_FALSE(by_default.acquire_timeout_ms.has_value());
+
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(-7).raw(dest).raw(msg); })
+          == "invalid_pool");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_send").integer(7).raw(dest).raw(msg).integer(-1); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_send").integer(7).raw(dest).raw(msg).atom("never"); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("pooled_send").integer(7).raw(dest); }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(6).atom("pooled_send").integer(7).raw(dest).raw(msg).integer(1).integer(2);
+          })
+          == "badarg");
+}
+
+TEST_CASE("decode_request: pooled_request", "[requests][oneshot]")
+{
+    const std::string dest = term([](EiTerm& t) { t.atom("rex"); });
+    const std::string req = term([](EiTerm& t) { t.tuple(5).atom("call").atom("erlang").atom("node").nil().atom("user"); });
+    const auto plain = accepted<PooledRequest>(decode_request(
+        term([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(250).raw(req); })));
+    CHECK(plain.pool == 3);
+    CHECK(plain.destination == dest);
+    CHECK(plain.timeout_ms == 250u);
+    CHECK(plain.request == req);
+    CHECK_FALSE(plain.acquire_timeout_ms.has_value());
+
+    const auto full = accepted<PooledRequest>(decode_request(term([&](EiTerm& t) {
+        t.tuple(6).atom("pooled_request").integer(3).raw(dest).atom("infinity").raw(req).integer(42);
+    })));
+    CHECK_FALSE(full.timeout_ms.has_value());
+    CHECK(full.acquire_timeout_ms == 42u);
+    const auto by_default = accepted<PooledRequest>(decode_request(term([&](EiTerm& t) {
+        t.tuple(6).atom("pooled_request").integer(3).raw(dest).integer(1).raw(req).atom("default");
+    })));
+    CHECK_FALSE(by_default.acquire_timeout_ms.has_value());
+
+    // The request timeout takes infinity, not default; the acquire timeout default, not infinity.
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).atom("default").raw(req); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(6).atom("pooled_request").integer(3).raw(dest).integer(1).raw(req).atom("infinity");
+          })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(-1).raw(req); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_request").atom("p").raw(dest).integer(1).raw(req); })
+          == "invalid_pool");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("pooled_request").integer(3).raw(dest).integer(1); }) == "badarg");
+}
+
+TEST_CASE("decode_request: cast_batch", "[requests][oneshot]")
+{
+    const std::string dest = term([](EiTerm& t) { t.atom("sink"); });
+    const std::string m1 = term([](EiTerm& t) { t.tuple(2).atom("m").integer(1); });
+    const std::string m2 = term([](EiTerm& t) { t.binary("two"); });
+    const std::string m3 = term([](EiTerm& t) { t.integer(100000); });
+
+    const auto batch = accepted<CastBatch>(decode_request(
+        term([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(3).raw(m1).raw(m2).raw(m3).nil(); })));
+    CHECK(batch.pool == 9);
+    CHECK(batch.destination == dest);
+    CHECK_FALSE(batch.keyed);
+    REQUIRE(batch.messages.size() == 3);
+    CHECK(batch.messages[0].term == m1);
+    CHECK(batch.messages[1].term == m2);
+    CHECK(batch.messages[2].term == m3);
+
+    const auto empty =
+        accepted<CastBatch>(decode_request(term([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).nil(); })));
+    CHECK(empty.messages.empty());
+
+    // [1, 2, 255] travels as a STRING_EXT: each element becomes a term of its own.
+    const auto bytes = accepted<CastBatch>(decode_request(
+        term([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).string(std::string("\x01\x02\xff", 3)); })));
+    REQUIRE(bytes.messages.size() == 3);
+    CHECK(bytes.messages[0].term == term([](EiTerm& t) { t.integer(1); }));
+    CHECK(bytes.messages[1].term == term([](EiTerm& t) { t.integer(2); }));
+    CHECK(bytes.messages[2].term == term([](EiTerm& t) { t.integer(255); }));
+
+    // Improper lists, a forged length and a non-list are badarg.
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(1).raw(m1).raw(m2); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(5).raw(m1).nil(); })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).raw(m1); }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(-9).raw(dest).nil(); }) == "invalid_pool");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("cast_batch").integer(9).raw(dest); }) == "badarg");
+}
+
+TEST_CASE("decode_request: cast_batch_keyed", "[requests][oneshot]")
+{
+    const std::string dest = term([](EiTerm& t) { t.tuple(2).atom("sink").atom(kTarget); });
+    const std::string m1 = term([](EiTerm& t) { t.atom("a"); });
+    const std::string m2 = term([](EiTerm& t) { t.list(1).integer(7).nil(); });
+    const auto batch = accepted<CastBatch>(decode_request(term([&](EiTerm& t) {
+        t.tuple(4).atom("cast_batch_keyed").integer(2).raw(dest).list(2);
+        t.tuple(2).integer(0).raw(m1);
+        t.tuple(2).integer(0xFFFFFFFFLL).raw(m2);
+        t.nil();
+    })));
+    CHECK(batch.keyed);
+    REQUIRE(batch.messages.size() == 2);
+    CHECK(batch.messages[0].hash == 0u);
+    CHECK(batch.messages[0].term == m1);
+    CHECK(batch.messages[1].hash == 0xFFFFFFFFu);
+    CHECK(batch.messages[1].term == m2);
+
+    const auto bad_element = [&](const Build& element) {
+        return rejection_of([&](EiTerm& t) {
+            t.tuple(4).atom("cast_batch_keyed").integer(2).raw(dest).list(1);
+            element(t);
+            t.nil();
+        });
+    };
+    CHECK(bad_element([&](EiTerm& t) { t.raw(m1); }) == "badarg");                              // no pair
+    CHECK(bad_element([&](EiTerm& t) { t.tuple(2).integer(-1).raw(m1); }) == "badarg");         // negative hash
+    CHECK(bad_element([&](EiTerm& t) { t.tuple(2).integer(1LL << 32).raw(m1); }) == "badarg");  // hash too big
+    CHECK(bad_element([&](EiTerm& t) { t.tuple(2).atom("k").raw(m1); }) == "badarg");           // not a hash
+    CHECK(bad_element([&](EiTerm& t) { t.tuple(3).integer(1).raw(m1).raw(m1); }) == "badarg");  // a triple
+    // Small integers cannot be {Hash, Msg} pairs.
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("cast_batch_keyed").integer(2).raw(dest).string("ab"); })
+          == "badarg");
+}
+
 TEST_CASE("decode_request: stats and destroy", "[requests]")
 {
     CHECK(accepted<Stats>(decode_request(term([](EiTerm& t) { t.tuple(2).atom("stats").integer(5); }))).pool == 5);

@@ -317,6 +317,113 @@ pub fn send_batch_keeps_order_on_one_lease_test() {
   test_support.stop_target(target)
 }
 
+pub fn cast_batch_delivers_every_message_and_keeps_key_order_test() {
+  let target = test_support.start_target("gleam_cast_batch")
+  test_support.start_sink(target.node, "gleam_cast_sink")
+  test_support.start_sink(target.node, "gleam_keyed_sink")
+  let assert Ok(pool) = connection_pool.new(target.node, 3)
+  // Without a key: every message exactly once, in any order.
+  let plain = test_support.range(1, 300)
+  let assert Ok(300) =
+    connection_pool.cast_batch(pool, to: "gleam_cast_sink", messages: plain)
+  test_support.wait_until(
+    fn() {
+      test_support.length(test_support.sink_messages(
+        target.node,
+        "gleam_cast_sink",
+      ))
+      >= 300
+    },
+    10_000,
+  )
+  let received: List(Int) =
+    test_support.sink_messages(target.node, "gleam_cast_sink")
+  let assert 300 = test_support.length(received)
+  let assert 300 = test_support.length(test_support.unique(received))
+  let assert True = all(plain, fn(i) { test_support.contains(received, i) })
+  // With a key: each key's messages arrive in list order.
+  let keys = [1, 2, 3, 4, 5]
+  let sequence = test_support.range(1, 200)
+  let keyed =
+    flat_map(sequence, fn(seq) { test_support.map(keys, fn(k) { #(k, seq) }) })
+  let assert Ok(1000) =
+    connection_pool.cast_batch_by_key(
+      pool,
+      to: "gleam_keyed_sink",
+      messages: keyed,
+      key: fn(message: #(Int, Int)) { message.0 },
+    )
+  test_support.wait_until(
+    fn() {
+      test_support.length(test_support.sink_messages(
+        target.node,
+        "gleam_keyed_sink",
+      ))
+      >= 1000
+    },
+    10_000,
+  )
+  let arrived: List(#(Int, Int)) =
+    test_support.sink_messages(target.node, "gleam_keyed_sink")
+  let assert True =
+    all(
+      keys,
+      fn(k) { sequences_of(arrived, k) == sequence },
+    )
+  let assert Error(connection_pool.BadDestination) =
+    connection_pool.cast_batch(pool, to: "", messages: [1])
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  let assert Error(connection_pool.OperationPoolError(connection_pool.InvalidPool)) =
+    connection_pool.cast_batch(pool, to: "gleam_cast_sink", messages: [1])
+  test_support.stop_target(target)
+}
+
+fn all(list: List(a), check: fn(a) -> Bool) -> Bool {
+  case list {
+    [] -> True
+    [first, ..rest] ->
+      case check(first) {
+        True -> all(rest, check)
+        False -> False
+      }
+  }
+}
+
+fn flat_map(list: List(a), func: fn(a) -> List(b)) -> List(b) {
+  test_support.reverse(do_flat_map(list, func, []))
+}
+
+fn do_flat_map(list: List(a), func: fn(a) -> List(b), acc: List(b)) -> List(b) {
+  case list {
+    [] -> acc
+    [first, ..rest] -> do_flat_map(rest, func, prepend_all(func(first), acc))
+  }
+}
+
+fn prepend_all(items: List(b), acc: List(b)) -> List(b) {
+  case items {
+    [] -> acc
+    [first, ..rest] -> prepend_all(rest, [first, ..acc])
+  }
+}
+
+// The sequence numbers of key `key`'s messages, in arrival order.
+fn sequences_of(messages: List(#(Int, Int)), key: Int) -> List(Int) {
+  test_support.reverse(do_sequences_of(messages, key, []))
+}
+
+fn do_sequences_of(
+  messages: List(#(Int, Int)),
+  key: Int,
+  acc: List(Int),
+) -> List(Int) {
+  case messages {
+    [] -> acc
+    [#(k, seq), ..rest] if k == key -> do_sequences_of(rest, key, [seq, ..acc])
+    [_, ..rest] -> do_sequences_of(rest, key, acc)
+  }
+}
+
 pub fn stress_test_bad_counts_are_invalid_config_test() {
   let target = test_support.start_target("gleam_stress_bad")
   let assert Ok(pool) = connection_pool.new(target.node, 1)
