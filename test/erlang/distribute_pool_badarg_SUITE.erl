@@ -92,7 +92,11 @@ bad_connection_handles(Config) ->
         distribute_pool:with_connection(
           Pool,
           fun(Conn) ->
-                  Wrong = [undefined, 42, "conn", {dpool_conn}, Pool, setelement(3, Conn, -1),
+                  %% A pool handle is a valid first argument of send/request/call (the one-shot forms) but
+                  %% not of the lease-only functions.
+                  {error, invalid_connection} = distribute_pool:ping(Pool),
+                  {error, invalid_connection} = distribute_pool:connection_info(Pool),
+                  Wrong = [undefined, 42, "conn", {dpool_conn}, setelement(3, Conn, -1),
                            setelement(4, Conn, x), setelement(5, Conn, node)],
                   ForgedIds = [setelement(3, Conn, 1 bsl 31), setelement(3, Conn, 1 bsl 32),
                                setelement(3, Conn, 1 bsl 100), setelement(4, Conn, element(4, Conn) + 1000),

@@ -322,7 +322,10 @@ bad_handles_never_reach_the_wire(_Config) ->
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end),
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
      end || B <- BadPools],
-    BadConns = [undefined, 42, {dpool_conn}, Pool, setelement(3, Conn, -1), setelement(4, Conn, x),
+    %% A pool handle is a valid first argument of send/request/call (the one-shot forms), not of these two.
+    {error, invalid_connection} = distribute_pool:ping(Pool),
+    {error, invalid_connection} = distribute_pool:connection_info(Pool),
+    BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(4, Conn, x),
                 setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
     [begin
          {error, invalid_connection} = distribute_pool:send(B, dest, msg),
