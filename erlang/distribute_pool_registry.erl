@@ -7,11 +7,16 @@
 %% that dies half-way cannot leave a pool unrecorded, and this server never blocks on the C-node except for
 %% the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
 %%
+%% The records live in an ETS table that the application's supervisor owns (create_table/0, called from its
+%% init), so a crash of this server loses nothing: its successor reads them back, with the C-node it serves
+%% and the highest id seen, and new/2 keeps working.
+%%
 %% Pools created with an explicit `cnode` option, or on an external C-node, are not recorded.
 -module(distribute_pool_registry).
 -behaviour(gen_server).
 
 -export([start_link/0]).
+-export([create_table/0]).
 -export([new/3]).
 -export([destroy/4]).
 -export([restore/1]).
@@ -36,6 +41,9 @@
     workers = #{} :: #{pid() => gen_server:from()}
 }).
 
+%% Rows: {server, Server}, {max_id, Id}, {{pool, Id}, Target, Options}.
+-define(TABLE, distribute_pool_registry).
+
 %% How long the C-node gets to answer a restore (it answers at once: pools connect in the background).
 -define(RESTORE_WAIT_MS, 10000).
 %% Time the registry takes beyond the C-node's own bound before a caller stops waiting.
@@ -44,6 +52,13 @@
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% Creates the table the records are kept in, owned by the calling process (the supervisor, which outlives
+%% this server). Public because its owner is not the process that writes it.
+-spec create_table() -> ok.
+create_table() ->
+    _ = ets:new(?TABLE, [named_table, public, set]),
+    ok.
 
 %% The `new` call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
 -spec new(atom() | binary(), map(), non_neg_integer()) ->
@@ -85,16 +100,32 @@ safe_call(Request, Timeout) ->
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
     process_flag(trap_exit, true),
-    case whereis(distribute_pool_cnode) of
+    case ets:whereis(?TABLE) of
         undefined ->
-            ok;
+            %% Started without the application's supervisor: the records then live as long as this server.
+            create_table(),
+            {ok, #state{}};
         _ ->
-            %% Restarted after a crash while the C-node kept running: its pools are unknown here, so a later
-            %% C-node restart will not bring them back.
-            logger:warning("distribute_pool: pool registry restarted; pools created before are no longer "
-                           "recorded and will not be restored if the C-node restarts")
-    end,
-    {ok, #state{}}.
+            State = load(),
+            case map_size(State#state.pools) of
+                0 -> ok;
+                N -> logger:info("distribute_pool: pool registry restarted with ~b recorded pool(s)", [N])
+            end,
+            {ok, State}
+    end.
+
+%% What a previous instance of this server recorded.
+-spec load() -> #state{}.
+load() ->
+    Pools = maps:from_list([{Id, {Target, Options}} || {{pool, Id}, Target, Options} <- ets:tab2list(?TABLE)]),
+    #state{server = lookup(server), max_id = lookup(max_id), pools = Pools}.
+
+-spec lookup(server | max_id) -> term().
+lookup(Key) ->
+    case ets:lookup(?TABLE, Key) of
+        [{Key, Value}] -> Value;
+        [] -> undefined
+    end.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
 handle_call({new, Target, Options, Wait}, From, #state{server = Server} = State) when Server =/= undefined ->
@@ -106,6 +137,7 @@ handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, #state{server = Serv
 handle_call({destroy, _, _, _, _}, _From, State) ->
     {reply, direct, State};
 handle_call({restore, Server}, _From, State) ->
+    true = ets:insert(?TABLE, {server, Server}),
     {Reply, NewState} = do_restore(State#state{server = Server}),
     {reply, Reply, NewState};
 handle_call(recorded, _From, State) ->
@@ -150,16 +182,26 @@ start_worker(From, Request, Server, Wait, #state{workers = Workers} = State) ->
 
 -spec record(term(), term(), #state{}) -> #state{}.
 record({new, Target, Options}, {ok, Id}, #state{pools = Pools} = State) when is_integer(Id), Id >= 0 ->
+    true = ets:insert(?TABLE, {{pool, Id}, Target, Options}),
     seen(Id, State#state{pools = Pools#{Id => {Target, Options}}});
-record({destroy, Id, _DrainMs}, Reply, #state{pools = Pools} = State)
-  when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-    State#state{pools = maps:remove(Id, Pools)};
+record({destroy, Id, _DrainMs}, Reply, State) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+    forget(Id, State);
 record(_Request, _Reply, State) ->
     State.
 
+-spec forget(non_neg_integer(), #state{}) -> #state{}.
+forget(Id, #state{pools = Pools} = State) ->
+    true = ets:delete(?TABLE, {pool, Id}),
+    State#state{pools = maps:remove(Id, Pools)}.
+
 -spec seen(non_neg_integer(), #state{}) -> #state{}.
-seen(Id, #state{max_id = undefined} = State) -> State#state{max_id = Id};
-seen(Id, #state{max_id = Max} = State) -> State#state{max_id = max(Id, Max)}.
+seen(Id, #state{max_id = Max} = State) ->
+    New = case Max of
+              undefined -> Id;
+              _ -> max(Id, Max)
+          end,
+    true = ets:insert(?TABLE, {max_id, New}),
+    State#state{max_id = New}.
 
 -spec entries(#state{}) -> [entry()].
 entries(#state{pools = Pools}) ->
@@ -187,7 +229,7 @@ do_restore(#state{server = Server, max_id = Max} = State) ->
                 {Id, Target, Options} ->
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
                                  "its handles now give {error, invalid_pool}", [Id, Target, Options, Why]),
-                    do_restore(State#state{pools = maps:remove(Id, State#state.pools)});
+                    do_restore(forget(Id, State));
                 false ->
                     %% Not one we sent: do not loop.
                     logger:error("distribute_pool: restore refused: ~p", [{Why, Id}]),

@@ -1,7 +1,8 @@
 %% Top supervisor. With the embedded C-node (the default) it supervises the pool registry and, started after
 %% it, the process that owns the C-node's port; with an external C-node it has no children and only marks
 %% the application as running. one_for_one: a C-node restart leaves the registry, which holds the pools to
-%% restore, alone; a registry restart leaves the C-node and its pools alone.
+%% restore, alone; a registry restart leaves the C-node and its pools alone, and loses no record (the
+%% registry's table belongs to this supervisor).
 -module(distribute_pool_sup).
 -behaviour(supervisor).
 
@@ -22,6 +23,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args}) ->
     Children =
         case CNode of
             embedded ->
+                %% Owned by this process, so the registry's records outlive a crash of the registry.
+                ok = distribute_pool_registry:create_table(),
                 [#{id => distribute_pool_registry,
                    start => {distribute_pool_registry, start_link, []},
                    restart => permanent,

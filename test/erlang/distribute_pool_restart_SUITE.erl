@@ -12,6 +12,7 @@
 -export([pools_lists_pools_with_stats/1]).
 -export([await_restore_window_and_restore_call/1]).
 -export([restore_refuses_bad_requests/1]).
+-export([registry_crash_loses_nothing/1]).
 -export([handles_work_after_cnode_killed/1]).
 -export([do_probe/3]).
 
@@ -37,7 +38,8 @@ all() ->
     [pools_lists_pools_with_stats,
      await_restore_window_and_restore_call,
      restore_refuses_bad_requests,
-     %% Last: it kills the embedded C-node.
+     %% These two kill the embedded C-node.
+     registry_crash_loses_nothing,
      handles_work_after_cnode_killed].
 
 -spec init_per_suite(list()) -> list().
@@ -181,6 +183,60 @@ restore_refuses_bad_requests(_Config) ->
         {error, invalid_pool} = Call({stats, 6})
     after
         do_stop_cnode_port(CNodePort)
+    end.
+
+-spec registry_crash_loses_nothing(list()) -> ok.
+registry_crash_loses_nothing(_Config) ->
+    doc("The pool registry killed while the C-node runs: its successor still has every record, new/2 and "
+        "destroy/1 keep working through it, and a C-node killed afterwards gets the pools back."),
+    {Peer, T} = do_start_target("dpool_registry_t"),
+    try
+        {ok, A} = distribute_pool:new(T, #{max_connections => 2, min_connections => 2,
+                                           backoff_min_ms => 50, backoff_max_ms => 500}),
+        {ok, D} = distribute_pool:new(T, 1),
+        IdA = do_pool_id(A),
+        IdD = do_pool_id(D),
+        Before = distribute_pool_registry:recorded(),
+        true = lists:keymember(IdA, 1, Before),
+        true = lists:keymember(IdD, 1, Before),
+
+        OldRegistry = whereis(distribute_pool_registry),
+        true = is_pid(OldRegistry),
+        exit(OldRegistry, kill),
+        do_wait_until(fun() ->
+                              case whereis(distribute_pool_registry) of
+                                  P when is_pid(P) -> P =/= OldRegistry;
+                                  undefined -> false
+                              end
+                      end, 5000),
+        Before = distribute_pool_registry:recorded(),
+
+        %% The successor knows the C-node: new/2 works and is recorded, destroy/1 is forgotten.
+        {ok, B} = distribute_pool:new(T, #{max_connections => 1, min_connections => 1}),
+        IdB = do_pool_id(B),
+        true = IdB > lists:max([IdA, IdD]),
+        ok = distribute_pool:destroy(D),
+        Recorded = [Id || {Id, _, _} <- distribute_pool_registry:recorded()],
+        true = lists:member(IdA, Recorded) andalso lists:member(IdB, Recorded),
+        false = lists:member(IdD, Recorded),
+
+        OldPid = do_cnode_os_pid(),
+        _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
+        do_wait_until(fun() ->
+                              case distribute_pool_cnode:os_pid() of
+                                  {ok, P} -> P =/= OldPid;
+                                  _ -> false
+                              end
+                      end, ?RESTART_MS),
+        do_wait_until(fun() -> do_all_up(A, 2) andalso do_all_up(B, 1) end, ?RECONNECT_MS),
+        #{pool_id := IdA, max_connections := 2} = do_stats(A),
+        #{pool_id := IdB, max_connections := 1} = do_stats(B),
+        {error, invalid_pool} = distribute_pool:stats(D),
+        {ok, T} = distribute_pool:call(A, erlang, node, []),
+        ok = distribute_pool:destroy(A),
+        ok = distribute_pool:destroy(B)
+    after
+        do_stop_peer(Peer)
     end.
 
 -spec handles_work_after_cnode_killed(list()) -> ok.
