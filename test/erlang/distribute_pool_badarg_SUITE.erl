@@ -84,7 +84,9 @@ bad_pool_handles(Config) ->
 -spec bad_connection_handles(list()) -> ok.
 bad_connection_handles(Config) ->
     doc("Wrong terms and forged leases (unknown connection or lease ids, another pool's ids) are "
-        "invalid_connection (or invalid_pool for an unknown pool) for every lease function."),
+        "invalid_connection (or invalid_pool for an unknown pool) for every lease function; a pool where a "
+        "lease is expected is a one-shot operation for send, request and call, and invalid_connection for "
+        "ping and connection_info."),
     Pool = ?config(pool, Config),
     T = ?config(target, Config),
     {ok, Other} = distribute_pool:new(T, 1),
@@ -92,7 +94,9 @@ bad_connection_handles(Config) ->
         distribute_pool:with_connection(
           Pool,
           fun(Conn) ->
-                  Wrong = [undefined, 42, "conn", {dpool_conn}, Pool, setelement(3, Conn, -1),
+                  {error, invalid_connection} = distribute_pool:ping(Pool),
+                  {error, invalid_connection} = distribute_pool:connection_info(Pool),
+                  Wrong = [undefined, 42, "conn", {dpool_conn}, setelement(3, Conn, -1),
                            setelement(4, Conn, x), setelement(5, Conn, node)],
                   ForgedIds = [setelement(3, Conn, 1 bsl 31), setelement(3, Conn, 1 bsl 32),
                                setelement(3, Conn, 1 bsl 100), setelement(4, Conn, element(4, Conn) + 1000),

@@ -26,6 +26,7 @@
 -export([bad_funs_timeouts_and_mfa/1]).
 -export([default_cnode_needs_the_application/1]).
 -export([no_atoms_from_targets/1]).
+-export([lanes_learnt_once_with_fallbacks/1]).
 
 -import(dpool_ct_helper, [doc/1]).
 
@@ -55,13 +56,22 @@ all() ->
      bad_handles_never_reach_the_wire,
      bad_funs_timeouts_and_mfa,
      default_cnode_needs_the_application,
-     no_atoms_from_targets].
+     no_atoms_from_targets,
+     lanes_learnt_once_with_fallbacks].
 
 %% The application runs with an "external" C-node: this node, under the fake service name. No port is opened.
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
     true = is_alive(),
     do_start_app(),
+    %% The fake is an older C-node without lanes: learnt once here, so that no case sees the `lanes` request.
+    Fake = spawn_link(fun() -> true = register(?FAKE, self()), do_refuse_all() end),
+    do_wait_registered(),
+    Node = node(),
+    [Node] = distribute_pool_client:lane_nodes({?FAKE, Node}),
+    unlink(Fake),
+    exit(Fake, kill),
+    do_wait_until_unregistered(),
     Config.
 
 -spec end_per_suite(list()) -> ok.
@@ -322,7 +332,10 @@ bad_handles_never_reach_the_wire(_Config) ->
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end),
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
      end || B <- BadPools],
-    BadConns = [undefined, 42, {dpool_conn}, Pool, setelement(3, Conn, -1), setelement(4, Conn, x),
+    %% A pool is a handle for the one-shot send, request and call, not for ping or connection_info.
+    {error, invalid_connection} = distribute_pool:ping(Pool),
+    {error, invalid_connection} = distribute_pool:connection_info(Pool),
+    BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(4, Conn, x),
                 setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
     [begin
          {error, invalid_connection} = distribute_pool:send(B, dest, msg),
@@ -393,7 +406,60 @@ no_atoms_from_targets(_Config) ->
     exit(Fake, kill),
     ok.
 
+-spec lanes_learnt_once_with_fallbacks(list()) -> ok.
+lanes_learnt_once_with_fallbacks(_Config) ->
+    doc("The library asks a C-node for its lanes once, on its first call, and never again (other processes "
+        "included). A C-node that answers badarg (older than lanes), one lane, or names that are not its lane "
+        "names is used under its own name, and no atom is made from such an answer."),
+    Node = node(),
+    Evil = <<"dpool_evil_", (binary:encode_hex(rand:bytes(8)))/binary, "@127.0.0.1">>,
+    Cases = [{dpool_fake_old, {error, badarg}},
+             {dpool_fake_one, {ok, [atom_to_binary(Node)]}},
+             {dpool_fake_evil, {ok, [atom_to_binary(Node), Evil]}},
+             {dpool_fake_junk, {ok, lists:duplicate(17, atom_to_binary(Node))}},
+             {dpool_fake_main, {ok, [<<"other@127.0.0.1">>]}}],
+    Self = self(),
+    [begin
+         Fake = spawn_link(fun() -> true = register(Name, self()), Self ! {up, Name}, do_fake_lanes(Answer, Self) end),
+         receive {up, Name} -> ok after 5000 -> ct:fail({fake_not_up, Name}) end,
+         Server = {Name, Node},
+         %% Two processes, three calls each: every call reaches the fake under its own name.
+         [begin
+              Ref = do_async(fun() ->
+                                     [{echoed, I} = distribute_pool_client:call(Server, {echo, I}, 5000)
+                                      || I <- [1, 2, 3]],
+                                     {distribute_pool_client:lane(Server), distribute_pool_client:lane_nodes(Server)}
+                             end),
+              {ok, {Server, [Node]}} = do_await(Ref)
+          end || _ <- [1, 2]],
+         Fake ! {asked, Self},
+         receive {lanes_asked, Name, 1} -> ok; {lanes_asked, Name, N} -> ct:fail({lanes_asked, Name, N})
+         after 5000 -> ct:fail({no_count, Name}) end,
+         unlink(Fake),
+         exit(Fake, kill)
+     end || {Name, Answer} <- Cases],
+    {'EXIT', {badarg, _}} = (catch binary_to_existing_atom(Evil)),
+    ok.
+
 %% Helpers.
+
+%% A fake C-node under its own name: answers `lanes` with Answer (counting them), echoes {echo, I}.
+do_fake_lanes(Answer, Parent) ->
+    do_fake_lanes(Answer, Parent, 0).
+
+do_fake_lanes(Answer, Parent, Asked) ->
+    receive
+        {'$gen_call', From, lanes} ->
+            do_reply(From, Answer),
+            do_fake_lanes(Answer, Parent, Asked + 1);
+        {'$gen_call', From, {echo, I}} ->
+            do_reply(From, {echoed, I}),
+            do_fake_lanes(Answer, Parent, Asked);
+        {asked, To} ->
+            {registered_name, Name} = process_info(self(), registered_name),
+            To ! {lanes_asked, Name, Asked},
+            do_fake_lanes(Answer, Parent, Asked)
+    end.
 
 -spec do_start_app() -> ok.
 do_start_app() ->
@@ -457,8 +523,13 @@ do_await(Ref) ->
 do_await(Ref, Timeout) ->
     receive {async, Ref, Result} -> Result after Timeout -> ct:fail(async_no_result) end.
 
+%% The library's first call to a C-node asks for its lanes; the fake answers as an older C-node (badarg), so
+%% the library keeps to its main name, and no case sees that request.
 do_expect_call() ->
     receive
+        {'$gen_call', From, lanes} ->
+            do_reply(From, {error, badarg}),
+            do_expect_call();
         {'$gen_call', From, Request} -> {From, Request}
     after 10000 ->
         ct:fail(no_call_reached_the_fake_cnode)
@@ -492,6 +563,9 @@ do_refuse_all() ->
         _ ->
             do_refuse_all()
     end.
+
+do_wait_until_unregistered() ->
+    dpool_ct_helper:do_wait_until(fun() -> whereis(?FAKE) =:= undefined end, 5000).
 
 do_wait_registered() ->
     dpool_ct_helper:do_wait_until(fun() -> is_pid(whereis(?FAKE)) end, 5000).
