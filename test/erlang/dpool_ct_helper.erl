@@ -24,6 +24,7 @@
 -export([do_disconnect_cnode/2]).
 -export([do_hold_lease/3]).
 -export([do_hold_leases/3]).
+-export([do_hold_lease_on_lane/4]).
 -export([do_release/1]).
 -export([do_wait_idle/1]).
 -export([do_echo_worker/6]).
@@ -203,6 +204,21 @@ do_hold_lease(Pool, ReplyTo, Tag) ->
                Pool,
                fun(Conn) ->
                        ReplyTo ! {held, Tag, self(), distribute_pool:connection_info(Conn)},
+                       receive {release, Tag} -> released end
+               end,
+               #{acquire_timeout_ms => 60000}),
+    ReplyTo ! {done, Tag, Result},
+    ok.
+
+%% As do_hold_lease/3, and says which lane of the C-node Server this process uses:
+%% {held, Tag, self(), LaneNode}.
+-spec do_hold_lease_on_lane(distribute_pool:pool(), {atom(), node()}, pid(), term()) -> ok.
+do_hold_lease_on_lane(Pool, Server, ReplyTo, Tag) ->
+    Result = distribute_pool:with_connection(
+               Pool,
+               fun(_Conn) ->
+                       {_, Lane} = distribute_pool_client:lane(Server),
+                       ReplyTo ! {held, Tag, self(), Lane},
                        receive {release, Tag} -> released end
                end,
                #{acquire_timeout_ms => 60000}),
