@@ -64,8 +64,7 @@ int CNode::run()
                              ? default_listen_address(options_.host)
                              : asio::ip::make_address(options_.listen_address);
     try {
-        acceptor_.emplace(io_, handshakes_, tcp::endpoint(address, options_.listen_port), options_.cookie,
-                          transport::Acceptor::Options{std::chrono::milliseconds(options_.handshake_timeout_ms), 64});
+        lanes_.emplace(io_, handshakes_, options_, address, options_.listen_port);
     } catch (const std::exception& e) {
         spdlog::error("cannot listen on {}:{}: {}", address.to_string(), options_.listen_port, e.what());
         return 1;
@@ -96,15 +95,18 @@ int CNode::run()
 
 asio::awaitable<void> CNode::startup()
 {
-    const auto port = acceptor_->port();
-    registration_.emplace(co_await transport::epmd_register(options_.alive, port));
+    const auto creations = co_await lanes_->publish();
     std::random_device random;
-    service_.start(protocol::NodeIdentity(options_.node_name, registration_->creation, random()));
-    transport::HandshakeIdentity self{options_.alive, options_.host, options_.node_name, registration_->creation};
-    acceptor_->start(self, [this](tcp::socket socket, std::string peer) {
-        service_.add_client(std::move(socket), std::move(peer));
+    std::vector<protocol::NodeIdentity> identities;
+    for (std::size_t k = 0; k < lanes_->size(); ++k) {
+        identities.emplace_back(lanes_->name(k).node_name, creations[k], random());
+    }
+    service_.start(std::move(identities));
+    lanes_->start([this](std::size_t lane, tcp::socket socket, std::string peer) {
+        service_.add_client(lane, std::move(socket), std::move(peer));
     });
-    spdlog::info("{} listening on port {}", options_.node_name, port);
+    const auto port = lanes_->port(0);
+    spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
     std::cout << "READY " << options_.node_name << " " << port << std::endl;
 }
 
@@ -131,11 +133,10 @@ void CNode::shutdown(std::string_view why, int exit_code)
     stopping_ = true;
     exit_code_ = exit_code;
     spdlog::info("stopping: {}", why);
-    if (acceptor_) {
-        acceptor_->stop();
+    if (lanes_) {
+        lanes_->stop(); // stops accepting and unpublishes every lane
     }
     service_.stop();
-    registration_.reset(); // closing the socket unpublishes the name
     signals_.cancel();
     error_code ignored;
     stdin_.close(ignored);

@@ -4,15 +4,14 @@
 #include <string_view>
 
 #include "api/service.hpp"
+#include "lane_set.hpp"
 #include "options.hpp"
-#include "transport/acceptor.hpp"
-#include "transport/epmd.hpp"
 #include "util/asio.hpp"
 
 namespace dpool {
 
 // The running C-node: one event loop thread that owns all pool and caller state, a small pool of threads
-// for ei's blocking handshakes, the listening socket and the epmd registration.
+// for ei's blocking handshakes, and its ways in: per lane a listening socket and an epmd registration.
 class CNode {
 public:
     explicit CNode(Options options);
@@ -29,8 +28,7 @@ private:
     asio::io_context io_;
     asio::thread_pool handshakes_;
     api::Service service_;
-    std::optional<transport::Acceptor> acceptor_;
-    std::optional<transport::EpmdRegistration> registration_;
+    std::optional<LaneSet> lanes_;
     asio::signal_set signals_;
     asio::posix::stream_descriptor stdin_;
     char stdin_buffer_[256];

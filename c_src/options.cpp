@@ -7,6 +7,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "lane_names.hpp"
 #include "protocol/node_identity.hpp"
 
 namespace dpool {
@@ -77,6 +78,11 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "connections all pools together may hold")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
+    app.add_option("--lanes", o.lanes,
+                   "ways in for callers: the node name plus lanes - 1 more names <alive>_lane<k>@<host>, each "
+                   "on its own port, so that one caller's big message does not hold back another's requests")
+        ->check(CLI::Range(1U, kMaxLanes))
+        ->capture_default_str();
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();
@@ -101,6 +107,13 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     if (!protocol::parse_node_name(o.node_name)) {
         std::cerr << "invalid node name '" << o.node_name << "'\n";
         return 2;
+    }
+    for (const auto& lane : lane_names(o.alive, o.host, o.lanes)) {
+        if (!protocol::parse_node_name(lane.node_name)) {
+            std::cerr << "node name '" << o.node_name << "' too long for " << o.lanes << " lanes ('"
+                      << lane.node_name << "')\n";
+            return 2;
+        }
     }
 
     if (o.cookie.empty() && !cookie_file.empty()) {

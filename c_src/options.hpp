@@ -24,7 +24,11 @@ struct Options {
     unsigned net_ticktime_s = 60;
     std::uint32_t max_total_connections = 10000;
     std::string log_level = "info";
+    // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
+    unsigned lanes = 4;
 };
+
+inline constexpr unsigned kMaxLanes = 16;
 
 // Parses argv. Gives the options, or the exit code to leave with (0 after --help, 2 for bad usage) once
 // the message has been printed.

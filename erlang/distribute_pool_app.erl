@@ -28,12 +28,14 @@ config() ->
     CNode = application:get_env(distribute_pool, cnode, embedded),
     Service = application:get_env(distribute_pool, service, distribute_pool),
     Args = application:get_env(distribute_pool, cnode_args, []),
+    Lanes = application:get_env(distribute_pool, lanes, 4),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
+        not (is_integer(Lanes) andalso Lanes >= 1 andalso Lanes =< 16) -> {error, {bad_app_env, lanes, Lanes}};
         true ->
             case is_string_list(Args) of
-                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args}};
+                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes}};
                 false -> {error, {bad_app_env, cnode_args, Args}}
             end
     end.

@@ -1,11 +1,23 @@
 %% The one way this library talks to a C-node: gen_server call/cast envelopes (docs/PROTOCOL.md), with the
 %% difference from gen:call that every failure is returned, never raised, so no caller crashes because a
 %% C-node is unreachable, died, or is slow.
+%%
+%% Lanes. A C-node started with --lanes N answers under N node names: its own (lane 0) and
+%% <alive>_lane<k>@<host> (k = 1..N-1), each a distribution connection of its own from this node. A process
+%% always talks to a given C-node over the same lane, so everything it sends there (checkouts, sends,
+%% requests, checkins, casts, cancels) arrives in the order it was sent; different processes are spread over
+%% the lanes round robin, in the order they first talk to that C-node, so that one process's big message does
+%% not hold back another's requests (N busy processes get N different lanes while N =< lanes). The lane names
+%% are asked once per C-node (the `lanes` request) and kept in persistent_term with the round-robin counter; a
+%% process remembers its lane number in its dictionary. A server() is still {Service, MainNode}: the lane is
+%% picked here, on every call.
 -module(distribute_pool_client).
 
 -export([call/3]).
 -export([call_tagged/3]).
 -export([cast/2]).
+-export([lane/1]).
+-export([lane_nodes/1]).
 
 -export_type([server/0]).
 -export_type([wait/0]).
@@ -15,6 +27,14 @@
 
 %% The largest timeout a receive accepts.
 -define(MAX_WAIT, 4294967295).
+%% The most lanes a C-node has (its --lanes range).
+-define(MAX_LANES, 16).
+%% Bound on the one `lanes` request per C-node.
+-define(LANES_WAIT_MS, 5000).
+%% persistent_term: {LaneNodes :: tuple(), Counter :: atomics:atomics_ref()} | single.
+-define(LANES_KEY(Server), {?MODULE, lanes, Server}).
+%% Process dictionary: this process's ticket of the C-node's round-robin counter.
+-define(TICKET_KEY(Server), {?MODULE, lane, Server}).
 
 %% A call that maps a client-side timeout to {error, timeout}.
 -spec call(server(), term(), wait()) -> term() | {error, connection_failed | timeout}.
@@ -26,16 +46,21 @@ call(Server, Request, Wait) ->
     end.
 
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn
-%% (the `cancel` cast of a checkout names it).
+%% (the `cancel` cast of a checkout names it). It goes over this process's lane of the C-node.
 -spec call_tagged(server(), term(), wait()) ->
     {reply, term()} | {timeout, reference()} | {error, connection_failed}.
 call_tagged(Server, Request, Wait) ->
+    call_at(lane(Server, Wait), Request, Wait).
+
+-spec call_at(server(), term(), wait()) ->
+    {reply, term()} | {timeout, reference()} | {error, connection_failed}.
+call_at(To, Request, Wait) ->
     %% monitor/2 raises badarg when the local node is not alive, so there is no way to reach any C-node.
-    try erlang:monitor(process, Server) of
+    try erlang:monitor(process, To) of
         Mref ->
             %% A plain send: it connects to the C-node's node if not yet connected. If it cannot, the
             %% monitor fires with noconnection.
-            _ = (catch erlang:send(Server, {'$gen_call', {self(), Mref}, Request})),
+            _ = (catch erlang:send(To, {'$gen_call', {self(), Mref}, Request})),
             receive
                 {Mref, Reply} ->
                     erlang:demonitor(Mref, [flush]),
@@ -51,10 +76,103 @@ call_tagged(Server, Request, Wait) ->
         error:badarg -> {error, connection_failed}
     end.
 
+%% A cast never waits: when the C-node's lanes are not known yet (it could not be asked), it goes to its own
+%% name, where this process's earlier messages went too.
 -spec cast(server(), term()) -> ok.
 cast(Server, Request) ->
-    _ = (catch erlang:send(Server, {'$gen_cast', Request})),
+    _ = (catch erlang:send(lane(Server, 0), {'$gen_cast', Request})),
     ok.
+
+%% The address this process uses for the C-node Server: {Service, LaneNode}, the same on every call (Server
+%% itself when the C-node has one lane, is an older one without lanes, or could not be asked yet).
+-spec lane(server()) -> server().
+lane(Server) ->
+    lane(Server, ?LANES_WAIT_MS).
+
+%% Wait bounds the `lanes` request when the C-node's lanes are not known yet (0: do not ask).
+-spec lane(server(), wait()) -> server().
+lane({Service, Node} = Server, Wait) when is_atom(Service), is_atom(Node) ->
+    case lanes(Server, Wait) of
+        {Nodes, Counter} ->
+            Ticket = case get(?TICKET_KEY(Server)) of
+                         undefined ->
+                             New = atomics:add_get(Counter, 1, 1) - 1,
+                             put(?TICKET_KEY(Server), New),
+                             New;
+                         Known ->
+                             Known
+                     end,
+            {Service, element(Ticket rem tuple_size(Nodes) + 1, Nodes)};
+        single ->
+            Server
+    end;
+lane(Server, _Wait) ->
+    Server.
+
+%% Every node name of the C-node Server, lane 0 (its own name) first.
+-spec lane_nodes(server()) -> [node()].
+lane_nodes({_, Node} = Server) ->
+    case lanes(Server, ?LANES_WAIT_MS) of
+        {Nodes, _Counter} -> tuple_to_list(Nodes);
+        single -> [Node]
+    end.
+
+-spec lanes(server(), wait()) -> {tuple(), atomics:atomics_ref()} | single.
+lanes(Server, Wait) ->
+    case persistent_term:get(?LANES_KEY(Server), undefined) of
+        undefined when Wait =:= 0 -> single;
+        undefined -> learn_lanes(Server, min(Wait, ?LANES_WAIT_MS));
+        Known -> Known
+    end.
+
+%% Asks the C-node (its own name) for its lanes, once: the answer is kept, since the names depend only on
+%% the C-node's name and --lanes, which a restarted embedded C-node keeps. A C-node that does not know the
+%% request (an older one) or gives an answer that is not its lane names is used under its own name only. A
+%% C-node that cannot be asked now is used under its own name for this call, and asked again next time.
+-spec learn_lanes(server(), wait()) -> {tuple(), atomics:atomics_ref()} | single.
+learn_lanes({_Service, Node} = Server, Wait) ->
+    case call_at(Server, lanes, Wait) of
+        {reply, {ok, Names}} ->
+            case lane_atoms(Node, Names) of
+                {ok, [_, _ | _] = Nodes} -> keep(Server, {list_to_tuple(Nodes), atomics:new(1, [])});
+                _ -> keep(Server, single)
+            end;
+        {reply, _Older} ->
+            keep(Server, single);
+        _Unreachable ->
+            single
+    end.
+
+%% Stores the lanes of Server unless another process did meanwhile (its counter is then the one to share).
+-spec keep(server(), {tuple(), atomics:atomics_ref()} | single) -> {tuple(), atomics:atomics_ref()} | single.
+keep(Server, Lanes) ->
+    case persistent_term:get(?LANES_KEY(Server), undefined) of
+        undefined ->
+            persistent_term:put(?LANES_KEY(Server), Lanes),
+            Lanes;
+        Known ->
+            Known
+    end.
+
+%% The lane names as atoms, checked against the names the C-node's main name implies (docs/PROTOCOL.md,
+%% "Lanes"): <alive>_lane<k>@<host>, k < 16. The atoms are built from our own main node name and a bounded k,
+%% never from the bytes of the answer, so at most 15 atoms per C-node are ever made.
+-spec lane_atoms(node(), term()) -> {ok, [node()]} | error.
+lane_atoms(Main, Names) when is_list(Names), length(Names) >= 1, length(Names) =< ?MAX_LANES ->
+    case string:split(atom_to_list(Main), "@") of
+        [Alive, Host] ->
+            Expected = [atom_to_list(Main)
+                        | [Alive ++ "_lane" ++ integer_to_list(K) ++ "@" ++ Host
+                           || K <- lists:seq(1, length(Names) - 1)]],
+            case [unicode:characters_to_binary(E) || E <- Expected] =:= Names of
+                true -> {ok, [Main | [list_to_atom(E) || E <- tl(Expected)]]};
+                false -> error
+            end;
+        _ ->
+            error
+    end;
+lane_atoms(_Main, _Names) ->
+    error.
 
 -spec clamp(wait()) -> wait().
 clamp(infinity) -> infinity;

@@ -21,7 +21,8 @@
 
 -export_type([args/0]).
 
--type args() :: #{service := atom(), args := [string()]}.
+%% lanes: the C-node's --lanes, unless args gives --lanes itself.
+-type args() :: #{service := atom(), args := [string()], lanes => 1..16}.
 
 -record(state, {
     port :: port() | undefined,
@@ -60,11 +61,15 @@ safe_call(Request) ->
     end.
 
 -spec init(args()) -> {ok, #state{}} | {stop, term()}.
-init(#{service := Service, args := ExtraArgs}) ->
+init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
+    LaneArgs = case lists:any(fun(A) -> lists:prefix("--lanes", A) end, ExtraArgs) of
+                   true -> [];
+                   false -> ["--lanes", integer_to_list(maps:get(lanes, Args, 4))]
+               end,
     case executable() of
         {ok, Exe} ->
-            start(Exe, Service, ExtraArgs);
+            start(Exe, Service, LaneArgs ++ ExtraArgs);
         {error, Reason} ->
             {stop, Reason}
     end.

@@ -11,14 +11,15 @@
 
 -export_type([config/0]).
 
--type config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()]}.
+-type config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
+                    lanes := 1..16}.
 
 -spec start_link(config()) -> {ok, pid()} | ignore | {error, term()}.
 start_link(Config) ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, Config).
 
 -spec init(config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
-init(#{cnode := CNode, service := Service, cnode_args := Args}) ->
+init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
     Children =
         case CNode of
@@ -32,7 +33,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args}) ->
                    type => worker,
                    modules => [distribute_pool_registry]},
                  #{id => distribute_pool_cnode,
-                   start => {distribute_pool_cnode, start_link, [#{service => Service, args => Args}]},
+                   start => {distribute_pool_cnode, start_link,
+                             [#{service => Service, args => Args, lanes => Lanes}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
                    shutdown => 10000,

@@ -349,6 +349,9 @@ Decoded decode_request(std::string_view request)
         if (*a == "info") {
             return Info{};
         }
+        if (*a == "lanes") {
+            return ListLanes{};
+        }
         return Rejected{"badarg"};
     }
     const auto arity = r.tuple_header();

@@ -28,7 +28,8 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 // A connection from a caller node.
 class Service::ClientSession final : public transport::LinkHandler {
 public:
-    ClientSession(Service& service, std::shared_ptr<transport::DistLink> link) : service_(service), link_(std::move(link))
+    ClientSession(Service& service, std::shared_ptr<transport::DistLink> link, std::size_t lane)
+        : service_(service), link_(std::move(link)), lane_(lane)
     {
     }
     ~ClientSession()
@@ -45,10 +46,14 @@ public:
     }
 
     const std::shared_ptr<transport::DistLink>& link() const { return link_; }
+    std::size_t lane() const { return lane_; }
+    // The C-node identity this caller node connected to.
+    const protocol::NodeIdentity& self() const { return service_.lanes_[lane_]; }
 
 private:
     Service& service_;
     std::shared_ptr<transport::DistLink> link_;
+    std::size_t lane_;
 };
 
 Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
@@ -77,10 +82,9 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
 
 Service::~Service() { stop(); }
 
-void Service::start(protocol::NodeIdentity identity)
+void Service::start(std::vector<protocol::NodeIdentity> lanes)
 {
-    identity_.emplace(std::move(identity));
-    context_.service = &*identity_;
+    lanes_ = std::move(lanes);
 }
 
 void Service::stop()
@@ -93,19 +97,20 @@ void Service::stop()
     sessions_.clear();
 }
 
-void Service::add_client(tcp::socket socket, std::string peer_node)
+void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)
 {
-    // Distribution keeps one connection per node pair: a new one from the same node means the old is dead.
+    // Distribution keeps one connection per node pair (here: per caller node and lane): a new one from the
+    // same node to the same lane means the old is dead.
     for (auto& [link, session] : sessions_) {
-        if (session->link()->peer_node() == peer_node) {
+        if (session->lane() == lane && session->link()->peer_node() == peer_node) {
             session->link()->close("replaced by a new connection from the same node");
         }
     }
     auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, config_.link_limits);
-    auto session = std::make_unique<ClientSession>(*this, link);
+    auto session = std::make_unique<ClientSession>(*this, link, lane);
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
-    spdlog::info("caller node {} connected", peer_node);
+    spdlog::info("caller node {} connected to lane {}", peer_node, lane);
 }
 
 void Service::on_client_closed(ClientSession& session)
@@ -137,7 +142,7 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
         // Callers monitor the service name, as gen_server:call does; the monitor fires when the connection
         // goes. Any other name here has no process behind it.
         const auto name = to.atom();
-        const bool ours = name ? *name == config_.service_name : control->to == identity_->self_pid();
+        const bool ours = name ? *name == config_.service_name : control->to == session.self().self_pid();
         if (!ours) {
             auto w = session.link()->begin_packet();
             w.version();
@@ -147,18 +152,20 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
         break;
     }
     case protocol::ControlOp::monitor_p_exit:
-        on_monitored_exit(control->ref);
+        on_monitored_exit(session, control->ref);
         break;
     default:
         break;
     }
 }
 
-void Service::on_monitored_exit(std::string_view ref_term)
+void Service::on_monitored_exit(const ClientSession& session, std::string_view ref_term)
 {
+    // The monitor was set by the identity of this session's lane (pool::monitor_caller), so only that
+    // identity's references count.
     protocol::TermReader r(ref_term);
     const auto ref = r.ref();
-    const auto lease = ref ? identity_->ref_number(*ref) : std::nullopt;
+    const auto lease = ref ? session.self().ref_number(*ref) : std::nullopt;
     if (!lease) {
         return;
     }
@@ -185,10 +192,11 @@ void Service::handle_message(ClientSession& session, std::string_view message)
         ++malformed_messages_;
         return;
     }
-    handle_call(pool::CallerView{session.link(), env->from.encoded, env->tag}, env->request);
+    handle_call(pool::CallerView{session.link(), &session.self(), env->from.encoded, env->tag}, env->request,
+                session.lane());
 }
 
-void Service::handle_call(const pool::CallerView& caller, std::string_view request)
+void Service::handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane)
 {
     const auto with_pool = [&](std::uint64_t id, auto&& action) {
         if (auto* p = find_pool(id)) {
@@ -292,7 +300,8 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            w.nil();
                        });
                    },
-                   [&](const Info&) { reply_info(caller); },
+                   [&](const Info&) { reply_info(caller, lane); },
+                   [&](const ListLanes&) { reply_lanes(caller); },
                    [&](const Rejected& r) { pool::reply_error(caller, r.error); },
                    [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
                    // Casts that arrived as calls.
@@ -384,14 +393,31 @@ void Service::reply_pool_error(const pool::CallerView& caller, std::string_view 
     });
 }
 
-void Service::reply_info(const pool::CallerView& caller)
+void Service::reply_lanes(const pool::CallerView& caller)
 {
     pool::reply(caller, [&](protocol::TermWriter& w) {
         w.tuple(2);
         w.atom("ok");
-        w.map(7);
+        w.list(lanes_.size());
+        for (const auto& lane : lanes_) {
+            w.binary(lane.node_name());
+        }
+        w.nil();
+    });
+}
+
+void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
+{
+    pool::reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.map(9);
         w.atom("node");
-        w.binary(identity_->node_name());
+        w.binary(lanes_[lane].node_name()); // the name the request came in on
+        w.atom("lane");
+        w.integer(static_cast<std::int64_t>(lane));
+        w.atom("lanes");
+        w.integer(static_cast<std::int64_t>(lanes_.size()));
         w.atom("service");
         w.atom(config_.service_name);
         w.atom("version");

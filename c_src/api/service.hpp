@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
@@ -29,7 +30,9 @@ struct ServiceConfig {
 };
 
 // The C-node's face to its callers: accepts their connections, decodes their requests, answers them, and
-// owns the pools. Everything runs on one event loop thread, which owns every piece of state here, so the
+// owns the pools. Callers come in on any of the C-node's lanes (its node names); a request is answered on the
+// link it came in on, and whatever the C-node sets up towards a caller (monitors) carries that lane's
+// identity. Pools, leases and pooled connections are shared by all lanes. Everything runs on one event loop thread, which owns every piece of state here, so the
 // request path takes no lock.
 class Service {
 public:
@@ -39,10 +42,11 @@ public:
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
 
-    // Called once the C-node's name is published and its creation known.
-    void start(protocol::NodeIdentity identity);
-    // A caller node finished its handshake.
-    void add_client(tcp::socket socket, std::string peer_node);
+    // Called once the C-node's names are published and their creations known: one identity per lane (its
+    // ways in), lane 0 being the C-node's own name.
+    void start(std::vector<protocol::NodeIdentity> lanes);
+    // A caller node finished its handshake on `lane`.
+    void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
     // Closes every pool and every caller connection.
     void stop();
 
@@ -52,19 +56,21 @@ private:
     void on_client_packet(ClientSession& session, std::string_view packet);
     void on_client_closed(ClientSession& session);
     void handle_message(ClientSession& session, std::string_view message);
-    void handle_call(const pool::CallerView& caller, std::string_view request);
+    void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane);
     void handle_cast(std::string_view request);
-    void on_monitored_exit(std::string_view ref);
+    void on_monitored_exit(const ClientSession& session, std::string_view ref);
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
     void restore_pools(const pool::CallerView& caller, Restore restore);
     static void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
-    void reply_info(const pool::CallerView& caller);
+    void reply_info(const pool::CallerView& caller, std::size_t lane);
+    void reply_lanes(const pool::CallerView& caller);
     pool::Pool* find_pool(std::uint64_t id);
     std::uint32_t connections_in_use() const;
 
     ServiceConfig config_;
     asio::any_io_executor executor_;
-    std::optional<protocol::NodeIdentity> identity_;
+    // One identity per lane; never resized after start(), so callers may point at them.
+    std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;
     pool::PoolContext context_;
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;

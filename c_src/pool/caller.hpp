@@ -6,27 +6,40 @@
 #include <utility>
 
 #include "protocol/control.hpp"
+#include "protocol/node_identity.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
 
 namespace dpool::pool {
 
-// Where an answer goes: the caller's pid and tag (encoded, echoed as they came) and the connection to its
-// node. CallerView borrows them from the packet being handled; Caller owns copies for answers given later.
+// Where an answer goes: the caller's pid and tag (encoded, echoed as they came), the connection to its node,
+// and the C-node identity that connection was made with (the lane it came in on): the monitors the C-node
+// sets on the caller are that identity's. CallerView borrows them from the packet being handled; Caller owns
+// copies for answers given later.
 struct CallerView {
     const std::shared_ptr<transport::DistLink>& link;
+    const protocol::NodeIdentity* self;
     std::string_view from;
     std::string_view tag;
 };
 
 struct Caller {
     std::shared_ptr<transport::DistLink> link;
+    const protocol::NodeIdentity* self = nullptr;
     std::string from;
     std::string tag;
 
     Caller() = default;
-    explicit Caller(const CallerView& v) : link(v.link), from(v.from), tag(v.tag) {}
-    CallerView view() const { return CallerView{link, from, tag}; }
+    explicit Caller(const CallerView& v) : link(v.link), self(v.self), from(v.from), tag(v.tag) {}
+    CallerView view() const { return CallerView{link, self, from, tag}; }
+    // Assigned, not replaced: the strings keep their capacity from one caller to the next.
+    void assign(const CallerView& v)
+    {
+        link = v.link;
+        self = v.self;
+        from.assign(v.from);
+        tag.assign(v.tag);
+    }
 };
 
 // Sends `From ! {Tag, Reply}`, with Reply written by `write_reply`. A caller whose node has gone gets nothing.

@@ -42,8 +42,9 @@ struct PoolConfig {
     std::uint32_t resize_window_ms = 10'000;
 };
 
-// What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the C-node's own
-// identity (holder monitors are its), the deadline scheduler and the process-wide lease counter.
+// What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the deadline
+// scheduler and the process-wide lease counter (monitors of callers are set by the identity of the lane each
+// caller came in on: CallerView::self).
 struct PoolContext {
     PoolContext(asio::any_io_executor ex, asio::thread_pool& pool, std::string alive, std::string host_name)
         : executor(std::move(ex)), handshakes(pool), cnode_alive(alive), host(host_name), names(alive, host_name)
@@ -55,7 +56,6 @@ struct PoolContext {
     std::string cookie;
     std::string cnode_alive;
     std::string host;
-    const protocol::NodeIdentity* service = nullptr;
     Scheduler* scheduler = nullptr;
     transport::LinkLimits link_limits;
     ConnectionNames names;

@@ -137,10 +137,12 @@ TEST_CASE("parse_envelope drops every other shape", "[requests]")
 
 // --- requests ----------------------------------------------------------------------------------------------------
 
-TEST_CASE("decode_request: pools and info", "[requests]")
+TEST_CASE("decode_request: pools, info and lanes", "[requests]")
 {
     accepted<ListPools>(decode_request(term([](EiTerm& t) { t.atom("pools"); })));
     accepted<Info>(decode_request(term([](EiTerm& t) { t.atom("info"); })));
+    accepted<ListLanes>(decode_request(term([](EiTerm& t) { t.atom("lanes"); })));
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("lanes"); }) == "badarg");
     CHECK(rejection_of([](EiTerm& t) { t.atom("hello"); }) == "badarg");
 }
 

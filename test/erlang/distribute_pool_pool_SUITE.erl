@@ -351,15 +351,16 @@ lease_back_when_holder_killed(_Config) ->
 
 -spec lease_back_when_client_disconnects(list()) -> ok.
 lease_back_when_client_disconnects(_Config) ->
-    doc("Leases held on a client node come back when that node's connection to the C-node goes down."),
+    doc("Leases held on a client node come back when that node's connections to the C-node (one per lane its "
+        "processes use) go down."),
     {TPeer, T} = do_start_target("dpool_cd_target"),
     {CPeer, Client} = do_start_client("dpool_cd_client"),
-    {_, CNode} = do_cnode(),
+    Server = do_cnode(),
     try
         {ok, Pool} = distribute_pool:new(T, 3),
         do_remote_holders(Client, Pool, 2),
         #{in_use_connections := 2} = do_stats(Pool),
-        true = erpc:call(Client, erlang, disconnect_node, [CNode]),
+        [_ | _] = dpool_ct_helper:do_disconnect_cnode(Client, Server),
         do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 3 end, 10000),
         ok = distribute_pool:destroy(Pool)

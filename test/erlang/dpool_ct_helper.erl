@@ -21,8 +21,10 @@
 -export([do_pool_nodes/2]).
 -export([do_pool_node_names/1]).
 -export([do_hidden_among/2]).
+-export([do_disconnect_cnode/2]).
 -export([do_hold_lease/3]).
 -export([do_hold_leases/3]).
+-export([do_hold_lease_on_lane/4]).
 -export([do_release/1]).
 -export([do_wait_idle/1]).
 -export([do_echo_worker/6]).
@@ -184,6 +186,17 @@ do_pool_nodes(Target, Pool) ->
 do_hidden_among(Target, Names) ->
     [N || N <- erpc:call(Target, erlang, nodes, [hidden]), lists:member(atom_to_binary(N, utf8), Names)].
 
+%% Disconnects Client from the C-node Server on every lane it is connected to (a caller node has one
+%% distribution connection per lane it uses); gives the lane nodes it was connected to, none of them still
+%% connected.
+-spec do_disconnect_cnode(node(), {atom(), node()}) -> [node()].
+do_disconnect_cnode(Client, Server) ->
+    Lanes = erpc:call(Client, distribute_pool_client, lane_nodes, [Server]),
+    Connected = [N || N <- erpc:call(Client, erlang, nodes, [hidden]), lists:member(N, Lanes)],
+    [true = erpc:call(Client, erlang, disconnect_node, [N]) || N <- Connected],
+    [] = [N || N <- erpc:call(Client, erlang, nodes, [hidden]), lists:member(N, Lanes)],
+    Connected.
+
 %% Runs in its own process (possibly on a client peer): holds a lease until told to release it.
 -spec do_hold_lease(distribute_pool:pool(), pid(), term()) -> ok.
 do_hold_lease(Pool, ReplyTo, Tag) ->
@@ -191,6 +204,21 @@ do_hold_lease(Pool, ReplyTo, Tag) ->
                Pool,
                fun(Conn) ->
                        ReplyTo ! {held, Tag, self(), distribute_pool:connection_info(Conn)},
+                       receive {release, Tag} -> released end
+               end,
+               #{acquire_timeout_ms => 60000}),
+    ReplyTo ! {done, Tag, Result},
+    ok.
+
+%% As do_hold_lease/3, and says which lane of the C-node Server this process uses:
+%% {held, Tag, self(), LaneNode}.
+-spec do_hold_lease_on_lane(distribute_pool:pool(), {atom(), node()}, pid(), term()) -> ok.
+do_hold_lease_on_lane(Pool, Server, ReplyTo, Tag) ->
+    Result = distribute_pool:with_connection(
+               Pool,
+               fun(_Conn) ->
+                       {_, Lane} = distribute_pool_client:lane(Server),
+                       ReplyTo ! {held, Tag, self(), Lane},
                        receive {release, Tag} -> released end
                end,
                #{acquire_timeout_ms => 60000}),

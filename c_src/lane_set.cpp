@@ -1,0 +1,53 @@
+#include "lane_set.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace dpool {
+
+LaneSet::LaneSet(asio::io_context& io, asio::thread_pool& handshakes, const Options& options,
+                 const asio::ip::address& address, std::uint16_t port)
+    : host_(options.host)
+{
+    const transport::Acceptor::Options accept_options{std::chrono::milliseconds(options.handshake_timeout_ms), 64};
+    for (auto& name : lane_names(options.alive, options.host, options.lanes)) {
+        const std::uint16_t lane_port = lanes_.empty() ? port : 0;
+        transport::Acceptor acceptor(io, handshakes, tcp::endpoint(address, lane_port), options.cookie,
+                                     accept_options);
+        lanes_.push_back(std::make_unique<Lane>(std::move(name), std::move(acceptor)));
+    }
+}
+
+asio::awaitable<std::vector<std::uint32_t>> LaneSet::publish()
+{
+    std::vector<std::uint32_t> creations;
+    for (auto& lane : lanes_) {
+        lane->registration.emplace(co_await transport::epmd_register(lane->name.alive, lane->acceptor.port()));
+        creations.push_back(lane->registration->creation);
+    }
+    co_return creations;
+}
+
+void LaneSet::start(const OnConnected& on_connected)
+{
+    for (std::size_t k = 0; k < lanes_.size(); ++k) {
+        Lane& lane = *lanes_[k];
+        const std::uint32_t creation = lane.registration ? lane.registration->creation : 0;
+        lane.acceptor.start(transport::HandshakeIdentity{lane.name.alive, host_, lane.name.node_name, creation},
+                            [on_connected, k](tcp::socket socket, std::string peer) {
+                                on_connected(k, std::move(socket), std::move(peer));
+                            });
+        if (k > 0) {
+            spdlog::info("lane {}: {} listening on port {}", k, lane.name.node_name, lane.acceptor.port());
+        }
+    }
+}
+
+void LaneSet::stop()
+{
+    for (auto& lane : lanes_) {
+        lane->acceptor.stop();
+        lane->registration.reset(); // closing the socket unpublishes the name
+    }
+}
+
+} // namespace dpool

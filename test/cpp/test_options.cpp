@@ -1,0 +1,87 @@
+#include "test_support.hpp"
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lane_names.hpp"
+#include "options.hpp"
+
+using dpool::lane_names;
+using dpool::Options;
+using dpool::parse_options;
+
+namespace {
+
+std::variant<Options, int> parse_args(std::vector<std::string> args)
+{
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    return parse_options(static_cast<int>(argv.size()), argv.data());
+}
+
+// parse_options on a command line; the cookie is given so that no environment is read.
+std::variant<Options, int> parse(const std::vector<std::string>& extra)
+{
+    std::vector<std::string> args{"dpool_cnode", "--name", "cn@127.0.0.1", "--cookie", "c"};
+    for (const auto& a : extra) {
+        args.push_back(a);
+    }
+    return parse_args(std::move(args));
+}
+
+int exit_code(const std::variant<Options, int>& parsed)
+{
+    REQUIRE(std::holds_alternative<int>(parsed));
+    return std::get<int>(parsed);
+}
+
+} // namespace
+
+TEST_CASE("options: --lanes defaults to 4 and takes 1..16", "[options]")
+{
+    const auto defaults = parse({});
+    REQUIRE(std::holds_alternative<Options>(defaults));
+    CHECK(std::get<Options>(defaults).lanes == 4);
+    for (const unsigned n : {1U, 5U, 16U}) {
+        const auto parsed = parse({"--lanes", std::to_string(n)});
+        REQUIRE(std::holds_alternative<Options>(parsed));
+        CHECK(std::get<Options>(parsed).lanes == n);
+    }
+}
+
+TEST_CASE("options: --lanes out of range or not a number is a usage error", "[options]")
+{
+    for (const char* bad : {"0", "17", "-1", "4294967297", "two", "", "3x", "1.5"}) {
+        CAPTURE(bad);
+        CHECK(exit_code(parse({"--lanes", bad})) == 2);
+    }
+    CHECK(exit_code(parse({"--lanes"})) == 2);
+}
+
+TEST_CASE("options: a node name too long for its lane names is refused", "[options]")
+{
+    // 255 bytes is the limit of a node name; lane names add "_lane<k>".
+    const std::string host = "127.0.0.1";
+    const std::string alive(255 - 1 - host.size(), 'a');
+    const std::string name = alive + "@" + host;
+    CHECK(std::holds_alternative<Options>(parse_args({"dpool_cnode", "--name", name, "--cookie", "c", "--lanes", "1"})));
+    CHECK(exit_code(parse_args({"dpool_cnode", "--name", name, "--cookie", "c", "--lanes", "2"})) == 2);
+}
+
+TEST_CASE("lane_names: lane 0 is the node's own name, lane k is <alive>_lane<k>", "[options]")
+{
+    const auto one = lane_names("cn", "h.example", 1);
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].alive == "cn");
+    CHECK(one[0].node_name == "cn@h.example");
+
+    const auto names = lane_names("cn", "127.0.0.1", 16);
+    REQUIRE(names.size() == 16);
+    CHECK(names[0].node_name == "cn@127.0.0.1");
+    CHECK(names[1].alive == "cn_lane1");
+    CHECK(names[1].node_name == "cn_lane1@127.0.0.1");
+    CHECK(names[15].node_name == "cn_lane15@127.0.0.1");
+}

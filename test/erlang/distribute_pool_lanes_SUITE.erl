@@ -1,0 +1,436 @@
+%% Issue 5, the caller -> C-node hop: the C-node answers under several node names (lanes, --lanes), each a
+%% distribution connection of its own from a caller node, and the library gives each process one lane, so that
+%% one process's big message does not hold back another's requests while each process's requests keep their
+%% order. Real nodes, real epmd, 127.0.0.1.
+%%
+%% small_calls_pass_a_big_transfer runs against a C-node it starts with --lanes taken from the environment
+%% variable DPOOL_LANES_SUITE_LANES (default 4): with 1 it must fail, which shows it tests the lanes.
+-module(distribute_pool_lanes_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([lanes_published_and_answer/1]).
+-export([shutdown_unpublishes_every_lane/1]).
+-export([processes_get_lanes_round_robin/1]).
+-export([per_sender_order_across_operations/1]).
+-export([small_calls_pass_a_big_transfer/1]).
+-export([client_disconnect_returns_leases_on_every_lane/1]).
+-export([one_lane_lost_returns_its_leases_only/1]).
+-export([bad_lanes_refused/1]).
+
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_start_target/1, do_start_client/1,
+                          do_stop_peer/1, do_stats/1, do_pool_id/1, do_load_fixture/2, do_release/1,
+                          do_uniq/1, do_start_cnode_port/2, do_stop_cnode_port/1, do_os_alive/1]).
+
+-define(SINK, dpool_lanes_sink).
+-define(PIECE_BYTES, 8 * 1024 * 1024).
+-define(PIECES, 32).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+-spec all() -> [atom()].
+all() ->
+    [lanes_published_and_answer,
+     shutdown_unpublishes_every_lane,
+     processes_get_lanes_round_robin,
+     per_sender_order_across_operations,
+     small_calls_pass_a_big_transfer,
+     client_disconnect_returns_leases_on_every_lane,
+     one_lane_lost_returns_its_leases_only,
+     bad_lanes_refused].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec lanes_published_and_answer(list()) -> ok.
+lanes_published_and_answer(_Config) ->
+    doc("The embedded C-node has the configured number of lanes; each is registered in epmd on a port of its "
+        "own, answers info as itself, and serves pool requests: a lease taken over lane k by a process that "
+        "then exits comes back (the C-node's monitor of the holder is lane k's)."),
+    {Service, CNode} = Server = do_cnode(),
+    {ok, Lanes} = application:get_env(distribute_pool, lanes),
+    true = Lanes >= 2,
+    {ok, Names} = gen_server:call(Server, lanes, 5000),
+    Lanes = length(Names),
+    LaneNodes = distribute_pool_client:lane_nodes(Server),
+    [CNode | _] = LaneNodes,
+    Names = [atom_to_binary(N) || N <- LaneNodes],
+    {ok, Registered} = net_adm:names("127.0.0.1"),
+    Ports = [begin
+                 [Alive, "127.0.0.1"] = string:split(atom_to_list(N), "@"),
+                 {Alive, Port} = lists:keyfind(Alive, 1, Registered),
+                 Port
+             end || N <- LaneNodes],
+    Lanes = length(lists:usort(Ports)),
+    Numbered = lists:zip(lists:seq(0, Lanes - 1), LaneNodes),
+    [{ok, #{lane := K, lanes := Lanes, node := Name}} = gen_server:call({Service, N}, info, 5000)
+     || {{K, N}, Name} <- lists:zip(Numbered, Names)],
+    [true = lists:member(N, nodes(hidden)) || N <- LaneNodes],
+    {TPeer, T} = do_start_target("dpool_lanes_each"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        Id = do_pool_id(Pool),
+        Self = self(),
+        [begin
+             %% Checkout, a request over the lease and exit without a checkin, all on lane K.
+             {Pid, Mref} = spawn_monitor(
+                             fun() ->
+                                     {ok, {ConnId, LeaseId, _}} =
+                                         gen_server:call({Service, N}, {checkout, Id, 5000}, 10000),
+                                     {ok, T} = gen_server:call({Service, N},
+                                                               {request, Id, ConnId, LeaseId, rex, 5000,
+                                                                {call, erlang, node, [], user}}, 10000),
+                                     Self ! {leased, K, self()}
+                             end),
+             receive {leased, K, Pid} -> ok after 15000 -> ct:fail({no_lease_on_lane, K}) end,
+             receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail({holder_stuck, K}) end,
+             do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 10000)
+         end || {K, N} <- Numbered],
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(TPeer)
+    end.
+
+-spec shutdown_unpublishes_every_lane(list()) -> ok.
+shutdown_unpublishes_every_lane(_Config) ->
+    doc("A C-node started with --lanes 3 registers its name and name_lane1, name_lane2 in epmd; when it stops "
+        "(standard input closed) all three are gone."),
+    Alive = do_uniq("dpool_lanes_stop"),
+    CNodePort = do_start_cnode_port(["--name", Alive ++ "@127.0.0.1", "--lanes", "3"],
+                                    atom_to_list(erlang:get_cookie())),
+    Expected = [Alive, Alive ++ "_lane1", Alive ++ "_lane2"],
+    Published = fun() ->
+                        {ok, Registered} = net_adm:names("127.0.0.1"),
+                        [A || A <- Expected, lists:keymember(A, 1, Registered)]
+                end,
+    try
+        Expected = Published()
+    after
+        do_stop_cnode_port(CNodePort)
+    end,
+    false = do_os_alive(maps:get(os_pid, CNodePort)),
+    do_wait_until(fun() -> Published() =:= [] end, 5000).
+
+-spec processes_get_lanes_round_robin(list()) -> ok.
+processes_get_lanes_round_robin(_Config) ->
+    doc("Processes that talk to the C-node one after the other get its lanes round robin (so as many busy "
+        "processes as lanes get different ones), and each keeps its lane for every operation: checkout, a call "
+        "over the lease, checkin, stats, a one-shot send, a cast batch. Seen from the C-node: info answers with "
+        "the lane the request came in on."),
+    {Service, _} = Server = do_cnode(),
+    LaneNodes = distribute_pool_client:lane_nodes(Server),
+    Lanes = length(LaneNodes),
+    {TPeer, T} = do_start_target("dpool_lanes_rr"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Self = self(),
+        Seen = [begin
+                    Ref = make_ref(),
+                    {Pid, Mref} =
+                        spawn_monitor(
+                          fun() ->
+                                  Lane = fun() ->
+                                                 {ok, #{lane := L}} = distribute_pool_client:call(Server, info, 5000),
+                                                 L
+                                         end,
+                                  L1 = Lane(),
+                                  {ok, {ok, T}} = distribute_pool:with_connection(
+                                                    Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+                                  L2 = Lane(),
+                                  {ok, _} = distribute_pool:stats(Pool),
+                                  ok = distribute_pool:send(Pool, no_such_name, hello),
+                                  {ok, 2} = distribute_pool:cast_batch(Pool, no_such_name, [a, b]),
+                                  L3 = Lane(),
+                                  Self ! {Ref, [L1, L2, L3], distribute_pool_client:lane(Server)}
+                          end),
+                    Result = receive {Ref, Ls, Address} -> {Ls, Address} after 15000 -> ct:fail(no_lane_report) end,
+                    receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail(worker_stuck) end,
+                    Result
+                end || _ <- lists:seq(1, 2 * Lanes)],
+        ct:log("lanes of ~b processes one after the other: ~p", [2 * Lanes, [Ls || {Ls, _} <- Seen]]),
+        %% One lane per process, the one its own address names.
+        Firsts = [begin
+                      [L, L, L] = Ls,
+                      Address = {Service, lists:nth(L + 1, LaneNodes)},
+                      L
+                  end || {Ls, Address} <- Seen],
+        %% Round robin: each next process takes the next lane.
+        [0 = (B - A - 1 + Lanes) rem Lanes || {A, B} <- lists:zip(lists:droplast(Firsts), tl(Firsts))],
+        Everyone = lists:seq(0, Lanes - 1),
+        Everyone = lists:usort(lists:sublist(Firsts, Lanes)),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(TPeer)
+    end.
+
+-spec per_sender_order_across_operations(list()) -> ok.
+per_sender_order_across_operations(_Config) ->
+    doc("Several processes at once (one per lane), each interleaving one-shot send(Pool, ...), with_connection "
+        "+ send and cast_batch (plain and keyed) of sequence-numbered messages to a sink on the target: none is "
+        "lost and each sender's arrive in the order it sent them. The pool has one connection, so the sink sees "
+        "them in the order the C-node handled them."),
+    Server = do_cnode(),
+    Lanes = length(distribute_pool_client:lane_nodes(Server)),
+    {TPeer, T} = do_start_target("dpool_lanes_order"),
+    try
+        do_load_fixture(T, dpool_order_sink),
+        _ = erpc:call(T, dpool_order_sink, start, [?SINK, self()]),
+        {ok, Pool} = distribute_pool:new(T, 1),
+        Self = self(),
+        Senders = [begin
+                       Id = {sender, S},
+                       {spawn_link(fun() -> Self ! {sent, Id, order_sender(Pool, Server, Id, 1, 400, [])} end), Id}
+                   end || S <- lists:seq(1, Lanes)],
+        Sent = [receive {sent, Id, Result} -> {Id, Result} after 60000 -> ct:fail({sender_stuck, Id}) end
+                || {_, Id} <- Senders],
+        ct:log("senders: ~p", [[{Id, maps:without([ops], R)} || {Id, R} <- Sent]]),
+        %% Each sender kept one lane, and they used different ones.
+        SenderLanes = [L || {_, #{lanes := [L]}} <- Sent],
+        Lanes = length(lists:usort(SenderLanes)),
+        Total = lists:sum([Last || {_, #{last := Last}} <- Sent]),
+        do_wait_until(fun() -> length(erpc:call(T, dpool_order_sink, dump, [?SINK])) >= Total end, 30000),
+        Received = erpc:call(T, dpool_order_sink, dump, [?SINK]),
+        Total = length(Received),
+        [begin
+             Seqs = [Seq || {seq, I, Seq} <- Received, I =:= Id],
+             case lists:seq(1, Last) of
+                 Seqs -> ok;
+                 Expected -> ct:fail({order_or_loss, Id, {missing, Expected -- Seqs}, {got, Seqs}})
+             end
+         end || {Id, #{last := Last}} <- Sent],
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(TPeer)
+    end.
+
+-spec small_calls_pass_a_big_transfer(list()) -> ok.
+small_calls_pass_a_big_transfer(_Config) ->
+    doc("Process A pushes one message of 32 x 8 MiB (256 MiB) through its own lease; process B, on another "
+        "lane, sends a small message over A's very lease and then makes 10 small calls through the pool. The "
+        "C-node is paused (SIGSTOP) while both messages are put on the wire, A's first, and resumed: B's small "
+        "message reaches the sink before A's big one (the C-node got it while A's was still coming in), and "
+        "B's calls all complete before the big message reaches the target. With --lanes 1 (environment "
+        "DPOOL_LANES_SUITE_LANES=1) B's messages queue behind A's on the one connection and this case fails."),
+    Lanes = list_to_integer(os:getenv("DPOOL_LANES_SUITE_LANES", "4")),
+    Alive = do_uniq("dpool_lanes_hol"),
+    CNodePort = do_start_cnode_port(["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(Lanes),
+                                     "--service", "dpool_hol"], atom_to_list(erlang:get_cookie())),
+    OsPid = integer_to_list(maps:get(os_pid, CNodePort)),
+    Server = {dpool_hol, maps:get(node, CNodePort)},
+    {TPeer, T} = do_start_target("dpool_lanes_hol_t"),
+    Self = self(),
+    try
+        do_load_fixture(T, dpool_order_sink),
+        _ = erpc:call(T, dpool_order_sink, start, [?SINK, Self]),
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 3, cnode => Server}),
+        A = spawn_link(fun() -> big_pusher(Pool, Server, Self) end),
+        {ConnA, LaneA} = receive {a_holds, Conn, LA} -> {Conn, LA} after 15000 -> ct:fail(a_no_lease) end,
+        B = spawn_link(fun() -> small_caller(Pool, Server, ConnA, T, Self) end),
+        LaneB = receive {b_ready, LB} -> LB after 15000 -> ct:fail(b_not_ready) end,
+        ct:log("--lanes ~b: A on ~p, B on ~p", [Lanes, LaneA, LaneB]),
+        "" = os:cmd("kill -STOP " ++ OsPid),
+        try
+            A ! go,
+            %% A's 256 MiB are on A's connection to the C-node (enqueued: A waits for the answer) ...
+            do_wait_until(fun() -> in_client_call(A) end, 30000),
+            B ! go,
+            receive b_sending -> ok after 15000 -> ct:fail(b_not_sending) end,
+            %% ... before B's small message is on its own (or, with one lane, waits behind A's).
+            do_wait_until(fun() -> in_client_call(B) end, 30000)
+        after
+            os:cmd("kill -CONT " ++ OsPid)
+        end,
+        First = receive
+                    {b_done, Calls} -> {b_done, Calls};
+                    {sink_big, a} -> sink_big
+                after 60000 -> ct:fail(nothing_finished)
+                end,
+        receive {a_sent, ok} -> ok after 60000 -> ct:fail(a_send_not_answered) end,
+        Received = erpc:call(T, dpool_order_sink, dump, [?SINK]),
+        ct:log("first to finish: ~p; the sink received, in order: ~p", [First, Received]),
+        %% The C-node handled B's message before the end of A's: it was not queued behind it.
+        [{small, b}, {big, a, Bytes}] = Received,
+        Bytes = ?PIECES * ?PIECE_BYTES,
+        {b_done, Results} = First,
+        [{ok, T}] = lists:usort(Results),
+        receive {sink_big, a} -> ok after 60000 -> ct:fail(big_not_seen) end,
+        ok = distribute_pool:destroy(Pool)
+    after
+        os:cmd("kill -CONT " ++ OsPid),
+        do_stop_peer(TPeer),
+        do_stop_cnode_port(CNodePort)
+    end.
+
+-spec client_disconnect_returns_leases_on_every_lane(list()) -> ok.
+client_disconnect_returns_leases_on_every_lane(_Config) ->
+    doc("A client node whose processes hold leases taken over every lane of the C-node disconnects from it "
+        "(every lane): all those leases come back."),
+    Server = do_cnode(),
+    Lanes = length(distribute_pool_client:lane_nodes(Server)),
+    {TPeer, T} = do_start_target("dpool_lanes_dc_t"),
+    {CPeer, Client} = do_start_client("dpool_lanes_dc_c"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2 * Lanes),
+        Holders = remote_holders(Client, Pool, Server, 2 * Lanes),
+        Lanes = length(lists:usort([L || {_, _, L} <- Holders])),
+        #{in_use_connections := InUse} = do_stats(Pool),
+        InUse = 2 * Lanes,
+        Disconnected = dpool_ct_helper:do_disconnect_cnode(Client, Server),
+        Lanes = length(Disconnected),
+        do_wait_until(fun() ->
+                              #{in_use_connections := U, available_connections := A} = do_stats(Pool),
+                              U =:= 0 andalso A =:= 2 * Lanes
+                      end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(CPeer),
+        do_stop_peer(TPeer)
+    end.
+
+-spec one_lane_lost_returns_its_leases_only(list()) -> ok.
+one_lane_lost_returns_its_leases_only(_Config) ->
+    doc("A client node loses its connection to one lane of the C-node: the leases taken over that lane come "
+        "back, the others stay with their holders, who still return them normally."),
+    {Service, _} = Server = do_cnode(),
+    LaneNodes = distribute_pool_client:lane_nodes(Server),
+    Lanes = length(LaneNodes),
+    {TPeer, T} = do_start_target("dpool_lanes_one_t"),
+    {CPeer, Client} = do_start_client("dpool_lanes_one_c"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2 * Lanes),
+        Holders = remote_holders(Client, Pool, Server, 2 * Lanes),
+        Lost = lists:nth(2, LaneNodes),
+        OnLost = [H || {_, _, L} = H <- Holders, L =:= Lost],
+        Others = Holders -- OnLost,
+        [_ | _] = OnLost,
+        [_ | _] = Others,
+        true = erpc:call(Client, erlang, disconnect_node, [Lost]),
+        Kept = length(Others),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= Kept end, 10000),
+        %% The C-node still serves the client on that lane once it reconnects (here: a call from the client).
+        {ok, #{lane := 1}} = erpc:call(Client, gen_server, call, [{Service, Lost}, info, 5000]),
+        #{in_use_connections := Kept} = do_stats(Pool),
+        %% The others still hold theirs: they return them as usual; those whose lease came back end normally.
+        do_release([{Pid, Tag} || {Pid, Tag, _} <- Others]),
+        do_release([{Pid, Tag} || {Pid, Tag, _} <- OnLost]),
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 2 * Lanes end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(CPeer),
+        do_stop_peer(TPeer)
+    end.
+
+-spec bad_lanes_refused(list()) -> ok.
+bad_lanes_refused(_Config) ->
+    doc("dpool_cnode refuses --lanes 0, 17, -3 and non-numbers with a usage error (exit 2) naming --lanes, "
+        "before it registers anything."),
+    Alive = do_uniq("dpool_lanes_bad"),
+    [begin
+         {2, Output} = run_exe(["--name", Alive ++ "@127.0.0.1", "--lanes", Bad]),
+         true = string:find(Output, "--lanes") =/= nomatch
+     end || Bad <- ["0", "17", "-3", "four", "2x", ""]],
+    {ok, Registered} = net_adm:names("127.0.0.1"),
+    false = lists:any(fun({A, _}) -> lists:prefix(Alive, A) end, Registered),
+    ok.
+
+%% Helpers.
+
+%% One sender of per_sender_order_across_operations: sequence numbers From..To, each operation carrying one
+%% to three of them, cycling through the four kinds of operation. Reports the lanes it was seen on.
+order_sender(_Pool, Server, _Id, Next, To, Lanes) when Next > To ->
+    {ok, #{lane := L}} = distribute_pool_client:call(Server, info, 5000),
+    #{last => To, lanes => lists:usort([L | Lanes])};
+order_sender(Pool, Server, Id, Next, To, Lanes) ->
+    {ok, #{lane := L}} = distribute_pool_client:call(Server, info, 5000),
+    Count = min(To - Next + 1, 1 + Next rem 3),
+    Msgs = [{seq, Id, S} || S <- lists:seq(Next, Next + Count - 1)],
+    case Next rem 4 of
+        0 ->
+            [ok = distribute_pool:send(Pool, ?SINK, M) || M <- Msgs];
+        1 ->
+            {ok, _} = distribute_pool:with_connection(
+                        Pool, fun(C) -> [ok = distribute_pool:send(C, ?SINK, M) || M <- Msgs] end,
+                        #{acquire_timeout_ms => 30000});
+        2 ->
+            {ok, Count} = distribute_pool:cast_batch(Pool, ?SINK, Msgs);
+        3 ->
+            {ok, Count} = distribute_pool:cast_batch(Pool, ?SINK, Msgs, #{key => fun(_) -> Id end})
+    end,
+    order_sender(Pool, Server, Id, Next + Count, To, [L | Lanes]).
+
+%% A of small_calls_pass_a_big_transfer: takes a lease, and on `go` sends the big message over it.
+big_pusher(Pool, Server, Parent) ->
+    Pieces = [binary:copy(<<I>>, ?PIECE_BYTES) || I <- lists:seq(1, ?PIECES)],
+    {ok, ok} = distribute_pool:with_connection(
+                 Pool,
+                 fun(Conn) ->
+                         {_, Lane} = distribute_pool_client:lane(Server),
+                         Parent ! {a_holds, Conn, Lane},
+                         receive go -> ok end,
+                         Parent ! {a_sent, distribute_pool:send(Conn, ?SINK, {big, a, Pieces})},
+                         ok
+                 end),
+    ok.
+
+%% B of small_calls_pass_a_big_transfer: connected to its lane before the pause; on `go`, one small message
+%% over A's lease, then 10 small calls through the pool.
+small_caller(Pool, Server, ConnA, Target, Parent) ->
+    {ok, Target} = distribute_pool:call(Pool, erlang, node, []),
+    {_, Lane} = distribute_pool_client:lane(Server),
+    Parent ! {b_ready, Lane},
+    receive go -> ok end,
+    Parent ! b_sending,
+    ok = distribute_pool:send(ConnA, ?SINK, {small, b}),
+    Parent ! {b_done, [distribute_pool:call(Pool, erlang, node, [], 60000) || _ <- lists:seq(1, 10)]}.
+
+%% The process has put its request on the wire and waits for the answer (or, its connection being busy,
+%% is suspended before it could).
+in_client_call(Pid) ->
+    case erlang:process_info(Pid, [status, current_function]) of
+        [{status, waiting}, {current_function, {distribute_pool_client, call_at, 3}}] -> true;
+        [{status, suspended}, _] -> true;
+        _ -> false
+    end.
+
+%% N lease holders on Client, each taking its lease as a new process (so they spread over the lanes); gives
+%% {Pid, Tag, LaneNode} of each once all hold one.
+remote_holders(Client, Pool, Server, N) ->
+    Self = self(),
+    [begin
+         Tag = {holder, I},
+         _ = erpc:call(Client, erlang, spawn, [dpool_ct_helper, do_hold_lease_on_lane, [Pool, Server, Self, Tag]]),
+         receive {held, Tag, Pid, Lane} -> {Pid, Tag, Lane} after 15000 -> ct:fail({no_remote_lease, I}) end
+     end || I <- lists:seq(1, N)].
+
+run_exe(Args) ->
+    Port = open_port({spawn_executable, dpool_ct_helper:do_executable()},
+                     [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
+                      binary, exit_status, use_stdio, stderr_to_stdout, hide]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    collect(Port, OsPid, []).
+
+collect(Port, OsPid, Acc) ->
+    receive
+        {Port, {data, Data}} ->
+            collect(Port, OsPid, [Data | Acc]);
+        {Port, {exit_status, Status}} ->
+            {Status, unicode:characters_to_list(lists:reverse(Acc))}
+    after 20000 ->
+        catch erlang:port_close(Port),
+        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ct:fail({no_exit, unicode:characters_to_list(lists:reverse(Acc))})
+    end.
