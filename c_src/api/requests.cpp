@@ -349,6 +349,9 @@ Decoded decode_request(std::string_view request)
         if (*a == "info") {
             return Info{};
         }
+        if (*a == "ping") {
+            return Ping{};
+        }
         return Rejected{"badarg"};
     }
     const auto arity = r.tuple_header();

@@ -91,6 +91,8 @@ struct Destroy {
 };
 struct ListPools {};
 struct Info {};
+// `ping`: answered `pong` at once, from the event loop; a caller's round trip to the C-node and nothing else.
+struct Ping {};
 // {restore, [{PoolId, Target, Options}], NextPoolId}: pools of an earlier incarnation of the C-node,
 // re-created under their old ids.
 struct RestoredPool {
@@ -113,7 +115,7 @@ struct RejectedPool {
 };
 
 using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, PooledSend, PooledRequest, CastBatch,
-                             Stats, Destroy, ListPools, Info, Restore, Rejected, RejectedPool>;
+                             Stats, Destroy, ListPools, Info, Ping, Restore, Rejected, RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for

@@ -137,10 +137,13 @@ TEST_CASE("parse_envelope drops every other shape", "[requests]")
 
 // --- requests ----------------------------------------------------------------------------------------------------
 
-TEST_CASE("decode_request: pools and info", "[requests]")
+TEST_CASE("decode_request: pools, info and ping", "[requests]")
 {
     accepted<ListPools>(decode_request(term([](EiTerm& t) { t.atom("pools"); })));
     accepted<Info>(decode_request(term([](EiTerm& t) { t.atom("info"); })));
+    accepted<Ping>(decode_request(term([](EiTerm& t) { t.atom("ping"); })));
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("ping"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("ping").integer(1); }) == "badarg");
     CHECK(rejection_of([](EiTerm& t) { t.atom("hello"); }) == "badarg");
 }
 
