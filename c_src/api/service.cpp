@@ -185,7 +185,7 @@ void Service::handle_message(ClientSession& session, std::string_view message)
         ++malformed_messages_;
         return;
     }
-    handle_call(pool::CallerView{session.link(), env->from.encoded, env->tag}, env->request);
+    handle_call(pool::CallerView{session.link(), env->from.encoded, env->tag, identity_->self_pid()}, env->request);
 }
 
 void Service::handle_call(const pool::CallerView& caller, std::string_view request)

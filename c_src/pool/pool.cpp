@@ -525,10 +525,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
         run_one_shot(c, g.lease, caller, *job);
         return;
     }
-    // Assigned, not replaced: the slot's strings keep their capacity from lease to lease.
-    c.holder.link = caller.link;
-    c.holder.from.assign(caller.from);
-    c.holder.tag.assign(caller.tag);
+    c.holder.assign(caller);
     const CallerView holder = c.holder.view();
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
     monitor_caller(holder, g.lease);
@@ -592,9 +589,7 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
         return;
     }
     // Held until the answer: the caller is watched meanwhile, so that the lease comes back if it exits.
-    c.holder.link = caller.link;
-    c.holder.from.assign(caller.from);
-    c.holder.tag.assign(caller.tag);
+    c.holder.assign(caller);
     c.one_shot = true;
     monitor_caller(caller, lease);
     start_request(c, caller, job.to, job.timeout_ms, job.payload, lease);
@@ -860,9 +855,7 @@ void Pool::start_request(PooledConnection& c, const CallerView& caller, const De
     auto& entry = free_pending_entry(c.pending);
     entry.ref = ref;
     entry.purpose = PooledConnection::Purpose::caller;
-    entry.caller.link = caller.link;
-    entry.caller.from.assign(caller.from);
-    entry.caller.tag.assign(caller.tag);
+    entry.caller.assign(caller);
     entry.destination.assign(to.encoded);
     entry.one_shot_lease = one_shot_lease;
     entry.written = Clock::now();
