@@ -10,6 +10,7 @@
 
 -export([main/1]).
 -export([sink_loop/2]).
+-export([echo_loop/0]).
 
 -define(TARGETS, 10).
 -define(TICKTIME_S, "8").
@@ -29,10 +30,16 @@
 -define(HELD_PER_POOL, 100).
 -define(HOLD_S, 120).
 -define(HOLD_SAMPLE_S, 10).
+%% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
+-define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
+                        <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
+                        <<"floor_with_connection_ratio">>]).
 
+%% A figure of kind `reference` has no goal (goal_op none): it is a floor or a measured part shown next to
+%% the figures that have one.
 -type figure() :: #{name := binary(), value := number() | skipped, unit := binary(),
-                    goal_op := le | ge, goal := number(), detail := binary(), kind := ratio | absolute,
-                    extra => map()}.
+                    goal_op := le | ge | none, goal := number() | none, detail := binary(),
+                    kind := ratio | absolute | reference, extra => map()}.
 
 %% Args: [ResultsDir, PoolCoreCsv | Only] (strings, from -run). Only, when given, names the figures to
 %% measure (for work on one figure; `make bench` measures them all).
@@ -75,6 +82,7 @@ measure(Targets) ->
     Warm = run_figure(<<"warmup_100_ms">>, fun() -> warmup_100(T1) end),
     WithConn = run_figure(<<"with_connection_call_p50">>, fun() -> with_connection_call(T1) end),
     PooledCall = run_figure(<<"pooled_call_p50">>, fun() -> pooled_call(T1) end),
+    Floors = run_group(?FLOOR_FIGURES, fun() -> call_floors(T1) end),
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
     Hol = run_figure(<<"hol_p99">>, fun() -> hol(T3) end),
@@ -94,7 +102,7 @@ measure(Targets) ->
                             {B, failed(<<"connections_held">>, Class, Reason)}
                     end,
     selected(<<"connections_held">>) andalso report(Held),
-    [Warm, WithConn, PooledCall, OneConn, Fanout, Hol, Bytes, Held].
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout, Hol, Bytes, Held].
 
 %% A figure that fails is reported as ERROR and the run goes on with the next one.
 -spec run_figure(binary(), fun(() -> figure())) -> figure().
@@ -110,11 +118,29 @@ run_figure(Name, Fun) ->
     selected(Name) andalso report(Figure),
     Figure.
 
+%% Figures measured together in one run (their sides alternating in every repetition): all of them, or none
+%% when none is selected. Selecting `call_floors` selects the floors.
+-spec run_group([binary()], fun(() -> [figure()])) -> [figure()].
+run_group(Names, Fun) ->
+    case lists:any(fun selected/1, Names) of
+        false ->
+            [];
+        true ->
+            Figures = try Fun()
+                      catch Class:Reason:Stack ->
+                              io:format("~s failed: ~p:~p~n~p~n", [hd(Names), Class, Reason, Stack]),
+                              [failed(N, Class, Reason) || N <- Names]
+                      end,
+            [report(F) || F <- Figures],
+            Figures
+    end.
+
 -spec selected(binary()) -> boolean().
 selected(Name) ->
     case get(only) of
         [] -> true;
         Only -> lists:member(binary_to_list(Name), Only)
+                    orelse (lists:member(Name, ?FLOOR_FIGURES) andalso lists:member("call_floors", Only))
     end.
 
 -spec failed(binary(), atom(), term()) -> figure().
@@ -201,6 +227,14 @@ sink_loop(Count, Wait) ->
         {Ref, From, count} when is_reference(Ref), is_pid(From) -> From ! {Ref, Count}, sink_loop(Count, Wait);
         {Ref, From, reset} when is_reference(Ref), is_pid(From) -> From ! {Ref, ok}, sink_loop(0, none);
         _ -> sink_loop(Count + 1, Wait)
+    end.
+
+%% A plain process on the target that answers {From, Ref} with Ref: the BEAM-to-BEAM round trip of the floors.
+-spec echo_loop() -> no_return().
+echo_loop() ->
+    receive
+        {From, Ref} when is_pid(From) -> From ! Ref, echo_loop();
+        _ -> echo_loop()
     end.
 
 -spec sink_ask(node(), count | reset) -> term().
@@ -341,6 +375,57 @@ pooled_call(Target) ->
                 skipped(<<"pooled_call_p50">>, <<"ratio">>, le, 1.2, <<"not built yet">>)
         end
     after
+        distribute_pool:destroy(Pool)
+    end.
+
+%% The floors under the two call figures, measured in one run against the same target from the same process,
+%% the sides alternating in every repetition (median over the repetitions of each side's p50):
+%% - direct erpc:call, the denominator of both ratios;
+%% - a BEAM-to-BEAM echo: `!` to a plain process on the target and its answer back;
+%% - a C-node ping: the `ping` request, caller -> C-node -> caller, through the same envelope as every call;
+%% - the C-node -> target round trip of a call, as the C-node itself times it (the pool's request_rtt_p50_us,
+%%   from the request queued on the pooled connection to its answer read), next to pooled call - ping;
+%% - the floors that follow: a one-shot call needs a ping's round trip and the target's; with_connection needs
+%%   two of the first (the lease comes before the fun runs) and one of the second.
+-spec call_floors(node()) -> [figure()].
+call_floors(Target) ->
+    {ok, Pool} = distribute_pool:new(Target, 4),
+    Echo = erpc:call(Target, erlang, spawn, [?MODULE, echo_loop, []]),
+    {Service, CNode} = distribute_pool:default_cnode(),
+    try
+        Sides = [{erpc, fun() -> Target = erpc:call(Target, erlang, node, []) end},
+                 {echo, fun() -> Ref = make_ref(), Echo ! {self(), Ref}, receive Ref -> ok end end},
+                 {ping, fun() -> pong = distribute_pool_client:call({Service, CNode}, ping, 5000) end},
+                 {pooled, fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, []) end}],
+        _ = [[F() || _ <- lists:seq(1, 200)] || {_, F} <- Sides],
+        Reps = [begin
+                    progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call",
+                             [R, ?REPS, ?CALLS_PER_REP]),
+                    [{S, percentile(0.5, time_calls(F, ?CALLS_PER_REP))} || {S, F} <- Sides]
+                end || R <- lists:seq(1, ?REPS)],
+        Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- Reps]) end,
+        [Erpc, Echo50, Ping, Pooled] = [Med(S) || S <- [erpc, echo, ping, pooled]],
+        {ok, #{request_rtt_p50_us := Inside}} = distribute_pool:stats(Pool),
+        RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- [erpc, echo, ping, pooled]] || Rep <- Reps]},
+        Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating", [What, ?REPS, ?CALLS_PER_REP]) end,
+        [reference(<<"floor_direct_erpc_p50">>, Erpc, <<"us">>,
+                   Of("erpc:call(T, erlang, node, []) from the bench node"), RepsUs),
+         reference(<<"floor_beam_echo_p50">>, Echo50, <<"us">>,
+                   Of("{self(), Ref} to a plain process on the target, Ref back"), #{}),
+         reference(<<"floor_cnode_ping_p50">>, Ping, <<"us">>,
+                   Of("the ping request: caller -> C-node -> caller, through distribute_pool_client"), #{}),
+         reference(<<"floor_cnode_target_p50">>, Inside, <<"us">>,
+                   fmt("C-node -> target -> C-node for call(Pool, erlang, node, []), timed inside the C-node "
+                       "(stats request_rtt_p50_us, histogram bucket bound); pooled call p50 ~.1f us - ping p50 "
+                       "~.1f us = ~.1f us", [Pooled, Ping, Pooled - Ping]), #{pooled_call_p50 => Pooled}),
+         reference(<<"floor_pooled_call_ratio">>, (Ping + Inside) / Erpc, <<"ratio">>,
+                   fmt("(ping ~.1f + C-node->target ~b) / erpc ~.1f: the least pooled_call_p50 can be with "
+                       "these parts", [Ping, Inside, Erpc]), #{}),
+         reference(<<"floor_with_connection_ratio">>, (2 * Ping + Inside) / Erpc, <<"ratio">>,
+                   fmt("(2 x ping ~.1f + C-node->target ~b) / erpc ~.1f: the least with_connection_call_p50 "
+                       "can be with these parts", [Ping, Inside, Erpc]), #{})]
+    after
+        exit(Echo, kill),
         distribute_pool:destroy(Pool)
     end.
 
@@ -603,10 +688,15 @@ rss_kb(OsPid) ->
 
 %%% Figures, output
 
--spec figure(binary(), number(), binary(), le | ge, number(), iodata(), ratio | absolute, map()) -> figure().
+-spec figure(binary(), number(), binary(), le | ge | none, number() | none, iodata(),
+             ratio | absolute | reference, map()) -> figure().
 figure(Name, Value, Unit, Op, Goal, Detail, Kind, Extra) ->
     #{name => Name, value => Value, unit => Unit, goal_op => Op, goal => Goal,
       detail => iolist_to_binary(Detail), kind => Kind, extra => Extra}.
+
+-spec reference(binary(), number(), binary(), iodata(), map()) -> figure().
+reference(Name, Value, Unit, Detail, Extra) ->
+    figure(Name, Value, Unit, none, none, Detail, reference, Extra).
 
 -spec skipped(binary(), binary(), le | ge, number(), binary()) -> figure().
 skipped(Name, Unit, Op, Goal, Why) ->
@@ -616,6 +706,7 @@ skipped(Name, Unit, Op, Goal, Why) ->
 -spec verdict(figure()) -> binary().
 verdict(#{value := skipped, extra := #{error := true}}) -> <<"ERROR">>;
 verdict(#{value := skipped}) -> <<"SKIP">>;
+verdict(#{kind := reference}) -> <<"REF">>;
 verdict(#{extra := #{disqualified := true}}) -> <<"MISS">>;
 verdict(#{value := V, goal_op := le, goal := G}) when V =< G -> <<"PASS">>;
 verdict(#{value := V, goal_op := ge, goal := G}) when V >= G -> <<"PASS">>;
@@ -631,9 +722,13 @@ report(#{name := Name, value := V, unit := Unit, kind := Kind} = F) ->
      || {Side, SV, SU} <- maps:get(sides, maps:get(extra, F, #{}), [])],
     io:format("BENCH ~s ~s ~s~n", [Name, fmt_num(V), Unit]),
     Kind =:= ratio andalso io:format("RATIO ~s ~s~n", [Name, fmt_num(V)]),
-    io:format("    -> ~s ~s (goal ~s) ~s~n", [fmt_num(V), Unit, goal_text(F), verdict(F)]).
+    case Kind of
+        reference -> io:format("    -> ~s ~s (reference, no goal)~n", [fmt_num(V), Unit]);
+        _ -> io:format("    -> ~s ~s (goal ~s) ~s~n", [fmt_num(V), Unit, goal_text(F), verdict(F)])
+    end.
 
 -spec goal_text(figure()) -> string().
+goal_text(#{goal_op := none}) -> "-";
 goal_text(#{goal_op := le, goal := G}) -> "<= " ++ fmt_num(G);
 goal_text(#{goal_op := ge, goal := G}) -> ">= " ++ fmt_num(G).
 
@@ -680,7 +775,7 @@ value_text(#{value := V}) -> fmt_num(V).
 plot_data(Figures) ->
     ["# figure score(>=1 meets the goal) pass\n"
      | [io_lib:format("~s ~.6g ~b~n", [N, float(Score), if Score >= 1 -> 1; true -> 0 end])
-        || #{name := N, value := V, goal := G, goal_op := Op} <- Figures, is_number(V),
+        || #{name := N, value := V, goal := G, goal_op := Op} <- Figures, is_number(V), Op =/= none,
            Score <- [case Op of
                          ge -> V / G;
                          le when V == 0 -> 1000.0;
@@ -691,7 +786,8 @@ plot_data(Figures) ->
 json_figure(#{name := N, value := V, unit := U, goal_op := Op, goal := G, detail := D} = F) ->
     Extra = maps:get(extra, F, #{}),
     Sides = [#{name => S, value => SV, unit => SU} || {S, SV, SU} <- maps:get(sides, Extra, [])],
-    #{name => N, value => case V of skipped -> null; _ -> V end, unit => U, goal_op => Op, goal => G,
+    #{name => N, value => case V of skipped -> null; _ -> V end, unit => U,
+      goal_op => case Op of none -> null; _ -> Op end, goal => case G of none -> null; _ -> G end,
       result => verdict(F), detail => D, sides => Sides, data => maps:remove(sides, Extra)}.
 
 %%% Small helpers

@@ -352,6 +352,9 @@ Decoded decode_request(std::string_view request)
         if (*a == "lanes") {
             return ListLanes{};
         }
+        if (*a == "ping") {
+            return Ping{};
+        }
         return Rejected{"badarg"};
     }
     const auto arity = r.tuple_header();

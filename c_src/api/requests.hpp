@@ -93,6 +93,8 @@ struct ListPools {};
 struct Info {};
 // `lanes`: the C-node's node names, lane 0 (its own) first.
 struct ListLanes {};
+// `ping`: answered `pong` at once, from the event loop; a caller's round trip to the C-node and nothing else.
+struct Ping {};
 // {restore, [{PoolId, Target, Options}], NextPoolId}: pools of an earlier incarnation of the C-node,
 // re-created under their old ids.
 struct RestoredPool {
@@ -115,7 +117,7 @@ struct RejectedPool {
 };
 
 using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, PooledSend, PooledRequest, CastBatch,
-                             Stats, Destroy, ListPools, Info, ListLanes, Restore, Rejected, RejectedPool>;
+                             Stats, Destroy, ListPools, Info, ListLanes, Ping, Restore, Rejected, RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for

@@ -302,6 +302,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](const Info&) { reply_info(caller, lane); },
                    [&](const ListLanes&) { reply_lanes(caller); },
+                   [&](const Ping&) { pool::reply_atom(caller, "pong"); },
                    [&](const Rejected& r) { pool::reply_error(caller, r.error); },
                    [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
                    // Casts that arrived as calls.

@@ -7,6 +7,7 @@
 
 #include "protocol/control.hpp"
 #include "protocol/node_identity.hpp"
+#include "protocol/term_reader.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
 
@@ -15,7 +16,7 @@ namespace dpool::pool {
 // Where an answer goes: the caller's pid and tag (encoded, echoed as they came), the connection to its node,
 // and the C-node identity that connection was made with (the lane it came in on): the monitors the C-node
 // sets on the caller are that identity's. CallerView borrows them from the packet being handled; Caller owns
-// copies for answers given later.
+// copies for answers given later. A tag `[alias | Alias]` is answered to the alias (see reply()).
 struct CallerView {
     const std::shared_ptr<transport::DistLink>& link;
     const protocol::NodeIdentity* self;
@@ -42,7 +43,21 @@ struct Caller {
     }
 };
 
-// Sends `From ! {Tag, Reply}`, with Reply written by `write_reply`. A caller whose node has gone gets nothing.
+// The alias of a tag `[alias | Alias]` (gen_server's tags since OTP 24), encoded; empty for any other tag.
+// Answers to such a caller go to the alias: once the caller stops waiting it deactivates the alias, and its
+// node then drops a late answer instead of putting it in the caller's mailbox.
+inline std::string_view reply_alias(std::string_view tag)
+{
+    protocol::TermReader r(tag);
+    if (r.list_header() != 1u || r.atom() != std::optional<std::string_view>("alias")) {
+        return {};
+    }
+    const std::string_view tail = r.rest();
+    return r.ref() && r.at_end() ? tail : std::string_view{};
+}
+
+// Sends `From ! {Tag, Reply}` (to the alias of an alias tag), with Reply written by `write_reply`. A caller
+// whose node has gone gets nothing.
 template <class WriteReply>
 void reply(const CallerView& caller, WriteReply&& write_reply)
 {
@@ -51,7 +66,12 @@ void reply(const CallerView& caller, WriteReply&& write_reply)
     }
     auto w = caller.link->begin_packet();
     w.version();
-    protocol::write_send(w, caller.from);
+    // The sender of an alias send is the C-node's pid under the identity of the caller's lane.
+    if (const auto alias = reply_alias(caller.tag); !alias.empty() && caller.self != nullptr) {
+        protocol::write_alias_send(w, caller.self->self_pid(), alias);
+    } else {
+        protocol::write_send(w, caller.from);
+    }
     w.version();
     w.tuple(2);
     w.raw(caller.tag);

@@ -859,9 +859,10 @@ void Pool::start_request(PooledConnection& c, const CallerView& caller, const De
     entry.caller.assign(caller);
     entry.destination.assign(to.encoded);
     entry.one_shot_lease = one_shot_lease;
+    entry.written = Clock::now();
     ++c.pending_count;
     if (timeout_ms) {
-        context_.scheduler->schedule(Deadline{Clock::now() + std::chrono::milliseconds(*timeout_ms),
+        context_.scheduler->schedule(Deadline{entry.written + std::chrono::milliseconds(*timeout_ms),
                                               DeadlineKind::request, id_, connection_key(c.index, ref)});
     }
 }
@@ -940,6 +941,7 @@ void Pool::answer_reply(PooledConnection& c, std::string_view message)
         w.atom("ok");
         w.raw(answer);
     });
+    request_rtt_.record(micros(Clock::now() - p->written));
     ++counters_.successful_operations;
     const auto lease = p->one_shot_lease;
     finish_request(c, *p);
@@ -970,6 +972,7 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
         w.atom("down");
         w.raw(reason);
     });
+    request_rtt_.record(micros(Clock::now() - p->written));
     ++counters_.failed_operations;
     const auto lease = p->one_shot_lease;
     finish_request(c, *p);
@@ -1314,7 +1317,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(26);
+    w.map(28);
     integer("pool_id", id_);
     w.atom("target");
     w.binary(config_.target);
@@ -1346,6 +1349,8 @@ void Pool::write_stats(protocol::TermWriter& w) const
     integer("acquire_wait_avg_us", acquire_wait_.average());
     integer("acquire_wait_max_us", acquire_wait_.max());
     integer("acquire_wait_p99_us", acquire_wait_.percentile(990));
+    integer("request_rtt_p50_us", request_rtt_.percentile(500));
+    integer("request_rtt_p99_us", request_rtt_.percentile(990));
     w.atom("connections");
     const auto listed = core_.open_slots();
     if (listed > 0) {

@@ -134,6 +134,7 @@ public:
         Caller caller;
         std::string destination;
         std::uint64_t one_shot_lease = 0; // a pooled_request's lease, returned with the answer
+        Clock::time_point written;        // when the request was queued on the connection (stats: request_rtt)
     };
     // An answer held back until the output drains: `ok` to a send, or one connection of a cast batch.
     struct ParkedAck {
@@ -325,6 +326,9 @@ private:
     bool window_saw_waiters_ = false;
     Counters counters_;
     util::LatencyHistogram acquire_wait_;
+    // From a caller's request queued on a pooled connection to its answer read from it: the target's share of
+    // a request, as the C-node sees it.
+    util::LatencyHistogram request_rtt_;
     // Grants made while one is being made (a one-shot send returns its lease at once, which may grant the next
     // waiter): queued and made in a loop, so a long line of waiters never deepens the stack.
     std::deque<Grant> grants_to_make_;

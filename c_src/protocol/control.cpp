@@ -11,6 +11,8 @@ bool carries_message(ControlOp op)
     case ControlOp::reg_send_tt:
     case ControlOp::send_sender:
     case ControlOp::send_sender_tt:
+    case ControlOp::alias_send:
+    case ControlOp::alias_send_tt:
         return true;
     default:
         return false;
@@ -75,6 +77,14 @@ std::optional<Control> parse_packet(std::string_view packet)
         c.from = elements[0];
         c.to = elements[1];
         break;
+    case ControlOp::alias_send:
+    case ControlOp::alias_send_tt:
+        if (!(c.op == ControlOp::alias_send ? need(2) : need(3))) {
+            return std::nullopt;
+        }
+        c.from = elements[0];
+        c.to = elements[1];
+        break;
     case ControlOp::reg_send:
     case ControlOp::reg_send_tt:
         if (!(c.op == ControlOp::reg_send ? need(3) : need(4))) {
@@ -134,6 +144,14 @@ void write_send(TermWriter& out, std::string_view to_pid)
     out.integer(static_cast<int>(ControlOp::send));
     out.atom("");
     out.raw(to_pid);
+}
+
+void write_alias_send(TermWriter& out, std::string_view from_pid, std::string_view alias)
+{
+    out.tuple(3);
+    out.integer(static_cast<int>(ControlOp::alias_send));
+    out.raw(from_pid);
+    out.raw(alias);
 }
 
 void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view to_name_atom)

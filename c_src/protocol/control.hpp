@@ -27,6 +27,8 @@ enum class ControlOp : std::uint8_t {
     monitor_p_exit = 21,
     send_sender = 22,
     send_sender_tt = 23,
+    alias_send = 33,
+    alias_send_tt = 34,
     unlink_id = 35,
     unlink_id_ack = 36,
 };
@@ -51,6 +53,8 @@ bool carries_message(ControlOp op);
 
 // Writers of control terms (without the packet prefix or version byte). Arguments are encoded terms.
 void write_send(TermWriter& out, std::string_view to_pid);
+// ALIAS_SEND: a message to the process that created `alias` (a reference), from `from_pid`.
+void write_alias_send(TermWriter& out, std::string_view from_pid, std::string_view alias);
 void write_reg_send(TermWriter& out, std::string_view from_pid, std::string_view to_name_atom);
 void write_monitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);
 void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_view to_proc, std::string_view ref);

@@ -17,6 +17,7 @@ using dpool::protocol::Control;
 using dpool::protocol::ControlOp;
 using dpool::protocol::parse_packet;
 using dpool::protocol::TermWriter;
+using dpool::protocol::write_alias_send;
 using dpool::test::EiTerm;
 
 namespace {
@@ -100,7 +101,8 @@ ControlBuilder tuple_of(int op, std::vector<std::string> elements)
 TEST_CASE("carries_message is true exactly for the send operations", "[control]")
 {
     for (ControlOp op : {ControlOp::send, ControlOp::reg_send, ControlOp::send_tt, ControlOp::reg_send_tt,
-                         ControlOp::send_sender, ControlOp::send_sender_tt}) {
+                         ControlOp::send_sender, ControlOp::send_sender_tt, ControlOp::alias_send,
+                         ControlOp::alias_send_tt}) {
         CHECK(carries_message(op));
     }
     for (ControlOp op : {ControlOp::link, ControlOp::exit, ControlOp::group_leader, ControlOp::exit2,
@@ -121,6 +123,26 @@ TEST_CASE("parse_packet reads back a SEND written by write_send", "[control]")
     CHECK(c->to == remote_pid());
     CHECK(c->from.empty());
     CHECK(c->payload == "\x83" + message);
+}
+
+TEST_CASE("parse_packet reads back an ALIAS_SEND written by write_alias_send", "[control]")
+{
+    const std::string message = message_term();
+    const std::string alias = encoded_ref(7);
+    const std::string packet = make_packet([&](TermWriter& w) { write_alias_send(w, local_pid(), alias); }, message);
+
+    const auto c = parse_packet(packet);
+    REQUIRE(c.has_value());
+    CHECK(c->op == ControlOp::alias_send);
+    CHECK(c->from == local_pid());
+    CHECK(c->to == alias);
+    CHECK(c->payload == "\x83" + message);
+    // {33, From, Alias} exactly: OTP drops a connection over a control tuple of another size.
+    CHECK_FALSE(parse_packet(make_packet([&](TermWriter& w) {
+                    w.tuple(2);
+                    w.integer(33);
+                    w.raw(alias);
+                }, message)).has_value());
 }
 
 TEST_CASE("parse_packet reads back a REG_SEND written by write_reg_send", "[control]")

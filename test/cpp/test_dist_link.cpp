@@ -5,9 +5,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "pool/caller.hpp"
 #include "protocol/control.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
@@ -564,4 +566,92 @@ TEST_CASE("DistLink ticks on an idle link and stays open while the peer talks", 
     CHECK(t.received.size() >= 5 * 4);
     CHECK(t.received == std::string(t.received.size(), '\0'));
     CHECK(t.handler.packets.size() >= 4);
+}
+
+// --- answers to callers (pool/caller.hpp), over a real link ------------------------------------------------------
+
+namespace {
+
+// The first packet the peer received, parsed; the frame's length prefix is checked against its size.
+std::optional<dpool::protocol::Control> first_packet(const std::string& received)
+{
+    if (received.size() < 4) {
+        return std::nullopt;
+    }
+    const auto* u = reinterpret_cast<const unsigned char*>(received.data());
+    const std::size_t length = (std::size_t{u[0]} << 24) | (std::size_t{u[1]} << 16) | (std::size_t{u[2]} << 8) | u[3];
+    if (received.size() != 4 + length) {
+        return std::nullopt;
+    }
+    return dpool::protocol::parse_packet(std::string_view(received).substr(4));
+}
+
+} // namespace
+
+TEST_CASE("reply answers a plain tag with SEND to the caller's pid", "[dist_link][caller]")
+{
+    LinkTest t;
+    const std::string caller_pid = encoded_pid();
+    const std::string tag = [] {
+        dpool::test::EiTerm e;
+        e.ref("caller@127.0.0.1", 2, {1, 2, 3});
+        return e.str();
+    }();
+    const dpool::protocol::NodeIdentity cnode("cnode@127.0.0.1", 7, 1);
+    dpool::pool::reply_atom(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "pong");
+
+    REQUIRE(t.pump_until([&] { return first_packet(t.received).has_value(); }));
+    const auto c = first_packet(t.received);
+    CHECK(c->op == dpool::protocol::ControlOp::send);
+    CHECK(c->to == caller_pid);
+    dpool::test::EiTerm answer;
+    answer.version().tuple(2).raw(tag).atom("pong");
+    CHECK(c->payload == answer.view());
+}
+
+TEST_CASE("reply answers an [alias | Ref] tag with ALIAS_SEND to the alias", "[dist_link][caller]")
+{
+    LinkTest t;
+    const std::string caller_pid = encoded_pid();
+    // The answer's sender is the C-node's pid under the identity of the lane the caller came in on.
+    const dpool::protocol::NodeIdentity cnode("cnode_lane1@127.0.0.1", 7, 1);
+    const std::string alias = [] {
+        dpool::test::EiTerm e;
+        e.ref("caller@127.0.0.1", 2, {4, 5, 6});
+        return e.str();
+    }();
+    const std::string tag = [&] {
+        dpool::test::EiTerm e;
+        e.list(1).atom("alias").raw(alias);
+        return e.str();
+    }();
+    CHECK(dpool::pool::reply_alias(tag) == alias);
+    dpool::pool::reply_error(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "timeout");
+
+    REQUIRE(t.pump_until([&] { return first_packet(t.received).has_value(); }));
+    const auto c = first_packet(t.received);
+    CHECK(c->op == dpool::protocol::ControlOp::alias_send);
+    CHECK(c->from == cnode.self_pid());
+    CHECK(c->to == alias);
+    dpool::test::EiTerm answer;
+    answer.version().tuple(2).raw(tag).tuple(2).atom("error").atom("timeout");
+    CHECK(c->payload == answer.view());
+}
+
+TEST_CASE("reply_alias takes only a one-element list of alias with a reference tail", "[caller]")
+{
+    const auto tag = [](const std::function<void(dpool::test::EiTerm&)>& build) {
+        dpool::test::EiTerm e;
+        build(e);
+        return e.str();
+    };
+    const std::string ref = tag([](auto& e) { e.ref("caller@127.0.0.1", 2, {4, 5, 6}); });
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref); })) == ref);
+    CHECK(dpool::pool::reply_alias(ref).empty());
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").nil(); })).empty());
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("other").raw(ref); })).empty());
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(2).atom("alias").raw(ref).nil(); })).empty());
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").atom("x"); })).empty());
+    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref).nil(); })).empty());
+    CHECK(dpool::pool::reply_alias("").empty());
 }

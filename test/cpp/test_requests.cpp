@@ -137,12 +137,15 @@ TEST_CASE("parse_envelope drops every other shape", "[requests]")
 
 // --- requests ----------------------------------------------------------------------------------------------------
 
-TEST_CASE("decode_request: pools, info and lanes", "[requests]")
+TEST_CASE("decode_request: pools, info, lanes and ping", "[requests]")
 {
     accepted<ListPools>(decode_request(term([](EiTerm& t) { t.atom("pools"); })));
     accepted<Info>(decode_request(term([](EiTerm& t) { t.atom("info"); })));
     accepted<ListLanes>(decode_request(term([](EiTerm& t) { t.atom("lanes"); })));
+    accepted<Ping>(decode_request(term([](EiTerm& t) { t.atom("ping"); })));
     CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("lanes"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(1).atom("ping"); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).atom("ping").integer(1); }) == "badarg");
     CHECK(rejection_of([](EiTerm& t) { t.atom("hello"); }) == "badarg");
 }
 

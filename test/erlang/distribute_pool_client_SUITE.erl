@@ -322,9 +322,10 @@ bad_handles_never_reach_the_wire(_Config) ->
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end),
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
      end || B <- BadPools],
-    %% A pool handle is a valid first argument of send/request/call (the one-shot forms), not of these two.
+    %% A pool is a handle for the one-shot send, request and call (distribute_pool_oneshot_SUITE), not a lease.
     {error, invalid_connection} = distribute_pool:ping(Pool),
     {error, invalid_connection} = distribute_pool:connection_info(Pool),
+    {error, invalid_connection} = distribute_pool:discard(Pool),
     BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(4, Conn, x),
                 setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
     [begin

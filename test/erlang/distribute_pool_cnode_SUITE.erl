@@ -72,9 +72,12 @@ embedded_cnode_published_in_epmd(_Config) ->
 
 -spec embedded_cnode_accepts_our_node(list()) -> ok.
 embedded_cnode_accepts_our_node(_Config) ->
-    doc("Our node (same cookie) connects to the C-node, which answers info as a hidden node."),
+    doc("Our node (same cookie) connects to the C-node, which answers info and ping as a hidden node."),
     {Service, CNode} = Server = do_cnode(),
     Info = do_cnode_info(Server),
+    pong = gen_server:call(Server, ping, 5000),
+    pong = distribute_pool_client:call(Server, ping, 5000),
+    {error, badarg} = gen_server:call(Server, {ping, 1}, 5000),
     true = lists:member(CNode, nodes(hidden)),
     true = do_same_name(CNode, maps:get(node, Info)),
     true = do_same_name(Service, maps:get(service, Info)),
