@@ -153,7 +153,7 @@ unknown_requests_are_badarg(Config) ->
     doc("Inside a valid call envelope, an unknown or ill-typed request is answered {error, badarg} (or the "
         "documented error of its kind), and the tag comes back unchanged whatever its shape."),
     Server = do_cnode(),
-    Tags = [make_ref(), {make_ref(), <<"bytes">>, 3.5, [a | b], #{k => v}}, [alias | make_ref()],
+    Tags = [make_ref(), {make_ref(), <<"bytes">>, 3.5, [a | b], #{k => v}}, [alias | alias()],
             <<0:8000>>, -1 bsl 100],
     [{error, badarg} = do_raw_call(Server, Tag, R)
      || Tag <- Tags,
