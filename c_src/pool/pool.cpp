@@ -184,6 +184,7 @@ void Pool::connect(PooledConnection& c)
     // stale pids of the old one cannot reach the new connection.
     std::uniform_int_distribution<std::uint32_t> creation(4, UINT32_MAX);
     c.identity.emplace(c.node_name, creation(context_.random), creation(context_.random));
+    c.head.clear(); // it names the sender pid of the previous identity
     transport::HandshakeIdentity self;
     self.node_name = c.node_name;
     self.alive = c.node_name.substr(0, c.node_name.find('@'));
@@ -754,32 +755,46 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
     }
 }
 
+std::optional<std::string_view> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
+{
+    if (conn >= connections_.size() || !core_.lease_current(conn, lease) || connections_[conn]->validating) {
+        return "invalid_connection";
+    }
+    if (!connections_[conn]->live()) {
+        return "connection_failed";
+    }
+    return std::nullopt;
+}
+
 bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease)
 {
-    if (conn < connections_.size() && core_.lease_current(conn, lease) && !connections_[conn]->validating) {
-        if (connections_[conn]->live()) {
-            return true;
-        }
-        reply_error(caller, "connection_failed");
-    } else {
-        reply_error(caller, "invalid_connection");
+    const auto error = lease_error(conn, lease);
+    if (!error) {
+        return true;
     }
+    reply_error(caller, *error);
     ++counters_.failed_operations;
     return false;
 }
 
 void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message)
 {
-    auto w = c.link->begin_packet();
-    w.version();
-    if (to.is_name) {
-        protocol::write_reg_send(w, c.identity->self_pid(), to.encoded);
-    } else {
-        protocol::write_send(w, to.encoded);
+    if (c.head.empty() || c.head_to_name != to.is_name || c.head_destination != to.encoded) {
+        ByteBuffer head;
+        protocol::TermWriter w(head);
+        head.push_back(protocol::kPassThrough);
+        w.version();
+        if (to.is_name) {
+            protocol::write_reg_send(w, c.identity->self_pid(), to.encoded);
+        } else {
+            protocol::write_send(w, to.encoded);
+        }
+        w.version();
+        c.head.assign(head.view());
+        c.head_destination.assign(to.encoded);
+        c.head_to_name = to.is_name;
     }
-    w.version();
-    w.raw(message);
-    c.link->end_packet();
+    c.link->write_packet(c.head, message);
 }
 
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
@@ -796,6 +811,20 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
         return;
     }
     reply_atom(caller, "ok");
+    ++counters_.successful_operations;
+}
+
+void Pool::send_async(std::uint32_t conn, std::uint64_t lease, const std::optional<Destination>& to,
+                      std::string_view message)
+{
+    if (!to || lease_error(conn, lease)) {
+        // Nobody waits for an answer: counted, and the sender's next synchronous operation on the lease
+        // gets the error (docs/PROTOCOL.md, "Sends without an answer").
+        ++counters_.dropped_sends;
+        ++counters_.failed_operations;
+        return;
+    }
+    write_message(*connections_[conn], *to, message);
     ++counters_.successful_operations;
 }
 
@@ -1320,7 +1349,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(26);
+    w.map(27);
     integer("pool_id", id_);
     w.atom("target");
     w.binary(config_.target);
@@ -1337,6 +1366,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
     integer("acquire_timeout_ms", config_.acquire_timeout_ms);
     integer("successful_operations", counters_.successful_operations);
     integer("failed_operations", counters_.failed_operations);
+    integer("dropped_sends", counters_.dropped_sends);
     integer("connections_created", counters_.connections_created);
     w.atom("connections_closed");
     w.map(static_cast<std::size_t>(CloseReason::count_));

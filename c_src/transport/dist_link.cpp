@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "protocol/control.hpp"
@@ -169,6 +170,26 @@ void DistLink::end_packet()
     }
     const std::size_t length = pending_.size() - packet_start_ - kLengthBytes;
     put_u32(pending_.data() + packet_start_, static_cast<std::uint32_t>(length));
+    packet_queued();
+}
+
+void DistLink::write_packet(std::string_view head, std::string_view body)
+{
+    if (closed_) {
+        return;
+    }
+    const std::size_t length = head.size() + body.size();
+    pending_.ensure_tail_room(kLengthBytes + length);
+    char* out = pending_.tail();
+    put_u32(out, static_cast<std::uint32_t>(length));
+    std::memcpy(out + kLengthBytes, head.data(), head.size());
+    std::memcpy(out + kLengthBytes + head.size(), body.data(), body.size());
+    pending_.commit(kLengthBytes + length);
+    packet_queued();
+}
+
+void DistLink::packet_queued()
+{
     wrote_since_peer_tick_ = true;
     if (queued_bytes() > limits_.max_queued_bytes) {
         close("peer does not read: output queue over its limit");

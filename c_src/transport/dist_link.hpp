@@ -60,10 +60,14 @@ public:
     // message (each starting with a version byte); end_packet() seals it. Packets go out in order.
     protocol::TermWriter begin_packet();
     void end_packet();
+    // A whole packet made of bytes encoded already: `head` (the pass-through byte, the control term and the
+    // message's version byte) and `body` (the message), copied once each, with no encoder in between.
+    void write_packet(std::string_view head, std::string_view body);
     std::size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
     bool busy() const { return queued_bytes() > limits_.busy_limit; }
 
 private:
+    void packet_queued();
     void do_read();
     void on_read(const error_code& ec, std::size_t n);
     bool dispatch_packets();

@@ -236,6 +236,69 @@ TEST_CASE("DistLink frames packets written with begin_packet/end_packet", "[dist
     CHECK(t.pump_until([&] { return t.link->queued_bytes() == 0; }));
 }
 
+TEST_CASE("DistLink frames a packet given as head and body, in order with begin_packet ones", "[dist_link]")
+{
+    LinkTest t;
+    const std::string from = encoded_pid();
+    const std::string to = encoded_atom("dpool_sink");
+    // The head of a message packet (pass-through byte, version, REG_SEND control, version), as Pool writes it.
+    ByteBuffer head;
+    head.push_back('p');
+    TermWriter h(head);
+    h.version();
+    dpool::protocol::write_reg_send(h, from, to);
+    h.version();
+    ByteBuffer body;
+    TermWriter b(body);
+    b.binary(std::string(64, 'x'));
+    const auto message = [&](TermWriter& w) {
+        w.version();
+        dpool::protocol::write_reg_send(w, from, to);
+        w.version();
+        w.binary(std::string(64, 'x'));
+    };
+    const auto other = [](TermWriter& w) {
+        w.version();
+        w.atom("between");
+    };
+
+    t.link->write_packet(head.view(), body.view());
+    TermWriter w = t.link->begin_packet();
+    other(w);
+    t.link->end_packet();
+    t.link->write_packet(head.view(), body.view());
+    t.link->write_packet(head.view(), {}); // an empty body: the head alone is the packet
+    const std::string expected = expected_frame(message) + expected_frame(other) + expected_frame(message) +
+                                 frame(head.view());
+    CHECK(t.link->queued_bytes() == expected.size());
+
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+    const auto control = dpool::protocol::parse_packet(std::string_view(t.received).substr(4, head.size() + body.size()));
+    REQUIRE(control.has_value());
+    CHECK(control->op == dpool::protocol::ControlOp::reg_send);
+    CHECK(control->to == to);
+    CHECK(control->payload == std::string("\x83") + std::string(body.view()));
+}
+
+TEST_CASE("DistLink write_packet counts toward busy and max_queued_bytes", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.busy_limit = 64;
+    limits.max_queued_bytes = 1000;
+    LinkTest t(limits);
+    const std::string body(600, 'q');
+    t.link->write_packet("p", body);
+    CHECK(t.link->busy());
+    CHECK(t.link->is_open());
+    t.link->write_packet("p", body);
+    CHECK_FALSE(t.link->is_open());
+    CHECK(t.link->queued_bytes() == 0);
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    t.link->write_packet("p", body); // after the close: dropped, not queued
+    CHECK(t.link->queued_bytes() == 0);
+}
+
 TEST_CASE("DistLink sends packets in the order they were written, across many turns", "[dist_link]")
 {
     LinkTest t;
