@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/control.hpp"
+#include "protocol/dist_header.hpp"
 #include "transport/connector.hpp"
 
 namespace dpool::pool {
@@ -205,16 +206,17 @@ void Pool::connect(PooledConnection& c)
                        }
                        conn.connecting = false;
                        if (!error && out.socket) {
-                           self->on_connected(conn, std::move(*out.socket));
+                           self->on_connected(conn, std::move(*out.socket), out.atom_cache);
                        } else {
                            self->on_connect_failed(conn, error ? "internal error" : out.error);
                        }
                    });
 }
 
-void Pool::on_connected(PooledConnection& c, tcp::socket socket)
+void Pool::on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache)
 {
-    c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits);
+    c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits,
+                                                   atom_cache);
     c.link->start(c);
     c.failures = 0;
     ++c.generation;
@@ -235,7 +237,8 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket)
         context_.scheduler->schedule(Deadline{now + std::chrono::milliseconds(config_.health_check_interval_ms),
                                               DeadlineKind::health, id_, connection_key(c.index, c.generation)});
     }
-    spdlog::debug("pool {}: {} connected to {}", id_, c.node_name, config_.target);
+    spdlog::debug("pool {}: {} connected to {}{}", id_, c.node_name, config_.target,
+                  atom_cache ? " (distribution headers with atom cache)" : "");
     if (auto g = core_.slot_ready(c.index)) {
         grant_to_waiter(*g);
     } else {
@@ -777,24 +780,81 @@ bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uin
     return false;
 }
 
+namespace {
+
+// Atom cache entries of a pooled connection's own packets: its node name (in every sender pid) in entry 0, a
+// destination name in one of the others, picked by its hash (two names on one entry take turns).
+constexpr std::uint16_t kOwnNodeEntry = 0;
+std::uint16_t name_entry(std::string_view name)
+{
+    return static_cast<std::uint16_t>(1 + std::hash<std::string_view>{}(name) % (protocol::kAtomCacheSize - 1));
+}
+
+// The text of an encoded atom (the destination names of sends are atoms, checked by parse_destination).
+std::string_view atom_text(std::string_view encoded)
+{
+    protocol::TermReader r(encoded);
+    return r.atom().value_or(std::string_view{});
+}
+
+} // namespace
+
 void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message)
 {
-    if (c.head.empty() || c.head_to_name != to.is_name || c.head_destination != to.encoded) {
+    transport::DistLink& link = *c.link;
+    const bool cached = !c.head.empty() && c.head_to_name == to.is_name && c.head_destination == to.encoded &&
+                        (!link.uses_atom_cache() || c.head_atoms == link.atoms_sent().changes());
+    if (!cached) {
         ByteBuffer head;
-        protocol::TermWriter w(head);
-        head.push_back(protocol::kPassThrough);
-        w.version();
-        if (to.is_name) {
-            protocol::write_reg_send(w, c.identity->self_pid(), to.encoded);
+        bool defines = false; // the head sends atom text along: good for this packet only
+        const std::string_view self_pid = c.identity->self_pid();
+        if (link.uses_atom_cache() && to.is_name) {
+            // A distribution header naming our node (in the sender pid) and the destination by cache
+            // entry: sent as text the first time, as references after that.
+            const std::string_view node = c.identity->node_name();
+            const std::string_view name = atom_text(to.encoded);
+            const protocol::AtomRef refs[2] = {
+                {kOwnNodeEntry, node, link.atoms_sent().define(kOwnNodeEntry, node)},
+                {name_entry(name), name, link.atoms_sent().define(name_entry(name), name)}};
+            defines = refs[0].is_new || refs[1].is_new;
+            protocol::write_dist_header(head, refs);
+            protocol::TermWriter w(head, false);
+            // REG_SEND {6, FromPid, '', ToName}; the pid's fields after its node atom are its last 12 bytes.
+            w.tuple(4);
+            w.integer(static_cast<int>(protocol::ControlOp::reg_send));
+            const char pid_with_ref[3] = {static_cast<char>(protocol::tag::new_pid),
+                                          static_cast<char>(protocol::kAtomCacheRef), 0};
+            head.append(pid_with_ref, sizeof pid_with_ref);
+            head.append(self_pid.substr(self_pid.size() - 12));
+            w.atom("");
+            const char name_ref[2] = {static_cast<char>(protocol::kAtomCacheRef), 1};
+            head.append(name_ref, sizeof name_ref);
         } else {
-            protocol::write_send(w, to.encoded);
+            if (link.uses_atom_cache()) {
+                protocol::write_dist_header(head, {});
+            } else {
+                head.push_back(protocol::kPassThrough);
+            }
+            protocol::TermWriter w(head, !link.uses_atom_cache());
+            w.version();
+            if (to.is_name) {
+                protocol::write_reg_send(w, self_pid, to.encoded);
+            } else {
+                protocol::write_send(w, to.encoded);
+            }
+            w.version();
         }
-        w.version();
+        if (defines) {
+            c.head.clear();
+            link.write_packet(head.view(), message);
+            return;
+        }
         c.head.assign(head.view());
         c.head_destination.assign(to.encoded);
         c.head_to_name = to.is_name;
+        c.head_atoms = link.atoms_sent().changes();
     }
-    c.link->write_packet(c.head, message);
+    link.write_packet(c.head, message);
 }
 
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,

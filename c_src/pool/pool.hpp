@@ -185,6 +185,9 @@ private:
     std::string head_destination;
     bool head_to_name = false;
     std::string head;
+    // With an atom cache: the link's atoms_sent().changes() when `head` was made. A head that defined new
+    // entries must not be sent again as it is, nor one whose entries were taken by other atoms since.
+    std::uint64_t head_atoms = 0;
 };
 
 // A pool of distribution connections to one target node, and everything in flight on them. Lives on the
@@ -268,7 +271,7 @@ private:
 
     PooledConnection& open_connection();
     void connect(PooledConnection& c);
-    void on_connected(PooledConnection& c, tcp::socket socket);
+    void on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache);
     void on_connect_failed(PooledConnection& c, const std::string& error);
     void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason);
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and

@@ -628,3 +628,56 @@ TEST_CASE("DistLink ticks on an idle link and stays open while the peer talks", 
     CHECK(t.received == std::string(t.received.size(), '\0'));
     CHECK(t.handler.packets.size() >= 4);
 }
+
+TEST_CASE("DistLink with an atom cache writes distribution headers and reads them back as pass-through packets",
+          "[dist_link]")
+{
+    LinkTest plain; // only for its io_context and loopback pair; the link under test uses the atom cache
+    tcp::acceptor acceptor(plain.io, tcp::endpoint(address_v4::loopback(), 0));
+    tcp::socket peer(plain.io);
+    peer.connect(acceptor.local_endpoint());
+    tcp::socket accepted(plain.io);
+    acceptor.accept(accepted);
+    RecordingHandler handler;
+    auto link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", LinkLimits{}, true);
+    link->start(handler);
+    CHECK(link->uses_atom_cache());
+
+    // Written: 131, 68, 0 (no references), then the terms without version bytes.
+    TermWriter w = link->begin_packet();
+    w.version();
+    w.tuple(2);
+    w.atom("hello");
+    w.version();
+    w.atom("world");
+    link->end_packet();
+    const std::string expected = frame(std::string("\x83\x44\x00", 3) + "\x68\x02" + encoded_atom("hello") +
+                                       encoded_atom("world"));
+    std::string received;
+    REQUIRE(plain.pump_until([&] {
+        char chunk[256];
+        error_code ec;
+        peer.non_blocking(true);
+        const std::size_t n = peer.read_some(asio::buffer(chunk), ec);
+        if (!ec) {
+            received.append(chunk, n);
+        }
+        return received.size() >= expected.size();
+    }));
+    CHECK(received == expected);
+
+    // Read: a packet whose atoms are cache references reaches the handler in the pass-through form.
+    const std::string incoming =
+        std::string("\x83\x44\x01\x08\x05", 5) + "\x02ok" + std::string("\x68\x02\x61\x02\x52\x00", 6);
+    error_code ec;
+    asio::write(peer, asio::buffer(frame(incoming)), ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(plain.pump_until([&] { return !handler.packets.empty(); }));
+    CHECK(handler.packets.front() == "p\x83" + std::string("\x68\x02\x61\x02", 4) + encoded_atom("ok"));
+
+    // A reference to an entry never defined closes the link: later references could name the wrong atoms.
+    asio::write(peer, asio::buffer(frame(std::string("\x83\x44\x01\x00\x07\x52\x00", 7))), ec);
+    REQUIRE(plain.pump_until([&] { return !handler.closed_reasons.empty(); }));
+    CHECK(handler.closed_reasons.front() == "malformed distribution header");
+    CHECK(handler.packets.size() == 1);
+}

@@ -12,6 +12,7 @@
 -export([send_async_exactly_once_in_order/1]).
 -export([send_async_errors/1]).
 -export([send_async_back_pressure_frozen_target/1]).
+-export([messages_name_atoms_by_cache_reference/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
                           do_load_fixture/2, do_cnode_os_pid/0, do_wait_idle/1]).
@@ -27,7 +28,8 @@ suite() ->
 all() ->
     [send_async_exactly_once_in_order,
      send_async_errors,
-     send_async_back_pressure_frozen_target].
+     send_async_back_pressure_frozen_target,
+     messages_name_atoms_by_cache_reference].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -177,7 +179,43 @@ send_async_back_pressure_frozen_target(_Config) ->
         do_stop_peer(Peer)
     end.
 
+-spec messages_name_atoms_by_cache_reference(list()) -> ok.
+messages_name_atoms_by_cache_reference(_Config) ->
+    doc("Pooled connections take distribution headers with an atom cache (both ends announce "
+        "DFLAG_DIST_HDR_ATOM_CACHE): a message to a registered name names the sender's node and the name by "
+        "cache reference, so the target receives about 103 bytes per 64-byte binary instead of about 150 "
+        "with the node name and the name as text; every message arrives."),
+    {Peer, T} = do_start_target("dpool_async_cache"),
+    try
+        do_load_fixture(T, dpool_count_sink),
+        _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
+        [#{node := Node}] = maps:get(connections, do_stats(Pool)),
+        N = 2000,
+        Msg = binary:copy(<<"x">>, 64),
+        Before = received_bytes(T, Node),
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(Conn) ->
+            [ok = distribute_pool:send_async(Conn, dpool_async_sink, Msg) || _ <- lists:seq(1, N - 1)],
+            distribute_pool:send(Conn, dpool_async_sink, Msg)
+        end),
+        do_wait_until(fun() -> sink_count(T) =:= N end, 20000),
+        PerMessage = (received_bytes(T, Node) - Before) / N,
+        ct:pal("the target received ~.1f bytes per message over ~s", [PerMessage, Node]),
+        true = PerMessage < 110,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
 %% Helpers.
+
+%% Bytes the target has received over the distribution connection of the pooled node Node (a binary).
+-spec received_bytes(node(), binary()) -> non_neg_integer().
+received_bytes(T, Node) ->
+    Ctrl = erpc:call(T, erlang, system_info, [dist_ctrl]),
+    [Port] = [P || {N, P} <- Ctrl, atom_to_binary(N, utf8) =:= Node],
+    {ok, [{recv_oct, Bytes}]} = erpc:call(T, inet, getstat, [Port, [recv_oct]]),
+    Bytes.
 
 %% Sends {seq, S, 1, ConnId, I, Padding} with send_async/3 until told to stop; the last one with send/3.
 -spec stream(distribute_pool:conn(), {pid(), term(), pos_integer(), binary()}, counters:counters_ref(),
