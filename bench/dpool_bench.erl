@@ -30,6 +30,12 @@
 -define(HELD_PER_POOL, 100).
 -define(HOLD_S, 120).
 -define(HOLD_SAMPLE_S, 10).
+%% USER_HZ: the unit of the CPU times in /proc/<pid>/stat.
+-define(CLOCK_TICKS, 100).
+
+%% Percent of one core each OS process used during a throughput repetition.
+-type cpu() :: #{caller := non_neg_integer(), cnode := non_neg_integer(), target := non_neg_integer()}.
+
 %% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
 -define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
                         <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
@@ -166,6 +172,7 @@ start_targets(N) ->
          Sink = erpc:call(Node, erlang, spawn, [?MODULE, sink_loop, [0, none]]),
          true = erpc:call(Node, erlang, register, [?SINK, Sink]),
          OsPid = list_to_integer(erpc:call(Node, os, getpid, [])),
+         put({os_pid, Node}, OsPid),
          {Peer, Node, OsPid}
      end || I <- lists:seq(1, N)].
 
@@ -457,26 +464,31 @@ time_calls(Fun, N) ->
          (erlang:monotonic_time(nanosecond) - S) / 1000
      end || _ <- lists:seq(1, N)].
 
-%% Many processes share ONE leased connection and send 64-byte binaries to the sink as fast as send/3 lets
-%% them (send/3 answers once the message is queued on the connection): rate = messages / time until the
-%% sink has them all.
+%% Many processes share ONE leased connection and send 64-byte binaries to the sink, pipelined: each calls
+%% send_async/3, which hands the message to the C-node without waiting and waits (as send/3) only at the end
+%% of each window of 64 messages, so a sender is held back when the connection is busy. Rate = messages /
+%% time until the sink has them all. Each sender's last message is a send/3, so its count includes only
+%% messages the C-node queued.
 -spec one_connection_ops(node()) -> figure().
 one_connection_ops(Target) ->
     {ok, Pool} = distribute_pool:new(Target, 1),
     Msg = binary:copy(<<"x">>, 64),
     try
-        {ok, Rates} = distribute_pool:with_connection(Pool, fun(Conn) ->
+        {ok, Reps} = distribute_pool:with_connection(Pool, fun(Conn) ->
             [begin
                  progress("one_connection_ops: rep ~b/~b: ~b senders on one connection for ~b ms",
                           [R, ?THROUGHPUT_REPS, ?PIPELINE_SENDERS, ?THROUGHPUT_MS]),
                  delivered_rate(Target, ?PIPELINE_SENDERS,
+                                fun() -> ok = distribute_pool:send_async(Conn, ?SINK, Msg), 1 end,
                                 fun() -> ok = distribute_pool:send(Conn, ?SINK, Msg), 1 end)
              end || R <- lists:seq(1, ?THROUGHPUT_REPS)]
         end),
+        Rates = [Rate || {Rate, _} <- Reps],
+        Cpu = median_cpu([C || {_, C} <- Reps]),
         figure(<<"one_connection_ops">>, median(Rates), <<"ops/s">>, ge, 100000,
-               fmt("~b processes calling send/3 (64-byte binary) on one lease, delivered to a sink; "
-                   "median of ~b: ~s", [?PIPELINE_SENDERS, ?THROUGHPUT_REPS, fmt_list(Rates)]),
-               absolute, #{reps => Rates})
+               fmt("~b processes calling send_async/3 (64-byte binary) on one lease, delivered to a sink; "
+                   "median of ~b: ~s; ~s", [?PIPELINE_SENDERS, ?THROUGHPUT_REPS, fmt_list(Rates), fmt_cpu(Cpu)]),
+               absolute, #{reps => Rates, cpu_percent => Cpu})
     after
         distribute_pool:destroy(Pool)
     end.
@@ -506,31 +518,73 @@ fanout(Target) ->
                                      [R, ?THROUGHPUT_REPS]),
                             {delivered_rate(Target, 1, Direct), delivered_rate(Target, 1, Pooled)}
                         end || R <- lists:seq(1, ?THROUGHPUT_REPS)],
-                D = median([X || {X, _} <- Reps]),
-                P = median([X || {_, X} <- Reps]),
+                D = median([X || {{X, _}, _} <- Reps]),
+                P = median([X || {_, {X, _}} <- Reps]),
+                DCpu = median_cpu([C || {{_, C}, _} <- Reps]),
+                PCpu = median_cpu([C || {_, {_, C}} <- Reps]),
                 figure(<<"fanout_throughput">>, P / D, <<"ratio">>, ge, 3.0,
                        fmt("cast_batch (batches of 1000) ~s msg/s / direct ! ~s msg/s delivered, 64-byte "
-                           "binaries, medians of ~b", [fmt_num(P), fmt_num(D), ?THROUGHPUT_REPS]),
+                           "binaries, medians of ~b; pooled: ~s; direct: ~s",
+                           [fmt_num(P), fmt_num(D), ?THROUGHPUT_REPS, fmt_cpu(PCpu), fmt_cpu(DCpu)]),
                        ratio, #{sides => [{<<"direct">>, D, <<"msg/s">>}, {<<"pooled">>, P, <<"msg/s">>}],
-                                reps => [[X, Y] || {X, Y} <- Reps]})
+                                reps => [[X, Y] || {{X, _}, {Y, _}} <- Reps],
+                                cpu_percent => #{direct => DCpu, pooled => PCpu}})
             after
                 distribute_pool:destroy(Pool)
             end
     end.
 
 %% Runs Senders processes doing Send() (which returns how many messages it sent) for THROUGHPUT_MS, then
-%% waits until the sink has every message: delivered messages per second from start to last delivery.
--spec delivered_rate(node(), pos_integer(), fun(() -> pos_integer())) -> float().
+%% waits until the sink has every message: delivered messages per second from start to last delivery, and
+%% the CPU each OS process used meanwhile (percent of one core: this caller node, the C-node, the target).
+-spec delivered_rate(node(), pos_integer(), fun(() -> pos_integer())) -> {float(), cpu()}.
 delivered_rate(Target, Senders, Send) ->
+    delivered_rate(Target, Senders, Send, fun() -> 0 end).
+
+%% The same, each sender calling Last() once after its last Send().
+-spec delivered_rate(node(), pos_integer(), fun(() -> pos_integer()), fun(() -> non_neg_integer())) ->
+    {float(), cpu()}.
+delivered_rate(Target, Senders, Send, Last) ->
     ok = sink_ask(Target, reset),
     Parent = self(),
+    OsPids = [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)}, {target, get({os_pid, Target})}],
+    Cpu0 = [{Who, cpu_ticks(P)} || {Who, P} <- OsPids],
     Start = erlang:monotonic_time(microsecond),
     Deadline = Start + ?THROUGHPUT_MS * 1000,
-    Pids = [spawn_link(fun() -> Parent ! {sent, self(), send_until(Send, Deadline, 0)} end)
+    Pids = [spawn_link(fun() -> Parent ! {sent, self(), send_until(Send, Deadline, 0) + Last()} end)
             || _ <- lists:seq(1, Senders)],
     Sent = lists:sum([receive {sent, P, N} -> N end || P <- Pids]),
     Done = sink_wait(Target, Sent),
-    Sent / ((Done - Start) / 1.0e6).
+    Seconds = (Done - Start) / 1.0e6,
+    Cpu = maps:from_list([{Who, round(100 * (cpu_ticks(P) - T0) / ?CLOCK_TICKS / Seconds)}
+                          || {{Who, P}, {Who, T0}} <- lists:zip(OsPids, Cpu0)]),
+    progress("    ~s msg/s; CPU: caller node ~b%, C-node ~b%, target ~b% (of one core)",
+             [fmt_num(Sent / Seconds), maps:get(caller, Cpu), maps:get(cnode, Cpu), maps:get(target, Cpu)]),
+    {Sent / Seconds, Cpu}.
+
+%% utime + stime of an OS process, in clock ticks (/proc/<pid>/stat, fields 14 and 15).
+-spec cpu_ticks(integer() | undefined) -> non_neg_integer().
+cpu_ticks(undefined) ->
+    0;
+cpu_ticks(OsPid) ->
+    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            %% The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+            [_, After] = string:split(Stat, <<")">>, trailing),
+            Fields = binary:split(After, <<" ">>, [global, trim_all]),
+            binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields));
+        {error, _} ->
+            0
+    end.
+
+%% The median CPU share of each OS process over the repetitions.
+-spec median_cpu([cpu()]) -> cpu().
+median_cpu(Cpus) ->
+    maps:from_list([{K, median([maps:get(K, C) || C <- Cpus])} || K <- [caller, cnode, target]]).
+
+-spec fmt_cpu(cpu()) -> binary().
+fmt_cpu(#{caller := A, cnode := B, target := C}) ->
+    fmt("CPU caller node ~b%, C-node ~b%, target ~b%", [A, B, C]).
 
 -spec send_until(fun(() -> pos_integer()), integer(), non_neg_integer()) -> non_neg_integer().
 send_until(Send, Deadline, N) ->

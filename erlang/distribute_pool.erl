@@ -24,6 +24,7 @@
 -export([with_connection/2]).
 -export([with_connection/3]).
 -export([send/3]).
+-export([send_async/3]).
 -export([request/3]).
 -export([request/4]).
 -export([call/4]).
@@ -114,6 +115,10 @@
 %% How much longer than the drain the client waits for destroy's answer.
 -define(DESTROY_MARGIN_MS, 10000).
 -define(SEND_WAIT_MS, 60000).
+%% send_async/3's window: how far a sender may get ahead before it waits for the C-node (docs/PROTOCOL.md).
+-define(ASYNC_WINDOW_MSGS, 64).
+-define(ASYNC_WINDOW_BYTES, 65536).
+-define(ASYNC_KEY(PoolId, ConnId), {distribute_pool_async, PoolId, ConnId}).
 %% cast_batch's key hashes: erlang:phash2(Key, ?KEY_HASH_RANGE), 0..2^32-1 (docs/PROTOCOL.md).
 -define(KEY_HASH_RANGE, 4294967296).
 %% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
@@ -210,6 +215,7 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
             try Fun(Conn) of
                 Result -> {ok, Result}
             after
+                _ = erase(?ASYNC_KEY(PoolId, ConnId)),
                 distribute_pool_client:cast(Server, {checkin, PoolId, ConnId, LeaseId})
             end;
         {reply, {error, _} = Error} ->
@@ -244,6 +250,47 @@ send(Conn, Dest, Msg) ->
             distribute_pool_client:call(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg}, ?SEND_WAIT_MS);
         false ->
             {error, invalid_connection}
+    end.
+
+%% Sends Msg to Dest over the leased connection without waiting for the C-node, as `!` does: `ok` once it is
+%% handed to the C-node, which queues it on the connection in order after the calling process's earlier
+%% sends on this lease (send/3 and send_async/3 alike). Back-pressure and errors come through a window: the 64th
+%% message, or the one that brings the bytes (erlang:external_size/1) to 64 KiB, since the last wait is a
+%% send/3 instead, which waits until everything before it is queued and the connection is not
+%% busy, and returns send/3's result. So a sender is never more than one window ahead of the connection's
+%% busy limit, and a lease that ended or a connection that failed shows in that call's
+%% {error, invalid_connection | connection_failed | invalid_pool}. The C-node drops what it cannot queue and
+%% counts it in stats (dropped_sends). A send/3 after a series of send_async/3 returning `ok` means every one
+%% of them was queued on the live connection. The window's count is kept in the calling process's dictionary
+%% (one entry per pool connection it sends on).
+-spec send_async(conn(), dest(), term()) -> ok | {error, lease_error()}.
+send_async(Conn, Dest, Msg) ->
+    case valid_conn(Conn) of
+        false ->
+            {error, invalid_connection};
+        true ->
+            case valid_dest(Dest) of
+                false -> {error, badarg};
+                true -> do_send_async(Conn, Dest, Msg)
+            end
+    end.
+
+-spec do_send_async(conn(), dest(), term()) -> ok | {error, lease_error()}.
+do_send_async(Conn, Dest, Msg) ->
+    #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+    Key = ?ASYNC_KEY(PoolId, ConnId),
+    {Count, Bytes} = case get(Key) of
+                         {LeaseId, C, B} -> {C, B};
+                         _ -> {0, 0}
+                     end,
+    Size = erlang:external_size(Msg),
+    case Count + 1 >= ?ASYNC_WINDOW_MSGS orelse Bytes + Size >= ?ASYNC_WINDOW_BYTES of
+        true ->
+            erase(Key),
+            send(Conn, Dest, Msg);
+        false ->
+            put(Key, {LeaseId, Count + 1, Bytes + Size}),
+            distribute_pool_client:cast(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg})
     end.
 
 %% A gen_server call to Dest on the target, made over the leased connection. Given a pool, one-shot: the

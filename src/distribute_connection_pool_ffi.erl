@@ -16,6 +16,7 @@
 -export([cast_batch/3]).
 -export([cast_batch_by_key/4]).
 -export([send/3]).
+-export([send_async/3]).
 -export([request/4]).
 -export([call/5]).
 -export([ping/1]).
@@ -78,12 +79,13 @@ detailed_stats(Pool) ->
                reconnect_attempts := Reconnects, health_checks := Checks, acquire_count := Acquires,
                acquire_timeouts := AcquireTimeouts, hits := Hits, misses := Misses,
                acquire_wait_avg_us := WaitAvg, acquire_wait_max_us := WaitMax,
-               acquire_wait_p99_us := WaitP99}} ->
+               acquire_wait_p99_us := WaitP99, dropped_sends := Dropped}} ->
             {ok, {detailed_stats, Id, to_binary(Target), Max, Min, Total, Available, InUse, Connecting,
                   Waiting, Ok, Failed, [connection_stats(C) || C <- Connections], State =:= draining,
                   Capacity, Created,
                   {closed_connections, Idle, Lifetime, Broken, Health, Destroy, TargetDown},
-                  Reconnects, Checks, Acquires, AcquireTimeouts, Hits, Misses, WaitAvg, WaitMax, WaitP99}};
+                  Reconnects, Checks, Acquires, AcquireTimeouts, Hits, Misses, WaitAvg, WaitMax, WaitP99,
+                  Dropped}};
         {ok, _} ->
             {error, connection_failed};
         {error, Reason} ->
@@ -140,6 +142,18 @@ send(Conn, Name, Message) ->
     case registered_name(Name) of
         {ok, Atom} ->
             case distribute_pool:send(Conn, Atom, Message) of
+                ok -> {ok, nil};
+                {error, Reason} -> {error, operation_error(Reason)}
+            end;
+        error ->
+            {error, bad_destination}
+    end.
+
+-spec send_async(distribute_pool:conn(), binary(), term()) -> gleam_result(nil, term()).
+send_async(Conn, Name, Message) ->
+    case registered_name(Name) of
+        {ok, Atom} ->
+            case distribute_pool:send_async(Conn, Atom, Message) of
                 ok -> {ok, nil};
                 {error, Reason} -> {error, operation_error(Reason)}
             end;

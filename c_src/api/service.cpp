@@ -325,6 +325,14 @@ void Service::handle_cast(std::string_view request)
                            p->cancel(r.pid, r.tag);
                        }
                    },
+                   [&](const Send& r) {
+                       // send_async: for a pool that is gone there is nothing to count in; the sender's next
+                       // synchronous operation tells it.
+                       if (auto* p = find_pool(r.lease.pool)) {
+                           const auto to = parse_destination(r.destination, p->config().target);
+                           p->send_async(r.lease.conn, r.lease.lease, to, r.message);
+                       }
+                   },
                    [&](const auto&) { ++malformed_messages_; },
                },
                decode_request(request));

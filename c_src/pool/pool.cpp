@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/control.hpp"
+#include "protocol/dist_header.hpp"
 #include "transport/connector.hpp"
 
 namespace dpool::pool {
@@ -184,6 +185,7 @@ void Pool::connect(PooledConnection& c)
     // stale pids of the old one cannot reach the new connection.
     std::uniform_int_distribution<std::uint32_t> creation(4, UINT32_MAX);
     c.identity.emplace(c.node_name, creation(context_.random), creation(context_.random));
+    c.head.clear(); // it names the sender pid of the previous identity
     transport::HandshakeIdentity self;
     self.node_name = c.node_name;
     self.alive = c.node_name.substr(0, c.node_name.find('@'));
@@ -204,16 +206,17 @@ void Pool::connect(PooledConnection& c)
                        }
                        conn.connecting = false;
                        if (!error && out.socket) {
-                           self->on_connected(conn, std::move(*out.socket));
+                           self->on_connected(conn, std::move(*out.socket), out.atom_cache);
                        } else {
                            self->on_connect_failed(conn, error ? "internal error" : out.error);
                        }
                    });
 }
 
-void Pool::on_connected(PooledConnection& c, tcp::socket socket)
+void Pool::on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache)
 {
-    c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits);
+    c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits,
+                                                   atom_cache);
     c.link->start(c);
     c.failures = 0;
     ++c.generation;
@@ -234,7 +237,8 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket)
         context_.scheduler->schedule(Deadline{now + std::chrono::milliseconds(config_.health_check_interval_ms),
                                               DeadlineKind::health, id_, connection_key(c.index, c.generation)});
     }
-    spdlog::debug("pool {}: {} connected to {}", id_, c.node_name, config_.target);
+    spdlog::debug("pool {}: {} connected to {}{}", id_, c.node_name, config_.target,
+                  atom_cache ? " (distribution headers with atom cache)" : "");
     if (auto g = core_.slot_ready(c.index)) {
         grant_to_waiter(*g);
     } else {
@@ -750,32 +754,103 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
     }
 }
 
+std::optional<std::string_view> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
+{
+    if (conn >= connections_.size() || !core_.lease_current(conn, lease) || connections_[conn]->validating) {
+        return "invalid_connection";
+    }
+    if (!connections_[conn]->live()) {
+        return "connection_failed";
+    }
+    return std::nullopt;
+}
+
 bool Pool::validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease)
 {
-    if (conn < connections_.size() && core_.lease_current(conn, lease) && !connections_[conn]->validating) {
-        if (connections_[conn]->live()) {
-            return true;
-        }
-        reply_error(caller, "connection_failed");
-    } else {
-        reply_error(caller, "invalid_connection");
+    const auto error = lease_error(conn, lease);
+    if (!error) {
+        return true;
     }
+    reply_error(caller, *error);
     ++counters_.failed_operations;
     return false;
 }
 
+namespace {
+
+// Atom cache entries of a pooled connection's own packets: its node name (in every sender pid) in entry 0, a
+// destination name in one of the others, picked by its hash (two names on one entry take turns).
+constexpr std::uint16_t kOwnNodeEntry = 0;
+std::uint16_t name_entry(std::string_view name)
+{
+    return static_cast<std::uint16_t>(1 + std::hash<std::string_view>{}(name) % (protocol::kAtomCacheSize - 1));
+}
+
+// The text of an encoded atom (the destination names of sends are atoms, checked by parse_destination).
+std::string_view atom_text(std::string_view encoded)
+{
+    protocol::TermReader r(encoded);
+    return r.atom().value_or(std::string_view{});
+}
+
+} // namespace
+
 void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message)
 {
-    auto w = c.link->begin_packet();
-    w.version();
-    if (to.is_name) {
-        protocol::write_reg_send(w, c.identity->self_pid(), to.encoded);
-    } else {
-        protocol::write_send(w, to.encoded);
+    transport::DistLink& link = *c.link;
+    const bool cached = !c.head.empty() && c.head_to_name == to.is_name && c.head_destination == to.encoded &&
+                        (!link.uses_atom_cache() || c.head_atoms == link.atoms_sent().changes());
+    if (!cached) {
+        ByteBuffer head;
+        bool defines = false; // the head sends atom text along: good for this packet only
+        const std::string_view self_pid = c.identity->self_pid();
+        if (link.uses_atom_cache() && to.is_name) {
+            // A distribution header naming our node (in the sender pid) and the destination by cache
+            // entry: sent as text the first time, as references after that.
+            const std::string_view node = c.identity->node_name();
+            const std::string_view name = atom_text(to.encoded);
+            const protocol::AtomRef refs[2] = {
+                {kOwnNodeEntry, node, link.atoms_sent().define(kOwnNodeEntry, node)},
+                {name_entry(name), name, link.atoms_sent().define(name_entry(name), name)}};
+            defines = refs[0].is_new || refs[1].is_new;
+            protocol::write_dist_header(head, refs);
+            protocol::TermWriter w(head, false);
+            // REG_SEND {6, FromPid, '', ToName}; the pid's fields after its node atom are its last 12 bytes.
+            w.tuple(4);
+            w.integer(static_cast<int>(protocol::ControlOp::reg_send));
+            const char pid_with_ref[3] = {static_cast<char>(protocol::tag::new_pid),
+                                          static_cast<char>(protocol::kAtomCacheRef), 0};
+            head.append(pid_with_ref, sizeof pid_with_ref);
+            head.append(self_pid.substr(self_pid.size() - 12));
+            w.atom("");
+            const char name_ref[2] = {static_cast<char>(protocol::kAtomCacheRef), 1};
+            head.append(name_ref, sizeof name_ref);
+        } else {
+            if (link.uses_atom_cache()) {
+                protocol::write_dist_header(head, {});
+            } else {
+                head.push_back(protocol::kPassThrough);
+            }
+            protocol::TermWriter w(head, !link.uses_atom_cache());
+            w.version();
+            if (to.is_name) {
+                protocol::write_reg_send(w, self_pid, to.encoded);
+            } else {
+                protocol::write_send(w, to.encoded);
+            }
+            w.version();
+        }
+        if (defines) {
+            c.head.clear();
+            link.write_packet(head.view(), message);
+            return;
+        }
+        c.head.assign(head.view());
+        c.head_destination.assign(to.encoded);
+        c.head_to_name = to.is_name;
+        c.head_atoms = link.atoms_sent().changes();
     }
-    w.version();
-    w.raw(message);
-    c.link->end_packet();
+    link.write_packet(c.head, message);
 }
 
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
@@ -792,6 +867,20 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
         return;
     }
     reply_atom(caller, "ok");
+    ++counters_.successful_operations;
+}
+
+void Pool::send_async(std::uint32_t conn, std::uint64_t lease, const std::optional<Destination>& to,
+                      std::string_view message)
+{
+    if (!to || lease_error(conn, lease)) {
+        // Nobody waits for an answer: counted, and the sender's next synchronous operation on the lease
+        // gets the error (docs/PROTOCOL.md, "Sends without an answer").
+        ++counters_.dropped_sends;
+        ++counters_.failed_operations;
+        return;
+    }
+    write_message(*connections_[conn], *to, message);
     ++counters_.successful_operations;
 }
 
@@ -1317,7 +1406,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(28);
+    w.map(29);
     integer("pool_id", id_);
     w.atom("target");
     w.binary(config_.target);
@@ -1334,6 +1423,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
     integer("acquire_timeout_ms", config_.acquire_timeout_ms);
     integer("successful_operations", counters_.successful_operations);
     integer("failed_operations", counters_.failed_operations);
+    integer("dropped_sends", counters_.dropped_sends);
     integer("connections_created", counters_.connections_created);
     w.atom("connections_closed");
     w.map(static_cast<std::size_t>(CloseReason::count_));

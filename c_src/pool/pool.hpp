@@ -180,6 +180,15 @@ private:
     std::vector<PendingRequest> pending;
     std::size_t pending_count = 0;
     std::deque<ParkedAck> parked;
+    // The head of the last destination's packets (pass-through byte, version, control term, version): the
+    // same for every message to that destination over this connection, so encoded once, not per message.
+    // Emptied when the connection's identity (its sender pid) changes.
+    std::string head_destination;
+    bool head_to_name = false;
+    std::string head;
+    // With an atom cache: the link's atoms_sent().changes() when `head` was made. A head that defined new
+    // entries must not be sent again as it is, nor one whose entries were taken by other atoms since.
+    std::uint64_t head_atoms = 0;
 };
 
 // A pool of distribution connections to one target node, and everything in flight on them. Lives on the
@@ -217,6 +226,10 @@ public:
     void cancel(std::string_view pid, std::string_view tag);
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);
+    // send() without an answer (a cast): a message that cannot be queued (the lease ended or never was, its
+    // connection is down, `to` is no destination on the target) is dropped and counted in dropped_sends.
+    void send_async(std::uint32_t conn, std::uint64_t lease, const std::optional<Destination>& to,
+                    std::string_view message);
     void request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
                  std::optional<std::uint32_t> timeout_ms, std::string_view request);
     void write_stats(protocol::TermWriter& w) const;
@@ -254,11 +267,12 @@ private:
         std::uint64_t health_checks = 0;
         std::uint64_t successful_operations = 0;
         std::uint64_t failed_operations = 0;
+        std::uint64_t dropped_sends = 0; // send_async messages that could not be queued
     };
 
     PooledConnection& open_connection();
     void connect(PooledConnection& c);
-    void on_connected(PooledConnection& c, tcp::socket socket);
+    void on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache);
     void on_connect_failed(PooledConnection& c, const std::string& error);
     void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason);
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
@@ -296,6 +310,9 @@ private:
     void monitor_caller(const CallerView& caller, std::uint64_t number);
     void demonitor_caller(const CallerView& caller, std::uint64_t number);
     void start_progress(bool ok);
+    // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt
+    // when it can.
+    std::optional<std::string_view> lease_error(std::uint32_t conn, std::uint64_t lease) const;
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
     std::chrono::milliseconds backoff(std::uint32_t failures);
     void schedule_maintenance();

@@ -25,6 +25,9 @@ void encode_into(ByteBuffer& out, std::size_t max_size, Encode&& encode)
 
 void TermWriter::version()
 {
+    if (!versioned_) {
+        return;
+    }
     encode_into(out_, 1, [](char* b, int* i) { return ei_encode_version(b, i); });
 }
 

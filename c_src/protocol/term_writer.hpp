@@ -13,6 +13,9 @@ namespace dpool::protocol {
 class TermWriter {
 public:
     explicit TermWriter(ByteBuffer& out) : out_(out) {}
+    // `versioned` false: version() writes nothing, for the terms after a distribution header, which carry
+    // no version byte of their own.
+    TermWriter(ByteBuffer& out, bool versioned) : out_(out), versioned_(versioned) {}
 
     void version();
     void tuple(std::size_t arity);
@@ -30,6 +33,7 @@ public:
 
 private:
     ByteBuffer& out_;
+    bool versioned_ = true;
 };
 
 } // namespace dpool::protocol

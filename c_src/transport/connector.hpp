@@ -13,6 +13,7 @@ namespace dpool::transport {
 struct ConnectOutcome {
     std::optional<tcp::socket> socket; // set on success: handshake done, ready for a DistLink
     std::string error;
+    bool atom_cache = false; // the link uses distribution headers (HandshakeOutcome::atom_cache)
 };
 
 // Opens one distribution connection from identity `self` to node `target` (alive@host): resolves the host,

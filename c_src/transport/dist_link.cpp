@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "protocol/control.hpp"
@@ -33,11 +34,12 @@ void put_u32(char* p, std::uint32_t v)
 
 } // namespace
 
-DistLink::DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits)
+DistLink::DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits, bool atom_cache)
     : socket_(std::move(socket)),
       tick_timer_(socket_.get_executor()),
       peer_node_(std::move(peer_node)),
       limits_(limits),
+      atom_cache_(atom_cache),
       read_chunk_(kMinReadChunk)
 {
     error_code ignored;
@@ -130,8 +132,21 @@ bool DistLink::dispatch_packets()
         if (in_.size() < kLengthBytes + length) {
             break;
         }
-        if (handler_ != nullptr) {
-            handler_->on_packet(*this, std::string_view(in_.data() + kLengthBytes, length));
+        const std::string_view packet(in_.data() + kLengthBytes, length);
+        if (atom_cache_ && packet.front() != protocol::kPassThrough) {
+            normalized_.clear();
+            if (!protocol::normalize_packet(packet, atoms_received_, normalized_)) {
+                // Its new cache entries are lost with it: later packets could name the wrong atoms.
+                close("malformed distribution header");
+                return false;
+            }
+            if (handler_ != nullptr) {
+                handler_->on_packet(*this, normalized_.view());
+            }
+            normalized_.clear();
+            normalized_.shrink_if_idle(kKeepBufferBytes);
+        } else if (handler_ != nullptr) {
+            handler_->on_packet(*this, packet);
         }
         if (closed_) {
             return false;
@@ -156,6 +171,11 @@ protocol::TermWriter DistLink::begin_packet()
 {
     packet_start_ = pending_.size();
     pending_.ensure_tail_room(64);
+    if (atom_cache_) {
+        const char header[kLengthBytes + 3] = {0, 0, 0, 0, static_cast<char>(131), protocol::kDistHeader, 0};
+        pending_.append(header, sizeof header);
+        return protocol::TermWriter(pending_, false);
+    }
     char header[kLengthBytes + 1] = {0, 0, 0, 0, protocol::kPassThrough};
     pending_.append(header, sizeof header);
     return protocol::TermWriter(pending_);
@@ -169,6 +189,26 @@ void DistLink::end_packet()
     }
     const std::size_t length = pending_.size() - packet_start_ - kLengthBytes;
     put_u32(pending_.data() + packet_start_, static_cast<std::uint32_t>(length));
+    packet_queued();
+}
+
+void DistLink::write_packet(std::string_view head, std::string_view body)
+{
+    if (closed_) {
+        return;
+    }
+    const std::size_t length = head.size() + body.size();
+    pending_.ensure_tail_room(kLengthBytes + length);
+    char* out = pending_.tail();
+    put_u32(out, static_cast<std::uint32_t>(length));
+    std::memcpy(out + kLengthBytes, head.data(), head.size());
+    std::memcpy(out + kLengthBytes + head.size(), body.data(), body.size());
+    pending_.commit(kLengthBytes + length);
+    packet_queued();
+}
+
+void DistLink::packet_queued()
+{
     wrote_since_peer_tick_ = true;
     if (queued_bytes() > limits_.max_queued_bytes) {
         close("peer does not read: output queue over its limit");

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/dist_header.hpp"
 #include "protocol/term_writer.hpp"
 #include "util/asio.hpp"
 #include "util/byte_buffer.hpp"
@@ -42,7 +43,9 @@ protected:
 // loop in one write. Single-threaded: every member runs on the io_context that owns the socket.
 class DistLink : public std::enable_shared_from_this<DistLink> {
 public:
-    DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits);
+    // `atom_cache`: both ends announced DFLAG_DIST_HDR_ATOM_CACHE in the handshake, so every packet starts
+    // with a distribution header instead of the pass-through byte (protocol/dist_header.hpp).
+    DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits, bool atom_cache = false);
     ~DistLink();
 
     DistLink(const DistLink&) = delete;
@@ -56,14 +59,23 @@ public:
     bool is_open() const { return !closed_; }
     const std::string& peer_node() const { return peer_node_; }
 
-    // Output: begin_packet() opens a pass-through packet and returns a writer for its control term and
-    // message (each starting with a version byte); end_packet() seals it. Packets go out in order.
+    // Output: begin_packet() opens a packet (pass-through, or with a distribution header without references)
+    // and returns a writer for its control term and message (each starting with version(), which writes
+    // nothing after a distribution header); end_packet() seals it. Packets go out in order. Incoming packets
+    // with a distribution header reach the handler rewritten into the pass-through form.
     protocol::TermWriter begin_packet();
     void end_packet();
+    // A whole packet made of bytes encoded already: `head` (the pass-through byte, the control term and the
+    // message's version byte) and `body` (the message), copied once each, with no encoder in between.
+    void write_packet(std::string_view head, std::string_view body);
     std::size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+    bool uses_atom_cache() const { return atom_cache_; }
+    // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
+    protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
     bool busy() const { return queued_bytes() > limits_.busy_limit; }
 
 private:
+    void packet_queued();
     void do_read();
     void on_read(const error_code& ec, std::size_t n);
     bool dispatch_packets();
@@ -80,6 +92,11 @@ private:
     std::string peer_node_;
     LinkLimits limits_;
     LinkHandler* handler_ = nullptr;
+
+    bool atom_cache_;
+    protocol::AtomCacheIn atoms_received_;
+    protocol::AtomCacheOut atoms_sent_;
+    ByteBuffer normalized_; // an incoming packet rewritten into the pass-through form
 
     ByteBuffer in_;
     ByteBuffer pending_;

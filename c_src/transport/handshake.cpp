@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "protocol/dist_header.hpp"
+
 namespace dpool::transport {
 
 namespace {
@@ -27,13 +29,20 @@ using Clock = std::chrono::steady_clock;
 // implements both monitor forms (it answers monitors by name and handles their exits), so it says so.
 constexpr std::uint64_t kDflagDistMonitorName = 0x20;
 constexpr std::uint64_t kExtraFlags = kDflagDistMonitorName;
+// Pooled connections also take distribution headers with atom cache references: a message to a registered
+// name then carries its sender's node and the name as 2-byte references instead of their text, which is
+// what lets a target's dist input take more of them per read (docs/BENCHMARKS.md).
+constexpr std::uint64_t kConnectorFlags = kExtraFlags | protocol::kDflagDistHdrAtomCache;
 
-// The context ei hands back to every callback: our connected socket, the handshake's deadline, and whether
-// our 'N' message (name or challenge, both carrying the flags) has gone out.
+// The context ei hands back to every callback: our connected socket, the handshake's deadline, the flags we
+// add to ei's, whether our 'N' message (name or challenge, both carrying the flags) has gone out, and what
+// the peer sent (for its flags).
 struct HandshakeSocket {
     int fd;
     Clock::time_point deadline;
+    std::uint64_t extra_flags = kExtraFlags;
     bool flags_sent = false;
+    std::string received{};
 };
 
 HandshakeSocket& ctx_of(void* ctx) { return *static_cast<HandshakeSocket*>(ctx); }
@@ -134,7 +143,8 @@ int cb_write(void* ctx, const char* buf, ssize_t* len, unsigned tmo)
         s.flags_sent = true;
         std::string patched(buf, want);
         for (std::size_t i = 0; i < 8; ++i) {
-            patched[kFlagsOffset + i] = static_cast<char>(patched[kFlagsOffset + i] | (kExtraFlags >> (8 * (7 - i))));
+            patched[kFlagsOffset + i] =
+                static_cast<char>(patched[kFlagsOffset + i] | (s.extra_flags >> (8 * (7 - i))));
         }
         // Written whole here, so a short write cannot send the rest from ei's unpatched buffer.
         std::size_t done = 0;
@@ -156,9 +166,13 @@ int cb_write(void* ctx, const char* buf, ssize_t* len, unsigned tmo)
 
 int cb_read(void* ctx, char* buf, ssize_t* len, unsigned tmo)
 {
-    const auto& s = ctx_of(ctx);
+    auto& s = ctx_of(ctx);
     const auto want = static_cast<std::size_t>(*len);
-    return do_io(s, POLLIN, tmo, len, [&] { return ::recv(s.fd, buf, want, 0); });
+    const int err = do_io(s, POLLIN, tmo, len, [&] { return ::recv(s.fd, buf, want, 0); });
+    if (err == 0 && *len > 0) {
+        s.received.append(buf, static_cast<std::size_t>(*len));
+    }
+    return err;
 }
 
 int cb_packet_header_size(void*, int* size)
@@ -246,7 +260,7 @@ HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, c
                                         std::chrono::milliseconds timeout)
 {
     ei_socket_callbacks cbs = make_callbacks();
-    HandshakeSocket socket{fd, Clock::now() + timeout};
+    HandshakeSocket socket{fd, Clock::now() + timeout, kConnectorFlags};
     ei_cnode ec{};
     HandshakeOutcome out;
     if (ei_connect_xinit_ussi(&ec, self.host.c_str(), self.alive.c_str(), self.node_name.c_str(), nullptr,
@@ -267,7 +281,34 @@ HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, c
     }
     forget_in_ei(fd);
     out.ok = true;
+    const auto flags = peer_flags(socket.received);
+    out.atom_cache = flags && (*flags & protocol::kDflagDistHdrAtomCache) != 0;
     return out;
+}
+
+std::optional<std::uint64_t> peer_flags(std::string_view received)
+{
+    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(received[i])}; };
+    std::size_t at = 0;
+    while (at + 2 <= received.size()) {
+        const std::size_t length = (byte(at) << 8) | byte(at + 1);
+        const std::size_t body = at + 2;
+        if (body + length > received.size()) {
+            return std::nullopt;
+        }
+        if (length >= 9 && received[body] == 'N') {
+            std::uint64_t flags = 0;
+            for (std::size_t i = 1; i <= 8; ++i) {
+                flags = (flags << 8) | byte(body + i);
+            }
+            return flags;
+        }
+        if (length >= 7 && received[body] == 'n') {
+            return (byte(body + 3) << 24) | (byte(body + 4) << 16) | (byte(body + 5) << 8) | byte(body + 6);
+        }
+        at = body + length;
+    }
+    return std::nullopt;
 }
 
 } // namespace dpool::transport

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace dpool::transport {
 
@@ -18,6 +20,8 @@ struct HandshakeOutcome {
     bool ok = false;
     std::string peer_node; // set by the accepting side
     std::string error;
+    // Connecting side: both ends announced DFLAG_DIST_HDR_ATOM_CACHE, so the link uses distribution headers.
+    bool atom_cache = false;
 };
 
 // The distribution handshake, done by ei over a socket that is already connected (or accepted). ei talks to
@@ -27,7 +31,13 @@ struct HandshakeOutcome {
 // A wrong cookie, a refused name or a silent peer fails the handshake; the socket is left open either way.
 HandshakeOutcome handshake_as_acceptor(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                        std::chrono::milliseconds timeout);
+// The connecting side (pooled connections) also announces DFLAG_DIST_HDR_ATOM_CACHE, so that packets to
+// the target can name atoms by cache reference; the outcome says whether the target announced it too.
 HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                         std::chrono::milliseconds timeout);
+
+// The flags a peer announced, from the handshake bytes it sent (2-byte length, then 'N' with 8-byte flags,
+// or 'n' with a 2-byte version and 4-byte flags); nullopt when no such message is among them.
+std::optional<std::uint64_t> peer_flags(std::string_view received);
 
 } // namespace dpool::transport

@@ -115,7 +115,8 @@ pub type ConnectionStats {
   ConnectionStats(id: Int, node: String, state: ConnectionState)
 }
 
-/// Everything the C-node knows about a pool.
+/// Everything the C-node knows about a pool. `dropped_sends` counts the messages of `send_async` that the
+/// C-node could not queue (their lease had ended, or the connection was down) and dropped.
 pub type DetailedStats {
   DetailedStats(
     pool_id: Int,
@@ -143,6 +144,7 @@ pub type DetailedStats {
     acquire_wait_avg_us: Int,
     acquire_wait_max_us: Int,
     acquire_wait_p99_us: Int,
+    dropped_sends: Int,
   )
 }
 
@@ -347,6 +349,26 @@ pub fn send(
   ffi_send(conn.handle, name, message)
 }
 
+/// `send` without waiting for the C-node, for pipelined sends: `Ok(Nil)` once the message is handed to
+/// the C-node, which queues it on this connection after everything the calling process sent on it before.
+/// Every 64th message (or the one that brings the bytes sent since the last wait to 64 KiB) is a `send`
+/// instead: it waits until the connection is not busy (back-pressure) and returns `send`'s error, if any.
+/// So an ended lease shows as `LeaseEnded` within 64 calls; the messages in between are dropped and
+/// counted in the pool's `dropped_sends` (`detailed_stats`). End a series with `send` to know that every
+/// message of it was queued. The name becomes an atom: pass names from your code, never from untrusted
+/// input.
+///
+/// ```gleam
+/// let assert Ok(Nil) = connection_pool.send_async(conn, to: "logger", message: "line")
+/// ```
+pub fn send_async(
+  conn: Connection,
+  to name: String,
+  message message: a,
+) -> Result(Nil, OperationError) {
+  ffi_send_async(conn.handle, name, message)
+}
+
 /// A `gen_server:call` to the process registered as `name` on the target, over this connection: the
 /// server gets `request` in `handle_call` and its reply comes back as a `Term`.
 pub fn request(
@@ -457,6 +479,13 @@ fn ffi_cast_batch_by_key(
 
 @external(erlang, "distribute_connection_pool_ffi", "send")
 fn ffi_send(
+  conn: ConnectionHandle,
+  name: String,
+  message: a,
+) -> Result(Nil, OperationError)
+
+@external(erlang, "distribute_connection_pool_ffi", "send_async")
+fn ffi_send_async(
   conn: ConnectionHandle,
   name: String,
   message: a,

@@ -238,6 +238,69 @@ TEST_CASE("DistLink frames packets written with begin_packet/end_packet", "[dist
     CHECK(t.pump_until([&] { return t.link->queued_bytes() == 0; }));
 }
 
+TEST_CASE("DistLink frames a packet given as head and body, in order with begin_packet ones", "[dist_link]")
+{
+    LinkTest t;
+    const std::string from = encoded_pid();
+    const std::string to = encoded_atom("dpool_sink");
+    // The head of a message packet (pass-through byte, version, REG_SEND control, version), as Pool writes it.
+    ByteBuffer head;
+    head.push_back('p');
+    TermWriter h(head);
+    h.version();
+    dpool::protocol::write_reg_send(h, from, to);
+    h.version();
+    ByteBuffer body;
+    TermWriter b(body);
+    b.binary(std::string(64, 'x'));
+    const auto message = [&](TermWriter& w) {
+        w.version();
+        dpool::protocol::write_reg_send(w, from, to);
+        w.version();
+        w.binary(std::string(64, 'x'));
+    };
+    const auto other = [](TermWriter& w) {
+        w.version();
+        w.atom("between");
+    };
+
+    t.link->write_packet(head.view(), body.view());
+    TermWriter w = t.link->begin_packet();
+    other(w);
+    t.link->end_packet();
+    t.link->write_packet(head.view(), body.view());
+    t.link->write_packet(head.view(), {}); // an empty body: the head alone is the packet
+    const std::string expected = expected_frame(message) + expected_frame(other) + expected_frame(message) +
+                                 frame(head.view());
+    CHECK(t.link->queued_bytes() == expected.size());
+
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+    const auto control = dpool::protocol::parse_packet(std::string_view(t.received).substr(4, head.size() + body.size()));
+    REQUIRE(control.has_value());
+    CHECK(control->op == dpool::protocol::ControlOp::reg_send);
+    CHECK(control->to == to);
+    CHECK(control->payload == std::string("\x83") + std::string(body.view()));
+}
+
+TEST_CASE("DistLink write_packet counts toward busy and max_queued_bytes", "[dist_link]")
+{
+    LinkLimits limits;
+    limits.busy_limit = 64;
+    limits.max_queued_bytes = 1000;
+    LinkTest t(limits);
+    const std::string body(600, 'q');
+    t.link->write_packet("p", body);
+    CHECK(t.link->busy());
+    CHECK(t.link->is_open());
+    t.link->write_packet("p", body);
+    CHECK_FALSE(t.link->is_open());
+    CHECK(t.link->queued_bytes() == 0);
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    t.link->write_packet("p", body); // after the close: dropped, not queued
+    CHECK(t.link->queued_bytes() == 0);
+}
+
 TEST_CASE("DistLink sends packets in the order they were written, across many turns", "[dist_link]")
 {
     LinkTest t;
@@ -654,4 +717,57 @@ TEST_CASE("reply_alias takes only a one-element list of alias with a reference t
     CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").atom("x"); })).empty());
     CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref).nil(); })).empty());
     CHECK(dpool::pool::reply_alias("").empty());
+}
+
+TEST_CASE("DistLink with an atom cache writes distribution headers and reads them back as pass-through packets",
+          "[dist_link]")
+{
+    LinkTest plain; // only for its io_context and loopback pair; the link under test uses the atom cache
+    tcp::acceptor acceptor(plain.io, tcp::endpoint(address_v4::loopback(), 0));
+    tcp::socket peer(plain.io);
+    peer.connect(acceptor.local_endpoint());
+    tcp::socket accepted(plain.io);
+    acceptor.accept(accepted);
+    RecordingHandler handler;
+    auto link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", LinkLimits{}, true);
+    link->start(handler);
+    CHECK(link->uses_atom_cache());
+
+    // Written: 131, 68, 0 (no references), then the terms without version bytes.
+    TermWriter w = link->begin_packet();
+    w.version();
+    w.tuple(2);
+    w.atom("hello");
+    w.version();
+    w.atom("world");
+    link->end_packet();
+    const std::string expected = frame(std::string("\x83\x44\x00", 3) + "\x68\x02" + encoded_atom("hello") +
+                                       encoded_atom("world"));
+    std::string received;
+    REQUIRE(plain.pump_until([&] {
+        char chunk[256];
+        error_code ec;
+        peer.non_blocking(true);
+        const std::size_t n = peer.read_some(asio::buffer(chunk), ec);
+        if (!ec) {
+            received.append(chunk, n);
+        }
+        return received.size() >= expected.size();
+    }));
+    CHECK(received == expected);
+
+    // Read: a packet whose atoms are cache references reaches the handler in the pass-through form.
+    const std::string incoming =
+        std::string("\x83\x44\x01\x08\x05", 5) + "\x02ok" + std::string("\x68\x02\x61\x02\x52\x00", 6);
+    error_code ec;
+    asio::write(peer, asio::buffer(frame(incoming)), ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(plain.pump_until([&] { return !handler.packets.empty(); }));
+    CHECK(handler.packets.front() == "p\x83" + std::string("\x68\x02\x61\x02", 4) + encoded_atom("ok"));
+
+    // A reference to an entry never defined closes the link: later references could name the wrong atoms.
+    asio::write(peer, asio::buffer(frame(std::string("\x83\x44\x01\x00\x07\x52\x00", 7))), ec);
+    REQUIRE(plain.pump_until([&] { return !handler.closed_reasons.empty(); }));
+    CHECK(handler.closed_reasons.front() == "malformed distribution header");
+    CHECK(handler.packets.size() == 1);
 }

@@ -317,6 +317,58 @@ pub fn send_batch_keeps_order_on_one_lease_test() {
   test_support.stop_target(target)
 }
 
+pub fn send_async_keeps_order_and_reports_an_ended_lease_test() {
+  let target = test_support.start_target("gleam_send_async")
+  test_support.start_sink(target.node, "gleam_async_sink")
+  let assert Ok(pool) = connection_pool.new(target.node, 1)
+  // 300 messages: several windows of 64, the last one with send so that all are queued when it returns.
+  let sequence = test_support.range(1, 300)
+  let assert Ok(conn) =
+    connection_pool.with_connection(
+      pool,
+      fn(conn) {
+        let assert True =
+          all(
+            sequence,
+            fn(i) {
+              connection_pool.send_async(conn, to: "gleam_async_sink", message: i) == Ok(
+                Nil,
+              )
+            },
+          )
+        let assert Ok(Nil) =
+          connection_pool.send(conn, to: "gleam_async_sink", message: 301)
+        conn
+      },
+    )
+  test_support.wait_until(
+    fn() {
+      test_support.length(test_support.sink_messages(
+        target.node,
+        "gleam_async_sink",
+      ))
+      >= 301
+    },
+    10_000,
+  )
+  let received: List(Int) =
+    test_support.sink_messages(target.node, "gleam_async_sink")
+  let assert True = received == test_support.range(1, 301)
+  // The lease has ended: the window's last call says so; what went before it was dropped and counted.
+  let late =
+    test_support.map(
+      test_support.range(1, 64),
+      fn(_) { connection_pool.send_async(conn, to: "gleam_async_sink", message: 0) },
+    )
+  let assert True = test_support.contains(late, Error(connection_pool.LeaseEnded))
+  let assert Ok(stats) = connection_pool.detailed_stats(pool)
+  let assert 63 = stats.dropped_sends
+  let assert Error(connection_pool.BadDestination) =
+    connection_pool.send_async(conn, to: "", message: 1)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
 pub fn cast_batch_delivers_every_message_and_keeps_key_order_test() {
   let target = test_support.start_target("gleam_cast_batch")
   test_support.start_sink(target.node, "gleam_cast_sink")

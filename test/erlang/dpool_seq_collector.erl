@@ -1,7 +1,8 @@
-%% A message collector loaded onto a target over erpc (code:load_binary) by distribute_pool_faults_SUITE.
-%% It receives {seq, Sender, Run, ConnId, Seq} messages, where Run numbers one lease of Sender, and checks
-%% that within one run the sequence numbers arrive consecutive and increasing (the order of one sender
-%% through one lease). {marker, ConnId} messages, sent last on every pooled connection, tell it that
+%% A message collector loaded onto a target over erpc (code:load_binary) by distribute_pool_faults_SUITE
+%% and distribute_pool_async_SUITE. It receives {seq, Sender, Run, ConnId, Seq} messages (or the same with a
+%% padding element last, to make them bigger), where Run numbers one lease of Sender, and checks that within
+%% one run the sequence numbers arrive consecutive and increasing (the order of one sender through one
+%% lease). {marker, ConnId} messages, sent last on every pooled connection, tell it that
 %% everything sent before on that connection has arrived. verdict/3 answers once the expected markers are in.
 -module(dpool_seq_collector).
 
@@ -43,6 +44,8 @@ stop(Pid) ->
 loop(State) ->
     receive
         {seq, Sender, Run, Conn, Seq} ->
+            loop(seq(Sender, Run, Conn, Seq, State));
+        {seq, Sender, Run, Conn, Seq, _Padding} ->
             loop(seq(Sender, Run, Conn, Seq, State));
         {marker, Conn} ->
             #{markers := Markers} = State,
