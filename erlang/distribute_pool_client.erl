@@ -27,6 +27,10 @@
 
 %% The largest timeout a receive accepts.
 -define(MAX_WAIT, 4294967295).
+%% How long a call to a C-node on another node waits before it also checks that the service is there.
+-define(NAME_CHECK_MS, 100).
+%% A bound on the wait for the nodedown message that follows a DOWN with noconnection (it always comes).
+-define(NODEDOWN_WAIT_MS, 5000).
 %% The most lanes a C-node has (its --lanes range).
 -define(MAX_LANES, 16).
 %% Bound on the one `lanes` request per C-node.
@@ -48,33 +52,114 @@ call(Server, Request, Wait) ->
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn
 %% (the `cancel` cast of a checkout names it). It goes over this process's lane of the C-node.
 -spec call_tagged(server(), term(), wait()) ->
-    {reply, term()} | {timeout, reference()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
 call_tagged(Server, Request, Wait) ->
     call_at(lane(Server, Wait), Request, Wait).
 
+%% One call to the address To ({Service, LaneNode}).
+%%
+%% The tag is [alias | Alias], as gen_server's: the C-node answers to the alias, which is deactivated when the
+%% call returns, so a reply that comes after a timeout is dropped by this node instead of landing in the
+%% caller's mailbox. A C-node on another node is watched with monitor_node/2, which sends nothing over the wire
+%% (a monitor on the service by name costs a MONITOR_P and a DEMONITOR_P packet per call, and the C-node a
+%% wake-up for the second): it says at once that the C-node died, its connection broke or it cannot be reached.
+%% A live node without the service is told from a slow answer by a monitor on the service by name, set only
+%% when no answer came within ?NAME_CHECK_MS.
 -spec call_at(server(), term(), wait()) ->
-    {reply, term()} | {timeout, reference()} | {error, connection_failed}.
-call_at(To, Request, Wait) ->
-    %% monitor/2 raises badarg when the local node is not alive, so there is no way to reach any C-node.
-    try erlang:monitor(process, To) of
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+call_at({_Service, Node} = Server, Request, Wait) when Node =:= node() ->
+    call_local(Server, Request, Wait);
+call_at({_Service, Node} = Server, Request, Wait) ->
+    %% monitor_node/2 raises notalive when the local node is not alive (no way to reach any C-node), and
+    %% badarg for a node that is no atom.
+    try erlang:monitor_node(Node, true) of
+        true ->
+            Alias = erlang:alias(),
+            Tag = [alias | Alias],
+            %% A plain send: it connects to the C-node's node if not yet connected (monitor_node/2 did).
+            _ = (catch erlang:send(Server, {'$gen_call', {self(), Tag}, Request})),
+            Result = await_remote(Server, Node, Tag, clamp(Wait)),
+            erlang:unalias(Alias),
+            Result
+    catch
+        error:_ -> {error, connection_failed}
+    end.
+
+%% A service on this node (tests run fakes so): a monitor by name is local, and says noproc at once.
+-spec call_local(server(), term(), wait()) ->
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+call_local(Server, Request, Wait) ->
+    try erlang:monitor(process, Server, [{alias, demonitor}]) of
         Mref ->
-            %% A plain send: it connects to the C-node's node if not yet connected. If it cannot, the
-            %% monitor fires with noconnection.
-            _ = (catch erlang:send(To, {'$gen_call', {self(), Mref}, Request})),
+            Tag = [alias | Mref],
+            _ = (catch erlang:send(Server, {'$gen_call', {self(), Tag}, Request})),
             receive
-                {Mref, Reply} ->
+                {Tag, Reply} ->
                     erlang:demonitor(Mref, [flush]),
                     {reply, Reply};
                 {'DOWN', Mref, _, _, _Reason} ->
-                    %% noconnection (C-node unreachable or gone) or noproc (no such service there).
                     {error, connection_failed}
             after clamp(Wait) ->
                 erlang:demonitor(Mref, [flush]),
-                {timeout, Mref}
+                {timeout, Tag}
             end
     catch
         error:badarg -> {error, connection_failed}
     end.
+
+%% Waits for the answer while monitor_node(Node, true) is on; it is off again when this returns.
+-spec await_remote(server(), node(), term(), wait()) ->
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+await_remote(Server, Node, Tag, Wait) ->
+    First = case Wait of
+                infinity -> ?NAME_CHECK_MS;
+                _ -> min(Wait, ?NAME_CHECK_MS)
+            end,
+    receive
+        {Tag, Reply} ->
+            true = erlang:monitor_node(Node, false),
+            {reply, Reply};
+        {nodedown, Node} ->
+            {error, connection_failed}
+    after First ->
+        case Wait of
+            First ->
+                true = erlang:monitor_node(Node, false),
+                {timeout, Tag};
+            _ ->
+                await_named(Server, Node, Tag, rest(Wait, First))
+        end
+    end.
+
+%% The answer is slow: is the service there at all? noproc (a live node without it) is connection_failed too.
+-spec await_named(server(), node(), term(), wait()) ->
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+await_named(Server, Node, Tag, Wait) ->
+    Mref = erlang:monitor(process, Server),
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Mref, [flush]),
+            true = erlang:monitor_node(Node, false),
+            {reply, Reply};
+        {nodedown, Node} ->
+            erlang:demonitor(Mref, [flush]),
+            {error, connection_failed};
+        {'DOWN', Mref, _, _, noconnection} ->
+            %% The connection went: the node monitor fires too, and its message must not outlive the call.
+            receive {nodedown, Node} -> ok after ?NODEDOWN_WAIT_MS -> ok end,
+            {error, connection_failed};
+        {'DOWN', Mref, _, _, _NoProc} ->
+            true = erlang:monitor_node(Node, false),
+            {error, connection_failed}
+    after Wait ->
+        erlang:demonitor(Mref, [flush]),
+        true = erlang:monitor_node(Node, false),
+        {timeout, Tag}
+    end.
+
+-spec rest(wait(), non_neg_integer()) -> wait().
+rest(infinity, _) -> infinity;
+rest(Wait, Spent) -> Wait - Spent.
 
 %% A cast never waits: when the C-node's lanes are not known yet (it could not be asked), it goes to its own
 %% name, where this process's earlier messages went too.

@@ -26,8 +26,9 @@
 -export([bad_funs_timeouts_and_mfa/1]).
 -export([default_cnode_needs_the_application/1]).
 -export([no_atoms_from_targets/1]).
+-export([remote_envelope_answers_and_failures/1]).
 
--import(dpool_ct_helper, [doc/1]).
+-import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_load_fixture/2]).
 
 -define(FAKE, dpool_fake_cnode).
 -define(POOL_ID, 7).
@@ -55,7 +56,8 @@ all() ->
      bad_handles_never_reach_the_wire,
      bad_funs_timeouts_and_mfa,
      default_cnode_needs_the_application,
-     no_atoms_from_targets].
+     no_atoms_from_targets,
+     remote_envelope_answers_and_failures].
 
 %% The application runs with an "external" C-node: this node, under the fake service name. No port is opened.
 -spec init_per_suite(list()) -> list().
@@ -376,6 +378,58 @@ default_cnode_needs_the_application(_Config) ->
     end,
     {?FAKE, Node} = distribute_pool:default_cnode(),
     ok.
+
+-spec remote_envelope_answers_and_failures(list()) -> ok.
+remote_envelope_answers_and_failures(_Config) ->
+    doc("The envelope against a service on another node (a gen_server standing in for the C-node): answers, "
+        "fast and after the service check; client timeouts, after which a late answer never reaches the "
+        "caller; a node without the service, an unreachable node and a node that goes away mid-call give "
+        "connection_failed, not a timeout; no monitor message is left behind in the caller's mailbox."),
+    {Peer, T} = do_start_target("dpool_envelope"),
+    try
+        do_load_fixture(T, dpool_fixture_server),
+        Self = self(),
+        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx_service, Self]),
+        Server = {dpool_fx_service, T},
+        Call = fun(Request, Wait) -> distribute_pool_client:call(Server, Request, Wait) end,
+        %% Answers: at once, and after the ?NAME_CHECK_MS check of the name.
+        1 = Call({echo, 1}, 5000),
+        2 = Call({sleep_echo, 300, 2}, 5000),
+        {reply, 3} = distribute_pool_client:call_tagged(Server, {echo, 3}, infinity),
+        %% Client timeouts, before and after the check; the tag names the request for a cancel.
+        {error, timeout} = Call(never, 50),
+        {timeout, [alias | Alias]} = distribute_pool_client:call_tagged(Server, never, 250),
+        true = is_reference(Alias),
+        %% Late answers (500 ms after their client stopped waiting) are dropped by this node.
+        {error, timeout} = Call({sleep_echo, 500, late_1}, 50),
+        {error, timeout} = Call({sleep_echo, 500, late_2}, 250),
+        timer:sleep(800),
+        {messages, []} = process_info(self(), messages),
+        %% A live node without the service; a node nobody runs; a node that goes away during the call.
+        {error, connection_failed} = distribute_pool_client:call({dpool_no_such_service, T}, ping, 30000),
+        {error, connection_failed} = distribute_pool_client:call({dpool_fx_service, 'dpool_nobody@127.0.0.1'},
+                                                                  ping, 30000),
+        {messages, []} = process_info(self(), messages),
+        Caller = spawn_link(fun() ->
+                                    Self ! {waiting, self()},
+                                    R = distribute_pool_client:call(Server, never, 30000),
+                                    Self ! {result, self(), R, process_info(self(), messages)}
+                            end),
+        receive {waiting, Caller} -> ok end,
+        timer:sleep(300),
+        do_stop_peer(Peer),
+        receive
+            {result, Caller, {error, connection_failed}, {messages, []}} -> ok;
+            {result, Caller, Other, Left} -> ct:fail({after_nodedown, Other, Left})
+        after 20000 ->
+            ct:fail(no_answer_after_nodedown)
+        end,
+        {error, connection_failed} = Call({echo, 4}, 30000),
+        {messages, []} = process_info(self(), messages),
+        ok
+    after
+        do_stop_peer(Peer)
+    end.
 
 -spec no_atoms_from_targets(list()) -> ok.
 no_atoms_from_targets(_Config) ->

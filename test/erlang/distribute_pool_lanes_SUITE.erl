@@ -401,7 +401,7 @@ small_caller(Pool, Server, ConnA, Target, Parent) ->
 %% is suspended before it could).
 in_client_call(Pid) ->
     case erlang:process_info(Pid, [status, current_function]) of
-        [{status, waiting}, {current_function, {distribute_pool_client, call_at, 3}}] -> true;
+        [{status, waiting}, {current_function, {distribute_pool_client, _, _}}] -> true;
         [{status, suspended}, _] -> true;
         _ -> false
     end.

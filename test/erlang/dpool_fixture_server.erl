@@ -1,5 +1,6 @@
 %% A gen_server loaded onto a target over erpc (code:load_binary) by the cases that need one.
 %% whoami answers the node of the caller's pid: for a request made through a pool, the pooled connection.
+%% {sleep_echo, Ms, Term} answers Term after Ms milliseconds, never answers never.
 %% Every plain message it receives is forwarded to the process given at start, tagged with its own name.
 -module(dpool_fixture_server).
 -behaviour(gen_server).
@@ -23,10 +24,16 @@ handle_call(whoami, {Pid, _Tag}, State) ->
     {reply, node(Pid), State};
 handle_call({echo, Term}, _From, State) ->
     {reply, Term, State};
+handle_call({sleep_echo, Ms, Term}, From, State) ->
+    _ = spawn(fun() -> timer:sleep(Ms), gen_server:reply(From, Term) end),
+    {noreply, State};
 handle_call(never, _From, State) ->
     {noreply, State};
 handle_call(crash, _From, _State) ->
-    erlang:error(fixture_crash).
+    erlang:error(fixture_crash);
+handle_call(_Other, _From, State) ->
+    %% As a C-node answers what it does not know (the client's `lanes` question among them).
+    {reply, {error, badarg}, State}.
 
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
