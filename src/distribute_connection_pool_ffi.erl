@@ -139,21 +139,18 @@ cast_batch_by_key(Pool, Name, Messages, Key) ->
 
 -spec send(distribute_pool:conn(), binary(), term()) -> gleam_result(nil, term()).
 send(Conn, Name, Message) ->
-    case registered_name(Name) of
-        {ok, Atom} ->
-            case distribute_pool:send(Conn, Atom, Message) of
-                ok -> {ok, nil};
-                {error, Reason} -> {error, operation_error(Reason)}
-            end;
-        error ->
-            {error, bad_destination}
-    end.
+    send_with(fun distribute_pool:send/3, Conn, Name, Message).
 
 -spec send_async(distribute_pool:conn(), binary(), term()) -> gleam_result(nil, term()).
 send_async(Conn, Name, Message) ->
+    send_with(fun distribute_pool:send_async/3, Conn, Name, Message).
+
+-spec send_with(fun((distribute_pool:conn(), atom(), term()) -> ok | {error, term()}), distribute_pool:conn(),
+                binary(), term()) -> gleam_result(nil, term()).
+send_with(Send, Conn, Name, Message) ->
     case registered_name(Name) of
         {ok, Atom} ->
-            case distribute_pool:send_async(Conn, Atom, Message) of
+            case Send(Conn, Atom, Message) of
                 ok -> {ok, nil};
                 {error, Reason} -> {error, operation_error(Reason)}
             end;

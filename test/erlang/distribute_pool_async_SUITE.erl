@@ -89,11 +89,8 @@ send_async_errors(_Config) ->
         "counted. After the lease ended, send_async/3 answers ok until the end of its window, the C-node drops "
         "and counts each of those (dropped_sends), and the window's last call returns the error; nothing "
         "reaches the target; after destroy the error is invalid_pool."),
-    {Peer, T} = do_start_target("dpool_async_err"),
+    {Peer, T, Pool} = start_with_sink("dpool_async_err"),
     try
-        do_load_fixture(T, dpool_count_sink),
-        _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
         {error, invalid_connection} = distribute_pool:send_async(not_a_lease, dpool_async_sink, hello),
         {error, invalid_connection} = distribute_pool:send_async(Pool, dpool_async_sink, hello),
         {ok, Stale} = distribute_pool:with_connection(Pool, fun(Conn) ->
@@ -185,11 +182,8 @@ messages_name_atoms_by_cache_reference(_Config) ->
         "DFLAG_DIST_HDR_ATOM_CACHE): a message to a registered name names the sender's node and the name by "
         "cache reference, so the target receives about 103 bytes per 64-byte binary instead of about 150 "
         "with the node name and the name as text; every message arrives."),
-    {Peer, T} = do_start_target("dpool_async_cache"),
+    {Peer, T, Pool} = start_with_sink("dpool_async_cache"),
     try
-        do_load_fixture(T, dpool_count_sink),
-        _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
         [#{node := Node}] = maps:get(connections, do_stats(Pool)),
         N = 2000,
         Msg = binary:copy(<<"x">>, 64),
@@ -208,6 +202,15 @@ messages_name_atoms_by_cache_reference(_Config) ->
     end.
 
 %% Helpers.
+
+%% A target with a counting sink registered as dpool_async_sink, and a pool of one connection to it.
+-spec start_with_sink(string()) -> {pid(), node(), distribute_pool:pool()}.
+start_with_sink(Prefix) ->
+    {Peer, T} = do_start_target(Prefix),
+    do_load_fixture(T, dpool_count_sink),
+    _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
+    {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
+    {Peer, T, Pool}.
 
 %% Bytes the target has received over the distribution connection of the pooled node Node (a binary).
 -spec received_bytes(node(), binary()) -> non_neg_integer().

@@ -92,16 +92,17 @@ bad_connection_handles(Config) ->
         distribute_pool:with_connection(
           Pool,
           fun(Conn) ->
-                  %% A pool handle is a valid first argument of send/request/call (the one-shot forms) but
-                  %% not of the lease-only functions.
-                  {error, invalid_connection} = distribute_pool:ping(Pool),
-                  {error, invalid_connection} = distribute_pool:connection_info(Pool),
                   Wrong = [undefined, 42, "conn", {dpool_conn}, setelement(3, Conn, -1),
                            setelement(4, Conn, x), setelement(5, Conn, node)],
                   ForgedIds = [setelement(3, Conn, 1 bsl 31), setelement(3, Conn, 1 bsl 32),
                                setelement(3, Conn, 1 bsl 100), setelement(4, Conn, element(4, Conn) + 1000),
                                setelement(4, Conn, 1 bsl 64), setelement(2, Conn, Other)],
+                  %% A pool is a handle for the one-shot send, request and call, but no lease.
+                  {error, invalid_connection} = distribute_pool:ping(Pool),
+                  {error, invalid_connection} = distribute_pool:connection_info(Pool),
+                  {error, invalid_connection} = distribute_pool:send_async(Pool, x, y),
                   _ = [[{error, invalid_connection} = distribute_pool:send(B, x, y),
+                    {error, invalid_connection} = distribute_pool:send_async(B, x, y),
                     {error, invalid_connection} = distribute_pool:request(B, x, y),
                     {error, invalid_connection} = distribute_pool:call(B, erlang, node, []),
                     {error, invalid_connection} = distribute_pool:ping(B),

@@ -324,14 +324,16 @@ bad_handles_never_reach_the_wire(_Config) ->
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end),
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
      end || B <- BadPools],
-    %% A pool is a handle for the one-shot send, request and call (distribute_pool_oneshot_SUITE), not a lease.
-    {error, invalid_connection} = distribute_pool:ping(Pool),
-    {error, invalid_connection} = distribute_pool:connection_info(Pool),
     {error, invalid_connection} = distribute_pool:discard(Pool),
     BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(4, Conn, x),
                 setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
+    %% A pool is a handle for the one-shot send, request and call, but no lease.
+    {error, invalid_connection} = distribute_pool:ping(Pool),
+    {error, invalid_connection} = distribute_pool:connection_info(Pool),
+    {error, invalid_connection} = distribute_pool:send_async(Pool, dest, msg),
     [begin
          {error, invalid_connection} = distribute_pool:send(B, dest, msg),
+         {error, invalid_connection} = distribute_pool:send_async(B, dest, msg),
          {error, invalid_connection} = distribute_pool:request(B, dest, req),
          {error, invalid_connection} = distribute_pool:request(B, dest, req, 100),
          {error, invalid_connection} = distribute_pool:call(B, erlang, node, []),
