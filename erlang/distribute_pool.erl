@@ -215,7 +215,7 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
             try Fun(Conn) of
                 Result -> {ok, Result}
             after
-                _ = erase(?ASYNC_KEY(PoolId, ConnId)),
+                ok = end_async(PoolId, ConnId, LeaseId),
                 distribute_pool_client:cast(Server, {checkin, PoolId, ConnId, LeaseId})
             end;
         {reply, {error, _} = Error} ->
@@ -244,25 +244,30 @@ send(#dpool{} = Pool, Dest, Msg) ->
             {error, invalid_pool}
     end;
 send(Conn, Dest, Msg) ->
-    case valid_conn(Conn) of
-        true ->
+    case valid_conn(Conn) andalso flush_async(Conn) of
+        ok ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
             distribute_pool_client:call(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg}, ?SEND_WAIT_MS);
+        {error, _} = Error ->
+            Error;
         false ->
             {error, invalid_connection}
     end.
 
 %% Sends Msg to Dest over the leased connection without waiting for the C-node, as `!` does: `ok` once it is
-%% handed to the C-node, which queues it on the connection in order after the calling process's earlier
-%% sends on this lease (send/3 and send_async/3 alike). Back-pressure and errors come through a window: the 64th
-%% message, or the one that brings the bytes (erlang:external_size/1) to 64 KiB, since the last wait is a
-%% send/3 instead, which waits until everything before it is queued and the connection is not
-%% busy, and returns send/3's result. So a sender is never more than one window ahead of the connection's
-%% busy limit, and a lease that ended or a connection that failed shows in that call's
-%% {error, invalid_connection | connection_failed | invalid_pool}. The C-node drops what it cannot queue and
-%% counts it in stats (dropped_sends). A send/3 after a series of send_async/3 returning `ok` means every one
-%% of them was queued on the live connection. The window's count is kept in the calling process's dictionary
-%% (one entry per pool connection it sends on).
+%% handed to the calling process's pipe for this lease (distribute_pool_pipe, started at the first call), which
+%% passes what piles up to the C-node in one request, so many messages share one distribution message. The
+%% C-node queues them on the connection in the order the process sent them; a send/3, request/3,4, call/4,5
+%% or ping/1 of the same process on the lease waits until its earlier send_async/3 messages are queued, so it
+%% comes after them. Back-pressure and errors come through a window: the 64th message, or the one that brings
+%% the bytes (erlang:external_size/1) to 64 KiB, since the last wait waits until everything before it is
+%% queued and the connection is not busy, and returns the first error since the last wait
+%% ({error, invalid_connection | connection_failed | invalid_pool | timeout}). So a sender is never more than
+%% one window ahead of the connection's busy limit, and a lease that ended shows within one window. What the
+%% C-node cannot queue is dropped and counted in stats (dropped_sends), also a pid or {Name, Node} of another
+%% node than the target. The window and the pipe are kept in the calling process's dictionary (one entry
+%% per pool connection it sends on); the pipe ends with the process, or when with_connection returns in the
+%% holder.
 -spec send_async(conn(), dest(), term()) -> ok | {error, lease_error()}.
 send_async(Conn, Dest, Msg) ->
     case valid_conn(Conn) of
@@ -279,18 +284,64 @@ send_async(Conn, Dest, Msg) ->
 do_send_async(Conn, Dest, Msg) ->
     #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
     Key = ?ASYNC_KEY(PoolId, ConnId),
-    {Count, Bytes} = case get(Key) of
-                         {LeaseId, C, B} -> {C, B};
-                         _ -> {0, 0}
-                     end,
+    {Pipe, Count, Bytes} = case get(Key) of
+                               {LeaseId, P, C, B} ->
+                                   {P, C, B};
+                               Other ->
+                                   %% A pipe of an earlier lease on this connection has nothing left to do.
+                                   _ = [distribute_pool_pipe:stop(Old) || {_, Old, _, _} <- [Other]],
+                                   {distribute_pool_pipe:start(Server, PoolId, ConnId, LeaseId), 0, 0}
+                           end,
+    ok = distribute_pool_pipe:send(Pipe, Dest, Msg),
     Size = erlang:external_size(Msg),
     case Count + 1 >= ?ASYNC_WINDOW_MSGS orelse Bytes + Size >= ?ASYNC_WINDOW_BYTES of
         true ->
-            erase(Key),
-            send(Conn, Dest, Msg);
+            put(Key, {LeaseId, Pipe, 0, 0}),
+            async_sync(Key, Pipe);
         false ->
-            put(Key, {LeaseId, Count + 1, Bytes + Size}),
-            distribute_pool_client:cast(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg})
+            put(Key, {LeaseId, Pipe, Count + 1, Bytes + Size}),
+            ok
+    end.
+
+%% Waits until the calling process's send_async/3 messages on Conn's lease are queued; ok when it has sent
+%% none. The first error since the last wait.
+-spec flush_async(conn()) -> ok | {error, term()}.
+flush_async(#dpool_conn{pool = #dpool{id = PoolId}, id = ConnId, lease = LeaseId}) ->
+    Key = ?ASYNC_KEY(PoolId, ConnId),
+    case get(Key) of
+        {LeaseId, Pipe, _, _} ->
+            put(Key, {LeaseId, Pipe, 0, 0}),
+            async_sync(Key, Pipe);
+        _ ->
+            ok
+    end.
+
+-spec async_sync(term(), pid()) -> ok | {error, term()}.
+async_sync(Key, Pipe) ->
+    case distribute_pool_pipe:sync(Pipe) of
+        ok ->
+            ok;
+        {error, _} = Error ->
+            case is_process_alive(Pipe) of
+                true -> ok;
+                false -> erase(Key) % the next send_async/3 starts a new pipe
+            end,
+            Error
+    end.
+
+%% The end of a lease in its holder: what the holder sent with send_async/3 is queued before the lease goes
+%% back, and its pipe ends.
+-spec end_async(non_neg_integer(), non_neg_integer(), non_neg_integer()) -> ok.
+end_async(PoolId, ConnId, LeaseId) ->
+    Key = ?ASYNC_KEY(PoolId, ConnId),
+    case get(Key) of
+        {LeaseId, Pipe, _, _} ->
+            _ = distribute_pool_pipe:sync(Pipe),
+            ok = distribute_pool_pipe:stop(Pipe),
+            _ = erase(Key),
+            ok;
+        _ ->
+            ok
     end.
 
 %% A gen_server call to Dest on the target, made over the leased connection. Given a pool, one-shot: the
@@ -324,8 +375,14 @@ request(Conn, Dest, Request, Timeout) ->
             {error, badarg};
         {true, true} ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request},
-                                        request_wait(Timeout))
+            %% After the caller's own send_async/3 messages, as a message after them would be.
+            case flush_async(Conn) of
+                ok ->
+                    distribute_pool_client:call(Server, {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request},
+                                                request_wait(Timeout));
+                {error, _} = Error ->
+                    Error
+            end
     end.
 
 -spec valid_request_timeout(term()) -> boolean().

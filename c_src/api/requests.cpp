@@ -197,7 +197,7 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
     const bool known_shape = is("stats", 2) || is("destroy", 2) || is("destroy", 3) || is("checkout", 3) ||
                              is("checkin", 4) ||
                              is("discard", 4) ||
-                             is("cancel", 4) || is("send", 6) || is("request", 7) ||
+                             is("cancel", 4) || is("send", 6) || is("send_many", 5) || is("request", 7) ||
                              is("pooled_send", 4) || is("pooled_send", 5) || is("pooled_request", 5) ||
                              is("pooled_request", 6) || is("cast_batch", 4) || is("cast_batch_keyed", 4);
     if (!known_shape) {
@@ -253,6 +253,35 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
             return Rejected{"badarg"};
         }
         return Send{*lease, *destination, *message};
+    }
+    if (is("send_many", 5)) {
+        const auto lease = read_lease(r, *pool);
+        if (!lease) {
+            return Rejected{"invalid_connection"};
+        }
+        SendMany many{*lease, {}};
+        if (r.nil()) {
+            return many;
+        }
+        const auto count = r.list_header();
+        if (!count) {
+            return Rejected{"badarg"};
+        }
+        // Every element takes at least one byte, so a forged count fails long before memory runs out.
+        many.messages.reserve(std::min<std::size_t>(*count, r.rest().size()));
+        for (std::uint32_t i = 0; i < *count; ++i) {
+            const auto pair = r.tuple_header() == 2u;
+            const auto destination = pair ? r.skip() : std::nullopt;
+            const auto message = destination ? r.skip() : std::nullopt;
+            if (!message) {
+                return Rejected{"badarg"};
+            }
+            many.messages.emplace_back(*destination, *message);
+        }
+        if (!r.nil()) {
+            return Rejected{"badarg"}; // an improper list
+        }
+        return many;
     }
     if (is("request", 7)) {
         const auto lease = read_lease(r, *pool);

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -50,6 +51,12 @@ struct Send {
     LeaseRef lease;
     std::string_view destination; // encoded, checked against the target later
     std::string_view message;     // encoded, forwarded as is
+};
+// {send_many, PoolId, ConnId, LeaseId, [{Dest, Msg}]}: sends in order over one lease, answered as one send
+// (the library's send_async/3 batches a process's messages this way).
+struct SendMany {
+    LeaseRef lease;
+    std::vector<std::pair<std::string_view, std::string_view>> messages; // {Dest, Msg}, encoded
 };
 struct Request {
     LeaseRef lease;
@@ -116,8 +123,9 @@ struct RejectedPool {
     std::uint64_t pool;
 };
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, PooledSend, PooledRequest, CastBatch,
-                             Stats, Destroy, ListPools, Info, ListLanes, Ping, Restore, Rejected, RejectedPool>;
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, SendMany, Request, PooledSend, PooledRequest,
+                             CastBatch, Stats, Destroy, ListPools, Info, ListLanes, Ping, Restore, Rejected,
+                             RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for

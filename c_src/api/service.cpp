@@ -228,6 +228,16 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            p.send(caller, r.lease.conn, r.lease.lease, *to, r.message);
                        });
                    },
+                   [&](const SendMany& r) {
+                       with_pool(r.lease.pool, [&](pool::Pool& p) {
+                           std::vector<std::pair<std::optional<pool::Destination>, std::string_view>> messages;
+                           messages.reserve(r.messages.size());
+                           for (const auto& [destination, message] : r.messages) {
+                               messages.emplace_back(parse_destination(destination, p.config().target), message);
+                           }
+                           p.send_many(caller, r.lease.conn, r.lease.lease, messages);
+                       });
+                   },
                    [&](const Request& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
@@ -323,14 +333,6 @@ void Service::handle_cast(std::string_view request)
                    [&](const Cancel& r) {
                        if (auto* p = find_pool(r.pool)) {
                            p->cancel(r.pid, r.tag);
-                       }
-                   },
-                   [&](const Send& r) {
-                       // send_async: for a pool that is gone there is nothing to count in; the sender's next
-                       // synchronous operation tells it.
-                       if (auto* p = find_pool(r.lease.pool)) {
-                           const auto to = parse_destination(r.destination, p->config().target);
-                           p->send_async(r.lease.conn, r.lease.lease, to, r.message);
                        }
                    },
                    [&](const auto&) { ++malformed_messages_; },

@@ -328,7 +328,7 @@ void Pool::release_parked(PooledConnection& c)
         auto& a = c.parked.front();
         if (!a.batch) {
             reply_atom(a.caller.view(), "ok");
-            ++counters_.successful_operations;
+            counters_.successful_operations += a.counted ? 0 : 1;
         } else if (!a.batch->answered && --a.batch->links_left == 0) {
             a.batch->answered = true;
             const auto count = a.batch->count;
@@ -349,7 +349,7 @@ void Pool::fail_parked(PooledConnection& c, std::string_view reason)
         auto& a = c.parked.front();
         if (!a.batch) {
             reply_error(a.caller.view(), reason);
-            ++counters_.failed_operations;
+            counters_.failed_operations += a.counted ? 0 : 1;
         } else if (!a.batch->answered) {
             // Part of the batch may have gone out on other connections: the caller learns it did not all go.
             a.batch->answered = true;
@@ -870,18 +870,35 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
     ++counters_.successful_operations;
 }
 
-void Pool::send_async(std::uint32_t conn, std::uint64_t lease, const std::optional<Destination>& to,
-                      std::string_view message)
+void Pool::send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t lease,
+                     const std::vector<std::pair<std::optional<Destination>, std::string_view>>& messages)
 {
-    if (!to || lease_error(conn, lease)) {
-        // Nobody waits for an answer: counted, and the sender's next synchronous operation on the lease
-        // gets the error (docs/PROTOCOL.md, "Sends without an answer").
-        ++counters_.dropped_sends;
-        ++counters_.failed_operations;
+    if (const auto error = lease_error(conn, lease)) {
+        // The sender learns it from this answer; the messages count as dropped, as casts that found no lease.
+        counters_.dropped_sends += messages.size();
+        counters_.failed_operations += std::max<std::size_t>(messages.size(), 1);
+        reply_error(caller, *error);
         return;
     }
-    write_message(*connections_[conn], *to, message);
-    ++counters_.successful_operations;
+    PooledConnection& c = *connections_[conn];
+    for (const auto& [to, message] : messages) {
+        if (!to) {
+            ++counters_.dropped_sends;
+            ++counters_.failed_operations;
+            continue;
+        }
+        write_message(c, *to, message);
+        ++counters_.successful_operations;
+    }
+    if (!c.link->is_open()) {
+        reply_error(caller, "connection_failed"); // closed under the writes: its queue is lost
+        return;
+    }
+    if (c.link->busy()) {
+        c.parked.push_back({Caller(caller), nullptr, true});
+        return;
+    }
+    reply_atom(caller, "ok");
 }
 
 namespace {

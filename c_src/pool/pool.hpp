@@ -140,6 +140,7 @@ public:
     struct ParkedAck {
         Caller caller;
         std::shared_ptr<ParkedBatch> batch;
+        bool counted = false; // its messages are in the stats already (send_many)
     };
     // A checkout that got this idle connection and waits for the round trip of validate_on_checkout.
     struct Validation {
@@ -226,10 +227,10 @@ public:
     void cancel(std::string_view pid, std::string_view tag);
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);
-    // send() without an answer (a cast): a message that cannot be queued (the lease ended or never was, its
-    // connection is down, `to` is no destination on the target) is dropped and counted in dropped_sends.
-    void send_async(std::uint32_t conn, std::uint64_t lease, const std::optional<Destination>& to,
-                    std::string_view message);
+    // Sends in order over one lease, each to its own destination (nullopt: none on the target, dropped and
+    // counted); answered once, as send() is: ok when all are queued and the connection is not busy.
+    void send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t lease,
+                   const std::vector<std::pair<std::optional<Destination>, std::string_view>>& messages);
     void request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
                  std::optional<std::uint32_t> timeout_ms, std::string_view request);
     void write_stats(protocol::TermWriter& w) const;
@@ -267,7 +268,7 @@ private:
         std::uint64_t health_checks = 0;
         std::uint64_t successful_operations = 0;
         std::uint64_t failed_operations = 0;
-        std::uint64_t dropped_sends = 0; // send_async messages that could not be queued
+        std::uint64_t dropped_sends = 0; // send_many messages that could not be queued
     };
 
     PooledConnection& open_connection();

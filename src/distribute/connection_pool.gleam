@@ -350,13 +350,14 @@ pub fn send(
 }
 
 /// `send` without waiting for the C-node, for pipelined sends: `Ok(Nil)` once the message is handed to
-/// the C-node, which queues it on this connection after everything the calling process sent on it before.
-/// Every 64th message (or the one that brings the bytes sent since the last wait to 64 KiB) is a `send`
-/// instead: it waits until the connection is not busy (back-pressure) and returns `send`'s error, if any.
-/// So an ended lease shows as `LeaseEnded` within 64 calls; the messages in between are dropped and
-/// counted in the pool's `dropped_sends` (`detailed_stats`). End a series with `send` to know that every
-/// message of it was queued. The name becomes an atom: pass names from your code, never from untrusted
-/// input.
+/// the calling process's pipe for this lease, which passes what piles up to the C-node in one request. The
+/// messages are queued on this connection in the order the process sent them, and its `send`, `request`,
+/// `call` and `ping` on the connection come after them. Every 64th message (or the one that brings the
+/// bytes since the last wait to 64 KiB) waits until the connection is not busy (back-pressure) and returns
+/// the first error since the last wait. So an ended lease shows as `LeaseEnded` within 64 calls; its
+/// messages are dropped and counted in the pool's `dropped_sends` (`detailed_stats`). End a series with
+/// `send` to know that every message of it was queued. The name becomes an atom: pass names from your code,
+/// never from untrusted input.
 ///
 /// ```gleam
 /// let assert Ok(Nil) = connection_pool.send_async(conn, to: "logger", message: "line")

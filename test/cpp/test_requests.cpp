@@ -272,6 +272,50 @@ TEST_CASE("decode_request: send", "[requests]")
           == "badarg");
 }
 
+TEST_CASE("decode_request: send_many", "[requests]")
+{
+    const std::string name = term([](EiTerm& t) { t.atom("sink"); });
+    const std::string at_node = term([](EiTerm& t) { t.tuple(2).atom("name").atom(kTarget); });
+    const std::string m1 = term([](EiTerm& t) { t.binary("one"); });
+    const std::string m2 = term([](EiTerm& t) { t.tuple(2).atom("m").integer(2); });
+    const auto many = accepted<SendMany>(decode_request(term([&](EiTerm& t) {
+        t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(2);
+        t.tuple(2).raw(name).raw(m1);
+        t.tuple(2).raw(at_node).raw(m2);
+        t.nil();
+    })));
+    CHECK(many.lease.pool == 1);
+    CHECK(many.lease.conn == 2);
+    CHECK(many.lease.lease == 3);
+    REQUIRE(many.messages.size() == 2);
+    CHECK(many.messages[0] == std::pair<std::string_view, std::string_view>(name, m1));
+    CHECK(many.messages[1] == std::pair<std::string_view, std::string_view>(at_node, m2));
+    const auto none = accepted<SendMany>(
+        decode_request(term([&](EiTerm& t) { t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).nil(); })));
+    CHECK(none.messages.empty());
+
+    // Lease ids that cannot be ones; elements that are no {Dest, Msg}; improper, forged and non-lists.
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("send_many").integer(1).atom("c").integer(3).nil(); })
+          == "invalid_connection");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(1).raw(m1).nil();
+          }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(1).tuple(3).raw(name).raw(m1).raw(m1);
+              t.nil();
+          }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(1).tuple(2).raw(name).raw(m1);
+              t.raw(m1);
+          }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(9).tuple(2).raw(name).raw(m1);
+              t.nil();
+          }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).raw(m1); })
+          == "badarg");
+}
+
 TEST_CASE("decode_request: request", "[requests]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("rex"); });
