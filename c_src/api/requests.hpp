@@ -57,6 +57,13 @@ struct Request {
     std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
     std::string_view request;
 };
+// apply(M, F, A) on the target, over a lease: {call, PoolId, ConnId, LeaseId, M, F, A, TimeoutMs | infinity}.
+// `mfa` is M, F and A as they came, back to back (M and F atoms, A a proper list).
+struct Call {
+    LeaseRef lease;
+    std::string_view mfa;
+    std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
+};
 // One-shot operations: the C-node takes a lease, does the operation and returns the lease itself.
 // {pooled_send, PoolId, Dest, Msg[, AcquireTimeoutMs | default]}
 struct PooledSend {
@@ -71,6 +78,13 @@ struct PooledRequest {
     std::string_view destination;
     std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
     std::string_view request;
+    std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
+};
+// {pooled_call, PoolId, M, F, A, TimeoutMs | infinity[, AcquireTimeoutMs | default]}
+struct PooledCall {
+    std::uint64_t pool;
+    std::string_view mfa;
+    std::optional<std::uint32_t> timeout_ms;         // nullopt: infinity
     std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
 };
 // {cast_batch, PoolId, Dest, [Msg]} or {cast_batch_keyed, PoolId, Dest, [{Hash, Msg}]}: the messages spread
@@ -114,8 +128,9 @@ struct RejectedPool {
     std::uint64_t pool;
 };
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, PooledSend, PooledRequest, CastBatch,
-                             Stats, Destroy, ListPools, Info, Ping, Restore, Rejected, RejectedPool>;
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, Request, Call, PooledSend, PooledRequest,
+                             PooledCall, CastBatch, Stats, Destroy, ListPools, Info, Ping, Restore, Rejected,
+                             RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for

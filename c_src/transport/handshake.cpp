@@ -34,6 +34,8 @@ struct HandshakeSocket {
     int fd;
     Clock::time_point deadline;
     bool flags_sent = false;
+    // Everything read from the peer during the handshake (a few hundred bytes): its flags are read from it.
+    std::string received{};
 };
 
 HandshakeSocket& ctx_of(void* ctx) { return *static_cast<HandshakeSocket*>(ctx); }
@@ -156,9 +158,13 @@ int cb_write(void* ctx, const char* buf, ssize_t* len, unsigned tmo)
 
 int cb_read(void* ctx, char* buf, ssize_t* len, unsigned tmo)
 {
-    const auto& s = ctx_of(ctx);
+    auto& s = ctx_of(ctx);
     const auto want = static_cast<std::size_t>(*len);
-    return do_io(s, POLLIN, tmo, len, [&] { return ::recv(s.fd, buf, want, 0); });
+    const int err = do_io(s, POLLIN, tmo, len, [&] { return ::recv(s.fd, buf, want, 0); });
+    if (err == 0 && *len > 0) {
+        s.received.append(buf, static_cast<std::size_t>(*len));
+    }
+    return err;
 }
 
 int cb_packet_header_size(void*, int* size)
@@ -207,7 +213,35 @@ unsigned to_ei_timeout(std::chrono::milliseconds timeout)
     return static_cast<unsigned>(std::max<std::chrono::milliseconds::rep>(1, timeout.count()));
 }
 
+std::uint64_t get_be(std::string_view bytes)
+{
+    std::uint64_t v = 0;
+    for (const char c : bytes) {
+        v = (v << 8) | static_cast<std::uint8_t>(c);
+    }
+    return v;
+}
+
 } // namespace
+
+std::uint64_t peer_flags_of(std::string_view bytes)
+{
+    while (bytes.size() >= 2) {
+        const std::size_t length = static_cast<std::size_t>(get_be(bytes.substr(0, 2)));
+        if (bytes.size() < 2 + length) {
+            return 0;
+        }
+        const std::string_view message = bytes.substr(2, length);
+        if (!message.empty() && message[0] == 'N' && message.size() >= 9) {
+            return get_be(message.substr(1, 8));
+        }
+        if (!message.empty() && message[0] == 'n' && message.size() >= 7) {
+            return get_be(message.substr(3, 4));
+        }
+        bytes.remove_prefix(2 + length);
+    }
+    return 0;
+}
 
 HandshakeOutcome handshake_as_acceptor(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                        std::chrono::milliseconds timeout)
@@ -267,6 +301,7 @@ HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, c
     }
     forget_in_ei(fd);
     out.ok = true;
+    out.peer_flags = peer_flags_of(socket.received);
     return out;
 }
 

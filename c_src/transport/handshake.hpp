@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace dpool::transport {
 
@@ -18,7 +19,16 @@ struct HandshakeOutcome {
     bool ok = false;
     std::string peer_node; // set by the accepting side
     std::string error;
+    // The capabilities the peer announced (DFLAG_*), 0 when they could not be read; set by the connecting side.
+    std::uint64_t peer_flags = 0;
 };
+
+// Capabilities of a peer that change what the C-node sends it.
+inline constexpr std::uint64_t kDflagSpawn = std::uint64_t{1} << 32; // SPAWN_REQUEST (OTP 23+)
+
+// The flags of the peer's first name or challenge message ('N': 8 bytes, 'n': 4 bytes after the version) in
+// the bytes it sent during a handshake (2-byte length-prefixed messages); 0 when there is none.
+std::uint64_t peer_flags_of(std::string_view handshake_bytes);
 
 // The distribution handshake, done by ei over a socket that is already connected (or accepted). ei talks to
 // the socket through user-supplied socket callbacks that poll() with our deadline, so any descriptor number
