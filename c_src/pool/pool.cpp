@@ -23,6 +23,12 @@ std::uint64_t connection_key(std::uint32_t conn, std::uint64_t number)
 std::uint32_t key_connection(std::uint64_t key) { return static_cast<std::uint32_t>(key >> kRefBits); }
 std::uint64_t key_number(std::uint64_t key) { return key & kRefMask; }
 
+// A lease holder is monitored only once it has held its lease this long: most leases (a one-shot call, a
+// with_connection around one call) come back sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the
+// holder's node, whose process would handle both signals in the middle of its call. A holder that exits
+// before is noticed when the monitor is set (it fires at once, noproc), so its lease comes back within this.
+constexpr auto kHolderWatchDelay = std::chrono::milliseconds(10);
+
 std::uint64_t micros(Clock::duration d)
 {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(
@@ -538,7 +544,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
     c.holder.assign(caller);
     const CallerView holder = c.holder.view();
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
-    monitor_caller(holder, g.lease);
+    watch_holder(c, g.lease);
     const std::string_view node = c.node_name;
     reply(holder, [&](protocol::TermWriter& w) {
         w.tuple(2);
@@ -601,7 +607,7 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
     // Held until the answer: the caller is watched meanwhile, so that the lease comes back if it exits.
     c.holder.assign(caller);
     c.one_shot = true;
-    monitor_caller(caller, lease);
+    watch_holder(c, lease);
     if (job.kind == OneShotKind::call) {
         start_call(c, caller, job.payload, job.timeout_ms, lease);
     } else {
@@ -680,6 +686,13 @@ void Pool::monitor_caller(const CallerView& caller, std::uint64_t number)
     }
 }
 
+void Pool::watch_holder(PooledConnection& c, std::uint64_t lease)
+{
+    c.holder_watched = false;
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + kHolderWatchDelay, DeadlineKind::holder, id_, connection_key(c.index, lease)});
+}
+
 void Pool::demonitor_caller(const CallerView& caller, std::uint64_t number)
 {
     if (caller.link && caller.link->is_open()) {
@@ -706,9 +719,10 @@ void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
 
 void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder)
 {
-    if (notify_holder) {
+    if (notify_holder && c.holder_watched) {
         demonitor_caller(c.holder.view(), lease);
     }
+    c.holder_watched = false;
     c.holder.link.reset();
     c.one_shot = false;
     const bool healthy = c.live();
@@ -1223,7 +1237,8 @@ void Pool::fail_waiters(std::string_view reason)
 
 void Pool::on_deadline(const Deadline& d)
 {
-    if (destroyed_ || (draining_ && d.kind != DeadlineKind::request && d.kind != DeadlineKind::drain)) {
+    if (destroyed_ || (draining_ && d.kind != DeadlineKind::request && d.kind != DeadlineKind::drain &&
+                       d.kind != DeadlineKind::holder)) {
         return;
     }
     switch (d.kind) {
@@ -1304,6 +1319,19 @@ void Pool::on_deadline(const Deadline& d)
         context_.scheduler->schedule(
             Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_interval_ms),
                      DeadlineKind::health, id_, d.key});
+        break;
+    }
+    case DeadlineKind::holder: {
+        // Still leased to the same holder (the lease number matches), and not yet watched: watch it now.
+        const auto conn = key_connection(d.key);
+        if (conn < connections_.size() && core_.state(conn) == SlotState::leased &&
+            key_number(core_.lease_of(conn)) == key_number(d.key)) {
+            auto& c = *connections_[conn];
+            if (!c.holder_watched && c.holder.link) {
+                c.holder_watched = true;
+                monitor_caller(c.holder.view(), core_.lease_of(conn));
+            }
+        }
         break;
     }
     case DeadlineKind::maintenance:

@@ -184,6 +184,7 @@ private:
     bool health_check_in_flight = false;
     std::optional<Validation> validating;
     Caller holder;              // the lease holder, while leased
+    bool holder_watched = false; // a monitor on the holder is set (see Pool::watch_holder)
     bool one_shot = false;      // leased by the pool itself for a pooled_request of `holder`
     std::uint64_t next_ref = 1; // references minted on this connection
     std::vector<PendingRequest> pending;
@@ -315,6 +316,7 @@ private:
     void finish_request(PooledConnection& c, PooledConnection::PendingRequest& p);
     void write_demonitor(PooledConnection& c, std::string_view destination, std::uint64_t ref);
     void monitor_caller(const CallerView& caller, std::uint64_t number);
+    void watch_holder(PooledConnection& c, std::uint64_t lease);
     void demonitor_caller(const CallerView& caller, std::uint64_t number);
     void start_progress(bool ok);
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
