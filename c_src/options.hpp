@@ -24,6 +24,8 @@ struct Options {
     unsigned net_ticktime_s = 60;
     std::uint32_t max_total_connections = 10000;
     std::string log_level = "info";
+    // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).
+    unsigned busy_poll_us = 50;
 };
 
 // Parses argv. Gives the options, or the exit code to leave with (0 after --help, 2 for bad usage) once
