@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/event_loop.hpp"
+
 namespace dpool {
 
 namespace {
@@ -89,7 +91,7 @@ int CNode::run()
         }
         shutdown("startup failed", 1);
     });
-    io_.run();
+    util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us));
     return exit_code_;
 }
 

@@ -83,6 +83,11 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "on its own port, so that one caller's big message does not hold back another's requests")
         ->check(CLI::Range(1U, kMaxLanes))
         ->capture_default_str();
+    app.add_option("--busy-poll-us", o.busy_poll_us,
+                   "microseconds the event loop keeps polling after its last piece of work before it sleeps "
+                   "(0: never; spinning saves the wake-up of each request at the price of CPU time)")
+        ->check(CLI::Range(0, 100000))
+        ->capture_default_str();
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();

@@ -26,6 +26,8 @@ struct Options {
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;
+    // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).
+    unsigned busy_poll_us = 50;
 };
 
 inline constexpr unsigned kMaxLanes = 16;

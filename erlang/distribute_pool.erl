@@ -360,12 +360,7 @@ request(#dpool{} = Pool, Dest, Request, Timeout) ->
         {true, false} ->
             {error, badarg};
         {true, true} ->
-            #dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool,
-            Wait = case Timeout of
-                       infinity -> infinity;
-                       _ -> AcquireMs + ?CHECKOUT_MARGIN_MS + request_wait(Timeout)
-                   end,
-            one_shot(Pool, {pooled_request, PoolId, Dest, Timeout, Request}, Wait)
+            one_shot(Pool, {pooled_request, Pool#dpool.id, Dest, Timeout, Request}, one_shot_wait(Pool, Timeout))
     end;
 request(Conn, Dest, Request, Timeout) ->
     case {valid_conn(Conn), valid_request_timeout(Timeout)} of
@@ -393,6 +388,12 @@ valid_request_timeout(T) -> is_integer(T) andalso T >= 0 andalso T =< ?MAX_WAIT_
 request_wait(infinity) -> infinity;
 request_wait(Timeout) -> Timeout + ?REQUEST_MARGIN_MS.
 
+%% A one-shot request or call: the wait for a lease, then the request's own timeout (from when it is sent).
+-spec one_shot_wait(pool(), timeout()) -> timeout().
+one_shot_wait(_Pool, infinity) -> infinity;
+one_shot_wait(#dpool{acquire_timeout_ms = AcquireMs}, Timeout) ->
+    AcquireMs + ?CHECKOUT_MARGIN_MS + request_wait(Timeout).
+
 %% A one-shot operation: one call to the C-node. When the client stops waiting (the C-node should have
 %% answered by then), it withdraws the operation, so that a lease taken for it goes back to the pool.
 -spec one_shot(pool(), tuple(), distribute_pool_client:wait()) -> term().
@@ -407,8 +408,10 @@ one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
             Error
     end.
 
-%% apply(M, F, A) on the target, through its rex server, over the leased connection; given a pool, over a
-%% connection the C-node leases for this call alone (see request/4).
+%% apply(M, F, A) on the target, over the leased connection; given a pool, over a connection the C-node leases
+%% for this call alone (see request/4). The C-node spawns erpc:execute_call/4 on the target, as erpc:call does
+%% (rex's {call, ...} on a target that cannot spawn for it); the result is rex's: {ok, Value} for a value or a
+%% throw, {error, {badrpc, {'EXIT', Reason}}} for an exit or an error.
 -spec call(pool() | conn(), module(), atom(), [term()]) ->
     {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
 call(Handle, M, F, A) ->
@@ -426,19 +429,24 @@ call(Handle, M, F, A, Timeout) ->
             {error, invalid_pool};
         false ->
             {error, invalid_connection};
-        true when is_atom(M), is_atom(F) ->
-            case is_proper_list(A) of
-                true ->
-                    case request(Handle, rex, {call, M, F, A, user}, Timeout) of
-                        {ok, {badrpc, Reason}} -> {error, {badrpc, Reason}};
-                        Other -> Other
-                    end;
-                false ->
-                    {error, badarg}
-            end;
         true ->
-            {error, badarg}
+            case is_atom(M) andalso is_atom(F) andalso is_proper_list(A) andalso valid_request_timeout(Timeout) of
+                true -> badrpc(do_call(Handle, M, F, A, Timeout));
+                false -> {error, badarg}
+            end
     end.
+
+-spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
+do_call(#dpool{id = PoolId} = Pool, M, F, A, Timeout) ->
+    one_shot(Pool, {pooled_call, PoolId, M, F, A, Timeout}, one_shot_wait(Pool, Timeout));
+do_call(Conn, M, F, A, Timeout) ->
+    #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+    distribute_pool_client:call(Server, {call, PoolId, ConnId, LeaseId, M, F, A, Timeout}, request_wait(Timeout)).
+
+%% A function that returned {badrpc, Reason} cannot be told from a failed call (rex's rule): both are errors.
+-spec badrpc(term()) -> term().
+badrpc({ok, {badrpc, Reason}}) -> {error, {badrpc, Reason}};
+badrpc(Other) -> Other.
 
 %% pong when the target's net_kernel answers over the leased connection.
 -spec ping(conn()) -> pong | pang | {error, invalid_connection}.

@@ -67,6 +67,37 @@ std::optional<LeaseRef> read_lease(TermReader& r, std::uint64_t pool)
     return LeaseRef{pool, static_cast<std::uint32_t>(*conn), *lease};
 }
 
+// M, F and A of a call: two atoms and a proper list (nil, a STRING_EXT, or a LIST_EXT with a nil tail), as one
+// view of the three encoded terms.
+std::optional<std::string_view> read_mfa(TermReader& r)
+{
+    const std::string_view from = r.rest();
+    if (!r.atom() || !r.atom()) {
+        return std::nullopt;
+    }
+    if (!r.nil()) {
+        TermReader list(r.rest());
+        const auto tag = list.peek_tag();
+        if (tag == protocol::tag::list) {
+            const auto count = list.list_header();
+            for (std::uint32_t i = 0; count && i < *count; ++i) {
+                if (!list.skip()) {
+                    return std::nullopt;
+                }
+            }
+            if (!count || !list.nil()) {
+                return std::nullopt; // an improper list
+            }
+        } else if (tag != protocol::tag::string) {
+            return std::nullopt;
+        }
+        if (!r.skip()) {
+            return std::nullopt;
+        }
+    }
+    return from.substr(0, from.size() - r.rest().size());
+}
+
 // SMALL_INTEGER_EXT of 0..255, back to back: the elements of a list that came as a STRING_EXT, which are no
 // terms of their own in the packet.
 constexpr std::array<char, 512> kSmallIntegers = [] {
@@ -198,6 +229,7 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
                              is("checkin", 4) ||
                              is("discard", 4) ||
                              is("cancel", 4) || is("send", 6) || is("send_many", 5) || is("request", 7) ||
+                             is("call", 8) || is("pooled_call", 6) || is("pooled_call", 7) ||
                              is("pooled_send", 4) || is("pooled_send", 5) || is("pooled_request", 5) ||
                              is("pooled_request", 6) || is("cast_batch", 4) || is("cast_batch_keyed", 4);
     if (!known_shape) {
@@ -295,6 +327,27 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
             return Rejected{"badarg"};
         }
         return Request{*lease, *destination, timeout.ms, *request};
+    }
+    if (is("call", 8)) {
+        const auto lease = read_lease(r, *pool);
+        if (!lease) {
+            return Rejected{"invalid_connection"};
+        }
+        const auto mfa = read_mfa(r);
+        const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
+        if (!timeout.valid) {
+            return Rejected{"badarg"};
+        }
+        return Call{*lease, *mfa, timeout.ms};
+    }
+    if (*op == "pooled_call") {
+        const auto mfa = read_mfa(r);
+        const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
+        const auto acquire = arity == 7 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
+        if (!timeout.valid || !acquire.valid) {
+            return Rejected{"badarg"};
+        }
+        return PooledCall{*pool, *mfa, timeout.ms, acquire.ms};
     }
     if (*op == "pooled_send") {
         const auto destination = r.skip();

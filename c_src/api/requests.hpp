@@ -64,6 +64,13 @@ struct Request {
     std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
     std::string_view request;
 };
+// apply(M, F, A) on the target, over a lease: {call, PoolId, ConnId, LeaseId, M, F, A, TimeoutMs | infinity}.
+// `mfa` is M, F and A as they came, back to back (M and F atoms, A a proper list).
+struct Call {
+    LeaseRef lease;
+    std::string_view mfa;
+    std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
+};
 // One-shot operations: the C-node takes a lease, does the operation and returns the lease itself.
 // {pooled_send, PoolId, Dest, Msg[, AcquireTimeoutMs | default]}
 struct PooledSend {
@@ -78,6 +85,13 @@ struct PooledRequest {
     std::string_view destination;
     std::optional<std::uint32_t> timeout_ms; // nullopt: infinity
     std::string_view request;
+    std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
+};
+// {pooled_call, PoolId, M, F, A, TimeoutMs | infinity[, AcquireTimeoutMs | default]}
+struct PooledCall {
+    std::uint64_t pool;
+    std::string_view mfa;
+    std::optional<std::uint32_t> timeout_ms;         // nullopt: infinity
     std::optional<std::uint32_t> acquire_timeout_ms; // nullopt: the pool's default
 };
 // {cast_batch, PoolId, Dest, [Msg]} or {cast_batch_keyed, PoolId, Dest, [{Hash, Msg}]}: the messages spread
@@ -123,8 +137,9 @@ struct RejectedPool {
     std::uint64_t pool;
 };
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, SendMany, Request, PooledSend, PooledRequest,
-                             CastBatch, Stats, Destroy, ListPools, Info, ListLanes, Ping, Restore, Rejected,
+using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, SendMany, Request, Call, PooledSend,
+                             PooledRequest, PooledCall, CastBatch, Stats, Destroy, ListPools, Info, ListLanes, Ping,
+                             Restore, Rejected,
                              RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:

@@ -248,6 +248,17 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            p.request(caller, r.lease.conn, r.lease.lease, *to, r.timeout_ms, r.request);
                        });
                    },
+                   [&](const Call& r) {
+                       with_pool(r.lease.pool, [&](pool::Pool& p) {
+                           p.call(caller, r.lease.conn, r.lease.lease, r.mfa, r.timeout_ms);
+                       });
+                   },
+                   [&](const PooledCall& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           const pool::OneShotView job{pool::OneShotKind::call, {}, r.mfa, r.timeout_ms};
+                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                       });
+                   },
                    [&](const PooledSend& r) {
                        with_pool(r.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
@@ -255,7 +266,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                pool::reply_error(caller, "badarg");
                                return;
                            }
-                           const pool::OneShotView job{false, *to, r.message, std::nullopt};
+                           const pool::OneShotView job{pool::OneShotKind::send, *to, r.message, std::nullopt};
                            p.checkout(caller, r.acquire_timeout_ms, &job);
                        });
                    },
@@ -266,7 +277,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                pool::reply_error(caller, "badarg");
                                return;
                            }
-                           const pool::OneShotView job{true, *to, r.request, r.timeout_ms};
+                           const pool::OneShotView job{pool::OneShotKind::request, *to, r.request, r.timeout_ms};
                            p.checkout(caller, r.acquire_timeout_ms, &job);
                        });
                    },

@@ -12,7 +12,17 @@ using Clock = std::chrono::steady_clock;
 
 // What a deadline is for. The owner decides on expiry whether the deadline still matters (entries are not
 // removed when what they guard finishes early; they are checked and dropped when they come due).
-enum class DeadlineKind : std::uint8_t { waiter, request, reconnect, pool_start, lifetime, health, maintenance, drain };
+enum class DeadlineKind : std::uint8_t {
+    waiter,
+    request,
+    reconnect,
+    pool_start,
+    lifetime,
+    health,
+    maintenance,
+    drain,
+    holder, // a lease holder is to be monitored, if it still holds the lease
+};
 
 struct Deadline {
     Clock::time_point when;

@@ -24,6 +24,12 @@ std::uint64_t connection_key(std::uint32_t conn, std::uint64_t number)
 std::uint32_t key_connection(std::uint64_t key) { return static_cast<std::uint32_t>(key >> kRefBits); }
 std::uint64_t key_number(std::uint64_t key) { return key & kRefMask; }
 
+// A lease holder is monitored only once it has held its lease this long: most leases (a one-shot call, a
+// with_connection around one call) come back sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the
+// holder's node, whose process would handle both signals in the middle of its call. A holder that exits
+// before is noticed when the monitor is set (it fires at once, noproc), so its lease comes back within this.
+constexpr auto kHolderWatchDelay = std::chrono::milliseconds(10);
+
 std::uint64_t micros(Clock::duration d)
 {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(
@@ -32,6 +38,8 @@ std::uint64_t micros(Clock::duration d)
 
 // The atom net_kernel, encoded (SMALL_ATOM_UTF8_EXT): a health check is net_adm:ping's request to it.
 constexpr std::string_view kNetKernel{"\x77\x0a" "net_kernel", 12};
+// rex, where calls go on a target that cannot spawn for us (no DFLAG_SPAWN) or whose `user` is not known yet.
+constexpr std::string_view kRex{"\x77\x03" "rex", 5};
 
 constexpr std::string_view close_reason_name(CloseReason r)
 {
@@ -98,6 +106,10 @@ void PooledConnection::on_packet(transport::DistLink&, std::string_view packet)
         break;
     case protocol::ControlOp::monitor_p_exit:
         pool.answer_down(*this, control->ref, control->reason);
+        break;
+    case protocol::ControlOp::spawn_reply:
+    case protocol::ControlOp::spawn_reply_tt:
+        pool.answer_spawn_reply(*this, control->ref, control->reason);
         break;
     case protocol::ControlOp::monitor_p: {
         // A process on the target monitors our sender pid, which is no process: it learns so at once.
@@ -206,18 +218,24 @@ void Pool::connect(PooledConnection& c)
                        }
                        conn.connecting = false;
                        if (!error && out.socket) {
-                           self->on_connected(conn, std::move(*out.socket), out.atom_cache);
+                           self->on_connected(conn, std::move(*out.socket), out.peer_flags);
                        } else {
                            self->on_connect_failed(conn, error ? "internal error" : out.error);
                        }
                    });
 }
 
-void Pool::on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache)
+void Pool::on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t peer_flags)
 {
+    // Distribution headers with an atom cache when the target announced them too (we always do).
+    const bool atom_cache = (peer_flags & protocol::kDflagDistHdrAtomCache) != 0;
     c.link = std::make_shared<transport::DistLink>(std::move(socket), config_.target, context_.link_limits,
                                                    atom_cache);
     c.link->start(c);
+    c.group_leader.clear();
+    if ((peer_flags & transport::kDflagSpawn) != 0) {
+        learn_group_leader(c);
+    }
     c.failures = 0;
     ++c.generation;
     target_down_ = false;
@@ -532,7 +550,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
     c.holder.assign(caller);
     const CallerView holder = c.holder.view();
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
-    monitor_caller(holder, g.lease);
+    watch_holder(c, g.lease);
     const std::string_view node = c.node_name;
     reply(holder, [&](protocol::TermWriter& w) {
         w.tuple(2);
@@ -580,7 +598,7 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
         end_lease(c, lease, false);
         return;
     }
-    if (!job.is_request) {
+    if (job.kind == OneShotKind::send) {
         // Queued in order on the connection: the lease can go back before the bytes are written.
         write_message(c, job.to, job.payload);
         if (c.link->busy()) {
@@ -595,8 +613,12 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
     // Held until the answer: the caller is watched meanwhile, so that the lease comes back if it exits.
     c.holder.assign(caller);
     c.one_shot = true;
-    monitor_caller(caller, lease);
-    start_request(c, caller, job.to, job.timeout_ms, job.payload, lease);
+    watch_holder(c, lease);
+    if (job.kind == OneShotKind::call) {
+        start_call(c, caller, job.payload, job.timeout_ms, lease);
+    } else {
+        start_request(c, caller, job.to, job.timeout_ms, [&](protocol::TermWriter& w) { w.raw(job.payload); }, lease);
+    }
 }
 
 void Pool::end_one_shot(PooledConnection& c, std::uint64_t lease)
@@ -671,6 +693,13 @@ void Pool::monitor_caller(const CallerView& caller, std::uint64_t number)
     }
 }
 
+void Pool::watch_holder(PooledConnection& c, std::uint64_t lease)
+{
+    c.holder_watched = false;
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + kHolderWatchDelay, DeadlineKind::holder, id_, connection_key(c.index, lease)});
+}
+
 void Pool::demonitor_caller(const CallerView& caller, std::uint64_t number)
 {
     if (caller.link && caller.link->is_open() && caller.self) {
@@ -697,9 +726,10 @@ void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
 
 void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder)
 {
-    if (notify_holder) {
+    if (notify_holder && c.holder_watched) {
         demonitor_caller(c.holder.view(), lease);
     }
+    c.holder_watched = false;
     c.holder.link.reset();
     c.one_shot = false;
     const bool healthy = c.live();
@@ -931,6 +961,23 @@ void write_gen_call(transport::DistLink& link, const protocol::NodeIdentity& me,
     link.end_packet();
 }
 
+// SPAWN_REQUEST of erpc:execute_call(Ref, M, F, A) with the request id as Ref, monitored; `write_mfa` writes
+// M, F and A.
+template <class WriteMfa>
+void spawn_execute_call(transport::DistLink& link, const protocol::NodeIdentity& me, std::uint64_t ref,
+                        std::string_view group_leader, WriteMfa&& write_mfa)
+{
+    auto w = link.begin_packet();
+    w.version();
+    protocol::write_spawn_request(w, me, ref, group_leader, "erpc", "execute_call", 4);
+    w.version();
+    w.list(4);
+    me.write_ref(w, ref);
+    write_mfa(w);
+    w.nil();
+    link.end_packet();
+}
+
 PooledConnection::PendingRequest& free_pending_entry(std::vector<PooledConnection::PendingRequest>& pending)
 {
     auto free_entry = std::find_if(pending.begin(), pending.end(), [](const auto& p) { return p.ref == 0; });
@@ -949,28 +996,95 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
-    start_request(*connections_[conn], caller, to, timeout_ms, request, 0);
+    start_request(*connections_[conn], caller, to, timeout_ms, [request](protocol::TermWriter& w) { w.raw(request); },
+                  0);
 }
 
+void Pool::call(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, std::string_view mfa,
+                std::optional<std::uint32_t> timeout_ms)
+{
+    if (!validate_lease(caller, conn, lease)) {
+        return;
+    }
+    start_call(*connections_[conn], caller, mfa, timeout_ms, 0);
+}
+
+PooledConnection::PendingRequest& Pool::add_pending(PooledConnection& c, std::uint64_t ref,
+                                                    PooledConnection::Purpose purpose, bool spawned)
+{
+    auto& entry = free_pending_entry(c.pending);
+    entry.ref = ref;
+    entry.purpose = purpose;
+    entry.spawned = spawned;
+    entry.caller.link.reset();
+    entry.destination.clear();
+    entry.one_shot_lease = 0;
+    entry.written = Clock::now();
+    ++c.pending_count;
+    return entry;
+}
+
+template <class WriteRequest>
 void Pool::start_request(PooledConnection& c, const CallerView& caller, const Destination& to,
-                         std::optional<std::uint32_t> timeout_ms, std::string_view request,
+                         std::optional<std::uint32_t> timeout_ms, WriteRequest&& write_request,
                          std::uint64_t one_shot_lease)
 {
     const std::uint64_t ref = c.next_ref++;
-    write_gen_call(*c.link, *c.identity, to, ref, [request](protocol::TermWriter& w) { w.raw(request); });
+    write_gen_call(*c.link, *c.identity, to, ref, write_request);
 
-    auto& entry = free_pending_entry(c.pending);
-    entry.ref = ref;
-    entry.purpose = PooledConnection::Purpose::caller;
+    auto& entry = add_pending(c, ref, PooledConnection::Purpose::caller, false);
     entry.caller.assign(caller);
     entry.destination.assign(to.encoded);
     entry.one_shot_lease = one_shot_lease;
-    entry.written = Clock::now();
-    ++c.pending_count;
     if (timeout_ms) {
         context_.scheduler->schedule(Deadline{entry.written + std::chrono::milliseconds(*timeout_ms),
                                               DeadlineKind::request, id_, connection_key(c.index, ref)});
     }
+}
+
+void Pool::start_call(PooledConnection& c, const CallerView& caller, std::string_view mfa,
+                      std::optional<std::uint32_t> timeout_ms, std::uint64_t one_shot_lease)
+{
+    if (c.group_leader.empty()) {
+        // rex's {call, M, F, A, user}: what rpc:call sends; rex runs it in a process of its own.
+        start_request(c, caller, Destination{true, kRex}, timeout_ms,
+                      [mfa](protocol::TermWriter& w) {
+                          w.tuple(5);
+                          w.atom("call");
+                          w.raw(mfa);
+                          w.atom("user");
+                      },
+                      one_shot_lease);
+        return;
+    }
+    // What erpc:call does: one SPAWN_REQUEST of erpc:execute_call(Ref, M, F, A), monitored, whose exit reason
+    // {Ref, return | throw | exit | error, ...} is the answer. No process of the target's is in the way.
+    const std::uint64_t ref = c.next_ref++;
+    spawn_execute_call(*c.link, *c.identity, ref, c.group_leader, [&](protocol::TermWriter& w) { w.raw(mfa); });
+    auto& entry = add_pending(c, ref, PooledConnection::Purpose::caller, true);
+    entry.caller.assign(caller);
+    entry.one_shot_lease = one_shot_lease;
+    if (timeout_ms) {
+        context_.scheduler->schedule(Deadline{entry.written + std::chrono::milliseconds(*timeout_ms),
+                                              DeadlineKind::request, id_, connection_key(c.index, ref)});
+    }
+}
+
+void Pool::learn_group_leader(PooledConnection& c)
+{
+    // erlang:whereis(user), spawned with our own process as group leader (it does no I/O).
+    const std::uint64_t ref = c.next_ref++;
+    spawn_execute_call(*c.link, *c.identity, ref, c.identity->self_pid(), [](protocol::TermWriter& w) {
+        w.atom("erlang");
+        w.atom("whereis");
+        w.list(1);
+        w.atom("user");
+        w.nil();
+    });
+    add_pending(c, ref, PooledConnection::Purpose::group_leader, true);
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + std::chrono::milliseconds(config_.connect_timeout_ms), DeadlineKind::request, id_,
+                 connection_key(c.index, ref)});
 }
 
 void Pool::start_health_check(PooledConnection& c)
@@ -989,15 +1103,10 @@ void Pool::start_health_check(PooledConnection& c)
         w.atom("is_auth");
         w.atom(self_name);
     });
-    auto& entry = free_pending_entry(c.pending);
-    entry.ref = ref;
-    entry.purpose = PooledConnection::Purpose::health;
-    entry.caller.link.reset();
+    auto& entry = add_pending(c, ref, PooledConnection::Purpose::health, false);
     entry.destination.assign(kNetKernel);
-    entry.one_shot_lease = 0;
-    ++c.pending_count;
     context_.scheduler->schedule(
-        Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_timeout_ms), DeadlineKind::request,
+        Deadline{entry.written + std::chrono::milliseconds(config_.health_check_timeout_ms), DeadlineKind::request,
                  id_, connection_key(c.index, ref)});
 }
 
@@ -1030,8 +1139,8 @@ void Pool::answer_reply(PooledConnection& c, std::string_view message)
     }
     const auto number = c.identity->ref_number(*ref);
     auto* p = number ? c.find_pending(*number) : nullptr;
-    if (p == nullptr) {
-        return; // a reply after its timeout
+    if (p == nullptr || p->spawned) {
+        return; // a reply after its timeout (a spawned call answers by its exit, never by a message)
     }
     const std::string_view answer = r.rest();
     write_demonitor(c, p->destination, p->ref);
@@ -1066,6 +1175,10 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
     if (p == nullptr) {
         return;
     }
+    if (p->spawned) {
+        answer_call_exit(c, *p, reason);
+        return;
+    }
     if (p->purpose == PooledConnection::Purpose::health) {
         finish_request(c, *p);
         on_health_result(c, false);
@@ -1082,6 +1195,108 @@ void Pool::answer_down(PooledConnection& c, std::string_view ref_term, std::stri
     ++counters_.failed_operations;
     const auto lease = p->one_shot_lease;
     finish_request(c, *p);
+    end_one_shot(c, lease);
+}
+
+namespace {
+
+// {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.
+template <class WriteReason>
+void write_badrpc_exit(protocol::TermWriter& w, WriteReason&& write_reason)
+{
+    w.tuple(2);
+    w.atom("error");
+    w.tuple(2);
+    w.atom("badrpc");
+    w.tuple(2);
+    w.atom("EXIT");
+    write_reason(w);
+}
+
+} // namespace
+
+void Pool::answer_spawn_reply(PooledConnection& c, std::string_view ref_term, std::string_view result)
+{
+    protocol::TermReader r(ref_term);
+    const auto ref = r.ref();
+    const auto number = ref && c.identity ? c.identity->ref_number(*ref) : std::nullopt;
+    auto* p = number ? c.find_pending(*number) : nullptr;
+    if (p == nullptr || !p->spawned) {
+        return;
+    }
+    protocol::TermReader res(result);
+    const auto error = res.atom();
+    if (!error) {
+        return; // spawned: the answer is its exit
+    }
+    // The target could not spawn it (system_limit, ...): as rex answers a spawn it cannot make.
+    if (p->purpose == PooledConnection::Purpose::caller) {
+        reply(p->caller.view(), [result](protocol::TermWriter& w) {
+            write_badrpc_exit(w, [result](protocol::TermWriter& x) { x.raw(result); });
+        });
+        ++counters_.failed_operations;
+    }
+    const auto lease = p->one_shot_lease;
+    finish_request(c, *p);
+    end_one_shot(c, lease);
+}
+
+void Pool::answer_call_exit(PooledConnection& c, PooledConnection::PendingRequest& p, std::string_view reason)
+{
+    // erpc:execute_call(Ref, M, F, A) exits with {Ref, return, Value}, {Ref, throw, Value}, {Ref, exit, Reason},
+    // {Ref, error, {erpc, Reason}} (M:F/A itself is undefined or the arguments are bad) or
+    // {Ref, error, Reason, Stack}; any other reason came from outside (a kill). Answered in rex's terms, which
+    // this call has always had: the value of return and throw, else {badrpc, {'EXIT', ...}}.
+    protocol::TermReader r(reason);
+    const auto arity = r.tuple_header();
+    const auto ref = arity == 3u || arity == 4u ? r.ref() : std::nullopt;
+    const bool ours = ref && c.identity->ref_number(*ref) == std::optional<std::uint64_t>(p.ref);
+    const auto kind = ours ? r.atom() : std::nullopt;
+    const auto first = kind ? r.skip() : std::nullopt;
+    const auto second = first && arity == 4u ? r.skip() : std::nullopt;
+    const bool whole = first && r.at_end() && (arity == 3u || second);
+
+    if (p.purpose == PooledConnection::Purpose::group_leader) {
+        protocol::TermReader value(first.value_or(std::string_view{}));
+        if (whole && arity == 3u && *kind == "return" && value.pid() && value.at_end()) {
+            c.group_leader.assign(*first);
+        }
+        finish_request(c, p);
+        return;
+    }
+    const auto answer = [&](auto&& write) {
+        reply(p.caller.view(), write);
+        request_rtt_.record(micros(Clock::now() - p.written));
+        ++counters_.successful_operations;
+    };
+    if (whole && arity == 3u && (*kind == "return" || *kind == "throw")) {
+        answer([&](protocol::TermWriter& w) {
+            w.tuple(2);
+            w.atom("ok");
+            w.raw(*first);
+        });
+    } else if (whole && arity == 3u && *kind == "error") {
+        // {erpc, Reason} when the call could not be made at all: rex says {'EXIT', Reason}.
+        protocol::TermReader e(*first);
+        const bool erpc = e.tuple_header() == 2u && e.atom() == std::optional<std::string_view>("erpc");
+        const auto inner = erpc ? e.skip() : std::nullopt;
+        const std::string_view why = inner && e.at_end() ? *inner : *first;
+        answer([why](protocol::TermWriter& w) { write_badrpc_exit(w, [why](auto& x) { x.raw(why); }); });
+    } else if (whole && arity == 4u && *kind == "error") {
+        answer([&](protocol::TermWriter& w) {
+            write_badrpc_exit(w, [&](protocol::TermWriter& x) {
+                x.tuple(2);
+                x.raw(*first);
+                x.raw(*second);
+            });
+        });
+    } else if (whole && arity == 3u && *kind == "exit") {
+        answer([&](protocol::TermWriter& w) { write_badrpc_exit(w, [&](auto& x) { x.raw(*first); }); });
+    } else {
+        answer([reason](protocol::TermWriter& w) { write_badrpc_exit(w, [reason](auto& x) { x.raw(reason); }); });
+    }
+    const auto lease = p.one_shot_lease;
+    finish_request(c, p);
     end_one_shot(c, lease);
 }
 
@@ -1131,7 +1346,8 @@ void Pool::fail_waiters(std::string_view reason)
 
 void Pool::on_deadline(const Deadline& d)
 {
-    if (destroyed_ || (draining_ && d.kind != DeadlineKind::request && d.kind != DeadlineKind::drain)) {
+    if (destroyed_ || (draining_ && d.kind != DeadlineKind::request && d.kind != DeadlineKind::drain &&
+                       d.kind != DeadlineKind::holder)) {
         return;
     }
     switch (d.kind) {
@@ -1153,7 +1369,13 @@ void Pool::on_deadline(const Deadline& d)
         }
         auto& c = *connections_[conn];
         if (auto* p = c.find_pending(key_number(d.key))) {
-            write_demonitor(c, p->destination, p->ref);
+            if (!p->spawned) {
+                write_demonitor(c, p->destination, p->ref);
+            }
+            if (p->purpose == PooledConnection::Purpose::group_leader) {
+                finish_request(c, *p); // calls keep going to rex on this connection
+                break;
+            }
             if (p->purpose == PooledConnection::Purpose::health) {
                 finish_request(c, *p);
                 on_health_result(c, false);
@@ -1206,6 +1428,19 @@ void Pool::on_deadline(const Deadline& d)
         context_.scheduler->schedule(
             Deadline{Clock::now() + std::chrono::milliseconds(config_.health_check_interval_ms),
                      DeadlineKind::health, id_, d.key});
+        break;
+    }
+    case DeadlineKind::holder: {
+        // Still leased to the same holder (the lease number matches), and not yet watched: watch it now.
+        const auto conn = key_connection(d.key);
+        if (conn < connections_.size() && core_.state(conn) == SlotState::leased &&
+            key_number(core_.lease_of(conn)) == key_number(d.key)) {
+            auto& c = *connections_[conn];
+            if (!c.holder_watched && c.holder.link) {
+                c.holder_watched = true;
+                monitor_caller(c.holder.view(), core_.lease_of(conn));
+            }
+        }
         break;
     }
     case DeadlineKind::maintenance:

@@ -72,29 +72,30 @@ struct Destination {
     std::string_view encoded;
 };
 
-// A one-shot operation (pooled_send, pooled_request): the pool takes a lease for it, does it and returns the
-// lease itself, as soon as the message is queued (send) or the request answered.
+// A one-shot operation (pooled_send, pooled_request, pooled_call): the pool takes a lease for it, does it and
+// returns the lease itself, as soon as the message is queued (send) or the request or call answered.
+enum class OneShotKind : std::uint8_t { send, request, call };
+
 struct OneShotView {
-    bool is_request = false;
-    Destination to;
-    std::string_view payload;                // the message, or the request, encoded
-    std::optional<std::uint32_t> timeout_ms; // request only; nullopt: infinity
+    OneShotKind kind = OneShotKind::send;
+    Destination to;                          // send and request
+    std::string_view payload;                // the message, the request, or a call's M, F and A, encoded
+    std::optional<std::uint32_t> timeout_ms; // request and call; nullopt: infinity
 };
 
 // A OneShotView's bytes, owned: kept by a caller that waits for a lease.
 struct OneShot {
-    bool is_request = false;
+    OneShotKind kind = OneShotKind::send;
     bool to_name = false;
     std::string destination;
     std::string payload;
     std::optional<std::uint32_t> timeout_ms;
 
     explicit OneShot(const OneShotView& v)
-        : is_request(v.is_request), to_name(v.to.is_name), destination(v.to.encoded), payload(v.payload),
-          timeout_ms(v.timeout_ms)
+        : kind(v.kind), to_name(v.to.is_name), destination(v.to.encoded), payload(v.payload), timeout_ms(v.timeout_ms)
     {
     }
-    OneShotView view() const { return OneShotView{is_request, Destination{to_name, destination}, payload, timeout_ms}; }
+    OneShotView view() const { return OneShotView{kind, Destination{to_name, destination}, payload, timeout_ms}; }
 };
 
 // One message of a cast batch: its encoded term and, for a keyed batch, the hash of its key.
@@ -127,10 +128,15 @@ public:
     void on_closed(transport::DistLink& link, std::string_view reason) override;
 
     // Pool internals, public only for the helpers in pool.cpp.
-    enum class Purpose : std::uint8_t { caller, health };
+    // caller: a request or call of a caller; health: a health check; group_leader: the lookup of the target's
+    // `user`, the group leader of spawned calls.
+    enum class Purpose : std::uint8_t { caller, health, group_leader };
     struct PendingRequest {
         std::uint64_t ref = 0; // 0: free entry
         Purpose purpose = Purpose::caller;
+        // Spawned on the target (SPAWN_REQUEST of erpc:execute_call/4, monitored): answered by the exit of
+        // that process, not by a {Ref, Reply} message; there is no monitor of ours to take back.
+        bool spawned = false;
         Caller caller;
         std::string destination;
         std::uint64_t one_shot_lease = 0; // a pooled_request's lease, returned with the answer
@@ -164,6 +170,9 @@ private:
     std::string node_name;
     std::optional<protocol::NodeIdentity> identity; // changes with each connection attempt (new creation)
     std::shared_ptr<transport::DistLink> link;
+    // The target's `user` process, encoded, once learned over this link: calls are then spawned on the target
+    // (erpc:execute_call/4 with `user` as group leader, as rex gives its workers). Empty: calls go to rex.
+    std::string group_leader;
     // The connection being replaced (max_lifetime_ms): kept open, detached, until its successor is up.
     std::shared_ptr<transport::DistLink> retiring;
     std::uint32_t retiring_name_number = 0;
@@ -176,6 +185,7 @@ private:
     bool health_check_in_flight = false;
     std::optional<Validation> validating;
     Caller holder;              // the lease holder, while leased
+    bool holder_watched = false; // a monitor on the holder is set (see Pool::watch_holder)
     bool one_shot = false;      // leased by the pool itself for a pooled_request of `holder`
     std::uint64_t next_ref = 1; // references minted on this connection
     std::vector<PendingRequest> pending;
@@ -233,6 +243,9 @@ public:
                    const std::vector<std::pair<std::optional<Destination>, std::string_view>>& messages);
     void request(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
                  std::optional<std::uint32_t> timeout_ms, std::string_view request);
+    // apply(M, F, A) on the target over the lease; `mfa` is M, F and A encoded back to back, A a proper list.
+    void call(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, std::string_view mfa,
+              std::optional<std::uint32_t> timeout_ms);
     void write_stats(protocol::TermWriter& w) const;
 
     void on_deadline(const Deadline& d);
@@ -273,7 +286,7 @@ private:
 
     PooledConnection& open_connection();
     void connect(PooledConnection& c);
-    void on_connected(PooledConnection& c, tcp::socket socket, bool atom_cache);
+    void on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t peer_flags);
     void on_connect_failed(PooledConnection& c, const std::string& error);
     void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason);
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
@@ -294,8 +307,17 @@ private:
     void run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job);
     void end_one_shot(PooledConnection& c, std::uint64_t lease);
     void write_message(PooledConnection& c, const Destination& to, std::string_view message);
+    template <class WriteRequest>
     void start_request(PooledConnection& c, const CallerView& caller, const Destination& to,
-                       std::optional<std::uint32_t> timeout_ms, std::string_view request, std::uint64_t one_shot_lease);
+                       std::optional<std::uint32_t> timeout_ms, WriteRequest&& write_request,
+                       std::uint64_t one_shot_lease);
+    void start_call(PooledConnection& c, const CallerView& caller, std::string_view mfa,
+                    std::optional<std::uint32_t> timeout_ms, std::uint64_t one_shot_lease);
+    void learn_group_leader(PooledConnection& c);
+    PooledConnection::PendingRequest& add_pending(PooledConnection& c, std::uint64_t ref,
+                                                  PooledConnection::Purpose purpose, bool spawned);
+    void answer_spawn_reply(PooledConnection& c, std::string_view ref, std::string_view result);
+    void answer_call_exit(PooledConnection& c, PooledConnection::PendingRequest& p, std::string_view reason);
     // Answers what waits for `c`'s output to drain: the data is queued (on `c`, or on the link it retires).
     void release_parked(PooledConnection& c);
     void fail_parked(PooledConnection& c, std::string_view reason);
@@ -309,6 +331,7 @@ private:
     void finish_request(PooledConnection& c, PooledConnection::PendingRequest& p);
     void write_demonitor(PooledConnection& c, std::string_view destination, std::uint64_t ref);
     void monitor_caller(const CallerView& caller, std::uint64_t number);
+    void watch_holder(PooledConnection& c, std::uint64_t lease);
     void demonitor_caller(const CallerView& caller, std::uint64_t number);
     void start_progress(bool ok);
     // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 
 #include "pool/deadline_queue.hpp"
@@ -7,10 +10,15 @@
 
 namespace dpool::pool {
 
-// Serves every deadline of the process with one timer, armed for the earliest one.
+// Serves every deadline of the process with one timer, armed for the earliest one. After the timer fired, it
+// is armed no sooner than kCoalesce later: deadlines are late by that much at most, and the timer fires at most
+// 1 / kCoalesce times a second however many deadlines there are. Every request and every lease has one (its
+// timeout, the watch of its holder), mostly spaced less than that apart: served one by one they would cost a
+// wake-up of the event loop and a timerfd_settime each, about as many as the requests themselves.
 class Scheduler {
 public:
     using OnDue = std::function<void(const Deadline&)>;
+    static constexpr auto kCoalesce = std::chrono::milliseconds(2);
 
     Scheduler(const asio::any_io_executor& executor, OnDue on_due) : timer_(executor), on_due_(std::move(on_due)) {}
 
@@ -24,6 +32,9 @@ public:
 
     void stop() { timer_.cancel(); }
 
+    // How many times the timer fired (each firing serves every deadline due then).
+    std::uint64_t firings() const { return firings_; }
+
 private:
     void arm(Clock::time_point when)
     {
@@ -35,12 +46,13 @@ private:
                 return; // re-armed for an earlier deadline, or stopped
             }
             armed_ = false;
+            ++firings_;
             const auto now = Clock::now();
             while (auto d = queue_.pop_due(now)) {
                 on_due_(*d);
             }
             if (auto next = queue_.next(); next && !armed_) {
-                arm(*next);
+                arm(std::max(*next, now + kCoalesce));
             }
         });
     }
@@ -50,6 +62,7 @@ private:
     DeadlineQueue queue_;
     bool armed_ = false;
     Clock::time_point armed_for_{};
+    std::uint64_t firings_ = 0;
 };
 
 } // namespace dpool::pool

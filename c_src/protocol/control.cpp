@@ -13,6 +13,8 @@ bool carries_message(ControlOp op)
     case ControlOp::send_sender_tt:
     case ControlOp::alias_send:
     case ControlOp::alias_send_tt:
+    case ControlOp::spawn_request:
+    case ControlOp::spawn_request_tt:
         return true;
     default:
         return false;
@@ -36,9 +38,9 @@ std::optional<Control> parse_packet(std::string_view packet)
     Control c;
     c.op = static_cast<ControlOp>(*op_number);
     // The elements after the operation, in order; each stays encoded.
-    std::string_view elements[5];
+    std::string_view elements[6];
     const std::uint32_t rest = *arity - 1;
-    if (rest > 5) {
+    if (rest > 6) {
         return std::nullopt;
     }
     for (std::uint32_t i = 0; i < rest; ++i) {
@@ -118,6 +120,25 @@ std::optional<Control> parse_packet(std::string_view packet)
         c.from = elements[0];
         c.to = elements[1];
         c.ref = elements[2];
+        c.reason = elements[3];
+        break;
+    case ControlOp::spawn_request:
+    case ControlOp::spawn_request_tt:
+        // {29, ReqId, From, GroupLeader, MFA, Opts} (+ Token): passed up with the request id and the sender.
+        if (!(c.op == ControlOp::spawn_request ? need(5) : need(6))) {
+            return std::nullopt;
+        }
+        c.ref = elements[0];
+        c.from = elements[1];
+        break;
+    case ControlOp::spawn_reply:
+    case ControlOp::spawn_reply_tt:
+        // {31, ReqId, To, Flags, Result} (+ Token): Result is the new process, or an atom saying why not.
+        if (!(c.op == ControlOp::spawn_reply ? need(4) : need(5))) {
+            return std::nullopt;
+        }
+        c.ref = elements[0];
+        c.to = elements[1];
         c.reason = elements[3];
         break;
     default:
@@ -210,6 +231,24 @@ void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string
     out.raw(to_pid);
     out.raw(ref);
     out.atom(reason_atom);
+}
+
+void write_spawn_request(TermWriter& out, const NodeIdentity& owner, std::uint64_t ref,
+                         std::string_view group_leader, std::string_view module, std::string_view function,
+                         std::uint32_t arity)
+{
+    out.tuple(6);
+    out.integer(static_cast<int>(ControlOp::spawn_request));
+    owner.write_ref(out, ref);
+    out.raw(owner.self_pid());
+    out.raw(group_leader);
+    out.tuple(3);
+    out.atom(module);
+    out.atom(function);
+    out.integer(arity);
+    out.list(1);
+    out.atom("monitor");
+    out.nil();
 }
 
 } // namespace dpool::protocol

@@ -27,6 +27,10 @@ enum class ControlOp : std::uint8_t {
     monitor_p_exit = 21,
     send_sender = 22,
     send_sender_tt = 23,
+    spawn_request = 29,
+    spawn_request_tt = 30,
+    spawn_reply = 31,
+    spawn_reply_tt = 32,
     alias_send = 33,
     alias_send_tt = 34,
     unlink_id = 35,
@@ -39,8 +43,8 @@ struct Control {
     ControlOp op{};
     std::string_view from;   // pid (link, exit, reg_send, monitors, send_sender) or proc (monitor_p_exit)
     std::string_view to;     // pid, or atom for reg_send and monitors by name
-    std::string_view ref;    // monitors
-    std::string_view reason; // exits, monitor_p_exit
+    std::string_view ref;    // monitors, spawn requests and replies (the request id)
+    std::string_view reason; // exits, monitor_p_exit; the result (a pid or an error atom) of spawn_reply
     // The message that follows the control term, version byte included; empty for messages without one.
     std::string_view payload;
 };
@@ -65,6 +69,13 @@ void write_demonitor(TermWriter& out, std::string_view from_pid, std::string_vie
                      std::uint64_t ref);
 void write_monitor_exit(TermWriter& out, std::string_view from_proc, std::string_view to_pid, std::string_view ref,
                         std::string_view reason_atom);
+// SPAWN_REQUEST {29, ReqId, From, GroupLeader, {Module, Function, Arity}, [monitor]}, from `owner`'s process
+// with a request id minted from `ref`: the target spawns Module:Function/Arity (its arguments are the message
+// that follows) and monitors it for us, so its exit reason comes back as the MONITOR_P_EXIT of that id,
+// after a SPAWN_REPLY. `group_leader` is an encoded pid on the target.
+void write_spawn_request(TermWriter& out, const NodeIdentity& owner, std::uint64_t ref,
+                         std::string_view group_leader, std::string_view module, std::string_view function,
+                         std::uint32_t arity);
 
 // The pass-through packet type byte that starts every packet after the handshake (no atom cache).
 inline constexpr char kPassThrough = 'p';

@@ -79,7 +79,7 @@ asio::awaitable<ConnectOutcome> connect_node(asio::thread_pool& handshakes, std:
             co_return out;
         }
         out.socket.emplace(std::move(socket));
-        out.atom_cache = outcome.atom_cache;
+        out.peer_flags = outcome.peer_flags;
     } catch (const std::exception& e) {
         out.error = e.what();
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -13,7 +14,7 @@ namespace dpool::transport {
 struct ConnectOutcome {
     std::optional<tcp::socket> socket; // set on success: handshake done, ready for a DistLink
     std::string error;
-    bool atom_cache = false; // the link uses distribution headers (HandshakeOutcome::atom_cache)
+    std::uint64_t peer_flags = 0; // what the target announced in the handshake (DFLAG_*)
 };
 
 // Opens one distribution connection from identity `self` to node `target` (alive@host): resolves the host,

@@ -281,8 +281,7 @@ HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, c
     }
     forget_in_ei(fd);
     out.ok = true;
-    const auto flags = peer_flags(socket.received);
-    out.atom_cache = flags && (*flags & protocol::kDflagDistHdrAtomCache) != 0;
+    out.peer_flags = peer_flags(socket.received).value_or(0);
     return out;
 }
 

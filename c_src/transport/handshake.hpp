@@ -20,9 +20,13 @@ struct HandshakeOutcome {
     bool ok = false;
     std::string peer_node; // set by the accepting side
     std::string error;
-    // Connecting side: both ends announced DFLAG_DIST_HDR_ATOM_CACHE, so the link uses distribution headers.
-    bool atom_cache = false;
+    // The capabilities the peer announced (DFLAG_*), 0 when they could not be read; set by the connecting side.
+    std::uint64_t peer_flags = 0;
 };
+
+// Capabilities of a peer that change what the C-node sends it.
+inline constexpr std::uint64_t kDflagSpawn = std::uint64_t{1} << 32; // SPAWN_REQUEST (OTP 23+)
+
 
 // The distribution handshake, done by ei over a socket that is already connected (or accepted). ei talks to
 // the socket through user-supplied socket callbacks that poll() with our deadline, so any descriptor number
@@ -32,7 +36,7 @@ struct HandshakeOutcome {
 HandshakeOutcome handshake_as_acceptor(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                        std::chrono::milliseconds timeout);
 // The connecting side (pooled connections) also announces DFLAG_DIST_HDR_ATOM_CACHE, so that packets to
-// the target can name atoms by cache reference; the outcome says whether the target announced it too.
+// the target can name atoms by cache reference; the outcome has the flags the target announced.
 HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                         std::chrono::milliseconds timeout);
 

@@ -18,6 +18,7 @@ using dpool::protocol::ControlOp;
 using dpool::protocol::parse_packet;
 using dpool::protocol::TermWriter;
 using dpool::protocol::write_alias_send;
+using dpool::protocol::write_spawn_request;
 using dpool::test::EiTerm;
 
 namespace {
@@ -143,6 +144,76 @@ TEST_CASE("parse_packet reads back an ALIAS_SEND written by write_alias_send", "
                     w.integer(33);
                     w.raw(alias);
                 }, message)).has_value());
+}
+
+TEST_CASE("write_spawn_request writes erpc's SPAWN_REQUEST, which parse_packet reads back", "[control]")
+{
+    const dpool::protocol::NodeIdentity me("pool_1@127.0.0.1", 9, 77);
+    const std::string gl = encoded_pid("target@127.0.0.1", 42);
+    const std::string args = [] {
+        EiTerm t;
+        t.list(4).atom("ref").atom("erlang").atom("node").nil().nil();
+        return t.str();
+    }();
+    const std::string packet = make_packet(
+        [&](TermWriter& w) { write_spawn_request(w, me, 5, gl, "erpc", "execute_call", 4); }, args);
+
+    // Exactly what OTP's spawn_request(Node, erpc, execute_call, Args, [monitor]) puts on the wire.
+    ByteBuffer ref_buf;
+    TermWriter ref_writer(ref_buf);
+    me.write_ref(ref_writer, 5);
+    const std::string expected = [&] {
+        EiTerm t;
+        t.version().tuple(6).integer(29).raw(std::string(ref_buf.view())).raw(std::string(me.self_pid())).raw(gl);
+        t.tuple(3).atom("erpc").atom("execute_call").integer(4).list(1).atom("monitor").nil();
+        return "p" + t.str() + "\x83" + args;
+    }();
+    CHECK(packet == expected);
+
+    const auto c = parse_packet(packet);
+    REQUIRE(c.has_value());
+    CHECK(c->op == ControlOp::spawn_request);
+    CHECK(c->ref == ref_buf.view());
+    CHECK(c->from == me.self_pid());
+    CHECK(c->payload == "\x83" + args);
+}
+
+TEST_CASE("parse_packet reads a SPAWN_REPLY: request id, parent and result", "[control]")
+{
+    const std::string ref = monitor_ref();
+    const std::string child = encoded_pid("target@127.0.0.1", 43);
+    for (const bool traced : {false, true}) {
+        const std::string packet = make_packet([&](TermWriter& w) {
+            w.tuple(traced ? 6 : 5);
+            w.integer(traced ? 32 : 31);
+            w.raw(ref);
+            w.raw(local_pid());
+            w.integer(2);
+            w.raw(child);
+            if (traced) {
+                w.atom("token");
+            }
+        });
+        const auto c = parse_packet(packet);
+        REQUIRE(c.has_value());
+        CHECK(c->op == (traced ? ControlOp::spawn_reply_tt : ControlOp::spawn_reply));
+        CHECK(c->ref == ref);
+        CHECK(c->to == local_pid());
+        CHECK(c->reason == child);
+        CHECK(c->payload.empty());
+    }
+    const std::string failed = make_packet([&](TermWriter& w) {
+        w.tuple(5);
+        w.integer(31);
+        w.raw(ref);
+        w.raw(local_pid());
+        w.integer(0);
+        w.atom("system_limit");
+    });
+    REQUIRE(parse_packet(failed).has_value());
+    CHECK(parse_packet(failed)->reason == encoded_atom("system_limit"));
+    // A SPAWN_REPLY carries no message.
+    CHECK_FALSE(parse_packet(failed + "\x83\x6a").has_value());
 }
 
 TEST_CASE("parse_packet reads back a REG_SEND written by write_reg_send", "[control]")
@@ -348,11 +419,11 @@ TEST_CASE("parse_packet rejects control tuples of the wrong shape", "[control]")
         CHECK_FALSE(parse_packet(make_packet(tuple_of(1, {remote_pid()}))).has_value());
         CHECK_FALSE(parse_packet(make_packet(tuple_of(3, {remote_pid(), local_pid()}))).has_value());
     }
-    SECTION("a tuple of the operation alone, or of more than six elements")
+    SECTION("a tuple of the operation alone, or of more than seven elements")
     {
         CHECK_FALSE(parse_packet(make_packet(tuple_of(7, {}))).has_value());
-        CHECK_FALSE(
-            parse_packet(make_packet(tuple_of(7, {reason, reason, reason, reason, reason, reason}))).has_value());
+        CHECK_FALSE(parse_packet(make_packet(tuple_of(7, {reason, reason, reason, reason, reason, reason, reason})))
+                        .has_value());
     }
     SECTION("an operation that is not a small positive integer")
     {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pool/deadline_queue.hpp"
+#include "pool/scheduler.hpp"
 
 using dpool::pool::Clock;
 using dpool::pool::Deadline;
@@ -108,4 +109,50 @@ TEST_CASE("DeadlineQueue keeps time order over many random deadlines", "[deadlin
     }
     CHECK(popped == offsets);
     CHECK(q.empty());
+}
+
+// --- Scheduler: one timer for every deadline ---------------------------------------------------------------------
+
+TEST_CASE("Scheduler serves every deadline, none early, and coalesces close ones into few firings", "[scheduler]")
+{
+    dpool::asio::io_context io;
+    std::vector<std::pair<Deadline, Clock::time_point>> served;
+    dpool::pool::Scheduler scheduler(io.get_executor(),
+                                     [&](const Deadline& d) { served.emplace_back(d, Clock::now()); });
+    // 200 deadlines 50 us apart, in scrambled order: 10 ms of them, which one by one would be 200 firings.
+    const auto start = Clock::now() + milliseconds(5);
+    std::vector<std::uint64_t> keys(200);
+    for (std::uint64_t i = 0; i < keys.size(); ++i) {
+        keys[i] = i;
+    }
+    std::shuffle(keys.begin(), keys.end(), std::mt19937(7));
+    for (const auto k : keys) {
+        scheduler.schedule(Deadline{start + std::chrono::microseconds(50 * k), DeadlineKind::request, 1, k});
+    }
+    while (served.size() < keys.size() && io.run_one_for(std::chrono::seconds(5)) > 0) {
+    }
+    REQUIRE(served.size() == keys.size());
+    for (std::size_t i = 0; i < served.size(); ++i) {
+        const auto& [d, at] = served[i];
+        CHECK(at >= d.when); // never early
+        if (i > 0) {
+            CHECK(served[i - 1].first.when <= d.when); // in order
+        }
+    }
+    // A firing every kCoalesce at most (2 ms): 10 ms of deadlines take a handful, not 200.
+    CHECK(scheduler.firings() <= 10);
+    CHECK(scheduler.firings() >= 2);
+
+    // A deadline earlier than the armed one re-arms the timer for it.
+    served.clear();
+    io.restart();
+    scheduler.schedule(Deadline{Clock::now() + std::chrono::seconds(60), DeadlineKind::health, 1, 1});
+    const auto soon = Clock::now() + milliseconds(3);
+    scheduler.schedule(Deadline{soon, DeadlineKind::waiter, 1, 2});
+    while (served.empty() && io.run_one_for(std::chrono::seconds(5)) > 0) {
+    }
+    REQUIRE(served.size() == 1);
+    CHECK(served[0].first.key == 2);
+    CHECK(served[0].second >= soon);
+    scheduler.stop();
 }

@@ -417,6 +417,110 @@ TEST_CASE("decode_request: pooled_request", "[requests][oneshot]")
     CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("pooled_request").integer(3).raw(dest).integer(1); }) == "badarg");
 }
 
+TEST_CASE("decode_request: call and pooled_call take M, F and a proper list A, as one view", "[requests][call]")
+{
+    const std::vector<Build> good_args = {
+        [](EiTerm& t) { t.nil(); },
+        [](EiTerm& t) { t.list(2).integer(1).tuple(1).atom("x").nil(); },
+        [](EiTerm& t) { t.string("abc"); }, // [97, 98, 99] as a STRING_EXT
+        [](EiTerm& t) { t.list(1).binary("bytes").nil(); },
+    };
+    for (const auto& args : good_args) {
+        const std::string mfa = term([&](EiTerm& t) {
+            t.atom("lists");
+            t.atom("reverse");
+            args(t);
+        });
+        CAPTURE(mfa);
+        // Decoded views point into the request: each request is kept while its result is looked at.
+        const std::string call_request = term([&](EiTerm& t) {
+            t.tuple(8).atom("call").integer(1).integer(2).integer(3).raw(mfa).integer(500);
+        });
+        const auto call = accepted<Call>(decode_request(call_request));
+        CHECK(call.lease.pool == 1);
+        CHECK(call.lease.conn == 2);
+        CHECK(call.lease.lease == 3);
+        CHECK(call.mfa == mfa);
+        CHECK(call.timeout_ms == 500u);
+
+        const std::string pooled_request =
+            term([&](EiTerm& t) { t.tuple(6).atom("pooled_call").integer(9).raw(mfa).atom("infinity"); });
+        const auto pooled = accepted<PooledCall>(decode_request(pooled_request));
+        CHECK(pooled.pool == 9);
+        CHECK(pooled.mfa == mfa);
+        CHECK_FALSE(pooled.timeout_ms.has_value());
+        CHECK_FALSE(pooled.acquire_timeout_ms.has_value());
+        const std::string waiting_request =
+            term([&](EiTerm& t) { t.tuple(7).atom("pooled_call").integer(9).raw(mfa).integer(10).integer(0); });
+        const auto waiting = accepted<PooledCall>(decode_request(waiting_request));
+        CHECK(waiting.mfa == mfa);
+        CHECK(waiting.timeout_ms == 10u);
+        CHECK(waiting.acquire_timeout_ms == 0u);
+        const std::string default_request =
+            term([&](EiTerm& t) { t.tuple(7).atom("pooled_call").integer(9).raw(mfa).integer(10).atom("default"); });
+        const auto by_default = accepted<PooledCall>(decode_request(default_request));
+        CHECK_FALSE(by_default.acquire_timeout_ms.has_value());
+    }
+
+    // Not atoms, not a proper list: badarg; a bad lease: invalid_connection; a bad pool: invalid_pool.
+    const std::vector<Build> bad_mfas = {
+        [](EiTerm& t) { t.binary("lists").atom("reverse").nil(); },
+        [](EiTerm& t) { t.atom("lists").string("reverse").nil(); },
+        [](EiTerm& t) { t.atom("lists").atom("reverse").atom("a"); },
+        [](EiTerm& t) { t.atom("lists").atom("reverse").tuple(0); },
+        [](EiTerm& t) { t.atom("lists").atom("reverse").list(1).integer(1).integer(2); }, // [1 | 2]
+        [](EiTerm& t) { t.atom("lists").atom("reverse").list(2).integer(1).integer(2).atom("t"); },
+    };
+    for (const auto& mfa : bad_mfas) {
+        CHECK(rejection_of([&](EiTerm& t) {
+                  t.tuple(8).atom("call").integer(1).integer(2).integer(3);
+                  mfa(t);
+                  t.integer(5);
+              })
+              == "badarg");
+        CHECK(rejection_of([&](EiTerm& t) {
+                  t.tuple(6).atom("pooled_call").integer(1);
+                  mfa(t);
+                  t.integer(5);
+              })
+              == "badarg");
+    }
+    const auto mfa = [](EiTerm& t) { t.atom("erlang").atom("node").nil(); };
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(8).atom("call").integer(1).integer(-2).integer(3);
+              mfa(t);
+              t.integer(5);
+          })
+          == "invalid_connection");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(6).atom("pooled_call").atom("p");
+              mfa(t);
+              t.integer(5);
+          })
+          == "invalid_pool");
+    // The call timeout takes infinity, not default; the acquire timeout default, not infinity.
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(6).atom("pooled_call").integer(1);
+              mfa(t);
+              t.atom("default");
+          })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(7).atom("pooled_call").integer(1);
+              mfa(t);
+              t.integer(1).atom("infinity");
+          })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(8).atom("call").integer(1).integer(2).integer(3);
+              mfa(t);
+              t.integer(-1);
+          })
+          == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_call").integer(1).atom("erlang").atom("node").nil(); })
+          == "badarg");
+}
+
 TEST_CASE("decode_request: cast_batch", "[requests][oneshot]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("sink"); });

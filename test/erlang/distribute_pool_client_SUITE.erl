@@ -27,6 +27,7 @@
 -export([default_cnode_needs_the_application/1]).
 -export([no_atoms_from_targets/1]).
 -export([remote_envelope_answers_and_failures/1]).
+-export([one_shot_call_on_the_wire/1]).
 
 -import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_load_fixture/2]).
 
@@ -57,7 +58,8 @@ all() ->
      bad_funs_timeouts_and_mfa,
      default_cnode_needs_the_application,
      no_atoms_from_targets,
-     remote_envelope_answers_and_failures].
+     remote_envelope_answers_and_failures,
+     one_shot_call_on_the_wire].
 
 %% The application runs with an "external" C-node: this node, under the fake service name. No port is opened.
 -spec init_per_suite(list()) -> list().
@@ -197,8 +199,9 @@ checkout_client_timeout_sends_cancel(_Config) ->
 
 -spec lease_operations_on_the_wire(list()) -> ok.
 lease_operations_on_the_wire(_Config) ->
-    doc("send, request, call and ping put the lease's ids on the wire and map the replies: call is a rex "
-        "request with {call, M, F, A, user}, {badrpc, R} becomes an error; ping is net_kernel is_auth."),
+    doc("send, request, call and ping put the lease's ids on the wire and map the replies: call is "
+        "{call, Pool, Conn, Lease, M, F, A, Timeout}, whose {ok, {badrpc, R}} (rex's answer) becomes an error and "
+        "whose errors pass unchanged; ping is net_kernel is_auth."),
     Pool = do_fake_pool(),
     Node = node(),
     Ops = fun(C) ->
@@ -209,6 +212,7 @@ lease_operations_on_the_wire(_Config) ->
                    distribute_pool:call(C, m, f, [a]),
                    distribute_pool:call(C, m, f, [], 77),
                    distribute_pool:call(C, m, f, []),
+                   distribute_pool:call(C, m, f, [b], infinity),
                    distribute_pool:ping(C),
                    distribute_pool:ping(C),
                    distribute_pool:ping(C)]
@@ -221,9 +225,10 @@ lease_operations_on_the_wire(_Config) ->
               {{request, {name, 'x@h'}, 5000, req}, {ok, r1}},
               {{request, dest, infinity, req}, {error, timeout}},
               {{request, dest, 0, req}, {error, {down, noproc}}},
-              {{request, rex, 5000, {call, m, f, [a], user}}, {ok, {badrpc, nope}}},
-              {{request, rex, 77, {call, m, f, [], user}}, {ok, 42}},
-              {{request, rex, 5000, {call, m, f, [], user}}, {error, invalid_connection}},
+              {{call, m, f, [a], 5000}, {ok, {badrpc, nope}}},
+              {{call, m, f, [], 77}, {ok, 42}},
+              {{call, m, f, [], 5000}, {error, invalid_connection}},
+              {{call, m, f, [b], infinity}, {error, {badrpc, {'EXIT', oops}}}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, yes}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, no}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {error, connection_failed}}],
@@ -234,8 +239,33 @@ lease_operations_on_the_wire(_Config) ->
      end || {Expected, Reply} <- Script],
     {ok, {ok, Results}} = do_await(Ref),
     [ok, {ok, r1}, {error, timeout}, {error, {down, noproc}}, {error, {badrpc, nope}}, {ok, 42},
-     {error, invalid_connection}, pong, pang, pang] = Results,
+     {error, invalid_connection}, {error, {badrpc, {'EXIT', oops}}}, pong, pang, pang] = Results,
     {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    ok.
+
+-spec one_shot_call_on_the_wire(list()) -> ok.
+one_shot_call_on_the_wire(_Config) ->
+    doc("call given a pool is one {pooled_call, Pool, M, F, A, Timeout} request; its replies map as on a "
+        "lease; bad arguments never reach the wire."),
+    Pool = do_fake_pool(),
+    Script = [{fun() -> distribute_pool:call(Pool, m, f, [a]) end, {pooled_call, ?POOL_ID, m, f, [a], 5000},
+               {ok, 42}, {ok, 42}},
+              {fun() -> distribute_pool:call(Pool, m, f, [], 10) end, {pooled_call, ?POOL_ID, m, f, [], 10},
+               {ok, {badrpc, x}}, {error, {badrpc, x}}},
+              {fun() -> distribute_pool:call(Pool, m, f, "ab", infinity) end,
+               {pooled_call, ?POOL_ID, m, f, "ab", infinity},
+               {error, {badrpc, {'EXIT', {undef, []}}}}, {error, {badrpc, {'EXIT', {undef, []}}}}},
+              {fun() -> distribute_pool:call(Pool, m, f, []) end, {pooled_call, ?POOL_ID, m, f, [], 5000},
+               {error, pool_exhausted}, {error, pool_exhausted}}],
+    [begin
+         Ref = do_async(Fun),
+         {From, Wire} = do_expect_call(),
+         do_reply(From, Reply),
+         {ok, Result} = do_await(Ref)
+     end || {Fun, Wire, Reply, Result} <- Script],
+    [{error, badarg} = distribute_pool:call(Pool, M, F, A, T)
+     || {M, F, A, T} <- [{"m", f, [], 5}, {m, f, [a | b], 5}, {m, f, [], -1}, {m, f, [], 1 bsl 40}]],
+    do_expect_no_call(),
     ok.
 
 -spec request_client_wait_is_bounded(list()) -> ok.
@@ -497,7 +527,8 @@ do_grant(From) ->
     do_reply(From, {ok, {?CONN_ID, ?LEASE_ID, ?CONN_NODE}}).
 
 do_lease_request({P, C, L}, {send, Dest, Msg}) -> {send, P, C, L, Dest, Msg};
-do_lease_request({P, C, L}, {request, Dest, T, Req}) -> {request, P, C, L, Dest, T, Req}.
+do_lease_request({P, C, L}, {request, Dest, T, Req}) -> {request, P, C, L, Dest, T, Req};
+do_lease_request({P, C, L}, {call, M, F, A, T}) -> {call, P, C, L, M, F, A, T}.
 
 do_raise(Class) ->
     erlang:raise(Class, {boom, Class}, [{?MODULE, do_raise, 1, []}]).

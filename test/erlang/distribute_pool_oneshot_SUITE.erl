@@ -17,6 +17,7 @@
 -export([cast_batch_exactly_once_over_many_connections/1]).
 -export([cast_batch_key_keeps_order/1]).
 -export([cast_batch_badarg/1]).
+-export([call_results_as_rex_gives_them/1]).
 -export([measure/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
@@ -37,6 +38,7 @@ all() ->
      cast_batch_exactly_once_over_many_connections,
      cast_batch_key_keeps_order,
      cast_batch_badarg,
+     call_results_as_rex_gives_them,
      measure].
 
 -spec init_per_suite(list()) -> list().
@@ -287,6 +289,53 @@ cast_batch_badarg(_Config) ->
         do_stop_peer(Peer)
     end,
     ok.
+
+-spec call_results_as_rex_gives_them(list()) -> ok.
+call_results_as_rex_gives_them(_Config) ->
+    doc("call (on a pool and on a lease) spawns erpc:execute_call/4 on the target, with the target's user as "
+        "group leader, and answers exactly what rex's {call, M, F, A, user} answers: values, throws, exits, "
+        "errors with their stacks, undefined functions, bad arguments, output; rex itself is not used; the "
+        "C-node times each call (request_rtt in stats)."),
+    {Peer, T} = do_start_target("dpool_os_call"),
+    try
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Rex = fun(M, F, A) ->
+                      case gen_server:call({rex, T}, {call, M, F, A, user}, 10000) of
+                          {badrpc, R} -> {error, {badrpc, R}};
+                          V -> {ok, V}
+                      end
+              end,
+        User = erpc:call(T, erlang, whereis, [user]),
+        true = is_pid(User),
+        Cases = [{erlang, node, []}, {lists, reverse, [[1, 2, 3]]}, {erlang, length, ["abc"]},
+                 {erlang, byte_size, [binary:copy(<<7>>, 100000)]}, {erlang, throw, [thrown]},
+                 {erlang, throw, [{badrpc, thrown}]}, {erlang, exit, [bye]}, {erlang, exit, [kill]},
+                 {erlang, error, [oops]}, {erlang, error, [oops, [a, b]]}, {dpool_no_such_module, f, [1]},
+                 {erlang, no_such_function, []}, {erlang, atom_to_list, [42]}, {lists, seq, [1, a]},
+                 {io, format, ["output of a pooled call~n"]}, {erlang, group_leader, []}],
+        %% Connections learn the target's user when they come up; until then calls go to rex.
+        do_wait_until(fun() -> {ok, User} =:= distribute_pool:call(Pool, erlang, group_leader, []) end, 10000),
+        RexPid = erpc:call(T, erlang, whereis, [rex]),
+        {reductions, RexBefore} = erpc:call(T, erlang, process_info, [RexPid, reductions]),
+        Pooled = [distribute_pool:call(Pool, M, F, A) || {M, F, A} <- Cases],
+        {reductions, RexAfter} = erpc:call(T, erlang, process_info, [RexPid, reductions]),
+        {ok, Leased} = distribute_pool:with_connection(
+                         Pool, fun(C) -> [distribute_pool:call(C, M, F, A) || {M, F, A} <- Cases] end),
+        Expected = [Rex(M, F, A) || {M, F, A} <- Cases],
+        [{ok, T}, {ok, [3, 2, 1]}, {ok, 3}, {ok, 100000}, {ok, thrown}, {error, {badrpc, thrown}},
+         {error, {badrpc, {'EXIT', bye}}}, {error, {badrpc, {'EXIT', kill}}},
+         {error, {badrpc, {'EXIT', {oops, [_ | _]}}}} | _] = Expected,
+        {ok, User} = lists:last(Expected),
+        [{Case, Rexs} = {Case, Got} || {Case, Rexs, Got} <- lists:zip3(Cases, Expected, Pooled)],
+        [{Case, Rexs} = {Case, Got} || {Case, Rexs, Got} <- lists:zip3(Cases, Expected, Leased)],
+        %% rex ran none of the pooled calls (a handful of reductions at most, for the sampling itself).
+        true = RexAfter - RexBefore < 50,
+        #{request_rtt_p50_us := P50, request_rtt_p99_us := P99} = do_stats(Pool),
+        true = P50 > 0 andalso P99 >= P50,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
 
 -spec measure(list()) -> ok.
 measure(_Config) ->

@@ -20,6 +20,7 @@
 -export([acquire_timeout_bounds_the_wait/1]).
 -export([lease_back_when_fun_raises/1]).
 -export([lease_back_when_holder_killed/1]).
+-export([holder_watched_from_10ms/1]).
 -export([lease_back_when_client_disconnects/1]).
 -export([lease_back_when_client_node_stops/1]).
 -export([stats_keys_and_invariant/1]).
@@ -56,6 +57,7 @@ all() ->
      acquire_timeout_bounds_the_wait,
      lease_back_when_fun_raises,
      lease_back_when_holder_killed,
+     holder_watched_from_10ms,
      lease_back_when_client_disconnects,
      lease_back_when_client_node_stops,
      stats_keys_and_invariant,
@@ -344,6 +346,51 @@ lease_back_when_holder_killed(_Config) ->
                               #{in_use_connections := U, available_connections := A} = do_stats(Pool),
                               U =:= 0 andalso A =:= 2
                       end, 10000),
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec holder_watched_from_10ms(list()) -> ok.
+holder_watched_from_10ms(_Config) ->
+    doc("The C-node monitors a lease holder from 10 ms after the grant: not before (no monitor for a short lease), "
+        "but from then until the lease ends (process_info monitored_by, seen from the holder); a holder killed "
+        "before it was monitored still gives its lease back; a one-shot call is the same."),
+    {Peer, T} = do_start_target("dpool_watch"),
+    {_, CNode} = do_cnode(),
+    try
+        {ok, Pool} = distribute_pool:new(T, 1),
+        ByCNode = fun() ->
+                          {monitored_by, By} = process_info(self(), monitored_by),
+                          [P || P <- By, is_pid(P), node(P) =:= CNode]
+                  end,
+        {ok, {[], Later}} = distribute_pool:with_connection(Pool, fun(_) ->
+                                                                     Now = ByCNode(),
+                                                                     timer:sleep(200),
+                                                                     {Now, ByCNode()}
+                                                             end),
+        [_] = Later,
+        do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
+        %% A holder killed at once, before its monitor: the monitor set at 10 ms fires, the lease comes back.
+        [begin
+             Self = self(),
+             Holder = spawn(fun() ->
+                                    distribute_pool:with_connection(
+                                      Pool, fun(_) -> Self ! {granted, self()}, receive never -> ok end end)
+                            end),
+             receive {granted, Holder} -> exit(Holder, kill) after 10000 -> ct:fail(no_grant) end,
+             do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 5000)
+         end || _ <- lists:seq(1, 5)],
+        %% A one-shot call that outlasts 10 ms is watched while it runs, and not afterwards.
+        {ok, ok} = distribute_pool:call(Pool, timer, sleep, [200]),
+        Self = self(),
+        Caller = spawn(fun() -> Self ! {done, distribute_pool:call(Pool, timer, sleep, [500])} end),
+        do_wait_until(fun() -> {monitored_by, By} = process_info(Caller, monitored_by),
+                               lists:any(fun(P) -> is_pid(P) andalso node(P) =:= CNode end, By)
+                      end, 5000),
+        receive {done, {ok, ok}} -> ok after 10000 -> ct:fail(no_call_result) end,
+        do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
+        #{in_use_connections := 0, available_connections := 1} = do_stats(Pool),
         ok = distribute_pool:destroy(Pool)
     after
         do_stop_peer(Peer)
