@@ -20,7 +20,7 @@
 -export([acquire_timeout_bounds_the_wait/1]).
 -export([lease_back_when_fun_raises/1]).
 -export([lease_back_when_holder_killed/1]).
--export([holder_watched_from_10ms/1]).
+-export([holder_watched_from_5ms/1]).
 -export([lease_back_when_client_disconnects/1]).
 -export([lease_back_when_client_node_stops/1]).
 -export([stats_keys_and_invariant/1]).
@@ -57,7 +57,7 @@ all() ->
      acquire_timeout_bounds_the_wait,
      lease_back_when_fun_raises,
      lease_back_when_holder_killed,
-     holder_watched_from_10ms,
+     holder_watched_from_5ms,
      lease_back_when_client_disconnects,
      lease_back_when_client_node_stops,
      stats_keys_and_invariant,
@@ -351,9 +351,9 @@ lease_back_when_holder_killed(_Config) ->
         do_stop_peer(Peer)
     end.
 
--spec holder_watched_from_10ms(list()) -> ok.
-holder_watched_from_10ms(_Config) ->
-    doc("The C-node monitors a lease holder from 10 ms after the grant: not before (no monitor for a short lease), "
+-spec holder_watched_from_5ms(list()) -> ok.
+holder_watched_from_5ms(_Config) ->
+    doc("The C-node monitors a lease holder from 5 ms after the grant: not before (no monitor for a short lease), "
         "but from then until the lease ends (process_info monitored_by, seen from the holder); a holder killed "
         "before it was monitored still gives its lease back; a one-shot call is the same."),
     {Peer, T} = do_start_target("dpool_watch"),
@@ -371,7 +371,7 @@ holder_watched_from_10ms(_Config) ->
                                                              end),
         [_] = Later,
         do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
-        %% A holder killed at once, before its monitor: the monitor set at 10 ms fires, the lease comes back.
+        %% A holder killed at once, before its monitor: the monitor set at 5 ms fires, the lease comes back.
         [begin
              Self = self(),
              Holder = spawn(fun() ->
