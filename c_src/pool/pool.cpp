@@ -28,7 +28,7 @@ std::uint64_t key_number(std::uint64_t key) { return key & kRefMask; }
 // with_connection around one call) come back sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the
 // holder's node, whose process would handle both signals in the middle of its call. A holder that exits
 // before is noticed when the monitor is set (it fires at once, noproc), so its lease comes back within this.
-constexpr auto kHolderWatchDelay = std::chrono::milliseconds(10);
+constexpr auto kHolderWatchDelay = std::chrono::milliseconds(5);
 
 std::uint64_t micros(Clock::duration d)
 {

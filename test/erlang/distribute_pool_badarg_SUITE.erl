@@ -152,16 +152,22 @@ bad_new_arguments(Config) ->
 -spec unknown_requests_are_badarg(list()) -> ok.
 unknown_requests_are_badarg(Config) ->
     doc("Inside a valid call envelope, an unknown or ill-typed request is answered {error, badarg} (or the "
-        "documented error of its kind), and the tag comes back unchanged whatever its shape."),
+        "documented error of its kind), and the tag comes back unchanged whatever its shape; a tag "
+        "[alias | Alias] is answered to the alias, which drops the answer once deactivated."),
     Server = do_cnode(),
-    Tags = [make_ref(), {make_ref(), <<"bytes">>, 3.5, [a | b], #{k => v}}, [alias | alias()],
-            <<0:8000>>, -1 bsl 100],
+    Alias = alias(),
+    Tags = [make_ref(), {make_ref(), <<"bytes">>, 3.5, [a | b], #{k => v}}, [alias | Alias], [alias | x],
+            [alias, make_ref()], <<0:8000>>, -1 bsl 100],
     [{error, badarg} = do_raw_call(Server, Tag, R)
      || Tag <- Tags,
         R <- [hello, {hello}, {stats}, {stats, 1, 2}, {checkout, 1}, {send, 1, 2, 3}, {request, 1, 2, 3, 4, 5},
               {checkout, 0, never}, {checkout, 0, -5}, {checkout, 0, 1 bsl 40},
               {request, 0, 0, 0, x, -1, y}, {request, 0, 0, 0, x, 1 bsl 40, y}, lists:seq(1, 100000),
               rand:bytes(1024 * 1024), do_deep(100000)]],
+    %% An answer to an alias that is no longer active is dropped by this node.
+    true = unalias(Alias),
+    Server ! {'$gen_call', {self(), [alias | Alias]}, hello},
+    receive {[alias | Alias], Late} -> ct:fail({answer_to_inactive_alias, Late}) after 1000 -> ok end,
     %% Wrong ids are errors of their kind.
     [{error, invalid_pool} = do_raw_call(Server, make_ref(), R)
      || R <- [{stats, -1}, {stats, foo}, {stats, 1 bsl 64}, {destroy, -1}, {destroy, 1 bsl 80},

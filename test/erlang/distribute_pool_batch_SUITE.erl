@@ -170,7 +170,9 @@ parallel_failures_have_indices(_Config) ->
                            5 -> exit(self(), kill);
                            7 -> throw(thrown);
                            8 -> exit(gone);
-                           _ -> {distribute_pool:ping(Conn), I}
+                           %% Slow enough that the replacement of the killed worker is still needed when the
+                           %% killed worker's lease comes back (the C-node watches a holder from 5 ms on).
+                           _ -> timer:sleep(20), {distribute_pool:ping(Conn), I}
                        end
                end,
         Messages = lists:seq(0, 11),
