@@ -321,6 +321,12 @@ async_sync(Key, Pipe) ->
     case distribute_pool_pipe:sync(Pipe) of
         ok ->
             ok;
+        {error, Reason} = Error when Reason =:= invalid_connection; Reason =:= invalid_pool ->
+            %% The lease is over for good: so is its pipe (a later send_async/3 on it starts another, whose
+            %% messages are dropped and counted as these were).
+            ok = distribute_pool_pipe:stop(Pipe),
+            _ = erase(Key),
+            Error;
         {error, _} = Error ->
             case is_process_alive(Pipe) of
                 true -> ok;
