@@ -115,51 +115,82 @@ await_remote(Server, Node, Tag, Wait) ->
                 infinity -> ?NAME_CHECK_MS;
                 _ -> min(Wait, ?NAME_CHECK_MS)
             end,
+    Deadline = deadline(Wait),
     receive
         {Tag, Reply} ->
             true = erlang:monitor_node(Node, false),
             {reply, Reply};
         {nodedown, Node} ->
-            {error, connection_failed}
+            nodedown(Server, Node, Tag, Deadline)
     after First ->
         case Wait of
             First ->
                 true = erlang:monitor_node(Node, false),
                 {timeout, Tag};
             _ ->
-                await_named(Server, Node, Tag, rest(Wait, First))
+                await_named(Server, Node, Tag, Deadline, true)
         end
     end.
 
 %% The answer is slow: is the service there at all? noproc (a live node without it) is connection_failed too.
--spec await_named(server(), node(), term(), wait()) ->
+%% WatchNode: monitor_node(Node, true) of this call is still on (then it is off when this returns).
+-spec await_named(server(), node(), term(), deadline(), boolean()) ->
     {reply, term()} | {timeout, term()} | {error, connection_failed}.
-await_named(Server, Node, Tag, Wait) ->
+await_named(Server, Node, Tag, Deadline, WatchNode) ->
     Mref = erlang:monitor(process, Server),
     receive
         {Tag, Reply} ->
             erlang:demonitor(Mref, [flush]),
-            true = erlang:monitor_node(Node, false),
+            unwatch(Node, WatchNode),
             {reply, Reply};
-        {nodedown, Node} ->
+        {nodedown, Down} when Down =:= Node, WatchNode ->
             erlang:demonitor(Mref, [flush]),
-            {error, connection_failed};
-        {'DOWN', Mref, _, _, noconnection} ->
+            nodedown(Server, Node, Tag, Deadline);
+        {'DOWN', Mref, _, _, noconnection} when WatchNode ->
             %% The connection went: the node monitor fires too, and its message must not outlive the call.
             receive {nodedown, Node} -> ok after ?NODEDOWN_WAIT_MS -> ok end,
             {error, connection_failed};
-        {'DOWN', Mref, _, _, _NoProc} ->
-            true = erlang:monitor_node(Node, false),
+        {'DOWN', Mref, _, _, _NoProcOrNoConnection} ->
+            unwatch(Node, WatchNode),
             {error, connection_failed}
-    after Wait ->
+    after remaining(Deadline) ->
         erlang:demonitor(Mref, [flush]),
-        true = erlang:monitor_node(Node, false),
+        unwatch(Node, WatchNode),
         {timeout, Tag}
     end.
 
--spec rest(wait(), non_neg_integer()) -> wait().
-rest(infinity, _) -> infinity;
-rest(Wait, Spent) -> Wait - Spent.
+%% A {nodedown, Node} came while this call's node monitor was on. Its own, or one the caller had not read yet
+%% (from a monitor_node/2 or net_kernel:monitor_nodes/1 of its own: they look the same). While Node is still
+%% connected it cannot be this call's: it is put back, this call's node monitor goes, and the call waits on
+%% with a monitor on the service by name, whose messages are its own.
+-spec nodedown(server(), node(), term(), deadline()) ->
+    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+nodedown(Server, Node, Tag, Deadline) ->
+    case lists:member(Node, erlang:nodes(connected)) of
+        false ->
+            {error, connection_failed};
+        true ->
+            true = erlang:monitor_node(Node, false),
+            self() ! {nodedown, Node},
+            await_named(Server, Node, Tag, Deadline, false)
+    end.
+
+-spec unwatch(node(), boolean()) -> ok.
+unwatch(Node, true) ->
+    true = erlang:monitor_node(Node, false),
+    ok;
+unwatch(_Node, false) ->
+    ok.
+
+-type deadline() :: integer() | infinity.
+
+-spec deadline(wait()) -> deadline().
+deadline(infinity) -> infinity;
+deadline(Wait) -> erlang:monotonic_time(millisecond) + Wait.
+
+-spec remaining(deadline()) -> wait().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% A cast never waits: when the C-node's lanes are not known yet (it could not be asked), it goes to its own
 %% name, where this process's earlier messages went too.

@@ -54,6 +54,7 @@ std::optional<Control> parse_packet(std::string_view packet)
     switch (c.op) {
     case ControlOp::link:
     case ControlOp::send_sender:
+    case ControlOp::alias_send: // {33, From, Alias}
         if (!need(2)) {
             return std::nullopt;
         }
@@ -73,15 +74,8 @@ std::optional<Control> parse_packet(std::string_view packet)
         c.to = elements[1];
         break;
     case ControlOp::send_sender_tt:
-        if (!need(3)) {
-            return std::nullopt;
-        }
-        c.from = elements[0];
-        c.to = elements[1];
-        break;
-    case ControlOp::alias_send:
     case ControlOp::alias_send_tt:
-        if (!(c.op == ControlOp::alias_send ? need(2) : need(3))) {
+        if (!need(3)) {
             return std::nullopt;
         }
         c.from = elements[0];

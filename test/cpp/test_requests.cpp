@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -437,9 +438,7 @@ TEST_CASE("decode_request: call and pooled_call take M, F and a proper list A, a
             t.tuple(8).atom("call").integer(1).integer(2).integer(3).raw(mfa).integer(500);
         });
         const auto call = accepted<Call>(decode_request(call_request));
-        CHECK(call.lease.pool == 1);
-        CHECK(call.lease.conn == 2);
-        CHECK(call.lease.lease == 3);
+        CHECK(std::tie(call.lease.pool, call.lease.conn, call.lease.lease) == std::make_tuple(1u, 2u, 3u));
         CHECK(call.mfa == mfa);
         CHECK(call.timeout_ms == 500u);
 
@@ -463,6 +462,26 @@ TEST_CASE("decode_request: call and pooled_call take M, F and a proper list A, a
     }
 
     // Not atoms, not a proper list: badarg; a bad lease: invalid_connection; a bad pool: invalid_pool.
+    // {call, Pool, Conn, Lease, M, F, A, ...} and {pooled_call, Pool, M, F, A, ...}, each part written by a builder.
+    const auto call = [](const Build& ids, const Build& mfa, const Build& rest) {
+        return rejection_of([&](EiTerm& t) {
+            t.tuple(8).atom("call");
+            ids(t);
+            mfa(t);
+            rest(t);
+        });
+    };
+    const auto pooled_call = [](long arity, const Build& pool, const Build& mfa, const Build& rest) {
+        return rejection_of([&](EiTerm& t) {
+            t.tuple(arity).atom("pooled_call");
+            pool(t);
+            mfa(t);
+            rest(t);
+        });
+    };
+    const Build lease = [](EiTerm& t) { t.integer(1).integer(2).integer(3); };
+    const Build pool = [](EiTerm& t) { t.integer(1); };
+    const Build five = [](EiTerm& t) { t.integer(5); };
     const std::vector<Build> bad_mfas = {
         [](EiTerm& t) { t.binary("lists").atom("reverse").nil(); },
         [](EiTerm& t) { t.atom("lists").string("reverse").nil(); },
@@ -472,53 +491,17 @@ TEST_CASE("decode_request: call and pooled_call take M, F and a proper list A, a
         [](EiTerm& t) { t.atom("lists").atom("reverse").list(2).integer(1).integer(2).atom("t"); },
     };
     for (const auto& mfa : bad_mfas) {
-        CHECK(rejection_of([&](EiTerm& t) {
-                  t.tuple(8).atom("call").integer(1).integer(2).integer(3);
-                  mfa(t);
-                  t.integer(5);
-              })
-              == "badarg");
-        CHECK(rejection_of([&](EiTerm& t) {
-                  t.tuple(6).atom("pooled_call").integer(1);
-                  mfa(t);
-                  t.integer(5);
-              })
-              == "badarg");
+        CHECK(call(lease, mfa, five) == "badarg");
+        CHECK(pooled_call(6, pool, mfa, five) == "badarg");
     }
-    const auto mfa = [](EiTerm& t) { t.atom("erlang").atom("node").nil(); };
-    CHECK(rejection_of([&](EiTerm& t) {
-              t.tuple(8).atom("call").integer(1).integer(-2).integer(3);
-              mfa(t);
-              t.integer(5);
-          })
-          == "invalid_connection");
-    CHECK(rejection_of([&](EiTerm& t) {
-              t.tuple(6).atom("pooled_call").atom("p");
-              mfa(t);
-              t.integer(5);
-          })
-          == "invalid_pool");
+    const Build mfa = [](EiTerm& t) { t.atom("erlang").atom("node").nil(); };
+    CHECK(call([](EiTerm& t) { t.integer(1).integer(-2).integer(3); }, mfa, five) == "invalid_connection");
+    CHECK(pooled_call(6, [](EiTerm& t) { t.atom("p"); }, mfa, five) == "invalid_pool");
     // The call timeout takes infinity, not default; the acquire timeout default, not infinity.
-    CHECK(rejection_of([&](EiTerm& t) {
-              t.tuple(6).atom("pooled_call").integer(1);
-              mfa(t);
-              t.atom("default");
-          })
-          == "badarg");
-    CHECK(rejection_of([&](EiTerm& t) {
-              t.tuple(7).atom("pooled_call").integer(1);
-              mfa(t);
-              t.integer(1).atom("infinity");
-          })
-          == "badarg");
-    CHECK(rejection_of([&](EiTerm& t) {
-              t.tuple(8).atom("call").integer(1).integer(2).integer(3);
-              mfa(t);
-              t.integer(-1);
-          })
-          == "badarg");
-    CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("pooled_call").integer(1).atom("erlang").atom("node").nil(); })
-          == "badarg");
+    CHECK(pooled_call(6, pool, mfa, [](EiTerm& t) { t.atom("default"); }) == "badarg");
+    CHECK(pooled_call(7, pool, mfa, [](EiTerm& t) { t.integer(1).atom("infinity"); }) == "badarg");
+    CHECK(call(lease, mfa, [](EiTerm& t) { t.integer(-1); }) == "badarg");
+    CHECK(pooled_call(5, pool, mfa, [](EiTerm&) {}) == "badarg");
 }
 
 TEST_CASE("decode_request: cast_batch", "[requests][oneshot]")

@@ -416,7 +416,8 @@ remote_envelope_answers_and_failures(_Config) ->
     doc("The envelope against a service on another node (a gen_server standing in for the C-node): answers, "
         "fast and after the service check; client timeouts, after which a late answer never reaches the "
         "caller; a node without the service, an unreachable node and a node that goes away mid-call give "
-        "connection_failed, not a timeout; no monitor message is left behind in the caller's mailbox."),
+        "connection_failed, not a timeout; no monitor message is left behind in the caller's mailbox, and a "
+        "nodedown message of the caller's own is neither taken nor mistaken for the call's."),
     {Peer, T} = do_start_target("dpool_envelope"),
     try
         do_load_fixture(T, dpool_fixture_server),
@@ -437,6 +438,13 @@ remote_envelope_answers_and_failures(_Config) ->
         {error, timeout} = Call({sleep_echo, 500, late_2}, 250),
         timer:sleep(800),
         {messages, []} = process_info(self(), messages),
+        %% A {nodedown, T} the caller had not read yet (from a node monitor of its own) is not this call's:
+        %% the call is answered, and the message is still there for the caller, once.
+        self() ! {nodedown, T},
+        6 = Call({echo, 6}, 5000),
+        7 = Call({sleep_echo, 300, 7}, 5000),
+        {messages, [{nodedown, T}]} = process_info(self(), messages),
+        receive {nodedown, T} -> ok end,
         %% A live node without the service; a node nobody runs; a node that goes away during the call.
         {error, connection_failed} = distribute_pool_client:call({dpool_no_such_service, T}, ping, 30000),
         {error, connection_failed} = distribute_pool_client:call({dpool_fx_service, 'dpool_nobody@127.0.0.1'},
