@@ -24,7 +24,7 @@
 -export([embedded_cnode_restarted_after_exit/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_cnode_os_pid/0, do_cnode_info/1,
-                          do_start_target/1, do_start_isolated/2, do_stop_peer/1, do_executable/0,
+                          do_start_target/1, do_start_isolated/2, do_stop_peer/1, do_run_exe/1,
                           do_start_cnode_port/2, do_stop_cnode_port/1, do_os_alive/1, do_pool_id/1,
                           do_pool_nodes/2]).
 
@@ -287,27 +287,6 @@ embedded_cnode_restarted_after_exit(_Config) ->
     end.
 
 %% Helpers.
-
-%% Runs dpool_cnode to its exit; returns the exit status and everything it printed.
--spec do_run_exe([string()]) -> {integer(), string()}.
-do_run_exe(Args) ->
-    Port = open_port({spawn_executable, do_executable()},
-                     [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
-                      binary, exit_status, use_stdio, stderr_to_stdout, hide]),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    do_collect(Port, OsPid, []).
-
-do_collect(Port, OsPid, Acc) ->
-    receive
-        {Port, {data, Data}} ->
-            do_collect(Port, OsPid, [Data | Acc]);
-        {Port, {exit_status, Status}} ->
-            {Status, unicode:characters_to_list(lists:reverse(Acc))}
-    after 20000 ->
-        catch erlang:port_close(Port),
-        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-        ct:fail({no_exit, unicode:characters_to_list(lists:reverse(Acc))})
-    end.
 
 -spec do_same_name(atom(), term()) -> boolean().
 do_same_name(Atom, Atom) -> true;

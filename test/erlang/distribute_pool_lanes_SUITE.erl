@@ -340,7 +340,7 @@ bad_lanes_refused(_Config) ->
         "before it registers anything."),
     Alive = do_uniq("dpool_lanes_bad"),
     [begin
-         {2, Output} = run_exe(["--name", Alive ++ "@127.0.0.1", "--lanes", Bad]),
+         {2, Output} = dpool_ct_helper:do_run_exe(["--name", Alive ++ "@127.0.0.1", "--lanes", Bad]),
          true = string:find(Output, "--lanes") =/= nomatch
      end || Bad <- ["0", "17", "-3", "four", "2x", ""]],
     {ok, Registered} = net_adm:names("127.0.0.1"),
@@ -415,22 +415,3 @@ remote_holders(Client, Pool, Server, N) ->
          _ = erpc:call(Client, erlang, spawn, [dpool_ct_helper, do_hold_lease_on_lane, [Pool, Server, Self, Tag]]),
          receive {held, Tag, Pid, Lane} -> {Pid, Tag, Lane} after 15000 -> ct:fail({no_remote_lease, I}) end
      end || I <- lists:seq(1, N)].
-
-run_exe(Args) ->
-    Port = open_port({spawn_executable, dpool_ct_helper:do_executable()},
-                     [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
-                      binary, exit_status, use_stdio, stderr_to_stdout, hide]),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    collect(Port, OsPid, []).
-
-collect(Port, OsPid, Acc) ->
-    receive
-        {Port, {data, Data}} ->
-            collect(Port, OsPid, [Data | Acc]);
-        {Port, {exit_status, Status}} ->
-            {Status, unicode:characters_to_list(lists:reverse(Acc))}
-    after 20000 ->
-        catch erlang:port_close(Port),
-        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-        ct:fail({no_exit, unicode:characters_to_list(lists:reverse(Acc))})
-    end.

@@ -29,6 +29,7 @@
 -export([do_wait_idle/1]).
 -export([do_echo_worker/6]).
 -export([do_executable/0]).
+-export([do_run_exe/1]).
 -export([do_start_cnode_port/2]).
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
@@ -267,6 +268,27 @@ do_echo_worker(Pool, Dest, Id, Rounds, ReplyTo, Tag) ->
             end, [], lists:seq(1, Rounds)),
     ReplyTo ! {Tag, Id, node(), lists:reverse(Bad)},
     ok.
+
+%% Runs dpool_cnode to its exit; returns the exit status and everything it printed.
+-spec do_run_exe([string()]) -> {integer(), string()}.
+do_run_exe(Args) ->
+    Port = open_port({spawn_executable, do_executable()},
+                     [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
+                      binary, exit_status, use_stdio, stderr_to_stdout, hide]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    do_collect(Port, OsPid, []).
+
+do_collect(Port, OsPid, Acc) ->
+    receive
+        {Port, {data, Data}} ->
+            do_collect(Port, OsPid, [Data | Acc]);
+        {Port, {exit_status, Status}} ->
+            {Status, unicode:characters_to_list(lists:reverse(Acc))}
+    after 20000 ->
+        catch erlang:port_close(Port),
+        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ct:fail({no_exit, unicode:characters_to_list(lists:reverse(Acc))})
+    end.
 
 %% Starts dpool_cnode by hand with Args (a name style and name first) and waits for its READY line.
 -spec do_start_cnode_port([string()], string()) -> cnode_port().
