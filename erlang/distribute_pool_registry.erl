@@ -31,17 +31,15 @@
 %% {PoolId, Target, Options} as sent to the C-node's `new` (and `restore`).
 -type entry() :: {non_neg_integer(), atom() | binary(), map()}.
 
+%% What is recorded lives in the table, not here, so that a successor has all of it.
 -record(state, {
-    %% The embedded C-node, known once it asked for its first restore.
-    server :: distribute_pool_client:server() | undefined,
-    pools = #{} :: #{non_neg_integer() => {atom() | binary(), map()}},
-    %% The highest pool id ever seen, destroyed pools included: fresh ids must stay above it.
-    max_id :: non_neg_integer() | undefined,
     %% Workers making a C-node call for a caller.
     workers = #{} :: #{pid() => gen_server:from()}
 }).
 
-%% Rows: {server, Server}, {max_id, Id}, {{pool, Id}, Target, Options}.
+%% Rows: {server, Server} (the embedded C-node, known once it asked for its first restore), {max_id, Id}
+%% (the highest pool id ever seen, destroyed pools included: fresh ids must stay above it), and
+%% {{pool, Id}, Target, Options} for each recorded pool.
 -define(TABLE, distribute_pool_registry).
 
 %% How long the C-node gets to answer a restore (it answers at once: pools connect in the background).
@@ -114,22 +112,14 @@ init([]) ->
     case ets:whereis(?TABLE) of
         undefined ->
             %% Started without the application's supervisor: the records then live as long as this server.
-            create_table(),
-            {ok, #state{}};
+            create_table();
         _ ->
-            State = load(),
-            case map_size(State#state.pools) of
+            case length(entries()) of
                 0 -> ok;
                 N -> logger:info("distribute_pool: pool registry restarted with ~b recorded pool(s)", [N])
-            end,
-            {ok, State}
-    end.
-
-%% What a previous instance of this server recorded.
--spec load() -> #state{}.
-load() ->
-    Pools = maps:from_list([{Id, {Target, Options}} || {{pool, Id}, Target, Options} <- ets:tab2list(?TABLE)]),
-    #state{server = lookup(server), max_id = lookup(max_id), pools = Pools}.
+            end
+    end,
+    {ok, #state{}}.
 
 -spec lookup(server | max_id) -> term().
 lookup(Key) ->
@@ -139,20 +129,21 @@ lookup(Key) ->
     end.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
-handle_call({new, Target, Options, Wait}, From, #state{server = Server} = State) when Server =/= undefined ->
-    {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)};
-handle_call({new, _, _, _}, _From, State) ->
-    {reply, {error, connection_failed}, State};
-handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, #state{server = Server} = State) ->
-    {noreply, start_worker(From, {destroy, PoolId, DrainMs}, Server, Wait, State)};
-handle_call({destroy, _, _, _, _}, _From, State) ->
-    {reply, direct, State};
+handle_call({new, Target, Options, Wait}, From, State) ->
+    case lookup(server) of
+        undefined -> {reply, {error, connection_failed}, State};
+        Server -> {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)}
+    end;
+handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, State) ->
+    case lookup(server) of
+        Server -> {noreply, start_worker(From, {destroy, PoolId, DrainMs}, Server, Wait, State)};
+        _ -> {reply, direct, State}
+    end;
 handle_call({restore, Server}, _From, State) ->
     true = ets:insert(?TABLE, {server, Server}),
-    {Reply, NewState} = do_restore(State#state{server = Server}),
-    {reply, Reply, NewState};
+    {reply, do_restore(Server), State};
 handle_call(recorded, _From, State) ->
-    {reply, entries(State), State};
+    {reply, entries(), State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
@@ -165,7 +156,8 @@ handle_info({worker_done, Worker, Request, Reply}, #state{workers = Workers} = S
     case maps:take(Worker, Workers) of
         {From, Rest} ->
             gen_server:reply(From, Reply),
-            {noreply, record(Request, Reply, State#state{workers = Rest})};
+            record(Request, Reply),
+            {noreply, State#state{workers = Rest}};
         error ->
             {noreply, State}
     end;
@@ -191,66 +183,68 @@ start_worker(From, Request, Server, Wait, #state{workers = Workers} = State) ->
                         end),
     State#state{workers = Workers#{Worker => From}}.
 
--spec record(term(), term(), #state{}) -> #state{}.
-record({new, Target, Options}, {ok, Id}, #state{pools = Pools} = State) when is_integer(Id), Id >= 0 ->
+-spec record(term(), term()) -> ok.
+record({new, Target, Options}, {ok, Id}) when is_integer(Id), Id >= 0 ->
     true = ets:insert(?TABLE, {{pool, Id}, Target, Options}),
-    seen(Id, State#state{pools = Pools#{Id => {Target, Options}}});
-record({destroy, Id, _DrainMs}, Reply, State) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-    forget(Id, State);
-record(_Request, _Reply, State) ->
-    State.
+    seen(Id);
+record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+    forget(Id);
+record(_Request, _Reply) ->
+    ok.
 
--spec forget(non_neg_integer(), #state{}) -> #state{}.
-forget(Id, #state{pools = Pools} = State) ->
+-spec forget(non_neg_integer()) -> ok.
+forget(Id) ->
     true = ets:delete(?TABLE, {pool, Id}),
-    State#state{pools = maps:remove(Id, Pools)}.
+    ok.
 
--spec seen(non_neg_integer(), #state{}) -> #state{}.
-seen(Id, #state{max_id = Max} = State) ->
-    New = case Max of
+-spec seen(non_neg_integer()) -> ok.
+seen(Id) ->
+    New = case lookup(max_id) of
               undefined -> Id;
-              _ -> max(Id, Max)
+              Max -> max(Id, Max)
           end,
     true = ets:insert(?TABLE, {max_id, New}),
-    State#state{max_id = New}.
+    ok.
 
--spec entries(#state{}) -> [entry()].
-entries(#state{pools = Pools}) ->
-    [{Id, Target, Options} || {Id, {Target, Options}} <- lists:keysort(1, maps:to_list(Pools))].
+%% The recorded pools, in id order.
+-spec entries() -> [entry()].
+entries() ->
+    lists:keysort(1, [{Id, Target, Options} || {{pool, Id}, Target, Options} <- ets:tab2list(?TABLE)]).
 
 %% Sends every recorded pool; a pool the C-node refuses ({error, {Why, PoolId}}) is logged, forgotten, and
 %% the others are sent again. Ends with a restore that succeeded (an empty one at worst), so the C-node
 %% leaves its await-restore state.
--spec do_restore(#state{}) -> {{ok, non_neg_integer()} | {error, term()}, #state{}}.
-do_restore(#state{server = Server, max_id = Max} = State) ->
-    Next = case Max of
+-spec do_restore(distribute_pool_client:server()) -> {ok, non_neg_integer()} | {error, term()}.
+do_restore(Server) ->
+    Next = case lookup(max_id) of
                undefined -> 0;
-               _ -> Max + 1
+               Max -> Max + 1
            end,
-    Entries = entries(State),
+    Entries = entries(),
     case distribute_pool_client:call(Server, {restore, Entries, Next}, ?RESTORE_WAIT_MS) of
         {ok, N} ->
             case N of
                 0 -> ok;
                 _ -> logger:info("distribute_pool: restored ~b pool(s) on ~p", [N, Server])
             end,
-            {{ok, N}, State};
+            {ok, N};
         {error, {Why, Id}} when is_integer(Id) ->
             case lists:keyfind(Id, 1, Entries) of
                 {Id, Target, Options} ->
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
                                  "its handles now give {error, invalid_pool}", [Id, Target, Options, Why]),
-                    do_restore(forget(Id, State));
+                    ok = forget(Id),
+                    do_restore(Server);
                 false ->
                     %% Not one we sent: do not loop.
                     logger:error("distribute_pool: restore refused: ~p", [{Why, Id}]),
-                    {{error, {Why, Id}}, State}
+                    {error, {Why, Id}}
             end;
         {error, Reason} = Error ->
             %% Most likely the new C-node died as well: the supervisor starts another, which asks again.
             logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
-            {Error, State};
+            Error;
         Other ->
             logger:error("distribute_pool: unexpected answer to restore: ~p", [Other]),
-            {{error, {bad_reply, Other}}, State}
+            {error, {bad_reply, Other}}
     end.
