@@ -36,7 +36,7 @@ asio::ip::address default_listen_address(const std::string& host)
     return asio::ip::address_v4::any();
 }
 
-api::ServiceConfig service_config(const Options& o)
+api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
 {
     api::ServiceConfig c;
     c.service_name = o.service;
@@ -44,6 +44,7 @@ api::ServiceConfig service_config(const Options& o)
     c.alive = o.alive;
     c.host = o.host;
     c.link_limits.tick_interval = std::chrono::milliseconds(o.net_ticktime_s * 1000 / 4);
+    c.link_limits.bulk = &bulk;
     c.max_total_connections = o.max_total_connections;
     c.await_restore = o.await_restore;
     return c;
@@ -54,7 +55,7 @@ api::ServiceConfig service_config(const Options& o)
 CNode::CNode(Options options)
     : options_(std::move(options)),
       handshakes_(options_.handshake_threads),
-      service_(io_, handshakes_, service_config(options_)),
+      service_(io_, handshakes_, service_config(options_, bulk_)),
       signals_(io_, SIGINT, SIGTERM),
       stdin_(io_)
 {
@@ -91,7 +92,7 @@ int CNode::run()
         }
         shutdown("startup failed", 1);
     });
-    util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us));
+    util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us), bulk_);
     return exit_code_;
 }
 

@@ -7,6 +7,7 @@
 #include "lane_set.hpp"
 #include "options.hpp"
 #include "util/asio.hpp"
+#include "util/bulk_queue.hpp"
 
 namespace dpool {
 
@@ -27,6 +28,8 @@ private:
     // Declared first so it is destroyed last: everything below posts work to it.
     asio::io_context io_;
     asio::thread_pool handshakes_;
+    // The pieces of big transfers, served after the small packets (DistLink).
+    util::BulkQueue bulk_;
     api::Service service_;
     std::optional<LaneSet> lanes_;
     asio::signal_set signals_;

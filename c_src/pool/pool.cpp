@@ -13,6 +13,25 @@ namespace dpool::pool {
 
 namespace {
 
+// An owner of `payload` when it is big and lies in the packet of `caller` being handled now (so that it is
+// forwarded without a copy); nullptr otherwise.
+std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_view payload)
+{
+    if (payload.size() < transport::kMinBorrowedBytes || !caller.link) {
+        return nullptr;
+    }
+    return caller.link->share_packet(payload);
+}
+
+// A job kept for later (its caller waits for a lease): a big payload stays shared with its packet.
+std::optional<OneShot> keep_job(const CallerView& caller, const OneShotView* job)
+{
+    if (!job) {
+        return std::nullopt;
+    }
+    return OneShot(*job, job->owner ? job->owner : payload_owner(caller, job->payload));
+}
+
 // Deadline keys of one connection: its index above, a reference or generation number below.
 constexpr unsigned kRefBits = 40;
 constexpr std::uint64_t kRefMask = (std::uint64_t{1} << kRefBits) - 1;
@@ -498,7 +517,7 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         PooledConnection& c = *connections_[got.grant.slot];
         if (config_.validate_on_checkout) {
             c.validating = PooledConnection::Validation{waiter, Caller(caller), started, deadline, may_wait,
-                                                        job ? std::optional<OneShot>(*job) : std::nullopt};
+                                                        keep_job(caller, job)};
             if (!c.health_check_in_flight) {
                 start_health_check(c);
             }
@@ -521,7 +540,7 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
     } else {
         core_.requeue_first(waiter);
     }
-    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, job ? std::optional<OneShot>(*job) : std::nullopt});
+    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, keep_job(caller, job)});
     monitor_caller(caller, waiter);
     context_.scheduler->schedule(Deadline{deadline, DeadlineKind::waiter, id_, waiter});
     window_saw_waiters_ = true;
@@ -600,7 +619,7 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
     }
     if (job.kind == OneShotKind::send) {
         // Queued in order on the connection: the lease can go back before the bytes are written.
-        write_message(c, job.to, job.payload);
+        write_message(c, job.to, job.payload, job.owner ? job.owner : payload_owner(caller, job.payload));
         if (c.link->busy()) {
             c.parked.push_back({Caller(caller), nullptr});
         } else {
@@ -651,7 +670,7 @@ void Pool::cast_batch(const CallerView& caller, const Destination& to, const std
     for (std::size_t i = 0; i < messages.size(); ++i) {
         // Keyed: the same hash always picks the same connection while the set of live connections stays.
         PooledConnection& c = *live[keyed ? messages[i].hash % n : (start + i) % n];
-        write_message(c, to, messages[i].term);
+        write_message(c, to, messages[i].term, payload_owner(caller, messages[i].term));
     }
     std::uint32_t busy = 0;
     for (auto* c : live) {
@@ -825,7 +844,8 @@ std::string_view atom_text(std::string_view encoded)
 
 } // namespace
 
-void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message)
+void Pool::write_message(PooledConnection& c, const Destination& to, std::string_view message,
+                         const std::shared_ptr<const void>& owner)
 {
     transport::DistLink& link = *c.link;
     const bool cached = !c.head.empty() && c.head_to_name == to.is_name && c.head_destination == to.encoded &&
@@ -872,7 +892,7 @@ void Pool::write_message(PooledConnection& c, const Destination& to, std::string
         }
         if (defines) {
             c.head.clear();
-            link.write_packet(head.view(), message);
+            link.write_packet(head.view(), message, owner);
             return;
         }
         c.head.assign(head.view());
@@ -880,7 +900,7 @@ void Pool::write_message(PooledConnection& c, const Destination& to, std::string
         c.head_to_name = to.is_name;
         c.head_atoms = link.atoms_sent().changes();
     }
-    link.write_packet(c.head, message);
+    link.write_packet(c.head, message, owner);
 }
 
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
@@ -890,7 +910,7 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
         return;
     }
     PooledConnection& c = *connections_[conn];
-    write_message(c, to, message);
+    write_message(c, to, message, payload_owner(caller, message));
     if (c.link->busy()) {
         // Answered when the output drains: the caller is held back as distribution holds a sender back.
         c.parked.push_back({Caller(caller), nullptr});
@@ -917,7 +937,7 @@ void Pool::send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t
             ++counters_.failed_operations;
             continue;
         }
-        write_message(c, *to, message);
+        write_message(c, *to, message, payload_owner(caller, message));
         ++counters_.successful_operations;
     }
     if (!c.link->is_open()) {

@@ -81,21 +81,31 @@ struct OneShotView {
     Destination to;                          // send and request
     std::string_view payload;                // the message, the request, or a call's M, F and A, encoded
     std::optional<std::uint32_t> timeout_ms; // request and call; nullopt: infinity
+    std::shared_ptr<const void> owner = {};  // keeps `payload` alive when it is not in the packet being handled
 };
 
-// A OneShotView's bytes, owned: kept by a caller that waits for a lease.
+// A OneShotView's bytes, kept by a caller that waits for a lease: copied, or, for a big payload in the packet
+// being handled, shared with that packet (DistLink::share_packet).
 struct OneShot {
     OneShotKind kind = OneShotKind::send;
     bool to_name = false;
     std::string destination;
     std::string payload;
     std::optional<std::uint32_t> timeout_ms;
+    std::shared_ptr<const void> owner;
+    std::string_view shared_payload; // the payload when `owner` keeps it
 
-    explicit OneShot(const OneShotView& v)
-        : kind(v.kind), to_name(v.to.is_name), destination(v.to.encoded), payload(v.payload), timeout_ms(v.timeout_ms)
+    OneShot(const OneShotView& v, std::shared_ptr<const void> payload_owner)
+        : kind(v.kind), to_name(v.to.is_name), destination(v.to.encoded),
+          payload(payload_owner ? std::string_view() : v.payload), timeout_ms(v.timeout_ms),
+          owner(std::move(payload_owner)), shared_payload(owner ? v.payload : std::string_view())
     {
     }
-    OneShotView view() const { return OneShotView{kind, Destination{to_name, destination}, payload, timeout_ms}; }
+    OneShotView view() const
+    {
+        return OneShotView{kind, Destination{to_name, destination}, owner ? shared_payload : payload, timeout_ms,
+                           owner};
+    }
 };
 
 // One message of a cast batch: its encoded term and, for a keyed batch, the hash of its key.
@@ -306,7 +316,9 @@ private:
     void grant_queued(const Grant& g);
     void run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job);
     void end_one_shot(PooledConnection& c, std::uint64_t lease);
-    void write_message(PooledConnection& c, const Destination& to, std::string_view message);
+    // `owner`: keeps `message` alive, so that a big one is written without a copy (nullptr: copied).
+    void write_message(PooledConnection& c, const Destination& to, std::string_view message,
+                       const std::shared_ptr<const void>& owner);
     template <class WriteRequest>
     void start_request(PooledConnection& c, const CallerView& caller, const Destination& to,
                        std::optional<std::uint32_t> timeout_ms, WriteRequest&& write_request,

@@ -1,6 +1,7 @@
 #include "transport/dist_link.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -14,7 +15,9 @@ namespace {
 constexpr std::size_t kLengthBytes = 4;
 // Reads start small, so an idle connection holds little memory, and grow while the peer keeps them full.
 constexpr std::size_t kMinReadChunk = 4096;
-constexpr std::size_t kMaxReadChunk = 256 * 1024;
+constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
+// Pieces one write gathers: own bytes around a few borrowed payloads.
+constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
 
@@ -70,6 +73,10 @@ void DistLink::close(std::string_view reason)
     socket_.close(ignored);
     tick_timer_.cancel();
     pending_.clear();
+    if (!writing_) {
+        inflight_.clear(); // else on_write clears it: the socket may use its bytes until the write ends
+        inflight_written_ = 0;
+    }
     // Reported from the event loop, never from inside close(): the owner may be in the middle of a callback.
     asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
         if (auto* h = self->handler_) {
@@ -81,6 +88,9 @@ void DistLink::close(std::string_view reason)
 
 void DistLink::do_read()
 {
+    if (closed_) {
+        return;
+    }
     // Room for the rest of a packet whose length is known, else for the next chunk.
     std::size_t want = read_chunk_;
     if (in_.size() >= kLengthBytes) {
@@ -90,7 +100,9 @@ void DistLink::do_read()
         }
     }
     in_.ensure_tail_room(want);
-    socket_.async_read_some(asio::buffer(in_.tail(), in_.tail_room()),
+    // Room is made for the whole packet at once, but it is read in pieces: see kMaxIoBytes.
+    read_size_ = std::min(in_.tail_room(), kMaxIoBytes);
+    socket_.async_read_some(asio::buffer(in_.tail(), read_size_),
                             [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
@@ -103,7 +115,7 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
         close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
         return;
     }
-    const bool filled = n == in_.tail_room();
+    const bool filled = n == read_size_;
     in_.commit(n);
     read_since_tick_ = true;
     if (!dispatch_packets()) {
@@ -111,7 +123,29 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
     }
     read_chunk_ = filled ? std::min(read_chunk_ * 2, kMaxReadChunk) : read_chunk_;
     in_.shrink_if_idle(kKeepBufferBytes);
-    do_read();
+    if (amid_big_packet()) {
+        next_bulk_piece(&DistLink::do_read);
+    } else {
+        do_read();
+    }
+}
+
+bool DistLink::amid_big_packet() const
+{
+    if (in_.size() < kLengthBytes) {
+        return false;
+    }
+    const std::size_t length = get_u32(in_.data());
+    return length >= kMinBorrowedBytes && kLengthBytes + length > in_.size();
+}
+
+void DistLink::next_bulk_piece(void (DistLink::*step)())
+{
+    if (limits_.bulk == nullptr) {
+        (this->*step)();
+        return;
+    }
+    limits_.bulk->defer([self = shared_from_this(), step] { ((*self).*step)(); });
 }
 
 bool DistLink::dispatch_packets()
@@ -146,14 +180,38 @@ bool DistLink::dispatch_packets()
             normalized_.clear();
             normalized_.shrink_if_idle(kKeepBufferBytes);
         } else if (handler_ != nullptr) {
+            delivering_ = packet;
             handler_->on_packet(*this, packet);
+            delivering_ = {};
         }
         if (closed_) {
+            delivering_owner_.reset();
             return false;
         }
-        in_.consume(kLengthBytes + length);
+        if (delivering_owner_) {
+            delivering_owner_.reset(); // the packet left with its buffer: in_ holds what came after it
+        } else {
+            in_.consume(kLengthBytes + length);
+        }
     }
     return true;
+}
+
+std::shared_ptr<const void> DistLink::share_packet(std::string_view part)
+{
+    const char* begin = delivering_.data();
+    if (begin == nullptr || part.data() < begin || part.data() + part.size() > begin + delivering_.size()) {
+        return nullptr;
+    }
+    if (!delivering_owner_) {
+        // The buffer goes to the owner whole (the packet stays where it is); in_ starts afresh with the bytes
+        // read beyond the packet, at most one read's worth.
+        const std::size_t used = kLengthBytes + delivering_.size();
+        delivering_owner_ = std::make_shared<ByteBuffer>(std::move(in_));
+        in_ = ByteBuffer();
+        in_.append(delivering_owner_->data() + used, delivering_owner_->size() - used);
+    }
+    return delivering_owner_;
 }
 
 void DistLink::on_peer_tick()
@@ -167,18 +225,33 @@ void DistLink::on_peer_tick()
     wrote_since_peer_tick_ = false;
 }
 
+void DistLink::Output::clear()
+{
+    own.clear();
+    borrowed.clear(); // lets go of the owners
+    borrowed_bytes = 0;
+}
+
+void DistLink::Output::swap(Output& other) noexcept
+{
+    own.swap(other.own);
+    borrowed.swap(other.borrowed);
+    std::swap(borrowed_bytes, other.borrowed_bytes);
+}
+
 protocol::TermWriter DistLink::begin_packet()
 {
-    packet_start_ = pending_.size();
-    pending_.ensure_tail_room(64);
+    ByteBuffer& out = pending_.own;
+    packet_start_ = out.size();
+    out.ensure_tail_room(64);
     if (atom_cache_) {
         const char header[kLengthBytes + 3] = {0, 0, 0, 0, static_cast<char>(131), protocol::kDistHeader, 0};
-        pending_.append(header, sizeof header);
-        return protocol::TermWriter(pending_, false);
+        out.append(header, sizeof header);
+        return protocol::TermWriter(out, false);
     }
     char header[kLengthBytes + 1] = {0, 0, 0, 0, protocol::kPassThrough};
-    pending_.append(header, sizeof header);
-    return protocol::TermWriter(pending_);
+    out.append(header, sizeof header);
+    return protocol::TermWriter(out);
 }
 
 void DistLink::end_packet()
@@ -187,23 +260,32 @@ void DistLink::end_packet()
         pending_.clear();
         return;
     }
-    const std::size_t length = pending_.size() - packet_start_ - kLengthBytes;
-    put_u32(pending_.data() + packet_start_, static_cast<std::uint32_t>(length));
+    // Nothing is borrowed inside a packet made with begin_packet: its length is all in the own bytes.
+    const std::size_t length = pending_.own.size() - packet_start_ - kLengthBytes;
+    put_u32(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
     packet_queued();
 }
 
-void DistLink::write_packet(std::string_view head, std::string_view body)
+void DistLink::write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner)
 {
     if (closed_) {
         return;
     }
     const std::size_t length = head.size() + body.size();
-    pending_.ensure_tail_room(kLengthBytes + length);
-    char* out = pending_.tail();
-    put_u32(out, static_cast<std::uint32_t>(length));
-    std::memcpy(out + kLengthBytes, head.data(), head.size());
-    std::memcpy(out + kLengthBytes + head.size(), body.data(), body.size());
-    pending_.commit(kLengthBytes + length);
+    const bool borrow = owner && body.size() >= kMinBorrowedBytes;
+    ByteBuffer& out = pending_.own;
+    out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()));
+    char* at = out.tail();
+    put_u32(at, static_cast<std::uint32_t>(length));
+    std::memcpy(at + kLengthBytes, head.data(), head.size());
+    if (borrow) {
+        out.commit(kLengthBytes + head.size());
+        pending_.borrowed.push_back(Borrowed{out.size(), body, owner});
+        pending_.borrowed_bytes += body.size();
+    } else {
+        std::memcpy(at + kLengthBytes + head.size(), body.data(), body.size());
+        out.commit(kLengthBytes + length);
+    }
     packet_queued();
 }
 
@@ -226,7 +308,7 @@ void DistLink::queue_tick()
         return;
     }
     const char tick[kLengthBytes] = {0, 0, 0, 0};
-    pending_.append(tick, sizeof tick);
+    pending_.own.append(tick, sizeof tick);
     schedule_flush();
 }
 
@@ -245,30 +327,79 @@ void DistLink::schedule_flush()
 
 void DistLink::do_write()
 {
-    if (closed_ || writing_ || pending_.empty()) {
+    if (closed_ || writing_) {
         return;
     }
-    pending_.swap(inflight_);
+    if (inflight_.empty()) {
+        if (pending_.empty()) {
+            return;
+        }
+        pending_.swap(inflight_);
+        inflight_written_ = 0;
+    }
+    std::array<asio::const_buffer, kMaxWriteBuffers> buffers{};
+    next_write(buffers.data(), buffers.size()); // the unused ones stay empty
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
-    asio::async_write(socket_, asio::buffer(inflight_.data(), inflight_.size()),
-                      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
+    socket_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
+        self->on_write(ec, n);
+    });
 }
 
-void DistLink::on_write(const error_code& ec, std::size_t)
+std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
+{
+    std::size_t skip = inflight_written_;
+    std::size_t budget = kMaxIoBytes;
+    std::size_t count = 0;
+    const auto add = [&](const char* bytes, std::size_t n) {
+        if (n <= skip) {
+            skip -= n;
+            return;
+        }
+        bytes += skip;
+        n -= skip;
+        skip = 0;
+        if (budget == 0 || count == max_buffers) {
+            return;
+        }
+        n = std::min(n, budget);
+        out[count++] = asio::const_buffer(bytes, n);
+        budget -= n;
+    };
+    const char* own = inflight_.own.data();
+    std::size_t own_done = 0;
+    for (const auto& b : inflight_.borrowed) {
+        add(own + own_done, b.at - own_done);
+        own_done = b.at;
+        add(b.bytes.data(), b.bytes.size());
+    }
+    add(own + own_done, inflight_.own.size() - own_done);
+    return count;
+}
+
+void DistLink::on_write(const error_code& ec, std::size_t n)
 {
     writing_ = false;
-    inflight_.clear();
-    inflight_.shrink_if_idle(kKeepBufferBytes);
-    if (closed_) {
+    if (closed_ || ec) {
+        inflight_.clear();
+        inflight_written_ = 0;
+        if (!closed_) {
+            close(ec.message());
+        }
         return;
     }
-    if (ec) {
-        close(ec.message());
-        return;
+    inflight_written_ += n;
+    if (inflight_written_ >= inflight_.size()) {
+        inflight_.clear();
+        inflight_written_ = 0;
+        inflight_.own.shrink_if_idle(kKeepBufferBytes);
+        do_write();
+    } else if (inflight_.size() - inflight_written_ >= kMinBorrowedBytes) {
+        next_bulk_piece(&DistLink::do_write); // the rest of a big output
+    } else {
+        do_write();
     }
-    do_write();
     if (was_busy_ && !busy()) {
         was_busy_ = false;
         if (handler_ != nullptr) {

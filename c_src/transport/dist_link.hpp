@@ -5,10 +5,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/dist_header.hpp"
 #include "protocol/term_writer.hpp"
 #include "util/asio.hpp"
+#include "util/bulk_queue.hpp"
 #include "util/byte_buffer.hpp"
 
 namespace dpool::transport {
@@ -23,7 +25,16 @@ struct LinkLimits {
     // A peer that lets this much output pile up is not reading: the link is closed rather than let the
     // C-node's memory grow without bound.
     std::size_t max_queued_bytes = std::size_t{512} << 20;
+    // Where the next piece of a big packet, in or out, waits for its turn (low priority); nullptr: at once.
+    util::BulkQueue* bulk = nullptr;
 };
+
+// Payloads at least this big are forwarded without a copy: an output packet refers to the bytes of the input
+// packet they came in (DistLink::share_packet, write_packet with an owner).
+inline constexpr std::size_t kMinBorrowedBytes = 64 * 1024;
+// The most one read takes from the socket, and one write gives to it: the bound on how long one link's I/O
+// holds the event loop that all links share.
+inline constexpr std::size_t kMaxIoBytes = 256 * 1024;
 
 class DistLink;
 
@@ -41,6 +52,11 @@ protected:
 // One established distribution connection (after the handshake): splits the byte stream into packets,
 // answers and sends ticks, notices a silent peer, and writes everything queued during one turn of the event
 // loop in one write. Single-threaded: every member runs on the io_context that owns the socket.
+//
+// The event loop is shared by every link, so no link holds it for long: a read takes at most kMaxIoBytes
+// from the socket and a write hands at most kMaxIoBytes to it; a packet of 8 MiB comes in and goes out in
+// pieces, and (with LinkLimits::bulk) each next piece of it waits on the bulk queue, behind the small packets
+// of other links. A big payload forwarded from one link to another is not copied (share_packet).
 class DistLink : public std::enable_shared_from_this<DistLink> {
 public:
     // `atom_cache`: both ends announced DFLAG_DIST_HDR_ATOM_CACHE in the handshake, so every packet starts
@@ -66,17 +82,29 @@ public:
     protocol::TermWriter begin_packet();
     void end_packet();
     // A whole packet made of bytes encoded already: `head` (the pass-through byte, the control term and the
-    // message's version byte) and `body` (the message), copied once each, with no encoder in between.
-    void write_packet(std::string_view head, std::string_view body);
-    std::size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+    // message's version byte) and `body` (the message), with no encoder in between. `head` is copied; so is
+    // `body`, unless `owner` keeps it alive and it is at least kMinBorrowedBytes: then the link refers to it
+    // until it is written.
+    void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {});
+    std::size_t queued_bytes() const { return pending_.size() + inflight_.size() - inflight_written_; }
     bool uses_atom_cache() const { return atom_cache_; }
     // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
     protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
     bool busy() const { return queued_bytes() > limits_.busy_limit; }
 
+    // While on_packet runs: an owner of the bytes of the packet being delivered, if `part` lies in it (else
+    // nullptr). The packet's bytes then stay where they are for as long as the owner lives, so views into
+    // them stay valid after on_packet returns; the link reads on into a buffer of its own. Packets rewritten
+    // from the atom-cache form are not shared.
+    std::shared_ptr<const void> share_packet(std::string_view part);
+
 private:
     void packet_queued();
     void do_read();
+    // Reading a packet of at least kMinBorrowedBytes of which a part came in.
+    bool amid_big_packet() const;
+    // Runs `step` now, or, with a bulk queue, when it is the bulk queue's turn.
+    void next_bulk_piece(void (DistLink::*step)());
     void on_read(const error_code& ec, std::size_t n);
     bool dispatch_packets();
     void schedule_flush();
@@ -98,11 +126,36 @@ private:
     protocol::AtomCacheOut atoms_sent_;
     ByteBuffer normalized_; // an incoming packet rewritten into the pass-through form
 
+    // Bytes to write: the link's own (control terms, small packets, ticks) with borrowed ones (big payloads of
+    // packets from other links, kept alive by their owners) inserted at offsets of the own bytes.
+    struct Borrowed {
+        std::size_t at; // offset in `own` before which these bytes go
+        std::string_view bytes;
+        std::shared_ptr<const void> owner;
+    };
+    struct Output {
+        ByteBuffer own;
+        std::vector<Borrowed> borrowed;
+        std::size_t borrowed_bytes = 0;
+
+        std::size_t size() const { return own.size() + borrowed_bytes; }
+        bool empty() const { return size() == 0; }
+        void clear();
+        void swap(Output& other) noexcept;
+    };
+    // Gathers at most kMaxIoBytes of `inflight_` from inflight_written_ on, as socket buffers.
+    std::size_t next_write(asio::const_buffer* out, std::size_t max_buffers) const;
+
     ByteBuffer in_;
-    ByteBuffer pending_;
-    ByteBuffer inflight_;
-    std::size_t packet_start_ = 0;
+    Output pending_;
+    Output inflight_;
+    std::size_t inflight_written_ = 0;
+    std::size_t packet_start_ = 0; // offset of the open packet's length in pending_.own
     std::size_t read_chunk_;
+    std::size_t read_size_ = 0; // asked of the socket by the read in progress
+    // The packet on_packet is delivering (in in_), and the owner of in_'s former buffer once it was shared.
+    std::string_view delivering_;
+    std::shared_ptr<ByteBuffer> delivering_owner_;
 
     bool closed_ = false;
     bool writing_ = false;

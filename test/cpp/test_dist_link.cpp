@@ -158,7 +158,7 @@ public:
             if (io.stopped()) {
                 io.restart();
             }
-            if (io.run_one_for(10ms) == 0) {
+            if (io.poll_one() == 0 && !bulk.run_one() && io.run_one_for(10ms) == 0) {
                 wait_peer_readable(10ms); // nothing for the link to do: wait on the peer side instead
             }
         }
@@ -177,6 +177,8 @@ public:
     }
 
     asio::io_context io;
+    // Pieces of big transfers, for links made with limits.bulk = &bulk; pump_until runs them when idle.
+    dpool::util::BulkQueue bulk;
     tcp::socket peer{io};
     RecordingHandler handler;
     std::shared_ptr<DistLink> link;
@@ -770,4 +772,140 @@ TEST_CASE("DistLink with an atom cache writes distribution headers and reads the
     REQUIRE(plain.pump_until([&] { return !handler.closed_reasons.empty(); }));
     CHECK(handler.closed_reasons.front() == "malformed distribution header");
     CHECK(handler.packets.size() == 1);
+}
+
+TEST_CASE("DistLink share_packet keeps a delivered packet's bytes and reads on into a buffer of its own",
+          "[dist_link]")
+{
+    LinkTest t;
+    const std::vector<std::string> payloads
+        = {numbered_payload(1, 300000), numbered_payload(2, 20), numbered_payload(3, 200000), numbered_payload(4, 9)};
+    std::vector<std::shared_ptr<const void>> owners;
+    std::vector<std::string_view> views;
+    bool outside_refused = false;
+    t.handler.packet_hook = [&](DistLink& link, std::string_view packet) {
+        // Only parts of the packet being delivered can be shared; sharing twice gives the same owner.
+        CHECK(link.share_packet(std::string_view("elsewhere")) == nullptr);
+        const auto part = packet.substr(2);
+        auto owner = link.share_packet(part);
+        REQUIRE(owner != nullptr);
+        CHECK(link.share_packet(packet) == owner);
+        owners.push_back(std::move(owner));
+        views.push_back(part);
+    };
+    std::string bytes;
+    for (const auto& p : payloads) {
+        bytes += frame(p);
+    }
+    t.peer_write_large(bytes);
+    REQUIRE(t.pump_until([&] { return t.handler.packets.size() == payloads.size(); }));
+    outside_refused = t.link->share_packet(views.front()) == nullptr;
+    CHECK(outside_refused);
+    REQUIRE(views.size() == payloads.size());
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        CHECK(t.handler.packets[i] == payloads[i]);
+        CHECK(views[i] == std::string_view(payloads[i]).substr(2)); // still valid: its owner keeps it
+    }
+}
+
+TEST_CASE("DistLink writes a borrowed tail without copying it, and lets go of its owner once written",
+          "[dist_link]")
+{
+    LinkTest t;
+    auto big = std::make_shared<std::string>(numbered_payload(7, 3 * dpool::transport::kMaxIoBytes + 123));
+    const std::string small = "small tail";
+    const auto head = [](TermWriter& w) {
+        w.version();
+        w.atom("head");
+    };
+    const std::string head_bytes = expected_frame(head).substr(4); // without its length
+    t.link->write_packet(head_bytes, *big, big);
+    t.link->write_packet(head_bytes, small, big); // below kMinBorrowedBytes: copied
+    CHECK(big.use_count() == 2);                  // the link holds the big tail only
+    CHECK(t.link->queued_bytes() == 2 * expected_frame(head).size() + big->size() + small.size());
+
+    const auto with_tail = [&](std::string_view tail) {
+        std::string f = expected_frame(head);
+        std::string payload = f.substr(4) + std::string(tail);
+        return frame(payload);
+    };
+    const std::string expected = with_tail(*big) + with_tail(small);
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+    REQUIRE(t.pump_until([&] { return big.use_count() == 1; }));
+    CHECK(t.link->queued_bytes() == 0);
+}
+
+TEST_CASE("DistLink hands a big output to the socket in pieces of at most kMaxIoBytes", "[dist_link]")
+{
+    LinkTest t;
+    const std::string payload = numbered_payload(9, 4 * dpool::transport::kMaxIoBytes);
+    TermWriter w = t.link->begin_packet();
+    w.version();
+    w.binary(payload);
+    t.link->end_packet();
+    const std::size_t total = t.link->queued_bytes();
+
+    // One handler, the flush, gives the socket one piece; later pieces each need a turn of the loop.
+    t.io.restart();
+    REQUIRE(t.io.poll_one() == 1);
+    t.wait_peer_readable(100ms);
+    t.read_peer();
+    CHECK(t.received.size() > 0);
+    CHECK(t.received.size() <= dpool::transport::kMaxIoBytes);
+
+    REQUIRE(t.peer_received_at_least(total));
+    CHECK(t.received.size() == total);
+    CHECK(t.received.substr(t.received.size() - payload.size()) == payload);
+}
+
+TEST_CASE("DistLink with a bulk queue reads and writes the rest of a big packet as deferred work", "[dist_link]")
+{
+    LinkTest t;
+    LinkLimits limits;
+    limits.bulk = &t.bulk;
+    // A second link on the same loop, with the bulk queue.
+    tcp::acceptor acceptor(t.io, tcp::endpoint(address_v4::loopback(), 0));
+    tcp::socket peer(t.io);
+    peer.connect(acceptor.local_endpoint());
+    tcp::socket accepted(t.io);
+    acceptor.accept(accepted);
+    RecordingHandler handler;
+    auto link = std::make_shared<DistLink>(std::move(accepted), "bulk@127.0.0.1", limits);
+    link->start(handler);
+
+    // In: a 1 MiB packet. Its first piece is read as usual; what follows waits on the bulk queue.
+    const std::string big = numbered_payload(5, 1 << 20);
+    auto bytes = std::make_shared<std::string>(frame(big));
+    bool written = false;
+    asio::async_write(peer, asio::buffer(*bytes), [&written, bytes](const error_code& ec, std::size_t) {
+        CHECK_FALSE(ec);
+        written = true;
+    });
+    REQUIRE(t.pump_until([&] { return !t.bulk.empty(); }));
+    CHECK(handler.packets.empty());
+    REQUIRE(t.pump_until([&] { return written && handler.packets.size() == 1; }));
+    CHECK(handler.packets[0] == big);
+
+    // Out: the same packet back; after the first piece the rest is bulk work too.
+    link->write_packet(std::string(1, 'p') + "\x83", big, std::make_shared<std::string>("owner"));
+    t.io.restart();
+    REQUIRE(t.io.poll_one() == 1); // the flush: first piece
+    REQUIRE(t.pump_until([&] { return !t.bulk.empty(); }));
+    std::string received;
+    const std::size_t total = 4 + 2 + big.size();
+    REQUIRE(t.pump_until([&] {
+        char chunk[64 * 1024];
+        error_code ec;
+        peer.non_blocking(true);
+        const std::size_t n = peer.read_some(asio::buffer(chunk), ec);
+        if (!ec) {
+            received.append(chunk, n);
+        }
+        return received.size() >= total;
+    }));
+    CHECK(received.substr(6) == big);
+    link->detach();
+    link->close("test finished");
+    t.run_ready_handlers();
 }

@@ -1,10 +1,14 @@
 #include "test_support.hpp"
 
 #include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "util/asio.hpp"
 #include "util/event_loop.hpp"
 
+using dpool::util::BulkQueue;
 namespace asio = dpool::asio;
 using namespace std::chrono_literals;
 
@@ -24,7 +28,8 @@ TEST_CASE("run_event_loop runs every handler and returns when the work is done",
             asio::post(io, [&] { ++ran; });
         });
         const auto start = std::chrono::steady_clock::now();
-        dpool::util::run_event_loop(io, spin);
+        dpool::util::BulkQueue bulk;
+        dpool::util::run_event_loop(io, spin, bulk);
         CHECK(ran == 11);
         CHECK(std::chrono::steady_clock::now() - start >= 20ms);
         CHECK(io.stopped());
@@ -40,7 +45,59 @@ TEST_CASE("run_event_loop returns once the loop is stopped, spinning or not", "[
         auto guard = asio::make_work_guard(io);
         asio::steady_timer timer(io, 10ms);
         timer.async_wait([&](const dpool::error_code&) { io.stop(); });
-        dpool::util::run_event_loop(io, spin);
+        dpool::util::BulkQueue bulk;
+        dpool::util::run_event_loop(io, spin, bulk);
         CHECK(io.stopped());
     }
+}
+
+TEST_CASE("run_event_loop runs bulk work only when no handler is ready", "[event_loop]")
+{
+    for (const auto spin : {0us, 50us}) {
+        CAPTURE(spin.count());
+        asio::io_context io;
+        BulkQueue bulk;
+        std::vector<std::string> order;
+        bulk.defer([&] { order.push_back("bulk 1"); });
+        bulk.defer([&] {
+            order.push_back("bulk 2");
+            asio::post(io, [&] { order.push_back("posted by bulk 2"); });
+            bulk.defer([&] {
+                order.push_back("bulk 3");
+                io.stop();
+            });
+        });
+        for (int i = 0; i < 3; ++i) {
+            asio::post(io, [&, i] { order.push_back("handler " + std::to_string(i)); });
+        }
+        auto guard = asio::make_work_guard(io); // the loop would otherwise end when it runs out of handlers
+        dpool::util::run_event_loop(io, spin, bulk);
+        CHECK(order == std::vector<std::string>{"handler 0", "handler 1", "handler 2", "bulk 1", "bulk 2",
+                                                "posted by bulk 2", "bulk 3"});
+        CHECK(bulk.empty());
+    }
+}
+
+TEST_CASE("run_event_loop runs one bulk item after every kFairness handlers under a steady load", "[event_loop]")
+{
+    asio::io_context io;
+    BulkQueue bulk;
+    std::size_t handlers = 0;
+    std::vector<std::size_t> bulk_after; // handlers run before each bulk item
+    // A handler that always posts another: the loop is never idle.
+    std::function<void()> busy = [&] {
+        ++handlers;
+        if (bulk_after.size() == 3) {
+            io.stop();
+            return;
+        }
+        asio::post(io, busy);
+    };
+    asio::post(io, busy);
+    for (int i = 0; i < 3; ++i) {
+        bulk.defer([&] { bulk_after.push_back(handlers); });
+    }
+    dpool::util::run_event_loop(io, 0us, bulk);
+    CHECK(bulk_after == std::vector<std::size_t>{BulkQueue::kFairness, 2 * BulkQueue::kFairness,
+                                                 3 * BulkQueue::kFairness});
 }

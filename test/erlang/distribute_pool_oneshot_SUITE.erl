@@ -18,6 +18,7 @@
 -export([cast_batch_key_keeps_order/1]).
 -export([cast_batch_badarg/1]).
 -export([call_results_as_rex_gives_them/1]).
+-export([big_payloads_forwarded_intact/1]).
 -export([measure/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
@@ -39,6 +40,7 @@ all() ->
      cast_batch_key_keeps_order,
      cast_batch_badarg,
      call_results_as_rex_gives_them,
+     big_payloads_forwarded_intact,
      measure].
 
 -spec init_per_suite(list()) -> list().
@@ -332,6 +334,55 @@ call_results_as_rex_gives_them(_Config) ->
         true = RexAfter - RexBefore < 50,
         #{request_rtt_p50_us := P50, request_rtt_p99_us := P99} = do_stats(Pool),
         true = P50 > 0 andalso P99 >= P50,
+        ok = distribute_pool:destroy(Pool)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec big_payloads_forwarded_intact(list()) -> ok.
+big_payloads_forwarded_intact(_Config) ->
+    doc("Payloads of 64 KiB and more are forwarded by the C-node without a copy, referring to the bytes of the "
+        "packet they came in: 8 one-shot sends of distinct 200 KiB binaries wait for the pool's one lease "
+        "while more packets (stats, small sends) arrive on the same caller links after them, then all arrive "
+        "intact; so do the 100 KiB messages of a cast batch and a 1 MiB send on a lease."),
+    {Peer, T} = do_start_target("dpool_big_fwd"),
+    try
+        Sink = do_start_sink(T, dpool_big_sink),
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 60000}),
+        [Holder] = do_hold_leases(Pool, 1, held),
+        Self = self(),
+        Bigs = [{big, I, rand:bytes(200 * 1024)} || I <- lists:seq(1, 8)],
+        Senders = [spawn_link(fun() -> Self ! {sent, I, distribute_pool:send(Pool, dpool_big_sink, Big)} end)
+                   || {big, I, _} = Big <- Bigs],
+        do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 8 end, 10000),
+        %% More packets behind the waiting ones, from processes on the same lanes.
+        Smalls = [{small, I} || I <- lists:seq(1, 8)],
+        [spawn_link(fun() -> _ = do_stats(Pool), Self ! {sent, Small, distribute_pool:send(Pool, dpool_big_sink, Small)} end)
+         || Small <- Smalls],
+        do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 16 end, 10000),
+        do_release([Holder]),
+        [receive {sent, Tag, ok} -> ok after 20000 -> ct:fail({not_sent, Tag}) end
+         || Tag <- lists:seq(1, 8) ++ Smalls],
+        do_wait_until(fun() -> do_queue_len(T, Sink) >= 16 end, 20000),
+        Received = do_take_messages(T, Sink),
+        true = lists:sort(Bigs ++ Smalls) =:= lists:sort(Received),
+        [unlink(P) || P <- Senders],
+        %% A cast batch of big messages, each a view into the one request packet.
+        Sink2 = do_start_sink(T, dpool_big_sink2),
+        Batch = [{part, I, rand:bytes(100 * 1024)} || I <- lists:seq(1, 20)],
+        {ok, 20} = distribute_pool:cast_batch(Pool, dpool_big_sink2, Batch),
+        do_wait_until(fun() -> do_queue_len(T, Sink2) >= 20 end, 20000),
+        true = lists:sort(Batch) =:= lists:sort(do_take_messages(T, Sink2)),
+        %% A send on a lease, then a small one on the same lease right after it.
+        Sink3 = do_start_sink(T, dpool_big_sink3),
+        Huge = rand:bytes(1024 * 1024),
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(Conn) ->
+                                                              ok = distribute_pool:send(Conn, dpool_big_sink3, Huge),
+                                                              distribute_pool:send(Conn, dpool_big_sink3, after_huge)
+                                                      end),
+        do_wait_until(fun() -> do_queue_len(T, Sink3) >= 2 end, 20000),
+        [Huge, after_huge] = do_take_messages(T, Sink3),
+        do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
     after
         do_stop_peer(Peer)
