@@ -22,6 +22,7 @@
 -define(HOL_PROBE_MS, 3000).
 -define(BIG_BYTES, 8 * 1024 * 1024).
 -define(BULK_SENDERS, 4).
+-define(LANES, 8).
 -define(PIPELINE_SENDERS, 16).
 -define(THROUGHPUT_MS, 3000).
 -define(THROUGHPUT_REPS, 3).
@@ -40,6 +41,10 @@
 -define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
                         <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
                         <<"floor_with_connection_ratio">>]).
+
+%% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
+-define(HOL_FIGURES, [<<"hol_p99">>, <<"hol_with_connection_p99">>, <<"hol_floor_beam_p99">>,
+                      <<"hol_floor_ratio">>]).
 
 %% A figure of kind `reference` has no goal (goal_op none): it is a floor or a measured part shown next to
 %% the figures that have one.
@@ -91,7 +96,7 @@ measure(Targets) ->
     Floors = run_group(?FLOOR_FIGURES, fun() -> call_floors(T1) end),
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
-    Hol = run_figure(<<"hol_p99">>, fun() -> hol(T3) end),
+    Hol = run_group(?HOL_FIGURES, fun() -> hol(T3) end),
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Connections = selected(<<"bytes_per_idle_connection">>) orelse selected(<<"connections_held">>),
     {Bytes, Held} = try Connections orelse throw(not_selected),
@@ -108,7 +113,7 @@ measure(Targets) ->
                             {B, failed(<<"connections_held">>, Class, Reason)}
                     end,
     selected(<<"connections_held">>) andalso report(Held),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout, Hol, Bytes, Held].
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Hol] ++ [Bytes, Held].
 
 %% A figure that fails is reported as ERROR and the run goes on with the next one.
 -spec run_figure(binary(), fun(() -> figure())) -> figure().
@@ -147,6 +152,7 @@ selected(Name) ->
         [] -> true;
         Only -> lists:member(binary_to_list(Name), Only)
                     orelse (lists:member(Name, ?FLOOR_FIGURES) andalso lists:member("call_floors", Only))
+                    orelse (lists:member(Name, ?HOL_FIGURES) andalso lists:member("hol_p99", Only))
     end.
 
 -spec failed(binary(), atom(), term()) -> figure().
@@ -187,10 +193,21 @@ start_cnode() ->
     application:load(distribute_pool),
     ok = application:set_env(distribute_pool, cnode_args,
                              ["--net-ticktime", ?TICKTIME_S, "--log-level", "warn"]),
+    ok = application:set_env(distribute_pool, lanes, lanes()),
     {ok, _} = application:ensure_all_started(distribute_pool),
     {ok, OsPid} = distribute_pool_cnode:os_pid(),
     put(cnode_os_pid, OsPid),
     progress("C-node up (os pid ~b)", [OsPid]).
+
+%% The C-node's lanes: ?LANES, or DPOOL_BENCH_LANES. hol_p99 has 5 busy processes of one node talking to the
+%% C-node (4 senders and the prober), which start one after the other and so get 5 different lanes when there
+%% are at least 5 (docs/BENCHMARKS.md).
+-spec lanes() -> pos_integer().
+lanes() ->
+    case os:getenv("DPOOL_BENCH_LANES") of
+        false -> ?LANES;
+        Text -> list_to_integer(Text)
+    end.
 
 -spec stop_cnode() -> ok.
 stop_cnode() ->
@@ -595,16 +612,23 @@ send_until(Send, Deadline, N) ->
 
 %% Head-of-line blocking: p99 of small round trips while BULK_SENDERS processes stream 8 MiB binaries to the
 %% same target. Direct: erpc:call while the big messages go with `!` over the node's one connection. Pooled:
-%% with_connection + call while the big messages go with send/3, each sender on its own leased connection.
--spec hol(node()) -> figure().
+%% the pool's request/reply, call(Pool, erlang, node, []) (one message from the caller, as erpc:call is one
+%% call), while the big messages go with send/3, each sender on its own leased connection and, like the
+%% prober, on its own lane of the C-node.
+%% While the pooled streams run, the prober alternates three kinds of round trip: the figure's, with_connection
+%% + call (reference: three exchanges with the C-node), and an erpc:call over the bench node's own connection
+%% to the target, idle in that phase (reference: the two BEAM nodes' own latency under the load, with no C-node
+%% in its path, which no pooled round trip can beat: it visits the same two nodes).
+-spec hol(node()) -> [figure()].
 hol(Target) ->
     {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS + 2),
     Big = binary:copy(<<"y">>, ?BIG_BYTES),
     DirectProbe = fun() -> Target = erpc:call(Target, erlang, node, []) end,
-    PooledProbe = fun() ->
-                          {ok, {ok, Target}} = distribute_pool:with_connection(
-                                                 Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 60000) end)
-                  end,
+    PooledProbe = fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end,
+    WithConnProbe = fun() ->
+                            {ok, {ok, Target}} = distribute_pool:with_connection(
+                                                   Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 60000) end)
+                    end,
     DirectBulk = fun() -> bulk_loop(fun() -> {?SINK, Target} ! Big end) end,
     PooledBulk = fun() ->
                          {ok, _} = distribute_pool:with_connection(Pool, fun(C) ->
@@ -617,22 +641,34 @@ hol(Target) ->
         Reps = [begin
                     progress("hol_p99: rep ~b/~b: ~b x 8 MiB senders, ~b ms of probes, direct then pooled",
                              [R, ?HOL_REPS, ?BULK_SENDERS, ?HOL_PROBE_MS]),
-                    {D, ND} = under_load(Target, DirectBulk, DirectProbe),
-                    {P, NP} = under_load(Target, PooledBulk, PooledProbe),
-                    {D, P, ND, NP}
+                    #{direct := D} = under_load(Target, DirectBulk, [{direct, DirectProbe}]),
+                    P = under_load(Target, PooledBulk, [{pooled, PooledProbe}, {with_connection, WithConnProbe},
+                                                        {beam, DirectProbe}]),
+                    P#{direct => D}
                 end || R <- lists:seq(1, ?HOL_REPS)],
-        D99 = median([D || {D, _, _, _} <- Reps]),
-        P99 = median([P || {_, P, _, _} <- Reps]),
-        figure(<<"hol_p99">>, P99 / D99, <<"ratio">>, le, 0.1,
-               fmt("p99 of round trips under 4 x 8 MiB streams: pooled ~.1f ms / direct ~.1f ms (idle: ~.2f / "
-                   "~.2f ms), medians of ~b reps; probes per rep: direct ~s, pooled ~s",
-                   [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000, ?HOL_REPS,
-                    fmt_list([N || {_, _, N, _} <- Reps]), fmt_list([N || {_, _, _, N} <- Reps])]),
-               ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
-                                  {<<"direct_idle_p99">>, IdleD, <<"us">>},
-                                  {<<"pooled_idle_p99">>, IdleP, <<"us">>}],
-                        reps_us => [[D, P] || {D, P, _, _} <- Reps],
-                        probes => [[ND, NP] || {_, _, ND, NP} <- Reps]})
+        Med = fun(K) -> median([element(1, maps:get(K, Rep)) || Rep <- Reps]) end,
+        Counts = fun(K) -> fmt_list([element(2, maps:get(K, Rep)) || Rep <- Reps]) end,
+        [D99, P99, W99, B99] = [Med(K) || K <- [direct, pooled, with_connection, beam]],
+        RepsUs = [[element(1, maps:get(K, Rep)) || K <- [direct, pooled, with_connection, beam]] || Rep <- Reps],
+        Of = fun(What) -> fmt("~s; medians of ~b reps, sides alternating in the pooled phase", [What, ?HOL_REPS]) end,
+        [figure(<<"hol_p99">>, P99 / D99, <<"ratio">>, le, 0.1,
+                fmt("p99 of call(Pool, ...) vs erpc:call under 4 x 8 MiB streams: pooled ~.1f ms / direct ~.1f ms (idle: ~.2f / "
+                    "~.2f ms), medians of ~b reps, C-node with ~b lanes; probes per rep: direct ~s, pooled ~s",
+                    [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000, ?HOL_REPS, lanes(),
+                     Counts(direct), Counts(pooled)]),
+                ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
+                                   {<<"direct_idle_p99">>, IdleD, <<"us">>},
+                                   {<<"pooled_idle_p99">>, IdleP, <<"us">>}],
+                         reps_us => [[D, P] || [D, P, _, _] <- RepsUs]}),
+         reference(<<"hol_with_connection_p99">>, W99 / D99, <<"ratio">>,
+                   Of(fmt("with_connection + call(erlang, node, []) under the pooled streams: p99 ~.1f ms / "
+                          "direct ~.1f ms", [W99 / 1000, D99 / 1000])), #{}),
+         reference(<<"hol_floor_beam_p99">>, B99, <<"us">>,
+                   Of("erpc:call over the bench node's own (idle) connection to the target while the pooled "
+                      "streams run: the caller's and the target's BEAM alone under the load"), #{}),
+         reference(<<"hol_floor_ratio">>, B99 / D99, <<"ratio">>,
+                   Of(fmt("hol_floor_beam_p99 ~.1f ms / direct ~.1f ms: the least hol_p99 can be under this load",
+                          [B99 / 1000, D99 / 1000])), #{reps_us => RepsUs})]
     after
         distribute_pool:destroy(Pool)
     end.
@@ -646,24 +682,46 @@ bulk_loop(Send) ->
         bulk_loop(Send)
     end.
 
-%% Starts the bulk senders, lets them get going, probes for HOL_PROBE_MS, stops them and waits until the
-%% target received everything still in flight. The probes' p99 (us) and their number.
--spec under_load(node(), fun(() -> term()), fun(() -> term())) -> {float(), pos_integer()}.
-under_load(Target, Bulk, Probe) ->
+%% Starts a prober process, which makes one untimed round of its probes (so that, pooled, it has its lane of
+%% the C-node before the senders take theirs: processes get lanes round robin in the order they first talk to
+%% it), then the bulk senders; lets them get going, probes for HOL_PROBE_MS (the probes in turn), stops the
+%% senders and waits until the target received everything still in flight. Each probe's p99 (us) and count.
+-spec under_load(node(), fun(() -> term()), [{atom(), fun(() -> term())}]) ->
+    #{atom() => {float(), pos_integer()}}.
+under_load(Target, Bulk, Probes) ->
+    Parent = self(),
+    Ref = make_ref(),
+    {Prober, ProberMref} =
+        spawn_monitor(fun() ->
+                              [Probe() || {_, Probe} <- Probes],
+                              Parent ! {Ref, ready},
+                              receive {Ref, go} -> ok end,
+                              Deadline = erlang:monotonic_time(microsecond) + ?HOL_PROBE_MS * 1000,
+                              Parent ! {Ref, samples, probe_until(Probes, Deadline, #{})}
+                      end),
+    receive {Ref, ready} -> ok after 60000 -> error(prober_not_ready) end,
     Senders = [spawn_monitor(Bulk) || _ <- lists:seq(1, ?BULK_SENDERS)],
     timer:sleep(500),
-    Deadline = erlang:monotonic_time(microsecond) + ?HOL_PROBE_MS * 1000,
-    Samples = probe_until(Probe, Deadline, []),
+    Prober ! {Ref, go},
+    Samples = receive
+                  {Ref, samples, S} -> S;
+                  {'DOWN', ProberMref, process, Prober, ProberDown} -> error({prober, ProberDown})
+              end,
     [P ! stop || {P, _} <- Senders],
     [receive {'DOWN', M, process, P, normal} -> ok; {'DOWN', M, process, P, Why} -> error({bulk_sender, Why})
      after 120000 -> error(bulk_sender_stuck) end || {P, M} <- Senders],
     sink_settle(Target),
-    {percentile(0.99, Samples), length(Samples)}.
+    maps:map(fun(_, Us) -> {percentile(0.99, Us), length(Us)} end, Samples).
 
--spec probe_until(fun(() -> term()), integer(), [float()]) -> [float()].
-probe_until(Probe, Deadline, Acc) ->
+-spec probe_until([{atom(), fun(() -> term())}], integer(), #{atom() => [float()]}) -> #{atom() => [float()]}.
+probe_until(Probes, Deadline, Acc) ->
     case erlang:monotonic_time(microsecond) < Deadline of
-        true -> probe_until(Probe, Deadline, time_calls(Probe, 1) ++ Acc);
+        true ->
+            Acc1 = lists:foldl(fun({Key, Probe}, A) ->
+                                       Sample = time_calls(Probe, 1),
+                                       A#{Key => Sample ++ maps:get(Key, A, [])}
+                               end, Acc, Probes),
+            probe_until(Probes, Deadline, Acc1);
         false -> Acc
     end.
 
