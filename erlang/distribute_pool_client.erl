@@ -7,6 +7,9 @@
 -export([call_tagged/3]).
 -export([cast/2]).
 
+%% Tags are [alias | Alias], an improper list on purpose: the form of gen_server's alias tags.
+-dialyzer({no_improper_lists, [call_tagged/3, call_local/3]}).
+
 -export_type([server/0]).
 -export_type([wait/0]).
 
