@@ -19,6 +19,9 @@
 -export([lane/1]).
 -export([lane_nodes/1]).
 
+%% Tags are [alias | Alias], an improper list on purpose: the form of gen_server's alias tags.
+-dialyzer({no_improper_lists, [call_tagged/3, call_local/3]}).
+
 -export_type([server/0]).
 -export_type([wait/0]).
 
