@@ -641,24 +641,29 @@ hol(Target) ->
         Reps = [begin
                     progress("hol_p99: rep ~b/~b: ~b x 8 MiB senders, ~b ms of probes, direct then pooled",
                              [R, ?HOL_REPS, ?BULK_SENDERS, ?HOL_PROBE_MS]),
-                    #{direct := D} = under_load(Target, DirectBulk, [{direct, DirectProbe}]),
+                    #{direct := D, streamed := DS} = under_load(Target, DirectBulk, [{direct, DirectProbe}]),
                     P = under_load(Target, PooledBulk, [{pooled, PooledProbe}, {with_connection, WithConnProbe},
                                                         {beam, DirectProbe}]),
-                    P#{direct => D}
+                    P#{direct => D, direct_streamed => DS}
                 end || R <- lists:seq(1, ?HOL_REPS)],
         Med = fun(K) -> median([element(1, maps:get(K, Rep)) || Rep <- Reps]) end,
         Counts = fun(K) -> fmt_list([element(2, maps:get(K, Rep)) || Rep <- Reps]) end,
         [D99, P99, W99, B99] = [Med(K) || K <- [direct, pooled, with_connection, beam]],
+        MedRate = fun(K) -> median([maps:get(K, Rep) || Rep <- Reps]) end,
+        [DRate, PRate] = [MedRate(K) || K <- [direct_streamed, streamed]],
         RepsUs = [[element(1, maps:get(K, Rep)) || K <- [direct, pooled, with_connection, beam]] || Rep <- Reps],
         Of = fun(What) -> fmt("~s; medians of ~b reps, sides alternating in the pooled phase", [What, ?HOL_REPS]) end,
         [figure(<<"hol_p99">>, P99 / D99, <<"ratio">>, le, 0.1,
                 fmt("p99 of call(Pool, ...) vs erpc:call under 4 x 8 MiB streams: pooled ~.1f ms / direct ~.1f ms (idle: ~.2f / "
-                    "~.2f ms), medians of ~b reps, C-node with ~b lanes; probes per rep: direct ~s, pooled ~s",
+                    "~.2f ms), medians of ~b reps, C-node with ~b lanes; probes per rep: direct ~s, pooled ~s; "
+                    "8 MiB messages sent per second meanwhile: direct ~.1f, pooled ~.1f",
                     [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000, ?HOL_REPS, lanes(),
-                     Counts(direct), Counts(pooled)]),
+                     Counts(direct), Counts(pooled), DRate, PRate]),
                 ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
                                    {<<"direct_idle_p99">>, IdleD, <<"us">>},
-                                   {<<"pooled_idle_p99">>, IdleP, <<"us">>}],
+                                   {<<"pooled_idle_p99">>, IdleP, <<"us">>},
+                                   {<<"direct_streamed">>, DRate, <<"msg/s">>},
+                                   {<<"pooled_streamed">>, PRate, <<"msg/s">>}],
                          reps_us => [[D, P] || [D, P, _, _] <- RepsUs]}),
          reference(<<"hol_with_connection_p99">>, W99 / D99, <<"ratio">>,
                    Of(fmt("with_connection + call(erlang, node, []) under the pooled streams: p99 ~.1f ms / "
@@ -673,21 +678,25 @@ hol(Target) ->
         distribute_pool:destroy(Pool)
     end.
 
--spec bulk_loop(fun(() -> term())) -> ok.
+%% Sends until told to stop, then exits with the number of messages it sent.
+-spec bulk_loop(fun(() -> term())) -> no_return().
 bulk_loop(Send) ->
+    bulk_loop(Send, 0).
+
+bulk_loop(Send, N) ->
     receive
-        stop -> ok
+        stop -> exit({sent, N})
     after 0 ->
         Send(),
-        bulk_loop(Send)
+        bulk_loop(Send, N + 1)
     end.
 
 %% Starts a prober process, which makes one untimed round of its probes (so that, pooled, it has its lane of
 %% the C-node before the senders take theirs: processes get lanes round robin in the order they first talk to
 %% it), then the bulk senders; lets them get going, probes for HOL_PROBE_MS (the probes in turn), stops the
-%% senders and waits until the target received everything still in flight. Each probe's p99 (us) and count.
--spec under_load(node(), fun(() -> term()), [{atom(), fun(() -> term())}]) ->
-    #{atom() => {float(), pos_integer()}}.
+%% senders and waits until the target received everything still in flight. Each probe's p99 (us) and count,
+%% and under `streamed` the big messages the senders sent per second (from their start to their stop).
+-spec under_load(node(), fun(() -> term()), [{atom(), fun(() -> term())}]) -> #{atom() => term()}.
 under_load(Target, Bulk, Probes) ->
     Parent = self(),
     Ref = make_ref(),
@@ -700,6 +709,7 @@ under_load(Target, Bulk, Probes) ->
                               Parent ! {Ref, samples, probe_until(Probes, Deadline, #{})}
                       end),
     receive {Ref, ready} -> ok after 60000 -> error(prober_not_ready) end,
+    Started = erlang:monotonic_time(microsecond),
     Senders = [spawn_monitor(Bulk) || _ <- lists:seq(1, ?BULK_SENDERS)],
     timer:sleep(500),
     Prober ! {Ref, go},
@@ -708,10 +718,11 @@ under_load(Target, Bulk, Probes) ->
                   {'DOWN', ProberMref, process, Prober, ProberDown} -> error({prober, ProberDown})
               end,
     [P ! stop || {P, _} <- Senders],
-    [receive {'DOWN', M, process, P, normal} -> ok; {'DOWN', M, process, P, Why} -> error({bulk_sender, Why})
-     after 120000 -> error(bulk_sender_stuck) end || {P, M} <- Senders],
+    Sent = [receive {'DOWN', M, process, P, {sent, N}} -> N; {'DOWN', M, process, P, Why} -> error({bulk_sender, Why})
+            after 120000 -> error(bulk_sender_stuck) end || {P, M} <- Senders],
+    Streamed = lists:sum(Sent) * 1.0e6 / (erlang:monotonic_time(microsecond) - Started),
     sink_settle(Target),
-    maps:map(fun(_, Us) -> {percentile(0.99, Us), length(Us)} end, Samples).
+    (maps:map(fun(_, Us) -> {percentile(0.99, Us), length(Us)} end, Samples))#{streamed => Streamed}.
 
 -spec probe_until([{atom(), fun(() -> term())}], integer(), #{atom() => [float()]}) -> #{atom() => [float()]}.
 probe_until(Probes, Deadline, Acc) ->
