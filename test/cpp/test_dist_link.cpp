@@ -186,6 +186,25 @@ public:
     bool peer_saw_eof = false;
 };
 
+// Another link on `io`, over a loopback pair of its own, started with `handler`: for a link made with limits or
+// an atom cache that LinkTest's own link does not have. The test holds the peer's end.
+struct ExtraLink {
+    tcp::socket peer;
+    std::shared_ptr<DistLink> link;
+};
+
+ExtraLink extra_link(asio::io_context& io, RecordingHandler& handler, LinkLimits limits, bool atom_cache = false)
+{
+    tcp::acceptor acceptor(io, tcp::endpoint(address_v4::loopback(), 0));
+    tcp::socket peer(io);
+    peer.connect(acceptor.local_endpoint());
+    tcp::socket accepted(io);
+    acceptor.accept(accepted);
+    auto link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", limits, atom_cache);
+    link->start(handler);
+    return {std::move(peer), std::move(link)};
+}
+
 // What begin_packet() ... end_packet() should put on the wire for a packet written by `write`.
 template <class Write> std::string expected_frame(Write write)
 {
@@ -725,14 +744,8 @@ TEST_CASE("DistLink with an atom cache writes distribution headers and reads the
           "[dist_link]")
 {
     LinkTest plain; // only for its io_context and loopback pair; the link under test uses the atom cache
-    tcp::acceptor acceptor(plain.io, tcp::endpoint(address_v4::loopback(), 0));
-    tcp::socket peer(plain.io);
-    peer.connect(acceptor.local_endpoint());
-    tcp::socket accepted(plain.io);
-    acceptor.accept(accepted);
     RecordingHandler handler;
-    auto link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", LinkLimits{}, true);
-    link->start(handler);
+    auto [peer, link] = extra_link(plain.io, handler, LinkLimits{}, true);
     CHECK(link->uses_atom_cache());
 
     // Written: 131, 68, 0 (no references), then the terms without version bytes.
@@ -865,14 +878,8 @@ TEST_CASE("DistLink with a bulk queue reads and writes the rest of a big packet 
     LinkLimits limits;
     limits.bulk = &t.bulk;
     // A second link on the same loop, with the bulk queue.
-    tcp::acceptor acceptor(t.io, tcp::endpoint(address_v4::loopback(), 0));
-    tcp::socket peer(t.io);
-    peer.connect(acceptor.local_endpoint());
-    tcp::socket accepted(t.io);
-    acceptor.accept(accepted);
     RecordingHandler handler;
-    auto link = std::make_shared<DistLink>(std::move(accepted), "bulk@127.0.0.1", limits);
-    link->start(handler);
+    auto [peer, link] = extra_link(t.io, handler, limits);
 
     // In: a 1 MiB packet. Its first piece is read as usual; what follows waits on the bulk queue.
     const std::string big = numbered_payload(5, 1 << 20);
