@@ -124,7 +124,7 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
     read_chunk_ = filled ? std::min(read_chunk_ * 2, kMaxReadChunk) : read_chunk_;
     in_.shrink_if_idle(kKeepBufferBytes);
     if (amid_big_packet()) {
-        next_bulk_piece(&DistLink::do_read);
+        defer_read();
     } else {
         do_read();
     }
@@ -139,13 +139,13 @@ bool DistLink::amid_big_packet() const
     return length >= kMinBorrowedBytes && kLengthBytes + length > in_.size();
 }
 
-void DistLink::next_bulk_piece(void (DistLink::*step)())
+void DistLink::defer_read()
 {
     if (limits_.bulk == nullptr) {
-        (this->*step)();
+        do_read();
         return;
     }
-    limits_.bulk->defer([self = shared_from_this(), step] { ((*self).*step)(); });
+    limits_.bulk->defer([self = shared_from_this()] { self->do_read(); });
 }
 
 bool DistLink::dispatch_packets()
@@ -312,10 +312,23 @@ void DistLink::queue_tick()
     schedule_flush();
 }
 
+void DistLink::defer_write()
+{
+    if (limits_.bulk == nullptr) {
+        do_write();
+        return;
+    }
+    write_deferred_ = true;
+    limits_.bulk->defer([self = shared_from_this()] {
+        self->write_deferred_ = false;
+        self->do_write();
+    });
+}
+
 void DistLink::schedule_flush()
 {
     // Everything queued during this turn of the event loop goes out in one write.
-    if (writing_ || flush_posted_) {
+    if (writing_ || flush_posted_ || write_deferred_) {
         return;
     }
     flush_posted_ = true;
@@ -327,7 +340,7 @@ void DistLink::schedule_flush()
 
 void DistLink::do_write()
 {
-    if (closed_ || writing_) {
+    if (closed_ || writing_ || write_deferred_) {
         return;
     }
     if (inflight_.empty()) {
@@ -396,7 +409,7 @@ void DistLink::on_write(const error_code& ec, std::size_t n)
         inflight_.own.shrink_if_idle(kKeepBufferBytes);
         do_write();
     } else if (inflight_.size() - inflight_written_ >= kMinBorrowedBytes) {
-        next_bulk_piece(&DistLink::do_write); // the rest of a big output
+        defer_write(); // the rest of a big output
     } else {
         do_write();
     }

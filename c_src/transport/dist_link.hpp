@@ -103,8 +103,10 @@ private:
     void do_read();
     // Reading a packet of at least kMinBorrowedBytes of which a part came in.
     bool amid_big_packet() const;
-    // Runs `step` now, or, with a bulk queue, when it is the bulk queue's turn.
-    void next_bulk_piece(void (DistLink::*step)());
+    // The next read, or the next write of the output in flight: now, or, with a bulk queue, when it is the bulk
+    // queue's turn.
+    void defer_read();
+    void defer_write();
     void on_read(const error_code& ec, std::size_t n);
     bool dispatch_packets();
     void schedule_flush();
@@ -160,6 +162,9 @@ private:
     bool closed_ = false;
     bool writing_ = false;
     bool flush_posted_ = false;
+    // The rest of a big output waits on the bulk queue: nothing else may write meanwhile (a flush would send
+    // it at normal priority), and the link has one bulk item for it at most.
+    bool write_deferred_ = false;
     bool was_busy_ = false;
     bool read_since_tick_ = false;
     bool wrote_since_tick_ = false;

@@ -1,13 +1,14 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
 
 namespace dpool::util {
 
-// Runs `io` and the low-priority work of `bulk` until `io` is stopped or runs out of work. Ready handlers
+// Runs `io` and the low-priority work of `bulk` until `io` is stopped or both run out of work. Ready handlers
 // come first; an item of `bulk` runs when none is ready, or after every BulkQueue::kFairness of them.
 //
 // With a `spin` window above zero, the loop keeps polling for ready handlers for that long after the last one
@@ -19,7 +20,15 @@ inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin,
 {
     using Clock = std::chrono::steady_clock;
     auto last_work = Clock::now();
+    // Held while bulk work waits, so that `io` does not stop for want of work meanwhile (a deferred read is
+    // I/O work that is not in `io` until it runs).
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> bulk_pending;
     while (!io.stopped()) {
+        if (bulk.empty()) {
+            bulk_pending.reset();
+        } else if (!bulk_pending) {
+            bulk_pending.emplace(io.get_executor());
+        }
         std::size_t ran = 0;
         while (ran < BulkQueue::kFairness && io.poll_one() > 0) {
             ++ran;

@@ -2,6 +2,9 @@
 
 #include <poll.h>
 
+#include <random>
+
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -193,13 +196,23 @@ struct ExtraLink {
     std::shared_ptr<DistLink> link;
 };
 
-ExtraLink extra_link(asio::io_context& io, RecordingHandler& handler, LinkLimits limits, bool atom_cache = false)
+// `socket_buffer_bytes` (when above 0) shrinks the link's send and the peer's receive buffers, so that the
+// link's writes stop at arbitrary offsets.
+ExtraLink extra_link(asio::io_context& io, RecordingHandler& handler, LinkLimits limits, bool atom_cache = false,
+                     int socket_buffer_bytes = 0)
 {
     tcp::acceptor acceptor(io, tcp::endpoint(address_v4::loopback(), 0));
     tcp::socket peer(io);
+    peer.open(tcp::v4());
+    if (socket_buffer_bytes > 0) {
+        peer.set_option(asio::socket_base::receive_buffer_size(socket_buffer_bytes));
+    }
     peer.connect(acceptor.local_endpoint());
     tcp::socket accepted(io);
     acceptor.accept(accepted);
+    if (socket_buffer_bytes > 0) {
+        accepted.set_option(asio::socket_base::send_buffer_size(socket_buffer_bytes));
+    }
     auto link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", limits, atom_cache);
     link->start(handler);
     return {std::move(peer), std::move(link)};
@@ -812,6 +825,11 @@ TEST_CASE("DistLink share_packet keeps a delivered packet's bytes and reads on i
     }
     t.peer_write_large(bytes);
     REQUIRE(t.pump_until([&] { return t.handler.packets.size() == payloads.size(); }));
+    // More packets, bigger than the buffer the first ones came in: a buffer kept by the link would be reused
+    // or freed under the views.
+    t.handler.packet_hook = nullptr;
+    t.peer_write_large(frame(numbered_payload(8, 600000)) + frame(numbered_payload(9, 600000)));
+    REQUIRE(t.pump_until([&] { return t.handler.packets.size() == payloads.size() + 2; }));
     outside_refused = t.link->share_packet(views.front()) == nullptr;
     CHECK(outside_refused);
     REQUIRE(views.size() == payloads.size());
@@ -912,6 +930,151 @@ TEST_CASE("DistLink with a bulk queue reads and writes the rest of a big packet 
         return received.size() >= total;
     }));
     CHECK(received.substr(6) == big);
+    link->detach();
+    link->close("test finished");
+    t.run_ready_handlers();
+}
+
+TEST_CASE("DistLink writes any mix of own and borrowed packets exactly, through writes that stop anywhere",
+          "[dist_link]")
+{
+    for (const bool with_bulk : {false, true}) {
+        CAPTURE(with_bulk);
+        LinkTest t; // its io_context and bulk queue; the link under test has small socket buffers
+        LinkLimits limits;
+        limits.bulk = with_bulk ? &t.bulk : nullptr;
+        RecordingHandler handler;
+        auto [peer, link] = extra_link(t.io, handler, limits, false, 8192);
+        peer.non_blocking(true);
+        std::mt19937 rng(42);
+        std::string expected;
+        std::string received;
+        std::vector<std::weak_ptr<const void>> owners;
+        // Reads a random amount at the peer and runs one handler (or one bulk item): many partial writes.
+        const auto step = [&] {
+            char chunk[3000];
+            error_code ec;
+            const std::size_t n = peer.read_some(asio::buffer(chunk, 1 + rng() % sizeof chunk), ec);
+            if (!ec) {
+                received.append(chunk, n);
+            }
+            t.io.restart();
+            if (t.io.poll_one() == 0) {
+                t.bulk.run_one();
+            }
+        };
+        for (int round = 0; round < 30; ++round) {
+            // Up to 14 packets per round, so that more than kMaxWriteBuffers pieces can be pending at once.
+            const int packets = 1 + static_cast<int>(rng() % 14);
+            for (int k = 0; k < packets; ++k) {
+                const std::string head = "p\x83" + std::to_string(round) + ":" + std::to_string(k);
+                switch (rng() % 3) {
+                case 0: { // borrowed: at least kMinBorrowedBytes, kept alive by its owner only
+                    auto body = std::make_shared<std::string>(
+                        numbered_payload(round * 100 + k, dpool::transport::kMinBorrowedBytes + rng() % 200000));
+                    link->write_packet(head, *body, body);
+                    owners.push_back(body);
+                    expected += frame(head + *body);
+                    break;
+                }
+                case 1: { // copied
+                    const std::string body = numbered_payload(k, rng() % 5000);
+                    link->write_packet(head, body);
+                    expected += frame(head + body);
+                    break;
+                }
+                default: { // encoded in place
+                    const auto write = [&](TermWriter& w) {
+                        w.version();
+                        w.atom("x" + std::to_string(k));
+                    };
+                    TermWriter w = link->begin_packet();
+                    write(w);
+                    link->end_packet();
+                    expected += expected_frame(write);
+                }
+                }
+            }
+            for (int i = static_cast<int>(rng() % 200); i > 0; --i) {
+                step();
+            }
+        }
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (received.size() < expected.size() && std::chrono::steady_clock::now() < deadline) {
+            step();
+        }
+        REQUIRE(received.size() == expected.size());
+        CHECK((received == expected));
+        CHECK(std::all_of(owners.begin(), owners.end(), [](const auto& o) { return o.expired(); }));
+        CHECK(link->queued_bytes() == 0);
+        link->detach();
+        link->close("test finished");
+        t.run_ready_handlers();
+    }
+}
+
+TEST_CASE("DistLink closed while a borrowed write is in flight lets go of the owner", "[dist_link]")
+{
+    LinkTest t;
+    std::weak_ptr<const void> kept;
+    {
+        auto big = std::make_shared<std::string>(numbered_payload(1, 4 << 20));
+        kept = big;
+        t.link->write_packet("p\x83", *big, big);
+        t.link->write_packet("p\x83", *big, big);
+    }
+    t.io.restart();
+    REQUIRE(t.io.poll_one() == 1); // the flush: a write in flight
+    CHECK_FALSE(kept.expired());
+    t.link->close("test finished");
+    t.run_ready_handlers();
+    CHECK(kept.expired());
+}
+
+TEST_CASE("DistLink with a bulk queue keeps the rest of a big output there while small packets queue behind it",
+          "[dist_link]")
+{
+    LinkTest t;
+    LinkLimits limits;
+    limits.bulk = &t.bulk;
+    RecordingHandler handler;
+    auto [peer, link] = extra_link(t.io, handler, limits);
+    peer.non_blocking(true);
+    auto big = std::make_shared<std::string>(numbered_payload(1, 4 << 20));
+    link->write_packet("p\x83", *big, big);
+    std::string expected = frame("p\x83" + *big);
+    std::string received;
+    const auto read_all = [&] {
+        char chunk[1 << 16];
+        error_code ec;
+        for (std::size_t n; (n = peer.read_some(asio::buffer(chunk), ec)), !ec;) {
+            received.append(chunk, n);
+        }
+    };
+    std::size_t bulk_items_run = 0;
+    for (int turn = 0; received.size() < expected.size() && turn < 100000; ++turn) {
+        read_all();
+        // A small packet every turn, as on a busy connection: it must not carry the big output along.
+        const std::string small = "small " + std::to_string(turn);
+        link->write_packet("p\x83", small);
+        expected += frame("p\x83" + small);
+        t.io.restart();
+        while (t.io.poll_one() > 0) {
+        }
+        CHECK(t.bulk.size() <= 1); // one deferred write per link at most
+        // One piece per bulk item (and the first one) goes out: the big output moves at the bulk queue's pace.
+        if (received.size() < big->size()) {
+            CHECK(received.size() <= (bulk_items_run + 1) * dpool::transport::kMaxIoBytes);
+        }
+        if (turn % 16 == 15 && t.bulk.run_one()) {
+            ++bulk_items_run;
+        }
+    }
+    REQUIRE(t.pump_until([&] {
+        read_all();
+        return received.size() >= expected.size();
+    }));
+    CHECK((received == expected));
     link->detach();
     link->close("test finished");
     t.run_ready_handlers();

@@ -101,3 +101,21 @@ TEST_CASE("run_event_loop runs one bulk item after every kFairness handlers unde
     CHECK(bulk_after == std::vector<std::size_t>{BulkQueue::kFairness, 2 * BulkQueue::kFairness,
                                                  3 * BulkQueue::kFairness});
 }
+
+TEST_CASE("run_event_loop runs bulk work that is all that is left, then returns", "[event_loop]")
+{
+    asio::io_context io; // no guard: bulk work alone must keep the loop going
+    BulkQueue bulk;
+    std::vector<std::string> order;
+    bulk.defer([&] {
+        order.push_back("bulk 1");
+        bulk.defer([&] {
+            order.push_back("bulk 2");
+            asio::post(io, [&] { order.push_back("posted by bulk 2"); });
+        });
+    });
+    dpool::util::run_event_loop(io, 0us, bulk);
+    CHECK(order == std::vector<std::string>{"bulk 1", "bulk 2", "posted by bulk 2"});
+    CHECK(bulk.empty());
+    CHECK(io.stopped());
+}

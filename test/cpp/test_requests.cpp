@@ -279,12 +279,14 @@ TEST_CASE("decode_request: send_many", "[requests]")
     const std::string at_node = term([](EiTerm& t) { t.tuple(2).atom("name").atom(kTarget); });
     const std::string m1 = term([](EiTerm& t) { t.binary("one"); });
     const std::string m2 = term([](EiTerm& t) { t.tuple(2).atom("m").integer(2); });
-    const auto many = accepted<SendMany>(decode_request(term([&](EiTerm& t) {
+    // The request's bytes outlive the views into them that decode_request gives.
+    const std::string request = term([&](EiTerm& t) {
         t.tuple(5).atom("send_many").integer(1).integer(2).integer(3).list(2);
         t.tuple(2).raw(name).raw(m1);
         t.tuple(2).raw(at_node).raw(m2);
         t.nil();
-    })));
+    });
+    const auto many = accepted<SendMany>(decode_request(request));
     CHECK(many.lease.pool == 1);
     CHECK(many.lease.conn == 2);
     CHECK(many.lease.lease == 3);
