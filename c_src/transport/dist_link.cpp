@@ -75,7 +75,6 @@ void DistLink::close(std::string_view reason)
     pending_.clear();
     if (!writing_) {
         inflight_.clear(); // else on_write clears it: the socket may use its bytes until the write ends
-        inflight_written_ = 0;
     }
     // Reported from the event loop, never from inside close(): the owner may be in the middle of a callback.
     asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
@@ -230,6 +229,7 @@ void DistLink::Output::clear()
     own.clear();
     borrowed.clear(); // lets go of the owners
     borrowed_bytes = 0;
+    written = 0;
 }
 
 void DistLink::Output::swap(Output& other) noexcept
@@ -237,6 +237,7 @@ void DistLink::Output::swap(Output& other) noexcept
     own.swap(other.own);
     borrowed.swap(other.borrowed);
     std::swap(borrowed_bytes, other.borrowed_bytes);
+    std::swap(written, other.written);
 }
 
 protocol::TermWriter DistLink::begin_packet()
@@ -348,7 +349,6 @@ void DistLink::do_write()
             return;
         }
         pending_.swap(inflight_);
-        inflight_written_ = 0;
     }
     std::array<asio::const_buffer, kMaxWriteBuffers> buffers{};
     next_write(buffers.data(), buffers.size()); // the unused ones stay empty
@@ -360,9 +360,9 @@ void DistLink::do_write()
     });
 }
 
-std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
+void DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
 {
-    std::size_t skip = inflight_written_;
+    std::size_t skip = inflight_.written;
     std::size_t budget = kMaxIoBytes;
     std::size_t count = 0;
     const auto add = [&](const char* bytes, std::size_t n) {
@@ -388,27 +388,24 @@ std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffer
         add(b.bytes.data(), b.bytes.size());
     }
     add(own + own_done, inflight_.own.size() - own_done);
-    return count;
 }
 
 void DistLink::on_write(const error_code& ec, std::size_t n)
 {
     writing_ = false;
-    if (closed_ || ec) {
+    if (ec && !closed_) {
+        close(ec.message()); // lets go of the output
+    }
+    if (closed_) {
         inflight_.clear();
-        inflight_written_ = 0;
-        if (!closed_) {
-            close(ec.message());
-        }
         return;
     }
-    inflight_written_ += n;
-    if (inflight_written_ >= inflight_.size()) {
+    inflight_.written += n;
+    if (inflight_.unwritten() == 0) {
         inflight_.clear();
-        inflight_written_ = 0;
         inflight_.own.shrink_if_idle(kKeepBufferBytes);
         do_write();
-    } else if (inflight_.size() - inflight_written_ >= kMinBorrowedBytes) {
+    } else if (inflight_.unwritten() >= kMinBorrowedBytes) {
         defer_write(); // the rest of a big output
     } else {
         do_write();

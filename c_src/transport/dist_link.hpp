@@ -86,7 +86,7 @@ public:
     // `body`, unless `owner` keeps it alive and it is at least kMinBorrowedBytes: then the link refers to it
     // until it is written.
     void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {});
-    std::size_t queued_bytes() const { return pending_.size() + inflight_.size() - inflight_written_; }
+    std::size_t queued_bytes() const { return pending_.size() + inflight_.unwritten(); }
     bool uses_atom_cache() const { return atom_cache_; }
     // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
     protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
@@ -139,19 +139,21 @@ private:
         ByteBuffer own;
         std::vector<Borrowed> borrowed;
         std::size_t borrowed_bytes = 0;
+        std::size_t written = 0; // the bytes from the start that the socket took already (output in flight)
 
         std::size_t size() const { return own.size() + borrowed_bytes; }
+        std::size_t unwritten() const { return size() - written; }
         bool empty() const { return size() == 0; }
         void clear();
         void swap(Output& other) noexcept;
     };
-    // Gathers at most kMaxIoBytes of `inflight_` from inflight_written_ on, as socket buffers.
-    std::size_t next_write(asio::const_buffer* out, std::size_t max_buffers) const;
+    // Gathers at most kMaxIoBytes of `inflight_` from what is written on, as at most `max_buffers` socket
+    // buffers; the rest of `out` is left as it is.
+    void next_write(asio::const_buffer* out, std::size_t max_buffers) const;
 
     ByteBuffer in_;
     Output pending_;
     Output inflight_;
-    std::size_t inflight_written_ = 0;
     std::size_t packet_start_ = 0; // offset of the open packet's length in pending_.own
     std::size_t read_chunk_;
     std::size_t read_size_ = 0; // asked of the socket by the read in progress
