@@ -23,13 +23,19 @@ std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_
     return caller.link->share_packet(payload);
 }
 
+// The owner of a one-shot job's payload: the one it was kept with (it waited for a lease), else as above.
+std::shared_ptr<const void> payload_owner(const CallerView& caller, const OneShotView& job)
+{
+    return job.owner ? job.owner : payload_owner(caller, job.payload);
+}
+
 // A job kept for later (its caller waits for a lease): a big payload stays shared with its packet.
 std::optional<OneShot> keep_job(const CallerView& caller, const OneShotView* job)
 {
     if (!job) {
         return std::nullopt;
     }
-    return OneShot(*job, job->owner ? job->owner : payload_owner(caller, job->payload));
+    return OneShot(*job, payload_owner(caller, *job));
 }
 
 // Deadline keys of one connection: its index above, a reference or generation number below.
@@ -619,7 +625,7 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
     }
     if (job.kind == OneShotKind::send) {
         // Queued in order on the connection: the lease can go back before the bytes are written.
-        write_message(c, job.to, job.payload, job.owner ? job.owner : payload_owner(caller, job.payload));
+        write_message(c, job.to, job.payload, payload_owner(caller, job));
         if (c.link->busy()) {
             c.parked.push_back({Caller(caller), nullptr});
         } else {
