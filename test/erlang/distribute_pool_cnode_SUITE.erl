@@ -265,15 +265,8 @@ application_start_fails_when_cnode_fails(_Config) ->
 -spec embedded_cnode_restarted_after_exit(list()) -> ok.
 embedded_cnode_restarted_after_exit(_Config) ->
     doc("When the embedded C-node dies, the supervisor starts a new one under the same name, which works."),
-    OldPid = do_cnode_os_pid(),
     {_, OldNode} = do_cnode(),
-    _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
-    do_wait_until(fun() ->
-                          case distribute_pool_cnode:os_pid() of
-                              {ok, P} -> P =/= OldPid;
-                              _ -> false
-                          end
-                  end, 30000),
+    OldPid = dpool_ct_helper:do_kill_cnode(30000),
     false = do_os_alive(OldPid),
     {_, OldNode} = do_cnode(),
     _ = do_cnode_info(do_cnode()),

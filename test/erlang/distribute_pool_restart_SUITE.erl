@@ -220,14 +220,7 @@ registry_crash_loses_nothing(_Config) ->
         true = lists:member(IdA, Recorded) andalso lists:member(IdB, Recorded),
         false = lists:member(IdD, Recorded),
 
-        OldPid = do_cnode_os_pid(),
-        _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
-        do_wait_until(fun() ->
-                              case distribute_pool_cnode:os_pid() of
-                                  {ok, P} -> P =/= OldPid;
-                                  _ -> false
-                              end
-                      end, ?RESTART_MS),
+        _ = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
         do_wait_until(fun() -> do_all_up(A, 2) andalso do_all_up(B, 1) end, ?RECONNECT_MS),
         #{pool_id := IdA, max_connections := 2} = do_stats(A),
         #{pool_id := IdB, max_connections := 1} = do_stats(B),
@@ -264,15 +257,8 @@ handles_work_after_cnode_killed(_Config) ->
         %% Probes that keep using the handles while the C-node dies and comes back.
         Probes = do_start_probes([A, B, D]),
 
-        OldPid = do_cnode_os_pid(),
         KilledAt = erlang:monotonic_time(millisecond),
-        _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
-        do_wait_until(fun() ->
-                              case distribute_pool_cnode:os_pid() of
-                                  {ok, P} -> P =/= OldPid;
-                                  _ -> false
-                              end
-                      end, ?RESTART_MS),
+        OldPid = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
         false = do_os_alive(OldPid),
         %% The window between the new C-node's READY and the restore is a few milliseconds, too short for the
         %% probes to be sure to hit it: that it answers connection_failed there is shown on a C-node started by

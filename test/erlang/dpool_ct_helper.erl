@@ -14,6 +14,7 @@
 -export([do_load_fixture/2]).
 -export([do_cnode/0]).
 -export([do_cnode_os_pid/0]).
+-export([do_kill_cnode/1]).
 -export([do_cnode_info/1]).
 -export([do_assert_cnode_alive/1]).
 -export([do_stats/1]).
@@ -148,6 +149,20 @@ do_cnode() ->
 do_cnode_os_pid() ->
     {ok, OsPid} = distribute_pool_cnode:os_pid(),
     OsPid.
+
+%% kill -9 of the embedded C-node, then waits (up to TimeoutMs) until the supervisor has a new one running; the
+%% killed one's OS pid.
+-spec do_kill_cnode(pos_integer()) -> non_neg_integer().
+do_kill_cnode(TimeoutMs) ->
+    OldPid = do_cnode_os_pid(),
+    _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
+    do_wait_until(fun() ->
+                          case distribute_pool_cnode:os_pid() of
+                              {ok, P} -> P =/= OldPid;
+                              _ -> false
+                          end
+                  end, TimeoutMs),
+    OldPid.
 
 -spec do_cnode_info({atom(), node()}) -> map().
 do_cnode_info(Server) ->
