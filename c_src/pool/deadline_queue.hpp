@@ -16,7 +16,6 @@ enum class DeadlineKind : std::uint8_t {
     waiter,
     request,
     reconnect,
-    pool_start,
     lifetime,
     health,
     maintenance,

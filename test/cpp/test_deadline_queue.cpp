@@ -40,7 +40,7 @@ TEST_CASE("DeadlineQueue pops in time order whatever the push order", "[deadline
     DeadlineQueue q;
     q.push(at(30, 3, DeadlineKind::reconnect, 7));
     q.push(at(10, 1, DeadlineKind::waiter, 8));
-    q.push(at(40, 4, DeadlineKind::pool_start, 9));
+    q.push(at(40, 4, DeadlineKind::lifetime, 9));
     q.push(at(20, 2, DeadlineKind::request, 10));
     CHECK(q.size() == 4);
     CHECK(q.next() == t0 + milliseconds(10));
@@ -154,5 +154,57 @@ TEST_CASE("Scheduler serves every deadline, none early, and coalesces close ones
     REQUIRE(served.size() == 1);
     CHECK(served[0].first.key == 2);
     CHECK(served[0].second >= soon);
+    scheduler.stop();
+}
+
+TEST_CASE("Scheduler: deadlines added from inside due handlers, near and far interleaved, each fire on time",
+          "[scheduler]")
+{
+    // Every handler of a near deadline schedules a far one (as a health check schedules its next round) and,
+    // for the first ones, another near one. A far deadline added while handlers run must not hold back the near
+    // ones already queued, nor those added after it.
+    dpool::asio::io_context io;
+    std::vector<std::pair<Deadline, Clock::time_point>> served;
+    constexpr std::uint64_t kFar = 1'000'000;
+    constexpr std::size_t kChained = 20;
+    std::uint64_t next_key = 100;
+    dpool::pool::Scheduler* self = nullptr;
+    dpool::pool::Scheduler scheduler(io.get_executor(), [&](const Deadline& d) {
+        const auto now = Clock::now();
+        served.emplace_back(d, now);
+        if (d.key >= kFar) {
+            return;
+        }
+        self->schedule(Deadline{now + std::chrono::seconds(30), DeadlineKind::health, 1, kFar + d.key});
+        if (served.size() < kChained) {
+            self->schedule(Deadline{now + milliseconds(7), DeadlineKind::waiter, 1, next_key++});
+        }
+    });
+    self = &scheduler;
+    const auto start = Clock::now();
+    // Near deadlines queued up front, 13 ms apart, plus one far deadline of the kind that caused the bug.
+    for (std::uint64_t k = 0; k < 15; ++k) {
+        scheduler.schedule(Deadline{start + milliseconds(5 + 13 * k), DeadlineKind::waiter, 1, k});
+    }
+    scheduler.schedule(Deadline{start + std::chrono::seconds(20), DeadlineKind::lifetime, 1, kFar - 1});
+    const std::size_t near_total = 15 + (kChained - 1);
+    const auto near_served = [&] {
+        return static_cast<std::size_t>(std::count_if(served.begin(), served.end(),
+                                                      [&](const auto& s) { return s.first.key < kFar - 1; }));
+    };
+    // Bounded: without the fix the timer sleeps until a far deadline, and this gives up after 5 s.
+    const auto give_up = Clock::now() + std::chrono::seconds(5);
+    while (near_served() < near_total && Clock::now() < give_up && io.run_one_for(std::chrono::seconds(5)) > 0) {
+    }
+    REQUIRE(near_served() == near_total);
+    std::vector<double> late_ms;
+    for (const auto& [d, at] : served) {
+        CHECK(at >= d.when); // never early
+        late_ms.push_back(std::chrono::duration<double, std::milli>(at - d.when).count());
+    }
+    // Within a few ms of its time: the coalescing window (2 ms) plus a busy machine's scheduling delay.
+    std::sort(late_ms.begin(), late_ms.end());
+    CHECK(late_ms[late_ms.size() / 2] <= 5.0);
+    CHECK(late_ms.back() <= 30.0);
     scheduler.stop();
 }
