@@ -1,26 +1,39 @@
-%% distribute_pool: pools of real Erlang distribution connections to a target node, kept by a C-node
+%% @doc Pools of real Erlang distribution connections to a target node, kept by a C-node
 %% (priv/dpool_cnode) and leased to callers.
 %%
-%% Every function returns errors instead of raising, whatever its arguments: a bad pool handle gives
-%% {error, invalid_pool}, a bad connection handle {error, invalid_connection}, a bad target or option
-%% {error, invalid_config}, a bad fun or timeout {error, badarg}. Only an exception raised by the caller's own
-%% fun inside with_connection/2,3 leaves it, unchanged, after the lease has been returned.
+%% Every function returns errors instead of raising, whatever its arguments: a bad pool handle or an unknown
+%% pool name gives `{error, invalid_pool}', a bad connection handle `{error, invalid_connection}', a bad
+%% target or option `{error, {invalid_config, Why}}', a bad fun or timeout `{error, badarg}'. Only an
+%% exception raised by the caller's own fun inside with_connection/2,3 leaves it, unchanged, after the lease
+%% has been returned. Where a pool goes, its name (the `name' option of new/2) goes too.
+%%
+%% Errors that say why: `{error, {connection_failed, {Kind, Text}}}', where Kind is one of `unreachable',
+%% `not_registered', `handshake_refused', `timeout', `connection_lost', `cnode_not_running',
+%% `cnode_restarting' and Text a binary that explains it; `{error, {invalid_config, Why}}' names the key
+%% and value at fault (see format_error/1, which turns any error of this module into a sentence).
 %%
 %% Failure rules:
-%% - timeout: a checkout that waits longer than the acquire timeout gives {error, pool_exhausted}; a request
-%%   that gets no reply within its timeout gives {error, timeout}.
-%% - crash: when the process holding a lease exits, the C-node returns the lease to the pool.
-%% - disconnect: when the caller's node loses its connection to the C-node, the C-node returns its leases;
-%%   when the C-node cannot be reached, calls give {error, connection_failed}.
-%% - C-node restart: when the embedded C-node dies, the supervisor starts a new one under the same name and
-%%   distribute_pool_registry re-creates every pool made through new/2 under its old id, so handles keep
-%%   working; until then operations give {error, connection_failed}. Pools made with an explicit `cnode`
-%%   option (or on an external C-node) are not restored.
+%% <ul>
+%% <li>timeout: a checkout that waits longer than the acquire timeout gives `{error, pool_exhausted}'; a
+%%   request that gets no reply within its timeout gives `{error, timeout}'.</li>
+%% <li>crash: when the process holding a lease exits, the C-node returns the lease to the pool.</li>
+%% <li>disconnect: when the caller's node loses its connection to the C-node, the C-node returns its leases;
+%%   when the C-node cannot be reached, calls give `{error, {connection_failed, {cnode_not_running, _}}}'.</li>
+%% <li>C-node restart: when the embedded C-node dies, the supervisor starts a new one under the same name
+%%   and distribute_pool_registry re-creates every pool made through new/2 under its old id (and name), so
+%%   handles keep working; until then operations give
+%%   `{error, {connection_failed, {cnode_restarting, _}}}'. Pools made with an explicit `cnode' option (or
+%%   on an external C-node) are not restored.</li>
+%% </ul>
+%% @end
 -module(distribute_pool).
 
 -include("distribute_pool_internal.hrl").
 
 -export([new/2]).
+-export([child_spec/1]).
+-export([start_link/1]).
+-export([format_error/1]).
 -export([with_connection/2]).
 -export([with_connection/3]).
 -export([send/3]).
@@ -46,6 +59,9 @@
 -export([stress_test/4]).
 
 -export_type([pool/0]).
+-export_type([pool_ref/0]).
+-export_type([connection_failure/0]).
+-export_type([invalid_config/0]).
 -export_type([conn/0]).
 -export_type([target/0]).
 -export_type([options/0]).
@@ -59,10 +75,20 @@
 -export_type([cnode/0]).
 
 -opaque pool() :: #dpool{}.
+%% A pool handle, or the name of a pool of the default C-node (the `name' option of new/2).
+-type pool_ref() :: pool() | atom().
+%% Why a connection could not be made or was lost (docs/PROTOCOL.md, "Errors").
+-type connection_failure() :: {connection_failed,
+                               {unreachable | not_registered | handshake_refused | timeout | connection_lost
+                                | cnode_not_running | cnode_restarting, Text :: binary()}}.
+-type invalid_config() :: distribute_pool_config:invalid_config().
 -opaque conn() :: #dpool_conn{}.
 -type target() :: node() | binary() | string().
--type options() :: #{
+%% A map, or the same as a keyword list (`[{max_connections, 4}]', Elixir's `max_connections: 4').
+-type options() :: options_map() | [{atom(), term()}].
+-type options_map() :: #{
     max_connections := pos_integer(),
+    name => atom(),
     min_connections => non_neg_integer(),
     acquire_timeout_ms => non_neg_integer(),
     connect_timeout_ms => pos_integer(),
@@ -77,20 +103,22 @@
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.
--type checkout_options() :: #{acquire_timeout_ms => non_neg_integer()}.
--type destroy_options() :: #{drain_timeout_ms => non_neg_integer()}.
+-type checkout_options() :: #{acquire_timeout_ms => non_neg_integer()} | [{acquire_timeout_ms, non_neg_integer()}].
+-type destroy_options() :: #{drain_timeout_ms => non_neg_integer()} | [{drain_timeout_ms, non_neg_integer()}].
 -type dest() :: atom() | pid() | {atom(), node()}.
--type lease_error() :: invalid_pool | invalid_connection | connection_failed | badarg | timeout
+-type lease_error() :: invalid_pool | invalid_connection | connection_failure() | badarg | timeout
                      | {down, term()}.
 -type cnode() :: node() | {Service :: atom(), node()}.
 %% Errors of the one-shot forms (an operation given a pool instead of a lease): those of a checkout, then
 %% those of the operation. timeout also when the C-node did not answer within the client's bound.
--type one_shot_error() :: pool_exhausted | connection_failed | invalid_pool | badarg | timeout | {down, term()}.
--type cast_batch_options() :: #{key => fun((term()) -> term())}.
-%% What stats/1 returns (docs/PROTOCOL.md, "Stats map").
+-type one_shot_error() :: pool_exhausted | connection_failure() | invalid_pool | badarg | timeout | {down, term()}.
+-type cast_batch_options() :: #{key => fun((term()) -> term())} | [{key, fun((term()) -> term())}].
+%% What stats/1 returns (docs/PROTOCOL.md, "Stats map"); a few of its keys.
 -type stats() :: #{
     pool_id := non_neg_integer(),
-    target := binary(),
+    name := atom(),
+    target := node(),
+    last_failure := none | {atom(), binary()},
     total_connections := non_neg_integer(),
     available_connections := non_neg_integer(),
     in_use_connections := non_neg_integer(),
@@ -101,9 +129,13 @@
     max_connections := pos_integer(),
     min_connections := non_neg_integer(),
     acquire_timeout_ms := non_neg_integer(),
-    connections := [#{id := non_neg_integer(), node := binary(), state := available | in_use | connecting}]
+    connections := [#{id := non_neg_integer(), node := node(), state := available | in_use | connecting}],
+    _ => _
 }.
 
+%% A pool handle or a pool's name: what send/3, request/3,4 and call/4,5 take for a one-shot operation
+%% (anything else is taken for a lease, and is invalid_connection unless it is one).
+-define(IS_POOL_REF(H), (is_record(H, dpool) orelse (is_atom(H) andalso H =/= undefined))).
 %% How much longer than the C-node's own deadline the client waits for its answer.
 -define(CHECKOUT_MARGIN_MS, 5000).
 -define(REQUEST_MARGIN_MS, 1000).
@@ -124,12 +156,30 @@
 %% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
 -define(MAX_WAIT_MS, 4294967295).
 
-%% Creates a pool of connections to Target. An integer is the maximum number of connections.
--spec new(target(), pos_integer() | options()) -> {ok, pool()} | {error, invalid_config | connection_failed}.
+%% @doc Creates a pool of connections to Target and returns once its `min_connections' (by default all
+%% of them) are up. MaxOrOptions is the maximum number of connections, or the options: a map or a keyword
+%% list (the README's "Options" table lists every key with its default and range). With `name => Name' the
+%% pool is registered under Name in its C-node (unique there), and Name can be used wherever a pool goes.
+%% Starts the application, and with it the embedded C-node, when it is not running yet.
+%%
+%% Errors say why: `{error, {invalid_config, Why}}' names the key and value at fault (an unknown key with
+%% the known key it resembles, a value with the range it must be in; distribute_pool_config:invalid_config());
+%% `{error, {connection_failed, {Kind, Text}}}' tells apart a target name that the target host's epmd does
+%% not know (`not_registered'), a host that cannot be reached or refuses (`unreachable'), a target that
+%% refused the handshake, for instance over a wrong cookie (`handshake_refused'), `timeout', and a C-node
+%% that is not running (`cnode_not_running'); `{error, {already_started, Pool}}' when the name is taken.
+-spec new(target(), pos_integer() | options()) ->
+    {ok, pool()} | {error, invalid_config() | connection_failure() | {already_started, pool()}}.
 new(Target, MaxOrOptions) ->
     case distribute_pool_config:prepare(Target, MaxOrOptions) of
-        {ok, Prepared} -> do_new(Prepared);
-        {error, invalid_config} = Error -> Error
+        {ok, Prepared} ->
+            case do_new(Prepared) of
+                %% The C-node names the target as it went on the wire (a string as a binary).
+                {error, {invalid_config, {bad_target, _}}} -> {error, {invalid_config, {bad_target, Target}}};
+                Result -> Result
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 -spec do_new(distribute_pool_config:prepared()) -> {ok, pool()} | {error, term()}.
@@ -142,75 +192,186 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                         true -> distribute_pool_registry:new(Target, Options, Wait);
                         false -> distribute_pool_client:call(Server, {new, Target, Options}, Wait)
                     end,
+            Handle = fun(Id, Ms) ->
+                             Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
+                             _ = [distribute_pool_names:remember(Name, Pool)
+                                  || CNode =:= default, Name <- [maps:get(name, Options, undefined)], is_atom(Name),
+                                     Name =/= undefined],
+                             Pool
+                     end,
             case Reply of
                 {ok, PoolId} when is_integer(PoolId), PoolId >= 0 ->
-                    {ok, #dpool{server = Server, id = PoolId, acquire_timeout_ms = AcquireMs}};
+                    {ok, Handle(PoolId, AcquireMs)};
+                {error, {already_started, Id, Ms}} when is_integer(Id), Id >= 0, is_integer(Ms), Ms >= 0,
+                                                        Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+                    {error, {already_started, Handle(Id, Ms)}};
                 {error, timeout} ->
-                    {error, connection_failed};
+                    Text = io_lib:format("the C-node did not answer within ~b ms", [Wait]),
+                    {error, {connection_failed, {timeout, unicode:characters_to_binary(Text)}}};
                 {error, _} = Error ->
                     Error;
                 Other ->
                     {error, {bad_reply, Other}}
             end;
-        {error, _} ->
-            %% No C-node to connect through (application not started, or its C-node not up).
-            {error, connection_failed}
+        {error, _} = Error ->
+            Error
     end.
+
+%% @doc A child specification that runs a named pool under the caller's supervisor: the pool is created
+%% when the child starts (new/2 with the same options, `target' among them) and destroyed when it stops, so
+%% the target sees its hidden nodes go; a supervisor restart creates it again. Options is a map or a keyword
+%% list with `name' and `target' and any option of new/2, plus `drain_timeout_ms' for the destroy at stop
+%% (default 5000). In Erlang: `distribute_pool:child_spec(#{name => orders, target => 'orders@host',
+%% max_connections => 8})'; in Elixir: `{:distribute_pool, name: :orders, target: :"orders@host",
+%% max_connections: 8}' (Supervisor calls child_spec/1 with the keyword list). The child's id is
+%% `{distribute_pool, Name}'. Raises `error:{invalid_config, Why}' when `name' or `target' is missing, as
+%% child_spec/1 functions do with arguments they cannot use.
+-spec child_spec(options()) -> supervisor:child_spec().
+child_spec(Options) ->
+    case distribute_pool_owner:child_spec(Options) of
+        {ok, Spec} -> Spec;
+        {error, Why} -> erlang:error(Why, [Options])
+    end.
+
+%% @doc Starts a process that owns a named pool (see child_spec/1): it creates the pool and destroys it
+%% when it stops. `{error, Reason}' with the error of new/2 when the pool cannot be created.
+-spec start_link(options()) -> {ok, pid()} | {error, term()}.
+start_link(Options) ->
+    distribute_pool_owner:start_link(Options).
+
+%% @doc Any error reason of this module (the `Reason' of `{error, Reason}') as a sentence, for logs and
+%% for people: the text of a connection failure, what an invalid option should have been, what an atom
+%% means.
+-spec format_error(term()) -> string().
+format_error({connection_failed, {_Kind, Text}}) when is_binary(Text) ->
+    unicode:characters_to_list(Text);
+format_error({invalid_config, Why}) ->
+    "invalid configuration: " ++ format_config_error(Why);
+format_error({already_started, Pool}) ->
+    case stats(Pool) of
+        {ok, #{name := Name}} -> lists:flatten(io_lib:format("a pool named ~0tp exists already", [Name]));
+        _ -> "a pool of that name exists already"
+    end;
+format_error(pool_exhausted) ->
+    "no connection of the pool became free within the acquire timeout";
+format_error(invalid_pool) ->
+    "no such pool: unknown, or destroyed";
+format_error(invalid_connection) ->
+    "the lease has ended: the connection was used after its with_connection fun returned, or discarded";
+format_error(timeout) ->
+    "no answer within the timeout";
+format_error(badarg) ->
+    "a bad argument: a fun, timeout, destination or option of the wrong type";
+format_error({down, Reason}) ->
+    lists:flatten(io_lib:format("the process asked does not exist or died: ~0tp", [Reason]));
+format_error({badrpc, Reason}) ->
+    lists:flatten(io_lib:format("the remote call failed: ~0tp", [Reason]));
+format_error(Other) ->
+    lists:flatten(io_lib:format("~0tp", [Other])).
+
+-spec format_config_error(term()) -> string().
+format_config_error(Why) ->
+    lists:flatten(
+      case Why of
+          {unknown_option, Key, {did_you_mean, Known}} ->
+              io_lib:format("unknown option ~0tp (did you mean ~0tp?)", [Key, Known]);
+          {unknown_option, Key} ->
+              io_lib:format("unknown option ~0tp", [Key]);
+          {duplicate_option, Key} ->
+              io_lib:format("option ~0tp given twice", [Key]);
+          {bad_value, Key, Value, Allowed} ->
+              io_lib:format("~0tp => ~0tp: must be ~ts", [Key, Value, Allowed]);
+          {missing_option, Key} ->
+              io_lib:format("option ~0tp is required", [Key]);
+          {bad_target, Target} ->
+              io_lib:format("target ~0tp is no node name (name@host)", [Target]);
+          {bad_options, Options} ->
+              io_lib:format("options ~0tp are neither a map, a keyword list nor a maximum", [Options]);
+          Other ->
+              io_lib:format("~0tp", [Other])
+      end).
 
 -spec embedded() -> boolean().
 embedded() ->
     application:get_env(distribute_pool, cnode, embedded) =:= embedded.
 
+%% The default C-node, with the application started first when it is not running.
 -spec resolve_cnode(default | distribute_pool_client:server()) ->
-    {ok, distribute_pool_client:server()} | {error, term()}.
+    {ok, distribute_pool_client:server()} | {error, connection_failure()}.
 resolve_cnode(default) ->
-    case default_cnode() of
-        {Service, Node} when is_atom(Service), is_atom(Node) -> {ok, {Service, Node}};
-        {error, _} = Error -> Error
+    case is_alive() andalso application:ensure_all_started(distribute_pool) of
+        false ->
+            not_running("this node is not distributed: start it with -name or -sname, or call net_kernel:start/2");
+        {ok, _} ->
+            case default_cnode() of
+                {Service, Node} when is_atom(Service), is_atom(Node) ->
+                    {ok, {Service, Node}};
+                {error, Why} ->
+                    not_running(io_lib:format("the distribute_pool application has no C-node: ~0tp", [Why]))
+            end;
+        {error, Reason} ->
+            not_running(io_lib:format("the distribute_pool application cannot start: ~0tp", [Reason]))
     end;
 resolve_cnode(Server) ->
     {ok, Server}.
 
-%% Runs Fun with a leased connection and returns the lease afterwards, whatever Fun does.
--spec with_connection(pool(), fun((conn()) -> Result)) ->
-    {ok, Result} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+-spec not_running(iodata()) -> {error, connection_failure()}.
+not_running(Text) ->
+    {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
+
+%% Runs Fun with the pool behind a handle or a name; {error, invalid_pool} for anything that is neither.
+-spec with_pool(term(), fun((pool()) -> Result)) -> Result | {error, term()}.
+with_pool(PoolOrName, Fun) ->
+    distribute_pool_names:with_pool(PoolOrName, fun(Pool) ->
+                                                        case valid_pool(Pool) of
+                                                            true -> Fun(Pool);
+                                                            false -> {error, invalid_pool}
+                                                        end
+                                                end).
+
+%% @doc Leases a connection, runs Fun with it in the calling process, and returns the lease afterwards,
+%% whatever Fun does (an exception it raises leaves unchanged, after the lease went back). Waits for a free
+%% connection up to the pool's acquire timeout (first come, first served), then gives
+%% `{error, pool_exhausted}'; `{error, {connection_failed, _}}' at once when no connection is up and the
+%% last attempt to open one failed (its cause).
+-spec with_connection(pool_ref(), fun((conn()) -> Result)) ->
+    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
 with_connection(Pool, Fun) ->
     with_connection(Pool, Fun, #{}).
 
--spec with_connection(pool(), fun((conn()) -> Result), checkout_options()) ->
-    {ok, Result} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
-with_connection(Pool, Fun, Options) ->
-    case valid_pool(Pool) of
-        false ->
-            {error, invalid_pool};
-        true when not is_function(Fun, 1) ->
-            {error, badarg};
-        true ->
-            case checkout_timeout(Pool, Options) of
-                {ok, WireTimeout, Wait} -> do_with_connection(Pool, Fun, WireTimeout, Wait);
-                error -> {error, badarg}
-            end
-    end.
+%% @doc with_connection/2 with its own acquire timeout: `#{acquire_timeout_ms => Ms}' (0 = fail at once
+%% when no connection is free).
+-spec with_connection(pool_ref(), fun((conn()) -> Result), checkout_options()) ->
+    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
+with_connection(PoolRef, Fun, Options) ->
+    with_pool(PoolRef, fun(Pool) when not is_function(Fun, 1) ->
+                               _ = Pool,
+                               {error, badarg};
+                          (Pool) ->
+                               case checkout_timeout(Pool, Options) of
+                                   {ok, WireTimeout, Wait} -> do_with_connection(Pool, Fun, WireTimeout, Wait);
+                                   error -> {error, badarg}
+                               end
+                       end).
 
 -spec checkout_timeout(pool(), term()) -> {ok, default | non_neg_integer(), non_neg_integer()} | error.
-checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) when is_map(Options) ->
-    case maps:to_list(Options) of
-        [] ->
+checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
+    case distribute_pool_config:to_map(Options) of
+        {ok, Map} when map_size(Map) =:= 0 ->
             {ok, default, Default + ?CHECKOUT_MARGIN_MS};
-        [{acquire_timeout_ms, Ms}] when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+        {ok, #{acquire_timeout_ms := Ms} = Map} when map_size(Map) =:= 1, is_integer(Ms), Ms >= 0,
+                                                     Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
             {ok, Ms, Ms + ?CHECKOUT_MARGIN_MS};
         _ ->
             error
-    end;
-checkout_timeout(_Pool, _Options) ->
-    error.
+    end.
 
 -spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
     case distribute_pool_client:call_tagged(Server, {checkout, PoolId, WireTimeout}, Wait) of
         {reply, {ok, {ConnId, LeaseId, ConnNode}}}
-          when is_integer(ConnId), ConnId >= 0, is_integer(LeaseId), LeaseId >= 0, is_binary(ConnNode) ->
+          when is_integer(ConnId), ConnId >= 0, is_integer(LeaseId), LeaseId >= 0, is_atom(ConnNode) ->
             Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
             try Fun(Conn) of
                 Result -> {ok, Result}
@@ -227,22 +388,20 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
             %% granted after all goes back to the pool instead of to a caller that stopped waiting.
             distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
             {error, pool_exhausted};
-        {error, connection_failed} = Error ->
+        {error, {connection_failed, _}} = Error ->
             Error
     end.
 
-%% Sends Msg to Dest on the target over the leased connection; `ok` once it is queued on that connection.
-%% Given a pool, one-shot: the C-node leases a connection (waiting up to the pool's acquire timeout, in line
+%% @doc Sends Msg to Dest (a registered name, a pid or `{Name, Node}' on the target) over the leased
+%% connection; `ok' once it is queued on that connection, like `!' (delivery is not confirmed). Given a pool
+%% (or its name), one-shot: the C-node leases a connection (waiting up to the pool's acquire timeout, in line
 %% with checkouts), queues Msg on it and returns the lease at once; one message from the caller.
--spec send(pool() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
-send(#dpool{} = Pool, Dest, Msg) ->
-    case valid_pool(Pool) of
-        true ->
-            #dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool,
-            one_shot(Pool, {pooled_send, PoolId, Dest, Msg}, AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS);
-        false ->
-            {error, invalid_pool}
-    end;
+-spec send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
+send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
+    with_pool(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
+                              one_shot(Pool, {pooled_send, PoolId, Dest, Msg},
+                                       AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS)
+                      end);
 send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
@@ -254,7 +413,7 @@ send(Conn, Dest, Msg) ->
             {error, invalid_connection}
     end.
 
-%% Sends Msg to Dest over the leased connection without waiting for the C-node, as `!` does: `ok` once it is
+%% @doc Sends Msg to Dest over the leased connection without waiting for the C-node, as `!' does: `ok` once it is
 %% handed to the calling process's pipe for this lease (distribute_pool_pipe, started at the first call), which
 %% passes what piles up to the C-node in one request, so many messages share one distribution message. The
 %% C-node queues them on the connection in the order the process sent them; a send/3, request/3,4, call/4,5
@@ -262,7 +421,7 @@ send(Conn, Dest, Msg) ->
 %% comes after them. Back-pressure and errors come through a window: the 64th message, or the one that brings
 %% the bytes (erlang:external_size/1) to 64 KiB, since the last wait waits until everything before it is
 %% queued and the connection is not busy, and returns the first error since the last wait
-%% ({error, invalid_connection | connection_failed | invalid_pool | timeout}). So a sender is never more than
+%% (`{error, invalid_connection | {connection_failed, _} | invalid_pool | timeout}'). So a sender is never more than
 %% one window ahead of the connection's busy limit, and a lease that ended shows within one window. What the
 %% C-node cannot queue is dropped and counted in stats (dropped_sends), also a pid or {Name, Node} of another
 %% node than the target. The window and the pipe are kept in the calling process's dictionary (one entry
@@ -350,24 +509,28 @@ end_async(PoolId, ConnId, LeaseId) ->
             ok
     end.
 
-%% A gen_server call to Dest on the target, made over the leased connection. Given a pool, one-shot: the
-%% C-node leases a connection, makes the call on it and returns the lease when the answer (or the timeout,
-%% counted from when the request is sent) comes.
--spec request(pool() | conn(), dest(), term()) -> {ok, term()} | {error, lease_error() | one_shot_error()}.
+%% @doc request/4 with a timeout of 5000 ms.
+-spec request(pool_ref() | conn(), dest(), term()) -> {ok, term()} | {error, lease_error() | one_shot_error()}.
 request(Handle, Dest, Request) ->
     request(Handle, Dest, Request, ?DEFAULT_REQUEST_MS).
 
--spec request(pool() | conn(), dest(), term(), timeout()) ->
+%% @doc A `gen_server' call to Dest on the target, made over the leased connection: `{ok, Reply}', or
+%% `{error, timeout}' when no reply came within Timeout ms (request/3: 5000 ms, as gen_server:call/2;
+%% `infinity' waits as long as the connection lives), `{error, {down, Reason}}' when the server does not
+%% exist or died. Given a pool (or its name), one-shot: the C-node leases a connection, makes the call on
+%% it and returns the lease when the answer (or the timeout, counted from when the request is sent) comes.
+-spec request(pool_ref() | conn(), dest(), term(), timeout()) ->
     {ok, term()} | {error, lease_error() | one_shot_error()}.
-request(#dpool{} = Pool, Dest, Request, Timeout) ->
-    case {valid_pool(Pool), valid_request_timeout(Timeout)} of
-        {false, _} ->
-            {error, invalid_pool};
-        {true, false} ->
-            {error, badarg};
-        {true, true} ->
-            one_shot(Pool, {pooled_request, Pool#dpool.id, Dest, Timeout, Request}, one_shot_wait(Pool, Timeout))
-    end;
+request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
+    with_pool(Handle, fun(Pool) ->
+                              case valid_request_timeout(Timeout) of
+                                  false ->
+                                      {error, badarg};
+                                  true ->
+                                      one_shot(Pool, {pooled_request, Pool#dpool.id, Dest, Timeout, Request},
+                                               one_shot_wait(Pool, Timeout))
+                              end
+                      end);
 request(Conn, Dest, Request, Timeout) ->
     case {valid_conn(Conn), valid_request_timeout(Timeout)} of
         {false, _} ->
@@ -410,36 +573,37 @@ one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
         {timeout, Tag} ->
             distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
             {error, timeout};
-        {error, connection_failed} = Error ->
+        {error, {connection_failed, _}} = Error ->
             Error
     end.
 
-%% apply(M, F, A) on the target, over the leased connection; given a pool, over a connection the C-node leases
-%% for this call alone (see request/4). The C-node spawns erpc:execute_call/4 on the target, as erpc:call does
-%% (rex's {call, ...} on a target that cannot spawn for it); the result is rex's: {ok, Value} for a value or a
-%% throw, {error, {badrpc, {'EXIT', Reason}}} for an exit or an error.
--spec call(pool() | conn(), module(), atom(), [term()]) ->
+%% @doc call/5 with a timeout of 5000 ms.
+-spec call(pool_ref() | conn(), module(), atom(), [term()]) ->
     {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
 call(Handle, M, F, A) ->
     call(Handle, M, F, A, ?DEFAULT_REQUEST_MS).
 
--spec call(pool() | conn(), module(), atom(), [term()], timeout()) ->
+%% @doc apply(M, F, A) on the target, over the leased connection; given a pool (or its name), over a
+%% connection the C-node leases for this call alone (see request/4). The C-node spawns erpc:execute_call/4 on
+%% the target, as erpc:call does (rex's `{call, ...}' on a target that cannot spawn for it); the result is
+%% rex's: `{ok, Value}' for a value or a throw, `{error, {badrpc, {'EXIT', Reason}}}' for an exit or an
+%% error. Timeout defaults to 5000 ms (call/4), where erpc:call/4 waits forever; `{error, timeout}' when the
+%% answer does not come in time (the call may still run on the target).
+-spec call(pool_ref() | conn(), module(), atom(), [term()], timeout()) ->
     {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
-call(Handle, M, F, A, Timeout) ->
-    Valid = case Handle of
-                #dpool{} -> valid_pool(Handle);
-                _ -> valid_conn(Handle)
-            end,
-    case Valid of
-        false when is_record(Handle, dpool) ->
-            {error, invalid_pool};
-        false ->
-            {error, invalid_connection};
-        true ->
-            case is_atom(M) andalso is_atom(F) andalso is_proper_list(A) andalso valid_request_timeout(Timeout) of
-                true -> badrpc(do_call(Handle, M, F, A, Timeout));
-                false -> {error, badarg}
-            end
+call(Handle, M, F, A, Timeout) when ?IS_POOL_REF(Handle) ->
+    with_pool(Handle, fun(Pool) -> checked_call(Pool, M, F, A, Timeout) end);
+call(Conn, M, F, A, Timeout) ->
+    case valid_conn(Conn) of
+        false -> {error, invalid_connection};
+        true -> checked_call(Conn, M, F, A, Timeout)
+    end.
+
+-spec checked_call(pool() | conn(), term(), term(), term(), term()) -> term().
+checked_call(Handle, M, F, A, Timeout) ->
+    case is_atom(M) andalso is_atom(F) andalso is_proper_list(A) andalso valid_request_timeout(Timeout) of
+        true -> badrpc(do_call(Handle, M, F, A, Timeout));
+        false -> {error, badarg}
     end.
 
 -spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
@@ -454,56 +618,63 @@ do_call(Conn, M, F, A, Timeout) ->
 badrpc({ok, {badrpc, Reason}}) -> {error, {badrpc, Reason}};
 badrpc(Other) -> Other.
 
-%% pong when the target's net_kernel answers over the leased connection.
+%% @doc `pong' when the target's net_kernel answers over the leased connection (a round trip through the
+%% target's scheduler, as net_adm:ping/1 makes), `pang' when it does not (the connection or the target is
+%% down, or no answer within 5 s); `{error, invalid_connection}' when the lease has ended.
 -spec ping(conn()) -> pong | pang | {error, invalid_connection}.
 ping(Conn) ->
     case valid_conn(Conn) of
         true ->
             case request(Conn, net_kernel, {is_auth, node()}, ?DEFAULT_REQUEST_MS) of
                 {ok, yes} -> pong;
+                {error, invalid_connection} = Error -> Error;
                 _ -> pang
             end;
         false ->
             {error, invalid_connection}
     end.
 
-%% Returns the leased connection as broken: the C-node closes it and opens a fresh one in its place. The
-%% lease ends at once (later operations on Conn give {error, invalid_connection}); with_connection still
-%% returns Fun's result.
--spec discard(conn()) -> ok | {error, invalid_connection}.
+%% @doc Returns the leased connection as broken: the C-node closes it and opens a fresh one in its place.
+%% The lease ends at once (later operations on Conn give `{error, invalid_connection}'); with_connection
+%% still returns Fun's result. `{error, invalid_connection}' when the lease had already ended (nothing is
+%% closed then).
+-spec discard(conn()) -> ok | {error, invalid_connection | invalid_pool | connection_failure() | timeout}.
 discard(Conn) ->
     case valid_conn(Conn) of
         true ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:cast(Server, {discard, PoolId, ConnId, LeaseId});
+            distribute_pool_client:call(Server, {discard, PoolId, ConnId, LeaseId}, ?STATS_WAIT_MS);
         false ->
             {error, invalid_connection}
     end.
 
--spec stats(pool()) -> {ok, map()} | {error, invalid_pool | connection_failed | timeout}.
-stats(Pool) ->
-    pool_call(Pool, stats, ?STATS_WAIT_MS).
+%% @doc The pool's statistics now (docs/PROTOCOL.md, "Stats map", defines each key).
+-spec stats(pool_ref()) -> {ok, stats()} | {error, invalid_pool | connection_failure() | timeout}.
+stats(PoolRef) ->
+    with_pool(PoolRef, fun(#dpool{server = Server, id = PoolId}) ->
+                               distribute_pool_client:call(Server, {stats, PoolId}, ?STATS_WAIT_MS)
+                       end).
 
-%% Destroys the pool: new checkouts get {error, invalid_pool} at once, callers waiting for a lease get
-%% {error, invalid_pool}, leases still out are waited for up to 5 s (destroy/2: drain_timeout_ms) and may
-%% be used until they are returned; then every connection is closed and `ok` comes back. The pool id is
-%% never reused, so the handle stays invalid. A pool of the embedded C-node is destroyed through the
-%% registry, which then no longer restores it.
--spec destroy(pool()) -> ok | {error, invalid_pool | connection_failed | timeout}.
+%% @doc Destroys the pool: new checkouts get `{error, invalid_pool}' at once, callers waiting for a lease
+%% get `{error, invalid_pool}', leases still out are waited for up to 5 s (destroy/2: `drain_timeout_ms') and
+%% may be used until they are returned; then every connection is closed and `ok' comes back. The pool id is
+%% never reused, so the handle stays invalid; its name is free again as soon as the destroy starts. A pool
+%% of the embedded C-node is destroyed through the registry, which then no longer restores it.
+-spec destroy(pool_ref()) -> ok | {error, invalid_pool | connection_failure() | timeout}.
 destroy(Pool) ->
     destroy(Pool, #{}).
 
-%% The pools of the default C-node (see default_cnode/0), each with a handle and its stats, in id order.
-%% A pool destroyed while the list is made is left out.
--spec pools() -> {ok, [{pool(), stats()}]} | {error, connection_failed | timeout | badarg}.
+%% @doc The pools of the default C-node (see default_cnode/0), each with a handle and its stats, in id
+%% order. A pool destroyed while the list is made is left out.
+-spec pools() -> {ok, [{pool(), stats()}]} | {error, connection_failure() | timeout | badarg}.
 pools() ->
     case default_cnode() of
-        {error, _} -> {error, connection_failed};
+        {error, Why} -> not_running(io_lib:format("no default C-node: ~0tp", [Why]));
         {Service, Node} -> pools({Service, Node})
     end.
 
-%% The same for the C-node CNode (a node name: the application's service name; or {Service, Node}).
--spec pools(cnode()) -> {ok, [{pool(), stats()}]} | {error, connection_failed | timeout | badarg}.
+%% @doc The same for the C-node CNode (a node name: the application's service name; or `{Service, Node}').
+-spec pools(cnode()) -> {ok, [{pool(), stats()}]} | {error, connection_failure() | timeout | badarg}.
 pools(Node) when is_atom(Node) ->
     pools({application:get_env(distribute_pool, service, distribute_pool), Node});
 pools({Service, Node} = Server) when is_atom(Service), is_atom(Node) ->
@@ -519,7 +690,7 @@ pools(_) ->
     {error, badarg}.
 
 -spec pool_stats(distribute_pool_client:server(), [term()], [{pool(), stats()}]) ->
-    {ok, [{pool(), stats()}]} | {error, connection_failed | timeout}.
+    {ok, [{pool(), stats()}]} | {error, connection_failure() | timeout}.
 pool_stats(_Server, [], Acc) ->
     {ok, lists:reverse(Acc)};
 pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
@@ -527,7 +698,7 @@ pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
         {ok, #{acquire_timeout_ms := Ms} = Stats} when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
             Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
             pool_stats(Server, Ids, [{Pool, Stats} | Acc]);
-        {error, Reason} when Reason =:= connection_failed; Reason =:= timeout ->
+        {error, Reason} when Reason =:= timeout; element(1, Reason) =:= connection_failed ->
             {error, Reason};
         _DestroyedMeanwhile ->
             pool_stats(Server, Ids, Acc)
@@ -535,50 +706,46 @@ pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
 pool_stats(Server, [_ | Ids], Acc) ->
     pool_stats(Server, Ids, Acc).
 
--spec destroy(pool(), destroy_options()) -> ok | {error, invalid_pool | connection_failed | timeout | badarg}.
-destroy(Pool, Options) ->
-    case {valid_pool(Pool), drain_timeout(Options)} of
-        {false, _} ->
-            {error, invalid_pool};
-        {true, error} ->
-            {error, badarg};
-        {true, {ok, Drain}} ->
-            #dpool{server = Server, id = PoolId} = Pool,
-            Wait = Drain + ?DESTROY_MARGIN_MS,
-            Direct = fun() -> distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Wait) end,
-            case whereis(distribute_pool_registry) of
+%% @doc destroy/1 with a drain timeout of its own: `#{drain_timeout_ms => 0..600000}'.
+-spec destroy(pool_ref(), destroy_options()) ->
+    ok | {error, invalid_pool | connection_failure() | timeout | badarg}.
+destroy(PoolRef, Options) ->
+    with_pool(PoolRef, fun(Pool) ->
+                               case drain_timeout(Options) of
+                                   error -> {error, badarg};
+                                   {ok, Drain} -> do_destroy(Pool, Drain)
+                               end
+                       end).
+
+-spec do_destroy(pool(), non_neg_integer()) -> ok | {error, term()}.
+do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
+    Wait = Drain + ?DESTROY_MARGIN_MS,
+    Direct = fun() -> distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Wait) end,
+    Reply = case whereis(distribute_pool_registry) of
                 undefined ->
                     Direct();
                 _ ->
                     case distribute_pool_registry:destroy(Server, PoolId, Drain, Wait) of
                         direct -> Direct();
-                        Reply -> Reply
+                        Registered -> Registered
                     end
-            end
-    end.
+            end,
+    ok = distribute_pool_names:forget(Pool),
+    Reply.
 
 -spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.
-drain_timeout(Options) when is_map(Options) ->
-    case maps:to_list(Options) of
-        [] -> {ok, ?DEFAULT_DRAIN_MS};
-        [{drain_timeout_ms, Ms}] when is_integer(Ms), Ms >= 0, Ms =< ?MAX_DRAIN_MS -> {ok, Ms};
+drain_timeout(Options) ->
+    case distribute_pool_config:to_map(Options) of
+        {ok, Map} when map_size(Map) =:= 0 -> {ok, ?DEFAULT_DRAIN_MS};
+        {ok, #{drain_timeout_ms := Ms} = Map} when map_size(Map) =:= 1, is_integer(Ms), Ms >= 0,
+                                                   Ms =< ?MAX_DRAIN_MS -> {ok, Ms};
         _ -> error
-    end;
-drain_timeout(_) ->
-    error.
-
--spec pool_call(term(), stats, non_neg_integer()) -> term().
-pool_call(Pool, What, Wait) ->
-    case valid_pool(Pool) of
-        true ->
-            #dpool{server = Server, id = PoolId} = Pool,
-            distribute_pool_client:call(Server, {What, PoolId}, Wait);
-        false ->
-            {error, invalid_pool}
     end.
 
+%% @doc The leased connection's id (stable for its life, as stats list it), its node name on the target
+%% (the sender's node its processes see) and its pool.
 -spec connection_info(conn()) ->
-    #{id := non_neg_integer(), node := binary(), pool := pool()} | {error, invalid_connection}.
+    #{id := non_neg_integer(), node := node(), pool := pool()} | {error, invalid_connection}.
 connection_info(Conn) ->
     case valid_conn(Conn) of
         true ->
@@ -588,36 +755,40 @@ connection_info(Conn) ->
             {error, invalid_connection}
     end.
 
-%% Casts every message of Messages to Dest on the target in one request to the C-node, which spreads them
-%% over the pool's live connections (round robin; leased ones too, as each message is one packet) and answers
-%% {ok, length(Messages)} once all are queued and no connection it used is over its busy limit. Without a key
-%% the messages may arrive in any order; with #{key => Fun}, messages whose Fun(Msg) are equal go over one
-%% connection and arrive in list order (while the pool's set of live connections stays the same, also
-%% across batches). Fun runs in the caller; an exception it raises leaves cast_batch unchanged.
--spec cast_batch(pool(), dest(), [term()]) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
+%% @doc Casts every message of Messages to Dest on the target in one request to the C-node, which spreads
+%% them over the pool's live connections (round robin; leased ones too, as each message is one packet) and
+%% answers `{ok, length(Messages)}' once all are queued and no connection it used is over its busy limit.
+%% The messages may arrive in any order; see cast_batch/4 for an order.
+-spec cast_batch(pool_ref(), dest(), [term()]) ->
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
 cast_batch(Pool, Dest, Messages) ->
     cast_batch(Pool, Dest, Messages, #{}).
 
--spec cast_batch(pool(), dest(), [term()], cast_batch_options()) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
-cast_batch(Pool, Dest, Messages, Options) ->
-    case {valid_pool(Pool), valid_dest(Dest) andalso is_proper_list(Messages), Options} of
-        {false, _, _} ->
-            {error, invalid_pool};
-        {true, false, _} ->
-            {error, badarg};
-        {true, true, Empty} when Empty =:= #{} ->
-            do_cast_batch(Pool, {cast_batch, Pool#dpool.id, Dest, Messages});
-        {true, true, #{key := KeyFun}} when map_size(Options) =:= 1, is_function(KeyFun, 1) ->
-            Keyed = [{erlang:phash2(KeyFun(Msg), ?KEY_HASH_RANGE), Msg} || Msg <- Messages],
-            do_cast_batch(Pool, {cast_batch_keyed, Pool#dpool.id, Dest, Keyed});
-        {true, true, _} ->
-            {error, badarg}
-    end.
+%% @doc cast_batch/3 with `#{key => Fun}': messages whose Fun(Msg) are equal go over one connection and
+%% arrive in list order (while the pool's set of live connections stays the same, also across batches). Fun
+%% runs in the caller; an exception it raises leaves cast_batch unchanged.
+-spec cast_batch(pool_ref(), dest(), [term()], cast_batch_options()) ->
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
+cast_batch(PoolRef, Dest, Messages, Options) ->
+    with_pool(PoolRef, fun(Pool) ->
+                               case {valid_dest(Dest) andalso is_proper_list(Messages),
+                                     distribute_pool_config:to_map(Options)} of
+                                   {false, _} ->
+                                       {error, badarg};
+                                   {true, {ok, Empty}} when map_size(Empty) =:= 0 ->
+                                       do_cast_batch(Pool, {cast_batch, Pool#dpool.id, Dest, Messages});
+                                   {true, {ok, #{key := KeyFun} = Map}} when map_size(Map) =:= 1,
+                                                                            is_function(KeyFun, 1) ->
+                                       Keyed = [{erlang:phash2(KeyFun(Msg), ?KEY_HASH_RANGE), Msg}
+                                                || Msg <- Messages],
+                                       do_cast_batch(Pool, {cast_batch_keyed, Pool#dpool.id, Dest, Keyed});
+                                   {true, _} ->
+                                       {error, badarg}
+                               end
+                       end).
 
 -spec do_cast_batch(pool(), tuple()) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failed | badarg | timeout}.
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
 do_cast_batch(#dpool{server = Server}, Request) ->
     distribute_pool_client:call(Server, Request, ?SEND_WAIT_MS).
 
@@ -627,29 +798,40 @@ valid_dest(Pid) when is_pid(Pid) -> true;
 valid_dest({Name, Node}) when is_atom(Name), is_atom(Node) -> true;
 valid_dest(_) -> false.
 
-%% Batch operations: see distribute_pool_batch for the rules they follow.
--spec send_batch(pool(), [Msg], fun((conn(), Msg) -> Result)) ->
-    {ok, [Result]} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+%% @doc Runs SendFun(Conn, Msg) for every message, in order, over one leased connection, and returns the
+%% results in order; errors as with_connection/2 (an exception raised by SendFun leaves, unchanged, after
+%% the lease went back).
+-spec send_batch(pool_ref(), [Msg], fun((conn(), Msg) -> Result)) ->
+    {ok, [Result]} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
 send_batch(Pool, Messages, SendFun) ->
     distribute_pool_batch:send_batch(Pool, Messages, SendFun).
 
--spec send_batch_parallel(pool(), [Msg], fun((conn(), Msg) -> term())) ->
+%% @doc Runs SendFun(Conn, Msg) for every message on up to the pool's max_connections worker processes at
+%% once, each with its own lease: `{ok, #{successful => Results, failed => [{Index, Why}]}}', successful
+%% results in input order, indices from 0. `{error, Reason}' when nothing could run. No process or lease of
+%% it outlives the call, even when the caller dies.
+-spec send_batch_parallel(pool_ref(), [Msg], fun((conn(), Msg) -> term())) ->
     {ok, distribute_pool_batch:batch_result()}
-    | {error, pool_exhausted | connection_failed | invalid_pool | badarg | timeout}.
+    | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | timeout}.
 send_batch_parallel(Pool, Messages, SendFun) ->
     distribute_pool_batch:send_batch_parallel(Pool, Messages, SendFun).
 
--spec stress_test(pool(), non_neg_integer(), pos_integer()) ->
-    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+%% @doc Runs Workers processes doing OpsPerWorker leases each, with a ping round trip on each, and returns
+%% stats/1 afterwards. Progress is reported through `logger' (see stress_test/4).
+-spec stress_test(pool_ref(), non_neg_integer(), pos_integer()) ->
+    {ok, map()} | {error, invalid_config() | invalid_pool | connection_failure() | timeout}.
 stress_test(Pool, OpsPerWorker, Workers) ->
     distribute_pool_batch:stress_test(Pool, OpsPerWorker, Workers).
 
--spec stress_test(pool(), non_neg_integer(), pos_integer(), distribute_pool_batch:stress_options()) ->
-    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+%% @doc stress_test/3 with options (a map or a keyword list): `progress => false' turns the progress
+%% reports off, `progress_interval_ms' sets their period (default 1000), `on_progress => fun(Report)' gets
+%% each report (a map) instead of `logger'.
+-spec stress_test(pool_ref(), non_neg_integer(), pos_integer(), distribute_pool_batch:stress_options()) ->
+    {ok, map()} | {error, invalid_config() | invalid_pool | connection_failure() | timeout}.
 stress_test(Pool, OpsPerWorker, Workers, Options) ->
     distribute_pool_batch:stress_test(Pool, OpsPerWorker, Workers, Options).
 
-%% The address of the C-node that new/2 uses when no `cnode` option is given.
+%% @doc The address of the C-node that new/2 uses when no `cnode' option is given.
 -spec default_cnode() -> {Service :: atom(), CNode :: node()} | {error, not_started | cnode_not_running}.
 default_cnode() ->
     case whereis(distribute_pool_sup) of
@@ -674,7 +856,7 @@ valid_pool(_) ->
 -spec valid_conn(term()) -> boolean().
 valid_conn(#dpool_conn{pool = Pool, id = Id, lease = Lease, node = Node}) ->
     valid_pool(Pool) andalso is_integer(Id) andalso Id >= 0 andalso is_integer(Lease) andalso Lease >= 0
-        andalso is_binary(Node);
+        andalso is_atom(Node);
 valid_conn(_) ->
     false.
 

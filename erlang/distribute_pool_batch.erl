@@ -2,7 +2,8 @@
 %% - send_batch/3: one lease for the whole batch, elements in order, results in order;
 %% - send_batch_parallel/3: one worker per pooled connection (at most the pool's max_connections), each with
 %%   its own lease, results in input order, failures reported per element;
-%% - stress_test/3,4: concurrent workers doing leases with a real round trip each, printing progress.
+%% - stress_test/3,4: concurrent workers doing leases with a real round trip each, reporting progress (to
+%%   logger at info level, or to a callback; nothing is printed by the library itself).
 %%
 %% The parallel forms run their workers under a coordinator process that monitors the caller: if the caller
 %% dies, the coordinator kills the workers at once (also those still waiting for a lease), and the C-node,
@@ -15,18 +16,25 @@
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
 -export([stress_test/4]).
+-export([format_progress/1]).
 
 -export_type([element_failure/0]).
 -export_type([batch_result/0]).
 -export_type([stress_options/0]).
+-export_type([progress_report/0]).
 
 %% Why one element of a parallel batch failed.
--type element_failure() :: pool_exhausted | connection_failed | invalid_pool
+-type element_failure() :: pool_exhausted | distribute_pool:connection_failure() | invalid_pool
                          | {raised, error | exit | throw, Reason :: term()}
                          | {worker_down, Reason :: term()}.
 %% `failed` holds {Index, Failure} sorted by index; indices count from 0, as in the Gleam face.
 -type batch_result() :: #{successful := [term()], failed := [{non_neg_integer(), element_failure()}]}.
--type stress_options() :: #{progress => boolean(), progress_interval_ms => pos_integer()}.
+-type stress_options() :: #{progress => boolean(), progress_interval_ms => pos_integer(),
+                            on_progress => fun((progress_report()) -> term())} | [{atom(), term()}].
+%% What a progress report says; `phase' is `running' every interval, then `done' once.
+-type progress_report() :: #{phase := running | done, done := non_neg_integer(), total := non_neg_integer(),
+                             failed := non_neg_integer(), ops_per_s := non_neg_integer(),
+                             elapsed_ms := non_neg_integer()}.
 
 -define(MAX_STRESS_WORKERS, 100000).
 -define(MAX_STRESS_OPS, 1000000000).
@@ -69,23 +77,29 @@ send_batch_parallel(Pool, Messages, SendFun) ->
     end.
 
 %% Workers concurrent processes, each doing OpsPerWorker leases with a ping (a round trip to the target's
-%% net_kernel over the leased connection) inside. Prints progress every second; returns the pool's stats.
--spec stress_test(distribute_pool:pool(), non_neg_integer(), pos_integer()) ->
-    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
+%% net_kernel over the leased connection) inside. Reports progress every second; returns the pool's stats.
+-spec stress_test(distribute_pool:pool_ref(), non_neg_integer(), pos_integer()) ->
+    {ok, map()} | {error, distribute_pool:invalid_config() | invalid_pool | distribute_pool:connection_failure()
+                   | timeout}.
 stress_test(Pool, OpsPerWorker, Workers) ->
     stress_test(Pool, OpsPerWorker, Workers, #{}).
 
--spec stress_test(distribute_pool:pool(), non_neg_integer(), pos_integer(), stress_options()) ->
-    {ok, map()} | {error, invalid_config | invalid_pool | connection_failed | timeout}.
-stress_test(Pool, OpsPerWorker, Workers, Options)
-  when is_integer(OpsPerWorker), OpsPerWorker >= 0, OpsPerWorker =< ?MAX_STRESS_OPS,
-       is_integer(Workers), Workers >= 1, Workers =< ?MAX_STRESS_WORKERS, is_map(Options) ->
+-spec stress_test(distribute_pool:pool_ref(), non_neg_integer(), pos_integer(), stress_options()) ->
+    {ok, map()} | {error, distribute_pool:invalid_config() | invalid_pool | distribute_pool:connection_failure()
+                   | timeout}.
+stress_test(_Pool, OpsPerWorker, _Workers, _Options)
+  when not is_integer(OpsPerWorker); OpsPerWorker < 0; OpsPerWorker > ?MAX_STRESS_OPS ->
+    {error, {invalid_config, {bad_value, ops_per_worker, OpsPerWorker, <<"an integer in 0..1000000000">>}}};
+stress_test(_Pool, _OpsPerWorker, Workers, _Options)
+  when not is_integer(Workers); Workers < 1; Workers > ?MAX_STRESS_WORKERS ->
+    {error, {invalid_config, {bad_value, workers, Workers, <<"an integer in 1..100000">>}}};
+stress_test(Pool, OpsPerWorker, Workers, Options) ->
     case stress_options(Options) of
-        {ok, Interval} ->
+        {ok, Progress} ->
             case distribute_pool:stats(Pool) of
                 {ok, _} ->
                     case run_coordinated(fun(Caller, Tag) ->
-                                                 stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Interval)
+                                                 stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Progress)
                                          end) of
                         {ok, done} -> distribute_pool:stats(Pool);
                         {error, _} = Error -> Error
@@ -93,22 +107,32 @@ stress_test(Pool, OpsPerWorker, Workers, Options)
                 {error, _} = Error ->
                     Error
             end;
-        error ->
-            {error, invalid_config}
-    end;
-stress_test(_Pool, _OpsPerWorker, _Workers, _Options) ->
-    {error, invalid_config}.
+        {error, _} = Error ->
+            Error
+    end.
 
--spec stress_options(map()) -> {ok, pos_integer() | none} | error.
+%% How progress is reported: every Interval ms, to a callback or logger; none: not at all.
+-type progress() :: {pos_integer(), fun((progress_report()) -> term())} | none.
+
+-spec stress_options(term()) -> {ok, progress()} | {error, distribute_pool:invalid_config()}.
 stress_options(Options) ->
-    Progress = maps:get(progress, Options, true),
-    Interval = maps:get(progress_interval_ms, Options, ?DEFAULT_PROGRESS_MS),
-    Known = maps:without([progress, progress_interval_ms], Options) =:= #{},
-    if
-        not Known; not is_boolean(Progress) -> error;
-        not is_integer(Interval); Interval < 1; Interval > 3600000 -> error;
-        Progress -> {ok, Interval};
-        true -> {ok, none}
+    case distribute_pool_config:to_map(Options) of
+        {ok, Map} ->
+            Progress = maps:get(progress, Map, true),
+            Interval = maps:get(progress_interval_ms, Map, ?DEFAULT_PROGRESS_MS),
+            Report = maps:get(on_progress, Map, fun log_progress/1),
+            Bad = fun(Key, Value, Allowed) -> {error, {invalid_config, {bad_value, Key, Value, Allowed}}} end,
+            case maps:keys(maps:without([progress, progress_interval_ms, on_progress], Map)) of
+                [Unknown | _] -> {error, {invalid_config, {unknown_option, Unknown}}};
+                [] when not is_boolean(Progress) -> Bad(progress, Progress, <<"true or false">>);
+                [] when not is_integer(Interval); Interval < 1; Interval > 3600000 ->
+                    Bad(progress_interval_ms, Interval, <<"an integer in 1..3600000">>);
+                [] when not is_function(Report, 1) -> Bad(on_progress, Report, <<"a fun of one argument">>);
+                [] when Progress -> {ok, {Interval, Report}};
+                [] -> {ok, none}
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 %% --- the coordinator ----------------------------------------------------------------------------------
@@ -266,10 +290,13 @@ serve(Coordinator, Cref, Tag, Conn, SendFun) ->
             ok
     end.
 
--spec lease_failure(term()) -> pool_exhausted | connection_failed | invalid_pool.
+-spec lease_failure(term()) -> element_failure().
 lease_failure(pool_exhausted) -> pool_exhausted;
 lease_failure(invalid_pool) -> invalid_pool;
-lease_failure(_) -> connection_failed.
+lease_failure({connection_failed, {Kind, Text}} = Failure) when is_atom(Kind), is_binary(Text) -> Failure;
+lease_failure(Other) ->
+    Text = io_lib:format("the lease failed: ~0tp", [Other]),
+    {connection_failed, {connection_lost, unicode:characters_to_binary(Text)}}.
 
 -spec first_defined(undefined | atom(), atom()) -> atom().
 first_defined(undefined, New) -> New;
@@ -282,16 +309,16 @@ first_defined(Old, _New) -> Old.
     counters :: counters:counters_ref(),
     total :: non_neg_integer(),
     workers :: #{pid() => true},
-    interval :: pos_integer() | none,
+    progress :: progress(),
     started :: integer()
 }).
 
 -define(OK_OPS, 1).
 -define(FAILED_OPS, 2).
 
--spec stress_init(pid(), reference(), distribute_pool:pool(), non_neg_integer(), pos_integer(),
-                  pos_integer() | none) -> no_return().
-stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Interval) ->
+-spec stress_init(pid(), reference(), distribute_pool:pool_ref(), non_neg_integer(), pos_integer(), progress()) ->
+    no_return().
+stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Progress) ->
     CallerMref = erlang:monitor(process, Caller),
     Counters = counters:new(2, [write_concurrency]),
     Coordinator = self(),
@@ -300,22 +327,22 @@ stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Interval) ->
                 Pid
             end || _ <- lists:seq(1, Workers)],
     State = #stress{caller_mref = CallerMref, counters = Counters, total = OpsPerWorker * Workers,
-                    workers = maps:from_keys(Pids, true), interval = Interval,
+                    workers = maps:from_keys(Pids, true), progress = Progress,
                     started = erlang:monotonic_time(millisecond)},
-    schedule_progress(Interval),
+    schedule_progress(Progress),
     stress_loop(Caller, Tag, State).
 
 -spec stress_loop(pid(), reference(), #stress{}) -> no_return().
 stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref} = State) when map_size(Workers) =:= 0 ->
     erlang:demonitor(CallerMref, [flush]),
-    print_progress(done, State),
+    report_progress(done, State),
     Caller ! {Tag, {ok, done}},
     exit(normal);
-stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, interval = Interval} = State) ->
+stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, progress = Progress} = State) ->
     receive
         progress ->
-            print_progress(running, State),
-            schedule_progress(Interval),
+            report_progress(running, State),
+            schedule_progress(Progress),
             stress_loop(Caller, Tag, State);
         {'DOWN', CallerMref, process, _, _} ->
             _ = [exit(W, kill) || W <- maps:keys(Workers)],
@@ -324,23 +351,36 @@ stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, in
             stress_loop(Caller, Tag, State#stress{workers = maps:remove(Worker, Workers)})
     end.
 
--spec schedule_progress(pos_integer() | none) -> ok.
+-spec schedule_progress(progress()) -> ok.
 schedule_progress(none) -> ok;
-schedule_progress(Interval) -> _ = erlang:send_after(Interval, self(), progress), ok.
+schedule_progress({Interval, _}) -> _ = erlang:send_after(Interval, self(), progress), ok.
 
--spec print_progress(running | done, #stress{}) -> ok.
-print_progress(_, #stress{interval = none}) ->
+%% Runs in the coordinator: a callback that raises does not stop the run.
+-spec report_progress(running | done, #stress{}) -> ok.
+report_progress(_, #stress{progress = none}) ->
     ok;
-print_progress(Phase, #stress{counters = Counters, total = Total, started = Started}) ->
+report_progress(Phase, #stress{counters = Counters, total = Total, started = Started, progress = {_, Report}}) ->
     Ok = counters:get(Counters, ?OK_OPS),
     Failed = counters:get(Counters, ?FAILED_OPS),
     Done = Ok + Failed,
     ElapsedMs = max(1, erlang:monotonic_time(millisecond) - Started),
-    Rate = Done * 1000 div ElapsedMs,
+    _ = (catch Report(#{phase => Phase, done => Done, total => Total, failed => Failed,
+                        ops_per_s => Done * 1000 div ElapsedMs, elapsed_ms => ElapsedMs})),
+    ok.
+
+%% The default report: one line at info level (shown when logger's level lets info through).
+-spec log_progress(progress_report()) -> ok.
+log_progress(Report) ->
+    logger:info("~ts", [format_progress(Report)], #{domain => [distribute_pool, stress_test]}).
+
+%% "stress_test: 1200/5000 ops (24%), 0 failed, 6000 ops/s, 0.2 s", as the Gleam suite and the demo print it.
+-spec format_progress(progress_report()) -> string().
+format_progress(#{phase := Phase, done := Done, total := Total, failed := Failed, ops_per_s := Rate,
+                  elapsed_ms := ElapsedMs}) ->
     Percent = case Total of 0 -> 100; _ -> Done * 100 div Total end,
     Label = case Phase of running -> "stress_test:"; done -> "stress_test: done," end,
-    io:format("~s ~b/~b ops (~b%), ~b failed, ~b ops/s, ~.1f s~n",
-              [Label, Done, Total, Percent, Failed, Rate, ElapsedMs / 1000]).
+    lists:flatten(io_lib:format("~s ~b/~b ops (~b%), ~b failed, ~b ops/s, ~.1f s",
+                                [Label, Done, Total, Percent, Failed, Rate, ElapsedMs / 1000])).
 
 %% One stress worker: OpsPerWorker leases, each with a round trip over the leased connection.
 -spec stress_worker(pid(), distribute_pool:pool(), non_neg_integer(), counters:counters_ref()) -> ok.

@@ -18,15 +18,19 @@
 -export([cast/2]).
 -export([lane/1]).
 -export([lane_nodes/1]).
+-export([unreachable/2]).
 
 %% Tags are [alias | Alias], an improper list on purpose: the form of gen_server's alias tags.
 -dialyzer({no_improper_lists, [call_tagged/3, call_local/3]}).
 
 -export_type([server/0]).
 -export_type([wait/0]).
+-export_type([unreachable/0]).
 
 -type server() :: {Service :: atom(), CNode :: node()}.
 -type wait() :: non_neg_integer() | infinity.
+%% The C-node could not be asked: {connection_failed, {cnode_not_running, Text}}.
+-type unreachable() :: {connection_failed, {cnode_not_running, binary()}}.
 
 %% The largest timeout a receive accepts.
 -define(MAX_WAIT, 4294967295).
@@ -44,18 +48,31 @@
 -define(TICKET_KEY(Server), {?MODULE, lane, Server}).
 
 %% A call that maps a client-side timeout to {error, timeout}.
--spec call(server(), term(), wait()) -> term() | {error, connection_failed | timeout}.
+-spec call(server(), term(), wait()) -> term() | {error, unreachable() | timeout}.
 call(Server, Request, Wait) ->
     case call_tagged(Server, Request, Wait) of
         {reply, Reply} -> Reply;
         {timeout, _Tag} -> {error, timeout};
-        {error, connection_failed} = Error -> Error
+        {error, {connection_failed, _}} = Error -> Error
     end.
+
+%% The error of a call whose C-node could not be asked, with why in words.
+-spec unreachable(server(), noconnection | noproc | notalive | badarg | nodedown) -> {error, unreachable()}.
+unreachable({Service, Node}, Why) ->
+    Text = case Why of
+               notalive -> "this node is not distributed: start it with -name or -sname";
+               badarg -> io_lib:format("~0tp is no C-node address", [{Service, Node}]);
+               noproc -> io_lib:format("~0tp has no process registered as ~0tp: is the C-node running?",
+                                       [Node, Service]);
+               _ -> io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down",
+                                  [Node])
+           end,
+    {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
 
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn
 %% (the `cancel` cast of a checkout names it). It goes over this process's lane of the C-node.
 -spec call_tagged(server(), term(), wait()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
     call_at(lane(Server, Wait), Request, Wait).
 
@@ -69,7 +86,7 @@ call_tagged(Server, Request, Wait) ->
 %% A live node without the service is told from a slow answer by a monitor on the service by name, set only
 %% when no answer came within ?NAME_CHECK_MS.
 -spec call_at(server(), term(), wait()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_at({_Service, Node} = Server, Request, Wait) when Node =:= node() ->
     call_local(Server, Request, Wait);
 call_at({_Service, Node} = Server, Request, Wait) ->
@@ -85,12 +102,13 @@ call_at({_Service, Node} = Server, Request, Wait) ->
             erlang:unalias(Alias),
             Result
     catch
-        error:_ -> {error, connection_failed}
+        error:notalive -> unreachable(Server, notalive);
+        error:_ -> unreachable(Server, badarg)
     end.
 
 %% A service on this node (tests run fakes so): a monitor by name is local, and says noproc at once.
 -spec call_local(server(), term(), wait()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_local(Server, Request, Wait) ->
     try erlang:monitor(process, Server, [{alias, demonitor}]) of
         Mref ->
@@ -101,18 +119,18 @@ call_local(Server, Request, Wait) ->
                     erlang:demonitor(Mref, [flush]),
                     {reply, Reply};
                 {'DOWN', Mref, _, _, _Reason} ->
-                    {error, connection_failed}
+                    unreachable(Server, noproc)
             after clamp(Wait) ->
                 erlang:demonitor(Mref, [flush]),
                 {timeout, Tag}
             end
     catch
-        error:badarg -> {error, connection_failed}
+        error:badarg -> unreachable(Server, badarg)
     end.
 
 %% Waits for the answer while monitor_node(Node, true) is on; it is off again when this returns.
 -spec await_remote(server(), node(), term(), wait()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 await_remote(Server, Node, Tag, Wait) ->
     First = case Wait of
                 infinity -> ?NAME_CHECK_MS;
@@ -138,7 +156,7 @@ await_remote(Server, Node, Tag, Wait) ->
 %% The answer is slow: is the service there at all? noproc (a live node without it) is connection_failed too.
 %% WatchNode: monitor_node(Node, true) of this call is still on (then it is off when this returns).
 -spec await_named(server(), node(), term(), deadline(), boolean()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 await_named(Server, Node, Tag, Deadline, WatchNode) ->
     Mref = erlang:monitor(process, Server),
     receive
@@ -152,10 +170,10 @@ await_named(Server, Node, Tag, Deadline, WatchNode) ->
         {'DOWN', Mref, _, _, noconnection} when WatchNode ->
             %% The connection went: the node monitor fires too, and its message must not outlive the call.
             receive {nodedown, Node} -> ok after ?NODEDOWN_WAIT_MS -> ok end,
-            {error, connection_failed};
-        {'DOWN', Mref, _, _, _NoProcOrNoConnection} ->
+            unreachable(Server, noconnection);
+        {'DOWN', Mref, _, _, NoProcOrNoConnection} ->
             unwatch(Node, WatchNode),
-            {error, connection_failed}
+            unreachable(Server, NoProcOrNoConnection)
     after remaining(Deadline) ->
         erlang:demonitor(Mref, [flush]),
         unwatch(Node, WatchNode),
@@ -167,11 +185,11 @@ await_named(Server, Node, Tag, Deadline, WatchNode) ->
 %% connected it cannot be this call's: it is put back, this call's node monitor goes, and the call waits on
 %% with a monitor on the service by name, whose messages are its own.
 -spec nodedown(server(), node(), term(), deadline()) ->
-    {reply, term()} | {timeout, term()} | {error, connection_failed}.
+    {reply, term()} | {timeout, term()} | {error, unreachable()}.
 nodedown(Server, Node, Tag, Deadline) ->
     case lists:member(Node, erlang:nodes(connected)) of
         false ->
-            {error, connection_failed};
+            unreachable(Server, nodedown);
         true ->
             true = erlang:monitor_node(Node, false),
             self() ! {nodedown, Node},

@@ -1,15 +1,18 @@
 %% Turns the arguments of distribute_pool:new/2 into the `new` request of docs/PROTOCOL.md.
 %% The C-node is the single judge of options and target names: this module only converts types the wire
-%% cannot carry as they are (a string target becomes a binary, an integer becomes #{max_connections => N}),
-%% takes out the library-only keys, and works out how long the client may wait for the answer.
-%% It never creates atoms from what it is given.
+%% cannot carry as they are (a keyword list becomes a map, a string target a binary, an integer
+%% #{max_connections => N}), takes out the library-only keys, and works out how long the client may wait for
+%% the answer. Its own refusals have the same shape as the C-node's: {invalid_config, Why}
+%% (docs/PROTOCOL.md, "Errors"). It never creates atoms from what it is given.
 -module(distribute_pool_config).
 
 -include("distribute_pool_internal.hrl").
 
 -export([prepare/2]).
+-export([to_map/1]).
 
 -export_type([prepared/0]).
+-export_type([invalid_config/0]).
 
 -type prepared() :: #{
     cnode := default | distribute_pool_client:server(),
@@ -18,6 +21,15 @@
     acquire_timeout_ms := non_neg_integer(),
     wait := non_neg_integer()
 }.
+%% Why the options of new/2 were refused (the C-node's reasons, and this module's).
+-type invalid_config() :: {invalid_config,
+                           {bad_target, term()}
+                           | {bad_options, term()}
+                           | {unknown_option, term()}
+                           | {unknown_option, term(), {did_you_mean, atom()}}
+                           | {duplicate_option, term()}
+                           | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
+                           | {missing_option, atom()}}.
 
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
@@ -26,23 +38,49 @@
 %% Time the C-node gets beyond its own connect deadlines before the client stops waiting.
 -define(NEW_MARGIN_MS, 5000).
 
--spec prepare(Target :: term(), MaxOrOptions :: term()) -> {ok, prepared()} | {error, invalid_config}.
+-spec prepare(Target :: term(), MaxOrOptions :: term()) -> {ok, prepared()} | {error, invalid_config()}.
 prepare(Target, Max) when is_integer(Max) ->
     prepare(Target, #{max_connections => Max});
-prepare(Target, Options) when is_map(Options) ->
-    case {target(Target), cnode(Options)} of
-        {{ok, WireTarget}, {ok, CNode}} ->
-            WireOptions = maps:without(?LIBRARY_KEYS, Options),
-            {ok, #{cnode => CNode,
-                   target => WireTarget,
-                   options => WireOptions,
-                   acquire_timeout_ms => acquire_timeout(WireOptions),
-                   wait => wait(WireOptions)}};
-        _ ->
-            {error, invalid_config}
+prepare(Target, Options) ->
+    case {to_map(Options), target(Target)} of
+        {{error, _} = Error, _} ->
+            Error;
+        {_, error} ->
+            {error, {invalid_config, {bad_target, Target}}};
+        {{ok, Map}, {ok, WireTarget}} ->
+            case cnode(Map) of
+                {ok, CNode} ->
+                    WireOptions = maps:without(?LIBRARY_KEYS, Map),
+                    {ok, #{cnode => CNode,
+                           target => WireTarget,
+                           options => WireOptions,
+                           acquire_timeout_ms => acquire_timeout(WireOptions),
+                           wait => wait(WireOptions)}};
+                {error, _} = Error ->
+                    Error
+            end
+    end.
+
+%% Options as a map: a map as it is, or a keyword (or any {Key, Value}) list, each key once, as Elixir
+%% writes options (`max_connections: 4`).
+-spec to_map(term()) -> {ok, map()} | {error, invalid_config()}.
+to_map(Options) when is_map(Options) ->
+    {ok, Options};
+to_map(Options) when is_list(Options) ->
+    to_map(Options, Options, #{});
+to_map(Options) ->
+    {error, {invalid_config, {bad_options, Options}}}.
+
+-spec to_map(list(), term(), map()) -> {ok, map()} | {error, invalid_config()}.
+to_map([], _All, Map) ->
+    {ok, Map};
+to_map([{Key, Value} | Rest], All, Map) ->
+    case is_map_key(Key, Map) of
+        true -> {error, {invalid_config, {duplicate_option, Key}}};
+        false -> to_map(Rest, All, Map#{Key => Value})
     end;
-prepare(_Target, _Other) ->
-    {error, invalid_config}.
+to_map(_NotAPair, All, _Map) ->
+    {error, {invalid_config, {bad_options, All}}}.
 
 %% Atoms go as they are (the caller made them); strings become binaries. Whether the name is a valid
 %% Alive@Host is the C-node's call.
@@ -62,13 +100,13 @@ target(Target) when is_list(Target) ->
 target(_) ->
     error.
 
--spec cnode(map()) -> {ok, default | distribute_pool_client:server()} | error.
+-spec cnode(map()) -> {ok, default | distribute_pool_client:server()} | {error, invalid_config()}.
 cnode(#{cnode := Node}) when is_atom(Node) ->
     {ok, {application:get_env(distribute_pool, service, distribute_pool), Node}};
 cnode(#{cnode := {Service, Node}}) when is_atom(Service), is_atom(Node) ->
     {ok, {Service, Node}};
-cnode(#{cnode := _}) ->
-    error;
+cnode(#{cnode := Other}) ->
+    {error, {invalid_config, {bad_value, cnode, Other, <<"a node name, or {Service, Node}">>}}};
 cnode(#{}) ->
     {ok, default}.
 

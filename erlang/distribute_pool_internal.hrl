@@ -15,7 +15,7 @@
     pool :: #dpool{},
     id :: non_neg_integer(),
     lease :: non_neg_integer(),
-    node :: binary()
+    node :: node()
 }).
 
 %% Default acquire timeout of a pool, as in docs/PROTOCOL.md.

@@ -32,7 +32,7 @@ send(Pipe, Dest, Msg) ->
     ok.
 
 %% Waits until everything sent to the pipe before is queued on the connection (or failed): ok, or the first
-%% error since the previous sync. A pipe that is gone gives {error, connection_failed}.
+%% error since the previous sync. A pipe that is gone gives {error, {connection_failed, {connection_lost, _}}}.
 -spec sync(pid()) -> ok | {error, term()}.
 sync(Pipe) ->
     Ref = erlang:monitor(process, Pipe),
@@ -41,8 +41,9 @@ sync(Pipe) ->
         {Ref, Result} ->
             erlang:demonitor(Ref, [flush]),
             Result;
-        {'DOWN', Ref, process, Pipe, _} ->
-            {error, connection_failed}
+        {'DOWN', Ref, process, Pipe, Reason} ->
+            Text = io_lib:format("the send_async pipe of this lease exited: ~0tp", [Reason]),
+            {error, {connection_failed, {connection_lost, unicode:characters_to_binary(Text)}}}
     end.
 
 -spec stop(pid()) -> ok.

@@ -103,8 +103,12 @@ safe_call(Request, Timeout) ->
     try
         gen_server:call(?MODULE, Request, Timeout)
     catch
-        exit:_ -> {error, connection_failed}
+        exit:Reason -> not_running(io_lib:format("the pool registry did not answer: ~0tp", [Reason]))
     end.
+
+-spec not_running(iodata()) -> {error, distribute_pool_client:unreachable()}.
+not_running(Text) ->
+    {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
 
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
@@ -131,7 +135,7 @@ lookup(Key) ->
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
 handle_call({new, Target, Options, Wait}, From, State) ->
     case lookup(server) of
-        undefined -> {reply, {error, connection_failed}, State};
+        undefined -> {reply, not_running("the embedded C-node has not started yet"), State};
         Server -> {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)}
     end;
 handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, State) ->
@@ -165,7 +169,7 @@ handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Re
     %% A worker only makes a call that returns its errors; this is not expected, but answer the caller.
     case maps:take(Worker, Workers) of
         {From, Rest} ->
-            gen_server:reply(From, {error, connection_failed}),
+            gen_server:reply(From, not_running(io_lib:format("the registry's worker exited: ~0tp", [Reason]))),
             {noreply, State#state{workers = Rest}};
         error ->
             {noreply, State}

@@ -21,6 +21,9 @@ start_link(Config) ->
 -spec init(config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
+    %% Handles of named pools, kept for every process of this node (distribute_pool_names); owned here so
+    %% that they live as long as the application.
+    ok = distribute_pool_names:create_table(),
     Children =
         case CNode of
             embedded ->

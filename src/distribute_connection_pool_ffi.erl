@@ -6,6 +6,7 @@
 -module(distribute_connection_pool_ffi).
 
 -export([new/2]).
+-export([new_with_reason/2]).
 -export([with_connection/2]).
 -export([stats/1]).
 -export([detailed_stats/1]).
@@ -13,6 +14,7 @@
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
 -export([stress_test/3]).
+-export([stress_test_reporting/4]).
 -export([cast_batch/3]).
 -export([cast_batch_by_key/4]).
 -export([send/3]).
@@ -36,23 +38,31 @@
 -type pool_config() :: {pool_config, integer(), integer(), integer(), integer(), integer(), integer(),
                         integer(), integer(), integer(), integer(), boolean(), integer()}.
 
+%% distribute_pool:new/2 starts the application (and its C-node) when it is not running.
 -spec new(binary(), pool_config()) -> gleam_result(distribute_pool:pool(), pool_error()).
-new(Target, {pool_config, Max, Min, AcquireMs, ConnectMs, BackoffMin, BackoffMax, MaxIdle, MaxLifetime,
-             HealthInterval, HealthTimeout, Validate, ResizeWindow}) ->
-    case application:ensure_all_started(distribute_pool) of
-        {ok, _} ->
-            Options = #{max_connections => Max, min_connections => Min,
-                        acquire_timeout_ms => AcquireMs, connect_timeout_ms => ConnectMs,
-                        backoff_min_ms => BackoffMin, backoff_max_ms => BackoffMax,
-                        max_idle_ms => MaxIdle, max_lifetime_ms => MaxLifetime,
-                        health_check_interval_ms => HealthInterval,
-                        health_check_timeout_ms => HealthTimeout,
-                        validate_on_checkout => Validate, resize_window_ms => ResizeWindow},
-            pool_result(distribute_pool:new(Target, Options));
-        {error, _} ->
-            %% Not a distributed node, or the C-node could not start: nothing can be reached.
-            {error, connection_failed}
+new(Target, Config) ->
+    pool_result(distribute_pool:new(Target, options(Config))).
+
+%% new/2, with the reason of a failure as text: {error, {PoolError, Text}}.
+-spec new_with_reason(binary(), pool_config()) -> gleam_result(distribute_pool:pool(), {pool_error(), binary()}).
+new_with_reason(Target, Config) ->
+    case distribute_pool:new(Target, options(Config)) of
+        {ok, Pool} ->
+            {ok, Pool};
+        {error, Reason} ->
+            {error, {pool_error(Reason), unicode:characters_to_binary(distribute_pool:format_error(Reason))}}
     end.
+
+-spec options(pool_config()) -> map().
+options({pool_config, Max, Min, AcquireMs, ConnectMs, BackoffMin, BackoffMax, MaxIdle, MaxLifetime,
+         HealthInterval, HealthTimeout, Validate, ResizeWindow}) ->
+    #{max_connections => Max, min_connections => Min,
+      acquire_timeout_ms => AcquireMs, connect_timeout_ms => ConnectMs,
+      backoff_min_ms => BackoffMin, backoff_max_ms => BackoffMax,
+      max_idle_ms => MaxIdle, max_lifetime_ms => MaxLifetime,
+      health_check_interval_ms => HealthInterval,
+      health_check_timeout_ms => HealthTimeout,
+      validate_on_checkout => Validate, resize_window_ms => ResizeWindow}.
 
 -spec with_connection(distribute_pool:pool(), fun((distribute_pool:conn()) -> A)) ->
     gleam_result(A, pool_error()).
@@ -117,10 +127,20 @@ send_batch_parallel(Pool, Messages, SendFun) ->
 
 -spec stress_test(distribute_pool:pool(), integer(), integer()) -> gleam_result(tuple(), pool_error()).
 stress_test(Pool, OpsPerWorker, Workers) ->
-    case distribute_pool:stress_test(Pool, OpsPerWorker, Workers) of
-        {ok, Stats} -> {ok, pool_stats(Stats)};
-        {error, Reason} -> {error, pool_error(Reason)}
-    end.
+    stress_result(distribute_pool:stress_test(Pool, OpsPerWorker, Workers)).
+
+%% stress_test/3 whose progress lines go to Report (a Gleam fn(String) -> Nil).
+-spec stress_test_reporting(distribute_pool:pool(), integer(), integer(), fun((binary()) -> nil)) ->
+    gleam_result(tuple(), pool_error()).
+stress_test_reporting(Pool, OpsPerWorker, Workers, Report) ->
+    OnProgress = fun(Progress) ->
+                         Report(unicode:characters_to_binary(distribute_pool_batch:format_progress(Progress)))
+                 end,
+    stress_result(distribute_pool:stress_test(Pool, OpsPerWorker, Workers, #{on_progress => OnProgress})).
+
+-spec stress_result({ok, map()} | {error, term()}) -> gleam_result(tuple(), pool_error()).
+stress_result({ok, Stats}) -> {ok, pool_stats(Stats)};
+stress_result({error, Reason}) -> {error, pool_error(Reason)}.
 
 -spec cast_batch(distribute_pool:pool(), binary(), [term()]) -> gleam_result(non_neg_integer(), term()).
 cast_batch(Pool, Name, Messages) ->
@@ -176,10 +196,12 @@ call(Conn, Module, Function, Args, TimeoutMs) ->
 ping(Conn) ->
     distribute_pool:ping(Conn) =:= pong.
 
--spec discard(distribute_pool:conn()) -> nil.
+-spec discard(distribute_pool:conn()) -> gleam_result(nil, term()).
 discard(Conn) ->
-    _ = distribute_pool:discard(Conn),
-    nil.
+    case distribute_pool:discard(Conn) of
+        ok -> {ok, nil};
+        {error, Reason} -> {error, operation_error(Reason)}
+    end.
 
 -spec connection_id(distribute_pool:conn()) -> integer().
 connection_id(Conn) ->
@@ -191,7 +213,7 @@ connection_id(Conn) ->
 -spec connection_node(distribute_pool:conn()) -> binary().
 connection_node(Conn) ->
     case distribute_pool:connection_info(Conn) of
-        #{node := Node} -> Node;
+        #{node := Node} -> to_binary(Node);
         {error, _} -> <<>>
     end.
 
@@ -210,10 +232,11 @@ pool_result({ok, Value}) -> {ok, Value};
 pool_result({error, Reason}) -> {error, pool_error(Reason)}.
 
 %% The four errors of the Gleam type; every other failure is one of the connection (a C-node that does
-%% not answer, a send function that raised, a worker that died).
+%% not answer, a send function that raised, a worker that died). new_with_reason/2 keeps the reason's text.
 -spec pool_error(term()) -> pool_error().
 pool_error(pool_exhausted) -> pool_exhausted;
-pool_error(invalid_config) -> invalid_config;
+pool_error({invalid_config, _}) -> invalid_config;
+pool_error({already_started, _}) -> invalid_config;
 pool_error(invalid_pool) -> invalid_pool;
 pool_error(badarg) -> invalid_config;
 pool_error(_) -> connection_failed.

@@ -14,6 +14,7 @@
 -export([spawn_and_kill_after/2]).
 -export([int_to_float/1]).
 -export([println/1]).
+-export([contains/2]).
 -export([process_count/0]).
 -export([rescue/1]).
 -export([first_attempt/1]).
@@ -195,3 +196,7 @@ capture(Acc) ->
             From ! {?MODULE, text, self(), unicode:characters_to_binary(lists:reverse(Acc))},
             capture(Acc)
     end.
+
+-spec contains(binary(), binary()) -> boolean().
+contains(Text, Part) ->
+    string:find(Text, Part) =/= nomatch.

@@ -6,6 +6,8 @@
 #include <vector>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "protocol/node_identity.hpp"
 
 namespace dpool::api {
@@ -177,7 +179,10 @@ Decoded decode_restore(TermReader& r)
         }
         const auto target = read_text(r);
         const auto options = target ? r.skip() : std::nullopt;
-        auto config = options ? parse_pool_options(*target, *options) : std::nullopt;
+        if (!options) {
+            return RejectedPool{"invalid_config", *id};
+        }
+        auto config = parse_pool_options(*target, *options);
         if (!config) {
             return RejectedPool{"invalid_config", *id};
         }
@@ -207,21 +212,34 @@ Decoded decode_tuple(TermReader& r, std::uint32_t arity)
 
     if (*op == "new") {
         if (arity != 3) {
-            return Rejected{"invalid_config"};
+            return Rejected{"badarg"};
         }
-        const auto target = read_text(r);
-        const auto options = r.skip();
-        if (!target || !options) {
-            return Rejected{"invalid_config"};
+        const auto target_term = r.skip();
+        const auto options = target_term ? r.skip() : std::nullopt;
+        if (!options) {
+            return Rejected{"badarg"};
         }
-        auto config = parse_pool_options(*target, *options);
+        TermReader target_reader(*target_term);
+        const auto target = read_text(target_reader);
+        auto config = parse_pool_options(target ? *target : std::string_view{}, *options);
         if (!config) {
-            return Rejected{"invalid_config"};
+            ConfigError why = config.error();
+            if (why.kind == ConfigError::Kind::bad_target) {
+                why.term = *target_term;
+            }
+            return Rejected{"invalid_config", std::move(why)};
         }
         return NewPool{std::move(*config)};
     }
     if (is("restore", 3)) {
         return decode_restore(r);
+    }
+    if (is("whereis", 2)) {
+        const auto name = r.atom();
+        if (!name) {
+            return Rejected{"badarg"};
+        }
+        return Whereis{*name};
     }
 
     // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.
@@ -471,65 +489,229 @@ constexpr IntegerOption kIntegerOptions[] = {
     {"resize_window_ms", &pool::PoolConfig::resize_window_ms, 100, kMaxLifecycleMs},
 };
 
-// Sets one option from the reader; false for an unknown key, a repeated key, a wrong type or a value out of range.
-bool read_option(TermReader& r, pool::PoolConfig& config, std::vector<std::string_view>& seen)
+// Keys that are not integers. `cnode` is read by the library and never sent; it is here only so that a
+// misspelling of it is answered with the right suggestion.
+constexpr std::string_view kOtherKeys[] = {"validate_on_checkout", "name", "cnode"};
+
+// Edit distance (insertions, deletions, substitutions), for suggesting the known key a misspelt one meant.
+std::size_t edit_distance(std::string_view a, std::string_view b)
 {
-    const auto key = r.atom();
-    if (!key || std::find(seen.begin(), seen.end(), *key) != seen.end()) {
-        return false;
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
     }
-    seen.push_back(*key);
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// The known key closest to `key`, if it is close enough to be a slip (at most 3 edits, and fewer than half
+// its length); empty otherwise.
+std::string_view nearest_key(std::string_view key)
+{
+    std::string_view best;
+    std::size_t best_distance = 4;
+    const auto consider = [&](std::string_view known) {
+        const std::size_t d = edit_distance(key, known);
+        if (d > 0 && d < best_distance && 2 * d < known.size()) {
+            best = known;
+            best_distance = d;
+        }
+    };
+    for (const auto& o : kIntegerOptions) {
+        consider(o.key);
+    }
+    for (const auto known : kOtherKeys) {
+        consider(known);
+    }
+    return best;
+}
+
+std::string integer_range(const IntegerOption& o)
+{
+    return o.zero_disables ? fmt::format("0 (off) or an integer in {}..{}", o.min, o.max)
+                           : fmt::format("an integer in {}..{}", o.min, o.max);
+}
+
+// A key read from the options map, with its value as it came.
+struct SeenOption {
+    std::string_view key;
+    std::string_view value; // encoded
+};
+
+ConfigError bad_value(std::string_view key_term, std::string_view value, std::string allowed)
+{
+    ConfigError e;
+    e.kind = ConfigError::Kind::bad_value;
+    e.term = key_term;
+    e.value = value;
+    e.allowed = std::move(allowed);
+    return e;
+}
+
+// Sets one option from the reader, or says why it cannot be set.
+std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, std::vector<SeenOption>& seen,
+                                       std::vector<std::string_view>& key_terms)
+{
+    const auto key_term = r.skip();
+    const auto value_term = key_term ? r.skip() : std::nullopt;
+    ConfigError e;
+    if (!key_term || !value_term) {
+        e.kind = ConfigError::Kind::bad_options; // cut short: the caller names the whole map
+        return e;
+    }
+    e.term = *key_term;
+    const std::string_view value_bytes = value_term.value_or(std::string_view{});
+    TermReader key_reader(*key_term);
+    const auto key = key_reader.atom();
+    if (!key) {
+        e.kind = ConfigError::Kind::unknown_option; // no atom can be a known key
+        return e;
+    }
+    if (std::any_of(seen.begin(), seen.end(), [&](const SeenOption& o) { return o.key == *key; })) {
+        e.kind = ConfigError::Kind::duplicate_option;
+        return e;
+    }
+    seen.push_back(SeenOption{*key, value_bytes});
+    key_terms.push_back(e.term);
+    TermReader value(value_bytes);
     if (*key == "validate_on_checkout") {
-        const auto flag = r.atom();
+        const auto flag = value.atom();
         if (!flag || (*flag != "true" && *flag != "false")) {
-            return false;
+            return bad_value(e.term, value_bytes, "true or false");
         }
         config.validate_on_checkout = *flag == "true";
-        return true;
+        return std::nullopt;
+    }
+    if (*key == "name") {
+        const auto name = value.atom();
+        if (!name || name->empty() || name->size() > kMaxPoolNameBytes || *name == "undefined") {
+            return bad_value(e.term, value_bytes, "an atom other than undefined");
+        }
+        config.name = std::string(*name);
+        return std::nullopt;
     }
     const auto option = std::find_if(std::begin(kIntegerOptions), std::end(kIntegerOptions),
                                      [&](const IntegerOption& o) { return o.key == *key; });
-    const auto value = r.integer();
-    if (option == std::end(kIntegerOptions) || !value) {
-        return false;
+    if (option == std::end(kIntegerOptions)) {
+        e.kind = ConfigError::Kind::unknown_option;
+        e.did_you_mean = nearest_key(*key);
+        return e;
     }
-    const bool in_range = (*value >= option->min && *value <= option->max) || (option->zero_disables && *value == 0);
+    const auto v = value.integer();
+    const bool in_range = v && ((*v >= option->min && *v <= option->max) || (option->zero_disables && *v == 0));
     if (!in_range) {
-        return false;
+        return bad_value(e.term, value_bytes, integer_range(*option));
     }
-    config.*(option->field) = static_cast<std::uint32_t>(*value);
-    return true;
+    config.*(option->field) = static_cast<std::uint32_t>(*v);
+    return std::nullopt;
 }
 
 } // namespace
 
-std::optional<pool::PoolConfig> parse_pool_options(std::string_view target, std::string_view options)
+void write_config_error(protocol::TermWriter& w, const ConfigError& e)
+{
+    switch (e.kind) {
+    case ConfigError::Kind::bad_target:
+    case ConfigError::Kind::bad_options:
+    case ConfigError::Kind::duplicate_option:
+        w.tuple(2);
+        w.atom(e.kind == ConfigError::Kind::bad_target    ? "bad_target"
+               : e.kind == ConfigError::Kind::bad_options ? "bad_options"
+                                                           : "duplicate_option");
+        w.raw(e.term);
+        return;
+    case ConfigError::Kind::unknown_option:
+        w.tuple(e.did_you_mean.empty() ? 2 : 3);
+        w.atom("unknown_option");
+        w.raw(e.term);
+        if (!e.did_you_mean.empty()) {
+            w.tuple(2);
+            w.atom("did_you_mean");
+            w.atom(e.did_you_mean);
+        }
+        return;
+    case ConfigError::Kind::bad_value:
+        w.tuple(4);
+        w.atom("bad_value");
+        w.raw(e.term);
+        w.raw(e.value);
+        w.binary(e.allowed);
+        return;
+    case ConfigError::Kind::missing_option:
+        w.tuple(2);
+        w.atom("missing_option");
+        w.atom(e.key_name);
+        return;
+    }
+}
+
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options)
 {
     if (!protocol::parse_node_name(target)) {
-        return std::nullopt;
+        ConfigError e;
+        e.kind = ConfigError::Kind::bad_target;
+        return e; // the caller knows the target's encoded term
     }
     TermReader r(options);
     const auto pairs = r.map_header();
     if (!pairs) {
-        return std::nullopt;
+        ConfigError e;
+        e.kind = ConfigError::Kind::bad_options;
+        e.term = options;
+        return e;
     }
     pool::PoolConfig config;
     config.target = std::string(target);
-    std::vector<std::string_view> seen;
+    std::vector<SeenOption> seen;
+    std::vector<std::string_view> key_terms;
     for (std::uint32_t i = 0; i < *pairs; ++i) {
-        if (!read_option(r, config, seen)) {
-            return std::nullopt;
+        if (auto error = read_option(r, config, seen, key_terms)) {
+            if (error->kind == ConfigError::Kind::bad_options) {
+                error->term = options;
+            }
+            return std::move(*error);
         }
     }
-    const auto given = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
-    if (!given("max_connections") || !r.at_end()) {
-        return std::nullopt;
+    if (!r.at_end()) {
+        ConfigError e;
+        e.kind = ConfigError::Kind::bad_options;
+        e.term = options;
+        return e;
+    }
+    const auto given = [&](std::string_view key) -> const SeenOption* {
+        const auto it = std::find_if(seen.begin(), seen.end(), [&](const SeenOption& o) { return o.key == key; });
+        return it == seen.end() ? nullptr : &*it;
+    };
+    const auto key_term = [&](std::string_view key) { return key_terms[static_cast<std::size_t>(given(key) - seen.data())]; };
+    if (!given("max_connections")) {
+        ConfigError e;
+        e.kind = ConfigError::Kind::missing_option;
+        e.key_name = "max_connections";
+        return e;
     }
     if (!given("min_connections")) {
         config.min_connections = config.max_connections;
     }
-    if (config.min_connections > config.max_connections || config.backoff_min_ms > config.backoff_max_ms) {
-        return std::nullopt;
+    if (config.min_connections > config.max_connections) {
+        return bad_value(key_term("min_connections"), given("min_connections")->value,
+                         fmt::format("an integer in 0..max_connections ({})", config.max_connections));
+    }
+    if (config.backoff_min_ms > config.backoff_max_ms) {
+        // Blame the one that was given (backoff_max_ms when both were).
+        const bool max_given = given("backoff_max_ms") != nullptr;
+        return max_given ? bad_value(key_term("backoff_max_ms"), given("backoff_max_ms")->value,
+                                     fmt::format("an integer in backoff_min_ms ({})..{}", config.backoff_min_ms,
+                                                 kMaxBackoffMs))
+                         : bad_value(key_term("backoff_min_ms"), given("backoff_min_ms")->value,
+                                     fmt::format("an integer in 1..backoff_max_ms ({})", config.backoff_max_ms));
     }
     return config;
 }

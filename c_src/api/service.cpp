@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <variant>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "api/requests.hpp"
@@ -22,6 +23,13 @@ struct Overloaded : Ts... {
 };
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// The answer while a restarted C-node waits for the pools it is to restore.
+pool::Failure restarting()
+{
+    return pool::Failure("connection_failed", "cnode_restarting",
+                         "the C-node has restarted and is restoring its pools; try again in a moment");
+}
 
 } // namespace
 
@@ -77,7 +85,7 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
     context_.cookie = config_.cookie;
     context_.scheduler = &scheduler_;
     context_.link_limits = config_.link_limits;
-    context_.drop_pool = [this](std::uint64_t id) { pools_.erase(id); };
+    context_.drop_pool = [this](std::uint64_t id) { forget_pool(id); };
 }
 
 Service::~Service() { stop(); }
@@ -93,6 +101,7 @@ void Service::stop()
     for (auto& [id, p] : pools_) {
         p->close_now();
     }
+    names_.clear();
     pools_.clear();
     sessions_.clear();
 }
@@ -203,7 +212,11 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
             action(*p);
         } else {
             // Before the restore, the pool may be one of those about to come back.
-            pool::reply_error(caller, awaiting_restore_ ? "connection_failed" : "invalid_pool");
+            if (awaiting_restore_) {
+                pool::reply_error(caller, restarting());
+            } else {
+                pool::reply_error(caller, "invalid_pool");
+            }
         }
     };
     auto decoded = decode_request(request);
@@ -211,7 +224,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    [&](NewPool& r) {
                        if (awaiting_restore_) {
                            // Its id could be one the restore is about to bring back.
-                           pool::reply_error(caller, "connection_failed");
+                           pool::reply_error(caller, restarting());
                            return;
                        }
                        create_pool(caller, std::move(r.config));
@@ -306,7 +319,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](const ListPools&) {
                        if (awaiting_restore_) {
-                           pool::reply_error(caller, "connection_failed"); // the list is not complete yet
+                           pool::reply_error(caller, restarting()); // the list is not complete yet
                            return;
                        }
                        pool::reply(caller, [&](protocol::TermWriter& w) {
@@ -321,13 +334,44 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            w.nil();
                        });
                    },
+                   [&](const Whereis& r) {
+                       const auto it = names_.find(r.name);
+                       auto* p = it == names_.end() ? nullptr : find_pool(it->second);
+                       if (!p || p->draining()) {
+                           pool::reply_error(caller, "invalid_pool");
+                           return;
+                       }
+                       reply_pool_handle(caller, "ok", *p);
+                   },
                    [&](const Info&) { reply_info(caller, lane); },
                    [&](const ListLanes&) { reply_lanes(caller); },
                    [&](const Ping&) { pool::reply_atom(caller, "pong"); },
-                   [&](const Rejected& r) { pool::reply_error(caller, r.error); },
+                   [&](const Rejected& r) {
+                       if (!r.config) {
+                           pool::reply_error(caller, r.error);
+                           return;
+                       }
+                       pool::reply(caller, [&](protocol::TermWriter& w) {
+                           w.tuple(2);
+                           w.atom("error");
+                           w.tuple(2);
+                           w.atom("invalid_config");
+                           write_config_error(w, *r.config);
+                       });
+                   },
                    [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
+                   // A discard (or checkin) sent as a call is answered: ok, or invalid_connection for a lease that
+                   // had already ended.
+                   [&](const Checkin& r) {
+                       with_pool(r.lease.pool, [&](pool::Pool& p) {
+                           if (p.checkin(r.lease.conn, r.lease.lease, r.discard)) {
+                               pool::reply_atom(caller, "ok");
+                           } else {
+                               pool::reply_error(caller, "invalid_connection");
+                           }
+                       });
+                   },
                    // Casts that arrived as calls.
-                   [&](const Checkin&) { pool::reply_error(caller, "badarg"); },
                    [&](const Cancel&) { pool::reply_error(caller, "badarg"); },
                },
                decoded);
@@ -353,17 +397,75 @@ void Service::handle_cast(std::string_view request)
 
 void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig config)
 {
-    if (connections_in_use() + config.max_connections > config_.max_total_connections) {
+    if (!config.name.empty()) {
+        if (const auto it = names_.find(config.name); it != names_.end()) {
+            // A pool being destroyed has given up its name already.
+            if (auto* taken = find_pool(it->second); taken && !taken->draining()) {
+                reply_pool_handle(caller, "already_started", *taken);
+                return;
+            }
+        }
+    }
+    const std::uint32_t in_use = connections_in_use();
+    if (in_use + config.max_connections > config_.max_total_connections) {
         spdlog::warn("refusing a pool of {} connections: the C-node's budget is {}", config.max_connections,
                      config_.max_total_connections);
-        pool::reply_error(caller, "invalid_config");
+        const auto max = static_cast<std::int64_t>(config.max_connections);
+        const auto left = config_.max_total_connections - std::min(in_use, config_.max_total_connections);
+        const auto allowed = fmt::format("at most {}: the C-node keeps at most {} connections and its pools hold {}",
+                                         left, config_.max_total_connections, in_use);
+        pool::reply(caller, [&](protocol::TermWriter& w) {
+            w.tuple(2);
+            w.atom("error");
+            w.tuple(2);
+            w.atom("invalid_config");
+            w.tuple(4);
+            w.atom("bad_value");
+            w.atom("max_connections");
+            w.integer(max);
+            w.binary(allowed);
+        });
         return;
     }
     const std::uint64_t id = next_pool_id_++;
     pools_created_ = true;
     auto p = std::make_shared<pool::Pool>(context_, id, std::move(config));
     pools_.emplace(id, p);
+    if (!p->config().name.empty()) {
+        names_[p->config().name] = id; // a view of the pool's own copy of its name
+    }
     p->start(pool::Caller(caller));
+}
+
+void Service::reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p)
+{
+    // {ok, Id, AcquireTimeoutMs} or {error, {already_started, Id, AcquireTimeoutMs}}: what the library needs to
+    // make a handle.
+    pool::reply(caller, [&](protocol::TermWriter& w) {
+        const bool ok = status == "ok";
+        if (!ok) {
+            w.tuple(2);
+            w.atom("error");
+        }
+        w.tuple(3);
+        w.atom(status);
+        w.integer(static_cast<std::int64_t>(p.id()));
+        w.integer(p.config().acquire_timeout_ms);
+    });
+}
+
+void Service::forget_pool(std::uint64_t id)
+{
+    const auto it = pools_.find(id);
+    if (it == pools_.end()) {
+        return;
+    }
+    if (const auto& name = it->second->config().name; !name.empty()) {
+        if (const auto n = names_.find(name); n != names_.end() && n->second == id) {
+            names_.erase(n);
+        }
+    }
+    pools_.erase(it);
 }
 
 void Service::restore_pools(const pool::CallerView& caller, Restore restore)
@@ -376,7 +478,14 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     }
     std::uint32_t budget = connections_in_use();
     std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
+    std::unordered_map<std::string_view, std::uint64_t> restored_names;
     for (const auto& r : restore.pools) {
+        if (!r.config.name.empty() && !restored_names.emplace(r.config.name, r.id).second) {
+            spdlog::warn("cannot restore pool {}: its name {} is taken by pool {}", r.id, r.config.name,
+                         restored_names[r.config.name]);
+            reply_pool_error(caller, "name_taken", r.id);
+            return;
+        }
         if (budget + r.config.max_connections > config_.max_total_connections) {
             spdlog::warn("cannot restore pool {}: {} more connections exceed the C-node's budget of {}", r.id,
                          r.config.max_connections, config_.max_total_connections);
@@ -391,6 +500,9 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
         spdlog::info("restoring pool {} to {} ({} connections)", r.id, r.config.target, r.config.max_connections);
         auto p = std::make_shared<pool::Pool>(context_, r.id, std::move(r.config));
         pools_.emplace(r.id, p);
+        if (!p->config().name.empty()) {
+            names_[p->config().name] = r.id;
+        }
         p->start_in_background();
     }
     next_pool_id_ = next;

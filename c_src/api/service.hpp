@@ -62,6 +62,9 @@ private:
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
     void restore_pools(const pool::CallerView& caller, Restore restore);
     static void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
+    static void reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p);
+    // Drops a pool that failed to start or was destroyed, and its name.
+    void forget_pool(std::uint64_t id);
     void reply_info(const pool::CallerView& caller, std::size_t lane);
     void reply_lanes(const pool::CallerView& caller);
     pool::Pool* find_pool(std::uint64_t id);
@@ -75,6 +78,8 @@ private:
     pool::PoolContext context_;
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
+    // Names of the pools that have one (unique per C-node; the views point into each pool's config).
+    std::unordered_map<std::string_view, std::uint64_t> names_;
     std::uint64_t next_pool_id_;
     bool awaiting_restore_;
     // A pool was created or restored by this incarnation: a restore now could reuse the id of a destroyed one.

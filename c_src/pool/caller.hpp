@@ -79,13 +79,33 @@ void reply(const CallerView& caller, WriteReply&& write_reply)
     caller.link->end_packet();
 }
 
-// {error, Reason} with an atom reason.
-inline void reply_error(const CallerView& caller, std::string_view reason)
+// An error answer: {error, Error} (an atom: pool_exhausted, invalid_pool...), or, where the cause is known,
+// {error, {Error, {Kind, Text}}}: Kind an atom naming the cause, Text a binary that explains it
+// (connection_failed: docs/PROTOCOL.md, "Errors").
+struct Failure {
+    std::string_view error;
+    std::string_view kind; // empty: the bare atom; otherwise a static name
+    std::string text;
+
+    Failure(const char* e) : error(e) {}
+    Failure(std::string_view e) : error(e) {}
+    Failure(std::string_view e, std::string_view k, std::string t) : error(e), kind(k), text(std::move(t)) {}
+};
+
+inline void reply_error(const CallerView& caller, const Failure& failure)
 {
-    reply(caller, [reason](protocol::TermWriter& w) {
+    reply(caller, [&failure](protocol::TermWriter& w) {
         w.tuple(2);
         w.atom("error");
-        w.atom(reason);
+        if (failure.kind.empty()) {
+            w.atom(failure.error);
+            return;
+        }
+        w.tuple(2);
+        w.atom(failure.error);
+        w.tuple(2);
+        w.atom(failure.kind);
+        w.binary(failure.text);
     });
 }
 

@@ -245,7 +245,7 @@ void Pool::connect(PooledConnection& c)
                        if (!error && out.socket) {
                            self->on_connected(conn, std::move(*out.socket), out.peer_flags);
                        } else {
-                           self->on_connect_failed(conn, error ? "internal error" : out.error);
+                           self->on_connect_failed(conn, out.kind, error ? "internal error" : out.error);
                        }
                    });
 }
@@ -280,7 +280,7 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t p
         context_.scheduler->schedule(Deadline{now + std::chrono::milliseconds(config_.health_check_interval_ms),
                                               DeadlineKind::health, id_, connection_key(c.index, c.generation)});
     }
-    spdlog::debug("pool {}: {} connected to {}{}", id_, c.node_name, config_.target,
+    spdlog::debug("pool {}: {} connected to {}{}", label(), c.node_name, config_.target,
                   atom_cache ? " (distribution headers with atom cache)" : "");
     if (auto g = core_.slot_ready(c.index)) {
         grant_to_waiter(*g);
@@ -290,20 +290,44 @@ void Pool::on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t p
     start_progress(true);
 }
 
-void Pool::on_connect_failed(PooledConnection& c, const std::string& error)
+void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error)
 {
     ++c.failures;
     target_down_ = true;
+    c.down_kind = transport::error_kind_name(kind);
+    c.down_reason = error;
+    last_failure_kind_ = c.down_kind;
+    last_failure_ = error;
     close_retiring(c);
-    spdlog::info("pool {}: {} cannot connect to {}: {}", id_, c.node_name, config_.target, error);
+    spdlog::info("pool {}: {} cannot connect to {}: {}", label(), c.node_name, config_.target, error);
     if (creator_) {
         start_progress(false);
         return;
     }
     if (live_connections() == 0) {
-        fail_waiters("connection_failed");
+        fail_waiters(no_connection());
     }
     schedule_reconnect(c);
+}
+
+std::string Pool::label() const
+{
+    return config_.name.empty() ? std::to_string(id_) : config_.name;
+}
+
+Failure Pool::closed_under_writes(const PooledConnection& c) const
+{
+    return Failure("connection_failed", "connection_lost",
+                   fmt::format("the connection {} to {} closed while the messages were queued", c.node_name,
+                               config_.target));
+}
+
+Failure Pool::no_connection() const
+{
+    if (last_failure_kind_.empty()) {
+        return Failure("connection_failed", "connection_lost", fmt::format("no connection to {} is up", config_.target));
+    }
+    return Failure("connection_failed", last_failure_kind_, last_failure_);
 }
 
 void Pool::start_progress(bool ok)
@@ -313,7 +337,7 @@ void Pool::start_progress(bool ok)
     }
     if (!ok) {
         start_failed_ = true;
-        reply_error(creator_->view(), "connection_failed");
+        reply_error(creator_->view(), no_connection());
         creator_.reset();
         close_now();
         if (context_.drop_pool) {
@@ -338,9 +362,9 @@ void Pool::on_link_closed(PooledConnection& c, transport::DistLink& l, std::stri
         return; // a link the pool already let go of
     }
     if (!destroyed_) {
-        spdlog::warn("pool {}: {} lost its connection to {}: {}", id_, c.node_name, config_.target, reason);
+        spdlog::warn("pool {}: {} lost its connection to {}: {}", label(), c.node_name, config_.target, reason);
     }
-    drop_link(c, CloseReason::target_down);
+    drop_link(c, CloseReason::target_down, reason);
     if (c.one_shot && core_.state(c.index) == SlotState::leased) {
         // The pool's own lease for a pooled_request, whose caller has just been answered connection_failed.
         end_lease(c, core_.lease_of(c.index), true);
@@ -351,7 +375,7 @@ void Pool::on_link_closed(PooledConnection& c, transport::DistLink& l, std::stri
     }
 }
 
-void Pool::drop_link(PooledConnection& c, CloseReason reason)
+void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view detail)
 {
     if (!c.link) {
         return;
@@ -361,8 +385,15 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason)
     link->detach();
     link->close(close_reason_name(reason));
     c.health_check_in_flight = false;
-    fail_pending(c, destroyed_ ? "invalid_pool" : "connection_failed");
-    fail_parked(c, destroyed_ ? "invalid_pool" : "connection_failed");
+    c.down_kind = "connection_lost";
+    c.down_reason = fmt::format("the connection {} to {} was closed: {}", c.node_name, config_.target, detail);
+    if (reason == CloseReason::target_down) {
+        last_failure_kind_ = c.down_kind;
+        last_failure_ = c.down_reason;
+    }
+    const Failure failure = destroyed_ ? Failure("invalid_pool") : Failure("connection_failed", c.down_kind, c.down_reason);
+    fail_pending(c, failure);
+    fail_parked(c, failure);
 }
 
 void Pool::release_parked(PooledConnection& c)
@@ -386,7 +417,7 @@ void Pool::release_parked(PooledConnection& c)
     }
 }
 
-void Pool::fail_parked(PooledConnection& c, std::string_view reason)
+void Pool::fail_parked(PooledConnection& c, const Failure& reason)
 {
     while (!c.parked.empty()) {
         auto& a = c.parked.front();
@@ -447,8 +478,9 @@ void Pool::retire(PooledConnection& c)
         schedule_reconnect(c);
         return;
     }
-    spdlog::info("pool {}: {} reached its max_lifetime_ms, replacing it", id_, c.node_name);
-    fail_pending(c, "connection_failed");
+    spdlog::info("pool {}: {} reached its max_lifetime_ms, replacing it", label(), c.node_name);
+    fail_pending(c, Failure("connection_failed", "connection_lost",
+                            fmt::format("the connection {} was replaced after max_lifetime_ms", c.node_name)));
     release_parked(c); // their data stays queued on the retiring link, which is flushed before it closes
     c.health_check_in_flight = false;
     c.retiring = std::move(c.link);
@@ -493,7 +525,7 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
         ++counters_.acquires;
         ++counters_.misses;
         ++counters_.failed_operations;
-        reply_error(caller, "connection_failed");
+        reply_error(caller, no_connection());
         return;
     }
     const auto now = Clock::now();
@@ -583,7 +615,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
         w.tuple(3);
         w.integer(g.slot);
         w.integer(static_cast<std::int64_t>(g.lease));
-        w.binary(node);
+        w.atom(node); // as stats name it: a node name is an atom
     });
 }
 
@@ -618,7 +650,7 @@ void Pool::grant_queued(const Grant& g)
 void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job)
 {
     if (!c.live()) {
-        reply_error(caller, "connection_failed");
+        reply_error(caller, Failure("connection_failed", c.down_kind, c.down_reason));
         ++counters_.failed_operations;
         end_lease(c, lease, false);
         return;
@@ -668,7 +700,7 @@ void Pool::cast_batch(const CallerView& caller, const Destination& to, const std
     }
     if (live.empty()) {
         ++counters_.failed_operations;
-        reply_error(caller, "connection_failed");
+        reply_error(caller, no_connection());
         return;
     }
     const std::size_t n = live.size();
@@ -683,7 +715,7 @@ void Pool::cast_batch(const CallerView& caller, const Destination& to, const std
         if (!c->link->is_open()) {
             // Closed under the write (its peer stopped reading): what was queued on it is lost.
             ++counters_.failed_operations;
-            reply_error(caller, "connection_failed");
+            reply_error(caller, closed_under_writes(*c));
             return;
         }
         busy += c->link->busy() ? 1 : 0;
@@ -735,18 +767,19 @@ void Pool::demonitor_caller(const CallerView& caller, std::uint64_t number)
     }
 }
 
-void Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
+bool Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
 {
     if (conn >= connections_.size() || !core_.lease_current(conn, lease)) {
-        return;
+        return false;
     }
     PooledConnection& c = *connections_[conn];
     if (discard && c.link) {
-        spdlog::info("pool {}: {} discarded by its lease holder, reopening it", id_, c.node_name);
+        spdlog::info("pool {}: {} discarded by its lease holder, reopening it", label(), c.node_name);
         // Closed before the lease ends, so the slot comes back as one to reconnect, never as idle.
-        drop_link(c, CloseReason::broken);
+        drop_link(c, CloseReason::broken, "its holder discarded it as broken");
     }
     end_lease(c, lease, true);
+    return true;
 }
 
 void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder)
@@ -762,7 +795,7 @@ void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holde
         // Destroying: a connection that comes back is closed, and the last one to come back ends the drain.
         if (core_.release(c.index, lease, healthy).ended && !destroyed_) {
             core_.close_idle(c.index);
-            drop_link(c, CloseReason::destroy);
+            drop_link(c, CloseReason::destroy, "the pool was destroyed");
             if (core_.counts().leased == 0) {
                 finish_destroy();
             }
@@ -809,13 +842,13 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
     }
 }
 
-std::optional<std::string_view> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
+std::optional<Failure> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
 {
     if (conn >= connections_.size() || !core_.lease_current(conn, lease) || connections_[conn]->validating) {
-        return "invalid_connection";
+        return Failure("invalid_connection");
     }
-    if (!connections_[conn]->live()) {
-        return "connection_failed";
+    if (const auto& c = *connections_[conn]; !c.live()) {
+        return Failure("connection_failed", c.down_kind, c.down_reason);
     }
     return std::nullopt;
 }
@@ -947,7 +980,7 @@ void Pool::send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t
         ++counters_.successful_operations;
     }
     if (!c.link->is_open()) {
-        reply_error(caller, "connection_failed"); // closed under the writes: its queue is lost
+        reply_error(caller, closed_under_writes(c)); // its queue is lost
         return;
     }
     if (c.link->busy()) {
@@ -1148,8 +1181,8 @@ void Pool::on_health_result(PooledConnection& c, bool ok)
         }
         return;
     }
-    spdlog::warn("pool {}: {} failed its health check, replacing it", id_, c.node_name);
-    drop_link(c, CloseReason::health);
+    spdlog::warn("pool {}: {} failed its health check, replacing it", label(), c.node_name);
+    drop_link(c, CloseReason::health, "it failed its health check");
     after_link_lost(c);
 }
 
@@ -1344,7 +1377,7 @@ void Pool::write_demonitor(PooledConnection& c, std::string_view destination, st
     c.link->end_packet();
 }
 
-void Pool::fail_pending(PooledConnection& c, std::string_view reason)
+void Pool::fail_pending(PooledConnection& c, const Failure& reason)
 {
     for (auto& p : c.pending) {
         if (p.ref != 0) {
@@ -1357,7 +1390,7 @@ void Pool::fail_pending(PooledConnection& c, std::string_view reason)
     }
 }
 
-void Pool::fail_waiters(std::string_view reason)
+void Pool::fail_waiters(const Failure& reason)
 {
     for (const auto waiter : core_.take_all_waiters()) {
         auto node = waiters_.extract(waiter);
@@ -1517,9 +1550,9 @@ void Pool::maintain()
             }
             auto& c = *connections_[slot];
             if (now - c.idle_since >= std::chrono::milliseconds(config_.max_idle_ms)) {
-                spdlog::debug("pool {}: closing {}, idle for {} ms", id_, c.node_name, config_.max_idle_ms);
+                spdlog::debug("pool {}: closing {}, idle for {} ms", label(), c.node_name, config_.max_idle_ms);
                 core_.close_idle(slot);
-                drop_link(c, CloseReason::idle);
+                drop_link(c, CloseReason::idle, "closed as idle");
                 capacity_ = std::max(config_.min_connections, core_.open_slots());
             }
         }
@@ -1549,7 +1582,7 @@ void Pool::adapt()
         --capacity_;
         const auto coldest = core_.idle_slots().front();
         core_.close_idle(coldest);
-        drop_link(*connections_[coldest], CloseReason::idle);
+        drop_link(*connections_[coldest], CloseReason::idle, "closed as idle");
     }
     window_samples_ = 0;
     window_idle_share_ = 0;
@@ -1609,7 +1642,7 @@ void Pool::destroy(Caller destroyer, std::uint32_t drain_timeout_ms)
     }
     draining_ = true;
     destroyer_ = std::move(destroyer);
-    spdlog::info("pool {}: destroying; waiting up to {} ms for {} leases", id_, drain_timeout_ms,
+    spdlog::info("pool {}: destroying; waiting up to {} ms for {} leases", label(), drain_timeout_ms,
                  core_.counts().leased);
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
@@ -1621,7 +1654,7 @@ void Pool::destroy(Caller destroyer, std::uint32_t drain_timeout_ms)
         }
         if (core_.state(c->index) == SlotState::idle) {
             core_.close_idle(c->index);
-            drop_link(*c, CloseReason::destroy);
+            drop_link(*c, CloseReason::destroy, "the pool was destroyed");
         }
         close_retiring(*c);
     }
@@ -1666,7 +1699,7 @@ void Pool::close_now()
         if (core_.state(c->index) == SlotState::leased) {
             end_lease(*c, core_.lease_of(c->index), true);
         }
-        drop_link(*c, CloseReason::destroy);
+        drop_link(*c, CloseReason::destroy, "the pool was destroyed");
         close_retiring(*c);
     }
 }
@@ -1684,10 +1717,22 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(29);
+    w.map(31);
     integer("pool_id", id_);
+    w.atom("name");
+    w.atom(config_.name.empty() ? std::string_view("undefined") : std::string_view(config_.name));
+    // Node names as atoms, as Erlang shows nodes: the target's is the caller's own atom, and connection names
+    // are few (reused per target: ConnectionNames).
     w.atom("target");
-    w.binary(config_.target);
+    w.atom(config_.target);
+    w.atom("last_failure");
+    if (last_failure_kind_.empty()) {
+        w.atom("none");
+    } else {
+        w.tuple(2);
+        w.atom(last_failure_kind_);
+        w.binary(last_failure_);
+    }
     w.atom("state");
     w.atom(draining_ ? "draining" : "active");
     integer("total_connections", core_.open_slots());
@@ -1732,7 +1777,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
             w.atom("id");
             w.integer(c->index);
             w.atom("node");
-            w.binary(c->node_name);
+            w.atom(c->node_name);
             w.atom("state");
             w.atom(state == SlotState::idle ? "available" : state == SlotState::leased ? "in_use" : "connecting");
         }

@@ -17,6 +17,7 @@
 #include "pool/pool_core.hpp"
 #include "pool/scheduler.hpp"
 #include "protocol/node_identity.hpp"
+#include "transport/connector.hpp"
 #include "transport/dist_link.hpp"
 #include "util/asio.hpp"
 #include "util/latency_histogram.hpp"
@@ -25,6 +26,7 @@ namespace dpool::pool {
 
 struct PoolConfig {
     std::string target;
+    std::string name; // the pool's registered name (an atom's text), empty for none
     std::uint32_t max_connections = 0;
     std::uint32_t min_connections = 0;
     std::uint32_t acquire_timeout_ms = 5000;
@@ -190,6 +192,9 @@ private:
     std::uint64_t generation = 0; // one per established connection: tells stale lifetime and health deadlines
     bool connecting = false;
     std::uint32_t failures = 0;
+    // Why its link is down (connect failure or loss), told to the holder's operations: {Kind, Text}.
+    std::string_view down_kind = "connection_lost";
+    std::string down_reason;
     Clock::time_point idle_since{};
     Clock::time_point expires_at = Clock::time_point::max();
     bool health_check_in_flight = false;
@@ -242,8 +247,9 @@ public:
     // queued and busy connections have drained.
     void cast_batch(const CallerView& caller, const Destination& to, const std::vector<BatchMessage>& messages,
                     bool keyed);
-    // Ends a lease; `discard`: the holder found the connection broken, so it is closed and reopened.
-    void checkin(std::uint32_t conn, std::uint64_t lease, bool discard = false);
+    // Ends a lease; `discard`: the holder found the connection broken, so it is closed and reopened. False
+    // when that lease had already ended (or never was).
+    bool checkin(std::uint32_t conn, std::uint64_t lease, bool discard = false);
     void cancel(std::string_view pid, std::string_view tag);
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);
@@ -297,11 +303,17 @@ private:
     PooledConnection& open_connection();
     void connect(PooledConnection& c);
     void on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t peer_flags);
-    void on_connect_failed(PooledConnection& c, const std::string& error);
+    void on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error);
+    // What a caller is told when no connection is up: the cause of the last failed attempt.
+    Failure no_connection() const;
+    // What the senders are told when a connection closed while their messages were being queued on it.
+    Failure closed_under_writes(const PooledConnection& c) const;
+    // How logs name the pool: its name, or its id.
+    std::string label() const;
     void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason);
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
-    // fails what was in flight on it. The slot's state is the caller's business.
-    void drop_link(PooledConnection& c, CloseReason reason);
+    // fails what was in flight on it. The slot's state is the caller's business. `detail`: why, in words.
+    void drop_link(PooledConnection& c, CloseReason reason, std::string_view detail);
     void close_retiring(PooledConnection& c);
     // After a link was lost: an idle slot reconnects, a validating checkout tries again elsewhere; a leased
     // slot stays with its holder (whose operations now fail) and reconnects when returned.
@@ -332,12 +344,12 @@ private:
     void answer_call_exit(PooledConnection& c, PooledConnection::PendingRequest& p, std::string_view reason);
     // Answers what waits for `c`'s output to drain: the data is queued (on `c`, or on the link it retires).
     void release_parked(PooledConnection& c);
-    void fail_parked(PooledConnection& c, std::string_view reason);
+    void fail_parked(PooledConnection& c, const Failure& reason);
     void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
     void start_health_check(PooledConnection& c);
     void on_health_result(PooledConnection& c, bool ok);
-    void fail_waiters(std::string_view reason);
-    void fail_pending(PooledConnection& c, std::string_view reason);
+    void fail_waiters(const Failure& reason);
+    void fail_pending(PooledConnection& c, const Failure& reason);
     void answer_reply(PooledConnection& c, std::string_view message);
     void answer_down(PooledConnection& c, std::string_view ref, std::string_view reason);
     void finish_request(PooledConnection& c, PooledConnection::PendingRequest& p);
@@ -348,7 +360,7 @@ private:
     void start_progress(bool ok);
     // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt
     // when it can.
-    std::optional<std::string_view> lease_error(std::uint32_t conn, std::uint64_t lease) const;
+    std::optional<Failure> lease_error(std::uint32_t conn, std::uint64_t lease) const;
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
     std::chrono::milliseconds backoff(std::uint32_t failures);
     void schedule_maintenance();
@@ -372,6 +384,9 @@ private:
     std::optional<Caller> destroyer_;
     // The last connect attempt failed and none has succeeded since: waiters are told at once.
     bool target_down_ = false;
+    // Why the last connect attempt failed, or why the last connection was lost: {Kind, Text} of connection_failed.
+    std::string_view last_failure_kind_;
+    std::string last_failure_;
     // Adaptive capacity: the number of connections the pool keeps open, between min and max.
     std::uint32_t capacity_ = 0;
     std::uint32_t window_samples_ = 0;

@@ -11,9 +11,19 @@
 
 namespace dpool::transport {
 
+// Which step of opening a connection failed: what a caller is told ({connection_failed, {Kind, Text}}).
+enum class ConnectError : std::uint8_t {
+    unreachable,       // the host cannot be resolved, or its epmd or the node's port cannot be reached
+    not_registered,    // the target host's epmd has no node of that name
+    handshake_refused, // the target refused the distribution handshake (a wrong cookie, a name in use...)
+    timeout,           // connect_timeout_ms passed first
+};
+std::string_view error_kind_name(ConnectError kind);
+
 struct ConnectOutcome {
     std::optional<tcp::socket> socket; // set on success: handshake done, ready for a DistLink
-    std::string error;
+    ConnectError kind = ConnectError::unreachable; // on failure
+    std::string error;                             // on failure, in words
     std::uint64_t peer_flags = 0; // what the target announced in the handshake (DFLAG_*)
 };
 

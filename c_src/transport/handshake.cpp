@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -276,13 +277,61 @@ HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, c
     }
     const int result = ei_xconnect_host_port_tmo(&ec, &peer.sin_addr, ntohs(peer.sin_port), to_ei_timeout(timeout));
     if (result < 0) {
-        out.error = ei_error("ei_connect");
+        out.timed_out = erl_errno == ETIMEDOUT || Clock::now() >= socket.deadline;
+        out.error = out.timed_out ? ei_error("ei_connect") : explain_connect_failure(socket.received);
         return out;
     }
     forget_in_ei(fd);
     out.ok = true;
     out.peer_flags = peer_flags(socket.received).value_or(0);
     return out;
+}
+
+namespace {
+
+// The handshake messages in `received` (each a 2-byte length and a body), as many as came whole.
+std::vector<std::string_view> handshake_messages(std::string_view received)
+{
+    std::vector<std::string_view> messages;
+    std::size_t at = 0;
+    while (at + 2 <= received.size()) {
+        const std::size_t length = (static_cast<std::size_t>(static_cast<unsigned char>(received[at])) << 8) |
+                                   static_cast<unsigned char>(received[at + 1]);
+        if (at + 2 + length > received.size()) {
+            break;
+        }
+        messages.push_back(received.substr(at + 2, length));
+        at += 2 + length;
+    }
+    return messages;
+}
+
+} // namespace
+
+std::string explain_connect_failure(std::string_view received)
+{
+    const auto messages = handshake_messages(received);
+    if (messages.empty() || messages[0].empty() || messages[0][0] != 's') {
+        return "it closed the connection without answering (is it running TLS distribution, -proto_dist "
+               "inet_tls, or is this not a distribution port?)";
+    }
+    const std::string_view status = messages[0].substr(1);
+    if (status == "not_allowed") {
+        return "it does not allow connections from this node (net_kernel:allow/1)";
+    }
+    if (status == "alive") {
+        return "it already has a connection from a node of this name";
+    }
+    if (status == "nok") {
+        return "it is connecting to this node at the same time";
+    }
+    if (status != "ok" && status != "ok_simultaneous" && status.substr(0, 6) != "named:") {
+        return fmt::format("it answered status '{}'", status);
+    }
+    if (messages.size() < 2) {
+        return "it closed the connection after its status, before its challenge";
+    }
+    return "it did not accept our answer to its challenge: the cookie is not the target's";
 }
 
 std::optional<std::uint64_t> peer_flags(std::string_view received)

@@ -20,6 +20,7 @@ struct HandshakeOutcome {
     bool ok = false;
     std::string peer_node; // set by the accepting side
     std::string error;
+    bool timed_out = false; // the error is the deadline's
     // The capabilities the peer announced (DFLAG_*), 0 when they could not be read; set by the connecting side.
     std::uint64_t peer_flags = 0;
 };
@@ -39,6 +40,11 @@ HandshakeOutcome handshake_as_acceptor(int fd, const HandshakeIdentity& self, co
 // the target can name atoms by cache reference; the outcome has the flags the target announced.
 HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, const std::string& cookie,
                                         std::chrono::milliseconds timeout);
+
+// Why a connecting handshake that did not time out failed, judged from what the peer sent before it hung up
+// (OTP's distribution protocol, "Distribution Handshake"): its status message, whether its challenge came
+// (then our answer, made with our cookie, was refused), or nothing at all.
+std::string explain_connect_failure(std::string_view received);
 
 // The flags a peer announced, from the handshake bytes it sent (2-byte length, then 'N' with 8-byte flags,
 // or 'n' with a 2-byte version and 4-byte flags); nullopt when no such message is among them.

@@ -49,6 +49,26 @@ template <class T> T accepted(const Decoded& d)
 
 std::string rejection_of(const Build& build) { return rejection(decode_request(term(build))); }
 
+// A ConfigError as the caller reads it (the Why of {error, {invalid_config, Why}}), printed.
+std::string printed(const ConfigError& e)
+{
+    dpool::ByteBuffer buf;
+    dpool::protocol::TermWriter w(buf);
+    write_config_error(w, e);
+    return dpool::test::print_term(buf.view());
+}
+
+// The Why of a `new` request's rejection, printed; the request's bytes are kept while it is printed.
+std::string why_of(const Build& build)
+{
+    const std::string request = term(build);
+    const auto d = decode_request(request);
+    const auto* r = std::get_if<Rejected>(&d);
+    REQUIRE(r != nullptr);
+    REQUIRE(r->config.has_value());
+    return printed(*r->config);
+}
+
 const std::string kTarget = "target@127.0.0.1";
 
 std::string options_map(const std::vector<std::pair<std::string, long long>>& entries)
@@ -61,8 +81,8 @@ std::string options_map(const std::vector<std::pair<std::string, long long>>& en
     return t.str();
 }
 
-std::optional<dpool::pool::PoolConfig> options(const std::vector<std::pair<std::string, long long>>& entries,
-                                               const std::string& target = kTarget)
+Parsed<dpool::pool::PoolConfig, ConfigError> options(const std::vector<std::pair<std::string, long long>>& entries,
+                                                     const std::string& target = kTarget)
 {
     return parse_pool_options(target, options_map(entries));
 }
@@ -167,14 +187,20 @@ TEST_CASE("decode_request: new", "[requests]")
             decode_request(term([&](EiTerm& t) { t.tuple(3).atom("new").binary(kTarget).raw(opts); })));
         CHECK(n.config.target == kTarget);
     }
-    SECTION("wrong shapes are invalid_config")
+    SECTION("wrong shapes are invalid_config, with why")
     {
         CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").integer(42).raw(opts); }) == "invalid_config");
+        CHECK(why_of([&](EiTerm& t) { t.tuple(3).atom("new").integer(42).raw(opts); }) == "{bad_target,42}");
+        CHECK(why_of([&](EiTerm& t) { t.tuple(3).atom("new").atom("no_host").raw(opts); })
+              == "{bad_target,no_host}");
         CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").atom(kTarget).atom("not_a_map"); })
               == "invalid_config");
-        CHECK(rejection_of([&](EiTerm& t) { t.tuple(2).atom("new").atom(kTarget); }) == "invalid_config");
+        CHECK(why_of([&](EiTerm& t) { t.tuple(3).atom("new").atom(kTarget).atom("not_a_map"); })
+              == "{bad_options,not_a_map}");
+        // Arities the library never sends.
+        CHECK(rejection_of([&](EiTerm& t) { t.tuple(2).atom("new").atom(kTarget); }) == "badarg");
         CHECK(rejection_of([&](EiTerm& t) { t.tuple(4).atom("new").atom(kTarget).raw(opts).atom("x"); })
-              == "invalid_config");
+              == "badarg");
         CHECK(rejection_of([&](EiTerm& t) { t.tuple(3).atom("new").atom("no_host").raw(opts); }) == "invalid_config");
         CHECK(rejection_of([&](EiTerm& t) {
                   t.tuple(3).atom("new").atom(kTarget).raw(options_map({{"max_connections", 0}}));
@@ -910,6 +936,72 @@ TEST_CASE("parse_pool_options rejects unknown keys and wrong types", "[requests]
         parse_pool_options(kTarget, term([](EiTerm& t) { t.list(1).atom("max_connections").nil(); })).has_value());
     CHECK_FALSE(parse_pool_options(kTarget, term([](EiTerm& t) { t.atom("max_connections"); })).has_value());
     CHECK_FALSE(parse_pool_options(kTarget, options_map({{"max_connections", 1}}) + "\x6a").has_value());
+}
+
+TEST_CASE("parse_pool_options says why: the key, the value and what is allowed", "[requests][config_error]")
+{
+    const auto why = [](const std::string& options_bytes) {
+        const auto parsed = parse_pool_options(kTarget, options_bytes);
+        REQUIRE_FALSE(parsed.has_value());
+        return printed(parsed.error());
+    };
+    SECTION("an unknown key, with the known key it was probably meant to be")
+    {
+        CHECK(why(options_map({{"max_conections", 4}})) == "{unknown_option,max_conections,{did_you_mean,max_connections}}");
+        CHECK(why(options_map({{"max_connections", 4}, {"acquire_timeout", 10}}))
+              == "{unknown_option,acquire_timeout,{did_you_mean,acquire_timeout_ms}}");
+        CHECK(why(options_map({{"max_connections", 4}, {"cnod", 1}})) == "{unknown_option,cnod,{did_you_mean,cnode}}");
+        CHECK(why(options_map({{"max_connections", 4}, {"Max_Connections", 1}}))
+              == "{unknown_option,Max_Connections,{did_you_mean,max_connections}}");
+        // Nothing close: no suggestion.
+        CHECK(why(options_map({{"max_connections", 4}, {"colour", 1}})) == "{unknown_option,colour}");
+        CHECK(why(options_map({{"max_connections", 4}, {"x", 1}})) == "{unknown_option,x}");
+        CHECK(why(term([](EiTerm& t) { t.map(1).binary("max_connections").integer(1); }))
+              == "{unknown_option,<<\"max_connections\">>}");
+    }
+    SECTION("a value out of range, with the range")
+    {
+        CHECK(why(options_map({{"max_connections", 0}})) == "{bad_value,max_connections,0,<<\"an integer in 1..1000\">>}");
+        CHECK(why(options_map({{"max_connections", 5000}}))
+              == "{bad_value,max_connections,5000,<<\"an integer in 1..1000\">>}");
+        CHECK(why(options_map({{"max_connections", 1}, {"max_idle_ms", 5}}))
+              == "{bad_value,max_idle_ms,5,<<\"0 (off) or an integer in 10..86400000\">>}");
+        CHECK(why(options_map({{"max_connections", 1}, {"acquire_timeout_ms", -1}}))
+              == "{bad_value,acquire_timeout_ms,-1,<<\"an integer in 0..86400000\">>}");
+        CHECK(why(options_map({{"max_connections", 3}, {"min_connections", 5}}))
+              == "{bad_value,min_connections,5,<<\"an integer in 0..max_connections (3)\">>}");
+        CHECK(why(options_map({{"max_connections", 1}, {"backoff_min_ms", 200}, {"backoff_max_ms", 100}}))
+              == "{bad_value,backoff_max_ms,100,<<\"an integer in backoff_min_ms (200)..600000\">>}");
+        CHECK(why(options_map({{"max_connections", 1}, {"backoff_min_ms", 6000}}))
+              == "{bad_value,backoff_min_ms,6000,<<\"an integer in 1..backoff_max_ms (5000)\">>}");
+    }
+    SECTION("a value of the wrong type")
+    {
+        CHECK(why(term([](EiTerm& t) { t.map(1).atom("max_connections").atom("one"); }))
+              == "{bad_value,max_connections,one,<<\"an integer in 1..1000\">>}");
+        CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("validate_on_checkout").atom("yes"); }))
+              == "{bad_value,validate_on_checkout,yes,<<\"true or false\">>}");
+        CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("name").binary("orders"); }))
+              == "{bad_value,name,<<\"orders\">>,<<\"an atom other than undefined\">>}");
+        CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("name").atom("undefined"); }))
+              == "{bad_value,name,undefined,<<\"an atom other than undefined\">>}");
+    }
+    SECTION("a missing or repeated key, and no map at all")
+    {
+        CHECK(why(options_map({})) == "{missing_option,max_connections}");
+        CHECK(why(options_map({{"min_connections", 1}})) == "{missing_option,max_connections}");
+        CHECK(why(options_map({{"max_connections", 1}, {"max_connections", 2}})) == "{duplicate_option,max_connections}");
+        CHECK(why(term([](EiTerm& t) { t.list(1).atom("max_connections").nil(); })) == "{bad_options,[max_connections]}");
+    }
+}
+
+TEST_CASE("parse_pool_options: the pool's name", "[requests]")
+{
+    const auto config = parse_pool_options(
+        kTarget, term([](EiTerm& t) { t.map(2).atom("max_connections").integer(2).atom("name").atom("orders"); }));
+    REQUIRE(config.has_value());
+    CHECK(config->name == "orders");
+    CHECK(options({{"max_connections", 1}})->name.empty());
 }
 
 TEST_CASE("parse_pool_options rejects bad targets", "[requests]")

@@ -138,4 +138,84 @@ private:
     std::unique_ptr<char[]> storage_;
 };
 
+// A term (no version byte) printed compactly, for comparisons: atoms, integers, binaries (as <<"text">>),
+// tuples, lists and maps; anything else as '?'. REQUIREs that the bytes hold exactly one term.
+inline void print_term_at(const char* buf, int& index, std::string& out)
+{
+    int type = 0;
+    int size = 0;
+    REQUIRE(ei_get_type(buf, &index, &type, &size) == 0);
+    const auto join = [&](int count, const char* open, const char* close) {
+        out += open;
+        for (int i = 0; i < count; ++i) {
+            out += i > 0 ? "," : "";
+            print_term_at(buf, index, out);
+        }
+        out += close;
+    };
+    switch (type) {
+    case ERL_ATOM_EXT:
+    case ERL_SMALL_ATOM_EXT:
+    case ERL_ATOM_UTF8_EXT:
+    case ERL_SMALL_ATOM_UTF8_EXT: {
+        std::string text(static_cast<std::size_t>(size) * 2 + 1, '\0');
+        REQUIRE(ei_decode_atom_as(buf, &index, text.data(), static_cast<int>(text.size()), ERLANG_UTF8, nullptr,
+                                  nullptr) == 0);
+        out += text.c_str();
+        return;
+    }
+    case ERL_SMALL_INTEGER_EXT:
+    case ERL_INTEGER_EXT:
+    case ERL_SMALL_BIG_EXT: {
+        long long v = 0;
+        REQUIRE(ei_decode_longlong(buf, &index, &v) == 0);
+        out += std::to_string(v);
+        return;
+    }
+    case ERL_BINARY_EXT: {
+        std::string bytes(static_cast<std::size_t>(size), '\0');
+        long length = 0;
+        REQUIRE(ei_decode_binary(buf, &index, bytes.data(), &length) == 0);
+        out += "<<\"" + bytes + "\">>";
+        return;
+    }
+    case ERL_SMALL_TUPLE_EXT:
+    case ERL_LARGE_TUPLE_EXT: {
+        int arity = 0;
+        REQUIRE(ei_decode_tuple_header(buf, &index, &arity) == 0);
+        join(arity, "{", "}");
+        return;
+    }
+    case ERL_NIL_EXT:
+    case ERL_LIST_EXT: {
+        int length = 0;
+        REQUIRE(ei_decode_list_header(buf, &index, &length) == 0);
+        join(length, "[", "]");
+        if (length > 0) {
+            REQUIRE(ei_decode_list_header(buf, &index, &length) == 0); // the tail: []
+        }
+        return;
+    }
+    case ERL_MAP_EXT: {
+        int pairs = 0;
+        REQUIRE(ei_decode_map_header(buf, &index, &pairs) == 0);
+        join(2 * pairs, "#{", "}");
+        return;
+    }
+    default:
+        REQUIRE(ei_skip_term(buf, &index) == 0);
+        out += "?";
+    }
+}
+
+inline std::string print_term(std::string_view bytes)
+{
+    const std::string copy(bytes);
+    std::string out;
+    int index = 0;
+    print_term_at(copy.data(), index, out);
+    REQUIRE(static_cast<std::size_t>(index) == copy.size());
+    return out;
+}
+
 } // namespace dpool::test

@@ -7,7 +7,14 @@ import distribute/test_support
 pub fn stress_test_does_real_round_trips_test() {
   let target = test_support.start_target("gleam_stress")
   let assert Ok(pool) = connection_pool.new(target.node, 4)
-  let assert Ok(stats) = connection_pool.stress_test(pool, 250, 8)
+  // Progress lines are printed here: the library itself prints nothing.
+  let assert Ok(stats) =
+    connection_pool.stress_test_reporting(
+      pool,
+      ops_per_worker: 250,
+      workers: 8,
+      report: test_support.println,
+    )
   // 8 workers x 250 leases, each with one ping over the leased connection.
   let assert 2000 = stats.successful_operations
   let assert 0 = stats.failed_operations

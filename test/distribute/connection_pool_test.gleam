@@ -50,6 +50,28 @@ pub fn bad_config_is_invalid_config_test() {
     )
 }
 
+pub fn new_with_reason_says_why_test() {
+  let assert Error(#(connection_pool.InvalidConfig, why)) =
+    connection_pool.new_with_reason("a@127.0.0.1", connection_pool.config(0))
+  let assert True =
+    why == "invalid configuration: max_connections => 0: must be an integer in 1..1000"
+  let assert Error(#(connection_pool.InvalidConfig, "invalid configuration: target <<\"no_at_sign\">> is no node name (name@host)")) =
+    connection_pool.new_with_reason("no_at_sign", connection_pool.config(1))
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      connect_timeout_ms: 2000,
+    )
+  let assert Error(#(connection_pool.ConnectionFailed, not_registered)) =
+    connection_pool.new_with_reason("nobody_listens_here@127.0.0.1", config)
+  let assert True =
+    test_support.text_contains(not_registered, "has no node named 'nobody_listens_here'")
+  let target = test_support.start_target("gleam_reason")
+  let assert Ok(pool) = connection_pool.new_with_reason(target.node, config)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
 pub fn unreachable_target_is_connection_failed_test() {
   let config =
     connection_pool.PoolConfig(
@@ -154,7 +176,9 @@ pub fn discarded_connection_is_replaced_test() {
   let assert Ok(pool) = connection_pool.new(target.node, 1)
   let assert Ok(Error(connection_pool.LeaseEnded)) =
     connection_pool.with_connection(pool, fn(conn) {
-      connection_pool.discard(conn)
+      let assert Ok(Nil) = connection_pool.discard(conn)
+      // A second discard of the ended lease says so.
+      let assert Error(connection_pool.LeaseEnded) = connection_pool.discard(conn)
       connection_pool.send(conn, to: "anyone", message: 1)
     })
   // The replacement comes up after the reconnect backoff.

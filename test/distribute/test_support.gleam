@@ -56,6 +56,10 @@ pub fn process_count() -> Int
 @external(erlang, "distribute_test_ffi", "println")
 pub fn println(text: String) -> Nil
 
+/// Whether `text` contains `part`.
+@external(erlang, "distribute_test_ffi", "contains")
+pub fn text_contains(text: String, part: String) -> Bool
+
 /// Polls `check` every 20 ms until it is True; panics after `timeout_ms`.
 pub fn wait_until(check: fn() -> Bool, timeout_ms: Int) -> Nil {
   case check() {

@@ -4,7 +4,8 @@
 #     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
 #
 # Starts the application (and so the embedded C-node), starts a target node with :peer, and checks
-# new, with_connection + call, send, ping, stats and destroy. Exits non-zero with a message on the first failure.
+# new (with a keyword list), with_connection + call, send, ping, stats, destroy, errors that say why, and a
+# named pool under an Elixir Supervisor. Exits non-zero with a message on the first failure.
 defmodule DistributePoolSmoke do
   def run do
     step("node is distributed", fn -> Node.alive?() end)
@@ -32,7 +33,7 @@ defmodule DistributePoolSmoke do
 
     pool =
       step("new/2", fn ->
-        case :distribute_pool.new(target, 2) do
+        case :distribute_pool.new(target, max_connections: 2) do
           {:ok, pool} -> {:ok, pool}
           other -> {:error, other}
         end
@@ -85,9 +86,44 @@ defmodule DistributePoolSmoke do
 
     step("destroy", fn -> :distribute_pool.destroy(pool) == :ok end)
     step("destroyed pool is invalid", fn -> :distribute_pool.stats(pool) == {:error, :invalid_pool} end)
-    step("bad arguments are errors", fn ->
-      :distribute_pool.new(target, 0) == {:error, :invalid_config} and
+    step("bad arguments are errors that say why", fn ->
+      :distribute_pool.new(target, 0) ==
+        {:error, {:invalid_config, {:bad_value, :max_connections, 0, "an integer in 1..1000"}}} and
+        :distribute_pool.new(target, max_conections: 4) ==
+          {:error, {:invalid_config, {:unknown_option, :max_conections, {:did_you_mean, :max_connections}}}} and
         :distribute_pool.with_connection(:not_a_pool, fn _ -> :ok end) == {:error, :invalid_pool}
+    end)
+
+    step("a name the target's epmd does not know says so", fn ->
+      case :distribute_pool.new(:"smoke_nobody@127.0.0.1", 1) do
+        {:error, {:connection_failed, {:not_registered, text}}} when is_binary(text) -> true
+        other -> other
+      end
+    end)
+
+    supervised(target)
+  end
+
+  # A named pool as a child of an Elixir Supervisor: {:distribute_pool, options} calls child_spec/1.
+  defp supervised(target) do
+    children = [{:distribute_pool, name: :smoke_orders, target: target, max_connections: 2}]
+
+    sup =
+      step("Supervisor starts the pool", fn ->
+        Supervisor.start_link(children, strategy: :one_for_one)
+      end)
+
+    step("the pool answers to its name", fn ->
+      :distribute_pool.call(:smoke_orders, :erlang, :node, []) == {:ok, target}
+    end)
+
+    step("stats name the pool", fn ->
+      match?({:ok, %{name: :smoke_orders, total_connections: 2}}, :distribute_pool.stats(:smoke_orders))
+    end)
+
+    step("stopping the Supervisor destroys the pool", fn ->
+      :ok = Supervisor.stop(sup)
+      :distribute_pool.stats(:smoke_orders) == {:error, :invalid_pool}
     end)
   end
 

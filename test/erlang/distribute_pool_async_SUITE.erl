@@ -214,11 +214,11 @@ start_with_sink(Prefix) ->
     {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
     {Peer, T, Pool}.
 
-%% Bytes the target has received over the distribution connection of the pooled node Node (a binary).
--spec received_bytes(node(), binary()) -> non_neg_integer().
+%% Bytes the target has received over the distribution connection of the pooled node Node.
+-spec received_bytes(node(), node()) -> non_neg_integer().
 received_bytes(T, Node) ->
     Ctrl = erpc:call(T, erlang, system_info, [dist_ctrl]),
-    [Port] = [P || {N, P} <- Ctrl, atom_to_binary(N, utf8) =:= Node],
+    [Port] = [P || {N, P} <- Ctrl, N =:= Node],
     {ok, [{recv_oct, Bytes}]} = erpc:call(T, inet, getstat, [Port, [recv_oct]]),
     Bytes.
 

@@ -244,24 +244,33 @@ parallel_caller_death_leaks_nothing(_Config) ->
 
 -spec stress_test_round_trips_and_progress(list()) -> ok.
 stress_test_round_trips_and_progress(_Config) ->
-    doc("stress_test runs Workers x Ops leases, each with a round trip to the target, prints progress while "
-        "it runs and returns the pool's stats afterwards."),
+    doc("stress_test runs Workers x Ops leases, each with a round trip to the target, reports progress to "
+        "on_progress while it runs (then once when done), and returns the pool's stats afterwards. The library "
+        "prints nothing itself: by default the reports go to logger at info level."),
     {Peer, T} = do_start_target("dpool_stress"),
     try
         {ok, Pool} = distribute_pool:new(T, 3),
         #{successful_operations := Before} = do_stats(Pool),
-        {{ok, Stats}, Output} =
+        Self = self(),
+        OnProgress = fun(Report) -> Self ! {progress, Report} end,
+        {{ok, Stats}, ""} =
             with_captured_output(fun() ->
-                                         distribute_pool:stress_test(Pool, 100, 6, #{progress_interval_ms => 50})
+                                         distribute_pool:stress_test(Pool, 100, 6, #{progress_interval_ms => 50,
+                                                                                     on_progress => OnProgress})
                                  end),
         #{successful_operations := After, failed_operations := 0, total_connections := 3} = Stats,
         600 = After - Before,
-        Lines = string:split(string:trim(Output), "\n", all),
-        true = length(Lines) >= 2,
-        "stress_test: done, 600/600 ops (100%), 0 failed," ++ _ = lists:last(Lines),
-        [] = [L || L <- Lines, string:prefix(L, "stress_test:") =:= nomatch],
+        Reports = collect_reports(),
+        true = length(Reports) >= 2,
+        #{phase := done, done := 600, total := 600, failed := 0} = Done = lists:last(Reports),
+        [running] = lists:usort([P || #{phase := P} <- lists:droplast(Reports)]),
+        "stress_test: done, 600/600 ops (100%), 0 failed," ++ _ = distribute_pool_batch:format_progress(Done),
+        %% By default: nothing on stdout (the reports go to logger).
+        {{ok, _}, ""} = with_captured_output(fun() -> distribute_pool:stress_test(Pool, 20, 2, #{progress_interval_ms => 10}) end),
         %% Silent when asked.
-        {{ok, _}, ""} = with_captured_output(fun() -> distribute_pool:stress_test(Pool, 5, 2, #{progress => false}) end),
+        {{ok, _}, ""} = with_captured_output(fun() -> distribute_pool:stress_test(Pool, 5, 2, #{progress => false,
+                                                                                              on_progress => OnProgress}) end),
+        [] = collect_reports(),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
     after
@@ -274,11 +283,18 @@ stress_test_bad_arguments(_Config) ->
     {Peer, T} = do_start_target("dpool_stress_bad"),
     try
         {ok, Pool} = distribute_pool:new(T, 1),
-        [{error, invalid_config} = distribute_pool:stress_test(Pool, Ops, Workers)
+        [{error, {invalid_config, _}} = distribute_pool:stress_test(Pool, Ops, Workers)
          || {Ops, Workers} <- [{-1, 1}, {1, 0}, {1, -3}, {a, 1}, {1, 1.5}, {1, 1000000000}]],
-        {error, invalid_config} = distribute_pool:stress_test(Pool, 1, 1, #{progress => maybe}),
-        {error, invalid_config} = distribute_pool:stress_test(Pool, 1, 1, #{unknown => 1}),
-        {error, invalid_config} = distribute_pool:stress_test(Pool, 1, 1, not_a_map),
+        {error, {invalid_config, {bad_value, workers, 0, <<"an integer in 1..100000">>}}} =
+            distribute_pool:stress_test(Pool, 1, 0),
+        {error, {invalid_config, {bad_value, ops_per_worker, -1, <<"an integer in 0..1000000000">>}}} =
+            distribute_pool:stress_test(Pool, -1, 1),
+        {error, {invalid_config, {bad_value, progress, maybe, <<"true or false">>}}} =
+            distribute_pool:stress_test(Pool, 1, 1, #{progress => maybe}),
+        {error, {invalid_config, {bad_value, on_progress, x, _}}} =
+            distribute_pool:stress_test(Pool, 1, 1, [{on_progress, x}]),
+        {error, {invalid_config, {unknown_option, unknown}}} = distribute_pool:stress_test(Pool, 1, 1, #{unknown => 1}),
+        {error, {invalid_config, {bad_options, not_a_map}}} = distribute_pool:stress_test(Pool, 1, 1, not_a_map),
         {error, invalid_pool} = distribute_pool:stress_test(not_a_pool, 1, 1),
         ok = distribute_pool:destroy(Pool),
         {error, invalid_pool} = distribute_pool:stress_test(Pool, 1, 1)
@@ -326,6 +342,10 @@ tracker(Now, Max) ->
         leave -> tracker(Now - 1, Max);
         {max, From} -> From ! {max, Max}, tracker(Now, Max)
     end.
+
+-spec collect_reports() -> [distribute_pool_batch:progress_report()].
+collect_reports() ->
+    receive {progress, R} -> [R | collect_reports()] after 0 -> [] end.
 
 -spec collect_workers() -> [pid()].
 collect_workers() ->

@@ -35,7 +35,7 @@
 -define(POOL_ID, 7).
 -define(CONN_ID, 3).
 -define(LEASE_ID, 11).
--define(CONN_NODE, <<"fake_7_3@127.0.0.1">>).
+-define(CONN_NODE, 'fake_7_3@127.0.0.1').
 
 -spec suite() -> list().
 suite() ->
@@ -100,8 +100,8 @@ new_request_on_the_wire(_Config) ->
     %% Unknown keys are the C-node's to refuse.
     Ref = do_async(fun() -> distribute_pool:new("t@h", #{max_connections => 1, weird => x}) end),
     {From, {new, <<"t@h">>, #{max_connections := 1, weird := x}}} = do_expect_call(),
-    do_reply(From, {error, invalid_config}),
-    {ok, {error, invalid_config}} = do_await(Ref),
+    do_reply(From, {error, {invalid_config, {unknown_option, weird}}}),
+    {ok, {error, {invalid_config, {unknown_option, weird}}}} = do_await(Ref),
     ok.
 
 -spec new_rejects_unconvertible_arguments(list()) -> ok.
@@ -111,21 +111,24 @@ new_rejects_unconvertible_arguments(_Config) ->
     Bad = [{42, 1}, {{t}, 1}, {[a | b], 1}, {[16#110000], 1}, {"ok@h", [4]}, {"ok@h", foo}, {"ok@h", 1.5},
            {"ok@h", #{max_connections => 1, cnode => 42}}, {"ok@h", #{max_connections => 1, cnode => "n@h"}},
            {"ok@h", #{max_connections => 1, cnode => {1, 2}}}, {self(), 1}, {make_ref(), 1}],
-    [{error, invalid_config} = distribute_pool:new(T, O) || {T, O} <- Bad],
+    [{error, {invalid_config, _}} = distribute_pool:new(T, O) || {T, O} <- Bad],
     do_expect_no_call(),
     ok.
 
 -spec new_maps_cnode_failures(list()) -> ok.
 new_maps_cnode_failures(_Config) ->
-    doc("new/2 returns the C-node's errors; an unreachable C-node is connection_failed."),
+    doc("new/2 returns the C-node's errors as they come; an unreachable C-node is "
+        "{connection_failed, {cnode_not_running, Text}}."),
     [begin
          Ref = do_async(fun() -> distribute_pool:new("t@h", 1) end),
          {From, {new, <<"t@h">>, _}} = do_expect_call(),
          do_reply(From, {error, E}),
          {ok, {error, E}} = do_await(Ref)
-     end || E <- [invalid_config, connection_failed]],
-    {error, connection_failed} =
+     end || E <- [{invalid_config, {bad_value, max_connections, 0, <<"an integer in 1..1000">>}},
+                  {connection_failed, {not_registered, <<"epmd on 127.0.0.1 has no node named 't'">>}}]],
+    {error, {connection_failed, {cnode_not_running, Text}}} =
         distribute_pool:new("t@h", #{max_connections => 1, cnode => 'dpool_nosuch_cnode@127.0.0.1'}),
+    true = is_binary(Text),
     ok.
 
 -spec checkout_and_checkin_on_the_wire(list()) -> ok.
@@ -231,7 +234,7 @@ lease_operations_on_the_wire(_Config) ->
               {{call, m, f, [b], infinity}, {error, {badrpc, {'EXIT', oops}}}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, yes}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, no}},
-              {{request, net_kernel, 5000, {is_auth, Node}}, {error, connection_failed}}],
+              {{request, net_kernel, 5000, {is_auth, Node}}, {error, {connection_failed, {connection_lost, <<>>}}}}],
     [begin
          {From, Wire} = do_expect_call(),
          Wire = do_lease_request(L, Expected),
@@ -309,7 +312,7 @@ stats_and_destroy_on_the_wire(_Config) ->
     {error, badarg} = distribute_pool:destroy(Pool, #{drain_timeout_ms => 600001}),
     {error, badarg} = distribute_pool:destroy(Pool, #{drain => 1}),
     {error, badarg} = distribute_pool:destroy(Pool, not_a_map),
-    {error, invalid_pool} = distribute_pool:destroy(not_a_pool, #{}),
+    {error, invalid_pool} = distribute_pool:destroy({not_a_pool}, #{}),
     ok.
 
 -spec dead_cnode_gives_connection_failed(list()) -> ok.
@@ -331,12 +334,12 @@ dead_cnode_gives_connection_failed(_Config) ->
     Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> ran end,
                                                             #{acquire_timeout_ms => 60000}) end),
     receive {fake_got, {checkout, ?POOL_ID, 60000}} -> ok after 5000 -> ct:fail(no_checkout) end,
-    {ok, {error, connection_failed}} = do_await(Ref, 5000),
+    {ok, {error, {connection_failed, _}}} = do_await(Ref, 5000),
     %% Now the service name is not registered at all.
     undefined = whereis(?FAKE),
-    {error, connection_failed} = distribute_pool:stats(Pool),
-    {error, connection_failed} = distribute_pool:destroy(Pool),
-    {error, connection_failed} = distribute_pool:with_connection(Pool, fun(_) -> ran end),
+    {error, {connection_failed, _}} = distribute_pool:stats(Pool),
+    {error, {connection_failed, _}} = distribute_pool:destroy(Pool),
+    {error, {connection_failed, _}} = distribute_pool:with_connection(Pool, fun(_) -> ran end),
     ok.
 
 -spec bad_handles_never_reach_the_wire(list()) -> ok.
@@ -384,7 +387,8 @@ bad_funs_timeouts_and_mfa(_Config) ->
     [{error, badarg} = distribute_pool:with_connection(Pool, fun(_) -> ok end, O)
      || O <- [#{acquire_timeout_ms => -1}, #{acquire_timeout_ms => 86400001}, #{acquire_timeout_ms => 1 bsl 64},
               #{acquire_timeout_ms => infinity}, #{acquire_timeout_ms => 1.0}, #{other => 1},
-              #{acquire_timeout_ms => 1, other => 1}, [{acquire_timeout_ms, 1}], 100, undefined]],
+              #{acquire_timeout_ms => 1, other => 1}, [{acquire_timeout_ms, -1}], [{acquire_timeout_ms, 1}, x],
+              100, undefined]],
     [{error, badarg} = distribute_pool:request(Conn, dest, req, T)
      || T <- [-1, 1.5, foo, 1 bsl 64, 4294967295, "100"]],
     [{error, badarg} = distribute_pool:call(Conn, M, F, A)
@@ -396,15 +400,18 @@ bad_funs_timeouts_and_mfa(_Config) ->
 
 -spec default_cnode_needs_the_application(list()) -> ok.
 default_cnode_needs_the_application(_Config) ->
-    doc("Without the application there is no default C-node: default_cnode/0 says so and new/2 without "
-        "a cnode option is connection_failed. With it, default_cnode/0 is the configured address."),
+    doc("Without the application there is no default C-node: default_cnode/0 says so, and new/2 without a "
+        "cnode option starts the application first. With it, default_cnode/0 is the configured address."),
     {?FAKE, Node} = distribute_pool:default_cnode(),
     Node = node(),
     ok = application:stop(distribute_pool),
     try
         {error, not_started} = distribute_pool:default_cnode(),
-        {error, connection_failed} = distribute_pool:new("t@h", 1),
-        do_expect_no_call()
+        Ref = do_async(fun() -> distribute_pool:new("t@h", 1) end),
+        {From, {new, <<"t@h">>, #{max_connections := 1}}} = do_expect_call(),
+        do_reply(From, {ok, ?POOL_ID}),
+        {ok, {ok, _Pool}} = do_await(Ref),
+        true = lists:keymember(distribute_pool, 1, application:which_applications())
     after
         do_start_app()
     end,
@@ -446,8 +453,8 @@ remote_envelope_answers_and_failures(_Config) ->
         {messages, [{nodedown, T}]} = process_info(self(), messages),
         receive {nodedown, T} -> ok end,
         %% A live node without the service; a node nobody runs; a node that goes away during the call.
-        {error, connection_failed} = distribute_pool_client:call({dpool_no_such_service, T}, ping, 30000),
-        {error, connection_failed} = distribute_pool_client:call({dpool_fx_service, 'dpool_nobody@127.0.0.1'},
+        {error, {connection_failed, _}} = distribute_pool_client:call({dpool_no_such_service, T}, ping, 30000),
+        {error, {connection_failed, _}} = distribute_pool_client:call({dpool_fx_service, 'dpool_nobody@127.0.0.1'},
                                                                   ping, 30000),
         {messages, []} = process_info(self(), messages),
         Caller = spawn_link(fun() ->
@@ -459,12 +466,12 @@ remote_envelope_answers_and_failures(_Config) ->
         timer:sleep(300),
         do_stop_peer(Peer),
         receive
-            {result, Caller, {error, connection_failed}, {messages, []}} -> ok;
+            {result, Caller, {error, {connection_failed, {cnode_not_running, _}}}, {messages, []}} -> ok;
             {result, Caller, Other, Left} -> ct:fail({after_nodedown, Other, Left})
         after 20000 ->
             ct:fail(no_answer_after_nodedown)
         end,
-        {error, connection_failed} = Call({echo, 4}, 30000),
+        {error, {connection_failed, _}} = Call({echo, 4}, 30000),
         {messages, []} = process_info(self(), messages),
         ok
     after
@@ -481,8 +488,8 @@ no_atoms_from_targets(_Config) ->
     [begin
          Name = "dpool_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_"
              ++ binary_to_list(binary:encode_hex(rand:bytes(6))) ++ "@127.0.0.1",
-         {error, invalid_config} = distribute_pool:new(Name, 1),
-         {error, invalid_config} = distribute_pool:new(list_to_binary(Name ++ "x"), #{max_connections => 1})
+         {error, {invalid_config, _}} = distribute_pool:new(Name, 1),
+         {error, {invalid_config, _}} = distribute_pool:new(list_to_binary(Name ++ "x"), #{max_connections => 1})
      end || _ <- lists:seq(1, 2000)],
     After = erlang:system_info(atom_count),
     ct:log("atoms before ~b, after ~b", [Before, After]),
@@ -589,8 +596,8 @@ do_reply({Pid, Tag}, Reply) ->
 
 do_refuse_all() ->
     receive
-        {'$gen_call', From, _} ->
-            do_reply(From, {error, invalid_config}),
+        {'$gen_call', From, {new, Target, _}} ->
+            do_reply(From, {error, {invalid_config, {bad_target, Target}}}),
             do_refuse_all();
         _ ->
             do_refuse_all()

@@ -142,8 +142,12 @@ health_checks_find_a_frozen_target(_Config) ->
                                               Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 300) end)
                                     end),
             ct:pal("an operation while frozen: ~p after ~b ms", [Result, Ms div 1000]),
-            true = lists:member(Result, [{error, connection_failed}, {error, pool_exhausted},
-                                         {ok, {error, timeout}}, {ok, {error, connection_failed}}]),
+            case Result of
+                {error, {connection_failed, _}} -> ok;
+                {error, pool_exhausted} -> ok;
+                {ok, {error, timeout}} -> ok;
+                {ok, {error, {connection_failed, _}}} -> ok
+            end,
             true = Ms < 3000000,
             _ = checked_stats(Pool)
         after
@@ -173,7 +177,10 @@ validate_on_checkout_checks_every_lease(_Config) ->
         try
             Result = distribute_pool:with_connection(Checked, fun(_) -> leased end),
             ct:pal("checkout of a frozen target's connection: ~p", [Result]),
-            true = lists:member(Result, [{error, pool_exhausted}, {error, connection_failed}]),
+            case Result of
+                {error, pool_exhausted} -> ok;
+                {error, {connection_failed, _}} -> ok
+            end,
             1 = closed(checked_stats(Checked), health)
         after
             signal(OsPid, "CONT")

@@ -68,7 +68,7 @@ one_shot_call_request_send(_Config) ->
         {ok, [3, 2, 1]} = distribute_pool:call(Pool, lists, reverse, [[1, 2, 3]], 5000),
         {error, {badrpc, {'EXIT', {oops, _}}}} = distribute_pool:call(Pool, erlang, error, [oops]),
         {ok, Sender} = distribute_pool:request(Pool, dpool_fx, whoami),
-        true = lists:member(atom_to_binary(Sender, utf8), do_pool_node_names(Pool)),
+        true = lists:member(Sender, do_pool_node_names(Pool)),
         {ok, {echo_me, 1}} = distribute_pool:request(Pool, dpool_fx, {echo, {echo_me, 1}}, 5000),
         {error, {down, noproc}} = distribute_pool:request(Pool, no_such_name, hello),
         {error, timeout} = distribute_pool:request(Pool, dpool_fx, never, 200),
@@ -116,8 +116,11 @@ one_shot_errors(_Config) ->
         {error, invalid_pool} = distribute_pool:call(Pool, erlang, node, []),
         {error, invalid_pool} = distribute_pool:send(Pool, some_name, hello),
         {error, invalid_pool} = distribute_pool:request(Pool, rex, hello),
-        {error, invalid_connection} = distribute_pool:call(not_a_handle, erlang, node, []),
-        {error, invalid_connection} = distribute_pool:send(not_a_handle, some_name, hello)
+        {error, invalid_connection} = distribute_pool:call({not_a_handle}, erlang, node, []),
+        {error, invalid_connection} = distribute_pool:send("not a handle", some_name, hello),
+        %% An atom is a pool's name: this one is unknown.
+        {error, invalid_pool} = distribute_pool:call(dpool_no_such_name, erlang, node, []),
+        {error, invalid_pool} = distribute_pool:send(dpool_no_such_name, some_name, hello)
     after
         do_stop_peer(Peer)
     end,
@@ -440,11 +443,11 @@ do_take_messages(T, Sink) ->
     Messages.
 
 %% Bytes the target has received on the connection of each pooled node named in Names.
--spec do_received_bytes(node(), [binary()]) -> #{node() => non_neg_integer()}.
+-spec do_received_bytes(node(), [node()]) -> #{node() => non_neg_integer()}.
 do_received_bytes(T, Names) ->
     Ctrl = erpc:call(T, erlang, system_info, [dist_ctrl]),
     maps:from_list([{Node, Bytes} || {Node, Port} <- Ctrl, is_port(Port),
-                                     lists:member(atom_to_binary(Node, utf8), Names),
+                                     lists:member(Node, Names),
                                      {ok, [{recv_oct, Bytes}]} <- [erpc:call(T, inet, getstat, [Port, [recv_oct]])]]).
 
 %% Microseconds per run of Fun, over Runs runs.

@@ -103,7 +103,7 @@ sender_is_the_pool_connection(_Config) ->
                    Pool, fun(C) -> {distribute_pool:request(C, dpool_fx, whoami),
                                     distribute_pool:connection_info(C)} end),
              true = Sender =/= node(),
-             ConnNode = atom_to_binary(Sender, utf8),
+             ConnNode = Sender,
              true = lists:member(Sender, PoolNodes)
          end || _ <- lists:seq(1, 6)],
         ok = distribute_pool:destroy(Pool)
@@ -267,7 +267,7 @@ lease_handle_dies_with_the_lease(_Config) ->
         {error, invalid_connection} = distribute_pool:send(Conn, x, y),
         {error, invalid_connection} = distribute_pool:request(Conn, x, y),
         {error, invalid_connection} = distribute_pool:call(Conn, erlang, node, []),
-        pang = distribute_pool:ping(Conn),
+        {error, invalid_connection} = distribute_pool:ping(Conn),
         %% Same connection leased again: the old lease id still does not work.
         {ok, {{error, invalid_connection}, ok}} =
             distribute_pool:with_connection(Pool, fun(C) -> {distribute_pool:send(Conn, x, y),

@@ -34,7 +34,7 @@
 
 -define(STATS_KEYS, [total_connections, available_connections, in_use_connections, connecting_connections,
                      waiting, successful_operations, failed_operations, max_connections, min_connections,
-                     target, pool_id]).
+                     target, pool_id, name, last_failure]).
 
 %% The target of connections_answer_ticks ticks every second and drops a peer silent for four.
 -define(SHORT_TICKTIME_S, 4).
@@ -90,7 +90,7 @@ connections_answer_ticks(_Config) ->
         Connections = fun() ->
             lists:sort([{N, Id} || {N, #{connection_id := Id}} <- peer:call(Peer, erlang, nodes,
                                                                              [hidden, #{connection_id => true}]),
-                                   lists:member(atom_to_binary(N, utf8), Names)])
+                                   lists:member(N, Names)])
         end,
         do_wait_until(fun() -> length(Connections()) =:= 2 end, 10000),
         Before = Connections(),
@@ -119,7 +119,7 @@ new_opens_max_connections(_Config) ->
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 4 end, 15000),
         %% Every connection a lease hands out is one of them.
         Seen = do_lease_nodes(Pool, 4),
-        true = lists:all(fun(N) -> lists:member(N, [atom_to_binary(A, utf8) || A <- do_pool_nodes(T, Pool)]) end,
+        true = lists:all(fun(N) -> lists:member(N, do_pool_nodes(T, Pool)) end,
                          Seen),
         ok = distribute_pool:destroy(Pool)
     after
@@ -143,7 +143,8 @@ new_with_all_options(_Config) ->
 
 -spec new_with_string_and_binary_targets(list()) -> ok.
 new_with_string_and_binary_targets(_Config) ->
-    doc("A target given as a string or a binary reaches the same node as the atom; stats report it."),
+    doc("A target given as a string or a binary reaches the same node as the atom; stats report it as the "
+        "node name (an atom)."),
     {Peer, T} = do_start_target("dpool_strtarget"),
     TBin = atom_to_binary(T, utf8),
     try
@@ -151,7 +152,7 @@ new_with_string_and_binary_targets(_Config) ->
              {ok, Pool} = distribute_pool:new(Target, 1),
              {ok, {ok, T}} = distribute_pool:with_connection(
                                Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
-             #{target := TBin} = do_stats(Pool),
+             #{target := T} = do_stats(Pool),
              ok = distribute_pool:destroy(Pool)
          end || Target <- [T, atom_to_list(T), TBin]],
         ok
@@ -164,13 +165,13 @@ new_to_missing_node_fails(_Config) ->
     doc("new to a node that does not exist is connection_failed, within the connect timeout (plus margin)."),
     Missing = do_uniq("dpool_missing") ++ "@127.0.0.1",
     T0 = erlang:monotonic_time(millisecond),
-    {error, connection_failed} = distribute_pool:new(list_to_binary(Missing),
+    {error, {connection_failed, _}} = distribute_pool:new(list_to_binary(Missing),
                                                      #{max_connections => 2, connect_timeout_ms => 2000}),
     Elapsed = erlang:monotonic_time(millisecond) - T0,
     ct:log("connection_failed after ~b ms", [Elapsed]),
     true = Elapsed < 2000 + 5000,
     T1 = erlang:monotonic_time(millisecond),
-    {error, connection_failed} = distribute_pool:new(Missing, 1),
+    {error, {connection_failed, _}} = distribute_pool:new(Missing, 1),
     true = erlang:monotonic_time(millisecond) - T1 < 5000 + 5000,
     ok.
 
@@ -199,11 +200,11 @@ bad_configs_are_invalid_config(Config) ->
                   "alive@", <<"@">>, {T}, [T], [a | b], 4.2, self()],
     try
         [case distribute_pool:new(T, O) of
-             {error, invalid_config} -> ok;
+             {error, {invalid_config, _}} -> ok;
              Other -> ct:fail({accepted_bad_options, O, Other})
          end || O <- BadOptions],
         [case distribute_pool:new(Target, 2) of
-             {error, invalid_config} -> ok;
+             {error, {invalid_config, _}} -> ok;
              Other -> ct:fail({accepted_bad_target, Target, Other})
          end || Target <- BadTargets],
         {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
@@ -221,7 +222,7 @@ with_connection_returns_result(_Config) ->
         {ok, 42} = distribute_pool:with_connection(Pool, fun(_) -> 42 end),
         {ok, #{id := Id, node := Node, pool := Pool}} =
             distribute_pool:with_connection(Pool, fun distribute_pool:connection_info/1),
-        true = is_integer(Id) andalso is_binary(Node),
+        true = is_integer(Id) andalso is_atom(Node),
         {ok, {ok, T}} = distribute_pool:with_connection(
                           Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end,
                           #{acquire_timeout_ms => 1000}),
@@ -446,7 +447,9 @@ stats_keys_and_invariant(_Config) ->
         {ok, Pool} = distribute_pool:new(T, 3),
         Stats0 = do_stats(Pool),
         [] = ?STATS_KEYS -- maps:keys(Stats0),
-        true = is_binary(maps:get(target, Stats0)),
+        T = maps:get(target, Stats0),
+        undefined = maps:get(name, Stats0),
+        none = maps:get(last_failure, Stats0),
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 3 end, 15000),
         Holders = do_hold_leases(Pool, 2, held),
         #{in_use_connections := 2, available_connections := 1} = do_stats(Pool),
@@ -525,8 +528,9 @@ target_down_gives_errors(Config) ->
                           case distribute_pool:with_connection(
                                  Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 1000) end,
                                  #{acquire_timeout_ms => 500}) of
-                              {error, E} when E =:= connection_failed; E =:= pool_exhausted -> true;
-                              {ok, {error, connection_failed}} -> true;
+                              {error, {connection_failed, _}} -> true;
+                              {error, pool_exhausted} -> true;
+                              {ok, {error, {connection_failed, _}}} -> true;
                               {ok, {error, timeout}} -> false;
                               {ok, {ok, T}} -> false
                           end

@@ -188,19 +188,19 @@ do_pool_id(Pool) ->
     maps:get(pool_id, do_stats(Pool)).
 
 %% The node names of Pool's connections, as its stats list them.
--spec do_pool_node_names(distribute_pool:pool()) -> [binary()].
+-spec do_pool_node_names(distribute_pool:pool_ref()) -> [node()].
 do_pool_node_names(Pool) ->
     [Node || #{node := Node} <- maps:get(connections, do_stats(Pool))].
 
 %% Hidden nodes on Target that are connections of Pool.
--spec do_pool_nodes(node(), distribute_pool:pool()) -> [node()].
+-spec do_pool_nodes(node(), distribute_pool:pool_ref()) -> [node()].
 do_pool_nodes(Target, Pool) ->
     do_hidden_among(Target, do_pool_node_names(Pool)).
 
 %% Hidden nodes on Target whose names are in Names.
--spec do_hidden_among(node(), [binary()]) -> [node()].
+-spec do_hidden_among(node(), [node()]) -> [node()].
 do_hidden_among(Target, Names) ->
-    [N || N <- erpc:call(Target, erlang, nodes, [hidden]), lists:member(atom_to_binary(N, utf8), Names)].
+    [N || N <- erpc:call(Target, erlang, nodes, [hidden]), lists:member(N, Names)].
 
 %% Disconnects Client from the C-node Server on every lane it is connected to (a caller node has one
 %% distribution connection per lane it uses); gives the lane nodes it was connected to, none of them still

@@ -1,0 +1,107 @@
+%% The process behind distribute_pool:child_spec/1: it owns one named pool under the user's supervisor. It
+%% creates the pool in init (so the supervisor learns at once whether it could be made) and destroys it in
+%% terminate, which runs when the supervisor stops the child (it traps exits for that). A restart of the
+%% child makes the pool again. It holds no other state and never calls out after init, so a pool operation
+%% never waits for it: callers use the pool's name.
+%%
+%% An owner killed outright (no terminate) leaves its pool behind; the owner the supervisor starts next
+%% finds the name taken by a pool whose owner is dead and takes that pool over instead of failing. Owners are
+%% recorded per name in distribute_pool_names' table, so a name whose owner still lives is already_started.
+-module(distribute_pool_owner).
+-behaviour(gen_server).
+
+-export([child_spec/1]).
+-export([start_link/1]).
+-export([init/1]).
+-export([handle_call/3]).
+-export([handle_cast/2]).
+-export([terminate/2]).
+
+%% Keys of child_spec/1 that are not options of new/2.
+-define(OWNER_KEYS, [target, drain_timeout_ms]).
+-define(DEFAULT_DRAIN_MS, 5000).
+%% How much longer than the drain the supervisor waits for terminate/2 before it kills the process.
+-define(SHUTDOWN_MARGIN_MS, 15000).
+
+-record(state, {pool :: distribute_pool:pool(), drain_ms :: non_neg_integer()}).
+
+-spec child_spec(term()) -> {ok, supervisor:child_spec()} | {error, distribute_pool:invalid_config()}.
+child_spec(Options) ->
+    case distribute_pool_config:to_map(Options) of
+        {ok, #{name := Name, target := _} = Map} when is_atom(Name) ->
+            Drain = maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS),
+            Shutdown = case is_integer(Drain) andalso Drain >= 0 of
+                           true -> Drain + ?SHUTDOWN_MARGIN_MS;
+                           false -> ?DEFAULT_DRAIN_MS + ?SHUTDOWN_MARGIN_MS % start_link refuses it
+                       end,
+            {ok, #{id => {distribute_pool, Name},
+                   start => {distribute_pool, start_link, [Map]},
+                   restart => permanent,
+                   shutdown => Shutdown,
+                   type => worker,
+                   modules => [?MODULE]}};
+        {ok, #{name := Name}} when not is_atom(Name) ->
+            {error, {invalid_config, {bad_value, name, Name, <<"an atom other than undefined">>}}};
+        {ok, #{name := _}} ->
+            {error, {invalid_config, {missing_option, target}}};
+        {ok, _} ->
+            {error, {invalid_config, {missing_option, name}}};
+        {error, _} = Error ->
+            Error
+    end.
+
+-spec start_link(term()) -> {ok, pid()} | {error, term()}.
+start_link(Options) ->
+    case distribute_pool_config:to_map(Options) of
+        {ok, #{target := Target, name := _} = Map} ->
+            case maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS) of
+                Drain when is_integer(Drain), Drain >= 0, Drain =< 600000 ->
+                    gen_server:start_link(?MODULE, {Target, maps:without(?OWNER_KEYS, Map), Drain}, []);
+                Bad ->
+                    {error, {invalid_config, {bad_value, drain_timeout_ms, Bad, <<"an integer in 0..600000">>}}}
+            end;
+        {ok, #{target := _}} ->
+            {error, {invalid_config, {missing_option, name}}};
+        {ok, _} ->
+            {error, {invalid_config, {missing_option, target}}};
+        {error, _} = Error ->
+            Error
+    end.
+
+-spec init({distribute_pool:target(), #{name := atom(), _ => _}, non_neg_integer()}) ->
+    {ok, #state{}} | {stop, term()}.
+init({Target, #{name := Name} = Options, Drain}) ->
+    process_flag(trap_exit, true),
+    case distribute_pool:new(Target, Options) of
+        {ok, Pool} ->
+            own(Name, Pool, Drain);
+        {error, {already_started, Pool}} = Error ->
+            case distribute_pool_names:claim_owner(Name, self()) of
+                ok -> own(Name, Pool, Drain);
+                taken -> {stop, element(2, Error)}
+            end;
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+-spec own(atom(), distribute_pool:pool(), non_neg_integer()) -> {ok, #state{}}.
+own(Name, Pool, Drain) ->
+    ok = distribute_pool_names:set_owner(Name, self()),
+    {ok, #state{pool = Pool, drain_ms = Drain}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, badarg}, #state{}}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Request, State) ->
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{pool = Pool, drain_ms = Drain}) ->
+    case distribute_pool:destroy(Pool, #{drain_timeout_ms => Drain}) of
+        ok -> ok;
+        {error, invalid_pool} -> ok; % destroyed by someone else already
+        {error, Reason} -> logger:warning("distribute_pool: destroying pool ~0tp failed: ~ts",
+                                          [Pool, distribute_pool:format_error(Reason)])
+    end.

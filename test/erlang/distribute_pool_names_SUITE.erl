@@ -1,0 +1,219 @@
+%% Options from Elixir (keyword lists), named pools, and pools under the user's supervisor (child_spec/1).
+-module(distribute_pool_names_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([keyword_lists_everywhere/1]).
+-export([named_pool_everywhere_a_pool_goes/1]).
+-export([name_clash_is_already_started/1]).
+-export([stale_name_is_looked_up_again/1]).
+-export([child_spec_under_a_supervisor/1]).
+-export([child_spec_argument_errors/1]).
+
+-import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_wait_until/2, do_stats/1, do_cnode/0,
+                          do_pool_nodes/2, do_uniq/1]).
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+-spec all() -> [atom()].
+all() ->
+    [keyword_lists_everywhere,
+     named_pool_everywhere_a_pool_goes,
+     name_clash_is_already_started,
+     stale_name_is_looked_up_again,
+     child_spec_under_a_supervisor,
+     child_spec_argument_errors].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec keyword_lists_everywhere(list()) -> ok.
+keyword_lists_everywhere(_Config) ->
+    doc("Every function that takes an options map takes the same as a keyword list (Elixir's "
+        "`max_connections: 2'); a key given twice is refused."),
+    {Peer, T} = do_start_target("dpool_kw"),
+    try
+        {ok, Pool} = distribute_pool:new(T, [{max_connections, 2}, {acquire_timeout_ms, 250}]),
+        #{max_connections := 2, acquire_timeout_ms := 250} = do_stats(Pool),
+        {ok, {ok, T}} = distribute_pool:with_connection(
+                          Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end, [{acquire_timeout_ms, 0}]),
+        {error, badarg} = distribute_pool:with_connection(Pool, fun(_) -> ok end, [{acquire_timeout_ms, -1}]),
+        {error, badarg} = distribute_pool:with_connection(Pool, fun(_) -> ok end, [{bogus, 1}]),
+        {ok, 3} = distribute_pool:cast_batch(Pool, nobody, [1, 2, 3], [{key, fun(M) -> M rem 2 end}]),
+        {ok, #{successful_operations := _}} = distribute_pool:stress_test(Pool, 2, 2, [{progress, false}]),
+        {error, {invalid_config, {duplicate_option, max_connections}}} =
+            distribute_pool:new(T, [{max_connections, 1}, {max_connections, 2}]),
+        ok = distribute_pool:destroy(Pool, [{drain_timeout_ms, 0}])
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec named_pool_everywhere_a_pool_goes(list()) -> ok.
+named_pool_everywhere_a_pool_goes(_Config) ->
+    doc("A pool made with `name => Name' answers to Name in every function that takes a pool; its stats "
+        "name it; after destroy(Name) the name is unknown (invalid_pool) and free again."),
+    {Peer, T} = do_start_target("dpool_named"),
+    Name = dpool_named_orders,
+    try
+        {ok, Pool} = distribute_pool:new(T, #{name => Name, max_connections => 2}),
+        #{name := Name, pool_id := Id} = do_stats(Pool),
+        {ok, #{name := Name, pool_id := Id, target := T}} = distribute_pool:stats(Name),
+        {ok, {ok, T}} = distribute_pool:with_connection(Name, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, T} = distribute_pool:call(Name, erlang, node, []),
+        {ok, T} = distribute_pool:call(Name, erlang, node, [], 1000),
+        {ok, yes} = distribute_pool:request(Name, net_kernel, {is_auth, node()}),
+        ok = distribute_pool:send(Name, nobody, hello),
+        {ok, 2} = distribute_pool:cast_batch(Name, nobody, [a, b]),
+        {ok, [pong, pong]} = distribute_pool:send_batch(Name, [1, 2], fun(C, _) -> distribute_pool:ping(C) end),
+        {ok, #{successful := [pong, pong], failed := []}} =
+            distribute_pool:send_batch_parallel(Name, [1, 2], fun(C, _) -> distribute_pool:ping(C) end),
+        {ok, _} = distribute_pool:stress_test(Name, 3, 2, #{progress => false}),
+        {ok, Listed} = distribute_pool:pools(),
+        [Name] = [N || {_, #{pool_id := I, name := N}} <- Listed, I =:= Id],
+        %% Unnamed pools say so.
+        {ok, Unnamed} = distribute_pool:new(T, 1),
+        #{name := undefined} = do_stats(Unnamed),
+        ok = distribute_pool:destroy(Unnamed),
+        ok = distribute_pool:destroy(Name),
+        {error, invalid_pool} = distribute_pool:stats(Name),
+        {error, invalid_pool} = distribute_pool:with_connection(Name, fun(_) -> ok end),
+        {error, invalid_pool} = distribute_pool:stats(dpool_never_named),
+        %% Free again: a new pool takes the name.
+        {ok, Again} = distribute_pool:new(T, #{name => Name, max_connections => 1}),
+        {ok, #{pool_id := AgainId}} = distribute_pool:stats(Name),
+        AgainId = maps:get(pool_id, do_stats(Again)),
+        true = AgainId =/= Id,
+        ok = distribute_pool:destroy(Name)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec name_clash_is_already_started(list()) -> ok.
+name_clash_is_already_started(_Config) ->
+    doc("A second pool under a name in use is {error, {already_started, Pool}}, Pool the handle of the pool "
+        "that has the name; nothing is created."),
+    {Peer, T} = do_start_target("dpool_clash"),
+    try
+        {ok, First} = distribute_pool:new(T, #{name => dpool_clash, max_connections => 1}),
+        {ok, Before} = gen_server:call(do_cnode(), pools, 5000),
+        {error, {already_started, Same}} = distribute_pool:new(T, #{name => dpool_clash, max_connections => 3}),
+        {ok, Before} = gen_server:call(do_cnode(), pools, 5000),
+        true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(First)),
+        "a pool named dpool_clash exists already" = distribute_pool:format_error({already_started, Same}),
+        ok = distribute_pool:destroy(First)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec stale_name_is_looked_up_again(list()) -> ok.
+stale_name_is_looked_up_again(_Config) ->
+    doc("When the pool behind a name this node knows was destroyed and made again elsewhere (straight on the "
+        "C-node here), an operation by name finds the new pool at once."),
+    {Peer, T} = do_start_target("dpool_stale"),
+    Server = do_cnode(),
+    try
+        {ok, _} = distribute_pool:new(T, #{name => dpool_stale, max_connections => 1}),
+        {ok, #{pool_id := Old}} = distribute_pool:stats(dpool_stale),
+        ok = gen_server:call(Server, {destroy, Old, 0}, 10000),
+        {ok, New} = gen_server:call(Server, {new, T, #{name => dpool_stale, max_connections => 1}}, 10000),
+        {ok, #{pool_id := New}} = distribute_pool:stats(dpool_stale),
+        {ok, T} = distribute_pool:call(dpool_stale, erlang, node, []),
+        ok = distribute_pool:destroy(dpool_stale)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec child_spec_under_a_supervisor(list()) -> ok.
+child_spec_under_a_supervisor(_Config) ->
+    doc("child_spec/1 puts a named pool under the caller's supervisor: the target sees its hidden nodes while "
+        "the child runs and sees them go when the child stops; a restart makes the pool again; an owner "
+        "killed outright is replaced by one that takes its pool over (same pool, no new connections)."),
+    {Peer, T} = do_start_target("dpool_sup"),
+    Name = dpool_supervised,
+    Spec = distribute_pool:child_spec(#{name => Name, target => T, max_connections => 2}),
+    #{id := {distribute_pool, Name}, start := {distribute_pool, start_link, [_]}} = Spec,
+    {ok, Sup} = supervisor:start_link(dpool_ct_sup, {#{strategy => one_for_one, intensity => 5, period => 10},
+                                                     [Spec]}),
+    unlink(Sup),
+    try
+        {ok, Pool} = distribute_pool:stats(Name),
+        2 = length(do_pool_nodes(T, Name)),
+        #{pool_id := Id} = Pool,
+        %% Stopping the child destroys the pool: its hidden nodes leave the target.
+        ok = supervisor:terminate_child(Sup, {distribute_pool, Name}),
+        {error, invalid_pool} = distribute_pool:stats(Name),
+        do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000),
+        %% Restarting it makes the pool again.
+        {ok, Owner} = supervisor:restart_child(Sup, {distribute_pool, Name}),
+        {ok, #{pool_id := Id2}} = distribute_pool:stats(Name),
+        true = Id2 =/= Id,
+        2 = length(do_pool_nodes(T, Name)),
+        %% Killed outright: the supervisor's next owner takes the same pool over.
+        exit(Owner, kill),
+        do_wait_until(fun() ->
+                              case [P || {_, P, _, _} <- supervisor:which_children(Sup)] of
+                                  [P] when is_pid(P), P =/= Owner -> true;
+                                  _ -> false
+                              end
+                      end, 10000),
+        {ok, #{pool_id := Id2, connections_created := 2}} = distribute_pool:stats(Name),
+        %% And the supervisor's own shutdown destroys it.
+        ok = do_stop_sup(Sup),
+        {error, invalid_pool} = distribute_pool:stats(Name),
+        do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000)
+    after
+        _ = do_stop_sup(Sup),
+        do_stop_peer(Peer)
+    end.
+
+-spec child_spec_argument_errors(list()) -> ok.
+child_spec_argument_errors(_Config) ->
+    doc("child_spec/1 without a name or a target raises error:{invalid_config, Why}; a child whose pool "
+        "cannot be made fails to start with the error of new/2."),
+    {'EXIT', {{invalid_config, {missing_option, name}}, _}} =
+        (catch distribute_pool:child_spec(#{target => 'a@127.0.0.1', max_connections => 1})),
+    {'EXIT', {{invalid_config, {missing_option, target}}, _}} =
+        (catch distribute_pool:child_spec([{name, x}, {max_connections, 1}])),
+    Missing = list_to_atom(do_uniq("dpool_nobody") ++ "@127.0.0.1"),
+    Spec = distribute_pool:child_spec([{name, dpool_unstartable}, {target, Missing}, {max_connections, 1}]),
+    process_flag(trap_exit, true),
+    {error, {shutdown, {failed_to_start_child, {distribute_pool, dpool_unstartable},
+                        {connection_failed, {not_registered, _}}}}} =
+        supervisor:start_link(dpool_ct_sup, {#{strategy => one_for_one, intensity => 0, period => 1}, [Spec]}),
+    process_flag(trap_exit, false),
+    {error, invalid_pool} = distribute_pool:stats(dpool_unstartable),
+    ok.
+
+%% Helpers.
+
+%% Hidden nodes on T that are pooled connections of this suite's C-node.
+-spec hidden_pool_nodes(node()) -> [node()].
+hidden_pool_nodes(T) ->
+    {_, CNode} = do_cnode(),
+    [Alive | _] = string:split(atom_to_list(CNode), "@"),
+    [N || N <- erpc:call(T, erlang, nodes, [hidden]), lists:prefix(Alive ++ "_", atom_to_list(N)),
+          not lists:prefix(Alive ++ "_lane", atom_to_list(N))].
+
+-spec do_stop_sup(pid()) -> ok.
+do_stop_sup(Sup) ->
+    case is_process_alive(Sup) of
+        true ->
+            Ref = erlang:monitor(process, Sup),
+            exit(Sup, shutdown),
+            receive {'DOWN', Ref, process, Sup, _} -> ok after 30000 -> ct:fail(supervisor_did_not_stop) end;
+        false ->
+            ok
+    end.
