@@ -12,7 +12,7 @@ deps:
 build: deps cnode erlang
 
 cnode:
-	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DDPOOL_BUILD_TESTS=ON >/dev/null
 	cmake --build $(CMAKE_BUILD_DIR) -j 2
 
 erlang:

