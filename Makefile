@@ -15,8 +15,12 @@ cnode:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DDPOOL_BUILD_TESTS=ON >/dev/null
 	cmake --build $(CMAKE_BUILD_DIR) -j 2
 
+# The application, then its EDoc as documentation chunks (doc/chunks), read by h/2 in erl and h/1 in iex.
+# Both look for doc/ next to the application's ebin/, which rebar3 does not link into _build (as it does priv/).
 erlang:
 	rebar3 compile
+	rebar3 edoc
+	ln -sfn ../../../../doc _build/default/lib/distribute_pool/doc
 
 demo: build
 	scripts/demo.sh
@@ -29,4 +33,4 @@ bench: build
 	scripts/bench.sh
 
 clean:
-	rm -rf _build priv
+	rm -rf _build priv doc

@@ -413,7 +413,7 @@ send(Conn, Dest, Msg) ->
             {error, invalid_connection}
     end.
 
-%% @doc Sends Msg to Dest over the leased connection without waiting for the C-node, as `!' does: `ok` once it is
+%% @doc Sends Msg to Dest over the leased connection without waiting for the C-node, as `!' does: `ok' once it is
 %% handed to the calling process's pipe for this lease (distribute_pool_pipe, started at the first call), which
 %% passes what piles up to the C-node in one request, so many messages share one distribution message. The
 %% C-node queues them on the connection in the order the process sent them; a send/3, request/3,4, call/4,5

@@ -27,7 +27,7 @@
 -type element_failure() :: pool_exhausted | distribute_pool:connection_failure() | invalid_pool
                          | {raised, error | exit | throw, Reason :: term()}
                          | {worker_down, Reason :: term()}.
-%% `failed` holds {Index, Failure} sorted by index; indices count from 0, as in the Gleam face.
+%% `failed' holds {Index, Failure} sorted by index; indices count from 0, as in the Gleam face.
 -type batch_result() :: #{successful := [term()], failed := [{non_neg_integer(), element_failure()}]}.
 -type stress_options() :: #{progress => boolean(), progress_interval_ms => pos_integer(),
                             on_progress => fun((progress_report()) -> term())} | [{atom(), term()}].
@@ -54,7 +54,7 @@ send_batch(Pool, Messages, SendFun) ->
 
 %% Runs SendFun(Conn, Msg) for every message on up to max_connections workers at once, each holding its
 %% own lease. Successful results come in input order; an element whose SendFun raised, or whose worker
-%% died, is in `failed` with its index. {error, Reason} when no worker could lease a connection at all.
+%% died, is in `failed' with its index. {error, Reason} when no worker could lease a connection at all.
 -spec send_batch_parallel(distribute_pool:pool(), [Msg], fun((distribute_pool:conn(), Msg) -> term())) ->
     {ok, batch_result()} | {error, pool_exhausted | connection_failed | invalid_pool | badarg | timeout}.
 send_batch_parallel(Pool, Messages, SendFun) ->

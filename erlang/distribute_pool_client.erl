@@ -8,7 +8,7 @@
 %% requests, checkins, casts, cancels) arrives in the order it was sent; different processes are spread over
 %% the lanes round robin, in the order they first talk to that C-node, so that one process's big message does
 %% not hold back another's requests (N busy processes get N different lanes while N =< lanes). The lane names
-%% are asked once per C-node (the `lanes` request) and kept in persistent_term with the round-robin counter; a
+%% are asked once per C-node (the `lanes' request) and kept in persistent_term with the round-robin counter; a
 %% process remembers its lane number in its dictionary. A server() is still {Service, MainNode}: the lane is
 %% picked here, on every call.
 -module(distribute_pool_client).
@@ -40,7 +40,7 @@
 -define(NODEDOWN_WAIT_MS, 5000).
 %% The most lanes a C-node has (its --lanes range).
 -define(MAX_LANES, 16).
-%% Bound on the one `lanes` request per C-node.
+%% Bound on the one `lanes' request per C-node.
 -define(LANES_WAIT_MS, 5000).
 %% persistent_term: {LaneNodes :: tuple(), Counter :: atomics:atomics_ref()} | single.
 -define(LANES_KEY(Server), {?MODULE, lanes, Server}).
@@ -70,7 +70,7 @@ unreachable({Service, Node}, Why) ->
     {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
 
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn
-%% (the `cancel` cast of a checkout names it). It goes over this process's lane of the C-node.
+%% (the `cancel' cast of a checkout names it). It goes over this process's lane of the C-node.
 -spec call_tagged(server(), term(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
@@ -226,7 +226,7 @@ cast(Server, Request) ->
 lane(Server) ->
     lane(Server, ?LANES_WAIT_MS).
 
-%% Wait bounds the `lanes` request when the C-node's lanes are not known yet (0: do not ask).
+%% Wait bounds the `lanes' request when the C-node's lanes are not known yet (0: do not ask).
 -spec lane(server(), wait()) -> server().
 lane({Service, Node} = Server, Wait) when is_atom(Service), is_atom(Node) ->
     case lanes(Server, Wait) of

@@ -1,4 +1,4 @@
-%% Turns the arguments of distribute_pool:new/2 into the `new` request of docs/PROTOCOL.md.
+%% Turns the arguments of distribute_pool:new/2 into the `new' request of docs/PROTOCOL.md.
 %% The C-node is the single judge of options and target names: this module only converts types the wire
 %% cannot carry as they are (a keyword list becomes a map, a string target a binary, an integer
 %% #{max_connections => N}), takes out the library-only keys, and works out how long the client may wait for
@@ -62,7 +62,7 @@ prepare(Target, Options) ->
     end.
 
 %% Options as a map: a map as it is, or a keyword (or any {Key, Value}) list, each key once, as Elixir
-%% writes options (`max_connections: 4`).
+%% writes options (`max_connections: 4').
 -spec to_map(term()) -> {ok, map()} | {error, invalid_config()}.
 to_map(Options) when is_map(Options) ->
     {ok, Options};
@@ -117,7 +117,7 @@ acquire_timeout(#{acquire_timeout_ms := Ms}) when is_integer(Ms), Ms >= 0, Ms =<
 acquire_timeout(_) ->
     ?DPOOL_DEFAULT_ACQUIRE_MS.
 
-%% The C-node answers `new` once its first connections are up or have failed. Assume the worst case, one
+%% The C-node answers `new' once its first connections are up or have failed. Assume the worst case, one
 %% connect deadline after another for every initial connection, so that a slow but working C-node is never
 %% cut off; the bound only matters when the C-node stops answering.
 -spec wait(map()) -> non_neg_integer().

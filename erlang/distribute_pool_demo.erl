@@ -1,6 +1,7 @@
-%% The demo run by `make demo`: starts the application (and with it the embedded C-node), starts a plain
-%% Erlang target node with none of our code, creates a pool to it, leases connections from many processes at
-%% once, and prints what happened and the pool's stats as a table.
+%% The demo run by `make demo': starts the application (and with it the embedded C-node), starts a plain
+%% Erlang target node with none of our code, creates a named pool to it, leases connections from many
+%% processes at once, runs stress_test with its progress printed, shows what a mistake looks like, and prints
+%% what happened and the pool's stats as tables (within 100 columns).
 -module(distribute_pool_demo).
 
 -export([main/0]).
@@ -42,8 +43,8 @@ demo(Target) ->
     non_existing = erpc:call(Target, code, which, [distribute_pool]),
     io:format("    target ~s, code:which(distribute_pool) there: non_existing~n", [Target]),
 
-    step(io_lib:format("creating a pool of ~b connections", [?POOL_SIZE])),
-    {ok, Pool} = distribute_pool:new(Target, ?POOL_SIZE),
+    step(io_lib:format("creating a pool of ~b connections, named demo_pool", [?POOL_SIZE])),
+    {ok, Pool} = distribute_pool:new(Target, [{name, demo_pool}, {max_connections, ?POOL_SIZE}]),
     Hidden = erpc:call(Target, erlang, nodes, [hidden]),
     io:format("    the target sees ~b hidden nodes:~n", [length(Hidden)]),
     [io:format("      ~s~n", [N]) || N <- lists:sort(Hidden)],
@@ -71,6 +72,19 @@ demo(Target) ->
     Ok = length([ok || {ok, {ok, _}} <- Results]),
     io:format("    ~b/~b leases done in ~.1f ms (~b leases/s)~n",
               [Ok, length(Results), Elapsed / 1000, round(length(Results) / (Elapsed / 1.0e6))]),
+
+    step("stress_test: 8 processes x 200 leases, each with a ping; its progress printed here"),
+    {ok, _} = distribute_pool:stress_test(demo_pool, 200, 8,
+                                          #{progress_interval_ms => 250,
+                                            on_progress => fun(R) ->
+                                                                   io:format("    ~s~n",
+                                                                             [distribute_pool_batch:format_progress(R)])
+                                                           end}),
+
+    step("errors say why"),
+    [io:format("    ~ts~n      -> ~tp~n", [What, Result])
+     || {What, Result} <- [{"new(Target, #{max_conections => 4})", distribute_pool:new(Target, #{max_conections => 4})},
+                           {"new('nobody@127.0.0.1', 1)", distribute_pool:new('nobody@127.0.0.1', 1)}]],
 
     step("a lease held by a process that dies comes back by itself"),
     Self = self(),
@@ -106,19 +120,34 @@ parallel_leases(Pool) ->
     lists:append([receive {Pid, Rs} -> Rs; {'DOWN', Ref, process, Pid, Why} -> error({worker_died, Why}) end
                   || {Pid, Ref} <- Workers]).
 
+%% The stats as two tables that fit in 100 columns: the pool's figures (the map of closes by reason as one
+%% row per reason), then its connections.
 -spec print_table(map()) -> ok.
-print_table(Stats) ->
-    Rows = [{atom_to_list(K), format_value(V)} || {K, V} <- lists:sort(maps:to_list(Stats))],
-    KeyWidth = lists:max([length(K) || {K, _} <- Rows]),
-    ValueWidth = lists:max([length(V) || {_, V} <- Rows]),
-    Rule = ["    +", lists:duplicate(KeyWidth + 2, $-), "+", lists:duplicate(ValueWidth + 2, $-), "+\n"],
-    io:format("~s", [Rule]),
-    [io:format("    | ~-*s | ~*s |~n", [KeyWidth, K, ValueWidth, V]) || {K, V} <- Rows],
-    io:format("~s", [Rule]).
+print_table(#{connections := Connections} = Stats) ->
+    Figures = lists:append([case V of
+                                #{} -> [{atom_to_list(K) ++ "." ++ atom_to_list(R), format_value(N)}
+                                        || {R, N} <- lists:sort(maps:to_list(V))];
+                                _ -> [{atom_to_list(K), format_value(V)}]
+                            end || {K, V} <- lists:sort(maps:to_list(maps:remove(connections, Stats)))]),
+    print_rows(["figure", "value"], [[K, V] || {K, V} <- Figures]),
+    io:format("~n"),
+    print_rows(["id", "node", "state"],
+               [[format_value(Id), format_value(Node), format_value(State)]
+                || #{id := Id, node := Node, state := State} <- Connections]).
+
+%% An aligned table, each cell cut to at most 56 characters (so two columns fit in 100).
+-spec print_rows([string()], [[string()]]) -> ok.
+print_rows(Header, Rows) ->
+    Cut = [[string:slice(C, 0, 56) || C <- Row] || Row <- [Header | Rows]],
+    Widths = [lists:max([string:length(lists:nth(I, Row)) || Row <- Cut]) || I <- lists:seq(1, length(Header))],
+    Line = fun(Row) -> ["    |", [[" ", string:pad(C, W), " |"] || {C, W} <- lists:zip(Row, Widths)], "\n"] end,
+    Rule = ["    +", [[lists:duplicate(W + 2, $-), "+"] || W <- Widths], "\n"],
+    io:format("~ts~ts~ts~ts~ts", [Rule, Line(hd(Cut)), Rule, [Line(R) || R <- tl(Cut)], Rule]).
 
 -spec format_value(term()) -> string().
 format_value(V) when is_binary(V) -> binary_to_list(V);
-format_value(V) -> lists:flatten(io_lib:format("~p", [V])).
+format_value(V) when is_atom(V) -> atom_to_list(V);
+format_value(V) -> lists:flatten(io_lib:format("~0tp", [V])).
 
 -spec step(iodata()) -> ok.
 step(Text) ->

@@ -1,10 +1,10 @@
 %% Named pools: what a pool name stands for on this node.
 %%
-%% A pool created with `name => Name` is registered under that name in its C-node (unique there), so any
+%% A pool created with `name => Name' is registered under that name in its C-node (unique there), so any
 %% process or node can use the name where a pool handle goes. Every operation of the library needs the pool's
 %% id and acquire timeout (it bounds the caller's own wait), so a name is turned into a handle once and the
 %% handle kept here, in an ETS table owned by the application's supervisor: one ETS read per operation, not a
-%% round trip to the C-node. A name unknown here is asked of the default C-node (`whereis`). A handle kept
+%% round trip to the C-node. A name unknown here is asked of the default C-node (`whereis'). A handle kept
 %% here can go stale only when the pool is destroyed and made again from another node; an operation that gets
 %% invalid_pool through a kept handle asks the C-node again and, if the name now stands for another pool,
 %% runs once more (invalid_pool means the C-node did nothing). Names refer to the default C-node's pools.
@@ -22,7 +22,7 @@
 -export([claim_owner/2]).
 
 -define(TABLE, distribute_pool_names).
-%% Bound on the `whereis` request (the C-node answers at once).
+%% Bound on the `whereis' request (the C-node answers at once).
 -define(WHEREIS_WAIT_MS, 5000).
 
 %% Creates the table, owned by the calling process (the supervisor). Public: its owner is not its writer.

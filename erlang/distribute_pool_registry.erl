@@ -1,8 +1,8 @@
 %% Remembers every pool created on the embedded C-node through distribute_pool:new/2, so that a C-node
-%% started to replace one that died gets them back under their old ids (the `restore` call of
+%% started to replace one that died gets them back under their old ids (the `restore' call of
 %% docs/PROTOCOL.md) and the handles callers hold keep working.
 %%
-%% `new` and `destroy` for the embedded C-node go through here: a worker process makes the C-node call and
+%% `new' and `destroy' for the embedded C-node go through here: a worker process makes the C-node call and
 %% reports to this server, which records (or forgets) the pool before it answers the caller. So a caller
 %% that dies half-way cannot leave a pool unrecorded, and this server never blocks on the C-node except for
 %% the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
@@ -11,7 +11,7 @@
 %% init), so a crash of this server loses nothing: its successor reads them back, with the C-node it serves
 %% and the highest id seen, and new/2 keeps working.
 %%
-%% Pools created with an explicit `cnode` option, or on an external C-node, are not recorded.
+%% Pools created with an explicit `cnode' option, or on an external C-node, are not recorded.
 -module(distribute_pool_registry).
 -behaviour(gen_server).
 
@@ -28,7 +28,7 @@
 
 -export_type([entry/0]).
 
-%% {PoolId, Target, Options} as sent to the C-node's `new` (and `restore`).
+%% {PoolId, Target, Options} as sent to the C-node's `new' (and `restore').
 -type entry() :: {non_neg_integer(), atom() | binary(), map()}.
 
 %% What is recorded lives in the table, not here, so that a successor has all of it.
@@ -69,14 +69,14 @@ create_table(Tries) ->
             create_table(Tries - 1)
     end.
 
-%% The `new` call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
+%% The `new' call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
 -spec new(atom() | binary(), map(), non_neg_integer()) ->
     {ok, non_neg_integer()} | {error, term()}.
 new(Target, Options, Wait) ->
     safe_call({new, Target, Options, Wait}, Wait + ?MARGIN_MS).
 
-%% The `destroy` call; when Server is the embedded C-node the pool is forgotten once the C-node no longer
-%% knows it. `direct` when Server is another C-node: the caller calls it itself.
+%% The `destroy' call; when Server is the embedded C-node the pool is forgotten once the C-node no longer
+%% knows it. `direct' when Server is another C-node: the caller calls it itself.
 -spec destroy(distribute_pool_client:server(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->
     ok | direct | {error, term()}.
 destroy(Server, PoolId, DrainMs, Wait) ->

@@ -10,6 +10,19 @@ defmodule DistributePoolSmoke do
   def run do
     step("node is distributed", fn -> Node.alive?() end)
 
+    step("iex's h has the library's docs (make build writes them)", fn ->
+      case Code.fetch_docs(:distribute_pool) do
+        {:docs_v1, _, :erlang, _, _, _, entries} ->
+          Enum.any?(entries, fn
+            {{:function, :new, 2}, _, _, %{"en" => doc}, _} -> doc != []
+            _ -> false
+          end)
+
+        other ->
+          other
+      end
+    end)
+
     step("application starts", fn ->
       match?({:ok, _}, Application.ensure_all_started(:distribute_pool))
     end)

@@ -1,0 +1,84 @@
+%% Docs a user reaches: h(distribute_pool, F) has something to print for every exported function, and the
+%% README's Erlang example runs as it is written.
+-module(distribute_pool_docs_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0]).
+-export([suite/0]).
+-export([init_per_suite/1]).
+-export([end_per_suite/1]).
+-export([every_exported_function_has_its_doc/1]).
+-export([readme_erlang_example_runs_verbatim/1]).
+
+-import(dpool_ct_helper, [doc/1, do_stop_peer/1]).
+
+-define(EXAMPLE_MARKER, "<!-- verbatim-test: erlang example").
+
+-spec suite() -> list().
+suite() ->
+    [{timetrap, {minutes, 2}}].
+
+-spec all() -> [atom()].
+all() ->
+    [every_exported_function_has_its_doc,
+     readme_erlang_example_runs_verbatim].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    dpool_ct_helper:do_init_suite(Config).
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(Config) ->
+    dpool_ct_helper:do_end_suite(Config).
+
+%% Cases.
+
+-spec every_exported_function_has_its_doc(list()) -> ok.
+every_exported_function_has_its_doc(_Config) ->
+    doc("make build writes EDoc documentation chunks: code:get_doc/1 (what h/2 in erl and h/1 in iex read) "
+        "finds one for distribute_pool, with a text for every exported function, and shell_docs renders it."),
+    {ok, {docs_v1, _, erlang, _, #{<<"en">> := ModuleDoc}, _, Entries} = Docs} = code:get_doc(distribute_pool),
+    true = byte_size(iolist_to_binary(io_lib:format("~p", [ModuleDoc]))) > 100,
+    Exported = [FA || {F, _} = FA <- distribute_pool:module_info(exports), F =/= module_info],
+    Undocumented = [{F, A} || {F, A} <- Exported,
+                              not lists:any(fun({{function, N, Ar}, _, _, #{<<"en">> := D}, _}) ->
+                                                    N =:= F andalso Ar =:= A andalso D =/= [];
+                                               (_) -> false
+                                            end, Entries)],
+    [] = Undocumented,
+    Text = unicode:characters_to_list(shell_docs:render(distribute_pool, new, Docs)),
+    {match, _} = re:run(Text, "Creates a pool of connections to Target"),
+    ct:log("h(distribute_pool, new):~n~ts", [Text]),
+    ok.
+
+-spec readme_erlang_example_runs_verbatim(list()) -> ok.
+readme_erlang_example_runs_verbatim(_Config) ->
+    doc("The README's Erlang example, taken from README.md and evaluated as it is, works against a plain node "
+        "target@127.0.0.1 (none of our code on it)."),
+    Example = readme_example(),
+    ct:log("~ts", [Example]),
+    {ok, Tokens, _} = erl_scan:string(Example),
+    {ok, Exprs} = erl_parse:parse_exprs(Tokens),
+    {ok, Peer, 'target@127.0.0.1'} =
+        peer:start_link(#{name => target, host => "127.0.0.1", longnames => true,
+                          args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
+    try
+        {value, ok, _Bindings} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
+        ok
+    after
+        do_stop_peer(Peer)
+    end.
+
+%% Helpers.
+
+%% The code block that follows the marker in README.md (next to this repository's test/erlang/).
+-spec readme_example() -> string().
+readme_example() ->
+    Source = proplists:get_value(source, ?MODULE:module_info(compile)),
+    Readme = filename:join([filename:dirname(Source), "..", "..", "README.md"]),
+    {ok, Bin} = file:read_file(Readme),
+    [_, After] = string:split(unicode:characters_to_list(Bin), ?EXAMPLE_MARKER),
+    [_, FromFence] = string:split(After, "```erlang\n"),
+    [Code, _] = string:split(FromFence, "```"),
+    Code.
