@@ -28,18 +28,7 @@
 %% Creates the table, owned by the calling process (the supervisor). Public: its owner is not its writer.
 -spec create_table() -> ok.
 create_table() ->
-    create_table(100).
-
-%% A supervisor that just exited can leave its table for a moment: an application restarted at once waits.
--spec create_table(non_neg_integer()) -> ok.
-create_table(Tries) ->
-    try ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]) of
-        _ -> ok
-    catch
-        error:badarg when Tries > 0 ->
-            timer:sleep(10),
-            create_table(Tries - 1)
-    end.
+    distribute_pool_sup:create_table(?TABLE, [set, {read_concurrency, true}]).
 
 %% Runs Fun with the handle of Pool (a handle, or a name of a pool on the default C-node).
 -spec with_pool(term(), fun((#dpool{}) -> Result)) -> Result | {error, invalid_pool | term()}.

@@ -27,43 +27,45 @@
 
 -spec child_spec(term()) -> {ok, supervisor:child_spec()} | {error, distribute_pool:invalid_config()}.
 child_spec(Options) ->
-    case distribute_pool_config:to_map(Options) of
-        {ok, #{name := Name, target := _} = Map} when is_atom(Name) ->
-            Drain = maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS),
-            Shutdown = case is_integer(Drain) andalso Drain >= 0 of
-                           true -> Drain + ?SHUTDOWN_MARGIN_MS;
-                           false -> ?DEFAULT_DRAIN_MS + ?SHUTDOWN_MARGIN_MS % start_link refuses it
-                       end,
+    case checked(Options) of
+        {ok, #{name := Name} = Map, Drain} ->
             {ok, #{id => {distribute_pool, Name},
                    start => {distribute_pool, start_link, [Map]},
                    restart => permanent,
-                   shutdown => Shutdown,
+                   shutdown => Drain + ?SHUTDOWN_MARGIN_MS,
                    type => worker,
                    modules => [?MODULE]}};
-        {ok, #{name := Name}} when not is_atom(Name) ->
-            {error, {invalid_config, {bad_value, name, Name, <<"an atom other than undefined">>}}};
-        {ok, #{name := _}} ->
-            {error, {invalid_config, {missing_option, target}}};
-        {ok, _} ->
-            {error, {invalid_config, {missing_option, name}}};
         {error, _} = Error ->
             Error
     end.
 
 -spec start_link(term()) -> {ok, pid()} | {error, term()}.
 start_link(Options) ->
+    case checked(Options) of
+        {ok, #{target := Target} = Map, Drain} ->
+            gen_server:start_link(?MODULE, {Target, maps:without(?OWNER_KEYS, Map), Drain}, []);
+        {error, _} = Error ->
+            Error
+    end.
+
+%% What child_spec/1 and start_link/1 need besides the options of new/2 (which new/2 checks): a name, a target
+%% and a drain timeout.
+-spec checked(term()) -> {ok, map(), non_neg_integer()} | {error, distribute_pool:invalid_config()}.
+checked(Options) ->
     case distribute_pool_config:to_map(Options) of
-        {ok, #{target := Target, name := _} = Map} ->
+        {ok, #{name := Name}} when not is_atom(Name); Name =:= undefined ->
+            {error, {invalid_config, {bad_value, name, Name, <<"an atom other than undefined">>}}};
+        {ok, #{name := _, target := _} = Map} ->
             case maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS) of
                 Drain when is_integer(Drain), Drain >= 0, Drain =< 600000 ->
-                    gen_server:start_link(?MODULE, {Target, maps:without(?OWNER_KEYS, Map), Drain}, []);
+                    {ok, Map, Drain};
                 Bad ->
                     {error, {invalid_config, {bad_value, drain_timeout_ms, Bad, <<"an integer in 0..600000">>}}}
             end;
-        {ok, #{target := _}} ->
-            {error, {invalid_config, {missing_option, name}}};
-        {ok, _} ->
+        {ok, #{name := _}} ->
             {error, {invalid_config, {missing_option, target}}};
+        {ok, _} ->
+            {error, {invalid_config, {missing_option, name}}};
         {error, _} = Error ->
             Error
     end.

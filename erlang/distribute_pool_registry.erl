@@ -55,19 +55,7 @@ start_link() ->
 %% this server). Public because its owner is not the process that writes it.
 -spec create_table() -> ok.
 create_table() ->
-    create_table(100).
-
-%% The table of a supervisor that just exited can outlive it for a moment (its deletion is part of the
-%% exit): an application restarted at once waits for it, up to a second.
--spec create_table(non_neg_integer()) -> ok.
-create_table(Tries) ->
-    try ets:new(?TABLE, [named_table, public, set]) of
-        _ -> ok
-    catch
-        error:badarg when Tries > 0 ->
-            timer:sleep(10),
-            create_table(Tries - 1)
-    end.
+    distribute_pool_sup:create_table(?TABLE, [set]).
 
 %% The `new' call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
 -spec new(atom() | binary(), map(), non_neg_integer()) ->

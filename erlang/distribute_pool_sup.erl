@@ -8,6 +8,7 @@
 
 -export([start_link/1]).
 -export([init/1]).
+-export([create_table/2]).
 
 -export_type([config/0]).
 
@@ -17,6 +18,23 @@
 -spec start_link(config()) -> {ok, pid()} | ignore | {error, term()}.
 start_link(Config) ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, Config).
+
+%% Creates a named public ETS table owned by the calling process (this supervisor, whose tables outlive the
+%% processes that write them). A supervisor that just exited can leave its table for a moment (its deletion
+%% is part of the exit): an application restarted at once waits for it, up to a second.
+-spec create_table(atom(), [term()]) -> ok.
+create_table(Name, Options) ->
+    create_table(Name, Options, 100).
+
+-spec create_table(atom(), [term()], non_neg_integer()) -> ok.
+create_table(Name, Options, Tries) ->
+    try ets:new(Name, [named_table, public | Options]) of
+        _ -> ok
+    catch
+        error:badarg when Tries > 0 ->
+            timer:sleep(10),
+            create_table(Name, Options, Tries - 1)
+    end.
 
 -spec init(config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->

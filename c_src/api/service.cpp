@@ -347,17 +347,11 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    [&](const ListLanes&) { reply_lanes(caller); },
                    [&](const Ping&) { pool::reply_atom(caller, "pong"); },
                    [&](const Rejected& r) {
-                       if (!r.config) {
+                       if (r.config) {
+                           reply_invalid_config(caller, *r.config);
+                       } else {
                            pool::reply_error(caller, r.error);
-                           return;
                        }
-                       pool::reply(caller, [&](protocol::TermWriter& w) {
-                           w.tuple(2);
-                           w.atom("error");
-                           w.tuple(2);
-                           w.atom("invalid_config");
-                           write_config_error(w, *r.config);
-                       });
                    },
                    [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
                    // A discard (or checkin) sent as a call is answered: ok, or invalid_connection for a lease that
@@ -410,21 +404,19 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
     if (in_use + config.max_connections > config_.max_total_connections) {
         spdlog::warn("refusing a pool of {} connections: the C-node's budget is {}", config.max_connections,
                      config_.max_total_connections);
-        const auto max = static_cast<std::int64_t>(config.max_connections);
-        const auto left = config_.max_total_connections - std::min(in_use, config_.max_total_connections);
-        const auto allowed = fmt::format("at most {}: the C-node keeps at most {} connections and its pools hold {}",
-                                         left, config_.max_total_connections, in_use);
-        pool::reply(caller, [&](protocol::TermWriter& w) {
-            w.tuple(2);
-            w.atom("error");
-            w.tuple(2);
-            w.atom("invalid_config");
-            w.tuple(4);
-            w.atom("bad_value");
-            w.atom("max_connections");
-            w.integer(max);
-            w.binary(allowed);
-        });
+        // The key and value as the caller sent them (the request is not at hand here: encoded anew).
+        ByteBuffer key;
+        ByteBuffer value;
+        protocol::TermWriter(key).atom("max_connections");
+        protocol::TermWriter(value).integer(config.max_connections);
+        ConfigError why;
+        why.kind = ConfigError::Kind::bad_value;
+        why.term = key.view();
+        why.value = value.view();
+        why.allowed = fmt::format("at most {}: the C-node keeps at most {} connections and its pools hold {}",
+                                  config_.max_total_connections - std::min(in_use, config_.max_total_connections),
+                                  config_.max_total_connections, in_use);
+        reply_invalid_config(caller, why);
         return;
     }
     const std::uint64_t id = next_pool_id_++;
@@ -435,6 +427,17 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
         names_[p->config().name] = id; // a view of the pool's own copy of its name
     }
     p->start(pool::Caller(caller));
+}
+
+void Service::reply_invalid_config(const pool::CallerView& caller, const ConfigError& why)
+{
+    pool::reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        w.tuple(2);
+        w.atom("invalid_config");
+        write_config_error(w, why);
+    });
 }
 
 void Service::reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p)

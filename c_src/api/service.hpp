@@ -63,6 +63,8 @@ private:
     void restore_pools(const pool::CallerView& caller, Restore restore);
     static void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
     static void reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p);
+    // {error, {invalid_config, Why}}.
+    static void reply_invalid_config(const pool::CallerView& caller, const ConfigError& why);
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);
     void reply_info(const pool::CallerView& caller, std::size_t lane);

@@ -294,10 +294,8 @@ void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, 
 {
     ++c.failures;
     target_down_ = true;
-    c.down_kind = transport::error_kind_name(kind);
-    c.down_reason = error;
-    last_failure_kind_ = c.down_kind;
-    last_failure_ = error;
+    c.down = Failure("connection_failed", transport::error_kind_name(kind), error);
+    last_failure_ = c.down;
     close_retiring(c);
     spdlog::info("pool {}: {} cannot connect to {}: {}", label(), c.node_name, config_.target, error);
     if (creator_) {
@@ -324,10 +322,10 @@ Failure Pool::closed_under_writes(const PooledConnection& c) const
 
 Failure Pool::no_connection() const
 {
-    if (last_failure_kind_.empty()) {
+    if (last_failure_.kind.empty()) {
         return Failure("connection_failed", "connection_lost", fmt::format("no connection to {} is up", config_.target));
     }
-    return Failure("connection_failed", last_failure_kind_, last_failure_);
+    return last_failure_;
 }
 
 void Pool::start_progress(bool ok)
@@ -385,13 +383,12 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view d
     link->detach();
     link->close(close_reason_name(reason));
     c.health_check_in_flight = false;
-    c.down_kind = "connection_lost";
-    c.down_reason = fmt::format("the connection {} to {} was closed: {}", c.node_name, config_.target, detail);
+    c.down = Failure("connection_failed", "connection_lost",
+                     fmt::format("the connection {} to {} was closed: {}", c.node_name, config_.target, detail));
     if (reason == CloseReason::target_down) {
-        last_failure_kind_ = c.down_kind;
-        last_failure_ = c.down_reason;
+        last_failure_ = c.down;
     }
-    const Failure failure = destroyed_ ? Failure("invalid_pool") : Failure("connection_failed", c.down_kind, c.down_reason);
+    const Failure failure = destroyed_ ? Failure("invalid_pool") : c.down;
     fail_pending(c, failure);
     fail_parked(c, failure);
 }
@@ -650,7 +647,7 @@ void Pool::grant_queued(const Grant& g)
 void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job)
 {
     if (!c.live()) {
-        reply_error(caller, Failure("connection_failed", c.down_kind, c.down_reason));
+        reply_error(caller, c.down);
         ++counters_.failed_operations;
         end_lease(c, lease, false);
         return;
@@ -848,7 +845,7 @@ std::optional<Failure> Pool::lease_error(std::uint32_t conn, std::uint64_t lease
         return Failure("invalid_connection");
     }
     if (const auto& c = *connections_[conn]; !c.live()) {
-        return Failure("connection_failed", c.down_kind, c.down_reason);
+        return c.down;
     }
     return std::nullopt;
 }
@@ -1726,12 +1723,12 @@ void Pool::write_stats(protocol::TermWriter& w) const
     w.atom("target");
     w.atom(config_.target);
     w.atom("last_failure");
-    if (last_failure_kind_.empty()) {
+    if (last_failure_.kind.empty()) {
         w.atom("none");
     } else {
         w.tuple(2);
-        w.atom(last_failure_kind_);
-        w.binary(last_failure_);
+        w.atom(last_failure_.kind);
+        w.binary(last_failure_.text);
     }
     w.atom("state");
     w.atom(draining_ ? "draining" : "active");

@@ -192,9 +192,8 @@ private:
     std::uint64_t generation = 0; // one per established connection: tells stale lifetime and health deadlines
     bool connecting = false;
     std::uint32_t failures = 0;
-    // Why its link is down (connect failure or loss), told to the holder's operations: {Kind, Text}.
-    std::string_view down_kind = "connection_lost";
-    std::string down_reason;
+    // Why its link is down (connect failure or loss): what the holder's operations are told.
+    Failure down{"connection_failed", "connection_lost", {}};
     Clock::time_point idle_since{};
     Clock::time_point expires_at = Clock::time_point::max();
     bool health_check_in_flight = false;
@@ -384,9 +383,9 @@ private:
     std::optional<Caller> destroyer_;
     // The last connect attempt failed and none has succeeded since: waiters are told at once.
     bool target_down_ = false;
-    // Why the last connect attempt failed, or why the last connection was lost: {Kind, Text} of connection_failed.
-    std::string_view last_failure_kind_;
-    std::string last_failure_;
+    // Why the last connect attempt failed, or why the last connection was lost (stats: last_failure); no kind
+    // until then.
+    Failure last_failure_{"connection_failed"};
     // Adaptive capacity: the number of connections the pool keeps open, between min and max.
     std::uint32_t capacity_ = 0;
     std::uint32_t window_samples_ = 0;

@@ -80,6 +80,8 @@ discard_outside_a_lease(_Config) ->
     try
         {ok, Pool} = distribute_pool:new(T, 1),
         {ok, Conn} = distribute_pool:with_connection(Pool, fun(C) -> C end),
+        %% The target lists the connection a moment after the C-node has it up.
+        do_wait_until(fun() -> length(target_connections(T, do_pool_node_names(Pool))) =:= 1 end, 5000),
         [{_, Before}] = target_connections(T, do_pool_node_names(Pool)),
         %% Answered once the C-node handled it: nothing to wait for.
         {error, invalid_connection} = distribute_pool:discard(Conn),
