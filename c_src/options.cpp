@@ -64,7 +64,8 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     app.add_flag("--exit-on-stdin-eof", o.exit_on_stdin_eof, "exit when standard input closes (port programs)");
     app.add_flag("--await-restore", o.await_restore,
                  "until a restore request arrives, answer requests for unknown pools (and new, pools) "
-                 "{error, connection_failed}: the pools of the C-node this one replaces are still to come");
+                 "{error, {connection_failed, {cnode_restarting, _}}}: the pools of the C-node this one replaces are "
+                 "still to come");
     app.add_option("--handshake-threads", o.handshake_threads, "threads for blocking ei handshakes")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();

@@ -135,7 +135,7 @@
 
 %% A pool handle or a pool's name: what send/3, request/3,4 and call/4,5 take for a one-shot operation
 %% (anything else is taken for a lease, and is invalid_connection unless it is one).
--define(IS_POOL_REF(H), (is_record(H, dpool) orelse (is_atom(H) andalso H =/= undefined))).
+-define(IS_POOL_REF(H), (is_record(H, dpool) orelse ?IS_POOL_NAME(H))).
 %% How much longer than the C-node's own deadline the client waits for its answer.
 -define(CHECKOUT_MARGIN_MS, 5000).
 -define(REQUEST_MARGIN_MS, 1000).
@@ -143,7 +143,6 @@
 %% Bounds for answers that the C-node gives at once, or after a back-pressure hold (send).
 -define(STATS_WAIT_MS, 5000).
 -define(DEFAULT_DRAIN_MS, 5000).
--define(MAX_DRAIN_MS, 600000).
 %% How much longer than the drain the client waits for destroy's answer.
 -define(DESTROY_MARGIN_MS, 10000).
 -define(SEND_WAIT_MS, 60000).
@@ -243,15 +242,15 @@ start_link(Options) ->
 %% for people: the text of a connection failure, what an invalid option should have been, what an atom
 %% means.
 -spec format_error(term()) -> string().
-format_error({connection_failed, {_Kind, Text}}) when is_binary(Text) ->
-    unicode:characters_to_list(Text);
+format_error({connection_failed, {_Kind, Text}} = Reason) when is_binary(Text) ->
+    case unicode:characters_to_list(Text) of
+        Chars when is_list(Chars) -> Chars;
+        _NotUtf8 -> lists:flatten(io_lib:format("~0tp", [Reason]))
+    end;
 format_error({invalid_config, Why}) ->
     "invalid configuration: " ++ format_config_error(Why);
-format_error({already_started, Pool}) ->
-    case stats(Pool) of
-        {ok, #{name := Name}} -> lists:flatten(io_lib:format("a pool named ~0tp exists already", [Name]));
-        _ -> "a pool of that name exists already"
-    end;
+format_error({already_started, _Pool}) ->
+    "a pool of that name exists already (the error holds its handle)";
 format_error(pool_exhausted) ->
     "no connection of the pool became free within the acquire timeout";
 format_error(invalid_pool) ->
@@ -301,33 +300,41 @@ embedded() ->
 resolve_cnode(default) ->
     case is_alive() andalso application:ensure_all_started(distribute_pool) of
         false ->
-            not_running("this node is not distributed: start it with -name or -sname, or call net_kernel:start/2");
+            distribute_pool_client:not_running("this node is not distributed: start it with -name or -sname, or call net_kernel:start/2");
         {ok, _} ->
             case default_cnode() of
                 {Service, Node} when is_atom(Service), is_atom(Node) ->
                     {ok, {Service, Node}};
                 {error, Why} ->
-                    not_running(io_lib:format("the distribute_pool application has no C-node: ~0tp", [Why]))
+                    distribute_pool_client:not_running(io_lib:format("the distribute_pool application has no C-node: ~0tp", [Why]))
             end;
         {error, Reason} ->
-            not_running(io_lib:format("the distribute_pool application cannot start: ~0tp", [Reason]))
+            distribute_pool_client:not_running(io_lib:format("the distribute_pool application cannot start: ~0tp", [Reason]))
     end;
 resolve_cnode(Server) ->
     {ok, Server}.
 
--spec not_running(iodata()) -> {error, connection_failure()}.
-not_running(Text) ->
-    {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
-
-%% Runs Fun with the pool behind a handle or a name; {error, invalid_pool} for anything that is neither.
+%% Runs Fun with the pool behind a handle or a name; {error, invalid_pool} for anything that is neither. For
+%% operations that did nothing when answered invalid_pool: a stale handle of a name is looked up again
+%% (distribute_pool_names).
 -spec with_pool(term(), fun((pool()) -> Result)) -> Result | {error, term()}.
 with_pool(PoolOrName, Fun) ->
-    distribute_pool_names:with_pool(PoolOrName, fun(Pool) ->
-                                                        case valid_pool(Pool) of
-                                                            true -> Fun(Pool);
-                                                            false -> {error, invalid_pool}
-                                                        end
-                                                end).
+    distribute_pool_names:with_pool(PoolOrName, checked(Fun)).
+
+%% The same for operations that may have acted before an invalid_pool (one-shot operations, cast batches,
+%% destroy): never run twice.
+-spec with_pool_once(term(), fun((pool()) -> Result)) -> Result | {error, term()}.
+with_pool_once(PoolOrName, Fun) ->
+    distribute_pool_names:with_pool_once(PoolOrName, checked(Fun)).
+
+-spec checked(fun((pool()) -> Result)) -> fun((pool()) -> Result | {error, invalid_pool}).
+checked(Fun) ->
+    fun(Pool) ->
+            case valid_pool(Pool) of
+                true -> Fun(Pool);
+                false -> {error, invalid_pool}
+            end
+    end.
 
 %% @doc Leases a connection, runs Fun with it in the calling process, and returns the lease afterwards,
 %% whatever Fun does (an exception it raises leaves unchanged, after the lease went back). Waits for a free
@@ -398,7 +405,7 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 %% with checkouts), queues Msg on it and returns the lease at once; one message from the caller.
 -spec send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
 send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
-    with_pool(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
+    with_pool_once(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
                               one_shot(Pool, {pooled_send, PoolId, Dest, Msg},
                                        AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS)
                       end);
@@ -522,7 +529,7 @@ request(Handle, Dest, Request) ->
 -spec request(pool_ref() | conn(), dest(), term(), timeout()) ->
     {ok, term()} | {error, lease_error() | one_shot_error()}.
 request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
-    with_pool(Handle, fun(Pool) ->
+    with_pool_once(Handle, fun(Pool) ->
                               case valid_request_timeout(Timeout) of
                                   false ->
                                       {error, badarg};
@@ -592,7 +599,7 @@ call(Handle, M, F, A) ->
 -spec call(pool_ref() | conn(), module(), atom(), [term()], timeout()) ->
     {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
 call(Handle, M, F, A, Timeout) when ?IS_POOL_REF(Handle) ->
-    with_pool(Handle, fun(Pool) -> checked_call(Pool, M, F, A, Timeout) end);
+    with_pool_once(Handle, fun(Pool) -> checked_call(Pool, M, F, A, Timeout) end);
 call(Conn, M, F, A, Timeout) ->
     case valid_conn(Conn) of
         false -> {error, invalid_connection};
@@ -669,7 +676,7 @@ destroy(Pool) ->
 -spec pools() -> {ok, [{pool(), stats()}]} | {error, connection_failure() | timeout | badarg}.
 pools() ->
     case default_cnode() of
-        {error, Why} -> not_running(io_lib:format("no default C-node: ~0tp", [Why]));
+        {error, Why} -> distribute_pool_client:not_running(io_lib:format("no default C-node: ~0tp", [Why]));
         {Service, Node} -> pools({Service, Node})
     end.
 
@@ -710,7 +717,7 @@ pool_stats(Server, [_ | Ids], Acc) ->
 -spec destroy(pool_ref(), destroy_options()) ->
     ok | {error, invalid_pool | connection_failure() | timeout | badarg}.
 destroy(PoolRef, Options) ->
-    with_pool(PoolRef, fun(Pool) ->
+    with_pool_once(PoolRef, fun(Pool) ->
                                case drain_timeout(Options) of
                                    error -> {error, badarg};
                                    {ok, Drain} -> do_destroy(Pool, Drain)
@@ -738,7 +745,7 @@ drain_timeout(Options) ->
     case distribute_pool_config:to_map(Options) of
         {ok, Map} when map_size(Map) =:= 0 -> {ok, ?DEFAULT_DRAIN_MS};
         {ok, #{drain_timeout_ms := Ms} = Map} when map_size(Map) =:= 1, is_integer(Ms), Ms >= 0,
-                                                   Ms =< ?MAX_DRAIN_MS -> {ok, Ms};
+                                                   Ms =< ?DPOOL_MAX_DRAIN_MS -> {ok, Ms};
         _ -> error
     end.
 
@@ -770,7 +777,7 @@ cast_batch(Pool, Dest, Messages) ->
 -spec cast_batch(pool_ref(), dest(), [term()], cast_batch_options()) ->
     {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
 cast_batch(PoolRef, Dest, Messages, Options) ->
-    with_pool(PoolRef, fun(Pool) ->
+    with_pool_once(PoolRef, fun(Pool) ->
                                case {valid_dest(Dest) andalso is_proper_list(Messages),
                                      distribute_pool_config:to_map(Options)} of
                                    {false, _} ->

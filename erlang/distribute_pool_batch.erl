@@ -42,8 +42,8 @@
 
 %% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
 %% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
--spec send_batch(distribute_pool:pool(), [Msg], fun((distribute_pool:conn(), Msg) -> Result)) ->
-    {ok, [Result]} | {error, pool_exhausted | connection_failed | invalid_pool | badarg}.
+-spec send_batch(distribute_pool:pool_ref(), [Msg], fun((distribute_pool:conn(), Msg) -> Result)) ->
+    {ok, [Result]} | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg}.
 send_batch(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->
@@ -55,8 +55,9 @@ send_batch(Pool, Messages, SendFun) ->
 %% Runs SendFun(Conn, Msg) for every message on up to max_connections workers at once, each holding its
 %% own lease. Successful results come in input order; an element whose SendFun raised, or whose worker
 %% died, is in `failed' with its index. {error, Reason} when no worker could lease a connection at all.
--spec send_batch_parallel(distribute_pool:pool(), [Msg], fun((distribute_pool:conn(), Msg) -> term())) ->
-    {ok, batch_result()} | {error, pool_exhausted | connection_failed | invalid_pool | badarg | timeout}.
+-spec send_batch_parallel(distribute_pool:pool_ref(), [Msg], fun((distribute_pool:conn(), Msg) -> term())) ->
+    {ok, batch_result()}
+    | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg | timeout}.
 send_batch_parallel(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->

@@ -19,6 +19,7 @@
 -export([lane/1]).
 -export([lane_nodes/1]).
 -export([unreachable/2]).
+-export([not_running/1]).
 
 %% Tags are [alias | Alias], an improper list on purpose: the form of gen_server's alias tags.
 -dialyzer({no_improper_lists, [call_tagged/3, call_local/3]}).
@@ -67,6 +68,11 @@ unreachable({Service, Node}, Why) ->
                _ -> io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down",
                                   [Node])
            end,
+    not_running(Text).
+
+%% {error, {connection_failed, {cnode_not_running, Text}}}: no C-node could be asked, and Text says why.
+-spec not_running(iodata()) -> {error, unreachable()}.
+not_running(Text) ->
     {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
 
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn

@@ -5,7 +5,8 @@
 %%
 %% Every C-node it starts awaits a restore (--await-restore): right after READY, and before init returns,
 %% distribute_pool_registry sends it the pools recorded from the C-node it replaces (none at the first
-%% start). Until then the C-node answers requests for unknown pools {error, connection_failed}, so callers
+%% start). Until then the C-node answers requests for unknown pools {error, {connection_failed,
+%% {cnode_restarting, _}}}, so callers
 %% holding handles never see invalid_pool for a pool that is about to come back.
 -module(distribute_pool_cnode).
 -behaviour(gen_server).

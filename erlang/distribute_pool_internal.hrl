@@ -23,4 +23,8 @@
 %% Upper bounds from docs/PROTOCOL.md.
 -define(DPOOL_MAX_ACQUIRE_MS, 86400000).
 -define(DPOOL_DEFAULT_CONNECT_MS, 5000).
+-define(DPOOL_MAX_DRAIN_MS, 600000).
+
+%% What can be a pool's name: the C-node takes any other non-empty UTF-8 atom (docs/PROTOCOL.md).
+-define(IS_POOL_NAME(N), (is_atom(N) andalso N =/= undefined andalso N =/= '')).
 

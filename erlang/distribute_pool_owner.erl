@@ -6,9 +6,13 @@
 %%
 %% An owner killed outright (no terminate) leaves its pool behind; the owner the supervisor starts next
 %% finds the name taken by a pool whose owner is dead and takes that pool over instead of failing. Owners are
-%% recorded per name in distribute_pool_names' table, so a name whose owner still lives is already_started.
+%% recorded per name in distribute_pool_names' table, claimed before the pool is made: a name whose owner
+%% still lives is already_started, and a pool of that name that no owner of this node made (new/2 from
+%% elsewhere) is never taken over: the child fails to start with already_started.
 -module(distribute_pool_owner).
 -behaviour(gen_server).
+
+-include("distribute_pool_internal.hrl").
 
 -export([child_spec/1]).
 -export([start_link/1]).
@@ -23,7 +27,7 @@
 %% How much longer than the drain the supervisor waits for terminate/2 before it kills the process.
 -define(SHUTDOWN_MARGIN_MS, 15000).
 
--record(state, {pool :: distribute_pool:pool(), drain_ms :: non_neg_integer()}).
+-record(state, {name :: atom(), pool :: distribute_pool:pool(), drain_ms :: non_neg_integer()}).
 
 -spec child_spec(term()) -> {ok, supervisor:child_spec()} | {error, distribute_pool:invalid_config()}.
 child_spec(Options) ->
@@ -53,11 +57,11 @@ start_link(Options) ->
 -spec checked(term()) -> {ok, map(), non_neg_integer()} | {error, distribute_pool:invalid_config()}.
 checked(Options) ->
     case distribute_pool_config:to_map(Options) of
-        {ok, #{name := Name}} when not is_atom(Name); Name =:= undefined ->
-            {error, {invalid_config, {bad_value, name, Name, <<"an atom other than undefined">>}}};
+        {ok, #{name := Name}} when not ?IS_POOL_NAME(Name) ->
+            {error, {invalid_config, {bad_value, name, Name, <<"a non-empty UTF-8 atom other than undefined">>}}};
         {ok, #{name := _, target := _} = Map} ->
             case maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS) of
-                Drain when is_integer(Drain), Drain >= 0, Drain =< 600000 ->
+                Drain when is_integer(Drain), Drain >= 0, Drain =< ?DPOOL_MAX_DRAIN_MS ->
                     {ok, Map, Drain};
                 Bad ->
                     {error, {invalid_config, {bad_value, drain_timeout_ms, Bad, <<"an integer in 0..600000">>}}}
@@ -74,22 +78,32 @@ checked(Options) ->
     {ok, #state{}} | {stop, term()}.
 init({Target, #{name := Name} = Options, Drain}) ->
     process_flag(trap_exit, true),
-    case distribute_pool:new(Target, Options) of
-        {ok, Pool} ->
-            own(Name, Pool, Drain);
-        {error, {already_started, Pool}} = Error ->
-            case distribute_pool_names:claim_owner(Name, self()) of
-                ok -> own(Name, Pool, Drain);
-                taken -> {stop, element(2, Error)}
-            end;
-        {error, Reason} ->
-            {stop, Reason}
+    %% The name is claimed before the pool is made, so that an owner killed at any moment leaves a record
+    %% its successor can follow.
+    case distribute_pool_names:claim_owner(Name, self()) of
+        taken ->
+            {stop, {already_started, handle_of(Name)}};
+        Claim ->
+            case distribute_pool:new(Target, Options) of
+                {ok, Pool} ->
+                    {ok, #state{name = Name, pool = Pool, drain_ms = Drain}};
+                {error, {already_started, Pool}} when Claim =:= succeeded ->
+                    %% Left behind by the owner this one succeeds.
+                    {ok, #state{name = Name, pool = Pool, drain_ms = Drain}};
+                {error, Reason} ->
+                    ok = distribute_pool_names:release_owner(Name, self()),
+                    {stop, Reason}
+            end
     end.
 
--spec own(atom(), distribute_pool:pool(), non_neg_integer()) -> {ok, #state{}}.
-own(Name, Pool, Drain) ->
-    ok = distribute_pool_names:set_owner(Name, self()),
-    {ok, #state{pool = Pool, drain_ms = Drain}}.
+%% The handle of the pool named Name, for the already_started of a name a live owner holds (the name itself
+%% when that owner has not made its pool yet).
+-spec handle_of(atom()) -> distribute_pool:pool() | atom().
+handle_of(Name) ->
+    case distribute_pool_names:with_pool_once(Name, fun(Pool) -> {ok, Pool} end) of
+        {ok, Pool} -> Pool;
+        {error, _} -> Name
+    end.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, badarg}, #state{}}.
 handle_call(_Request, _From, State) ->
@@ -100,10 +114,11 @@ handle_cast(_Request, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{pool = Pool, drain_ms = Drain}) ->
+terminate(_Reason, #state{name = Name, pool = Pool, drain_ms = Drain}) ->
     case distribute_pool:destroy(Pool, #{drain_timeout_ms => Drain}) of
         ok -> ok;
         {error, invalid_pool} -> ok; % destroyed by someone else already
         {error, Reason} -> logger:warning("distribute_pool: destroying pool ~0tp failed: ~ts",
-                                          [Pool, distribute_pool:format_error(Reason)])
-    end.
+                                          [Name, distribute_pool:format_error(Reason)])
+    end,
+    distribute_pool_names:release_owner(Name, self()).

@@ -91,12 +91,9 @@ safe_call(Request, Timeout) ->
     try
         gen_server:call(?MODULE, Request, Timeout)
     catch
-        exit:Reason -> not_running(io_lib:format("the pool registry did not answer: ~0tp", [Reason]))
+        exit:Reason ->
+            distribute_pool_client:not_running(io_lib:format("the pool registry did not answer: ~0tp", [Reason]))
     end.
-
--spec not_running(iodata()) -> {error, distribute_pool_client:unreachable()}.
-not_running(Text) ->
-    {error, {connection_failed, {cnode_not_running, unicode:characters_to_binary(Text)}}}.
 
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
@@ -123,12 +120,16 @@ lookup(Key) ->
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
 handle_call({new, Target, Options, Wait}, From, State) ->
     case lookup(server) of
-        undefined -> {reply, not_running("the embedded C-node has not started yet"), State};
+        undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
         Server -> {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)}
     end;
 handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, State) ->
     case lookup(server) of
-        Server -> {noreply, start_worker(From, {destroy, PoolId, DrainMs}, Server, Wait, State)};
+        Server ->
+            %% From now on the pool is on its way out: a C-node that dies meanwhile does not get it back (its
+            %% name may already be a newer pool's).
+            true = ets:insert(?TABLE, {{destroying, PoolId}}),
+            {noreply, start_worker(From, {destroy, PoolId, DrainMs}, Server, Wait, State)};
         _ -> {reply, direct, State}
     end;
 handle_call({restore, Server}, _From, State) ->
@@ -157,7 +158,8 @@ handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Re
     %% A worker only makes a call that returns its errors; this is not expected, but answer the caller.
     case maps:take(Worker, Workers) of
         {From, Rest} ->
-            gen_server:reply(From, not_running(io_lib:format("the registry's worker exited: ~0tp", [Reason]))),
+            Text = io_lib:format("the registry's worker exited: ~0tp", [Reason]),
+            gen_server:reply(From, distribute_pool_client:not_running(Text)),
             {noreply, State#state{workers = Rest}};
         error ->
             {noreply, State}
@@ -180,7 +182,10 @@ record({new, Target, Options}, {ok, Id}) when is_integer(Id), Id >= 0 ->
     true = ets:insert(?TABLE, {{pool, Id}, Target, Options}),
     seen(Id);
 record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+    true = ets:delete(?TABLE, {destroying, Id}),
     forget(Id);
+record({destroy, _Id, _DrainMs}, _Failed) ->
+    ok; % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
 record(_Request, _Reply) ->
     ok.
 
@@ -212,7 +217,10 @@ do_restore(Server) ->
                undefined -> 0;
                Max -> Max + 1
            end,
-    Entries = entries(),
+    %% Pools whose destroy had begun stay gone.
+    {Destroying, Entries} = lists:partition(fun({Id, _, _}) -> ets:member(?TABLE, {destroying, Id}) end, entries()),
+    [ok = forget(Id) || {Id, _, _} <- Destroying],
+    [true = ets:delete(?TABLE, {destroying, Id}) || {Id, _, _} <- Destroying],
     case distribute_pool_client:call(Server, {restore, Entries, Next}, ?RESTORE_WAIT_MS) of
         {ok, N} ->
             case N of

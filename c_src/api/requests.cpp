@@ -534,6 +534,48 @@ std::string_view nearest_key(std::string_view key)
     return best;
 }
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool valid_utf8(std::string_view text)
+{
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto b = static_cast<std::uint8_t>(text[i]);
+        std::size_t length = 0;
+        std::uint32_t code = 0;
+        if (b < 0x80) {
+            ++i;
+            continue;
+        } else if ((b & 0xE0) == 0xC0) {
+            length = 2;
+            code = b & 0x1F;
+        } else if ((b & 0xF0) == 0xE0) {
+            length = 3;
+            code = b & 0x0F;
+        } else if ((b & 0xF8) == 0xF0) {
+            length = 4;
+            code = b & 0x07;
+        } else {
+            return false;
+        }
+        if (i + length > text.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k < length; ++k) {
+            const auto c = static_cast<std::uint8_t>(text[i + k]);
+            if ((c & 0xC0) != 0x80) {
+                return false;
+            }
+            code = (code << 6) | (c & 0x3F);
+        }
+        constexpr std::uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
+            return false;
+        }
+        i += length;
+    }
+    return true;
+}
+
 std::string integer_range(const IntegerOption& o)
 {
     return o.zero_disables ? fmt::format("0 (off) or an integer in {}..{}", o.min, o.max)
@@ -592,8 +634,10 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
     }
     if (*key == "name") {
         const auto name = value.atom();
-        if (!name || name->empty() || name->size() > kMaxPoolNameBytes || *name == "undefined") {
-            return bad_value(e.term, value_bytes, "an atom other than undefined");
+        // Written back as a UTF-8 atom (stats, logs): bytes that are no UTF-8 could not be.
+        if (!name || name->empty() || name->size() > kMaxPoolNameBytes || *name == "undefined" ||
+            !valid_utf8(*name)) {
+            return bad_value(e.term, value_bytes, "a non-empty UTF-8 atom other than undefined");
         }
         config.name = std::string(*name);
         return std::nullopt;

@@ -335,7 +335,11 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        });
                    },
                    [&](const Whereis& r) {
-                       const auto it = names_.find(r.name);
+                       if (awaiting_restore_) {
+                           pool::reply_error(caller, restarting()); // the name may be one about to come back
+                           return;
+                       }
+                       const auto it = names_.find(std::string(r.name));
                        auto* p = it == names_.end() ? nullptr : find_pool(it->second);
                        if (!p || p->draining()) {
                            pool::reply_error(caller, "invalid_pool");
@@ -424,7 +428,7 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
     auto p = std::make_shared<pool::Pool>(context_, id, std::move(config));
     pools_.emplace(id, p);
     if (!p->config().name.empty()) {
-        names_[p->config().name] = id; // a view of the pool's own copy of its name
+        names_[p->config().name] = id;
     }
     p->start(pool::Caller(caller));
 }

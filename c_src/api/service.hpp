@@ -25,7 +25,7 @@ struct ServiceConfig {
     transport::LinkLimits link_limits;
     std::uint32_t max_total_connections = 10000;
     // Started to replace a C-node that died: until `restore` comes, unknown pools may be ones still to be
-    // restored, so requests for them are answered connection_failed rather than invalid_pool.
+    // restored, so requests for them are answered {connection_failed, {cnode_restarting, _}}, not invalid_pool.
     bool await_restore = false;
 };
 
@@ -80,8 +80,9 @@ private:
     pool::PoolContext context_;
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
-    // Names of the pools that have one (unique per C-node; the views point into each pool's config).
-    std::unordered_map<std::string_view, std::uint64_t> names_;
+    // Names of the pools that have one (unique per C-node). Keys are copies: a name passes from a pool being
+    // destroyed to a new one while the old pool still lives, so a view of either pool's config could dangle.
+    std::unordered_map<std::string, std::uint64_t> names_;
     std::uint64_t next_pool_id_;
     bool awaiting_restore_;
     // A pool was created or restored by this incarnation: a restore now could reuse the id of a destroyed one.

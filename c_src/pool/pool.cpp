@@ -322,7 +322,9 @@ Failure Pool::closed_under_writes(const PooledConnection& c) const
 
 Failure Pool::no_connection() const
 {
-    if (last_failure_.kind.empty()) {
+    // The last failure is the cause only while no attempt has succeeded since (connections can also be down
+    // for want of demand: closed as idle above min_connections).
+    if (!target_down_ || last_failure_.kind.empty()) {
         return Failure("connection_failed", "connection_lost", fmt::format("no connection to {} is up", config_.target));
     }
     return last_failure_;
@@ -385,7 +387,7 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view d
     c.health_check_in_flight = false;
     c.down = Failure("connection_failed", "connection_lost",
                      fmt::format("the connection {} to {} was closed: {}", c.node_name, config_.target, detail));
-    if (reason == CloseReason::target_down) {
+    if (reason == CloseReason::target_down || reason == CloseReason::health) {
         last_failure_ = c.down;
     }
     const Failure failure = destroyed_ ? Failure("invalid_pool") : c.down;

@@ -193,7 +193,7 @@ private:
     bool connecting = false;
     std::uint32_t failures = 0;
     // Why its link is down (connect failure or loss): what the holder's operations are told.
-    Failure down{"connection_failed", "connection_lost", {}};
+    Failure down{"connection_failed", "connection_lost", "not connected yet"};
     Clock::time_point idle_since{};
     Clock::time_point expires_at = Clock::time_point::max();
     bool health_check_in_flight = false;
@@ -230,8 +230,8 @@ public:
     // Being destroyed: leases still out are waited for, nothing new is handed out.
     bool draining() const { return draining_; }
 
-    // Opens min_connections; answers the creator {ok, Id} when they are all up, or {error, connection_failed}
-    // (and marks the pool failed, for the service to drop) when one cannot be opened.
+    // Opens min_connections; answers the creator {ok, Id} when they are all up, or {error, {connection_failed,
+    // {Kind, Text}}} (and marks the pool failed, for the service to drop) when one cannot be opened.
     void start(Caller creator);
     // Opens min_connections without anyone waiting for them (a restored pool): a connection that cannot be
     // opened is retried with the reconnect backoff, as one whose target went away.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <string>
 #include <vector>
 #include <netinet/in.h>
@@ -308,6 +309,20 @@ std::vector<std::string_view> handshake_messages(std::string_view received)
 
 } // namespace
 
+namespace {
+
+// The peer's bytes as they may go into an error text: printable ASCII only, at most 64 of them.
+std::string printable(std::string_view bytes)
+{
+    std::string out;
+    for (const char c : bytes.substr(0, 64)) {
+        out.push_back(c >= 0x20 && c < 0x7F ? c : '?');
+    }
+    return out;
+}
+
+} // namespace
+
 std::string explain_connect_failure(std::string_view received)
 {
     const auto messages = handshake_messages(received);
@@ -326,10 +341,15 @@ std::string explain_connect_failure(std::string_view received)
         return "it is connecting to this node at the same time";
     }
     if (status != "ok" && status != "ok_simultaneous" && status.substr(0, 6) != "named:") {
-        return fmt::format("it answered status '{}'", status);
+        return fmt::format("it answered status '{}'", printable(status));
     }
     if (messages.size() < 2) {
         return "it closed the connection after its status, before its challenge";
+    }
+    const bool acked = std::any_of(messages.begin() + 2, messages.end(),
+                                   [](std::string_view m) { return !m.empty() && m[0] == 'a'; });
+    if (acked) {
+        return "it accepted the handshake, which then failed on our side";
     }
     return "it did not accept our answer to its challenge: the cookie is not the target's";
 }

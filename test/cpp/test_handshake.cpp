@@ -28,6 +28,13 @@ TEST_CASE("explain_connect_failure tells a refused cookie from other refusals", 
     CHECK(explain_connect_failure(message("salive")).find("already has a connection") != std::string::npos);
     CHECK(explain_connect_failure(message("snok")).find("at the same time") != std::string::npos);
     CHECK(explain_connect_failure(message("sweird")).find("'weird'") != std::string::npos);
+    // The peer's own words are cut and made printable: the text goes to callers as UTF-8.
+    const auto hostile = explain_connect_failure(message("s" + std::string("\xE9\x01") + std::string(500, 'x')));
+    CHECK(hostile.find("'??xxx") != std::string::npos);
+    CHECK(hostile.size() < 120);
+    // The ack came: not the cookie.
+    CHECK(explain_connect_failure(message("sok") + kChallenge + message("a" + std::string(16, '\0')))
+              .find("cookie") == std::string::npos);
     // Status ok, then nothing.
     CHECK(explain_connect_failure(message("sok")).find("before its challenge") != std::string::npos);
     // Nothing, or something that is no distribution handshake (a TLS listener answers with TLS records).

@@ -982,9 +982,9 @@ TEST_CASE("parse_pool_options says why: the key, the value and what is allowed",
         CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("validate_on_checkout").atom("yes"); }))
               == "{bad_value,validate_on_checkout,yes,<<\"true or false\">>}");
         CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("name").binary("orders"); }))
-              == "{bad_value,name,<<\"orders\">>,<<\"an atom other than undefined\">>}");
+              == "{bad_value,name,<<\"orders\">>,<<\"a non-empty UTF-8 atom other than undefined\">>}");
         CHECK(why(term([](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("name").atom("undefined"); }))
-              == "{bad_value,name,undefined,<<\"an atom other than undefined\">>}");
+              == "{bad_value,name,undefined,<<\"a non-empty UTF-8 atom other than undefined\">>}");
     }
     SECTION("a missing or repeated key, and no map at all")
     {
@@ -997,6 +997,22 @@ TEST_CASE("parse_pool_options says why: the key, the value and what is allowed",
 
 TEST_CASE("parse_pool_options: the pool's name", "[requests]")
 {
+    const auto name_of = [](const std::string& atom_bytes) {
+        // {max_connections => 1, name => Atom}, the atom hand-encoded as ATOM_EXT or ATOM_UTF8_EXT bytes.
+        return parse_pool_options(kTarget, term([&](EiTerm& t) { t.map(2).atom("max_connections").integer(1).atom("name").raw(atom_bytes); }));
+    };
+    using dpool::test::atom_ext;
+    using dpool::test::small_atom_utf8_ext;
+    CHECK(name_of(small_atom_utf8_ext("caf\xC3\xA9"))->name == "caf\xC3\xA9"); // café, as OTP sends it
+    // Bytes that are no UTF-8 (a latin-1 atom with a high byte, a cut sequence, a surrogate, an overlong
+    // form) cannot be written back as a name: refused, never stored.
+    for (const std::string bad : {"\xE9", "ab\xC3", "\xED\xA0\x80", "\xC0\xAF", "\xF5\x80\x80\x80"}) {
+        CAPTURE(bad);
+        const auto parsed = name_of(atom_ext(bad));
+        REQUIRE_FALSE(parsed.has_value());
+        CHECK(parsed.error().kind == ConfigError::Kind::bad_value);
+    }
+    CHECK_FALSE(name_of(small_atom_utf8_ext("")).has_value());
     const auto config = parse_pool_options(
         kTarget, term([](EiTerm& t) { t.map(2).atom("max_connections").integer(2).atom("name").atom("orders"); }));
     REQUIRE(config.has_value());

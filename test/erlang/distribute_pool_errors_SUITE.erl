@@ -77,7 +77,7 @@ option_mistakes_name_key_and_value(_Config) ->
          {#{max_connections => 2, backoff_min_ms => 200, backoff_max_ms => 100},
           {bad_value, backoff_max_ms, 100, <<"an integer in backoff_min_ms (200)..600000">>}, none},
          {#{max_connections => 2, name => "orders"},
-          {bad_value, name, "orders", <<"an atom other than undefined">>}, none},
+          {bad_value, name, "orders", <<"a non-empty UTF-8 atom other than undefined">>}, none},
          {#{max_connections => 1, cnode => 42}, {bad_value, cnode, 42, <<"a node name, or {Service, Node}">>}, none},
          {#{}, {missing_option, max_connections}, "invalid configuration: option max_connections is required"},
          {[{max_connections, 1}, {max_connections, 2}], {duplicate_option, max_connections}, none},

@@ -13,6 +13,8 @@
 -export([stale_name_is_looked_up_again/1]).
 -export([child_spec_under_a_supervisor/1]).
 -export([child_spec_argument_errors/1]).
+-export([name_passes_from_a_draining_pool/1]).
+-export([child_never_takes_over_a_pool_it_did_not_make/1]).
 
 -import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_wait_until/2, do_stats/1, do_cnode/0,
                           do_pool_nodes/2, do_uniq/1]).
@@ -28,7 +30,9 @@ all() ->
      name_clash_is_already_started,
      stale_name_is_looked_up_again,
      child_spec_under_a_supervisor,
-     child_spec_argument_errors].
+     child_spec_argument_errors,
+     name_passes_from_a_draining_pool,
+     child_never_takes_over_a_pool_it_did_not_make].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -112,7 +116,7 @@ name_clash_is_already_started(_Config) ->
         {error, {already_started, Same}} = distribute_pool:new(T, #{name => dpool_clash, max_connections => 3}),
         {ok, Before} = gen_server:call(do_cnode(), pools, 5000),
         true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(First)),
-        "a pool named dpool_clash exists already" = distribute_pool:format_error({already_started, Same}),
+        "a pool of that name exists already" ++ _ = distribute_pool:format_error({already_started, Same}),
         ok = distribute_pool:destroy(First)
     after
         do_stop_peer(Peer)
@@ -121,15 +125,29 @@ name_clash_is_already_started(_Config) ->
 -spec stale_name_is_looked_up_again(list()) -> ok.
 stale_name_is_looked_up_again(_Config) ->
     doc("When the pool behind a name this node knows was destroyed and made again elsewhere (straight on the "
-        "C-node here), an operation by name finds the new pool at once."),
+        "C-node here), an operation that did nothing when refused (stats, a checkout) finds the new pool at "
+        "once; one that may have acted (a one-shot call) is never run twice: it gives invalid_pool once, and "
+        "the next call finds the new pool."),
     {Peer, T} = do_start_target("dpool_stale"),
     Server = do_cnode(),
+    Remake = fun() ->
+                     {ok, #{pool_id := Old}} = distribute_pool:stats(dpool_stale),
+                     ok = gen_server:call(Server, {destroy, Old, 0}, 10000),
+                     {ok, New} = gen_server:call(Server, {new, T, #{name => dpool_stale, max_connections => 1}},
+                                                 10000),
+                     New
+             end,
     try
         {ok, _} = distribute_pool:new(T, #{name => dpool_stale, max_connections => 1}),
-        {ok, #{pool_id := Old}} = distribute_pool:stats(dpool_stale),
-        ok = gen_server:call(Server, {destroy, Old, 0}, 10000),
-        {ok, New} = gen_server:call(Server, {new, T, #{name => dpool_stale, max_connections => 1}}, 10000),
+        New = Remake(),
         {ok, #{pool_id := New}} = distribute_pool:stats(dpool_stale),
+        {ok, T} = distribute_pool:call(dpool_stale, erlang, node, []),
+        Newer = Remake(),
+        {ok, {ok, T}} = distribute_pool:with_connection(dpool_stale,
+                                                        fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, #{pool_id := Newer}} = distribute_pool:stats(dpool_stale),
+        _ = Remake(),
+        {error, invalid_pool} = distribute_pool:call(dpool_stale, erlang, node, []),
         {ok, T} = distribute_pool:call(dpool_stale, erlang, node, []),
         ok = distribute_pool:destroy(dpool_stale)
     after
@@ -150,7 +168,8 @@ child_spec_under_a_supervisor(_Config) ->
     unlink(Sup),
     try
         {ok, Pool} = distribute_pool:stats(Name),
-        2 = length(do_pool_nodes(T, Name)),
+        %% The target lists the connections a moment after the C-node has them up.
+        do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
         #{pool_id := Id} = Pool,
         %% Stopping the child destroys the pool: its hidden nodes leave the target.
         ok = supervisor:terminate_child(Sup, {distribute_pool, Name}),
@@ -160,7 +179,7 @@ child_spec_under_a_supervisor(_Config) ->
         {ok, Owner} = supervisor:restart_child(Sup, {distribute_pool, Name}),
         {ok, #{pool_id := Id2}} = distribute_pool:stats(Name),
         true = Id2 =/= Id,
-        2 = length(do_pool_nodes(T, Name)),
+        do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
         %% Killed outright: the supervisor's next owner takes the same pool over.
         exit(Owner, kill),
         do_wait_until(fun() ->
@@ -196,6 +215,63 @@ child_spec_argument_errors(_Config) ->
     process_flag(trap_exit, false),
     {error, invalid_pool} = distribute_pool:stats(dpool_unstartable),
     ok.
+
+-spec name_passes_from_a_draining_pool(list()) -> ok.
+name_passes_from_a_draining_pool(_Config) ->
+    doc("A name is free as soon as its pool's destroy starts: a new pool takes it while the old one still "
+        "drains, keeps it when the old one is gone, and gives it up when destroyed in turn."),
+    {Peer, T} = do_start_target("dpool_passes"),
+    Name = dpool_passing,
+    try
+        {ok, Old} = distribute_pool:new(T, #{name => Name, max_connections => 1}),
+        Holders = dpool_ct_helper:do_hold_leases(Old, 1, passing),
+        Self = self(),
+        spawn_link(fun() -> Self ! {destroyed, distribute_pool:destroy(Old, #{drain_timeout_ms => 60000})} end),
+        do_wait_until(fun() -> maps:get(state, do_stats(Old)) =:= draining end, 10000),
+        {ok, New} = distribute_pool:new(T, #{name => Name, max_connections => 1}),
+        NewId = maps:get(pool_id, do_stats(New)),
+        {ok, #{pool_id := NewId}} = distribute_pool:stats(Name),
+        %% The old pool drains to its end and is dropped; the name stays the new pool's.
+        dpool_ct_helper:do_release(Holders),
+        receive {destroyed, ok} -> ok after 30000 -> ct:fail(drain_did_not_end) end,
+        {ok, NewId, _} = gen_server:call(do_cnode(), {whereis, Name}, 5000),
+        {ok, #{pool_id := NewId}} = distribute_pool:stats(Name),
+        ok = distribute_pool:destroy(Name),
+        {error, invalid_pool} = gen_server:call(do_cnode(), {whereis, Name}, 5000),
+        {ok, Again} = distribute_pool:new(T, #{name => Name, max_connections => 1}),
+        {ok, #{pool_id := AgainId}} = distribute_pool:stats(Name),
+        AgainId = maps:get(pool_id, do_stats(Again)),
+        ok = distribute_pool:destroy(Name)
+    after
+        do_stop_peer(Peer)
+    end.
+
+-spec child_never_takes_over_a_pool_it_did_not_make(list()) -> ok.
+child_never_takes_over_a_pool_it_did_not_make(_Config) ->
+    doc("A child whose name belongs to a pool that new/2 made (no owner of this node) fails to start with "
+        "already_started and leaves that pool alone; so does a second child while the first lives."),
+    {Peer, T} = do_start_target("dpool_foreign"),
+    process_flag(trap_exit, true),
+    try
+        {ok, Foreign} = distribute_pool:new(T, #{name => dpool_foreign, max_connections => 1}),
+        {error, {already_started, Same}} =
+            distribute_pool:start_link(#{name => dpool_foreign, target => T, max_connections => 1}),
+        true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(Foreign)),
+        {ok, _} = distribute_pool:stats(dpool_foreign),
+        ok = distribute_pool:destroy(Foreign),
+        {ok, First} = distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
+        {error, {already_started, _}} =
+            distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
+        {ok, _} = distribute_pool:stats(dpool_owned),
+        unlink(First),
+        Ref = erlang:monitor(process, First),
+        exit(First, shutdown),
+        receive {'DOWN', Ref, process, First, _} -> ok after 30000 -> ct:fail(owner_did_not_stop) end,
+        {error, invalid_pool} = distribute_pool:stats(dpool_owned)
+    after
+        process_flag(trap_exit, false),
+        do_stop_peer(Peer)
+    end.
 
 %% Helpers.
 

@@ -13,6 +13,7 @@
 -export([await_restore_window_and_restore_call/1]).
 -export([restore_refuses_bad_requests/1]).
 -export([registry_crash_loses_nothing/1]).
+-export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
 -export([do_probe/3]).
 
@@ -40,6 +41,7 @@ all() ->
      restore_refuses_bad_requests,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
+     pool_being_destroyed_stays_gone,
      handles_work_after_cnode_killed].
 
 -spec init_per_suite(list()) -> list().
@@ -187,6 +189,33 @@ restore_refuses_bad_requests(_Config) ->
         {error, invalid_pool} = Call({stats, 6})
     after
         do_stop_cnode_port(CNodePort)
+    end.
+
+-spec pool_being_destroyed_stays_gone(list()) -> ok.
+pool_being_destroyed_stays_gone(_Config) ->
+    doc("A pool whose destroy had begun when the C-node died is not restored, and its name stays with the "
+        "pool made under it meanwhile: that one comes back."),
+    {Peer, T} = do_start_target("dpool_going"),
+    try
+        {ok, Old} = distribute_pool:new(T, #{name => dpool_going, max_connections => 1}),
+        OldId = do_pool_id(Old),
+        Holders = dpool_ct_helper:do_hold_leases(Old, 1, going),
+        Self = self(),
+        spawn(fun() -> Self ! {destroyed, distribute_pool:destroy(Old, #{drain_timeout_ms => 60000})} end),
+        do_wait_until(fun() -> maps:get(state, do_stats(Old)) =:= draining end, 10000),
+        {ok, New} = distribute_pool:new(T, #{name => dpool_going, max_connections => 1}),
+        NewId = do_pool_id(New),
+        _ = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
+        %% The destroy ends with the C-node (its call fails); the lease holder's lease ended with it too.
+        receive {destroyed, _} -> ok after 30000 -> ct:fail(destroy_did_not_return) end,
+        do_wait_until(fun() -> do_all_up(New, 1) end, ?RECONNECT_MS),
+        {ok, #{pool_id := NewId}} = distribute_pool:stats(dpool_going),
+        {error, invalid_pool} = distribute_pool:stats(Old),
+        false = lists:keymember(OldId, 1, distribute_pool_registry:recorded()),
+        [exit(Pid, kill) || {Pid, _} <- Holders],
+        ok = distribute_pool:destroy(dpool_going)
+    after
+        do_stop_peer(Peer)
     end.
 
 -spec registry_crash_loses_nothing(list()) -> ok.
