@@ -10,7 +10,17 @@
 %% which monitors every lease holder, takes their leases back. The caller only waits for the coordinator's
 %% answer, and returns once every worker has ended, so nothing outlives the call and no stray message is
 %% left in the caller's mailbox.
+%%
+%% Leases are back when a batch returns. A worker that ends normally has cast its checkin, and the C-node's
+%% return barrier makes that count for any request sent after the batch returned (docs/PROTOCOL.md, "Returns
+%% before a request"). A worker killed while it waited for its lease (or one that died holding it) returns
+%% nothing itself: its checkout may still be on its way to the C-node, and a lease granted to it comes back
+%% only when the C-node finds the holder gone. So before it answers, the coordinator asks for the pool's stats
+%% over the lane of each such worker: that request is handled after the worker's checkout (one lane is one
+%% connection, FIFO), and the C-node's stats read first takes back the leases of holders that exited.
 -module(distribute_pool_batch).
+
+-include("distribute_pool_internal.hrl").
 
 -export([send_batch/3]).
 -export([send_batch_parallel/3]).
@@ -39,6 +49,8 @@
 -define(MAX_STRESS_WORKERS, 100000).
 -define(MAX_STRESS_OPS, 1000000000).
 -define(DEFAULT_PROGRESS_MS, 1000).
+%% Bound on each request with which a batch settles the leases of workers that died (see above).
+-define(SETTLE_WAIT_MS, 5000).
 
 %% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
 %% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
@@ -164,7 +176,12 @@ run_coordinated(Init) ->
     %% worker pid => waiting (for its lease) | idle | {busy, Index} | stopping
     workers = #{} :: #{pid() => waiting | idle | {busy, non_neg_integer()} | stopping},
     results = #{} :: #{non_neg_integer() => {ok, term()} | {failed, element_failure()}},
-    lease_error = undefined :: undefined | atom()
+    lease_error = undefined :: undefined | atom(),
+    %% The lane each worker talks to the C-node over, and the id of the pool it leases from (a pool given by
+    %% name is resolved by each worker), told by the worker before its checkout.
+    lanes = #{} :: #{pid() => {distribute_pool_client:server(), non_neg_integer()}},
+    %% Workers that ended other than normally (killed while waiting, or died holding a lease).
+    died = [] :: [pid()]
 }).
 
 -spec parallel_init(pid(), reference(), distribute_pool:pool(), [term()], fun(), pos_integer()) -> no_return().
@@ -189,6 +206,11 @@ parallel_loop(#par{tag = Tag, caller_mref = CallerMref, workers = Workers, resul
             parallel_step(dispatch(Worker, State));
         {Tag, done, Worker, Index, Result} ->
             parallel_step(dispatch(Worker, State#par{results = Results#{Index => Result}}));
+        {Tag, lane, Worker, {_, _} = LaneAndPool} ->
+            parallel_loop(State#par{lanes = (State#par.lanes)#{Worker => LaneAndPool}});
+        {Tag, lane, _Worker, undefined} ->
+            %% A name that is no pool now: the worker's checkout fails without a lease.
+            parallel_loop(State);
         {Tag, no_lease, _Worker, Error} ->
             %% The worker ends next; its 'DOWN' removes it.
             parallel_step(State#par{lease_error = first_defined(State#par.lease_error, Error)});
@@ -209,7 +231,11 @@ dispatch(Worker, #par{tag = Tag, pending = [], workers = Workers} = State) ->
 
 -spec worker_down(pid(), term(), #par{}) -> #par{}.
 worker_down(Worker, Reason, #par{workers = Workers, results = Results, pending = Pending} = State) ->
-    State1 = State#par{workers = maps:remove(Worker, Workers)},
+    Died = case Reason of
+               normal -> State#par.died;
+               _ -> [Worker | State#par.died]
+           end,
+    State1 = State#par{workers = maps:remove(Worker, Workers), died = Died},
     case maps:get(Worker, Workers) of
         {busy, Index} ->
             %% The element killed its worker (exit(self(), kill), say). Its lease goes back to the pool by
@@ -242,7 +268,9 @@ parallel_step(State) ->
     parallel_loop(State).
 
 -spec parallel_finish(#par{}) -> no_return().
-parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Results, lease_error = LeaseError}) ->
+parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Results, lease_error = LeaseError}
+                = State) ->
+    settle_leases(State),
     Answer =
         case {Pending, maps:size(Results)} of
             {[_ | _], 0} ->
@@ -257,6 +285,14 @@ parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Re
     Caller ! {Tag, Answer},
     exit(normal).
 
+%% The leases of workers that died are back before the batch returns (see the module comment). A worker's
+%% lane message comes before its 'DOWN', so every dead worker that could have sent a checkout is known here.
+-spec settle_leases(#par{}) -> ok.
+settle_leases(#par{lanes = Lanes, died = Died}) ->
+    Dirty = lists:usort([LaneAndPool || W <- Died, {ok, LaneAndPool} <- [maps:find(W, Lanes)]]),
+    _ = [distribute_pool_client:call_on_lane(Lane, {stats, PoolId}, ?SETTLE_WAIT_MS) || {Lane, PoolId} <- Dirty],
+    ok.
+
 -spec kill_workers(#par{}) -> no_return().
 kill_workers(#par{workers = Workers}) ->
     _ = [exit(W, kill) || W <- maps:keys(Workers)],
@@ -267,6 +303,7 @@ kill_workers(#par{workers = Workers}) ->
 -spec worker(pid(), reference(), distribute_pool:pool(), fun()) -> ok.
 worker(Coordinator, Tag, Pool, SendFun) ->
     Cref = erlang:monitor(process, Coordinator),
+    Coordinator ! {Tag, lane, self(), lane_and_pool(Pool)},
     Serve = fun(Conn) ->
                     Coordinator ! {Tag, ready, self()},
                     serve(Coordinator, Cref, Tag, Conn, SendFun)
@@ -289,6 +326,17 @@ serve(Coordinator, Cref, Tag, Conn, SendFun) ->
             ok;
         {'DOWN', Cref, process, _, _} ->
             ok
+    end.
+
+%% This process's lane of the C-node of Pool (a handle or a name), with the pool's id; undefined for a name
+%% that is no pool now.
+-spec lane_and_pool(distribute_pool:pool_ref()) -> {distribute_pool_client:server(), non_neg_integer()} | undefined.
+lane_and_pool(Pool) ->
+    case distribute_pool_names:with_pool(Pool, fun(#dpool{server = Server, id = Id}) ->
+                                                       {ok, {distribute_pool_client:lane(Server), Id}}
+                                               end) of
+        {ok, LaneAndPool} -> LaneAndPool;
+        _ -> undefined
     end.
 
 -spec lease_failure(term()) -> element_failure().

@@ -15,6 +15,7 @@
 
 -export([call/3]).
 -export([call_tagged/3]).
+-export([call_on_lane/3]).
 -export([cast/2]).
 -export([lane/1]).
 -export([lane_nodes/1]).
@@ -81,6 +82,17 @@ not_running(Text) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
     call_at(lane(Server, Wait), Request, Wait).
+
+%% A call to one given lane of a C-node ({Service, LaneNode}, as lane/1 gives it to the process that uses it),
+%% whatever lane the calling process has: it is handled after everything this node sent over that lane before
+%% (one connection is FIFO), e.g. the checkout of a process that used it and was killed since.
+-spec call_on_lane(server(), term(), wait()) -> term() | {error, term()}.
+call_on_lane(Lane, Request, Wait) ->
+    case call_at(Lane, Request, Wait) of
+        {reply, Reply} -> Reply;
+        {timeout, _Tag} -> {error, timeout};
+        {error, _} = Unreachable -> Unreachable
+    end.
 
 %% One call to the address To ({Service, LaneNode}).
 %%

@@ -68,11 +68,17 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
     : config_(std::move(config)),
       executor_(io.get_executor()),
       scheduler_(executor_, [this](const pool::Deadline& d) {
-          if (auto* p = find_pool(d.pool)) {
+          if (d.kind == pool::DeadlineKind::barrier) {
+              // Served here, not by its pool: a barrier must end even when its pool is gone.
+              if (const auto finished = barriers_.expire(d.key)) {
+                  finish_barriers({*finished});
+              }
+          } else if (auto* p = find_pool(d.pool)) {
               p->on_deadline(d);
           }
       }),
       context_(executor_, handshakes, config_.alive, config_.host),
+      barriers_(context_.lease_counter),
       // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
       // pool of the new incarnation.
       next_pool_id_(static_cast<std::uint64_t>(
@@ -84,6 +90,7 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
 {
     context_.cookie = config_.cookie;
     context_.scheduler = &scheduler_;
+    context_.barriers = &barriers_;
     context_.link_limits = config_.link_limits;
     context_.drop_pool = [this](std::uint64_t id) { forget_pool(id); };
 }
@@ -128,6 +135,8 @@ void Service::on_client_closed(ClientSession& session)
     for (auto& [id, p] : pools_) {
         p->on_client_gone(link);
     }
+    // After the pools took back its leases: a barrier waiting for this link re-evaluates without them.
+    finish_barriers(barriers_.link_gone(link));
     // Not erased here: this runs inside the session's own callback.
     asio::post(executor_, [this, link] { sessions_.erase(link); });
 }
@@ -176,6 +185,11 @@ void Service::on_monitored_exit(const ClientSession& session, std::string_view r
     const auto ref = r.ref();
     const auto lease = ref ? session.self().ref_number(*ref) : std::nullopt;
     if (!lease) {
+        return;
+    }
+    // A return barrier's probe (its number comes from the same counter as leases and waiters).
+    if (const auto finished = barriers_.answered(session.link().get(), *lease)) {
+        finish_barriers(*finished);
         return;
     }
     // A lease holder or a waiting caller exited. Their numbers are unique across pools; there are few pools,
@@ -304,15 +318,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            p.cast_batch(caller, *to, r.messages, r.keyed);
                        });
                    },
-                   [&](const Stats& r) {
-                       with_pool(r.pool, [&](pool::Pool& p) {
-                           pool::reply(caller, [&](protocol::TermWriter& w) {
-                               w.tuple(2);
-                               w.atom("ok");
-                               p.write_stats(w);
-                           });
-                       });
-                   },
+                   [&](const Stats& r) { with_pool(r.pool, [&](pool::Pool& p) { p.stats(caller); }); },
                    [&](const Destroy& r) {
                        // Answered when the drain ends; the pool then drops itself (context.drop_pool).
                        with_pool(r.pool, [&](pool::Pool& p) { p.destroy(pool::Caller(caller), r.drain_timeout_ms); });
@@ -572,6 +578,15 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
         w.atom("malformed_messages");
         w.integer(static_cast<std::int64_t>(malformed_messages_));
     });
+}
+
+void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)
+{
+    for (const auto& f : finished) {
+        if (auto* p = find_pool(f.owner.pool)) {
+            p->on_barrier_done(f.owner.key, f.complete);
+        }
+    }
 }
 
 pool::Pool* Service::find_pool(std::uint64_t id)

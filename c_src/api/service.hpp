@@ -10,6 +10,7 @@
 
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
+#include "pool/return_barrier.hpp"
 #include "pool/scheduler.hpp"
 #include "protocol/node_identity.hpp"
 #include "transport/dist_link.hpp"
@@ -69,6 +70,8 @@ private:
     void forget_pool(std::uint64_t id);
     void reply_info(const pool::CallerView& caller, std::size_t lane);
     void reply_lanes(const pool::CallerView& caller);
+    // Hands barriers that ended to their pools (a pool gone meanwhile has nobody left to answer).
+    void finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished);
     pool::Pool* find_pool(std::uint64_t id);
     std::uint32_t connections_in_use() const;
 
@@ -78,6 +81,7 @@ private:
     std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;
     pool::PoolContext context_;
+    pool::ReturnBarriers barriers_; // numbered from context_.lease_counter: declared after it
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
     // Names of the pools that have one (unique per C-node). Keys are copies: a name passes from a pool being

@@ -21,6 +21,7 @@ enum class DeadlineKind : std::uint8_t {
     maintenance,
     drain,
     holder, // a lease holder is to be monitored, if it still holds the lease
+    barrier, // the bound of a return barrier (key: its id; served by the service, not a pool)
 };
 
 struct Deadline {

@@ -55,6 +55,15 @@ std::uint64_t key_number(std::uint64_t key) { return key & kRefMask; }
 // before is noticed when the monitor is set (it fires at once, noproc), so its lease comes back within this.
 constexpr auto kHolderWatchDelay = std::chrono::milliseconds(5);
 
+// How long a held answer waits for a return barrier (see ReturnBarriers): far above a round trip to a caller
+// node, even one busy with a big transfer, and well inside the library's margin over the C-node's own
+// deadlines (5 s), so a caller node that stopped reading delays an answer, never loses it.
+constexpr auto kReturnBarrierBound = std::chrono::milliseconds(1000);
+
+// The name a return barrier's probe monitors on a caller node: registered by nobody, so that node's runtime
+// answers MONITOR_P_EXIT noproc at once, with no process of its own involved (SMALL_ATOM_UTF8_EXT).
+constexpr std::string_view kProbeName{"\x77\x18" "$distribute_pool_barrier", 26};
+
 std::uint64_t micros(Clock::duration d)
 {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(
@@ -535,7 +544,8 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
 }
 
 void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started,
-                 Clock::time_point deadline, bool may_wait, bool first_try, const OneShotView* job)
+                 Clock::time_point deadline, bool may_wait, bool first_try, const OneShotView* job,
+                 bool returns_checked)
 {
     if (first_try) {
         ++counters_.acquires;
@@ -567,6 +577,20 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         ++counters_.misses;
     }
     if (!may_wait || deadline <= now) {
+        // A lease returned before this request was sent may still be on its way over another link: the
+        // checkout waits in line for a return barrier (on_barrier_done) before it can be refused.
+        if (!returns_checked && hold_for_returns(caller.link.get(), waiter)) {
+            if (first_try) {
+                core_.acquire(waiter, true);
+            } else {
+                core_.requeue_first(waiter);
+            }
+            auto& held = waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, keep_job(caller, job)})
+                             .first->second;
+            held.held_for_returns = true;
+            monitor_caller(caller, waiter);
+            return;
+        }
         ++counters_.acquire_timeouts;
         ++counters_.failed_operations;
         reply_error(caller, "pool_exhausted");
@@ -1410,6 +1434,12 @@ void Pool::on_deadline(const Deadline& d)
     }
     switch (d.kind) {
     case DeadlineKind::waiter:
+        if (const auto held = waiters_.find(d.key);
+            held != waiters_.end() && !held->second.held_for_returns &&
+            hold_for_returns(held->second.caller.link.get(), d.key)) {
+            held->second.held_for_returns = true; // still in line: a checkin on its way may yet grant it
+            break;
+        }
         if (core_.cancel(d.key)) {
             auto node = waiters_.extract(d.key);
             if (!node.empty()) {
@@ -1701,12 +1731,116 @@ void Pool::close_now()
         drop_link(*c, CloseReason::destroy, "the pool was destroyed");
         close_retiring(*c);
     }
+    // Stats reads still waiting for their barrier get the last stats (the barrier's end finds no pool).
+    for (const auto& [key, caller] : held_stats_) {
+        reply_stats(caller.view());
+    }
+    held_stats_.clear();
 }
 
 std::size_t Pool::live_connections() const
 {
     return static_cast<std::size_t>(
         std::count_if(connections_.begin(), connections_.end(), [](const auto& c) { return c->live(); }));
+}
+
+bool Pool::hold_for_returns(const transport::DistLink* requester, std::uint64_t key)
+{
+    if (context_.barriers == nullptr) {
+        return false;
+    }
+    // The links a checkin of a lease out now could be travelling on: each holder's own (the library casts the
+    // checkin from the holder, over the lane it checked out on). The requester's link needs no probe: what came
+    // before the request on it is in already.
+    std::vector<const Caller*> targets;
+    for (auto& c : connections_) {
+        if (core_.state(c->index) != SlotState::leased || c->validating) {
+            continue; // a validating checkout has no lease yet
+        }
+        const Caller& holder = c->holder;
+        if (!holder.link || !holder.link->is_open() || holder.self == nullptr) {
+            continue; // a closed link's leases come back with it
+        }
+        bool probe = holder.link.get() != requester;
+        if (!c->holder_watched) {
+            // A holder that exited before the request counts as having returned its lease: monitor it now
+            // rather than 5 ms after its grant, so that its node answers noproc ahead of the probe.
+            c->holder_watched = true;
+            monitor_caller(holder.view(), core_.lease_of(c->index));
+            probe = true;
+        }
+        if (probe && std::none_of(targets.begin(), targets.end(),
+                                  [&](const Caller* t) { return t->link == holder.link; })) {
+            targets.push_back(&holder);
+        }
+    }
+    if (targets.empty()) {
+        return false;
+    }
+    std::vector<const void*> links;
+    links.reserve(targets.size());
+    for (const auto* t : targets) {
+        links.push_back(t->link.get());
+    }
+    const auto started = context_.barriers->start({id_, key}, links);
+    if (!started) {
+        ++counters_.return_barrier_misses; // every link stalled, or too many barriers in flight
+        return false;
+    }
+    for (const auto& probe : started->probes) {
+        const Caller& on = **std::find_if(targets.begin(), targets.end(),
+                                          [&](const Caller* t) { return t->link.get() == probe.link; });
+        auto w = on.link->begin_packet();
+        w.version();
+        protocol::write_monitor(w, on.self->self_pid(), kProbeName, *on.self, probe.number);
+        on.link->end_packet();
+    }
+    ++counters_.return_barriers;
+    context_.scheduler->schedule(
+        Deadline{Clock::now() + kReturnBarrierBound, DeadlineKind::barrier, id_, started->id});
+    return true;
+}
+
+void Pool::on_barrier_done(std::uint64_t key, bool complete)
+{
+    if (!complete) {
+        ++counters_.return_barrier_misses;
+    }
+    if (auto held = held_stats_.extract(key); !held.empty()) {
+        reply_stats(held.mapped().view());
+        return;
+    }
+    const auto it = waiters_.find(key);
+    if (it == waiters_.end() || !it->second.held_for_returns) {
+        return; // granted, withdrawn or gone meanwhile
+    }
+    core_.cancel(key);
+    auto node = waiters_.extract(it);
+    demonitor_caller(node.mapped().caller.view(), key);
+    // Every return it could know of is in: granted if one left a connection idle, pool_exhausted otherwise.
+    const auto job = node.mapped().job ? std::optional<OneShotView>(node.mapped().job->view()) : std::nullopt;
+    serve(key, node.mapped().caller.view(), node.mapped().started, node.mapped().deadline, false, false,
+          job ? &*job : nullptr, true);
+}
+
+void Pool::stats(const CallerView& caller)
+{
+    // A key of its own from the lease counter, so it never names a waiter.
+    const std::uint64_t key = ++context_.lease_counter;
+    if (hold_for_returns(caller.link.get(), key)) {
+        held_stats_.emplace(key, Caller(caller));
+        return;
+    }
+    reply_stats(caller);
+}
+
+void Pool::reply_stats(const CallerView& caller) const
+{
+    reply(caller, [this](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        write_stats(w);
+    });
 }
 
 void Pool::write_stats(protocol::TermWriter& w) const
@@ -1716,7 +1850,7 @@ void Pool::write_stats(protocol::TermWriter& w) const
         w.atom(key);
         w.integer(static_cast<std::int64_t>(value));
     };
-    w.map(31);
+    w.map(33);
     integer("pool_id", id_);
     w.atom("name");
     w.atom(config_.name.empty() ? std::string_view("undefined") : std::string_view(config_.name));
@@ -1746,6 +1880,8 @@ void Pool::write_stats(protocol::TermWriter& w) const
     integer("successful_operations", counters_.successful_operations);
     integer("failed_operations", counters_.failed_operations);
     integer("dropped_sends", counters_.dropped_sends);
+    integer("return_barriers", counters_.return_barriers);
+    integer("return_barrier_misses", counters_.return_barrier_misses);
     integer("connections_created", counters_.connections_created);
     w.atom("connections_closed");
     w.map(static_cast<std::size_t>(CloseReason::count_));

@@ -15,6 +15,7 @@
 #include "pool/caller.hpp"
 #include "pool/connection_names.hpp"
 #include "pool/pool_core.hpp"
+#include "pool/return_barrier.hpp"
 #include "pool/scheduler.hpp"
 #include "protocol/node_identity.hpp"
 #include "transport/connector.hpp"
@@ -59,6 +60,8 @@ struct PoolContext {
     std::string cnode_alive;
     std::string host;
     Scheduler* scheduler = nullptr;
+    // Return barriers over caller links (see ReturnBarriers); the service feeds them answers and lost links.
+    ReturnBarriers* barriers = nullptr;
     transport::LinkLimits link_limits;
     ConnectionNames names;
     std::uint64_t lease_counter = 0;
@@ -262,6 +265,12 @@ public:
     void call(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, std::string_view mfa,
               std::optional<std::uint32_t> timeout_ms);
     void write_stats(protocol::TermWriter& w) const;
+    // Answers {ok, StatsMap}: at once, or after a return barrier when other links hold leases (a checkin sent
+    // before this request may still be on its way).
+    void stats(const CallerView& caller);
+    // The return barrier of a held answer (a stats read, or waiter `key` about to get pool_exhausted) ended;
+    // `complete`: every link it covered answered.
+    void on_barrier_done(std::uint64_t key, bool complete);
 
     void on_deadline(const Deadline& d);
     // A monitor of the C-node's identity fired: the holder of lease `number`, or waiter `number`, has exited.
@@ -284,6 +293,9 @@ private:
         Clock::time_point started;
         Clock::time_point deadline;
         std::optional<OneShot> job;
+        // Its pool_exhausted waits for a return barrier (it stays in line meanwhile, and a checkin may still
+        // grant it).
+        bool held_for_returns = false;
     };
     struct Counters {
         std::uint64_t connections_created = 0;
@@ -297,6 +309,8 @@ private:
         std::uint64_t successful_operations = 0;
         std::uint64_t failed_operations = 0;
         std::uint64_t dropped_sends = 0; // send_many messages that could not be queued
+        std::uint64_t return_barriers = 0;       // answers held for a return barrier
+        std::uint64_t return_barrier_misses = 0; // answers given without hearing from every link they needed
     };
 
     PooledConnection& open_connection();
@@ -320,8 +334,13 @@ private:
     void became_idle(PooledConnection& c);
     void retire(PooledConnection& c);
     void schedule_reconnect(PooledConnection& c);
+    // `returns_checked`: a return barrier was run for this checkout; pool_exhausted is then final.
     void serve(std::uint64_t waiter, const CallerView& caller, Clock::time_point started, Clock::time_point deadline,
-               bool may_wait, bool first_try, const OneShotView* job);
+               bool may_wait, bool first_try, const OneShotView* job, bool returns_checked = false);
+    // Starts a return barrier for the answer `key` of a caller on `requester`; false when none is needed (or
+    // possible): answer now.
+    bool hold_for_returns(const transport::DistLink* requester, std::uint64_t key);
+    void reply_stats(const CallerView& caller) const;
     void grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job);
     void grant_to_waiter(const Grant& g);
     void grant_queued(const Grant& g);
@@ -402,6 +421,8 @@ private:
     bool granting_ = false;
     // Where the next unkeyed cast batch starts, so that small batches spread over the connections too.
     std::uint64_t batch_cursor_ = 0;
+    // Stats reads waiting for their return barrier, by key (bounded by the barriers in flight).
+    std::unordered_map<std::uint64_t, Caller> held_stats_;
 };
 
 } // namespace dpool::pool

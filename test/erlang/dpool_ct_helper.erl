@@ -259,7 +259,8 @@ do_release(Holders) ->
      || {_, Tag} <- Holders],
     ok.
 
-%% Checkins are casts, so a lease is back a moment after with_connection returned: wait for it.
+%% Waits until no lease is out and nobody waits (a stats read sees returns already sent, but a holder killed
+%% later, or a waiter whose exit is still on its way, takes a moment).
 -spec do_wait_idle(distribute_pool:pool()) -> ok.
 do_wait_idle(Pool) ->
     do_wait_until(fun() ->
