@@ -5,6 +5,7 @@
 -module(distribute_pool_demo).
 
 -export([main/0]).
+-export([stats_tables/1]).
 
 -define(POOL_SIZE, 4).
 -define(WORKERS, 16).
@@ -99,7 +100,7 @@ demo(Target) ->
 
     step("pool stats"),
     {ok, Stats} = distribute_pool:stats(Pool),
-    print_table(Stats),
+    io:format("~ts", [stats_tables(Stats)]),
 
     step("destroying the pool"),
     ok = distribute_pool:destroy(Pool),
@@ -122,27 +123,27 @@ parallel_leases(Pool) ->
 
 %% The stats as two tables that fit in 100 columns: the pool's figures (the map of closes by reason as one
 %% row per reason), then its connections.
--spec print_table(map()) -> ok.
-print_table(#{connections := Connections} = Stats) ->
+-spec stats_tables(map()) -> iolist().
+stats_tables(#{connections := Connections} = Stats) ->
     Figures = lists:append([case V of
                                 #{} -> [{atom_to_list(K) ++ "." ++ atom_to_list(R), format_value(N)}
                                         || {R, N} <- lists:sort(maps:to_list(V))];
                                 _ -> [{atom_to_list(K), format_value(V)}]
                             end || {K, V} <- lists:sort(maps:to_list(maps:remove(connections, Stats)))]),
-    print_rows(["figure", "value"], [[K, V] || {K, V} <- Figures]),
-    io:format("~n"),
-    print_rows(["id", "node", "state"],
-               [[format_value(Id), format_value(Node), format_value(State)]
-                || #{id := Id, node := Node, state := State} <- Connections]).
+    [table(["figure", "value"], [[K, V] || {K, V} <- Figures]),
+     "\n",
+     table(["id", "node", "state"],
+           [[format_value(Id), format_value(Node), format_value(State)]
+            || #{id := Id, node := Node, state := State} <- Connections])].
 
 %% An aligned table, each cell cut to at most 56 characters (so two columns fit in 100).
--spec print_rows([string()], [[string()]]) -> ok.
-print_rows(Header, Rows) ->
+-spec table([string()], [[string()]]) -> iolist().
+table(Header, Rows) ->
     Cut = [[string:slice(C, 0, 56) || C <- Row] || Row <- [Header | Rows]],
     Widths = [lists:max([string:length(lists:nth(I, Row)) || Row <- Cut]) || I <- lists:seq(1, length(Header))],
     Line = fun(Row) -> ["    |", [[" ", string:pad(C, W), " |"] || {C, W} <- lists:zip(Row, Widths)], "\n"] end,
     Rule = ["    +", [[lists:duplicate(W + 2, $-), "+"] || W <- Widths], "\n"],
-    io:format("~ts~ts~ts~ts~ts", [Rule, Line(hd(Cut)), Rule, [Line(R) || R <- tl(Cut)], Rule]).
+    [Rule, Line(hd(Cut)), Rule, [Line(R) || R <- tl(Cut)], Rule].
 
 -spec format_value(term()) -> string().
 format_value(V) when is_binary(V) -> binary_to_list(V);
