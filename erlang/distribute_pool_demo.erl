@@ -60,7 +60,7 @@ demo(Target) ->
         ok = distribute_pool:send(Conn, Sink, {hello, from, ConnNode}),
         #{conn => ConnNode, node => Node, apps => [A || {A, _, _} <- Apps]}
     end),
-    io:format("    leased ~s; call(erlang, node, []) -> ~s; ping -> pong; "
+    io:format("    leased ~s; ping -> pong;~n    call(erlang, node, []) -> ~s;"
               "~n    request(application_controller, which_applications) -> ~p~n",
               [maps:get(conn, Summary), maps:get(node, Summary), maps:get(apps, Summary)]),
     {messages, [Got]} = erpc:call(Target, erlang, process_info, [Sink, messages]),
@@ -83,9 +83,11 @@ demo(Target) ->
                                                            end}),
 
     step("errors say why"),
-    [io:format("    ~ts~n      -> ~tp~n", [What, Result])
-     || {What, Result} <- [{"new(Target, #{max_conections => 4})", distribute_pool:new(Target, #{max_conections => 4})},
-                           {"new('nobody@127.0.0.1', 1)", distribute_pool:new('nobody@127.0.0.1', 1)}]],
+    {error, Typo} = distribute_pool:new(Target, #{max_conections => 4}),
+    io:format("    new(Target, #{max_conections => 4})~n      -> ~0tp~n", [{error, Typo}]),
+    {error, {connection_failed, {Kind, Text}}} = distribute_pool:new('nobody@127.0.0.1', 1),
+    io:format("    new('nobody@127.0.0.1', 1)~n      -> {error, {connection_failed, {~0tp, Text}}}, Text:~n"
+              "       ~ts~n", [Kind, Text]),
 
     step("a lease held by a process that dies comes back by itself"),
     Self = self(),
