@@ -194,8 +194,8 @@ do_new(#{cnode := CNode, target := Target, options := Options,
             Handle = fun(Id, Ms) ->
                              Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
                              _ = [distribute_pool_names:remember(Name, Pool)
-                                  || CNode =:= default, Name <- [maps:get(name, Options, undefined)], is_atom(Name),
-                                     Name =/= undefined],
+                                  || CNode =:= default, Name <- [maps:get(name, Options, undefined)],
+                                     ?IS_POOL_NAME(Name)],
                              Pool
                      end,
             case Reply of
@@ -351,8 +351,7 @@ with_connection(Pool, Fun) ->
 -spec with_connection(pool_ref(), fun((conn()) -> Result), checkout_options()) ->
     {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
 with_connection(PoolRef, Fun, Options) ->
-    with_pool(PoolRef, fun(Pool) when not is_function(Fun, 1) ->
-                               _ = Pool,
+    with_pool(PoolRef, fun(_Pool) when not is_function(Fun, 1) ->
                                {error, badarg};
                           (Pool) ->
                                case checkout_timeout(Pool, Options) of

@@ -52,11 +52,14 @@
 %% A call that maps a client-side timeout to {error, timeout}.
 -spec call(server(), term(), wait()) -> term() | {error, unreachable() | timeout}.
 call(Server, Request, Wait) ->
-    case call_tagged(Server, Request, Wait) of
-        {reply, Reply} -> Reply;
-        {timeout, _Tag} -> {error, timeout};
-        {error, {connection_failed, _}} = Error -> Error
-    end.
+    untagged(call_tagged(Server, Request, Wait)).
+
+%% The answer of a tagged call, a client-side timeout as {error, timeout}.
+-spec untagged({reply, term()} | {timeout, term()} | {error, unreachable()}) ->
+    term() | {error, unreachable() | timeout}.
+untagged({reply, Reply}) -> Reply;
+untagged({timeout, _Tag}) -> {error, timeout};
+untagged({error, {connection_failed, _}} = Error) -> Error.
 
 %% The error of a call whose C-node could not be asked, with why in words.
 -spec unreachable(server(), noconnection | noproc | notalive | badarg | nodedown) -> {error, unreachable()}.
@@ -88,11 +91,7 @@ call_tagged(Server, Request, Wait) ->
 %% (one connection is FIFO), e.g. the checkout of a process that used it and was killed since.
 -spec call_on_lane(server(), term(), wait()) -> term() | {error, term()}.
 call_on_lane(Lane, Request, Wait) ->
-    case call_at(Lane, Request, Wait) of
-        {reply, Reply} -> Reply;
-        {timeout, _Tag} -> {error, timeout};
-        {error, _} = Unreachable -> Unreachable
-    end.
+    untagged(call_at(Lane, Request, Wait)).
 
 %% One call to the address To ({Service, LaneNode}).
 %%

@@ -582,10 +582,11 @@ std::string integer_range(const IntegerOption& o)
                            : fmt::format("an integer in {}..{}", o.min, o.max);
 }
 
-// A key read from the options map, with its value as it came.
+// A key read from the options map: its text, and the key and value terms as they came.
 struct SeenOption {
     std::string_view key;
-    std::string_view value; // encoded
+    std::string_view key_term; // encoded
+    std::string_view value;    // encoded
 };
 
 ConfigError bad_value(std::string_view key_term, std::string_view value, std::string allowed)
@@ -599,8 +600,7 @@ ConfigError bad_value(std::string_view key_term, std::string_view value, std::st
 }
 
 // Sets one option from the reader, or says why it cannot be set.
-std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, std::vector<SeenOption>& seen,
-                                       std::vector<std::string_view>& key_terms)
+std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, std::vector<SeenOption>& seen)
 {
     const auto key_term = r.skip();
     const auto value_term = key_term ? r.skip() : std::nullopt;
@@ -621,8 +621,7 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
         e.kind = ConfigError::Kind::duplicate_option;
         return e;
     }
-    seen.push_back(SeenOption{*key, value_bytes});
-    key_terms.push_back(e.term);
+    seen.push_back(SeenOption{*key, e.term, value_bytes});
     TermReader value(value_bytes);
     if (*key == "validate_on_checkout") {
         const auto flag = value.atom();
@@ -715,9 +714,8 @@ Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target
     pool::PoolConfig config;
     config.target = std::string(target);
     std::vector<SeenOption> seen;
-    std::vector<std::string_view> key_terms;
     for (std::uint32_t i = 0; i < *pairs; ++i) {
-        if (auto error = read_option(r, config, seen, key_terms)) {
+        if (auto error = read_option(r, config, seen)) {
             if (error->kind == ConfigError::Kind::bad_options) {
                 error->term = options;
             }
@@ -734,7 +732,10 @@ Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target
         const auto it = std::find_if(seen.begin(), seen.end(), [&](const SeenOption& o) { return o.key == key; });
         return it == seen.end() ? nullptr : &*it;
     };
-    const auto key_term = [&](std::string_view key) { return key_terms[static_cast<std::size_t>(given(key) - seen.data())]; };
+    const auto blame = [&](std::string_view key, std::string allowed) {
+        const SeenOption& o = *given(key);
+        return bad_value(o.key_term, o.value, std::move(allowed));
+    };
     if (!given("max_connections")) {
         ConfigError e;
         e.kind = ConfigError::Kind::missing_option;
@@ -745,17 +746,15 @@ Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target
         config.min_connections = config.max_connections;
     }
     if (config.min_connections > config.max_connections) {
-        return bad_value(key_term("min_connections"), given("min_connections")->value,
-                         fmt::format("an integer in 0..max_connections ({})", config.max_connections));
+        return blame("min_connections", fmt::format("an integer in 0..max_connections ({})", config.max_connections));
     }
     if (config.backoff_min_ms > config.backoff_max_ms) {
         // Blame the one that was given (backoff_max_ms when both were).
         const bool max_given = given("backoff_max_ms") != nullptr;
-        return max_given ? bad_value(key_term("backoff_max_ms"), given("backoff_max_ms")->value,
-                                     fmt::format("an integer in backoff_min_ms ({})..{}", config.backoff_min_ms,
-                                                 kMaxBackoffMs))
-                         : bad_value(key_term("backoff_min_ms"), given("backoff_min_ms")->value,
-                                     fmt::format("an integer in 1..backoff_max_ms ({})", config.backoff_max_ms));
+        return max_given ? blame("backoff_max_ms", fmt::format("an integer in backoff_min_ms ({})..{}",
+                                                                config.backoff_min_ms, kMaxBackoffMs))
+                         : blame("backoff_min_ms", fmt::format("an integer in 1..backoff_max_ms ({})",
+                                                                config.backoff_max_ms));
     }
     return config;
 }

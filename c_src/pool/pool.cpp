@@ -580,15 +580,7 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         // A lease returned before this request was sent may still be on its way over another link: the
         // checkout waits in line for a return barrier (on_barrier_done) before it can be refused.
         if (!returns_checked && hold_for_returns(caller.link.get(), waiter)) {
-            if (first_try) {
-                core_.acquire(waiter, true);
-            } else {
-                core_.requeue_first(waiter);
-            }
-            auto& held = waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, keep_job(caller, job)})
-                             .first->second;
-            held.held_for_returns = true;
-            monitor_caller(caller, waiter);
+            enqueue_waiter(waiter, caller, started, deadline, first_try, job).held_for_returns = true;
             return;
         }
         ++counters_.acquire_timeouts;
@@ -596,13 +588,7 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         reply_error(caller, "pool_exhausted");
         return;
     }
-    if (first_try) {
-        core_.acquire(waiter, true);
-    } else {
-        core_.requeue_first(waiter);
-    }
-    waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, keep_job(caller, job)});
-    monitor_caller(caller, waiter);
+    enqueue_waiter(waiter, caller, started, deadline, first_try, job);
     context_.scheduler->schedule(Deadline{deadline, DeadlineKind::waiter, id_, waiter});
     window_saw_waiters_ = true;
     // Callers wait: open one more connection if below the maximum and fewer are opening than callers wait.
@@ -613,6 +599,20 @@ void Pool::serve(std::uint64_t waiter, const CallerView& caller, Clock::time_poi
         connect(open_connection());
         capacity_ = std::max(capacity_, core_.open_slots());
     }
+}
+
+Pool::Waiter& Pool::enqueue_waiter(std::uint64_t waiter, const CallerView& caller, Clock::time_point started,
+                                   Clock::time_point deadline, bool first_try, const OneShotView* job)
+{
+    if (first_try) {
+        core_.acquire(waiter, true);
+    } else {
+        core_.requeue_first(waiter); // back in its place in line
+    }
+    auto& entry =
+        waiters_.emplace(waiter, Waiter{Caller(caller), started, deadline, keep_job(caller, job)}).first->second;
+    monitor_caller(caller, waiter);
+    return entry;
 }
 
 void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job)

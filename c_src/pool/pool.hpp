@@ -341,6 +341,9 @@ private:
     // possible): answer now.
     bool hold_for_returns(const transport::DistLink* requester, std::uint64_t key);
     void reply_stats(const CallerView& caller) const;
+    // Puts a checkout in line (a retry in its old place) and watches its caller; the deadline is the caller's.
+    Waiter& enqueue_waiter(std::uint64_t waiter, const CallerView& caller, Clock::time_point started,
+                           Clock::time_point deadline, bool first_try, const OneShotView* job);
     void grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job);
     void grant_to_waiter(const Grant& g);
     void grant_queued(const Grant& g);
