@@ -65,9 +65,9 @@ struct PoolContext {
 
 // A pool of distribution connections to one target node, and everything in flight on them. Lives on the
 // event loop; owned by the service through a shared_ptr, so connect attempts that finish after a destroy can
-// tell that their pool is gone. Its work is in four files: leases and waiters (pool.cpp), operations on
-// connections and the target's answers (pool_operations.cpp), the life of connections, timers and resizing
-// (pool_lifecycle.cpp), and stats (pool_stats.cpp).
+// tell that their pool is gone. Its work is in five files: leases and waiters (pool.cpp), return barriers
+// (pool_returns.cpp), operations on connections and the target's answers (pool_operations.cpp), the life of
+// connections, timers and resizing (pool_lifecycle.cpp), and stats (pool_stats.cpp).
 class Pool : public std::enable_shared_from_this<Pool>, private ConnectionEvents {
 public:
     Pool(PoolContext& context, std::uint64_t id, PoolConfig config);
@@ -164,7 +164,7 @@ private:
 
     // Leases and waiters (pool.cpp).
     void serve(const Attempt& attempt, const CallerView& caller, const OneShotView* job);
-    // Starts a return barrier for the answer `key` of a caller on `requester`; false when none is needed (or
+    // Return barriers (pool_returns.cpp). Starts a return barrier for the answer `key` of a caller on `requester`; false when none is needed (or
     // possible): answer now.
     bool hold_for_returns(const transport::DistLink* requester, std::uint64_t key);
     // Puts a checkout in line (a retry in its old place) and watches its caller; the deadline is the caller's.

@@ -469,8 +469,8 @@ void Pool::maintain()
 
 void Pool::adapt()
 {
-    // Seed 002's rule: grow when callers waited or fewer than 20% of the connections sat idle over the window,
-    // shrink when more than 80% did.
+    // Adaptive capacity (docs/PROTOCOL.md, "Lifecycle"): grow when callers waited or fewer than 20% of the
+    // connections sat idle over the window, shrink when more than 80% did.
     const double idle_share = window_idle_share_ / std::max<std::uint32_t>(window_samples_, 1);
     if ((window_saw_waiters_ || idle_share < 0.2) && capacity_ < config_.max_connections && !target_down_) {
         ++capacity_;
