@@ -8,7 +8,8 @@
 #include <variant>
 #include <vector>
 
-#include "pool/pool.hpp"
+#include "pool/operations.hpp"
+#include "pool/pool_config.hpp"
 #include "protocol/term_reader.hpp"
 #include "protocol/term_writer.hpp"
 

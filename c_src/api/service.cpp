@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "protocol/control.hpp"
 
@@ -93,6 +94,7 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
     context_.barriers = &barriers_;
     context_.link_limits = config_.link_limits;
     context_.drop_pool = [this](std::uint64_t id) { forget_pool(id); };
+    context_.answers = &replies_;
 }
 
 Service::~Service() { stop(); }
@@ -227,9 +229,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
         } else {
             // Before the restore, the pool may be one of those about to come back.
             if (awaiting_restore_) {
-                pool::reply_error(caller, restarting());
+                reply_error(caller, restarting());
             } else {
-                pool::reply_error(caller, "invalid_pool");
+                reply_error(caller, "invalid_pool");
             }
         }
     };
@@ -238,7 +240,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    [&](NewPool& r) {
                        if (awaiting_restore_) {
                            // Its id could be one the restore is about to bring back.
-                           pool::reply_error(caller, restarting());
+                           reply_error(caller, restarting());
                            return;
                        }
                        create_pool(caller, std::move(r.config));
@@ -249,7 +251,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
                            if (!to) {
-                               pool::reply_error(caller, "badarg");
+                               reply_error(caller, "badarg");
                                return;
                            }
                            p.send(caller, r.lease.conn, r.lease.lease, *to, r.message);
@@ -269,7 +271,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
                            if (!to) {
-                               pool::reply_error(caller, "badarg");
+                               reply_error(caller, "badarg");
                                return;
                            }
                            p.request(caller, r.lease.conn, r.lease.lease, *to, r.timeout_ms, r.request);
@@ -290,7 +292,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
                            if (!to) {
-                               pool::reply_error(caller, "badarg");
+                               reply_error(caller, "badarg");
                                return;
                            }
                            const pool::OneShotView job{pool::OneShotKind::send, *to, r.message, std::nullopt};
@@ -301,7 +303,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
                            if (!to) {
-                               pool::reply_error(caller, "badarg");
+                               reply_error(caller, "badarg");
                                return;
                            }
                            const pool::OneShotView job{pool::OneShotKind::request, *to, r.request, r.timeout_ms};
@@ -312,7 +314,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        with_pool(r.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
                            if (!to) {
-                               pool::reply_error(caller, "badarg");
+                               reply_error(caller, "badarg");
                                return;
                            }
                            p.cast_batch(caller, *to, r.messages, r.keyed);
@@ -325,42 +327,37 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](const ListPools&) {
                        if (awaiting_restore_) {
-                           pool::reply_error(caller, restarting()); // the list is not complete yet
+                           reply_error(caller, restarting()); // the list is not complete yet
                            return;
                        }
-                       pool::reply(caller, [&](protocol::TermWriter& w) {
-                           w.tuple(2);
-                           w.atom("ok");
-                           if (!pools_.empty()) {
-                               w.list(pools_.size());
-                               for (const auto& [id, p] : pools_) {
-                                   w.integer(static_cast<std::int64_t>(id));
-                               }
-                           }
-                           w.nil();
-                       });
+                       std::vector<std::uint64_t> ids;
+                       ids.reserve(pools_.size());
+                       for (const auto& [id, p] : pools_) {
+                           ids.push_back(id);
+                       }
+                       reply_pools(caller, ids);
                    },
                    [&](const Whereis& r) {
                        if (awaiting_restore_) {
-                           pool::reply_error(caller, restarting()); // the name may be one about to come back
+                           reply_error(caller, restarting()); // the name may be one about to come back
                            return;
                        }
                        const auto it = names_.find(std::string(r.name));
                        auto* p = it == names_.end() ? nullptr : find_pool(it->second);
                        if (!p || p->draining()) {
-                           pool::reply_error(caller, "invalid_pool");
+                           reply_error(caller, "invalid_pool");
                            return;
                        }
-                       reply_pool_handle(caller, "ok", *p);
+                       reply_pool_handle(caller, "ok", p->id(), p->config().acquire_timeout_ms);
                    },
                    [&](const Info&) { reply_info(caller, lane); },
-                   [&](const ListLanes&) { reply_lanes(caller); },
-                   [&](const Ping&) { pool::reply_atom(caller, "pong"); },
+                   [&](const ListLanes&) { reply_lanes(caller, lanes_); },
+                   [&](const Ping&) { reply_atom(caller, "pong"); },
                    [&](const Rejected& r) {
                        if (r.config) {
                            reply_invalid_config(caller, *r.config);
                        } else {
-                           pool::reply_error(caller, r.error);
+                           reply_error(caller, r.error);
                        }
                    },
                    [&](const RejectedPool& r) { reply_pool_error(caller, r.error, r.pool); },
@@ -369,14 +366,14 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    [&](const Checkin& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
                            if (p.checkin(r.lease.conn, r.lease.lease, r.discard)) {
-                               pool::reply_atom(caller, "ok");
+                               reply_atom(caller, "ok");
                            } else {
-                               pool::reply_error(caller, "invalid_connection");
+                               reply_error(caller, "invalid_connection");
                            }
                        });
                    },
                    // Casts that arrived as calls.
-                   [&](const Cancel&) { pool::reply_error(caller, "badarg"); },
+                   [&](const Cancel&) { reply_error(caller, "badarg"); },
                },
                decoded);
 }
@@ -405,7 +402,7 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
         if (const auto it = names_.find(config.name); it != names_.end()) {
             // A pool being destroyed has given up its name already.
             if (auto* taken = find_pool(it->second); taken && !taken->draining()) {
-                reply_pool_handle(caller, "already_started", *taken);
+                reply_pool_handle(caller, "already_started", taken->id(), taken->config().acquire_timeout_ms);
                 return;
             }
         }
@@ -439,34 +436,6 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
     p->start(pool::Caller(caller));
 }
 
-void Service::reply_invalid_config(const pool::CallerView& caller, const ConfigError& why)
-{
-    pool::reply(caller, [&](protocol::TermWriter& w) {
-        w.tuple(2);
-        w.atom("error");
-        w.tuple(2);
-        w.atom("invalid_config");
-        write_config_error(w, why);
-    });
-}
-
-void Service::reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p)
-{
-    // {ok, Id, AcquireTimeoutMs} or {error, {already_started, Id, AcquireTimeoutMs}}: what the library needs to
-    // make a handle.
-    pool::reply(caller, [&](protocol::TermWriter& w) {
-        const bool ok = status == "ok";
-        if (!ok) {
-            w.tuple(2);
-            w.atom("error");
-        }
-        w.tuple(3);
-        w.atom(status);
-        w.integer(static_cast<std::int64_t>(p.id()));
-        w.integer(p.config().acquire_timeout_ms);
-    });
-}
-
 void Service::forget_pool(std::uint64_t id)
 {
     const auto it = pools_.find(id);
@@ -486,7 +455,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     // Only the first pools of an incarnation may be restored: later, an id could be one this incarnation
     // handed out and destroyed, and ids are never reused.
     if (pools_created_) {
-        pool::reply_error(caller, "restore_too_late");
+        reply_error(caller, "restore_too_late");
         return;
     }
     std::uint32_t budget = connections_in_use();
@@ -521,63 +490,20 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     next_pool_id_ = next;
     pools_created_ = true;
     awaiting_restore_ = false;
-    const auto count = static_cast<std::int64_t>(restore.pools.size());
-    pool::reply(caller, [count](protocol::TermWriter& w) {
-        w.tuple(2);
-        w.atom("ok");
-        w.integer(count);
-    });
-}
-
-void Service::reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool)
-{
-    pool::reply(caller, [&](protocol::TermWriter& w) {
-        w.tuple(2);
-        w.atom("error");
-        w.tuple(2);
-        w.atom(error);
-        w.integer(static_cast<std::int64_t>(pool));
-    });
-}
-
-void Service::reply_lanes(const pool::CallerView& caller)
-{
-    pool::reply(caller, [&](protocol::TermWriter& w) {
-        w.tuple(2);
-        w.atom("ok");
-        w.list(lanes_.size());
-        for (const auto& lane : lanes_) {
-            w.binary(lane.node_name());
-        }
-        w.nil();
-    });
+    reply_ok_count(caller, static_cast<std::int64_t>(restore.pools.size()));
 }
 
 void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
 {
-    pool::reply(caller, [&](protocol::TermWriter& w) {
-        w.tuple(2);
-        w.atom("ok");
-        w.map(9);
-        w.atom("node");
-        w.binary(lanes_[lane].node_name()); // the name the request came in on
-        w.atom("lane");
-        w.integer(static_cast<std::int64_t>(lane));
-        w.atom("lanes");
-        w.integer(static_cast<std::int64_t>(lanes_.size()));
-        w.atom("service");
-        w.atom(config_.service_name);
-        w.atom("version");
-        w.binary(kVersion);
-        w.atom("pools");
-        w.integer(static_cast<std::int64_t>(pools_.size()));
-        w.atom("reserved_connections");
-        w.integer(connections_in_use());
-        w.atom("caller_connections");
-        w.integer(static_cast<std::int64_t>(sessions_.size()));
-        w.atom("malformed_messages");
-        w.integer(static_cast<std::int64_t>(malformed_messages_));
-    });
+    api::reply_info(caller, ServiceInfo{.node = lanes_[lane].node_name(),
+                                        .lane = lane,
+                                        .lanes = lanes_.size(),
+                                        .service = config_.service_name,
+                                        .version = kVersion,
+                                        .pools = pools_.size(),
+                                        .reserved_connections = connections_in_use(),
+                                        .caller_connections = sessions_.size(),
+                                        .malformed_messages = malformed_messages_});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

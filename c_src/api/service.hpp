@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
 #include "pool/return_barrier.hpp"
@@ -62,14 +63,9 @@ private:
     void on_monitored_exit(const ClientSession& session, std::string_view ref);
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
     void restore_pools(const pool::CallerView& caller, Restore restore);
-    static void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
-    static void reply_pool_handle(const pool::CallerView& caller, std::string_view status, const pool::Pool& p);
-    // {error, {invalid_config, Why}}.
-    static void reply_invalid_config(const pool::CallerView& caller, const ConfigError& why);
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);
     void reply_info(const pool::CallerView& caller, std::size_t lane);
-    void reply_lanes(const pool::CallerView& caller);
     // Hands barriers that ended to their pools (a pool gone meanwhile has nobody left to answer).
     void finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished);
     pool::Pool* find_pool(std::uint64_t id);
@@ -80,6 +76,7 @@ private:
     // One identity per lane; never resized after start(), so callers may point at them.
     std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;
+    Replies replies_; // how pools answer; outlives them
     pool::PoolContext context_;
     pool::ReturnBarriers barriers_; // numbered from context_.lease_counter: declared after it
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;

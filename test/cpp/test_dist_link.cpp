@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "pool/caller.hpp"
+#include "api/replies.hpp"
 #include "protocol/control.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
@@ -665,7 +665,7 @@ TEST_CASE("DistLink ticks on an idle link and stays open while the peer talks", 
     CHECK(t.handler.packets.size() >= 4);
 }
 
-// --- answers to callers (pool/caller.hpp), over a real link ------------------------------------------------------
+// --- answers to callers (api/replies.hpp), over a real link ------------------------------------------------------
 
 namespace {
 
@@ -695,7 +695,7 @@ TEST_CASE("reply answers a plain tag with SEND to the caller's pid", "[dist_link
         return e.str();
     }();
     const dpool::protocol::NodeIdentity cnode("cnode@127.0.0.1", 7, 1);
-    dpool::pool::reply_atom(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "pong");
+    dpool::api::reply_atom(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "pong");
 
     REQUIRE(t.pump_until([&] { return first_packet(t.received).has_value(); }));
     const auto c = first_packet(t.received);
@@ -722,8 +722,8 @@ TEST_CASE("reply answers an [alias | Ref] tag with ALIAS_SEND to the alias", "[d
         e.list(1).atom("alias").raw(alias);
         return e.str();
     }();
-    CHECK(dpool::pool::reply_alias(tag) == alias);
-    dpool::pool::reply_error(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "timeout");
+    CHECK(dpool::api::reply_alias(tag) == alias);
+    dpool::api::reply_error(dpool::pool::CallerView{t.link, &cnode, caller_pid, tag}, "timeout");
 
     REQUIRE(t.pump_until([&] { return first_packet(t.received).has_value(); }));
     const auto c = first_packet(t.received);
@@ -743,14 +743,14 @@ TEST_CASE("reply_alias takes only a one-element list of alias with a reference t
         return e.str();
     };
     const std::string ref = tag([](auto& e) { e.ref("caller@127.0.0.1", 2, {4, 5, 6}); });
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref); })) == ref);
-    CHECK(dpool::pool::reply_alias(ref).empty());
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").nil(); })).empty());
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("other").raw(ref); })).empty());
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(2).atom("alias").raw(ref).nil(); })).empty());
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").atom("x"); })).empty());
-    CHECK(dpool::pool::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref).nil(); })).empty());
-    CHECK(dpool::pool::reply_alias("").empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref); })) == ref);
+    CHECK(dpool::api::reply_alias(ref).empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").nil(); })).empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(1).atom("other").raw(ref); })).empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(2).atom("alias").raw(ref).nil(); })).empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").atom("x"); })).empty());
+    CHECK(dpool::api::reply_alias(tag([&](auto& e) { e.list(1).atom("alias").raw(ref).nil(); })).empty());
+    CHECK(dpool::api::reply_alias("").empty());
 }
 
 TEST_CASE("DistLink with an atom cache writes distribution headers and reads them back as pass-through packets",

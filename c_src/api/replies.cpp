@@ -1,0 +1,358 @@
+#include "api/replies.hpp"
+
+#include <iterator>
+
+namespace dpool::api {
+
+std::string_view reply_alias(std::string_view tag)
+{
+    protocol::TermReader r(tag);
+    if (r.list_header() != 1u || r.atom() != std::optional<std::string_view>("alias")) {
+        return {};
+    }
+    const std::string_view tail = r.rest();
+    return r.ref() && r.at_end() ? tail : std::string_view{};
+}
+
+void reply_error(const pool::CallerView& caller, const pool::Failure& failure)
+{
+    reply(caller, [&failure](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        if (failure.kind.empty()) {
+            w.atom(failure.error);
+            return;
+        }
+        w.tuple(2);
+        w.atom(failure.error);
+        w.tuple(2);
+        w.atom(failure.kind);
+        w.binary(failure.text);
+    });
+}
+
+void reply_atom(const pool::CallerView& caller, std::string_view atom)
+{
+    reply(caller, [atom](protocol::TermWriter& w) { w.atom(atom); });
+}
+
+void reply_ok_count(const pool::CallerView& caller, std::int64_t count)
+{
+    reply(caller, [count](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.integer(count);
+    });
+}
+
+void reply_invalid_config(const pool::CallerView& caller, const ConfigError& why)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        w.tuple(2);
+        w.atom("invalid_config");
+        write_config_error(w, why);
+    });
+}
+
+void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        w.tuple(2);
+        w.atom(error);
+        w.integer(static_cast<std::int64_t>(pool));
+    });
+}
+
+void reply_pool_handle(const pool::CallerView& caller, std::string_view status, std::uint64_t pool,
+                       std::uint32_t acquire_timeout_ms)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        if (status != "ok") {
+            w.tuple(2);
+            w.atom("error");
+        }
+        w.tuple(3);
+        w.atom(status);
+        w.integer(static_cast<std::int64_t>(pool));
+        w.integer(acquire_timeout_ms);
+    });
+}
+
+void reply_pools(const pool::CallerView& caller, const std::vector<std::uint64_t>& pools)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        if (!pools.empty()) {
+            w.list(pools.size());
+            for (const auto id : pools) {
+                w.integer(static_cast<std::int64_t>(id));
+            }
+        }
+        w.nil();
+    });
+}
+
+void reply_lanes(const pool::CallerView& caller, const std::vector<protocol::NodeIdentity>& lanes)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        if (!lanes.empty()) {
+            w.list(lanes.size());
+            for (const auto& lane : lanes) {
+                w.binary(lane.node_name());
+            }
+        }
+        w.nil();
+    });
+}
+
+namespace {
+
+// A map's entries as a table: the entry count is the table's size, never kept by hand.
+template <class T>
+struct Field {
+    std::string_view key;
+    void (*write)(protocol::TermWriter& w, const T& value);
+};
+
+template <class T, std::size_t N>
+void write_map(protocol::TermWriter& w, const Field<T> (&fields)[N], const T& value)
+{
+    w.map(N);
+    for (const auto& f : fields) {
+        w.atom(f.key);
+        f.write(w, value);
+    }
+}
+
+void integer(protocol::TermWriter& w, std::uint64_t value) { w.integer(static_cast<std::int64_t>(value)); }
+
+using Stats = pool::PoolStats;
+
+std::string_view connection_state_name(Stats::ConnectionState s)
+{
+    switch (s) {
+    case Stats::ConnectionState::available:
+        return "available";
+    case Stats::ConnectionState::in_use:
+        return "in_use";
+    case Stats::ConnectionState::connecting:
+        break;
+    }
+    return "connecting";
+}
+
+constexpr Field<Stats> kStatsFields[] = {
+    {"pool_id", [](auto& w, const Stats& s) { integer(w, s.pool_id); }},
+    {"name", [](auto& w, const Stats& s) { w.atom(s.name.empty() ? std::string_view("undefined") : s.name); }},
+    // Node names as atoms, as Erlang shows nodes: the target's is the caller's own atom, and connection names
+    // are few (reused per target: ConnectionNames).
+    {"target", [](auto& w, const Stats& s) { w.atom(s.target); }},
+    {"last_failure",
+     [](auto& w, const Stats& s) {
+         if (s.last_failure_kind.empty()) {
+             w.atom("none");
+             return;
+         }
+         w.tuple(2);
+         w.atom(s.last_failure_kind);
+         w.binary(s.last_failure_text);
+     }},
+    {"state", [](auto& w, const Stats& s) { w.atom(s.draining ? "draining" : "active"); }},
+    {"total_connections", [](auto& w, const Stats& s) { integer(w, s.total_connections); }},
+    {"available_connections", [](auto& w, const Stats& s) { integer(w, s.available_connections); }},
+    {"in_use_connections", [](auto& w, const Stats& s) { integer(w, s.in_use_connections); }},
+    {"connecting_connections", [](auto& w, const Stats& s) { integer(w, s.connecting_connections); }},
+    {"waiting", [](auto& w, const Stats& s) { integer(w, s.waiting); }},
+    {"capacity", [](auto& w, const Stats& s) { integer(w, s.capacity); }},
+    {"max_connections", [](auto& w, const Stats& s) { integer(w, s.max_connections); }},
+    {"min_connections", [](auto& w, const Stats& s) { integer(w, s.min_connections); }},
+    {"acquire_timeout_ms", [](auto& w, const Stats& s) { integer(w, s.acquire_timeout_ms); }},
+    {"successful_operations", [](auto& w, const Stats& s) { integer(w, s.counters.successful_operations); }},
+    {"failed_operations", [](auto& w, const Stats& s) { integer(w, s.counters.failed_operations); }},
+    {"dropped_sends", [](auto& w, const Stats& s) { integer(w, s.counters.dropped_sends); }},
+    {"return_barriers", [](auto& w, const Stats& s) { integer(w, s.counters.return_barriers); }},
+    {"return_barrier_misses", [](auto& w, const Stats& s) { integer(w, s.counters.return_barrier_misses); }},
+    {"connections_created", [](auto& w, const Stats& s) { integer(w, s.counters.connections_created); }},
+    {"connections_closed",
+     [](auto& w, const Stats& s) {
+         w.map(pool::kCloseReasons);
+         for (std::size_t r = 0; r < pool::kCloseReasons; ++r) {
+             w.atom(pool::close_reason_name(static_cast<pool::CloseReason>(r)));
+             integer(w, s.counters.closed[r]);
+         }
+     }},
+    {"reconnect_attempts", [](auto& w, const Stats& s) { integer(w, s.counters.reconnect_attempts); }},
+    {"health_checks", [](auto& w, const Stats& s) { integer(w, s.counters.health_checks); }},
+    {"acquire_count", [](auto& w, const Stats& s) { integer(w, s.counters.acquires); }},
+    {"acquire_timeouts", [](auto& w, const Stats& s) { integer(w, s.counters.acquire_timeouts); }},
+    {"hits", [](auto& w, const Stats& s) { integer(w, s.counters.hits); }},
+    {"misses", [](auto& w, const Stats& s) { integer(w, s.counters.misses); }},
+    {"acquire_wait_avg_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_avg_us); }},
+    {"acquire_wait_max_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_max_us); }},
+    {"acquire_wait_p99_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_p99_us); }},
+    {"request_rtt_p50_us", [](auto& w, const Stats& s) { integer(w, s.request_rtt_p50_us); }},
+    {"request_rtt_p99_us", [](auto& w, const Stats& s) { integer(w, s.request_rtt_p99_us); }},
+    {"connections",
+     [](auto& w, const Stats& s) {
+         if (!s.connections.empty()) {
+             w.list(s.connections.size());
+             for (const auto& c : s.connections) {
+                 w.map(3);
+                 w.atom("id");
+                 w.integer(c.id);
+                 w.atom("node");
+                 w.atom(c.node);
+                 w.atom("state");
+                 w.atom(connection_state_name(c.state));
+             }
+         }
+         w.nil();
+     }},
+};
+
+constexpr Field<ServiceInfo> kInfoFields[] = {
+    {"node", [](auto& w, const ServiceInfo& i) { w.binary(i.node); }},
+    {"lane", [](auto& w, const ServiceInfo& i) { integer(w, i.lane); }},
+    {"lanes", [](auto& w, const ServiceInfo& i) { integer(w, i.lanes); }},
+    {"service", [](auto& w, const ServiceInfo& i) { w.atom(i.service); }},
+    {"version", [](auto& w, const ServiceInfo& i) { w.binary(i.version); }},
+    {"pools", [](auto& w, const ServiceInfo& i) { integer(w, i.pools); }},
+    {"reserved_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.reserved_connections); }},
+    {"caller_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.caller_connections); }},
+    {"malformed_messages", [](auto& w, const ServiceInfo& i) { integer(w, i.malformed_messages); }},
+};
+
+// {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.
+template <class WriteReason>
+void write_badrpc_exit(protocol::TermWriter& w, WriteReason&& write_reason)
+{
+    w.tuple(2);
+    w.atom("error");
+    w.tuple(2);
+    w.atom("badrpc");
+    w.tuple(2);
+    w.atom("EXIT");
+    write_reason(w);
+}
+
+} // namespace
+
+void reply_info(const pool::CallerView& caller, const ServiceInfo& info)
+{
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        write_map(w, kInfoFields, info);
+    });
+}
+
+void write_stats(protocol::TermWriter& w, const pool::PoolStats& stats)
+{
+    write_map(w, kStatsFields, stats);
+}
+
+void Replies::ok(const pool::CallerView& caller) const { reply_atom(caller, "ok"); }
+
+void Replies::error(const pool::CallerView& caller, const pool::Failure& failure) const
+{
+    reply_error(caller, failure);
+}
+
+void Replies::pool_started(const pool::CallerView& caller, std::uint64_t pool) const
+{
+    reply_ok_count(caller, static_cast<std::int64_t>(pool));
+}
+
+void Replies::granted(const pool::CallerView& caller, std::uint32_t conn, std::uint64_t lease,
+                      std::string_view node) const
+{
+    // {ok, {ConnId, LeaseId, ConnNode}}
+    reply(caller, [&](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.tuple(3);
+        w.integer(conn);
+        w.integer(static_cast<std::int64_t>(lease));
+        w.atom(node); // as stats name it: a node name is an atom
+    });
+}
+
+void Replies::batch_queued(const pool::CallerView& caller, std::int64_t count) const
+{
+    reply_ok_count(caller, count);
+}
+
+void Replies::answered(const pool::CallerView& caller, std::string_view answer) const
+{
+    reply(caller, [answer](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        w.raw(answer);
+    });
+}
+
+void Replies::destination_down(const pool::CallerView& caller, std::string_view reason) const
+{
+    reply(caller, [reason](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("error");
+        w.tuple(2);
+        w.atom("down");
+        w.raw(reason);
+    });
+}
+
+void Replies::call_ended(const pool::CallerView& caller, const protocol::CallExit& exit) const
+{
+    // In rex's terms, which a call has always answered in: the value of return and throw, else
+    // {badrpc, {'EXIT', ...}} ({erpc, Reason}, a call that could not be made, as rex says it: {'EXIT', Reason}).
+    using Kind = protocol::CallExit::Kind;
+    switch (exit.kind) {
+    case Kind::returned:
+    case Kind::thrown:
+        answered(caller, exit.value);
+        return;
+    case Kind::raised:
+        reply(caller, [&](protocol::TermWriter& w) {
+            write_badrpc_exit(w, [&](protocol::TermWriter& x) {
+                x.tuple(2);
+                x.raw(exit.value);
+                x.raw(exit.stack);
+            });
+        });
+        return;
+    case Kind::exited:
+    case Kind::not_called:
+    case Kind::errored:
+    case Kind::other:
+        break;
+    }
+    reply(caller, [&](protocol::TermWriter& w) {
+        write_badrpc_exit(w, [&](protocol::TermWriter& x) { x.raw(exit.value); });
+    });
+}
+
+void Replies::call_not_spawned(const pool::CallerView& caller, std::string_view reason) const
+{
+    reply(caller, [reason](protocol::TermWriter& w) {
+        write_badrpc_exit(w, [reason](protocol::TermWriter& x) { x.raw(reason); });
+    });
+}
+
+void Replies::stats(const pool::CallerView& caller, const pool::PoolStats& stats) const
+{
+    reply(caller, [&stats](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        write_stats(w, stats);
+    });
+}
+
+} // namespace dpool::api

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "api/requests.hpp"
+#include "pool/answers.hpp"
+#include "pool/caller.hpp"
+#include "pool/pool_stats.hpp"
+#include "protocol/control.hpp"
+#include "protocol/node_identity.hpp"
+#include "protocol/term_reader.hpp"
+#include "protocol/term_writer.hpp"
+#include "transport/dist_link.hpp"
+
+// Every answer the C-node gives its callers (docs/PROTOCOL.md, "Calls"): the one place the reply terms of the
+// caller protocol are written. Requests are read in requests.hpp.
+namespace dpool::api {
+
+// The alias of a tag `[alias | Alias]` (gen_server's tags since OTP 24), encoded; empty for any other tag.
+// Answers to such a caller go to the alias: once the caller stops waiting it deactivates the alias, and its
+// node then drops a late answer instead of putting it in the caller's mailbox.
+std::string_view reply_alias(std::string_view tag);
+
+// Sends `From ! {Tag, Reply}` (to the alias of an alias tag), with Reply written by `write_reply`. A caller
+// whose node has gone gets nothing.
+template <class WriteReply>
+void reply(const pool::CallerView& caller, WriteReply&& write_reply)
+{
+    if (!caller.link || !caller.link->is_open()) {
+        return;
+    }
+    auto w = caller.link->begin_packet();
+    w.version();
+    // The sender of an alias send is the C-node's pid under the identity of the caller's lane.
+    if (const auto alias = reply_alias(caller.tag); !alias.empty() && caller.self != nullptr) {
+        protocol::write_alias_send(w, caller.self->self_pid(), alias);
+    } else {
+        protocol::write_send(w, caller.from);
+    }
+    w.version();
+    w.tuple(2);
+    w.raw(caller.tag);
+    write_reply(w);
+    caller.link->end_packet();
+}
+
+// {error, Error}, or {error, {Error, {Kind, Text}}} where the cause is known.
+void reply_error(const pool::CallerView& caller, const pool::Failure& failure);
+// A bare atom: ok, pong.
+void reply_atom(const pool::CallerView& caller, std::string_view atom);
+// {ok, N}.
+void reply_ok_count(const pool::CallerView& caller, std::int64_t count);
+// {error, {invalid_config, Why}}.
+void reply_invalid_config(const pool::CallerView& caller, const ConfigError& why);
+// {error, {Error, PoolId}}: a restore refused because of one of its pools.
+void reply_pool_error(const pool::CallerView& caller, std::string_view error, std::uint64_t pool);
+// {ok, Id, AcquireTimeoutMs} (status ok) or {error, {already_started, Id, AcquireTimeoutMs}}: what the library
+// needs to make a handle.
+void reply_pool_handle(const pool::CallerView& caller, std::string_view status, std::uint64_t pool,
+                       std::uint32_t acquire_timeout_ms);
+// {ok, [PoolId]}.
+void reply_pools(const pool::CallerView& caller, const std::vector<std::uint64_t>& pools);
+// {ok, [NodeName]}: the lanes' node names, as binaries.
+void reply_lanes(const pool::CallerView& caller, const std::vector<protocol::NodeIdentity>& lanes);
+
+// The C-node at one moment, for `info`.
+struct ServiceInfo {
+    std::string_view node; // the name the request came in on
+    std::size_t lane = 0;
+    std::size_t lanes = 0;
+    std::string_view service;
+    std::string_view version;
+    std::size_t pools = 0;
+    std::uint32_t reserved_connections = 0;
+    std::size_t caller_connections = 0;
+    std::uint64_t malformed_messages = 0;
+};
+// {ok, InfoMap}.
+void reply_info(const pool::CallerView& caller, const ServiceInfo& info);
+
+// The stats map of one pool (docs/PROTOCOL.md, "Stats").
+void write_stats(protocol::TermWriter& w, const pool::PoolStats& stats);
+
+// How pools answer their callers.
+class Replies final : public pool::Answers {
+public:
+    void ok(const pool::CallerView& caller) const override;
+    void error(const pool::CallerView& caller, const pool::Failure& failure) const override;
+    void pool_started(const pool::CallerView& caller, std::uint64_t pool) const override;
+    void granted(const pool::CallerView& caller, std::uint32_t conn, std::uint64_t lease,
+                 std::string_view node) const override;
+    void batch_queued(const pool::CallerView& caller, std::int64_t count) const override;
+    void answered(const pool::CallerView& caller, std::string_view answer) const override;
+    void destination_down(const pool::CallerView& caller, std::string_view reason) const override;
+    void call_ended(const pool::CallerView& caller, const protocol::CallExit& exit) const override;
+    void call_not_spawned(const pool::CallerView& caller, std::string_view reason) const override;
+    void stats(const pool::CallerView& caller, const pool::PoolStats& stats) const override;
+};
+
+} // namespace dpool::api

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dpool::pool {
+
+// A pool's options, as `new` gave them (docs/PROTOCOL.md, "Types": ranges and defaults are checked by the api
+// layer before a pool sees them).
+struct PoolConfig {
+    std::string target;
+    std::string name; // the pool's registered name (an atom's text), empty for none
+    std::uint32_t max_connections = 0;
+    std::uint32_t min_connections = 0;
+    std::uint32_t acquire_timeout_ms = 5000;
+    std::uint32_t connect_timeout_ms = 5000;
+    // Reconnect delays: doubling from min to max after each failure, with jitter.
+    std::uint32_t backoff_min_ms = 100;
+    std::uint32_t backoff_max_ms = 5000;
+    // 0 disables each of the following.
+    std::uint32_t max_idle_ms = 600'000;          // idle connections above the minimum are closed after this
+    std::uint32_t max_lifetime_ms = 1'800'000;    // a connection is replaced after this, minus up to 1/8 jitter
+    std::uint32_t health_check_interval_ms = 30'000; // idle connections get a round trip this often
+    std::uint32_t health_check_timeout_ms = 5000;
+    bool validate_on_checkout = false;            // a round trip before every lease of an idle connection
+    // Adaptive capacity: judged over this window (see Pool::adapt).
+    std::uint32_t resize_window_ms = 10'000;
+};
+
+} // namespace dpool::pool

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dpool::pool {
+
+// Why the pool closed a connection (stats: connections_closed).
+enum class CloseReason : std::uint8_t { idle, lifetime, broken, health, destroy, target_down, count_ };
+inline constexpr std::size_t kCloseReasons = static_cast<std::size_t>(CloseReason::count_);
+
+constexpr std::string_view close_reason_name(CloseReason r)
+{
+    switch (r) {
+    case CloseReason::idle:
+        return "idle";
+    case CloseReason::lifetime:
+        return "lifetime";
+    case CloseReason::broken:
+        return "broken";
+    case CloseReason::health:
+        return "health";
+    case CloseReason::destroy:
+        return "destroy";
+    case CloseReason::target_down:
+        return "target_down";
+    case CloseReason::count_:
+        break;
+    }
+    return "unknown";
+}
+
+// What a pool counts over its life (the counters of stats/1).
+struct PoolCounters {
+    std::uint64_t connections_created = 0;
+    std::array<std::uint64_t, kCloseReasons> closed{};
+    std::uint64_t reconnect_attempts = 0;
+    std::uint64_t acquires = 0;
+    std::uint64_t acquire_timeouts = 0;
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    std::uint64_t health_checks = 0;
+    std::uint64_t successful_operations = 0;
+    std::uint64_t failed_operations = 0;
+    std::uint64_t dropped_sends = 0;         // send_many messages that could not be queued
+    std::uint64_t return_barriers = 0;       // answers held for a return barrier
+    std::uint64_t return_barrier_misses = 0; // answers given without hearing from every link they needed
+
+    void count_closed(CloseReason reason) { ++closed[static_cast<std::size_t>(reason)]; }
+};
+
+// One pool at one moment: everything stats/1 reports, as values (the api layer encodes it, api/replies).
+struct PoolStats {
+    enum class ConnectionState : std::uint8_t { available, in_use, connecting };
+    struct Connection {
+        std::uint32_t id = 0;
+        std::string node;
+        ConnectionState state = ConnectionState::connecting;
+    };
+
+    std::uint64_t pool_id = 0;
+    std::string name;   // empty: none
+    std::string target;
+    // The last failure's kind and text; an empty kind: none yet.
+    std::string last_failure_kind;
+    std::string last_failure_text;
+    bool draining = false;
+    std::uint32_t total_connections = 0;
+    std::uint32_t available_connections = 0;
+    std::uint32_t in_use_connections = 0;
+    std::uint32_t connecting_connections = 0;
+    std::uint64_t waiting = 0;
+    std::uint32_t capacity = 0;
+    std::uint32_t max_connections = 0;
+    std::uint32_t min_connections = 0;
+    std::uint32_t acquire_timeout_ms = 0;
+    PoolCounters counters;
+    std::uint64_t acquire_wait_avg_us = 0;
+    std::uint64_t acquire_wait_max_us = 0;
+    std::uint64_t acquire_wait_p99_us = 0;
+    std::uint64_t request_rtt_p50_us = 0;
+    std::uint64_t request_rtt_p99_us = 0;
+    std::vector<Connection> connections; // open ones (not closed slots), by id
+};
+
+} // namespace dpool::pool

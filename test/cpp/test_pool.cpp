@@ -1,0 +1,307 @@
+// Pool through its public interface: leases, waiters, deadlines, cancels, lost callers and destroy, with
+// connections to an in-test "target" (loopback sockets, no handshake) and answers recorded as the pool gives them.
+#include "test_support.hpp"
+
+#include <map>
+
+#include "loopback.hpp"
+#include "pool/pool.hpp"
+
+namespace asio = boost::asio;
+using tcp = boost::asio::ip::tcp;
+using dpool::pool::CallerView;
+using dpool::pool::Pool;
+using dpool::pool::PoolConfig;
+using dpool::pool::PoolStats;
+
+namespace {
+
+// Each answer as "<caller>: <what>", the caller named by its tag's text.
+class RecordingAnswers final : public dpool::pool::Answers {
+public:
+    void ok(const CallerView& c) const override { add(c, "ok"); }
+    void error(const CallerView& c, const dpool::pool::Failure& f) const override
+    {
+        add(c, "error " + std::string(f.error) + (f.kind.empty() ? "" : " " + std::string(f.kind)));
+    }
+    void pool_started(const CallerView& c, std::uint64_t pool) const override
+    {
+        add(c, "started " + std::to_string(pool));
+    }
+    void granted(const CallerView& c, std::uint32_t conn, std::uint64_t lease, std::string_view) const override
+    {
+        add(c, "granted " + std::to_string(conn));
+        leases[std::string(c.tag)] = {conn, lease};
+    }
+    void batch_queued(const CallerView& c, std::int64_t count) const override
+    {
+        add(c, "queued " + std::to_string(count));
+    }
+    void answered(const CallerView& c, std::string_view) const override { add(c, "answered"); }
+    void destination_down(const CallerView& c, std::string_view) const override { add(c, "down"); }
+    void call_ended(const CallerView& c, const dpool::protocol::CallExit&) const override { add(c, "call ended"); }
+    void call_not_spawned(const CallerView& c, std::string_view) const override { add(c, "not spawned"); }
+    void stats(const CallerView& c, const PoolStats&) const override { add(c, "stats"); }
+
+    bool has(const std::string& line) const
+    {
+        return std::find(lines.begin(), lines.end(), line) != lines.end();
+    }
+
+    mutable std::vector<std::string> lines;
+    mutable std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> leases; // by caller
+
+private:
+    void add(const CallerView& c, const std::string& what) const { lines.push_back(std::string(c.tag) + ": " + what); }
+};
+
+// One pool on an event loop of its own. Its connections reach a "target" that is the test: each connect attempt
+// gets one end of a loopback pair (or fails, while `refuse` is set).
+class PoolHarness {
+public:
+    explicit PoolHarness(PoolConfig config)
+        : scheduler_(io.get_executor(),
+                     [this](const dpool::pool::Deadline& d) {
+                         if (pool) {
+                             pool->on_deadline(d);
+                         }
+                     }),
+          context_(io.get_executor(), handshakes_, "cnode", "127.0.0.1")
+    {
+        context_.scheduler = &scheduler_;
+        context_.answers = &answers;
+        context_.connect = [this](const std::string&, dpool::transport::HandshakeIdentity,
+                                  std::chrono::milliseconds) { return attempt(); };
+        config.target = "target@127.0.0.1";
+        config.health_check_interval_ms = 0;
+        config.max_lifetime_ms = 0;
+        config.max_idle_ms = 0;
+        pool = std::make_shared<Pool>(context_, 1, std::move(config));
+    }
+    ~PoolHarness()
+    {
+        scheduler_.stop();
+        pool.reset();
+        callers_.clear();
+    }
+
+    // A caller on a node of its own (its own link), named `tag`.
+    CallerView caller(const std::string& tag)
+    {
+        auto& c = callers_[tag];
+        if (!c.link) {
+            c.link = std::make_unique<dpool::test::LoopbackLink>(io);
+            c.tag = tag;
+            c.from = "pid of " + tag;
+        }
+        return CallerView{c.link->link, nullptr, c.from, c.tag};
+    }
+    // The caller's node goes away.
+    void lose_caller(const std::string& tag)
+    {
+        auto& c = callers_.at(tag);
+        c.link->link->close("caller node gone");
+        pool->on_client_gone(c.link->link.get());
+    }
+
+    void checkin(const std::string& tag)
+    {
+        const auto [conn, lease] = answers.leases.at(tag);
+        CHECK(pool->checkin(conn, lease));
+    }
+
+    bool wait_for(const std::string& line)
+    {
+        return dpool::test::run_until(io, [&] { return answers.has(line); });
+    }
+
+    // Runs the loop for a while, for the absence of an answer (bounded: the pool's own deadlines are far).
+    void settle() { dpool::test::run_until(io, [] { return false; }, std::chrono::milliseconds(50)); }
+
+    asio::io_context io;
+    RecordingAnswers answers;
+    bool refuse = false;
+    std::shared_ptr<Pool> pool;
+
+private:
+    struct TestCaller {
+        std::unique_ptr<dpool::test::LoopbackLink> link;
+        std::string tag;
+        std::string from;
+    };
+
+    asio::awaitable<dpool::transport::ConnectOutcome> attempt()
+    {
+        dpool::transport::ConnectOutcome out;
+        if (refuse) {
+            out.kind = dpool::transport::ConnectError::unreachable;
+            out.error = "refused by the test";
+            co_return out;
+        }
+        auto pair = dpool::test::socket_pair(io);
+        targets_.push_back(std::move(pair.far));
+        out.socket.emplace(std::move(pair.near));
+        co_return out;
+    }
+
+    asio::thread_pool handshakes_{1};
+    dpool::pool::Scheduler scheduler_;
+    dpool::pool::PoolContext context_;
+    std::vector<tcp::socket> targets_;
+    std::map<std::string, TestCaller> callers_;
+};
+
+PoolConfig config(std::uint32_t max, std::uint32_t min)
+{
+    PoolConfig c;
+    c.max_connections = max;
+    c.min_connections = min;
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("Pool starts with min_connections up, leases idle connections and refuses when none is left",
+          "[pool]")
+{
+    PoolHarness h(config(2, 2));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    CHECK(h.pool->live_connections() == 2);
+
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    h.pool->checkout(h.caller("b"), std::nullopt);
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.answers.leases.size() == 2; }));
+    CHECK(h.answers.leases["a"].first != h.answers.leases["b"].first);
+    // Nothing idle and no wait allowed: refused at once.
+    h.pool->checkout(h.caller("c"), 0);
+    CHECK(h.wait_for("c: error pool_exhausted"));
+
+    const PoolStats s = h.pool->snapshot();
+    CHECK(s.in_use_connections == 2);
+    CHECK(s.available_connections == 0);
+    CHECK(s.counters.acquires == 3);
+    CHECK(s.counters.hits == 2);
+    CHECK(s.counters.misses == 1);
+    CHECK(s.counters.acquire_timeouts == 1);
+    CHECK(s.counters.connections_created == 2);
+
+    // A lease ends once; the second checkin of it is stale.
+    const auto [conn, lease] = h.answers.leases["a"];
+    CHECK(h.pool->checkin(conn, lease));
+    CHECK_FALSE(h.pool->checkin(conn, lease));
+    CHECK(h.pool->snapshot().available_connections == 1);
+}
+
+TEST_CASE("Pool serves waiters first come first served as leases come back", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(h.wait_for("a: granted 0"));
+    h.pool->checkout(h.caller("b"), 60'000);
+    h.pool->checkout(h.caller("c"), 60'000);
+    h.settle();
+    CHECK(h.pool->snapshot().waiting == 2);
+    CHECK_FALSE(h.answers.has("b: granted 0"));
+
+    h.checkin("a");
+    REQUIRE(h.wait_for("b: granted 0"));
+    CHECK_FALSE(h.answers.has("c: granted 0"));
+    h.checkin("b");
+    REQUIRE(h.wait_for("c: granted 0"));
+    CHECK(h.pool->snapshot().waiting == 0);
+}
+
+TEST_CASE("Pool answers pool_exhausted when a waiter's acquire timeout passes", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(h.wait_for("a: granted 0"));
+    h.pool->checkout(h.caller("b"), 30);
+    REQUIRE(h.wait_for("b: error pool_exhausted"));
+    CHECK(h.pool->snapshot().waiting == 0);
+    // The lease that comes back later stays idle: nobody waits for it any more.
+    h.checkin("a");
+    CHECK(h.pool->snapshot().available_connections == 1);
+}
+
+TEST_CASE("Pool lets a cancelled waiter leave the line", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(h.wait_for("a: granted 0"));
+    h.pool->checkout(h.caller("b"), 60'000);
+    h.pool->checkout(h.caller("c"), 60'000);
+    h.pool->cancel("pid of b", "b");
+    h.checkin("a");
+    REQUIRE(h.wait_for("c: granted 0"));
+    CHECK_FALSE(h.answers.has("b: granted 0"));
+}
+
+TEST_CASE("Pool takes back the leases and waiters of a caller node that went away", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(h.wait_for("a: granted 0"));
+    h.pool->checkout(h.caller("b"), 60'000);
+    h.settle();
+    h.lose_caller("a");
+    REQUIRE(h.wait_for("b: granted 0"));
+    CHECK(h.pool->snapshot().in_use_connections == 1);
+}
+
+TEST_CASE("Pool grows towards max_connections while callers wait", "[pool]")
+{
+    PoolHarness h(config(3, 0));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    CHECK(h.pool->snapshot().total_connections == 0);
+    for (const char* c : {"a", "b", "c"}) {
+        h.pool->checkout(h.caller(c), 60'000);
+    }
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.answers.leases.size() == 3; }));
+    CHECK(h.pool->snapshot().total_connections == 3);
+    CHECK(h.pool->snapshot().counters.misses == 3);
+}
+
+TEST_CASE("Pool fails its start with the cause of the connect failure", "[pool]")
+{
+    PoolHarness h(config(2, 2));
+    h.refuse = true;
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: error connection_failed unreachable"));
+    CHECK(h.pool->failed());
+    CHECK(h.pool->snapshot().last_failure_text == "refused by the test");
+}
+
+TEST_CASE("Pool destroy waits for the leases still out, then answers ok", "[pool]")
+{
+    PoolHarness h(config(2, 2));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.answers.leases.count("a") == 1; }));
+    h.pool->checkout(h.caller("b"), std::nullopt);
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.answers.leases.count("b") == 1; }));
+    h.checkin("b");
+    h.pool->destroy(dpool::pool::Caller(h.caller("destroyer")), 60'000);
+    // New checkouts are refused at once; the idle connection is closed, the leased one waited for.
+    h.pool->checkout(h.caller("new"), std::nullopt);
+    CHECK(h.wait_for("new: error invalid_pool"));
+    CHECK(h.pool->draining());
+    h.settle();
+    CHECK_FALSE(h.answers.has("destroyer: ok"));
+    CHECK(h.pool->snapshot().counters.closed[static_cast<std::size_t>(dpool::pool::CloseReason::destroy)] == 1);
+
+    h.checkin("a");
+    REQUIRE(h.wait_for("destroyer: ok"));
+    CHECK(h.pool->live_connections() == 0);
+}
