@@ -189,7 +189,8 @@ do_new(#{cnode := CNode, target := Target, options := Options,
             Reply = case CNode =:= default andalso embedded() of
                         %% Through the registry, which records the pool for a restart of the C-node.
                         true -> distribute_pool_registry:new(Target, Options, Wait);
-                        false -> distribute_pool_client:call(Server, {new, Target, Options}, Wait)
+                        false -> distribute_pool_client:call(Server, distribute_pool_proto:new(Target, Options),
+                                                             Wait)
                     end,
             Handle = fun(Id, Ms) ->
                              Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
@@ -198,19 +199,16 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                                      ?IS_POOL_NAME(Name)],
                              Pool
                      end,
-            case Reply of
-                {ok, PoolId} when is_integer(PoolId), PoolId >= 0 ->
+            case distribute_pool_proto:new_reply(Reply) of
+                {ok, PoolId} ->
                     {ok, Handle(PoolId, AcquireMs)};
-                {error, {already_started, Id, Ms}} when is_integer(Id), Id >= 0, is_integer(Ms), Ms >= 0,
-                                                        Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+                {already_started, Id, Ms} ->
                     {error, {already_started, Handle(Id, Ms)}};
                 {error, timeout} ->
                     Text = io_lib:format("the C-node did not answer within ~b ms", [Wait]),
                     {error, {connection_failed, {timeout, unicode:characters_to_binary(Text)}}};
                 {error, _} = Error ->
-                    Error;
-                Other ->
-                    {error, {bad_reply, Other}}
+                    Error
             end;
         {error, _} = Error ->
             Error
@@ -375,24 +373,24 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
 -spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
-    case distribute_pool_client:call_tagged(Server, {checkout, PoolId, WireTimeout}, Wait) of
-        {reply, {ok, {ConnId, LeaseId, ConnNode}}}
-          when is_integer(ConnId), ConnId >= 0, is_integer(LeaseId), LeaseId >= 0, is_atom(ConnNode) ->
-            Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
-            try Fun(Conn) of
-                Result -> {ok, Result}
-            after
-                ok = end_async(PoolId, ConnId, LeaseId),
-                distribute_pool_client:cast(Server, {checkin, PoolId, ConnId, LeaseId})
+    case distribute_pool_client:call_tagged(Server, distribute_pool_proto:checkout(PoolId, WireTimeout), Wait) of
+        {reply, Reply} ->
+            case distribute_pool_proto:checkout_reply(Reply) of
+                {ok, ConnId, LeaseId, ConnNode} ->
+                    Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
+                    try Fun(Conn) of
+                        Result -> {ok, Result}
+                    after
+                        ok = end_async(PoolId, ConnId, LeaseId),
+                        distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId))
+                    end;
+                {error, _} = Error ->
+                    Error
             end;
-        {reply, {error, _} = Error} ->
-            Error;
-        {reply, Other} ->
-            {error, {bad_reply, Other}};
         {timeout, Tag} ->
             %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a lease
             %% granted after all goes back to the pool instead of to a caller that stopped waiting.
-            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
             {error, pool_exhausted};
         {error, {connection_failed, _}} = Error ->
             Error
@@ -405,14 +403,15 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 -spec send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
 send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
     with_pool_once(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
-                              one_shot(Pool, {pooled_send, PoolId, Dest, Msg},
+                              one_shot(Pool, distribute_pool_proto:pooled_send(PoolId, Dest, Msg),
                                        AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS)
                       end);
 send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg}, ?SEND_WAIT_MS);
+            distribute_pool_client:call(Server, distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg),
+                                        ?SEND_WAIT_MS);
         {error, _} = Error ->
             Error;
         false ->
@@ -533,7 +532,9 @@ request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
                                   false ->
                                       {error, badarg};
                                   true ->
-                                      one_shot(Pool, {pooled_request, Pool#dpool.id, Dest, Timeout, Request},
+                                      one_shot(Pool,
+                                               distribute_pool_proto:pooled_request(Pool#dpool.id, Dest, Timeout,
+                                                                                    Request),
                                                one_shot_wait(Pool, Timeout))
                               end
                       end);
@@ -548,8 +549,9 @@ request(Conn, Dest, Request, Timeout) ->
             %% After the caller's own send_async/3 messages, as a message after them would be.
             case flush_async(Conn) of
                 ok ->
-                    distribute_pool_client:call(Server, {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request},
-                                                request_wait(Timeout));
+                    distribute_pool_client:call(
+                      Server, distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout, Request),
+                      request_wait(Timeout));
                 {error, _} = Error ->
                     Error
             end
@@ -571,13 +573,13 @@ one_shot_wait(#dpool{acquire_timeout_ms = AcquireMs}, Timeout) ->
 
 %% A one-shot operation: one call to the C-node. When the client stops waiting (the C-node should have
 %% answered by then), it withdraws the operation, so that a lease taken for it goes back to the pool.
--spec one_shot(pool(), tuple(), distribute_pool_client:wait()) -> term().
+-spec one_shot(pool(), distribute_pool_proto:request(), distribute_pool_client:wait()) -> term().
 one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
     case distribute_pool_client:call_tagged(Server, Request, Wait) of
         {reply, Reply} ->
             Reply;
         {timeout, Tag} ->
-            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
             {error, timeout};
         {error, {connection_failed, _}} = Error ->
             Error
@@ -608,21 +610,17 @@ call(Conn, M, F, A, Timeout) ->
 -spec checked_call(pool() | conn(), term(), term(), term(), term()) -> term().
 checked_call(Handle, M, F, A, Timeout) ->
     case is_atom(M) andalso is_atom(F) andalso is_proper_list(A) andalso valid_request_timeout(Timeout) of
-        true -> badrpc(do_call(Handle, M, F, A, Timeout));
+        true -> distribute_pool_proto:call_reply(do_call(Handle, M, F, A, Timeout));
         false -> {error, badarg}
     end.
 
 -spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
 do_call(#dpool{id = PoolId} = Pool, M, F, A, Timeout) ->
-    one_shot(Pool, {pooled_call, PoolId, M, F, A, Timeout}, one_shot_wait(Pool, Timeout));
+    one_shot(Pool, distribute_pool_proto:pooled_call(PoolId, M, F, A, Timeout), one_shot_wait(Pool, Timeout));
 do_call(Conn, M, F, A, Timeout) ->
     #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-    distribute_pool_client:call(Server, {call, PoolId, ConnId, LeaseId, M, F, A, Timeout}, request_wait(Timeout)).
-
-%% A function that returned {badrpc, Reason} cannot be told from a failed call (rex's rule): both are errors.
--spec badrpc(term()) -> term().
-badrpc({ok, {badrpc, Reason}}) -> {error, {badrpc, Reason}};
-badrpc(Other) -> Other.
+    distribute_pool_client:call(Server, distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout),
+                                request_wait(Timeout)).
 
 %% @doc `pong' when the target's net_kernel answers over the leased connection (a round trip through the
 %% target's scheduler, as net_adm:ping/1 makes), `pang' when it does not (the connection or the target is
@@ -649,7 +647,8 @@ discard(Conn) ->
     case valid_conn(Conn) of
         true ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, {discard, PoolId, ConnId, LeaseId}, ?STATS_WAIT_MS);
+            distribute_pool_client:call(Server, distribute_pool_proto:discard(PoolId, ConnId, LeaseId),
+                                        ?STATS_WAIT_MS);
         false ->
             {error, invalid_connection}
     end.
@@ -658,7 +657,8 @@ discard(Conn) ->
 -spec stats(pool_ref()) -> {ok, stats()} | {error, invalid_pool | connection_failure() | timeout}.
 stats(PoolRef) ->
     with_pool(PoolRef, fun(#dpool{server = Server, id = PoolId}) ->
-                               distribute_pool_client:call(Server, {stats, PoolId}, ?STATS_WAIT_MS)
+                               distribute_pool_client:call(Server, distribute_pool_proto:stats(PoolId),
+                                                           ?STATS_WAIT_MS)
                        end).
 
 %% @doc Destroys the pool: new checkouts get `{error, invalid_pool}' at once, callers waiting for a lease
@@ -684,13 +684,10 @@ pools() ->
 pools(Node) when is_atom(Node) ->
     pools({application:get_env(distribute_pool, service, distribute_pool), Node});
 pools({Service, Node} = Server) when is_atom(Service), is_atom(Node) ->
-    case distribute_pool_client:call(Server, pools, ?STATS_WAIT_MS) of
-        {ok, Ids} when is_list(Ids) ->
-            pool_stats(Server, lists:sort(Ids), []);
-        {error, _} = Error ->
-            Error;
-        Other ->
-            {error, {bad_reply, Other}}
+    case distribute_pool_proto:pools_reply(distribute_pool_client:call(Server, distribute_pool_proto:pools(),
+                                                                        ?STATS_WAIT_MS)) of
+        {ok, Ids} -> pool_stats(Server, lists:sort(Ids), []);
+        {error, _} = Error -> Error
     end;
 pools(_) ->
     {error, badarg}.
@@ -700,8 +697,9 @@ pools(_) ->
 pool_stats(_Server, [], Acc) ->
     {ok, lists:reverse(Acc)};
 pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
-    case distribute_pool_client:call(Server, {stats, Id}, ?STATS_WAIT_MS) of
-        {ok, #{acquire_timeout_ms := Ms} = Stats} when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+    Reply = distribute_pool_client:call(Server, distribute_pool_proto:stats(Id), ?STATS_WAIT_MS),
+    case distribute_pool_proto:stats_reply(Reply) of
+        {ok, Stats, Ms} ->
             Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
             pool_stats(Server, Ids, [{Pool, Stats} | Acc]);
         {error, Reason} when Reason =:= timeout; element(1, Reason) =:= connection_failed ->
@@ -726,7 +724,7 @@ destroy(PoolRef, Options) ->
 -spec do_destroy(pool(), non_neg_integer()) -> ok | {error, term()}.
 do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
     Wait = Drain + ?DESTROY_MARGIN_MS,
-    Direct = fun() -> distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Wait) end,
+    Direct = fun() -> distribute_pool_client:call(Server, distribute_pool_proto:destroy(PoolId, Drain), Wait) end,
     Reply = case whereis(distribute_pool_registry) of
                 undefined ->
                     Direct();
@@ -782,18 +780,20 @@ cast_batch(PoolRef, Dest, Messages, Options) ->
                                    {false, _} ->
                                        {error, badarg};
                                    {true, {ok, Empty}} when map_size(Empty) =:= 0 ->
-                                       do_cast_batch(Pool, {cast_batch, Pool#dpool.id, Dest, Messages});
+                                       do_cast_batch(Pool, distribute_pool_proto:cast_batch(Pool#dpool.id, Dest,
+                                                                                            Messages));
                                    {true, {ok, #{key := KeyFun} = Map}} when map_size(Map) =:= 1,
                                                                             is_function(KeyFun, 1) ->
                                        Keyed = [{erlang:phash2(KeyFun(Msg), ?KEY_HASH_RANGE), Msg}
                                                 || Msg <- Messages],
-                                       do_cast_batch(Pool, {cast_batch_keyed, Pool#dpool.id, Dest, Keyed});
+                                       do_cast_batch(Pool, distribute_pool_proto:cast_batch_keyed(Pool#dpool.id,
+                                                                                                  Dest, Keyed));
                                    {true, _} ->
                                        {error, badarg}
                                end
                        end).
 
--spec do_cast_batch(pool(), tuple()) ->
+-spec do_cast_batch(pool(), distribute_pool_proto:request()) ->
     {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
 do_cast_batch(#dpool{server = Server}, Request) ->
     distribute_pool_client:call(Server, Request, ?SEND_WAIT_MS).

@@ -290,7 +290,8 @@ parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Re
 -spec settle_leases(#par{}) -> ok.
 settle_leases(#par{lanes = Lanes, died = Died}) ->
     Dirty = lists:usort([LaneAndPool || W <- Died, {ok, LaneAndPool} <- [maps:find(W, Lanes)]]),
-    _ = [distribute_pool_client:call_on_lane(Lane, {stats, PoolId}, ?SETTLE_WAIT_MS) || {Lane, PoolId} <- Dirty],
+    _ = [distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:stats(PoolId), ?SETTLE_WAIT_MS)
+         || {Lane, PoolId} <- Dirty],
     ok.
 
 -spec kill_workers(#par{}) -> no_return().

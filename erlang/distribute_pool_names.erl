@@ -106,15 +106,16 @@ whereis_name(Name) ->
             distribute_pool_client:not_running(io_lib:format("no default C-node: ~0tp", [Why]));
         {Service, Node} ->
             Server = {Service, Node},
-            case distribute_pool_client:call(Server, {whereis, Name}, ?WHEREIS_WAIT_MS) of
-                {ok, Id, Ms} when is_integer(Id), Id >= 0, is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+            Reply = distribute_pool_client:call(Server, distribute_pool_proto:whereis(Name), ?WHEREIS_WAIT_MS),
+            case distribute_pool_proto:whereis_reply(Reply) of
+                {ok, Id, Ms} ->
                     Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
                     ok = remember(Name, Pool),
                     {ok, Pool};
+                {error, {bad_reply, _}} ->
+                    {error, invalid_pool};
                 {error, _} = Error ->
-                    Error;
-                _Other ->
-                    {error, invalid_pool}
+                    Error
             end
     end.
 

@@ -91,13 +91,11 @@ batch(P, Acc, N, Error) ->
 
 -spec flush(#pipe{}, [{term(), term()}], none | {pid(), reference()}, ok | {error, term()}) -> ok.
 flush(#pipe{server = Server, pool = PoolId, conn = ConnId, lease = LeaseId} = P, Acc, Sync, Error) ->
-    Result = distribute_pool_client:call(Server, {send_many, PoolId, ConnId, LeaseId, lists:reverse(Acc)},
-                                         ?SEND_WAIT_MS),
-    Error1 = case {Error, Result} of
-                 {{error, _}, _} -> Error;
-                 {ok, ok} -> ok;
-                 {ok, {error, _}} -> Result;
-                 {ok, Other} -> {error, {bad_reply, Other}}
+    Request = distribute_pool_proto:send_many(PoolId, ConnId, LeaseId, lists:reverse(Acc)),
+    Result = distribute_pool_proto:send_many_reply(distribute_pool_client:call(Server, Request, ?SEND_WAIT_MS)),
+    Error1 = case Error of
+                 {error, _} -> Error;
+                 ok -> Result
              end,
     case Sync of
         none ->
