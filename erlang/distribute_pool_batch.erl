@@ -49,8 +49,6 @@
 -define(MAX_STRESS_WORKERS, 100000).
 -define(MAX_STRESS_OPS, 1000000000).
 -define(DEFAULT_PROGRESS_MS, 1000).
-%% Bound on each request with which a batch settles the leases of workers that died (see above).
--define(SETTLE_WAIT_MS, 5000).
 
 %% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
 %% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
@@ -290,7 +288,7 @@ parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Re
 -spec settle_leases(#par{}) -> ok.
 settle_leases(#par{lanes = Lanes, died = Died}) ->
     Dirty = lists:usort([LaneAndPool || W <- Died, {ok, LaneAndPool} <- [maps:find(W, Lanes)]]),
-    _ = [distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:stats(PoolId), ?SETTLE_WAIT_MS)
+    _ = [distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:stats(PoolId), ?DPOOL_PROMPT_WAIT_MS)
          || {Lane, PoolId} <- Dirty],
     ok.
 

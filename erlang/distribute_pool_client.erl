@@ -13,6 +13,8 @@
 %% picked here, on every call.
 -module(distribute_pool_client).
 
+-include("distribute_pool_internal.hrl").
+
 -export([call/3]).
 -export([call_tagged/3]).
 -export([call_on_lane/3]).
@@ -31,16 +33,10 @@
 %% The C-node could not be asked: {connection_failed, {cnode_not_running, Text}}.
 -type unreachable() :: {connection_failed, {cnode_not_running, binary()}}.
 
-%% The largest timeout a receive accepts.
--define(MAX_WAIT, 4294967295).
 %% How long a call to a C-node on another node waits before it also checks that the service is there.
 -define(NAME_CHECK_MS, 100).
 %% A bound on the wait for the nodedown message that follows a DOWN with noconnection (it always comes).
 -define(NODEDOWN_WAIT_MS, 5000).
-%% The most lanes a C-node has (its --lanes range).
--define(MAX_LANES, 16).
-%% Bound on the one `lanes' request per C-node.
--define(LANES_WAIT_MS, 5000).
 %% persistent_term: {LaneNodes :: tuple(), Counter :: atomics:atomics_ref()} | single.
 -define(LANES_KEY(Server), {?MODULE, lanes, Server}).
 %% Process dictionary: this process's ticket of the C-node's round-robin counter.
@@ -238,7 +234,7 @@ cast(Server, Cast) ->
 %% itself when the C-node has one lane, is an older one without lanes, or could not be asked yet).
 -spec lane(server()) -> server().
 lane(Server) ->
-    lane(Server, ?LANES_WAIT_MS).
+    lane(Server, ?DPOOL_PROMPT_WAIT_MS).
 
 %% Wait bounds the `lanes' request when the C-node's lanes are not known yet (0: do not ask).
 -spec lane(server(), wait()) -> server().
@@ -263,7 +259,7 @@ lane(Server, _Wait) ->
 %% Every node name of the C-node Server, lane 0 (its own name) first.
 -spec lane_nodes(server()) -> [node()].
 lane_nodes({_, Node} = Server) ->
-    case lanes(Server, ?LANES_WAIT_MS) of
+    case lanes(Server, ?DPOOL_PROMPT_WAIT_MS) of
         {Nodes, _Counter} -> tuple_to_list(Nodes);
         single -> [Node]
     end.
@@ -272,7 +268,7 @@ lane_nodes({_, Node} = Server) ->
 lanes(Server, Wait) ->
     case persistent_term:get(?LANES_KEY(Server), undefined) of
         undefined when Wait =:= 0 -> single;
-        undefined -> learn_lanes(Server, min(Wait, ?LANES_WAIT_MS));
+        undefined -> learn_lanes(Server, min(Wait, ?DPOOL_PROMPT_WAIT_MS));
         Known -> Known
     end.
 
@@ -313,5 +309,5 @@ lane_atoms(Main, [_Main | Lanes]) ->
 
 -spec clamp(wait()) -> wait().
 clamp(infinity) -> infinity;
-clamp(Wait) when Wait > ?MAX_WAIT -> ?MAX_WAIT;
+clamp(Wait) when Wait > ?DPOOL_MAX_WAIT_MS -> ?DPOOL_MAX_WAIT_MS;
 clamp(Wait) -> Wait.

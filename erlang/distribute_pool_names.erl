@@ -31,8 +31,6 @@
 -export([release_owner/2]).
 
 -define(TABLE, distribute_pool_names).
-%% Bound on the `whereis' request (the C-node answers at once).
--define(WHEREIS_WAIT_MS, 5000).
 
 %% Creates the table, owned by the calling process (the supervisor). Public: its owner is not its writer.
 -spec create_table() -> ok.
@@ -106,7 +104,7 @@ whereis_name(Name) ->
             distribute_pool_client:not_running(io_lib:format("no default C-node: ~0tp", [Why]));
         {Service, Node} ->
             Server = {Service, Node},
-            Reply = distribute_pool_client:call(Server, distribute_pool_proto:whereis(Name), ?WHEREIS_WAIT_MS),
+            Reply = distribute_pool_client:call(Server, distribute_pool_proto:whereis(Name), ?DPOOL_PROMPT_WAIT_MS),
             case distribute_pool_proto:whereis_reply(Reply) of
                 {ok, Id, Ms} ->
                     Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},

@@ -2,7 +2,9 @@
 %%
 %% unit: the builders make the tuples of docs/PROTOCOL.md, and the readers turn each reply shape into what the
 %% library matches (bad shapes into {bad_reply, _}), without a C-node.
-%% cnode: against the real C-node, every request the builders make is one it knows (never badarg).
+%% cnode: against the real C-node, every request the builders make is one it knows (never badarg), and each
+%% limit of distribute_pool_internal.hrl that the C-node has too is the C-node's: its bound is accepted and
+%% the next value refused, on both sides, so that a change on one side only fails here.
 -module(distribute_pool_proto_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -21,6 +23,13 @@
 -export([call_send_many_and_restore_reply_shapes/1]).
 -export([lanes_reply_takes_only_the_implied_names/1]).
 -export([cnode_knows_every_request_built/1]).
+-export([max_connections_agrees/1]).
+-export([acquire_timeout_agrees/1]).
+-export([connect_timeout_agrees/1]).
+-export([drain_timeout_agrees/1]).
+-export([key_hash_range_agrees/1]).
+-export([request_timeout_range_agrees/1]).
+-export([lanes_limit_agrees/1]).
 
 -import(dpool_ct_helper, [doc/1]).
 
@@ -46,7 +55,14 @@ groups() ->
                          stats_and_pools_reply_shapes,
                          call_send_many_and_restore_reply_shapes,
                          lanes_reply_takes_only_the_implied_names]},
-     {cnode, [], [cnode_knows_every_request_built]}].
+     {cnode, [], [cnode_knows_every_request_built,
+                  max_connections_agrees,
+                  acquire_timeout_agrees,
+                  connect_timeout_agrees,
+                  drain_timeout_agrees,
+                  key_hash_range_agrees,
+                  request_timeout_range_agrees,
+                  lanes_limit_agrees]}].
 
 -spec init_per_group(atom(), list()) -> list().
 init_per_group(cnode, Config) ->
@@ -244,3 +260,117 @@ cnode_knows_every_request_built(_Config) ->
     %% Answered after the casts (this process's lane, as theirs): the C-node read them, none malformed.
     {ok, #{malformed_messages := Malformed}} = Call(distribute_pool_proto:info()),
     ok.
+
+-spec max_connections_agrees(list()) -> ok.
+max_connections_agrees(_Config) ->
+    doc("max_connections: the C-node takes DPOOL_MAX_CONNECTIONS and refuses one more, saying the range is "
+        "1..DPOOL_MAX_CONNECTIONS."),
+    {1, ?DPOOL_MAX_CONNECTIONS} = refused_range(max_connections, ?DPOOL_MAX_CONNECTIONS + 1),
+    {1, ?DPOOL_MAX_CONNECTIONS} = refused_range(max_connections, 0),
+    ok = accepted(#{max_connections => ?DPOOL_MAX_CONNECTIONS}).
+
+-spec acquire_timeout_agrees(list()) -> ok.
+acquire_timeout_agrees(_Config) ->
+    doc("acquire_timeout_ms: the C-node's range is 0..DPOOL_MAX_ACQUIRE_MS and its default "
+        "DPOOL_DEFAULT_ACQUIRE_MS, which a pool's handle and stats then hold."),
+    {0, ?DPOOL_MAX_ACQUIRE_MS} = refused_range(acquire_timeout_ms, ?DPOOL_MAX_ACQUIRE_MS + 1),
+    ok = accepted(#{acquire_timeout_ms => ?DPOOL_MAX_ACQUIRE_MS}),
+    {ok, Pool} = distribute_pool:new(?NOBODY, #{max_connections => 1, min_connections => 0}),
+    #{acquire_timeout_ms := ?DPOOL_DEFAULT_ACQUIRE_MS} = dpool_ct_helper:do_stats(Pool),
+    ok = distribute_pool:destroy(Pool).
+
+-spec connect_timeout_agrees(list()) -> ok.
+connect_timeout_agrees(_Config) ->
+    doc("connect_timeout_ms: the C-node's range is 1..DPOOL_MAX_CONNECT_MS, the bound the library assumes when "
+        "it works out how long new/2 may take."),
+    {1, ?DPOOL_MAX_CONNECT_MS} = refused_range(connect_timeout_ms, ?DPOOL_MAX_CONNECT_MS + 1),
+    ok = accepted(#{connect_timeout_ms => ?DPOOL_MAX_CONNECT_MS}).
+
+-spec drain_timeout_agrees(list()) -> ok.
+drain_timeout_agrees(_Config) ->
+    doc("A destroy's drain: the C-node decodes DPOOL_MAX_DRAIN_MS and refuses one more (badarg); the library "
+        "takes the same range in destroy/2 and child_spec/1."),
+    Server = dpool_ct_helper:do_cnode(),
+    Destroy = fun(Drain) ->
+                      distribute_pool_client:call(Server, distribute_pool_proto:destroy(?NO_POOL, Drain), 5000)
+              end,
+    {error, invalid_pool} = Destroy(?DPOOL_MAX_DRAIN_MS),
+    {error, badarg} = Destroy(?DPOOL_MAX_DRAIN_MS + 1),
+    {ok, Pool} = distribute_pool:new(?NOBODY, #{max_connections => 1, min_connections => 0}),
+    {error, badarg} = distribute_pool:destroy(Pool, #{drain_timeout_ms => ?DPOOL_MAX_DRAIN_MS + 1}),
+    ok = distribute_pool:destroy(Pool, #{drain_timeout_ms => ?DPOOL_MAX_DRAIN_MS}),
+    #{shutdown := _} = distribute_pool:child_spec(#{name => dpool_proto_drain, target => ?NOBODY,
+                                                    max_connections => 1,
+                                                    drain_timeout_ms => ?DPOOL_MAX_DRAIN_MS}),
+    {'EXIT', {{invalid_config, {bad_value, drain_timeout_ms, _, _}}, _}} =
+        (catch distribute_pool:child_spec(#{name => dpool_proto_drain, target => ?NOBODY, max_connections => 1,
+                                            drain_timeout_ms => ?DPOOL_MAX_DRAIN_MS + 1})),
+    ok.
+
+-spec key_hash_range_agrees(list()) -> ok.
+key_hash_range_agrees(_Config) ->
+    doc("cast_batch's key hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE) is at most DPOOL_MAX_KEY_HASH, "
+        "which the C-node decodes; it refuses one more (badarg)."),
+    ?DPOOL_KEY_HASH_RANGE = ?DPOOL_MAX_KEY_HASH + 1,
+    Server = dpool_ct_helper:do_cnode(),
+    Keyed = fun(Hash) -> distribute_pool_proto:cast_batch_keyed(?NO_POOL, name, [{Hash, m}]) end,
+    {error, invalid_pool} = distribute_pool_client:call(Server, Keyed(?DPOOL_MAX_KEY_HASH), 5000),
+    {error, badarg} = distribute_pool_client:call(Server, Keyed(?DPOOL_KEY_HASH_RANGE), 5000),
+    ok.
+
+-spec request_timeout_range_agrees(list()) -> ok.
+request_timeout_range_agrees(_Config) ->
+    doc("Request and call timeouts: the C-node decodes up to DPOOL_MAX_WAIT_MS (what a receive takes) and "
+        "refuses one more (badarg), for a request on a lease and for a one-shot call alike."),
+    Server = dpool_ct_helper:do_cnode(),
+    Call = fun(Request) -> distribute_pool_client:call(Server, Request, 5000) end,
+    {error, invalid_pool} = Call(distribute_pool_proto:request(?NO_POOL, 0, 0, name, ?DPOOL_MAX_WAIT_MS, r)),
+    {error, badarg} = Call(distribute_pool_proto:request(?NO_POOL, 0, 0, name, ?DPOOL_MAX_WAIT_MS + 1, r)),
+    {error, invalid_pool} = Call(distribute_pool_proto:pooled_call(?NO_POOL, m, f, [], ?DPOOL_MAX_WAIT_MS)),
+    {error, badarg} = Call(distribute_pool_proto:pooled_call(?NO_POOL, m, f, [], ?DPOOL_MAX_WAIT_MS + 1)),
+    ok.
+
+-spec lanes_limit_agrees(list()) -> ok.
+lanes_limit_agrees(_Config) ->
+    doc("--lanes: dpool_cnode refuses DPOOL_MAX_LANES + 1 (usage error, exit 2) and, started with "
+        "DPOOL_MAX_LANES, answers that many names, which the library takes; the application env `lanes' has "
+        "the same range."),
+    Alive = dpool_ct_helper:do_uniq("dpool_proto_lanes"),
+    TooMany = integer_to_list(?DPOOL_MAX_LANES + 1),
+    {2, Output} = dpool_ct_helper:do_run_exe(["--name", Alive ++ "@127.0.0.1", "--lanes", TooMany]),
+    true = string:find(Output, "--lanes") =/= nomatch,
+    CNodePort = dpool_ct_helper:do_start_cnode_port(
+                  ["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(?DPOOL_MAX_LANES)],
+                  atom_to_list(erlang:get_cookie())),
+    try
+        #{node := CNode} = CNodePort,
+        Server = {distribute_pool, CNode},
+        {ok, Names} = distribute_pool_proto:lanes_reply(
+                        CNode, distribute_pool_client:call(Server, distribute_pool_proto:lanes(), 5000)),
+        ?DPOOL_MAX_LANES = length(Names),
+        ?DPOOL_MAX_LANES = length(distribute_pool_client:lane_nodes(Server))
+    after
+        dpool_ct_helper:do_stop_cnode_port(CNodePort)
+    end,
+    Env = #{cnode => embedded, service => distribute_pool, cnode_args => []},
+    {ok, #{lanes := ?DPOOL_MAX_LANES}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES}),
+    {error, {bad_app_env, lanes, _}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES + 1}),
+    {ok, #{lanes := ?DPOOL_DEFAULT_LANES}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_DEFAULT_LANES}),
+    ok.
+
+%% Helpers.
+
+%% The range the C-node gives in its refusal of Key => Value: {Low, High} of "an integer in Low..High".
+-spec refused_range(atom(), integer()) -> {integer(), integer()}.
+refused_range(Key, Value) ->
+    Options = maps:merge(#{max_connections => 1, min_connections => 0}, #{Key => Value}),
+    {error, {invalid_config, {bad_value, Key, Value, Allowed}}} = distribute_pool:new(?NOBODY, Options),
+    {match, [Low, High]} = re:run(Allowed, "^an integer in ([0-9]+)\\.\\.([0-9]+)$",
+                                  [{capture, all_but_first, list}]),
+    {list_to_integer(Low), list_to_integer(High)}.
+
+%% A pool with Options (and min_connections 0) is made by the C-node, and destroyed again.
+-spec accepted(map()) -> ok.
+accepted(Options) ->
+    {ok, Pool} = distribute_pool:new(?NOBODY, maps:merge(#{max_connections => 1, min_connections => 0}, Options)),
+    ok = distribute_pool:destroy(Pool).
