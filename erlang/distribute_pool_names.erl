@@ -84,7 +84,14 @@ remember(Name, Pool) ->
 %% Forgets every name kept for the pool of Handle (destroyed, or found stale).
 -spec forget(#dpool{}) -> ok.
 forget(#dpool{server = Server, id = Id}) ->
-    _ = (catch ets:match_delete(?TABLE, {{name, '_'}, #dpool{server = Server, id = Id, _ = '_'}})),
+    %% Kept handles of this pool whatever their acquire timeout: a match spec, as a #dpool{} pattern with
+    %% '_' in it would be no #dpool{}.
+    KeptHandle = [{{{name, '_'}, '$1'},
+                   [{is_record, '$1', dpool, record_info(size, dpool)},
+                    {'=:=', {element, #dpool.server, '$1'}, {const, Server}},
+                    {'=:=', {element, #dpool.id, '$1'}, {const, Id}}],
+                   [true]}],
+    _ = (catch ets:select_delete(?TABLE, KeptHandle)),
     ok.
 
 -spec kept(atom()) -> {ok, #dpool{}} | error.
