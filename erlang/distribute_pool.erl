@@ -136,24 +136,13 @@
 %% A pool handle or a pool's name: what send/3, request/3,4 and call/4,5 take for a one-shot operation
 %% (anything else is taken for a lease, and is invalid_connection unless it is one).
 -define(IS_POOL_REF(H), (is_record(H, dpool) orelse ?IS_POOL_NAME(H))).
-%% How much longer than the C-node's own deadline the client waits for its answer.
--define(CHECKOUT_MARGIN_MS, 5000).
--define(REQUEST_MARGIN_MS, 1000).
+%% request/3 and call/4: gen_server:call/2's timeout. (The bounds of the client's waits for the C-node are
+%% those of distribute_pool_internal.hrl.)
 -define(DEFAULT_REQUEST_MS, 5000).
-%% Bounds for answers that the C-node gives at once, or after a back-pressure hold (send).
--define(STATS_WAIT_MS, 5000).
--define(DEFAULT_DRAIN_MS, 5000).
-%% How much longer than the drain the client waits for destroy's answer.
--define(DESTROY_MARGIN_MS, 10000).
--define(SEND_WAIT_MS, 60000).
 %% send_async/3's window: how far a sender may get ahead before it waits for the C-node (docs/PROTOCOL.md).
 -define(ASYNC_WINDOW_MSGS, 64).
 -define(ASYNC_WINDOW_BYTES, 65536).
 -define(ASYNC_KEY(PoolId, ConnId), {distribute_pool_async, PoolId, ConnId}).
-%% cast_batch's key hashes: erlang:phash2(Key, ?KEY_HASH_RANGE), 0..2^32-1 (docs/PROTOCOL.md).
--define(KEY_HASH_RANGE, 4294967296).
-%% A receive timeout cannot exceed this; request timeouts leave room for the client's margin.
--define(MAX_WAIT_MS, 4294967295).
 
 %% @doc Creates a pool of connections to Target and returns once its `min_connections' (by default all
 %% of them) are up. MaxOrOptions is the maximum number of connections, or the options: a map or a keyword
@@ -186,10 +175,11 @@ do_new(#{cnode := CNode, target := Target, options := Options,
          acquire_timeout_ms := AcquireMs, wait := Wait}) ->
     case resolve_cnode(CNode) of
         {ok, Server} ->
-            Reply = case CNode =:= default andalso embedded() of
+            Reply = case CNode =:= default andalso distribute_pool_env:embedded() of
                         %% Through the registry, which records the pool for a restart of the C-node.
                         true -> distribute_pool_registry:new(Target, Options, Wait);
-                        false -> distribute_pool_client:call(Server, {new, Target, Options}, Wait)
+                        false -> distribute_pool_client:call(Server, distribute_pool_proto:new(Target, Options),
+                                                             Wait)
                     end,
             Handle = fun(Id, Ms) ->
                              Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
@@ -198,19 +188,16 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                                      ?IS_POOL_NAME(Name)],
                              Pool
                      end,
-            case Reply of
-                {ok, PoolId} when is_integer(PoolId), PoolId >= 0 ->
+            case distribute_pool_proto:new_reply(Reply) of
+                {ok, PoolId} ->
                     {ok, Handle(PoolId, AcquireMs)};
-                {error, {already_started, Id, Ms}} when is_integer(Id), Id >= 0, is_integer(Ms), Ms >= 0,
-                                                        Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+                {already_started, Id, Ms} ->
                     {error, {already_started, Handle(Id, Ms)}};
                 {error, timeout} ->
                     Text = io_lib:format("the C-node did not answer within ~b ms", [Wait]),
                     {error, {connection_failed, {timeout, unicode:characters_to_binary(Text)}}};
                 {error, _} = Error ->
-                    Error;
-                Other ->
-                    {error, {bad_reply, Other}}
+                    Error
             end;
         {error, _} = Error ->
             Error
@@ -290,10 +277,6 @@ format_config_error(Why) ->
               io_lib:format("~0tp", [Other])
       end).
 
--spec embedded() -> boolean().
-embedded() ->
-    application:get_env(distribute_pool, cnode, embedded) =:= embedded.
-
 %% The default C-node, with the application started first when it is not running.
 -spec resolve_cnode(default | distribute_pool_client:server()) ->
     {ok, distribute_pool_client:server()} | {error, connection_failure()}.
@@ -364,10 +347,10 @@ with_connection(PoolRef, Fun, Options) ->
 checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
     case distribute_pool_config:to_map(Options) of
         {ok, Map} when map_size(Map) =:= 0 ->
-            {ok, default, Default + ?CHECKOUT_MARGIN_MS};
+            {ok, default, Default + ?DPOOL_CHECKOUT_MARGIN_MS};
         {ok, #{acquire_timeout_ms := Ms} = Map} when map_size(Map) =:= 1, is_integer(Ms), Ms >= 0,
                                                      Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
-            {ok, Ms, Ms + ?CHECKOUT_MARGIN_MS};
+            {ok, Ms, Ms + ?DPOOL_CHECKOUT_MARGIN_MS};
         _ ->
             error
     end.
@@ -375,24 +358,24 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
 -spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
-    case distribute_pool_client:call_tagged(Server, {checkout, PoolId, WireTimeout}, Wait) of
-        {reply, {ok, {ConnId, LeaseId, ConnNode}}}
-          when is_integer(ConnId), ConnId >= 0, is_integer(LeaseId), LeaseId >= 0, is_atom(ConnNode) ->
-            Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
-            try Fun(Conn) of
-                Result -> {ok, Result}
-            after
-                ok = end_async(PoolId, ConnId, LeaseId),
-                distribute_pool_client:cast(Server, {checkin, PoolId, ConnId, LeaseId})
+    case distribute_pool_client:call_tagged(Server, distribute_pool_proto:checkout(PoolId, WireTimeout), Wait) of
+        {reply, Reply} ->
+            case distribute_pool_proto:checkout_reply(Reply) of
+                {ok, ConnId, LeaseId, ConnNode} ->
+                    Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
+                    try Fun(Conn) of
+                        Result -> {ok, Result}
+                    after
+                        ok = end_async(PoolId, ConnId, LeaseId),
+                        distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId))
+                    end;
+                {error, _} = Error ->
+                    Error
             end;
-        {reply, {error, _} = Error} ->
-            Error;
-        {reply, Other} ->
-            {error, {bad_reply, Other}};
         {timeout, Tag} ->
             %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a lease
             %% granted after all goes back to the pool instead of to a caller that stopped waiting.
-            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
             {error, pool_exhausted};
         {error, {connection_failed, _}} = Error ->
             Error
@@ -405,14 +388,15 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 -spec send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
 send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
     with_pool_once(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
-                              one_shot(Pool, {pooled_send, PoolId, Dest, Msg},
-                                       AcquireMs + ?CHECKOUT_MARGIN_MS + ?SEND_WAIT_MS)
+                              one_shot(Pool, distribute_pool_proto:pooled_send(PoolId, Dest, Msg),
+                                       AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS + ?DPOOL_SEND_WAIT_MS)
                       end);
 send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, {send, PoolId, ConnId, LeaseId, Dest, Msg}, ?SEND_WAIT_MS);
+            distribute_pool_client:call(Server, distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg),
+                                        ?DPOOL_SEND_WAIT_MS);
         {error, _} = Error ->
             Error;
         false ->
@@ -533,7 +517,9 @@ request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
                                   false ->
                                       {error, badarg};
                                   true ->
-                                      one_shot(Pool, {pooled_request, Pool#dpool.id, Dest, Timeout, Request},
+                                      one_shot(Pool,
+                                               distribute_pool_proto:pooled_request(Pool#dpool.id, Dest, Timeout,
+                                                                                    Request),
                                                one_shot_wait(Pool, Timeout))
                               end
                       end);
@@ -548,8 +534,9 @@ request(Conn, Dest, Request, Timeout) ->
             %% After the caller's own send_async/3 messages, as a message after them would be.
             case flush_async(Conn) of
                 ok ->
-                    distribute_pool_client:call(Server, {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request},
-                                                request_wait(Timeout));
+                    distribute_pool_client:call(
+                      Server, distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout, Request),
+                      request_wait(Timeout));
                 {error, _} = Error ->
                     Error
             end
@@ -557,27 +544,29 @@ request(Conn, Dest, Request, Timeout) ->
 
 -spec valid_request_timeout(term()) -> boolean().
 valid_request_timeout(infinity) -> true;
-valid_request_timeout(T) -> is_integer(T) andalso T >= 0 andalso T =< ?MAX_WAIT_MS - ?REQUEST_MARGIN_MS.
+valid_request_timeout(T) ->
+    %% The C-node takes up to DPOOL_MAX_WAIT_MS, and so does a receive; the client's wait adds its margin.
+    is_integer(T) andalso T >= 0 andalso T =< ?DPOOL_MAX_WAIT_MS - ?DPOOL_REQUEST_MARGIN_MS.
 
 -spec request_wait(timeout()) -> timeout().
 request_wait(infinity) -> infinity;
-request_wait(Timeout) -> Timeout + ?REQUEST_MARGIN_MS.
+request_wait(Timeout) -> Timeout + ?DPOOL_REQUEST_MARGIN_MS.
 
 %% A one-shot request or call: the wait for a lease, then the request's own timeout (from when it is sent).
 -spec one_shot_wait(pool(), timeout()) -> timeout().
 one_shot_wait(_Pool, infinity) -> infinity;
 one_shot_wait(#dpool{acquire_timeout_ms = AcquireMs}, Timeout) ->
-    AcquireMs + ?CHECKOUT_MARGIN_MS + request_wait(Timeout).
+    AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS + request_wait(Timeout).
 
 %% A one-shot operation: one call to the C-node. When the client stops waiting (the C-node should have
 %% answered by then), it withdraws the operation, so that a lease taken for it goes back to the pool.
--spec one_shot(pool(), tuple(), distribute_pool_client:wait()) -> term().
+-spec one_shot(pool(), distribute_pool_proto:request(), distribute_pool_client:wait()) -> term().
 one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
     case distribute_pool_client:call_tagged(Server, Request, Wait) of
         {reply, Reply} ->
             Reply;
         {timeout, Tag} ->
-            distribute_pool_client:cast(Server, {cancel, PoolId, self(), Tag}),
+            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
             {error, timeout};
         {error, {connection_failed, _}} = Error ->
             Error
@@ -608,21 +597,17 @@ call(Conn, M, F, A, Timeout) ->
 -spec checked_call(pool() | conn(), term(), term(), term(), term()) -> term().
 checked_call(Handle, M, F, A, Timeout) ->
     case is_atom(M) andalso is_atom(F) andalso is_proper_list(A) andalso valid_request_timeout(Timeout) of
-        true -> badrpc(do_call(Handle, M, F, A, Timeout));
+        true -> distribute_pool_proto:call_reply(do_call(Handle, M, F, A, Timeout));
         false -> {error, badarg}
     end.
 
 -spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
 do_call(#dpool{id = PoolId} = Pool, M, F, A, Timeout) ->
-    one_shot(Pool, {pooled_call, PoolId, M, F, A, Timeout}, one_shot_wait(Pool, Timeout));
+    one_shot(Pool, distribute_pool_proto:pooled_call(PoolId, M, F, A, Timeout), one_shot_wait(Pool, Timeout));
 do_call(Conn, M, F, A, Timeout) ->
     #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-    distribute_pool_client:call(Server, {call, PoolId, ConnId, LeaseId, M, F, A, Timeout}, request_wait(Timeout)).
-
-%% A function that returned {badrpc, Reason} cannot be told from a failed call (rex's rule): both are errors.
--spec badrpc(term()) -> term().
-badrpc({ok, {badrpc, Reason}}) -> {error, {badrpc, Reason}};
-badrpc(Other) -> Other.
+    distribute_pool_client:call(Server, distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout),
+                                request_wait(Timeout)).
 
 %% @doc `pong' when the target's net_kernel answers over the leased connection (a round trip through the
 %% target's scheduler, as net_adm:ping/1 makes), `pang' when it does not (the connection or the target is
@@ -649,7 +634,8 @@ discard(Conn) ->
     case valid_conn(Conn) of
         true ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, {discard, PoolId, ConnId, LeaseId}, ?STATS_WAIT_MS);
+            distribute_pool_client:call(Server, distribute_pool_proto:discard(PoolId, ConnId, LeaseId),
+                                        ?DPOOL_PROMPT_WAIT_MS);
         false ->
             {error, invalid_connection}
     end.
@@ -658,7 +644,8 @@ discard(Conn) ->
 -spec stats(pool_ref()) -> {ok, stats()} | {error, invalid_pool | connection_failure() | timeout}.
 stats(PoolRef) ->
     with_pool(PoolRef, fun(#dpool{server = Server, id = PoolId}) ->
-                               distribute_pool_client:call(Server, {stats, PoolId}, ?STATS_WAIT_MS)
+                               distribute_pool_client:call(Server, distribute_pool_proto:stats(PoolId),
+                                                           ?DPOOL_PROMPT_WAIT_MS)
                        end).
 
 %% @doc Destroys the pool: new checkouts get `{error, invalid_pool}' at once, callers waiting for a lease
@@ -682,15 +669,12 @@ pools() ->
 %% @doc The same for the C-node CNode (a node name: the application's service name; or `{Service, Node}').
 -spec pools(cnode()) -> {ok, [{pool(), stats()}]} | {error, connection_failure() | timeout | badarg}.
 pools(Node) when is_atom(Node) ->
-    pools({application:get_env(distribute_pool, service, distribute_pool), Node});
+    pools({distribute_pool_env:value(service), Node});
 pools({Service, Node} = Server) when is_atom(Service), is_atom(Node) ->
-    case distribute_pool_client:call(Server, pools, ?STATS_WAIT_MS) of
-        {ok, Ids} when is_list(Ids) ->
-            pool_stats(Server, lists:sort(Ids), []);
-        {error, _} = Error ->
-            Error;
-        Other ->
-            {error, {bad_reply, Other}}
+    case distribute_pool_proto:pools_reply(distribute_pool_client:call(Server, distribute_pool_proto:pools(),
+                                                                        ?DPOOL_PROMPT_WAIT_MS)) of
+        {ok, Ids} -> pool_stats(Server, lists:sort(Ids), []);
+        {error, _} = Error -> Error
     end;
 pools(_) ->
     {error, badarg}.
@@ -700,8 +684,9 @@ pools(_) ->
 pool_stats(_Server, [], Acc) ->
     {ok, lists:reverse(Acc)};
 pool_stats(Server, [Id | Ids], Acc) when is_integer(Id), Id >= 0 ->
-    case distribute_pool_client:call(Server, {stats, Id}, ?STATS_WAIT_MS) of
-        {ok, #{acquire_timeout_ms := Ms} = Stats} when is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+    Reply = distribute_pool_client:call(Server, distribute_pool_proto:stats(Id), ?DPOOL_PROMPT_WAIT_MS),
+    case distribute_pool_proto:stats_reply(Reply) of
+        {ok, Stats, Ms} ->
             Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
             pool_stats(Server, Ids, [{Pool, Stats} | Acc]);
         {error, Reason} when Reason =:= timeout; element(1, Reason) =:= connection_failed ->
@@ -725,8 +710,8 @@ destroy(PoolRef, Options) ->
 
 -spec do_destroy(pool(), non_neg_integer()) -> ok | {error, term()}.
 do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
-    Wait = Drain + ?DESTROY_MARGIN_MS,
-    Direct = fun() -> distribute_pool_client:call(Server, {destroy, PoolId, Drain}, Wait) end,
+    Wait = Drain + ?DPOOL_DESTROY_MARGIN_MS,
+    Direct = fun() -> distribute_pool_client:call(Server, distribute_pool_proto:destroy(PoolId, Drain), Wait) end,
     Reply = case whereis(distribute_pool_registry) of
                 undefined ->
                     Direct();
@@ -742,7 +727,7 @@ do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
 -spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.
 drain_timeout(Options) ->
     case distribute_pool_config:to_map(Options) of
-        {ok, Map} when map_size(Map) =:= 0 -> {ok, ?DEFAULT_DRAIN_MS};
+        {ok, Map} when map_size(Map) =:= 0 -> {ok, ?DPOOL_DEFAULT_DRAIN_MS};
         {ok, #{drain_timeout_ms := Ms} = Map} when map_size(Map) =:= 1, is_integer(Ms), Ms >= 0,
                                                    Ms =< ?DPOOL_MAX_DRAIN_MS -> {ok, Ms};
         _ -> error
@@ -782,21 +767,23 @@ cast_batch(PoolRef, Dest, Messages, Options) ->
                                    {false, _} ->
                                        {error, badarg};
                                    {true, {ok, Empty}} when map_size(Empty) =:= 0 ->
-                                       do_cast_batch(Pool, {cast_batch, Pool#dpool.id, Dest, Messages});
+                                       do_cast_batch(Pool, distribute_pool_proto:cast_batch(Pool#dpool.id, Dest,
+                                                                                            Messages));
                                    {true, {ok, #{key := KeyFun} = Map}} when map_size(Map) =:= 1,
                                                                             is_function(KeyFun, 1) ->
-                                       Keyed = [{erlang:phash2(KeyFun(Msg), ?KEY_HASH_RANGE), Msg}
+                                       Keyed = [{erlang:phash2(KeyFun(Msg), ?DPOOL_KEY_HASH_RANGE), Msg}
                                                 || Msg <- Messages],
-                                       do_cast_batch(Pool, {cast_batch_keyed, Pool#dpool.id, Dest, Keyed});
+                                       do_cast_batch(Pool, distribute_pool_proto:cast_batch_keyed(Pool#dpool.id,
+                                                                                                  Dest, Keyed));
                                    {true, _} ->
                                        {error, badarg}
                                end
                        end).
 
--spec do_cast_batch(pool(), tuple()) ->
+-spec do_cast_batch(pool(), distribute_pool_proto:request()) ->
     {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
 do_cast_batch(#dpool{server = Server}, Request) ->
-    distribute_pool_client:call(Server, Request, ?SEND_WAIT_MS).
+    distribute_pool_client:call(Server, Request, ?DPOOL_SEND_WAIT_MS).
 
 -spec valid_dest(term()) -> boolean().
 valid_dest(Name) when is_atom(Name) -> true;
@@ -844,8 +831,8 @@ default_cnode() ->
         undefined ->
             {error, not_started};
         _ ->
-            Service = application:get_env(distribute_pool, service, distribute_pool),
-            case application:get_env(distribute_pool, cnode, embedded) of
+            Service = distribute_pool_env:value(service),
+            case distribute_pool_env:value(cnode) of
                 embedded -> distribute_pool_cnode:address();
                 Node when is_atom(Node), is_atom(Service) -> {Service, Node};
                 _ -> {error, cnode_not_running}

@@ -49,8 +49,6 @@
 -define(MAX_STRESS_WORKERS, 100000).
 -define(MAX_STRESS_OPS, 1000000000).
 -define(DEFAULT_PROGRESS_MS, 1000).
-%% Bound on each request with which a batch settles the leases of workers that died (see above).
--define(SETTLE_WAIT_MS, 5000).
 
 %% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
 %% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
@@ -150,8 +148,9 @@ stress_options(Options) ->
 
 %% --- the coordinator ----------------------------------------------------------------------------------
 
-%% Runs Init(Caller, Tag) in a new coordinator process and waits for its one answer, {Tag, Answer}.
--spec run_coordinated(fun((pid(), reference()) -> no_return())) -> term().
+%% Runs Init(Caller, Tag) in a new coordinator process and waits for its one answer, {Tag, Answer}. Init
+%% returns once the coordinator's work is done (every worker has ended), which ends the coordinator.
+-spec run_coordinated(fun((pid(), reference()) -> ok)) -> term().
 run_coordinated(Init) ->
     Caller = self(),
     Tag = make_ref(),
@@ -184,7 +183,7 @@ run_coordinated(Init) ->
     died = [] :: [pid()]
 }).
 
--spec parallel_init(pid(), reference(), distribute_pool:pool(), [term()], fun(), pos_integer()) -> no_return().
+-spec parallel_init(pid(), reference(), distribute_pool:pool(), [term()], fun(), pos_integer()) -> ok.
 parallel_init(Caller, Tag, Pool, Messages, SendFun, Width) ->
     CallerMref = erlang:monitor(process, Caller),
     Indexed = lists:zip(lists:seq(0, length(Messages) - 1), Messages),
@@ -199,7 +198,7 @@ spawn_worker(#par{tag = Tag, pool = Pool, send_fun = SendFun, workers = Workers}
     {Pid, _Mref} = spawn_monitor(fun() -> worker(Coordinator, Tag, Pool, SendFun) end),
     State#par{workers = Workers#{Pid => waiting}}.
 
--spec parallel_loop(#par{}) -> no_return().
+-spec parallel_loop(#par{}) -> ok.
 parallel_loop(#par{tag = Tag, caller_mref = CallerMref, workers = Workers, results = Results} = State) ->
     receive
         {Tag, ready, Worker} ->
@@ -251,7 +250,7 @@ worker_down(Worker, Reason, #par{workers = Workers, results = Results, pending =
 
 %% Once no element is left or running, workers still waiting for a lease are not needed: they are killed
 %% rather than left waiting out the acquire timeout. Once no worker is left, the caller gets its answer.
--spec parallel_step(#par{}) -> no_return().
+-spec parallel_step(#par{}) -> ok.
 parallel_step(#par{workers = Workers} = State) when map_size(Workers) =:= 0 ->
     parallel_finish(State);
 parallel_step(#par{pending = [], workers = Workers} = State) ->
@@ -267,7 +266,7 @@ parallel_step(#par{pending = [], workers = Workers} = State) ->
 parallel_step(State) ->
     parallel_loop(State).
 
--spec parallel_finish(#par{}) -> no_return().
+-spec parallel_finish(#par{}) -> ok.
 parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Results, lease_error = LeaseError}
                 = State) ->
     settle_leases(State),
@@ -283,20 +282,21 @@ parallel_finish(#par{caller = Caller, tag = Tag, pending = Pending, results = Re
                        failed => [{I, F} || {I, {failed, F}} <- All]}}
         end,
     Caller ! {Tag, Answer},
-    exit(normal).
+    ok.
 
 %% The leases of workers that died are back before the batch returns (see the module comment). A worker's
 %% lane message comes before its 'DOWN', so every dead worker that could have sent a checkout is known here.
 -spec settle_leases(#par{}) -> ok.
 settle_leases(#par{lanes = Lanes, died = Died}) ->
     Dirty = lists:usort([LaneAndPool || W <- Died, {ok, LaneAndPool} <- [maps:find(W, Lanes)]]),
-    _ = [distribute_pool_client:call_on_lane(Lane, {stats, PoolId}, ?SETTLE_WAIT_MS) || {Lane, PoolId} <- Dirty],
+    _ = [distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:stats(PoolId), ?DPOOL_PROMPT_WAIT_MS)
+         || {Lane, PoolId} <- Dirty],
     ok.
 
--spec kill_workers(#par{}) -> no_return().
+-spec kill_workers(#par{}) -> ok.
 kill_workers(#par{workers = Workers}) ->
     _ = [exit(W, kill) || W <- maps:keys(Workers)],
-    exit(normal).
+    ok.
 
 %% A parallel worker: leases one connection, then runs elements the coordinator hands it until told to
 %% stop. It also ends if the coordinator goes away.
@@ -366,7 +366,7 @@ first_defined(Old, _New) -> Old.
 -define(FAILED_OPS, 2).
 
 -spec stress_init(pid(), reference(), distribute_pool:pool_ref(), non_neg_integer(), pos_integer(), progress()) ->
-    no_return().
+    ok.
 stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Progress) ->
     CallerMref = erlang:monitor(process, Caller),
     Counters = counters:new(2, [write_concurrency]),
@@ -381,12 +381,12 @@ stress_init(Caller, Tag, Pool, OpsPerWorker, Workers, Progress) ->
     schedule_progress(Progress),
     stress_loop(Caller, Tag, State).
 
--spec stress_loop(pid(), reference(), #stress{}) -> no_return().
+-spec stress_loop(pid(), reference(), #stress{}) -> ok.
 stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref} = State) when map_size(Workers) =:= 0 ->
     erlang:demonitor(CallerMref, [flush]),
     report_progress(done, State),
     Caller ! {Tag, {ok, done}},
-    exit(normal);
+    ok;
 stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, progress = Progress} = State) ->
     receive
         progress ->
@@ -395,7 +395,7 @@ stress_loop(Caller, Tag, #stress{workers = Workers, caller_mref = CallerMref, pr
             stress_loop(Caller, Tag, State);
         {'DOWN', CallerMref, process, _, _} ->
             _ = [exit(W, kill) || W <- maps:keys(Workers)],
-            exit(normal);
+            ok;
         {'DOWN', _, process, Worker, _} ->
             stress_loop(Caller, Tag, State#stress{workers = maps:remove(Worker, Workers)})
     end.

@@ -13,6 +13,8 @@
 %% picked here, on every call.
 -module(distribute_pool_client).
 
+-include("distribute_pool_internal.hrl").
+
 -export([call/3]).
 -export([call_tagged/3]).
 -export([call_on_lane/3]).
@@ -21,9 +23,6 @@
 -export([lane_nodes/1]).
 -export([unreachable/2]).
 -export([not_running/1]).
-
-%% Tags are [alias | Alias], an improper list on purpose: the form of gen_server's alias tags.
--dialyzer({no_improper_lists, [call_tagged/3, call_local/3]}).
 
 -export_type([server/0]).
 -export_type([wait/0]).
@@ -34,23 +33,17 @@
 %% The C-node could not be asked: {connection_failed, {cnode_not_running, Text}}.
 -type unreachable() :: {connection_failed, {cnode_not_running, binary()}}.
 
-%% The largest timeout a receive accepts.
--define(MAX_WAIT, 4294967295).
 %% How long a call to a C-node on another node waits before it also checks that the service is there.
 -define(NAME_CHECK_MS, 100).
 %% A bound on the wait for the nodedown message that follows a DOWN with noconnection (it always comes).
 -define(NODEDOWN_WAIT_MS, 5000).
-%% The most lanes a C-node has (its --lanes range).
--define(MAX_LANES, 16).
-%% Bound on the one `lanes' request per C-node.
--define(LANES_WAIT_MS, 5000).
 %% persistent_term: {LaneNodes :: tuple(), Counter :: atomics:atomics_ref()} | single.
 -define(LANES_KEY(Server), {?MODULE, lanes, Server}).
 %% Process dictionary: this process's ticket of the C-node's round-robin counter.
 -define(TICKET_KEY(Server), {?MODULE, lane, Server}).
 
 %% A call that maps a client-side timeout to {error, timeout}.
--spec call(server(), term(), wait()) -> term() | {error, unreachable() | timeout}.
+-spec call(server(), distribute_pool_proto:request(), wait()) -> term() | {error, unreachable() | timeout}.
 call(Server, Request, Wait) ->
     untagged(call_tagged(Server, Request, Wait)).
 
@@ -81,7 +74,7 @@ not_running(Text) ->
 
 %% A call that gives the caller the tag of a request it stopped waiting for, so that it can be withdrawn
 %% (the `cancel' cast of a checkout names it). It goes over this process's lane of the C-node.
--spec call_tagged(server(), term(), wait()) ->
+-spec call_tagged(server(), distribute_pool_proto:request(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
     call_at(lane(Server, Wait), Request, Wait).
@@ -89,7 +82,7 @@ call_tagged(Server, Request, Wait) ->
 %% A call to one given lane of a C-node ({Service, LaneNode}, as lane/1 gives it to the process that uses it),
 %% whatever lane the calling process has: it is handled after everything this node sent over that lane before
 %% (one connection is FIFO), e.g. the checkout of a process that used it and was killed since.
--spec call_on_lane(server(), term(), wait()) -> term() | {error, term()}.
+-spec call_on_lane(server(), distribute_pool_proto:request(), wait()) -> term() | {error, term()}.
 call_on_lane(Lane, Request, Wait) ->
     untagged(call_at(Lane, Request, Wait)).
 
@@ -102,7 +95,7 @@ call_on_lane(Lane, Request, Wait) ->
 %% wake-up for the second): it says at once that the C-node died, its connection broke or it cannot be reached.
 %% A live node without the service is told from a slow answer by a monitor on the service by name, set only
 %% when no answer came within ?NAME_CHECK_MS.
--spec call_at(server(), term(), wait()) ->
+-spec call_at(server(), distribute_pool_proto:request(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_at({_Service, Node} = Server, Request, Wait) when Node =:= node() ->
     call_local(Server, Request, Wait);
@@ -112,9 +105,9 @@ call_at({_Service, Node} = Server, Request, Wait) ->
     try erlang:monitor_node(Node, true) of
         true ->
             Alias = erlang:alias(),
-            Tag = [alias | Alias],
+            Tag = distribute_pool_proto:alias_tag(Alias),
             %% A plain send: it connects to the C-node's node if not yet connected (monitor_node/2 did).
-            _ = (catch erlang:send(Server, {'$gen_call', {self(), Tag}, Request})),
+            _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
             Result = await_remote(Server, Node, Tag, clamp(Wait)),
             erlang:unalias(Alias),
             Result
@@ -124,13 +117,13 @@ call_at({_Service, Node} = Server, Request, Wait) ->
     end.
 
 %% A service on this node (tests run fakes so): a monitor by name is local, and says noproc at once.
--spec call_local(server(), term(), wait()) ->
+-spec call_local(server(), distribute_pool_proto:request(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_local(Server, Request, Wait) ->
     try erlang:monitor(process, Server, [{alias, demonitor}]) of
         Mref ->
-            Tag = [alias | Mref],
-            _ = (catch erlang:send(Server, {'$gen_call', {self(), Tag}, Request})),
+            Tag = distribute_pool_proto:alias_tag(Mref),
+            _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
             receive
                 {Tag, Reply} ->
                     erlang:demonitor(Mref, [flush]),
@@ -232,16 +225,16 @@ remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% A cast never waits: when the C-node's lanes are not known yet (it could not be asked), it goes to its own
 %% name, where this process's earlier messages went too.
--spec cast(server(), term()) -> ok.
-cast(Server, Request) ->
-    _ = (catch erlang:send(lane(Server, 0), {'$gen_cast', Request})),
+-spec cast(server(), distribute_pool_proto:cast()) -> ok.
+cast(Server, Cast) ->
+    _ = (catch erlang:send(lane(Server, 0), distribute_pool_proto:cast_msg(Cast))),
     ok.
 
 %% The address this process uses for the C-node Server: {Service, LaneNode}, the same on every call (Server
 %% itself when the C-node has one lane, is an older one without lanes, or could not be asked yet).
 -spec lane(server()) -> server().
 lane(Server) ->
-    lane(Server, ?LANES_WAIT_MS).
+    lane(Server, ?DPOOL_PROMPT_WAIT_MS).
 
 %% Wait bounds the `lanes' request when the C-node's lanes are not known yet (0: do not ask).
 -spec lane(server(), wait()) -> server().
@@ -266,7 +259,7 @@ lane(Server, _Wait) ->
 %% Every node name of the C-node Server, lane 0 (its own name) first.
 -spec lane_nodes(server()) -> [node()].
 lane_nodes({_, Node} = Server) ->
-    case lanes(Server, ?LANES_WAIT_MS) of
+    case lanes(Server, ?DPOOL_PROMPT_WAIT_MS) of
         {Nodes, _Counter} -> tuple_to_list(Nodes);
         single -> [Node]
     end.
@@ -275,7 +268,7 @@ lane_nodes({_, Node} = Server) ->
 lanes(Server, Wait) ->
     case persistent_term:get(?LANES_KEY(Server), undefined) of
         undefined when Wait =:= 0 -> single;
-        undefined -> learn_lanes(Server, min(Wait, ?LANES_WAIT_MS));
+        undefined -> learn_lanes(Server, min(Wait, ?DPOOL_PROMPT_WAIT_MS));
         Known -> Known
     end.
 
@@ -285,14 +278,13 @@ lanes(Server, Wait) ->
 %% C-node that cannot be asked now is used under its own name for this call, and asked again next time.
 -spec learn_lanes(server(), wait()) -> {tuple(), atomics:atomics_ref()} | single.
 learn_lanes({_Service, Node} = Server, Wait) ->
-    case call_at(Server, lanes, Wait) of
-        {reply, {ok, Names}} ->
-            case lane_atoms(Node, Names) of
-                {ok, [_, _ | _] = Nodes} -> keep(Server, {list_to_tuple(Nodes), atomics:new(1, [])});
+    case call_at(Server, distribute_pool_proto:lanes(), Wait) of
+        {reply, Reply} ->
+            case distribute_pool_proto:lanes_reply(Node, Reply) of
+                {ok, [_, _ | _] = Names} ->
+                    keep(Server, {list_to_tuple(lane_atoms(Node, Names)), atomics:new(1, [])});
                 _ -> keep(Server, single)
             end;
-        {reply, _Older} ->
-            keep(Server, single);
         _Unreachable ->
             single
     end.
@@ -308,27 +300,14 @@ keep(Server, Lanes) ->
             Known
     end.
 
-%% The lane names as atoms, checked against the names the C-node's main name implies (docs/PROTOCOL.md,
-%% "Lanes"): <alive>_lane<k>@<host>, k < 16. The atoms are built from our own main node name and a bounded k,
-%% never from the bytes of the answer, so at most 15 atoms per C-node are ever made.
--spec lane_atoms(node(), term()) -> {ok, [node()]} | error.
-lane_atoms(Main, Names) when is_list(Names), length(Names) >= 1, length(Names) =< ?MAX_LANES ->
-    case string:split(atom_to_list(Main), "@") of
-        [Alive, Host] ->
-            Expected = [atom_to_list(Main)
-                        | [Alive ++ "_lane" ++ integer_to_list(K) ++ "@" ++ Host
-                           || K <- lists:seq(1, length(Names) - 1)]],
-            case [unicode:characters_to_binary(E) || E <- Expected] =:= Names of
-                true -> {ok, [Main | [list_to_atom(E) || E <- tl(Expected)]]};
-                false -> error
-            end;
-        _ ->
-            error
-    end;
-lane_atoms(_Main, _Names) ->
-    error.
+%% The lane names as atoms: distribute_pool_proto:lanes_reply/2 gave them only when they are the names the
+%% C-node's main name implies (<alive>_lane<k>@<host>, k < 16), so they come from our own main node name and
+%% a bounded k, never from the bytes of the answer: at most 15 atoms per C-node are ever made.
+-spec lane_atoms(node(), [string(), ...]) -> [node(), ...].
+lane_atoms(Main, [_Main | Lanes]) ->
+    [Main | [list_to_atom(Name) || Name <- Lanes]].
 
 -spec clamp(wait()) -> wait().
 clamp(infinity) -> infinity;
-clamp(Wait) when Wait > ?MAX_WAIT -> ?MAX_WAIT;
+clamp(Wait) when Wait > ?DPOOL_MAX_WAIT_MS -> ?DPOOL_MAX_WAIT_MS;
 clamp(Wait) -> Wait.

@@ -11,6 +11,8 @@
 -module(distribute_pool_cnode).
 -behaviour(gen_server).
 
+-include("distribute_pool_internal.hrl").
+
 -export([start_link/1]).
 -export([address/0]).
 -export([os_pid/0]).
@@ -23,7 +25,7 @@
 -export_type([args/0]).
 
 %% lanes: the C-node's --lanes, unless args gives --lanes itself.
--type args() :: #{service := atom(), args := [string()], lanes => 1..16}.
+-type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes()}.
 
 -record(state, {
     port :: port() | undefined,
@@ -66,7 +68,7 @@ init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
     LaneArgs = case lists:any(fun(A) -> lists:prefix("--lanes", A) end, ExtraArgs) of
                    true -> [];
-                   false -> ["--lanes", integer_to_list(maps:get(lanes, Args, 4))]
+                   false -> ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))]
                end,
     case executable() of
         {ok, Exe} ->

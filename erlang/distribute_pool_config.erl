@@ -33,8 +33,6 @@
 
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
--define(MAX_CONNECT_MS, 600000).
--define(MAX_CONNECTIONS, 1000).
 %% Time the C-node gets beyond its own connect deadlines before the client stops waiting.
 -define(NEW_MARGIN_MS, 5000).
 
@@ -102,7 +100,7 @@ target(_) ->
 
 -spec cnode(map()) -> {ok, default | distribute_pool_client:server()} | {error, invalid_config()}.
 cnode(#{cnode := Node}) when is_atom(Node) ->
-    {ok, {application:get_env(distribute_pool, service, distribute_pool), Node}};
+    {ok, {distribute_pool_env:value(service), Node}};
 cnode(#{cnode := {Service, Node}}) when is_atom(Service), is_atom(Node) ->
     {ok, {Service, Node}};
 cnode(#{cnode := Other}) ->
@@ -122,9 +120,9 @@ acquire_timeout(_) ->
 %% cut off; the bound only matters when the C-node stops answering.
 -spec wait(map()) -> non_neg_integer().
 wait(Options) ->
-    Connect = in_range(maps:get(connect_timeout_ms, Options, undefined), 1, ?MAX_CONNECT_MS,
+    Connect = in_range(maps:get(connect_timeout_ms, Options, undefined), 1, ?DPOOL_MAX_CONNECT_MS,
                        ?DPOOL_DEFAULT_CONNECT_MS),
-    Max = in_range(maps:get(max_connections, Options, undefined), 1, ?MAX_CONNECTIONS, 1),
+    Max = in_range(maps:get(max_connections, Options, undefined), 1, ?DPOOL_MAX_CONNECTIONS, 1),
     Initial = in_range(maps:get(min_connections, Options, undefined), 0, Max, Max),
     Connect * max(1, Initial) + ?NEW_MARGIN_MS.
 

@@ -18,12 +18,41 @@
     node :: node()
 }).
 
-%% Default acquire timeout of a pool, as in docs/PROTOCOL.md.
+%% Limits and defaults that the C-node has too (c_src/api/requests.hpp, c_src/options.hpp): docs/PROTOCOL.md
+%% states them, and distribute_pool_proto_SUITE checks that the C-node agrees with each of these values.
+%% max_connections: 1..DPOOL_MAX_CONNECTIONS.
+-define(DPOOL_MAX_CONNECTIONS, 1000).
+%% acquire_timeout_ms: 0..DPOOL_MAX_ACQUIRE_MS, default DPOOL_DEFAULT_ACQUIRE_MS.
 -define(DPOOL_DEFAULT_ACQUIRE_MS, 5000).
-%% Upper bounds from docs/PROTOCOL.md.
 -define(DPOOL_MAX_ACQUIRE_MS, 86400000).
+%% connect_timeout_ms: 1..DPOOL_MAX_CONNECT_MS, default DPOOL_DEFAULT_CONNECT_MS.
 -define(DPOOL_DEFAULT_CONNECT_MS, 5000).
+-define(DPOOL_MAX_CONNECT_MS, 600000).
+%% The drain of a destroy: 0..DPOOL_MAX_DRAIN_MS, default DPOOL_DEFAULT_DRAIN_MS.
+-define(DPOOL_DEFAULT_DRAIN_MS, 5000).
 -define(DPOOL_MAX_DRAIN_MS, 600000).
+%% The C-node's --lanes: 1..DPOOL_MAX_LANES; the application's default (env `lanes').
+-define(DPOOL_MAX_LANES, 16).
+-define(DPOOL_DEFAULT_LANES, 4).
+%% cast_batch_keyed's hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE), 0..DPOOL_MAX_KEY_HASH.
+-define(DPOOL_KEY_HASH_RANGE, 4294967296).
+-define(DPOOL_MAX_KEY_HASH, 4294967295).
+%% The largest timeout of a request or call the C-node takes (a 32-bit count of milliseconds), which is also
+%% the largest a receive takes.
+-define(DPOOL_MAX_WAIT_MS, 4294967295).
+
+%% How long the client waits for the C-node. Every bound is the C-node's own deadline (if any) plus a margin,
+%% so that an answer is only given up on when the C-node stopped answering.
+%% Requests the C-node answers at once: stats, discard, pools, whereis, lanes.
+-define(DPOOL_PROMPT_WAIT_MS, 5000).
+%% A checkout: its acquire timeout plus this.
+-define(DPOOL_CHECKOUT_MARGIN_MS, 5000).
+%% A request or call on the target: its timeout plus this.
+-define(DPOOL_REQUEST_MARGIN_MS, 1000).
+%% Requests whose ok is held while a connection is busy (send, send_many, cast batches).
+-define(DPOOL_SEND_WAIT_MS, 60000).
+%% A destroy: its drain plus this.
+-define(DPOOL_DESTROY_MARGIN_MS, 10000).
 
 %% What can be a pool's name: the C-node takes any other non-empty UTF-8 atom (docs/PROTOCOL.md).
 -define(IS_POOL_NAME(N), (is_atom(N) andalso N =/= undefined andalso N =/= '')).

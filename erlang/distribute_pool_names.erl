@@ -31,8 +31,6 @@
 -export([release_owner/2]).
 
 -define(TABLE, distribute_pool_names).
-%% Bound on the `whereis' request (the C-node answers at once).
--define(WHEREIS_WAIT_MS, 5000).
 
 %% Creates the table, owned by the calling process (the supervisor). Public: its owner is not its writer.
 -spec create_table() -> ok.
@@ -86,7 +84,14 @@ remember(Name, Pool) ->
 %% Forgets every name kept for the pool of Handle (destroyed, or found stale).
 -spec forget(#dpool{}) -> ok.
 forget(#dpool{server = Server, id = Id}) ->
-    _ = (catch ets:match_delete(?TABLE, {{name, '_'}, #dpool{server = Server, id = Id, _ = '_'}})),
+    %% Kept handles of this pool whatever their acquire timeout: a match spec, as a #dpool{} pattern with
+    %% '_' in it would be no #dpool{}.
+    KeptHandle = [{{{name, '_'}, '$1'},
+                   [{is_record, '$1', dpool, record_info(size, dpool)},
+                    {'=:=', {element, #dpool.server, '$1'}, {const, Server}},
+                    {'=:=', {element, #dpool.id, '$1'}, {const, Id}}],
+                   [true]}],
+    _ = (catch ets:select_delete(?TABLE, KeptHandle)),
     ok.
 
 -spec kept(atom()) -> {ok, #dpool{}} | error.
@@ -106,15 +111,16 @@ whereis_name(Name) ->
             distribute_pool_client:not_running(io_lib:format("no default C-node: ~0tp", [Why]));
         {Service, Node} ->
             Server = {Service, Node},
-            case distribute_pool_client:call(Server, {whereis, Name}, ?WHEREIS_WAIT_MS) of
-                {ok, Id, Ms} when is_integer(Id), Id >= 0, is_integer(Ms), Ms >= 0, Ms =< ?DPOOL_MAX_ACQUIRE_MS ->
+            Reply = distribute_pool_client:call(Server, distribute_pool_proto:whereis(Name), ?DPOOL_PROMPT_WAIT_MS),
+            case distribute_pool_proto:whereis_reply(Reply) of
+                {ok, Id, Ms} ->
                     Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
                     ok = remember(Name, Pool),
                     {ok, Pool};
+                {error, {bad_reply, _}} ->
+                    {error, invalid_pool};
                 {error, _} = Error ->
-                    Error;
-                _Other ->
-                    {error, invalid_pool}
+                    Error
             end
     end.
 

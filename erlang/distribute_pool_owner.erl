@@ -23,7 +23,6 @@
 
 %% Keys of child_spec/1 that are not options of new/2.
 -define(OWNER_KEYS, [target, drain_timeout_ms]).
--define(DEFAULT_DRAIN_MS, 5000).
 %% How much longer than the drain the supervisor waits for terminate/2 before it kills the process.
 -define(SHUTDOWN_MARGIN_MS, 15000).
 
@@ -60,11 +59,12 @@ checked(Options) ->
         {ok, #{name := Name}} when not ?IS_POOL_NAME(Name) ->
             {error, {invalid_config, {bad_value, name, Name, <<"a non-empty UTF-8 atom other than undefined">>}}};
         {ok, #{name := _, target := _} = Map} ->
-            case maps:get(drain_timeout_ms, Map, ?DEFAULT_DRAIN_MS) of
+            case maps:get(drain_timeout_ms, Map, ?DPOOL_DEFAULT_DRAIN_MS) of
                 Drain when is_integer(Drain), Drain >= 0, Drain =< ?DPOOL_MAX_DRAIN_MS ->
                     {ok, Map, Drain};
                 Bad ->
-                    {error, {invalid_config, {bad_value, drain_timeout_ms, Bad, <<"an integer in 0..600000">>}}}
+                    Allowed = <<"an integer in 0..", (integer_to_binary(?DPOOL_MAX_DRAIN_MS))/binary>>,
+                    {error, {invalid_config, {bad_value, drain_timeout_ms, Bad, Allowed}}}
             end;
         {ok, #{name := _}} ->
             {error, {invalid_config, {missing_option, target}}};

@@ -10,6 +10,8 @@
 %% sync, or ok. The pipe ends with its owner, or when told to (stop/1).
 -module(distribute_pool_pipe).
 
+-include("distribute_pool_internal.hrl").
+
 -export([start/4]).
 -export([send/3]).
 -export([sync/1]).
@@ -18,8 +20,6 @@
 
 %% At most this many messages go in one send_many call (the owner's window keeps batches smaller anyway).
 -define(MAX_BATCH, 1024).
-%% Bound of one send_many call: the C-node answers at once, or once a busy connection drains.
--define(SEND_WAIT_MS, 60000).
 
 %% A pipe for the calling process, to the lease ConnId/LeaseId of pool PoolId on the C-node Server.
 -spec start(distribute_pool_client:server(), non_neg_integer(), non_neg_integer(), non_neg_integer()) -> pid().
@@ -91,13 +91,11 @@ batch(P, Acc, N, Error) ->
 
 -spec flush(#pipe{}, [{term(), term()}], none | {pid(), reference()}, ok | {error, term()}) -> ok.
 flush(#pipe{server = Server, pool = PoolId, conn = ConnId, lease = LeaseId} = P, Acc, Sync, Error) ->
-    Result = distribute_pool_client:call(Server, {send_many, PoolId, ConnId, LeaseId, lists:reverse(Acc)},
-                                         ?SEND_WAIT_MS),
-    Error1 = case {Error, Result} of
-                 {{error, _}, _} -> Error;
-                 {ok, ok} -> ok;
-                 {ok, {error, _}} -> Result;
-                 {ok, Other} -> {error, {bad_reply, Other}}
+    Request = distribute_pool_proto:send_many(PoolId, ConnId, LeaseId, lists:reverse(Acc)),
+    Result = distribute_pool_proto:send_many_reply(distribute_pool_client:call(Server, Request, ?DPOOL_SEND_WAIT_MS)),
+    Error1 = case Error of
+                 {error, _} -> Error;
+                 ok -> Result
              end,
     case Sync of
         none ->

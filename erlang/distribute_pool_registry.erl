@@ -37,6 +37,9 @@
     workers = #{} :: #{pid() => gen_server:from()}
 }).
 
+%% What a worker does for a caller: the C-node's `new' or `destroy' (job_request/1), recorded by its answer.
+-type job() :: {new, atom() | binary(), map()} | {destroy, non_neg_integer(), non_neg_integer()}.
+
 %% Rows: {server, Server} (the embedded C-node, known once it asked for its first restore), {max_id, Id}
 %% (the highest pool id ever seen, destroyed pools included: fresh ids must stay above it), and
 %% {{pool, Id}, Target, Options} for each recorded pool.
@@ -145,11 +148,11 @@ handle_cast(_Request, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
-handle_info({worker_done, Worker, Request, Reply}, #state{workers = Workers} = State) ->
+handle_info({worker_done, Worker, Job, Reply}, #state{workers = Workers} = State) ->
     case maps:take(Worker, Workers) of
         {From, Rest} ->
             gen_server:reply(From, Reply),
-            record(Request, Reply),
+            record(Job, Reply),
             {noreply, State#state{workers = Rest}};
         error ->
             {noreply, State}
@@ -167,27 +170,34 @@ handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Re
 handle_info(_Other, State) ->
     {noreply, State}.
 
--spec start_worker(gen_server:from(), term(), distribute_pool_client:server(), non_neg_integer(), #state{}) ->
+-spec start_worker(gen_server:from(), job(), distribute_pool_client:server(), non_neg_integer(), #state{}) ->
     #state{}.
-start_worker(From, Request, Server, Wait, #state{workers = Workers} = State) ->
+start_worker(From, Job, Server, Wait, #state{workers = Workers} = State) ->
     Registry = self(),
     Worker = spawn_link(fun() ->
-                                Reply = distribute_pool_client:call(Server, Request, Wait),
-                                Registry ! {worker_done, self(), Request, Reply}
+                                Reply = distribute_pool_client:call(Server, job_request(Job), Wait),
+                                Registry ! {worker_done, self(), Job, Reply}
                         end),
     State#state{workers = Workers#{Worker => From}}.
 
--spec record(term(), term()) -> ok.
-record({new, Target, Options}, {ok, Id}) when is_integer(Id), Id >= 0 ->
-    true = ets:insert(?TABLE, {{pool, Id}, Target, Options}),
-    seen(Id);
+-spec job_request(job()) -> distribute_pool_proto:request().
+job_request({new, Target, Options}) -> distribute_pool_proto:new(Target, Options);
+job_request({destroy, PoolId, DrainMs}) -> distribute_pool_proto:destroy(PoolId, DrainMs).
+
+-spec record(job(), term()) -> ok.
+record({new, Target, Options}, Reply) ->
+    case distribute_pool_proto:new_reply(Reply) of
+        {ok, Id} ->
+            true = ets:insert(?TABLE, {{pool, Id}, Target, Options}),
+            seen(Id);
+        _ ->
+            ok
+    end;
 record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
     true = ets:delete(?TABLE, {destroying, Id}),
     forget(Id);
 record({destroy, _Id, _DrainMs}, _Failed) ->
-    ok; % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
-record(_Request, _Reply) ->
-    ok.
+    ok. % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
 
 -spec forget(non_neg_integer()) -> ok.
 forget(Id) ->
@@ -221,14 +231,15 @@ do_restore(Server) ->
     {Destroying, Entries} = lists:partition(fun({Id, _, _}) -> ets:member(?TABLE, {destroying, Id}) end, entries()),
     [ok = forget(Id) || {Id, _, _} <- Destroying],
     [true = ets:delete(?TABLE, {destroying, Id}) || {Id, _, _} <- Destroying],
-    case distribute_pool_client:call(Server, {restore, Entries, Next}, ?RESTORE_WAIT_MS) of
+    Reply = distribute_pool_client:call(Server, distribute_pool_proto:restore(Entries, Next), ?RESTORE_WAIT_MS),
+    case distribute_pool_proto:restore_reply(Reply) of
         {ok, N} ->
             case N of
                 0 -> ok;
                 _ -> logger:info("distribute_pool: restored ~b pool(s) on ~p", [N, Server])
             end,
             {ok, N};
-        {error, {Why, Id}} when is_integer(Id) ->
+        {refused, Why, Id} ->
             case lists:keyfind(Id, 1, Entries) of
                 {Id, Target, Options} ->
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
@@ -240,11 +251,11 @@ do_restore(Server) ->
                     logger:error("distribute_pool: restore refused: ~p", [{Why, Id}]),
                     {error, {Why, Id}}
             end;
+        {error, {bad_reply, Other}} = Error ->
+            logger:error("distribute_pool: unexpected answer to restore: ~p", [Other]),
+            Error;
         {error, Reason} = Error ->
             %% Most likely the new C-node died as well: the supervisor starts another, which asks again.
             logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
-            Error;
-        Other ->
-            logger:error("distribute_pool: unexpected answer to restore: ~p", [Other]),
-            {error, {bad_reply, Other}}
+            Error
     end.

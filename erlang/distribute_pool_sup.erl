@@ -10,12 +10,7 @@
 -export([init/1]).
 -export([create_table/2]).
 
--export_type([config/0]).
-
--type config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
-                    lanes := 1..16}.
-
--spec start_link(config()) -> {ok, pid()} | ignore | {error, term()}.
+-spec start_link(distribute_pool_env:app_config()) -> {ok, pid()} | ignore | {error, term()}.
 start_link(Config) ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, Config).
 
@@ -36,7 +31,7 @@ create_table(Name, Options, Tries) ->
             create_table(Name, Options, Tries - 1)
     end.
 
--spec init(config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+-spec init(distribute_pool_env:app_config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
     %% Handles of named pools, kept for every process of this node (distribute_pool_names); owned here so

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, the
-# Erlang Common Test suites (real nodes, real sockets on 127.0.0.1), the Elixir script and the Gleam suite.
+# Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, Dialyzer
+# and xref of the Erlang application (any warning fails), the Erlang Common Test suites (real nodes, real
+# sockets on 127.0.0.1), the Elixir script and the Gleam suite.
 # Called by `make test` after the build; exits non-zero if any stage fails, after running them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ stage() {
 
 run_all() {
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
+  stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
+  stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
   stage "Erlang suites (rebar3 ct)" rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie"
   stage "Elixir script" elixir --name "elixir_smoke@127.0.0.1" --cookie "$cookie" \
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
