@@ -29,7 +29,7 @@
 -export([remote_envelope_answers_and_failures/1]).
 -export([one_shot_call_on_the_wire/1]).
 
--import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_load_fixture/2]).
+-import(dpool_ct_helper, [doc/1, do_stop_peer/1, with_target/2, do_start_fixture/2]).
 
 -define(FAKE, dpool_fake_cnode).
 -define(POOL_ID, 7).
@@ -425,11 +425,9 @@ remote_envelope_answers_and_failures(_Config) ->
         "caller; a node without the service, an unreachable node and a node that goes away mid-call give "
         "connection_failed, not a timeout; no monitor message is left behind in the caller's mailbox, and a "
         "nodedown message of the caller's own is neither taken nor mistaken for the call's."),
-    {Peer, T} = do_start_target("dpool_envelope"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
+    with_target("dpool_envelope", fun(T, Peer) ->
         Self = self(),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx_service, Self]),
+        _ = do_start_fixture(T, dpool_fx_service),
         Server = {dpool_fx_service, T},
         Call = fun(Request, Wait) -> distribute_pool_client:call(Server, Request, Wait) end,
         %% Answers: at once, and after the ?NAME_CHECK_MS check of the name.
@@ -474,9 +472,7 @@ remote_envelope_answers_and_failures(_Config) ->
         {error, {connection_failed, _}} = Call({echo, 4}, 30000),
         {messages, []} = process_info(self(), messages),
         ok
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec no_atoms_from_targets(list()) -> ok.
 no_atoms_from_targets(_Config) ->
