@@ -31,7 +31,7 @@
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_stop_peer/1, do_stats/1,
                           do_pool_id/1, do_pool_nodes/2, do_pool_node_names/1, do_hidden_among/2,
                           do_hold_leases/3, do_release/1, do_wait_idle/1, do_assert_cnode_alive/1,
-                          with_target/2, with_target_pool/3, with_nodes/2]).
+                          with_target/2, with_target_pool/3, with_nodes/2, do_wait_value/3]).
 
 -define(STATS_KEYS, [total_connections, available_connections, in_use_connections, connecting_connections,
                      waiting, successful_operations, failed_operations, max_connections, min_connections,
@@ -319,12 +319,11 @@ holder_watched_from_5ms(_Config) ->
                           {monitored_by, By} = process_info(self(), monitored_by),
                           [P || P <- By, is_pid(P), lists:member(node(P), CNodes)]
                   end,
-        {ok, {[], Later}} = distribute_pool:with_connection(Pool, fun(_) ->
-                                                                     Now = ByCNode(),
-                                                                     timer:sleep(200),
-                                                                     {Now, ByCNode()}
-                                                             end),
-        [_] = Later,
+        %% Not before 5 ms: a lease looked at 3 ms after its checkout was asked for has no monitor yet.
+        do_unwatched_before_5ms(Pool, ByCNode, 200),
+        %% From then until the lease ends: the monitor comes while the lease is held.
+        {ok, [_]} = distribute_pool:with_connection(
+                      Pool, fun(_) -> do_wait_value(ByCNode, fun(By) -> By =/= [] end, 5000) end),
         do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
         %% A holder killed at once, before its monitor: the monitor set at 5 ms fires, the lease comes back.
         [begin
@@ -336,13 +335,23 @@ holder_watched_from_5ms(_Config) ->
              receive {granted, Holder} -> exit(Holder, kill) after 10000 -> ct:fail(no_grant) end,
              do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 5000)
          end || _ <- lists:seq(1, 5)],
-        %% A one-shot call that outlasts 10 ms is watched while it runs, and not afterwards.
+        %% A one-shot call that outlasts 10 ms is watched while it runs, and not afterwards. The second one runs
+        %% until the case has seen its caller watched: a gen_server call from the target to a gate here, which
+        %% answers when the case opens it.
         {ok, ok} = distribute_pool:call(Pool, timer, sleep, [200]),
         Self = self(),
-        Caller = spawn(fun() -> Self ! {done, distribute_pool:call(Pool, timer, sleep, [500])} end),
+        Gate = spawn_link(fun() ->
+                                  receive
+                                      {'$gen_call', From, hold} -> receive open -> gen_server:reply(From, ok) end
+                                  end
+                          end),
+        Caller = spawn(fun() ->
+                               Self ! {done, distribute_pool:call(Pool, gen_server, call, [Gate, hold, infinity])}
+                       end),
         do_wait_until(fun() -> {monitored_by, By} = process_info(Caller, monitored_by),
                                lists:any(fun(P) -> is_pid(P) andalso lists:member(node(P), CNodes) end, By)
                       end, 5000),
+        Gate ! open,
         receive {done, {ok, ok}} -> ok after 10000 -> ct:fail(no_call_result) end,
         do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
         #{in_use_connections := 0, available_connections := 1} = do_stats(Pool),
@@ -488,6 +497,32 @@ do_hold_leases_info(Pool, N) ->
                end || I <- lists:seq(1, N)],
     [receive {held, Tag, _, Info} -> {Pid, Tag, Info} after 30000 -> ct:fail({no_lease, Tag}) end
      || {Pid, Tag} <- Started].
+
+%% Leases of Pool, each looked at by ByCNode 3 ms after its checkout was asked for: a look done sooner than 5 ms
+%% after that must find no monitor (the C-node sets it 5 ms after the grant, and grants after the ask). A look
+%% done later proves nothing (a busy machine can take that long to hand the lease over): that lease is tried
+%% again, up to Tries leases.
+do_unwatched_before_5ms(Pool, ByCNode, Tries) ->
+    Asked = erlang:monotonic_time(microsecond),
+    {ok, {Seen, Us}} = distribute_pool:with_connection(
+                         Pool, fun(_) ->
+                                       do_spin_until(Asked + 3000),
+                                       By = ByCNode(),
+                                       {By, erlang:monotonic_time(microsecond) - Asked}
+                               end),
+    do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
+    case {Seen, Us < 5000} of
+        {[], true} -> ok;
+        {[_ | _], true} -> ct:fail({watched_sooner_than_5ms_after_the_ask, Us, Seen});
+        {_, false} when Tries > 1 -> do_unwatched_before_5ms(Pool, ByCNode, Tries - 1);
+        {_, false} -> ct:fail({no_lease_looked_at_within_5ms_of_its_ask, Us})
+    end.
+
+do_spin_until(Us) ->
+    case erlang:monotonic_time(microsecond) >= Us of
+        true -> ok;
+        false -> do_spin_until(Us)
+    end.
 
 %% The next waiter to get a lease; only one may hold at a time here.
 do_next_holder(Waiters) ->
