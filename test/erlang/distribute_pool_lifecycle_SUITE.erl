@@ -13,7 +13,7 @@
 -export([reconnects_after_target_killed/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_pool_node_names/1, with_target_pool/3,
-                          with_nodes/2]).
+                          with_nodes/2, do_wait_value/3]).
 
 -spec suite() -> list().
 suite() ->
@@ -117,14 +117,19 @@ reconnects_after_target_killed(_Config) ->
                               _ -> false
                           end
                   end, 5000),
-    %% Long enough down for the delays to reach their cap (50 ms doubling, with jitter): the default cap of
-    %% 5 s would then miss the deadline below. Over these 6 s each connection retries every 250..500 ms:
-    %% 12..25 attempts each, where the default cap would allow at most 3.
+    %% Down until the delays have reached their cap (50 ms doubling, with jitter), so that the default cap of
+    %% 5 s would miss the deadline below: 14 more attempts per connection. With the 500 ms cap, each waits
+    %% 250..500 ms from the 5th on, so they take about 3..6 s (plus the attempts themselves; the bound leaves
+    %% room for a busy machine); the default cap would need 23 s at least. At least half the least they can
+    %% take: a backoff that does not back off would be done in milliseconds.
+    Attempts = 2 * 14,
     #{reconnect_attempts := Before} = do_stats(Pool),
-    timer:sleep(6000),
-    #{reconnect_attempts := After} = S = do_stats(Pool),
-    ct:pal("reconnect attempts in 6 s down: ~b; stats ~p", [After - Before, S]),
-    true = After - Before >= 2 * 10 andalso After - Before =< 2 * 26,
+    T0 = erlang:monotonic_time(millisecond),
+    do_wait_value(fun() -> maps:get(reconnect_attempts, do_stats(Pool)) - Before end,
+                  fun(N) -> N >= Attempts end, 15000),
+    Took = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("~b reconnect attempts while down took ~b ms; stats ~p", [Attempts, Took, do_stats(Pool)]),
+    true = Took >= 1500,
     with_nodes([{killable_target, Name}], fun([{_, Again}]) ->
         T = Again,
         do_wait_until(fun() ->
