@@ -301,9 +301,9 @@ handles_work_after_cnode_killed(_Config) ->
         %% What the probes saw. Before the kill and after every connection was back: only successes. In
         %% between: connection_failed for the lease or for the request of a lease granted just before the
         %% kill, never invalid_pool; every answer within the bound; and the restart window was seen.
-        %% Each probe gets to probe a few times after everything is back (a restart can take only ~30 ms,
-        %% less than what this case did since UpAt), so that its last result is one taken after UpAt.
-        timer:sleep(500),
+        %% The probes of A and B go on until each has a result asked for after every connection was back, so
+        %% that its last result is one taken after UpAt (bounded: each answers within ?OP_BOUND_MS).
+        [do_wait_until(fun() -> do_asked_since(P, UpAt) end, 10000) || {Pool, P} <- Probes, Pool =/= D],
         [{A, SeenA}, {B, SeenB}, {D, SeenD}] = do_stop_probes(Probes),
         Unusual = [{Name, R, Asked - KilledAt, Back - KilledAt}
                    || {Name, S} <- [{a, SeenA}, {b, SeenB}], {R, Asked, Back} <- S,
@@ -326,13 +326,17 @@ handles_work_after_cnode_killed(_Config) ->
 %% Helpers.
 
 %% Runs in its own process: pings over Pool again and again, recording each result and how long it took,
-%% until told to stop. Tells Owner once it has a first result.
+%% until told to stop. Tells Owner once it has a first result, and whether its latest was asked for after a
+%% time when Owner asks.
 -spec do_probe(pid(), distribute_pool:pool(), [probe_result()]) -> ok.
 do_probe(Owner, Pool, Acc) ->
     receive
         {stop, Owner} ->
             Owner ! {probed, self(), lists:reverse(Acc)},
-            ok
+            ok;
+        {asked_since, Owner, Since} ->
+            Owner ! {asked_since, self(), case Acc of [{_, Asked, _} | _] -> Asked > Since; [] -> false end},
+            do_probe(Owner, Pool, Acc)
     after 10 ->
         T0 = erlang:monotonic_time(millisecond),
         Result = distribute_pool:with_connection(
@@ -360,6 +364,12 @@ do_stop_probes(Probes) ->
              ct:fail({probe_hangs, P})
          end
      end || {Pool, P} <- Probes].
+
+%% The probe P has a result asked for after Since.
+-spec do_asked_since(pid(), integer()) -> boolean().
+do_asked_since(P, Since) ->
+    P ! {asked_since, self(), Since},
+    receive {asked_since, P, Answer} -> Answer after ?OP_BOUND_MS + 5000 -> ct:fail({probe_hangs, P}) end.
 
 -spec do_all_up(distribute_pool:pool(), pos_integer()) -> boolean().
 do_all_up(Pool, N) ->
