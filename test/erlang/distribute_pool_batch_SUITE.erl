@@ -145,16 +145,22 @@ parallel_failures_have_indices(_Config) ->
         "(from 0) and what happened; the others succeed, in order; no lease or worker is left behind."),
     with_target_pool("dpool_par_fail", 2, fun(_T, Pool) ->
         Self = self(),
+        Seen = ets:new(dpool_par_fail_workers, [public, set]),
         Send = fun(Conn, I) ->
                        Self ! {worker, self()},
+                       true = ets:insert(Seen, {self()}),
                        case I of
                            3 -> error(boom);
                            5 -> exit(self(), kill);
                            7 -> throw(thrown);
                            8 -> exit(gone);
-                           %% Slow enough that the replacement of the killed worker is still needed when the
-                           %% killed worker's lease comes back (the C-node watches a holder from 5 ms on).
-                           _ -> timer:sleep(20), {distribute_pool:ping(Conn), I}
+                           %% The plain elements after the one that kills its worker wait (holding their lease)
+                           %% until a third worker ran an element: the replacement of the killed worker is then
+                           %% still needed when the killed worker's lease comes back (the C-node watches a
+                           %% holder from 5 ms on), and runs on that lease. Bounded: without a replacement they
+                           %% go on after 10 s, and the count of workers below fails.
+                           _ when I > 5 -> wait_workers(Seen, 3, 10000), {distribute_pool:ping(Conn), I};
+                           _ -> {distribute_pool:ping(Conn), I}
                        end
                end,
         Messages = lists:seq(0, 11),
@@ -202,10 +208,10 @@ parallel_caller_death_leaks_nothing(_Config) ->
         Processes = erlang:system_info(process_count),
         BusyRef = erlang:monitor(process, Busy),
         exit(Caller, kill),
-        receive {'DOWN', BusyRef, process, Busy, killed} -> ok after 2000 -> ct:fail(worker_outlived_caller) end,
-        %% The coordinator and both workers are gone well before any acquire timeout.
-        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes - 3 end, 2000),
-        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 1 end, 2000),
+        receive {'DOWN', BusyRef, process, Busy, killed} -> ok after 10000 -> ct:fail(worker_outlived_caller) end,
+        %% The coordinator and both workers are gone well before any acquire timeout (60 s).
+        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes - 3 end, 10000),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 1 end, 10000),
         do_release([Holder]),
         do_wait_idle(Pool),
         #{total_connections := 2, available_connections := 2} = do_stats(Pool)
@@ -271,7 +277,7 @@ stress_test_caller_death(_Config) ->
         Caller = spawn(fun() -> distribute_pool:stress_test(Pool, 1000000, 8, #{progress => false}) end),
         do_wait_until(fun() -> maps:get(successful_operations, do_stats(Pool)) > 100 end, 10000),
         exit(Caller, kill),
-        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes end, 2000),
+        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes end, 10000),
         do_wait_idle(Pool),
         #{total_connections := 2, available_connections := 2} = do_stats(Pool)
     end).
@@ -295,6 +301,14 @@ tracker(Now, Max) ->
 -spec collect_reports() -> [distribute_pool_batch:progress_report()].
 collect_reports() ->
     receive {progress, R} -> [R | collect_reports()] after 0 -> [] end.
+
+%% Waits until the table Seen has N workers in it, or TimeoutMs went by (it runs in a worker: the case checks).
+-spec wait_workers(ets:tid(), pos_integer(), non_neg_integer()) -> ok.
+wait_workers(Seen, N, TimeoutMs) ->
+    case ets:info(Seen, size) >= N orelse TimeoutMs =< 0 of
+        true -> ok;
+        false -> receive after 5 -> wait_workers(Seen, N, TimeoutMs - 5) end
+    end.
 
 -spec collect_workers() -> [pid()].
 collect_workers() ->
