@@ -86,10 +86,13 @@ target_killed_under_load(_Config) ->
             %% Every worker comes out of what it was doing and sees the outage.
             do_wait_until(fun() -> lists:all(fun(I) -> failed_after(Records, I, T1) end, worker_ids()) end,
                           ?IN_FLIGHT_BOUND_MS + 5000),
-            %% Down long enough for the reconnect delays to reach their cap (50 ms doubling, with jitter, reaches
-            %% 500 ms within 1.5 s; uncapped it would be at 3..6 s after 6 s, past the deadline below): this sets
-            %% up the case, it proves nothing.
-            timer:sleep(6000),
+            %% Down long enough for the reconnect delays to reach their cap: 8 more attempts per connection (50 ms
+            %% doubling, with jitter, is at the 500 ms cap from the 5th on; uncapped the 8th delay alone would be
+            %% 3.2..6.4 s, past the deadline below). This sets up the case, it proves nothing.
+            #{reconnect_attempts := Attempts} = do_stats(Pool),
+            do_wait_until(fun() ->
+                                  maps:get(reconnect_attempts, do_stats(Pool)) >= Attempts + 8 * ?KILL_POOL_SIZE
+                          end, 30000),
             TRestart = now_ms(),
             with_nodes([{killable_target, Name}], fun([{_, Again}]) ->
                 T = Again,
