@@ -235,7 +235,9 @@ stream(Conn, {Collector, ConnId, S, Padding} = What, Counter, I, Parent) ->
 sent(Counter, Senders) ->
     lists:sum([counters:get(Counter, S) || S <- lists:seq(1, Senders)]).
 
-%% Waits until the count has not moved for StableMs; fails after TimeoutMs. The count then.
+%% Waits until the count has not moved for StableMs; fails after TimeoutMs. The count then. The sleep is a
+%% window in which nothing may happen: a sleep is never shorter than asked, and senders that are held back stay
+%% held back however long it lasts, so a busy machine cannot make this fail (it can only make it slower).
 -spec wait_stable(counters:counters_ref(), pos_integer(), pos_integer(), pos_integer()) -> non_neg_integer().
 wait_stable(Counter, Senders, StableMs, TimeoutMs) ->
     Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,

@@ -358,6 +358,7 @@ busy_worker(Pool, Parent) ->
             Parent ! {stopped, self()},
             ok
     after 0 ->
+        %% Each lease held about 20 ms: only the pace of the load (the case waits for its conditions).
         _ = distribute_pool:with_connection(Pool, fun(C) -> timer:sleep(20), distribute_pool:ping(C) end,
                                             #{acquire_timeout_ms => 10000}),
         busy_worker(Pool, Parent)

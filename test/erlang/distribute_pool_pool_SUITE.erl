@@ -93,7 +93,8 @@ connections_answer_ticks(_Config) ->
         end,
         do_wait_until(fun() -> length(Connections()) =:= 2 end, 10000),
         Before = Connections(),
-        %% Time itself is what is tested here: three tick times without a single operation on the pool.
+        %% Time itself is what is tested here: three tick times without a single operation on the pool (at
+        %% least: a sleep is never shorter than asked, and a longer one only makes it harder on the C-node).
         timer:sleep(3 * ?SHORT_TICKTIME_S * 1000),
         Before = Connections(),
         #{connecting_connections := 0, total_connections := 2, available_connections := 2} = do_stats(Pool),
