@@ -14,8 +14,8 @@
 -export([send_async_back_pressure_frozen_target/1]).
 -export([messages_name_atoms_by_cache_reference/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
-                          do_load_fixture/2, do_cnode_os_pid/0, do_wait_idle/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_load_fixture/2, do_cnode_os_pid/0,
+                          do_wait_idle/1, with_target/2, do_target_os_pid/1, do_signal/2]).
 
 %% send_async/3's window (erlang/distribute_pool.erl): the 64th message since the last wait is a send/3.
 -define(WINDOW, 64).
@@ -46,8 +46,7 @@ send_async_exactly_once_in_order(_Config) ->
     doc("8 processes share one lease and each sends 1,000 numbered messages with send_async/3 (windows of 64, "
         "the last message with send/3): the target receives every message exactly once and each sender's in "
         "order; nothing is dropped, and the holder's window entry is gone once with_connection returns."),
-    {Peer, T} = do_start_target("dpool_async_once"),
-    try
+    with_target("dpool_async_once", fun(T) ->
         do_load_fixture(T, dpool_seq_collector),
         {ok, Collector} = erpc:call(T, dpool_seq_collector, start, []),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
@@ -78,9 +77,7 @@ send_async_exactly_once_in_order(_Config) ->
         do_wait_idle(Pool),
         #{dropped_sends := 0, failed_operations := 0} = do_stats(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec send_async_errors(list()) -> ok.
 send_async_errors(_Config) ->
@@ -89,8 +86,7 @@ send_async_errors(_Config) ->
         "counted. After the lease ended, send_async/3 answers ok until the end of its window, whose last call "
         "returns the error; the C-node drops and counts each message (dropped_sends); nothing reaches the "
         "target; after destroy the error is invalid_pool."),
-    {Peer, T, Pool} = start_with_sink("dpool_async_err"),
-    try
+    with_sink("dpool_async_err", fun(T, Pool) ->
         {error, invalid_connection} = distribute_pool:send_async(not_a_lease, dpool_async_sink, hello),
         {error, invalid_connection} = distribute_pool:send_async(Pool, dpool_async_sink, hello),
         {ok, Stale} = distribute_pool:with_connection(Pool, fun(Conn) ->
@@ -118,9 +114,7 @@ send_async_errors(_Config) ->
         Gone = [distribute_pool:send_async(Stale, dpool_async_sink, late) || _ <- lists:seq(1, ?WINDOW)],
         {Oks, [{error, invalid_pool}]} = lists:split(?WINDOW - 1, Gone),
         2 = sink_count(T)
-    after
-        do_stop_peer(Peer)
-    end,
+    end),
     ok.
 
 -spec send_async_back_pressure_frozen_target(list()) -> ok.
@@ -129,54 +123,54 @@ send_async_back_pressure_frozen_target(_Config) ->
         "the senders are held back (their count stops growing once the socket buffers and the connection's "
         "busy limit are full) and the C-node's RSS grows by little; after SIGCONT every message arrives "
         "exactly once and in each sender's order, and none was dropped."),
-    {Peer, T} = do_start_target("dpool_async_frozen"),
-    OsPid = erpc:call(T, os, getpid, []),
-    try
-        do_load_fixture(T, dpool_seq_collector),
-        {ok, Collector} = erpc:call(T, dpool_seq_collector, start, []),
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
-        CNode = do_cnode_os_pid(),
-        Senders = 4,
-        Counter = counters:new(Senders, [write_concurrency]),
-        Padding = binary:copy(<<"z">>, 1024),
-        {ok, Last} = distribute_pool:with_connection(Pool, fun(Conn) ->
-            #{id := ConnId} = distribute_pool:connection_info(Conn),
-            Self = self(),
-            Pids = [spawn_link(fun() -> stream(Conn, {Collector, ConnId, S, Padding}, Counter, 1, Self) end)
-                    || S <- lists:seq(1, Senders)],
-            do_wait_until(fun() -> sent(Counter, Senders) > 20000 end, 60000),
-            Rss0 = rss_kb(CNode),
-            Frozen = sent(Counter, Senders),
-            signal(OsPid, "STOP"),
-            try
-                %% Held back: no sender gets further for a whole second.
-                Held = wait_stable(Counter, Senders, 1000, 20000),
-                Rss1 = rss_kb(CNode),
-                ct:pal("while frozen: ~b messages (~b KiB) sent after SIGSTOP, then none; C-node RSS ~b -> ~b kB",
-                       [Held - Frozen, Held - Frozen, Rss0, Rss1]),
-                %% What the kernel's socket buffers, the busy limit (1 MiB) and one window per sender hold.
-                true = Held - Frozen < 40000,
-                true = Rss1 - Rss0 < 64 * 1024
-            after
-                signal(OsPid, "CONT")
-            end,
-            [P ! stop || P <- Pids],
-            Ends = [receive {stopped, P, I} -> I after 60000 -> ct:fail(sender_stuck) end || P <- Pids],
-            ok = distribute_pool:send(Conn, Collector, {marker, ConnId}),
-            Ends
-        end),
-        {complete, Summary} = dpool_seq_collector:verdict(Collector, 1, 60000),
-        ct:pal("collector: ~p", [maps:without([ranges], Summary)]),
-        Total = lists:sum(Last),
-        #{total := Total, distinct := Total, duplicates := 0, order_violations := 0, gaps := 0,
-          ranges := Ranges} = Summary,
-        [[{1, L}] = maps:get(S, Ranges) || {S, L} <- lists:zip(lists:seq(1, Senders), Last)],
-        #{dropped_sends := 0} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        signal(OsPid, "CONT"),
-        do_stop_peer(Peer)
-    end.
+    with_target("dpool_async_frozen", fun(T) ->
+        OsPid = do_target_os_pid(T),
+        try
+            do_load_fixture(T, dpool_seq_collector),
+            {ok, Collector} = erpc:call(T, dpool_seq_collector, start, []),
+            {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
+            CNode = do_cnode_os_pid(),
+            Senders = 4,
+            Counter = counters:new(Senders, [write_concurrency]),
+            Padding = binary:copy(<<"z">>, 1024),
+            {ok, Last} = distribute_pool:with_connection(Pool, fun(Conn) ->
+                #{id := ConnId} = distribute_pool:connection_info(Conn),
+                Self = self(),
+                Pids = [spawn_link(fun() -> stream(Conn, {Collector, ConnId, S, Padding}, Counter, 1, Self) end)
+                        || S <- lists:seq(1, Senders)],
+                do_wait_until(fun() -> sent(Counter, Senders) > 20000 end, 60000),
+                Rss0 = rss_kb(CNode),
+                Frozen = sent(Counter, Senders),
+                do_signal(OsPid, "STOP"),
+                try
+                    %% Held back: no sender gets further for a whole second.
+                    Held = wait_stable(Counter, Senders, 1000, 20000),
+                    Rss1 = rss_kb(CNode),
+                    ct:pal("while frozen: ~b messages (~b KiB) sent after SIGSTOP, then none; C-node RSS ~b -> ~b kB",
+                           [Held - Frozen, Held - Frozen, Rss0, Rss1]),
+                    %% What the kernel's socket buffers, the busy limit (1 MiB) and one window per sender hold.
+                    true = Held - Frozen < 40000,
+                    true = Rss1 - Rss0 < 64 * 1024
+                after
+                    do_signal(OsPid, "CONT")
+                end,
+                [P ! stop || P <- Pids],
+                Ends = [receive {stopped, P, I} -> I after 60000 -> ct:fail(sender_stuck) end || P <- Pids],
+                ok = distribute_pool:send(Conn, Collector, {marker, ConnId}),
+                Ends
+            end),
+            {complete, Summary} = dpool_seq_collector:verdict(Collector, 1, 60000),
+            ct:pal("collector: ~p", [maps:without([ranges], Summary)]),
+            Total = lists:sum(Last),
+            #{total := Total, distinct := Total, duplicates := 0, order_violations := 0, gaps := 0,
+              ranges := Ranges} = Summary,
+            [[{1, L}] = maps:get(S, Ranges) || {S, L} <- lists:zip(lists:seq(1, Senders), Last)],
+            #{dropped_sends := 0} = do_stats(Pool),
+            ok = distribute_pool:destroy(Pool)
+        after
+            do_signal(OsPid, "CONT")
+        end
+    end).
 
 -spec messages_name_atoms_by_cache_reference(list()) -> ok.
 messages_name_atoms_by_cache_reference(_Config) ->
@@ -184,8 +178,7 @@ messages_name_atoms_by_cache_reference(_Config) ->
         "DFLAG_DIST_HDR_ATOM_CACHE): a message to a registered name names the sender's node and the name by "
         "cache reference, so the target receives about 103 bytes per 64-byte binary instead of about 150 "
         "with the node name and the name as text; every message arrives."),
-    {Peer, T, Pool} = start_with_sink("dpool_async_cache"),
-    try
+    with_sink("dpool_async_cache", fun(T, Pool) ->
         [#{node := Node}] = maps:get(connections, do_stats(Pool)),
         N = 2000,
         Msg = binary:copy(<<"x">>, 64),
@@ -199,20 +192,21 @@ messages_name_atoms_by_cache_reference(_Config) ->
         ct:pal("the target received ~.1f bytes per message over ~s", [PerMessage, Node]),
         true = PerMessage < 110,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 %% Helpers.
 
-%% A target with a counting sink registered as dpool_async_sink, and a pool of one connection to it.
--spec start_with_sink(string()) -> {pid(), node(), distribute_pool:pool()}.
-start_with_sink(Prefix) ->
-    {Peer, T} = do_start_target(Prefix),
-    do_load_fixture(T, dpool_count_sink),
-    _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
-    {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 0}),
-    {Peer, T, Pool}.
+%% Runs Fun with a target that has a counting sink registered as dpool_async_sink, and a pool of one connection
+%% to it (which Fun destroys).
+-spec with_sink(string(), fun((node(), distribute_pool:pool()) -> R)) -> R.
+with_sink(Prefix, Fun) ->
+    with_target(Prefix, fun(T) ->
+                                do_load_fixture(T, dpool_count_sink),
+                                _ = erpc:call(T, dpool_count_sink, start, [dpool_async_sink]),
+                                {ok, Pool} = distribute_pool:new(T, #{max_connections => 1,
+                                                                      health_check_interval_ms => 0}),
+                                Fun(T, Pool)
+                        end).
 
 %% Bytes the target has received over the distribution connection of the pooled node Node.
 -spec received_bytes(node(), node()) -> non_neg_integer().
@@ -241,7 +235,9 @@ stream(Conn, {Collector, ConnId, S, Padding} = What, Counter, I, Parent) ->
 sent(Counter, Senders) ->
     lists:sum([counters:get(Counter, S) || S <- lists:seq(1, Senders)]).
 
-%% Waits until the count has not moved for StableMs; fails after TimeoutMs. The count then.
+%% Waits until the count has not moved for StableMs; fails after TimeoutMs. The count then. The sleep is a
+%% window in which nothing may happen: a sleep is never shorter than asked, and senders that are held back stay
+%% held back however long it lasts, so a busy machine cannot make this fail (it can only make it slower).
 -spec wait_stable(counters:counters_ref(), pos_integer(), pos_integer(), pos_integer()) -> non_neg_integer().
 wait_stable(Counter, Senders, StableMs, TimeoutMs) ->
     Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
@@ -273,8 +269,3 @@ rss_kb(OsPid) ->
     [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]), binary:match(L, <<"VmRSS:">>) =:= {0, 6}],
     [_, Kb | _] = binary:split(Line, [<<" ">>, <<"\t">>], [global, trim_all]),
     binary_to_integer(Kb).
-
--spec signal(string(), string()) -> ok.
-signal(OsPid, Signal) ->
-    "" = os:cmd("kill -" ++ Signal ++ " " ++ OsPid),
-    ok.

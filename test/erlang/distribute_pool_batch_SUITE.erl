@@ -19,8 +19,8 @@
 -export([stress_test_bad_arguments/1]).
 -export([stress_test_caller_death/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
-                          do_wait_idle/1, do_hold_leases/3, do_release/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_wait_idle/1, do_hold_leases/3, do_release/1,
+                          with_target/2, with_target_pool/3, do_start_sink/2]).
 
 -spec suite() -> list().
 suite() ->
@@ -53,9 +53,8 @@ end_per_suite(Config) ->
 send_batch_one_lease_in_order(_Config) ->
     doc("send_batch sends every element over one leased connection, in order, and returns the send "
         "function's results in order."),
-    {Peer, T} = do_start_target("dpool_batch"),
-    try
-        Sink = start_sink(T, dpool_batch_sink),
+    with_target("dpool_batch", fun(T) ->
+        Sink = do_start_sink(T, dpool_batch_sink),
         {ok, Pool} = distribute_pool:new(T, 3),
         Messages = lists:seq(1, 200),
         Send = fun(Conn, I) ->
@@ -70,16 +69,13 @@ send_batch_one_lease_in_order(_Config) ->
         {ok, []} = distribute_pool:send_batch(Pool, [], Send),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec send_batch_errors(list()) -> ok.
 send_batch_errors(_Config) ->
     doc("send_batch: pool_exhausted when no connection comes within the acquire timeout, badarg for a "
         "bad list or fun, invalid_pool for a destroyed pool."),
-    {Peer, T} = do_start_target("dpool_batch_err"),
-    try
+    with_target("dpool_batch_err", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 200}),
         Holders = do_hold_leases(Pool, 1, exhaust),
         Send = fun(Conn, _) -> distribute_pool:ping(Conn) end,
@@ -97,34 +93,25 @@ send_batch_errors(_Config) ->
         {error, invalid_pool} = distribute_pool:send_batch(Pool, [a], Send),
         {error, invalid_pool} = distribute_pool:send_batch_parallel(Pool, [a], Send),
         {error, invalid_pool} = distribute_pool:send_batch_parallel(Pool, [], Send)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec send_batch_raise_returns_the_lease(list()) -> ok.
 send_batch_raise_returns_the_lease(_Config) ->
     doc("An exception in send_batch's function leaves unchanged, and the lease goes back."),
-    {Peer, T} = do_start_target("dpool_batch_raise"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_batch_raise", 1, fun(_T, Pool) ->
         Send = fun(_Conn, 3) -> error({boom, 3});
                   (Conn, _) -> distribute_pool:ping(Conn)
                end,
         {'EXIT', {{boom, 3}, _}} = (catch distribute_pool:send_batch(Pool, [1, 2, 3, 4], Send)),
         do_wait_idle(Pool),
-        {ok, [pong]} = distribute_pool:send_batch(Pool, [1], Send),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        {ok, [pong]} = distribute_pool:send_batch(Pool, [1], Send)
+    end).
 
 -spec parallel_is_parallel_and_ordered(list()) -> ok.
 parallel_is_parallel_and_ordered(_Config) ->
     doc("send_batch_parallel runs as many elements at once as the pool has connections, never more, each "
         "worker on its own lease; successful results come in input order."),
-    {Peer, T} = do_start_target("dpool_par"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 4),
+    with_target_pool("dpool_par", 4, fun(_T, Pool) ->
         Tracker = spawn_link(fun() -> tracker(0, 0) end),
         Send = fun(Conn, I) ->
                        Tracker ! enter,
@@ -149,30 +136,31 @@ parallel_is_parallel_and_ordered(_Config) ->
         {ok, #{successful := [{10, _, _}], failed := []}} = distribute_pool:send_batch_parallel(Pool, [1], Send),
         {ok, #{successful := [], failed := []}} = distribute_pool:send_batch_parallel(Pool, [], Send),
         unlink(Tracker),
-        exit(Tracker, kill),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        exit(Tracker, kill)
+    end).
 
 -spec parallel_failures_have_indices(list()) -> ok.
 parallel_failures_have_indices(_Config) ->
     doc("An element whose function raises, throws, exits or kills its worker is in `failed` with its index "
         "(from 0) and what happened; the others succeed, in order; no lease or worker is left behind."),
-    {Peer, T} = do_start_target("dpool_par_fail"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_par_fail", 2, fun(_T, Pool) ->
         Self = self(),
+        Seen = ets:new(dpool_par_fail_workers, [public, set]),
         Send = fun(Conn, I) ->
                        Self ! {worker, self()},
+                       true = ets:insert(Seen, {self()}),
                        case I of
                            3 -> error(boom);
                            5 -> exit(self(), kill);
                            7 -> throw(thrown);
                            8 -> exit(gone);
-                           %% Slow enough that the replacement of the killed worker is still needed when the
-                           %% killed worker's lease comes back (the C-node watches a holder from 5 ms on).
-                           _ -> timer:sleep(20), {distribute_pool:ping(Conn), I}
+                           %% The plain elements after the one that kills its worker wait (holding their lease)
+                           %% until a third worker ran an element: the replacement of the killed worker is then
+                           %% still needed when the killed worker's lease comes back (the C-node watches a
+                           %% holder from 5 ms on), and runs on that lease. Bounded: without a replacement they
+                           %% go on after 10 s, and the count of workers below fails.
+                           _ when I > 5 -> wait_workers(Seen, 3, 10000), {distribute_pool:ping(Conn), I};
+                           _ -> {distribute_pool:ping(Conn), I}
                        end
                end,
         Messages = lists:seq(0, 11),
@@ -185,38 +173,28 @@ parallel_failures_have_indices(_Config) ->
         true = length(Workers) >= 3, % the killed worker was replaced
         [] = [W || W <- Workers, is_process_alive(W)],
         do_wait_idle(Pool),
-        #{total_connections := 2, available_connections := 2} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        #{total_connections := 2, available_connections := 2} = do_stats(Pool)
+    end).
 
 -spec parallel_without_any_lease(list()) -> ok.
 parallel_without_any_lease(_Config) ->
     doc("When no worker gets a connection within the acquire timeout, the batch is {error, pool_exhausted} "
         "and nothing ran."),
-    {Peer, T} = do_start_target("dpool_par_none"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, acquire_timeout_ms => 100}),
+    with_target_pool("dpool_par_none", #{max_connections => 2, acquire_timeout_ms => 100}, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 2, busy),
         Self = self(),
         Send = fun(_Conn, I) -> Self ! {ran, I} end,
         {error, pool_exhausted} = distribute_pool:send_batch_parallel(Pool, [1, 2, 3], Send),
         receive {ran, _} -> ct:fail(element_ran) after 0 -> ok end,
         do_release(Holders),
-        do_wait_idle(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_wait_idle(Pool)
+    end).
 
 -spec parallel_caller_death_leaks_nothing(list()) -> ok.
 parallel_caller_death_leaks_nothing(_Config) ->
     doc("When the caller of send_batch_parallel is killed, its workers end at once, also one still waiting "
         "for a lease, and every lease comes back."),
-    {Peer, T} = do_start_target("dpool_par_death"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, acquire_timeout_ms => 60000}),
+    with_target_pool("dpool_par_death", #{max_connections => 2, acquire_timeout_ms => 60000}, fun(_T, Pool) ->
         [Holder] = do_hold_leases(Pool, 1, outside),
         Self = self(),
         Send = fun(_Conn, _I) ->
@@ -230,26 +208,21 @@ parallel_caller_death_leaks_nothing(_Config) ->
         Processes = erlang:system_info(process_count),
         BusyRef = erlang:monitor(process, Busy),
         exit(Caller, kill),
-        receive {'DOWN', BusyRef, process, Busy, killed} -> ok after 2000 -> ct:fail(worker_outlived_caller) end,
-        %% The coordinator and both workers are gone well before any acquire timeout.
-        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes - 3 end, 2000),
-        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 1 end, 2000),
+        receive {'DOWN', BusyRef, process, Busy, killed} -> ok after 10000 -> ct:fail(worker_outlived_caller) end,
+        %% The coordinator and both workers are gone well before any acquire timeout (60 s).
+        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes - 3 end, 10000),
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 1 end, 10000),
         do_release([Holder]),
         do_wait_idle(Pool),
-        #{total_connections := 2, available_connections := 2} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        #{total_connections := 2, available_connections := 2} = do_stats(Pool)
+    end).
 
 -spec stress_test_round_trips_and_progress(list()) -> ok.
 stress_test_round_trips_and_progress(_Config) ->
     doc("stress_test runs Workers x Ops leases, each with a round trip to the target, reports progress to "
         "on_progress while it runs (then once when done), and returns the pool's stats afterwards. The library "
         "prints nothing itself: by default the reports go to logger at info level."),
-    {Peer, T} = do_start_target("dpool_stress"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 3),
+    with_target_pool("dpool_stress", 3, fun(_T, Pool) ->
         #{successful_operations := Before} = do_stats(Pool),
         Self = self(),
         OnProgress = fun(Report) -> Self ! {progress, Report} end,
@@ -271,17 +244,13 @@ stress_test_round_trips_and_progress(_Config) ->
         {{ok, _}, ""} = with_captured_output(fun() -> distribute_pool:stress_test(Pool, 5, 2, #{progress => false,
                                                                                               on_progress => OnProgress}) end),
         [] = collect_reports(),
-        do_wait_idle(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_wait_idle(Pool)
+    end).
 
 -spec stress_test_bad_arguments(list()) -> ok.
 stress_test_bad_arguments(_Config) ->
     doc("stress_test refuses bad counts and options with invalid_config, and bad pools with invalid_pool."),
-    {Peer, T} = do_start_target("dpool_stress_bad"),
-    try
+    with_target("dpool_stress_bad", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, 1),
         [{error, {invalid_config, _}} = distribute_pool:stress_test(Pool, Ops, Workers)
          || {Ops, Workers} <- [{-1, 1}, {1, 0}, {1, -3}, {a, 1}, {1, 1.5}, {1, 1000000000}]],
@@ -298,36 +267,22 @@ stress_test_bad_arguments(_Config) ->
         {error, invalid_pool} = distribute_pool:stress_test(not_a_pool, 1, 1),
         ok = distribute_pool:destroy(Pool),
         {error, invalid_pool} = distribute_pool:stress_test(Pool, 1, 1)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec stress_test_caller_death(list()) -> ok.
 stress_test_caller_death(_Config) ->
     doc("Killing the caller of a long stress_test ends its workers and returns every lease."),
-    {Peer, T} = do_start_target("dpool_stress_death"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_stress_death", 2, fun(_T, Pool) ->
         Processes = erlang:system_info(process_count),
         Caller = spawn(fun() -> distribute_pool:stress_test(Pool, 1000000, 8, #{progress => false}) end),
         do_wait_until(fun() -> maps:get(successful_operations, do_stats(Pool)) > 100 end, 10000),
         exit(Caller, kill),
-        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes end, 2000),
+        do_wait_until(fun() -> erlang:system_info(process_count) =< Processes end, 10000),
         do_wait_idle(Pool),
-        #{total_connections := 2, available_connections := 2} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        #{total_connections := 2, available_connections := 2} = do_stats(Pool)
+    end).
 
 %% Helpers.
-
-%% A registered process on T that only sleeps, so that what it is sent stays in its queue.
--spec start_sink(node(), atom()) -> pid().
-start_sink(T, Name) ->
-    Sink = erpc:call(T, erlang, spawn, [timer, sleep, [infinity]]),
-    true = erpc:call(T, erlang, register, [Name, Sink]),
-    Sink.
 
 -spec sink_messages(node(), pid()) -> [term()].
 sink_messages(T, Sink) ->
@@ -346,6 +301,14 @@ tracker(Now, Max) ->
 -spec collect_reports() -> [distribute_pool_batch:progress_report()].
 collect_reports() ->
     receive {progress, R} -> [R | collect_reports()] after 0 -> [] end.
+
+%% Waits until the table Seen has N workers in it, or TimeoutMs went by (it runs in a worker: the case checks).
+-spec wait_workers(ets:tid(), pos_integer(), non_neg_integer()) -> ok.
+wait_workers(Seen, N, TimeoutMs) ->
+    case ets:info(Seen, size) >= N orelse TimeoutMs =< 0 of
+        true -> ok;
+        false -> receive after 5 -> wait_workers(Seen, N, TimeoutMs - 5) end
+    end.
 
 -spec collect_workers() -> [pid()].
 collect_workers() ->

@@ -29,7 +29,7 @@
 -export([remote_envelope_answers_and_failures/1]).
 -export([one_shot_call_on_the_wire/1]).
 
--import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_load_fixture/2]).
+-import(dpool_ct_helper, [doc/1, do_stop_peer/1, with_target/2, do_wait_until/2, do_start_fixture/2]).
 
 -define(FAKE, dpool_fake_cnode).
 -define(POOL_ID, 7).
@@ -425,11 +425,9 @@ remote_envelope_answers_and_failures(_Config) ->
         "caller; a node without the service, an unreachable node and a node that goes away mid-call give "
         "connection_failed, not a timeout; no monitor message is left behind in the caller's mailbox, and a "
         "nodedown message of the caller's own is neither taken nor mistaken for the call's."),
-    {Peer, T} = do_start_target("dpool_envelope"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
+    with_target("dpool_envelope", fun(T, Peer) ->
         Self = self(),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx_service, Self]),
+        _ = do_start_fixture(T, dpool_fx_service),
         Server = {dpool_fx_service, T},
         Call = fun(Request, Wait) -> distribute_pool_client:call(Server, Request, Wait) end,
         %% Answers: at once, and after the ?NAME_CHECK_MS check of the name.
@@ -440,10 +438,12 @@ remote_envelope_answers_and_failures(_Config) ->
         {error, timeout} = Call(never, 50),
         {timeout, [alias | Alias]} = distribute_pool_client:call_tagged(Server, never, 250),
         true = is_reference(Alias),
-        %% Late answers (500 ms after their client stopped waiting) are dropped by this node.
-        {error, timeout} = Call({sleep_echo, 500, late_1}, 50),
-        {error, timeout} = Call({sleep_echo, 500, late_2}, 250),
-        timer:sleep(800),
+        %% Late answers (500 ms after their client stopped waiting) are dropped by this node. The fixture says
+        %% when it has answered, after the answer and from the same process: once that is here, so was the answer.
+        {error, timeout} = Call({late_echo, 500, late_1}, 50),
+        {error, timeout} = Call({late_echo, 500, late_2}, 250),
+        [receive {fixture, dpool_fx_service, {answered, L}} -> ok after 10000 -> ct:fail({no_late_answer, L}) end
+         || L <- [late_1, late_2]],
         {messages, []} = process_info(self(), messages),
         %% A {nodedown, T} the caller had not read yet (from a node monitor of its own) is not this call's:
         %% the call is answered, and the message is still there for the caller, once.
@@ -463,7 +463,11 @@ remote_envelope_answers_and_failures(_Config) ->
                                     Self ! {result, self(), R, process_info(self(), messages)}
                             end),
         receive {waiting, Caller} -> ok end,
-        timer:sleep(300),
+        %% The target goes once the call is under way past its name check (it monitors the service by name).
+        do_wait_until(fun() ->
+                              {monitors, Monitors} = process_info(Caller, monitors),
+                              lists:member({process, {dpool_fx_service, T}}, Monitors)
+                      end, 10000),
         do_stop_peer(Peer),
         receive
             {result, Caller, {error, {connection_failed, {cnode_not_running, _}}}, {messages, []}} -> ok;
@@ -474,9 +478,7 @@ remote_envelope_answers_and_failures(_Config) ->
         {error, {connection_failed, _}} = Call({echo, 4}, 30000),
         {messages, []} = process_info(self(), messages),
         ok
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec no_atoms_from_targets(list()) -> ok.
 no_atoms_from_targets(_Config) ->

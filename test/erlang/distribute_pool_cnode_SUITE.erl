@@ -24,9 +24,8 @@
 -export([embedded_cnode_restarted_after_exit/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_cnode_os_pid/0, do_cnode_info/1,
-                          do_start_target/1, do_start_isolated/2, do_stop_peer/1, do_run_exe/1,
-                          do_start_cnode_port/2, do_stop_cnode_port/1, do_os_alive/1, do_pool_id/1,
-                          do_pool_nodes/2]).
+                          do_run_exe/1, do_os_alive/1, do_pool_id/1, do_pool_nodes/2, with_target_pool/3,
+                          with_nodes/2]).
 
 -spec suite() -> list().
 suite() ->
@@ -111,9 +110,8 @@ cookie_not_on_command_line(_Config) ->
 cnode_refuses_wrong_cookie(_Config) ->
     doc("A node with another cookie cannot connect to the C-node; one with ours, started the same way, can."),
     {Service, CNode} = Server = do_cnode(),
-    {Good, _} = do_start_isolated("dpool_goodcookie", atom_to_list(erlang:get_cookie())),
-    {Bad, _} = do_start_isolated("dpool_badcookie", "not_the_dpool_cookie"),
-    try
+    with_nodes([{isolated, "dpool_goodcookie", atom_to_list(erlang:get_cookie())},
+                {isolated, "dpool_badcookie", "not_the_dpool_cookie"}], fun([{Good, _}, {Bad, _}]) ->
         true = peer:call(Good, net_kernel, connect_node, [CNode]),
         {ok, _} = peer:call(Good, gen_server, call, [{Service, CNode}, info, 5000]),
         false = peer:call(Bad, net_kernel, connect_node, [CNode]),
@@ -122,10 +120,7 @@ cnode_refuses_wrong_cookie(_Config) ->
         %% The refusal did not hurt the C-node.
         _ = do_cnode_info(Server),
         ok
-    after
-        do_stop_peer(Good),
-        do_stop_peer(Bad)
-    end.
+    end).
 
 -spec help_prints_usage_and_exits_zero(list()) -> ok.
 help_prints_usage_and_exits_zero(_Config) ->
@@ -160,16 +155,13 @@ sname_style_starts(_Config) ->
     {ok, Host} = inet:gethostname(),
     ShortHost = hd(string:split(Host, ".")),
     Alive = do_uniq("dpool_sname"),
-    C = do_start_cnode_port(["--sname", Alive ++ "@" ++ ShortHost],
-                            atom_to_list(erlang:get_cookie())),
-    try
+    C = with_nodes([{cnode, ["--sname", Alive ++ "@" ++ ShortHost]}], fun([Started]) ->
         Expected = Alive ++ "@" ++ ShortHost,
-        Expected = atom_to_list(maps:get(node, C)),
+        Expected = atom_to_list(maps:get(node, Started)),
         {ok, Names} = net_adm:names("127.0.0.1"),
-        {Alive, _} = lists:keyfind(Alive, 1, Names)
-    after
-        do_stop_cnode_port(C)
-    end,
+        {Alive, _} = lists:keyfind(Alive, 1, Names),
+        Started
+    end),
     false = do_os_alive(maps:get(os_pid, C)),
     do_wait_until(fun() ->
                           {ok, Names2} = net_adm:names("127.0.0.1"),
@@ -180,10 +172,9 @@ sname_style_starts(_Config) ->
 external_cnode_via_option(_Config) ->
     doc("The `cnode` option points the library at a C-node the test started; its pool lives there."),
     Alive = do_uniq("dpool_ext"),
-    C = do_start_cnode_port(["--name", Alive ++ "@127.0.0.1"], atom_to_list(erlang:get_cookie())),
-    ExtNode = maps:get(node, C),
-    {Peer, Target} = do_start_target("dpool_ext_target"),
-    try
+    Nodes = [{cnode, ["--name", Alive ++ "@127.0.0.1"]}, {target, "dpool_ext_target"}],
+    with_nodes(Nodes, fun([C, {_, Target}]) ->
+        ExtNode = maps:get(node, C),
         {_, Embedded} = do_cnode(),
         true = ExtNode =/= Embedded,
         {ok, Pool} = distribute_pool:new(Target, #{max_connections => 2, cnode => ExtNode}),
@@ -203,26 +194,20 @@ external_cnode_via_option(_Config) ->
         true = lists:member(do_pool_id(Pool2), ExtPools2),
         ok = distribute_pool:destroy(Pool2),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer),
-        do_stop_cnode_port(C)
-    end.
+    end).
 
 -spec application_fails_when_not_distributed(list()) -> ok.
 application_fails_when_not_distributed(_Config) ->
     doc("On a node that is not distributed the application does not start, and says why."),
     LibEbin = filename:dirname(code:which(distribute_pool)),
-    {ok, Peer, nonode@nohost} = peer:start_link(#{connection => standard_io, args => ["-pa", LibEbin]}),
-    try
+    with_nodes([{not_distributed, ["-pa", LibEbin]}], fun([{Peer, nonode@nohost}]) ->
         nonode@nohost = peer:call(Peer, erlang, node, []),
         {error, Reason} = peer:call(Peer, application, ensure_all_started, [distribute_pool]),
         Text = lists:flatten(io_lib:format("~p", [Reason])),
         true = string:find(Text, "not_distributed") =/= nomatch,
         undefined = peer:call(Peer, erlang, whereis, [distribute_pool_sup]),
         {error, not_started} = peer:call(Peer, distribute_pool, default_cnode, [])
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec application_stop_stops_cnode(list()) -> ok.
 application_stop_stops_cnode(_Config) ->
@@ -270,14 +255,9 @@ embedded_cnode_restarted_after_exit(_Config) ->
     false = do_os_alive(OldPid),
     {_, OldNode} = do_cnode(),
     _ = do_cnode_info(do_cnode()),
-    {Peer, Target} = do_start_target("dpool_restart_target"),
-    try
-        {ok, Pool} = distribute_pool:new(Target, 1),
-        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    with_target_pool("dpool_restart_target", 1, fun(_Target, Pool) ->
+        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1)
+    end).
 
 %% Helpers.
 

@@ -13,7 +13,7 @@
 -export([nested_checkout_on_time/1]).
 -export([request_timeouts_on_time_during_health_checks/1]).
 
--import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_hold_leases/3, do_release/1]).
+-import(dpool_ct_helper, [doc/1, do_hold_leases/3, do_release/1, with_target/2, with_target_pool/3]).
 
 %% How late a timed answer may be: the C-node's timer coalescing (2 ms), a round trip and a busy 2-core machine.
 -define(SLACK_MS, 100).
@@ -70,9 +70,8 @@ long_acquire_timeout_on_time_across_a_health_round(_Config) ->
 nested_checkout_on_time(_Config) ->
     doc("A with_connection nested in another on a pool of one, with the default acquire timeout (5000 ms), "
         "gets pool_exhausted within [5000, 5100] ms (it took 8 s)."),
-    {Peer, T} = do_start_target("dpool_deadline_nested"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, health_check_interval_ms => 1000}),
+    Options = #{max_connections => 1, health_check_interval_ms => 1000},
+    with_target_pool("dpool_deadline_nested", Options, fun(_T, Pool) ->
         {ok, Ms} = distribute_pool:with_connection(
                      Pool,
                      fun(_Outer) ->
@@ -80,18 +79,14 @@ nested_checkout_on_time(_Config) ->
                                    {error, pool_exhausted})
                      end),
         ct:log("nested checkout: pool_exhausted after ~p ms", [Ms]),
-        assert_on_time(5000, [Ms]),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        assert_on_time(5000, [Ms])
+    end).
 
 -spec request_timeouts_on_time_during_health_checks(list()) -> ok.
 request_timeouts_on_time_during_health_checks(_Config) ->
     doc("Requests to a process that never answers, with health checks of the idle connections every 300 ms: "
         "each gets {error, timeout} within [T, T + 100] ms, on a lease and one-shot."),
-    {Peer, T} = do_start_target("dpool_deadline_request"),
-    try
+    with_target("dpool_deadline_request", fun(T) ->
         %% A process that takes every message and never answers (the target has no code of ours).
         Silent = erpc:call(T, erlang, spawn, [timer, sleep, [infinity]]),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, health_check_interval_ms => 300}),
@@ -109,25 +104,18 @@ request_timeouts_on_time_during_health_checks(_Config) ->
         assert_on_time(700, OnLease),
         assert_on_time(650, OneShot),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 %% Helpers.
 
 %% A pool to a fresh target whose every connection is held by another process while Fun runs.
 -spec with_held_pool(map(), fun((distribute_pool:pool()) -> ok)) -> ok.
 with_held_pool(Options, Fun) ->
-    {Peer, T} = do_start_target("dpool_deadline"),
-    try
-        {ok, Pool} = distribute_pool:new(T, Options),
+    with_target_pool("dpool_deadline", Options, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, maps:get(max_connections, Options), deadline_holder),
         ok = Fun(Pool),
-        ok = do_release(Holders),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        ok = do_release(Holders)
+    end).
 
 %% Runs Fun, checks that it returned Expected, and gives how long it took in milliseconds.
 -spec timed(fun(() -> term()), term()) -> non_neg_integer().

@@ -12,7 +12,7 @@
 -export([readme_erlang_example_runs_verbatim/1]).
 -export([demo_stats_tables_fit_in_100_columns/1]).
 
--import(dpool_ct_helper, [doc/1, do_stop_peer/1]).
+-import(dpool_ct_helper, [doc/1, with_pool/3, with_nodes/2]).
 
 -define(EXAMPLE_MARKER, "<!-- verbatim-test: erlang example").
 
@@ -62,35 +62,29 @@ readme_erlang_example_runs_verbatim(_Config) ->
     ct:log("~ts", [Example]),
     {ok, Tokens, _} = erl_scan:string(Example),
     {ok, Exprs} = erl_parse:parse_exprs(Tokens),
-    {ok, Peer, 'target@127.0.0.1'} =
-        peer:start_link(#{name => target, host => "127.0.0.1", longnames => true,
-                          args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
-    try
+    with_nodes([{named_target, "target"}], fun([{_, 'target@127.0.0.1'}]) ->
         {value, ok, _Bindings} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
         ok
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec demo_stats_tables_fit_in_100_columns(list()) -> ok.
 demo_stats_tables_fit_in_100_columns(_Config) ->
     doc("The stats of a named pool whose target is down (a long last_failure text), as make demo prints them: "
         "every line within 100 columns, the figures in one table, the connections in their own."),
-    {ok, Pool} = distribute_pool:new('dpool_docs_nobody@127.0.0.1',
-                                     #{name => dpool_docs_a_rather_long_pool_name_to_print, max_connections => 3,
-                                       min_connections => 0}),
-    {error, {connection_failed, _}} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
-                                                                      #{acquire_timeout_ms => 2000}),
-    {ok, #{connections := Conns} = Stats} = distribute_pool:stats(Pool),
-    Lines = string:split(unicode:characters_to_list(distribute_pool_demo:stats_tables(Stats)), "\n", all),
-    ct:log("~ts", [lists:join("\n", Lines)]),
-    [] = [L || L <- Lines, string:length(L) > 100],
-    %% Every figure has its row; the connections have a table of their own, one row each.
-    [_ | _] = [L || L <- Lines, string:find(L, "| last_failure") =/= nomatch],
-    [_] = [L || L <- Lines, string:find(L, "| id ") =/= nomatch],
-    Rows = [L || L <- Lines, re:run(L, "[|] (connecting|available|in_use) +[|]$") =/= nomatch],
-    true = length(Rows) =:= length(Conns) andalso Conns =/= [],
-    ok = distribute_pool:destroy(Pool).
+    Options = #{name => dpool_docs_a_rather_long_pool_name_to_print, max_connections => 3, min_connections => 0},
+    with_pool('dpool_docs_nobody@127.0.0.1', Options, fun(Pool) ->
+        {error, {connection_failed, _}} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
+                                                                          #{acquire_timeout_ms => 2000}),
+        {ok, #{connections := Conns} = Stats} = distribute_pool:stats(Pool),
+        Lines = string:split(unicode:characters_to_list(distribute_pool_demo:stats_tables(Stats)), "\n", all),
+        ct:log("~ts", [lists:join("\n", Lines)]),
+        [] = [L || L <- Lines, string:length(L) > 100],
+        %% Every figure has its row; the connections have a table of their own, one row each.
+        [_ | _] = [L || L <- Lines, string:find(L, "| last_failure") =/= nomatch],
+        [_] = [L || L <- Lines, string:find(L, "| id ") =/= nomatch],
+        Rows = [L || L <- Lines, re:run(L, "[|] (connecting|available|in_use) +[|]$") =/= nomatch],
+        true = length(Rows) =:= length(Conns) andalso Conns =/= []
+    end).
 
 %% Helpers.
 

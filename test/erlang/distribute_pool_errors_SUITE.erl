@@ -20,8 +20,8 @@
 -export([ended_lease_ping_and_discard_say_so/1]).
 -export([cnode_budget_is_a_bad_max_connections/1]).
 
--import(dpool_ct_helper, [doc/1, do_start_target/1, do_start_isolated/2, do_stop_peer/1, do_uniq/1,
-                          do_wait_until/2, do_stats/1]).
+-import(dpool_ct_helper, [doc/1, do_stop_peer/1, do_uniq/1, do_wait_until/2, do_stats/1, with_target/2,
+                          with_target_pool/3, with_nodes/2]).
 
 -spec suite() -> list().
 suite() ->
@@ -129,15 +129,12 @@ host_that_refuses_is_unreachable(_Config) ->
 wrong_cookie_is_handshake_refused(_Config) ->
     doc("A target with another cookie refuses the handshake: {connection_failed, {handshake_refused, Text}}, "
         "and Text says the cookie is not the target's."),
-    {Peer, T} = do_start_isolated("dpool_other_cookie", "not_the_test_cookie"),
-    try
+    with_nodes([{isolated, "dpool_other_cookie", "not_the_test_cookie"}], fun([{_, T}]) ->
         {error, {connection_failed, {handshake_refused, Text}}} = distribute_pool:new(T, 1),
         ct:log("~ts", [Text]),
         {match, _} = re:run(Text, "cookie is not the target's"),
         ok
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec silent_target_is_timeout(list()) -> ok.
 silent_target_is_timeout(_Config) ->
@@ -173,16 +170,16 @@ missing_cnode_is_cnode_not_running(_Config) ->
 -spec new_starts_the_application(list()) -> ok.
 new_starts_the_application(_Config) ->
     doc("new/2 starts the application (and its C-node) when it is not running, as the Gleam new does."),
-    {Peer, T} = do_start_target("dpool_autostart"),
     try
-        ok = application:stop(distribute_pool),
-        false = lists:keymember(distribute_pool, 1, application:which_applications()),
-        {ok, Pool} = distribute_pool:new(T, 1),
-        true = lists:keymember(distribute_pool, 1, application:which_applications()),
-        {ok, T} = distribute_pool:call(Pool, erlang, node, []),
-        ok = distribute_pool:destroy(Pool)
+        with_target("dpool_autostart", fun(T) ->
+            ok = application:stop(distribute_pool),
+            false = lists:keymember(distribute_pool, 1, application:which_applications()),
+            {ok, Pool} = distribute_pool:new(T, 1),
+            true = lists:keymember(distribute_pool, 1, application:which_applications()),
+            {ok, T} = distribute_pool:call(Pool, erlang, node, []),
+            ok = distribute_pool:destroy(Pool)
+        end)
     after
-        do_stop_peer(Peer),
         {ok, _} = application:ensure_all_started(distribute_pool)
     end.
 
@@ -191,29 +188,28 @@ operations_say_why_the_target_is_down(_Config) ->
     doc("Once the target is gone, checkouts and one-shot operations give {connection_failed, {Kind, Text}} "
         "with the cause of the last failed attempt (the name left epmd: not_registered), and stats show it "
         "as last_failure."),
-    {Peer, T} = do_start_target("dpool_gone"),
-    {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, backoff_min_ms => 20, backoff_max_ms => 50}),
-    #{last_failure := none} = do_stats(Pool),
-    do_stop_peer(Peer),
-    do_wait_until(fun() ->
-                          case do_stats(Pool) of
-                              #{last_failure := {not_registered, _}} -> true;
-                              _ -> false
-                          end
-                  end, 10000),
-    {error, {connection_failed, {not_registered, Text}}} = distribute_pool:with_connection(Pool, fun(_) -> ok end),
-    {error, {connection_failed, {not_registered, Text}}} = distribute_pool:call(Pool, erlang, node, []),
-    {error, {connection_failed, {not_registered, Text}}} = distribute_pool:cast_batch(Pool, sink, [a]),
-    ct:log("~ts", [Text]),
-    ok = distribute_pool:destroy(Pool).
+    with_target("dpool_gone", fun(T, Peer) ->
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, backoff_min_ms => 20, backoff_max_ms => 50}),
+        #{last_failure := none} = do_stats(Pool),
+        do_stop_peer(Peer),
+        do_wait_until(fun() ->
+                              case do_stats(Pool) of
+                                  #{last_failure := {not_registered, _}} -> true;
+                                  _ -> false
+                              end
+                      end, 10000),
+        {error, {connection_failed, {not_registered, Text}}} = distribute_pool:with_connection(Pool, fun(_) -> ok end),
+        {error, {connection_failed, {not_registered, Text}}} = distribute_pool:call(Pool, erlang, node, []),
+        {error, {connection_failed, {not_registered, Text}}} = distribute_pool:cast_batch(Pool, sink, [a]),
+        ct:log("~ts", [Text]),
+        ok = distribute_pool:destroy(Pool)
+    end).
 
 -spec ended_lease_ping_and_discard_say_so(list()) -> ok.
 ended_lease_ping_and_discard_say_so(_Config) ->
     doc("ping on an ended lease is {error, invalid_connection} (not pang, which means the target is down); "
         "discard of an ended lease is {error, invalid_connection} and closes nothing."),
-    {Peer, T} = do_start_target("dpool_ended"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_ended", 1, fun(_T, Pool) ->
         {ok, Kept} = distribute_pool:with_connection(Pool, fun(C) -> pong = distribute_pool:ping(C), C end),
         {error, invalid_connection} = distribute_pool:ping(Kept),
         {error, invalid_connection} = distribute_pool:discard(Kept),
@@ -227,31 +223,23 @@ ended_lease_ping_and_discard_say_so(_Config) ->
         do_wait_until(fun() -> maps:get(connections_created, do_stats(Pool)) =:= 2 end, 10000),
         {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
         #{connections_closed := #{broken := 1}} = do_stats(Pool),
-        ct:log("connections created before the replacement came: ~b", [Created]),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        ct:log("connections created before the replacement came: ~b", [Created])
+    end).
 
 -spec cnode_budget_is_a_bad_max_connections(list()) -> ok.
 cnode_budget_is_a_bad_max_connections(_Config) ->
     doc("A pool that would take the C-node over its --max-total-connections is refused with the "
         "max_connections it asked for and how many are left."),
-    {Peer, T} = do_start_target("dpool_budget"),
-    Port = dpool_ct_helper:do_start_cnode_port(["--name", do_uniq("dpool_budget") ++ "@127.0.0.1",
-                                                "--max-total-connections", "3", "--service", "dpool_budget"],
-                                               atom_to_list(erlang:get_cookie())),
-    CNode = {dpool_budget, maps:get(node, Port)},
-    try
+    Budget = {cnode, ["--name", do_uniq("dpool_budget") ++ "@127.0.0.1", "--max-total-connections", "3",
+                      "--service", "dpool_budget"]},
+    with_nodes([{target, "dpool_budget"}, Budget], fun([{_, T}, Port]) ->
+        CNode = {dpool_budget, maps:get(node, Port)},
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, cnode => CNode}),
         {error, {invalid_config, {bad_value, max_connections, 2, Allowed}}} =
             distribute_pool:new(T, #{max_connections => 2, cnode => CNode}),
         <<"at most 1: the C-node keeps at most 3 connections and its pools hold 2">> = Allowed,
         ok = distribute_pool:destroy(Pool)
-    after
-        dpool_ct_helper:do_stop_cnode_port(Port),
-        do_stop_peer(Peer)
-    end.
+    end).
 
 %% Helpers.
 

@@ -20,8 +20,9 @@
 -export([destroy_drain_times_out/1]).
 -export([acquire_stats_tell_the_truth/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
-                          do_pool_node_names/1, do_hold_leases/3, do_release/1, do_wait_idle/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_pool_node_names/1, do_hold_leases/3,
+                          do_release/1, do_wait_idle/1, with_target_pool/3, do_signal/2, with_target/2,
+                          do_target_os_pid/1]).
 
 -spec suite() -> list().
 suite() ->
@@ -54,9 +55,9 @@ end_per_suite(Config) ->
 idle_connections_above_minimum_close(_Config) ->
     doc("With min 1 and max 4, four holders make the pool open four connections; once they are idle for "
         "max_idle_ms the three above the minimum are closed (reason idle) and the target sees them go."),
-    with_target("dpool_idle", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 4, min_connections => 1, max_idle_ms => 200,
-                                              resize_window_ms => 86400000, health_check_interval_ms => 0}),
+    Options = #{max_connections => 4, min_connections => 1, max_idle_ms => 200,
+                resize_window_ms => 86400000, health_check_interval_ms => 0},
+    with_target_pool("dpool_idle", Options, fun(T, Pool) ->
         #{total_connections := 1, capacity := 1} = checked_stats(Pool),
         Holders = do_hold_leases(Pool, 4, idle),
         #{total_connections := 4, in_use_connections := 4, capacity := 4} = checked_stats(Pool),
@@ -68,9 +69,10 @@ idle_connections_above_minimum_close(_Config) ->
         do_wait_until(fun() -> length(pool_nodes_on(T)) =:= 1 end, 5000),
         %% The remaining connection works, and stays: it is the minimum.
         {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
+        %% Something that must not happen: 400 ms is twice max_idle_ms, and a sleep is never shorter than asked
+        %% (on a busy machine it is longer, which only gives the C-node more time to get it wrong).
         timer:sleep(400),
-        #{total_connections := 1} = checked_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
+        #{total_connections := 1} = checked_stats(Pool)
     end).
 
 -spec lifetime_replaces_before_closing(list()) -> ok.
@@ -102,13 +104,14 @@ lifetime_replaces_before_closing(_Config) ->
 lifetime_of_a_leased_connection_ends_at_return(_Config) ->
     doc("A lease is never cut short by max_lifetime_ms, but a connection that expired while leased is "
         "replaced when it comes back: the next lease gets another connection."),
-    with_target("dpool_lifetime_lease", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, max_lifetime_ms => 300,
-                                              health_check_interval_ms => 0}),
+    Options = #{max_connections => 1, max_lifetime_ms => 300, health_check_interval_ms => 0},
+    with_target_pool("dpool_lifetime_lease", Options, fun(_T, Pool) ->
         {ok, First} = distribute_pool:with_connection(
                         Pool,
                         fun(C) ->
                                 #{node := N} = distribute_pool:connection_info(C),
+                                %% Past max_lifetime_ms (the C-node compares the connection's expiry with its
+                                %% clock when the lease comes back): a sleep is never shorter than asked.
                                 timer:sleep(700),
                                 pong = distribute_pool:ping(C),
                                 N
@@ -116,8 +119,7 @@ lifetime_of_a_leased_connection_ends_at_return(_Config) ->
         {ok, Second} = distribute_pool:with_connection(
                          Pool, fun(C) -> maps:get(node, distribute_pool:connection_info(C)) end),
         true = First =/= Second,
-        true = closed(checked_stats(Pool), lifetime) >= 1,
-        ok = distribute_pool:destroy(Pool)
+        true = closed(checked_stats(Pool), lifetime) >= 1
     end).
 
 -spec health_checks_find_a_frozen_target(list()) -> ok.
@@ -125,14 +127,14 @@ health_checks_find_a_frozen_target(_Config) ->
     doc("Fault 2: the target frozen with SIGSTOP. Health checks notice within interval + timeout (+ margin), "
         "the checked connections are closed (reason health), operations end cleanly within their bounds; "
         "after SIGCONT the pool heals to full size."),
-    with_target("dpool_frozen", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, health_check_interval_ms => 200,
-                                              health_check_timeout_ms => 300, connect_timeout_ms => 500,
-                                              backoff_min_ms => 50, backoff_max_ms => 200,
-                                              acquire_timeout_ms => 1000}),
-        OsPid = os_pid(T),
+    Options = #{max_connections => 2, health_check_interval_ms => 200,
+                health_check_timeout_ms => 300, connect_timeout_ms => 500,
+                backoff_min_ms => 50, backoff_max_ms => 200,
+                acquire_timeout_ms => 1000},
+    with_target_pool("dpool_frozen", Options, fun(T, Pool) ->
+        OsPid = do_target_os_pid(T),
         Started = erlang:monotonic_time(millisecond),
-        signal(OsPid, "STOP"),
+        do_signal(OsPid, "STOP"),
         try
             do_wait_until(fun() -> closed(checked_stats(Pool), health) >= 2 end, 200 + 300 + 3000),
             Detected = erlang:monotonic_time(millisecond) - Started,
@@ -151,12 +153,11 @@ health_checks_find_a_frozen_target(_Config) ->
             true = Ms < 3000000,
             _ = checked_stats(Pool)
         after
-            signal(OsPid, "CONT")
+            do_signal(OsPid, "CONT")
         end,
         do_wait_until(fun() -> maps:get(available_connections, checked_stats(Pool)) =:= 2 end, 10000),
         {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
-        true = maps:get(reconnect_attempts, checked_stats(Pool)) >= 2,
-        ok = distribute_pool:destroy(Pool)
+        true = maps:get(reconnect_attempts, checked_stats(Pool)) >= 2
     end).
 
 -spec validate_on_checkout_checks_every_lease(list()) -> ok.
@@ -172,8 +173,8 @@ validate_on_checkout_checks_every_lease(_Config) ->
          || _ <- lists:seq(1, 5), P <- [Checked, Plain]],
         #{health_checks := 5, hits := 5} = checked_stats(Checked),
         #{health_checks := 0} = checked_stats(Plain),
-        OsPid = os_pid(T),
-        signal(OsPid, "STOP"),
+        OsPid = do_target_os_pid(T),
+        do_signal(OsPid, "STOP"),
         try
             Result = distribute_pool:with_connection(Checked, fun(_) -> leased end),
             ct:pal("checkout of a frozen target's connection: ~p", [Result]),
@@ -183,7 +184,7 @@ validate_on_checkout_checks_every_lease(_Config) ->
             end,
             1 = closed(checked_stats(Checked), health)
         after
-            signal(OsPid, "CONT")
+            do_signal(OsPid, "CONT")
         end,
         do_wait_until(fun() -> maps:get(available_connections, checked_stats(Checked)) =:= 1 end, 10000),
         {ok, pong} = distribute_pool:with_connection(Checked, fun distribute_pool:ping/1),
@@ -195,9 +196,9 @@ validate_on_checkout_checks_every_lease(_Config) ->
 capacity_grows_and_shrinks(_Config) ->
     doc("Adaptive capacity between min 1 and max 4: busy workers that wait make it grow to 4; once the pool "
         "sits idle it shrinks back to 1, one connection per window, and stats show capacity all along."),
-    with_target("dpool_adaptive", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 4, min_connections => 1, max_idle_ms => 0,
-                                              resize_window_ms => 200, health_check_interval_ms => 0}),
+    Options = #{max_connections => 4, min_connections => 1, max_idle_ms => 0,
+                resize_window_ms => 200, health_check_interval_ms => 0},
+    with_target_pool("dpool_adaptive", Options, fun(_T, Pool) ->
         #{capacity := 1} = checked_stats(Pool),
         Self = self(),
         Workers = [spawn_link(fun() -> busy_worker(Pool, Self) end) || _ <- lists:seq(1, 6)],
@@ -211,16 +212,14 @@ capacity_grows_and_shrinks(_Config) ->
                       end, 5000),
         S = checked_stats(Pool),
         3 = closed(S, idle),
-        4 = maps:get(connections_created, S),
-        ok = distribute_pool:destroy(Pool)
+        4 = maps:get(connections_created, S)
     end).
 
 -spec dead_waiter_leaves_the_queue(list()) -> ok.
 dead_waiter_leaves_the_queue(_Config) ->
     doc("A caller killed while it waits for a lease leaves the queue at once (waiting drops to 0 without "
         "waiting out its acquire timeout), and the lease then goes back to the pool, not to the dead."),
-    with_target("dpool_dead_waiter", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_dead_waiter", 1, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 1, dead_waiter),
         Waiter = spawn(fun() ->
                                distribute_pool:with_connection(Pool, fun(_) -> ok end,
@@ -229,12 +228,12 @@ dead_waiter_leaves_the_queue(_Config) ->
         do_wait_until(fun() -> maps:get(waiting, checked_stats(Pool)) =:= 1 end, 5000),
         Killed = erlang:monotonic_time(millisecond),
         exit(Waiter, kill),
-        do_wait_until(fun() -> maps:get(waiting, checked_stats(Pool)) =:= 0 end, 1000),
+        %% Well before the 60 s acquire timeout, with room for a busy machine.
+        do_wait_until(fun() -> maps:get(waiting, checked_stats(Pool)) =:= 0 end, 10000),
         ct:pal("waiting back to 0 within ~b ms of the kill", [erlang:monotonic_time(millisecond) - Killed]),
         do_release(Holders),
-        do_wait_until(fun() -> maps:get(available_connections, checked_stats(Pool)) =:= 1 end, 2000),
-        #{acquire_timeouts := 0} = checked_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
+        do_wait_until(fun() -> maps:get(available_connections, checked_stats(Pool)) =:= 1 end, 10000),
+        #{acquire_timeouts := 0} = checked_stats(Pool)
     end).
 
 -spec destroy_waits_for_leases(list()) -> ok.
@@ -279,8 +278,7 @@ destroy_drain_times_out(_Config) ->
 acquire_stats_tell_the_truth(_Config) ->
     doc("acquire_count = hits + misses; hits are leases served at once, a fail-fast checkout is a miss and an "
         "acquire timeout, a caller that waited is a miss whose wait shows in the wait average, max and p99."),
-    with_target("dpool_acquire_stats", fun(T) ->
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_acquire_stats", 1, fun(_T, Pool) ->
         #{acquire_count := 0, hits := 0, misses := 0, acquire_wait_max_us := 0} = checked_stats(Pool),
         [{ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end) || _ <- lists:seq(1, 3)],
         do_wait_idle(Pool),
@@ -293,6 +291,8 @@ acquire_stats_tell_the_truth(_Config) ->
                                Self ! {waited, distribute_pool:with_connection(Pool, fun(_) -> ok end)}
                        end),
         do_wait_until(fun() -> maps:get(waiting, checked_stats(Pool)) =:= 1 end, 5000),
+        %% The waiter waits at least this long (it was waiting before the stats above, and the lease comes back
+        %% after the sleep, which is never shorter than asked): the lower bounds below hold on any machine.
         timer:sleep(150),
         do_release(Holders),
         receive {waited, {ok, ok}} -> ok after 5000 -> ct:fail(waiter_not_served) end,
@@ -305,21 +305,10 @@ acquire_stats_tell_the_truth(_Config) ->
         #{acquire_wait_max_us := Max, acquire_wait_p99_us := P99, acquire_wait_avg_us := Avg} = S,
         true = Max >= 150000,
         true = P99 >= 150000 andalso P99 =< Max,
-        true = Avg >= 150000 div 5 andalso Avg < Max,
-        ok = distribute_pool:destroy(Pool)
+        true = Avg >= 150000 div 5 andalso Avg < Max
     end).
 
 %% Helpers.
-
--spec with_target(string(), fun((node()) -> term())) -> ok.
-with_target(Prefix, Fun) ->
-    {Peer, T} = do_start_target(Prefix),
-    try
-        _ = Fun(T),
-        ok
-    after
-        do_stop_peer(Peer)
-    end.
 
 %% Stats, checked against the invariants that must hold at every moment.
 -spec checked_stats(distribute_pool:pool()) -> map().
@@ -362,15 +351,6 @@ up_before_down([{down, N} | Rest], Up, Least) ->
         false -> ct:fail({closed_before_replacement_was_up, N, maps:keys(Up)})
     end.
 
--spec os_pid(node()) -> string().
-os_pid(T) ->
-    erpc:call(T, os, getpid, []).
-
--spec signal(string(), string()) -> ok.
-signal(OsPid, Signal) ->
-    "" = os:cmd("kill -" ++ Signal ++ " " ++ OsPid),
-    ok.
-
 -spec busy_worker(distribute_pool:pool(), pid()) -> ok.
 busy_worker(Pool, Parent) ->
     receive
@@ -378,6 +358,7 @@ busy_worker(Pool, Parent) ->
             Parent ! {stopped, self()},
             ok
     after 0 ->
+        %% Each lease held about 20 ms: only the pace of the load (the case waits for its conditions).
         _ = distribute_pool:with_connection(Pool, fun(C) -> timer:sleep(20), distribute_pool:ping(C) end,
                                             #{acquire_timeout_ms => 10000}),
         busy_worker(Pool, Parent)

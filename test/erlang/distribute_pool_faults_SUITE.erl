@@ -13,9 +13,8 @@
 -export([client_node_leases_come_back/1]).
 -export([million_messages_none_lost_none_duplicated_in_order/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_start_client/1, do_stop_peer/1,
-                          do_stats/1, do_wait_idle/1, do_cnode/0, do_hold_leases/3, do_release/1,
-                          do_load_fixture/2]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stop_peer/1, do_stats/1, do_wait_idle/1, do_cnode/0,
+                          do_release/1, do_load_fixture/2, with_target/2, with_target_pool/3, with_nodes/2]).
 
 %% Pool of the kill -9 case: 8 workers on 4 connections.
 -define(KILL_POOL_SIZE, 4).
@@ -66,76 +65,70 @@ target_killed_under_load(_Config) ->
         "node of the same name is back the pool is at full size within backoff_max_ms + 3 s; no lease is "
         "lost or doubled (ETS insert_new per connection id, stats invariants on every sample)."),
     Name = peer:random_name("dpool_faults_kill"),
-    {Peer1, T} = start_named_target(Name),
     Leases = ets:new(dpool_faults_leases, [public, set]),
     Records = ets:new(dpool_faults_records, [public, ordered_set]),
     Self = self(),
-    Pool = try distribute_pool:new(T, #{max_connections => ?KILL_POOL_SIZE,
-                                        backoff_min_ms => ?BACKOFF_MIN_MS, backoff_max_ms => ?BACKOFF_MAX_MS,
-                                        acquire_timeout_ms => ?KILL_ACQUIRE_MS, connect_timeout_ms => 2000}) of
-               {ok, P} -> P;
-               Other -> do_stop_peer(Peer1), ct:fail({new_failed, Other})
-           catch C:R:St -> do_stop_peer(Peer1), erlang:raise(C, R, St)
-           end,
-    Sampler = spawn_link(fun() -> sampler(Pool, Self, 0, []) end),
-    Workers = [spawn_link(fun() -> worker(Pool, Leases, Records, I, 0) end) || I <- lists:seq(1, ?KILL_WORKERS)],
-    Peers = [Peer1],
-    try
-        %% Under load first: every worker has done operations that worked.
-        do_wait_until(fun() -> lists:all(fun(I) -> count_ok(Records, I) >= 100 end, worker_ids()) end, 30000),
-        OsPid = erpc:call(T, os, getpid, []),
-        T0 = now_ms(),
-        _ = os:cmd("kill -9 " ++ OsPid),
-        T1 = now_ms(),
-        ct:pal("target ~s (os pid ~s) killed with kill -9 (os:cmd took ~b ms)", [T, OsPid, T1 - T0]),
-        do_stop_peer(Peer1),
-        %% Every worker comes out of what it was doing and sees the outage.
-        do_wait_until(fun() -> lists:all(fun(I) -> failed_after(Records, I, T1) end, worker_ids()) end,
-                      ?IN_FLIGHT_BOUND_MS + 5000),
-        %% Down long enough for the reconnect delays to reach their cap (50 ms doubling, with jitter, reaches
-        %% 500 ms within 1.5 s; uncapped it would be at 3..6 s after 6 s, past the deadline below): this sets
-        %% up the case, it proves nothing.
-        timer:sleep(6000),
-        TRestart = now_ms(),
-        {Peer2, T} = start_named_target(Name),
-        TUp = now_ms(),
+    with_nodes([{killable_target, Name}], fun([{Peer1, T}]) ->
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => ?KILL_POOL_SIZE, backoff_min_ms => ?BACKOFF_MIN_MS,
+                                              backoff_max_ms => ?BACKOFF_MAX_MS,
+                                              acquire_timeout_ms => ?KILL_ACQUIRE_MS, connect_timeout_ms => 2000}),
+        Sampler = spawn_link(fun() -> sampler(Pool, Self, 0, []) end),
+        Workers = [spawn_link(fun() -> worker(Pool, Leases, Records, I, 0) end) || I <- lists:seq(1, ?KILL_WORKERS)],
         try
-            do_wait_until(fun() -> full_size(Pool) end, ?BACKOFF_MAX_MS + ?RECOVERY_MARGIN_MS),
-            TFull = now_ms(),
-            ct:pal("target back after ~b ms of outage (peer start took ~b ms); pool at full size ~b ms after the "
-                   "target was back (bound ~b ms)",
-                   [TUp - T1, TUp - TRestart, TFull - TUp, ?BACKOFF_MAX_MS + ?RECOVERY_MARGIN_MS]),
-            %% And it works again for every worker, under load again.
-            do_wait_until(fun() -> lists:all(fun(I) -> ok_after(Records, I, TFull) >= 50 end, worker_ids()) end,
-                          30000),
-            stop_workers(Workers),
-            Samples = stop_sampler(Sampler),
-            do_wait_idle(Pool),
-            #{total_connections := ?KILL_POOL_SIZE, available_connections := ?KILL_POOL_SIZE,
-              in_use_connections := 0, connecting_connections := 0, waiting := 0} = do_stats(Pool),
-            check_kill_records(Records, T0, T1, TRestart),
-            [] = ets:tab2list(Leases),
-            ct:pal("~b stats samples, all with total = available + in_use + connecting, counts >= 0, "
-                   "in_use =< max", [Samples]),
-            true = Samples > 0,
-            ok = distribute_pool:destroy(Pool)
+            %% Under load first: every worker has done operations that worked.
+            do_wait_until(fun() -> lists:all(fun(I) -> count_ok(Records, I) >= 100 end, worker_ids()) end, 30000),
+            OsPid = erpc:call(T, os, getpid, []),
+            T0 = now_ms(),
+            _ = os:cmd("kill -9 " ++ OsPid),
+            T1 = now_ms(),
+            ct:pal("target ~s (os pid ~s) killed with kill -9 (os:cmd took ~b ms)", [T, OsPid, T1 - T0]),
+            do_stop_peer(Peer1),
+            %% Every worker comes out of what it was doing and sees the outage.
+            do_wait_until(fun() -> lists:all(fun(I) -> failed_after(Records, I, T1) end, worker_ids()) end,
+                          ?IN_FLIGHT_BOUND_MS + 5000),
+            %% Down long enough for the reconnect delays to reach their cap: 8 more attempts per connection (50 ms
+            %% doubling, with jitter, is at the 500 ms cap from the 5th on; uncapped the 8th delay alone would be
+            %% 3.2..6.4 s, past the deadline below). This sets up the case, it proves nothing.
+            #{reconnect_attempts := Attempts} = do_stats(Pool),
+            do_wait_until(fun() ->
+                                  maps:get(reconnect_attempts, do_stats(Pool)) >= Attempts + 8 * ?KILL_POOL_SIZE
+                          end, 30000),
+            TRestart = now_ms(),
+            with_nodes([{killable_target, Name}], fun([{_, Again}]) ->
+                T = Again,
+                TUp = now_ms(),
+                do_wait_until(fun() -> full_size(Pool) end, ?BACKOFF_MAX_MS + ?RECOVERY_MARGIN_MS),
+                TFull = now_ms(),
+                ct:pal("target back after ~b ms of outage (peer start took ~b ms); pool at full size ~b ms after the "
+                       "target was back (bound ~b ms)",
+                       [TUp - T1, TUp - TRestart, TFull - TUp, ?BACKOFF_MAX_MS + ?RECOVERY_MARGIN_MS]),
+                %% And it works again for every worker, under load again.
+                do_wait_until(fun() -> lists:all(fun(I) -> ok_after(Records, I, TFull) >= 50 end, worker_ids()) end,
+                              30000),
+                stop_workers(Workers),
+                Samples = stop_sampler(Sampler),
+                do_wait_idle(Pool),
+                #{total_connections := ?KILL_POOL_SIZE, available_connections := ?KILL_POOL_SIZE,
+                  in_use_connections := 0, connecting_connections := 0, waiting := 0} = do_stats(Pool),
+                check_kill_records(Records, T0, T1, TRestart),
+                [] = ets:tab2list(Leases),
+                ct:pal("~b stats samples, all with total = available + in_use + connecting, counts >= 0, "
+                       "in_use =< max", [Samples]),
+                true = Samples > 0,
+                ok = distribute_pool:destroy(Pool)
+            end)
         after
-            do_stop_peer(Peer2)
+            [begin unlink(P), exit(P, kill) end || P <- [Sampler | Workers]],
+            _ = distribute_pool:destroy(Pool)
         end
-    after
-        [begin unlink(P), exit(P, kill) end || P <- [Sampler | Workers]],
-        [do_stop_peer(P) || P <- Peers],
-        _ = distribute_pool:destroy(Pool)
-    end.
+    end).
 
 -spec killed_holder_lease_back_within_100ms(list()) -> ok.
 killed_holder_lease_back_within_100ms(_Config) ->
     doc("A lease holder killed with exit(Pid, kill): on a pool of one connection the queued waiter has the "
         "lease within 100 ms (10 rounds, each measured); without a waiter, stats show it available within "
         "100 ms."),
-    {Peer, T} = do_start_target("dpool_faults_holder"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_faults_holder", 1, fun(_T, Pool) ->
         Self = self(),
         [{Holder0, _}] = hold(Pool, Self, {round, 0}),
         %% Each round: a waiter queues behind the holder, the holder is killed, the waiter becomes the holder.
@@ -172,22 +165,17 @@ killed_holder_lease_back_within_100ms(_Config) ->
              true -> ok;
              false -> ct:fail({lease_back_too_late_us, Us, Times, StatsTimes})
          end || Us <- Times ++ StatsTimes],
-        #{in_use_connections := 0, available_connections := 1, waiting := 0} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        #{in_use_connections := 0, available_connections := 1, waiting := 0} = do_stats(Pool)
+    end).
 
 -spec client_node_leases_come_back(list()) -> ok.
 client_node_leases_come_back(_Config) ->
     doc("A client node holding every lease of a pool of 4 and with 2 more processes waiting: when it "
         "disconnects from the C-node (every lane it uses) all 4 leases come back (a waiter on this node gets "
         "one at once) and its waiters leave the queue; the same with a client node that stops."),
-    {TPeer, T} = do_start_target("dpool_faults_cl_target"),
-    {CPeer1, Client1} = do_start_client("dpool_faults_cl_a"),
-    {CPeer2, Client2} = do_start_client("dpool_faults_cl_b"),
-    Server = do_cnode(),
-    try
+    Nodes = [{target, "dpool_faults_cl_target"}, {client, "dpool_faults_cl_a"}, {client, "dpool_faults_cl_b"}],
+    with_nodes(Nodes, fun([{_, T}, {_, Client1}, {CPeer2, Client2}]) ->
+        Server = do_cnode(),
         {ok, Pool} = distribute_pool:new(T, 4),
         Self = self(),
         %% 1. Disconnect.
@@ -228,19 +216,14 @@ client_node_leases_come_back(_Config) ->
         ct:pal("client node stopped: its 4 leases back within ~b ms (including the peer's stop)", [now_ms() - T1]),
         {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0}),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer2),
-        do_stop_peer(CPeer1),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec million_messages_none_lost_none_duplicated_in_order(list()) -> ok.
 million_messages_none_lost_none_duplicated_in_order(_Config) ->
     doc("1,000,000 messages {Sender, Run, ConnId, Seq} from 8 senders through a pool of 4 with send_batch "
         "(one lease per run of 200..2000 messages) to a collector on the target: none lost, none duplicated, "
         "consecutive and in order within each run (one sender, one lease)."),
-    {Peer, T} = do_start_target("dpool_faults_seq"),
-    try
+    with_target("dpool_faults_seq", fun(T) ->
         ok = do_load_fixture(T, dpool_seq_collector),
         {ok, Collector} = erpc:call(T, dpool_seq_collector, start, []),
         {ok, Pool} = distribute_pool:new(T, ?SEQ_POOL_SIZE),
@@ -283,21 +266,13 @@ million_messages_none_lost_none_duplicated_in_order(_Config) ->
         true = Ok >= ?MESSAGES,
         ok = erpc:call(T, dpool_seq_collector, stop, [Collector]),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 %% Helpers: the kill -9 case.
 
 worker_ids() -> lists:seq(1, ?KILL_WORKERS).
 
 now_ms() -> erlang:monotonic_time(millisecond).
-
-%% A target under a given name, not linked to the case: its death is the point of the case.
-start_named_target(Name) ->
-    {ok, Peer, Node} = peer:start(#{name => Name, host => "127.0.0.1", longnames => true,
-                                    args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
-    {Peer, Node}.
 
 %% Loops leases, one operation each, recording {{Worker, N}, Op, Start, End, Outcome} until told to stop.
 %% Outcome: {lease, ConnId, OpStart, OpEnd, Result} or {checkout, Error}. Inside the lease the connection

@@ -22,9 +22,9 @@
 -export([one_lane_lost_returns_its_leases_only/1]).
 -export([bad_lanes_refused/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_start_target/1, do_start_client/1,
-                          do_stop_peer/1, do_stats/1, do_pool_id/1, do_load_fixture/2, do_release/1,
-                          do_uniq/1, do_start_cnode_port/2, do_stop_cnode_port/1, do_os_alive/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_stats/1, do_pool_id/1, do_load_fixture/2,
+                          do_release/1, do_uniq/1, do_os_alive/1, with_target/2, with_target_pool/3,
+                          with_nodes/2]).
 
 -define(SINK, dpool_lanes_sink).
 -define(PIECE_BYTES, 8 * 1024 * 1024).
@@ -79,9 +79,7 @@ lanes_published_and_answer(_Config) ->
     [{ok, #{lane := K, lanes := Lanes, node := Name}} = gen_server:call({Service, N}, info, 5000)
      || {{K, N}, Name} <- lists:zip(Numbered, Names)],
     [true = lists:member(N, nodes(hidden)) || N <- LaneNodes],
-    {TPeer, T} = do_start_target("dpool_lanes_each"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_lanes_each", 1, fun(T, Pool) ->
         Id = do_pool_id(Pool),
         Self = self(),
         [begin
@@ -98,29 +96,23 @@ lanes_published_and_answer(_Config) ->
              receive {leased, K, Pid} -> ok after 15000 -> ct:fail({no_lease_on_lane, K}) end,
              receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail({holder_stuck, K}) end,
              do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 10000)
-         end || {K, N} <- Numbered],
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(TPeer)
-    end.
+         end || {K, N} <- Numbered]
+    end).
 
 -spec shutdown_unpublishes_every_lane(list()) -> ok.
 shutdown_unpublishes_every_lane(_Config) ->
     doc("A C-node started with --lanes 3 registers its name and name_lane1, name_lane2 in epmd; when it stops "
         "(standard input closed) all three are gone."),
     Alive = do_uniq("dpool_lanes_stop"),
-    CNodePort = do_start_cnode_port(["--name", Alive ++ "@127.0.0.1", "--lanes", "3"],
-                                    atom_to_list(erlang:get_cookie())),
     Expected = [Alive, Alive ++ "_lane1", Alive ++ "_lane2"],
     Published = fun() ->
                         {ok, Registered} = net_adm:names("127.0.0.1"),
                         [A || A <- Expected, lists:keymember(A, 1, Registered)]
                 end,
-    try
-        Expected = Published()
-    after
-        do_stop_cnode_port(CNodePort)
-    end,
+    CNodePort = with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", "3"]}], fun([Started]) ->
+        Expected = Published(),
+        Started
+    end),
     false = do_os_alive(maps:get(os_pid, CNodePort)),
     do_wait_until(fun() -> Published() =:= [] end, 5000).
 
@@ -133,9 +125,7 @@ processes_get_lanes_round_robin(_Config) ->
     {Service, _} = Server = do_cnode(),
     LaneNodes = distribute_pool_client:lane_nodes(Server),
     Lanes = length(LaneNodes),
-    {TPeer, T} = do_start_target("dpool_lanes_rr"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_lanes_rr", 2, fun(T, Pool) ->
         Self = self(),
         Seen = [begin
                     Ref = make_ref(),
@@ -171,11 +161,8 @@ processes_get_lanes_round_robin(_Config) ->
         [0 = (B - A - 1 + Lanes) rem Lanes || {A, B} <- lists:zip(lists:droplast(Firsts), tl(Firsts))],
         Everyone = lists:seq(0, Lanes - 1),
         Everyone = lists:usort(lists:sublist(Firsts, Lanes)),
-        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(TPeer)
-    end.
+        do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000)
+    end).
 
 -spec per_sender_order_across_operations(list()) -> ok.
 per_sender_order_across_operations(_Config) ->
@@ -185,8 +172,7 @@ per_sender_order_across_operations(_Config) ->
         "them in the order the C-node handled them."),
     Server = do_cnode(),
     Lanes = length(distribute_pool_client:lane_nodes(Server)),
-    {TPeer, T} = do_start_target("dpool_lanes_order"),
-    try
+    with_target("dpool_lanes_order", fun(T) ->
         do_load_fixture(T, dpool_order_sink),
         _ = erpc:call(T, dpool_order_sink, start, [?SINK, self()]),
         {ok, Pool} = distribute_pool:new(T, 1),
@@ -213,9 +199,7 @@ per_sender_order_across_operations(_Config) ->
              end
          end || {Id, #{last := Last}} <- Sent],
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec small_calls_pass_a_big_transfer(list()) -> ok.
 small_calls_pass_a_big_transfer(_Config) ->
@@ -227,13 +211,12 @@ small_calls_pass_a_big_transfer(_Config) ->
         "DPOOL_LANES_SUITE_LANES=1) B's messages queue behind A's on the one connection and this case fails."),
     Lanes = list_to_integer(os:getenv("DPOOL_LANES_SUITE_LANES", "4")),
     Alive = do_uniq("dpool_lanes_hol"),
-    CNodePort = do_start_cnode_port(["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(Lanes),
-                                     "--service", "dpool_hol"], atom_to_list(erlang:get_cookie())),
-    OsPid = integer_to_list(maps:get(os_pid, CNodePort)),
-    Server = {dpool_hol, maps:get(node, CNodePort)},
-    {TPeer, T} = do_start_target("dpool_lanes_hol_t"),
-    Self = self(),
-    try
+    CNode = {cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(Lanes), "--service", "dpool_hol"]},
+    %% The C-node is resumed below whatever happens; if it were not, stopping it kills it by its pid.
+    with_nodes([CNode, {target, "dpool_lanes_hol_t"}], fun([CNodePort, {_, T}]) ->
+        OsPid = integer_to_list(maps:get(os_pid, CNodePort)),
+        Server = {dpool_hol, maps:get(node, CNodePort)},
+        Self = self(),
         do_load_fixture(T, dpool_order_sink),
         _ = erpc:call(T, dpool_order_sink, start, [?SINK, Self]),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 3, cnode => Server}),
@@ -270,11 +253,7 @@ small_calls_pass_a_big_transfer(_Config) ->
         {b_done, Results} = First,
         [{ok, T}] = lists:usort(Results),
         ok = distribute_pool:destroy(Pool)
-    after
-        os:cmd("kill -CONT " ++ OsPid),
-        do_stop_peer(TPeer),
-        do_stop_cnode_port(CNodePort)
-    end.
+    end).
 
 -spec client_disconnect_returns_leases_on_every_lane(list()) -> ok.
 client_disconnect_returns_leases_on_every_lane(_Config) ->
@@ -282,9 +261,7 @@ client_disconnect_returns_leases_on_every_lane(_Config) ->
         "(every lane): all those leases come back."),
     Server = do_cnode(),
     Lanes = length(distribute_pool_client:lane_nodes(Server)),
-    {TPeer, T} = do_start_target("dpool_lanes_dc_t"),
-    {CPeer, Client} = do_start_client("dpool_lanes_dc_c"),
-    try
+    with_nodes([{target, "dpool_lanes_dc_t"}, {client, "dpool_lanes_dc_c"}], fun([{_, T}, {_, Client}]) ->
         {ok, Pool} = distribute_pool:new(T, 2 * Lanes),
         Holders = remote_holders(Client, Pool, Server, 2 * Lanes),
         Lanes = length(lists:usort([L || {_, _, L} <- Holders])),
@@ -297,10 +274,7 @@ client_disconnect_returns_leases_on_every_lane(_Config) ->
                               U =:= 0 andalso A =:= 2 * Lanes
                       end, 10000),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec one_lane_lost_returns_its_leases_only(list()) -> ok.
 one_lane_lost_returns_its_leases_only(_Config) ->
@@ -309,9 +283,7 @@ one_lane_lost_returns_its_leases_only(_Config) ->
     {Service, _} = Server = do_cnode(),
     LaneNodes = distribute_pool_client:lane_nodes(Server),
     Lanes = length(LaneNodes),
-    {TPeer, T} = do_start_target("dpool_lanes_one_t"),
-    {CPeer, Client} = do_start_client("dpool_lanes_one_c"),
-    try
+    with_nodes([{target, "dpool_lanes_one_t"}, {client, "dpool_lanes_one_c"}], fun([{_, T}, {_, Client}]) ->
         {ok, Pool} = distribute_pool:new(T, 2 * Lanes),
         Holders = remote_holders(Client, Pool, Server, 2 * Lanes),
         Lost = lists:nth(2, LaneNodes),
@@ -330,10 +302,7 @@ one_lane_lost_returns_its_leases_only(_Config) ->
         do_release([{Pid, Tag} || {Pid, Tag, _} <- OnLost]),
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 2 * Lanes end, 10000),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec bad_lanes_refused(list()) -> ok.
 bad_lanes_refused(_Config) ->

@@ -12,8 +12,8 @@
 -export([backoff_options_are_validated/1]).
 -export([reconnects_after_target_killed/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
-                          do_pool_node_names/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_pool_node_names/1, with_target_pool/3,
+                          with_nodes/2, do_wait_value/3]).
 
 -spec suite() -> list().
 suite() ->
@@ -40,9 +40,7 @@ end_per_suite(Config) ->
 discard_closes_and_reopens(_Config) ->
     doc("discard/1 inside with_connection ends the lease at once, the C-node closes that connection (the "
         "target sees it go) and opens a fresh one in its place; the pool is back to full size."),
-    {Peer, T} = do_start_target("dpool_discard"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_discard", 1, fun(T, Pool) ->
         Connections = fun() -> target_connections(T, do_pool_node_names(Pool)) end,
         do_wait_until(fun() -> length(Connections()) =:= 1 end, 5000),
         [{_, Before}] = Connections(),
@@ -66,19 +64,14 @@ discard_closes_and_reopens(_Config) ->
                               #{total_connections := Total, available_connections := Available} = do_stats(Pool),
                               Total =:= 1 andalso Available =:= 1
                       end, 10000),
-        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1)
+    end).
 
 -spec discard_outside_a_lease(list()) -> ok.
 discard_outside_a_lease(_Config) ->
     doc("discard/1 of a lease that already ended, or of something that is no lease, is invalid_connection "
         "and changes nothing: the connection stays, the pool keeps its size."),
-    {Peer, T} = do_start_target("dpool_discard_stale"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_discard_stale", 1, fun(T, Pool) ->
         {ok, Conn} = distribute_pool:with_connection(Pool, fun(C) -> C end),
         %% The target lists the connection a moment after the C-node has it up.
         do_wait_until(fun() -> length(target_connections(T, do_pool_node_names(Pool))) =:= 1 end, 5000),
@@ -88,11 +81,8 @@ discard_outside_a_lease(_Config) ->
         {error, invalid_connection} = distribute_pool:discard(not_a_lease),
         [{_, Before}] = target_connections(T, do_pool_node_names(Pool)),
         #{connections_closed := #{broken := 0}} = do_stats(Pool),
-        #{total_connections := 1, available_connections := 1} = do_stats(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        #{total_connections := 1, available_connections := 1} = do_stats(Pool)
+    end).
 
 -spec backoff_options_are_validated(list()) -> ok.
 backoff_options_are_validated(_Config) ->
@@ -111,18 +101,15 @@ reconnects_after_target_killed(_Config) ->
         "a node of the same name is back, the pool is at full size again within backoff_max_ms (500 ms) plus "
         "1.5 s, and works. reconnect_attempts shows the capped backoff at work."),
     Name = peer:random_name("dpool_reborn"),
-    {Peer1, T} = start_named_target(Name),
-    Pool = try
-               {ok, P} = distribute_pool:new(T, #{max_connections => 2, backoff_min_ms => 50,
-                                                  backoff_max_ms => 500, acquire_timeout_ms => 2000}),
-               {ok, pong} = distribute_pool:with_connection(P, fun distribute_pool:ping/1),
-               OsPid = erpc:call(T, os, getpid, []),
-               _ = os:cmd("kill -9 " ++ OsPid),
-               do_wait_until(fun() -> maps:get(available_connections, do_stats(P)) =:= 0 end, 5000),
-               P
-           after
-               do_stop_peer(Peer1)
-           end,
+    {T, Pool} = with_nodes([{killable_target, Name}], fun([{_, T}]) ->
+        {ok, P} = distribute_pool:new(T, #{max_connections => 2, backoff_min_ms => 50,
+                                           backoff_max_ms => 500, acquire_timeout_ms => 2000}),
+        {ok, pong} = distribute_pool:with_connection(P, fun distribute_pool:ping/1),
+        OsPid = erpc:call(T, os, getpid, []),
+        _ = os:cmd("kill -9 " ++ OsPid),
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(P)) =:= 0 end, 5000),
+        {T, P}
+    end),
     %% No connection is alive and the last attempts failed: no waiting out the acquire timeout.
     do_wait_until(fun() ->
                           case distribute_pool:with_connection(Pool, fun(_) -> ok end) of
@@ -130,35 +117,30 @@ reconnects_after_target_killed(_Config) ->
                               _ -> false
                           end
                   end, 5000),
-    %% Long enough down for the delays to reach their cap (50 ms doubling, with jitter): the default cap of
-    %% 5 s would then miss the deadline below. Over these 6 s each connection retries every 250..500 ms:
-    %% 12..25 attempts each, where the default cap would allow at most 3.
+    %% Down until the delays have reached their cap (50 ms doubling, with jitter), so that the default cap of
+    %% 5 s would miss the deadline below: 14 more attempts per connection. With the 500 ms cap, each waits
+    %% 250..500 ms from the 5th on, so they take about 3..6 s (plus the attempts themselves; the bound leaves
+    %% room for a busy machine); the default cap would need 23 s at least. At least half the least they can
+    %% take: a backoff that does not back off would be done in milliseconds.
+    Attempts = 2 * 14,
     #{reconnect_attempts := Before} = do_stats(Pool),
-    timer:sleep(6000),
-    #{reconnect_attempts := After} = S = do_stats(Pool),
-    ct:pal("reconnect attempts in 6 s down: ~b; stats ~p", [After - Before, S]),
-    true = After - Before >= 2 * 10 andalso After - Before =< 2 * 26,
-    {Peer2, T} = start_named_target(Name),
-    try
+    T0 = erlang:monotonic_time(millisecond),
+    do_wait_value(fun() -> maps:get(reconnect_attempts, do_stats(Pool)) - Before end,
+                  fun(N) -> N >= Attempts end, 15000),
+    Took = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("~b reconnect attempts while down took ~b ms; stats ~p", [Attempts, Took, do_stats(Pool)]),
+    true = Took >= 1500,
+    with_nodes([{killable_target, Name}], fun([{_, Again}]) ->
+        T = Again,
         do_wait_until(fun() ->
                               #{total_connections := Total, available_connections := Available} = do_stats(Pool),
                               Total =:= 2 andalso Available =:= 2
                       end, 500 + 1500),
         {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer2)
-    end.
+    end).
 
 %% Helpers.
-
-%% A target under a given name, not linked to the case: its death is the point of the case.
--spec start_named_target(string()) -> {pid(), node()}.
-start_named_target(Name) ->
-    {ok, Peer, Node} = peer:start(#{name => Name, host => "127.0.0.1", longnames => true,
-                                    args => ["-setcookie", atom_to_list(erlang:get_cookie())]}),
-    {Peer, Node}.
-
 
 %% The target's connections to the pool's nodes, as {Node, ConnectionId}.
 -spec target_connections(node(), [node()]) -> [{node(), term()}].

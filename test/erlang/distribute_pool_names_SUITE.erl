@@ -16,8 +16,8 @@
 -export([name_passes_from_a_draining_pool/1]).
 -export([child_never_takes_over_a_pool_it_did_not_make/1]).
 
--import(dpool_ct_helper, [doc/1, do_start_target/1, do_stop_peer/1, do_wait_until/2, do_stats/1, do_cnode/0,
-                          do_pool_nodes/2, do_uniq/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_cnode/0, do_pool_nodes/2, do_uniq/1,
+                          with_target/2, with_target_pool/3]).
 
 -spec suite() -> list().
 suite() ->
@@ -48,8 +48,7 @@ end_per_suite(Config) ->
 keyword_lists_everywhere(_Config) ->
     doc("Every function that takes an options map takes the same as a keyword list (Elixir's "
         "`max_connections: 2'); a key given twice is refused."),
-    {Peer, T} = do_start_target("dpool_kw"),
-    try
+    with_target("dpool_kw", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, [{max_connections, 2}, {acquire_timeout_ms, 250}]),
         #{max_connections := 2, acquire_timeout_ms := 250} = do_stats(Pool),
         {ok, {ok, T}} = distribute_pool:with_connection(
@@ -61,17 +60,14 @@ keyword_lists_everywhere(_Config) ->
         {error, {invalid_config, {duplicate_option, max_connections}}} =
             distribute_pool:new(T, [{max_connections, 1}, {max_connections, 2}]),
         ok = distribute_pool:destroy(Pool, [{drain_timeout_ms, 0}])
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec named_pool_everywhere_a_pool_goes(list()) -> ok.
 named_pool_everywhere_a_pool_goes(_Config) ->
     doc("A pool made with `name => Name' answers to Name in every function that takes a pool; its stats "
         "name it; after destroy(Name) the name is unknown (invalid_pool) and free again."),
-    {Peer, T} = do_start_target("dpool_named"),
-    Name = dpool_named_orders,
-    try
+    with_target("dpool_named", fun(T) ->
+        Name = dpool_named_orders,
         {ok, Pool} = distribute_pool:new(T, #{name => Name, max_connections => 2}),
         #{name := Name, pool_id := Id} = do_stats(Pool),
         {ok, #{name := Name, pool_id := Id, target := T}} = distribute_pool:stats(Name),
@@ -101,26 +97,19 @@ named_pool_everywhere_a_pool_goes(_Config) ->
         AgainId = maps:get(pool_id, do_stats(Again)),
         true = AgainId =/= Id,
         ok = distribute_pool:destroy(Name)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec name_clash_is_already_started(list()) -> ok.
 name_clash_is_already_started(_Config) ->
     doc("A second pool under a name in use is {error, {already_started, Pool}}, Pool the handle of the pool "
         "that has the name; nothing is created."),
-    {Peer, T} = do_start_target("dpool_clash"),
-    try
-        {ok, First} = distribute_pool:new(T, #{name => dpool_clash, max_connections => 1}),
+    with_target_pool("dpool_clash", #{name => dpool_clash, max_connections => 1}, fun(T, First) ->
         {ok, Before} = gen_server:call(do_cnode(), pools, 5000),
         {error, {already_started, Same}} = distribute_pool:new(T, #{name => dpool_clash, max_connections => 3}),
         {ok, Before} = gen_server:call(do_cnode(), pools, 5000),
         true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(First)),
-        "a pool of that name exists already" ++ _ = distribute_pool:format_error({already_started, Same}),
-        ok = distribute_pool:destroy(First)
-    after
-        do_stop_peer(Peer)
-    end.
+        "a pool of that name exists already" ++ _ = distribute_pool:format_error({already_started, Same})
+    end).
 
 -spec stale_name_is_looked_up_again(list()) -> ok.
 stale_name_is_looked_up_again(_Config) ->
@@ -128,16 +117,15 @@ stale_name_is_looked_up_again(_Config) ->
         "C-node here), an operation that did nothing when refused (stats, a checkout) finds the new pool at "
         "once; one that may have acted (a one-shot call) is never run twice: it gives invalid_pool once, and "
         "the next call finds the new pool."),
-    {Peer, T} = do_start_target("dpool_stale"),
-    Server = do_cnode(),
-    Remake = fun() ->
-                     {ok, #{pool_id := Old}} = distribute_pool:stats(dpool_stale),
-                     ok = gen_server:call(Server, {destroy, Old, 0}, 10000),
-                     {ok, New} = gen_server:call(Server, {new, T, #{name => dpool_stale, max_connections => 1}},
-                                                 10000),
-                     New
-             end,
-    try
+    with_target("dpool_stale", fun(T) ->
+        Server = do_cnode(),
+        Remake = fun() ->
+                         {ok, #{pool_id := Old}} = distribute_pool:stats(dpool_stale),
+                         ok = gen_server:call(Server, {destroy, Old, 0}, 10000),
+                         {ok, New} = gen_server:call(Server, {new, T, #{name => dpool_stale, max_connections => 1}},
+                                                     10000),
+                         New
+                 end,
         {ok, _} = distribute_pool:new(T, #{name => dpool_stale, max_connections => 1}),
         New = Remake(),
         {ok, #{pool_id := New}} = distribute_pool:stats(dpool_stale),
@@ -150,53 +138,51 @@ stale_name_is_looked_up_again(_Config) ->
         {error, invalid_pool} = distribute_pool:call(dpool_stale, erlang, node, []),
         {ok, T} = distribute_pool:call(dpool_stale, erlang, node, []),
         ok = distribute_pool:destroy(dpool_stale)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec child_spec_under_a_supervisor(list()) -> ok.
 child_spec_under_a_supervisor(_Config) ->
     doc("child_spec/1 puts a named pool under the caller's supervisor: the target sees its hidden nodes while "
         "the child runs and sees them go when the child stops; a restart makes the pool again; an owner "
         "killed outright is replaced by one that takes its pool over (same pool, no new connections)."),
-    {Peer, T} = do_start_target("dpool_sup"),
-    Name = dpool_supervised,
-    Spec = distribute_pool:child_spec(#{name => Name, target => T, max_connections => 2}),
-    #{id := {distribute_pool, Name}, start := {distribute_pool, start_link, [_]}} = Spec,
-    {ok, Sup} = supervisor:start_link(dpool_ct_sup, {#{strategy => one_for_one, intensity => 5, period => 10},
-                                                     [Spec]}),
-    unlink(Sup),
-    try
-        {ok, Pool} = distribute_pool:stats(Name),
-        %% The target lists the connections a moment after the C-node has them up.
-        do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
-        #{pool_id := Id} = Pool,
-        %% Stopping the child destroys the pool: its hidden nodes leave the target.
-        ok = supervisor:terminate_child(Sup, {distribute_pool, Name}),
-        {error, invalid_pool} = distribute_pool:stats(Name),
-        do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000),
-        %% Restarting it makes the pool again.
-        {ok, Owner} = supervisor:restart_child(Sup, {distribute_pool, Name}),
-        {ok, #{pool_id := Id2}} = distribute_pool:stats(Name),
-        true = Id2 =/= Id,
-        do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
-        %% Killed outright: the supervisor's next owner takes the same pool over.
-        exit(Owner, kill),
-        do_wait_until(fun() ->
-                              case [P || {_, P, _, _} <- supervisor:which_children(Sup)] of
-                                  [P] when is_pid(P), P =/= Owner -> true;
-                                  _ -> false
-                              end
-                      end, 10000),
-        {ok, #{pool_id := Id2, connections_created := 2}} = distribute_pool:stats(Name),
-        %% And the supervisor's own shutdown destroys it.
-        ok = do_stop_sup(Sup),
-        {error, invalid_pool} = distribute_pool:stats(Name),
-        do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000)
-    after
-        _ = do_stop_sup(Sup),
-        do_stop_peer(Peer)
-    end.
+    with_target("dpool_sup", fun(T) ->
+        Name = dpool_supervised,
+        Spec = distribute_pool:child_spec(#{name => Name, target => T, max_connections => 2}),
+        #{id := {distribute_pool, Name}, start := {distribute_pool, start_link, [_]}} = Spec,
+        {ok, Sup} = supervisor:start_link(dpool_ct_sup, {#{strategy => one_for_one, intensity => 5, period => 10},
+                                                         [Spec]}),
+        unlink(Sup),
+        try
+            {ok, Pool} = distribute_pool:stats(Name),
+            %% The target lists the connections a moment after the C-node has them up.
+            do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
+            #{pool_id := Id} = Pool,
+            %% Stopping the child destroys the pool: its hidden nodes leave the target.
+            ok = supervisor:terminate_child(Sup, {distribute_pool, Name}),
+            {error, invalid_pool} = distribute_pool:stats(Name),
+            do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000),
+            %% Restarting it makes the pool again.
+            {ok, Owner} = supervisor:restart_child(Sup, {distribute_pool, Name}),
+            {ok, #{pool_id := Id2}} = distribute_pool:stats(Name),
+            true = Id2 =/= Id,
+            do_wait_until(fun() -> length(do_pool_nodes(T, Name)) =:= 2 end, 10000),
+            %% Killed outright: the supervisor's next owner takes the same pool over.
+            exit(Owner, kill),
+            do_wait_until(fun() ->
+                                  case [P || {_, P, _, _} <- supervisor:which_children(Sup)] of
+                                      [P] when is_pid(P), P =/= Owner -> true;
+                                      _ -> false
+                                  end
+                          end, 10000),
+            {ok, #{pool_id := Id2, connections_created := 2}} = distribute_pool:stats(Name),
+            %% And the supervisor's own shutdown destroys it.
+            ok = do_stop_sup(Sup),
+            {error, invalid_pool} = distribute_pool:stats(Name),
+            do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000)
+        after
+            _ = do_stop_sup(Sup)
+        end
+    end).
 
 -spec child_spec_argument_errors(list()) -> ok.
 child_spec_argument_errors(_Config) ->
@@ -220,9 +206,8 @@ child_spec_argument_errors(_Config) ->
 name_passes_from_a_draining_pool(_Config) ->
     doc("A name is free as soon as its pool's destroy starts: a new pool takes it while the old one still "
         "drains, keeps it when the old one is gone, and gives it up when destroyed in turn."),
-    {Peer, T} = do_start_target("dpool_passes"),
-    Name = dpool_passing,
-    try
+    with_target("dpool_passes", fun(T) ->
+        Name = dpool_passing,
         {ok, Old} = distribute_pool:new(T, #{name => Name, max_connections => 1}),
         Holders = dpool_ct_helper:do_hold_leases(Old, 1, passing),
         Self = self(),
@@ -242,35 +227,33 @@ name_passes_from_a_draining_pool(_Config) ->
         {ok, #{pool_id := AgainId}} = distribute_pool:stats(Name),
         AgainId = maps:get(pool_id, do_stats(Again)),
         ok = distribute_pool:destroy(Name)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec child_never_takes_over_a_pool_it_did_not_make(list()) -> ok.
 child_never_takes_over_a_pool_it_did_not_make(_Config) ->
     doc("A child whose name belongs to a pool that new/2 made (no owner of this node) fails to start with "
         "already_started and leaves that pool alone; so does a second child while the first lives."),
-    {Peer, T} = do_start_target("dpool_foreign"),
     process_flag(trap_exit, true),
     try
-        {ok, Foreign} = distribute_pool:new(T, #{name => dpool_foreign, max_connections => 1}),
-        {error, {already_started, Same}} =
-            distribute_pool:start_link(#{name => dpool_foreign, target => T, max_connections => 1}),
-        true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(Foreign)),
-        {ok, _} = distribute_pool:stats(dpool_foreign),
-        ok = distribute_pool:destroy(Foreign),
-        {ok, First} = distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
-        {error, {already_started, _}} =
-            distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
-        {ok, _} = distribute_pool:stats(dpool_owned),
-        unlink(First),
-        Ref = erlang:monitor(process, First),
-        exit(First, shutdown),
-        receive {'DOWN', Ref, process, First, _} -> ok after 30000 -> ct:fail(owner_did_not_stop) end,
-        {error, invalid_pool} = distribute_pool:stats(dpool_owned)
+        with_target("dpool_foreign", fun(T) ->
+            {ok, Foreign} = distribute_pool:new(T, #{name => dpool_foreign, max_connections => 1}),
+            {error, {already_started, Same}} =
+                distribute_pool:start_link(#{name => dpool_foreign, target => T, max_connections => 1}),
+            true = maps:get(pool_id, do_stats(Same)) =:= maps:get(pool_id, do_stats(Foreign)),
+            {ok, _} = distribute_pool:stats(dpool_foreign),
+            ok = distribute_pool:destroy(Foreign),
+            {ok, First} = distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
+            {error, {already_started, _}} =
+                distribute_pool:start_link(#{name => dpool_owned, target => T, max_connections => 1}),
+            {ok, _} = distribute_pool:stats(dpool_owned),
+            unlink(First),
+            Ref = erlang:monitor(process, First),
+            exit(First, shutdown),
+            receive {'DOWN', Ref, process, First, _} -> ok after 30000 -> ct:fail(owner_did_not_stop) end,
+            {error, invalid_pool} = distribute_pool:stats(dpool_owned)
+        end)
     after
-        process_flag(trap_exit, false),
-        do_stop_peer(Peer)
+        process_flag(trap_exit, false)
     end.
 
 %% Helpers.

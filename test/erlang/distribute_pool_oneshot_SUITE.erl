@@ -21,9 +21,9 @@
 -export([big_payloads_forwarded_intact/1]).
 -export([measure/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_start_target/1, do_stop_peer/1, do_stats/1,
-                          do_load_fixture/2, do_hold_leases/3, do_release/1, do_wait_idle/1,
-                          do_pool_node_names/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stats/1, do_load_fixture/2, do_hold_leases/3,
+                          do_release/1, do_wait_idle/1, do_pool_node_names/1, with_target/2,
+                          with_target_pool/3, do_start_fixture/2, do_start_sink/2]).
 
 -spec suite() -> list().
 suite() ->
@@ -58,10 +58,8 @@ one_shot_call_request_send(_Config) ->
     doc("Given a pool, call, request and send each take a lease inside the C-node (acquire_count grows by "
         "one per operation), run over a pooled connection (the target sees a pool node as the sender), give "
         "the results and errors of the lease forms, and leave no lease out."),
-    {Peer, T} = do_start_target("dpool_os_ops"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_os_ops", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, 2),
         #{acquire_count := Before} = do_stats(Pool),
         {ok, T} = distribute_pool:call(Pool, erlang, node, []),
@@ -81,17 +79,14 @@ one_shot_call_request_send(_Config) ->
         #{acquire_count := After, in_use_connections := 0, available_connections := 2} = do_stats(Pool),
         10 = After - Before,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec one_shot_errors(list()) -> ok.
 one_shot_errors(_Config) ->
     doc("One-shot errors: pool_exhausted at once when every connection is leased and the acquire timeout is "
         "0, badarg for bad destinations and arguments, invalid_pool for a destroyed pool, invalid_connection "
         "for a handle that is neither a pool nor a lease."),
-    {Peer, T} = do_start_target("dpool_os_err"),
-    try
+    with_target("dpool_os_err", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, acquire_timeout_ms => 0}),
         Holders = do_hold_leases(Pool, 2, exhaust),
         Start = erlang:monotonic_time(millisecond),
@@ -121,18 +116,14 @@ one_shot_errors(_Config) ->
         %% An atom is a pool's name: this one is unknown.
         {error, invalid_pool} = distribute_pool:call(dpool_no_such_name, erlang, node, []),
         {error, invalid_pool} = distribute_pool:send(dpool_no_such_name, some_name, hello)
-    after
-        do_stop_peer(Peer)
-    end,
+    end),
     ok.
 
 -spec one_shot_waits_in_line(list()) -> ok.
 one_shot_waits_in_line(_Config) ->
     doc("A one-shot call on a pool whose connections are all leased waits like a checkout, first come first "
         "served: a checkout queued before it gets the returned lease first, then the call runs."),
-    {Peer, T} = do_start_target("dpool_os_line"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 30000}),
+    with_target_pool("dpool_os_line", #{max_connections => 1, acquire_timeout_ms => 30000}, fun(T, Pool) ->
         [Holder] = do_hold_leases(Pool, 1, first),
         Self = self(),
         %% A checkout, queued first.
@@ -147,19 +138,14 @@ one_shot_waits_in_line(_Config) ->
         do_release([{Second, second}]),
         receive {called, {ok, T}} -> ok after 10000 -> ct:fail(one_shot_not_served) end,
         unlink(Caller),
-        do_wait_idle(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_wait_idle(Pool)
+    end).
 
 -spec killed_waiter_leaves_no_lease(list()) -> ok.
 killed_waiter_leaves_no_lease(_Config) ->
     doc("A process killed while its one-shot call waits for a lease leaves the line at once; the lease "
         "returned later goes back to the pool, not to the dead caller."),
-    {Peer, T} = do_start_target("dpool_os_killw"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 60000}),
+    with_target_pool("dpool_os_killw", #{max_connections => 1, acquire_timeout_ms => 60000}, fun(T, Pool) ->
         [Holder] = do_hold_leases(Pool, 1, held),
         Waiter = spawn(fun() -> distribute_pool:call(Pool, erlang, node, []) end),
         do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 1 end, 10000),
@@ -168,20 +154,15 @@ killed_waiter_leaves_no_lease(_Config) ->
         do_release([Holder]),
         do_wait_idle(Pool),
         #{available_connections := 1, in_use_connections := 0} = do_stats(Pool),
-        {ok, T} = distribute_pool:call(Pool, erlang, node, []),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        {ok, T} = distribute_pool:call(Pool, erlang, node, [])
+    end).
 
 -spec killed_caller_mid_request_returns_the_lease(list()) -> ok.
 killed_caller_mid_request_returns_the_lease(_Config) ->
     doc("A process killed while its one-shot request runs (no timeout: infinity) gives its lease back at "
         "once; the pool's only connection serves the next call."),
-    {Peer, T} = do_start_target("dpool_os_killr"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_os_killr", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 60000}),
         Caller = spawn(fun() -> distribute_pool:request(Pool, dpool_fx, never, infinity) end),
         do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 1 end, 10000),
@@ -190,16 +171,13 @@ killed_caller_mid_request_returns_the_lease(_Config) ->
         #{available_connections := 1} = do_stats(Pool),
         {ok, T} = distribute_pool:call(Pool, erlang, node, [], 5000),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec cast_batch_exactly_once_over_many_connections(list()) -> ok.
 cast_batch_exactly_once_over_many_connections(_Config) ->
     doc("cast_batch delivers every message exactly once (by name, by pid, a list of bytes, an empty list) "
         "and the target receives the batch over more than one of the pool's connections."),
-    {Peer, T} = do_start_target("dpool_cb_once"),
-    try
+    with_target("dpool_cb_once", fun(T) ->
         Sink = do_start_sink(T, dpool_cb_sink),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 4, health_check_interval_ms => 0}),
         Names = do_pool_node_names(Pool),
@@ -227,17 +205,14 @@ cast_batch_exactly_once_over_many_connections(_Config) ->
         do_wait_idle(Pool),
         #{in_use_connections := 0, available_connections := 4} = do_stats(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec cast_batch_key_keeps_order(list()) -> ok.
 cast_batch_key_keeps_order(_Config) ->
     doc("With a key function, 10 keys x 1000 messages interleaved in one batch arrive with each key's "
         "sequence complete and strictly increasing, while the batch uses more than one connection; a second "
         "batch for the same keys follows the first in order."),
-    {Peer, T} = do_start_target("dpool_cb_key"),
-    try
+    with_target("dpool_cb_key", fun(T) ->
         Sink = do_start_sink(T, dpool_cb_keys),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 4, health_check_interval_ms => 0}),
         Names = do_pool_node_names(Pool),
@@ -257,16 +232,13 @@ cast_batch_key_keeps_order(_Config) ->
         ct:pal("connections that carried keyed messages: ~p of ~p", [length(Used), length(Names)]),
         true = length(Used) >= 2,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec cast_batch_badarg(list()) -> ok.
 cast_batch_badarg(_Config) ->
     doc("cast_batch refuses an improper list, a destination that is not one, a pid on another node and bad "
         "options with badarg, and a destroyed pool with invalid_pool; nothing is delivered."),
-    {Peer, T} = do_start_target("dpool_cb_bad"),
-    try
+    with_target("dpool_cb_bad", fun(T) ->
         Sink = do_start_sink(T, dpool_cb_bad),
         {ok, Pool} = distribute_pool:new(T, 2),
         {error, badarg} = distribute_pool:cast_batch(Pool, dpool_cb_bad, [a, b | c]),
@@ -290,9 +262,7 @@ cast_batch_badarg(_Config) ->
         ok = distribute_pool:destroy(Pool),
         {error, invalid_pool} = distribute_pool:cast_batch(Pool, dpool_cb_bad, [a]),
         {error, invalid_pool} = gen_server:call(Server, {cast_batch, PoolId, dpool_cb_bad, [a]})
-    after
-        do_stop_peer(Peer)
-    end,
+    end),
     ok.
 
 -spec call_results_as_rex_gives_them(list()) -> ok.
@@ -301,9 +271,7 @@ call_results_as_rex_gives_them(_Config) ->
         "group leader, and answers exactly what rex's {call, M, F, A, user} answers: values, throws, exits, "
         "errors with their stacks, undefined functions, bad arguments, output; rex itself is not used; the "
         "C-node times each call (request_rtt in stats)."),
-    {Peer, T} = do_start_target("dpool_os_call"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_os_call", 2, fun(T, Pool) ->
         Rex = fun(M, F, A) ->
                       case gen_server:call({rex, T}, {call, M, F, A, user}, 10000) of
                           {badrpc, R} -> {error, {badrpc, R}};
@@ -336,11 +304,8 @@ call_results_as_rex_gives_them(_Config) ->
         %% rex ran none of the pooled calls (a handful of reductions at most, for the sampling itself).
         true = RexAfter - RexBefore < 50,
         #{request_rtt_p50_us := P50, request_rtt_p99_us := P99} = do_stats(Pool),
-        true = P50 > 0 andalso P99 >= P50,
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        true = P50 > 0 andalso P99 >= P50
+    end).
 
 -spec big_payloads_forwarded_intact(list()) -> ok.
 big_payloads_forwarded_intact(_Config) ->
@@ -348,8 +313,7 @@ big_payloads_forwarded_intact(_Config) ->
         "packet they came in: 8 one-shot sends of distinct 200 KiB binaries wait for the pool's one lease "
         "while more packets (stats, small sends) arrive on the same caller links after them, then all arrive "
         "intact; so do the 100 KiB messages of a cast batch and a 1 MiB send on a lease."),
-    {Peer, T} = do_start_target("dpool_big_fwd"),
-    try
+    with_target("dpool_big_fwd", fun(T) ->
         Sink = do_start_sink(T, dpool_big_sink),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 60000}),
         [Holder] = do_hold_leases(Pool, 1, held),
@@ -387,16 +351,13 @@ big_payloads_forwarded_intact(_Config) ->
         [Huge, after_huge] = do_take_messages(T, Sink3),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec measure(list()) -> ok.
 measure(_Config) ->
     doc("Rough numbers (printed, not asserted): one-shot call latency against erpc:call and against "
         "with_connection + call; cast_batch messages per second against a `!` loop to the same sink."),
-    {Peer, T} = do_start_target("dpool_measure"),
-    try
+    with_target("dpool_measure", fun(T) ->
         do_load_fixture(T, dpool_count_sink),
         _ = erpc:call(T, dpool_count_sink, start, [dpool_count]),
         {ok, Pool} = distribute_pool:new(T, #{max_connections => 4, health_check_interval_ms => 0}),
@@ -418,18 +379,9 @@ measure(_Config) ->
         BangRate = do_rate(T, N, fun() -> lists:foreach(fun(M) -> Sink ! M end, Messages) end),
         ct:pal("~b messages to one sink: cast_batch ~b msg/s, `!` loop ~b msg/s", [N, BatchRate, BangRate]),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 %% Helpers.
-
-%% A process on T that only sleeps, so that everything it is sent stays in its queue; registered as Name.
--spec do_start_sink(node(), atom()) -> pid().
-do_start_sink(T, Name) ->
-    Sink = erpc:call(T, erlang, spawn, [timer, sleep, [infinity]]),
-    true = erpc:call(T, erlang, register, [Name, Sink]),
-    Sink.
 
 -spec do_queue_len(node(), pid()) -> non_neg_integer().
 do_queue_len(T, Sink) ->

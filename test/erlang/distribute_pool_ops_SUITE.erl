@@ -19,8 +19,8 @@
 -export([lease_handle_dies_with_the_lease/1]).
 -export([concurrent_requests_from_two_nodes/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_start_target/1, do_start_client/1,
-                          do_stop_peer/1, do_pool_id/1, do_pool_nodes/2, do_load_fixture/2]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stop_peer/1, do_pool_nodes/2, with_target/2,
+                          with_target_pool/3, with_nodes/2, do_start_fixture/2, do_start_sink/2]).
 
 -spec suite() -> list().
 suite() ->
@@ -53,14 +53,12 @@ end_per_suite(Config) ->
 target_without_our_code(_Config) ->
     doc("Against a target that has none of our code (not even a fixture): ping, call, a request to a "
         "stdlib gen_server, and send to a registered name and to a pid all work."),
-    {Peer, T} = do_start_target("dpool_nocode"),
-    try
+    with_target("dpool_nocode", fun(T) ->
         non_existing = erpc:call(T, code, which, [distribute_pool]),
         non_existing = erpc:call(T, code, which, [dpool_fixture_server]),
         false = erpc:call(T, code, is_loaded, [dpool_ct_helper]),
         %% A process that only sleeps keeps what it is sent in its queue.
-        Sink = erpc:call(T, erlang, spawn, [timer, sleep, [infinity]]),
-        true = erpc:call(T, erlang, register, [dpool_sink, Sink]),
+        Sink = do_start_sink(T, dpool_sink),
         {ok, Pool} = distribute_pool:new(T, 2),
         {ok, Results} =
             distribute_pool:with_connection(
@@ -82,18 +80,14 @@ target_without_our_code(_Config) ->
                       end, 10000),
         non_existing = erpc:call(T, code, which, [distribute_pool]),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec sender_is_the_pool_connection(list()) -> ok.
 sender_is_the_pool_connection(_Config) ->
     doc("On the target, a request comes from the leased connection's node (one of the pool's hidden nodes), "
         "not from the caller's node."),
-    {Peer, T} = do_start_target("dpool_whoami"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_whoami", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, 3),
         do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 3 end, 15000),
         PoolNodes = do_pool_nodes(T, Pool),
@@ -107,17 +101,13 @@ sender_is_the_pool_connection(_Config) ->
              true = lists:member(Sender, PoolNodes)
          end || _ <- lists:seq(1, 6)],
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec send_to_name_and_pid_in_order(list()) -> ok.
 send_to_name_and_pid_in_order(_Config) ->
     doc("Messages sent on one lease, by name and by pid, arrive once each and in the order sent."),
-    {Peer, T} = do_start_target("dpool_order"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, FxPid} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_order", fun(T) ->
+        FxPid = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, 2),
         N = 300,
         {ok, ok} = distribute_pool:with_connection(
@@ -131,17 +121,13 @@ send_to_name_and_pid_in_order(_Config) ->
          || I <- lists:seq(1, N)],
         receive {fixture, dpool_fx, Extra} -> ct:fail({extra, Extra}) after 200 -> ok end,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec send_big_message(list()) -> ok.
 send_big_message(_Config) ->
     doc("A 4 MiB message goes through send, and a 1 MiB term through request, intact."),
-    {Peer, T} = do_start_target("dpool_big"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_big", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, 1),
         Big = rand:bytes(4 * 1024 * 1024),
         Term = {lists:seq(1, 1000), rand:bytes(1024 * 1024), #{a => [self(), make_ref()]}},
@@ -152,18 +138,14 @@ send_big_message(_Config) ->
                                          end),
         receive {fixture, dpool_fx, {big, Got}} -> Big = Got after 20000 -> ct:fail(no_big_message) end,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec request_replies_and_errors(list()) -> ok.
 request_replies_and_errors(_Config) ->
     doc("request: a reply is {ok, Reply}; a missing name is {error, {down, noproc}}; a server that dies "
         "is {error, {down, Reason}}; no reply within the timeout is {error, timeout}, not earlier."),
-    {Peer, T} = do_start_target("dpool_request"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_target("dpool_request", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_crash, self()]),
         {ok, Pool} = distribute_pool:new(T, 2),
         {ok, Results} =
@@ -185,17 +167,13 @@ request_replies_and_errors(_Config) ->
         {fixture_crash, _} = Crash,
         true = E >= 300,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec call_and_badrpc(list()) -> ok.
 call_and_badrpc(_Config) ->
     doc("call runs M:F(A) on the target: a value is {ok, V}; a raise or an undefined function is "
         "{error, {badrpc, _}}; a slow call is {error, timeout}."),
-    {Peer, T} = do_start_target("dpool_call"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_call", 1, fun(T, Pool) ->
         {ok, Results} =
             distribute_pool:with_connection(
               Pool,
@@ -207,39 +185,35 @@ call_and_badrpc(_Config) ->
                        distribute_pool:call(C, erlang, '+', [1, 2], 1000)]
               end),
         [{ok, T}, {error, {badrpc, {'EXIT', {boom, _}}}}, {error, {badrpc, {'EXIT', {undef, _}}}},
-         {error, timeout}, {ok, 3}] = Results,
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+         {error, timeout}, {ok, 3}] = Results
+    end).
 
 -spec ping_pong(list()) -> ok.
 ping_pong(_Config) ->
     doc("ping over a lease is pong while the target is up, pang once it is gone."),
-    {Peer, T} = do_start_target("dpool_ping"),
-    {ok, Pool} = distribute_pool:new(T, 1),
-    Self = self(),
-    Holder = spawn_link(fun() ->
-                                distribute_pool:with_connection(
-                                  Pool, fun(C) ->
-                                                Self ! {ping1, distribute_pool:ping(C)},
-                                                receive next -> ok end,
-                                                Self ! {ping2, distribute_pool:ping(C)}
-                                        end)
-                        end),
-    receive {ping1, P1} -> pong = P1 after 10000 -> ct:fail(no_ping) end,
-    do_stop_peer(Peer),
-    Holder ! next,
-    receive {ping2, P2} -> pang = P2 after 20000 -> ct:fail(no_second_ping) end,
-    ok = distribute_pool:destroy(Pool).
+    with_target("dpool_ping", fun(T, Peer) ->
+        {ok, Pool} = distribute_pool:new(T, 1),
+        Self = self(),
+        Holder = spawn_link(fun() ->
+                                    distribute_pool:with_connection(
+                                      Pool, fun(C) ->
+                                                    Self ! {ping1, distribute_pool:ping(C)},
+                                                    receive next -> ok end,
+                                                    Self ! {ping2, distribute_pool:ping(C)}
+                                            end)
+                            end),
+        receive {ping1, P1} -> pong = P1 after 10000 -> ct:fail(no_ping) end,
+        do_stop_peer(Peer),
+        Holder ! next,
+        receive {ping2, P2} -> pang = P2 after 20000 -> ct:fail(no_second_ping) end,
+        ok = distribute_pool:destroy(Pool)
+    end).
 
 -spec bad_destinations_are_badarg(list()) -> ok.
 bad_destinations_are_badarg(_Config) ->
     doc("A destination that is not a name, a pid on the target or {Name, Target} is badarg, for send and "
         "request alike; the lease still works afterwards."),
-    {Peer, T} = do_start_target("dpool_baddest"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_baddest", 1, fun(T, Pool) ->
         Bad = [self(), {dpool_sink, 'dpool_other@127.0.0.1'}, {dpool_sink, node()}, 42, "name", <<"name">>,
                {a, b, c}, {"a", T}, [], make_ref(), #{}],
         {ok, ok} = distribute_pool:with_connection(
@@ -248,18 +222,14 @@ bad_destinations_are_badarg(_Config) ->
                                    [{error, badarg} = distribute_pool:request(C, D, x, 1000) || D <- Bad],
                                    pong = distribute_pool:ping(C),
                                    ok
-                           end),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+                           end)
+    end).
 
 -spec lease_handle_dies_with_the_lease(list()) -> ok.
 lease_handle_dies_with_the_lease(_Config) ->
     doc("A connection handle kept after with_connection returned is invalid_connection; so is one whose "
         "lease id is forged."),
-    {Peer, T} = do_start_target("dpool_stale"),
-    try
+    with_target("dpool_stale", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, 1),
         {ok, Conn} = distribute_pool:with_connection(Pool, fun(C) -> C end),
         %% The checkin is a cast: wait until the lease has ended.
@@ -274,19 +244,14 @@ lease_handle_dies_with_the_lease(_Config) ->
                                                              distribute_pool:send(C, x, y)} end),
         ok = distribute_pool:destroy(Pool),
         {error, invalid_pool} = distribute_pool:send(Conn, x, y)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec concurrent_requests_from_two_nodes(list()) -> ok.
 concurrent_requests_from_two_nodes(_Config) ->
     doc("50 processes here and 50 on a second client node share one pool of 4; every request gets its own "
         "reply."),
-    {TPeer, T} = do_start_target("dpool_conc_target"),
-    {CPeer, Client} = do_start_client("dpool_conc_client"),
-    try
-        do_load_fixture(T, dpool_fixture_server),
-        {ok, _} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
+    with_nodes([{target, "dpool_conc_target"}, {client, "dpool_conc_client"}], fun([{_, T}, {_, Client}]) ->
+        _ = do_start_fixture(T, dpool_fx),
         {ok, Pool} = distribute_pool:new(T, 4),
         Rounds = 20,
         Self = self(),
@@ -305,7 +270,4 @@ concurrent_requests_from_two_nodes(_Config) ->
         #{successful_operations := Ok} = dpool_ct_helper:do_stats(Pool),
         true = Ok >= 100 * Rounds,
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).

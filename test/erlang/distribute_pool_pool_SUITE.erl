@@ -28,9 +28,10 @@
 -export([destroy_closes_connections/1]).
 -export([target_down_gives_errors/1]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_start_target/1,
-                          do_start_client/1, do_stop_peer/1, do_stats/1, do_pool_id/1, do_pool_nodes/2, do_pool_node_names/1, do_hidden_among/2,
-                          do_hold_leases/3, do_release/1, do_wait_idle/1, do_assert_cnode_alive/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_stop_peer/1, do_stats/1,
+                          do_pool_id/1, do_pool_nodes/2, do_pool_node_names/1, do_hidden_among/2,
+                          do_hold_leases/3, do_release/1, do_wait_idle/1, do_assert_cnode_alive/1,
+                          with_target/2, with_target_pool/3, with_nodes/2, do_wait_value/3]).
 
 -define(STATS_KEYS, [total_connections, available_connections, in_use_connections, connecting_connections,
                      waiting, successful_operations, failed_operations, max_connections, min_connections,
@@ -80,11 +81,9 @@ connections_answer_ticks(_Config) ->
     doc("The C-node answers ticks: on a target with net_ticktime 4, pooled connections with no traffic for "
         "three tick times stay up (same connection ids, so no silent reconnect) and still work."),
     %% Controlled over stdio: the test node's own link to it ticks at 60 s and may be dropped meanwhile.
-    {ok, Peer, T} = peer:start_link(#{name => peer:random_name("dpool_ticks"), host => "127.0.0.1",
-                                      longnames => true, connection => standard_io,
-                                      args => ["-setcookie", atom_to_list(erlang:get_cookie()),
-                                               "-kernel", "net_ticktime", integer_to_list(?SHORT_TICKTIME_S)]}),
-    try
+    Ticking = {isolated, "dpool_ticks", atom_to_list(erlang:get_cookie()),
+               ["-kernel", "net_ticktime", integer_to_list(?SHORT_TICKTIME_S)]},
+    with_nodes([Ticking], fun([{Peer, T}]) ->
         {ok, Pool} = distribute_pool:new(T, 2),
         Names = do_pool_node_names(Pool),
         Connections = fun() ->
@@ -94,22 +93,20 @@ connections_answer_ticks(_Config) ->
         end,
         do_wait_until(fun() -> length(Connections()) =:= 2 end, 10000),
         Before = Connections(),
-        %% Time itself is what is tested here: three tick times without a single operation on the pool.
+        %% Time itself is what is tested here: three tick times without a single operation on the pool (at
+        %% least: a sleep is never shorter than asked, and a longer one only makes it harder on the C-node).
         timer:sleep(3 * ?SHORT_TICKTIME_S * 1000),
         Before = Connections(),
         #{connecting_connections := 0, total_connections := 2, available_connections := 2} = do_stats(Pool),
         {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
         ok = distribute_pool:destroy(Pool)
-    after
-        peer:stop(Peer)
-    end.
+    end).
 
 -spec new_opens_max_connections(list()) -> ok.
 new_opens_max_connections(_Config) ->
     doc("new(T, 4) opens 4 distribution connections, seen on the target as 4 distinct hidden nodes; "
         "the target runs none of our code."),
-    {Peer, T} = do_start_target("dpool_new4"),
-    try
+    with_target("dpool_new4", fun(T) ->
         non_existing = erpc:call(T, code, which, [distribute_pool]),
         {ok, Pool} = distribute_pool:new(T, 4),
         do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 4 end, 15000),
@@ -122,32 +119,25 @@ new_opens_max_connections(_Config) ->
         true = lists:all(fun(N) -> lists:member(N, do_pool_nodes(T, Pool)) end,
                          Seen),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec new_with_all_options(list()) -> ok.
 new_with_all_options(_Config) ->
     doc("An options map with all four keys creates a pool that reports them."),
-    {Peer, T} = do_start_target("dpool_opts"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 3, min_connections => 1,
-                                              acquire_timeout_ms => 1500, connect_timeout_ms => 3000}),
+    Options = #{max_connections => 3, min_connections => 1,
+                acquire_timeout_ms => 1500, connect_timeout_ms => 3000},
+    with_target_pool("dpool_opts", Options, fun(T, Pool) ->
         #{max_connections := 3, min_connections := 1, total_connections := Total} = do_stats(Pool),
         true = Total >= 1 andalso Total =< 3,
-        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
+    end).
 
 -spec new_with_string_and_binary_targets(list()) -> ok.
 new_with_string_and_binary_targets(_Config) ->
     doc("A target given as a string or a binary reaches the same node as the atom; stats report it as the "
         "node name (an atom)."),
-    {Peer, T} = do_start_target("dpool_strtarget"),
-    TBin = atom_to_binary(T, utf8),
-    try
+    with_target("dpool_strtarget", fun(T) ->
+        TBin = atom_to_binary(T, utf8),
         [begin
              {ok, Pool} = distribute_pool:new(Target, 1),
              {ok, {ok, T}} = distribute_pool:with_connection(
@@ -156,9 +146,7 @@ new_with_string_and_binary_targets(_Config) ->
              ok = distribute_pool:destroy(Pool)
          end || Target <- [T, atom_to_list(T), TBin]],
         ok
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec new_to_missing_node_fails(list()) -> ok.
 new_to_missing_node_fails(_Config) ->
@@ -178,27 +166,26 @@ new_to_missing_node_fails(_Config) ->
 -spec bad_configs_are_invalid_config(list()) -> ok.
 bad_configs_are_invalid_config(Config) ->
     doc("Bad sizes, ranges, keys, types and target names are invalid_config, and no pool is created."),
-    {Peer, T} = do_start_target("dpool_badcfg"),
-    Server = do_cnode(),
-    {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
-    BadOptions = [0, -1, 1001, 1000000000000, 1 bsl 70, 4.0, foo, "4", [4], {4},
-                  #{}, #{max_connections => 0}, #{max_connections => -3}, #{max_connections => "4"},
-                  #{max_connections => 4.0}, #{max_connections => 1001},
-                  #{max_connections => 2, min_connections => 3},
-                  #{max_connections => 2, min_connections => -1},
-                  #{max_connections => 2, bogus => 1},
-                  #{max_connections => 2, acquire_timeout_ms => -1},
-                  #{max_connections => 2, acquire_timeout_ms => 86400001},
-                  #{max_connections => 2, acquire_timeout_ms => infinity},
-                  #{max_connections => 2, connect_timeout_ms => 0},
-                  #{max_connections => 2, connect_timeout_ms => 600001},
-                  #{max_connections => 2, connect_timeout_ms => "5000"},
-                  #{max_connections => 2, cnode => 42},
-                  #{"max_connections" => 2},
-                  #{<<"max_connections">> => 2}],
-    BadTargets = ["nohost", "", "a@b@c", 42, <<>>, <<"nohost">>, <<"a@b@c">>, nohost, 'a@b@c', "@127.0.0.1",
-                  "alive@", <<"@">>, {T}, [T], [a | b], 4.2, self()],
-    try
+    with_target("dpool_badcfg", fun(T) ->
+        Server = do_cnode(),
+        {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
+        BadOptions = [0, -1, 1001, 1000000000000, 1 bsl 70, 4.0, foo, "4", [4], {4},
+                      #{}, #{max_connections => 0}, #{max_connections => -3}, #{max_connections => "4"},
+                      #{max_connections => 4.0}, #{max_connections => 1001},
+                      #{max_connections => 2, min_connections => 3},
+                      #{max_connections => 2, min_connections => -1},
+                      #{max_connections => 2, bogus => 1},
+                      #{max_connections => 2, acquire_timeout_ms => -1},
+                      #{max_connections => 2, acquire_timeout_ms => 86400001},
+                      #{max_connections => 2, acquire_timeout_ms => infinity},
+                      #{max_connections => 2, connect_timeout_ms => 0},
+                      #{max_connections => 2, connect_timeout_ms => 600001},
+                      #{max_connections => 2, connect_timeout_ms => "5000"},
+                      #{max_connections => 2, cnode => 42},
+                      #{"max_connections" => 2},
+                      #{<<"max_connections">> => 2}],
+        BadTargets = ["nohost", "", "a@b@c", 42, <<>>, <<"nohost">>, <<"a@b@c">>, nohost, 'a@b@c', "@127.0.0.1",
+                      "alive@", <<"@">>, {T}, [T], [a | b], 4.2, self()],
         [case distribute_pool:new(T, O) of
              {error, {invalid_config, _}} -> ok;
              Other -> ct:fail({accepted_bad_options, O, Other})
@@ -209,34 +196,25 @@ bad_configs_are_invalid_config(Config) ->
          end || Target <- BadTargets],
         {ok, PoolsBefore} = gen_server:call(Server, pools, 5000),
         do_assert_cnode_alive(?config(cnode_os_pid, Config))
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec with_connection_returns_result(list()) -> ok.
 with_connection_returns_result(_Config) ->
     doc("with_connection returns {ok, Fun(Conn)}; the lease names its connection, node and pool."),
-    {Peer, T} = do_start_target("dpool_wc"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_wc", 2, fun(T, Pool) ->
         {ok, 42} = distribute_pool:with_connection(Pool, fun(_) -> 42 end),
         {ok, #{id := Id, node := Node, pool := Pool}} =
             distribute_pool:with_connection(Pool, fun distribute_pool:connection_info/1),
         true = is_integer(Id) andalso is_atom(Node),
         {ok, {ok, T}} = distribute_pool:with_connection(
                           Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end,
-                          #{acquire_timeout_ms => 1000}),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+                          #{acquire_timeout_ms => 1000})
+    end).
 
 -spec waiters_are_served_in_order(list()) -> ok.
 waiters_are_served_in_order(_Config) ->
     doc("With every lease held, waiters queue; released leases go to them first come, first served."),
-    {Peer, T} = do_start_target("dpool_fifo"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_fifo", 2, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 2, holder),
         Self = self(),
         Waiters = [begin
@@ -258,19 +236,14 @@ waiters_are_served_in_order(_Config) ->
                               {_, Expected} = do_next_holder(Waiters)
                       end, lists:seq(1, 4)),
         do_release([lists:keyfind({waiter, I}, 2, Waiters) || I <- [5, 6]]),
-        do_wait_idle(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_wait_idle(Pool)
+    end).
 
 -spec acquire_timeout_zero_fails_fast(list()) -> ok.
 acquire_timeout_zero_fails_fast(_Config) ->
     doc("With every lease held, acquire_timeout_ms 0 is pool_exhausted at once (not after the pool's 30 s "
         "default), the fun does not run, and nothing is left waiting."),
-    {Peer, T} = do_start_target("dpool_fast"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 30000}),
+    with_target_pool("dpool_fast", #{max_connections => 1, acquire_timeout_ms => 30000}, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 1, holder),
         Self = self(),
         T0 = erlang:monotonic_time(millisecond),
@@ -281,18 +254,13 @@ acquire_timeout_zero_fails_fast(_Config) ->
         #{waiting := 0, in_use_connections := 1} = do_stats(Pool),
         do_release(Holders),
         do_wait_idle(Pool),
-        {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0}),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0})
+    end).
 
 -spec acquire_timeout_bounds_the_wait(list()) -> ok.
 acquire_timeout_bounds_the_wait(_Config) ->
     doc("A checkout waits about its acquire timeout (given per call, or the pool's) before pool_exhausted."),
-    {Peer, T} = do_start_target("dpool_wait"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1, acquire_timeout_ms => 400}),
+    with_target_pool("dpool_wait", #{max_connections => 1, acquire_timeout_ms => 400}, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 1, holder),
         T0 = erlang:monotonic_time(millisecond),
         {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ran end,
@@ -305,19 +273,14 @@ acquire_timeout_bounds_the_wait(_Config) ->
         true = E1 >= 700 andalso E1 < 700 + 10000,
         true = E2 >= 400 andalso E2 < 400 + 10000,
         #{waiting := 0} = do_stats(Pool),
-        do_release(Holders),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_release(Holders)
+    end).
 
 -spec lease_back_when_fun_raises(list()) -> ok.
 lease_back_when_fun_raises(_Config) ->
     doc("When the fun raises (error, exit, throw), the exception leaves with_connection unchanged and the "
         "lease is back: the one-connection pool serves the next caller."),
-    {Peer, T} = do_start_target("dpool_raise"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_raise", 1, fun(_T, Pool) ->
         [begin
              try distribute_pool:with_connection(Pool, fun(_) -> erlang:raise(Class, {boom, Class}, []) end) of
                  R -> ct:fail({no_exception, R})
@@ -326,18 +289,13 @@ lease_back_when_fun_raises(_Config) ->
              end,
              do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 5000),
              {ok, next} = distribute_pool:with_connection(Pool, fun(_) -> next end, #{acquire_timeout_ms => 5000})
-         end || Class <- [error, exit, throw]],
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+         end || Class <- [error, exit, throw]]
+    end).
 
 -spec lease_back_when_holder_killed(list()) -> ok.
 lease_back_when_holder_killed(_Config) ->
     doc("When the process holding a lease is killed, the C-node returns the lease to the pool."),
-    {Peer, T} = do_start_target("dpool_kill"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 2),
+    with_target_pool("dpool_kill", 2, fun(_T, Pool) ->
         Self = self(),
         Holder = spawn(fun() -> dpool_ct_helper:do_hold_lease(Pool, Self, killed) end),
         receive {held, killed, Holder, _} -> ok after 10000 -> ct:fail(no_lease) end,
@@ -346,32 +304,27 @@ lease_back_when_holder_killed(_Config) ->
         do_wait_until(fun() ->
                               #{in_use_connections := U, available_connections := A} = do_stats(Pool),
                               U =:= 0 andalso A =:= 2
-                      end, 10000),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+                      end, 10000)
+    end).
 
 -spec holder_watched_from_5ms(list()) -> ok.
 holder_watched_from_5ms(_Config) ->
     doc("The C-node monitors a lease holder from 5 ms after the grant: not before (no monitor for a short lease), "
         "but from then until the lease ends (process_info monitored_by, seen from the holder); a holder killed "
         "before it was monitored still gives its lease back; a one-shot call is the same."),
-    {Peer, T} = do_start_target("dpool_watch"),
-    %% The C-node monitors a caller as the node of the caller's lane.
-    CNodes = distribute_pool_client:lane_nodes(do_cnode()),
-    try
+    with_target("dpool_watch", fun(T) ->
+        %% The C-node monitors a caller as the node of the caller's lane.
+        CNodes = distribute_pool_client:lane_nodes(do_cnode()),
         {ok, Pool} = distribute_pool:new(T, 1),
         ByCNode = fun() ->
                           {monitored_by, By} = process_info(self(), monitored_by),
                           [P || P <- By, is_pid(P), lists:member(node(P), CNodes)]
                   end,
-        {ok, {[], Later}} = distribute_pool:with_connection(Pool, fun(_) ->
-                                                                     Now = ByCNode(),
-                                                                     timer:sleep(200),
-                                                                     {Now, ByCNode()}
-                                                             end),
-        [_] = Later,
+        %% Not before 5 ms: a lease looked at 3 ms after its checkout was asked for has no monitor yet.
+        do_unwatched_before_5ms(Pool, ByCNode, 200),
+        %% From then until the lease ends: the monitor comes while the lease is held.
+        {ok, [_]} = distribute_pool:with_connection(
+                      Pool, fun(_) -> do_wait_value(ByCNode, fun(By) -> By =/= [] end, 5000) end),
         do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
         %% A holder killed at once, before its monitor: the monitor set at 5 ms fires, the lease comes back.
         [begin
@@ -383,29 +336,35 @@ holder_watched_from_5ms(_Config) ->
              receive {granted, Holder} -> exit(Holder, kill) after 10000 -> ct:fail(no_grant) end,
              do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 5000)
          end || _ <- lists:seq(1, 5)],
-        %% A one-shot call that outlasts 10 ms is watched while it runs, and not afterwards.
+        %% A one-shot call that outlasts 10 ms is watched while it runs, and not afterwards. The second one runs
+        %% until the case has seen its caller watched: a gen_server call from the target to a gate here, which
+        %% answers when the case opens it.
         {ok, ok} = distribute_pool:call(Pool, timer, sleep, [200]),
         Self = self(),
-        Caller = spawn(fun() -> Self ! {done, distribute_pool:call(Pool, timer, sleep, [500])} end),
+        Gate = spawn_link(fun() ->
+                                  receive
+                                      {'$gen_call', From, hold} -> receive open -> gen_server:reply(From, ok) end
+                                  end
+                          end),
+        Caller = spawn(fun() ->
+                               Self ! {done, distribute_pool:call(Pool, gen_server, call, [Gate, hold, infinity])}
+                       end),
         do_wait_until(fun() -> {monitored_by, By} = process_info(Caller, monitored_by),
                                lists:any(fun(P) -> is_pid(P) andalso lists:member(node(P), CNodes) end, By)
                       end, 5000),
+        Gate ! open,
         receive {done, {ok, ok}} -> ok after 10000 -> ct:fail(no_call_result) end,
         do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
         #{in_use_connections := 0, available_connections := 1} = do_stats(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec lease_back_when_client_disconnects(list()) -> ok.
 lease_back_when_client_disconnects(_Config) ->
     doc("Leases held on a client node come back when that node's connections to the C-node (one per lane its "
         "processes use) go down."),
-    {TPeer, T} = do_start_target("dpool_cd_target"),
-    {CPeer, Client} = do_start_client("dpool_cd_client"),
-    Server = do_cnode(),
-    try
+    with_nodes([{target, "dpool_cd_target"}, {client, "dpool_cd_client"}], fun([{_, T}, {_, Client}]) ->
+        Server = do_cnode(),
         {ok, Pool} = distribute_pool:new(T, 3),
         do_remote_holders(Client, Pool, 2),
         #{in_use_connections := 2} = do_stats(Pool),
@@ -413,17 +372,12 @@ lease_back_when_client_disconnects(_Config) ->
         do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 3 end, 10000),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec lease_back_when_client_node_stops(list()) -> ok.
 lease_back_when_client_node_stops(_Config) ->
     doc("Leases held on a client node come back when that node stops."),
-    {TPeer, T} = do_start_target("dpool_cs_target"),
-    {CPeer, Client} = do_start_client("dpool_cs_client"),
-    try
+    with_nodes([{target, "dpool_cs_target"}, {client, "dpool_cs_client"}], fun([{_, T}, {CPeer, Client}]) ->
         {ok, Pool} = distribute_pool:new(T, 2),
         do_remote_holders(Client, Pool, 2),
         #{in_use_connections := 2} = do_stats(Pool),
@@ -433,18 +387,13 @@ lease_back_when_client_node_stops(_Config) ->
         do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
         {ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 0}),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec stats_keys_and_invariant(list()) -> ok.
 stats_keys_and_invariant(_Config) ->
     doc("Stats have every documented key, and total = available + in_use + connecting in every sample "
         "taken while leases churn; in_use follows the leases held."),
-    {Peer, T} = do_start_target("dpool_stats"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 3),
+    with_target_pool("dpool_stats", 3, fun(T, Pool) ->
         Stats0 = do_stats(Pool),
         [] = ?STATS_KEYS -- maps:keys(Stats0),
         T = maps:get(target, Stats0),
@@ -462,19 +411,14 @@ stats_keys_and_invariant(_Config) ->
         ct:log("~b samples", [length(Samples)]),
         true = length(Samples) > 0,
         [ok = do_check_invariant(S) || S <- Samples],
-        true = lists:any(fun(#{in_use_connections := U}) -> U > 0 end, Samples),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        true = lists:any(fun(#{in_use_connections := U}) -> U > 0 end, Samples)
+    end).
 
 -spec stats_counters_move(list()) -> ok.
 stats_counters_move(_Config) ->
     doc("successful_operations counts sends and requests that worked; failed_operations counts those that "
         "did not, and failed checkouts."),
-    {Peer, T} = do_start_target("dpool_counters"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 1),
+    with_target_pool("dpool_counters", 1, fun(T, Pool) ->
         #{successful_operations := S0, failed_operations := F0} = do_stats(Pool),
         {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
         {ok, ok} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:send(C, no_such_name, x) end),
@@ -489,18 +433,14 @@ stats_counters_move(_Config) ->
                                                                   #{acquire_timeout_ms => 0}),
         #{failed_operations := F2} = do_stats(Pool),
         true = F2 >= F1 + 1,
-        do_release(Holders),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_release(Holders)
+    end).
 
 -spec destroy_closes_connections(list()) -> ok.
 destroy_closes_connections(_Config) ->
     doc("destroy closes the pool's connections (they leave the target's hidden nodes); afterwards the pool "
         "handle is invalid_pool everywhere, including a second destroy."),
-    {Peer, T} = do_start_target("dpool_destroy"),
-    try
+    with_target("dpool_destroy", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, 3),
         PoolId = do_pool_id(Pool),
         do_wait_until(fun() -> length(do_pool_nodes(T, Pool)) =:= 3 end, 15000),
@@ -512,33 +452,32 @@ destroy_closes_connections(_Config) ->
         {error, invalid_pool} = distribute_pool:destroy(Pool),
         {ok, Pools} = gen_server:call(do_cnode(), pools, 5000),
         false = lists:member(PoolId, Pools)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec target_down_gives_errors(list()) -> ok.
 target_down_gives_errors(Config) ->
     doc("When the target goes away, operations fail with errors instead of hanging or succeeding, and the "
         "C-node carries on."),
-    {Peer, T} = do_start_target("dpool_tdown"),
-    {ok, Pool} = distribute_pool:new(T, 2),
-    {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
-    do_stop_peer(Peer),
-    do_wait_until(fun() ->
-                          case distribute_pool:with_connection(
-                                 Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 1000) end,
-                                 #{acquire_timeout_ms => 500}) of
-                              {error, {connection_failed, _}} -> true;
-                              {error, pool_exhausted} -> true;
-                              {ok, {error, {connection_failed, _}}} -> true;
-                              {ok, {error, timeout}} -> false;
-                              {ok, {ok, T}} -> false
-                          end
-                  end, 30000),
-    #{total_connections := Tot, available_connections := A, in_use_connections := U,
-      connecting_connections := Cn} = do_stats(Pool),
-    Tot = A + U + Cn,
-    ok = distribute_pool:destroy(Pool),
+    with_target("dpool_tdown", fun(T, Peer) ->
+        {ok, Pool} = distribute_pool:new(T, 2),
+        {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
+        do_stop_peer(Peer),
+        do_wait_until(fun() ->
+                              case distribute_pool:with_connection(
+                                     Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 1000) end,
+                                     #{acquire_timeout_ms => 500}) of
+                                  {error, {connection_failed, _}} -> true;
+                                  {error, pool_exhausted} -> true;
+                                  {ok, {error, {connection_failed, _}}} -> true;
+                                  {ok, {error, timeout}} -> false;
+                                  {ok, {ok, T}} -> false
+                              end
+                      end, 30000),
+        #{total_connections := Tot, available_connections := A, in_use_connections := U,
+          connecting_connections := Cn} = do_stats(Pool),
+        Tot = A + U + Cn,
+        ok = distribute_pool:destroy(Pool)
+    end),
     do_assert_cnode_alive(?config(cnode_os_pid, Config)).
 
 %% Helpers.
@@ -559,6 +498,32 @@ do_hold_leases_info(Pool, N) ->
                end || I <- lists:seq(1, N)],
     [receive {held, Tag, _, Info} -> {Pid, Tag, Info} after 30000 -> ct:fail({no_lease, Tag}) end
      || {Pid, Tag} <- Started].
+
+%% Leases of Pool, each looked at by ByCNode 3 ms after its checkout was asked for: a look done sooner than 5 ms
+%% after that must find no monitor (the C-node sets it 5 ms after the grant, and grants after the ask). A look
+%% done later proves nothing (a busy machine can take that long to hand the lease over): that lease is tried
+%% again, up to Tries leases.
+do_unwatched_before_5ms(Pool, ByCNode, Tries) ->
+    Asked = erlang:monotonic_time(microsecond),
+    {ok, {Seen, Us}} = distribute_pool:with_connection(
+                         Pool, fun(_) ->
+                                       do_spin_until(Asked + 3000),
+                                       By = ByCNode(),
+                                       {By, erlang:monotonic_time(microsecond) - Asked}
+                               end),
+    do_wait_until(fun() -> ByCNode() =:= [] end, 5000),
+    case {Seen, Us < 5000} of
+        {[], true} -> ok;
+        {[_ | _], true} -> ct:fail({watched_sooner_than_5ms_after_the_ask, Us, Seen});
+        {_, false} when Tries > 1 -> do_unwatched_before_5ms(Pool, ByCNode, Tries - 1);
+        {_, false} -> ct:fail({no_lease_looked_at_within_5ms_of_its_ask, Us})
+    end.
+
+do_spin_until(Us) ->
+    case erlang:monotonic_time(microsecond) >= Us of
+        true -> ok;
+        false -> do_spin_until(Us)
+    end.
 
 %% The next waiter to get a lease; only one may hold at a time here.
 do_next_holder(Waiters) ->

@@ -17,9 +17,8 @@
 -export([handles_work_after_cnode_killed/1]).
 -export([do_probe/3]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_cnode_os_pid/0, do_os_alive/1,
-                          do_start_target/1, do_stop_peer/1, do_stats/1, do_pool_id/1, do_uniq/1,
-                          do_start_cnode_port/2, do_stop_cnode_port/1]).
+-import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_cnode_os_pid/0, do_os_alive/1, do_stats/1,
+                          do_pool_id/1, do_uniq/1, with_target/2, with_nodes/2]).
 
 %% One probe: the result of a lease with one request, when the lease was asked for and when it returned.
 -type probe_result() :: {term(), integer(), integer()}.
@@ -58,8 +57,7 @@ end_per_suite(Config) ->
 pools_lists_pools_with_stats(_Config) ->
     doc("pools() lists the C-node's pools in id order, each with a working handle and its stats; a destroyed "
         "pool leaves the list; pools/1 takes the C-node by name or {Service, Node}."),
-    {Peer, Target} = do_start_target("dpool_pools_target"),
-    try
+    with_target("dpool_pools_target", fun(Target) ->
         {ok, A} = distribute_pool:new(Target, #{max_connections => 2, acquire_timeout_ms => 1234}),
         {ok, B} = distribute_pool:new(Target, #{max_connections => 3, min_connections => 1}),
         IdA = do_pool_id(A),
@@ -91,24 +89,20 @@ pools_lists_pools_with_stats(_Config) ->
         [] = [Id || {_, #{pool_id := Id}} <- After, Id =:= IdA],
         [_] = [Id || {_, #{pool_id := Id}} <- After, Id =:= IdB],
         ok = distribute_pool:destroy(B)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec await_restore_window_and_restore_call(list()) -> ok.
 await_restore_window_and_restore_call(_Config) ->
     doc("A C-node started with --await-restore answers connection_failed (not invalid_pool) for unknown pools, "
         "new and pools until a restore comes; the restore re-creates pools under their ids, without waiting for "
         "their connections, fresh ids start above them and NextPoolId, and a second restore is refused."),
-    Cookie = atom_to_list(erlang:get_cookie()),
     Name = do_uniq("dpool_await") ++ "@127.0.0.1",
-    {PeerUp, Up} = do_start_target("dpool_await_up"),
-    {PeerDown, Down} = do_start_target("dpool_await_down"),
-    do_stop_peer(PeerDown), % a target that is gone: its restored pool keeps trying
-    CNodePort = do_start_cnode_port(["--name", Name, "--await-restore", "--service", "dpool_await"], Cookie),
-    Server = {dpool_await, maps:get(node, CNodePort)},
-    Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
-    try
+    %% A target that is gone: its restored pool keeps trying.
+    Down = with_target("dpool_await_down", fun(Gone) -> Gone end),
+    CNode = {cnode, ["--name", Name, "--await-restore", "--service", "dpool_await"]},
+    with_nodes([{target, "dpool_await_up"}, CNode], fun([{_, Up}, CNodePort]) ->
+        Server = {dpool_await, maps:get(node, CNodePort)},
+        Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
         {error, {connection_failed, {cnode_restarting, _}}} = Call({stats, 1000}),
         {error, {connection_failed, {cnode_restarting, _}}} = Call({checkout, 1000, default}),
         {error, {connection_failed, {cnode_restarting, _}}} = Call({destroy, 1000}),
@@ -146,24 +140,19 @@ await_restore_window_and_restore_call(_Config) ->
         true = Fresh >= 20,
         ok = Call({destroy, 7}),
         {error, invalid_pool} = Call({stats, 7})
-    after
-        do_stop_cnode_port(CNodePort),
-        do_stop_peer(PeerUp)
-    end.
+    end).
 
 -spec restore_refuses_bad_requests(list()) -> ok.
 restore_refuses_bad_requests(_Config) ->
     doc("Malformed restores are badarg, a bad pool is named with invalid_config or pool_id_taken, a restore "
         "over the connection budget is refused, and a C-node that created a pool refuses any restore."),
-    Cookie = atom_to_list(erlang:get_cookie()),
     Name = do_uniq("dpool_restore_bad") ++ "@127.0.0.1",
-    CNodePort = do_start_cnode_port(["--name", Name, "--max-total-connections", "3", "--service", "dpool_rb"],
-                                    Cookie),
-    Server = {dpool_rb, maps:get(node, CNodePort)},
-    Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
     T = 'nobody@127.0.0.1',
     One = #{max_connections => 1, min_connections => 0},
-    try
+    CNode = {cnode, ["--name", Name, "--max-total-connections", "3", "--service", "dpool_rb"]},
+    with_nodes([CNode], fun([CNodePort]) ->
+        Server = {dpool_rb, maps:get(node, CNodePort)},
+        Call = fun(Request) -> gen_server:call(Server, Request, 10000) end,
         [{error, badarg} = Call(R)
          || R <- [{restore, [], -1},
                   {restore, [], next},
@@ -187,16 +176,13 @@ restore_refuses_bad_requests(_Config) ->
         {ok, [5]} = Call(pools),
         {error, restore_too_late} = Call({restore, [{6, T, One}], 0}),
         {error, invalid_pool} = Call({stats, 6})
-    after
-        do_stop_cnode_port(CNodePort)
-    end.
+    end).
 
 -spec pool_being_destroyed_stays_gone(list()) -> ok.
 pool_being_destroyed_stays_gone(_Config) ->
     doc("A pool whose destroy had begun when the C-node died is not restored, and its name stays with the "
         "pool made under it meanwhile: that one comes back."),
-    {Peer, T} = do_start_target("dpool_going"),
-    try
+    with_target("dpool_going", fun(T) ->
         {ok, Old} = distribute_pool:new(T, #{name => dpool_going, max_connections => 1}),
         OldId = do_pool_id(Old),
         Holders = dpool_ct_helper:do_hold_leases(Old, 1, going),
@@ -214,16 +200,13 @@ pool_being_destroyed_stays_gone(_Config) ->
         false = lists:keymember(OldId, 1, distribute_pool_registry:recorded()),
         [exit(Pid, kill) || {Pid, _} <- Holders],
         ok = distribute_pool:destroy(dpool_going)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec registry_crash_loses_nothing(list()) -> ok.
 registry_crash_loses_nothing(_Config) ->
     doc("The pool registry killed while the C-node runs: its successor still has every record, new/2 and "
         "destroy/1 keep working through it, and a C-node killed afterwards gets the pools back."),
-    {Peer, T} = do_start_target("dpool_registry_t"),
-    try
+    with_target("dpool_registry_t", fun(T) ->
         {ok, A} = distribute_pool:new(T, #{max_connections => 2, min_connections => 2,
                                            backoff_min_ms => 50, backoff_max_ms => 500}),
         {ok, D} = distribute_pool:new(T, 1),
@@ -261,9 +244,7 @@ registry_crash_loses_nothing(_Config) ->
         {ok, T} = distribute_pool:call(A, erlang, node, []),
         ok = distribute_pool:destroy(A),
         ok = distribute_pool:destroy(B)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec handles_work_after_cnode_killed(list()) -> ok.
 handles_work_after_cnode_killed(_Config) ->
@@ -271,9 +252,7 @@ handles_work_after_cnode_killed(_Config) ->
         "their options and all connections, the handles work again, a pool destroyed before the crash stays "
         "invalid_pool, fresh ids are new, and meanwhile operations give connection_failed, never invalid_pool, "
         "never hang."),
-    {Peer1, T1} = do_start_target("dpool_restart_t1"),
-    {Peer2, T2} = do_start_target("dpool_restart_t2"),
-    try
+    with_nodes([{target, "dpool_restart_t1"}, {target, "dpool_restart_t2"}], fun([{_, T1}, {_, T2}]) ->
         {ok, A} = distribute_pool:new(T1, #{max_connections => 3, min_connections => 2,
                                             backoff_min_ms => 50, backoff_max_ms => 500}),
         {ok, B} = distribute_pool:new(T2, #{max_connections => 2, backoff_min_ms => 50, backoff_max_ms => 500}),
@@ -322,9 +301,9 @@ handles_work_after_cnode_killed(_Config) ->
         %% What the probes saw. Before the kill and after every connection was back: only successes. In
         %% between: connection_failed for the lease or for the request of a lease granted just before the
         %% kill, never invalid_pool; every answer within the bound; and the restart window was seen.
-        %% Each probe gets to probe a few times after everything is back (a restart can take only ~30 ms,
-        %% less than what this case did since UpAt), so that its last result is one taken after UpAt.
-        timer:sleep(500),
+        %% The probes of A and B go on until each has a result asked for after every connection was back, so
+        %% that its last result is one taken after UpAt (bounded: each answers within ?OP_BOUND_MS).
+        [do_wait_until(fun() -> do_asked_since(P, UpAt) end, 10000) || {Pool, P} <- Probes, Pool =/= D],
         [{A, SeenA}, {B, SeenB}, {D, SeenD}] = do_stop_probes(Probes),
         Unusual = [{Name, R, Asked - KilledAt, Back - KilledAt}
                    || {Name, S} <- [{a, SeenA}, {b, SeenB}], {R, Asked, Back} <- S,
@@ -342,21 +321,22 @@ handles_work_after_cnode_killed(_Config) ->
         ok = distribute_pool:destroy(B),
         ok = distribute_pool:destroy(C),
         [] = [R || {R, _, _} <- distribute_pool_registry:recorded(), lists:member(R, [IdA, IdB, IdC])]
-    after
-        do_stop_peer(Peer1),
-        do_stop_peer(Peer2)
-    end.
+    end).
 
 %% Helpers.
 
 %% Runs in its own process: pings over Pool again and again, recording each result and how long it took,
-%% until told to stop. Tells Owner once it has a first result.
+%% until told to stop. Tells Owner once it has a first result, and whether its latest was asked for after a
+%% time when Owner asks.
 -spec do_probe(pid(), distribute_pool:pool(), [probe_result()]) -> ok.
 do_probe(Owner, Pool, Acc) ->
     receive
         {stop, Owner} ->
             Owner ! {probed, self(), lists:reverse(Acc)},
-            ok
+            ok;
+        {asked_since, Owner, Since} ->
+            Owner ! {asked_since, self(), case Acc of [{_, Asked, _} | _] -> Asked > Since; [] -> false end},
+            do_probe(Owner, Pool, Acc)
     after 10 ->
         T0 = erlang:monotonic_time(millisecond),
         Result = distribute_pool:with_connection(
@@ -384,6 +364,12 @@ do_stop_probes(Probes) ->
              ct:fail({probe_hangs, P})
          end
      end || {Pool, P} <- Probes].
+
+%% The probe P has a result asked for after Since.
+-spec do_asked_since(pid(), integer()) -> boolean().
+do_asked_since(P, Since) ->
+    P ! {asked_since, self(), Since},
+    receive {asked_since, P, Answer} -> Answer after ?OP_BOUND_MS + 5000 -> ct:fail({probe_hangs, P}) end.
 
 -spec do_all_up(distribute_pool:pool(), pos_integer()) -> boolean().
 do_all_up(Pool, N) ->

@@ -22,8 +22,8 @@
 -export([streamer/4]).
 -export([start_streamer/3]).
 
--import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_start_target/1, do_start_client/1,
-                          do_stop_peer/1, do_stats/1, do_wait_idle/1, do_hold_leases/3, do_release/1]).
+-import(dpool_ct_helper, [doc/1, do_cnode/0, do_stats/1, do_wait_idle/1, do_hold_leases/3, do_release/1,
+                          with_target/2, with_target_pool/3, with_nodes/2]).
 
 -define(FAIL_FAST, #{acquire_timeout_ms => 0}).
 
@@ -55,9 +55,7 @@ end_per_suite(Config) ->
 batch_then_stats_sees_every_lease_back(_Config) ->
     doc("Pool of 5 on an idle target: 200 times send_batch_parallel, then at once stats: in_use_connections "
         "is 0 every time (the batch's workers returned their leases over their own lanes before it returned)."),
-    {Peer, T} = do_start_target("dpool_ret_stats"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 5),
+    with_target_pool("dpool_ret_stats", 5, fun(_T, Pool) ->
         Fun = fun(_Conn, I) -> I end,
         InUse = [begin
                      {ok, #{successful := Ok, failed := []}} =
@@ -67,20 +65,15 @@ batch_then_stats_sees_every_lease_back(_Config) ->
                  end || _ <- lists:seq(1, 200)],
         none_of(in_use_after_batch, [N || N <- InUse, N =/= 0], 200),
         #{return_barriers := Held} = do_stats(Pool),
-        ct:log("stats held for a return barrier: ~b", [Held]),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        ct:log("stats held for a return barrier: ~b", [Held])
+    end).
 
 -spec batch_then_fail_fast_checkouts_all_succeed(list()) -> ok.
 batch_then_fail_fast_checkouts_all_succeed(_Config) ->
     doc("Pool of 5 on an idle target: 100 times send_batch_parallel, then at once 5 processes (new ones, so "
         "on lanes round robin) each take a lease with acquire_timeout_ms => 0 and keep it until all 5 have "
         "answered: none gets pool_exhausted."),
-    {Peer, T} = do_start_target("dpool_ret_ff"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 5),
+    with_target_pool("dpool_ret_ff", 5, fun(_T, Pool) ->
         Fun = fun(_Conn, I) -> I end,
         Outcomes = lists:append(
                      [begin
@@ -89,29 +82,21 @@ batch_then_fail_fast_checkouts_all_succeed(_Config) ->
                       end || _ <- lists:seq(1, 100)]),
         500 = length(Outcomes),
         none_of(fail_fast_refused_after_batch, [O || O <- Outcomes, O =/= held], 500),
-        do_wait_idle(Pool),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        do_wait_idle(Pool)
+    end).
 
 -spec stress_test_returns_with_its_leases_back(list()) -> ok.
 stress_test_returns_with_its_leases_back(_Config) ->
     doc("stress_test returns the pool's stats after its run: 30 runs of 5 workers on a pool of 5, each run's "
         "stats show in_use_connections 0."),
-    {Peer, T} = do_start_target("dpool_ret_stress"),
-    try
-        {ok, Pool} = distribute_pool:new(T, 5),
+    with_target_pool("dpool_ret_stress", 5, fun(_T, Pool) ->
         InUse = [begin
                      {ok, #{in_use_connections := N}} =
                          distribute_pool:stress_test(Pool, 4, 5, #{progress => false}),
                      N
                  end || _ <- lists:seq(1, 30)],
-        none_of(in_use_after_stress_test, [N || N <- InUse, N =/= 0], 30),
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        none_of(in_use_after_stress_test, [N || N <- InUse, N =/= 0], 30)
+    end).
 
 -spec return_then_message_to_another_lane(list()) -> ok.
 return_then_message_to_another_lane(_Config) ->
@@ -120,9 +105,8 @@ return_then_message_to_another_lane(_Config) ->
         "rounds each way, never pool_exhausted. Meanwhile a third process on lane a streams 2 MiB cast "
         "batches, so that A's checkin often waits behind its bytes while B's checkout goes at once."),
     Server = do_cnode(),
-    {Peer, T} = do_start_target("dpool_ret_lane"),
-    Self = self(),
-    try
+    with_target("dpool_ret_lane", fun(T) ->
+        Self = self(),
         {ok, Pool} = distribute_pool:new(T, 1),
         Rounds = 500,
         A = spawn_link(?MODULE, ping_pong, [Pool, Server, Self, a, Rounds]),
@@ -139,9 +123,7 @@ return_then_message_to_another_lane(_Config) ->
         none_of(fail_fast_refused_across_lanes, Failures, 2 * Rounds),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec return_then_message_to_another_node(list()) -> ok.
 return_then_message_to_another_node(_Config) ->
@@ -151,10 +133,8 @@ return_then_message_to_another_node(_Config) ->
         "nodes over different connections). A process on the client node's lane streams 2 MiB cast batches "
         "meanwhile, as in return_then_message_to_another_lane."),
     Server = do_cnode(),
-    {TPeer, T} = do_start_target("dpool_ret_node_t"),
-    {CPeer, Client} = do_start_client("dpool_ret_node_c"),
-    Self = self(),
-    try
+    with_nodes([{target, "dpool_ret_node_t"}, {client, "dpool_ret_node_c"}], fun([{_, T}, {_, Client}]) ->
+        Self = self(),
         {ok, Pool} = distribute_pool:new(T, 1),
         Rounds = 300,
         Here = spawn_link(?MODULE, ping_pong, [Pool, Server, Self, here, Rounds]),
@@ -170,19 +150,15 @@ return_then_message_to_another_node(_Config) ->
         none_of(fail_fast_refused_across_nodes, Failures, 2 * Rounds),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(CPeer),
-        do_stop_peer(TPeer)
-    end.
+    end).
 
 -spec exited_holder_then_fail_fast(list()) -> ok.
 exited_holder_then_fail_fast(_Config) ->
     doc("Pool of 1. 200 times: a process on another lane takes the lease and is killed while it holds it; "
         "once its 'DOWN' is in, a checkout with acquire_timeout_ms => 0 gets the lease (an exited holder "
         "counts as having returned it)."),
-    {Peer, T} = do_start_target("dpool_ret_exit"),
-    Self = self(),
-    try
+    with_target("dpool_ret_exit", fun(T) ->
+        Self = self(),
         {ok, Pool} = distribute_pool:new(T, 1),
         Outcomes = [begin
                         {Pid, Mref} = spawn_monitor(
@@ -200,18 +176,14 @@ exited_holder_then_fail_fast(_Config) ->
         none_of(fail_fast_refused_after_holder_exit, [O || O <- Outcomes, O =/= {ok, held}], 200),
         do_wait_idle(Pool),
         ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+    end).
 
 -spec fail_fast_still_exhausted_while_held(list()) -> ok.
 fail_fast_still_exhausted_while_held(_Config) ->
     doc("The barrier changes nothing for leases that are really out: with all 3 leases held by live processes "
         "(on other lanes), fail-fast checkouts and one-shot calls give pool_exhausted, quickly, and stats "
         "show 3 in use; once they are released, fail-fast checkouts get leases again."),
-    {Peer, T} = do_start_target("dpool_ret_held"),
-    try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 3, acquire_timeout_ms => 0}),
+    with_target_pool("dpool_ret_held", #{max_connections => 3, acquire_timeout_ms => 0}, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 3, ret_held),
         T0 = erlang:monotonic_time(millisecond),
         [{error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ok end, ?FAIL_FAST)
@@ -223,11 +195,8 @@ fail_fast_still_exhausted_while_held(_Config) ->
         #{in_use_connections := 3, return_barriers := Held, return_barrier_misses := 0} = do_stats(Pool),
         true = Held >= 40,
         do_release(Holders),
-        [{ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, ?FAIL_FAST) || _ <- lists:seq(1, 20)],
-        ok = distribute_pool:destroy(Pool)
-    after
-        do_stop_peer(Peer)
-    end.
+        [{ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, ?FAIL_FAST) || _ <- lists:seq(1, 20)]
+    end).
 
 %% Helpers.
 

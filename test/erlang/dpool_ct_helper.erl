@@ -4,6 +4,16 @@
 -module(dpool_ct_helper).
 
 -export([doc/1]).
+-export([with_target/2]).
+-export([with_pool/3]).
+-export([with_target_pool/3]).
+-export([with_nodes/2]).
+-export([do_wait_value/3]).
+-export([do_start_named_target/2]).
+-export([do_start_fixture/2]).
+-export([do_start_sink/2]).
+-export([do_target_os_pid/1]).
+-export([do_signal/2]).
 -export([do_init_suite/1]).
 -export([do_end_suite/1]).
 -export([do_start_target/1]).
@@ -40,15 +50,97 @@
 
 -type holder() :: {pid(), reference()}.
 -type cnode_port() :: #{port := port(), os_pid := non_neg_integer(), node := node(), output := [binary()]}.
+%% What with_nodes/2 starts, and what it gives the case for each, in the order asked for:
+%% {target, Prefix}: a target (do_start_target/1), as {Peer, Node};
+%% {client, Prefix}: a client node (do_start_client/1), as {Peer, Node};
+%% {isolated, Prefix, Cookie} and {isolated, Prefix, Cookie, ExtraArgs}: a node controlled over stdio
+%%   (do_start_isolated/3), as {Peer, Node};
+%% {named_target, Name} and {killable_target, Name}: a target of exactly that name (do_start_named_target/2),
+%%   linked to the case, or not (a target the case kills with kill -9: its end must not end the case), as
+%%   {Peer, Node};
+%% {not_distributed, Args}: a node that is not distributed, controlled over stdio, as {Peer, nonode@nohost};
+%% {cnode, Args}: a C-node started by hand with our cookie (do_start_cnode_port/2), as its cnode_port().
+-type node_spec() :: {target | client, string()} | {isolated, string(), string()}
+                   | {isolated, string(), string(), [string()]} | {named_target | killable_target, string()}
+                   | {not_distributed, [string()]} | {cnode, [string()]}.
+-type started() :: {pid(), node()} | cnode_port().
 
 -export_type([holder/0]).
 -export_type([cnode_port/0]).
+-export_type([node_spec/0]).
 
 %% What a case proves, shown in the CT log.
 -spec doc(string()) -> ok.
 doc(Text) ->
     ct:comment("~ts", [Text]),
     ok.
+
+%% Runs Fun with a fresh target (do_start_target/1) and stops that target afterwards, also when Fun fails.
+%% Fun takes the target's node, or the node and the peer (for a case that stops the target itself: stopping it
+%% twice is harmless). Gives what Fun gives.
+-spec with_target(string(), fun((node()) -> R) | fun((node(), pid()) -> R)) -> R.
+with_target(Prefix, Fun) ->
+    with_nodes([{target, Prefix}], fun([{Peer, Node}]) ->
+                                           case erlang:fun_info(Fun, arity) of
+                                               {arity, 1} -> Fun(Node);
+                                               {arity, 2} -> Fun(Node, Peer)
+                                           end
+                                   end).
+
+%% Runs Fun with a pool made by new(Target, Options) (which must give {ok, Pool}). When Fun returns, the pool is
+%% destroyed and that destroy must give ok (what the cases used to end with); when Fun fails, the pool is
+%% destroyed without a drain and Fun's exception goes on. Gives what Fun gives. A case that destroys its pool
+%% itself (to check what happens then) makes it with new/2 instead.
+-spec with_pool(distribute_pool:target(), distribute_pool:options() | pos_integer(),
+                fun((distribute_pool:pool()) -> R)) -> R.
+with_pool(Target, Options, Fun) ->
+    {ok, Pool} = distribute_pool:new(Target, Options),
+    Result = try
+                 Fun(Pool)
+             catch
+                 Class:Reason:Stack ->
+                     _ = (catch distribute_pool:destroy(Pool, #{drain_timeout_ms => 0})),
+                     erlang:raise(Class, Reason, Stack)
+             end,
+    ok = distribute_pool:destroy(Pool),
+    Result.
+
+%% with_target/2 and with_pool/3 in one: Fun gets the target's node and the pool.
+-spec with_target_pool(string(), distribute_pool:options() | pos_integer(),
+                       fun((node(), distribute_pool:pool()) -> R)) -> R.
+with_target_pool(Prefix, Options, Fun) ->
+    with_target(Prefix, fun(Node) -> with_pool(Node, Options, fun(Pool) -> Fun(Node, Pool) end) end).
+
+%% Starts the nodes of Specs one after the other, runs Fun with what was started (in the order of Specs), and
+%% then stops each of them, by its pid or OS process, in the reverse order: also when Fun fails, and also
+%% those started before one that could not be.
+-spec with_nodes([node_spec()], fun(([started()]) -> R)) -> R.
+with_nodes(Specs, Fun) ->
+    with_nodes(Specs, [], Fun).
+
+with_nodes([], Started, Fun) ->
+    Fun(lists:reverse(Started));
+with_nodes([Spec | Specs], Started, Fun) ->
+    This = do_start_node(Spec),
+    try
+        with_nodes(Specs, [This | Started], Fun)
+    after
+        do_stop_node(This)
+    end.
+
+do_start_node({target, Prefix}) -> do_start_target(Prefix);
+do_start_node({client, Prefix}) -> do_start_client(Prefix);
+do_start_node({isolated, Prefix, Cookie}) -> do_start_isolated(Prefix, Cookie);
+do_start_node({isolated, Prefix, Cookie, Extra}) -> do_start_isolated(Prefix, Cookie, Extra);
+do_start_node({named_target, Name}) -> do_start_named_target(Name, true);
+do_start_node({killable_target, Name}) -> do_start_named_target(Name, false);
+do_start_node({not_distributed, Args}) ->
+    {ok, Peer, Node} = peer:start_link(#{connection => standard_io, args => Args}),
+    {Peer, Node};
+do_start_node({cnode, Args}) -> do_start_cnode_port(Args, atom_to_list(erlang:get_cookie())).
+
+do_stop_node({Peer, _Node}) -> do_stop_peer(Peer);
+do_stop_node(#{port := _} = CNodePort) -> do_stop_cnode_port(CNodePort).
 
 %% Starts the application (embedded C-node). A missing binary is a build failure, not a reason to skip.
 -spec do_init_suite(list()) -> list().
@@ -103,9 +195,25 @@ do_start_peer(Prefix, Extra) ->
 %% A peer controlled over its stdio instead of distribution: it need not share our cookie.
 -spec do_start_isolated(string(), string()) -> {pid(), node()}.
 do_start_isolated(Prefix, Cookie) ->
+    do_start_isolated(Prefix, Cookie, []).
+
+-spec do_start_isolated(string(), string(), [string()]) -> {pid(), node()}.
+do_start_isolated(Prefix, Cookie, Extra) ->
     {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(Prefix), host => "127.0.0.1",
                                          longnames => true, connection => standard_io,
-                                         args => ["-setcookie", Cookie]}),
+                                         args => ["-setcookie", Cookie | Extra]}),
+    {Peer, Node}.
+
+%% A target under exactly the name Name (on 127.0.0.1), linked to the case or not: a target that the case
+%% kills must not be linked, its end would end the case.
+-spec do_start_named_target(string(), boolean()) -> {pid(), node()}.
+do_start_named_target(Name, Link) ->
+    Options = #{name => Name, host => "127.0.0.1", longnames => true,
+                args => ["-setcookie", atom_to_list(erlang:get_cookie())]},
+    {ok, Peer, Node} = case Link of
+                           true -> peer:start_link(Options);
+                           false -> peer:start(Options)
+                       end,
     {Peer, Node}.
 
 -spec do_stop_peer(pid()) -> ok.
@@ -113,7 +221,8 @@ do_stop_peer(Peer) ->
     _ = (catch peer:stop(Peer)),
     ok.
 
-%% Polls Fun every 20 ms until it returns true; fails the case with What after TimeoutMs.
+%% Polls Fun every 20 ms until it returns true; after TimeoutMs, fails the case with what Fun returned last
+%% (for a condition whose value tells more than false, see do_wait_value/3).
 -spec do_wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
 do_wait_until(Fun, TimeoutMs) ->
     Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
@@ -123,13 +232,36 @@ do_wait_until_loop(Fun, Deadline, TimeoutMs) ->
     case Fun() of
         true ->
             ok;
-        _ ->
+        Last ->
             case erlang:monotonic_time(millisecond) > Deadline of
                 true ->
-                    ct:fail({condition_not_met_within_ms, TimeoutMs, erlang:fun_info(Fun, name)});
+                    ct:fail({condition_not_met_within_ms, TimeoutMs, erlang:fun_info(Fun, name),
+                             {last_value, Last}});
                 false ->
                     receive after 20 -> ok end,
                     do_wait_until_loop(Fun, Deadline, TimeoutMs)
+            end
+    end.
+
+%% Polls Fun every 20 ms until Pred holds for its value, and gives that value; after TimeoutMs, fails the case
+%% with the last value Fun gave.
+-spec do_wait_value(fun(() -> V), fun((V) -> boolean()), non_neg_integer()) -> V.
+do_wait_value(Fun, Pred, TimeoutMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    do_wait_value_loop(Fun, Pred, Deadline, TimeoutMs).
+
+do_wait_value_loop(Fun, Pred, Deadline, TimeoutMs) ->
+    Value = Fun(),
+    case Pred(Value) of
+        true ->
+            Value;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true ->
+                    ct:fail({condition_not_met_within_ms, TimeoutMs, {last_value, Value}});
+                false ->
+                    receive after 20 -> ok end,
+                    do_wait_value_loop(Fun, Pred, Deadline, TimeoutMs)
             end
     end.
 
@@ -138,6 +270,31 @@ do_wait_until_loop(Fun, Deadline, TimeoutMs) ->
 do_load_fixture(Node, Module) ->
     {Module, Bin, File} = code:get_object_code(Module),
     {module, Module} = erpc:call(Node, code, load_binary, [Module, File, Bin]),
+    ok.
+
+%% dpool_fixture_server on Node, registered as Name, forwarding what it is sent to the calling process.
+-spec do_start_fixture(node(), atom()) -> pid().
+do_start_fixture(Node, Name) ->
+    ok = do_load_fixture(Node, dpool_fixture_server),
+    {ok, Pid} = erpc:call(Node, dpool_fixture_server, start, [Name, self()]),
+    Pid.
+
+%% A process on Node that only sleeps, so that everything it is sent stays in its queue; registered as Name.
+-spec do_start_sink(node(), atom()) -> pid().
+do_start_sink(Node, Name) ->
+    Sink = erpc:call(Node, erlang, spawn, [timer, sleep, [infinity]]),
+    true = erpc:call(Node, erlang, register, [Name, Sink]),
+    Sink.
+
+%% The OS process of a node (a target: the case's own peer), as os:getpid/0 gives it there.
+-spec do_target_os_pid(node()) -> string().
+do_target_os_pid(Node) ->
+    erpc:call(Node, os, getpid, []).
+
+%% Sends Signal ("STOP", "CONT", ...) to the OS process OsPid (do_target_os_pid/1: taken before a STOP).
+-spec do_signal(string(), string()) -> ok.
+do_signal(OsPid, Signal) ->
+    "" = os:cmd("kill -" ++ Signal ++ " " ++ OsPid),
     ok.
 
 -spec do_cnode() -> {atom(), node()}.

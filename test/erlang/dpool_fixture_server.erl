@@ -1,6 +1,8 @@
 %% A gen_server loaded onto a target over erpc (code:load_binary) by the cases that need one.
 %% whoami answers the node of the caller's pid: for a request made through a pool, the pooled connection.
-%% {sleep_echo, Ms, Term} answers Term after Ms milliseconds, never answers never.
+%% {sleep_echo, Ms, Term} answers Term after Ms milliseconds; {late_echo, Ms, Term} too, and then sends
+%% {fixture, Name, {answered, Term}} to the process given at start (from the process that answered, so that the
+%% answer reaches the caller's process first); never answers never.
 %% Every plain message it receives is forwarded to the process given at start, tagged with its own name.
 -module(dpool_fixture_server).
 -behaviour(gen_server).
@@ -26,6 +28,9 @@ handle_call({echo, Term}, _From, State) ->
     {reply, Term, State};
 handle_call({sleep_echo, Ms, Term}, From, State) ->
     _ = spawn(fun() -> timer:sleep(Ms), gen_server:reply(From, Term) end),
+    {noreply, State};
+handle_call({late_echo, Ms, Term}, From, {Name, Forward} = State) ->
+    _ = spawn(fun() -> timer:sleep(Ms), gen_server:reply(From, Term), Forward ! {fixture, Name, {answered, Term}} end),
     {noreply, State};
 handle_call(never, _From, State) ->
     {noreply, State};
