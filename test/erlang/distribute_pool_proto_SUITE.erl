@@ -339,19 +339,16 @@ lanes_limit_agrees(_Config) ->
     TooMany = integer_to_list(?DPOOL_MAX_LANES + 1),
     {2, Output} = dpool_ct_helper:do_run_exe(["--name", Alive ++ "@127.0.0.1", "--lanes", TooMany]),
     true = string:find(Output, "--lanes") =/= nomatch,
-    CNodePort = dpool_ct_helper:do_start_cnode_port(
-                  ["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(?DPOOL_MAX_LANES)],
-                  atom_to_list(erlang:get_cookie())),
-    try
-        #{node := CNode} = CNodePort,
-        Server = {distribute_pool, CNode},
-        {ok, Names} = distribute_pool_proto:lanes_reply(
-                        CNode, distribute_pool_client:call(Server, distribute_pool_proto:lanes(), 5000)),
-        ?DPOOL_MAX_LANES = length(Names),
-        ?DPOOL_MAX_LANES = length(distribute_pool_client:lane_nodes(Server))
-    after
-        dpool_ct_helper:do_stop_cnode_port(CNodePort)
-    end,
+    Args = ["--name", Alive ++ "@127.0.0.1", "--lanes", integer_to_list(?DPOOL_MAX_LANES)],
+    dpool_ct_helper:with_nodes(
+      [{cnode, Args}],
+      fun([#{node := CNode}]) ->
+              Server = {distribute_pool, CNode},
+              {ok, Names} = distribute_pool_proto:lanes_reply(
+                              CNode, distribute_pool_client:call(Server, distribute_pool_proto:lanes(), 5000)),
+              ?DPOOL_MAX_LANES = length(Names),
+              ?DPOOL_MAX_LANES = length(distribute_pool_client:lane_nodes(Server))
+      end),
     Env = #{cnode => embedded, service => distribute_pool, cnode_args => []},
     {ok, #{lanes := ?DPOOL_MAX_LANES}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES}),
     {error, {bad_app_env, lanes, _}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES + 1}),
