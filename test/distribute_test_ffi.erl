@@ -20,6 +20,9 @@
 -export([first_attempt/1]).
 -export([forget_attempts/0]).
 -export([capture_output/1]).
+-export([library_int/2]).
+-export([library_name/2]).
+-export([library_connections/1]).
 
 %% Each test gets this long: the stress tests run thousands of round trips.
 -define(TEST_TIMEOUT_S, 120).
@@ -196,6 +199,33 @@ capture(Acc) ->
             From ! {?MODULE, text, self(), unicode:characters_to_binary(lists:reverse(Acc))},
             capture(Acc)
     end.
+
+%% The Erlang library's own stats map of the pool with this id (from distribute_pool:pools/0), read by key:
+%% what the Gleam module's decoded stats are checked against, field by field.
+-spec library_stats(integer()) -> map().
+library_stats(PoolId) ->
+    {ok, Pools} = distribute_pool:pools(),
+    [Stats] = [S || {_Pool, #{pool_id := Id} = S} <- Pools, Id =:= PoolId],
+    Stats.
+
+%% The integer under Keys (a path of keys as text: [<<"hits">>], [<<"connections_closed">>, <<"idle">>]).
+-spec library_int(integer(), [binary()]) -> integer().
+library_int(PoolId, Keys) ->
+    Value = lists:foldl(fun(Key, Map) -> maps:get(binary_to_existing_atom(Key, utf8), Map) end,
+                        library_stats(PoolId), Keys),
+    true = is_integer(Value),
+    Value.
+
+%% An atom of the stats map (target, state) as text.
+-spec library_name(integer(), binary()) -> binary().
+library_name(PoolId, Key) ->
+    atom_to_binary(maps:get(binary_to_existing_atom(Key, utf8), library_stats(PoolId)), utf8).
+
+%% The pool's connections as {Id, Node, State}, in the library's order.
+-spec library_connections(integer()) -> [{integer(), binary(), binary()}].
+library_connections(PoolId) ->
+    [{Id, atom_to_binary(Node, utf8), atom_to_binary(State, utf8)}
+     || #{id := Id, node := Node, state := State} <- maps:get(connections, library_stats(PoolId))].
 
 -spec contains(binary(), binary()) -> boolean().
 contains(Text, Part) ->

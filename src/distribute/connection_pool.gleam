@@ -221,9 +221,9 @@ pub fn new_with_config(
   target_node: String,
   config: PoolConfig,
 ) -> Result(Pool, PoolError) {
-  case ffi_new(target_node, config) {
+  case ffi_new(target_node, options(config)) {
     Ok(handle) -> Ok(Pool(handle))
-    Error(error) -> Error(error)
+    Error(reason) -> Error(pool_error(reason))
   }
 }
 
@@ -245,9 +245,9 @@ pub fn new_with_reason(
   target_node: String,
   config: PoolConfig,
 ) -> Result(Pool, #(PoolError, String)) {
-  case ffi_new_with_reason(target_node, config) {
+  case ffi_new(target_node, options(config)) {
     Ok(handle) -> Ok(Pool(handle))
-    Error(failure) -> Error(failure)
+    Error(reason) -> Error(#(pool_error(reason), ffi_format_error(reason)))
   }
 }
 
@@ -265,23 +265,28 @@ pub fn with_connection(
   func: fn(Connection) -> a,
 ) -> Result(a, PoolError) {
   ffi_with_connection(pool.handle, fn(handle) { func(Connection(handle)) })
+  |> pool_result
 }
 
 /// The pool's statistics now.
 pub fn stats(pool: Pool) -> Result(PoolStats, PoolError) {
   ffi_stats(pool.handle)
+  |> pool_result
+  |> then(fn(stats) { decoded(pool_stats_from(stats)) })
 }
 
 /// The pool's statistics now, with its settings, waiting callers and every connection.
 pub fn detailed_stats(pool: Pool) -> Result(DetailedStats, PoolError) {
-  ffi_detailed_stats(pool.handle)
+  ffi_stats(pool.handle)
+  |> pool_result
+  |> then(fn(stats) { decoded(detailed_stats_from(stats)) })
 }
 
 /// Destroys the pool: new leases are refused at once, connections still leased are waited for up to 5 s
 /// (see `destroy_with_drain`), then every connection is closed. Any later use of the pool, a second
 /// `destroy` included, gives `InvalidPool`.
 pub fn destroy(pool: Pool) -> Result(Nil, PoolError) {
-  ffi_destroy(pool.handle, 5000)
+  destroy_with_drain(pool, 5000)
 }
 
 /// `destroy`, waiting up to `drain_timeout_ms` (0..600000) for leased connections to come back.
@@ -290,6 +295,7 @@ pub fn destroy_with_drain(
   drain_timeout_ms: Int,
 ) -> Result(Nil, PoolError) {
   ffi_destroy(pool.handle, drain_timeout_ms)
+  |> pool_result
 }
 
 /// Runs `send_fn` for every message, in order, over one leased connection, and returns the results in
@@ -304,6 +310,7 @@ pub fn send_batch(
     messages,
     fn(handle, message) { send_fn(Connection(handle), message) },
   )
+  |> pool_result
 }
 
 /// Runs `send_fn` for every message on up to the pool's `max_connections` processes at once, each holding
@@ -321,6 +328,8 @@ pub fn send_batch_parallel(
     messages,
     fn(handle, message) { send_fn(Connection(handle), message) },
   )
+  |> pool_result
+  |> then(fn(batch) { decoded(batch_result_from(batch)) })
 }
 
 /// Runs `workers` concurrent processes, each doing `ops_per_worker` leases with a round trip to the target
@@ -333,6 +342,8 @@ pub fn stress_test(
   workers: Int,
 ) -> Result(PoolStats, PoolError) {
   ffi_stress_test(pool.handle, ops_per_worker, workers)
+  |> pool_result
+  |> then(fn(stats) { decoded(pool_stats_from(stats)) })
 }
 
 /// `stress_test`, handing a progress line to `report` every second and once at the end, e.g.
@@ -348,6 +359,8 @@ pub fn stress_test_reporting(
   report report: fn(String) -> Nil,
 ) -> Result(PoolStats, PoolError) {
   ffi_stress_test_reporting(pool.handle, ops_per_worker, workers, report)
+  |> pool_result
+  |> then(fn(stats) { decoded(pool_stats_from(stats)) })
 }
 
 /// Casts every message of `messages` to the process registered as `name` on the target, in one request to
@@ -367,6 +380,7 @@ pub fn cast_batch(
   messages messages: List(msg),
 ) -> Result(Int, OperationError) {
   ffi_cast_batch(pool.handle, name, messages)
+  |> operation_result
 }
 
 /// `cast_batch`, where messages with the same `key(message)` travel over one connection and so arrive in
@@ -379,6 +393,7 @@ pub fn cast_batch_by_key(
   key key: fn(msg) -> k,
 ) -> Result(Int, OperationError) {
   ffi_cast_batch_by_key(pool.handle, name, messages, key)
+  |> operation_result
 }
 
 /// Sends `message` to the process registered as `name` on the target, over this connection. `Ok(Nil)`
@@ -390,6 +405,7 @@ pub fn send(
   message message: a,
 ) -> Result(Nil, OperationError) {
   ffi_send(conn.handle, name, message)
+  |> operation_result
 }
 
 /// `send` without waiting for the C-node, for pipelined sends: `Ok(Nil)` once the message is handed to
@@ -411,6 +427,7 @@ pub fn send_async(
   message message: a,
 ) -> Result(Nil, OperationError) {
   ffi_send_async(conn.handle, name, message)
+  |> operation_result
 }
 
 /// A `gen_server:call` to the process registered as `name` on the target, over this connection: the
@@ -422,6 +439,7 @@ pub fn request(
   timeout_ms timeout_ms: Int,
 ) -> Result(Term, OperationError) {
   ffi_request(conn.handle, name, request, timeout_ms)
+  |> operation_result
 }
 
 /// Runs `module:function(args...)` on the target (through its `rex` server, as `rpc:call` does) over this
@@ -435,6 +453,7 @@ pub fn call(
   timeout_ms timeout_ms: Int,
 ) -> Result(Term, OperationError) {
   ffi_call(conn.handle, module, function, args, timeout_ms)
+  |> operation_result
 }
 
 /// `True` when the target's `net_kernel` answers over this connection.
@@ -447,16 +466,25 @@ pub fn ping(conn: Connection) -> Bool {
 /// result. `Error(LeaseEnded)` when the lease had already ended (nothing is closed then).
 pub fn discard(conn: Connection) -> Result(Nil, OperationError) {
   ffi_discard(conn.handle)
+  |> operation_result
 }
 
-/// The id of the pooled connection behind this lease, as `detailed_stats` lists it.
+/// The id of the pooled connection behind this lease, as `detailed_stats` lists it (-1 once the lease has
+/// ended).
 pub fn connection_id(conn: Connection) -> Int {
-  ffi_connection_id(conn.handle)
+  case int_field(ffi_connection_info(conn.handle), "id") {
+    Ok(id) -> id
+    Error(Nil) -> -1
+  }
 }
 
-/// The hidden node name this connection has on the target (the sender's node its processes see).
+/// The hidden node name this connection has on the target (the sender's node its processes see; `""`
+/// once the lease has ended).
 pub fn connection_node(conn: Connection) -> String {
-  ffi_connection_node(conn.handle)
+  case name_field(ffi_connection_info(conn.handle), "node") {
+    Ok(node) -> node
+    Error(Nil) -> ""
+  }
 }
 
 /// Any value as a `Term`, for `call` arguments and for comparing results.
@@ -467,50 +495,304 @@ pub fn to_term(value: a) -> Term
 @external(erlang, "distribute_connection_pool_ffi", "inspect")
 pub fn inspect(term: Term) -> String
 
-@external(erlang, "distribute_connection_pool_ffi", "new")
-fn ffi_new(target: String, config: PoolConfig) -> Result(PoolHandle, PoolError)
 
-@external(erlang, "distribute_connection_pool_ffi", "new_with_reason")
-fn ffi_new_with_reason(
+// --- From Gleam values to the library's arguments, and its answers back ------------------------------
+// The adapter passes the Erlang library's answers on as they are (maps, atoms, tagged tuples); the
+// functions below read them by key or tag and build every Gleam value by its labels, and the settings of a
+// `PoolConfig` go out as named options. So the order of a type's fields matters only in its declaration.
+
+/// The library's options (`distribute_pool:new/2`) for `config`, by name.
+fn options(config: PoolConfig) -> List(#(String, Term)) {
+  [
+    #("max_connections", to_term(config.max_connections)),
+    #("min_connections", to_term(config.min_connections)),
+    #("acquire_timeout_ms", to_term(config.acquire_timeout_ms)),
+    #("connect_timeout_ms", to_term(config.connect_timeout_ms)),
+    #("backoff_min_ms", to_term(config.backoff_min_ms)),
+    #("backoff_max_ms", to_term(config.backoff_max_ms)),
+    #("max_idle_ms", to_term(config.max_idle_ms)),
+    #("max_lifetime_ms", to_term(config.max_lifetime_ms)),
+    #("health_check_interval_ms", to_term(config.health_check_interval_ms)),
+    #("health_check_timeout_ms", to_term(config.health_check_timeout_ms)),
+    #("validate_on_checkout", to_term(config.validate_on_checkout)),
+    #("resize_window_ms", to_term(config.resize_window_ms)),
+  ]
+}
+
+/// `PoolStats` from the library's stats map.
+fn pool_stats_from(stats: Term) -> Result(PoolStats, Nil) {
+  use total_connections <- then(int_field(stats, "total_connections"))
+  use available_connections <- then(int_field(stats, "available_connections"))
+  use in_use_connections <- then(int_field(stats, "in_use_connections"))
+  use failed_operations <- then(int_field(stats, "failed_operations"))
+  use successful_operations <- then(int_field(stats, "successful_operations"))
+  Ok(PoolStats(
+    total_connections: total_connections,
+    available_connections: available_connections,
+    in_use_connections: in_use_connections,
+    failed_operations: failed_operations,
+    successful_operations: successful_operations,
+  ))
+}
+
+/// `DetailedStats` from the library's stats map (docs/PROTOCOL.md, "Stats map").
+fn detailed_stats_from(stats: Term) -> Result(DetailedStats, Nil) {
+  use pool_id <- then(int_field(stats, "pool_id"))
+  use target_node <- then(name_field(stats, "target"))
+  use max_connections <- then(int_field(stats, "max_connections"))
+  use min_connections <- then(int_field(stats, "min_connections"))
+  use total_connections <- then(int_field(stats, "total_connections"))
+  use available_connections <- then(int_field(stats, "available_connections"))
+  use in_use_connections <- then(int_field(stats, "in_use_connections"))
+  use connecting_connections <- then(int_field(stats, "connecting_connections"))
+  use waiting <- then(int_field(stats, "waiting"))
+  use successful_operations <- then(int_field(stats, "successful_operations"))
+  use failed_operations <- then(int_field(stats, "failed_operations"))
+  use connection_maps <- then(list_field(stats, "connections"))
+  use connections <- then(all_decoded(connection_maps, connection_stats_from))
+  use state <- then(name_field(stats, "state"))
+  use capacity <- then(int_field(stats, "capacity"))
+  use connections_created <- then(int_field(stats, "connections_created"))
+  use closed <- then(ffi_field(stats, "connections_closed"))
+  use connections_closed <- then(closed_connections_from(closed))
+  use reconnect_attempts <- then(int_field(stats, "reconnect_attempts"))
+  use health_checks <- then(int_field(stats, "health_checks"))
+  use acquire_count <- then(int_field(stats, "acquire_count"))
+  use acquire_timeouts <- then(int_field(stats, "acquire_timeouts"))
+  use hits <- then(int_field(stats, "hits"))
+  use misses <- then(int_field(stats, "misses"))
+  use acquire_wait_avg_us <- then(int_field(stats, "acquire_wait_avg_us"))
+  use acquire_wait_max_us <- then(int_field(stats, "acquire_wait_max_us"))
+  use acquire_wait_p99_us <- then(int_field(stats, "acquire_wait_p99_us"))
+  use dropped_sends <- then(int_field(stats, "dropped_sends"))
+  Ok(DetailedStats(
+    pool_id: pool_id,
+    target_node: target_node,
+    max_connections: max_connections,
+    min_connections: min_connections,
+    total_connections: total_connections,
+    available_connections: available_connections,
+    in_use_connections: in_use_connections,
+    connecting_connections: connecting_connections,
+    waiting: waiting,
+    successful_operations: successful_operations,
+    failed_operations: failed_operations,
+    connections: connections,
+    draining: state == "draining",
+    capacity: capacity,
+    connections_created: connections_created,
+    connections_closed: connections_closed,
+    reconnect_attempts: reconnect_attempts,
+    health_checks: health_checks,
+    acquire_count: acquire_count,
+    acquire_timeouts: acquire_timeouts,
+    hits: hits,
+    misses: misses,
+    acquire_wait_avg_us: acquire_wait_avg_us,
+    acquire_wait_max_us: acquire_wait_max_us,
+    acquire_wait_p99_us: acquire_wait_p99_us,
+    dropped_sends: dropped_sends,
+  ))
+}
+
+/// `ClosedConnections` from the stats map's `connections_closed` map.
+fn closed_connections_from(closed: Term) -> Result(ClosedConnections, Nil) {
+  use idle <- then(int_field(closed, "idle"))
+  use lifetime <- then(int_field(closed, "lifetime"))
+  use broken <- then(int_field(closed, "broken"))
+  use health <- then(int_field(closed, "health"))
+  use destroy <- then(int_field(closed, "destroy"))
+  use target_down <- then(int_field(closed, "target_down"))
+  Ok(ClosedConnections(
+    idle: idle,
+    lifetime: lifetime,
+    broken: broken,
+    health: health,
+    destroy: destroy,
+    target_down: target_down,
+  ))
+}
+
+/// `ConnectionStats` from one map of the stats map's `connections`.
+fn connection_stats_from(connection: Term) -> Result(ConnectionStats, Nil) {
+  use id <- then(int_field(connection, "id"))
+  use node <- then(name_field(connection, "node"))
+  use state <- then(name_field(connection, "state"))
+  Ok(ConnectionStats(id: id, node: node, state: connection_state(state)))
+}
+
+fn connection_state(state: String) -> ConnectionState {
+  case state {
+    "available" -> Available
+    "in_use" -> InUse
+    _ -> Connecting
+  }
+}
+
+/// `BatchResult` from the library's `#{successful => Results, failed => [{Index, Reason}]}`. The results
+/// are what the caller's `send_fn` returned, so they have its type.
+fn batch_result_from(batch: Term) -> Result(BatchResult(r), Nil) {
+  use successful <- then(list_field(batch, "successful"))
+  use failures <- then(list_field(batch, "failed"))
+  use failed <- then(all_decoded(failures, batch_failure_from))
+  Ok(BatchResult(successful: ffi_unsafe_coerce(successful), failed: failed))
+}
+
+fn batch_failure_from(failure: Term) -> Result(#(Int, PoolError), Nil) {
+  use elements <- then(ffi_pair(failure))
+  let #(index, reason) = elements
+  use index <- then(ffi_as_int(index))
+  Ok(#(index, pool_error(reason)))
+}
+
+/// The `PoolError` for a reason of the library: its four lease errors, and any other failure (a C-node
+/// that does not answer, a send function that raised, a worker that died) as `ConnectionFailed`.
+fn pool_error(reason: Term) -> PoolError {
+  case ffi_atom_name(reason) {
+    Ok("pool_exhausted") -> PoolExhausted
+    Ok("invalid_pool") -> InvalidPool
+    Ok("badarg") -> InvalidConfig
+    Ok(_) -> ConnectionFailed
+    Error(Nil) ->
+      case tag(reason) {
+        Ok("invalid_config") -> InvalidConfig
+        Ok("already_started") -> InvalidConfig
+        _ -> ConnectionFailed
+      }
+  }
+}
+
+/// The `OperationError` for a reason of the library's operations on a lease.
+fn operation_error(reason: Term) -> OperationError {
+  case ffi_atom_name(reason) {
+    Ok("timeout") -> OperationTimeout
+    Ok("invalid_connection") -> LeaseEnded
+    Ok("badarg") -> BadDestination
+    Ok(_) -> OperationPoolError(error: pool_error(reason))
+    Error(Nil) ->
+      case tagged(reason) {
+        Ok(#("down", why)) -> DestinationDown(reason: why)
+        Ok(#("badrpc", why)) -> BadRpc(reason: why)
+        _ -> OperationPoolError(error: pool_error(reason))
+      }
+  }
+}
+
+fn pool_result(result: Result(a, Term)) -> Result(a, PoolError) {
+  case result {
+    Ok(value) -> Ok(value)
+    Error(reason) -> Error(pool_error(reason))
+  }
+}
+
+fn operation_result(result: Result(a, Term)) -> Result(a, OperationError) {
+  case result {
+    Ok(value) -> Ok(value)
+    Error(reason) -> Error(operation_error(reason))
+  }
+}
+
+/// An answer of the library that does not have the shape it documents is a failure of the connection
+/// to the C-node (not expected to happen).
+fn decoded(result: Result(a, Nil)) -> Result(a, PoolError) {
+  case result {
+    Ok(value) -> Ok(value)
+    Error(Nil) -> Error(ConnectionFailed)
+  }
+}
+
+fn then(result: Result(a, e), next: fn(a) -> Result(b, e)) -> Result(b, e) {
+  case result {
+    Ok(value) -> next(value)
+    Error(error) -> Error(error)
+  }
+}
+
+/// Every element decoded, in order; `Error(Nil)` when one cannot be.
+fn all_decoded(
+  items: List(Term),
+  decode: fn(Term) -> Result(a, Nil),
+) -> Result(List(a), Nil) {
+  case items {
+    [] -> Ok([])
+    [first, ..rest] -> {
+      use head <- then(decode(first))
+      use tail <- then(all_decoded(rest, decode))
+      Ok([head, ..tail])
+    }
+  }
+}
+
+fn int_field(map: Term, key: String) -> Result(Int, Nil) {
+  ffi_field(map, key)
+  |> then(ffi_as_int)
+}
+
+fn name_field(map: Term, key: String) -> Result(String, Nil) {
+  ffi_field(map, key)
+  |> then(ffi_as_name)
+}
+
+fn list_field(map: Term, key: String) -> Result(List(Term), Nil) {
+  ffi_field(map, key)
+  |> then(ffi_as_list)
+}
+
+/// The tag of a 2-tuple whose first element is an atom, e.g. `invalid_config` for
+/// `{invalid_config, Why}`, with its second element.
+fn tagged(reason: Term) -> Result(#(String, Term), Nil) {
+  use elements <- then(ffi_pair(reason))
+  let #(first, second) = elements
+  use name <- then(ffi_atom_name(first))
+  Ok(#(name, second))
+}
+
+fn tag(reason: Term) -> Result(String, Nil) {
+  use found <- then(tagged(reason))
+  Ok(found.0)
+}
+
+@external(erlang, "distribute_connection_pool_ffi", "new")
+fn ffi_new(
   target: String,
-  config: PoolConfig,
-) -> Result(PoolHandle, #(PoolError, String))
+  options: List(#(String, Term)),
+) -> Result(PoolHandle, Term)
+
+@external(erlang, "distribute_connection_pool_ffi", "format_error")
+fn ffi_format_error(reason: Term) -> String
 
 @external(erlang, "distribute_connection_pool_ffi", "with_connection")
 fn ffi_with_connection(
   pool: PoolHandle,
   func: fn(ConnectionHandle) -> a,
-) -> Result(a, PoolError)
+) -> Result(a, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "stats")
-fn ffi_stats(pool: PoolHandle) -> Result(PoolStats, PoolError)
-
-@external(erlang, "distribute_connection_pool_ffi", "detailed_stats")
-fn ffi_detailed_stats(pool: PoolHandle) -> Result(DetailedStats, PoolError)
+fn ffi_stats(pool: PoolHandle) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "destroy")
-fn ffi_destroy(pool: PoolHandle, drain_timeout_ms: Int) -> Result(Nil, PoolError)
+fn ffi_destroy(pool: PoolHandle, drain_timeout_ms: Int) -> Result(Nil, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "send_batch")
 fn ffi_send_batch(
   pool: PoolHandle,
   messages: List(msg),
   send_fn: fn(ConnectionHandle, msg) -> result,
-) -> Result(List(result), PoolError)
+) -> Result(List(result), Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "send_batch_parallel")
 fn ffi_send_batch_parallel(
   pool: PoolHandle,
   messages: List(msg),
   send_fn: fn(ConnectionHandle, msg) -> result,
-) -> Result(BatchResult(result), PoolError)
+) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "stress_test")
 fn ffi_stress_test(
   pool: PoolHandle,
   ops_per_worker: Int,
   workers: Int,
-) -> Result(PoolStats, PoolError)
+) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "stress_test_reporting")
 fn ffi_stress_test_reporting(
@@ -518,14 +800,14 @@ fn ffi_stress_test_reporting(
   ops_per_worker: Int,
   workers: Int,
   report: fn(String) -> Nil,
-) -> Result(PoolStats, PoolError)
+) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "cast_batch")
 fn ffi_cast_batch(
   pool: PoolHandle,
   name: String,
   messages: List(msg),
-) -> Result(Int, OperationError)
+) -> Result(Int, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "cast_batch_by_key")
 fn ffi_cast_batch_by_key(
@@ -533,21 +815,21 @@ fn ffi_cast_batch_by_key(
   name: String,
   messages: List(msg),
   key: fn(msg) -> k,
-) -> Result(Int, OperationError)
+) -> Result(Int, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "send")
 fn ffi_send(
   conn: ConnectionHandle,
   name: String,
   message: a,
-) -> Result(Nil, OperationError)
+) -> Result(Nil, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "send_async")
 fn ffi_send_async(
   conn: ConnectionHandle,
   name: String,
   message: a,
-) -> Result(Nil, OperationError)
+) -> Result(Nil, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "request")
 fn ffi_request(
@@ -555,7 +837,7 @@ fn ffi_request(
   name: String,
   request: a,
   timeout_ms: Int,
-) -> Result(Term, OperationError)
+) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "call")
 fn ffi_call(
@@ -564,16 +846,37 @@ fn ffi_call(
   function: String,
   args: List(Term),
   timeout_ms: Int,
-) -> Result(Term, OperationError)
+) -> Result(Term, Term)
 
 @external(erlang, "distribute_connection_pool_ffi", "ping")
 fn ffi_ping(conn: ConnectionHandle) -> Bool
 
 @external(erlang, "distribute_connection_pool_ffi", "discard")
-fn ffi_discard(conn: ConnectionHandle) -> Result(Nil, OperationError)
+fn ffi_discard(conn: ConnectionHandle) -> Result(Nil, Term)
 
-@external(erlang, "distribute_connection_pool_ffi", "connection_id")
-fn ffi_connection_id(conn: ConnectionHandle) -> Int
+/// The library's map about a lease (`id`, `node`, ...), or its error.
+@external(erlang, "distribute_connection_pool_ffi", "connection_info")
+fn ffi_connection_info(conn: ConnectionHandle) -> Term
 
-@external(erlang, "distribute_connection_pool_ffi", "connection_node")
-fn ffi_connection_node(conn: ConnectionHandle) -> String
+/// A value the library handed back that Gleam code gave it, as the type it had: only for the results of
+/// a caller's function, which the library returns untouched.
+@external(erlang, "distribute_connection_pool_ffi", "identity")
+fn ffi_unsafe_coerce(term: a) -> b
+
+@external(erlang, "distribute_connection_pool_ffi", "field")
+fn ffi_field(map: Term, key: String) -> Result(Term, Nil)
+
+@external(erlang, "distribute_connection_pool_ffi", "as_int")
+fn ffi_as_int(term: Term) -> Result(Int, Nil)
+
+@external(erlang, "distribute_connection_pool_ffi", "as_name")
+fn ffi_as_name(term: Term) -> Result(String, Nil)
+
+@external(erlang, "distribute_connection_pool_ffi", "as_list")
+fn ffi_as_list(term: Term) -> Result(List(Term), Nil)
+
+@external(erlang, "distribute_connection_pool_ffi", "atom_name")
+fn ffi_atom_name(term: Term) -> Result(String, Nil)
+
+@external(erlang, "distribute_connection_pool_ffi", "pair")
+fn ffi_pair(term: Term) -> Result(#(Term, Term), Nil)

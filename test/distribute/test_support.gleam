@@ -162,3 +162,16 @@ pub fn capture_output(func: fn() -> a) -> #(a, String)
 /// Forgets which flaky records of the seed examples were tried already.
 @external(erlang, "distribute_test_ffi", "forget_attempts")
 pub fn forget_attempts() -> Nil
+
+/// The integer the Erlang library's own stats map of pool `pool_id` holds under `keys` (a path:
+/// `["hits"]`, `["connections_closed", "idle"]`), read now.
+@external(erlang, "distribute_test_ffi", "library_int")
+pub fn library_int(pool_id: Int, keys: List(String)) -> Int
+
+/// The name the library's stats map of pool `pool_id` holds under `key` (`"target"`, `"state"`), as text.
+@external(erlang, "distribute_test_ffi", "library_name")
+pub fn library_name(pool_id: Int, key: String) -> String
+
+/// The connections of the library's stats map of pool `pool_id` as `#(id, node, state)`, in its order.
+@external(erlang, "distribute_test_ffi", "library_connections")
+pub fn library_connections(pool_id: Int) -> List(#(Int, String, String))
