@@ -383,8 +383,10 @@ TEST_CASE("decode_request: pooled_send", "[requests][oneshot]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("sink"); });
     const std::string msg = term([](EiTerm& t) { t.tuple(2).atom("hello").integer(1); });
-    const auto plain = accepted<PooledSend>(
-        decode_request(term([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(7).raw(dest).raw(msg); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string plain_request
+        = term([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(7).raw(dest).raw(msg); });
+    const auto plain = accepted<PooledSend>(decode_request(plain_request));
     CHECK(plain.pool == 7);
     CHECK(plain.destination == dest);
     CHECK(plain.message == msg);
@@ -414,8 +416,10 @@ TEST_CASE("decode_request: pooled_request", "[requests][oneshot]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("rex"); });
     const std::string req = term([](EiTerm& t) { t.tuple(5).atom("call").atom("erlang").atom("node").nil().atom("user"); });
-    const auto plain = accepted<PooledRequest>(decode_request(
-        term([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(250).raw(req); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string plain_request
+        = term([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(250).raw(req); });
+    const auto plain = accepted<PooledRequest>(decode_request(plain_request));
     CHECK(plain.pool == 3);
     CHECK(plain.destination == dest);
     CHECK(plain.timeout_ms == 250u);
@@ -539,8 +543,10 @@ TEST_CASE("decode_request: cast_batch", "[requests][oneshot]")
     const std::string m2 = term([](EiTerm& t) { t.binary("two"); });
     const std::string m3 = term([](EiTerm& t) { t.integer(100000); });
 
-    const auto batch = accepted<CastBatch>(decode_request(
-        term([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(3).raw(m1).raw(m2).raw(m3).nil(); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string request = term(
+        [&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(3).raw(m1).raw(m2).raw(m3).nil(); });
+    const auto batch = accepted<CastBatch>(decode_request(request));
     CHECK(batch.pool == 9);
     CHECK(batch.destination == dest);
     CHECK_FALSE(batch.keyed);
@@ -576,12 +582,14 @@ TEST_CASE("decode_request: cast_batch_keyed", "[requests][oneshot]")
     const std::string dest = term([](EiTerm& t) { t.tuple(2).atom("sink").atom(kTarget); });
     const std::string m1 = term([](EiTerm& t) { t.atom("a"); });
     const std::string m2 = term([](EiTerm& t) { t.list(1).integer(7).nil(); });
-    const auto batch = accepted<CastBatch>(decode_request(term([&](EiTerm& t) {
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string request = term([&](EiTerm& t) {
         t.tuple(4).atom("cast_batch_keyed").integer(2).raw(dest).list(2);
         t.tuple(2).integer(0).raw(m1);
         t.tuple(2).integer(0xFFFFFFFFLL).raw(m2);
         t.nil();
-    })));
+    });
+    const auto batch = accepted<CastBatch>(decode_request(request));
     CHECK(batch.keyed);
     REQUIRE(batch.messages.size() == 2);
     CHECK(batch.messages[0].hash == 0u);
