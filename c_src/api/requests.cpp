@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <limits>
 #include <vector>
 #include <unordered_set>
@@ -157,8 +158,42 @@ bool read_batch(TermReader& r, CastBatch& batch)
     return r.nil(); // an improper tail is badarg
 }
 
-// The rest of {restore, Pools, NextPoolId}, after the operation.
-Decoded decode_restore(TermReader& r)
+// --- the requests ------------------------------------------------------------------------------------------------
+//
+// One decoder per request, and one table (kRequests) naming each request's atom and arities with its decoder:
+// decode_request dispatches on it, and what it does not list is badarg. A decoder reads the fields after the
+// atom, and after the PoolId when the request names a pool first (RequestSpec::names_pool: that id is read
+// before the decoder runs). Its own errors are badarg unless it says otherwise.
+
+template <class T>
+Decoded decode_atom(TermReader&, std::uint32_t, std::uint64_t)
+{
+    return T{};
+}
+
+// {new, Target, Options}
+Decoded decode_new(TermReader& r, std::uint32_t, std::uint64_t)
+{
+    const auto target_term = r.skip();
+    const auto options = target_term ? r.skip() : std::nullopt;
+    if (!options) {
+        return Rejected{"badarg"};
+    }
+    TermReader target_reader(*target_term);
+    const auto target = read_text(target_reader);
+    auto config = parse_pool_options(target ? *target : std::string_view{}, *options);
+    if (!config) {
+        ConfigError why = config.error();
+        if (why.kind == ConfigError::Kind::bad_target) {
+            why.term = *target_term;
+        }
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    return NewPool{std::move(*config)};
+}
+
+// {restore, Pools, NextPoolId}
+Decoded decode_restore(TermReader& r, std::uint32_t, std::uint64_t)
 {
     Restore restore;
     std::unordered_set<std::uint64_t> seen;
@@ -202,203 +237,250 @@ Decoded decode_restore(TermReader& r)
     return restore;
 }
 
-Decoded decode_tuple(TermReader& r, std::uint32_t arity)
+// {whereis, Name}
+Decoded decode_whereis(TermReader& r, std::uint32_t, std::uint64_t)
 {
-    const auto op = r.atom();
-    if (!op) {
+    const auto name = r.atom();
+    if (!name) {
         return Rejected{"badarg"};
     }
-    const auto is = [&](std::string_view name, std::uint32_t n) { return *op == name && arity == n; };
+    return Whereis{*name};
+}
 
-    if (*op == "new") {
-        if (arity != 3) {
-            return Rejected{"badarg"};
-        }
-        const auto target_term = r.skip();
-        const auto options = target_term ? r.skip() : std::nullopt;
-        if (!options) {
-            return Rejected{"badarg"};
-        }
-        TermReader target_reader(*target_term);
-        const auto target = read_text(target_reader);
-        auto config = parse_pool_options(target ? *target : std::string_view{}, *options);
-        if (!config) {
-            ConfigError why = config.error();
-            if (why.kind == ConfigError::Kind::bad_target) {
-                why.term = *target_term;
-            }
-            return Rejected{"invalid_config", std::move(why)};
-        }
-        return NewPool{std::move(*config)};
-    }
-    if (is("restore", 3)) {
-        return decode_restore(r);
-    }
-    if (is("whereis", 2)) {
-        const auto name = r.atom();
-        if (!name) {
-            return Rejected{"badarg"};
-        }
-        return Whereis{*name};
-    }
+// {stats, PoolId}
+Decoded decode_stats(TermReader&, std::uint32_t, std::uint64_t pool)
+{
+    return Stats{pool};
+}
 
-    // Every other request names a pool first; an unknown operation or arity is badarg whatever follows it.
-    const bool known_shape = is("stats", 2) || is("destroy", 2) || is("destroy", 3) || is("checkout", 3) ||
-                             is("checkin", 4) ||
-                             is("discard", 4) ||
-                             is("cancel", 4) || is("send", 6) || is("send_many", 5) || is("request", 7) ||
-                             is("call", 8) || is("pooled_call", 6) || is("pooled_call", 7) ||
-                             is("pooled_send", 4) || is("pooled_send", 5) || is("pooled_request", 5) ||
-                             is("pooled_request", 6) || is("cast_batch", 4) || is("cast_batch_keyed", 4);
-    if (!known_shape) {
+// {destroy, PoolId} | {destroy, PoolId, DrainMs}
+Decoded decode_destroy(TermReader& r, std::uint32_t arity, std::uint64_t pool)
+{
+    if (arity == 2) {
+        return Destroy{pool};
+    }
+    const auto drain = read_id(r, kMaxDrainTimeoutMs);
+    if (!drain) {
         return Rejected{"badarg"};
     }
-    const auto pool = read_id(r);
-    if (!pool) {
-        return Rejected{"invalid_pool"};
+    return Destroy{pool, static_cast<std::uint32_t>(*drain)};
+}
+
+// {checkout, PoolId, AcquireTimeoutMs | default}
+Decoded decode_checkout(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto timeout = read_timeout(r, "default");
+    if (!timeout.valid) {
+        return Rejected{"badarg"};
     }
-    if (is("stats", 2)) {
-        return Stats{*pool};
+    return Checkout{pool, timeout.ms};
+}
+
+// {checkin, PoolId, ConnId, LeaseId} | {discard, PoolId, ConnId, LeaseId}
+template <bool Discard>
+Decoded decode_checkin(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto lease = read_lease(r, pool);
+    if (!lease) {
+        return Rejected{"invalid_connection"};
     }
-    if (is("destroy", 2)) {
-        return Destroy{*pool};
+    return Checkin{*lease, Discard};
+}
+
+// {cancel, PoolId, Pid, Tag}
+Decoded decode_cancel(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto pid = r.pid();
+    const auto tag = r.skip();
+    if (!pid || !tag) {
+        return Rejected{"badarg"};
     }
-    if (is("destroy", 3)) {
-        const auto drain = read_id(r, kMaxDrainTimeoutMs);
-        if (!drain) {
-            return Rejected{"badarg"};
-        }
-        return Destroy{*pool, static_cast<std::uint32_t>(*drain)};
+    return Cancel{pool, pid->encoded, *tag};
+}
+
+// {send, PoolId, ConnId, LeaseId, Dest, Msg}
+Decoded decode_send(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto lease = read_lease(r, pool);
+    if (!lease) {
+        return Rejected{"invalid_connection"};
     }
-    if (is("checkout", 3)) {
-        const auto timeout = read_timeout(r, "default");
-        if (!timeout.valid) {
-            return Rejected{"badarg"};
-        }
-        return Checkout{*pool, timeout.ms};
+    const auto destination = r.skip();
+    const auto message = r.skip();
+    if (!destination || !message) {
+        return Rejected{"badarg"};
     }
-    if (is("checkin", 4) || is("discard", 4)) {
-        const auto lease = read_lease(r, *pool);
-        if (!lease) {
-            return Rejected{"invalid_connection"};
-        }
-        return Checkin{*lease, is("discard", 4)};
+    return Send{*lease, *destination, *message};
+}
+
+// {send_many, PoolId, ConnId, LeaseId, [{Dest, Msg}]}
+Decoded decode_send_many(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto lease = read_lease(r, pool);
+    if (!lease) {
+        return Rejected{"invalid_connection"};
     }
-    if (is("cancel", 4)) {
-        const auto pid = r.pid();
-        const auto tag = r.skip();
-        if (!pid || !tag) {
-            return Rejected{"badarg"};
-        }
-        return Cancel{*pool, pid->encoded, *tag};
-    }
-    if (is("send", 6)) {
-        const auto lease = read_lease(r, *pool);
-        if (!lease) {
-            return Rejected{"invalid_connection"};
-        }
-        const auto destination = r.skip();
-        const auto message = r.skip();
-        if (!destination || !message) {
-            return Rejected{"badarg"};
-        }
-        return Send{*lease, *destination, *message};
-    }
-    if (is("send_many", 5)) {
-        const auto lease = read_lease(r, *pool);
-        if (!lease) {
-            return Rejected{"invalid_connection"};
-        }
-        SendMany many{*lease, {}};
-        if (r.nil()) {
-            return many;
-        }
-        const auto count = r.list_header();
-        if (!count) {
-            return Rejected{"badarg"};
-        }
-        // Every element takes at least one byte, so a forged count fails long before memory runs out.
-        many.messages.reserve(std::min<std::size_t>(*count, r.rest().size()));
-        for (std::uint32_t i = 0; i < *count; ++i) {
-            const auto pair = r.tuple_header() == 2u;
-            const auto destination = pair ? r.skip() : std::nullopt;
-            const auto message = destination ? r.skip() : std::nullopt;
-            if (!message) {
-                return Rejected{"badarg"};
-            }
-            many.messages.emplace_back(*destination, *message);
-        }
-        if (!r.nil()) {
-            return Rejected{"badarg"}; // an improper list
-        }
+    SendMany many{*lease, {}};
+    if (r.nil()) {
         return many;
     }
-    if (is("request", 7)) {
-        const auto lease = read_lease(r, *pool);
-        if (!lease) {
-            return Rejected{"invalid_connection"};
-        }
-        const auto destination = r.skip();
-        const auto timeout = read_timeout(r, "infinity");
-        const auto request = r.skip();
-        if (!destination || !timeout.valid || !request) {
+    const auto count = r.list_header();
+    if (!count) {
+        return Rejected{"badarg"};
+    }
+    // Every element takes at least one byte, so a forged count fails long before memory runs out.
+    many.messages.reserve(std::min<std::size_t>(*count, r.rest().size()));
+    for (std::uint32_t i = 0; i < *count; ++i) {
+        const auto pair = r.tuple_header() == 2u;
+        const auto destination = pair ? r.skip() : std::nullopt;
+        const auto message = destination ? r.skip() : std::nullopt;
+        if (!message) {
             return Rejected{"badarg"};
         }
-        return Request{*lease, *destination, timeout.ms, *request};
+        many.messages.emplace_back(*destination, *message);
     }
-    if (is("call", 8)) {
-        const auto lease = read_lease(r, *pool);
-        if (!lease) {
-            return Rejected{"invalid_connection"};
-        }
-        const auto mfa = read_mfa(r);
-        const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
-        if (!timeout.valid) {
-            return Rejected{"badarg"};
-        }
-        return Call{*lease, *mfa, timeout.ms};
+    if (!r.nil()) {
+        return Rejected{"badarg"}; // an improper list
     }
-    if (*op == "pooled_call") {
-        const auto mfa = read_mfa(r);
-        const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
-        const auto acquire = arity == 7 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
-        if (!timeout.valid || !acquire.valid) {
-            return Rejected{"badarg"};
-        }
-        return PooledCall{*pool, *mfa, timeout.ms, acquire.ms};
-    }
-    if (*op == "pooled_send") {
-        const auto destination = r.skip();
-        const auto message = r.skip();
-        const auto acquire = arity == 5 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
-        if (!destination || !message || !acquire.valid) {
-            return Rejected{"badarg"};
-        }
-        return PooledSend{*pool, *destination, *message, acquire.ms};
-    }
-    if (*op == "pooled_request") {
-        const auto destination = r.skip();
-        const auto timeout = read_timeout(r, "infinity");
-        const auto request = r.skip();
-        const auto acquire = arity == 6 ? read_timeout(r, "default") : Timeout{true, std::nullopt};
-        if (!destination || !timeout.valid || !request || !acquire.valid) {
-            return Rejected{"badarg"};
-        }
-        return PooledRequest{*pool, *destination, timeout.ms, *request, acquire.ms};
-    }
-    if (is("cast_batch", 4) || is("cast_batch_keyed", 4)) {
-        CastBatch batch;
-        batch.pool = *pool;
-        batch.keyed = is("cast_batch_keyed", 4);
-        const auto destination = r.skip();
-        if (!destination || !read_batch(r, batch)) {
-            return Rejected{"badarg"};
-        }
-        batch.destination = *destination;
-        return batch;
-    }
-    return Rejected{"badarg"}; // not reached: every known shape is handled above
+    return many;
 }
+
+// {request, PoolId, ConnId, LeaseId, Dest, TimeoutMs | infinity, Request}
+Decoded decode_lease_request(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto lease = read_lease(r, pool);
+    if (!lease) {
+        return Rejected{"invalid_connection"};
+    }
+    const auto destination = r.skip();
+    const auto timeout = read_timeout(r, "infinity");
+    const auto request = r.skip();
+    if (!destination || !timeout.valid || !request) {
+        return Rejected{"badarg"};
+    }
+    return Request{*lease, *destination, timeout.ms, *request};
+}
+
+// {call, PoolId, ConnId, LeaseId, M, F, A, TimeoutMs | infinity}
+Decoded decode_call(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto lease = read_lease(r, pool);
+    if (!lease) {
+        return Rejected{"invalid_connection"};
+    }
+    const auto mfa = read_mfa(r);
+    const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
+    if (!timeout.valid) {
+        return Rejected{"badarg"};
+    }
+    return Call{*lease, *mfa, timeout.ms};
+}
+
+// The AcquireTimeoutMs | default that ends a one-shot operation of `arity` fields, if it is the longer form.
+Timeout read_acquire_timeout(TermReader& r, std::uint32_t arity, std::uint32_t long_arity)
+{
+    return arity == long_arity ? read_timeout(r, "default") : Timeout{true, std::nullopt};
+}
+
+// {pooled_call, PoolId, M, F, A, TimeoutMs | infinity[, AcquireTimeoutMs | default]}
+Decoded decode_pooled_call(TermReader& r, std::uint32_t arity, std::uint64_t pool)
+{
+    const auto mfa = read_mfa(r);
+    const auto timeout = mfa ? read_timeout(r, "infinity") : Timeout{};
+    const auto acquire = read_acquire_timeout(r, arity, 7);
+    if (!timeout.valid || !acquire.valid) {
+        return Rejected{"badarg"};
+    }
+    return PooledCall{pool, *mfa, timeout.ms, acquire.ms};
+}
+
+// {pooled_send, PoolId, Dest, Msg[, AcquireTimeoutMs | default]}
+Decoded decode_pooled_send(TermReader& r, std::uint32_t arity, std::uint64_t pool)
+{
+    const auto destination = r.skip();
+    const auto message = r.skip();
+    const auto acquire = read_acquire_timeout(r, arity, 5);
+    if (!destination || !message || !acquire.valid) {
+        return Rejected{"badarg"};
+    }
+    return PooledSend{pool, *destination, *message, acquire.ms};
+}
+
+// {pooled_request, PoolId, Dest, TimeoutMs | infinity, Request[, AcquireTimeoutMs | default]}
+Decoded decode_pooled_request(TermReader& r, std::uint32_t arity, std::uint64_t pool)
+{
+    const auto destination = r.skip();
+    const auto timeout = read_timeout(r, "infinity");
+    const auto request = r.skip();
+    const auto acquire = read_acquire_timeout(r, arity, 6);
+    if (!destination || !timeout.valid || !request || !acquire.valid) {
+        return Rejected{"badarg"};
+    }
+    return PooledRequest{pool, *destination, timeout.ms, *request, acquire.ms};
+}
+
+// {cast_batch, PoolId, Dest, [Msg]} | {cast_batch_keyed, PoolId, Dest, [{Hash, Msg}]}
+template <bool Keyed>
+Decoded decode_cast_batch(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    CastBatch batch;
+    batch.pool = pool;
+    batch.keyed = Keyed;
+    const auto destination = r.skip();
+    if (!destination || !read_batch(r, batch)) {
+        return Rejected{"badarg"};
+    }
+    batch.destination = *destination;
+    return batch;
+}
+
+// Every request there is (docs/PROTOCOL.md, "Calls" and "Casts"). Looked up by a linear scan, arity first:
+// the lease operations, which carry the traffic, come first.
+constexpr RequestSpec kRequests[] = {
+    {"checkout", 3, 3, true, decode_checkout},
+    {"checkin", 4, 4, true, decode_checkin<false>},
+    {"send", 6, 6, true, decode_send},
+    {"send_many", 5, 5, true, decode_send_many},
+    {"request", 7, 7, true, decode_lease_request},
+    {"call", 8, 8, true, decode_call},
+    {"pooled_send", 4, 5, true, decode_pooled_send},
+    {"pooled_request", 5, 6, true, decode_pooled_request},
+    {"pooled_call", 6, 7, true, decode_pooled_call},
+    {"cast_batch", 4, 4, true, decode_cast_batch<false>},
+    {"cast_batch_keyed", 4, 4, true, decode_cast_batch<true>},
+    {"discard", 4, 4, true, decode_checkin<true>},
+    {"cancel", 4, 4, true, decode_cancel},
+    {"stats", 2, 2, true, decode_stats},
+    {"destroy", 2, 3, true, decode_destroy},
+    {"new", 3, 3, false, decode_new},
+    {"whereis", 2, 2, false, decode_whereis},
+    {"restore", 3, 3, false, decode_restore},
+    {"pools", 0, 0, false, decode_atom<ListPools>},
+    {"info", 0, 0, false, decode_atom<Info>},
+    {"lanes", 0, 0, false, decode_atom<ListLanes>},
+    {"ping", 0, 0, false, decode_atom<Ping>},
+};
+
+// Each name and arity has at most one entry, which is a bare atom (arities 0..0) or tuples (from arity 1, from 2
+// when it names a pool).
+template <std::size_t N>
+constexpr bool well_formed(const RequestSpec (&table)[N])
+{
+    for (std::size_t i = 0; i < N; ++i) {
+        const RequestSpec& a = table[i];
+        if (a.min_arity > a.max_arity || (a.min_arity == 0 && a.max_arity != 0) || (a.names_pool && a.min_arity < 2)) {
+            return false;
+        }
+        for (std::size_t j = i + 1; j < N; ++j) {
+            const RequestSpec& b = table[j];
+            if (a.name == b.name && a.min_arity <= b.max_arity && b.min_arity <= a.max_arity) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+static_assert(well_formed(kRequests));
 
 } // namespace
 
@@ -439,29 +521,48 @@ std::optional<Envelope> parse_envelope(std::string_view message)
     return env;
 }
 
+RequestTable request_table()
+{
+    return RequestTable{kRequests, std::size(kRequests)};
+}
+
+const RequestSpec* find_request(std::string_view name, std::uint32_t arity)
+{
+    for (const RequestSpec& spec : kRequests) {
+        if (arity >= spec.min_arity && arity <= spec.max_arity && spec.name == name) {
+            return &spec;
+        }
+    }
+    return nullptr;
+}
+
 Decoded decode_request(std::string_view request)
 {
     TermReader r(request);
-    if (const auto a = r.atom()) {
-        if (*a == "pools") {
-            return ListPools{};
+    // A bare atom is a request of arity 0; a tuple's arity counts its name.
+    std::uint32_t arity = 0;
+    auto name = r.atom();
+    if (!name) {
+        const auto n = r.tuple_header();
+        name = n && *n > 0 ? r.atom() : std::nullopt;
+        if (!name) {
+            return Rejected{"badarg"};
         }
-        if (*a == "info") {
-            return Info{};
-        }
-        if (*a == "lanes") {
-            return ListLanes{};
-        }
-        if (*a == "ping") {
-            return Ping{};
-        }
-        return Rejected{"badarg"};
+        arity = *n;
     }
-    const auto arity = r.tuple_header();
-    if (!arity || *arity == 0) {
-        return Rejected{"badarg"};
+    const RequestSpec* spec = find_request(*name, arity);
+    if (!spec) {
+        return Rejected{"badarg"}; // an unknown operation or arity, whatever follows it
     }
-    return decode_tuple(r, *arity);
+    std::uint64_t pool = 0;
+    if (spec->names_pool) {
+        const auto id = read_id(r);
+        if (!id) {
+            return Rejected{"invalid_pool"};
+        }
+        pool = *id;
+    }
+    return spec->decode(r, arity, pool);
 }
 
 namespace {

@@ -193,7 +193,34 @@ using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, SendMany,
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for
 // lease ids that cannot be ones, badarg for everything else. A restore whose shape is right but one of whose
 // pools is not gives RejectedPool: invalid_config (target or options) or pool_id_taken (an id twice).
+// A name and arity that the request table (below) does not list is badarg, whatever follows the name.
 Decoded decode_request(std::string_view request);
+
+// The table decode_request is driven by: one entry per request, its atom, its arities and its decoder. The same
+// requests are listed in docs/PROTOCOL.md ("Calls" and "Casts"); a unit test holds the two to each other.
+//
+// A decoder reads the fields after the request's atom (`fields` is positioned there, or after the PoolId when
+// the request names a pool first); `arity` is the request's (below), `pool` the PoolId read, 0 if none.
+using RequestDecoder = Decoded (*)(protocol::TermReader& fields, std::uint32_t arity, std::uint64_t pool);
+struct RequestSpec {
+    std::string_view name;
+    // The tuple's arity, the name counted ({stats, PoolId}: 2); 0 for a bare atom (`pools`).
+    std::uint32_t min_arity;
+    std::uint32_t max_arity;
+    // The first field is a PoolId, read before the decoder runs: one that cannot be a pool id is answered
+    // invalid_pool, whatever the fields after it.
+    bool names_pool;
+    RequestDecoder decode;
+};
+struct RequestTable {
+    const RequestSpec* entries;
+    std::size_t size;
+    const RequestSpec* begin() const { return entries; }
+    const RequestSpec* end() const { return entries + size; }
+};
+RequestTable request_table();
+// The entry for `name` at `arity` (0: the bare atom), or nullptr: the request is badarg.
+const RequestSpec* find_request(std::string_view name, std::uint32_t arity);
 
 // The target and options map of `new`, or why they are refused (unknown key, wrong type, out of range...).
 Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options);

@@ -34,37 +34,6 @@ pool::Failure restarting()
 
 } // namespace
 
-// A connection from a caller node.
-class Service::ClientSession final : public transport::LinkHandler {
-public:
-    ClientSession(Service& service, std::shared_ptr<transport::DistLink> link, std::size_t lane)
-        : service_(service), link_(std::move(link)), lane_(lane)
-    {
-    }
-    ~ClientSession()
-    {
-        link_->detach();
-        link_->close("service stopped");
-    }
-
-    void on_packet(transport::DistLink&, std::string_view packet) override { service_.on_client_packet(*this, packet); }
-    void on_closed(transport::DistLink&, std::string_view reason) override
-    {
-        spdlog::info("caller node {} disconnected: {}", link_->peer_node(), reason);
-        service_.on_client_closed(*this);
-    }
-
-    const std::shared_ptr<transport::DistLink>& link() const { return link_; }
-    std::size_t lane() const { return lane_; }
-    // The C-node identity this caller node connected to.
-    const protocol::NodeIdentity& self() const { return service_.lanes_[lane_]; }
-
-private:
-    Service& service_;
-    std::shared_ptr<transport::DistLink> link_;
-    std::size_t lane_;
-};
-
 Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
     : config_(std::move(config)),
       executor_(io.get_executor()),
@@ -125,7 +94,7 @@ void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_
         }
     }
     auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, config_.link_limits);
-    auto session = std::make_unique<ClientSession>(*this, link, lane);
+    auto session = std::make_unique<ClientSession>(static_cast<SessionOwner&>(*this), link, lane, lanes_.at(lane));
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
     spdlog::info("caller node {} connected to lane {}", peer_node, lane);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/client_session.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
@@ -36,7 +37,7 @@ struct ServiceConfig {
 // link it came in on, and whatever the C-node sets up towards a caller (monitors) carries that lane's
 // identity. Pools, leases and pooled connections are shared by all lanes. Everything runs on one event loop thread, which owns every piece of state here, so the
 // request path takes no lock.
-class Service {
+class Service : private SessionOwner {
 public:
     Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config);
     ~Service();
@@ -53,10 +54,9 @@ public:
     void stop();
 
 private:
-    class ClientSession;
-
-    void on_client_packet(ClientSession& session, std::string_view packet);
-    void on_client_closed(ClientSession& session);
+    // SessionOwner: what the caller links report.
+    void on_client_packet(ClientSession& session, std::string_view packet) override;
+    void on_client_closed(ClientSession& session) override;
     void handle_message(ClientSession& session, std::string_view message);
     void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane);
     void handle_cast(std::string_view request);

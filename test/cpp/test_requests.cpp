@@ -1,6 +1,10 @@
 #include "test_support.hpp"
 
+#include <cstdint>
+#include <fstream>
 #include <functional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -383,8 +387,10 @@ TEST_CASE("decode_request: pooled_send", "[requests][oneshot]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("sink"); });
     const std::string msg = term([](EiTerm& t) { t.tuple(2).atom("hello").integer(1); });
-    const auto plain = accepted<PooledSend>(
-        decode_request(term([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(7).raw(dest).raw(msg); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string plain_request
+        = term([&](EiTerm& t) { t.tuple(4).atom("pooled_send").integer(7).raw(dest).raw(msg); });
+    const auto plain = accepted<PooledSend>(decode_request(plain_request));
     CHECK(plain.pool == 7);
     CHECK(plain.destination == dest);
     CHECK(plain.message == msg);
@@ -414,8 +420,10 @@ TEST_CASE("decode_request: pooled_request", "[requests][oneshot]")
 {
     const std::string dest = term([](EiTerm& t) { t.atom("rex"); });
     const std::string req = term([](EiTerm& t) { t.tuple(5).atom("call").atom("erlang").atom("node").nil().atom("user"); });
-    const auto plain = accepted<PooledRequest>(decode_request(
-        term([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(250).raw(req); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string plain_request
+        = term([&](EiTerm& t) { t.tuple(5).atom("pooled_request").integer(3).raw(dest).integer(250).raw(req); });
+    const auto plain = accepted<PooledRequest>(decode_request(plain_request));
     CHECK(plain.pool == 3);
     CHECK(plain.destination == dest);
     CHECK(plain.timeout_ms == 250u);
@@ -539,8 +547,10 @@ TEST_CASE("decode_request: cast_batch", "[requests][oneshot]")
     const std::string m2 = term([](EiTerm& t) { t.binary("two"); });
     const std::string m3 = term([](EiTerm& t) { t.integer(100000); });
 
-    const auto batch = accepted<CastBatch>(decode_request(
-        term([&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(3).raw(m1).raw(m2).raw(m3).nil(); })));
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string request = term(
+        [&](EiTerm& t) { t.tuple(4).atom("cast_batch").integer(9).raw(dest).list(3).raw(m1).raw(m2).raw(m3).nil(); });
+    const auto batch = accepted<CastBatch>(decode_request(request));
     CHECK(batch.pool == 9);
     CHECK(batch.destination == dest);
     CHECK_FALSE(batch.keyed);
@@ -576,12 +586,14 @@ TEST_CASE("decode_request: cast_batch_keyed", "[requests][oneshot]")
     const std::string dest = term([](EiTerm& t) { t.tuple(2).atom("sink").atom(kTarget); });
     const std::string m1 = term([](EiTerm& t) { t.atom("a"); });
     const std::string m2 = term([](EiTerm& t) { t.list(1).integer(7).nil(); });
-    const auto batch = accepted<CastBatch>(decode_request(term([&](EiTerm& t) {
+    // Decoded views point into the request: it is kept while they are looked at.
+    const std::string request = term([&](EiTerm& t) {
         t.tuple(4).atom("cast_batch_keyed").integer(2).raw(dest).list(2);
         t.tuple(2).integer(0).raw(m1);
         t.tuple(2).integer(0xFFFFFFFFLL).raw(m2);
         t.nil();
-    })));
+    });
+    const auto batch = accepted<CastBatch>(decode_request(request));
     CHECK(batch.keyed);
     REQUIRE(batch.messages.size() == 2);
     CHECK(batch.messages[0].hash == 0u);
@@ -1081,5 +1093,340 @@ TEST_CASE("parse_destination", "[requests]")
             CAPTURE(bytes);
             CHECK_FALSE(parse_destination(bytes, kTarget).has_value());
         }
+    }
+}
+
+// --- the request table -------------------------------------------------------------------------------------------
+
+namespace {
+
+// One field of a well-formed request: a value it takes, and one it does not with the error that answers it.
+struct Field {
+    Build good;
+    Build bad = nullptr; // none: any term is taken here (checked later against the pool, or forwarded as is)
+    std::string error = {};
+};
+
+// A well-formed request of every name and arity the table has, field by field (none: the bare atom).
+struct Example {
+    std::string name;
+    std::vector<Field> fields;
+    std::function<bool(const Decoded&)> decodes_as;
+
+    std::uint32_t arity() const { return fields.empty() ? 0 : static_cast<std::uint32_t>(fields.size() + 1); }
+};
+
+template <class T> std::function<bool(const Decoded&)> as()
+{
+    return [](const Decoded& d) { return std::holds_alternative<T>(d); };
+}
+
+// {Name, Field...} (the bare atom Name for no fields, unless `tuple`).
+std::string encode(const std::string& name, const std::vector<Build>& fields, bool tuple = true)
+{
+    return term([&](EiTerm& t) {
+        if (!tuple && fields.empty()) {
+            t.atom(name);
+            return;
+        }
+        t.tuple(static_cast<long>(fields.size() + 1)).atom(name);
+        for (const auto& field : fields) {
+            field(t);
+        }
+    });
+}
+
+std::vector<Build> good_fields(const Example& e)
+{
+    std::vector<Build> fields;
+    for (const auto& f : e.fields) {
+        fields.push_back(f.good);
+    }
+    return fields;
+}
+
+std::string encode(const Example& e) { return encode(e.name, good_fields(e), !e.fields.empty()); }
+
+std::vector<Example> examples()
+{
+    const Build any = [](EiTerm& t) { t.tuple(2).atom("m").integer(1); };
+    const Field pool{[](EiTerm& t) { t.integer(7); }, [](EiTerm& t) { t.atom("p"); }, "invalid_pool"};
+    const Field conn{[](EiTerm& t) { t.integer(2); }, [](EiTerm& t) { t.atom("c"); }, "invalid_connection"};
+    const Field lease{[](EiTerm& t) { t.integer(3); }, [](EiTerm& t) { t.integer(-3); }, "invalid_connection"};
+    const Field dest{[](EiTerm& t) { t.atom("sink"); }};
+    const Field msg{any};
+    const Field timeout{[](EiTerm& t) { t.integer(500); }, [](EiTerm& t) { t.atom("default"); }, "badarg"};
+    const Field acquire{[](EiTerm& t) { t.atom("default"); }, [](EiTerm& t) { t.atom("infinity"); }, "badarg"};
+    const Field m{[](EiTerm& t) { t.atom("erlang"); }, [](EiTerm& t) { t.binary("erlang"); }, "badarg"};
+    const Field f{[](EiTerm& t) { t.atom("node"); }, [](EiTerm& t) { t.integer(1); }, "badarg"};
+    const Field a{[](EiTerm& t) { t.list(1).integer(1).nil(); }, [](EiTerm& t) { t.list(1).integer(1).atom("t"); },
+                  "badarg"};
+    const Field target{[](EiTerm& t) { t.atom(kTarget); }, [](EiTerm& t) { t.atom("no_host"); }, "invalid_config"};
+    const std::string opts = options_map({{"max_connections", 1}});
+    const Field options{[opts](EiTerm& t) { t.raw(opts); }, [](EiTerm& t) { t.atom("opts"); }, "invalid_config"};
+    return {
+        {"checkout", {pool, {[](EiTerm& t) { t.atom("default"); }, [](EiTerm& t) { t.atom("never"); }, "badarg"}},
+         as<Checkout>()},
+        {"checkin", {pool, conn, lease}, as<Checkin>()},
+        {"discard", {pool, conn, lease}, as<Checkin>()},
+        {"cancel",
+         {pool, {[](EiTerm& t) { t.pid("caller@host", 3, 0, 1); }, [](EiTerm& t) { t.atom("nopid"); }, "badarg"},
+          {any}},
+         as<Cancel>()},
+        {"send", {pool, conn, lease, dest, msg}, as<Send>()},
+        {"send_many",
+         {pool, conn, lease,
+          {[any](EiTerm& t) {
+               t.list(1).tuple(2).atom("sink");
+               any(t);
+               t.nil();
+           },
+           [](EiTerm& t) { t.list(1).atom("not_a_pair").nil(); }, "badarg"}},
+         as<SendMany>()},
+        {"request", {pool, conn, lease, dest, timeout, msg}, as<Request>()},
+        {"call", {pool, conn, lease, m, f, a, timeout}, as<Call>()},
+        {"pooled_send", {pool, dest, msg}, as<PooledSend>()},
+        {"pooled_send", {pool, dest, msg, acquire}, as<PooledSend>()},
+        {"pooled_request", {pool, dest, timeout, msg}, as<PooledRequest>()},
+        {"pooled_request", {pool, dest, timeout, msg, acquire}, as<PooledRequest>()},
+        {"pooled_call", {pool, m, f, a, timeout}, as<PooledCall>()},
+        {"pooled_call", {pool, m, f, a, timeout, acquire}, as<PooledCall>()},
+        {"cast_batch",
+         {pool, dest,
+          {[any](EiTerm& t) {
+               t.list(1);
+               any(t);
+               t.nil();
+           },
+           [](EiTerm& t) { t.list(1).atom("m").atom("tail"); }, "badarg"}},
+         as<CastBatch>()},
+        {"cast_batch_keyed",
+         {pool, dest,
+          {[any](EiTerm& t) {
+               t.list(1).tuple(2).integer(5);
+               any(t);
+               t.nil();
+           },
+           [](EiTerm& t) { t.list(1).atom("m").nil(); }, "badarg"}},
+         as<CastBatch>()},
+        {"stats", {pool}, as<Stats>()},
+        {"destroy", {pool}, as<Destroy>()},
+        {"destroy",
+         {pool, {[](EiTerm& t) { t.integer(0); }, [](EiTerm& t) { t.integer(600001); }, "badarg"}},
+         as<Destroy>()},
+        {"new", {target, options}, as<NewPool>()},
+        {"whereis", {{[](EiTerm& t) { t.atom("orders"); }, [](EiTerm& t) { t.binary("orders"); }, "badarg"}},
+         as<Whereis>()},
+        {"restore",
+         {{[](EiTerm& t) { t.nil(); }, [](EiTerm& t) { t.atom("pools"); }, "badarg"},
+          {[](EiTerm& t) { t.integer(1); }, [](EiTerm& t) { t.integer(-1); }, "badarg"}},
+         as<Restore>()},
+        {"pools", {}, as<ListPools>()},
+        {"info", {}, as<Info>()},
+        {"lanes", {}, as<ListLanes>()},
+        {"ping", {}, as<Ping>()},
+    };
+}
+
+using Shape = std::pair<std::string, std::uint32_t>; // a request's name and arity (0: the bare atom)
+
+std::set<Shape> table_shapes()
+{
+    std::set<Shape> shapes;
+    for (const RequestSpec& spec : request_table()) {
+        for (std::uint32_t arity = spec.min_arity; arity <= spec.max_arity; ++arity) {
+            CHECK(shapes.emplace(std::string(spec.name), arity).second); // no name and arity twice
+        }
+    }
+    return shapes;
+}
+
+// The name and arity of one request as docs/PROTOCOL.md writes it: `{name, Field, ...}` or a bare `name`.
+Shape documented_shape(const std::string& code)
+{
+    if (code.empty() || code.front() != '{') {
+        return {code, 0};
+    }
+    int depth = 0;
+    std::uint32_t elements = 1;
+    for (const char c : code) {
+        if (c == '{' || c == '[' || c == '(') {
+            ++depth;
+        } else if (c == '}' || c == ']' || c == ')') {
+            --depth;
+        } else if (c == ',' && depth == 1) {
+            ++elements;
+        }
+    }
+    const auto name_end = code.find_first_of(",}");
+    return {code.substr(1, name_end - 1), elements};
+}
+
+// The requests a protocol description lists: the code spans in the first cell of each row of the tables of
+// its "Calls" and "Casts" sections (`\|` inside a cell separates the forms of one request).
+std::set<Shape> documented_shapes(const std::string& markdown)
+{
+    std::set<Shape> shapes;
+    std::istringstream in(markdown);
+    std::string line;
+    std::string section;
+    while (std::getline(in, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            section = line.substr(3);
+            continue;
+        }
+        if ((section != "Calls" && section != "Casts") || line.rfind("| ", 0) != 0) {
+            continue;
+        }
+        std::size_t end = 1;
+        while (end < line.size() && !(line[end] == '|' && line[end - 1] != '\\')) {
+            ++end;
+        }
+        const std::string cell = line.substr(1, end - 1);
+        for (auto open = cell.find('`'); open != std::string::npos; open = cell.find('`', open + 1)) {
+            const auto close = cell.find('`', open + 1);
+            REQUIRE(close != std::string::npos);
+            shapes.insert(documented_shape(cell.substr(open + 1, close - open - 1)));
+            open = close;
+        }
+    }
+    return shapes;
+}
+
+std::string source_dir()
+{
+#ifdef DPOOL_SOURCE_DIR
+    return DPOOL_SOURCE_DIR;
+#else
+    // The build gives the compiler this file by its full path: .../test/cpp/test_requests.cpp.
+    const std::string file = __FILE__;
+    const auto at = file.rfind("test/cpp/test_requests.cpp");
+    return at == std::string::npos ? std::string(".") : file.substr(0, at);
+#endif
+}
+
+} // namespace
+
+TEST_CASE("request table: one well-formed request of every entry decodes", "[requests][table]")
+{
+    std::set<Shape> covered;
+    for (const auto& e : examples()) {
+        CAPTURE(e.name, e.arity());
+        const RequestSpec* spec = find_request(e.name, e.arity());
+        REQUIRE(spec != nullptr);
+        CHECK(spec->name == e.name);
+        REQUIRE(spec->decode != nullptr);
+        const std::string request = encode(e);
+        const auto decoded = decode_request(request);
+        INFO("decoded as: " << rejection(decoded));
+        CHECK(e.decodes_as(decoded));
+        CHECK(covered.emplace(e.name, e.arity()).second);
+    }
+    // Every name and arity of the table has its example, and no example is of a request the table lacks.
+    CHECK(covered == table_shapes());
+}
+
+TEST_CASE("request table: each field of a known request, wrong, gives its error", "[requests][table]")
+{
+    for (const auto& e : examples()) {
+        CAPTURE(e.name, e.arity());
+        const RequestSpec* spec = find_request(e.name, e.arity());
+        REQUIRE(spec != nullptr);
+        // A request that names a pool first answers invalid_pool for a PoolId that cannot be one.
+        if (!e.fields.empty()) {
+            CHECK(spec->names_pool == (e.fields.front().error == "invalid_pool"));
+        }
+        for (std::size_t i = 0; i < e.fields.size(); ++i) {
+            if (!e.fields[i].bad) {
+                continue;
+            }
+            CAPTURE(i);
+            auto fields = good_fields(e);
+            fields[i] = e.fields[i].bad;
+            const std::string request = encode(e.name, fields);
+            CHECK(rejection(decode_request(request)) == e.fields[i].error);
+        }
+    }
+}
+
+TEST_CASE("request table: a known request of another arity is badarg, whatever its fields", "[requests][table]")
+{
+    const Build one = [](EiTerm& t) { t.integer(1); };
+    const Build no_pool = [](EiTerm& t) { t.integer(-1); };
+    for (const RequestSpec& spec : request_table()) {
+        const std::string name(spec.name);
+        CAPTURE(name);
+        // One field fewer and one more than the entry takes (a tuple of the name alone for a bare atom's),
+        // with fields that would do, or a first field that cannot be a pool: badarg, not invalid_pool.
+        for (const std::uint32_t arity : {spec.min_arity == 0 ? 1u : spec.min_arity - 1, spec.max_arity + 1}) {
+            if (arity == 0 || find_request(name, arity) != nullptr) {
+                continue;
+            }
+            CAPTURE(arity);
+            for (const auto& first : {one, no_pool}) {
+                std::vector<Build> fields(arity - 1, one);
+                if (!fields.empty()) {
+                    fields.front() = first;
+                }
+                const std::string request = encode(name, fields);
+                CHECK(rejection(decode_request(request)) == "badarg");
+            }
+        }
+        if (spec.min_arity > 0 && find_request(name, 0) == nullptr) {
+            CHECK(rejection_of([&](EiTerm& t) { t.atom(name); }) == "badarg"); // the tuple's name alone
+        }
+    }
+}
+
+TEST_CASE("request table: an unknown name is badarg, at any arity and whatever its fields", "[requests][table]")
+{
+    std::vector<std::string> names = {"hello", "", "Checkout", "checkout_", "pool", "info2", "send many"};
+    for (const RequestSpec& spec : request_table()) {
+        names.push_back(std::string(spec.name) + "x");          // one letter more
+        names.push_back(std::string(spec.name.substr(1)));      // one less
+    }
+    for (const auto& name : names) {
+        if (find_request(name, 0) == nullptr) {
+            CHECK(rejection_of([&](EiTerm& t) { t.atom(name); }) == "badarg");
+        }
+        for (std::uint32_t arity = 1; arity <= 9; ++arity) {
+            if (find_request(name, arity) != nullptr) {
+                continue;
+            }
+            CAPTURE(name, arity);
+            std::vector<Build> fields(arity - 1, [](EiTerm& t) { t.integer(-1); });
+            const std::string request = encode(name, fields);
+            CHECK(rejection(decode_request(request)) == "badarg");
+        }
+    }
+    // The name must be an atom.
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).binary("stats").integer(1); }) == "badarg");
+    CHECK(rejection_of([](EiTerm& t) { t.tuple(2).string("stats").integer(1); }) == "badarg");
+}
+
+TEST_CASE("request table: the requests are those docs/PROTOCOL.md lists", "[requests][table][docs]")
+{
+    // The reader of the docs' tables, on a table of its own.
+    const std::set<Shape> sample = documented_shapes("## Calls\n\n| Request | Reply |\n|---|---|\n"
+                                                     "| `{a, B, [{C, D}]}` \\| `{a, B, E \\| x, F}` | `{ok, `x`}` |\n"
+                                                     "| `b` | `{c, D}` |\n## Other\n| `{d, E}` | ok |\n"
+                                                     "## Casts\n| `{e, F}` (as a call) | ok |\n");
+    CHECK(sample == std::set<Shape>{{"a", 3}, {"a", 4}, {"b", 0}, {"e", 2}});
+
+    const std::string path = source_dir() + "docs/PROTOCOL.md";
+    CAPTURE(path);
+    std::ifstream file(path);
+    REQUIRE(file.good());
+    std::stringstream text;
+    text << file.rdbuf();
+    const std::set<Shape> documented = documented_shapes(text.str());
+    const std::set<Shape> decoded = table_shapes();
+    for (const auto& [name, arity] : documented) {
+        CAPTURE(name, arity);
+        CHECK(decoded.count({name, arity}) == 1); // documented, and decoded
+    }
+    for (const auto& [name, arity] : decoded) {
+        CAPTURE(name, arity);
+        CHECK(documented.count({name, arity}) == 1); // decoded, and documented
     }
 }

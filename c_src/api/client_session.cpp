@@ -1,0 +1,32 @@
+#include "api/client_session.hpp"
+
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+namespace dpool::api {
+
+ClientSession::ClientSession(SessionOwner& owner, std::shared_ptr<transport::DistLink> link, std::size_t lane,
+                             const protocol::NodeIdentity& self)
+    : owner_(owner), link_(std::move(link)), lane_(lane), self_(self)
+{
+}
+
+ClientSession::~ClientSession()
+{
+    link_->detach();
+    link_->close("service stopped");
+}
+
+void ClientSession::on_packet(transport::DistLink&, std::string_view packet)
+{
+    owner_.on_client_packet(*this, packet);
+}
+
+void ClientSession::on_closed(transport::DistLink&, std::string_view reason)
+{
+    spdlog::info("caller node {} disconnected: {}", link_->peer_node(), reason);
+    owner_.on_client_closed(*this);
+}
+
+} // namespace dpool::api
