@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "pool/pool_config.hpp"
+#include "protocol/term_writer.hpp"
+
+namespace dpool::api {
+
+// Limits of the options (docs/PROTOCOL.md).
+inline constexpr std::uint32_t kMaxConnectionsPerPool = 1000;
+inline constexpr std::uint32_t kMaxAcquireTimeoutMs = 86'400'000;
+inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
+inline constexpr std::uint32_t kMaxBackoffMs = 600'000;
+inline constexpr std::uint32_t kMaxLifecycleMs = 86'400'000;
+inline constexpr std::uint32_t kMaxDrainTimeoutMs = 600'000;
+// A pool's name: an atom of at most this many bytes (Erlang's limit is 255 characters).
+inline constexpr std::size_t kMaxPoolNameBytes = 255;
+
+// Why the target or the options of `new` (or of a pool to restore) were refused: the Why of
+// {error, {invalid_config, Why}} (docs/PROTOCOL.md, "Errors"). Views point into the request being handled.
+struct ConfigError {
+    enum class Kind : std::uint8_t {
+        bad_target,       // {bad_target, Target}: not Alive@Host
+        bad_options,      // {bad_options, Options}: not a map
+        unknown_option,   // {unknown_option, Key} or {unknown_option, Key, {did_you_mean, Known}}
+        duplicate_option, // {duplicate_option, Key}
+        bad_value,        // {bad_value, Key, Value, Allowed}: wrong type or out of range; Allowed says what fits
+        missing_option,   // {missing_option, Key}
+    };
+    Kind kind = Kind::bad_options;
+    std::string_view term;         // the target, options or key, encoded as it came
+    std::string_view key_name;     // missing_option: the key's name (the term is not in the request)
+    std::string_view value;        // bad_value: the value, encoded as it came
+    std::string_view did_you_mean; // unknown_option: the known key closest to it, or empty
+    std::string allowed;           // bad_value: what the key takes, in words
+};
+void write_config_error(protocol::TermWriter& w, const ConfigError& error);
+
+// A parsed value, or why it could not be parsed: optional's interface plus error().
+template <class T, class E>
+class Parsed {
+public:
+    Parsed(T value) : value_(std::move(value)) {}
+    Parsed(E error) : error_(std::move(error)) {}
+    bool has_value() const { return value_.has_value(); }
+    explicit operator bool() const { return has_value(); }
+    T& operator*() { return *value_; }
+    const T& operator*() const { return *value_; }
+    T* operator->() { return &*value_; }
+    const T* operator->() const { return &*value_; }
+    const E& error() const { return error_; }
+
+private:
+    std::optional<T> value_;
+    E error_{};
+};
+
+// The target and options map of `new`, or why they are refused (unknown key, wrong type, out of range...).
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options);
+
+} // namespace dpool::api
