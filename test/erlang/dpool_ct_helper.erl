@@ -282,6 +282,9 @@ do_start_fixture(Node, Name) ->
 %% A process on Node that only sleeps, so that everything it is sent stays in its queue; registered as Name.
 -spec do_start_sink(node(), atom()) -> pid().
 do_start_sink(Node, Name) ->
+    %% timer loaded first: a sink that loaded it itself could keep code_server's late answer in its mailbox,
+    %% among the messages a case counts.
+    {module, timer} = erpc:call(Node, code, ensure_loaded, [timer]),
     Sink = erpc:call(Node, erlang, spawn, [timer, sleep, [infinity]]),
     true = erpc:call(Node, erlang, register, [Name, Sink]),
     Sink.
