@@ -284,7 +284,9 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
         pending_.borrowed.push_back(Borrowed{out.size(), body, owner});
         pending_.borrowed_bytes += body.size();
     } else {
-        std::memcpy(at + kLengthBytes + head.size(), body.data(), body.size());
+        if (!body.empty()) { // an empty view may have no data: memcpy must not see that null
+            std::memcpy(at + kLengthBytes + head.size(), body.data(), body.size());
+        }
         out.commit(kLengthBytes + length);
     }
     packet_queued();

@@ -98,6 +98,9 @@ public:
 
     void append(const void* bytes, std::size_t n)
     {
+        if (n == 0) {
+            return; // an empty view may have no data: memcpy must not see that null
+        }
         ensure_tail_room(n);
         std::memcpy(tail(), bytes, n);
         tail_ += n;
