@@ -1,5 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
 BUILD_TYPE ?= RelWithDebInfo
+# Warnings are errors in this repository's own build (the rebar3 hook of a dependency build turns that off).
+DPOOL_WERROR ?= ON
 CMAKE_BUILD_DIR := _build/cmake
 
 .PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench clean
@@ -11,9 +13,14 @@ deps:
 
 build: deps cnode erlang
 
+# The C-node, the C++ unit tests and the layer checks are built in $(CMAKE_BUILD_DIR); the C-node is then copied
+# into priv/, where the Erlang application starts it from, by its install component priv (only when it changed,
+# see CMakeLists.txt). `rebar3 compile` (the erlang target) does the same through scripts/build_cnode.sh.
 cnode:
-	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DDPOOL_BUILD_TESTS=ON >/dev/null
+	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DBUILD_TESTING=ON \
+	  -DDPOOL_WERROR=$(DPOOL_WERROR) >/dev/null
 	cmake --build $(CMAKE_BUILD_DIR) -j 2
+	cmake --install $(CMAKE_BUILD_DIR) --component priv --prefix "$(CURDIR)"
 
 # The application, then its EDoc as documentation chunks (doc/chunks), read by h/2 in erl and h/1 in iex.
 # Both look for doc/ next to the application's ebin/, which rebar3 does not link into _build (as it does priv/).

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Builds the C-node into priv/dpool_cnode. rebar3 runs it before compiling the Erlang application (the
-# pre_hooks of rebar.config), so a project that has distribute_pool as a dependency (rebar3 `_checkouts/` or
-# git dependency, Mix `manager: :rebar3`) gets a working C-node from its ordinary compile.
+# Builds the C-node and puts it into priv/dpool_cnode. rebar3 runs it before compiling the Erlang application
+# (the pre_hooks of rebar.config), so a project that has distribute_pool as a dependency (rebar3 `_checkouts/`
+# or git dependency, Mix `manager: :rebar3`) gets a working C-node from its ordinary compile.
 #
 # It builds in _build/cmake of the application's own directory (the same directory `make build` uses): CMake
 # rebuilds only what changed, so a second compile, or a second project using the same checkout, costs a
-# second or two. A fresh build directory is configured without the C++ unit tests (-DDPOOL_BUILD_TESTS=OFF,
-# so neither Catch2 nor Google Benchmark is needed); an existing one is used as it was configured, and only the
-# dpool_cnode target is built. rebar3 and Mix then see priv/ in the application's build output.
+# second or two. A fresh build directory is configured without the C++ unit tests (-DBUILD_TESTING=OFF, so
+# neither Catch2 nor Google Benchmark is needed) and without -Werror (-DDPOOL_WERROR=OFF: a warning that a newer
+# compiler adds must not break the build of someone else's project); an existing one is used as it was
+# configured, and only the dpool_cnode target is built. The binary is built in the build directory; then
+# `cmake --install <build dir> --component priv` copies it into priv/ of the application's directory, only when
+# it changed (a compile without changes leaves priv/dpool_cnode as it was). rebar3 and Mix then see priv/ in the
+# application's build output.
 #
 # Environment: DPOOL_CMAKE_BUILD_DIR (default _build/cmake), DPOOL_BUILD_TYPE (default RelWithDebInfo),
 # DPOOL_CMAKE_ARGS (extra arguments for a fresh configure), CMAKE_BUILD_PARALLEL_LEVEL (default: all cores).
@@ -84,7 +88,7 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   echo "distribute_pool: configuring the C-node build in $build_dir"
   # shellcheck disable=SC2086 # DPOOL_CMAKE_ARGS holds several arguments on purpose
   if ! cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${DPOOL_BUILD_TYPE:-RelWithDebInfo}" \
-      -DDPOOL_BUILD_TESTS=OFF ${DPOOL_CMAKE_ARGS:-} >/dev/null; then
+      -DBUILD_TESTING=OFF -DDPOOL_WERROR=OFF ${DPOOL_CMAKE_ARGS:-} >/dev/null; then
     # A half-written cache would make the next run skip the configure step.
     rm -f "$build_dir/CMakeCache.txt"
     fail "CMake could not configure the build (its message is above)"
@@ -95,5 +99,7 @@ fi
 # the build below sets its own parallelism.
 unset MAKEFLAGS MFLAGS MAKELEVEL
 jobs=${CMAKE_BUILD_PARALLEL_LEVEL:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
-echo "distribute_pool: building priv/dpool_cnode in $build_dir"
+echo "distribute_pool: building the C-node in $build_dir"
 cmake --build "$build_dir" --target dpool_cnode --parallel "$jobs"
+# Into priv/ (the install component priv of CMakeLists.txt): "Installing" when it changed, else "Up-to-date".
+cmake --install "$build_dir" --component priv --prefix "$PWD"

@@ -124,7 +124,8 @@ inline std::string small_atom_utf8_ext(std::string_view text)
     return byte(119) + byte(static_cast<unsigned>(text.size())) + std::string(text);
 }
 
-// A copy of `bytes` in an allocation of exactly that size, so a sanitizer or valgrind sees any read past the end.
+// A copy of `bytes` in an allocation of exactly that size, so that ASan (a build with
+// -DDPOOL_SANITIZE=address,undefined) or valgrind sees any read past the end.
 class ExactCopy {
 public:
     explicit ExactCopy(std::string_view bytes) : size_(bytes.size()), storage_(std::make_unique<char[]>(bytes.size()))
