@@ -10,10 +10,6 @@
 
 namespace dpool::pool {
 
-namespace {
-
-// An owner of `payload` when it is big and lies in the packet of `caller` being handled now (so that it is
-// forwarded without a copy); nullptr otherwise.
 std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_view payload)
 {
     if (payload.size() < transport::kMinBorrowedBytes || !caller.link) {
@@ -21,6 +17,14 @@ std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_
     }
     return caller.link->share_packet(payload);
 }
+
+std::uint64_t micros(Clock::duration d)
+{
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+}
+
+namespace {
 
 // The owner of a one-shot job's payload: the one it was kept with (it waited for a lease), else as above.
 std::shared_ptr<const void> payload_owner(const CallerView& caller, const OneShotView& job)
@@ -40,12 +44,6 @@ std::optional<OneShot> keep_job(const CallerView& caller, const OneShotView* job
 std::optional<OneShotView> view_of(const std::optional<OneShot>& job)
 {
     return job ? std::optional<OneShotView>(job->view()) : std::nullopt;
-}
-
-std::uint64_t micros(Clock::duration d)
-{
-    return static_cast<std::uint64_t>(std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
 }
 
 // A lease holder is monitored only once it has held its lease this long: most leases (a one-shot call, a

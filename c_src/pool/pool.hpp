@@ -201,6 +201,8 @@ private:
     void schedule_request_deadline(const PooledConnection& c, const PendingRequest& p, std::uint32_t timeout_ms);
     void answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason);
     void finish_request(PooledConnection& c, PendingRequest& p);
+    // The target answered a caller's request: counted (and timed), finished, its one-shot lease returned.
+    void complete_request(PooledConnection& c, PendingRequest& p, bool succeeded);
     void expire_request(std::uint64_t key);
     void fail_pending(PooledConnection& c, const Failure& reason);
     // Answers what waits for `c`'s output to drain: the data is queued (on `c`, or on the link it retires).
@@ -275,6 +277,12 @@ private:
     // Stats reads waiting for their return barrier, by key (bounded by the barriers in flight).
     std::unordered_map<std::uint64_t, Caller> held_stats_;
 };
+
+// An owner of `payload` when it is big and lies in the packet of `caller` being handled now (so that it is
+// forwarded without a copy); nullptr otherwise.
+std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_view payload);
+// A duration in whole microseconds, 0 for a negative one (stats histograms).
+std::uint64_t micros(Clock::duration d);
 
 // Deadline keys of one connection: its index above, a reference, lease or generation number below.
 inline constexpr unsigned kConnectionKeyBits = 40;

@@ -7,24 +7,6 @@
 
 namespace dpool::pool {
 
-namespace {
-
-std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_view payload)
-{
-    if (payload.size() < transport::kMinBorrowedBytes || !caller.link) {
-        return nullptr;
-    }
-    return caller.link->share_packet(payload);
-}
-
-std::uint64_t micros(Clock::duration d)
-{
-    return static_cast<std::uint64_t>(std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
-}
-
-} // namespace
-
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
                 std::string_view message)
 {
@@ -180,11 +162,7 @@ void Pool::on_reply(PooledConnection& c, std::string_view message)
         return;
     }
     answers().answered(p->caller.view(), answer);
-    request_rtt_.record(micros(Clock::now() - p->written));
-    ++counters_.successful_operations;
-    const auto lease = p->one_shot_lease;
-    finish_request(c, *p);
-    end_one_shot(c, lease);
+    complete_request(c, *p, true);
 }
 
 void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_view reason)
@@ -205,11 +183,7 @@ void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_v
         return;
     }
     answers().destination_down(p->caller.view(), reason);
-    request_rtt_.record(micros(Clock::now() - p->written));
-    ++counters_.failed_operations;
-    const auto lease = p->one_shot_lease;
-    finish_request(c, *p);
-    end_one_shot(c, lease);
+    complete_request(c, *p, false);
 }
 
 void Pool::on_spawn_reply(PooledConnection& c, std::string_view ref_term, std::string_view result)
@@ -250,8 +224,13 @@ void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_
         return;
     }
     answers().call_ended(p.caller.view(), exit);
+    complete_request(c, p, true);
+}
+
+void Pool::complete_request(PooledConnection& c, PendingRequest& p, bool succeeded)
+{
     request_rtt_.record(micros(Clock::now() - p.written));
-    ++counters_.successful_operations;
+    ++(succeeded ? counters_.successful_operations : counters_.failed_operations);
     const auto lease = p.one_shot_lease;
     finish_request(c, p);
     end_one_shot(c, lease);

@@ -151,6 +151,15 @@ private:
     std::map<std::string, TestCaller> callers_;
 };
 
+// A started pool of one connection, leased to caller "a".
+void start_and_lease_to_a(PoolHarness& h)
+{
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("a"), std::nullopt);
+    REQUIRE(h.wait_for("a: granted 0"));
+}
+
 PoolConfig config(std::uint32_t max, std::uint32_t min)
 {
     PoolConfig c;
@@ -196,10 +205,7 @@ TEST_CASE("Pool starts with min_connections up, leases idle connections and refu
 TEST_CASE("Pool serves waiters first come first served as leases come back", "[pool]")
 {
     PoolHarness h(config(1, 1));
-    h.pool->start(dpool::pool::Caller(h.caller("creator")));
-    REQUIRE(h.wait_for("creator: started 1"));
-    h.pool->checkout(h.caller("a"), std::nullopt);
-    REQUIRE(h.wait_for("a: granted 0"));
+    start_and_lease_to_a(h);
     h.pool->checkout(h.caller("b"), 60'000);
     h.pool->checkout(h.caller("c"), 60'000);
     h.settle();
@@ -217,10 +223,7 @@ TEST_CASE("Pool serves waiters first come first served as leases come back", "[p
 TEST_CASE("Pool answers pool_exhausted when a waiter's acquire timeout passes", "[pool]")
 {
     PoolHarness h(config(1, 1));
-    h.pool->start(dpool::pool::Caller(h.caller("creator")));
-    REQUIRE(h.wait_for("creator: started 1"));
-    h.pool->checkout(h.caller("a"), std::nullopt);
-    REQUIRE(h.wait_for("a: granted 0"));
+    start_and_lease_to_a(h);
     h.pool->checkout(h.caller("b"), 30);
     REQUIRE(h.wait_for("b: error pool_exhausted"));
     CHECK(h.pool->snapshot().waiting == 0);
@@ -232,10 +235,7 @@ TEST_CASE("Pool answers pool_exhausted when a waiter's acquire timeout passes", 
 TEST_CASE("Pool lets a cancelled waiter leave the line", "[pool]")
 {
     PoolHarness h(config(1, 1));
-    h.pool->start(dpool::pool::Caller(h.caller("creator")));
-    REQUIRE(h.wait_for("creator: started 1"));
-    h.pool->checkout(h.caller("a"), std::nullopt);
-    REQUIRE(h.wait_for("a: granted 0"));
+    start_and_lease_to_a(h);
     h.pool->checkout(h.caller("b"), 60'000);
     h.pool->checkout(h.caller("c"), 60'000);
     h.pool->cancel("pid of b", "b");
@@ -247,10 +247,7 @@ TEST_CASE("Pool lets a cancelled waiter leave the line", "[pool]")
 TEST_CASE("Pool takes back the leases and waiters of a caller node that went away", "[pool]")
 {
     PoolHarness h(config(1, 1));
-    h.pool->start(dpool::pool::Caller(h.caller("creator")));
-    REQUIRE(h.wait_for("creator: started 1"));
-    h.pool->checkout(h.caller("a"), std::nullopt);
-    REQUIRE(h.wait_for("a: granted 0"));
+    start_and_lease_to_a(h);
     h.pool->checkout(h.caller("b"), 60'000);
     h.settle();
     h.lose_caller("a");

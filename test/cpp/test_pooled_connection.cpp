@@ -11,17 +11,7 @@ using dpool::pool::MessageHeads;
 using dpool::pool::PendingRequests;
 using dpool::pool::Purpose;
 using dpool::test::EiTerm;
-
-namespace {
-
-std::string atom(const char* text)
-{
-    EiTerm e;
-    e.atom(text);
-    return e.str();
-}
-
-} // namespace
+using dpool::test::atom;
 
 TEST_CASE("PendingRequests finds requests by reference and reuses finished entries", "[pooled_connection]")
 {

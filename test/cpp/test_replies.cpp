@@ -9,18 +9,8 @@ using tcp = boost::asio::ip::tcp;
 using dpool::pool::PoolStats;
 using dpool::protocol::CallExit;
 using dpool::test::EiTerm;
+using dpool::test::atom;
 using dpool::test::print_term;
-
-namespace {
-
-std::string atom(const char* text)
-{
-    EiTerm e;
-    e.atom(text);
-    return e.str();
-}
-
-} // namespace
 
 TEST_CASE("write_stats writes every field of a snapshot under its key, and the map's size is right", "[replies]")
 {

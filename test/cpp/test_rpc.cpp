@@ -9,6 +9,7 @@ using dpool::ByteBuffer;
 using dpool::protocol::CallExit;
 using dpool::protocol::decode_call_exit;
 using dpool::test::EiTerm;
+using dpool::test::atom;
 
 namespace {
 
@@ -30,12 +31,6 @@ std::string reference(unsigned id)
     return e.str();
 }
 
-std::string atom(const char* text)
-{
-    EiTerm e;
-    e.atom(text);
-    return e.str();
-}
 
 } // namespace
 
