@@ -167,9 +167,7 @@ void Pool::on_reply(PooledConnection& c, std::string_view message)
 
 void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_view reason)
 {
-    protocol::TermReader r(ref_term);
-    const auto ref = r.ref();
-    auto* p = ref ? c.find_pending(*ref) : nullptr;
+    auto* p = c.find_pending(ref_term);
     if (p == nullptr) {
         return;
     }
@@ -188,9 +186,7 @@ void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_v
 
 void Pool::on_spawn_reply(PooledConnection& c, std::string_view ref_term, std::string_view result)
 {
-    protocol::TermReader r(ref_term);
-    const auto ref = r.ref();
-    auto* p = ref ? c.find_pending(*ref) : nullptr;
+    auto* p = c.find_pending(ref_term);
     if (p == nullptr || !p->spawned) {
         return;
     }

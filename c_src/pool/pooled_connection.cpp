@@ -254,4 +254,11 @@ PendingRequest* PooledConnection::find_pending(const protocol::RefView& ref)
     return number ? pending_.find(*number) : nullptr;
 }
 
+PendingRequest* PooledConnection::find_pending(std::string_view ref_term)
+{
+    protocol::TermReader r(ref_term);
+    const auto ref = r.ref();
+    return ref ? find_pending(*ref) : nullptr;
+}
+
 } // namespace dpool::pool

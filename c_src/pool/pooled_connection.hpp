@@ -179,6 +179,8 @@ public:
     PendingRequests& pending() { return pending_; }
     // The request a reference of ours names, if it is in flight.
     PendingRequest* find_pending(const protocol::RefView& ref);
+    // The same for an encoded reference (as MONITOR_P_EXIT and SPAWN_REPLY carry it).
+    PendingRequest* find_pending(std::string_view ref_term);
 
     // The pool's bookkeeping for this connection.
     struct Slot {
