@@ -416,11 +416,11 @@ call_floors(Target) ->
     {ok, Pool} = distribute_pool:new(Target, 4),
     Echo = erpc:call(Target, erlang, spawn, [?MODULE, echo_loop, []]),
     {Service, CNode} = distribute_pool:default_cnode(),
-    Ping = distribute_pool_proto:ping(),
+    PingRequest = distribute_pool_proto:ping(),
     try
         Sides = [{erpc, fun() -> Target = erpc:call(Target, erlang, node, []) end},
                  {echo, fun() -> Ref = make_ref(), Echo ! {self(), Ref}, receive Ref -> ok end end},
-                 {ping, fun() -> pong = distribute_pool_client:call({Service, CNode}, Ping, 5000) end},
+                 {ping, fun() -> pong = distribute_pool_client:call({Service, CNode}, PingRequest, 5000) end},
                  {pooled, fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, []) end}],
         _ = [[F() || _ <- lists:seq(1, 200)] || {_, F} <- Sides],
         Reps = [begin
