@@ -49,6 +49,12 @@ struct OneShot {
     }
 };
 
+// The view of a kept job, if there is one.
+inline std::optional<OneShotView> view_of(const std::optional<OneShot>& job)
+{
+    return job ? std::optional<OneShotView>(job->view()) : std::nullopt;
+}
+
 // One message of a cast batch: its encoded term and, for a keyed batch, the hash of its key.
 struct BatchMessage {
     std::uint32_t hash = 0;

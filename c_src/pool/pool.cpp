@@ -41,11 +41,6 @@ std::optional<OneShot> keep_job(const CallerView& caller, const OneShotView* job
     return OneShot(*job, payload_owner(caller, *job));
 }
 
-std::optional<OneShotView> view_of(const std::optional<OneShot>& job)
-{
-    return job ? std::optional<OneShotView>(job->view()) : std::nullopt;
-}
-
 // A lease holder is monitored only once it has held its lease this long: most leases (a one-shot call, a
 // with_connection around one call) come back sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the
 // holder's node, whose process would handle both signals in the middle of its call. A holder that exits

@@ -201,8 +201,10 @@ private:
     void schedule_request_deadline(const PooledConnection& c, const PendingRequest& p, std::uint32_t timeout_ms);
     void answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason);
     void finish_request(PooledConnection& c, PendingRequest& p);
-    // The target answered a caller's request: counted (and timed), finished, its one-shot lease returned.
+    // The target answered a caller's request: counted (and timed), then ended (end_request).
     void complete_request(PooledConnection& c, PendingRequest& p, bool succeeded);
+    // Finishes a caller's request and returns its one-shot lease, if it had one.
+    void end_request(PooledConnection& c, PendingRequest& p);
     void expire_request(std::uint64_t key);
     void fail_pending(PooledConnection& c, const Failure& reason);
     // Answers what waits for `c`'s output to drain: the data is queued (on `c`, or on the link it retires).

@@ -241,7 +241,7 @@ void Pool::after_link_lost(PooledConnection& c)
             c.slot.validating.reset();
             core_.release(c.index(), core_.lease_of(c.index()), false);
             schedule_reconnect(c);
-            const auto job = v.job ? std::optional<OneShotView>(v.job->view()) : std::nullopt;
+            const auto job = view_of(v.job);
             serve(Attempt{.waiter = v.waiter,
                           .started = v.started,
                           .deadline = v.deadline,
@@ -335,7 +335,7 @@ void Pool::on_health_result(PooledConnection& c, bool ok)
         if (c.slot.validating) {
             auto v = std::move(*c.slot.validating);
             c.slot.validating.reset();
-            const auto job = v.job ? std::optional<OneShotView>(v.job->view()) : std::nullopt;
+            const auto job = view_of(v.job);
             grant(Grant{c.index(), core_.lease_of(c.index()), v.waiter}, v.caller.view(), v.started,
                   job ? &*job : nullptr);
         }

@@ -199,9 +199,7 @@ void Pool::on_spawn_reply(PooledConnection& c, std::string_view ref_term, std::s
         answers().call_not_spawned(p->caller.view(), result);
         ++counters_.failed_operations;
     }
-    const auto lease = p->one_shot_lease;
-    finish_request(c, *p);
-    end_one_shot(c, lease);
+    end_request(c, *p);
 }
 
 void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason)
@@ -227,6 +225,11 @@ void Pool::complete_request(PooledConnection& c, PendingRequest& p, bool succeed
 {
     request_rtt_.record(micros(Clock::now() - p.written));
     ++(succeeded ? counters_.successful_operations : counters_.failed_operations);
+    end_request(c, p);
+}
+
+void Pool::end_request(PooledConnection& c, PendingRequest& p)
+{
     const auto lease = p.one_shot_lease;
     finish_request(c, p);
     end_one_shot(c, lease);
@@ -262,9 +265,7 @@ void Pool::expire_request(std::uint64_t key)
     }
     answers().error(p->caller.view(), "timeout");
     ++counters_.failed_operations;
-    const auto lease = p->one_shot_lease;
-    finish_request(c, *p);
-    end_one_shot(c, lease);
+    end_request(c, *p);
 }
 
 void Pool::fail_pending(PooledConnection& c, const Failure& reason)

@@ -96,7 +96,7 @@ void Pool::on_barrier_done(std::uint64_t key, bool complete)
     const Waiter& w = node.mapped();
     demonitor_caller(w.caller.view(), key);
     // Every return it could know of is in: granted if one left a connection idle, pool_exhausted otherwise.
-    const auto job = w.job ? std::optional<OneShotView>(w.job->view()) : std::nullopt;
+    const auto job = view_of(w.job);
     serve(Attempt{.waiter = key,
                   .started = w.started,
                   .deadline = w.deadline,
