@@ -225,23 +225,8 @@ do_stop_peer(Peer) ->
 %% (for a condition whose value tells more than false, see do_wait_value/3).
 -spec do_wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
 do_wait_until(Fun, TimeoutMs) ->
-    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
-    do_wait_until_loop(Fun, Deadline, TimeoutMs).
-
-do_wait_until_loop(Fun, Deadline, TimeoutMs) ->
-    case Fun() of
-        true ->
-            ok;
-        Last ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true ->
-                    ct:fail({condition_not_met_within_ms, TimeoutMs, erlang:fun_info(Fun, name),
-                             {last_value, Last}});
-                false ->
-                    receive after 20 -> ok end,
-                    do_wait_until_loop(Fun, Deadline, TimeoutMs)
-            end
-    end.
+    true = do_wait_value(Fun, fun(Value) -> Value =:= true end, TimeoutMs),
+    ok.
 
 %% Polls Fun every 20 ms until Pred holds for its value, and gives that value; after TimeoutMs, fails the case
 %% with the last value Fun gave.
@@ -258,7 +243,8 @@ do_wait_value_loop(Fun, Pred, Deadline, TimeoutMs) ->
         false ->
             case erlang:monotonic_time(millisecond) > Deadline of
                 true ->
-                    ct:fail({condition_not_met_within_ms, TimeoutMs, {last_value, Value}});
+                    ct:fail({condition_not_met_within_ms, TimeoutMs, erlang:fun_info(Fun, name),
+                             {last_value, Value}});
                 false ->
                     receive after 20 -> ok end,
                     do_wait_value_loop(Fun, Pred, Deadline, TimeoutMs)
