@@ -11,7 +11,7 @@ using dpool::pool::MessageHeads;
 using dpool::pool::PendingRequests;
 using dpool::pool::Purpose;
 using dpool::test::EiTerm;
-using dpool::test::atom;
+using dpool::test::small_atom_utf8_ext;
 
 TEST_CASE("PendingRequests finds requests by reference and reuses finished entries", "[pooled_connection]")
 {
@@ -56,8 +56,8 @@ TEST_CASE("MessageHeads encodes a destination's head once and again when the des
 {
     const dpool::protocol::NodeIdentity me("cnode_0@127.0.0.1", 9, 3);
     MessageHeads heads;
-    const std::string server = atom("server");
-    const std::string other = atom("other");
+    const std::string server = small_atom_utf8_ext("server");
+    const std::string other = small_atom_utf8_ext("other");
 
     const std::string first(heads.head(me, Destination{true, server}, nullptr));
     // A pass-through packet's head: 'p', then the REG_SEND control term from our pid to the name, then the
@@ -95,7 +95,7 @@ TEST_CASE("MessageHeads with an atom cache defines the atoms once, then refers t
     const dpool::protocol::NodeIdentity me("cnode_0@127.0.0.1", 9, 3);
     dpool::protocol::AtomCacheOut atoms;
     MessageHeads heads;
-    const std::string server = atom("server");
+    const std::string server = small_atom_utf8_ext("server");
 
     // The first head carries the atoms' text: good for one packet only.
     const std::string defining(heads.head(me, Destination{true, server}, &atoms));
@@ -182,8 +182,8 @@ TEST_CASE("PooledConnection hands the target's answers to its pool and ignores t
 
     REQUIRE(events.events.size() == 4);
     CHECK(events.events[0].rfind("reply:", 0) == 0);
-    CHECK(events.events[1] == "down:" + ref.str() + "|" + atom("noproc"));
-    CHECK(events.events[2] == "spawn_reply:" + atom("system_limit"));
+    CHECK(events.events[1] == "down:" + ref.str() + "|" + small_atom_utf8_ext("noproc"));
+    CHECK(events.events[2] == "spawn_reply:" + small_atom_utf8_ext("system_limit"));
     CHECK(events.events[3] == "drained");
     link->detach();
     link->close("test finished");

@@ -9,7 +9,7 @@ using tcp = boost::asio::ip::tcp;
 using dpool::pool::PoolStats;
 using dpool::protocol::CallExit;
 using dpool::test::EiTerm;
-using dpool::test::atom;
+using dpool::test::small_atom_utf8_ext;
 using dpool::test::print_term;
 
 TEST_CASE("write_stats writes every field of a snapshot under its key, and the map's size is right", "[replies]")
@@ -102,17 +102,17 @@ TEST_CASE("Replies answers a call's end in rex's terms", "[replies]")
     const dpool::pool::CallerView view{caller.link, nullptr, pid.view(), tag.view()};
     const dpool::api::Replies replies;
 
-    const std::string v = atom("v");
-    const std::string stack = atom("stack");
+    const std::string v = small_atom_utf8_ext("v");
+    const std::string stack = small_atom_utf8_ext("stack");
     replies.call_ended(view, CallExit{CallExit::Kind::returned, {}, v, {}});
     replies.call_ended(view, CallExit{CallExit::Kind::thrown, {}, v, {}});
     replies.call_ended(view, CallExit{CallExit::Kind::exited, {}, v, {}});
     replies.call_ended(view, CallExit{CallExit::Kind::not_called, {}, v, {}});
     replies.call_ended(view, CallExit{CallExit::Kind::errored, {}, v, {}});
     replies.call_ended(view, CallExit{CallExit::Kind::raised, {}, v, stack});
-    replies.call_ended(view, CallExit::from_outside(atom("killed")));
-    replies.call_not_spawned(view, atom("system_limit"));
-    replies.destination_down(view, atom("noproc"));
+    replies.call_ended(view, CallExit::from_outside(small_atom_utf8_ext("killed")));
+    replies.call_not_spawned(view, small_atom_utf8_ext("system_limit"));
+    replies.destination_down(view, small_atom_utf8_ext("noproc"));
     replies.granted(view, 3, 77, "c_3@127.0.0.1");
 
     std::vector<std::string> got;

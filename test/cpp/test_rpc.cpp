@@ -9,7 +9,7 @@ using dpool::ByteBuffer;
 using dpool::protocol::CallExit;
 using dpool::protocol::decode_call_exit;
 using dpool::test::EiTerm;
-using dpool::test::atom;
+using dpool::test::small_atom_utf8_ext;
 
 namespace {
 
@@ -51,9 +51,9 @@ TEST_CASE("decode_call_exit reads each of erpc:execute_call's exits", "[rpc]")
         const std::string reason = exit_reason(ref, c.kind, c.parts);
         const CallExit exit = decode_call_exit(reason);
         CHECK(exit.kind == c.expected);
-        CHECK(exit.value == atom(c.value));
+        CHECK(exit.value == small_atom_utf8_ext(c.value));
         CHECK(exit.ref.encoded == ref);
-        CHECK(exit.stack == (c.expected == CallExit::Kind::raised ? atom("stack") : std::string()));
+        CHECK(exit.stack == (c.expected == CallExit::Kind::raised ? small_atom_utf8_ext("stack") : std::string()));
     }
 }
 
@@ -64,7 +64,7 @@ TEST_CASE("decode_call_exit unwraps {erpc, Reason}: the call could not be made",
     reason.tuple(3).raw(ref).atom("error").tuple(2).atom("erpc").atom("noconnection");
     const CallExit exit = decode_call_exit(reason.view());
     CHECK(exit.kind == CallExit::Kind::not_called);
-    CHECK(exit.value == atom("noconnection"));
+    CHECK(exit.value == small_atom_utf8_ext("noconnection"));
 
     // {erpc, A, B} is not the wrapper: the error as it came.
     EiTerm three;
@@ -76,11 +76,11 @@ TEST_CASE("decode_call_exit takes anything else as an exit from outside, whole",
 {
     const std::string ref = reference(9);
     std::vector<std::string> reasons;
-    reasons.push_back(atom("killed"));
+    reasons.push_back(small_atom_utf8_ext("killed"));
     reasons.push_back(exit_reason(ref, "return", {}));            // too short
     reasons.push_back(exit_reason(ref, "return", {"a", "b"}));    // arity 4 but not error
     reasons.push_back(exit_reason(ref, "bogus", {"a"}));          // unknown kind
-    reasons.push_back(exit_reason(atom("noref"), "return", {"a"})); // no reference
+    reasons.push_back(exit_reason(small_atom_utf8_ext("noref"), "return", {"a"})); // no reference
     EiTerm list;
     list.list(1).atom("a").nil();
     reasons.push_back(list.str());
@@ -98,7 +98,7 @@ TEST_CASE("decode_call_exit takes anything else as an exit from outside, whole",
 TEST_CASE("write_call_message_head and write_execute_call_head write what gen_server and erpc send", "[rpc]")
 {
     const dpool::protocol::NodeIdentity me("cnode_0@127.0.0.1", 9, 3);
-    const std::string name = atom("server");
+    const std::string name = small_atom_utf8_ext("server");
 
     ByteBuffer call;
     dpool::protocol::TermWriter w(call);

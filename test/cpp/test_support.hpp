@@ -124,14 +124,6 @@ inline std::string small_atom_utf8_ext(std::string_view text)
     return byte(119) + byte(static_cast<unsigned>(text.size())) + std::string(text);
 }
 
-// An atom, encoded as ei (and ERTS) encode it.
-inline std::string atom(std::string_view text)
-{
-    EiTerm e;
-    e.atom(text);
-    return e.str();
-}
-
 // A copy of `bytes` in an allocation of exactly that size, so that ASan (a build with
 // -DDPOOL_SANITIZE=address,undefined) or valgrind sees any read past the end.
 class ExactCopy {
