@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "api/replies.hpp"
+#include "loopback.hpp"
 #include "protocol/control.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
@@ -73,12 +74,10 @@ class LinkTest {
 public:
     explicit LinkTest(LinkLimits limits = {})
     {
-        tcp::acceptor acceptor(io, tcp::endpoint(address_v4::loopback(), 0));
-        peer.connect(acceptor.local_endpoint());
-        tcp::socket accepted(io);
-        acceptor.accept(accepted);
+        auto sockets = dpool::test::socket_pair(io);
+        peer = std::move(sockets.near);
         peer.non_blocking(true);
-        link = std::make_shared<DistLink>(std::move(accepted), "peer@127.0.0.1", limits);
+        link = std::make_shared<DistLink>(std::move(sockets.far), "peer@127.0.0.1", limits);
         link->start(handler);
     }
     ~LinkTest()

@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include "loopback.hpp"
 #include "pool/pooled_connection.hpp"
 #include "protocol/control.hpp"
 #include "protocol/dist_header.hpp"
@@ -147,10 +148,8 @@ public:
 TEST_CASE("PooledConnection hands the target's answers to its pool and ignores the rest", "[pooled_connection]")
 {
     asio::io_context io;
-    asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
-    asio::ip::tcp::socket near(io);
-    near.connect(acceptor.local_endpoint());
-    auto link = std::make_shared<dpool::transport::DistLink>(acceptor.accept(), "target@127.0.0.1",
+    auto sockets = dpool::test::socket_pair(io); // the test holds the near end: the target says nothing
+    auto link = std::make_shared<dpool::transport::DistLink>(std::move(sockets.far), "target@127.0.0.1",
                                                              dpool::transport::LinkLimits{});
     RecordingEvents events;
     dpool::pool::PooledConnection c(events, 0, {0, "cnode_0@127.0.0.1"});
