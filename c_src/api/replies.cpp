@@ -36,12 +36,12 @@ void reply_atom(const pool::CallerView& caller, std::string_view atom)
     reply(caller, [atom](protocol::TermWriter& w) { w.atom(atom); });
 }
 
-void reply_ok_count(const pool::CallerView& caller, std::int64_t count)
+void reply_ok_integer(const pool::CallerView& caller, std::int64_t n)
 {
-    reply(caller, [count](protocol::TermWriter& w) {
+    reply(caller, [n](protocol::TermWriter& w) {
         w.tuple(2);
         w.atom("ok");
-        w.integer(count);
+        w.integer(n);
     });
 }
 
@@ -267,7 +267,7 @@ void Replies::error(const pool::CallerView& caller, const pool::Failure& failure
 
 void Replies::pool_started(const pool::CallerView& caller, std::uint64_t pool) const
 {
-    reply_ok_count(caller, static_cast<std::int64_t>(pool));
+    reply_ok_integer(caller, static_cast<std::int64_t>(pool));
 }
 
 void Replies::granted(const pool::CallerView& caller, std::uint32_t conn, std::uint64_t lease,
@@ -286,7 +286,7 @@ void Replies::granted(const pool::CallerView& caller, std::uint32_t conn, std::u
 
 void Replies::batch_queued(const pool::CallerView& caller, std::int64_t count) const
 {
-    reply_ok_count(caller, count);
+    reply_ok_integer(caller, count);
 }
 
 void Replies::answered(const pool::CallerView& caller, std::string_view answer) const

@@ -50,8 +50,8 @@ void reply(const pool::CallerView& caller, WriteReply&& write_reply)
 void reply_error(const pool::CallerView& caller, const pool::Failure& failure);
 // A bare atom: ok, pong.
 void reply_atom(const pool::CallerView& caller, std::string_view atom);
-// {ok, N}.
-void reply_ok_count(const pool::CallerView& caller, std::int64_t count);
+// {ok, N}: a count, or a pool id.
+void reply_ok_integer(const pool::CallerView& caller, std::int64_t n);
 // {error, {invalid_config, Why}}.
 void reply_invalid_config(const pool::CallerView& caller, const ConfigError& why);
 // {error, {Error, PoolId}}: a restore refused because of one of its pools.

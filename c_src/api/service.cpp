@@ -459,7 +459,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     next_pool_id_ = next;
     pools_created_ = true;
     awaiting_restore_ = false;
-    reply_ok_count(caller, static_cast<std::int64_t>(restore.pools.size()));
+    reply_ok_integer(caller, static_cast<std::int64_t>(restore.pools.size()));
 }
 
 void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
