@@ -558,10 +558,13 @@ void Pool::close_now()
         close_retiring(*c);
     }
     // Stats reads still waiting for their barrier get the last stats (the barrier's end finds no pool).
-    for (const auto& [key, caller] : held_stats_) {
-        answers().stats(caller.view(), snapshot());
+    if (!held_stats_.empty()) {
+        const PoolStats last = snapshot();
+        for (const auto& [key, caller] : held_stats_) {
+            answers().stats(caller.view(), last);
+        }
+        held_stats_.clear();
     }
-    held_stats_.clear();
 }
 
 } // namespace dpool::pool
