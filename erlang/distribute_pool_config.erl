@@ -1,8 +1,8 @@
 %% Turns the arguments of distribute_pool:new/2 into the `new' request of docs/PROTOCOL.md.
 %% The C-node is the single judge of options and target names: this module only converts types the wire
 %% cannot carry as they are (a keyword list becomes a map, a string target a binary, an integer
-%% #{max_connections => N}), takes out the library-only keys, and works out how long the client may wait for
-%% the answer. Its own refusals have the same shape as the C-node's: {invalid_config, Why}
+%% #{max_connections => N}), takes out the library-only keys, adds the app env's owner_grace_ms when the
+%% options do not give one, and works out how long the client may wait for the answer. Its own refusals have the same shape as the C-node's: {invalid_config, Why}
 %% (docs/PROTOCOL.md, "Errors"). It never creates atoms from what it is given.
 -module(distribute_pool_config).
 
@@ -29,7 +29,8 @@
                            | {unknown_option, term(), {did_you_mean, atom()}}
                            | {duplicate_option, term()}
                            | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
-                           | {missing_option, atom()}}.
+                           | {missing_option, atom()}
+                           | {target_is_self, term()}}.
 
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
@@ -48,7 +49,8 @@ prepare(Target, Options) ->
         {{ok, Map}, {ok, WireTarget}} ->
             case cnode(Map) of
                 {ok, CNode} ->
-                    WireOptions = maps:without(?LIBRARY_KEYS, Map),
+                    WireOptions = maps:merge(#{owner_grace_ms => distribute_pool_env:value(owner_grace_ms)},
+                                             maps:without(?LIBRARY_KEYS, Map)),
                     {ok, #{cnode => CNode,
                            target => WireTarget,
                            options => WireOptions,
