@@ -51,6 +51,7 @@ public:
 
     void stop()
     {
+        wanted_ = {}; // its owner may be tearing down what the predicate looks at
         armed_ = false;
         ++generation_; // a firing already queued by the event loop finds itself stale
         timer_.cancel();

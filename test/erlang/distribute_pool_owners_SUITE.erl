@@ -127,21 +127,22 @@ new_with_the_cnodes_own_name(_Config) ->
 -spec caller_node_killed_while_it_owns_pools(list()) -> ok.
 caller_node_killed_while_it_owns_pools(_Config) ->
     doc("A caller node killed (kill -9) while it owns pools on a standalone C-node: once its grace "
-        "(owner_grace_ms, 1 s here) has passed, its pools are destroyed and their connections leave the target "
-        "(orphaned_pools_destroyed counts them); its pool made with owner => none stays, usable by others. The "
-        "owner shows in stats."),
+        "(owner_grace_ms, 1 s here, from that node's application env) has passed, its pools are destroyed and "
+        "their connections leave the target (orphaned_pools_destroyed counts them); its pool made with "
+        "owner => none stays, usable by others. The owner shows in stats."),
     Alive = do_uniq("dpool_owner"),
     with_nodes([cnode_spec(Alive), {target, "dpool_owner_t"}], fun([#{node := CNode}, {_, T}]) ->
         Server = {distribute_pool, CNode},
         {Peer, C} = start_killable_client(do_uniq("dpool_owner_c")),
         try
+            %% The grace of the pools that do not give one: the application env of the node that makes them.
+            ok = erpc:call(C, application, set_env, [distribute_pool, owner_grace_ms, 1000]),
             Owned = [begin
-                         {ok, P} = erpc:call(C, distribute_pool, new,
-                                             [T, #{max_connections => 2, owner_grace_ms => 1000, cnode => CNode}]),
+                         {ok, P} = erpc:call(C, distribute_pool, new, [T, #{max_connections => 2, cnode => CNode}]),
                          P
                      end || _ <- lists:seq(1, 3)],
             {ok, Kept} = erpc:call(C, distribute_pool, new, [T, #{max_connections => 2, owner => none,
-                                                                  owner_grace_ms => 1000, cnode => CNode}]),
+                                                                  cnode => CNode}]),
             [#{owner := C, owner_grace_ms := 1000} = do_stats(P) || P <- Owned],
             #{owner := none} = do_stats(Kept),
             OwnedNames = lists:append([do_pool_node_names(P) || P <- Owned]),
