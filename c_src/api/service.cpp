@@ -34,7 +34,7 @@ pool::Failure restarting()
 
 } // namespace
 
-Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
+Service::Service(asio::io_context& io, ServiceConfig config)
     : config_(std::move(config)),
       executor_(io.get_executor()),
       scheduler_(executor_, [this](const pool::Deadline& d) {
@@ -47,7 +47,7 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
               p->on_deadline(d);
           }
       }),
-      context_(executor_, handshakes, config_.alive, config_.host),
+      context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),
       // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
       // pool of the new incarnation.
@@ -82,6 +82,16 @@ void Service::stop()
     names_.clear();
     pools_.clear();
     sessions_.clear();
+}
+
+std::optional<std::string> Service::refusal_of_caller(std::size_t lane, std::string_view peer_node) const
+{
+    for (const auto& [link, session] : sessions_) {
+        if (session->lane() == lane && session->link()->peer_node() == peer_node && session->link()->is_open()) {
+            return "a node of this name is connected to this lane already";
+        }
+    }
+    return std::nullopt;
 }
 
 void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)

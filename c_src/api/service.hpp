@@ -39,7 +39,7 @@ struct ServiceConfig {
 // request path takes no lock.
 class Service : private SessionOwner {
 public:
-    Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config);
+    Service(asio::io_context& io, ServiceConfig config);
     ~Service();
 
     Service(const Service&) = delete;
@@ -48,6 +48,9 @@ public:
     // Called once the C-node's names are published and their creations known: one identity per lane (its
     // ways in), lane 0 being the C-node's own name.
     void start(std::vector<protocol::NodeIdentity> lanes);
+    // Why a caller node that names itself in a handshake on `lane` may not go on, nullopt when it may: a node
+    // of that name is connected to that lane already (as OTP refuses a second connection from one name).
+    std::optional<std::string> refusal_of_caller(std::size_t lane, std::string_view peer_node) const;
     // A caller node finished its handshake on `lane`.
     void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
     // Closes every pool and every caller connection.
