@@ -220,6 +220,14 @@ constexpr Field<Stats> kStatsFields[] = {
      }},
 };
 
+constexpr Field<transport::HandshakeCounters> kHandshakeFields[] = {
+    {"completed", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.completed); }},
+    {"failed", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.failed); }},
+    {"timed_out", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.timed_out); }},
+    {"in_progress", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.gate.in_progress); }},
+    {"dropped_for_room", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.gate.dropped_for_room); }},
+};
+
 constexpr Field<ServiceInfo> kInfoFields[] = {
     {"node", [](auto& w, const ServiceInfo& i) { w.binary(i.node); }},
     {"lane", [](auto& w, const ServiceInfo& i) { integer(w, i.lane); }},
@@ -234,6 +242,7 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"orphaned_pools", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools); }},
     {"orphaned_pools_destroyed", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools_destroyed); }},
     {"queued_deadlines", [](auto& w, const ServiceInfo& i) { integer(w, i.queued_deadlines); }},
+    {"handshakes", [](auto& w, const ServiceInfo& i) { write_map(w, kHandshakeFields, i.handshakes); }},
 };
 
 // {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.

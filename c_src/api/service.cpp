@@ -34,7 +34,7 @@ pool::Failure restarting()
 
 } // namespace
 
-Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
+Service::Service(asio::io_context& io, ServiceConfig config)
     : config_(std::move(config)),
       executor_(io.get_executor()),
       scheduler_(
@@ -53,7 +53,7 @@ Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceCon
           },
           // What a compaction keeps: barriers, and the deadlines of pools not forgotten yet.
           [this](const pool::Deadline& d) { return d.kind == pool::DeadlineKind::barrier || pools_.contains(d.pool); }),
-      context_(executor_, handshakes, config_.alive, config_.host),
+      context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),
       // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
       // pool of the new incarnation.
@@ -88,6 +88,15 @@ void Service::stop()
     names_.clear();
     pools_.clear();
     sessions_.clear();
+}
+
+std::optional<std::string> Service::refusal_of_caller(std::size_t lane, std::string_view peer_node)
+{
+    if (!caller_connected(lane, peer_node)) {
+        return std::nullopt;
+    }
+    ++refused_duplicate_callers_;
+    return "a node of this name is connected to this lane already";
 }
 
 void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)
@@ -553,7 +562,9 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .refused_duplicate_callers = refused_duplicate_callers_,
                                         .orphaned_pools = owners_.orphaned_pools(),
                                         .orphaned_pools_destroyed = orphaned_pools_destroyed_,
-                                        .queued_deadlines = scheduler_.queued()});
+                                        .queued_deadlines = scheduler_.queued(),
+                                        .handshakes = handshake_counters_ ? handshake_counters_()
+                                                                          : transport::HandshakeCounters{}});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,7 +41,7 @@ struct ServiceConfig {
 // request path takes no lock.
 class Service : private SessionOwner {
 public:
-    Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config);
+    Service(asio::io_context& io, ServiceConfig config);
     ~Service();
 
     Service(const Service&) = delete;
@@ -49,10 +50,20 @@ public:
     // Called once the C-node's names are published and their creations known: one identity per lane (its
     // ways in), lane 0 being the C-node's own name.
     void start(std::vector<protocol::NodeIdentity> lanes);
+    // Why a caller node that names itself in a handshake on `lane` may not go on, nullopt when it may: a node
+    // of that name is connected to that lane already, as OTP refuses a name in use (counted with the refusals
+    // below). The handshake then answers status not_allowed.
+    std::optional<std::string> refusal_of_caller(std::size_t lane, std::string_view peer_node);
+    // Where `info` reads the counters of the lanes' handshakes (the lanes are the C-node's, above this layer).
+    void set_handshake_counters(std::function<transport::HandshakeCounters()> read)
+    {
+        handshake_counters_ = std::move(read);
+    }
     // A caller node finished its handshake on `lane`. Refused (the socket closed) while a node of that name is
-    // connected to that lane, as OTP refuses a name in use: the connected caller keeps its session and leases.
+    // connected to that lane (a name that connected during the handshake): the connected caller keeps its
+    // session and leases.
     void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
-    // Whether `peer_node` has an open connection on `lane`: a handshake may refuse it early (status `alive`).
+    // Whether `peer_node` has an open connection on `lane`.
     bool caller_connected(std::size_t lane, std::string_view peer_node) const;
     // Closes every pool and every caller connection.
     void stop();
@@ -100,6 +111,7 @@ private:
     bool pools_created_ = false;
     Owners owners_;
     std::uint64_t malformed_messages_ = 0;
+    std::function<transport::HandshakeCounters()> handshake_counters_;
     std::uint64_t refused_duplicate_callers_ = 0;
     std::uint64_t orphaned_pools_destroyed_ = 0;
 };

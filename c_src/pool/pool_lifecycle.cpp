@@ -69,7 +69,7 @@ void Pool::connect(PooledConnection& c)
     auto self = c.begin_attempt(context_.host, self_creation, creation(context_.random));
     const auto timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
     auto attempt = context_.connect ? context_.connect(config_.target, std::move(self), timeout)
-                                    : transport::connect_node(context_.handshakes, config_.target, std::move(self),
+                                    : transport::connect_node(context_.ports, config_.target, std::move(self),
                                                               context_.cookie, timeout);
     asio::co_spawn(context_.executor, std::move(attempt),
                    [weak = weak_from_this(), index = c.index(), attempt = c.slot.attempt](

@@ -244,7 +244,7 @@ public:
                   }
               },
               [this](const Deadline& d) { return pools_.contains(d.pool); }),
-          context_(io.get_executor(), handshakes_, "cnode", "127.0.0.1")
+          context_(io.get_executor(), "cnode", "127.0.0.1")
     {
         context_.scheduler = &scheduler_;
         context_.answers = &answers_;
@@ -314,7 +314,6 @@ private:
         co_return out;
     }
 
-    dpool::asio::thread_pool handshakes_{1};
     NoAnswers answers_;
     dpool::pool::Scheduler scheduler_;
     dpool::pool::PoolContext context_;
