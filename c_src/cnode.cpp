@@ -45,7 +45,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
     c.host = o.host;
     c.link_limits.tick_interval = std::chrono::milliseconds(o.net_ticktime_s * 1000 / 4);
     c.link_limits.bulk = &bulk;
-    c.max_total_connections = o.max_total_connections;
+    c.limits = o.limits;
     c.await_restore = o.await_restore;
     return c;
 }

@@ -5,6 +5,8 @@
 #include <string>
 #include <variant>
 
+#include "api/service_limits.hpp"
+
 namespace dpool {
 
 // Everything the C-node is told on its command line, with defaults resolved.
@@ -22,7 +24,8 @@ struct Options {
     unsigned handshake_threads = 4;
     unsigned handshake_timeout_ms = 5000;
     unsigned net_ticktime_s = 60;
-    std::uint32_t max_total_connections = 10000;
+    // Bounds on the memory callers can make the C-node hold (--max-*).
+    api::ServiceLimits limits;
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;

@@ -38,6 +38,8 @@ constexpr IntegerOption kIntegerOptions[] = {
     {"health_check_interval_ms", &pool::PoolConfig::health_check_interval_ms, 10, kMaxLifecycleMs, true},
     {"health_check_timeout_ms", &pool::PoolConfig::health_check_timeout_ms, 1, kMaxConnectTimeoutMs},
     {"resize_window_ms", &pool::PoolConfig::resize_window_ms, 100, kMaxLifecycleMs},
+    {"max_waiters", &pool::PoolConfig::max_waiters, 1, kMaxWaitersOption},
+    {"max_pending_requests", &pool::PoolConfig::max_pending_requests, 1, kMaxPendingRequestsOption},
 };
 
 // Keys that are not integers. `cnode` is read by the library and never sent; it is here only so that a

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "api/requests.hpp"
+#include "api/service_limits.hpp"
 #include "pool/answers.hpp"
 #include "pool/caller.hpp"
 #include "pool/pool_stats.hpp"
@@ -65,6 +66,12 @@ void reply_pools(const pool::CallerView& caller, const std::vector<std::uint64_t
 // {ok, [NodeName]}: the lanes' node names, as binaries.
 void reply_lanes(const pool::CallerView& caller, const std::vector<protocol::NodeIdentity>& lanes);
 
+// The links of one kind (callers, targets) that the C-node closed on its own decision.
+struct DroppedLinks {
+    transport::LinkDrops drops;
+    std::uint64_t malformed_packets = 0; // callers only: a packet that is no distribution message
+};
+
 // The C-node at one moment, for `info`.
 struct ServiceInfo {
     std::string_view node; // the name the request came in on
@@ -76,6 +83,13 @@ struct ServiceInfo {
     std::uint32_t reserved_connections = 0;
     std::size_t caller_connections = 0;
     std::uint64_t malformed_messages = 0;
+    ServiceLimits limits;
+    pool::LimitCounts limit_refusals;
+    std::size_t output_queue_bytes = 0;
+    std::size_t output_queue_peak_bytes = 0;
+    DroppedLinks dropped_callers;
+    DroppedLinks dropped_targets;
+    std::uint64_t memory_trims = 0;
 };
 // {ok, InfoMap}.
 void reply_info(const pool::CallerView& caller, const ServiceInfo& info);

@@ -25,6 +25,10 @@ struct PoolConfig {
     bool validate_on_checkout = false;            // a round trip before every lease of an idle connection
     // Adaptive capacity: judged over this window (see Pool::adapt).
     std::uint32_t resize_window_ms = 10'000;
+    // Bounds on what callers make the pool hold (pool/limits.hpp): callers in line for a lease, and caller
+    // requests and calls in flight on one connection.
+    std::uint32_t max_waiters = 10'000;
+    std::uint32_t max_pending_requests = 1000;
 };
 
 } // namespace dpool::pool
