@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <new>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -92,7 +93,17 @@ int CNode::run()
         }
         shutdown("startup failed", 1);
     });
-    util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us), bulk_);
+    // Memory that a handler needs and cannot have ends that handler's work, never the C-node: the links catch
+    // it for what they read (and close themselves), and a handler that fails anyway is reported and the loop
+    // goes on with the next.
+    for (;;) {
+        try {
+            util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us), bulk_);
+            break;
+        } catch (const std::bad_alloc&) {
+            spdlog::error("out of memory in a handler of the event loop: its work is lost, the C-node goes on");
+        }
+    }
     return exit_code_;
 }
 
