@@ -104,7 +104,8 @@ public:
     bool admits(std::size_t bytes) const
     {
         const std::size_t queued = queued_bytes();
-        return !closed_ && (queued == 0 || (bytes <= limits_.max_queued_bytes && queued <= limits_.max_queued_bytes - bytes));
+        return !closed_ &&
+               (queued == 0 || (bytes <= limits_.max_queued_bytes && queued <= limits_.max_queued_bytes - bytes));
     }
     const LinkLimits& limits() const { return limits_; }
 

@@ -92,7 +92,7 @@ checkout_flood_from_one_caller(_Config) ->
         Peak1 = hwm_kb(OsPid),
         %% Another caller: its own pool works, the flooded one says why it will not wait.
         {Micros, {ok, {ok, T}}} =
-            timer:tc(fun() -> distribute_pool:with_connection(Other, fun(C) -> distribute_pool:call(C, erlang, node, []) end) end),
+            timer:tc(fun() -> node_over_lease(Other) end),
         {error, {limit_reached, {max_waiters, Text}}} =
             distribute_pool:with_connection(Pool, fun(_) -> ok end, #{acquire_timeout_ms => 60000}),
         ct:log("refused: ~ts", [Text]),
@@ -179,7 +179,7 @@ frozen_target_with_every_send_api(_Config) ->
                 SendBatch = await(background(fun() -> distribute_pool:send_batch(Frozen, [Bin, Bin, Bin], Send) end),
                                   3000),
                 %% Another target's pool is not affected: the frozen connections hold less than the global bound.
-                {ok, {ok, H}} = distribute_pool:with_connection(Healthy, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+                {ok, {ok, H}} = node_over_lease(Healthy),
                 ok = distribute_pool:send(Healthy, dpool_nobody, Bin),
                 Info1 = info(CNode),
                 %% Every connection of the frozen pool, then a second pool to the same target: the output of all
@@ -218,8 +218,8 @@ frozen_target_with_every_send_api(_Config) ->
                          maps:get(cast_batch_fire_and_forget, All) ++ maps:get(send_batch_parallel, All)),
         do_wait_until(fun() -> maps:get(output_queue_bytes, info(CNode)) < ?MIB end, 60000),
         ok = distribute_pool:send(Frozen, dpool_lim_sink, Bin),
-        {ok, {ok, T}} = distribute_pool:with_connection(Frozen, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
-        {ok, {ok, H}} = distribute_pool:with_connection(Healthy, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+        {ok, {ok, T}} = node_over_lease(Frozen),
+        {ok, {ok, H}} = node_over_lease(Healthy),
         [ok = distribute_pool:destroy(P) || P <- [Frozen, Frozen2, Healthy]],
         ok
     end).
@@ -297,9 +297,7 @@ malformed_packets_after_a_valid_handshake(_Config) ->
                               <<"DROPPED ", Ms/binary>> -> true = binary_to_integer(Ms) < 1000;
                               _ -> ct:fail({Case, not_dropped, Outcome})
                           end,
-                          {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) ->
-                                                                                        distribute_pool:call(C, erlang, node, [])
-                                                                                end)
+                          {ok, {ok, T}} = node_over_lease(Pool)
                       end, Cases),
         Expected = length(Cases),
         #{dropped_links := #{callers := #{malformed_packet := Expected}}} = info(CNode),
@@ -488,6 +486,10 @@ stop_flood(Pid) ->
     Ref = erlang:monitor(process, Pid),
     exit(Pid, kill),
     receive {'DOWN', Ref, process, Pid, _} -> ok after 30000 -> ct:fail(flood_not_stopped) end.
+
+%% The target's node name, asked over a lease of Pool (with_connection's answer).
+node_over_lease(Pool) ->
+    distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end).
 
 %% Holds a lease of Pool while Fun runs with it; Fun's result.
 with_lease(Pool, Fun) ->
