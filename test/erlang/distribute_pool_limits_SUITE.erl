@@ -185,7 +185,7 @@ frozen_target_with_every_send_api(_Config) ->
                 %% Every connection of the frozen pool, then a second pool to the same target: the output of all
                 %% links reaches its bound.
                 ParallelPid = background(fun() -> distribute_pool:send_batch_parallel(Frozen, lists:duplicate(12, Bin), Send) end),
-                More = fire_and_forget_batches(CNode, Frozen2, 20, [Bin, Bin, Bin, Bin]),
+                More = fire_and_forget_batches(CNode, Frozen2, 40, [Bin, Bin, Bin, Bin]),
                 #{output_queue_bytes := Queued, output_queue_peak_bytes := QueuePeak, limit_refusals := Refusals} =
                     info(CNode),
                 Peak = hwm_kb(OsPid),
