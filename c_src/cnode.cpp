@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <new>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -45,7 +46,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
     c.host = o.host;
     c.link_limits.tick_interval = std::chrono::milliseconds(o.net_ticktime_s * 1000 / 4);
     c.link_limits.bulk = &bulk;
-    c.max_total_connections = o.max_total_connections;
+    c.limits = o.limits;
     c.await_restore = o.await_restore;
     return c;
 }
@@ -91,7 +92,17 @@ int CNode::run()
         }
         shutdown("startup failed", 1);
     });
-    util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us), bulk_);
+    // Memory that a handler needs and cannot have ends that handler's work, never the C-node: the links catch
+    // it for what they read (and close themselves), and a handler that fails anyway is reported and the loop
+    // goes on with the next.
+    for (;;) {
+        try {
+            util::run_event_loop(io_, std::chrono::microseconds(options_.busy_poll_us), bulk_);
+            break;
+        } catch (const std::bad_alloc&) {
+            spdlog::error("out of memory in a handler of the event loop: its work is lost, the C-node goes on");
+        }
+    }
     return exit_code_;
 }
 

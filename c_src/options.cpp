@@ -82,9 +82,36 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     app.add_option("--net-ticktime", o.net_ticktime_s, "seconds, as erl's net_ticktime")
         ->check(CLI::Range(4, 3600))
         ->capture_default_str();
-    app.add_option("--max-total-connections", o.max_total_connections,
-                   "connections all pools together may hold")
+    app.add_option("--max-total-connections", o.limits.max_total_connections,
+                   "connections all pools together may hold (their max_connections)")
         ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--max-pools-per-caller", o.limits.max_pools_per_caller,
+                   "pools one caller node may have created (and not destroyed)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--max-connections-per-caller", o.limits.max_connections_per_caller,
+                   "connections the pools of one caller node may hold together (their max_connections)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--max-output-queue-bytes", o.limits.max_output_queue_bytes,
+                   "bytes queued on all connections together that their peers have not read yet; beyond, a "
+                   "caller's send, batch, request or call is refused with limit_reached")
+        ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 40))
+        ->capture_default_str();
+    app.add_option("--max-link-queue-bytes", o.limits.max_link_queue_bytes,
+                   "bytes queued on one connection that its peer has not read yet; beyond, a caller's data for "
+                   "it is refused with limit_reached (a caller node's own connection is closed)")
+        ->check(CLI::Range(std::size_t{64} << 10, std::size_t{1} << 40))
+        ->capture_default_str();
+    app.add_option("--max-caller-packet-bytes", o.limits.max_caller_packet_bytes,
+                   "longest distribution packet taken from a caller node; a longer one closes its connection")
+        ->check(CLI::Range(std::size_t{64} << 10, std::size_t{0xFFFFFFFF}))
+        ->capture_default_str();
+    app.add_option("--max-target-packet-bytes", o.limits.max_target_packet_bytes,
+                   "longest distribution packet taken from a target (its atom cache references expanded); a "
+                   "longer one closes that pooled connection")
+        ->check(CLI::Range(std::size_t{64} << 10, std::size_t{0xFFFFFFFF}))
         ->capture_default_str();
     app.add_option("--lanes", o.lanes,
                    "ways in for callers: the node name plus lanes - 1 more names <alive>_lane<k>@<host>, each "

@@ -6,6 +6,8 @@
 #include <string>
 #include <variant>
 
+#include "api/service_limits.hpp"
+
 namespace dpool {
 
 // Everything the C-node is told on its command line, with defaults resolved.
@@ -26,7 +28,8 @@ struct Options {
     std::size_t max_handshakes_per_lane = 128;
     std::size_t max_handshakes_per_address = 64;
     unsigned net_ticktime_s = 60;
-    std::uint32_t max_total_connections = 10000;
+    // Bounds on the memory callers can make the C-node hold (--max-*).
+    api::ServiceLimits limits;
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;

@@ -10,7 +10,12 @@
 %% Errors that say why: `{error, {connection_failed, {Kind, Text}}}', where Kind is one of `unreachable',
 %% `not_registered', `handshake_refused', `timeout', `connection_lost', `cnode_not_running',
 %% `cnode_restarting' and Text a binary that explains it; `{error, {invalid_config, Why}}' names the key
-%% and value at fault (see format_error/1, which turns any error of this module into a sentence).
+%% and value at fault (see format_error/1, which turns any error of this module into a sentence);
+%% `{error, {limit_reached, {Limit, Text}}}' says which bound of the C-node refused the request (Limit, the
+%% name of the option that sets it: `max_waiters', `max_pending_requests', `max_link_queue_bytes',
+%% `max_output_queue_bytes', `max_pools_per_caller', `max_connections_per_caller', `max_total_connections')
+%% and Text what was full (docs/PROTOCOL.md, "Limits"). Nothing of a refused request was done: it can be
+%% sent again once the C-node holds less.
 %%
 %% Failure rules:
 %% <ul>
@@ -62,6 +67,7 @@
 -export_type([pool_ref/0]).
 -export_type([connection_failure/0]).
 -export_type([invalid_config/0]).
+-export_type([limit_reached/0]).
 -export_type([conn/0]).
 -export_type([target/0]).
 -export_type([options/0]).
@@ -82,6 +88,11 @@
                                {unreachable | not_registered | handshake_refused | timeout | connection_lost
                                 | cnode_not_running | cnode_restarting, Text :: binary()}}.
 -type invalid_config() :: distribute_pool_config:invalid_config().
+%% A bound of the C-node refused the request (docs/PROTOCOL.md, "Limits"): which, and what was full.
+-type limit_reached() :: {limit_reached,
+                          {max_waiters | max_pending_requests | max_link_queue_bytes | max_output_queue_bytes
+                           | max_pools_per_caller | max_connections_per_caller | max_total_connections,
+                           Text :: binary()}}.
 -opaque conn() :: #dpool_conn{}.
 -type target() :: node() | binary() | string().
 %% A map, or the same as a keyword list (`[{max_connections, 4}]', Elixir's `max_connections: 4').
@@ -103,6 +114,8 @@
     %% Who owns the pool: the node that makes it (destroyed owner_grace_ms after that node left), or none.
     owner => creator | none,
     owner_grace_ms => non_neg_integer(),
+    max_waiters => pos_integer(),
+    max_pending_requests => pos_integer(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.
@@ -110,11 +123,12 @@
 -type destroy_options() :: #{drain_timeout_ms => non_neg_integer()} | [{drain_timeout_ms, non_neg_integer()}].
 -type dest() :: atom() | pid() | {atom(), node()}.
 -type lease_error() :: invalid_pool | invalid_connection | connection_failure() | badarg | timeout
-                     | {down, term()}.
+                     | {down, term()} | limit_reached().
 -type cnode() :: node() | {Service :: atom(), node()}.
 %% Errors of the one-shot forms (an operation given a pool instead of a lease): those of a checkout, then
 %% those of the operation. timeout also when the C-node did not answer within the client's bound.
--type one_shot_error() :: pool_exhausted | connection_failure() | invalid_pool | badarg | timeout | {down, term()}.
+-type one_shot_error() :: pool_exhausted | connection_failure() | invalid_pool | badarg | timeout | {down, term()}
+                        | limit_reached().
 -type cast_batch_options() :: #{key => fun((term()) -> term())} | [{key, fun((term()) -> term())}].
 %% What stats/1 returns (docs/PROTOCOL.md, "Stats map"); a few of its keys.
 -type stats() :: #{
@@ -160,7 +174,7 @@
 %% refused the handshake, for instance over a wrong cookie (`handshake_refused'), `timeout', and a C-node
 %% that is not running (`cnode_not_running'); `{error, {already_started, Pool}}' when the name is taken.
 -spec new(target(), pos_integer() | options()) ->
-    {ok, pool()} | {error, invalid_config() | connection_failure() | {already_started, pool()}}.
+    {ok, pool()} | {error, invalid_config() | connection_failure() | limit_reached() | {already_started, pool()}}.
 new(Target, MaxOrOptions) ->
     case distribute_pool_config:prepare(Target, MaxOrOptions) of
         {ok, Prepared} ->
@@ -237,6 +251,11 @@ format_error({connection_failed, {_Kind, Text}} = Reason) when is_binary(Text) -
     case unicode:characters_to_list(Text) of
         Chars when is_list(Chars) -> Chars;
         _NotUtf8 -> lists:flatten(io_lib:format("~0tp", [Reason]))
+    end;
+format_error({limit_reached, {Limit, Text}}) when is_atom(Limit), is_binary(Text) ->
+    case unicode:characters_to_list(Text) of
+        Chars when is_list(Chars) -> "limit " ++ atom_to_list(Limit) ++ " reached: " ++ Chars;
+        _NotUtf8 -> lists:flatten(io_lib:format("~0tp", [{limit_reached, {Limit, Text}}]))
     end;
 format_error({invalid_config, Why}) ->
     "invalid configuration: " ++ format_config_error(Why);
@@ -332,14 +351,14 @@ checked(Fun) ->
 %% `{error, pool_exhausted}'; `{error, {connection_failed, _}}' at once when no connection is up and the
 %% last attempt to open one failed (its cause).
 -spec with_connection(pool_ref(), fun((conn()) -> Result)) ->
-    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
+    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | limit_reached()}.
 with_connection(Pool, Fun) ->
     with_connection(Pool, Fun, #{}).
 
 %% @doc with_connection/2 with its own acquire timeout: `#{acquire_timeout_ms => Ms}' (0 = fail at once
 %% when no connection is free).
 -spec with_connection(pool_ref(), fun((conn()) -> Result), checkout_options()) ->
-    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
+    {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | limit_reached()}.
 with_connection(PoolRef, Fun, Options) ->
     with_pool(PoolRef, fun(_Pool) when not is_function(Fun, 1) ->
                                {error, badarg};
@@ -758,7 +777,7 @@ connection_info(Conn) ->
 %% answers `{ok, length(Messages)}' once all are queued and no connection it used is over its busy limit.
 %% The messages may arrive in any order; see cast_batch/4 for an order.
 -spec cast_batch(pool_ref(), dest(), [term()]) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout | limit_reached()}.
 cast_batch(Pool, Dest, Messages) ->
     cast_batch(Pool, Dest, Messages, #{}).
 
@@ -766,7 +785,7 @@ cast_batch(Pool, Dest, Messages) ->
 %% arrive in list order (while the pool's set of live connections stays the same, also across batches). Fun
 %% runs in the caller; an exception it raises leaves cast_batch unchanged.
 -spec cast_batch(pool_ref(), dest(), [term()], cast_batch_options()) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout | limit_reached()}.
 cast_batch(PoolRef, Dest, Messages, Options) ->
     with_pool_once(PoolRef, fun(Pool) ->
                                case {valid_dest(Dest) andalso is_proper_list(Messages),
@@ -788,7 +807,7 @@ cast_batch(PoolRef, Dest, Messages, Options) ->
                        end).
 
 -spec do_cast_batch(pool(), distribute_pool_proto:request()) ->
-    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout}.
+    {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout | limit_reached()}.
 do_cast_batch(#dpool{server = Server}, Request) ->
     distribute_pool_client:call(Server, Request, ?DPOOL_SEND_WAIT_MS).
 
@@ -802,7 +821,7 @@ valid_dest(_) -> false.
 %% results in order; errors as with_connection/2 (an exception raised by SendFun leaves, unchanged, after
 %% the lease went back).
 -spec send_batch(pool_ref(), [Msg], fun((conn(), Msg) -> Result)) ->
-    {ok, [Result]} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg}.
+    {ok, [Result]} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | limit_reached()}.
 send_batch(Pool, Messages, SendFun) ->
     distribute_pool_batch:send_batch(Pool, Messages, SendFun).
 
@@ -812,7 +831,7 @@ send_batch(Pool, Messages, SendFun) ->
 %% it outlives the call, even when the caller dies.
 -spec send_batch_parallel(pool_ref(), [Msg], fun((conn(), Msg) -> term())) ->
     {ok, distribute_pool_batch:batch_result()}
-    | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | timeout}.
+    | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | timeout | limit_reached()}.
 send_batch_parallel(Pool, Messages, SendFun) ->
     distribute_pool_batch:send_batch_parallel(Pool, Messages, SendFun).
 

@@ -35,6 +35,7 @@
 
 %% Why one element of a parallel batch failed.
 -type element_failure() :: pool_exhausted | distribute_pool:connection_failure() | invalid_pool
+                         | distribute_pool:limit_reached()
                          | {raised, error | exit | throw, Reason :: term()}
                          | {worker_down, Reason :: term()}.
 %% `failed' holds {Index, Failure} sorted by index; indices count from 0, as in the Gleam face.
@@ -53,7 +54,9 @@
 %% Runs SendFun(Conn, Msg) for every message, in order, over one leased connection.
 %% An exception raised by SendFun leaves, unchanged, after the lease has been returned.
 -spec send_batch(distribute_pool:pool_ref(), [Msg], fun((distribute_pool:conn(), Msg) -> Result)) ->
-    {ok, [Result]} | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg}.
+    {ok, [Result]}
+    | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg
+       | distribute_pool:limit_reached()}.
 send_batch(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->
@@ -67,7 +70,8 @@ send_batch(Pool, Messages, SendFun) ->
 %% died, is in `failed' with its index. {error, Reason} when no worker could lease a connection at all.
 -spec send_batch_parallel(distribute_pool:pool_ref(), [Msg], fun((distribute_pool:conn(), Msg) -> term())) ->
     {ok, batch_result()}
-    | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg | timeout}.
+    | {error, pool_exhausted | distribute_pool:connection_failure() | invalid_pool | badarg | timeout
+       | distribute_pool:limit_reached()}.
 send_batch_parallel(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->

@@ -24,8 +24,10 @@
 
 -export_type([args/0]).
 
-%% lanes: the C-node's --lanes, unless args gives --lanes itself.
--type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes()}.
+%% lanes: the C-node's --lanes, unless args gives --lanes itself; limits: its --max-* options
+%% (distribute_pool_env:limit_args/1), each unless args gives it itself.
+-type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
+                  limits => distribute_pool_env:limits()}.
 
 -record(state, {
     port :: port() | undefined,
@@ -66,16 +68,24 @@ safe_call(Request) ->
 -spec init(args()) -> {ok, #state{}} | {stop, term()}.
 init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
-    LaneArgs = case lists:any(fun(A) -> lists:prefix("--lanes", A) end, ExtraArgs) of
-                   true -> [];
-                   false -> ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))]
-               end,
+    Defaults = ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))
+                | distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
     case executable() of
         {ok, Exe} ->
-            start(Exe, Service, LaneArgs ++ ExtraArgs);
+            start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ ExtraArgs);
         {error, Reason} ->
             {stop, Reason}
     end.
+
+%% The option-value pairs of Defaults whose option ExtraArgs does not give itself.
+-spec unless_given([string()], [string()]) -> [string()].
+unless_given([Option, Value | Rest], ExtraArgs) ->
+    case lists:any(fun(A) -> lists:prefix(Option, A) end, ExtraArgs) of
+        true -> unless_given(Rest, ExtraArgs);
+        false -> [Option, Value | unless_given(Rest, ExtraArgs)]
+    end;
+unless_given([], _ExtraArgs) ->
+    [].
 
 -spec executable() -> {ok, file:filename()} | {error, term()}.
 executable() ->
@@ -170,7 +180,7 @@ parse_ready(_) ->
 -spec exit_meaning(integer()) -> string().
 exit_meaning(0) -> "exited normally before it was ready";
 exit_meaning(1) -> "startup failure (is epmd running? is the node name already in use?)";
-exit_meaning(2) -> "bad usage (check the cnode_args application variable)";
+exit_meaning(2) -> "bad usage (check the cnode_args and limits application variables)";
 exit_meaning(S) when S > 128 -> "killed by signal " ++ integer_to_list(S - 128);
 exit_meaning(S) -> "exit status " ++ integer_to_list(S).
 

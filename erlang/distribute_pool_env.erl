@@ -9,17 +9,29 @@
 -export([embedded/0]).
 -export([app_config/0]).
 -export([check/1]).
+-export([limit_args/1]).
 
 -export_type([key/0]).
 -export_type([lanes/0]).
+-export_type([limits/0]).
 -export_type([app_config/0]).
 
--type key() :: cnode | service | cnode_args | lanes | owner_grace_ms.
+-type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
+%% Bounds of the embedded C-node (docs/PROTOCOL.md, "Limits"), each its command-line option of the same name
+%% (max_output_queue_bytes is --max-output-queue-bytes); those not given keep the C-node's defaults.
+-type limits() :: #{max_output_queue_bytes => pos_integer(), max_link_queue_bytes => pos_integer(),
+                    max_caller_packet_bytes => pos_integer(), max_target_packet_bytes => pos_integer(),
+                    max_pools_per_caller => pos_integer(), max_connections_per_caller => pos_integer(),
+                    max_total_connections => pos_integer()}.
 %% The environment, checked.
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
-                        lanes := lanes(), owner_grace_ms := non_neg_integer()}.
+                        lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits()}.
+
+-define(LIMIT_KEYS, [max_output_queue_bytes, max_link_queue_bytes, max_caller_packet_bytes,
+                     max_target_packet_bytes, max_pools_per_caller, max_connections_per_caller,
+                     max_total_connections]).
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().
@@ -27,7 +39,8 @@ value(cnode) -> application:get_env(distribute_pool, cnode, embedded);
 value(service) -> application:get_env(distribute_pool, service, distribute_pool);
 value(cnode_args) -> application:get_env(distribute_pool, cnode_args, []);
 value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES);
-value(owner_grace_ms) -> application:get_env(distribute_pool, owner_grace_ms, ?DPOOL_DEFAULT_OWNER_GRACE_MS).
+value(owner_grace_ms) -> application:get_env(distribute_pool, owner_grace_ms, ?DPOOL_DEFAULT_OWNER_GRACE_MS);
+value(limits) -> application:get_env(distribute_pool, limits, #{}).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -38,13 +51,15 @@ embedded() ->
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 app_config() ->
     check(#{cnode => value(cnode), service => value(service), cnode_args => value(cnode_args),
-            lanes => value(lanes), owner_grace_ms => value(owner_grace_ms)}).
+            lanes => value(lanes), owner_grace_ms => value(owner_grace_ms), limits => value(limits)}).
 
-%% Checks the values (owner_grace_ms may be left out: its default then): the first bad one is
-%% {bad_app_env, Key, Value}.
+%% Checks the values: the first bad one is {bad_app_env, Key, Value}. owner_grace_ms may be left out (its
+%% default then), and so may `limits' (none given). The limits' ranges are the C-node's to check: one it
+%% refuses stops it at its start (exit status 2).
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
     Grace = maps:get(owner_grace_ms, Env, ?DPOOL_DEFAULT_OWNER_GRACE_MS),
+    Limits = maps:get(limits, Env, #{}),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -53,12 +68,31 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
         not (is_integer(Grace) andalso Grace >= 0 andalso Grace =< ?DPOOL_MAX_OWNER_GRACE_MS) ->
             {error, {bad_app_env, owner_grace_ms, Grace}};
         true ->
-            case is_string_list(Args) of
-                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
-                               owner_grace_ms => Grace}};
-                false -> {error, {bad_app_env, cnode_args, Args}}
+            case {is_string_list(Args), is_limits(Limits)} of
+                {false, _} ->
+                    {error, {bad_app_env, cnode_args, Args}};
+                {true, false} ->
+                    {error, {bad_app_env, limits, Limits}};
+                {true, true} ->
+                    {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
+                           owner_grace_ms => Grace, limits => Limits}}
             end
     end.
+
+%% The C-node's command-line options for Limits, in the order of their names: ["--max-pools-per-caller",
+%% "10", ...].
+-spec limit_args(limits()) -> [string()].
+limit_args(Limits) ->
+    lists:append([["--" ++ lists:flatten(string:replace(atom_to_list(Key), "_", "-", all)),
+                   integer_to_list(Value)]
+                  || {Key, Value} <- lists:sort(maps:to_list(Limits))]).
+
+-spec is_limits(term()) -> boolean().
+is_limits(Limits) when is_map(Limits) ->
+    lists:all(fun({Key, Value}) -> lists:member(Key, ?LIMIT_KEYS) andalso is_integer(Value) andalso Value > 0 end,
+              maps:to_list(Limits));
+is_limits(_) ->
+    false.
 
 -spec is_string_list(term()) -> boolean().
 is_string_list(L) when is_list(L) ->

@@ -138,11 +138,17 @@ stats_tables(#{connections := Connections} = Stats) ->
            [[format_value(Id), format_value(Node), format_value(State)]
             || #{id := Id, node := Node, state := State} <- Connections])].
 
-%% An aligned table, each cell cut to at most 56 characters (so two columns fit in 100).
+%% An aligned table that fits in 100 columns: each cell cut to at most 56 characters, the last column's to what
+%% the others leave.
 -spec table([string()], [[string()]]) -> iolist().
 table(Header, Rows) ->
-    Cut = [[string:slice(C, 0, 56) || C <- Row] || Row <- [Header | Rows]],
-    Widths = [lists:max([string:length(lists:nth(I, Row)) || Row <- Cut]) || I <- lists:seq(1, length(Header))],
+    Columns = length(Header),
+    Widest = fun(I, Cells) -> lists:max([string:length(lists:nth(I, Row)) || Row <- Cells]) end,
+    Firsts = [[string:slice(C, 0, 56) || C <- lists:droplast(Row)] || Row <- [Header | Rows]],
+    Room = 95 - 3 * Columns - lists:sum([Widest(I, Firsts) || I <- lists:seq(1, Columns - 1)]),
+    Cut = [First ++ [string:slice(lists:last(Row), 0, min(56, Room))]
+           || {First, Row} <- lists:zip(Firsts, [Header | Rows])],
+    Widths = [Widest(I, Cut) || I <- lists:seq(1, Columns)],
     Line = fun(Row) -> ["    |", [[" ", string:pad(C, W), " |"] || {C, W} <- lists:zip(Row, Widths)], "\n"] end,
     Rule = ["    +", [[lists:duplicate(W + 2, $-), "+"] || W <- Widths], "\n"],
     [Rule, Line(hd(Cut)), Rule, [Line(R) || R <- tl(Cut)], Rule].

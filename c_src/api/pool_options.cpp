@@ -39,6 +39,8 @@ constexpr IntegerOption kIntegerOptions[] = {
     {"health_check_timeout_ms", &pool::PoolConfig::health_check_timeout_ms, 1, kMaxConnectTimeoutMs},
     {"resize_window_ms", &pool::PoolConfig::resize_window_ms, 100, kMaxLifecycleMs},
     {"owner_grace_ms", &pool::PoolConfig::owner_grace_ms, 0, kMaxLifecycleMs},
+    {"max_waiters", &pool::PoolConfig::max_waiters, 1, kMaxWaitersOption},
+    {"max_pending_requests", &pool::PoolConfig::max_pending_requests, 1, kMaxPendingRequestsOption},
 };
 
 // An option that is one of two atoms: `on` sets the field, `off` clears it.

@@ -18,6 +18,9 @@ inline constexpr std::uint32_t kMaxConnectTimeoutMs = 600'000;
 inline constexpr std::uint32_t kMaxBackoffMs = 600'000;
 inline constexpr std::uint32_t kMaxLifecycleMs = 86'400'000;
 inline constexpr std::uint32_t kMaxDrainTimeoutMs = 600'000;
+// max_waiters and max_pending_requests: 1..this.
+inline constexpr std::uint32_t kMaxWaitersOption = 1'000'000;
+inline constexpr std::uint32_t kMaxPendingRequestsOption = 1'000'000;
 // A pool's name: an atom of at most this many bytes (Erlang's limit is 255 characters).
 inline constexpr std::size_t kMaxPoolNameBytes = 255;
 

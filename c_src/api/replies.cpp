@@ -135,6 +135,16 @@ void integer(protocol::TermWriter& w, std::uint64_t value) { w.integer(static_ca
 
 using Stats = pool::PoolStats;
 
+// #{Limit => Refusals} for the first `count` limits (pool/limits.hpp).
+void write_limit_counts(protocol::TermWriter& w, const pool::LimitCounts& counts, std::size_t count)
+{
+    w.map(static_cast<std::uint32_t>(count));
+    for (std::size_t l = 0; l < count; ++l) {
+        w.atom(pool::limit_name(static_cast<pool::Limit>(l)));
+        integer(w, counts.refused[l]);
+    }
+}
+
 std::string_view connection_state_name(Stats::ConnectionState s)
 {
     switch (s) {
@@ -177,6 +187,10 @@ constexpr Field<Stats> kStatsFields[] = {
     {"max_connections", [](auto& w, const Stats& s) { integer(w, s.max_connections); }},
     {"min_connections", [](auto& w, const Stats& s) { integer(w, s.min_connections); }},
     {"acquire_timeout_ms", [](auto& w, const Stats& s) { integer(w, s.acquire_timeout_ms); }},
+    {"max_waiters", [](auto& w, const Stats& s) { integer(w, s.max_waiters); }},
+    {"max_pending_requests", [](auto& w, const Stats& s) { integer(w, s.max_pending_requests); }},
+    {"limit_refusals",
+     [](auto& w, const Stats& s) { write_limit_counts(w, s.counters.limit_refusals, pool::kPoolLimits); }},
     {"successful_operations", [](auto& w, const Stats& s) { integer(w, s.counters.successful_operations); }},
     {"failed_operations", [](auto& w, const Stats& s) { integer(w, s.counters.failed_operations); }},
     {"dropped_sends", [](auto& w, const Stats& s) { integer(w, s.counters.dropped_sends); }},
@@ -228,6 +242,24 @@ constexpr Field<transport::HandshakeCounters> kHandshakeFields[] = {
     {"dropped_for_room", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.gate.dropped_for_room); }},
 };
 
+constexpr Field<ServiceLimits> kLimitFields[] = {
+    {"max_output_queue_bytes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_output_queue_bytes); }},
+    {"max_link_queue_bytes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_link_queue_bytes); }},
+    {"max_caller_packet_bytes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_caller_packet_bytes); }},
+    {"max_target_packet_bytes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_target_packet_bytes); }},
+    {"max_pools_per_caller", [](auto& w, const ServiceLimits& l) { integer(w, l.max_pools_per_caller); }},
+    {"max_connections_per_caller",
+     [](auto& w, const ServiceLimits& l) { integer(w, l.max_connections_per_caller); }},
+    {"max_total_connections", [](auto& w, const ServiceLimits& l) { integer(w, l.max_total_connections); }},
+};
+
+constexpr Field<DroppedLinks> kDroppedFields[] = {
+    {"oversized_packet", [](auto& w, const DroppedLinks& d) { integer(w, d.drops.oversized_packets); }},
+    {"out_of_memory", [](auto& w, const DroppedLinks& d) { integer(w, d.drops.out_of_memory); }},
+    {"unread_output", [](auto& w, const DroppedLinks& d) { integer(w, d.drops.unread_output); }},
+    {"malformed_packet", [](auto& w, const DroppedLinks& d) { integer(w, d.malformed_packets); }},
+};
+
 constexpr Field<ServiceInfo> kInfoFields[] = {
     {"node", [](auto& w, const ServiceInfo& i) { w.binary(i.node); }},
     {"lane", [](auto& w, const ServiceInfo& i) { integer(w, i.lane); }},
@@ -243,6 +275,19 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"orphaned_pools_destroyed", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools_destroyed); }},
     {"queued_deadlines", [](auto& w, const ServiceInfo& i) { integer(w, i.queued_deadlines); }},
     {"handshakes", [](auto& w, const ServiceInfo& i) { write_map(w, kHandshakeFields, i.handshakes); }},
+    {"limits", [](auto& w, const ServiceInfo& i) { write_map(w, kLimitFields, i.limits); }},
+    {"limit_refusals", [](auto& w, const ServiceInfo& i) { write_limit_counts(w, i.limit_refusals, pool::kLimits); }},
+    {"output_queue_bytes", [](auto& w, const ServiceInfo& i) { integer(w, i.output_queue_bytes); }},
+    {"output_queue_peak_bytes", [](auto& w, const ServiceInfo& i) { integer(w, i.output_queue_peak_bytes); }},
+    {"dropped_links",
+     [](auto& w, const ServiceInfo& i) {
+         w.map(2);
+         w.atom("callers");
+         write_map(w, kDroppedFields, i.dropped_callers);
+         w.atom("targets");
+         write_map(w, kDroppedFields, i.dropped_targets);
+     }},
+    {"memory_trims", [](auto& w, const ServiceInfo& i) { integer(w, i.memory_trims); }},
 };
 
 // {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.

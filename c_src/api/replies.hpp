@@ -5,15 +5,16 @@
 #include <vector>
 
 #include "api/requests.hpp"
+#include "api/service_limits.hpp"
 #include "pool/answers.hpp"
 #include "pool/caller.hpp"
 #include "pool/pool_stats.hpp"
 #include "protocol/control.hpp"
 #include "protocol/node_identity.hpp"
-#include "transport/handshake_gate.hpp"
 #include "protocol/term_reader.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
+#include "transport/handshake_gate.hpp"
 
 // Every answer the C-node gives its callers (docs/PROTOCOL.md, "Calls"): the one place the reply terms of the
 // caller protocol are written. Requests are read in requests.hpp.
@@ -66,6 +67,12 @@ void reply_pools(const pool::CallerView& caller, const std::vector<std::uint64_t
 // {ok, [NodeName]}: the lanes' node names, as binaries.
 void reply_lanes(const pool::CallerView& caller, const std::vector<protocol::NodeIdentity>& lanes);
 
+// The links of one kind (callers, targets) that the C-node closed on its own decision.
+struct DroppedLinks {
+    transport::LinkDrops drops;
+    std::uint64_t malformed_packets = 0; // callers only: a packet that is no distribution message
+};
+
 // The C-node at one moment, for `info`.
 struct ServiceInfo {
     std::string_view node; // the name the request came in on
@@ -82,6 +89,13 @@ struct ServiceInfo {
     std::uint64_t orphaned_pools_destroyed = 0;  // pools destroyed because their owner did not come back
     std::size_t queued_deadlines = 0;            // the scheduler's queue (pool::Scheduler)
     transport::HandshakeCounters handshakes;     // callers' handshakes on every lane
+    ServiceLimits limits;
+    pool::LimitCounts limit_refusals;
+    std::size_t output_queue_bytes = 0;
+    std::size_t output_queue_peak_bytes = 0;
+    DroppedLinks dropped_callers;
+    DroppedLinks dropped_targets;
+    std::uint64_t memory_trims = 0;
 };
 // {ok, InfoMap}.
 void reply_info(const pool::CallerView& caller, const ServiceInfo& info);

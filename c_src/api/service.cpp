@@ -25,6 +25,17 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
+// Links of one kind: their longest packet, the output budget all links share, their own drop counts.
+transport::LinkLimits links_of_kind(transport::LinkLimits base, const ServiceLimits& limits,
+                                    std::size_t max_packet_bytes, std::shared_ptr<transport::OutputBudget> output)
+{
+    base.max_packet_bytes = max_packet_bytes;
+    base.max_queued_bytes = limits.max_link_queue_bytes;
+    base.output = std::move(output);
+    base.drops = std::make_shared<transport::LinkDrops>();
+    return base;
+}
+
 // The answer while a restarted C-node waits for the pools it is to restore.
 pool::Failure restarting()
 {
@@ -37,6 +48,8 @@ pool::Failure restarting()
 Service::Service(asio::io_context& io, ServiceConfig config)
     : config_(std::move(config)),
       executor_(io.get_executor()),
+      caller_links_(links_of_kind(config_.link_limits, config_.limits, config_.limits.max_caller_packet_bytes,
+                                  std::make_shared<transport::OutputBudget>(config_.limits.max_output_queue_bytes))),
       scheduler_(
           executor_,
           [this](const pool::Deadline& d) {
@@ -62,12 +75,15 @@ Service::Service(asio::io_context& io, ServiceConfig config)
                             std::chrono::system_clock::now().time_since_epoch())
                             .count()) *
                     1000),
-      awaiting_restore_(config_.await_restore)
+      awaiting_restore_(config_.await_restore),
+      quotas_(CallerQuotas::Bounds{config_.limits.max_pools_per_caller, config_.limits.max_connections_per_caller}),
+      trimmer_(executor_)
 {
     context_.cookie = config_.cookie;
     context_.scheduler = &scheduler_;
     context_.barriers = &barriers_;
-    context_.link_limits = config_.link_limits;
+    context_.link_limits = links_of_kind(config_.link_limits, config_.limits, config_.limits.max_target_packet_bytes,
+                                         caller_links_.output);
     context_.drop_pool = [this](std::uint64_t id) { forget_pool(id); };
     context_.answers = &replies_;
 }
@@ -77,10 +93,12 @@ Service::~Service() { stop(); }
 void Service::start(std::vector<protocol::NodeIdentity> lanes)
 {
     lanes_ = std::move(lanes);
+    trimmer_.start();
 }
 
 void Service::stop()
 {
+    trimmer_.stop();
     scheduler_.stop();
     for (auto& [id, p] : pools_) {
         p->close_now();
@@ -114,7 +132,7 @@ void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_
         socket.close(ignored);
         return;
     }
-    auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, config_.link_limits);
+    auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, caller_links_);
     auto session = std::make_unique<ClientSession>(static_cast<SessionOwner&>(*this), link, lane, lanes_.at(lane));
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
@@ -160,7 +178,14 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
 {
     const auto control = protocol::parse_packet(packet);
     if (!control) {
-        ++malformed_messages_;
+        // No distribution message at all (a corrupt control term, a message cut short or followed by more
+        // bytes): the caller's node is broken or hostile. Its link is closed, as an Erlang node closes a
+        // connection over an invalid distribution message; a well-formed message of a shape we do not serve
+        // is only counted (handle_message).
+        ++malformed_packets_;
+        spdlog::warn("caller node {}: malformed distribution packet of {} bytes, closing its link",
+                     session.link()->peer_node(), packet.size());
+        session.link()->close("malformed distribution packet");
         return;
     }
     protocol::TermReader to(control->to);
@@ -429,23 +454,9 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
             }
         }
     }
-    const std::uint32_t in_use = connections_in_use();
-    if (in_use + config.max_connections > config_.max_total_connections) {
-        spdlog::warn("refusing a pool of {} connections: the C-node's budget is {}", config.max_connections,
-                     config_.max_total_connections);
-        // The key and value as the caller sent them (the request is not at hand here: encoded anew).
-        ByteBuffer key;
-        ByteBuffer value;
-        protocol::TermWriter(key).atom("max_connections");
-        protocol::TermWriter(value).integer(config.max_connections);
-        ConfigError why;
-        why.kind = ConfigError::Kind::bad_value;
-        why.term = key.view();
-        why.value = value.view();
-        why.allowed = fmt::format("at most {}: the C-node keeps at most {} connections and its pools hold {}",
-                                  config_.max_total_connections - std::min(in_use, config_.max_total_connections),
-                                  config_.max_total_connections, in_use);
-        reply_invalid_config(caller, why);
+    const std::string_view creator = caller.link->peer_node();
+    if (const auto refused = budget_refusal(creator, {1, config.max_connections}, connections_in_use())) {
+        reply_error(caller, *refused);
         return;
     }
     const std::uint64_t id = next_pool_id_++;
@@ -455,13 +466,16 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
 
 pool::Pool& Service::add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config)
 {
+    const std::string_view creator = caller.link->peer_node();
     if (!config.ownerless) {
-        config.owner = caller.link->peer_node();
+        config.owner = creator;
     }
     auto& p = *pools_.emplace(id, std::make_shared<pool::Pool>(context_, id, std::move(config))).first->second;
     if (!p.config().name.empty()) {
         names_[p.config().name] = id;
     }
+    // Counted against its creator's quotas whether or not it has an owner (owner => none).
+    quotas_.add(id, creator, p.config().max_connections);
     if (!p.config().owner.empty()) {
         owners_.adopt(p.config().owner, id);
     }
@@ -503,6 +517,35 @@ void Service::forget_pool(std::uint64_t id)
         owners_.release(config.owner, id);
     }
     pools_.erase(it);
+    quotas_.remove(id);
+}
+
+std::optional<pool::Failure> Service::budget_refusal(std::string_view node, CallerQuotas::Usage more,
+                                                     std::uint32_t in_use)
+{
+    const auto& limits = config_.limits;
+    auto& counts = context_.limit_refusals;
+    std::optional<pool::Failure> refused;
+    if (std::uint64_t{in_use} + more.connections > limits.max_total_connections) {
+        refused = counts.refuse(pool::Limit::max_total_connections,
+                                fmt::format("the C-node keeps at most {} connections (--max-total-connections) and "
+                                            "its pools hold {}: {} more do not fit",
+                                            limits.max_total_connections, in_use, more.connections));
+    } else if (const auto limit = quotas_.exceeded(node, more)) {
+        const auto used = quotas_.usage(node);
+        refused = *limit == pool::Limit::max_pools_per_caller
+                      ? counts.refuse(*limit, fmt::format("caller node {} has created {} pools, its limit "
+                                                          "(--max-pools-per-caller)",
+                                                          node, used.pools))
+                      : counts.refuse(*limit, fmt::format("the pools of caller node {} hold {} connections: {} more "
+                                                          "would pass its limit of {} (--max-connections-per-caller)",
+                                                          node, used.connections, more.connections,
+                                                          limits.max_connections_per_caller));
+    }
+    if (refused) {
+        spdlog::warn("refusing a pool for {}: {}", node, refused->text);
+    }
+    return refused;
 }
 
 void Service::restore_pools(const pool::CallerView& caller, Restore restore)
@@ -513,7 +556,9 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
         reply_error(caller, "restore_too_late");
         return;
     }
-    std::uint32_t budget = connections_in_use();
+    const std::string_view restorer = caller.link->peer_node();
+    const std::uint32_t in_use = connections_in_use();
+    CallerQuotas::Usage restored; // the pools of the list so far, which count toward the restorer's quotas
     std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
     std::unordered_map<std::string_view, std::uint64_t> restored_names;
     for (const auto& r : restore.pools) {
@@ -528,13 +573,12 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
             reply_pool_error(caller, "invalid_config", r.id);
             return;
         }
-        if (budget + r.config.max_connections > config_.max_total_connections) {
-            spdlog::warn("cannot restore pool {}: {} more connections exceed the C-node's budget of {}", r.id,
-                         r.config.max_connections, config_.max_total_connections);
-            reply_pool_error(caller, "invalid_config", r.id);
+        restored.pools += 1;
+        restored.connections += r.config.max_connections;
+        if (const auto refused = budget_refusal(restorer, restored, in_use)) {
+            reply_pool_error(caller, refused->kind, r.id); // {error, {Limit, PoolId}}
             return;
         }
-        budget += r.config.max_connections;
         next = std::max(next, r.id + 1);
     }
     // Everything checked: nothing below can fail, so the restore is all or nothing.
@@ -564,7 +608,14 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .orphaned_pools_destroyed = orphaned_pools_destroyed_,
                                         .queued_deadlines = scheduler_.queued(),
                                         .handshakes = handshake_counters_ ? handshake_counters_()
-                                                                          : transport::HandshakeCounters{}});
+                                                                          : transport::HandshakeCounters{},
+                                        .limits = config_.limits,
+                                        .limit_refusals = context_.limit_refusals,
+                                        .output_queue_bytes = caller_links_.output->queued(),
+                                        .output_queue_peak_bytes = caller_links_.output->peak(),
+                                        .dropped_callers = {*caller_links_.drops, malformed_packets_},
+                                        .dropped_targets = {*context_.link_limits.drops, 0},
+                                        .memory_trims = trimmer_.trims()});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/caller_quotas.hpp"
 #include "api/client_session.hpp"
 #include "api/owners.hpp"
 #include "api/replies.hpp"
@@ -19,6 +20,7 @@
 #include "protocol/node_identity.hpp"
 #include "transport/dist_link.hpp"
 #include "util/asio.hpp"
+#include "util/memory_trimmer.hpp"
 
 namespace dpool::api {
 
@@ -27,8 +29,9 @@ struct ServiceConfig {
     std::string cookie;
     std::string alive;
     std::string host;
+    // Ticks, busy limit and bulk queue of every link; the bounds below set its packet and queue sizes.
     transport::LinkLimits link_limits;
-    std::uint32_t max_total_connections = 10000;
+    ServiceLimits limits;
     // Started to replace a C-node that died: until `restore` comes, unknown pools may be ones still to be
     // restored, so requests for them are answered {connection_failed, {cnode_restarting, _}}, not invalid_pool.
     bool await_restore = false;
@@ -87,6 +90,10 @@ private:
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);
     void reply_info(const pool::CallerView& caller, std::size_t lane);
+    // Why `more` pools and connections do not fit, for `node`, with `in_use` connections held by all pools: the
+    // C-node's budget or the node's own (counted); nullopt when they fit.
+    std::optional<pool::Failure> budget_refusal(std::string_view node, CallerQuotas::Usage more,
+                                                std::uint32_t in_use);
     // Hands barriers that ended to their pools (a pool gone meanwhile has nobody left to answer).
     void finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished);
     pool::Pool* find_pool(std::uint64_t id);
@@ -94,6 +101,7 @@ private:
 
     ServiceConfig config_;
     asio::any_io_executor executor_;
+    transport::LinkLimits caller_links_; // the links of caller nodes (the pools' are in context_)
     // One identity per lane; never resized after start(), so callers may point at them.
     std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;
@@ -114,6 +122,9 @@ private:
     std::function<transport::HandshakeCounters()> handshake_counters_;
     std::uint64_t refused_duplicate_callers_ = 0;
     std::uint64_t orphaned_pools_destroyed_ = 0;
+    std::uint64_t malformed_packets_ = 0; // caller links closed over a packet that is no distribution message
+    CallerQuotas quotas_;
+    util::MemoryTrimmer trimmer_;
 };
 
 } // namespace dpool::api

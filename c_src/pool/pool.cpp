@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "protocol/control.hpp"
@@ -104,6 +105,15 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
     if (attempt.first_try) {
         ++counters_.misses;
     }
+    // Every caller in line is memory the pool holds for it (its pid, tag, job, a monitor): the line has a
+    // bound, and a checkout that would take a place beyond it is refused at once. A retry keeps its place.
+    if (attempt.first_try && waiters_.size() >= config_.max_waiters) {
+        answer_refused(caller, refuse(Limit::max_waiters,
+                                      fmt::format("{} callers wait for a connection of pool {}, its limit "
+                                                  "(option max_waiters of new)",
+                                                  waiters_.size(), label())));
+        return;
+    }
     if (!attempt.may_wait || attempt.deadline <= now) {
         // A lease returned before this request was sent may still be on its way over another link: the
         // checkout waits in line for a return barrier (on_barrier_done) before it can be refused.
@@ -180,6 +190,7 @@ void Pool::grant_to_waiter(const Grant& g)
 void Pool::grant_queued(const Grant& g)
 {
     auto node = waiters_.extract(g.waiter);
+    shrink_waiters();
     if (node.empty()) {
         // The waiter left (exited, cancelled, or the pool is closing) between its grant and now.
         end_lease(*connections_[g.slot], g.lease, false);
@@ -199,6 +210,11 @@ void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerVi
         return;
     }
     if (job.kind == OneShotKind::send) {
+        if (const auto refused = output_refusal(c, job.payload.size())) {
+            answer_refused(caller, *refused);
+            end_lease(c, lease, false);
+            return;
+        }
         // Queued in order on the connection: the lease can go back before the bytes are written.
         c.write_message(job.to, job.payload, payload_owner(caller, job));
         if (c.link()->busy()) {
@@ -228,6 +244,79 @@ void Pool::end_one_shot(PooledConnection& c, std::uint64_t lease)
     }
 }
 
+Failure Pool::refuse(Limit limit, std::string text)
+{
+    return counters_.limit_refusals.refuse(limit, std::move(text), &context_.limit_refusals);
+}
+
+void Pool::answer_refused(const CallerView& caller, const Failure& why)
+{
+    answers().error(caller, why);
+    ++counters_.failed_operations;
+}
+
+std::optional<Failure> Pool::link_queue_refusal(const PooledConnection& c, std::size_t bytes)
+{
+    if (c.link()->admits(bytes)) {
+        return std::nullopt;
+    }
+    return refuse(Limit::max_link_queue_bytes,
+                  fmt::format("the connection {} to {} has {} bytes queued that its target has not read; with {} "
+                              "more it would pass its limit of {} (--max-link-queue-bytes)",
+                              c.node_name(), config_.target, c.link()->queued_bytes(), bytes,
+                              c.link()->limits().max_queued_bytes));
+}
+
+std::optional<Failure> Pool::output_queue_refusal(std::size_t bytes)
+{
+    const auto& output = context_.link_limits.output;
+    if (!output || output->admits(bytes)) {
+        return std::nullopt;
+    }
+    return refuse(Limit::max_output_queue_bytes,
+                  fmt::format("the C-node has {} bytes queued on all its connections that their peers have not "
+                              "read; with {} more it would pass its limit of {} (--max-output-queue-bytes)",
+                              output->queued(), bytes, output->limit()));
+}
+
+std::optional<Failure> Pool::output_refusal(const PooledConnection& c, std::size_t bytes)
+{
+    if (auto refused = link_queue_refusal(c, bytes)) {
+        return refused;
+    }
+    return output_queue_refusal(bytes);
+}
+
+bool Pool::admit_request(PooledConnection& c, const CallerView& caller, std::size_t bytes,
+                         std::uint64_t one_shot_lease)
+{
+    std::optional<Failure> refused;
+    if (c.pending().for_callers() >= config_.max_pending_requests) {
+        refused = refuse(Limit::max_pending_requests,
+                         fmt::format("the connection {} to {} has {} requests and calls in flight, its limit "
+                                     "(option max_pending_requests of new)",
+                                     c.node_name(), config_.target, c.pending().for_callers()));
+    } else {
+        refused = output_refusal(c, bytes);
+    }
+    if (!refused) {
+        return true;
+    }
+    answer_refused(caller, *refused);
+    end_one_shot(c, one_shot_lease);
+    return false;
+}
+
+void Pool::shrink_waiters()
+{
+    // A flood of checkouts leaves a table sized for it; rebuilt for what is left once that is an eighth.
+    constexpr std::size_t kKeepBuckets = 1024;
+    if (waiters_.bucket_count() > kKeepBuckets && waiters_.size() * 8 < waiters_.bucket_count()) {
+        waiters_.rehash(0);
+    }
+    core_.shrink_waiters();
+}
+
 void Pool::cast_batch(const CallerView& caller, const Destination& to, const std::vector<BatchMessage>& messages,
                       bool keyed)
 {
@@ -247,11 +336,32 @@ void Pool::cast_batch(const CallerView& caller, const Destination& to, const std
         return;
     }
     const std::size_t n = live.size();
-    const std::size_t start = keyed ? 0 : static_cast<std::size_t>(batch_cursor_++ % n);
+    const std::size_t start = keyed ? 0 : static_cast<std::size_t>(batch_cursor_);
+    // Keyed: the same hash always picks the same connection while the set of live connections stays.
+    const auto connection_of = [&](std::size_t i) { return keyed ? messages[i].hash % n : (start + i) % n; };
+    // The whole batch is queued or none of it: refused by a limit, it leaves no message behind, and the caller
+    // can send it again as it is.
+    std::vector<std::size_t> shares(n);
+    std::size_t total = 0;
     for (std::size_t i = 0; i < messages.size(); ++i) {
-        // Keyed: the same hash always picks the same connection while the set of live connections stays.
-        PooledConnection& c = *live[keyed ? messages[i].hash % n : (start + i) % n];
-        c.write_message(to, messages[i].term, payload_owner(caller, messages[i].term));
+        shares[connection_of(i)] += messages[i].term.size();
+        total += messages[i].term.size();
+    }
+    std::optional<Failure> refused;
+    for (std::size_t k = 0; k < n && !refused; ++k) {
+        refused = shares[k] == 0 ? std::nullopt : link_queue_refusal(*live[k], shares[k]);
+    }
+    if (!refused) {
+        refused = output_queue_refusal(total);
+    }
+    if (refused) {
+        counters_.dropped_sends += messages.size();
+        answer_refused(caller, *refused);
+        return;
+    }
+    batch_cursor_ += keyed ? 0 : 1;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        live[connection_of(i)]->write_message(to, messages[i].term, payload_owner(caller, messages[i].term));
     }
     std::uint32_t busy = 0;
     for (auto* c : live) {
@@ -379,6 +489,7 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
             core_.cancel(it->first);
             demonitor_caller(it->second.caller.view(), it->first);
             waiters_.erase(it);
+            shrink_waiters();
             return;
         }
     }
@@ -429,6 +540,7 @@ void Pool::fail_waiters(const Failure& reason)
         }
     }
     waiters_.clear();
+    shrink_waiters();
 }
 
 void Pool::expire_waiter(std::uint64_t waiter)
@@ -446,6 +558,7 @@ void Pool::expire_waiter(std::uint64_t waiter)
             ++counters_.acquire_timeouts;
             ++counters_.failed_operations;
         }
+        shrink_waiters();
     }
 }
 
@@ -454,6 +567,7 @@ void Pool::on_monitor_down(std::uint64_t number)
     if (auto it = waiters_.find(number); it != waiters_.end()) {
         core_.cancel(number);
         waiters_.erase(it);
+        shrink_waiters();
         return;
     }
     for (auto& c : connections_) {
@@ -477,6 +591,7 @@ void Pool::on_client_gone(const transport::DistLink* client)
             ++it;
         }
     }
+    shrink_waiters();
     for (auto& c : connections_) {
         auto& slot = c->slot;
         if (slot.validating && slot.validating->caller.link.get() == client) {

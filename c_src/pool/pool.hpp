@@ -15,6 +15,7 @@
 #include "pool/answers.hpp"
 #include "pool/caller.hpp"
 #include "pool/connection_names.hpp"
+#include "pool/limits.hpp"
 #include "pool/operations.hpp"
 #include "pool/pool_config.hpp"
 #include "pool/pool_core.hpp"
@@ -49,6 +50,8 @@ struct PoolContext {
     // Return barriers over caller links (see ReturnBarriers); the service feeds them answers and lost links.
     ReturnBarriers* barriers = nullptr;
     transport::LinkLimits link_limits;
+    // Requests the limits refused, in every pool (info: limit_refusals).
+    LimitCounts limit_refusals;
     ConnectionNames names;
     std::uint64_t lease_counter = 0;
     std::mt19937 random{std::random_device{}()};
@@ -162,6 +165,22 @@ private:
     void on_link_closed(PooledConnection& c, transport::DistLink& link, std::string_view reason) override;
 
     const Answers& answers() const { return *context_.answers; }
+
+    // Limits (pool.cpp). A refusal by `limit`, counted in the pool and the C-node.
+    Failure refuse(Limit limit, std::string text);
+    // Answers a caller that a limit refused, and counts the failed operation.
+    void answer_refused(const CallerView& caller, const Failure& why);
+    // Why `bytes` more of a caller's data cannot be queued on `c` now: its own queue is full
+    // (max_link_queue_bytes) or that of every link together (max_output_queue_bytes); nullopt when they can.
+    std::optional<Failure> output_refusal(const PooledConnection& c, std::size_t bytes);
+    std::optional<Failure> link_queue_refusal(const PooledConnection& c, std::size_t bytes);
+    std::optional<Failure> output_queue_refusal(std::size_t bytes);
+    // A caller's request or call on `c` (answered with its one-shot lease returned) when the connection has
+    // max_pending_requests in flight or its output is full; true when it may go.
+    bool admit_request(PooledConnection& c, const CallerView& caller, std::size_t bytes,
+                       std::uint64_t one_shot_lease);
+    // Gives back the memory of a line of waiters that was long and is short again.
+    void shrink_waiters();
 
     // Leases and waiters (pool.cpp).
     void serve(const Attempt& attempt, const CallerView& caller, const OneShotView* job);

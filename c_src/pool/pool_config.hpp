@@ -31,6 +31,10 @@ struct PoolConfig {
     bool ownerless = false;
     std::uint32_t owner_grace_ms = 30'000;
     std::string owner; // the owner's node name, set by the service when it makes the pool; empty: none
+    // Bounds on what callers make the pool hold (pool/limits.hpp): callers in line for a lease, and caller
+    // requests and calls in flight on one connection.
+    std::uint32_t max_waiters = 10'000;
+    std::uint32_t max_pending_requests = 1000;
 };
 
 } // namespace dpool::pool

@@ -144,6 +144,16 @@ bool PoolCore::cancel(std::uint64_t waiter)
     return true;
 }
 
+void PoolCore::shrink_waiters()
+{
+    constexpr std::size_t kKeepBuckets = 1024;
+    if (waiting_.bucket_count() > kKeepBuckets && waiting_.size() * 8 < waiting_.bucket_count()) {
+        waiting_.rehash(0);
+        std::erase_if(queue_, [this](std::uint64_t w) { return !waiting_.contains(w); });
+        queue_.shrink_to_fit();
+    }
+}
+
 std::vector<std::uint64_t> PoolCore::take_all_waiters()
 {
     std::vector<std::uint64_t> all;

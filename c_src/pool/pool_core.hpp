@@ -73,6 +73,8 @@ public:
     bool cancel(std::uint64_t waiter);
     // Removes every waiter, in queue order.
     std::vector<std::uint64_t> take_all_waiters();
+    // Gives back the memory of a long line that is short again.
+    void shrink_waiters();
 
     struct Counts {
         std::uint32_t idle = 0;

@@ -14,6 +14,10 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
         return;
     }
     PooledConnection& c = *connections_[conn];
+    if (const auto refused = output_refusal(c, message.size())) {
+        answer_refused(caller, *refused);
+        return;
+    }
     c.write_message(to, message, payload_owner(caller, message));
     if (c.link()->busy()) {
         // Answered when the output drains: the caller is held back as distribution holds a sender back.
@@ -35,6 +39,17 @@ void Pool::send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t
         return;
     }
     PooledConnection& c = *connections_[conn];
+    std::size_t bytes = 0;
+    for (const auto& [to, message] : messages) {
+        bytes += to ? message.size() : 0;
+    }
+    // All or nothing, as a cast batch: none of the list is queued, and every message counts as dropped.
+    if (const auto refused = bytes == 0 ? std::nullopt : output_refusal(c, bytes)) {
+        counters_.dropped_sends += messages.size();
+        counters_.failed_operations += messages.size();
+        answers().error(caller, *refused);
+        return;
+    }
     for (const auto& [to, message] : messages) {
         if (!to) {
             ++counters_.dropped_sends;
@@ -98,12 +113,18 @@ void Pool::start_raw_request(PooledConnection& c, const CallerView& caller, cons
                              std::optional<std::uint32_t> timeout_ms, std::string_view request,
                              std::uint64_t one_shot_lease)
 {
+    if (!admit_request(c, caller, request.size(), one_shot_lease)) {
+        return;
+    }
     start_request(c, caller, to, timeout_ms, [request](protocol::TermWriter& w) { w.raw(request); }, one_shot_lease);
 }
 
 void Pool::start_call(PooledConnection& c, const CallerView& caller, std::string_view mfa,
                       std::optional<std::uint32_t> timeout_ms, std::uint64_t one_shot_lease)
 {
+    if (!admit_request(c, caller, mfa.size(), one_shot_lease)) {
+        return;
+    }
     if (c.group_leader().empty()) {
         // rex's {call, M, F, A, user}: what rpc:call sends; rex runs it in a process of its own.
         start_request(c, caller, Destination{true, protocol::kRex}, timeout_ms,

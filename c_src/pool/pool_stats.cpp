@@ -23,6 +23,8 @@ PoolStats Pool::snapshot() const
     s.max_connections = config_.max_connections;
     s.min_connections = config_.min_connections;
     s.acquire_timeout_ms = config_.acquire_timeout_ms;
+    s.max_waiters = config_.max_waiters;
+    s.max_pending_requests = config_.max_pending_requests;
     s.counters = counters_;
     s.acquire_wait_avg_us = acquire_wait_.average();
     s.acquire_wait_max_us = acquire_wait_.max();

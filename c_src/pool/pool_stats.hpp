@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pool/limits.hpp"
+
 namespace dpool::pool {
 
 // Why the pool closed a connection (stats: connections_closed).
@@ -48,6 +50,7 @@ struct PoolCounters {
     std::uint64_t dropped_sends = 0;         // send_many messages that could not be queued
     std::uint64_t return_barriers = 0;       // answers held for a return barrier
     std::uint64_t return_barrier_misses = 0; // answers given without hearing from every link they needed
+    LimitCounts limit_refusals;              // requests a limit of the pool refused
 
     void count_closed(CloseReason reason) { ++closed[static_cast<std::size_t>(reason)]; }
 };
@@ -79,6 +82,8 @@ struct PoolStats {
     std::uint32_t max_connections = 0;
     std::uint32_t min_connections = 0;
     std::uint32_t acquire_timeout_ms = 0;
+    std::uint32_t max_waiters = 0;
+    std::uint32_t max_pending_requests = 0;
     PoolCounters counters;
     std::uint64_t acquire_wait_avg_us = 0;
     std::uint64_t acquire_wait_max_us = 0;

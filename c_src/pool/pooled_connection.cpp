@@ -20,6 +20,7 @@ PendingRequest& PendingRequests::add(std::uint64_t ref, Purpose purpose, bool sp
     p.destination.clear();
     p.one_shot_lease = 0;
     p.written = now;
+    for_callers_ += purpose == Purpose::caller ? 1 : 0;
     return p;
 }
 
@@ -34,6 +35,9 @@ PendingRequest* PendingRequests::find(std::uint64_t ref)
 
 void PendingRequests::finish(PendingRequest& p)
 {
+    if (p.ref != 0 && p.purpose == Purpose::caller) {
+        --for_callers_;
+    }
     p.ref = 0;
     p.caller.link.reset();
 }

@@ -66,6 +66,8 @@ public:
     PendingRequest* find(std::uint64_t ref);
     void finish(PendingRequest& p);
     std::size_t size() const;
+    // Requests and calls of callers in flight (not the connection's own health checks and lookups).
+    std::size_t for_callers() const { return for_callers_; }
     // Calls `f` on every request in flight; `f` may finish the one it is given.
     template <class F>
     void for_each(F&& f)
@@ -79,6 +81,7 @@ public:
 
 private:
     std::vector<PendingRequest> entries_;
+    std::size_t for_callers_ = 0;
 };
 
 // The head of a connection's messages to one destination (pass-through byte or distribution header, control

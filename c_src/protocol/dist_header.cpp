@@ -1,6 +1,7 @@
 #include "protocol/dist_header.hpp"
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "protocol/term_reader.hpp"
@@ -70,8 +71,11 @@ void append_u32(ByteBuffer& out, std::uint32_t v)
     append_u16(out, v & 0xFFFFu);
 }
 
-bool append_atom(ByteBuffer& out, std::string_view text)
+bool append_atom(ByteBuffer& out, std::string_view text, std::size_t out_limit)
 {
+    if (out.size() + 3 + text.size() > out_limit) {
+        return false; // over the bound of the rewritten packet
+    }
     if (text.size() <= 255) {
         append_u8(out, tag::small_atom_utf8);
         append_u8(out, static_cast<std::uint32_t>(text.size()));
@@ -93,11 +97,13 @@ struct Work {
     std::uint64_t n;
 };
 
-// Copies one term from `in` to `out`, every ATOM_CACHE_REF i replaced by the atom refs[i]. Nesting is kept
-// on an explicit stack, so a deeply nested term cannot exhaust the C++ stack; terms still owed never exceed
-// the bytes left, which bounds the stack by the input size.
-bool rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& out)
+// Copies one term from `in` to `out`, every ATOM_CACHE_REF i replaced by the atom refs[i], as long as `out`
+// stays within `out_limit` bytes (too_large beyond). Nesting is kept on an explicit stack, so a deeply nested
+// term cannot exhaust the C++ stack; terms still owed never exceed the bytes left, which bounds the stack by
+// the input size.
+Normalized rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& out, std::size_t out_limit)
 {
+    bool too_large = false;
     std::vector<Work> stack{{Step::terms, 1}};
     std::uint64_t owed = 1; // terms still to read
     const auto push_terms = [&](std::uint64_t n) {
@@ -113,16 +119,21 @@ bool rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
         if (!in.take(n, &p)) {
             return false;
         }
+        if (out.size() + n > out_limit) {
+            too_large = true;
+            return false;
+        }
         out.append(p, n);
         return true;
     };
+    const auto failed = [&] { return too_large ? Normalized::too_large : Normalized::malformed; };
     while (!stack.empty()) {
         Work& top = stack.back();
         if (top.step == Step::raw) {
             const auto n = top.n;
             stack.pop_back();
             if (!copy(n)) {
-                return false;
+                return failed();
             }
             continue;
         }
@@ -145,12 +156,15 @@ bool rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
         --owed;
         std::uint32_t t = 0;
         if (!in.u8(t)) {
-            return false;
+            return Normalized::malformed;
         }
         if (t == kAtomCacheRef) {
             std::uint32_t i = 0;
-            if (!in.u8(i) || i >= refs.size() || !append_atom(out, refs[i])) {
-                return false;
+            if (!in.u8(i) || i >= refs.size()) {
+                return Normalized::malformed;
+            }
+            if (!append_atom(out, refs[i], out_limit)) {
+                return Normalized::too_large; // atoms are at most 65535 bytes: only the bound refuses one
             }
             continue;
         }
@@ -256,10 +270,10 @@ bool rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
             break;
         }
         if (!ok) {
-            return false;
+            return failed();
         }
     }
-    return true;
+    return Normalized::ok;
 }
 
 } // namespace
@@ -297,7 +311,7 @@ void write_dist_header(ByteBuffer& out, std::span<const AtomRef> refs)
     }
 }
 
-bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& out)
+Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& out, std::size_t max_bytes)
 {
     In in{reinterpret_cast<const unsigned char*>(packet.data()),
           reinterpret_cast<const unsigned char*>(packet.data()) + packet.size()};
@@ -305,7 +319,7 @@ bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& o
     std::uint32_t kind = 0;
     std::uint32_t count = 0;
     if (!in.u8(version) || !in.u8(kind) || !in.u8(count) || version != kVersion || kind != kDistHeader) {
-        return false;
+        return Normalized::malformed;
     }
     std::array<std::string_view, 255> refs{};
     // New entries take effect once the whole packet is read: a malformed packet leaves the cache alone.
@@ -314,21 +328,21 @@ bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& o
     if (count > 0) {
         const unsigned char* flags = nullptr;
         if (!in.take(count / 2 + 1, &flags)) {
-            return false;
+            return Normalized::malformed;
         }
         const bool long_atoms = ((flags[count / 2] >> (4 * (count & 1))) & 1u) != 0;
         for (std::uint32_t i = 0; i < count; ++i) {
             const unsigned nibble = (flags[i / 2] >> (4 * (i & 1))) & 0xFu;
             std::uint32_t internal = 0;
             if (!in.u8(internal)) {
-                return false;
+                return Normalized::malformed;
             }
             const auto index = static_cast<std::uint16_t>(((nibble & 7u) << 8) | internal);
             if ((nibble & 8u) != 0) {
                 std::uint32_t length = 0;
                 const unsigned char* text = nullptr;
                 if (!(long_atoms ? in.u16(length) : in.u8(length)) || !in.take(length, &text)) {
-                    return false;
+                    return Normalized::malformed;
                 }
                 refs[i] = std::string_view(reinterpret_cast<const char*>(text), length);
                 defined[defined_count++] = {index, refs[i]};
@@ -345,7 +359,7 @@ bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& o
             if (!found) {
                 const std::string* known = cache.find(index);
                 if (known == nullptr) {
-                    return false;
+                    return Normalized::malformed;
                 }
                 refs[i] = *known;
             }
@@ -353,21 +367,25 @@ bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& o
     }
     const std::span<const std::string_view> used(refs.data(), count);
     const std::size_t start = out.size();
+    const std::size_t out_limit = max_bytes > SIZE_MAX - start ? SIZE_MAX : start + max_bytes;
     append_u8(out, kPassThroughByte);
     append_u8(out, kVersion);
-    bool ok = rewrite_term(in, used, out);
-    if (ok && in.left() > 0) {
+    auto result = rewrite_term(in, used, out, out_limit);
+    if (result == Normalized::ok && in.left() > 0) {
         append_u8(out, kVersion);
-        ok = rewrite_term(in, used, out) && in.left() == 0;
+        result = rewrite_term(in, used, out, out_limit);
+        if (result == Normalized::ok && in.left() > 0) {
+            result = Normalized::malformed;
+        }
     }
-    if (!ok) {
+    if (result != Normalized::ok) {
         out.truncate(start);
-        return false;
+        return result;
     }
     for (std::size_t d = 0; d < defined_count; ++d) {
         cache.set(defined[d].first, defined[d].second);
     }
-    return true;
+    return Normalized::ok;
 }
 
 } // namespace dpool::protocol

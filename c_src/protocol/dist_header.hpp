@@ -73,8 +73,16 @@ void write_dist_header(ByteBuffer& out, std::span<const AtomRef> refs);
 
 // Rewrites a packet that starts with a distribution header into the pass-through form the rest of the
 // C-node reads ('p', 131, control term, and 131, message when there is one), every ATOM_CACHE_REF replaced
-// by the atom it stands for; the header's new entries go into `cache`. Appends to `out`; false (and `cache`
-// unchanged) for a malformed packet: a bad header, a reference to an entry never defined, a bad term.
-bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& out);
+// by the atom it stands for; the header's new entries go into `cache`. Appends to `out`. malformed (and
+// `cache` and `out` unchanged) for a bad header, a reference to an entry never defined, a bad term;
+// too_large (the same) when the rewritten packet would be longer than `max_bytes`: a reference of 2 bytes
+// stands for an atom of up to 65535, so a packet could otherwise grow 30,000-fold.
+enum class Normalized : std::uint8_t { ok, malformed, too_large };
+Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& out, std::size_t max_bytes);
+// The same with no bound on the rewritten packet: true when ok.
+inline bool normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuffer& out)
+{
+    return normalize_packet(packet, cache, out, SIZE_MAX) == Normalized::ok;
+}
 
 } // namespace dpool::protocol

@@ -4,7 +4,10 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "protocol/control.hpp"
 
@@ -53,6 +56,9 @@ DistLink::~DistLink()
 {
     error_code ignored;
     socket_.close(ignored);
+    if (limits_.output) {
+        limits_.output->remove(accounted_);
+    }
 }
 
 void DistLink::start(LinkHandler& handler)
@@ -73,9 +79,11 @@ void DistLink::close(std::string_view reason)
     socket_.close(ignored);
     tick_timer_.cancel();
     pending_.clear();
+    packet_open_ = false;
     if (!writing_) {
         inflight_.clear(); // else on_write clears it: the socket may use its bytes until the write ends
     }
+    account_output();
     // Reported from the event loop, never from inside close(): the owner may be in the middle of a callback.
     asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
         if (auto* h = self->handler_) {
@@ -90,15 +98,24 @@ void DistLink::do_read()
     if (closed_) {
         return;
     }
-    // Room for the rest of a packet whose length is known, else for the next chunk.
+    // Room for the next chunk; amid a packet whose length is known, room that grows with what came in of it
+    // (doubling it at most) up to the whole packet. Memory goes to bytes the peer sent, never to a length it
+    // announced: a peer that announces 1 GiB and sends 10 bytes costs a few KiB.
     std::size_t want = read_chunk_;
+    std::size_t packet_end = 0;
     if (in_.size() >= kLengthBytes) {
         const std::size_t total = kLengthBytes + get_u32(in_.data());
         if (total > in_.size()) {
-            want = std::max(want, total - in_.size());
+            want = std::max(want, std::min(total - in_.size(), in_.size()));
+            packet_end = total;
         }
     }
-    in_.ensure_tail_room(want);
+    try {
+        in_.ensure_tail_room(want, packet_end);
+    } catch (const std::bad_alloc&) {
+        out_of_memory(packet_end);
+        return;
+    }
     // Room is made for the whole packet at once, but it is read in pieces: see kMaxIoBytes.
     read_size_ = std::min(in_.tail_room(), kMaxIoBytes);
     socket_.async_read_some(asio::buffer(in_.tail(), read_size_),
@@ -159,29 +176,26 @@ bool DistLink::dispatch_packets()
             continue;
         }
         if (length > limits_.max_packet_bytes) {
-            close("packet larger than the limit");
+            if (limits_.drops) {
+                ++limits_.drops->oversized_packets;
+            }
+            close(fmt::format("packet of {} bytes, larger than the limit of {}", length, limits_.max_packet_bytes));
             return false;
         }
         if (in_.size() < kLengthBytes + length) {
             break;
         }
         const std::string_view packet(in_.data() + kLengthBytes, length);
-        if (atom_cache_ && packet.front() != protocol::kPassThrough) {
-            normalized_.clear();
-            if (!protocol::normalize_packet(packet, atoms_received_, normalized_)) {
-                // Its new cache entries are lost with it: later packets could name the wrong atoms.
-                close("malformed distribution header");
+        // Memory that a packet's handling needs and cannot have ends this link, not the C-node.
+        try {
+            if (!deliver(packet)) {
                 return false;
             }
-            if (handler_ != nullptr) {
-                handler_->on_packet(*this, normalized_.view());
-            }
-            normalized_.clear();
-            normalized_.shrink_if_idle(kKeepBufferBytes);
-        } else if (handler_ != nullptr) {
-            delivering_ = packet;
-            handler_->on_packet(*this, packet);
+        } catch (const std::bad_alloc&) {
             delivering_ = {};
+            delivering_owner_.reset();
+            out_of_memory(length);
+            return false;
         }
         if (closed_) {
             delivering_owner_.reset();
@@ -194,6 +208,47 @@ bool DistLink::dispatch_packets()
         }
     }
     return true;
+}
+
+bool DistLink::deliver(std::string_view packet)
+{
+    if (!atom_cache_ || packet.front() == protocol::kPassThrough) {
+        if (handler_ != nullptr) {
+            delivering_ = packet;
+            handler_->on_packet(*this, packet);
+            delivering_ = {};
+        }
+        return true;
+    }
+    normalized_.clear();
+    switch (protocol::normalize_packet(packet, atoms_received_, normalized_, limits_.max_packet_bytes)) {
+    case protocol::Normalized::ok:
+        break;
+    case protocol::Normalized::too_large:
+        if (limits_.drops) {
+            ++limits_.drops->oversized_packets;
+        }
+        close("packet larger than the limit once its atom cache references are expanded");
+        return false;
+    case protocol::Normalized::malformed:
+        // Its new cache entries are lost with it: later packets could name the wrong atoms.
+        close("malformed distribution header");
+        return false;
+    }
+    if (handler_ != nullptr) {
+        handler_->on_packet(*this, normalized_.view());
+    }
+    normalized_.clear();
+    normalized_.shrink_if_idle(kKeepBufferBytes);
+    return true;
+}
+
+void DistLink::out_of_memory(std::size_t packet_bytes)
+{
+    if (limits_.drops) {
+        ++limits_.drops->out_of_memory;
+    }
+    close(fmt::format("out of memory for a packet of {} bytes", packet_bytes));
 }
 
 std::shared_ptr<const void> DistLink::share_packet(std::string_view part)
@@ -240,10 +295,20 @@ void DistLink::Output::swap(Output& other) noexcept
     std::swap(written, other.written);
 }
 
+void DistLink::drop_open_packet()
+{
+    if (packet_open_) {
+        pending_.own.truncate(packet_start_);
+        packet_open_ = false;
+    }
+}
+
 protocol::TermWriter DistLink::begin_packet()
 {
+    drop_open_packet();
     ByteBuffer& out = pending_.own;
     packet_start_ = out.size();
+    packet_open_ = true;
     out.ensure_tail_room(64);
     if (atom_cache_) {
         const char header[kLengthBytes + 3] = {0, 0, 0, 0, static_cast<char>(131), protocol::kDistHeader, 0};
@@ -257,6 +322,7 @@ protocol::TermWriter DistLink::begin_packet()
 
 void DistLink::end_packet()
 {
+    packet_open_ = false;
     if (closed_) {
         pending_.clear();
         return;
@@ -264,7 +330,7 @@ void DistLink::end_packet()
     // Nothing is borrowed inside a packet made with begin_packet: its length is all in the own bytes.
     const std::size_t length = pending_.own.size() - packet_start_ - kLengthBytes;
     put_u32(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
-    packet_queued();
+    packet_queued(kLengthBytes + length);
 }
 
 void DistLink::write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner)
@@ -272,6 +338,7 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
     if (closed_) {
         return;
     }
+    drop_open_packet();
     const std::size_t length = head.size() + body.size();
     const bool borrow = owner && body.size() >= kMinBorrowedBytes;
     ByteBuffer& out = pending_.own;
@@ -289,16 +356,22 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
         }
         out.commit(kLengthBytes + length);
     }
-    packet_queued();
+    packet_queued(kLengthBytes + length);
 }
 
-void DistLink::packet_queued()
+void DistLink::packet_queued(std::size_t packet_bytes)
 {
     wrote_since_peer_tick_ = true;
-    if (queued_bytes() > limits_.max_queued_bytes) {
+    // Judged by what was queued before this packet, so that one packet bigger than the bound still goes out
+    // on a link that had nothing queued.
+    if (queued_bytes() - packet_bytes > limits_.max_queued_bytes) {
+        if (limits_.drops) {
+            ++limits_.drops->unread_output;
+        }
         close("peer does not read: output queue over its limit");
         return;
     }
+    account_output();
     // Noted now, when the owner may see busy() and hold answers back: counted at the next write instead, the
     // bytes then in flight could be under the limit by themselves and on_drained would never come.
     was_busy_ = was_busy_ || busy();
@@ -310,9 +383,24 @@ void DistLink::queue_tick()
     if (closed_) {
         return;
     }
+    drop_open_packet();
     const char tick[kLengthBytes] = {0, 0, 0, 0};
     pending_.own.append(tick, sizeof tick);
+    account_output();
     schedule_flush();
+}
+
+void DistLink::account_output()
+{
+    const std::size_t now = queued_bytes();
+    if (limits_.output) {
+        if (now > accounted_) {
+            limits_.output->add(now - accounted_);
+        } else {
+            limits_.output->remove(accounted_ - now);
+        }
+    }
+    accounted_ = now;
 }
 
 void DistLink::defer_write()
@@ -346,6 +434,8 @@ void DistLink::do_write()
     if (closed_ || writing_ || write_deferred_) {
         return;
     }
+    // Handlers never run while another has a packet open: one open now was left by an exception.
+    drop_open_packet();
     if (inflight_.empty()) {
         if (pending_.empty()) {
             return;
@@ -400,9 +490,11 @@ void DistLink::on_write(const error_code& ec, std::size_t n)
     }
     if (closed_) {
         inflight_.clear();
+        account_output();
         return;
     }
     inflight_.written += n;
+    account_output();
     if (inflight_.unwritten() == 0) {
         inflight_.clear();
         inflight_.own.shrink_if_idle(kKeepBufferBytes);

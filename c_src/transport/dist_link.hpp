@@ -9,6 +9,7 @@
 
 #include "protocol/dist_header.hpp"
 #include "protocol/term_writer.hpp"
+#include "transport/link_budget.hpp"
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
 #include "util/byte_buffer.hpp"
@@ -16,17 +17,24 @@
 namespace dpool::transport {
 
 struct LinkLimits {
-    std::size_t max_packet_bytes = std::size_t{1} << 30;
+    // The longest packet taken from the peer (after its atom cache references are expanded, for a link that
+    // uses them): a longer one closes the link as soon as its length is read. Memory for a packet is taken as
+    // its bytes come in, never for a length alone.
+    std::size_t max_packet_bytes = std::size_t{512} << 20;
     // Erlang ticks every net_ticktime/4 when it has sent nothing; four silent periods mean the peer is gone.
     std::chrono::milliseconds tick_interval{15000};
     int silent_ticks_allowed = 4;
     // Above this much queued output the link reports itself busy, as a distribution port does.
     std::size_t busy_limit = std::size_t{1} << 20;
-    // A peer that lets this much output pile up is not reading: the link is closed rather than let the
-    // C-node's memory grow without bound.
-    std::size_t max_queued_bytes = std::size_t{512} << 20;
+    // A peer that lets this much output pile up is not reading: a packet queued on top of more than this
+    // closes the link rather than let the C-node's memory grow without bound. Pools ask first
+    // (admits_output), so that a caller's data is refused, not the link closed.
+    std::size_t max_queued_bytes = std::size_t{256} << 20;
     // Where the next piece of a big packet, in or out, waits for its turn (low priority); nullptr: at once.
     util::BulkQueue* bulk = nullptr;
+    // The output of every link together (nullptr: not counted), and where this kind of link counts its drops.
+    std::shared_ptr<OutputBudget> output;
+    std::shared_ptr<LinkDrops> drops;
 };
 
 // Payloads at least this big are forwarded without a copy: an output packet refers to the bytes of the input
@@ -91,6 +99,15 @@ public:
     // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
     protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
     bool busy() const { return queued_bytes() > limits_.busy_limit; }
+    // Whether `bytes` more may be queued under max_queued_bytes: always on a link with nothing queued (a
+    // message bigger than the bound goes out alone), never on a closed one.
+    bool admits(std::size_t bytes) const
+    {
+        const std::size_t queued = queued_bytes();
+        return !closed_ &&
+               (queued == 0 || (bytes <= limits_.max_queued_bytes && queued <= limits_.max_queued_bytes - bytes));
+    }
+    const LinkLimits& limits() const { return limits_; }
 
     // While on_packet runs: an owner of the bytes of the packet being delivered, if `part` lies in it (else
     // nullptr). The packet's bytes then stay where they are for as long as the owner lives, so views into
@@ -99,7 +116,14 @@ public:
     std::shared_ptr<const void> share_packet(std::string_view part);
 
 private:
-    void packet_queued();
+    // `packet_bytes` were just queued.
+    void packet_queued(std::size_t packet_bytes);
+    // Reports the change of queued_bytes() since the last call to the output budget.
+    void account_output();
+    // A packet begun and never ended (an exception, out of memory, left it): its bytes are taken back.
+    void drop_open_packet();
+    // Closes the link because memory for a packet could not be had.
+    void out_of_memory(std::size_t packet_bytes);
     void do_read();
     // Reading a packet of at least kMinBorrowedBytes of which a part came in.
     bool amid_big_packet() const;
@@ -109,6 +133,9 @@ private:
     void defer_write();
     void on_read(const error_code& ec, std::size_t n);
     bool dispatch_packets();
+    // Hands one packet to the handler (rewritten into the pass-through form if it has a distribution header);
+    // false when the link closed over it.
+    bool deliver(std::string_view packet);
     void schedule_flush();
     void do_write();
     void on_write(const error_code& ec, std::size_t n);
@@ -155,6 +182,8 @@ private:
     Output pending_;
     Output inflight_;
     std::size_t packet_start_ = 0; // offset of the open packet's length in pending_.own
+    bool packet_open_ = false;     // begin_packet() without its end_packet() yet
+    std::size_t accounted_ = 0;    // the queued bytes last reported to limits_.output
     std::size_t read_chunk_;
     std::size_t read_size_ = 0; // asked of the socket by the read in progress
     // The packet on_packet is delivering (in in_), and the owner of in_'s former buffer once it was shared.

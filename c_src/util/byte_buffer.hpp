@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -62,7 +63,9 @@ public:
     void truncate(std::size_t n) { tail_ = head_ + n; }
 
     // Makes room for n more bytes at the tail: first by moving unread bytes to the front, then by growing.
-    void ensure_tail_room(std::size_t n)
+    // Growth doubles the capacity, but not beyond `enough` bytes when that holds the unread bytes and the n
+    // more: a reader that knows how big its message is asks for no more than the message.
+    void ensure_tail_room(std::size_t n, std::size_t enough = 0)
     {
         if (tail_room() >= n) {
             return;
@@ -78,6 +81,9 @@ public:
         std::size_t new_capacity = capacity_ == 0 ? kMinCapacity : capacity_;
         while (new_capacity - used < n) {
             new_capacity *= 2;
+        }
+        if (enough >= used + n && new_capacity > enough) {
+            new_capacity = std::max(enough, capacity_);
         }
         if (new_capacity == capacity_) {
             // Room enough once the unread bytes move to the front: cheaper than a new block and a copy.

@@ -56,6 +56,11 @@ pub type PoolStats {
 /// - `InvalidConfig`: a bad target name (not `name@host`), size, timeout or other argument;
 /// - `InvalidPool`: the pool is unknown or has been destroyed.
 ///
+/// A bound of the C-node that refuses a request (the library's `{limit_reached, {Limit, Text}}`) is one of
+/// these too: a full line of waiters is `PoolExhausted`, a pool beyond the C-node's or the caller node's
+/// budget of pools and connections `InvalidConfig`, a target that does not read what was sent to it (or too
+/// many requests in flight on one connection) `ConnectionFailed`.
+///
 /// `new_with_reason` also gives the reason of a failed creation as text (which key or value is wrong,
 /// whether the target's name is unknown to its host's epmd, its host unreachable, or its cookie another).
 pub type PoolError {
@@ -87,7 +92,10 @@ pub type BatchResult(r) {
 /// - `validate_on_checkout`: a round trip before every lease of an idle connection;
 /// - `resize_window_ms`: between `min_connections` and `max_connections` the pool grows when callers
 ///   waited or fewer than 20% of its connections sat idle over this window, and shrinks when more than
-///   80% did.
+///   80% did;
+/// - `max_waiters`: how many callers may wait in line for a connection (one more gets `PoolExhausted` at
+///   once);
+/// - `max_pending_requests`: how many requests and calls may be in flight on one connection.
 pub type PoolConfig {
   PoolConfig(
     max_connections: Int,
@@ -102,6 +110,8 @@ pub type PoolConfig {
     health_check_timeout_ms: Int,
     validate_on_checkout: Bool,
     resize_window_ms: Int,
+    max_waiters: Int,
+    max_pending_requests: Int,
   )
 }
 
@@ -188,7 +198,8 @@ pub type OperationError {
 /// The defaults for a pool of `max_connections`: all of them opened at once, a 5 s acquire timeout, a
 /// 5 s connect timeout, reconnect delays from 100 ms to 5 s, idle connections above the minimum closed
 /// after 10 minutes, connections replaced after 30 minutes, a health check every 30 s (5 s timeout), no
-/// validation on checkout, and a 10 s resize window.
+/// validation on checkout, a 10 s resize window, at most 10,000 callers in line and 1000 requests in flight
+/// per connection.
 pub fn config(max_connections: Int) -> PoolConfig {
   PoolConfig(
     max_connections: max_connections,
@@ -203,6 +214,8 @@ pub fn config(max_connections: Int) -> PoolConfig {
     health_check_timeout_ms: 5000,
     validate_on_checkout: False,
     resize_window_ms: 10_000,
+    max_waiters: 10_000,
+    max_pending_requests: 1000,
   )
 }
 
@@ -516,6 +529,8 @@ fn options(config: PoolConfig) -> List(#(String, Term)) {
     #("health_check_timeout_ms", to_term(config.health_check_timeout_ms)),
     #("validate_on_checkout", to_term(config.validate_on_checkout)),
     #("resize_window_ms", to_term(config.resize_window_ms)),
+    #("max_waiters", to_term(config.max_waiters)),
+    #("max_pending_requests", to_term(config.max_pending_requests)),
   ]
 }
 
@@ -645,8 +660,9 @@ fn batch_failure_from(failure: Term) -> Result(#(Int, PoolError), Nil) {
   Ok(#(index, pool_error(reason)))
 }
 
-/// The `PoolError` for a reason of the library: its four lease errors, and any other failure (a C-node
-/// that does not answer, a send function that raised, a worker that died) as `ConnectionFailed`.
+/// The `PoolError` for a reason of the library: its four lease errors, a limit of the C-node as the error
+/// closest to it, and any other failure (a C-node that does not answer, a send function that raised, a
+/// worker that died) as `ConnectionFailed`.
 fn pool_error(reason: Term) -> PoolError {
   case ffi_atom_name(reason) {
     Ok("pool_exhausted") -> PoolExhausted
@@ -657,6 +673,7 @@ fn pool_error(reason: Term) -> PoolError {
       case tag(reason) {
         Ok("invalid_config") -> InvalidConfig
         Ok("already_started") -> InvalidConfig
+        Ok("limit_reached") -> limit_error(reason)
         _ -> ConnectionFailed
       }
   }
@@ -675,6 +692,23 @@ fn operation_error(reason: Term) -> OperationError {
         Ok(#("badrpc", why)) -> BadRpc(reason: why)
         _ -> OperationPoolError(error: pool_error(reason))
       }
+  }
+}
+
+/// The `PoolError` of `{limit_reached, {Limit, Text}}`, by the limit it names.
+fn limit_error(reason: Term) -> PoolError {
+  let limit = case tagged(reason) {
+    Ok(#(_, detail)) ->
+      case tag(detail) {
+        Ok(name) -> name
+        Error(Nil) -> ""
+      }
+    Error(Nil) -> ""
+  }
+  case limit {
+    "max_waiters" -> PoolExhausted
+    "max_total_connections" | "max_pools_per_caller" | "max_connections_per_caller" -> InvalidConfig
+    _ -> ConnectionFailed
   }
 }
 

@@ -187,3 +187,29 @@ TEST_CASE("normalize_packet refuses malformed packets and leaves the cache alone
     REQUIRE(cache.find(9) != nullptr);
     CHECK(*cache.find(9) == "x");
 }
+
+TEST_CASE("normalize_packet refuses a packet that its references would make longer than the bound",
+          "[dist_header][limits]")
+{
+    using dpool::protocol::Normalized;
+    AtomCacheIn cache;
+    // One long atom of 60000 bytes, then a list of 100 references to it: 60 KiB in, about 6 MB out.
+    const std::string long_text(60000, 'a');
+    std::string refs_list = bytes({108, 0, 0, 0, 100});
+    for (int i = 0; i < 100; ++i) {
+        refs_list += cache_ref(0);
+    }
+    refs_list += bytes({106});
+    const std::vector<AtomRef> defining{{7, long_text, true}};
+    const std::string packet = header(defining) + bytes({104, 2, 97, 2}) + cache_ref(0) + refs_list;
+    ByteBuffer out;
+    out.append("kept");
+    CHECK(normalize_packet(packet, cache, out, 1 << 20) == Normalized::too_large);
+    CHECK(out.view() == "kept"); // nothing of it stays
+    CHECK(cache.find(7) == nullptr); // nor of its entries
+    // Under a bound that holds it, the same packet is fine, and its entry is defined.
+    CHECK(normalize_packet(packet, cache, out, 8 << 20) == Normalized::ok);
+    CHECK(out.size() > 100 * 60000);
+    CHECK(cache.find(7) != nullptr);
+    CHECK(normalize_packet(header({}) + bytes({104, 1}), cache, out, 8 << 20) == Normalized::malformed);
+}

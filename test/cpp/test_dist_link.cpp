@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 
 #include <random>
@@ -326,7 +327,12 @@ TEST_CASE("DistLink write_packet counts toward busy and max_queued_bytes", "[dis
     t.link->write_packet("p", body);
     CHECK(t.link->busy());
     CHECK(t.link->is_open());
-    t.link->write_packet("p", body);
+    CHECK(t.link->admits(390));
+    CHECK_FALSE(t.link->admits(400));
+    t.link->write_packet("p", body); // queued on top of 605 bytes: within the limit, the queue now over it
+    CHECK(t.link->is_open());
+    CHECK_FALSE(t.link->admits(1));
+    t.link->write_packet("p", body); // on top of 1210: the peer does not read
     CHECK_FALSE(t.link->is_open());
     CHECK(t.link->queued_bytes() == 0);
     REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
@@ -500,7 +506,7 @@ TEST_CASE("DistLink closes on a packet larger than max_packet_bytes", "[dist_lin
     t.peer_write(frame(largest_allowed) + be32(1025));
 
     REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
-    CHECK(t.handler.closed_reasons == std::vector<std::string>{"packet larger than the limit"});
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"packet of 1025 bytes, larger than the limit of 1024"});
     CHECK(t.handler.packets == std::vector<std::string>{largest_allowed});
     CHECK_FALSE(t.link->is_open());
     CHECK(t.pump_until([&] { return t.peer_saw_eof; }));
@@ -614,7 +620,9 @@ TEST_CASE("DistLink closes rather than queue more than max_queued_bytes", "[dist
     };
     write_600_bytes();
     CHECK(t.link->is_open()); // about 600 bytes queued: within the limit
-    write_600_bytes(); // about 1200: over it, before the loop had a chance to write anything
+    write_600_bytes(); // about 1200, queued on top of 600: within it still, one packet may pass the limit
+    CHECK(t.link->is_open());
+    write_600_bytes(); // on top of 1200, before the loop had a chance to write anything: over it
     CHECK_FALSE(t.link->is_open());
     CHECK(t.link->queued_bytes() == 0);
 
@@ -1077,4 +1085,95 @@ TEST_CASE("DistLink with a bulk queue keeps the rest of a big output there while
     link->detach();
     link->close("test finished");
     t.run_ready_handlers();
+}
+
+TEST_CASE("DistLink takes memory for the bytes of a packet that came in, not for the length announced",
+          "[dist_link][limits]")
+{
+    LinkLimits limits;
+    limits.max_packet_bytes = 0xFFFFFFFF;
+    LinkTest t(limits);
+    const std::size_t mapped_before = mallinfo2().hblkhd + mallinfo2().arena;
+    // 1 GiB - 1 announced, 10 bytes sent: the link waits for the rest with a buffer of a few KiB.
+    t.peer_write(be32((1U << 30) - 1) + "p123456789");
+    t.pump_until([] { return false; }, 100ms);
+    CHECK(t.link->is_open());
+    CHECK(mallinfo2().hblkhd + mallinfo2().arena < mapped_before + (16U << 20));
+}
+
+TEST_CASE("DistLink counts the links it drops over an oversized packet", "[dist_link][limits]")
+{
+    LinkLimits limits;
+    limits.max_packet_bytes = 1024;
+    limits.drops = std::make_shared<dpool::transport::LinkDrops>();
+    LinkTest t(limits);
+    t.peer_write(be32((1U << 30) - 1));
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(limits.drops->oversized_packets == 1);
+    CHECK(limits.drops->out_of_memory == 0);
+}
+
+TEST_CASE("DistLink ends itself, not the process, when a packet's handling runs out of memory",
+          "[dist_link][limits]")
+{
+    LinkLimits limits;
+    limits.drops = std::make_shared<dpool::transport::LinkDrops>();
+    LinkTest t(limits);
+    t.handler.packet_hook = [](DistLink&, std::string_view packet) {
+        if (packet == "p-too-big") {
+            throw std::bad_alloc();
+        }
+    };
+    t.peer_write(frame("p-fine") + frame("p-too-big") + frame("p-never"));
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"out of memory for a packet of 9 bytes"});
+    CHECK(t.handler.packets == std::vector<std::string>{"p-fine", "p-too-big"});
+    CHECK(limits.drops->out_of_memory == 1);
+}
+
+TEST_CASE("DistLink drops a packet left open by an exception: the next one starts clean", "[dist_link][limits]")
+{
+    LinkTest t;
+    try {
+        TermWriter w = t.link->begin_packet();
+        w.version();
+        w.atom("half");
+        throw std::bad_alloc(); // as a writer that could not grow its buffer
+    } catch (const std::bad_alloc&) {
+    }
+    TermWriter w = t.link->begin_packet();
+    w.version();
+    w.atom("whole");
+    t.link->end_packet();
+    ByteBuffer whole;
+    TermWriter expected(whole);
+    expected.atom("whole");
+    const std::string packet = "p\x83" + std::string(whole.view());
+    REQUIRE(t.peer_received_at_least(4 + packet.size()));
+    CHECK(t.received == frame(packet));
+}
+
+TEST_CASE("DistLink reports what it queues and writes to the output budget of all links", "[dist_link][limits]")
+{
+    LinkLimits limits;
+    limits.output = std::make_shared<dpool::transport::OutputBudget>(1 << 20);
+    auto budget = limits.output;
+    {
+        LinkTest t(limits);
+        t.link->write_packet("p", std::string(1000, 'q'));
+        t.link->write_packet("p", std::string(2000, 'q'));
+        CHECK(budget->queued() == 3010);
+        CHECK(budget->peak() == 3010);
+        CHECK(budget->admits((1 << 20) - 3010));
+        CHECK_FALSE(budget->admits((1 << 20) - 3009));
+        REQUIRE(t.peer_received_at_least(3010));
+        CHECK(t.pump_until([&] { return budget->queued() == 0; }));
+        // What a link held when it closed is given back with it.
+        t.link->write_packet("p", std::string(500, 'q'));
+        CHECK(budget->queued() == 505);
+        t.link->close("done");
+        CHECK(budget->queued() == 0);
+    }
+    CHECK(budget->queued() == 0);
+    CHECK(budget->peak() == 3010);
 }

@@ -85,3 +85,39 @@ TEST_CASE("lane_names: lane 0 is the node's own name, lane k is <alive>_lane<k>"
     CHECK(names[1].node_name == "cn_lane1@127.0.0.1");
     CHECK(names[15].node_name == "cn_lane15@127.0.0.1");
 }
+
+TEST_CASE("options: the C-node's limits have their defaults, take their ranges and refuse what is outside",
+          "[options][limits]")
+{
+    const auto defaults = parse({});
+    REQUIRE(std::holds_alternative<Options>(defaults));
+    const auto& d = std::get<Options>(defaults).limits;
+    CHECK(d.max_output_queue_bytes == std::size_t{1} << 30);
+    CHECK(d.max_link_queue_bytes == std::size_t{256} << 20);
+    CHECK(d.max_caller_packet_bytes == std::size_t{512} << 20);
+    CHECK(d.max_target_packet_bytes == std::size_t{512} << 20);
+    CHECK(d.max_pools_per_caller == 1000);
+    CHECK(d.max_connections_per_caller == 5000);
+    CHECK(d.max_total_connections == 10000);
+
+    const auto parsed = parse({"--max-output-queue-bytes", "1048576", "--max-link-queue-bytes", "65536",
+                               "--max-caller-packet-bytes", "4294967295", "--max-target-packet-bytes", "65536",
+                               "--max-pools-per-caller", "1", "--max-connections-per-caller", "1000000"});
+    REQUIRE(std::holds_alternative<Options>(parsed));
+    const auto& l = std::get<Options>(parsed).limits;
+    CHECK(l.max_output_queue_bytes == 1048576);
+    CHECK(l.max_link_queue_bytes == 65536);
+    CHECK(l.max_caller_packet_bytes == 4294967295U);
+    CHECK(l.max_target_packet_bytes == 65536);
+    CHECK(l.max_pools_per_caller == 1);
+    CHECK(l.max_connections_per_caller == 1000000);
+
+    for (const std::vector<std::string>& bad :
+         {std::vector<std::string>{"--max-output-queue-bytes", "1048575"}, {"--max-link-queue-bytes", "65535"},
+          {"--max-caller-packet-bytes", "4294967296"}, {"--max-target-packet-bytes", "0"},
+          {"--max-pools-per-caller", "0"}, {"--max-connections-per-caller", "1000001"},
+          {"--max-output-queue-bytes", "lots"}}) {
+        CAPTURE(bad[0], bad[1]);
+        CHECK(exit_code(parse(bad)) == 2);
+    }
+}

@@ -59,7 +59,7 @@ private:
 // gets one end of a loopback pair (or fails, while `refuse` is set).
 class PoolHarness {
 public:
-    explicit PoolHarness(PoolConfig config)
+    explicit PoolHarness(PoolConfig config, dpool::transport::LinkLimits links = {})
         : scheduler_(io.get_executor(),
                      [this](const dpool::pool::Deadline& d) {
                          if (pool) {
@@ -70,6 +70,7 @@ public:
     {
         context_.scheduler = &scheduler_;
         context_.answers = &answers;
+        context_.link_limits = std::move(links);
         context_.connect = [this](const std::string&, dpool::transport::HandshakeIdentity,
                                   std::chrono::milliseconds) { return attempt(); };
         config.target = "target@127.0.0.1";
@@ -117,6 +118,9 @@ public:
 
     // Runs the loop for a while, for the absence of an answer (bounded: the pool's own deadlines are far).
     void settle() { dpool::test::run_until(io, [] { return false; }, std::chrono::milliseconds(50)); }
+
+    // What the limits of every pool of the context refused.
+    const dpool::pool::LimitCounts& refusals() const { return context_.limit_refusals; }
 
     asio::io_context io;
     RecordingAnswers answers;
@@ -300,4 +304,120 @@ TEST_CASE("Pool destroy waits for the leases still out, then answers ok", "[pool
     h.checkin("a");
     REQUIRE(h.wait_for("destroyer: ok"));
     CHECK(h.pool->live_connections() == 0);
+}
+
+namespace {
+
+using dpool::pool::Limit;
+
+const std::string kSink = dpool::test::small_atom_utf8_ext("sink");
+const dpool::pool::Destination kToSink{true, kSink};
+
+std::uint64_t refused_by(const PoolStats& s, Limit limit) { return s.counters.limit_refusals[limit]; }
+
+} // namespace
+
+TEST_CASE("Pool refuses a checkout at once when max_waiters callers are in line, and counts it", "[pool][limits]")
+{
+    PoolConfig c = config(1, 1);
+    c.max_waiters = 2;
+    PoolHarness h(c);
+    start_and_lease_to_a(h);
+    h.pool->checkout(h.caller("b"), 60'000);
+    h.pool->checkout(h.caller("c"), 60'000);
+    h.pool->checkout(h.caller("d"), 60'000);
+    REQUIRE(h.wait_for("d: error limit_reached max_waiters"));
+    CHECK(h.pool->snapshot().waiting == 2);
+    CHECK(refused_by(h.pool->snapshot(), Limit::max_waiters) == 1);
+    CHECK(h.refusals()[Limit::max_waiters] == 1);
+    // A place freed in line is taken again.
+    h.pool->cancel("pid of b", "b");
+    h.pool->checkout(h.caller("e"), 60'000);
+    h.settle();
+    CHECK_FALSE(h.answers.has("e: error limit_reached max_waiters"));
+    CHECK(h.pool->snapshot().waiting == 2);
+}
+
+TEST_CASE("Pool gives back the memory of a long line once it is short again", "[pool][limits]")
+{
+    PoolHarness h(config(1, 1));
+    start_and_lease_to_a(h);
+    for (int i = 0; i < 5000; ++i) {
+        h.pool->checkout(h.caller("w"), 60'000);
+    }
+    CHECK(h.pool->snapshot().waiting == 5000);
+    h.lose_caller("w");
+    CHECK(h.pool->snapshot().waiting == 0);
+    // The line works as before.
+    h.pool->checkout(h.caller("b"), 60'000);
+    h.checkin("a");
+    REQUIRE(h.wait_for("b: granted 0"));
+}
+
+TEST_CASE("Pool refuses a request on a connection with max_pending_requests in flight", "[pool][limits]")
+{
+    PoolConfig c = config(1, 1);
+    c.max_pending_requests = 2;
+    PoolHarness h(c);
+    start_and_lease_to_a(h);
+    const auto [conn, lease] = h.answers.leases.at("a");
+    const std::string request = dpool::test::small_atom_utf8_ext("hello");
+    for (const char* tag : {"r1", "r2", "r3"}) {
+        h.pool->request(h.caller(tag), conn, lease, kToSink, std::nullopt, request);
+    }
+    REQUIRE(h.wait_for("r3: error limit_reached max_pending_requests"));
+    CHECK_FALSE(h.answers.has("r1: error limit_reached max_pending_requests"));
+    CHECK_FALSE(h.answers.has("r2: error limit_reached max_pending_requests"));
+    CHECK(refused_by(h.pool->snapshot(), Limit::max_pending_requests) == 1);
+    // The lease is still the caller's: only the request was refused.
+    h.pool->send(h.caller("a"), conn, lease, kToSink, request);
+    CHECK(h.wait_for("a: ok"));
+}
+
+TEST_CASE("Pool refuses a caller's data beyond the connection's queue, and keeps the connection", "[pool][limits]")
+{
+    dpool::transport::LinkLimits links;
+    links.max_queued_bytes = 64 * 1024;
+    PoolHarness h(config(1, 1), links);
+    start_and_lease_to_a(h);
+    const auto [conn, lease] = h.answers.leases.at("a");
+    const std::string message = "\x6d" + dpool::test::be32(40 * 1024) + std::string(40 * 1024, 'x'); // a binary
+    // Nothing is written while the loop does not run: the two messages pile up in the connection's queue.
+    h.pool->send(h.caller("s1"), conn, lease, kToSink, message);
+    h.pool->send(h.caller("s2"), conn, lease, kToSink, message);
+    CHECK(h.answers.has("s2: error limit_reached max_link_queue_bytes"));
+    CHECK(refused_by(h.pool->snapshot(), Limit::max_link_queue_bytes) == 1);
+    CHECK(h.pool->live_connections() == 1);
+    // A cast batch whose share for the connection does not fit is refused whole: nothing of it is queued.
+    const dpool::pool::BatchMessage batch[] = {{0, message}, {0, message}};
+    h.pool->cast_batch(h.caller("b"), kToSink, {std::begin(batch), std::end(batch)}, false);
+    CHECK(h.answers.has("b: error limit_reached max_link_queue_bytes"));
+    CHECK(h.pool->snapshot().counters.dropped_sends == 2);
+    // Once the queue is written, the same send goes.
+    h.settle();
+    h.pool->send(h.caller("s3"), conn, lease, kToSink, message);
+    CHECK(h.wait_for("s3: ok"));
+}
+
+TEST_CASE("Pool refuses a caller's data beyond the output of all links together", "[pool][limits]")
+{
+    dpool::transport::LinkLimits links;
+    links.output = std::make_shared<dpool::transport::OutputBudget>(100 * 1024);
+    PoolHarness h(config(2, 2), links);
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    const std::string message = "\x6d" + dpool::test::be32(30 * 1024) + std::string(30 * 1024, 'x');
+    const std::vector<dpool::pool::BatchMessage> batch(3, dpool::pool::BatchMessage{0, message});
+    h.pool->cast_batch(h.caller("b1"), kToSink, batch, false); // 90 KiB over two connections
+    CHECK(h.answers.has("b1: queued 3"));
+    CHECK(links.output->queued() > 90 * 1024);
+    h.pool->cast_batch(h.caller("b2"), kToSink, batch, false);
+    CHECK(h.answers.has("b2: error limit_reached max_output_queue_bytes"));
+    CHECK(h.pool->snapshot().counters.dropped_sends == 3);
+    CHECK(h.refusals()[Limit::max_output_queue_bytes] == 1);
+    // Written out, the budget is free again.
+    REQUIRE(dpool::test::run_until(h.io, [&] { return links.output->queued() == 0; }));
+    CHECK(links.output->peak() > 90 * 1024);
+    h.pool->cast_batch(h.caller("b3"), kToSink, batch, false);
+    CHECK(h.wait_for("b3: queued 3"));
 }

@@ -49,6 +49,11 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     s.request_rtt_p99_us = 1027;
     s.owner = "caller@h";
     s.owner_grace_ms = 1028;
+    s.max_waiters = 1029;
+    s.max_pending_requests = 1030;
+    for (std::size_t l = 0; l < dpool::pool::kLimits; ++l) {
+        s.counters.limit_refusals.refused[l] = 3000 + l;
+    }
     for (std::size_t r = 0; r < dpool::pool::kCloseReasons; ++r) {
         s.counters.closed[r] = 2000 + r;
     }
@@ -65,7 +70,7 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     int pairs = 0;
     const std::string copy(out.view());
     REQUIRE(ei_decode_map_header(copy.data(), &index, &pairs) == 0);
-    CHECK(pairs == 35);
+    CHECK(pairs == 38);
     for (const char* entry :
          {"pool_id,1001", "name,orders", "target,t@127.0.0.1", "owner,caller@h", "owner_grace_ms,1028",
           "last_failure,{unreachable,<<\"refused\">>}",
@@ -75,7 +80,11 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
           "dropped_sends,1013", "return_barriers,1014", "return_barrier_misses,1015", "connections_created,1016",
           "reconnect_attempts,1017", "health_checks,1018", "acquire_count,1019", "acquire_timeouts,1020",
           "hits,1021", "misses,1022", "acquire_wait_avg_us,1023", "acquire_wait_max_us,1024",
-          "acquire_wait_p99_us,1025", "request_rtt_p50_us,1026", "request_rtt_p99_us,1027",
+          "acquire_wait_p99_us,1025", "request_rtt_p50_us,1026", "request_rtt_p99_us,1027", "max_waiters,1029",
+          "max_pending_requests,1030",
+          // A pool's own limits only: the others are the C-node's (info).
+          "limit_refusals,#{max_waiters,3000,max_pending_requests,3001,max_link_queue_bytes,3002,"
+          "max_output_queue_bytes,3003}",
           "connections_closed,#{idle,2000,lifetime,2001,broken,2002,health,2003,destroy,2004,target_down,2005}",
           "connections,[#{id,0,node,c_0@h,state,available},#{id,3,node,c_3@h,state,in_use},"
           "#{id,4,node,c_4@h,state,connecting}]"}) {

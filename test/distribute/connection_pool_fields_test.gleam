@@ -55,6 +55,14 @@ pub fn every_config_field_reaches_its_own_option_test() {
       connection_pool.PoolConfig(..base, resize_window_ms: 97),
       "resize_window_ms => 97:",
     ),
+    #(
+      connection_pool.PoolConfig(..base, max_waiters: 0),
+      "max_waiters => 0:",
+    ),
+    #(
+      connection_pool.PoolConfig(..base, max_pending_requests: 1_000_001),
+      "max_pending_requests => 1000001:",
+    ),
   ]
   let refusals =
     test_support.map(

@@ -242,6 +242,42 @@ pub fn stats_tell_the_truth_test() {
   test_support.stop_target(target)
 }
 
+pub fn full_line_of_waiters_is_pool_exhausted_at_once_test() {
+  let target = test_support.start_target("gleam_full_line")
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      acquire_timeout_ms: 60_000,
+      max_waiters: 1,
+    )
+  let assert Ok(pool) = connection_pool.new_with_config(target.node, config)
+  let waiting = fn() {
+    case connection_pool.detailed_stats(pool) {
+      Ok(stats) -> stats.waiting
+      Error(_) -> -1
+    }
+  }
+  let assert Ok(Error(connection_pool.PoolExhausted)) =
+    connection_pool.with_connection(
+      pool,
+      fn(_) {
+        // One caller waits in line (its process is killed after 30 s, long after this case is over)...
+        test_support.spawn_and_kill_after(
+          fn() { connection_pool.with_connection(pool, fn(_) { Nil }) },
+          30_000,
+        )
+        test_support.wait_until(fn() { waiting() == 1 }, 5000)
+        // ...so the C-node refuses the next one at once (limit max_waiters), long before the acquire timeout:
+        // the first is still in line when the answer comes.
+        let refused = connection_pool.with_connection(pool, fn(_) { Nil })
+        let assert 1 = waiting()
+        refused
+      },
+    )
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  test_support.stop_target(target)
+}
+
 pub fn exhausted_pool_fails_fast_test() {
   let target = test_support.start_target("gleam_exhausted")
   let config =

@@ -18,7 +18,6 @@
 -export([new_starts_the_application/1]).
 -export([operations_say_why_the_target_is_down/1]).
 -export([ended_lease_ping_and_discard_say_so/1]).
--export([cnode_budget_is_a_bad_max_connections/1]).
 
 -import(dpool_ct_helper, [doc/1, do_stop_peer/1, do_uniq/1, do_wait_until/2, do_stats/1, with_target/2,
                           with_target_pool/3, with_nodes/2]).
@@ -37,8 +36,7 @@ all() ->
      missing_cnode_is_cnode_not_running,
      new_starts_the_application,
      operations_say_why_the_target_is_down,
-     ended_lease_ping_and_discard_say_so,
-     cnode_budget_is_a_bad_max_connections].
+     ended_lease_ping_and_discard_say_so].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -224,21 +222,6 @@ ended_lease_ping_and_discard_say_so(_Config) ->
         {ok, pong} = distribute_pool:with_connection(Pool, fun distribute_pool:ping/1),
         #{connections_closed := #{broken := 1}} = do_stats(Pool),
         ct:log("connections created before the replacement came: ~b", [Created])
-    end).
-
--spec cnode_budget_is_a_bad_max_connections(list()) -> ok.
-cnode_budget_is_a_bad_max_connections(_Config) ->
-    doc("A pool that would take the C-node over its --max-total-connections is refused with the "
-        "max_connections it asked for and how many are left."),
-    Budget = {cnode, ["--name", do_uniq("dpool_budget") ++ "@127.0.0.1", "--max-total-connections", "3",
-                      "--service", "dpool_budget"]},
-    with_nodes([{target, "dpool_budget"}, Budget], fun([{_, T}, Port]) ->
-        CNode = {dpool_budget, maps:get(node, Port)},
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, cnode => CNode}),
-        {error, {invalid_config, {bad_value, max_connections, 2, Allowed}}} =
-            distribute_pool:new(T, #{max_connections => 2, cnode => CNode}),
-        <<"at most 1: the C-node keeps at most 3 connections and its pools hold 2">> = Allowed,
-        ok = distribute_pool:destroy(Pool)
     end).
 
 %% Helpers.

@@ -145,7 +145,8 @@ await_restore_window_and_restore_call(_Config) ->
 -spec restore_refuses_bad_requests(list()) -> ok.
 restore_refuses_bad_requests(_Config) ->
     doc("Malformed restores are badarg, a bad pool is named with invalid_config or pool_id_taken, a restore "
-        "over the connection budget is refused, and a C-node that created a pool refuses any restore."),
+        "over the connection budget is refused naming the limit (max_total_connections), and a C-node that "
+        "created a pool refuses any restore."),
     Name = do_uniq("dpool_restore_bad") ++ "@127.0.0.1",
     T = 'nobody@127.0.0.1',
     One = #{max_connections => 1, min_connections => 0},
@@ -167,8 +168,8 @@ restore_refuses_bad_requests(_Config) ->
         {error, {invalid_config, 2}} = Call({restore, [{1, T, One}, {2, <<"no_host">>, One}], 0}),
         {error, {invalid_config, 2}} = Call({restore, [{1, T, One}, {2, T, #{max_connections => 1, cnode => x}}], 0}),
         {error, {pool_id_taken, 1}} = Call({restore, [{1, T, One}, {1, T, One}], 0}),
-        %% Budget of 3 connections: the second pool would make 4.
-        {error, {invalid_config, 2}} =
+        %% Budget of 3 connections: the second pool would make 4 (the refusal names the limit).
+        {error, {max_total_connections, 2}} =
             Call({restore, [{1, T, #{max_connections => 2, min_connections => 0}}, {2, T, One#{max_connections => 2}}], 0}),
         %% Nothing was created by the refusals; the C-node (without --await-restore) takes a first restore.
         {ok, []} = Call(pools),
