@@ -21,7 +21,8 @@ ConnectOutcome failed(ConnectError kind, std::string error)
 asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string target, HandshakeIdentity self,
                                              std::string cookie, std::chrono::milliseconds timeout)
 {
-    if (!protocol::parse_node_name(target)) {
+    const auto name = protocol::parse_node_name(target);
+    if (!name) {
         co_return failed(ConnectError::unreachable, fmt::format("'{}' is no node name (alive@host)", target));
     }
     auto executor = co_await asio::this_coro::executor;
@@ -65,7 +66,7 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
                              fmt::format("{} refused the handshake: {}", target, outcome.error));
         }
         const auto peer = protocol::parse_node_name(outcome.peer_node);
-        if (!peer || peer->alive != protocol::parse_node_name(target)->alive) {
+        if (!peer || peer->alive != name->alive) {
             // The port epmd gave now belongs to another node (the target restarted elsewhere).
             ports.forget(target);
             co_return failed(ConnectError::unreachable,

@@ -34,7 +34,7 @@ asio::awaitable<std::optional<asio::ip::address>> resolve_ipv4(std::string host,
     }
     auto executor = co_await asio::this_coro::executor;
     tcp::resolver resolver(executor);
-    deadline.guard_resolver(resolver);
+    deadline.guard_with([&resolver] { resolver.cancel(); });
     const auto results =
         co_await resolver.async_resolve(tcp::v4(), host, "", asio::redirect_error(asio::use_awaitable, ec));
     if (ec || results.empty()) {
