@@ -7,12 +7,13 @@
 #include <string>
 
 #include "protocol/control.hpp"
+#include "protocol/framing.hpp"
 
 namespace dpool::transport {
 
 namespace {
 
-constexpr std::size_t kLengthBytes = 4;
+constexpr std::size_t kLengthBytes = protocol::kFrameLengthBytes;
 // Reads start small, so an idle connection holds little memory, and grow while the peer keeps them full.
 constexpr std::size_t kMinReadChunk = 4096;
 constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
@@ -20,12 +21,6 @@ constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
 constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
-
-std::uint32_t get_u32(const char* p)
-{
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
-}
 
 void put_u32(char* p, std::uint32_t v)
 {
@@ -58,6 +53,9 @@ DistLink::~DistLink()
 void DistLink::start(LinkHandler& handler)
 {
     handler_ = &handler;
+    if (limits_.recorder != nullptr) {
+        recording_ = limits_.recorder->open(peer_node_);
+    }
     do_read();
     arm_tick();
 }
@@ -93,7 +91,7 @@ void DistLink::do_read()
     // Room for the rest of a packet whose length is known, else for the next chunk.
     std::size_t want = read_chunk_;
     if (in_.size() >= kLengthBytes) {
-        const std::size_t total = kLengthBytes + get_u32(in_.data());
+        const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
         if (total > in_.size()) {
             want = std::max(want, total - in_.size());
         }
@@ -134,7 +132,7 @@ bool DistLink::amid_big_packet() const
     if (in_.size() < kLengthBytes) {
         return false;
     }
-    const std::size_t length = get_u32(in_.data());
+    const std::size_t length = protocol::frame_length(in_.data());
     return length >= kMinBorrowedBytes && kLengthBytes + length > in_.size();
 }
 
@@ -151,21 +149,24 @@ bool DistLink::dispatch_packets()
 {
     // Keep this link alive even if the handler drops its last reference while handling a packet.
     auto self = shared_from_this();
-    while (in_.size() >= kLengthBytes) {
-        const std::uint32_t length = get_u32(in_.data());
-        if (length == 0) {
-            in_.consume(kLengthBytes);
-            on_peer_tick();
-            continue;
+    while (true) {
+        const auto frame = protocol::next_frame(in_.view(), limits_.max_packet_bytes);
+        if (frame.kind == protocol::Frame::Kind::incomplete) {
+            break;
         }
-        if (length > limits_.max_packet_bytes) {
+        if (frame.kind == protocol::Frame::Kind::too_large) {
             close("packet larger than the limit");
             return false;
         }
-        if (in_.size() < kLengthBytes + length) {
-            break;
+        if (frame.kind == protocol::Frame::Kind::tick) {
+            in_.consume(frame.size);
+            on_peer_tick();
+            continue;
         }
-        const std::string_view packet(in_.data() + kLengthBytes, length);
+        const std::string_view packet = frame.packet;
+        if (recording_) {
+            recording_->record(packet);
+        }
         if (atom_cache_ && packet.front() != protocol::kPassThrough) {
             normalized_.clear();
             if (!protocol::normalize_packet(packet, atoms_received_, normalized_)) {
@@ -190,7 +191,7 @@ bool DistLink::dispatch_packets()
         if (delivering_owner_) {
             delivering_owner_.reset(); // the packet left with its buffer: in_ holds what came after it
         } else {
-            in_.consume(kLengthBytes + length);
+            in_.consume(frame.size);
         }
     }
     return true;
