@@ -1,5 +1,5 @@
 // A main() for the fuzz targets of test/fuzz/ without libFuzzer: runs the target once on every file given,
-// or on every file of every directory given. ctest replays the committed corpus and regression inputs this
+// or on every file of every directory given (a path that does not exist gives none). ctest replays the committed corpus and regression inputs this
 // way in every build with tests (cmake/fuzz.cmake), with whichever compiler and sanitizers that build has.
 
 #include <algorithm>
