@@ -13,6 +13,8 @@ inline constexpr std::size_t kFrameLengthBytes = 4;
 
 // The length announced by the 4 bytes at `p`.
 std::uint32_t frame_length(const char* p);
+// Writes `length` as the 4 bytes at `p`.
+void put_frame_length(char* p, std::uint32_t length);
 
 struct Frame {
     enum class Kind : std::uint8_t {

@@ -22,14 +22,6 @@ constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
 
-void put_u32(char* p, std::uint32_t v)
-{
-    p[0] = static_cast<char>(v >> 24);
-    p[1] = static_cast<char>(v >> 16);
-    p[2] = static_cast<char>(v >> 8);
-    p[3] = static_cast<char>(v);
-}
-
 } // namespace
 
 DistLink::DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits, bool atom_cache)
@@ -264,7 +256,7 @@ void DistLink::end_packet()
     }
     // Nothing is borrowed inside a packet made with begin_packet: its length is all in the own bytes.
     const std::size_t length = pending_.own.size() - packet_start_ - kLengthBytes;
-    put_u32(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
+    protocol::put_frame_length(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
     packet_queued();
 }
 
@@ -278,7 +270,7 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
     ByteBuffer& out = pending_.own;
     out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()));
     char* at = out.tail();
-    put_u32(at, static_cast<std::uint32_t>(length));
+    protocol::put_frame_length(at, static_cast<std::uint32_t>(length));
     std::memcpy(at + kLengthBytes, head.data(), head.size());
     if (borrow) {
         out.commit(kLengthBytes + head.size());

@@ -20,9 +20,8 @@ bool plain(char c)
 
 void LinkRecording::record(std::string_view packet)
 {
-    const auto n = static_cast<std::uint32_t>(packet.size());
-    const char length[protocol::kFrameLengthBytes] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                                                      static_cast<char>(n >> 8), static_cast<char>(n)};
+    char length[protocol::kFrameLengthBytes];
+    protocol::put_frame_length(length, static_cast<std::uint32_t>(packet.size()));
     out_.write(length, sizeof length);
     out_.write(packet.data(), static_cast<std::streamsize>(packet.size()));
     out_.flush();

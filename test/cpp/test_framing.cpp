@@ -11,10 +11,9 @@ namespace {
 
 std::string framed(const std::string& packet)
 {
-    const auto n = static_cast<std::uint32_t>(packet.size());
-    return std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                       static_cast<char>(n)} +
-           packet;
+    std::string length(dpool::protocol::kFrameLengthBytes, '\0');
+    dpool::protocol::put_frame_length(length.data(), static_cast<std::uint32_t>(packet.size()));
+    return length + packet;
 }
 
 } // namespace
