@@ -14,19 +14,20 @@
 -export_type([lanes/0]).
 -export_type([app_config/0]).
 
--type key() :: cnode | service | cnode_args | lanes.
+-type key() :: cnode | service | cnode_args | lanes | owner_grace_ms.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
 %% The environment, checked.
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
-                        lanes := lanes()}.
+                        lanes := lanes(), owner_grace_ms := non_neg_integer()}.
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().
 value(cnode) -> application:get_env(distribute_pool, cnode, embedded);
 value(service) -> application:get_env(distribute_pool, service, distribute_pool);
 value(cnode_args) -> application:get_env(distribute_pool, cnode_args, []);
-value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES).
+value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES);
+value(owner_grace_ms) -> application:get_env(distribute_pool, owner_grace_ms, ?DPOOL_DEFAULT_OWNER_GRACE_MS).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -37,19 +38,24 @@ embedded() ->
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 app_config() ->
     check(#{cnode => value(cnode), service => value(service), cnode_args => value(cnode_args),
-            lanes => value(lanes)}).
+            lanes => value(lanes), owner_grace_ms => value(owner_grace_ms)}).
 
-%% Checks the four values: the first bad one is {bad_app_env, Key, Value}.
+%% Checks the values (owner_grace_ms may be left out: its default then): the first bad one is
+%% {bad_app_env, Key, Value}.
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
-check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
+check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
+    Grace = maps:get(owner_grace_ms, Env, ?DPOOL_DEFAULT_OWNER_GRACE_MS),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
         not (is_integer(Lanes) andalso Lanes >= 1 andalso Lanes =< ?DPOOL_MAX_LANES) ->
             {error, {bad_app_env, lanes, Lanes}};
+        not (is_integer(Grace) andalso Grace >= 0 andalso Grace =< ?DPOOL_MAX_OWNER_GRACE_MS) ->
+            {error, {bad_app_env, owner_grace_ms, Grace}};
         true ->
             case is_string_list(Args) of
-                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes}};
+                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
+                               owner_grace_ms => Grace}};
                 false -> {error, {bad_app_env, cnode_args, Args}}
             end
     end.

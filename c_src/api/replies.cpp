@@ -154,6 +154,9 @@ constexpr Field<Stats> kStatsFields[] = {
     // Node names as atoms, as Erlang shows nodes: the target's is the caller's own atom, and connection names
     // are few (reused per target: ConnectionNames).
     {"target", [](auto& w, const Stats& s) { w.atom(s.target); }},
+    // A caller node's name, or none (docs/PROTOCOL.md, "Owners").
+    {"owner", [](auto& w, const Stats& s) { w.atom(s.owner.empty() ? std::string_view("none") : s.owner); }},
+    {"owner_grace_ms", [](auto& w, const Stats& s) { integer(w, s.owner_grace_ms); }},
     {"last_failure",
      [](auto& w, const Stats& s) {
          if (s.last_failure_kind.empty()) {
@@ -227,6 +230,10 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"reserved_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.reserved_connections); }},
     {"caller_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.caller_connections); }},
     {"malformed_messages", [](auto& w, const ServiceInfo& i) { integer(w, i.malformed_messages); }},
+    {"refused_duplicate_callers", [](auto& w, const ServiceInfo& i) { integer(w, i.refused_duplicate_callers); }},
+    {"orphaned_pools", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools); }},
+    {"orphaned_pools_destroyed", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools_destroyed); }},
+    {"queued_deadlines", [](auto& w, const ServiceInfo& i) { integer(w, i.queued_deadlines); }},
 };
 
 // {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.

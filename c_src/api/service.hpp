@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/client_session.hpp"
+#include "api/owners.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
@@ -48,8 +49,11 @@ public:
     // Called once the C-node's names are published and their creations known: one identity per lane (its
     // ways in), lane 0 being the C-node's own name.
     void start(std::vector<protocol::NodeIdentity> lanes);
-    // A caller node finished its handshake on `lane`.
+    // A caller node finished its handshake on `lane`. Refused (the socket closed) while a node of that name is
+    // connected to that lane, as OTP refuses a name in use: the connected caller keeps its session and leases.
     void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
+    // Whether `peer_node` has an open connection on `lane`: a handshake may refuse it early (status `alive`).
+    bool caller_connected(std::size_t lane, std::string_view peer_node) const;
     // Closes every pool and every caller connection.
     void stop();
 
@@ -61,7 +65,13 @@ private:
     void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane);
     void handle_cast(std::string_view request);
     void on_monitored_exit(const ClientSession& session, std::string_view ref);
-    void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
+    void create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term);
+    // Whether `node` is the C-node itself under one of its names: a lane, or a pooled connection's.
+    bool is_own_node(std::string_view node) const;
+    // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
+    pool::Pool& add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config);
+    // A pool's grace after its owner left ended: destroyed if the owner is still gone.
+    void on_owner_grace_over(const pool::Deadline& d);
     void restore_pools(const pool::CallerView& caller, Restore restore);
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);
@@ -88,7 +98,10 @@ private:
     bool awaiting_restore_;
     // A pool was created or restored by this incarnation: a restore now could reuse the id of a destroyed one.
     bool pools_created_ = false;
+    Owners owners_;
     std::uint64_t malformed_messages_ = 0;
+    std::uint64_t refused_duplicate_callers_ = 0;
+    std::uint64_t orphaned_pools_destroyed_ = 0;
 };
 
 } // namespace dpool::api

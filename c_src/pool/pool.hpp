@@ -125,8 +125,9 @@ public:
     // A client node's connection is gone: its leases come back, its waiters leave.
     void on_client_gone(const transport::DistLink* client);
     // Refuses new leases and waiters at once, waits up to `drain_timeout_ms` for the leases still out, then
-    // closes everything and answers `destroyer` ok; the service forgets the pool then (context.drop_pool).
-    void destroy(Caller destroyer, std::uint32_t drain_timeout_ms);
+    // closes everything and answers `destroyer` ok (if any: the service destroys pools whose owner is gone);
+    // the service forgets the pool then (context.drop_pool).
+    void destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms);
     // Closes everything now; callers still waiting are answered {error, invalid_pool}.
     void close_now();
 
