@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 DPOOL_WERROR ?= ON
 CMAKE_BUILD_DIR := _build/cmake
 
-.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench clean
+.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench fuzz fuzz-corpus clean
 
 all: build
 
@@ -34,6 +34,16 @@ demo: build
 
 test: build
 	scripts/test.sh
+
+# Each fuzz target of test/fuzz/ for FUZZ_SECONDS (default 60), built with clang and libFuzzer in _build/fuzz;
+# prints executions and coverage per target, fails on a crash (README, "Fuzzing"). `make test` runs each briefly.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+# Records real traffic again (distribute_pool_fuzz_corpus_SUITE) and minimises it into test/fuzz/corpus/.
+fuzz-corpus: build
+	scripts/fuzz_corpus.sh
 
 # Not part of `make test` nor CI: about 5 minutes of measurements (docs/BENCHMARKS.md).
 bench: build

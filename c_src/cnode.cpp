@@ -37,7 +37,15 @@ asio::ip::address default_listen_address(const std::string& host)
     return asio::ip::address_v4::any();
 }
 
-api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
+std::unique_ptr<transport::PacketRecorder> packet_recorder(const Options& o)
+{
+    if (o.record_packets_dir.empty()) {
+        return nullptr;
+    }
+    return std::make_unique<transport::PacketRecorder>(o.record_packets_dir);
+}
+
+api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, transport::PacketRecorder* recorder)
 {
     api::ServiceConfig c;
     c.service_name = o.service;
@@ -46,6 +54,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
     c.host = o.host;
     c.link_limits.tick_interval = std::chrono::milliseconds(o.net_ticktime_s * 1000 / 4);
     c.link_limits.bulk = &bulk;
+    c.link_limits.recorder = recorder;
     c.limits = o.limits;
     c.await_restore = o.await_restore;
     return c;
@@ -55,7 +64,8 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
 
 CNode::CNode(Options options)
     : options_(std::move(options)),
-      service_(io_, service_config(options_, bulk_)),
+      recorder_(packet_recorder(options_)),
+      service_(io_, service_config(options_, bulk_, recorder_.get())),
       signals_(io_, SIGINT, SIGTERM),
       stdin_(io_)
 {

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string_view>
 
 #include "api/service.hpp"
 #include "lane_set.hpp"
 #include "options.hpp"
+#include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
 
@@ -29,6 +31,8 @@ private:
     asio::io_context io_;
     // The pieces of big transfers, served after the small packets (DistLink).
     util::BulkQueue bulk_;
+    // --record-packets only (a test aid); before the service, whose links write to it.
+    std::unique_ptr<transport::PacketRecorder> recorder_;
     api::Service service_;
     std::optional<LaneSet> lanes_;
     asio::signal_set signals_;

@@ -35,6 +35,8 @@ struct Options {
     unsigned lanes = 4;
     // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).
     unsigned busy_poll_us = 50;
+    // A test aid: the directory where every received packet is recorded (transport::PacketRecorder); empty: off.
+    std::string record_packets_dir;
 };
 
 inline constexpr unsigned kMaxLanes = 16;

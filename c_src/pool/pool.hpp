@@ -71,7 +71,7 @@ struct PoolContext {
 // tell that their pool is gone. Its work is in five files: leases and waiters (pool.cpp), return barriers
 // (pool_returns.cpp), operations on connections and the target's answers (pool_operations.cpp), the life of
 // connections, timers and resizing (pool_lifecycle.cpp), and stats (pool_stats.cpp).
-class Pool : public std::enable_shared_from_this<Pool>, private ConnectionEvents {
+class Pool final : public std::enable_shared_from_this<Pool>, private ConnectionEvents {
 public:
     Pool(PoolContext& context, std::uint64_t id, PoolConfig config);
     ~Pool();

@@ -89,6 +89,46 @@ bool append_atom(ByteBuffer& out, std::string_view text, std::size_t out_limit)
     return true;
 }
 
+// Copies the atom at `in` (the node of a pid, port or reference): an atom, or an ATOM_CACHE_REF replaced by the
+// atom it stands for. Anything else is no node, as TermReader finds too. Sets `too_large` when the copy would
+// take `out` beyond `out_limit`.
+bool rewrite_node(In& in, std::span<const std::string_view> refs, ByteBuffer& out, std::size_t out_limit,
+                  bool& too_large)
+{
+    std::uint32_t t = 0;
+    std::uint32_t n = 0;
+    const unsigned char* text = nullptr;
+    if (!in.u8(t)) {
+        return false;
+    }
+    if (t == kAtomCacheRef) {
+        if (!in.u8(n) || n >= refs.size()) {
+            return false;
+        }
+        too_large = out.size() + 3 + refs[n].size() > out_limit;
+        return append_atom(out, refs[n], out_limit);
+    }
+    const bool long_form = t == tag::atom || t == tag::atom_utf8;
+    if (!long_form && t != tag::small_atom && t != tag::small_atom_utf8) {
+        return false;
+    }
+    if (!(long_form ? in.u16(n) : in.u8(n)) || !in.take(n, &text)) {
+        return false;
+    }
+    if (out.size() + 3 + n > out_limit) {
+        too_large = true;
+        return false;
+    }
+    append_u8(out, t);
+    if (long_form) {
+        append_u16(out, n);
+    } else {
+        append_u8(out, n);
+    }
+    out.append(text, n);
+    return true;
+}
+
 // What is left to copy of the term being rewritten: `terms` more terms, `raw` bytes as they are, or the
 // Size field of a NEW_FUN_EXT (at output offset `n`) to set once its contents are written.
 enum class Step : std::uint8_t { terms, raw, fun_size };
@@ -229,21 +269,18 @@ Normalized rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuff
         case tag::port:
         case tag::reference:
             // The node atom, then fixed fields.
+            ok = rewrite_node(in, refs, out, out_limit, too_large);
             stack.push_back({Step::raw, t == tag::new_pid ? 12u
                                         : t == tag::pid   ? 9u
                                         : t == tag::new_port ? 8u
                                         : t == tag::v4_port  ? 12u
                                                              : 5u});
-            ok = push_terms(1);
             break;
         case tag::newer_reference:
         case tag::new_reference:
             // Id count, node atom, creation (4 bytes, or 1 in the older form), the ids.
-            ok = in.u16(n) && (append_u16(out, n), true);
-            if (ok) {
-                stack.push_back({Step::raw, (t == tag::newer_reference ? 4u : 1u) + 4 * std::uint64_t{n}});
-                ok = push_terms(1);
-            }
+            ok = in.u16(n) && (append_u16(out, n), rewrite_node(in, refs, out, out_limit, too_large));
+            stack.push_back({Step::raw, (t == tag::newer_reference ? 4u : 1u) + 4 * std::uint64_t{n}});
             break;
         case tag::export_ext:
             ok = push_terms(3);

@@ -10,12 +10,13 @@
 #include <fmt/format.h>
 
 #include "protocol/control.hpp"
+#include "protocol/framing.hpp"
 
 namespace dpool::transport {
 
 namespace {
 
-constexpr std::size_t kLengthBytes = 4;
+constexpr std::size_t kLengthBytes = protocol::kFrameLengthBytes;
 // Reads start small, so an idle connection holds little memory, and grow while the peer keeps them full.
 constexpr std::size_t kMinReadChunk = 4096;
 constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
@@ -23,20 +24,6 @@ constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
 constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
-
-std::uint32_t get_u32(const char* p)
-{
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
-}
-
-void put_u32(char* p, std::uint32_t v)
-{
-    p[0] = static_cast<char>(v >> 24);
-    p[1] = static_cast<char>(v >> 16);
-    p[2] = static_cast<char>(v >> 8);
-    p[3] = static_cast<char>(v);
-}
 
 } // namespace
 
@@ -64,6 +51,9 @@ DistLink::~DistLink()
 void DistLink::start(LinkHandler& handler)
 {
     handler_ = &handler;
+    if (limits_.recorder != nullptr) {
+        recording_ = limits_.recorder->open(peer_node_);
+    }
     do_read();
     arm_tick();
 }
@@ -104,7 +94,7 @@ void DistLink::do_read()
     std::size_t want = read_chunk_;
     std::size_t packet_end = 0;
     if (in_.size() >= kLengthBytes) {
-        const std::size_t total = kLengthBytes + get_u32(in_.data());
+        const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
         if (total > in_.size()) {
             want = std::max(want, std::min(total - in_.size(), in_.size()));
             packet_end = total;
@@ -151,7 +141,7 @@ bool DistLink::amid_big_packet() const
     if (in_.size() < kLengthBytes) {
         return false;
     }
-    const std::size_t length = get_u32(in_.data());
+    const std::size_t length = protocol::frame_length(in_.data());
     return length >= kMinBorrowedBytes && kLengthBytes + length > in_.size();
 }
 
@@ -168,33 +158,37 @@ bool DistLink::dispatch_packets()
 {
     // Keep this link alive even if the handler drops its last reference while handling a packet.
     auto self = shared_from_this();
-    while (in_.size() >= kLengthBytes) {
-        const std::uint32_t length = get_u32(in_.data());
-        if (length == 0) {
-            in_.consume(kLengthBytes);
-            on_peer_tick();
-            continue;
+    while (true) {
+        const auto frame = protocol::next_frame(in_.view(), limits_.max_packet_bytes);
+        if (frame.kind == protocol::Frame::Kind::incomplete) {
+            break;
         }
-        if (length > limits_.max_packet_bytes) {
+        if (frame.kind == protocol::Frame::Kind::too_large) {
             if (limits_.drops) {
                 ++limits_.drops->oversized_packets;
             }
-            close(fmt::format("packet of {} bytes, larger than the limit of {}", length, limits_.max_packet_bytes));
+            close(fmt::format("packet of {} bytes, larger than the limit of {}", protocol::frame_length(in_.data()),
+                              limits_.max_packet_bytes));
             return false;
         }
-        if (in_.size() < kLengthBytes + length) {
-            break;
+        if (frame.kind == protocol::Frame::Kind::tick) {
+            in_.consume(frame.size);
+            on_peer_tick();
+            continue;
         }
-        const std::string_view packet(in_.data() + kLengthBytes, length);
+        const std::string_view packet = frame.packet;
         // Memory that a packet's handling needs and cannot have ends this link, not the C-node.
         try {
+            if (recording_) {
+                recording_->record(packet);
+            }
             if (!deliver(packet)) {
                 return false;
             }
         } catch (const std::bad_alloc&) {
             delivering_ = {};
             delivering_owner_.reset();
-            out_of_memory(length);
+            out_of_memory(packet.size());
             return false;
         }
         if (closed_) {
@@ -204,7 +198,7 @@ bool DistLink::dispatch_packets()
         if (delivering_owner_) {
             delivering_owner_.reset(); // the packet left with its buffer: in_ holds what came after it
         } else {
-            in_.consume(kLengthBytes + length);
+            in_.consume(frame.size);
         }
     }
     return true;
@@ -329,7 +323,7 @@ void DistLink::end_packet()
     }
     // Nothing is borrowed inside a packet made with begin_packet: its length is all in the own bytes.
     const std::size_t length = pending_.own.size() - packet_start_ - kLengthBytes;
-    put_u32(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
+    protocol::put_frame_length(pending_.own.data() + packet_start_, static_cast<std::uint32_t>(length));
     packet_queued(kLengthBytes + length);
 }
 
@@ -344,7 +338,7 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
     ByteBuffer& out = pending_.own;
     out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()));
     char* at = out.tail();
-    put_u32(at, static_cast<std::uint32_t>(length));
+    protocol::put_frame_length(at, static_cast<std::uint32_t>(length));
     std::memcpy(at + kLengthBytes, head.data(), head.size());
     if (borrow) {
         out.commit(kLengthBytes + head.size());

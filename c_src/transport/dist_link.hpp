@@ -10,6 +10,7 @@
 #include "protocol/dist_header.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/link_budget.hpp"
+#include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
 #include "util/byte_buffer.hpp"
@@ -35,6 +36,8 @@ struct LinkLimits {
     // The output of every link together (nullptr: not counted), and where this kind of link counts its drops.
     std::shared_ptr<OutputBudget> output;
     std::shared_ptr<LinkDrops> drops;
+    // A test aid (--record-packets): where every packet received is recorded; nullptr (the default): nowhere.
+    PacketRecorder* recorder = nullptr;
 };
 
 // Payloads at least this big are forwarded without a copy: an output packet refers to the bytes of the input
@@ -154,6 +157,7 @@ private:
     protocol::AtomCacheIn atoms_received_;
     protocol::AtomCacheOut atoms_sent_;
     ByteBuffer normalized_; // an incoming packet rewritten into the pass-through form
+    std::unique_ptr<LinkRecording> recording_; // with LinkLimits::recorder only
 
     // Bytes to write: the link's own (control terms, small packets, ticks) with borrowed ones (big payloads of
     // packets from other links, kept alive by their owners) inserted at offsets of the own bytes.

@@ -188,6 +188,27 @@ TEST_CASE("normalize_packet refuses malformed packets and leaves the cache alone
     CHECK(*cache.find(9) == "x");
 }
 
+TEST_CASE("normalize_packet refuses a pid, port or reference whose node is no atom", "[dist_header]")
+{
+    // Found by the fuzz target dist_header (test/fuzz/regressions/dist_header/): a pid with a small integer for
+    // its node was copied through, and the rewritten packet was no term TermReader could read.
+    AtomCacheIn cache;
+    ByteBuffer out;
+    const std::string control = bytes({104, 2, 97, 2});
+    const std::string ref_tail = bytes({0, 0, 0, 9, 0, 0, 0, 1});
+    for (const std::string& node : {bytes({97, 0}), bytes({106}), bytes({104, 0})}) {
+        CHECK_FALSE(normalize_packet(header({}) + control + bytes({88}) + node + kPidTail, cache, out));
+        CHECK_FALSE(normalize_packet(header({}) + control + bytes({90, 0, 1}) + node + ref_tail, cache, out));
+        CHECK_FALSE(normalize_packet(header({}) + control + bytes({89}) + node + bytes({0, 0, 0, 1, 0, 0, 0, 2}),
+                                     cache, out));
+    }
+    CHECK(out.empty());
+    // The node as an atom or as a cache reference is fine.
+    CHECK(normalize_packet(header({}) + control + bytes({88}) + small_atom("t@h") + kPidTail, cache, out));
+    CHECK(normalize_packet(header({{3, "t@h", true}}) + control + bytes({90, 0, 1}) + cache_ref(0) + ref_tail, cache,
+                           out));
+}
+
 TEST_CASE("normalize_packet refuses a packet that its references would make longer than the bound",
           "[dist_header][limits]")
 {

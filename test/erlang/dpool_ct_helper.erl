@@ -41,6 +41,7 @@
 -export([do_echo_worker/6]).
 -export([do_executable/0]).
 -export([do_run_exe/1]).
+-export([do_run_program/3]).
 -export([do_collect/3]).
 -export([do_start_cnode_port/2]).
 -export([do_stop_cnode_port/1]).
@@ -435,9 +436,14 @@ do_echo_worker(Pool, Dest, Id, Rounds, ReplyTo, Tag) ->
 %% Runs dpool_cnode to its exit; returns the exit status and everything it printed.
 -spec do_run_exe([string()]) -> {integer(), string()}.
 do_run_exe(Args) ->
-    Port = open_port({spawn_executable, do_executable()},
-                     [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
-                      binary, exit_status, use_stdio, stderr_to_stdout, hide]),
+    do_run_program(do_executable(), Args, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]).
+
+%% Runs the program Exe with Args and Env to its exit (killed by its pid, and the case failed, after 20 s);
+%% returns the exit status and everything it printed.
+-spec do_run_program(file:filename(), [string()], [{string(), string()}]) -> {integer(), string()}.
+do_run_program(Exe, Args, Env) ->
+    Port = open_port({spawn_executable, Exe},
+                     [{args, Args}, {env, Env}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     do_collect(Port, OsPid, []).
 
