@@ -12,21 +12,25 @@
 
 -export_type([key/0]).
 -export_type([lanes/0]).
+-export_type([executable/0]).
 -export_type([app_config/0]).
 
--type key() :: cnode | service | cnode_args | lanes.
+-type key() :: cnode | service | cnode_args | lanes | cnode_executable.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
+%% The binary of the embedded C-node: priv (the application's priv/dpool_cnode) or a path.
+-type executable() :: priv | file:filename().
 %% The environment, checked.
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
-                        lanes := lanes()}.
+                        lanes := lanes(), cnode_executable := executable()}.
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().
 value(cnode) -> application:get_env(distribute_pool, cnode, embedded);
 value(service) -> application:get_env(distribute_pool, service, distribute_pool);
 value(cnode_args) -> application:get_env(distribute_pool, cnode_args, []);
-value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES).
+value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES);
+value(cnode_executable) -> application:get_env(distribute_pool, cnode_executable, priv).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -37,22 +41,34 @@ embedded() ->
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 app_config() ->
     check(#{cnode => value(cnode), service => value(service), cnode_args => value(cnode_args),
-            lanes => value(lanes)}).
+            lanes => value(lanes), cnode_executable => value(cnode_executable)}).
 
-%% Checks the four values: the first bad one is {bad_app_env, Key, Value}.
+%% Checks the values: the first bad one is {bad_app_env, Key, Value}. cnode_executable may be left out
+%% (priv).
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
-check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
+check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
+    Executable = maps:get(cnode_executable, Env, priv),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
         not (is_integer(Lanes) andalso Lanes >= 1 andalso Lanes =< ?DPOOL_MAX_LANES) ->
             {error, {bad_app_env, lanes, Lanes}};
         true ->
-            case is_string_list(Args) of
-                true -> {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes}};
-                false -> {error, {bad_app_env, cnode_args, Args}}
+            case {is_string_list(Args), is_executable(Executable)} of
+                {false, _} ->
+                    {error, {bad_app_env, cnode_args, Args}};
+                {true, false} ->
+                    {error, {bad_app_env, cnode_executable, Executable}};
+                {true, true} ->
+                    {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
+                           cnode_executable => Executable}}
             end
     end.
+
+-spec is_executable(term()) -> boolean().
+is_executable(priv) -> true;
+is_executable([_ | _] = Path) -> io_lib:char_list(Path);
+is_executable(_) -> false.
 
 -spec is_string_list(term()) -> boolean().
 is_string_list(L) when is_list(L) ->

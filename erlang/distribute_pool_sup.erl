@@ -32,7 +32,8 @@ create_table(Name, Options, Tries) ->
     end.
 
 -spec init(distribute_pool_env:app_config()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
-init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) ->
+init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes,
+       cnode_executable := Executable}) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
     %% Handles of named pools, kept for every process of this node (distribute_pool_names); owned here so
     %% that they live as long as the application.
@@ -50,7 +51,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes}) 
                    modules => [distribute_pool_registry]},
                  #{id => distribute_pool_cnode,
                    start => {distribute_pool_cnode, start_link,
-                             [#{service => Service, args => Args, lanes => Lanes}]},
+                             [#{service => Service, args => Args, lanes => Lanes,
+                                executable => Executable}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
                    shutdown => 10000,
