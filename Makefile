@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 DPOOL_WERROR ?= ON
 CMAKE_BUILD_DIR := _build/cmake
 
-.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench clean
+.PHONY: all deps build cnode erlang demo test test-sanitize test-cpp test-erlang test-elixir bench clean
 
 all: build
 
@@ -34,6 +34,11 @@ demo: build
 
 test: build
 	scripts/test.sh
+
+# The sanitizer stage of `make test` alone (README, "Tests"): ASan + UBSan on the unit tests and the Erlang
+# suites' C-node, TSan on the multi-threaded unit tests. `make test-sanitize TOOLS=thread` runs one tool.
+test-sanitize: build
+	scripts/sanitize_test.sh $(TOOLS)
 
 # Not part of `make test` nor CI: about 5 minutes of measurements (docs/BENCHMARKS.md).
 bench: build

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, Dialyzer
 # and xref of the Erlang application (any warning fails), the Erlang Common Test suites (real nodes, real
-# sockets on 127.0.0.1), the Elixir script and the Gleam suite.
+# sockets on 127.0.0.1), the Elixir script, the Gleam suite, and the sanitizer stage (scripts/sanitize_test.sh).
 # Called by `make test` after the build; exits non-zero if any stage fails, after running them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,7 @@ run_all() {
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
+  stage "Sanitizers (ASan + UBSan: unit tests, Erlang suites; TSan: threaded unit tests)" scripts/sanitize_test.sh
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     echo "FAILED: ${failed[*]}"
