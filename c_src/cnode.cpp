@@ -54,8 +54,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk)
 
 CNode::CNode(Options options)
     : options_(std::move(options)),
-      handshakes_(options_.handshake_threads),
-      service_(io_, handshakes_, service_config(options_, bulk_)),
+      service_(io_, service_config(options_, bulk_)),
       signals_(io_, SIGINT, SIGTERM),
       stdin_(io_)
 {
@@ -67,7 +66,7 @@ int CNode::run()
                              ? default_listen_address(options_.host)
                              : asio::ip::make_address(options_.listen_address);
     try {
-        lanes_.emplace(io_, handshakes_, options_, address, options_.listen_port);
+        lanes_.emplace(io_, options_, address, options_.listen_port);
     } catch (const std::exception& e) {
         spdlog::error("cannot listen on {}:{}: {}", address.to_string(), options_.listen_port, e.what());
         return 1;
@@ -105,9 +104,12 @@ asio::awaitable<void> CNode::startup()
         identities.emplace_back(lanes_->name(k).node_name, creations[k], random());
     }
     service_.start(std::move(identities));
-    lanes_->start([this](std::size_t lane, tcp::socket socket, std::string peer) {
-        service_.add_client(lane, std::move(socket), std::move(peer));
-    });
+    service_.set_handshake_counters([this] { return lanes_->handshake_counters(); });
+    lanes_->start(
+        [this](std::size_t lane, tcp::socket socket, std::string peer) {
+            service_.add_client(lane, std::move(socket), std::move(peer));
+        },
+        [this](std::size_t lane, std::string_view peer) { return service_.refusal_of_caller(lane, peer); });
     const auto port = lanes_->port(0);
     spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
     std::cout << "READY " << options_.node_name << " " << port << std::endl;

@@ -11,8 +11,8 @@
 
 namespace dpool {
 
-// The running C-node: one event loop thread that owns all pool and caller state, a small pool of threads
-// for ei's blocking handshakes, and its ways in: per lane a listening socket and an epmd registration.
+// The running C-node: one event loop thread that owns all pool and caller state (handshakes included), and
+// its ways in: per lane a listening socket and an epmd registration.
 class CNode {
 public:
     explicit CNode(Options options);
@@ -27,7 +27,6 @@ private:
     Options options_;
     // Declared first so it is destroyed last: everything below posts work to it.
     asio::io_context io_;
-    asio::thread_pool handshakes_;
     // The pieces of big transfers, served after the small packets (DistLink).
     util::BulkQueue bulk_;
     api::Service service_;

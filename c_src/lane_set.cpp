@@ -4,15 +4,14 @@
 
 namespace dpool {
 
-LaneSet::LaneSet(asio::io_context& io, asio::thread_pool& handshakes, const Options& options,
-                 const asio::ip::address& address, std::uint16_t port)
-    : host_(options.host)
+LaneSet::LaneSet(asio::io_context& io, const Options& options, const asio::ip::address& address, std::uint16_t port)
+    : host_(options.host),
+      gate_({.per_lane = options.max_handshakes_per_lane, .per_address = options.max_handshakes_per_address})
 {
-    const transport::Acceptor::Options accept_options{std::chrono::milliseconds(options.handshake_timeout_ms), 64};
     for (auto& name : lane_names(options.alive, options.host, options.lanes)) {
         const std::uint16_t lane_port = lanes_.empty() ? port : 0;
-        transport::Acceptor acceptor(io, handshakes, tcp::endpoint(address, lane_port), options.cookie,
-                                     accept_options);
+        transport::Acceptor acceptor(io, tcp::endpoint(address, lane_port), options.cookie,
+                                     std::chrono::milliseconds(options.handshake_timeout_ms));
         lanes_.push_back(std::make_unique<Lane>(std::move(name), std::move(acceptor)));
     }
 }
@@ -27,19 +26,30 @@ asio::awaitable<std::vector<std::uint32_t>> LaneSet::publish()
     co_return creations;
 }
 
-void LaneSet::start(const OnConnected& on_connected)
+void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit)
 {
     for (std::size_t k = 0; k < lanes_.size(); ++k) {
         Lane& lane = *lanes_[k];
         const std::uint32_t creation = lane.registration ? lane.registration->creation : 0;
-        lane.acceptor.start(transport::HandshakeIdentity{lane.name.alive, host_, lane.name.node_name, creation},
-                            [on_connected, k](tcp::socket socket, std::string peer) {
-                                on_connected(k, std::move(socket), std::move(peer));
-                            });
+        lane.acceptor.start({.lane = k,
+                             .self = {lane.name.alive, host_, lane.name.node_name, creation},
+                             .gate = &gate_,
+                             .counters = &counters_,
+                             .admit = [admit, k](std::string_view peer) { return admit(k, peer); },
+                             .on_connected = [on_connected, k](tcp::socket socket, std::string peer) {
+                                 on_connected(k, std::move(socket), std::move(peer));
+                             }});
         if (k > 0) {
             spdlog::info("lane {}: {} listening on port {}", k, lane.name.node_name, lane.acceptor.port());
         }
     }
+}
+
+transport::HandshakeCounters LaneSet::handshake_counters() const
+{
+    auto c = counters_;
+    c.gate = gate_.counters();
+    return c;
 }
 
 void LaneSet::stop()

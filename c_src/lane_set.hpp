@@ -6,11 +6,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lane_names.hpp"
 #include "options.hpp"
 #include "transport/acceptor.hpp"
+#include "transport/handshake_gate.hpp"
 #include "transport/epmd.hpp"
 #include "util/asio.hpp"
 
@@ -21,10 +23,11 @@ namespace dpool {
 class LaneSet {
 public:
     using OnConnected = std::function<void(std::size_t lane, tcp::socket socket, std::string peer_node)>;
+    // Whether a peer that named itself in a lane's handshake may go on (transport::AdmitPeer, per lane).
+    using AdmitCaller = std::function<std::optional<std::string>(std::size_t lane, std::string_view peer_node)>;
 
     // Opens every listening socket: lane 0 on `port`, the others on free ports. Throws system_error.
-    LaneSet(asio::io_context& io, asio::thread_pool& handshakes, const Options& options,
-            const asio::ip::address& address, std::uint16_t port);
+    LaneSet(asio::io_context& io, const Options& options, const asio::ip::address& address, std::uint16_t port);
 
     std::size_t size() const { return lanes_.size(); }
     const LaneName& name(std::size_t lane) const { return lanes_.at(lane)->name; }
@@ -33,8 +36,11 @@ public:
     // Publishes every lane in epmd, in order, and gives their creations. Throws as epmd_register does (a lane
     // published before the failure stays so until stop()).
     asio::awaitable<std::vector<std::uint32_t>> publish();
-    // Accepts on every lane, each with its own name and creation in the handshake.
-    void start(const OnConnected& on_connected);
+    // Accepts on every lane, each with its own name and creation in the handshake; `admit` decides on each
+    // peer once it has named itself.
+    void start(const OnConnected& on_connected, const AdmitCaller& admit);
+    // What the lanes have seen of handshakes so far.
+    transport::HandshakeCounters handshake_counters() const;
     // Stops accepting and unpublishes every lane.
     void stop();
 
@@ -51,6 +57,9 @@ private:
 
     std::string host_;
     std::vector<std::unique_ptr<Lane>> lanes_;
+    // Shared by the lanes: one bound per source address across all of them.
+    transport::HandshakeGate gate_;
+    transport::HandshakeCounters counters_;
 };
 
 } // namespace dpool

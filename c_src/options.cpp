@@ -66,11 +66,18 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                  "until a restore request arrives, answer requests for unknown pools (and new, pools) "
                  "{error, {connection_failed, {cnode_restarting, _}}}: the pools of the C-node this one replaces are "
                  "still to come");
-    app.add_option("--handshake-threads", o.handshake_threads, "threads for blocking ei handshakes")
-        ->check(CLI::Range(1, 64))
-        ->capture_default_str();
-    app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms, "bound on an incoming handshake")
+    app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms,
+                   "a caller's handshake must be complete this long after its connection was accepted")
         ->check(CLI::Range(100, 600000))
+        ->capture_default_str();
+    app.add_option("--max-handshakes-per-lane", o.max_handshakes_per_lane,
+                   "connections still in their handshake, at most, per lane: beyond it the idlest is dropped")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    app.add_option("--max-handshakes-per-address", o.max_handshakes_per_address,
+                   "connections still in their handshake, at most, per source address (all lanes): beyond it "
+                   "the idlest is dropped")
+        ->check(CLI::Range(1, 100000))
         ->capture_default_str();
     app.add_option("--net-ticktime", o.net_ticktime_s, "seconds, as erl's net_ticktime")
         ->check(CLI::Range(4, 3600))

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,8 +20,11 @@ struct Options {
     std::string service = "distribute_pool";
     bool exit_on_stdin_eof = false;
     bool await_restore = false;
-    unsigned handshake_threads = 4;
+    // A caller's handshake must be complete this long after its connection was accepted.
     unsigned handshake_timeout_ms = 5000;
+    // Connections not yet through their handshake, at most, per lane and per source address (HandshakeGate).
+    std::size_t max_handshakes_per_lane = 128;
+    std::size_t max_handshakes_per_address = 64;
     unsigned net_ticktime_s = 60;
     std::uint32_t max_total_connections = 10000;
     std::string log_level = "info";

@@ -100,6 +100,9 @@
     health_check_timeout_ms => pos_integer(),
     validate_on_checkout => boolean(),
     resize_window_ms => pos_integer(),
+    %% Who owns the pool: the node that makes it (destroyed owner_grace_ms after that node left), or none.
+    owner => creator | none,
+    owner_grace_ms => non_neg_integer(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.
@@ -163,7 +166,8 @@ new(Target, MaxOrOptions) ->
         {ok, Prepared} ->
             case do_new(Prepared) of
                 %% The C-node names the target as it went on the wire (a string as a binary).
-                {error, {invalid_config, {bad_target, _}}} -> {error, {invalid_config, {bad_target, Target}}};
+                {error, {invalid_config, {Why, _}}} when Why =:= bad_target; Why =:= target_is_self ->
+                    {error, {invalid_config, {Why, Target}}};
                 Result -> Result
             end;
         {error, _} = Error ->
@@ -271,6 +275,9 @@ format_config_error(Why) ->
               io_lib:format("option ~0tp is required", [Key]);
           {bad_target, Target} ->
               io_lib:format("target ~0tp is no node name (name@host)", [Target]);
+          {target_is_self, Target} ->
+              io_lib:format("target ~0tp is the C-node itself (its name, a lane's or a pooled connection's)",
+                            [Target]);
           {bad_options, Options} ->
               io_lib:format("options ~0tp are neither a map, a keyword list nor a maximum", [Options]);
           Other ->

@@ -1,8 +1,9 @@
 %% Turns the arguments of distribute_pool:new/2 into the `new' request of docs/PROTOCOL.md.
 %% The C-node is the single judge of options and target names: this module only converts types the wire
 %% cannot carry as they are (a keyword list becomes a map, a string target a binary, an integer
-%% #{max_connections => N}), takes out the library-only keys, and works out how long the client may wait for
-%% the answer. Its own refusals have the same shape as the C-node's: {invalid_config, Why}
+%% #{max_connections => N}), takes out the library-only keys, adds the app env's owner_grace_ms when the
+%% options do not give one (and it is not the C-node's default), and works out how long the client may wait
+%% for the answer. Its own refusals have the same shape as the C-node's: {invalid_config, Why}
 %% (docs/PROTOCOL.md, "Errors"). It never creates atoms from what it is given.
 -module(distribute_pool_config).
 
@@ -29,7 +30,8 @@
                            | {unknown_option, term(), {did_you_mean, atom()}}
                            | {duplicate_option, term()}
                            | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
-                           | {missing_option, atom()}}.
+                           | {missing_option, atom()}
+                           | {target_is_self, term()}}.
 
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
@@ -48,7 +50,7 @@ prepare(Target, Options) ->
         {{ok, Map}, {ok, WireTarget}} ->
             case cnode(Map) of
                 {ok, CNode} ->
-                    WireOptions = maps:without(?LIBRARY_KEYS, Map),
+                    WireOptions = maps:merge(owner_grace(), maps:without(?LIBRARY_KEYS, Map)),
                     {ok, #{cnode => CNode,
                            target => WireTarget,
                            options => WireOptions,
@@ -107,6 +109,15 @@ cnode(#{cnode := Other}) ->
     {error, {invalid_config, {bad_value, cnode, Other, <<"a node name, or {Service, Node}">>}}};
 cnode(#{}) ->
     {ok, default}.
+
+%% The app env's owner_grace_ms as an option, when it is not the C-node's own default (sending that would
+%% change nothing).
+-spec owner_grace() -> map().
+owner_grace() ->
+    case distribute_pool_env:value(owner_grace_ms) of
+        ?DPOOL_DEFAULT_OWNER_GRACE_MS -> #{};
+        Ms -> #{owner_grace_ms => Ms}
+    end.
 
 %% Only used to bound the client's waits; a value the C-node will refuse never reaches a pool handle.
 -spec acquire_timeout(map()) -> non_neg_integer().

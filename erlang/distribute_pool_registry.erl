@@ -61,10 +61,14 @@ create_table() ->
     distribute_pool_sup:create_table(?TABLE, [set]).
 
 %% The `new' call of docs/PROTOCOL.md on the embedded C-node; the pool is recorded before {ok, Id} returns.
+%% Its owner is none unless Options say otherwise: the embedded C-node is this application's child, so its
+%% pools already end with this node, and are brought back by this registry after a C-node restart; a caller
+%% node's grace (README, "Pool owners") would only add a way to lose them, when this node's connections to
+%% its own C-node drop for a while.
 -spec new(atom() | binary(), map(), non_neg_integer()) ->
     {ok, non_neg_integer()} | {error, term()}.
 new(Target, Options, Wait) ->
-    safe_call({new, Target, Options, Wait}, Wait + ?MARGIN_MS).
+    safe_call({new, Target, maps:merge(#{owner => none}, Options), Wait}, Wait + ?MARGIN_MS).
 
 %% The `destroy' call; when Server is the embedded C-node the pool is forgotten once the C-node no longer
 %% knows it. `direct' when Server is another C-node: the caller calls it itself.

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages="cmake g++ make libboost-dev libfmt-dev libspdlog-dev libcli11-dev erlang-dev"
+packages="cmake g++ make libboost-dev libfmt-dev libspdlog-dev libcli11-dev libssl-dev erlang-dev"
 
 fail() {
   {
@@ -60,6 +60,9 @@ missing libspdlog-dev
 #endif
 #if !__has_include(<CLI/CLI.hpp>)
 missing libcli11-dev
+#endif
+#if !__has_include(<openssl/evp.h>)
+missing libssl-dev
 #endif
 EOF
 )

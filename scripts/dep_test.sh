@@ -102,7 +102,7 @@ if output=$(cd "$tmp/rebar3_consumer" && PATH=$no_cmake timeout 120 rebar3 compi
 fi
 grep -q "distribute_pool: cannot build the C-node (priv/dpool_cnode): missing cmake" <<<"$output" ||
   fail "no 'missing cmake' message in: $output"
-grep -q "sudo apt-get install cmake g++ make libboost-dev libfmt-dev libspdlog-dev libcli11-dev erlang-dev" \
+grep -q "sudo apt-get install cmake g++ make libboost-dev libfmt-dev libspdlog-dev libcli11-dev libssl-dev erlang-dev" \
   <<<"$output" || fail "no apt-get line in: $output"
 [ ! -e "$lib/_build/cmake" ] || fail "the check let CMake start"
 grep "distribute_pool: cannot build" <<<"$output" | sed 's/\x1b\[[0-9;]*m//g' | head -1

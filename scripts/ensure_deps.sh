@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   erlang-nox erlang-dev erlang-src rebar3 elixir
   cmake g++ make pkg-config
-  libboost-dev libfmt-dev libspdlog-dev libcli11-dev catch2 libbenchmark-dev
+  libboost-dev libfmt-dev libspdlog-dev libcli11-dev libssl-dev catch2 libbenchmark-dev
   "$@"
 )
 

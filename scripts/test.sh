@@ -27,7 +27,9 @@ run_all() {
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
   stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
-  stage "Erlang suites (rebar3 ct)" rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie"
+  # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
+  stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
+    2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'
   stage "Elixir script" elixir --name "elixir_smoke@127.0.0.1" --cookie "$cookie" \
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
@@ -36,6 +38,11 @@ run_all() {
   stage "Sanitizers (ASan + UBSan: unit tests, Erlang suites; TSan: threaded unit tests)" scripts/sanitize_test.sh
   if [ ${#failed[@]} -ne 0 ]; then
     echo
+    if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
+      echo
+      echo "Common Test cases that failed:"
+      grep -aE "%%% .*==> |FAILED|failed on line" _build/ct_output.log | tail -20
+    fi
     echo "FAILED: ${failed[*]}"
     return 1
   fi

@@ -38,11 +38,26 @@ constexpr IntegerOption kIntegerOptions[] = {
     {"health_check_interval_ms", &pool::PoolConfig::health_check_interval_ms, 10, kMaxLifecycleMs, true},
     {"health_check_timeout_ms", &pool::PoolConfig::health_check_timeout_ms, 1, kMaxConnectTimeoutMs},
     {"resize_window_ms", &pool::PoolConfig::resize_window_ms, 100, kMaxLifecycleMs},
+    {"owner_grace_ms", &pool::PoolConfig::owner_grace_ms, 0, kMaxLifecycleMs},
 };
 
-// Keys that are not integers. `cnode` is read by the library and never sent; it is here only so that a
-// misspelling of it is answered with the right suggestion.
-constexpr std::string_view kOtherKeys[] = {"validate_on_checkout", "name", "cnode"};
+// An option that is one of two atoms: `on` sets the field, `off` clears it.
+struct FlagOption {
+    std::string_view key;
+    bool pool::PoolConfig::*field;
+    std::string_view on;
+    std::string_view off;
+    std::string_view allowed; // what a refusal says the key takes
+};
+
+constexpr FlagOption kFlagOptions[] = {
+    {"validate_on_checkout", &pool::PoolConfig::validate_on_checkout, "true", "false", "true or false"},
+    {"owner", &pool::PoolConfig::ownerless, "none", "creator", "creator (the node that makes the pool) or none"},
+};
+
+// Keys of neither kind. `cnode` is read by the library and never sent; it is here only so that a misspelling
+// of it is answered with the right suggestion.
+constexpr std::string_view kOtherKeys[] = {"name", "cnode"};
 
 // Edit distance (insertions, deletions, substitutions), for suggesting the known key a misspelt one meant.
 std::size_t edit_distance(std::string_view a, std::string_view b)
@@ -77,6 +92,9 @@ std::string_view nearest_key(std::string_view key)
         }
     };
     for (const auto& o : kIntegerOptions) {
+        consider(o.key);
+    }
+    for (const auto& o : kFlagOptions) {
         consider(o.key);
     }
     for (const auto known : kOtherKeys) {
@@ -174,12 +192,14 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
     }
     seen.push_back(SeenOption{*key, e.term, value_bytes});
     TermReader value(value_bytes);
-    if (*key == "validate_on_checkout") {
-        const auto flag = value.atom();
-        if (!flag || (*flag != "true" && *flag != "false")) {
-            return bad_value(e.term, value_bytes, "true or false");
+    if (const auto flag = std::find_if(std::begin(kFlagOptions), std::end(kFlagOptions),
+                                       [&](const FlagOption& o) { return o.key == *key; });
+        flag != std::end(kFlagOptions)) {
+        const auto atom = value.atom();
+        if (!atom || (*atom != flag->on && *atom != flag->off)) {
+            return bad_value(e.term, value_bytes, std::string(flag->allowed));
         }
-        config.validate_on_checkout = *flag == "true";
+        config.*(flag->field) = *atom == flag->on;
         return std::nullopt;
     }
     if (*key == "name") {
@@ -216,10 +236,12 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     case ConfigError::Kind::bad_target:
     case ConfigError::Kind::bad_options:
     case ConfigError::Kind::duplicate_option:
+    case ConfigError::Kind::target_is_self:
         w.tuple(2);
-        w.atom(e.kind == ConfigError::Kind::bad_target    ? "bad_target"
-               : e.kind == ConfigError::Kind::bad_options ? "bad_options"
-                                                           : "duplicate_option");
+        w.atom(e.kind == ConfigError::Kind::bad_target       ? "bad_target"
+               : e.kind == ConfigError::Kind::bad_options    ? "bad_options"
+               : e.kind == ConfigError::Kind::target_is_self ? "target_is_self"
+                                                              : "duplicate_option");
         w.raw(e.term);
         return;
     case ConfigError::Kind::unknown_option:

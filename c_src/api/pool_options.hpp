@@ -31,6 +31,7 @@ struct ConfigError {
         duplicate_option, // {duplicate_option, Key}
         bad_value,        // {bad_value, Key, Value, Allowed}: wrong type or out of range; Allowed says what fits
         missing_option,   // {missing_option, Key}
+        target_is_self,   // {target_is_self, Target}: the C-node itself, one of its lanes or pooled connections
     };
     Kind kind = Kind::bad_options;
     std::string_view term;         // the target, options or key, encoded as it came

@@ -154,6 +154,9 @@ constexpr Field<Stats> kStatsFields[] = {
     // Node names as atoms, as Erlang shows nodes: the target's is the caller's own atom, and connection names
     // are few (reused per target: ConnectionNames).
     {"target", [](auto& w, const Stats& s) { w.atom(s.target); }},
+    // A caller node's name, or none (docs/PROTOCOL.md, "Owners").
+    {"owner", [](auto& w, const Stats& s) { w.atom(s.owner.empty() ? std::string_view("none") : s.owner); }},
+    {"owner_grace_ms", [](auto& w, const Stats& s) { integer(w, s.owner_grace_ms); }},
     {"last_failure",
      [](auto& w, const Stats& s) {
          if (s.last_failure_kind.empty()) {
@@ -217,6 +220,14 @@ constexpr Field<Stats> kStatsFields[] = {
      }},
 };
 
+constexpr Field<transport::HandshakeCounters> kHandshakeFields[] = {
+    {"completed", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.completed); }},
+    {"failed", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.failed); }},
+    {"timed_out", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.timed_out); }},
+    {"in_progress", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.gate.in_progress); }},
+    {"dropped_for_room", [](auto& w, const transport::HandshakeCounters& h) { integer(w, h.gate.dropped_for_room); }},
+};
+
 constexpr Field<ServiceInfo> kInfoFields[] = {
     {"node", [](auto& w, const ServiceInfo& i) { w.binary(i.node); }},
     {"lane", [](auto& w, const ServiceInfo& i) { integer(w, i.lane); }},
@@ -227,6 +238,11 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"reserved_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.reserved_connections); }},
     {"caller_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.caller_connections); }},
     {"malformed_messages", [](auto& w, const ServiceInfo& i) { integer(w, i.malformed_messages); }},
+    {"refused_duplicate_callers", [](auto& w, const ServiceInfo& i) { integer(w, i.refused_duplicate_callers); }},
+    {"orphaned_pools", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools); }},
+    {"orphaned_pools_destroyed", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools_destroyed); }},
+    {"queued_deadlines", [](auto& w, const ServiceInfo& i) { integer(w, i.queued_deadlines); }},
+    {"handshakes", [](auto& w, const ServiceInfo& i) { write_map(w, kHandshakeFields, i.handshakes); }},
 };
 
 // {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.

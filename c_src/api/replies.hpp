@@ -10,6 +10,7 @@
 #include "pool/pool_stats.hpp"
 #include "protocol/control.hpp"
 #include "protocol/node_identity.hpp"
+#include "transport/handshake_gate.hpp"
 #include "protocol/term_reader.hpp"
 #include "protocol/term_writer.hpp"
 #include "transport/dist_link.hpp"
@@ -76,6 +77,11 @@ struct ServiceInfo {
     std::uint32_t reserved_connections = 0;
     std::size_t caller_connections = 0;
     std::uint64_t malformed_messages = 0;
+    std::uint64_t refused_duplicate_callers = 0; // connections refused: their node was connected to that lane
+    std::size_t orphaned_pools = 0;              // pools whose owner node is gone, within its grace
+    std::uint64_t orphaned_pools_destroyed = 0;  // pools destroyed because their owner did not come back
+    std::size_t queued_deadlines = 0;            // the scheduler's queue (pool::Scheduler)
+    transport::HandshakeCounters handshakes;     // callers' handshakes on every lane
 };
 // {ok, InfoMap}.
 void reply_info(const pool::CallerView& caller, const ServiceInfo& info);

@@ -189,7 +189,7 @@ Decoded decode_new(TermReader& r, std::uint32_t, std::uint64_t)
         }
         return Rejected{"invalid_config", std::move(why)};
     }
-    return NewPool{std::move(*config)};
+    return NewPool{std::move(*config), *target_term};
 }
 
 // {restore, Pools, NextPoolId}

@@ -30,6 +30,7 @@ std::optional<Envelope> parse_envelope(std::string_view message);
 inline constexpr std::uint32_t kDefaultDrainTimeoutMs = 5000;
 struct NewPool {
     pool::PoolConfig config;
+    std::string_view target_term; // the target as it came, for an answer that names it
 };
 struct Checkout {
     std::uint64_t pool;

@@ -34,20 +34,26 @@ pool::Failure restarting()
 
 } // namespace
 
-Service::Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config)
+Service::Service(asio::io_context& io, ServiceConfig config)
     : config_(std::move(config)),
       executor_(io.get_executor()),
-      scheduler_(executor_, [this](const pool::Deadline& d) {
-          if (d.kind == pool::DeadlineKind::barrier) {
-              // Served here, not by its pool: a barrier must end even when its pool is gone.
-              if (const auto finished = barriers_.expire(d.key)) {
-                  finish_barriers({*finished});
+      scheduler_(
+          executor_,
+          [this](const pool::Deadline& d) {
+              if (d.kind == pool::DeadlineKind::barrier) {
+                  // Served here, not by its pool: a barrier must end even when its pool is gone.
+                  if (const auto finished = barriers_.expire(d.key)) {
+                      finish_barriers({*finished});
+                  }
+              } else if (d.kind == pool::DeadlineKind::owner) {
+                  on_owner_grace_over(d);
+              } else if (auto* p = find_pool(d.pool)) {
+                  p->on_deadline(d);
               }
-          } else if (auto* p = find_pool(d.pool)) {
-              p->on_deadline(d);
-          }
-      }),
-      context_(executor_, handshakes, config_.alive, config_.host),
+          },
+          // What a compaction keeps: barriers, and the deadlines of pools not forgotten yet.
+          [this](const pool::Deadline& d) { return d.kind == pool::DeadlineKind::barrier || pools_.contains(d.pool); }),
+      context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),
       // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
       // pool of the new incarnation.
@@ -84,25 +90,63 @@ void Service::stop()
     sessions_.clear();
 }
 
+std::optional<std::string> Service::refusal_of_caller(std::size_t lane, std::string_view peer_node)
+{
+    if (!caller_connected(lane, peer_node)) {
+        return std::nullopt;
+    }
+    ++refused_duplicate_callers_;
+    return "a node of this name is connected to this lane already";
+}
+
 void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)
 {
-    // Distribution keeps one connection per node pair (here: per caller node and lane): a new one from the
-    // same node to the same lane means the old is dead.
-    for (auto& [link, session] : sessions_) {
-        if (session->lane() == lane && session->link()->peer_node() == peer_node) {
-            session->link()->close("replaced by a new connection from the same node");
-        }
+    // Distribution keeps one connection per node pair (here: per caller node and lane). While the one there is
+    // open, a second is another node under the same name, or one that believes the first dead: refused, as
+    // OTP refuses a name in use, so that nobody can take over a caller's session and leases. The first's
+    // closing (seen at once for a node that exited, within the tick timeout for one that vanished) lets the
+    // next attempt in.
+    if (caller_connected(lane, peer_node)) {
+        ++refused_duplicate_callers_;
+        spdlog::warn("refused a connection from {} to lane {}: a node of that name is connected there already",
+                     peer_node, lane);
+        error_code ignored;
+        socket.close(ignored);
+        return;
     }
     auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, config_.link_limits);
     auto session = std::make_unique<ClientSession>(static_cast<SessionOwner&>(*this), link, lane, lanes_.at(lane));
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
     spdlog::info("caller node {} connected to lane {}", peer_node, lane);
+    if (owners_.connected(peer_node)) {
+        spdlog::info("caller node {} is back within the grace of its pools: they are kept", peer_node);
+    }
+}
+
+bool Service::caller_connected(std::size_t lane, std::string_view peer_node) const
+{
+    return std::any_of(sessions_.begin(), sessions_.end(), [&](const auto& entry) {
+        const auto& session = *entry.second;
+        return session.lane() == lane && session.link()->is_open() && session.link()->peer_node() == peer_node;
+    });
 }
 
 void Service::on_client_closed(ClientSession& session)
 {
     const transport::DistLink* link = session.link().get();
+    if (const auto gone = owners_.disconnected(link->peer_node())) {
+        // Its last connection: each of its pools is destroyed unless it comes back within that pool's grace.
+        const auto now = pool::Clock::now();
+        for (const auto id : gone->pools) {
+            if (const auto* p = find_pool(id)) {
+                scheduler_.schedule(pool::Deadline{now + std::chrono::milliseconds(p->config().owner_grace_ms),
+                                                   pool::DeadlineKind::owner, id, gone->absence});
+            }
+        }
+        spdlog::info("caller node {} is gone: its {} pools are destroyed unless it comes back in time",
+                     link->peer_node(), gone->pools.size());
+    }
     for (auto& [id, p] : pools_) {
         p->on_client_gone(link);
     }
@@ -212,7 +256,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            reply_error(caller, restarting());
                            return;
                        }
-                       create_pool(caller, std::move(r.config));
+                       create_pool(caller, std::move(r.config), r.target_term);
                    },
                    [&](Restore& r) { restore_pools(caller, std::move(r)); },
                    [&](const Checkout& r) { with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms); }); },
@@ -365,8 +409,17 @@ void Service::handle_cast(std::string_view request)
                decode_request(request));
 }
 
-void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig config)
+void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term)
 {
+    if (is_own_node(config.target)) {
+        // Its connections would come back in as callers, and each would hold two handshakes of the C-node's.
+        spdlog::warn("refusing a pool to {}: that is the C-node itself", config.target);
+        ConfigError why;
+        why.kind = ConfigError::Kind::target_is_self;
+        why.term = target_term;
+        reply_invalid_config(caller, why);
+        return;
+    }
     if (!config.name.empty()) {
         if (const auto it = names_.find(config.name); it != names_.end()) {
             // A pool being destroyed has given up its name already.
@@ -397,12 +450,41 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
     }
     const std::uint64_t id = next_pool_id_++;
     pools_created_ = true;
-    auto p = std::make_shared<pool::Pool>(context_, id, std::move(config));
-    pools_.emplace(id, p);
-    if (!p->config().name.empty()) {
-        names_[p->config().name] = id;
+    add_pool(caller, id, std::move(config)).start(pool::Caller(caller));
+}
+
+pool::Pool& Service::add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config)
+{
+    if (!config.ownerless) {
+        config.owner = caller.link->peer_node();
     }
-    p->start(pool::Caller(caller));
+    auto& p = *pools_.emplace(id, std::make_shared<pool::Pool>(context_, id, std::move(config))).first->second;
+    if (!p.config().name.empty()) {
+        names_[p.config().name] = id;
+    }
+    if (!p.config().owner.empty()) {
+        owners_.adopt(p.config().owner, id);
+    }
+    return p;
+}
+
+bool Service::is_own_node(std::string_view node) const
+{
+    return context_.names.is_pooled_name(node) ||
+           std::any_of(lanes_.begin(), lanes_.end(),
+                       [&](const protocol::NodeIdentity& lane) { return protocol::same_node(lane.node_name(), node); });
+}
+
+void Service::on_owner_grace_over(const pool::Deadline& d)
+{
+    auto* p = find_pool(d.pool);
+    if (!p || p->draining() || !owners_.still_gone(p->config().owner, d.key)) {
+        return; // destroyed meanwhile, or its owner came back
+    }
+    ++orphaned_pools_destroyed_;
+    spdlog::warn("pool {}: destroying it, its owner {} has been gone for {} ms", p->id(), p->config().owner,
+                 p->config().owner_grace_ms);
+    p->destroy(std::nullopt, kDefaultDrainTimeoutMs);
 }
 
 void Service::forget_pool(std::uint64_t id)
@@ -411,10 +493,14 @@ void Service::forget_pool(std::uint64_t id)
     if (it == pools_.end()) {
         return;
     }
-    if (const auto& name = it->second->config().name; !name.empty()) {
-        if (const auto n = names_.find(name); n != names_.end() && n->second == id) {
+    const auto& config = it->second->config();
+    if (!config.name.empty()) {
+        if (const auto n = names_.find(config.name); n != names_.end() && n->second == id) {
             names_.erase(n);
         }
+    }
+    if (!config.owner.empty()) {
+        owners_.release(config.owner, id);
     }
     pools_.erase(it);
 }
@@ -437,6 +523,11 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
             reply_pool_error(caller, "name_taken", r.id);
             return;
         }
+        if (is_own_node(r.config.target)) {
+            spdlog::warn("cannot restore pool {}: its target {} is the C-node itself", r.id, r.config.target);
+            reply_pool_error(caller, "invalid_config", r.id);
+            return;
+        }
         if (budget + r.config.max_connections > config_.max_total_connections) {
             spdlog::warn("cannot restore pool {}: {} more connections exceed the C-node's budget of {}", r.id,
                          r.config.max_connections, config_.max_total_connections);
@@ -449,12 +540,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     // Everything checked: nothing below can fail, so the restore is all or nothing.
     for (auto& r : restore.pools) {
         spdlog::info("restoring pool {} to {} ({} connections)", r.id, r.config.target, r.config.max_connections);
-        auto p = std::make_shared<pool::Pool>(context_, r.id, std::move(r.config));
-        pools_.emplace(r.id, p);
-        if (!p->config().name.empty()) {
-            names_[p->config().name] = r.id;
-        }
-        p->start_in_background();
+        add_pool(caller, r.id, std::move(r.config)).start_in_background();
     }
     next_pool_id_ = next;
     pools_created_ = true;
@@ -472,7 +558,13 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .pools = pools_.size(),
                                         .reserved_connections = connections_in_use(),
                                         .caller_connections = sessions_.size(),
-                                        .malformed_messages = malformed_messages_});
+                                        .malformed_messages = malformed_messages_,
+                                        .refused_duplicate_callers = refused_duplicate_callers_,
+                                        .orphaned_pools = owners_.orphaned_pools(),
+                                        .orphaned_pools_destroyed = orphaned_pools_destroyed_,
+                                        .queued_deadlines = scheduler_.queued(),
+                                        .handshakes = handshake_counters_ ? handshake_counters_()
+                                                                          : transport::HandshakeCounters{}});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

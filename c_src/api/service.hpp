@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "api/client_session.hpp"
+#include "api/owners.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
@@ -39,7 +41,7 @@ struct ServiceConfig {
 // request path takes no lock.
 class Service : private SessionOwner {
 public:
-    Service(asio::io_context& io, asio::thread_pool& handshakes, ServiceConfig config);
+    Service(asio::io_context& io, ServiceConfig config);
     ~Service();
 
     Service(const Service&) = delete;
@@ -48,8 +50,21 @@ public:
     // Called once the C-node's names are published and their creations known: one identity per lane (its
     // ways in), lane 0 being the C-node's own name.
     void start(std::vector<protocol::NodeIdentity> lanes);
-    // A caller node finished its handshake on `lane`.
+    // Why a caller node that names itself in a handshake on `lane` may not go on, nullopt when it may: a node
+    // of that name is connected to that lane already, as OTP refuses a name in use (counted with the refusals
+    // below). The handshake then answers status not_allowed.
+    std::optional<std::string> refusal_of_caller(std::size_t lane, std::string_view peer_node);
+    // Where `info` reads the counters of the lanes' handshakes (the lanes are the C-node's, above this layer).
+    void set_handshake_counters(std::function<transport::HandshakeCounters()> read)
+    {
+        handshake_counters_ = std::move(read);
+    }
+    // A caller node finished its handshake on `lane`. Refused (the socket closed) while a node of that name is
+    // connected to that lane (a name that connected during the handshake): the connected caller keeps its
+    // session and leases.
     void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
+    // Whether `peer_node` has an open connection on `lane`.
+    bool caller_connected(std::size_t lane, std::string_view peer_node) const;
     // Closes every pool and every caller connection.
     void stop();
 
@@ -61,7 +76,13 @@ private:
     void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane);
     void handle_cast(std::string_view request);
     void on_monitored_exit(const ClientSession& session, std::string_view ref);
-    void create_pool(const pool::CallerView& caller, pool::PoolConfig config);
+    void create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term);
+    // Whether `node` is the C-node itself under one of its names: a lane, or a pooled connection's.
+    bool is_own_node(std::string_view node) const;
+    // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
+    pool::Pool& add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config);
+    // A pool's grace after its owner left ended: destroyed if the owner is still gone.
+    void on_owner_grace_over(const pool::Deadline& d);
     void restore_pools(const pool::CallerView& caller, Restore restore);
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);
@@ -88,7 +109,11 @@ private:
     bool awaiting_restore_;
     // A pool was created or restored by this incarnation: a restore now could reuse the id of a destroyed one.
     bool pools_created_ = false;
+    Owners owners_;
     std::uint64_t malformed_messages_ = 0;
+    std::function<transport::HandshakeCounters()> handshake_counters_;
+    std::uint64_t refused_duplicate_callers_ = 0;
+    std::uint64_t orphaned_pools_destroyed_ = 0;
 };
 
 } // namespace dpool::api

@@ -1,11 +1,15 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iterator>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
+
+#include "protocol/node_identity.hpp"
 
 namespace dpool::pool {
 
@@ -47,6 +51,19 @@ public:
             return;
         }
         it->second.cooling[number] = now + kCoolDown;
+    }
+
+    // Whether `node` has the form of the names handed out here, whatever its number (any of them may be in use
+    // towards some target at any time): a target of that name would be the C-node itself.
+    bool is_pooled_name(std::string_view node) const
+    {
+        const auto name = protocol::parse_node_name(node);
+        if (!name || !protocol::same_host(name->host, host_) || name->alive.size() <= alive_.size() + 1 ||
+            !name->alive.starts_with(alive_) || name->alive[alive_.size()] != '_') {
+            return false;
+        }
+        const auto number = name->alive.substr(alive_.size() + 1);
+        return std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; });
     }
 
     // Names in use or cooling down towards `target`.

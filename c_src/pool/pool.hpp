@@ -30,17 +30,18 @@
 
 namespace dpool::pool {
 
-// What every pool of the C-node shares: the event loop, the handshake threads, the cookie, the deadline
+// What every pool of the C-node shares: the event loop, where targets listen, the cookie, the deadline
 // scheduler and the process-wide lease counter (monitors of callers are set by the identity of the lane each
 // caller came in on: CallerView::self).
 struct PoolContext {
-    PoolContext(asio::any_io_executor ex, asio::thread_pool& pool, std::string alive, std::string host_name)
-        : executor(std::move(ex)), handshakes(pool), cnode_alive(alive), host(host_name), names(alive, host_name)
+    PoolContext(asio::any_io_executor ex, std::string alive, std::string host_name)
+        : executor(std::move(ex)), cnode_alive(alive), host(host_name), names(alive, host_name)
     {
     }
 
     asio::any_io_executor executor;
-    asio::thread_pool& handshakes;
+    // The targets' ports, asked of their epmd once for all connections (transport::NodePorts).
+    transport::NodePorts ports;
     std::string cookie;
     std::string cnode_alive;
     std::string host;
@@ -55,8 +56,7 @@ struct PoolContext {
     std::function<void(std::uint64_t pool)> drop_pool;
     // How pools answer their callers (api::Replies): the terms of the caller protocol are the api layer's.
     const Answers* answers = nullptr;
-    // How pooled connections reach their targets; empty: transport::connect_node with the handshake threads
-    // and the cookie (tests put a connector of their own here).
+    // How pooled connections reach their targets; empty: transport::connect_node with `ports` and the cookie (tests put a connector of their own here).
     std::function<asio::awaitable<transport::ConnectOutcome>(const std::string& target,
                                                               transport::HandshakeIdentity self,
                                                               std::chrono::milliseconds timeout)>
@@ -125,8 +125,9 @@ public:
     // A client node's connection is gone: its leases come back, its waiters leave.
     void on_client_gone(const transport::DistLink* client);
     // Refuses new leases and waiters at once, waits up to `drain_timeout_ms` for the leases still out, then
-    // closes everything and answers `destroyer` ok; the service forgets the pool then (context.drop_pool).
-    void destroy(Caller destroyer, std::uint32_t drain_timeout_ms);
+    // closes everything and answers `destroyer` ok (if any: the service destroys pools whose owner is gone);
+    // the service forgets the pool then (context.drop_pool).
+    void destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms);
     // Closes everything now; callers still waiting are answered {error, invalid_pool}.
     void close_now();
 

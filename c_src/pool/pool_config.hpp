@@ -25,6 +25,12 @@ struct PoolConfig {
     bool validate_on_checkout = false;            // a round trip before every lease of an idle connection
     // Adaptive capacity: judged over this window (see Pool::adapt).
     std::uint32_t resize_window_ms = 10'000;
+    // Ownership (docs/PROTOCOL.md, "Owners"): the pool is destroyed once the caller node that made it has been
+    // gone (no connection on any lane) for owner_grace_ms. `ownerless` is the option owner => none: kept until
+    // destroyed by hand.
+    bool ownerless = false;
+    std::uint32_t owner_grace_ms = 30'000;
+    std::string owner; // the owner's node name, set by the service when it makes the pool; empty: none
 };
 
 } // namespace dpool::pool

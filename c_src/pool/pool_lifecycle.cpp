@@ -69,7 +69,7 @@ void Pool::connect(PooledConnection& c)
     auto self = c.begin_attempt(context_.host, self_creation, creation(context_.random));
     const auto timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
     auto attempt = context_.connect ? context_.connect(config_.target, std::move(self), timeout)
-                                    : transport::connect_node(context_.handshakes, config_.target, std::move(self),
+                                    : transport::connect_node(context_.ports, config_.target, std::move(self),
                                                               context_.cookie, timeout);
     asio::co_spawn(context_.executor, std::move(attempt),
                    [weak = weak_from_this(), index = c.index(), attempt = c.slot.attempt](
@@ -410,7 +410,8 @@ void Pool::on_deadline(const Deadline& d)
         finish_destroy();
         break;
     case DeadlineKind::barrier:
-        break; // served by the service: a barrier ends even when its pool is gone
+    case DeadlineKind::owner:
+        break; // served by the service: a barrier ends even when its pool is gone; an owner is the service's
     }
 }
 
@@ -489,10 +490,12 @@ void Pool::adapt()
     window_saw_waiters_ = false;
 }
 
-void Pool::destroy(Caller destroyer, std::uint32_t drain_timeout_ms)
+void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms)
 {
     if (draining_) {
-        answers().error(destroyer.view(), "invalid_pool");
+        if (destroyer) {
+            answers().error(destroyer->view(), "invalid_pool");
+        }
         return;
     }
     draining_ = true;

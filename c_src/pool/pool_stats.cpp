@@ -9,6 +9,8 @@ PoolStats Pool::snapshot() const
     s.pool_id = id_;
     s.name = config_.name;
     s.target = config_.target;
+    s.owner = config_.owner;
+    s.owner_grace_ms = config_.owner_grace_ms;
     s.last_failure_kind = last_failure_.kind;
     s.last_failure_text = last_failure_.text;
     s.draining = draining_;

@@ -64,6 +64,8 @@ struct PoolStats {
     std::uint64_t pool_id = 0;
     std::string name;   // empty: none
     std::string target;
+    std::string owner; // the owner node's name; empty: none
+    std::uint32_t owner_grace_ms = 0;
     // The last failure's kind and text; an empty kind: none yet.
     std::string last_failure_kind;
     std::string last_failure_text;

@@ -19,16 +19,31 @@ namespace dpool::pool {
 // Handlers of due deadlines often schedule new ones (a health check its next round, a waiter's retry). While
 // they run, the timer is not touched: once they are done it is armed for the earliest deadline queued then, so a
 // far deadline added by a handler never holds back a nearer one that was already waiting.
+//
+// Deadlines are not withdrawn when what they guard ends early; those whose pool is gone would stay queued until
+// due (a connection's lifetime: 30 minutes), so pool churn would grow the queue without bound. With a `wanted`
+// predicate the queue is compacted whenever it has doubled since the last compaction (and holds at least
+// kMinCompaction): what `wanted` rejects is dropped then. The cost is O(1) per deadline, amortized, and the
+// queue stays within twice what is wanted, or kMinCompaction.
 class Scheduler {
 public:
     using OnDue = std::function<void(const Deadline&)>;
+    // Whether a queued deadline may still matter (false: its pool is gone, drop it).
+    using Wanted = std::function<bool(const Deadline&)>;
     static constexpr auto kCoalesce = std::chrono::milliseconds(2);
+    static constexpr std::size_t kMinCompaction = 1024;
 
-    Scheduler(const asio::any_io_executor& executor, OnDue on_due) : timer_(executor), on_due_(std::move(on_due)) {}
+    Scheduler(const asio::any_io_executor& executor, OnDue on_due, Wanted wanted = {})
+        : timer_(executor), on_due_(std::move(on_due)), wanted_(std::move(wanted))
+    {
+    }
 
     void schedule(const Deadline& d)
     {
         queue_.push(d);
+        if (wanted_ && queue_.size() >= compact_at_) {
+            compact();
+        }
         if (!serving_ && (!armed_ || d.when < armed_for_)) {
             arm(d.when);
         }
@@ -36,6 +51,7 @@ public:
 
     void stop()
     {
+        wanted_ = {}; // its owner may be tearing down what the predicate looks at
         armed_ = false;
         ++generation_; // a firing already queued by the event loop finds itself stale
         timer_.cancel();
@@ -43,8 +59,19 @@ public:
 
     // How many times the timer fired (each firing serves every deadline due then).
     std::uint64_t firings() const { return firings_; }
+    // Deadlines queued now (due or not, wanted or not).
+    std::size_t queued() const { return queue_.size(); }
+    // Deadlines dropped by compactions, unserved.
+    std::uint64_t dropped() const { return dropped_; }
 
 private:
+    void compact()
+    {
+        // The timer may stay armed for a deadline dropped here: it then fires for nothing and re-arms.
+        dropped_ += queue_.retain(wanted_);
+        compact_at_ = std::max(kMinCompaction, 2 * queue_.size());
+    }
+
     void arm(Clock::time_point when)
     {
         armed_ = true;
@@ -82,7 +109,10 @@ private:
 
     asio::steady_timer timer_;
     OnDue on_due_;
+    Wanted wanted_;
     DeadlineQueue queue_;
+    std::size_t compact_at_ = kMinCompaction;
+    std::uint64_t dropped_ = 0;
     bool armed_ = false;
     bool serving_ = false; // due handlers are running: fire() arms the timer when they are done
     Clock::time_point armed_for_{};

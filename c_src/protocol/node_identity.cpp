@@ -2,6 +2,7 @@
 
 #include <ei.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -104,6 +105,20 @@ std::optional<NodeName> parse_node_name(std::string_view name)
         }
     }
     return parts;
+}
+
+bool same_host(std::string_view a, std::string_view b)
+{
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
+}
+
+bool same_node(std::string_view a, std::string_view b)
+{
+    const auto x = parse_node_name(a);
+    const auto y = parse_node_name(b);
+    return x && y && x->alive == y->alive && same_host(x->host, y->host);
 }
 
 } // namespace dpool::protocol

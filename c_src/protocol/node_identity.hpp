@@ -42,5 +42,10 @@ struct NodeName {
     std::string_view host;
 };
 std::optional<NodeName> parse_node_name(std::string_view name);
+// Whether two host names are the same host name: without case, as DNS compares them.
+bool same_host(std::string_view a, std::string_view b);
+// Whether two node names reach the same node through epmd: the same alive part on the same host name.
+// Malformed names are never the same.
+bool same_node(std::string_view a, std::string_view b);
 
 } // namespace dpool::protocol

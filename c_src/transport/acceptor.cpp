@@ -6,16 +6,19 @@
 
 namespace dpool::transport {
 
-Acceptor::Acceptor(asio::io_context& io, asio::thread_pool& handshakes, const tcp::endpoint& listen_on,
-                   std::string cookie, Options options)
-    : acceptor_(io, listen_on), handshakes_(handshakes), cookie_(std::move(cookie)), options_(options)
+namespace {
+constexpr auto kFailureLogInterval = std::chrono::seconds(10);
+}
+
+Acceptor::Acceptor(asio::io_context& io, const tcp::endpoint& listen_on, std::string cookie,
+                   std::chrono::milliseconds handshake_timeout)
+    : acceptor_(io, listen_on), cookie_(std::move(cookie)), handshake_timeout_(handshake_timeout)
 {
 }
 
-void Acceptor::start(HandshakeIdentity self, OnConnected on_connected)
+void Acceptor::start(Setup setup)
 {
-    self_ = std::move(self);
-    on_connected_ = std::move(on_connected);
+    setup_ = std::move(setup);
     asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
 }
 
@@ -40,30 +43,53 @@ asio::awaitable<void> Acceptor::accept_loop()
             co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;
         }
-        if (pending_ >= options_.max_pending) {
-            spdlog::warn("too many handshakes in progress; dropping a connection");
-            continue; // the socket closes as it goes out of scope
-        }
         asio::co_spawn(acceptor_.get_executor(), handshake(std::move(socket)), asio::detached);
     }
 }
 
 asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
 {
-    ++pending_;
-    const int fd = socket.native_handle();
-    auto work = [fd, self = self_, cookie = cookie_, t = options_.handshake_timeout] {
-        return handshake_as_acceptor(fd, self, cookie, t);
-    };
-    auto outcome = co_await run_blocking(handshakes_, std::move(work));
-    --pending_;
+    DeadlineGuard deadline(acceptor_.get_executor(), handshake_timeout_);
+    error_code ec;
+    const auto from = socket.remote_endpoint(ec);
+    if (ec) {
+        co_return; // gone already
+    }
+    // Declared after the socket, so it leaves the gate before the socket closes: the gate never drops a
+    // connection whose coroutine has ended.
+    auto ticket = setup_.gate->admit(setup_.lane, from.address().to_string(), [&socket] {
+        error_code ignored;
+        socket.close(ignored);
+    });
+    const auto outcome = co_await accept_handshake(socket, setup_.self, cookie_, deadline, setup_.admit,
+                                                   [&ticket] { ticket.progressed(); });
     if (!outcome.ok) {
-        spdlog::info("refused a connection: {}", outcome.error);
+        ++(outcome.timed_out ? setup_.counters->timed_out : setup_.counters->failed);
+        log_failure(outcome);
         co_return;
     }
-    if (acceptor_.is_open() && on_connected_) {
-        on_connected_(std::move(socket), std::move(outcome.peer_node));
+    ++setup_.counters->completed;
+    if (acceptor_.is_open() && setup_.on_connected) {
+        setup_.on_connected(std::move(socket), outcome.peer_node);
     }
+}
+
+void Acceptor::log_failure(const HandshakeOutcome& outcome)
+{
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_failure_log_ < kFailureLogInterval) {
+        ++unlogged_failures_;
+        return;
+    }
+    last_failure_log_ = now;
+    const std::string why = outcome.timed_out ? "no complete handshake within the handshake timeout" : outcome.error;
+    if (unlogged_failures_ > 0) {
+        spdlog::info("lane {}: refused a connection: {} ({} more refused since the last such line)", setup_.lane,
+                     why, unlogged_failures_);
+    } else {
+        spdlog::info("lane {}: refused a connection: {}", setup_.lane, why);
+    }
+    unlogged_failures_ = 0;
 }
 
 } // namespace dpool::transport

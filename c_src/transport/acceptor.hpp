@@ -2,45 +2,51 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
 #include "transport/handshake.hpp"
+#include "transport/handshake_gate.hpp"
 #include "util/asio.hpp"
 
 namespace dpool::transport {
 
-// Accepts distribution connections: TCP accept in Asio, then ei's handshake on the handshake pool. Nodes
-// that fail the cookie challenge, or stay silent past the handshake timeout, are dropped. At most
-// `max_pending` handshakes run or wait at once; connections beyond that are closed at once, so a flood of
-// silent peers costs a bounded amount.
+// Accepts distribution connections on one lane: TCP accept, then the handshake as a coroutine on the I/O
+// thread, under a deadline that starts at the accept. Unauthenticated connections pass a HandshakeGate shared
+// by all lanes, which bounds them per lane and per source address by dropping the idlest.
 class Acceptor {
 public:
     using OnConnected = std::function<void(tcp::socket socket, std::string peer_node)>;
 
-    struct Options {
-        std::chrono::milliseconds handshake_timeout{5000};
-        std::size_t max_pending = 64;
+    struct Setup {
+        std::size_t lane = 0;
+        HandshakeIdentity self;
+        HandshakeGate* gate = nullptr;  // outlives the acceptor
+        HandshakeCounters* counters = nullptr; // likewise
+        AdmitPeer admit;
+        OnConnected on_connected;
     };
 
-    Acceptor(asio::io_context& io, asio::thread_pool& handshakes, const tcp::endpoint& listen_on, std::string cookie,
-             Options options);
+    Acceptor(asio::io_context& io, const tcp::endpoint& listen_on, std::string cookie,
+             std::chrono::milliseconds handshake_timeout);
 
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-    void start(HandshakeIdentity self, OnConnected on_connected);
+    void start(Setup setup);
     void stop();
 
 private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> handshake(tcp::socket socket);
+    void log_failure(const HandshakeOutcome& outcome);
 
     tcp::acceptor acceptor_;
-    asio::thread_pool& handshakes_;
     std::string cookie_;
-    Options options_;
-    HandshakeIdentity self_;
-    OnConnected on_connected_;
-    std::size_t pending_ = 0;
+    std::chrono::milliseconds handshake_timeout_;
+    Setup setup_;
+    // Failures are logged at most once per interval, with how many were not: a flood must not flood the log.
+    std::chrono::steady_clock::time_point last_failure_log_{};
+    std::uint64_t unlogged_failures_ = 0;
 };
 
 } // namespace dpool::transport

@@ -3,43 +3,8 @@
 #include <fmt/format.h>
 
 #include "protocol/node_identity.hpp"
-#include "transport/epmd.hpp"
-#include "util/blocking.hpp"
 
 namespace dpool::transport {
-
-asio::awaitable<std::optional<asio::ip::address>> resolve_ipv4(std::string host, DeadlineGuard& deadline)
-{
-    error_code ec;
-    const auto literal = asio::ip::make_address_v4(host, ec);
-    if (!ec) {
-        co_return asio::ip::address(literal);
-    }
-    auto executor = co_await asio::this_coro::executor;
-    tcp::resolver resolver(executor);
-    deadline.guard_resolver(resolver);
-    const auto results =
-        co_await resolver.async_resolve(tcp::v4(), host, "", asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || results.empty()) {
-        co_return std::nullopt;
-    }
-    co_return results.begin()->endpoint().address();
-}
-
-std::string_view error_kind_name(ConnectError kind)
-{
-    switch (kind) {
-    case ConnectError::unreachable:
-        return "unreachable";
-    case ConnectError::not_registered:
-        return "not_registered";
-    case ConnectError::handshake_refused:
-        return "handshake_refused";
-    case ConnectError::timeout:
-        return "timeout";
-    }
-    return "unreachable";
-}
 
 namespace {
 
@@ -53,11 +18,10 @@ ConnectOutcome failed(ConnectError kind, std::string error)
 
 } // namespace
 
-asio::awaitable<ConnectOutcome> connect_node(asio::thread_pool& handshakes, std::string target, HandshakeIdentity self,
+asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string target, HandshakeIdentity self,
                                              std::string cookie, std::chrono::milliseconds timeout)
 {
-    const auto name = protocol::parse_node_name(target);
-    if (!name) {
+    if (!protocol::parse_node_name(target)) {
         co_return failed(ConnectError::unreachable, fmt::format("'{}' is no node name (alive@host)", target));
     }
     auto executor = co_await asio::this_coro::executor;
@@ -68,61 +32,51 @@ asio::awaitable<ConnectOutcome> connect_node(asio::thread_pool& handshakes, std:
                                   timeout.count(), step));
     };
     // Each step's failure is told apart: the cause is what a user needs to fix it (docs/PROTOCOL.md, "Errors").
-    const auto address = co_await resolve_ipv4(std::string(name->host), deadline);
-    if (deadline.expired()) {
-        co_return timed_out("resolving the host");
-    }
-    if (!address) {
-        co_return failed(ConnectError::unreachable, fmt::format("cannot resolve the host '{}'", name->host));
-    }
-    std::optional<std::uint16_t> port;
-    {
-        tcp::socket epmd_socket(executor);
-        deadline.guard(epmd_socket);
-        try {
-            port = co_await epmd_port_please(epmd_socket, *address, std::string(name->alive));
-        } catch (const std::exception& e) {
-            if (deadline.expired()) {
-                co_return timed_out("asking epmd");
+    for (bool asked_again = false;; asked_again = true) {
+        const auto lookup = co_await ports.find(target, deadline);
+        if (!lookup.found) {
+            co_return lookup.kind == ConnectError::timeout ? timed_out(lookup.error)
+                                                           : failed(lookup.kind, lookup.error);
+        }
+        const auto [address, port] = *lookup.found;
+        tcp::socket socket(executor);
+        deadline.guard(socket);
+        error_code ec;
+        co_await socket.async_connect({address, port}, asio::redirect_error(asio::use_awaitable, ec));
+        if (deadline.expired()) {
+            ports.forget(target);
+            co_return timed_out("connecting");
+        }
+        if (ec) {
+            ports.forget(target);
+            if (lookup.from_cache && !asked_again) {
+                continue;
             }
-            co_return failed(ConnectError::unreachable, fmt::format("cannot ask epmd on {} port {}: {}",
-                                                                    address->to_string(), epmd_port(), e.what()));
+            co_return failed(ConnectError::unreachable, fmt::format("cannot connect to {} at {} port {}: {}", target,
+                                                                    address.to_string(), port, ec.message()));
         }
-    }
-    if (!port) {
-        co_return failed(ConnectError::not_registered,
-                         fmt::format("epmd on {} has no node named '{}' (is {} running, under that name?)",
-                                     address->to_string(), name->alive, target));
-    }
-    tcp::socket socket(executor);
-    deadline.guard(socket);
-    error_code ec;
-    co_await socket.async_connect({*address, *port}, asio::redirect_error(asio::use_awaitable, ec));
-    if (deadline.expired()) {
-        co_return timed_out("connecting");
-    }
-    if (ec) {
-        co_return failed(ConnectError::unreachable, fmt::format("cannot connect to {} at {} port {}: {}", target,
-                                                                address->to_string(), *port, ec.message()));
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.remaining());
-    if (left.count() <= 0) {
-        co_return timed_out("before the handshake");
-    }
-    const int fd = socket.native_handle();
-    auto work = [fd, self, cookie, left] { return handshake_as_connector(fd, self, cookie, left); };
-    auto outcome = co_await run_blocking(handshakes, std::move(work));
-    if (!outcome.ok) {
-        if (outcome.timed_out) {
-            co_return timed_out("in the handshake");
+        const auto outcome = co_await connect_handshake(socket, self, cookie, deadline);
+        if (!outcome.ok) {
+            ports.forget(target);
+            if (outcome.timed_out) {
+                co_return timed_out("in the handshake");
+            }
+            co_return failed(ConnectError::handshake_refused,
+                             fmt::format("{} refused the handshake: {}", target, outcome.error));
         }
-        co_return failed(ConnectError::handshake_refused, fmt::format("{} refused the handshake: {}", target,
-                                                                      outcome.error));
+        const auto peer = protocol::parse_node_name(outcome.peer_node);
+        if (!peer || peer->alive != protocol::parse_node_name(target)->alive) {
+            // The port epmd gave now belongs to another node (the target restarted elsewhere).
+            ports.forget(target);
+            co_return failed(ConnectError::unreachable,
+                             fmt::format("port {} of {} is now {}'s, not {}'s", port, address.to_string(),
+                                         outcome.peer_node, target));
+        }
+        ConnectOutcome out;
+        out.socket.emplace(std::move(socket));
+        out.peer_flags = outcome.peer_flags;
+        co_return out;
     }
-    ConnectOutcome out;
-    out.socket.emplace(std::move(socket));
-    out.peer_flags = outcome.peer_flags;
-    co_return out;
 }
 
 } // namespace dpool::transport

@@ -2,9 +2,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "util/asio.hpp"
+#include "util/blocking.hpp"
 
 namespace dpool::transport {
 
@@ -18,36 +22,34 @@ struct HandshakeIdentity {
 
 struct HandshakeOutcome {
     bool ok = false;
-    std::string peer_node; // set by the accepting side
-    std::string error;
+    std::string peer_node; // the peer's node name
+    std::string error;     // on failure, in words
     bool timed_out = false; // the error is the deadline's
-    // The capabilities the peer announced (DFLAG_*), 0 when they could not be read; set by the connecting side.
+    // The capabilities the peer announced (DFLAG_*, the mandatory set expanded).
     std::uint64_t peer_flags = 0;
 };
 
 // Capabilities of a peer that change what the C-node sends it.
 inline constexpr std::uint64_t kDflagSpawn = std::uint64_t{1} << 32; // SPAWN_REQUEST (OTP 23+)
 
+// Says whether a peer that named itself may go on: nullopt to admit it, else why not (for the log). A refused
+// peer is answered with status not_allowed.
+using AdmitPeer = std::function<std::optional<std::string>(std::string_view peer_node)>;
 
-// The distribution handshake, done by ei over a socket that is already connected (or accepted). ei talks to
-// the socket through user-supplied socket callbacks that poll() with our deadline, so any descriptor number
-// works (ei's own callbacks use select(), which breaks above 1024 descriptors) and TCP connect/accept stay
-// asynchronous in Asio. These calls block: run them on the handshake thread pool, never on the I/O thread.
-// A wrong cookie, a refused name or a silent peer fails the handshake; the socket is left open either way.
-HandshakeOutcome handshake_as_acceptor(int fd, const HandshakeIdentity& self, const std::string& cookie,
-                                       std::chrono::milliseconds timeout);
-// The connecting side (pooled connections) also announces DFLAG_DIST_HDR_ATOM_CACHE, so that packets to
-// the target can name atoms by cache reference; the outcome has the flags the target announced.
-HandshakeOutcome handshake_as_connector(int fd, const HandshakeIdentity& self, const std::string& cookie,
-                                        std::chrono::milliseconds timeout);
-
-// Why a connecting handshake that did not time out failed, judged from what the peer sent before it hung up
-// (OTP's distribution protocol, "Distribution Handshake"): its status message, whether its challenge came
-// (then our answer, made with our cookie, was refused), or nothing at all.
-std::string explain_connect_failure(std::string_view received);
-
-// The flags a peer announced, from the handshake bytes it sent (2-byte length, then 'N' with 8-byte flags,
-// or 'n' with a 2-byte version and 4-byte flags); nullopt when no such message is among them.
-std::optional<std::uint64_t> peer_flags(std::string_view received);
+// The distribution handshake (version 6, OTP 23 and later; handshake_messages.hpp), as Asio coroutines on
+// the I/O thread: no thread is held while a peer is silent, so peers that never finish cost a socket each and
+// no one waits behind them. `deadline` bounds the whole handshake: when it passes, the socket is cancelled and
+// the outcome says timed_out. A failed handshake leaves the socket open; its owner closes it.
+//
+// The accepting side (callers reaching a lane). `on_progress` is told of each message the peer completes, so
+// that the idlest unauthenticated connections can be dropped first (HandshakeGate).
+asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+                                                   const std::string& cookie, DeadlineGuard& deadline,
+                                                   const AdmitPeer& admit, const std::function<void()>& on_progress);
+// The connecting side (pooled connections), which also announces DFLAG_DIST_HDR_ATOM_CACHE so that packets to
+// the target can name atoms by cache reference. A failure says which step failed and why, in the words a
+// user needs to fix it (a refused cookie, a name in use, a port that speaks no distribution, ...).
+asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+                                                    const std::string& cookie, DeadlineGuard& deadline);
 
 } // namespace dpool::transport

@@ -70,6 +70,8 @@ public:
     {
         state_->on_expiry = [&resolver] { resolver.cancel(); };
     }
+    // Any other way to end the current step (a timer's cancel(), ...).
+    void guard_with(std::function<void()> cancel) { state_->on_expiry = std::move(cancel); }
     bool expired() const { return state_->expired; }
     std::chrono::steady_clock::duration remaining() const
     {

@@ -187,25 +187,3 @@ TEST_CASE("normalize_packet refuses malformed packets and leaves the cache alone
     REQUIRE(cache.find(9) != nullptr);
     CHECK(*cache.find(9) == "x");
 }
-
-TEST_CASE("peer_flags finds the flags of the peer's name or challenge message", "[dist_header]")
-{
-    using dpool::transport::peer_flags;
-    const auto packet = [](const std::string& body) {
-        return bytes({static_cast<int>(body.size() >> 8), static_cast<int>(body.size() & 0xFF)}) + body;
-    };
-    // A connector reads the status ("sok"), then the challenge: 'N', 8-byte flags, challenge, creation, name.
-    const std::string status = packet("sok");
-    const std::string challenge_new =
-        packet("N" + bytes({0, 0, 0, 0x0d, 0x07, 0xdf, 0x7f, 0xbd}) + bytes({1, 2, 3, 4, 0, 0, 0, 9, 0, 3}) + "a@b");
-    REQUIRE(peer_flags(status + challenge_new).has_value());
-    CHECK(*peer_flags(status + challenge_new) == 0x0d07df7fbdull);
-    CHECK((*peer_flags(status + challenge_new) & dpool::protocol::kDflagDistHdrAtomCache) != 0);
-    // The older challenge: 'n', 2-byte version, 4-byte flags.
-    const std::string challenge_old = packet("n" + bytes({0, 5, 0, 0x03, 0x7f, 0xbd}) + bytes({1, 2, 3, 4}) + "a@b");
-    CHECK(peer_flags(status + challenge_old) == std::optional<std::uint64_t>(0x037fbd));
-    // Without a challenge, or cut inside one: nothing.
-    CHECK_FALSE(peer_flags(status).has_value());
-    CHECK_FALSE(peer_flags(status + challenge_new.substr(0, 6)).has_value());
-    CHECK_FALSE(peer_flags("").has_value());
-}

@@ -66,7 +66,7 @@ public:
                              pool->on_deadline(d);
                          }
                      }),
-          context_(io.get_executor(), handshakes_, "cnode", "127.0.0.1")
+          context_(io.get_executor(), "cnode", "127.0.0.1")
     {
         context_.scheduler = &scheduler_;
         context_.answers = &answers;
@@ -144,7 +144,6 @@ private:
         co_return out;
     }
 
-    asio::thread_pool handshakes_{1};
     dpool::pool::Scheduler scheduler_;
     dpool::pool::PoolContext context_;
     std::vector<tcp::socket> targets_;

@@ -47,6 +47,8 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     s.acquire_wait_p99_us = 1025;
     s.request_rtt_p50_us = 1026;
     s.request_rtt_p99_us = 1027;
+    s.owner = "caller@h";
+    s.owner_grace_ms = 1028;
     for (std::size_t r = 0; r < dpool::pool::kCloseReasons; ++r) {
         s.counters.closed[r] = 2000 + r;
     }
@@ -63,9 +65,10 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     int pairs = 0;
     const std::string copy(out.view());
     REQUIRE(ei_decode_map_header(copy.data(), &index, &pairs) == 0);
-    CHECK(pairs == 33);
+    CHECK(pairs == 35);
     for (const char* entry :
-         {"pool_id,1001", "name,orders", "target,t@127.0.0.1", "last_failure,{unreachable,<<\"refused\">>}",
+         {"pool_id,1001", "name,orders", "target,t@127.0.0.1", "owner,caller@h", "owner_grace_ms,1028",
+          "last_failure,{unreachable,<<\"refused\">>}",
           "state,draining", "total_connections,1002", "available_connections,1003", "in_use_connections,1004",
           "connecting_connections,1005", "waiting,1006", "capacity,1007", "max_connections,1008",
           "min_connections,1009", "acquire_timeout_ms,1010", "successful_operations,1011", "failed_operations,1012",
@@ -86,6 +89,7 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     dpool::api::write_stats(e, PoolStats{});
     const std::string empty = print_term(empty_out.view());
     CHECK(empty.find("name,undefined") != std::string::npos);
+    CHECK(empty.find("owner,none") != std::string::npos);
     CHECK(empty.find("last_failure,none") != std::string::npos);
     CHECK(empty.find("state,active") != std::string::npos);
     CHECK(empty.find("connections,[]") != std::string::npos);

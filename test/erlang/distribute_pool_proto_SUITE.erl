@@ -30,6 +30,7 @@
 -export([key_hash_range_agrees/1]).
 -export([request_timeout_range_agrees/1]).
 -export([lanes_limit_agrees/1]).
+-export([owner_grace_agrees/1]).
 
 -import(dpool_ct_helper, [doc/1]).
 
@@ -62,7 +63,8 @@ groups() ->
                   drain_timeout_agrees,
                   key_hash_range_agrees,
                   request_timeout_range_agrees,
-                  lanes_limit_agrees]}].
+                  lanes_limit_agrees,
+                  owner_grace_agrees]}].
 
 -spec init_per_group(atom(), list()) -> list().
 init_per_group(cnode, Config) ->
@@ -353,6 +355,26 @@ lanes_limit_agrees(_Config) ->
     {ok, #{lanes := ?DPOOL_MAX_LANES}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES}),
     {error, {bad_app_env, lanes, _}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_MAX_LANES + 1}),
     {ok, #{lanes := ?DPOOL_DEFAULT_LANES}} = distribute_pool_env:check(Env#{lanes => ?DPOOL_DEFAULT_LANES}),
+    ok.
+
+-spec owner_grace_agrees(list()) -> ok.
+owner_grace_agrees(_Config) ->
+    doc("owner_grace_ms: the C-node's range is 0..DPOOL_MAX_OWNER_GRACE_MS and its default (a `new` without "
+        "the key) DPOOL_DEFAULT_OWNER_GRACE_MS, the application env's default; the env takes the same range."),
+    {0, ?DPOOL_MAX_OWNER_GRACE_MS} = refused_range(owner_grace_ms, ?DPOOL_MAX_OWNER_GRACE_MS + 1),
+    ok = accepted(#{owner_grace_ms => ?DPOOL_MAX_OWNER_GRACE_MS}),
+    Server = dpool_ct_helper:do_cnode(),
+    {ok, Id} = gen_server:call(Server, {new, ?NOBODY, #{max_connections => 1, min_connections => 0}}, 5000),
+    {ok, #{owner_grace_ms := ?DPOOL_DEFAULT_OWNER_GRACE_MS, owner := Owner}} =
+        gen_server:call(Server, {stats, Id}, 5000),
+    Owner = node(),
+    ok = gen_server:call(Server, {destroy, Id}, 15000),
+    {ok, #{owner_grace_ms := ?DPOOL_DEFAULT_OWNER_GRACE_MS}} = distribute_pool_env:app_config(),
+    Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 1},
+    {ok, #{owner_grace_ms := ?DPOOL_MAX_OWNER_GRACE_MS}} =
+        distribute_pool_env:check(Env#{owner_grace_ms => ?DPOOL_MAX_OWNER_GRACE_MS}),
+    {error, {bad_app_env, owner_grace_ms, _}} =
+        distribute_pool_env:check(Env#{owner_grace_ms => ?DPOOL_MAX_OWNER_GRACE_MS + 1}),
     ok.
 
 %% Helpers.

@@ -41,6 +41,7 @@
 -export([do_echo_worker/6]).
 -export([do_executable/0]).
 -export([do_run_exe/1]).
+-export([do_collect/3]).
 -export([do_start_cnode_port/2]).
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
@@ -443,6 +444,9 @@ do_run_exe(Args) ->
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     do_collect(Port, OsPid, []).
 
+%% Everything a port program prints until it exits: {ExitStatus, Output}; kill -9 of it, and a failure of the
+%% case, when it has not exited within 20 s.
+-spec do_collect(port(), non_neg_integer(), [binary()]) -> {integer(), string()}.
 do_collect(Port, OsPid, Acc) ->
     receive
         {Port, {data, Data}} ->
