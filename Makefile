@@ -35,8 +35,8 @@ demo: build
 test: build
 	scripts/test.sh
 
-# The sanitizer stage of `make test` alone (README, "Tests"): ASan + UBSan on the unit tests and the Erlang
-# suites' C-node, TSan on the multi-threaded unit tests. `make test-sanitize TOOLS=thread` runs one tool.
+# The sanitizer stage of `make test` alone (README, "Tests"): ASan + UBSan on the unit tests and on the C-node
+# of the Erlang suites. `make test-sanitize TOOLS=thread`: TSan on the unit tests (not in `make test`).
 test-sanitize: build
 	scripts/sanitize_test.sh $(TOOLS)
 

@@ -35,7 +35,7 @@ run_all() {
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  stage "Sanitizers (ASan + UBSan: unit tests, Erlang suites; TSan: threaded unit tests)" scripts/sanitize_test.sh
+  stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" scripts/sanitize_test.sh
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
