@@ -10,8 +10,9 @@
 #            threads TSan would watch are the tests' own (ei's side of test_handshake.cpp). For when that
 #            changes: `scripts/sanitize_test.sh thread`.
 #
-# Usage: scripts/sanitize_test.sh [address|thread]...   (none: address). `make test-sanitize` runs it alone;
-# `make test` (scripts/test.sh) runs it as one of its stages.
+# Usage: scripts/sanitize_test.sh [address|thread|build]...   (none: address). `make test-sanitize` runs it
+# alone; `make test` (scripts/test.sh) runs it as one of its stages, after `build` (address's build only) has
+# run in the background during the stages before it.
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
 # distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite but
 # distribute_pool_client_SUITE, which plays the C-node itself and starts none.
@@ -23,7 +24,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # The Erlang suites need an epmd: a private one unless the caller (scripts/test.sh) runs one already.
-if [ -z "${ERL_EPMD_PORT:-}" ]; then
+if [ -z "${ERL_EPMD_PORT:-}" ] && [ "$*" != build ]; then
   exec scripts/with_epmd.sh "$0" "$@"
 fi
 
@@ -51,9 +52,9 @@ build() {
   say "built $* in $((SECONDS - start)) s"
 }
 
-# A fresh, empty directory for the reports of one run.
+# A fresh, empty directory for the reports of one run (the unit tests' in unit/, the suites' in ct/).
 report_dir() {
-  rm -rf "$1" && mkdir -p "$1"
+  rm -rf "$1" && mkdir -p "$1/unit" "$1/ct"
 }
 
 # Fails, printing each report, when the directory holds any.
@@ -108,24 +109,29 @@ wait_exited() {
   return 1
 }
 
-address() {
-  local dir=_build/asan status=0
-  say "address: building the C-node and the unit tests with ASan + UBSan in $dir"
-  build "$dir" address,undefined dpool_cnode dpool_unit_tests || return 1
+asan_dir=_build/asan
 
-  local reports=$dir/reports
+address_build() {
+  say "address: building the C-node and the unit tests with ASan + UBSan in $asan_dir"
+  build "$asan_dir" address,undefined dpool_cnode dpool_unit_tests
+}
+
+address() {
+  local dir=$asan_dir status=0
+  address_build || return 1
+
+  local reports=$PWD/$dir/reports
   # halt_on_error: the first report ends the process, with an exit status (not abort(): a test binary's
   # SIGABRT handler, or a report from a thread other than main, can hang the process instead of ending it).
-  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$PWD/$reports/ubsan
-  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1
-  export ASAN_OPTIONS=$ASAN_OPTIONS:log_path=$PWD/$reports/asan
+  local asan=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1
+  local ubsan=halt_on_error=1:print_stacktrace=1
 
   report_dir "$reports"
   say "address: unit tests"
-  unit_tests "$dir" dpool_unit_tests || status=1
-  check_reports "$reports" "address: unit tests" || status=1
+  ASAN_OPTIONS=$asan:log_path=$reports/unit/asan UBSAN_OPTIONS=$ubsan:log_path=$reports/unit/ubsan \
+    unit_tests "$dir" dpool_unit_tests || status=1
+  check_reports "$reports/unit" "address: unit tests" || status=1
 
-  report_dir "$reports"
   local names=() name paths=""
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
@@ -138,13 +144,16 @@ address() {
   done
   say "address: Erlang suites against $dir/dpool_cnode: ${paths//test\/erlang\//}"
   # Every node of the run (this one, peers, the nodes of the suites) gets the instrumented C-node. The
-  # million-message case sends 100,000: the instrumented C-node is five times slower at it.
+  # million-message case sends 100,000 (the instrumented C-node is five times slower at it), the churn case
+  # makes 4,000 pools, and DPOOL_TEST_SANITIZER tells the suites (the churn case leaves out its RSS bound).
   ERL_FLAGS="${ERL_FLAGS:-} -distribute_pool cnode_executable '\"$PWD/$dir/dpool_cnode\"'" \
-    DPOOL_TEST_SEQ_MESSAGES=${DPOOL_TEST_SEQ_MESSAGES:-100000} \
+    ASAN_OPTIONS=$asan:log_path=$reports/ct/asan UBSAN_OPTIONS=$ubsan:log_path=$reports/ct/ubsan \
+    DPOOL_TEST_SANITIZER=address DPOOL_TEST_SEQ_MESSAGES=${DPOOL_TEST_SEQ_MESSAGES:-100000} \
+    DPOOL_CHURN_CYCLES=${DPOOL_CHURN_CYCLES:-4000} \
     rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" --logdir "$dir/ct_logs" \
     --suite "$paths" || status=1
   wait_exited "$dir/dpool_cnode" || status=1
-  check_reports "$reports" "address: Erlang suites" || status=1
+  check_reports "$reports/ct" "address: Erlang suites" || status=1
   return $status
 }
 
@@ -152,12 +161,12 @@ thread() {
   local dir=_build/tsan status=0
   say "thread: building the unit tests with TSan in $dir"
   build "$dir" thread dpool_unit_tests || return 1
-  local reports=$dir/reports
+  local reports=$PWD/$dir/reports
   report_dir "$reports"
-  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$PWD/$reports/tsan
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$reports/unit/tsan
   say "thread: unit tests"
   unit_tests "$dir" dpool_unit_tests || status=1
-  check_reports "$reports" "thread: unit tests" || status=1
+  check_reports "$reports/unit" "thread: unit tests" || status=1
   return $status
 }
 
@@ -166,11 +175,12 @@ tools=("$@")
 failed=()
 for tool in "${tools[@]}"; do
   case $tool in
-    address | thread) ;;
-    *) echo "usage: $0 [address|thread]..." >&2; exit 2 ;;
+    address | thread) run=$tool ;;
+    build) run=address_build ;;
+    *) echo "usage: $0 [address|thread|build]..." >&2; exit 2 ;;
   esac
   start=$SECONDS
-  if (set -uo pipefail; "$tool"); then
+  if (set -uo pipefail; "$run"); then
     say "$tool: passed in $((SECONDS - start)) s"
   else
     say "$tool: FAILED in $((SECONDS - start)) s"
