@@ -24,6 +24,10 @@ stage() {
 }
 
 run_all() {
+  # The sanitizer stage's build (about 5 minutes of both cores) runs meanwhile, at the lowest priority: the
+  # stages before it mostly wait on nodes and sockets. The stage waits for it first.
+  nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
+  sanitize_build=$!
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
   stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
@@ -35,7 +39,7 @@ run_all() {
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" scripts/sanitize_test.sh
+  stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" sanitizers
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
@@ -50,6 +54,13 @@ run_all() {
   echo "all test stages passed"
 }
 
-export -f stage run_all
+# The sanitizer stage, once its build (started by run_all) is over: a failed build fails again in the stage,
+# which prints why.
+sanitizers() {
+  wait "$sanitize_build"
+  scripts/sanitize_test.sh
+}
+
+export -f stage run_all sanitizers
 export cookie
 scripts/with_epmd.sh bash -c 'failed=(); run_all'
