@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 DPOOL_WERROR ?= ON
 CMAKE_BUILD_DIR := _build/cmake
 
-.PHONY: all deps build cnode erlang demo test test-cpp test-erlang test-elixir bench fuzz fuzz-corpus clean
+.PHONY: all deps build cnode erlang demo test test-sanitize test-cpp test-erlang test-elixir bench fuzz fuzz-corpus clean
 
 all: build
 
@@ -44,6 +44,11 @@ fuzz: deps
 # Records real traffic again (distribute_pool_fuzz_corpus_SUITE) and minimises it into test/fuzz/corpus/.
 fuzz-corpus: build
 	scripts/fuzz_corpus.sh
+
+# The sanitizer stage of `make test` alone (README, "Tests"): ASan + UBSan on the unit tests and on the C-node
+# of the Erlang suites. `make test-sanitize TOOLS=thread`: TSan on the unit tests (not in `make test`).
+test-sanitize: build
+	scripts/sanitize_test.sh $(TOOLS)
 
 # Not part of `make test` nor CI: about 5 minutes of measurements (docs/BENCHMARKS.md).
 bench: build

@@ -16,6 +16,7 @@
 -export([start_link/1]).
 -export([address/0]).
 -export([os_pid/0]).
+-export([executable/1]).
 -export([init/1]).
 -export([handle_call/3]).
 -export([handle_cast/2]).
@@ -25,9 +26,9 @@
 -export_type([args/0]).
 
 %% lanes: the C-node's --lanes, unless args gives --lanes itself; limits: its --max-* options
-%% (distribute_pool_env:limit_args/1), each unless args gives it itself.
+%% (distribute_pool_env:limit_args/1), each unless args gives it itself; executable: the binary (default priv).
 -type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
-                  limits => distribute_pool_env:limits()}.
+                  limits => distribute_pool_env:limits(), executable => distribute_pool_env:executable()}.
 
 -record(state, {
     port :: port() | undefined,
@@ -70,7 +71,7 @@ init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
     Defaults = ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))
                 | distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
-    case executable() of
+    case executable(maps:get(executable, Args, priv)) of
         {ok, Exe} ->
             start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ ExtraArgs);
         {error, Reason} ->
@@ -87,17 +88,18 @@ unless_given([Option, Value | Rest], ExtraArgs) ->
 unless_given([], _ExtraArgs) ->
     [].
 
--spec executable() -> {ok, file:filename()} | {error, term()}.
-executable() ->
+%% The C-node binary the application env cnode_executable names: priv is the application's
+%% priv/dpool_cnode.
+-spec executable(distribute_pool_env:executable()) -> {ok, file:filename()} | {error, term()}.
+executable(priv) ->
     case code:priv_dir(distribute_pool) of
-        {error, _} ->
-            {error, {cnode_executable_missing, "no priv dir for distribute_pool"}};
-        Priv ->
-            Exe = filename:join(Priv, "dpool_cnode"),
-            case filelib:is_regular(Exe) of
-                true -> {ok, Exe};
-                false -> {error, {cnode_executable_missing, Exe}}
-            end
+        {error, _} -> {error, {cnode_executable_missing, "no priv dir for distribute_pool"}};
+        Priv -> executable(filename:join(Priv, "dpool_cnode"))
+    end;
+executable(Exe) ->
+    case filelib:is_regular(Exe) of
+        true -> {ok, Exe};
+        false -> {error, {cnode_executable_missing, Exe}}
     end.
 
 -spec start(file:filename(), atom(), [string()]) -> {ok, #state{}} | {stop, term()}.

@@ -51,7 +51,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
                  #{id => distribute_pool_cnode,
                    start => {distribute_pool_cnode, start_link,
                              [#{service => Service, args => Args, lanes => Lanes,
-                                limits => maps:get(limits, Config, #{})}]},
+                                limits => maps:get(limits, Config, #{}),
+                                executable => maps:get(cnode_executable, Config, priv)}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
                    shutdown => 10000,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project against a private epmd (scripts/with_epmd.sh): the C++ unit tests, Dialyzer
 # and xref of the Erlang application (any warning fails), the Erlang Common Test suites (real nodes, real
-# sockets on 127.0.0.1), the Elixir script, the Gleam suite, the consumer projects, and each fuzz target briefly.
+# sockets on 127.0.0.1), the Elixir script, the Gleam suite, the consumer projects, each fuzz target briefly,
+# and the sanitizer stage (scripts/sanitize_test.sh).
 # Called by `make test` after the build; exits non-zero if any stage fails, after running them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,10 @@ stage() {
 }
 
 run_all() {
+  # The sanitizer stage's build (about 5 minutes of both cores) runs meanwhile, at the lowest priority: the
+  # stages before it mostly wait on nodes and sockets. The stage waits for it first.
+  nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
+  sanitize_build=$!
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
   stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
@@ -36,6 +41,7 @@ run_all() {
     scripts/gleam_test.sh
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
   stage "Fuzz targets (clang, libFuzzer: built, then 10 s each)" scripts/fuzz.sh run 10
+  stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" sanitizers
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
@@ -50,6 +56,13 @@ run_all() {
   echo "all test stages passed"
 }
 
-export -f stage run_all
+# The sanitizer stage, once its build (started by run_all) is over: a failed build fails again in the stage,
+# which prints why.
+sanitizers() {
+  wait "$sanitize_build"
+  scripts/sanitize_test.sh
+}
+
+export -f stage run_all sanitizers
 export cookie
 scripts/with_epmd.sh bash -c 'failed=(); run_all'

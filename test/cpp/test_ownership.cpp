@@ -84,15 +84,14 @@ TEST_CASE("Owners: nodes without pools are not tracked once gone, released pools
 
 namespace {
 
-// {max_connections => 1, Key => Value}, Value written by `value`; parsed for the target t@h.
+// {max_connections => 1, Key => Value}, Value written by `value`, encoded.
 template <class WriteValue>
-dpool::api::Parsed<dpool::pool::PoolConfig, dpool::api::ConfigError> with_option(std::string_view key,
-                                                                                  WriteValue value)
+std::string options_with(std::string_view key, WriteValue value)
 {
     dpool::test::EiTerm t;
     t.map(2).atom("max_connections").integer(1).atom(key);
     value(t);
-    return dpool::api::parse_pool_options("t@h", t.str());
+    return t.str();
 }
 
 std::string printed(const dpool::api::ConfigError& e)
@@ -101,6 +100,24 @@ std::string printed(const dpool::api::ConfigError& e)
     dpool::protocol::TermWriter w(buf);
     dpool::api::write_config_error(w, e);
     return dpool::test::print_term(buf.view());
+}
+
+// Those options parsed for the target t@h; the config owns what it holds.
+template <class WriteValue>
+dpool::api::Parsed<dpool::pool::PoolConfig, dpool::api::ConfigError> with_option(std::string_view key,
+                                                                                  WriteValue value)
+{
+    return dpool::api::parse_pool_options("t@h", options_with(key, value));
+}
+
+// The error those options are refused with, printed while the options it points into still exist.
+template <class WriteValue>
+std::string refused(std::string_view key, WriteValue value)
+{
+    const std::string options = options_with(key, value);
+    const auto parsed = dpool::api::parse_pool_options("t@h", options);
+    REQUIRE_FALSE(parsed.has_value());
+    return printed(parsed.error());
 }
 
 } // namespace
@@ -115,17 +132,14 @@ TEST_CASE("parse_pool_options: a pool has its creator as owner unless owner => n
     CHECK(plain->owner.empty()); // set by the service, from the caller's node
     CHECK(with_option("owner", [](EiTerm& t) { t.atom("none"); })->ownerless);
     CHECK_FALSE(with_option("owner", [](EiTerm& t) { t.atom("creator"); })->ownerless);
-    const auto bad = with_option("owner", [](EiTerm& t) { t.atom("me@h"); });
-    REQUIRE_FALSE(bad.has_value());
-    CHECK(printed(bad.error()) == "{bad_value,owner,me@h,<<\"creator (the node that makes the pool) or none\">>}");
+    CHECK(refused("owner", [](EiTerm& t) { t.atom("me@h"); }) ==
+          "{bad_value,owner,me@h,<<\"creator (the node that makes the pool) or none\">>}");
     CHECK(with_option("owner_grace_ms", [](EiTerm& t) { t.integer(0); })->owner_grace_ms == 0);
     CHECK(with_option("owner_grace_ms", [](EiTerm& t) { t.integer(86400000); })->owner_grace_ms == 86400000);
-    const auto too_long = with_option("owner_grace_ms", [](EiTerm& t) { t.integer(86400001); });
-    REQUIRE_FALSE(too_long.has_value());
-    CHECK(printed(too_long.error()) == "{bad_value,owner_grace_ms,86400001,<<\"an integer in 0..86400000\">>}");
-    const auto typo = with_option("owner_grace", [](EiTerm& t) { t.integer(1); });
-    REQUIRE_FALSE(typo.has_value());
-    CHECK(printed(typo.error()) == "{unknown_option,owner_grace,{did_you_mean,owner_grace_ms}}");
+    CHECK(refused("owner_grace_ms", [](EiTerm& t) { t.integer(86400001); }) ==
+          "{bad_value,owner_grace_ms,86400001,<<\"an integer in 0..86400000\">>}");
+    CHECK(refused("owner_grace", [](EiTerm& t) { t.integer(1); }) ==
+          "{unknown_option,owner_grace,{did_you_mean,owner_grace_ms}}");
 }
 
 TEST_CASE("write_config_error: target_is_self names the target as it came", "[owners][config_error]")

@@ -130,7 +130,9 @@ TEST_CASE("write_call_message_head and write_execute_call_head write what gen_se
     s.atom("f");
     s.nil();
     dpool::protocol::write_execute_call_tail(s);
-    const auto spawned = dpool::protocol::parse_packet("p" + std::string(spawn.view()));
+    // Kept in a variable: the parsed control's payload is a view into the packet.
+    const auto spawn_packet = "p" + std::string(spawn.view());
+    const auto spawned = dpool::protocol::parse_packet(spawn_packet);
     REQUIRE(spawned);
     CHECK(spawned->op == dpool::protocol::ControlOp::spawn_request);
     dpool::protocol::TermReader args(spawned->payload);

@@ -3,6 +3,7 @@
 -module(distribute_pool_cnode_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include_lib("kernel/include/file.hrl").
 
 -export([all/0]).
 -export([suite/0]).
@@ -21,6 +22,7 @@
 -export([application_fails_when_not_distributed/1]).
 -export([application_stop_stops_cnode/1]).
 -export([application_start_fails_when_cnode_fails/1]).
+-export([cnode_executable_app_env/1]).
 -export([embedded_cnode_restarted_after_exit/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_uniq/1, do_cnode/0, do_cnode_os_pid/0, do_cnode_info/1,
@@ -46,6 +48,7 @@ all() ->
      application_fails_when_not_distributed,
      application_stop_stops_cnode,
      application_start_fails_when_cnode_fails,
+     cnode_executable_app_env,
      %% Last: it kills the embedded C-node.
      embedded_cnode_restarted_after_exit].
 
@@ -242,6 +245,40 @@ application_start_fails_when_cnode_fails(_Config) ->
             application:ensure_all_started(distribute_pool)
     after
         ok = application:set_env(distribute_pool, cnode_args, []),
+        {ok, _} = application:ensure_all_started(distribute_pool)
+    end,
+    _ = do_cnode_info(do_cnode()),
+    ok.
+
+-spec cnode_executable_app_env(list()) -> ok.
+cnode_executable_app_env(_Config) ->
+    doc("The embedded C-node runs the binary the application env cnode_executable names (priv/dpool_cnode by "
+        "default; the sanitizer build in scripts/sanitize_test.sh); a path to no file, or a value that is no "
+        "path, fails the application start with a reason that names it."),
+    %% The same file (device and inode): the configured path may go through symbolic links.
+    Identity = fun(Path) ->
+                       {ok, #file_info{major_device = Device, inode = Inode}} = file:read_file_info(Path),
+                       {Device, Inode}
+               end,
+    Running = Identity("/proc/" ++ integer_to_list(do_cnode_os_pid()) ++ "/exe"),
+    Running = Identity(dpool_ct_helper:do_executable()),
+    Missing = filename:join(["/nonexistent", do_uniq("dpool"), "dpool_cnode"]),
+    Before = application:get_env(distribute_pool, cnode_executable),
+    ok = application:stop(distribute_pool),
+    try
+        ok = application:set_env(distribute_pool, cnode_executable, Missing),
+        {error, {distribute_pool, {{shutdown, {failed_to_start_child, distribute_pool_cnode,
+                                               {cnode_executable_missing, Missing}}}, _}}} =
+            application:ensure_all_started(distribute_pool),
+        undefined = whereis(distribute_pool_sup),
+        ok = application:set_env(distribute_pool, cnode_executable, not_a_path),
+        {error, {distribute_pool, {{bad_app_env, cnode_executable, not_a_path}, _}}} =
+            application:ensure_all_started(distribute_pool)
+    after
+        case Before of
+            {ok, Value} -> ok = application:set_env(distribute_pool, cnode_executable, Value);
+            undefined -> ok = application:unset_env(distribute_pool, cnode_executable)
+        end,
         {ok, _} = application:ensure_all_started(distribute_pool)
     end,
     _ = do_cnode_info(do_cnode()),

@@ -204,7 +204,8 @@ caller_node_back_within_the_grace_keeps_its_pools(_Config) ->
 pools_created_and_destroyed_in_a_loop(_Config) ->
     doc("Pools of 2 connections made and destroyed in a loop (DPOOL_CHURN_CYCLES, 4 callers at once) against a "
         "standalone C-node: its deadline queue stays within one compaction's worth (2 x 1024) at every sample, "
-        "and its RSS at the end is within 3 MB of its RSS after a tenth of the cycles."),
+        "and its RSS at the end is within 3 MB of its RSS after a tenth of the cycles (not checked with "
+        "AddressSanitizer's C-node)."),
     Cycles = churn_cycles(),
     Alive = do_uniq("dpool_churn"),
     with_nodes([cnode_spec(Alive), {target, "dpool_churn_t"}], fun([#{node := CNode, os_pid := OsPid}, {_, T}]) ->
@@ -224,7 +225,11 @@ pools_created_and_destroyed_in_a_loop(_Config) ->
         {_, Last, _} = lists:last(Samples),
         ct:comment("~b pools: RSS ~b kB after a tenth, ~b kB at the end", [Rounds * Workers * PerRound, First, Last]),
         [] = [S || {_, _, Queued} = S <- Samples, Queued > 2 * 1024],
-        true = Last - First =< 3 * 1024,
+        %% Not under AddressSanitizer (the sanitizer stage sets DPOOL_TEST_SANITIZER): it holds freed memory
+        %% in quarantine (256 MB) before reusing it, so RSS grows until that is full, whatever the C-node
+        %% frees. The plain run of the suite checks the bound; this one, that the churn is free of memory
+        %% errors.
+        true = Last - First =< 3 * 1024 orelse os:getenv("DPOOL_TEST_SANITIZER") =/= false,
         true = do_os_alive(OsPid)
     end).
 

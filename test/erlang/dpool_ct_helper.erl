@@ -151,11 +151,7 @@ do_init_suite(Config) ->
         false -> ct:fail("the suites need a distributed test node: rebar3 ct --name x@127.0.0.1");
         true -> ok
     end,
-    Exe = do_executable(),
-    case filelib:is_regular(Exe) of
-        false -> ct:fail({cnode_executable_missing, Exe, "build it first: make cnode"});
-        true -> ok
-    end,
+    _ = do_executable(),
     {ok, _} = application:ensure_all_started(distribute_pool),
     [{cnode_os_pid, do_cnode_os_pid()} | Config].
 
@@ -164,9 +160,16 @@ do_end_suite(_Config) ->
     _ = application:stop(distribute_pool),
     ok.
 
+%% The C-node binary the application starts (application env cnode_executable: priv/dpool_cnode, or the
+%% sanitizer build of scripts/sanitize_test.sh), so that C-nodes started by hand are the same build.
 -spec do_executable() -> file:filename().
 do_executable() ->
-    filename:join(code:priv_dir(distribute_pool), "dpool_cnode").
+    _ = application:load(distribute_pool),
+    {ok, #{cnode_executable := Configured}} = distribute_pool_env:app_config(),
+    case distribute_pool_cnode:executable(Configured) of
+        {ok, Exe} -> Exe;
+        {error, Reason} -> ct:fail({Reason, "build it first: make cnode"})
+    end.
 
 -spec do_uniq(string()) -> string().
 do_uniq(Prefix) ->
