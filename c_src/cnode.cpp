@@ -130,7 +130,8 @@ asio::awaitable<void> CNode::startup()
         [this](std::size_t lane, tcp::socket socket, std::string peer) {
             service_.add_client(lane, std::move(socket), std::move(peer));
         },
-        [this](std::size_t lane, std::string_view peer) { return service_.refusal_of_caller(lane, peer); });
+        [this](std::size_t lane, std::string_view peer) { return service_.refusal_of_caller(lane, peer); },
+        recorder_.get());
     const auto port = lanes_->port(0);
     spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
     std::cout << "READY " << options_.node_name << " " << port << std::endl;

@@ -26,7 +26,7 @@ asio::awaitable<std::vector<std::uint32_t>> LaneSet::publish()
     co_return creations;
 }
 
-void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit)
+void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit, transport::PacketRecorder* recorder)
 {
     for (std::size_t k = 0; k < lanes_.size(); ++k) {
         Lane& lane = *lanes_[k];
@@ -38,7 +38,8 @@ void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit)
                              .admit = [admit, k](std::string_view peer) { return admit(k, peer); },
                              .on_connected = [on_connected, k](tcp::socket socket, std::string peer) {
                                  on_connected(k, std::move(socket), std::move(peer));
-                             }});
+                             },
+                             .recorder = recorder});
         if (k > 0) {
             spdlog::info("lane {}: {} listening on port {}", k, lane.name.node_name, lane.acceptor.port());
         }

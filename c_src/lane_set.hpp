@@ -38,7 +38,9 @@ public:
     asio::awaitable<std::vector<std::uint32_t>> publish();
     // Accepts on every lane, each with its own name and creation in the handshake; `admit` decides on each
     // peer once it has named itself.
-    void start(const OnConnected& on_connected, const AdmitCaller& admit);
+    // `recorder`: --record-packets (a test aid; nullptr: none), where each handshake's messages go.
+    void start(const OnConnected& on_connected, const AdmitCaller& admit,
+               transport::PacketRecorder* recorder = nullptr);
     // What the lanes have seen of handshakes so far.
     transport::HandshakeCounters handshake_counters() const;
     // Stops accepting and unpublishes every lane.

@@ -124,7 +124,8 @@ std::variant<Options, int> parse_options(int argc, char** argv)
         ->check(CLI::Range(0, 100000))
         ->capture_default_str();
     app.add_option("--record-packets", o.record_packets_dir,
-                   "test aid, off by default: write every packet received, per link, to a file in this directory "
+                   "test aid, off by default: write every packet received, per link, and every handshake's "
+                   "messages received, per handshake, to a file in this directory "
                    "(the seed corpora of the fuzz targets are recorded this way)");
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))

@@ -25,13 +25,18 @@ stage() {
 }
 
 run_all() {
-  # The sanitizer stage's build (about 5 minutes of both cores) runs meanwhile, at the lowest priority: the
-  # stages before it mostly wait on nodes and sockets. The stage waits for it first.
-  nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
-  sanitize_build=$!
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
   stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
+  # Before the background builds: it compiles the C-node from scratch and needs both cores.
+  stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
+  # The fuzz targets' build (clang) and the sanitizer stage's (about 7 minutes of both cores together) run
+  # from here on, at the lowest priority, while the stages in between mostly wait on nodes and sockets. Each
+  # stage that needs one waits for it first.
+  nice -n 19 scripts/fuzz.sh build >_build/fuzz_build.log 2>&1 &
+  fuzz_build=$!
+  nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
+  sanitize_build=$!
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
   stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
     2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'
@@ -39,8 +44,7 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
-  stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  stage "Fuzz targets (clang, libFuzzer: built, then 10 s each)" scripts/fuzz.sh run 10
+  stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
   stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" sanitizers
   if [ ${#failed[@]} -ne 0 ]; then
     echo
@@ -56,13 +60,17 @@ run_all() {
   echo "all test stages passed"
 }
 
-# The sanitizer stage, once its build (started by run_all) is over: a failed build fails again in the stage,
-# which prints why.
+# The fuzz and sanitizer stages, once their builds (started by run_all) are over: a failed build fails again
+# in the stage, which prints why.
+fuzz_targets() {
+  wait "$fuzz_build"
+  scripts/fuzz.sh run 5
+}
 sanitizers() {
   wait "$sanitize_build"
   scripts/sanitize_test.sh
 }
 
-export -f stage run_all sanitizers
+export -f stage run_all fuzz_targets sanitizers
 export cookie
 scripts/with_epmd.sh bash -c 'failed=(); run_all'

@@ -70,7 +70,7 @@ void Pool::connect(PooledConnection& c)
     const auto timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
     auto attempt = context_.connect ? context_.connect(config_.target, std::move(self), timeout)
                                     : transport::connect_node(context_.ports, config_.target, std::move(self),
-                                                              context_.cookie, timeout);
+                                                              context_.cookie, timeout, context_.link_limits.recorder);
     asio::co_spawn(context_.executor, std::move(attempt),
                    [weak = weak_from_this(), index = c.index(), attempt = c.slot.attempt](
                        std::exception_ptr error, transport::ConnectOutcome out) {

@@ -61,8 +61,9 @@ asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
         error_code ignored;
         socket.close(ignored);
     });
+    const auto recording = setup_.recorder ? setup_.recorder->open_handshake("accept") : nullptr;
     const auto outcome = co_await accept_handshake(socket, setup_.self, cookie_, deadline, setup_.admit,
-                                                   [&ticket] { ticket.progressed(); });
+                                                   [&ticket] { ticket.progressed(); }, recording.get());
     if (!outcome.ok) {
         ++(outcome.timed_out ? setup_.counters->timed_out : setup_.counters->failed);
         log_failure(outcome);

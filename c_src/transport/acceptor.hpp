@@ -26,6 +26,7 @@ public:
         HandshakeCounters* counters = nullptr; // likewise
         AdmitPeer admit;
         OnConnected on_connected;
+        PacketRecorder* recorder = nullptr; // --record-packets (a test aid): each handshake's messages
     };
 
     Acceptor(asio::io_context& io, const tcp::endpoint& listen_on, std::string cookie,

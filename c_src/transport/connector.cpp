@@ -19,7 +19,8 @@ ConnectOutcome failed(ConnectError kind, std::string error)
 } // namespace
 
 asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string target, HandshakeIdentity self,
-                                             std::string cookie, std::chrono::milliseconds timeout)
+                                             std::string cookie, std::chrono::milliseconds timeout,
+                                             PacketRecorder* recorder)
 {
     const auto name = protocol::parse_node_name(target);
     if (!name) {
@@ -56,7 +57,8 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
             co_return failed(ConnectError::unreachable, fmt::format("cannot connect to {} at {} port {}: {}", target,
                                                                     address.to_string(), port, ec.message()));
         }
-        const auto outcome = co_await connect_handshake(socket, self, cookie, deadline);
+        const auto recording = recorder ? recorder->open_handshake("connect") : nullptr;
+        const auto outcome = co_await connect_handshake(socket, self, cookie, deadline, recording.get());
         if (!outcome.ok) {
             ports.forget(target);
             if (outcome.timed_out) {

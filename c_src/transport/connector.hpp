@@ -22,8 +22,10 @@ struct ConnectOutcome {
 // Opens one distribution connection from identity `self` to node `target` (alive@host): finds its port
 // (NodePorts: its host's epmd, asked once for many connections), connects, and does the handshake.
 // Everything fits in `timeout`. A port remembered from before that refuses the connection is asked for again
-// once (the target may have restarted on another port).
+// once (the target may have restarted on another port). `recorder`: --record-packets (a test aid; nullptr:
+// none), where the target's handshake messages go.
 asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string target, HandshakeIdentity self,
-                                             std::string cookie, std::chrono::milliseconds timeout);
+                                             std::string cookie, std::chrono::milliseconds timeout,
+                                             PacketRecorder* recorder = nullptr);
 
 } // namespace dpool::transport

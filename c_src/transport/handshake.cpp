@@ -20,7 +20,7 @@ struct Received {
     bool oversized = false; // its length is more than any handshake message needs: no distribution peer
 };
 
-asio::awaitable<Received> read_message(tcp::socket& socket)
+asio::awaitable<Received> read_message(tcp::socket& socket, LinkRecording* recording)
 {
     Received out;
     std::array<unsigned char, 2> head{};
@@ -31,7 +31,7 @@ asio::awaitable<Received> read_message(tcp::socket& socket)
         co_return out;
     }
     const std::size_t length = hs::body_length(head);
-    if (length == 0 || length > hs::kMaxMessageBytes) {
+    if (!hs::acceptable_body_length(length)) {
         out.oversized = true;
         co_return out;
     }
@@ -40,6 +40,9 @@ asio::awaitable<Received> read_message(tcp::socket& socket)
     if (ec) {
         out.closed = true;
         co_return out;
+    }
+    if (recording != nullptr) {
+        recording->record(body);
     }
     out.body = std::move(body);
     co_return out;
@@ -93,13 +96,14 @@ constexpr std::string_view kNoDistribution = "it closed the connection without a
 
 asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const HandshakeIdentity& self,
                                                    const std::string& cookie, DeadlineGuard& deadline,
-                                                   const AdmitPeer& admit, const std::function<void()>& on_progress)
+                                                   const AdmitPeer& admit, const std::function<void()>& on_progress,
+                                                   LinkRecording* recording)
 {
     deadline.guard(socket);
     if (deadline.expired()) {
         co_return failure(deadline, "");
     }
-    const auto name_message = co_await read_message(socket);
+    const auto name_message = co_await read_message(socket, recording);
     if (!name_message.body) {
         co_return failure(deadline, name_message.oversized ? "its first message is no distribution handshake"
                                                            : "it closed the connection before naming itself");
@@ -121,7 +125,7 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
     if (!co_await write_messages(socket, hs::framed(hs::status_body("ok")) + hs::framed(hs::challenge_body(challenge)))) {
         co_return failure(deadline, fmt::format("{} went away during the handshake", peer->name));
     }
-    const auto reply_message = co_await read_message(socket);
+    const auto reply_message = co_await read_message(socket, recording);
     if (!reply_message.body) {
         co_return failure(deadline, fmt::format("{} went away before answering our challenge", peer->name));
     }
@@ -144,7 +148,8 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
 }
 
 asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const HandshakeIdentity& self,
-                                                    const std::string& cookie, DeadlineGuard& deadline)
+                                                    const std::string& cookie, DeadlineGuard& deadline,
+                                                    LinkRecording* recording)
 {
     deadline.guard(socket);
     if (deadline.expired()) {
@@ -154,7 +159,7 @@ asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const H
     if (!co_await write_messages(socket, hs::framed(hs::name_body(name)))) {
         co_return failure(deadline, std::string(kNoDistribution));
     }
-    const auto status_message = co_await read_message(socket);
+    const auto status_message = co_await read_message(socket, recording);
     const auto status = status_message.body ? hs::parse_status(*status_message.body) : std::nullopt;
     if (!status) {
         co_return failure(deadline, std::string(kNoDistribution));
@@ -162,7 +167,7 @@ asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const H
     if (*status != "ok" && *status != "ok_simultaneous") {
         co_return failure(deadline, refusal_of(*status));
     }
-    const auto challenge_message = co_await read_message(socket);
+    const auto challenge_message = co_await read_message(socket, recording);
     if (!challenge_message.body) {
         co_return failure(deadline, "it closed the connection after its status, before its challenge");
     }
@@ -178,7 +183,7 @@ asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const H
     if (!co_await write_messages(socket, hs::framed(hs::challenge_reply_body(reply)))) {
         co_return failure(deadline, "it did not accept our answer to its challenge: the cookie is not the target's");
     }
-    const auto ack_message = co_await read_message(socket);
+    const auto ack_message = co_await read_message(socket, recording);
     if (!ack_message.body) {
         co_return failure(deadline, "it did not accept our answer to its challenge: the cookie is not the target's");
     }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
 #include "util/blocking.hpp"
 
@@ -39,17 +40,20 @@ using AdmitPeer = std::function<std::optional<std::string>(std::string_view peer
 // The distribution handshake (version 6, OTP 23 and later; handshake_messages.hpp), as Asio coroutines on
 // the I/O thread: no thread is held while a peer is silent, so peers that never finish cost a socket each and
 // no one waits behind them. `deadline` bounds the whole handshake: when it passes, the socket is cancelled and
-// the outcome says timed_out. A failed handshake leaves the socket open; its owner closes it.
+// the outcome says timed_out. A failed handshake leaves the socket open; its owner closes it. `recording`
+// (a test aid, --record-packets; nullptr: none) gets every message body the peer sends.
 //
 // The accepting side (callers reaching a lane). `on_progress` is told of each message the peer completes, so
 // that the idlest unauthenticated connections can be dropped first (HandshakeGate).
 asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const HandshakeIdentity& self,
                                                    const std::string& cookie, DeadlineGuard& deadline,
-                                                   const AdmitPeer& admit, const std::function<void()>& on_progress);
+                                                   const AdmitPeer& admit, const std::function<void()>& on_progress,
+                                                   LinkRecording* recording = nullptr);
 // The connecting side (pooled connections), which also announces DFLAG_DIST_HDR_ATOM_CACHE so that packets to
 // the target can name atoms by cache reference. A failure says which step failed and why, in the words a
 // user needs to fix it (a refused cookie, a name in use, a port that speaks no distribution, ...).
 asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const HandshakeIdentity& self,
-                                                    const std::string& cookie, DeadlineGuard& deadline);
+                                                    const std::string& cookie, DeadlineGuard& deadline,
+                                                    LinkRecording* recording = nullptr);
 
 } // namespace dpool::transport

@@ -219,6 +219,8 @@ std::size_t body_length(const std::array<unsigned char, 2>& head)
     return (static_cast<std::size_t>(head[0]) << 8) | head[1];
 }
 
+bool acceptable_body_length(std::size_t length) { return length > 0 && length <= kMaxMessageBytes; }
+
 std::string framed(std::string_view body)
 {
     std::string out;

@@ -95,6 +95,9 @@ std::optional<Digest> parse_challenge_ack(std::string_view body);
 
 // The 2-byte length of a message, read from its first two bytes.
 std::size_t body_length(const std::array<unsigned char, 2>& head);
+// Whether a peer may send a body of this length before it is authenticated (1..kMaxMessageBytes); a longer
+// one is no distribution handshake and is not read.
+bool acceptable_body_length(std::size_t length);
 // A body with its 2-byte length in front.
 std::string framed(std::string_view body);
 

@@ -42,4 +42,10 @@ std::unique_ptr<LinkRecording> PacketRecorder::open(std::string_view peer_node)
     return std::make_unique<LinkRecording>(dir_ / name);
 }
 
+std::unique_ptr<LinkRecording> PacketRecorder::open_handshake(std::string_view side)
+{
+    const std::string name = "handshake-" + std::string(side) + "." + std::to_string(++links_) + ".frames";
+    return std::make_unique<LinkRecording>(dir_ / name);
+}
+
 } // namespace dpool::transport

@@ -30,6 +30,9 @@ public:
     // The recording of a new link to `peer_node` (a name from outside: only its plain characters are kept
     // in the file name, <peer>.<n>.frames).
     std::unique_ptr<LinkRecording> open(std::string_view peer_node);
+    // The recording of one handshake's messages as the peer sent them (their bodies, framed as packets are),
+    // side "accept" or "connect": handshake-<side>.<n>.frames. No node name has that form (it has no '@').
+    std::unique_ptr<LinkRecording> open_handshake(std::string_view side);
 
 private:
     std::filesystem::path dir_;

@@ -1,5 +1,6 @@
 %% Issue 14, the handshake rows: sockets that connect to a lane and never speak (or speak garbage, or speak too
-%% slowly) must not hold back anyone's handshake. Each case runs against a C-node started by hand, with real
+%% slowly) must not hold back anyone's handshake; and the outbound side: many pools of many connections opened
+%% at once all come up. Each case runs against a C-node started by hand, with real
 %% nodes, real epmd and 127.0.0.1; the hostile sockets are plain gen_tcp sockets of a process of the case,
 %% closed by killing that process.
 -module(distribute_pool_handshake_SUITE).
@@ -13,6 +14,7 @@
 -export([silent_sockets_on_every_lane/1]).
 -export([garbage_and_oversized_lengths_before_the_handshake/1]).
 -export([slowloris/1]).
+-export([ten_pools_of_500_at_once/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_wait_value/3, do_cnode_info/1, do_stats/1, do_uniq/1,
                           do_stop_peer/1, do_start_named_target/2, with_nodes/2]).
@@ -28,7 +30,8 @@ suite() ->
 all() ->
     [silent_sockets_on_every_lane,
      garbage_and_oversized_lengths_before_the_handshake,
-     slowloris].
+     slowloris,
+     ten_pools_of_500_at_once].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -133,6 +136,44 @@ slowloris(_Config) ->
         #{handshakes := #{timed_out := TimedOut}} = do_cnode_info({distribute_pool, CNode}),
         true = TimedOut >= 1,
         ok
+    end).
+
+-spec ten_pools_of_500_at_once(list()) -> ok.
+ten_pools_of_500_at_once(_Config) ->
+    doc("Ten pools of 500 connections, each to a target node of its own, asked for at the same moment by ten "
+        "processes of one caller, all come up: every new/2 succeeds and every pool holds its 500 connections "
+        "(the C-node asks each target's epmd once for all of them and retries a garbled answer; before, 6 of "
+        "60 such new/2 failed on epmd's 'unexpected reply'); then a pool of 1,000, the largest there is, comes up "
+        "whole too. The times they took are logged."),
+    Alive = do_uniq("dpool_wide"),
+    Targets = [{target, "dpool_wide_t"} || _ <- lists:seq(1, 10)],
+    with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1"]}, {client, "dpool_wide_c"} | Targets],
+               fun([#{node := CNode}, {_, Client} | TargetNodes]) ->
+        Options = #{max_connections => 500, cnode => CNode},
+        Start = erlang:monotonic_time(millisecond),
+        Askers = [spawn_monitor(fun() ->
+                                        exit({new, T, erpc:call(Client, distribute_pool, new, [T, Options], 300000)})
+                                end)
+                  || {_, T} <- TargetNodes],
+        Results = [receive {'DOWN', Ref, process, Pid, {new, T, Result}} -> {T, Result} end
+                   || {Pid, Ref} <- Askers],
+        Elapsed = erlang:monotonic_time(millisecond) - Start,
+        ct:log("10 x new/2 of 500 connections at once: ~b ms; results ~p", [Elapsed, Results]),
+        Pools = [Pool || {_, {ok, Pool}} <- Results],
+        10 = length(Pools),
+        [{ok, #{available_connections := 500, connections_created := 500}} =
+             erpc:call(Client, distribute_pool, stats, [Pool]) || Pool <- Pools],
+        %% Each target sees 500 hidden connections under the C-node's pooled names.
+        [500 = length([N || N <- erpc:call(T, erlang, nodes, [hidden]), lists:prefix(Alive, atom_to_list(N))])
+         || {_, T} <- TargetNodes],
+        [ok = erpc:call(Client, distribute_pool, destroy, [Pool]) || Pool <- Pools],
+        %% And the largest pool there is, to one of them.
+        [{_, T1} | _] = TargetNodes,
+        {Micros1000, {ok, Pool1000}} =
+            timer:tc(erpc, call, [Client, distribute_pool, new, [T1, Options#{max_connections => 1000}], 300000]),
+        ct:log("a pool of 1,000: new/2 took ~b ms", [Micros1000 div 1000]),
+        {ok, #{available_connections := 1000}} = erpc:call(Client, distribute_pool, stats, [Pool1000]),
+        ok = erpc:call(Client, distribute_pool, destroy, [Pool1000])
     end).
 
 %% Helpers.

@@ -1,5 +1,5 @@
-// dpool_fuzz_split: turns the links recorded by a C-node started with --record-packets into the seed inputs of
-// each fuzz target, with the C-node's own decoders:
+// dpool_fuzz_split: turns the links and handshakes recorded by a C-node started with --record-packets into the
+// seed inputs of each fuzz target, with the C-node's own decoders:
 //
 //   dpool_fuzz_split <recorded dir> <out dir>
 //
@@ -8,7 +8,9 @@
 // kMaxStreamBytes; control every packet (rewritten from the atom-cache form
 // as DistLink does); term_reader every control term and message; requests every message that is a caller's
 // envelope; pool_options the Target and Options of each `new` and of each pool of a restore; call_exit the
-// reason of every MONITOR_P_EXIT. Each input goes to <out dir>/<target>/<hash of its bytes> (duplicates once).
+// reason of every MONITOR_P_EXIT; handshake_accept and handshake_connect the messages of a few recorded
+// handshakes (handshake-<side>.<n>.frames), as the peer's byte stream. Each input goes to
+// <out dir>/<target>/<hash of its bytes> (duplicates once).
 // Then it prints how many inputs each target got and which requests of the request table (api::request_table)
 // were seen, and fails when a target got none or a request of the table never came: the recording test
 // (distribute_pool_fuzz_corpus_SUITE) sends every one.
@@ -40,7 +42,10 @@ constexpr std::size_t kMaxInputBytes = 16 * 1024;
 constexpr std::size_t kMaxStreamBytes = 16 * 1024;
 constexpr std::size_t kMaxPacketBytes = std::size_t{1} << 30;
 
-const char* const kTargets[] = {"term_reader", "dist_header", "control", "call_exit", "requests", "pool_options"};
+const char* const kTargets[] = {"term_reader",  "dist_header",      "control",          "call_exit",
+                                "requests",     "pool_options",     "handshake_accept", "handshake_connect"};
+// Real handshakes differ only in their challenges and digests: a few of each side are seeds enough.
+constexpr std::size_t kMaxHandshakeInputs = 8;
 
 std::uint64_t fnv1a(std::string_view bytes)
 {
@@ -75,6 +80,7 @@ public:
         ++counts_[target];
     }
     const std::map<std::string, std::size_t>& counts() const { return counts_; }
+    std::size_t count(const std::string& target) const { return counts_.at(target); }
 
 private:
     fs::path dir_;
@@ -159,6 +165,33 @@ void add_packet(Corpus& corpus, std::string_view packet, std::set<std::string_vi
     }
 }
 
+// One recorded handshake (handshake-<side>.<n>.frames: the peer's message bodies, framed as packets are): the
+// peer's byte stream as it came, each body after its 2-byte length, for the target handshake_<side>. False when
+// the recording is not a stream of whole messages.
+bool split_handshake(Corpus& corpus, const std::string& side, std::string_view recorded)
+{
+    const std::string target = "handshake_" + side;
+    std::string stream;
+    std::string_view in = recorded;
+    while (!in.empty()) {
+        const auto frame = dpool::protocol::next_frame(in, kMaxPacketBytes);
+        if (frame.kind != dpool::protocol::Frame::Kind::packet || frame.packet.size() > 0xFFFF) {
+            return false;
+        }
+        in.remove_prefix(frame.size);
+        stream.push_back(static_cast<char>(frame.packet.size() >> 8));
+        stream.push_back(static_cast<char>(frame.packet.size() & 0xFF));
+        stream.append(frame.packet);
+    }
+    if (corpus.counts().count(target) == 0) {
+        return false; // a side that has no target
+    }
+    if (corpus.count(target) < kMaxHandshakeInputs) {
+        corpus.add(target.c_str(), stream);
+    }
+    return true;
+}
+
 // One recorded link. False when the recording is not a stream of whole packets.
 bool split_link(Corpus& corpus, std::string_view stream, std::set<std::string_view>& seen)
 {
@@ -209,6 +242,15 @@ int main(int argc, char** argv)
         }
         std::ifstream in(entry.path(), std::ios::binary);
         const std::string stream{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        const std::string file = entry.path().filename().string();
+        if (file.rfind("handshake-", 0) == 0) {
+            const std::string side = file.substr(10, file.find('.') - 10);
+            if (!split_handshake(corpus, side, stream)) {
+                std::fprintf(stderr, "%s: not a handshake's whole messages\n", entry.path().c_str());
+                ok = false;
+            }
+            continue;
+        }
         if (!split_link(corpus, stream, seen)) {
             std::fprintf(stderr, "%s: not a stream of whole, well-formed packets\n", entry.path().c_str());
             ok = false;
