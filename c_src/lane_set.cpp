@@ -6,7 +6,8 @@ namespace dpool {
 
 LaneSet::LaneSet(asio::io_context& io, const Options& options, const asio::ip::address& address, std::uint16_t port)
     : host_(options.host),
-      gate_({.per_lane = options.max_handshakes_per_lane, .per_address = options.max_handshakes_per_address})
+      gate_({.per_lane = options.limits.max_handshakes_per_lane,
+             .per_address = options.limits.max_handshakes_per_address})
 {
     for (auto& name : lane_names(options.alive, options.host, options.lanes)) {
         const std::uint16_t lane_port = lanes_.empty() ? port : 0;

@@ -70,11 +70,11 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "a caller's handshake must be complete this long after its connection was accepted")
         ->check(CLI::Range(100, 600000))
         ->capture_default_str();
-    app.add_option("--max-handshakes-per-lane", o.max_handshakes_per_lane,
+    app.add_option("--max-handshakes-per-lane", o.limits.max_handshakes_per_lane,
                    "connections still in their handshake, at most, per lane: beyond it the idlest is dropped")
         ->check(CLI::Range(1, 100000))
         ->capture_default_str();
-    app.add_option("--max-handshakes-per-address", o.max_handshakes_per_address,
+    app.add_option("--max-handshakes-per-address", o.limits.max_handshakes_per_address,
                    "connections still in their handshake, at most, per source address (all lanes): beyond it "
                    "the idlest is dropped")
         ->check(CLI::Range(1, 100000))

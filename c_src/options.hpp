@@ -24,11 +24,8 @@ struct Options {
     bool await_restore = false;
     // A caller's handshake must be complete this long after its connection was accepted.
     unsigned handshake_timeout_ms = 5000;
-    // Connections not yet through their handshake, at most, per lane and per source address (HandshakeGate).
-    std::size_t max_handshakes_per_lane = 128;
-    std::size_t max_handshakes_per_address = 64;
     unsigned net_ticktime_s = 60;
-    // Bounds on the memory callers can make the C-node hold (--max-*).
+    // Bounds on what callers and peers can make the C-node hold (--max-*).
     api::ServiceLimits limits;
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).

@@ -25,7 +25,8 @@
 -type limits() :: #{max_output_queue_bytes => pos_integer(), max_link_queue_bytes => pos_integer(),
                     max_caller_packet_bytes => pos_integer(), max_target_packet_bytes => pos_integer(),
                     max_pools_per_caller => pos_integer(), max_connections_per_caller => pos_integer(),
-                    max_total_connections => pos_integer()}.
+                    max_total_connections => pos_integer(), max_handshakes_per_lane => pos_integer(),
+                    max_handshakes_per_address => pos_integer()}.
 %% The binary of the embedded C-node: priv (the application's priv/dpool_cnode) or a path.
 -type executable() :: priv | file:filename().
 %% The environment, checked.
@@ -35,7 +36,7 @@
 
 -define(LIMIT_KEYS, [max_output_queue_bytes, max_link_queue_bytes, max_caller_packet_bytes,
                      max_target_packet_bytes, max_pools_per_caller, max_connections_per_caller,
-                     max_total_connections]).
+                     max_total_connections, max_handshakes_per_lane, max_handshakes_per_address]).
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().

@@ -30,11 +30,12 @@ run_all() {
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
   # Before the background builds: it compiles the C-node from scratch and needs both cores.
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  # The fuzz targets' build (clang) and the sanitizer stage's (about 7 minutes of both cores together) run
+  # The fuzz targets' build (clang) and the sanitizer stage's (about 6 minutes of both cores together) run
   # from here on, at the lowest priority, while the stages in between mostly wait on nodes and sockets. Each
   # stage that needs one waits for it first.
-  nice -n 19 scripts/fuzz.sh build >_build/fuzz_build.log 2>&1 &
-  fuzz_build=$!
+  # The fuzz targets run (5 s each) as soon as they are built, in the same background job.
+  (nice -n 19 scripts/fuzz.sh build && FUZZ_NICE=19 scripts/fuzz.sh run 5) >_build/fuzz_run.log 2>&1 &
+  fuzz_run=$!
   nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
   sanitize_build=$!
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
@@ -60,11 +61,13 @@ run_all() {
   echo "all test stages passed"
 }
 
-# The fuzz and sanitizer stages, once their builds (started by run_all) are over: a failed build fails again
-# in the stage, which prints why.
+# The fuzz stage prints what its background job (started by run_all) did; the sanitizer stage runs once its
+# build is over (a failed build fails again in the stage, which prints why).
 fuzz_targets() {
-  wait "$fuzz_build"
-  scripts/fuzz.sh run 5
+  local status=0
+  wait "$fuzz_run" || status=$?
+  grep -v '^\[\|^gmake\|^-- ' _build/fuzz_run.log
+  return $status
 }
 sanitizers() {
   wait "$sanitize_build"

@@ -251,6 +251,9 @@ constexpr Field<ServiceLimits> kLimitFields[] = {
     {"max_connections_per_caller",
      [](auto& w, const ServiceLimits& l) { integer(w, l.max_connections_per_caller); }},
     {"max_total_connections", [](auto& w, const ServiceLimits& l) { integer(w, l.max_total_connections); }},
+    {"max_handshakes_per_lane", [](auto& w, const ServiceLimits& l) { integer(w, l.max_handshakes_per_lane); }},
+    {"max_handshakes_per_address",
+     [](auto& w, const ServiceLimits& l) { integer(w, l.max_handshakes_per_address); }},
 };
 
 constexpr Field<DroppedLinks> kDroppedFields[] = {

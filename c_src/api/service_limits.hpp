@@ -15,6 +15,10 @@ struct ServiceLimits {
     std::uint32_t max_pools_per_caller = 1000;
     std::uint32_t max_connections_per_caller = 5000;
     std::uint32_t max_total_connections = 10000;
+    // Connections not yet through their handshake, per lane and per source address (transport::HandshakeGate,
+    // which drops the idlest beyond them).
+    std::uint32_t max_handshakes_per_lane = 128;
+    std::uint32_t max_handshakes_per_address = 64;
 };
 
 } // namespace dpool::api

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "util/blocking.hpp"
+#include "util/deadline_guard.hpp"
 
 namespace dpool::transport {
 

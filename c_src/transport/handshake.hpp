@@ -9,7 +9,7 @@
 
 #include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
-#include "util/blocking.hpp"
+#include "util/deadline_guard.hpp"
 
 namespace dpool::transport {
 

@@ -44,6 +44,9 @@ TEST_CASE("CallerQuotas bounds the pools and connections of each caller node, no
     CHECK(big.exceeded("a@h", {1, 0x20}) == Limit::max_connections_per_caller);
 }
 
+// Not under AddressSanitizer, whose allocator takes the place of glibc's: malloc_trim and mallinfo2 see none of
+// its memory (the sanitizer stage builds with it; every other build runs this).
+#if !defined(__SANITIZE_ADDRESS__)
 TEST_CASE("MemoryTrimmer gives memory back once enough was freed, and not again for the same", "[limits]")
 {
     dpool::asio::io_context io;
@@ -64,3 +67,4 @@ TEST_CASE("MemoryTrimmer gives memory back once enough was freed, and not again 
     }
     CHECK(trimmer.trims() == trims + 1);
 }
+#endif
