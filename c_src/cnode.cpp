@@ -6,7 +6,10 @@
 #include <iostream>
 #include <new>
 #include <random>
+#include <string>
+#include <vector>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "util/event_loop.hpp"
@@ -57,7 +60,32 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     c.link_limits.recorder = recorder;
     c.limits = o.limits;
     c.await_restore = o.await_restore;
+    c.callers = o.callers;
+    c.targets = o.targets;
     return c;
+}
+
+// Who may call and where pools may go, once at the start: what an operator checks first when a caller is
+// refused.
+void log_access(const Options& o)
+{
+    if (o.callers.restricted()) {
+        std::vector<std::string> names;
+        for (const auto& p : o.callers.nodes) {
+            names.push_back(p.text());
+        }
+        spdlog::info("callers allowed: names matching [{}], {} address ranges{}", fmt::join(names, ", "),
+                     o.callers.addresses.size(), o.callers.addresses.empty() ? " (any address)" : "");
+    } else {
+        spdlog::info("callers allowed: any node with the cookie");
+    }
+    if (!o.targets.nodes.empty()) {
+        std::vector<std::string> targets;
+        for (const auto& p : o.targets.nodes) {
+            targets.push_back(p.text());
+        }
+        spdlog::info("targets allowed: [{}]", fmt::join(targets, ", "));
+    }
 }
 
 } // namespace
@@ -130,10 +158,13 @@ asio::awaitable<void> CNode::startup()
         [this](std::size_t lane, tcp::socket socket, std::string peer) {
             service_.add_client(lane, std::move(socket), std::move(peer));
         },
-        [this](std::size_t lane, std::string_view peer) { return service_.refusal_of_caller(lane, peer); },
+        [this](std::size_t lane, std::string_view peer, const asio::ip::address& from) {
+            return service_.refusal_of_caller(lane, peer, from);
+        },
         recorder_.get());
     const auto port = lanes_->port(0);
     spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
+    log_access(options_);
     std::cout << "READY " << options_.node_name << " " << port << std::endl;
 }
 

@@ -36,7 +36,8 @@ void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit, t
                              .self = {lane.name.alive, host_, lane.name.node_name, creation},
                              .gate = &gate_,
                              .counters = &counters_,
-                             .admit = [admit, k](std::string_view peer) { return admit(k, peer); },
+                             .admit = [admit, k](std::string_view peer,
+                                                 const asio::ip::address& from) { return admit(k, peer, from); },
                              .on_connected = [on_connected, k](tcp::socket socket, std::string peer) {
                                  on_connected(k, std::move(socket), std::move(peer));
                              },

@@ -23,8 +23,10 @@ namespace dpool {
 class LaneSet {
 public:
     using OnConnected = std::function<void(std::size_t lane, tcp::socket socket, std::string peer_node)>;
-    // Whether a peer that named itself in a lane's handshake may go on (transport::AdmitPeer, per lane).
-    using AdmitCaller = std::function<std::optional<std::string>(std::size_t lane, std::string_view peer_node)>;
+    // Whether a peer that named itself in a lane's handshake, connecting from `from`, may go on
+    // (transport::AdmitPeer, per lane).
+    using AdmitCaller = std::function<std::optional<transport::PeerRefusal>(
+        std::size_t lane, std::string_view peer_node, const asio::ip::address& from)>;
 
     // Opens every listening socket: lane 0 on `port`, the others on free ports. Throws system_error.
     LaneSet(asio::io_context& io, const Options& options, const asio::ip::address& address, std::uint16_t port);

@@ -40,6 +40,24 @@ std::optional<std::string> read_cookie_file(const std::string& path)
     return cookie;
 }
 
+// Each entry of an allow-list option parsed by `parse` (T::parse), or the usage error that refuses it.
+template <class T>
+std::optional<std::string> parse_entries(const std::vector<std::string>& given, std::string_view option,
+                                         std::string_view takes, std::vector<T>& out)
+{
+    if (given.size() > api::kMaxAccessEntries) {
+        return "at most " + std::to_string(api::kMaxAccessEntries) + " entries of " + std::string(option);
+    }
+    for (const auto& entry : given) {
+        auto parsed = T::parse(entry);
+        if (!parsed) {
+            return "invalid " + std::string(option) + " '" + entry + "': " + std::string(takes);
+        }
+        out.push_back(std::move(*parsed));
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 std::variant<Options, int> parse_options(int argc, char** argv)
@@ -49,6 +67,9 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     std::string sname;
     std::string cookie_file;
     std::string listen;
+    std::vector<std::string> allow_callers;
+    std::vector<std::string> allow_caller_addresses;
+    std::vector<std::string> allow_targets;
 
     CLI::App app{"distribute_pool C-node: keeps pools of Erlang distribution connections and leases them to "
                  "callers. Cookie: --cookie, --cookie-file, $DISTRIBUTE_POOL_COOKIE or ~/.erlang.cookie, in that "
@@ -127,6 +148,19 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "test aid, off by default: write every packet received, per link, and every handshake's "
                    "messages received, per handshake, to a file in this directory "
                    "(the seed corpora of the fuzz targets are recorded this way)");
+    app.add_option("--allow-caller", allow_callers,
+                   "caller node names allowed to connect (repeatable or comma-separated): alive@host with '*' "
+                   "globs (app_*@10.0.0.*, *@host), or a host alone; others are refused in their handshake "
+                   "(default: any node with the cookie)")
+        ->delimiter(',');
+    app.add_option("--allow-caller-address", allow_caller_addresses,
+                   "source IPv4 addresses or CIDR ranges callers may connect from (repeatable or comma-separated: "
+                   "10.0.0.0/8,127.0.0.1); with --allow-caller, a caller must match both (default: any address)")
+        ->delimiter(',');
+    app.add_option("--allow-target", allow_targets,
+                   "targets pools may connect to (repeatable or comma-separated): alive@host with '*' globs, or a "
+                   "host alone; new to any other is refused with target_not_allowed (default: any)")
+        ->delimiter(',');
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();
@@ -181,6 +215,20 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     if (o.cookie.empty() || o.cookie.size() > 255) {
         std::cerr << "no usable cookie (give --cookie, --cookie-file or DISTRIBUTE_POOL_COOKIE)\n";
         return 2;
+    }
+
+    constexpr std::string_view kPatternTakes =
+        "alive@host or host, of letters, digits, '_', '-', '.' and '*' globs, at most 511 bytes";
+    for (const auto& error :
+         {parse_entries(allow_callers, "--allow-caller", kPatternTakes, o.callers.nodes),
+          parse_entries(allow_caller_addresses, "--allow-caller-address",
+                        "an IPv4 address a.b.c.d or a range a.b.c.d/n, no host bits set under the prefix",
+                        o.callers.addresses),
+          parse_entries(allow_targets, "--allow-target", kPatternTakes, o.targets.nodes)}) {
+        if (error) {
+            std::cerr << *error << "\n";
+            return 2;
+        }
     }
 
     if (!listen.empty()) {

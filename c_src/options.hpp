@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "api/access_list.hpp"
 #include "api/service_limits.hpp"
 
 namespace dpool {
@@ -27,6 +28,10 @@ struct Options {
     unsigned net_ticktime_s = 60;
     // Bounds on what callers and peers can make the C-node hold (--max-*).
     api::ServiceLimits limits;
+    // Who may use the C-node (--allow-caller, --allow-caller-address) and where its pools may connect
+    // (--allow-target); empty: anyone with the cookie, anywhere.
+    api::CallerAccess callers;
+    api::TargetAccess targets;
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;

@@ -180,7 +180,8 @@ new(Target, MaxOrOptions) ->
         {ok, Prepared} ->
             case do_new(Prepared) of
                 %% The C-node names the target as it went on the wire (a string as a binary).
-                {error, {invalid_config, {Why, _}}} when Why =:= bad_target; Why =:= target_is_self ->
+                {error, {invalid_config, {Why, _}}} when Why =:= bad_target; Why =:= target_is_self;
+                                                         Why =:= target_not_allowed ->
                     {error, {invalid_config, {Why, Target}}};
                 Result -> Result
             end;
@@ -297,6 +298,9 @@ format_config_error(Why) ->
           {target_is_self, Target} ->
               io_lib:format("target ~0tp is the C-node itself (its name, a lane's or a pooled connection's)",
                             [Target]);
+          {target_not_allowed, Target} ->
+              io_lib:format("target ~0tp is outside the C-node's target allow-list (allowed_targets, "
+                            "--allow-target)", [Target]);
           {bad_options, Options} ->
               io_lib:format("options ~0tp are neither a map, a keyword list nor a maximum", [Options]);
           Other ->

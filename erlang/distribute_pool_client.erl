@@ -62,10 +62,36 @@ unreachable({Service, Node}, Why) ->
                badarg -> io_lib:format("~0tp is no C-node address", [{Service, Node}]);
                noproc -> io_lib:format("~0tp has no process registered as ~0tp: is the C-node running?",
                                        [Node, Service]);
-               _ -> io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down",
-                                  [Node])
+               _ -> no_connection_text(Node)
            end,
     not_running(Text).
+
+%% Why a connection to the C-node's node failed, as far as its epmd tells: a name that epmd knows is a C-node
+%% that runs and refused this node's handshake (its caller allow-list, or another cookie); the C-node logs why.
+-spec no_connection_text(node()) -> iodata().
+no_connection_text(Node) ->
+    case registered_in_epmd(Node) of
+        true ->
+            io_lib:format("the C-node ~0tp runs (its epmd knows it) but refused this node's connection: this node "
+                          "is not in its caller allow-list (allowed_callers, --allow-caller, "
+                          "--allow-caller-address) or has another cookie; the C-node's log says which", [Node]);
+        false ->
+            io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down", [Node])
+    end.
+
+-spec registered_in_epmd(node()) -> boolean().
+registered_in_epmd(Node) ->
+    case string:split(atom_to_list(Node), "@") of
+        [Alive, Host] ->
+            try erl_epmd:port_please(Alive, Host, 2000) of
+                {port, _, _} -> true;
+                _ -> false
+            catch
+                _:_ -> false
+            end;
+        _ ->
+            false
+    end.
 
 %% {error, {connection_failed, {cnode_not_running, Text}}}: no C-node could be asked, and Text says why.
 -spec not_running(iodata()) -> {error, unreachable()}.

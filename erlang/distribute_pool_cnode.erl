@@ -26,9 +26,12 @@
 -export_type([args/0]).
 
 %% lanes: the C-node's --lanes, unless args gives --lanes itself; limits: its --max-* options
-%% (distribute_pool_env:limit_args/1), each unless args gives it itself; executable: the binary (default priv).
+%% (distribute_pool_env:limit_args/1), each unless args gives it itself; access: its allow-list options
+%% (distribute_pool_env:access_args/2), added to any that args gives (default: none, anyone with the cookie);
+%% executable: the binary (default priv).
 -type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
-                  limits => distribute_pool_env:limits(), executable => distribute_pool_env:executable()}.
+                  limits => distribute_pool_env:limits(), access => [string()],
+                  executable => distribute_pool_env:executable()}.
 
 -record(state, {
     port :: port() | undefined,
@@ -73,7 +76,7 @@ init(#{service := Service, args := ExtraArgs} = Args) ->
                 | distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
     case executable(maps:get(executable, Args, priv)) of
         {ok, Exe} ->
-            start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ ExtraArgs);
+            start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ maps:get(access, Args, []) ++ ExtraArgs);
         {error, Reason} ->
             {stop, Reason}
     end.

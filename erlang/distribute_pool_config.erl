@@ -31,7 +31,8 @@
                            | {duplicate_option, term()}
                            | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
                            | {missing_option, atom()}
-                           | {target_is_self, term()}}.
+                           | {target_is_self, term()}
+                           | {target_not_allowed, term()}}.
 
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
@@ -50,7 +51,7 @@ prepare(Target, Options) ->
         {{ok, Map}, {ok, WireTarget}} ->
             case cnode(Map) of
                 {ok, CNode} ->
-                    WireOptions = maps:merge(owner_grace(), maps:without(?LIBRARY_KEYS, Map)),
+                    WireOptions = maps:merge(owner_grace(), cookie(maps:without(?LIBRARY_KEYS, Map))),
                     {ok, #{cnode => CNode,
                            target => WireTarget,
                            options => WireOptions,
@@ -109,6 +110,19 @@ cnode(#{cnode := Other}) ->
     {error, {invalid_config, {bad_value, cnode, Other, <<"a node name, or {Service, Node}">>}}};
 cnode(#{}) ->
     {ok, default}.
+
+%% A pool's own cookie given as a string goes as a binary (atoms and binaries go as they are); the C-node
+%% judges it, and never echoes one it refuses.
+-spec cookie(map()) -> map().
+cookie(#{cookie := Cookie} = Options) when is_list(Cookie) ->
+    try unicode:characters_to_binary(Cookie) of
+        Bin when is_binary(Bin) -> Options#{cookie := Bin};
+        _ -> Options
+    catch
+        error:_ -> Options
+    end;
+cookie(Options) ->
+    Options.
 
 %% The app env's owner_grace_ms as an option, when it is not the C-node's own default (sending that would
 %% change nothing).

@@ -247,7 +247,7 @@ do_restore(Server) ->
             case lists:keyfind(Id, 1, Entries) of
                 {Id, Target, Options} ->
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
-                                 "its handles now give {error, invalid_pool}", [Id, Target, Options, Why]),
+                                 "its handles now give {error, invalid_pool}", [Id, Target, loggable(Options), Why]),
                     ok = forget(Id),
                     do_restore(Server);
                 false ->
@@ -263,3 +263,8 @@ do_restore(Server) ->
             logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
             Error
     end.
+
+%% Options as they may go into a log: a pool's own cookie never does.
+-spec loggable(map()) -> map().
+loggable(#{cookie := _} = Options) -> Options#{cookie := hidden};
+loggable(Options) -> Options.

@@ -52,6 +52,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
                    start => {distribute_pool_cnode, start_link,
                              [#{service => Service, args => Args, lanes => Lanes,
                                 limits => maps:get(limits, Config, #{}),
+                                %% By default only this node may use it (README, "Access").
+                                access => distribute_pool_env:access_args(maps:get(access, Config), node()),
                                 executable => maps:get(cnode_executable, Config, priv)}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
@@ -62,3 +64,4 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
                 []
         end,
     {ok, {Flags, Children}}.
+

@@ -59,7 +59,7 @@ constexpr FlagOption kFlagOptions[] = {
 
 // Keys of neither kind. `cnode` is read by the library and never sent; it is here only so that a misspelling
 // of it is answered with the right suggestion.
-constexpr std::string_view kOtherKeys[] = {"name", "cnode"};
+constexpr std::string_view kOtherKeys[] = {"name", "cookie", "cnode"};
 
 // Edit distance (insertions, deletions, substitutions), for suggesting the known key a misspelt one meant.
 std::size_t edit_distance(std::string_view a, std::string_view b)
@@ -204,6 +204,22 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
         config.*(flag->field) = *atom == flag->on;
         return std::nullopt;
     }
+    if (*key == "cookie") {
+        // An atom, as Erlang's cookies are, or a binary (Elixir and Gleam strings).
+        auto cookie = value.atom();
+        if (!cookie) {
+            cookie = TermReader(value_bytes).binary();
+        }
+        if (!cookie || !acceptable_cookie(*cookie)) {
+            auto refused = bad_value(e.term, value_bytes,
+                                     fmt::format("an atom or binary of 1..{} printable ASCII characters, no spaces",
+                                                 kMaxCookieBytes));
+            refused.hide_value = true;
+            return refused;
+        }
+        config.cookie = std::string(*cookie);
+        return std::nullopt;
+    }
     if (*key == "name") {
         const auto name = value.atom();
         // Written back as a UTF-8 atom (stats, logs): bytes that are no UTF-8 could not be.
@@ -232,6 +248,12 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
 
 } // namespace
 
+bool acceptable_cookie(std::string_view cookie)
+{
+    return !cookie.empty() && cookie.size() <= kMaxCookieBytes &&
+           std::all_of(cookie.begin(), cookie.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+}
+
 void write_config_error(protocol::TermWriter& w, const ConfigError& e)
 {
     switch (e.kind) {
@@ -239,11 +261,13 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     case ConfigError::Kind::bad_options:
     case ConfigError::Kind::duplicate_option:
     case ConfigError::Kind::target_is_self:
+    case ConfigError::Kind::target_not_allowed:
         w.tuple(2);
-        w.atom(e.kind == ConfigError::Kind::bad_target       ? "bad_target"
-               : e.kind == ConfigError::Kind::bad_options    ? "bad_options"
-               : e.kind == ConfigError::Kind::target_is_self ? "target_is_self"
-                                                              : "duplicate_option");
+        w.atom(e.kind == ConfigError::Kind::bad_target           ? "bad_target"
+               : e.kind == ConfigError::Kind::bad_options        ? "bad_options"
+               : e.kind == ConfigError::Kind::target_is_self     ? "target_is_self"
+               : e.kind == ConfigError::Kind::target_not_allowed ? "target_not_allowed"
+                                                                  : "duplicate_option");
         w.raw(e.term);
         return;
     case ConfigError::Kind::unknown_option:
@@ -260,7 +284,11 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
         w.tuple(4);
         w.atom("bad_value");
         w.raw(e.term);
-        w.raw(e.value);
+        if (e.hide_value) {
+            w.atom("hidden");
+        } else {
+            w.raw(e.value);
+        }
         w.binary(e.allowed);
         return;
     case ConfigError::Kind::missing_option:

@@ -23,6 +23,10 @@ inline constexpr std::uint32_t kMaxWaitersOption = 1'000'000;
 inline constexpr std::uint32_t kMaxPendingRequestsOption = 1'000'000;
 // A pool's name: an atom of at most this many bytes (Erlang's limit is 255 characters).
 inline constexpr std::size_t kMaxPoolNameBytes = 255;
+// A pool's own cookie (option `cookie`): printable ASCII without spaces, 1..this many bytes (as the C-node's).
+inline constexpr std::size_t kMaxCookieBytes = 255;
+// Whether `cookie` is one the option `cookie` takes.
+bool acceptable_cookie(std::string_view cookie);
 
 // Why the target or the options of `new` (or of a pool to restore) were refused: the Why of
 // {error, {invalid_config, Why}} (docs/PROTOCOL.md, "Errors"). Views point into the request being handled.
@@ -35,6 +39,7 @@ struct ConfigError {
         bad_value,        // {bad_value, Key, Value, Allowed}: wrong type or out of range; Allowed says what fits
         missing_option,   // {missing_option, Key}
         target_is_self,   // {target_is_self, Target}: the C-node itself, one of its lanes or pooled connections
+        target_not_allowed, // {target_not_allowed, Target}: outside the C-node's target allow-list (--allow-target)
     };
     Kind kind = Kind::bad_options;
     std::string_view term;         // the target, options or key, encoded as it came
@@ -42,6 +47,7 @@ struct ConfigError {
     std::string_view value;        // bad_value: the value, encoded as it came
     std::string_view did_you_mean; // unknown_option: the known key closest to it, or empty
     std::string allowed;           // bad_value: what the key takes, in words
+    bool hide_value = false;       // bad_value of a secret (cookie): written as the atom `hidden`
 };
 void write_config_error(protocol::TermWriter& w, const ConfigError& error);
 

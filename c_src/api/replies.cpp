@@ -274,6 +274,8 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"caller_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.caller_connections); }},
     {"malformed_messages", [](auto& w, const ServiceInfo& i) { integer(w, i.malformed_messages); }},
     {"refused_duplicate_callers", [](auto& w, const ServiceInfo& i) { integer(w, i.refused_duplicate_callers); }},
+    {"refused_callers", [](auto& w, const ServiceInfo& i) { integer(w, i.refused_callers); }},
+    {"refused_targets", [](auto& w, const ServiceInfo& i) { integer(w, i.refused_targets); }},
     {"orphaned_pools", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools); }},
     {"orphaned_pools_destroyed", [](auto& w, const ServiceInfo& i) { integer(w, i.orphaned_pools_destroyed); }},
     {"queued_deadlines", [](auto& w, const ServiceInfo& i) { integer(w, i.queued_deadlines); }},

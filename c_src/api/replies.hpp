@@ -85,6 +85,8 @@ struct ServiceInfo {
     std::size_t caller_connections = 0;
     std::uint64_t malformed_messages = 0;
     std::uint64_t refused_duplicate_callers = 0; // connections refused: their node was connected to that lane
+    std::uint64_t refused_callers = 0;           // handshakes refused by the caller allow-list
+    std::uint64_t refused_targets = 0;           // pools refused by the target allow-list
     std::size_t orphaned_pools = 0;              // pools whose owner node is gone, within its grace
     std::uint64_t orphaned_pools_destroyed = 0;  // pools destroyed because their owner did not come back
     std::size_t queued_deadlines = 0;            // the scheduler's queue (pool::Scheduler)

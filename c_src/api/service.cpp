@@ -108,13 +108,32 @@ void Service::stop()
     sessions_.clear();
 }
 
-std::optional<std::string> Service::refusal_of_caller(std::size_t lane, std::string_view peer_node)
+std::optional<transport::PeerRefusal> Service::refusal_of_caller(std::size_t lane, std::string_view peer_node,
+                                                                 const asio::ip::address& from)
 {
+    if (auto why = config_.callers.refusal(peer_node, from)) {
+        switch (refused_callers_.record(peer_node)) {
+        case RefusedCallers::Log::first:
+            spdlog::warn("refused caller {} from {} on lane {}: {} (each name is logged once; info: refused_callers)",
+                         peer_node, from.to_string(), lane, *why);
+            break;
+        case RefusedCallers::Log::table_full:
+            if (refused_callers_.unlogged() == 1) {
+                spdlog::warn("{} refused caller names logged: the refusals of further names are counted, not logged "
+                             "(info: refused_callers)",
+                             refused_callers_.names());
+            }
+            break;
+        case RefusedCallers::Log::again:
+            break;
+        }
+        return transport::PeerRefusal{.why = std::move(*why), .reported = true};
+    }
     if (!caller_connected(lane, peer_node)) {
         return std::nullopt;
     }
     ++refused_duplicate_callers_;
-    return "a node of this name is connected to this lane already";
+    return transport::PeerRefusal{.why = "a node of this name is connected to this lane already"};
 }
 
 void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)
@@ -445,6 +464,13 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
         reply_invalid_config(caller, why);
         return;
     }
+    if (!target_allowed(config.target)) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::target_not_allowed;
+        why.term = target_term;
+        reply_invalid_config(caller, why);
+        return;
+    }
     if (!config.name.empty()) {
         if (const auto it = names_.find(config.name); it != names_.end()) {
             // A pool being destroyed has given up its name already.
@@ -487,6 +513,17 @@ bool Service::is_own_node(std::string_view node) const
     return context_.names.is_pooled_name(node) ||
            std::any_of(lanes_.begin(), lanes_.end(),
                        [&](const protocol::NodeIdentity& lane) { return protocol::same_node(lane.node_name(), node); });
+}
+
+bool Service::target_allowed(std::string_view target)
+{
+    if (config_.targets.allows(target)) {
+        return true;
+    }
+    ++refused_targets_;
+    // Asked by a caller that holds the cookie: one line per request, as every refused `new` has.
+    spdlog::warn("refusing a pool to {}: it matches no allowed target pattern (--allow-target)", target);
+    return false;
 }
 
 void Service::on_owner_grace_over(const pool::Deadline& d)
@@ -573,6 +610,10 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
             reply_pool_error(caller, "invalid_config", r.id);
             return;
         }
+        if (!target_allowed(r.config.target)) {
+            reply_pool_error(caller, "invalid_config", r.id);
+            return;
+        }
         restored.pools += 1;
         restored.connections += r.config.max_connections;
         if (const auto refused = budget_refusal(restorer, restored, in_use)) {
@@ -604,6 +645,8 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .caller_connections = sessions_.size(),
                                         .malformed_messages = malformed_messages_,
                                         .refused_duplicate_callers = refused_duplicate_callers_,
+                                        .refused_callers = refused_callers_.count(),
+                                        .refused_targets = refused_targets_,
                                         .orphaned_pools = owners_.orphaned_pools(),
                                         .orphaned_pools_destroyed = orphaned_pools_destroyed_,
                                         .queued_deadlines = scheduler_.queued(),

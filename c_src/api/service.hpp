@@ -9,9 +9,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/access_list.hpp"
 #include "api/caller_quotas.hpp"
 #include "api/client_session.hpp"
 #include "api/owners.hpp"
+#include "api/refused_callers.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "pool/pool.hpp"
@@ -32,6 +34,10 @@ struct ServiceConfig {
     // Ticks, busy limit and bulk queue of every link; the bounds below set its packet and queue sizes.
     transport::LinkLimits link_limits;
     ServiceLimits limits;
+    // Who may use the C-node, and where its pools may connect (README, "Access"); empty lists: anyone with
+    // the cookie, anywhere.
+    CallerAccess callers;
+    TargetAccess targets;
     // Started to replace a C-node that died: until `restore` comes, unknown pools may be ones still to be
     // restored, so requests for them are answered {connection_failed, {cnode_restarting, _}}, not invalid_pool.
     bool await_restore = false;
@@ -53,10 +59,12 @@ public:
     // Called once the C-node's names are published and their creations known: one identity per lane (its
     // ways in), lane 0 being the C-node's own name.
     void start(std::vector<protocol::NodeIdentity> lanes);
-    // Why a caller node that names itself in a handshake on `lane` may not go on, nullopt when it may: a node
-    // of that name is connected to that lane already, as OTP refuses a name in use (counted with the refusals
-    // below). The handshake then answers status not_allowed.
-    std::optional<std::string> refusal_of_caller(std::size_t lane, std::string_view peer_node);
+    // Why a caller node that names itself in a handshake on `lane`, connecting from `from`, may not go on,
+    // nullopt when it may: the allow-list (ServiceConfig::callers) does not let it in (logged here, once per
+    // name; info: refused_callers), or a node of that name is connected to that lane already, as OTP refuses a
+    // name in use (counted with the refusals below). The handshake then answers status not_allowed.
+    std::optional<transport::PeerRefusal> refusal_of_caller(std::size_t lane, std::string_view peer_node,
+                                                            const asio::ip::address& from);
     // Where `info` reads the counters of the lanes' handshakes (the lanes are the C-node's, above this layer).
     void set_handshake_counters(std::function<transport::HandshakeCounters()> read)
     {
@@ -82,6 +90,8 @@ private:
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term);
     // Whether `node` is the C-node itself under one of its names: a lane, or a pooled connection's.
     bool is_own_node(std::string_view node) const;
+    // Whether pools may connect to `target` (ServiceConfig::targets); counts and logs a refusal.
+    bool target_allowed(std::string_view target);
     // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
     pool::Pool& add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config);
     // A pool's grace after its owner left ended: destroyed if the owner is still gone.
@@ -121,6 +131,8 @@ private:
     std::uint64_t malformed_messages_ = 0;
     std::function<transport::HandshakeCounters()> handshake_counters_;
     std::uint64_t refused_duplicate_callers_ = 0;
+    RefusedCallers refused_callers_;
+    std::uint64_t refused_targets_ = 0; // `new` (and restores) to a target outside ServiceConfig::targets
     std::uint64_t orphaned_pools_destroyed_ = 0;
     std::uint64_t malformed_packets_ = 0; // caller links closed over a packet that is no distribution message
     CallerQuotas quotas_;

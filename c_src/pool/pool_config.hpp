@@ -10,6 +10,9 @@ namespace dpool::pool {
 struct PoolConfig {
     std::string target;
     std::string name; // the pool's registered name (an atom's text), empty for none
+    // The cookie of this pool's handshakes with its target, for a target in another cookie domain; empty: the
+    // C-node's. A secret: never logged, never in stats or errors.
+    std::string cookie;
     std::uint32_t max_connections = 0;
     std::uint32_t min_connections = 0;
     std::uint32_t acquire_timeout_ms = 5000;

@@ -68,9 +68,11 @@ void Pool::connect(PooledConnection& c)
     const auto self_creation = creation(context_.random);
     auto self = c.begin_attempt(context_.host, self_creation, creation(context_.random));
     const auto timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
+    // A pool's own cookie (a target in another cookie domain) is used for its handshakes only.
+    const std::string& cookie = config_.cookie.empty() ? context_.cookie : config_.cookie;
     auto attempt = context_.connect ? context_.connect(config_.target, std::move(self), timeout)
                                     : transport::connect_node(context_.ports, config_.target, std::move(self),
-                                                              context_.cookie, timeout, context_.link_limits.recorder);
+                                                              cookie, timeout, context_.link_limits.recorder);
     asio::co_spawn(context_.executor, std::move(attempt),
                    [weak = weak_from_this(), index = c.index(), attempt = c.slot.attempt](
                        std::exception_ptr error, transport::ConnectOutcome out) {

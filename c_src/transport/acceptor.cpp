@@ -62,11 +62,14 @@ asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
         socket.close(ignored);
     });
     const auto recording = setup_.recorder ? setup_.recorder->open_handshake("accept") : nullptr;
-    const auto outcome = co_await accept_handshake(socket, setup_.self, cookie_, deadline, setup_.admit,
+    const AdmitPeer admit = [this, &from](std::string_view peer) { return setup_.admit(peer, from.address()); };
+    const auto outcome = co_await accept_handshake(socket, setup_.self, cookie_, deadline, admit,
                                                    [&ticket] { ticket.progressed(); }, recording.get());
     if (!outcome.ok) {
         ++(outcome.timed_out ? setup_.counters->timed_out : setup_.counters->failed);
-        log_failure(outcome);
+        if (!outcome.reported) {
+            log_failure(outcome);
+        }
         co_return;
     }
     ++setup_.counters->completed;

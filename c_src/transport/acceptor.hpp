@@ -18,13 +18,15 @@ namespace dpool::transport {
 class Acceptor {
 public:
     using OnConnected = std::function<void(tcp::socket socket, std::string peer_node)>;
+    // AdmitPeer with the address the connection comes from.
+    using AdmitFrom = std::function<std::optional<PeerRefusal>(std::string_view peer_node, const asio::ip::address& from)>;
 
     struct Setup {
         std::size_t lane = 0;
         HandshakeIdentity self;
         HandshakeGate* gate = nullptr;  // outlives the acceptor
         HandshakeCounters* counters = nullptr; // likewise
-        AdmitPeer admit;
+        AdmitFrom admit;
         OnConnected on_connected;
         PacketRecorder* recorder = nullptr; // --record-packets (a test aid): each handshake's messages
     };

@@ -118,7 +118,9 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
     }
     if (auto refused = admit(peer->name)) {
         co_await write_messages(socket, hs::framed(hs::status_body("not_allowed")));
-        co_return failure(deadline, fmt::format("{}: {}", peer->name, *refused));
+        auto out = failure(deadline, fmt::format("{}: {}", peer->name, refused->why));
+        out.reported = refused->reported;
+        co_return out;
     }
     const std::uint32_t our_challenge = hs::random_challenge();
     const hs::ChallengeMessage challenge{hs::kOwnFlags, our_challenge, self.creation, self.node_name};

@@ -28,14 +28,22 @@ struct HandshakeOutcome {
     bool timed_out = false; // the error is the deadline's
     // The capabilities the peer announced (DFLAG_*, the mandatory set expanded).
     std::uint64_t peer_flags = 0;
+    // Refused by AdmitPeer, which reported it itself: the acceptor does not log it again.
+    bool reported = false;
 };
 
 // Capabilities of a peer that change what the C-node sends it.
 inline constexpr std::uint64_t kDflagSpawn = std::uint64_t{1} << 32; // SPAWN_REQUEST (OTP 23+)
 
-// Says whether a peer that named itself may go on: nullopt to admit it, else why not (for the log). A refused
-// peer is answered with status not_allowed.
-using AdmitPeer = std::function<std::optional<std::string>(std::string_view peer_node)>;
+// Why a peer that named itself may not go on: in words (the outcome's error), and whether whoever refused it
+// logged it already.
+struct PeerRefusal {
+    std::string why;
+    bool reported = false;
+};
+// Says whether a peer that named itself may go on: nullopt to admit it. A refused peer is answered with status
+// not_allowed.
+using AdmitPeer = std::function<std::optional<PeerRefusal>(std::string_view peer_node)>;
 
 // The distribution handshake (version 6, OTP 23 and later; handshake_messages.hpp), as Asio coroutines on
 // the I/O thread: no thread is held while a peer is silent, so peers that never finish cost a socket each and

@@ -95,7 +95,10 @@ pub type BatchResult(r) {
 ///   80% did;
 /// - `max_waiters`: how many callers may wait in line for a connection (one more gets `PoolExhausted` at
 ///   once);
-/// - `max_pending_requests`: how many requests and calls may be in flight on one connection.
+/// - `max_pending_requests`: how many requests and calls may be in flight on one connection;
+/// - `cookie`: the cookie of this pool's handshakes with its target, for a target in another cookie domain
+///   (printable ASCII without spaces, 1..255 characters); `""` (the default) uses the C-node's. Never
+///   logged, never in stats or errors.
 pub type PoolConfig {
   PoolConfig(
     max_connections: Int,
@@ -112,6 +115,7 @@ pub type PoolConfig {
     resize_window_ms: Int,
     max_waiters: Int,
     max_pending_requests: Int,
+    cookie: String,
   )
 }
 
@@ -199,7 +203,7 @@ pub type OperationError {
 /// 5 s connect timeout, reconnect delays from 100 ms to 5 s, idle connections above the minimum closed
 /// after 10 minutes, connections replaced after 30 minutes, a health check every 30 s (5 s timeout), no
 /// validation on checkout, a 10 s resize window, at most 10,000 callers in line and 1000 requests in flight
-/// per connection.
+/// per connection, and the C-node's own cookie.
 pub fn config(max_connections: Int) -> PoolConfig {
   PoolConfig(
     max_connections: max_connections,
@@ -216,6 +220,7 @@ pub fn config(max_connections: Int) -> PoolConfig {
     resize_window_ms: 10_000,
     max_waiters: 10_000,
     max_pending_requests: 1000,
+    cookie: "",
   )
 }
 
@@ -516,6 +521,10 @@ pub fn inspect(term: Term) -> String
 
 /// The library's options (`distribute_pool:new/2`) for `config`, by name.
 fn options(config: PoolConfig) -> List(#(String, Term)) {
+  let own_cookie = case config.cookie {
+    "" -> []
+    cookie -> [#("cookie", to_term(cookie))]
+  }
   [
     #("max_connections", to_term(config.max_connections)),
     #("min_connections", to_term(config.min_connections)),
@@ -531,6 +540,7 @@ fn options(config: PoolConfig) -> List(#(String, Term)) {
     #("resize_window_ms", to_term(config.resize_window_ms)),
     #("max_waiters", to_term(config.max_waiters)),
     #("max_pending_requests", to_term(config.max_pending_requests)),
+    ..own_cookie
   ]
 }
 

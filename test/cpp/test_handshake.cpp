@@ -358,13 +358,17 @@ TEST_CASE("an accepting handshake refuses hostile or unwanted peers", "[handshak
         asio::io_context io;
         auto pair = dpool::test::socket_pair(io);
         Side side;
-        start_accept(io, pair.near, side, 10s, [](std::string_view peer) -> std::optional<std::string> {
-            return peer == "caller@127.0.0.1" ? std::optional<std::string>("connected already") : std::nullopt;
+        start_accept(io, pair.near, side, 10s, [](std::string_view peer) -> std::optional<dpool::transport::PeerRefusal> {
+            if (peer != "caller@127.0.0.1") {
+                return std::nullopt;
+            }
+            return dpool::transport::PeerRefusal{.why = "connected already", .reported = true};
         });
         write(pair.far, name);
         REQUIRE(dpool::test::run_until(io, [&] { return side.outcome.has_value(); }));
         CHECK_FALSE(side.outcome->ok);
         CHECK(side.outcome->error.find("connected already") != std::string::npos);
+        CHECK(side.outcome->reported); // the acceptor leaves its log to whoever refused it
         CHECK(read_body(io, pair.far) == "snot_allowed");
     }
     SECTION("a wrong answer to the challenge")

@@ -121,3 +121,32 @@ TEST_CASE("options: the C-node's limits have their defaults, take their ranges a
         CHECK(exit_code(parse(bad)) == 2);
     }
 }
+
+TEST_CASE("options: --allow-caller, --allow-caller-address and --allow-target, repeated or comma-separated",
+          "[access][options]")
+{
+    const auto none = parse({});
+    REQUIRE(std::holds_alternative<Options>(none));
+    CHECK_FALSE(std::get<Options>(none).callers.restricted());
+    CHECK(std::get<Options>(none).targets.nodes.empty());
+
+    const auto given = parse({"--allow-caller", "app_*@10.0.0.*", "--allow-caller", "ops@h,*@127.0.0.1",
+                              "--allow-caller-address", "127.0.0.0/8,10.1.2.3", "--allow-target", "db_*@10.0.0.*"});
+    REQUIRE(std::holds_alternative<Options>(given));
+    const auto& o = std::get<Options>(given);
+    REQUIRE(o.callers.nodes.size() == 3);
+    CHECK(o.callers.nodes[1].text() == "ops@h");
+    CHECK(o.callers.addresses.size() == 2);
+    REQUIRE(o.targets.nodes.size() == 1);
+    CHECK(o.targets.allows("db_2@10.0.0.9"));
+
+    for (const std::vector<std::string>& bad : {std::vector<std::string>{"--allow-caller", "a@b@c"},
+                                               {"--allow-caller-address", "10.0.0.1/8"},
+                                               {"--allow-caller-address", "host.example"},
+                                               {"--allow-target", "a b@h"}}) {
+        CAPTURE(bad);
+        const auto parsed = parse(bad);
+        REQUIRE(std::holds_alternative<int>(parsed));
+        CHECK(std::get<int>(parsed) == 2);
+    }
+}

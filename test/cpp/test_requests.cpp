@@ -1430,3 +1430,47 @@ TEST_CASE("request table: the requests are those docs/PROTOCOL.md lists", "[requ
         CHECK(documented.count({name, arity}) == 1); // decoded, and documented
     }
 }
+
+TEST_CASE("parse_pool_options: a pool's own cookie, an atom or a binary, never echoed when refused",
+          "[requests][config_error][access]")
+{
+    const auto with_cookie = [](const Build& value) {
+        return parse_pool_options(kTarget, term([&](EiTerm& t) {
+                                      t.map(2).atom("max_connections").integer(1).atom("cookie");
+                                      value(t);
+                                  }));
+    };
+    CHECK(with_cookie([](EiTerm& t) { t.atom("other_domain"); })->cookie == "other_domain");
+    CHECK(with_cookie([](EiTerm& t) { t.binary("S3cret!#"); })->cookie == "S3cret!#");
+    CHECK(with_cookie([](EiTerm& t) { t.binary(std::string(255, 'c')); })->cookie.size() == 255);
+    CHECK(options({{"max_connections", 1}})->cookie.empty()); // the C-node's own
+    for (const Build& bad : std::vector<Build>{
+             [](EiTerm& t) { t.binary(""); },
+             [](EiTerm& t) { t.binary("has blank"); },
+             [](EiTerm& t) { t.binary("tab\there"); },
+             [](EiTerm& t) { t.binary("caf\xC3\xA9"); },
+             [](EiTerm& t) { t.binary(std::string(256, 'c')); },
+             [](EiTerm& t) { t.integer(42); },
+             [](EiTerm& t) { t.list(1).atom("secret_cookie").nil(); },
+         }) {
+        const auto parsed = with_cookie(bad);
+        REQUIRE_FALSE(parsed.has_value());
+        CHECK(parsed.error().hide_value);
+        const auto text = printed(parsed.error());
+        CHECK(text.rfind("{bad_value,cookie,hidden,<<\"an atom or binary of 1..255 printable ASCII", 0) == 0);
+        CHECK(text.find("secret") == std::string::npos);
+        CHECK(text.find("blank") == std::string::npos);
+    }
+    // A misspelt key is still suggested.
+    const auto misspelt = options_map({{"max_connections", 1}, {"coockie", 1}});
+    CHECK(printed(parse_pool_options(kTarget, misspelt).error()) == "{unknown_option,coockie,{did_you_mean,cookie}}");
+}
+
+TEST_CASE("write_config_error: target_not_allowed names the target as it came", "[requests][config_error][access]")
+{
+    ConfigError e;
+    e.kind = ConfigError::Kind::target_not_allowed;
+    const auto target = term([](EiTerm& t) { t.atom("evil@example.com"); });
+    e.term = target;
+    CHECK(printed(e) == "{target_not_allowed,evil@example.com}");
+}

@@ -152,6 +152,9 @@ do_init_suite(Config) ->
         true -> ok
     end,
     _ = do_executable(),
+    %% The suites' client nodes use the embedded C-node too: all of them run on 127.0.0.1 (by default only
+    %% this node could; distribute_pool_access_SUITE tests that default).
+    ok = application:set_env(distribute_pool, allowed_callers, ["*@127.0.0.1"]),
     {ok, _} = application:ensure_all_started(distribute_pool),
     [{cnode_os_pid, do_cnode_os_pid()} | Config].
 

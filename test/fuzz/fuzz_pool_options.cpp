@@ -3,8 +3,8 @@
 // corpus, the `new` requests of the recorded traffic, good and refused). The target's text is read as
 // decode_request reads it (an atom or a binary), and Options must be one well-formed term, as decode_request
 // hands it over. Checked: an accepted configuration is within the documented
-// ranges (docs/PROTOCOL.md, "Types"); a refused one explains itself with one well-formed term whose parts are
-// views into the input.
+// ranges (docs/PROTOCOL.md, "Types"), its cookie printable and bounded; a refused one explains itself with one
+// well-formed term whose parts are views into the input, and a refused cookie's value is hidden.
 
 #include "api/pool_options.hpp"
 #include "fuzz_support.hpp"
@@ -43,12 +43,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         DPOOL_FUZZ_CHECK(c.backoff_min_ms >= 1 && c.backoff_min_ms <= c.backoff_max_ms &&
                          c.backoff_max_ms <= dpool::api::kMaxBackoffMs);
         DPOOL_FUZZ_CHECK(c.name.size() <= dpool::api::kMaxPoolNameBytes);
+        DPOOL_FUZZ_CHECK(c.cookie.empty() || dpool::api::acceptable_cookie(c.cookie));
         return 0;
     }
     auto why = parsed.error();
     DPOOL_FUZZ_CHECK(within(why.term, input) && within(why.value, input));
     if (why.kind == dpool::api::ConfigError::Kind::bad_target) {
         why.term = input.substr(0, options.data() - input.data()); // filled in by the caller, as decode_new does
+    }
+    if (why.kind == dpool::api::ConfigError::Kind::bad_value) {
+        // A refused cookie is never written back: it may be a real one with a slip in it.
+        dpool::protocol::TermReader key(why.term);
+        const auto name = key.atom();
+        DPOOL_FUZZ_CHECK(why.hide_value == (name && *name == "cookie"));
     }
     dpool::ByteBuffer out;
     dpool::protocol::TermWriter w(out);
