@@ -577,3 +577,12 @@ pub fn lifecycle_options_and_stats_test() {
   let assert Error(connection_pool.InvalidPool) = connection_pool.detailed_stats(pool)
   test_support.stop_target(target)
 }
+
+pub fn pool_cookie_is_checked_and_never_echoed_test() {
+  let config =
+    connection_pool.PoolConfig(..connection_pool.config(1), cookie: "two words")
+  let assert Error(#(connection_pool.InvalidConfig, reason)) =
+    connection_pool.new_with_reason("someone@127.0.0.1", config)
+  let assert True = test_support.text_contains(reason, "cookie => hidden")
+  let assert False = test_support.text_contains(reason, "two words")
+}

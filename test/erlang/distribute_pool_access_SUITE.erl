@@ -50,7 +50,7 @@ caller_outside_the_name_list_is_refused(_Config) ->
         "counts every refusal (info: refused_callers). A node that matches a pattern, and the test node, work."),
     Alive = do_uniq("dpool_acl_names"),
     with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", "2",
-                         "--allow-caller", atom_to_list(node()) ++ ",dpool_ok_*@127.0.0.1"]},
+                         "--allow-caller", atom_to_list(node()) ++ ",dpool_ok-*@127.0.0.1"]},
                 {target, "dpool_acl_t"}],
                fun([#{node := CNode} = CNodePort, {_, T}]) ->
         Server = {distribute_pool, CNode},
@@ -227,7 +227,10 @@ start_peer(Prefix, Extra) ->
     HelperDir = filename:dirname(code:which(dpool_ct_helper)),
     {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(Prefix), host => "127.0.0.1",
                                          longnames => true,
+                                         %% Out of global's mesh: a node the C-node refuses must not make
+                                         %% global cut this node off from the others (overlapping partitions).
                                          args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                                                  "-connect_all", "false",
                                                   "-pa", LibEbin, "-pa", HelperDir | Extra]}),
     {Peer, Node}.
 
