@@ -30,14 +30,16 @@ run_all() {
   stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
   # Before the background builds: it compiles the C-node from scratch and needs both cores.
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  # The fuzz targets' build (clang) and the sanitizer stage's (about 6 minutes of both cores together) run
-  # from here on, at the lowest priority, while the stages in between mostly wait on nodes and sockets. Each
-  # stage that needs one waits for it first.
-  # The fuzz targets run (5 s each) as soon as they are built, in the same background job.
-  (nice -n 19 scripts/fuzz.sh build && FUZZ_NICE=19 scripts/fuzz.sh run 5) >_build/fuzz_run.log 2>&1 &
-  fuzz_run=$!
-  nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1 &
-  sanitize_build=$!
+  # One background job, at the lowest priority, builds what the last two stages need (about 6 minutes of both
+  # cores): first the sanitizer build, during the Erlang suites, which mostly wait on nodes and sockets; then the
+  # fuzz targets, built and run for 5 s each during the sanitizer stage's suites, which wait likewise. The
+  # sanitizer stage waits for its build's mark, the fuzz stage for the whole job.
+  rm -f _build/sanitize_build.status
+  (nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1
+   echo $? >_build/sanitize_build.status
+   nice -n 19 scripts/fuzz.sh build >_build/fuzz_run.log 2>&1 &&
+     FUZZ_NICE=19 scripts/fuzz.sh run 5 >>_build/fuzz_run.log 2>&1) &
+  background=$!
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
   stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
     2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'
@@ -45,8 +47,8 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
-  stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
   stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" sanitizers
+  stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
@@ -61,19 +63,23 @@ run_all() {
   echo "all test stages passed"
 }
 
-# The fuzz stage prints what its background job (started by run_all) did; the sanitizer stage runs once its
-# build is over (a failed build fails again in the stage, which prints why).
+# The sanitizer stage runs once the background job (started by run_all) has marked its build done (a failed
+# build fails again in the stage, which prints why); the fuzz stage prints what the rest of that job did.
+sanitizers() {
+  local waited=0
+  while [ ! -s _build/sanitize_build.status ] && [ $waited -lt 3600 ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  scripts/sanitize_test.sh
+}
 fuzz_targets() {
   local status=0
-  wait "$fuzz_run" || status=$?
+  wait "$background" || status=$?
   grep -v '^\[\|^gmake\|^-- ' _build/fuzz_run.log
   return $status
 }
-sanitizers() {
-  wait "$sanitize_build"
-  scripts/sanitize_test.sh
-}
 
-export -f stage run_all fuzz_targets sanitizers
+export -f stage run_all sanitizers fuzz_targets
 export cookie
 scripts/with_epmd.sh bash -c 'failed=(); run_all'
