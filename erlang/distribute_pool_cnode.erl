@@ -185,7 +185,7 @@ parse_ready(_) ->
 -spec exit_meaning(integer()) -> string().
 exit_meaning(0) -> "exited normally before it was ready";
 exit_meaning(1) -> "startup failure (is epmd running? is the node name already in use?)";
-exit_meaning(2) -> "bad usage (check the cnode_args and limits application variables)";
+exit_meaning(2) -> "bad usage (check the cnode_args, limits and allowed_* application variables)";
 exit_meaning(S) when S > 128 -> "killed by signal " ++ integer_to_list(S - 128);
 exit_meaning(S) -> "exit status " ++ integer_to_list(S).
 
