@@ -1434,12 +1434,14 @@ TEST_CASE("request table: the requests are those docs/PROTOCOL.md lists", "[requ
 TEST_CASE("parse_pool_options: a pool's own cookie, an atom or a binary, never echoed when refused",
           "[requests][config_error][access]")
 {
-    const auto with_cookie = [](const Build& value) {
-        return parse_pool_options(kTarget, term([&](EiTerm& t) {
-                                      t.map(2).atom("max_connections").integer(1).atom("cookie");
-                                      value(t);
-                                  }));
+    // The options' bytes, which a refusal's views point into: kept by the caller while it reads the refusal.
+    const auto cookie_options = [](const Build& value) {
+        return term([&](EiTerm& t) {
+            t.map(2).atom("max_connections").integer(1).atom("cookie");
+            value(t);
+        });
     };
+    const auto with_cookie = [&](const Build& value) { return parse_pool_options(kTarget, cookie_options(value)); };
     CHECK(with_cookie([](EiTerm& t) { t.atom("other_domain"); })->cookie == "other_domain");
     CHECK(with_cookie([](EiTerm& t) { t.binary("S3cret!#"); })->cookie == "S3cret!#");
     CHECK(with_cookie([](EiTerm& t) { t.binary(std::string(255, 'c')); })->cookie.size() == 255);
@@ -1453,7 +1455,8 @@ TEST_CASE("parse_pool_options: a pool's own cookie, an atom or a binary, never e
              [](EiTerm& t) { t.integer(42); },
              [](EiTerm& t) { t.list(1).atom("secret_cookie").nil(); },
          }) {
-        const auto parsed = with_cookie(bad);
+        const auto options_bytes = cookie_options(bad);
+        const auto parsed = parse_pool_options(kTarget, options_bytes);
         REQUIRE_FALSE(parsed.has_value());
         CHECK(parsed.error().hide_value);
         const auto text = printed(parsed.error());
