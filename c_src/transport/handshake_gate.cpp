@@ -4,7 +4,10 @@
 
 namespace dpool::transport {
 
-// Entries in order of their last progress, idlest first; each also found by its ticket's id.
+// Entries in the order they are dropped: first those that have not completed a message yet (oldest first),
+// then those that have (idlest first, from talking onwards); each also found by its ticket's id. A peer that
+// spoke is never dropped for a newcomer while a silent one is left: a flood that keeps arriving (or a listen
+// backlog still draining) cannot push a real peer out in the middle of its handshake.
 struct HandshakeGate::Ticket::State {
     struct Entry {
         std::uint64_t id;
@@ -16,8 +19,25 @@ struct HandshakeGate::Ticket::State {
 
     explicit State(Limits l) : limits(l) {}
 
+    Entries::iterator add(Entry entry) { return entries.insert(talking, std::move(entry)); }
+
+    // `at` completed a message: it goes last, as the least idle of those that spoke.
+    void progressed(Entries::iterator at)
+    {
+        if (at == talking) {
+            ++talking;
+        }
+        entries.splice(entries.end(), entries, at);
+        if (talking == entries.end()) {
+            talking = at;
+        }
+    }
+
     void erase(Entries::iterator at)
     {
+        if (at == talking) {
+            ++talking;
+        }
         if (--per_lane[at->lane] == 0) {
             per_lane.erase(at->lane);
         }
@@ -46,6 +66,7 @@ struct HandshakeGate::Ticket::State {
 
     Limits limits;
     Entries entries;
+    Entries::iterator talking = entries.end(); // the first entry that spoke (end: none has)
     std::unordered_map<std::uint64_t, Entries::iterator> by_id;
     std::unordered_map<std::size_t, std::size_t> per_lane;
     std::unordered_map<std::string, std::size_t> per_address;
@@ -79,7 +100,7 @@ void HandshakeGate::Ticket::progressed()
 {
     if (auto state = state_.lock()) {
         if (const auto found = state->by_id.find(id_); found != state->by_id.end()) {
-            state->entries.splice(state->entries.end(), state->entries, found->second);
+            state->progressed(found->second);
         }
     }
 }
@@ -90,8 +111,7 @@ HandshakeGate::Ticket HandshakeGate::admit(std::size_t lane, const std::string& 
 {
     auto& s = *state_;
     const std::uint64_t id = s.next_id++;
-    s.entries.push_back({id, lane, address, std::move(drop)});
-    s.by_id.emplace(id, std::prev(s.entries.end()));
+    s.by_id.emplace(id, s.add({id, lane, address, std::move(drop)}));
     ++s.per_lane[lane];
     ++s.per_address[address];
     ++s.counters.admitted;

@@ -11,8 +11,9 @@
 namespace dpool::transport {
 
 // Bounds the connections that have not finished their handshake, per lane and per source address. A
-// connection that would pass a bound is let in, and the idlest connection it competes with (the one whose
-// last handshake message is oldest: a silent socket before one that has spoken) is dropped to make room. So a
+// connection that would pass a bound is let in, and the idlest connection it competes with is dropped to make
+// room: the oldest of those that have not completed a handshake message yet, and only when none of those is
+// left, the one of those that have whose last message is oldest. So a
 // flood of silent or slow sockets costs a bounded number of descriptors, and a peer that actually speaks the
 // handshake gets through however many wait. Runs on the I/O thread only.
 class HandshakeGate {

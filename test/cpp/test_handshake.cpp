@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <ei.h>
 
 #include <arpa/inet.h>
@@ -422,4 +423,35 @@ TEST_CASE("the handshake gate drops the idlest connection over a bound", "[hands
     CHECK(gate.counters().in_progress == 0);
     CHECK(gate.counters().admitted == 9);
     CHECK(dropped.size() == 2);
+}
+
+TEST_CASE("HandshakeGate never drops a peer that spoke while a silent one is left, however many arrive",
+          "[handshake][gate]")
+{
+    // The flood of distribute_pool_handshake_SUITE: silent sockets keep being accepted (a listen backlog
+    // draining) while a real peer is in the middle of its handshake.
+    using dpool::transport::HandshakeGate;
+    HandshakeGate gate({.per_lane = 1000, .per_address = 4});
+    std::vector<int> dropped;
+    std::vector<HandshakeGate::Ticket> tickets;
+    const auto admit = [&](int id) {
+        tickets.push_back(gate.admit(0, "127.0.0.1", [&dropped, id] { dropped.push_back(id); }));
+    };
+    for (int id = 0; id < 4; ++id) {
+        admit(id);
+    }
+    tickets[2].progressed(); // the real peer named itself
+    for (int id = 4; id < 104; ++id) {
+        admit(id);
+    }
+    CHECK(dropped.size() == 100);
+    CHECK(std::find(dropped.begin(), dropped.end(), 2) == dropped.end());
+    CHECK(dropped.front() == 0); // the oldest silent one first
+    // Once only peers that spoke are left, the idlest of them goes: 2 spoke before 101, 102 and 103 did.
+    for (std::size_t k = tickets.size() - 3; k < tickets.size(); ++k) {
+        tickets[k].progressed();
+    }
+    admit(104);
+    CHECK(dropped.back() == 2);
+    CHECK(gate.counters().in_progress == 4);
 }

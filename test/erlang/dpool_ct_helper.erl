@@ -495,6 +495,11 @@ do_wait_ready(Port, OsPid, Output) ->
 %% Closes the port (the C-node exits on stdin EOF) and kills the process by its pid if it lingers.
 -spec do_stop_cnode_port(cnode_port()) -> ok.
 do_stop_cnode_port(#{port := Port, os_pid := OsPid}) ->
+    %% What the C-node printed since it was ready (its log and how it exited) goes to the case's log, so that
+    %% a failed case shows what the C-node saw.
+    Lines = port_lines(Port, []),
+    Lines =/= [] andalso ct:log("C-node ~p (os pid ~b), last lines of its output:~n~ts",
+                                [Port, OsPid, lists:join("\n", lists:nthtail(max(0, length(Lines) - 100), Lines))]),
     catch erlang:port_close(Port),
     try
         do_wait_until(fun() -> not do_os_alive(OsPid) end, 5000)
@@ -502,6 +507,15 @@ do_stop_cnode_port(#{port := Port, os_pid := OsPid}) ->
         _:_ -> _ = os:cmd("kill -9 " ++ integer_to_list(OsPid))
     end,
     ok.
+
+%% The lines the port sent to this process and nobody read, oldest first; an exit status as a line of its own.
+port_lines(Port, Acc) ->
+    receive
+        {Port, {data, {_, Line}}} -> port_lines(Port, [Line | Acc]);
+        {Port, {exit_status, Status}} -> port_lines(Port, [io_lib:format("(exited with status ~b)", [Status]) | Acc])
+    after 0 ->
+        lists:reverse(Acc)
+    end.
 
 -spec do_os_alive(non_neg_integer()) -> boolean().
 do_os_alive(OsPid) ->
