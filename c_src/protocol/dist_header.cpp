@@ -71,9 +71,15 @@ void append_u32(ByteBuffer& out, std::uint32_t v)
     append_u16(out, v & 0xFFFFu);
 }
 
+// Whether an atom of `bytes` bytes (with its tag and length, 3 bytes at most) keeps `out` within `out_limit`.
+bool atom_fits(const ByteBuffer& out, std::size_t bytes, std::size_t out_limit)
+{
+    return out.size() + 3 + bytes <= out_limit;
+}
+
 bool append_atom(ByteBuffer& out, std::string_view text, std::size_t out_limit)
 {
-    if (out.size() + 3 + text.size() > out_limit) {
+    if (!atom_fits(out, text.size(), out_limit)) {
         return false; // over the bound of the rewritten packet
     }
     if (text.size() <= 255) {
@@ -105,8 +111,9 @@ bool rewrite_node(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
         if (!in.u8(n) || n >= refs.size()) {
             return false;
         }
-        too_large = out.size() + 3 + refs[n].size() > out_limit;
-        return append_atom(out, refs[n], out_limit);
+        // Atoms are at most 65535 bytes: only the bound refuses one (as in rewrite_term).
+        too_large = !append_atom(out, refs[n], out_limit);
+        return !too_large;
     }
     const bool long_form = t == tag::atom || t == tag::atom_utf8;
     if (!long_form && t != tag::small_atom && t != tag::small_atom_utf8) {
@@ -115,7 +122,7 @@ bool rewrite_node(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
     if (!(long_form ? in.u16(n) : in.u8(n)) || !in.take(n, &text)) {
         return false;
     }
-    if (out.size() + 3 + n > out_limit) {
+    if (!atom_fits(out, n, out_limit)) {
         too_large = true;
         return false;
     }
