@@ -62,6 +62,8 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     c.await_restore = o.await_restore;
     c.callers = o.callers;
     c.targets = o.targets;
+    c.tls = o.tls;
+    c.connect_tls = o.tls_connect;
     return c;
 }
 
@@ -155,8 +157,8 @@ asio::awaitable<void> CNode::startup()
     service_.start(std::move(identities));
     service_.set_handshake_counters([this] { return lanes_->handshake_counters(); });
     lanes_->start(
-        [this](std::size_t lane, tcp::socket socket, std::string peer) {
-            service_.add_client(lane, std::move(socket), std::move(peer));
+        [this](std::size_t lane, transport::DistStream stream, std::string peer) {
+            service_.add_client(lane, std::move(stream), std::move(peer));
         },
         [this](std::size_t lane, std::string_view peer, const asio::ip::address& from) {
             return service_.refusal_of_caller(lane, peer, from);

@@ -6,6 +6,7 @@ namespace dpool {
 
 LaneSet::LaneSet(asio::io_context& io, const Options& options, const asio::ip::address& address, std::uint16_t port)
     : host_(options.host),
+      tls_(options.tls_accept),
       gate_({.per_lane = options.limits.max_handshakes_per_lane,
              .per_address = options.limits.max_handshakes_per_address})
 {
@@ -38,10 +39,11 @@ void LaneSet::start(const OnConnected& on_connected, const AdmitCaller& admit, t
                              .counters = &counters_,
                              .admit = [admit, k](std::string_view peer,
                                                  const asio::ip::address& from) { return admit(k, peer, from); },
-                             .on_connected = [on_connected, k](tcp::socket socket, std::string peer) {
-                                 on_connected(k, std::move(socket), std::move(peer));
+                             .on_connected = [on_connected, k](transport::DistStream stream, std::string peer) {
+                                 on_connected(k, std::move(stream), std::move(peer));
                              },
-                             .recorder = recorder});
+                             .recorder = recorder,
+                             .tls = tls_});
         if (k > 0) {
             spdlog::info("lane {}: {} listening on port {}", k, lane.name.node_name, lane.acceptor.port());
         }

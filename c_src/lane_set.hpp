@@ -22,7 +22,7 @@ namespace dpool {
 // registration and one handshake identity. Lane 0 is the C-node's own name.
 class LaneSet {
 public:
-    using OnConnected = std::function<void(std::size_t lane, tcp::socket socket, std::string peer_node)>;
+    using OnConnected = std::function<void(std::size_t lane, transport::DistStream stream, std::string peer_node)>;
     // Whether a peer that named itself in a lane's handshake, connecting from `from`, may go on
     // (transport::AdmitPeer, per lane).
     using AdmitCaller = std::function<std::optional<transport::PeerRefusal>(
@@ -60,6 +60,7 @@ private:
     };
 
     std::string host_;
+    transport::TlsContext tls_;
     std::vector<std::unique_ptr<Lane>> lanes_;
     // Shared by the lanes: one bound per source address across all of them.
     transport::HandshakeGate gate_;

@@ -161,6 +161,24 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "targets pools may connect to (repeatable or comma-separated): alive@host with '*' globs, or a "
                    "host alone; new to any other is refused with target_not_allowed (default: any)")
         ->delimiter(',');
+    // TLS: from the environment too, which is how the embedded C-node is told (nothing of it on its command
+    // line); the key's password only from there.
+    std::string tls_mode = "none";
+    app.add_option("--tls", tls_mode,
+                   "distribution over TLS, as OTP's inet_tls_dist: none (plain TCP), unverified (TLS, any "
+                   "certificate taken) or verified (peers' certificates must lead to --tls-cacertfile and, for "
+                   "targets, name their host); callers must then connect with TLS too")
+        ->envname("DISTRIBUTE_POOL_TLS")
+        ->check(CLI::IsMember({"none", "unverified", "verified"}))
+        ->capture_default_str();
+    app.add_option("--tls-certfile", o.tls.certfile, "PEM certificate (chain) the C-node shows its peers")
+        ->envname("DISTRIBUTE_POOL_TLS_CERTFILE");
+    app.add_option("--tls-keyfile", o.tls.keyfile,
+                   "PEM private key of --tls-certfile (default: in the certfile); its password, if any, from "
+                   "$DISTRIBUTE_POOL_TLS_PASSWORD")
+        ->envname("DISTRIBUTE_POOL_TLS_KEYFILE");
+    app.add_option("--tls-cacertfile", o.tls.cacertfile, "PEM certificates of the CAs peers' certificates must lead to")
+        ->envname("DISTRIBUTE_POOL_TLS_CACERTFILE");
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();
@@ -229,6 +247,19 @@ std::variant<Options, int> parse_options(int argc, char** argv)
             std::cerr << *error << "\n";
             return 2;
         }
+    }
+
+    o.tls.mode = transport::parse_tls_mode(tls_mode).value_or(transport::TlsMode::none);
+    if (const char* password = std::getenv("DISTRIBUTE_POOL_TLS_PASSWORD")) {
+        o.tls.password = password;
+    }
+    for (const auto role : {transport::TlsRole::accept, transport::TlsRole::connect}) {
+        auto made = transport::make_tls_context(o.tls, role);
+        if (const auto* why = std::get_if<std::string>(&made)) {
+            std::cerr << "TLS: " << *why << "\n";
+            return 2;
+        }
+        (role == transport::TlsRole::accept ? o.tls_accept : o.tls_connect) = std::get<transport::TlsContext>(made);
     }
 
     if (!listen.empty()) {

@@ -8,6 +8,7 @@
 
 #include "api/access_list.hpp"
 #include "api/service_limits.hpp"
+#include "transport/tls.hpp"
 
 namespace dpool {
 
@@ -32,6 +33,11 @@ struct Options {
     // (--allow-target); empty: anyone with the cookie, anywhere.
     api::CallerAccess callers;
     api::TargetAccess targets;
+    // TLS distribution (--tls, its files; README, "TLS"), and the contexts made of it once at the start: the
+    // lanes accept with one, pools connect with the other.
+    transport::TlsSettings tls;
+    transport::TlsContext tls_accept;
+    transport::TlsContext tls_connect;
     std::string log_level = "info";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;

@@ -59,7 +59,7 @@ constexpr FlagOption kFlagOptions[] = {
 
 // Keys of neither kind. `cnode` is read by the library and never sent; it is here only so that a misspelling
 // of it is answered with the right suggestion.
-constexpr std::string_view kOtherKeys[] = {"name", "cookie", "cnode"};
+constexpr std::string_view kOtherKeys[] = {"name", "cookie", "tls", "cnode"};
 
 // Edit distance (insertions, deletions, substitutions), for suggesting the known key a misspelt one meant.
 std::size_t edit_distance(std::string_view a, std::string_view b)
@@ -170,6 +170,66 @@ ConfigError bad_value(std::string_view key_term, std::string_view value, std::st
     return e;
 }
 
+constexpr std::string_view kTlsAllowed =
+    "none, unverified, verified, or #{mode := Mode, certfile, keyfile, cacertfile, password => binary()}";
+// The most bytes of a path or password in the option `tls`.
+constexpr std::size_t kMaxTlsFieldBytes = 4096;
+
+// The option `tls`: a mode, or a map of a mode and files (binaries; the library turns strings into them).
+// Keys not given stay empty: the C-node's are used. On failure, whether the value must be hidden (it holds a
+// password).
+Parsed<transport::TlsSettings, bool> read_tls_option(std::string_view bytes)
+{
+    TermReader r(bytes);
+    if (const auto atom = r.atom()) {
+        if (const auto mode = transport::parse_tls_mode(*atom)) {
+            transport::TlsSettings settings;
+            settings.mode = *mode;
+            return settings;
+        }
+        return false;
+    }
+    TermReader m(bytes);
+    const auto arity = m.map_header();
+    if (!arity) {
+        return false;
+    }
+    transport::TlsSettings settings;
+    bool has_mode = false;
+    bool ok = true;
+    for (std::uint32_t k = 0; k < *arity && ok; ++k) {
+        const auto key = m.atom();
+        if (!key) {
+            ok = false;
+            break;
+        }
+        if (*key == "mode") {
+            const auto atom = m.atom();
+            const auto mode = atom ? transport::parse_tls_mode(*atom) : std::nullopt;
+            ok = mode.has_value();
+            settings.mode = mode.value_or(transport::TlsMode::none);
+            has_mode = true;
+            continue;
+        }
+        std::string* field = *key == "certfile"     ? &settings.certfile
+                             : *key == "keyfile"    ? &settings.keyfile
+                             : *key == "cacertfile" ? &settings.cacertfile
+                             : *key == "password"   ? &settings.password
+                                                    : nullptr;
+        const auto text = field ? m.binary() : std::nullopt;
+        ok = text && !text->empty() && text->size() <= kMaxTlsFieldBytes &&
+             text->find('\0') == std::string_view::npos;
+        if (ok) {
+            *field = std::string(*text);
+        }
+    }
+    if (!ok || !has_mode) {
+        // The atom `password` anywhere in it (where the reading stopped or not): hidden.
+        return bytes.find("password") != std::string_view::npos;
+    }
+    return settings;
+}
+
 // Sets one option from the reader, or says why it cannot be set.
 std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, std::vector<SeenOption>& seen)
 {
@@ -218,6 +278,16 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
             return refused;
         }
         config.cookie = std::string(*cookie);
+        return std::nullopt;
+    }
+    if (*key == "tls") {
+        auto tls = read_tls_option(value_bytes);
+        if (!tls) {
+            auto refused = bad_value(e.term, value_bytes, std::string(kTlsAllowed));
+            refused.hide_value = tls.error(); // a map with a password
+            return refused;
+        }
+        config.tls = *std::move(tls);
         return std::nullopt;
     }
     if (*key == "name") {
@@ -289,6 +359,11 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
         } else {
             w.raw(e.value);
         }
+        w.binary(e.allowed);
+        return;
+    case ConfigError::Kind::tls_unusable:
+        w.tuple(2);
+        w.atom("tls_unusable");
         w.binary(e.allowed);
         return;
     case ConfigError::Kind::missing_option:

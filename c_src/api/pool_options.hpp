@@ -40,13 +40,14 @@ struct ConfigError {
         missing_option,   // {missing_option, Key}
         target_is_self,   // {target_is_self, Target}: the C-node itself, one of its lanes or pooled connections
         target_not_allowed, // {target_not_allowed, Target}: outside the C-node's target allow-list (--allow-target)
+        tls_unusable,     // {tls_unusable, Text}: the option tls names files that give no TLS context (Text: why)
     };
     Kind kind = Kind::bad_options;
     std::string_view term;         // the target, options or key, encoded as it came
     std::string_view key_name;     // missing_option: the key's name (the term is not in the request)
     std::string_view value;        // bad_value: the value, encoded as it came
     std::string_view did_you_mean; // unknown_option: the known key closest to it, or empty
-    std::string allowed;           // bad_value: what the key takes, in words
+    std::string allowed;           // bad_value: what the key takes, in words; tls_unusable: why
     bool hide_value = false;       // bad_value of a secret (cookie): written as the atom `hidden`
 };
 void write_config_error(protocol::TermWriter& w, const ConfigError& error);

@@ -167,6 +167,7 @@ constexpr Field<Stats> kStatsFields[] = {
     // A caller node's name, or none (docs/PROTOCOL.md, "Owners").
     {"owner", [](auto& w, const Stats& s) { w.atom(s.owner.empty() ? std::string_view("none") : s.owner); }},
     {"owner_grace_ms", [](auto& w, const Stats& s) { integer(w, s.owner_grace_ms); }},
+    {"tls", [](auto& w, const Stats& s) { w.atom(s.tls); }},
     {"last_failure",
      [](auto& w, const Stats& s) {
          if (s.last_failure_kind.empty()) {
@@ -269,6 +270,7 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"lanes", [](auto& w, const ServiceInfo& i) { integer(w, i.lanes); }},
     {"service", [](auto& w, const ServiceInfo& i) { w.atom(i.service); }},
     {"version", [](auto& w, const ServiceInfo& i) { w.binary(i.version); }},
+    {"tls", [](auto& w, const ServiceInfo& i) { w.atom(i.tls); }},
     {"pools", [](auto& w, const ServiceInfo& i) { integer(w, i.pools); }},
     {"reserved_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.reserved_connections); }},
     {"caller_connections", [](auto& w, const ServiceInfo& i) { integer(w, i.caller_connections); }},

@@ -80,6 +80,7 @@ struct ServiceInfo {
     std::size_t lanes = 0;
     std::string_view service;
     std::string_view version;
+    std::string_view tls = "none"; // the C-node's TLS mode (--tls)
     std::size_t pools = 0;
     std::uint32_t reserved_connections = 0;
     std::size_t caller_connections = 0;

@@ -136,7 +136,7 @@ std::optional<transport::PeerRefusal> Service::refusal_of_caller(std::size_t lan
     return transport::PeerRefusal{.why = "a node of this name is connected to this lane already"};
 }
 
-void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_node)
+void Service::add_client(std::size_t lane, transport::DistStream stream, std::string peer_node)
 {
     // Distribution keeps one connection per node pair (here: per caller node and lane). While the one there is
     // open, a second is another node under the same name, or one that believes the first dead: refused, as
@@ -148,10 +148,10 @@ void Service::add_client(std::size_t lane, tcp::socket socket, std::string peer_
         spdlog::warn("refused a connection from {} to lane {}: a node of that name is connected there already",
                      peer_node, lane);
         error_code ignored;
-        socket.close(ignored);
+        stream.socket().close(ignored);
         return;
     }
-    auto link = std::make_shared<transport::DistLink>(std::move(socket), peer_node, caller_links_);
+    auto link = std::make_shared<transport::DistLink>(std::move(stream), peer_node, caller_links_);
     auto session = std::make_unique<ClientSession>(static_cast<SessionOwner&>(*this), link, lane, lanes_.at(lane));
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
@@ -471,6 +471,13 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
         reply_invalid_config(caller, why);
         return;
     }
+    if (auto unusable = resolve_tls(config)) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::tls_unusable;
+        why.allowed = std::move(*unusable);
+        reply_invalid_config(caller, why);
+        return;
+    }
     if (!config.name.empty()) {
         if (const auto it = names_.find(config.name); it != names_.end()) {
             // A pool being destroyed has given up its name already.
@@ -513,6 +520,34 @@ bool Service::is_own_node(std::string_view node) const
     return context_.names.is_pooled_name(node) ||
            std::any_of(lanes_.begin(), lanes_.end(),
                        [&](const protocol::NodeIdentity& lane) { return protocol::same_node(lane.node_name(), node); });
+}
+
+std::optional<std::string> Service::resolve_tls(pool::PoolConfig& config) const
+{
+    if (!config.tls) {
+        config.tls_context = config_.connect_tls;
+        return std::nullopt;
+    }
+    // The files the option leaves out are the C-node's.
+    transport::TlsSettings settings = config_.tls;
+    settings.mode = config.tls->mode;
+    for (auto field : {&transport::TlsSettings::certfile, &transport::TlsSettings::keyfile,
+                       &transport::TlsSettings::cacertfile, &transport::TlsSettings::password}) {
+        if (!((*config.tls).*field).empty()) {
+            settings.*field = (*config.tls).*field;
+        }
+    }
+    if (settings == config_.tls) {
+        config.tls_context = config_.connect_tls;
+        return std::nullopt;
+    }
+    // Read on the event loop: a few KiB of local files, once per pool.
+    auto made = transport::make_tls_context(settings, transport::TlsRole::connect);
+    if (auto* why = std::get_if<std::string>(&made)) {
+        return std::move(*why);
+    }
+    config.tls_context = std::get<transport::TlsContext>(std::move(made));
+    return std::nullopt;
 }
 
 bool Service::target_allowed(std::string_view target)
@@ -598,7 +633,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     CallerQuotas::Usage restored; // the pools of the list so far, which count toward the restorer's quotas
     std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
     std::unordered_map<std::string_view, std::uint64_t> restored_names;
-    for (const auto& r : restore.pools) {
+    for (auto& r : restore.pools) {
         if (!r.config.name.empty() && !restored_names.emplace(r.config.name, r.id).second) {
             spdlog::warn("cannot restore pool {}: its name {} is taken by pool {}", r.id, r.config.name,
                          restored_names[r.config.name]);
@@ -611,6 +646,11 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
             return;
         }
         if (!target_allowed(r.config.target)) {
+            reply_pool_error(caller, "invalid_config", r.id);
+            return;
+        }
+        if (auto unusable = resolve_tls(r.config)) {
+            spdlog::warn("cannot restore pool {}: its option tls: {}", r.id, *unusable);
             reply_pool_error(caller, "invalid_config", r.id);
             return;
         }
@@ -640,6 +680,7 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .lanes = lanes_.size(),
                                         .service = config_.service_name,
                                         .version = kVersion,
+                                        .tls = transport::tls_mode_name(config_.tls.mode),
                                         .pools = pools_.size(),
                                         .reserved_connections = connections_in_use(),
                                         .caller_connections = sessions_.size(),

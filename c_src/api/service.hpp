@@ -38,6 +38,9 @@ struct ServiceConfig {
     // the cookie, anywhere.
     CallerAccess callers;
     TargetAccess targets;
+    // TLS (--tls and its files), and the context pools connect with unless their option `tls` says otherwise.
+    transport::TlsSettings tls;
+    transport::TlsContext connect_tls;
     // Started to replace a C-node that died: until `restore` comes, unknown pools may be ones still to be
     // restored, so requests for them are answered {connection_failed, {cnode_restarting, _}}, not invalid_pool.
     bool await_restore = false;
@@ -73,7 +76,7 @@ public:
     // A caller node finished its handshake on `lane`. Refused (the socket closed) while a node of that name is
     // connected to that lane (a name that connected during the handshake): the connected caller keeps its
     // session and leases.
-    void add_client(std::size_t lane, tcp::socket socket, std::string peer_node);
+    void add_client(std::size_t lane, transport::DistStream stream, std::string peer_node);
     // Whether `peer_node` has an open connection on `lane`.
     bool caller_connected(std::size_t lane, std::string_view peer_node) const;
     // Closes every pool and every caller connection.
@@ -92,6 +95,8 @@ private:
     bool is_own_node(std::string_view node) const;
     // Whether pools may connect to `target` (ServiceConfig::targets); counts and logs a refusal.
     bool target_allowed(std::string_view target);
+    // Gives `config` the TLS context of its option `tls` (or the C-node's); else why it cannot.
+    std::optional<std::string> resolve_tls(pool::PoolConfig& config) const;
     // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
     pool::Pool& add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config);
     // A pool's grace after its owner left ended: destroyed if the owner is still gone.

@@ -236,7 +236,7 @@ private:
     // The life of connections, timers and resizing (pool_lifecycle.cpp).
     PooledConnection& open_connection();
     void connect(PooledConnection& c);
-    void on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t peer_flags);
+    void on_connected(PooledConnection& c, transport::DistStream stream, std::uint64_t peer_flags);
     void on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error);
     void start_progress(bool ok);
     // What a caller is told when no connection is up: the cause of the last failed attempt.

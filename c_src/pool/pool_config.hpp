@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "transport/tls.hpp"
 
 namespace dpool::pool {
 
@@ -13,6 +16,12 @@ struct PoolConfig {
     // The cookie of this pool's handshakes with its target, for a target in another cookie domain; empty: the
     // C-node's. A secret: never logged, never in stats or errors.
     std::string cookie;
+    // The option `tls`: how this pool's connections are carried, over the C-node's (--tls). Files not given
+    // are the C-node's; the service fills in `tls_context` from them before the pool sees the config.
+    // nullopt: as the C-node's.
+    std::optional<transport::TlsSettings> tls;
+    // What the pool's connections use: the context of `tls`, or the C-node's own for connecting.
+    transport::TlsContext tls_context;
     std::uint32_t max_connections = 0;
     std::uint32_t min_connections = 0;
     std::uint32_t acquire_timeout_ms = 5000;

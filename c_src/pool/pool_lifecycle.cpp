@@ -72,7 +72,8 @@ void Pool::connect(PooledConnection& c)
     const std::string& cookie = config_.cookie.empty() ? context_.cookie : config_.cookie;
     auto attempt = context_.connect ? context_.connect(config_.target, std::move(self), timeout)
                                     : transport::connect_node(context_.ports, config_.target, std::move(self),
-                                                              cookie, timeout, context_.link_limits.recorder);
+                                                              cookie, timeout, config_.tls_context,
+                                                              context_.link_limits.recorder);
     asio::co_spawn(context_.executor, std::move(attempt),
                    [weak = weak_from_this(), index = c.index(), attempt = c.slot.attempt](
                        std::exception_ptr error, transport::ConnectOutcome out) {
@@ -85,19 +86,19 @@ void Pool::connect(PooledConnection& c)
                            return;
                        }
                        conn.slot.connecting = false;
-                       if (!error && out.socket) {
-                           pool->on_connected(conn, std::move(*out.socket), out.peer_flags);
+                       if (!error && out.stream) {
+                           pool->on_connected(conn, std::move(*out.stream), out.peer_flags);
                        } else {
                            pool->on_connect_failed(conn, out.kind, error ? "internal error" : out.error);
                        }
                    });
 }
 
-void Pool::on_connected(PooledConnection& c, tcp::socket socket, std::uint64_t peer_flags)
+void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::uint64_t peer_flags)
 {
     // Distribution headers with an atom cache when the target announced them too (we always do).
     const bool atom_cache = (peer_flags & protocol::kDflagDistHdrAtomCache) != 0;
-    c.attach(std::move(socket), config_.target, context_.link_limits, atom_cache);
+    c.attach(std::move(stream), config_.target, context_.link_limits, atom_cache);
     if ((peer_flags & transport::kDflagSpawn) != 0) {
         learn_group_leader(c);
     }

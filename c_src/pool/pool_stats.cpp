@@ -11,6 +11,7 @@ PoolStats Pool::snapshot() const
     s.target = config_.target;
     s.owner = config_.owner;
     s.owner_grace_ms = config_.owner_grace_ms;
+    s.tls = transport::tls_mode_name(config_.tls_context.mode);
     s.last_failure_kind = last_failure_.kind;
     s.last_failure_text = last_failure_.text;
     s.draining = draining_;

@@ -69,6 +69,7 @@ struct PoolStats {
     std::string target;
     std::string owner; // the owner node's name; empty: none
     std::uint32_t owner_grace_ms = 0;
+    std::string_view tls = "none"; // the TLS mode of its connections
     // The last failure's kind and text; an empty kind: none yet.
     std::string last_failure_kind;
     std::string last_failure_text;

@@ -196,10 +196,10 @@ transport::HandshakeIdentity PooledConnection::begin_attempt(std::string_view ho
     return self;
 }
 
-void PooledConnection::attach(tcp::socket socket, const std::string& target, const transport::LinkLimits& limits,
+void PooledConnection::attach(transport::DistStream stream, const std::string& target, const transport::LinkLimits& limits,
                               bool atom_cache)
 {
-    link_ = std::make_shared<transport::DistLink>(std::move(socket), target, limits, atom_cache);
+    link_ = std::make_shared<transport::DistLink>(std::move(stream), target, limits, atom_cache);
     link_->start(*this);
     group_leader_.clear();
 }

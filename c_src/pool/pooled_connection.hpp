@@ -151,7 +151,7 @@ public:
     transport::HandshakeIdentity begin_attempt(std::string_view host, std::uint32_t creation,
                                                std::uint32_t ref_salt);
     // The handshake succeeded: the connection speaks over `socket` from now on.
-    void attach(tcp::socket socket, const std::string& target, const transport::LinkLimits& limits,
+    void attach(transport::DistStream stream, const std::string& target, const transport::LinkLimits& limits,
                 bool atom_cache);
     // Lets the link go and closes it; false if there was none.
     bool close_link(std::string_view reason);

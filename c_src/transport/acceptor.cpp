@@ -1,5 +1,6 @@
 #include "transport/acceptor.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "util/deadline_guard.hpp"
@@ -55,16 +56,27 @@ asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
     if (ec) {
         co_return; // gone already
     }
-    // Declared after the socket, so it leaves the gate before the socket closes: the gate never drops a
+    DistStream stream = setup_.tls.context ? DistStream(std::move(socket), setup_.tls.context)
+                                           : DistStream(std::move(socket));
+    // Declared after the stream, so it leaves the gate before the socket closes: the gate never drops a
     // connection whose coroutine has ended.
-    auto ticket = setup_.gate->admit(setup_.lane, from.address().to_string(), [&socket] {
+    auto ticket = setup_.gate->admit(setup_.lane, from.address().to_string(), [&stream] {
         error_code ignored;
-        socket.close(ignored);
+        stream.socket().close(ignored);
     });
-    const auto recording = setup_.recorder ? setup_.recorder->open_handshake("accept") : nullptr;
-    const AdmitPeer admit = [this, &from](std::string_view peer) { return setup_.admit(peer, from.address()); };
-    const auto outcome = co_await accept_handshake(socket, setup_.self, cookie_, deadline, admit,
-                                                   [&ticket] { ticket.progressed(); }, recording.get());
+    HandshakeOutcome outcome;
+    if (auto refused = co_await tls_handshake(stream, setup_.tls.mode, TlsRole::accept, {}, deadline)) {
+        outcome.timed_out = deadline.expired();
+        outcome.error = fmt::format("no TLS: {}", *refused);
+    } else {
+        if (stream.encrypted()) {
+            ticket.progressed();
+        }
+        const auto recording = setup_.recorder ? setup_.recorder->open_handshake("accept") : nullptr;
+        const AdmitPeer admit = [this, &from](std::string_view peer) { return setup_.admit(peer, from.address()); };
+        outcome = co_await accept_handshake(stream, setup_.self, cookie_, deadline, admit,
+                                            [&ticket] { ticket.progressed(); }, recording.get());
+    }
     if (!outcome.ok) {
         ++(outcome.timed_out ? setup_.counters->timed_out : setup_.counters->failed);
         if (!outcome.reported) {
@@ -74,7 +86,7 @@ asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
     }
     ++setup_.counters->completed;
     if (acceptor_.is_open() && setup_.on_connected) {
-        setup_.on_connected(std::move(socket), outcome.peer_node);
+        setup_.on_connected(std::move(stream), outcome.peer_node);
     }
 }
 

@@ -8,16 +8,17 @@
 
 #include "transport/handshake.hpp"
 #include "transport/handshake_gate.hpp"
+#include "transport/tls.hpp"
 #include "util/asio.hpp"
 
 namespace dpool::transport {
 
-// Accepts distribution connections on one lane: TCP accept, then the handshake as a coroutine on the I/O
-// thread, under a deadline that starts at the accept. Unauthenticated connections pass a HandshakeGate shared
+// Accepts distribution connections on one lane: TCP accept, then (with TLS) the TLS handshake, then the
+// distribution handshake, as a coroutine on the I/O thread, under a deadline that starts at the accept. Unauthenticated connections pass a HandshakeGate shared
 // by all lanes, which bounds them per lane and per source address by dropping the idlest.
 class Acceptor {
 public:
-    using OnConnected = std::function<void(tcp::socket socket, std::string peer_node)>;
+    using OnConnected = std::function<void(DistStream stream, std::string peer_node)>;
     // AdmitPeer with the address the connection comes from.
     using AdmitFrom = std::function<std::optional<PeerRefusal>(std::string_view peer_node, const asio::ip::address& from)>;
 
@@ -29,6 +30,7 @@ public:
         AdmitFrom admit;
         OnConnected on_connected;
         PacketRecorder* recorder = nullptr; // --record-packets (a test aid): each handshake's messages
+        TlsContext tls;                     // mode none: plain TCP; else callers must speak TLS
     };
 
     Acceptor(asio::io_context& io, const tcp::endpoint& listen_on, std::string cookie,

@@ -10,6 +10,7 @@ enum class ConnectError : std::uint8_t {
     unreachable,       // the host cannot be resolved, or its epmd or the node's port cannot be reached
     not_registered,    // the target host's epmd has no node of that name
     handshake_refused, // the target refused the distribution handshake (a wrong cookie, a name in use...)
+    tls_failed,        // the TLS handshake failed (a certificate refused by either end, a plain target...)
     timeout,           // connect_timeout_ms passed first
 };
 
@@ -22,6 +23,8 @@ constexpr std::string_view error_kind_name(ConnectError kind)
         return "not_registered";
     case ConnectError::handshake_refused:
         return "handshake_refused";
+    case ConnectError::tls_failed:
+        return "tls_failed";
     case ConnectError::timeout:
         return "timeout";
     }

@@ -20,7 +20,7 @@ ConnectOutcome failed(ConnectError kind, std::string error)
 
 asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string target, HandshakeIdentity self,
                                              std::string cookie, std::chrono::milliseconds timeout,
-                                             PacketRecorder* recorder)
+                                             TlsContext tls, PacketRecorder* recorder)
 {
     const auto name = protocol::parse_node_name(target);
     if (!name) {
@@ -57,8 +57,16 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
             co_return failed(ConnectError::unreachable, fmt::format("cannot connect to {} at {} port {}: {}", target,
                                                                     address.to_string(), port, ec.message()));
         }
+        DistStream stream = tls.context ? DistStream(std::move(socket), tls.context) : DistStream(std::move(socket));
+        if (auto refused = co_await tls_handshake(stream, tls.mode, TlsRole::connect, name->host, deadline)) {
+            ports.forget(target);
+            if (deadline.expired()) {
+                co_return timed_out("in the TLS handshake (does the target run plain distribution?)");
+            }
+            co_return failed(ConnectError::tls_failed, fmt::format("no TLS with {}: {}", target, *refused));
+        }
         const auto recording = recorder ? recorder->open_handshake("connect") : nullptr;
-        const auto outcome = co_await connect_handshake(socket, self, cookie, deadline, recording.get());
+        const auto outcome = co_await connect_handshake(stream, self, cookie, deadline, recording.get());
         if (!outcome.ok) {
             ports.forget(target);
             if (outcome.timed_out) {
@@ -76,7 +84,7 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
                                          outcome.peer_node, target));
         }
         ConnectOutcome out;
-        out.socket.emplace(std::move(socket));
+        out.stream.emplace(std::move(stream));
         out.peer_flags = outcome.peer_flags;
         co_return out;
     }

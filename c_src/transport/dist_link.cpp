@@ -27,22 +27,22 @@ constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
 
 } // namespace
 
-DistLink::DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits, bool atom_cache)
-    : socket_(std::move(socket)),
-      tick_timer_(socket_.get_executor()),
+DistLink::DistLink(DistStream stream, std::string peer_node, LinkLimits limits, bool atom_cache)
+    : stream_(std::move(stream)),
+      tick_timer_(stream_.get_executor()),
       peer_node_(std::move(peer_node)),
       limits_(limits),
       atom_cache_(atom_cache),
       read_chunk_(kMinReadChunk)
 {
     error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
 }
 
 DistLink::~DistLink()
 {
     error_code ignored;
-    socket_.close(ignored);
+    stream_.socket().close(ignored);
     if (limits_.output) {
         limits_.output->remove(accounted_);
     }
@@ -65,8 +65,8 @@ void DistLink::close(std::string_view reason)
     }
     closed_ = true;
     error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
     tick_timer_.cancel();
     pending_.clear();
     packet_open_ = false;
@@ -75,7 +75,7 @@ void DistLink::close(std::string_view reason)
     }
     account_output();
     // Reported from the event loop, never from inside close(): the owner may be in the middle of a callback.
-    asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), why = std::string(reason)] {
         if (auto* h = self->handler_) {
             self->handler_ = nullptr;
             h->on_closed(*self, why);
@@ -108,7 +108,7 @@ void DistLink::do_read()
     }
     // Room is made for the whole packet at once, but it is read in pieces: see kMaxIoBytes.
     read_size_ = std::min(in_.tail_room(), kMaxIoBytes);
-    socket_.async_read_some(asio::buffer(in_.tail(), read_size_),
+    stream_.async_read_some(asio::buffer(in_.tail(), read_size_),
                             [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
@@ -417,7 +417,7 @@ void DistLink::schedule_flush()
         return;
     }
     flush_posted_ = true;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
         self->flush_posted_ = false;
         self->do_write();
     });
@@ -441,7 +441,7 @@ void DistLink::do_write()
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
-    socket_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    stream_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
         self->on_write(ec, n);
     });
 }

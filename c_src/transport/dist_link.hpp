@@ -9,6 +9,7 @@
 
 #include "protocol/dist_header.hpp"
 #include "protocol/term_writer.hpp"
+#include "transport/dist_stream.hpp"
 #include "transport/link_budget.hpp"
 #include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
@@ -72,7 +73,7 @@ class DistLink : public std::enable_shared_from_this<DistLink> {
 public:
     // `atom_cache`: both ends announced DFLAG_DIST_HDR_ATOM_CACHE in the handshake, so every packet starts
     // with a distribution header instead of the pass-through byte (protocol/dist_header.hpp).
-    DistLink(tcp::socket socket, std::string peer_node, LinkLimits limits, bool atom_cache = false);
+    DistLink(DistStream stream, std::string peer_node, LinkLimits limits, bool atom_cache = false);
     ~DistLink();
 
     DistLink(const DistLink&) = delete;
@@ -147,7 +148,7 @@ private:
     void queue_tick();
     void on_peer_tick();
 
-    tcp::socket socket_;
+    DistStream stream_;
     asio::steady_timer tick_timer_;
     std::string peer_node_;
     LinkLimits limits_;

@@ -1,6 +1,7 @@
 #include "transport/handshake.hpp"
 
 #include <array>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -20,12 +21,19 @@ struct Received {
     bool oversized = false; // its length is more than any handshake message needs: no distribution peer
 };
 
-asio::awaitable<Received> read_message(tcp::socket& socket, LinkRecording* recording)
+std::size_t length_bytes(const DistStream& stream)
+{
+    return stream.encrypted() ? hs::kTlsLengthBytes : hs::kPlainLengthBytes;
+}
+
+asio::awaitable<Received> read_message(DistStream& stream, LinkRecording* recording)
 {
     Received out;
-    std::array<unsigned char, 2> head{};
+    std::array<unsigned char, hs::kTlsLengthBytes> buffer{};
+    const std::span<unsigned char> head(buffer.data(), length_bytes(stream));
     error_code ec;
-    co_await asio::async_read(socket, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_read(stream, asio::buffer(head.data(), head.size()),
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         out.closed = true;
         co_return out;
@@ -36,7 +44,7 @@ asio::awaitable<Received> read_message(tcp::socket& socket, LinkRecording* recor
         co_return out;
     }
     std::string body(length, '\0');
-    co_await asio::async_read(socket, asio::buffer(body), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_read(stream, asio::buffer(body), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         out.closed = true;
         co_return out;
@@ -48,10 +56,15 @@ asio::awaitable<Received> read_message(tcp::socket& socket, LinkRecording* recor
     co_return out;
 }
 
-asio::awaitable<bool> write_messages(tcp::socket& socket, std::string bytes)
+// One message body, or two, each framed for the stream.
+asio::awaitable<bool> write_messages(DistStream& stream, std::string body, std::string next_body = {})
 {
+    std::string bytes = hs::framed(body, length_bytes(stream));
+    if (!next_body.empty()) {
+        bytes += hs::framed(next_body, length_bytes(stream));
+    }
     error_code ec;
-    co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(stream, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
 }
 
@@ -94,16 +107,16 @@ constexpr std::string_view kNoDistribution = "it closed the connection without a
 
 } // namespace
 
-asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+asio::awaitable<HandshakeOutcome> accept_handshake(DistStream& stream, const HandshakeIdentity& self,
                                                    const std::string& cookie, DeadlineGuard& deadline,
                                                    const AdmitPeer& admit, const std::function<void()>& on_progress,
                                                    LinkRecording* recording)
 {
-    deadline.guard(socket);
+    deadline.guard(stream.socket());
     if (deadline.expired()) {
         co_return failure(deadline, "");
     }
-    const auto name_message = co_await read_message(socket, recording);
+    const auto name_message = co_await read_message(stream, recording);
     if (!name_message.body) {
         co_return failure(deadline, name_message.oversized ? "its first message is no distribution handshake"
                                                            : "it closed the connection before naming itself");
@@ -117,17 +130,17 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
         co_return failure(deadline, fmt::format("{} lacks capabilities OTP 25 requires", peer->name));
     }
     if (auto refused = admit(peer->name)) {
-        co_await write_messages(socket, hs::framed(hs::status_body("not_allowed")));
+        co_await write_messages(stream, hs::status_body("not_allowed"));
         auto out = failure(deadline, fmt::format("{}: {}", peer->name, refused->why));
         out.reported = refused->reported;
         co_return out;
     }
     const std::uint32_t our_challenge = hs::random_challenge();
     const hs::ChallengeMessage challenge{hs::kOwnFlags, our_challenge, self.creation, self.node_name};
-    if (!co_await write_messages(socket, hs::framed(hs::status_body("ok")) + hs::framed(hs::challenge_body(challenge)))) {
+    if (!co_await write_messages(stream, hs::status_body("ok"), hs::challenge_body(challenge))) {
         co_return failure(deadline, fmt::format("{} went away during the handshake", peer->name));
     }
-    const auto reply_message = co_await read_message(socket, recording);
+    const auto reply_message = co_await read_message(stream, recording);
     if (!reply_message.body) {
         co_return failure(deadline, fmt::format("{} went away before answering our challenge", peer->name));
     }
@@ -139,7 +152,7 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
     if (!hs::same_digest(reply->digest, hs::challenge_digest(cookie, our_challenge))) {
         co_return failure(deadline, fmt::format("{} does not have our cookie", peer->name));
     }
-    if (!co_await write_messages(socket, hs::framed(hs::challenge_ack_body(hs::challenge_digest(cookie, reply->challenge))))) {
+    if (!co_await write_messages(stream, hs::challenge_ack_body(hs::challenge_digest(cookie, reply->challenge)))) {
         co_return failure(deadline, fmt::format("{} went away at the end of the handshake", peer->name));
     }
     HandshakeOutcome out;
@@ -149,19 +162,19 @@ asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const Ha
     co_return out;
 }
 
-asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+asio::awaitable<HandshakeOutcome> connect_handshake(DistStream& stream, const HandshakeIdentity& self,
                                                     const std::string& cookie, DeadlineGuard& deadline,
                                                     LinkRecording* recording)
 {
-    deadline.guard(socket);
+    deadline.guard(stream.socket());
     if (deadline.expired()) {
         co_return failure(deadline, "");
     }
     const hs::NameMessage name{hs::kOwnFlags | protocol::kDflagDistHdrAtomCache, self.creation, self.node_name};
-    if (!co_await write_messages(socket, hs::framed(hs::name_body(name)))) {
+    if (!co_await write_messages(stream, hs::name_body(name))) {
         co_return failure(deadline, std::string(kNoDistribution));
     }
-    const auto status_message = co_await read_message(socket, recording);
+    const auto status_message = co_await read_message(stream, recording);
     const auto status = status_message.body ? hs::parse_status(*status_message.body) : std::nullopt;
     if (!status) {
         co_return failure(deadline, std::string(kNoDistribution));
@@ -169,7 +182,7 @@ asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const H
     if (*status != "ok" && *status != "ok_simultaneous") {
         co_return failure(deadline, refusal_of(*status));
     }
-    const auto challenge_message = co_await read_message(socket, recording);
+    const auto challenge_message = co_await read_message(stream, recording);
     if (!challenge_message.body) {
         co_return failure(deadline, "it closed the connection after its status, before its challenge");
     }
@@ -182,10 +195,10 @@ asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const H
     }
     const std::uint32_t our_challenge = hs::random_challenge();
     const hs::ChallengeReply reply{our_challenge, hs::challenge_digest(cookie, challenge->challenge)};
-    if (!co_await write_messages(socket, hs::framed(hs::challenge_reply_body(reply)))) {
+    if (!co_await write_messages(stream, hs::challenge_reply_body(reply))) {
         co_return failure(deadline, "it did not accept our answer to its challenge: the cookie is not the target's");
     }
-    const auto ack_message = co_await read_message(socket, recording);
+    const auto ack_message = co_await read_message(stream, recording);
     if (!ack_message.body) {
         co_return failure(deadline, "it did not accept our answer to its challenge: the cookie is not the target's");
     }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "transport/dist_stream.hpp"
 #include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
 #include "util/deadline_guard.hpp"
@@ -53,14 +54,14 @@ using AdmitPeer = std::function<std::optional<PeerRefusal>(std::string_view peer
 //
 // The accepting side (callers reaching a lane). `on_progress` is told of each message the peer completes, so
 // that the idlest unauthenticated connections can be dropped first (HandshakeGate).
-asio::awaitable<HandshakeOutcome> accept_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+asio::awaitable<HandshakeOutcome> accept_handshake(DistStream& stream, const HandshakeIdentity& self,
                                                    const std::string& cookie, DeadlineGuard& deadline,
                                                    const AdmitPeer& admit, const std::function<void()>& on_progress,
                                                    LinkRecording* recording = nullptr);
 // The connecting side (pooled connections), which also announces DFLAG_DIST_HDR_ATOM_CACHE so that packets to
 // the target can name atoms by cache reference. A failure says which step failed and why, in the words a
 // user needs to fix it (a refused cookie, a name in use, a port that speaks no distribution, ...).
-asio::awaitable<HandshakeOutcome> connect_handshake(tcp::socket& socket, const HandshakeIdentity& self,
+asio::awaitable<HandshakeOutcome> connect_handshake(DistStream& stream, const HandshakeIdentity& self,
                                                     const std::string& cookie, DeadlineGuard& deadline,
                                                     LinkRecording* recording = nullptr);
 

@@ -214,17 +214,21 @@ std::optional<Digest> parse_challenge_ack(std::string_view body)
     return read_digest(*digest);
 }
 
-std::size_t body_length(const std::array<unsigned char, 2>& head)
+std::size_t body_length(std::span<const unsigned char> head)
 {
-    return (static_cast<std::size_t>(head[0]) << 8) | head[1];
+    std::size_t length = 0;
+    for (const unsigned char b : head) {
+        length = (length << 8) | b;
+    }
+    return length;
 }
 
 bool acceptable_body_length(std::size_t length) { return length > 0 && length <= kMaxMessageBytes; }
 
-std::string framed(std::string_view body)
+std::string framed(std::string_view body, std::size_t length_bytes)
 {
     std::string out;
-    put_be(out, body.size(), 2);
+    put_be(out, body.size(), static_cast<int>(length_bytes));
     out += body;
     return out;
 }

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -93,13 +94,17 @@ std::optional<ChallengeMessage> parse_challenge(std::string_view body);
 std::optional<ChallengeReply> parse_challenge_reply(std::string_view body);
 std::optional<Digest> parse_challenge_ack(std::string_view body);
 
-// The 2-byte length of a message, read from its first two bytes.
-std::size_t body_length(const std::array<unsigned char, 2>& head);
+// Handshake messages have a 2-byte length in front over plain TCP, a 4-byte one over TLS (inet_tls_dist
+// runs its handshake with {packet, 4}, as its data).
+inline constexpr std::size_t kPlainLengthBytes = 2;
+inline constexpr std::size_t kTlsLengthBytes = 4;
+// The big-endian length of a message, read from its first 2 (or 4) bytes.
+std::size_t body_length(std::span<const unsigned char> head);
 // Whether a peer may send a body of this length before it is authenticated (1..kMaxMessageBytes); a longer
 // one is no distribution handshake and is not read.
 bool acceptable_body_length(std::size_t length);
-// A body with its 2-byte length in front.
-std::string framed(std::string_view body);
+// A body with its length in front, in `length_bytes` bytes.
+std::string framed(std::string_view body, std::size_t length_bytes = kPlainLengthBytes);
 
 // MD5(cookie ++ decimal text of challenge): the answer to a challenge, which proves the cookie without
 // sending it.

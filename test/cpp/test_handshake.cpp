@@ -49,17 +49,19 @@ HandshakeIdentity identity(const std::string& alive, std::uint32_t creation = 7)
 
 // Runs one side of a handshake on `io` against whatever the test does with the other end.
 struct Side {
+    std::optional<dpool::transport::DistStream> stream; // the socket under test, moved in
     std::optional<HandshakeOutcome> outcome;
 };
 
 void start_accept(asio::io_context& io, tcp::socket& socket, Side& side, std::chrono::milliseconds timeout,
                   dpool::transport::AdmitPeer admit = [](std::string_view) { return std::nullopt; })
 {
+    side.stream.emplace(std::move(socket));
     asio::co_spawn(
         io,
-        [&socket, &side, &io, timeout, admit]() -> asio::awaitable<void> {
+        [&side, &io, timeout, admit]() -> asio::awaitable<void> {
             dpool::DeadlineGuard deadline(io.get_executor(), timeout);
-            side.outcome = co_await dpool::transport::accept_handshake(socket, identity("cnode"), kCookie, deadline,
+            side.outcome = co_await dpool::transport::accept_handshake(*side.stream, identity("cnode"), kCookie, deadline,
                                                                        admit, [] {});
         },
         asio::detached);
@@ -68,11 +70,12 @@ void start_accept(asio::io_context& io, tcp::socket& socket, Side& side, std::ch
 void start_connect(asio::io_context& io, tcp::socket& socket, Side& side, std::chrono::milliseconds timeout,
                    std::string cookie = kCookie)
 {
+    side.stream.emplace(std::move(socket));
     asio::co_spawn(
         io,
-        [&socket, &side, &io, timeout, cookie]() -> asio::awaitable<void> {
+        [&side, &io, timeout, cookie]() -> asio::awaitable<void> {
             dpool::DeadlineGuard deadline(io.get_executor(), timeout);
-            side.outcome = co_await dpool::transport::connect_handshake(socket, identity("pooled"), cookie, deadline);
+            side.outcome = co_await dpool::transport::connect_handshake(*side.stream, identity("pooled"), cookie, deadline);
         },
         asio::detached);
 }
@@ -165,7 +168,10 @@ TEST_CASE("handshake parsers refuse what is not exactly their message", "[handsh
     CHECK_FALSE(hs::parse_challenge_ack("a" + std::string(15, 'x')));
     CHECK_FALSE(hs::parse_challenge_ack("r" + std::string(16, 'x')));
     CHECK_FALSE(hs::parse_status("ok"));
-    CHECK(hs::body_length({0x15, 0x03}) > hs::kMaxMessageBytes); // a TLS record header is no handshake message
+    const std::array<unsigned char, 2> tls_record{0x15, 0x03};
+    CHECK(hs::body_length(tls_record) > hs::kMaxMessageBytes); // a TLS record header is no handshake message
+    const std::array<unsigned char, 4> four{0x00, 0x00, 0x01, 0x02};
+    CHECK(hs::body_length(four) == 0x102); // the framing of a handshake over TLS
 }
 
 TEST_CASE("the challenge digest is MD5 of the cookie and the challenge in decimal", "[handshake]")
@@ -241,7 +247,7 @@ TEST_CASE("the connecting handshake completes with ei's own accepting side", "[h
         start_connect(io, socket, side, 10s, right_cookie ? kCookie : "another_cookie");
         REQUIRE(dpool::test::run_until(io, [&] { return side.outcome.has_value(); }));
         if (!right_cookie) {
-            socket.close(); // ei waits for the rest of a handshake it refused only until the socket closes
+            side.stream->socket().close(); // ei waits for the rest of a handshake it refused only until the socket closes
         }
         ei_side.join();
         ::close(listen_fd);

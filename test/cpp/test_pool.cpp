@@ -144,7 +144,7 @@ private:
         }
         auto pair = dpool::test::socket_pair(io);
         targets_.push_back(std::move(pair.far));
-        out.socket.emplace(std::move(pair.near));
+        out.stream.emplace(std::move(pair.near));
         co_return out;
     }
 

@@ -49,6 +49,7 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     s.request_rtt_p99_us = 1027;
     s.owner = "caller@h";
     s.owner_grace_ms = 1028;
+    s.tls = "verified";
     s.max_waiters = 1029;
     s.max_pending_requests = 1030;
     for (std::size_t l = 0; l < dpool::pool::kLimits; ++l) {
@@ -70,10 +71,10 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
     int pairs = 0;
     const std::string copy(out.view());
     REQUIRE(ei_decode_map_header(copy.data(), &index, &pairs) == 0);
-    CHECK(pairs == 38);
+    CHECK(pairs == 39);
     for (const char* entry :
          {"pool_id,1001", "name,orders", "target,t@127.0.0.1", "owner,caller@h", "owner_grace_ms,1028",
-          "last_failure,{unreachable,<<\"refused\">>}",
+          "tls,verified", "last_failure,{unreachable,<<\"refused\">>}",
           "state,draining", "total_connections,1002", "available_connections,1003", "in_use_connections,1004",
           "connecting_connections,1005", "waiting,1006", "capacity,1007", "max_connections,1008",
           "min_connections,1009", "acquire_timeout_ms,1010", "successful_operations,1011", "failed_operations,1012",
