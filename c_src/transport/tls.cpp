@@ -1,5 +1,9 @@
 #include "transport/tls.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -43,9 +47,18 @@ private:
     bool ip_;
 };
 
+// OpenSSL's errors for files say little ("asio.ssl error"): one that cannot be read is named with the
+// system's reason, one that can is not PEM of the kind expected.
 std::string file_error(std::string_view what, const std::string& path, const error_code& ec)
 {
-    return fmt::format("cannot use the {} {}: {}", what, path, ec.message());
+    std::ifstream file(path);
+    if (!file) {
+        return fmt::format("cannot read the {} {}: {}", what, path, std::strerror(errno));
+    }
+    return fmt::format("the {} {} is not usable: {} ({})", what, path, ec.message(),
+                       what == "keyfile" ? "it must hold the PEM private key of the certfile; an encrypted one needs "
+                                           "its password"
+                                         : "it must hold PEM certificates");
 }
 
 std::optional<std::string> load_identity(ssl::context& context, const TlsSettings& settings)
