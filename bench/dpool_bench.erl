@@ -11,6 +11,7 @@
 -export([main/1]).
 -export([sink_loop/2]).
 -export([echo_loop/0]).
+-export([tls_side/2]).
 
 -define(TARGETS, 10).
 -define(TICKTIME_S, "8").
@@ -43,6 +44,11 @@
                         <<"floor_with_connection_ratio">>]).
 
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
+%% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
+-define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>]).
+-define(TLS_ROUNDS, 3).
+-define(TLS_CONNECTS, 100).
+
 -define(HOL_FIGURES, [<<"hol_p99">>, <<"hol_with_connection_p99">>, <<"hol_floor_beam_p99">>,
                       <<"hol_floor_ratio">>]).
 
@@ -97,6 +103,7 @@ measure(Targets) ->
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
     Hol = run_group(?HOL_FIGURES, fun() -> hol(T3) end),
+    Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Connections = selected(<<"bytes_per_idle_connection">>) orelse selected(<<"connections_held">>),
     {Bytes, Held} = try Connections orelse throw(not_selected),
@@ -113,7 +120,7 @@ measure(Targets) ->
                             {B, failed(<<"connections_held">>, Class, Reason)}
                     end,
     selected(<<"connections_held">>) andalso report(Held),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Hol] ++ [Bytes, Held].
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Hol] ++ Tls ++ [Bytes, Held].
 
 %% A figure that fails is reported as ERROR and the run goes on with the next one.
 -spec run_figure(binary(), fun(() -> figure())) -> figure().
@@ -153,6 +160,7 @@ selected(Name) ->
         Only -> lists:member(binary_to_list(Name), Only)
                     orelse (lists:member(Name, ?FLOOR_FIGURES) andalso lists:member("call_floors", Only))
                     orelse (lists:member(Name, ?HOL_FIGURES) andalso lists:member("hol_p99", Only))
+                    orelse (lists:member(Name, ?TLS_FIGURES) andalso lists:member("tls", Only))
     end.
 
 -spec failed(binary(), atom(), term()) -> figure().
@@ -550,6 +558,95 @@ fanout(Target) ->
             after
                 distribute_pool:destroy(Pool)
             end
+    end.
+
+%% What TLS distribution costs: the same work on a plain cluster and on a TLS one (mode verified: certificates
+%% from a test CA), in turn, ?TLS_ROUNDS times. Each cluster is a caller node with its own embedded C-node (the
+%% caller's distribution is the C-node's TLS mode: tls auto) and a target; this node is plain, so it drives
+%% the callers over their standard I/O (peer, connection standard_io) and they measure from inside. Figures:
+%% TLS / plain of the p50 of new/2 of a 1-connection pool (connect + handshakes), the p50 of with_connection +
+%% call, and 64-byte messages delivered per second over one lease.
+-spec tls_cost() -> [figure()].
+tls_cost() ->
+    Dir = filename:join(["_build", "bench", "tls"]),
+    Certs = dpool_tls_certs:generate(Dir),
+    Optfile = maps:get({a, verified}, maps:get(optfile, Certs)),
+    Rounds = [begin
+                  progress("tls: round ~b/~b, ~s cluster", [R, ?TLS_ROUNDS, Mode]),
+                  TlsArgs = case Mode of
+                                plain -> [];
+                                tls -> dpool_tls_certs:peer_args(Optfile)
+                            end,
+                  {Caller, _} = dpool_tls_certs:start_peer("dpool_bench_tls_caller", TlsArgs,
+                                                           dpool_tls_certs:code_path_args()),
+                  Side = try peer:call(Caller, ?MODULE, tls_side, [TlsArgs, atom_to_list(erlang:get_cookie())],
+                                       300000)
+                         after
+                             peer:stop(Caller)
+                         end,
+                  progress("    connect p50 ~b us, call p50 ~b us, ~s msg/s; CPU: ~s",
+                           [maps:get(connect_p50_us, Side), maps:get(call_p50_us, Side),
+                            fmt_num(maps:get(msgs_per_s, Side)), fmt_cpu(maps:get(cpu, Side))]),
+                  {Mode, Side}
+              end || R <- lists:seq(1, ?TLS_ROUNDS), Mode <- [plain, tls]],
+    Of = fun(Mode, Key) -> median([maps:get(Key, S) || {M, S} <- Rounds, M =:= Mode]) end,
+    Ratio = fun(Name, Key, Unit, What) ->
+                    Plain = Of(plain, Key),
+                    Tls = Of(tls, Key),
+                    figure(Name, Tls / Plain, <<"ratio">>, none, none,
+                           fmt("~s, TLS (verified) / plain: ~s / ~s ~s, medians of ~b rounds of each, in turn",
+                               [What, fmt_num(Tls), fmt_num(Plain), Unit, ?TLS_ROUNDS]),
+                           reference, #{sides => [{<<"plain">>, Plain, Unit}, {<<"tls">>, Tls, Unit}],
+                                        rounds => [{M, S} || {M, S} <- Rounds]})
+            end,
+    [Ratio(<<"tls_connect_p50">>, connect_p50_us, <<"us">>,
+           fmt("p50 of ~b new/2 of a 1-connection pool (epmd, connect, handshakes)", [?TLS_CONNECTS])),
+     Ratio(<<"tls_call_p50">>, call_p50_us, <<"us">>,
+           fmt("p50 of ~b with_connection + call(erlang, node, []) on a pool of 4", [?CALLS_PER_REP])),
+     Ratio(<<"tls_msgs_per_s">>, msgs_per_s, <<"msg/s">>,
+           fmt("64-byte binaries delivered per second, ~b processes calling send_async/3 on one lease",
+               [?PIPELINE_SENDERS]))].
+
+%% tls_cost/0's work, run in its caller node (plain or TLS): starts the application (an embedded C-node in
+%% the caller's own distribution mode) and a target of the same mode, and measures.
+-spec tls_side([string()], string()) -> #{atom() => term()}.
+tls_side(TlsArgs, Cookie) ->
+    logger:set_primary_config(level, warning),
+    {ok, _} = application:ensure_all_started(distribute_pool),
+    {ok, CNodeOsPid} = distribute_pool_cnode:os_pid(),
+    put(cnode_os_pid, CNodeOsPid),
+    {ok, TargetPeer, Target} = peer:start(#{name => peer:random_name("dpool_bench_tls_target"),
+                                            host => "127.0.0.1", longnames => true,
+                                            args => ["-setcookie", Cookie, "-connect_all", "false" | TlsArgs]}),
+    try
+        {Mod, Bin, File} = code:get_object_code(?MODULE),
+        {module, Mod} = erpc:call(Target, code, load_binary, [Mod, File, Bin]),
+        Sink = erpc:call(Target, erlang, spawn, [?MODULE, sink_loop, [0, none]]),
+        true = erpc:call(Target, erlang, register, [?SINK, Sink]),
+        put({os_pid, Target}, list_to_integer(erpc:call(Target, os, getpid, []))),
+        Connects = [begin
+                        {Us, {ok, P}} = timer:tc(distribute_pool, new, [Target, 1]),
+                        ok = distribute_pool:destroy(P),
+                        Us
+                    end || _ <- lists:seq(1, ?TLS_CONNECTS)],
+        {ok, Pool} = distribute_pool:new(Target, 4),
+        Call = fun() ->
+                       {ok, {ok, Target}} = distribute_pool:with_connection(
+                                              Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
+               end,
+        _ = [Call() || _ <- lists:seq(1, ?CALLS_PER_REP div 10)], % warm-up
+        Calls = [element(1, timer:tc(Call)) || _ <- lists:seq(1, ?CALLS_PER_REP)],
+        Msg = binary:copy(<<"x">>, 64),
+        {ok, {Rate, Cpu}} = distribute_pool:with_connection(Pool, fun(Conn) ->
+            delivered_rate(Target, ?PIPELINE_SENDERS,
+                           fun() -> ok = distribute_pool:send_async(Conn, ?SINK, Msg), 1 end,
+                           fun() -> ok = distribute_pool:send(Conn, ?SINK, Msg), 1 end)
+        end),
+        ok = distribute_pool:destroy(Pool),
+        #{connect_p50_us => median(Connects), call_p50_us => median(Calls), msgs_per_s => Rate, cpu => Cpu}
+    after
+        peer:stop(TargetPeer),
+        application:stop(distribute_pool)
     end.
 
 %% Runs Senders processes doing Send() (which returns how many messages it sent) for THROUGHPUT_MS, then
@@ -965,5 +1062,10 @@ fmt_list(L) -> lists:join(" ", [fmt_num(X) || X <- L]).
 
 -spec progress(string(), [term()]) -> ok.
 progress(Format, Args) ->
-    S = (erlang:monotonic_time(millisecond) - get(t0)) div 1000,
-    io:format("[~3b s] " ++ Format ++ "~n", [S | Args]).
+    case get(t0) of
+        undefined ->
+            ok; % in a peer of tls_cost/0, whose standard I/O is its control channel
+        T0 ->
+            S = (erlang:monotonic_time(millisecond) - T0) div 1000,
+            io:format("[~3b s] " ++ Format ++ "~n", [S | Args])
+    end.

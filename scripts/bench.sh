@@ -22,7 +22,8 @@ else
   echo "bench: pool_core_bench was not built (is libbenchmark-dev installed?); see $tmp/pool_core_build.log"
 fi
 
-erlc +warn_missing_spec -o _build/bench/ebin bench/dpool_bench.erl
+# The TLS figures make their certificates as the TLS suite does (openssl CLI).
+erlc +warn_missing_spec -o _build/bench/ebin bench/dpool_bench.erl test/erlang/dpool_tls_certs.erl
 cookie="bench_$RANDOM$RANDOM"
 lib_paths=()
 for dir in _build/default/lib/*/ebin; do

@@ -8,6 +8,8 @@ packages=(
   erlang-nox erlang-dev erlang-src rebar3 elixir
   cmake g++ make pkg-config
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libssl-dev catch2 libbenchmark-dev
+  # The openssl CLI: the TLS tests and the TLS figures of `make bench` make their certificates with it.
+  openssl
   # The fuzz targets (`make fuzz`, a stage of `make test`): clang, libFuzzer, and clang's sanitizer and libFuzzer
   # runtimes (libclang-rt-14-dev, which -fsanitize=fuzzer links, is only a recommendation of clang's).
   clang libfuzzer-14-dev libclang-rt-14-dev
