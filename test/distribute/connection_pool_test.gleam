@@ -586,3 +586,19 @@ pub fn pool_cookie_is_checked_and_never_echoed_test() {
   let assert True = test_support.text_contains(reason, "cookie => hidden")
   let assert False = test_support.text_contains(reason, "two words")
 }
+
+pub fn pool_tls_password_is_never_echoed_test() {
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      tls: connection_pool.Tls(
+        ..connection_pool.tls(connection_pool.Verified),
+        certfile: "/nonexistent/dpool_node.pem",
+        keyfile: "/nonexistent/dpool_node.key",
+        password: "s3cret tls pass",
+      ),
+    )
+  let assert Error(#(_, reason)) =
+    connection_pool.new_with_reason("someone@127.0.0.1", config)
+  let assert False = test_support.text_contains(reason, "s3cret")
+}
