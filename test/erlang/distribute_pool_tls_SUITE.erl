@@ -316,9 +316,7 @@ encrypted_key_with_password(Config) ->
     with_peers([caller(Config, "dpool_tls_pw", {a_password, verified}), tls(Config, "dpool_tls_t", {a, verified})],
                fun([{Caller, _}, {_, T}]) ->
         with_library(Caller, fun(_CNode) ->
-            {ok, Pool} = pcall(Caller, distribute_pool, new, [T, 1]),
-            {ok, T} = pcall(Caller, distribute_pool, call, [Pool, erlang, node, []]),
-            ok = pcall(Caller, distribute_pool, destroy, [Pool])
+            reaches(Caller, T, 1)
         end)
     end).
 
@@ -346,9 +344,7 @@ tls_cnode_to_plain_target(Config) ->
             ct:log("~b ms: ~p", [Elapsed, Result]),
             {error, {connection_failed, {_Kind, _Text}}} = Result,
             true = Elapsed < ?CONNECT_MS + ?MARGIN_MS,
-            {ok, Pool} = pcall(Caller, distribute_pool, new, [Plain, Options#{tls => none}]),
-            {ok, Plain} = pcall(Caller, distribute_pool, call, [Pool, erlang, node, []]),
-            ok = pcall(Caller, distribute_pool, destroy, [Pool])
+            reaches(Caller, Plain, Options#{tls => none})
         end)
     end).
 
@@ -480,11 +476,15 @@ refuses(Config, Cert, Pattern) ->
                  {match, _} = re:run(Text, Pattern, [caseless]),
                  true = Elapsed < ?CONNECT_MS + ?MARGIN_MS
              end || O <- [Options, Options#{tls => #{mode => verified, cacertfile => CaA}}]],
-            {ok, Pool} = pcall(Caller, distribute_pool, new, [T, Options#{tls => unverified}]),
-            {ok, T} = pcall(Caller, distribute_pool, call, [Pool, erlang, node, []]),
-            ok = pcall(Caller, distribute_pool, destroy, [Pool])
+            reaches(Caller, T, Options#{tls => unverified})
         end)
     end).
+
+%% A pool made on Caller with Options reaches T (a call there) and is destroyed.
+reaches(Caller, T, Options) ->
+    {ok, Pool} = pcall(Caller, distribute_pool, new, [T, Options]),
+    {ok, T} = pcall(Caller, distribute_pool, call, [Pool, erlang, node, []]),
+    ok = pcall(Caller, distribute_pool, destroy, [Pool]).
 
 %% The protocol of Peer's connection to Node.
 protocol(Peer, Node) ->
