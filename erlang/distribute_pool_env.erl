@@ -237,9 +237,9 @@ tls_env(Tls) ->
 %%   and password from the server section, those it lacks from the client section; verified when every
 %%   section it has says {verify, verify_peer}, unverified otherwise;
 %% - #{mode := Mode, certfile => Path, ...}: as given.
-%% unverified and verified need a certfile and a keyfile, verified a cacertfile too; and the mode must be
-%% none exactly when the starter runs plain distribution, since the starter uses the C-node itself and a C-node
-%% in a TLS mode takes TLS callers only. Otherwise {error, {bad_app_env, tls, {Shown, Why}}}: Shown is Tls
+%% unverified and verified need a certfile (the key may be in it, as OTP allows), verified a cacertfile too;
+%% and the mode must be none exactly when the starter runs plain distribution, since the starter uses the
+%% C-node itself and a C-node in a TLS mode takes TLS callers only. Otherwise {error, {bad_app_env, tls, {Shown, Why}}}: Shown is Tls
 %% without its password, Why says what to set.
 -spec tls_env(term(), starter_dist()) ->
     {ok, os_env()} | {error, {bad_app_env, tls, {Shown :: term(), Why :: string()}}}.
@@ -369,8 +369,8 @@ missing_tls_files(#{mode := none}) ->
     [];
 missing_tls_files(#{mode := Mode} = Settings) ->
     Needed = case Mode of
-                 verified -> [certfile, keyfile, cacertfile];
-                 unverified -> [certfile, keyfile]
+                 verified -> [certfile, cacertfile];
+                 unverified -> [certfile]
              end,
     [atom_to_list(Key) || Key <- Needed, not is_map_key(Key, Settings)].
 
