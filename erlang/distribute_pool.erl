@@ -312,6 +312,11 @@ format_config_error(Why) ->
           {target_not_allowed, Target} ->
               io_lib:format("target ~0tp is outside the C-node's target allow-list (allowed_targets, "
                             "--allow-target)", [Target]);
+          {tls_unusable, Text} when is_binary(Text) ->
+              case unicode:characters_to_list(Text) of
+                  Chars when is_list(Chars) -> ["the pool's tls option cannot be used: ", Chars];
+                  _NotUtf8 -> io_lib:format("~0tp", [Why])
+              end;
           {bad_options, Options} ->
               io_lib:format("options ~0tp are neither a map, a keyword list nor a maximum", [Options]);
           Other ->

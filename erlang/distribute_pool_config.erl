@@ -33,7 +33,8 @@
                            | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
                            | {missing_option, atom()}
                            | {target_is_self, term()}
-                           | {target_not_allowed, term()}}.
+                           | {target_not_allowed, term()}
+                           | {tls_unusable, Text :: binary()}}.
 
 %% The keys of a pool's `tls' map whose values are paths or the key's password.
 -define(IS_TLS_TEXT_KEY(Key), (Key =:= certfile orelse Key =:= keyfile orelse Key =:= cacertfile
