@@ -30,7 +30,8 @@
          verified_refuses_other_ca/1,
          verified_refuses_wrong_host/1,
          tls_cnode_to_plain_target/1,
-         plain_caller_to_tls_cnode/1]).
+         plain_caller_to_tls_cnode/1,
+         unusable_tls_option_is_invalid_config/1]).
 %% Run on a TLS caller peer.
 -export([do_every_operation/2]).
 
@@ -61,7 +62,8 @@ groups() ->
                       verified_refuses_other_ca,
                       verified_refuses_wrong_host,
                       tls_cnode_to_plain_target,
-                      plain_caller_to_tls_cnode]}].
+                      plain_caller_to_tls_cnode,
+                      unusable_tls_option_is_invalid_config]}].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -155,10 +157,12 @@ tls_env_from_optfile(Config) ->
     MapVars = vars(verified, #{certfile => "/m.pem", keyfile => "/m.key", cacertfile => "/m_ca.pem",
                                password => "map pass"}),
     {ok, _} = distribute_pool_env:tls_env(maps:remove(cacertfile, Map#{mode := unverified}), TlsNoFile),
+    %% The key may be in the certificate's file.
+    {ok, _} = distribute_pool_env:tls_env(maps:remove(keyfile, Map), TlsNoFile),
     %% Refusals, each saying what to set.
     Refusals =
         [{auto, TlsNoFile, "-ssl_dist_optfile"},
-         {verified, TlsNoFile, "certfile, keyfile, cacertfile"},
+         {verified, TlsNoFile, "needs certfile, cacertfile"},
          {{optfile, filename:join(Dir, "missing.conf")}, TlsNoFile, "cannot read the ssl_dist_optfile"},
          {auto, #{tls => true, optfile => filename:join(Dir, "missing.conf")}, "cannot read"},
          {{optfile, write(Dir, "two_terms.conf", "[]. [].\n")}, TlsNoFile, "is not one list"},
@@ -375,16 +379,57 @@ plain_caller_to_tls_cnode(Config) ->
         dpool_ct_helper:do_stop_cnode_port(CNodePort)
     end.
 
+-spec unusable_tls_option_is_invalid_config(list()) -> ok.
+unusable_tls_option_is_invalid_config(Config) ->
+    doc("The C-node judges the pool option tls: a value of the wrong shape is {bad_value, tls, Value, Allowed} "
+        "(hidden when it holds a password), files it cannot use are {tls_unusable, Text} naming the file, and "
+        "the password shows in neither; a mode with files that work is taken (the test node's plain C-node)."),
+    Secret = "s3cret tls pass",
+    SecretBin = list_to_binary(Secret),
+    Target = 'dpool_nobody@127.0.0.1',
+    Base = #{max_connections => 1, connect_timeout_ms => ?CONNECT_MS},
+    Missing = filename:join(dir(Config), "no_such_cert.pem"),
+    CaA = maps:get(a, maps:get(ca, certs(Config))),
+    Refusals =
+        [{secure, {bad_value, tls, secure}},
+         {#{mode => verified, certfile => 42}, {bad_value, tls}},
+         {#{certfile => Missing}, {bad_value, tls}},
+         {#{mode => verified, certfile => 42, password => Secret}, {bad_value, tls, hidden}},
+         {#{mode => verified, certfile => Missing, cacertfile => CaA, password => Secret}, {tls_unusable, Missing}},
+         {#{mode => verified, certfile => maps:get(certfile, node_cert(Config, a)), cacertfile => CaA,
+            keyfile => maps:get(keyfile, node_cert(Config, b))}, {tls_unusable, "keyfile"}},
+         %% The test node's C-node has no CA file of its own.
+         {#{mode => verified, certfile => maps:get(certfile, node_cert(Config, a))}, {tls_unusable, "cacertfile"}}],
+    [begin
+         {error, {invalid_config, Why}} = distribute_pool:new(Target, Base#{tls => Tls}),
+         Text = distribute_pool:format_error({invalid_config, Why}),
+         ct:log("~0tp: ~ts", [Why, Text]),
+         nomatch = binary:match(term_to_binary(Why), SecretBin),
+         nomatch = string:find(Text, Secret),
+         case Expected of
+             {bad_value, tls, Shown} -> {bad_value, tls, Shown, _} = Why;
+             {bad_value, tls} -> {bad_value, tls, _, _} = Why;
+             {tls_unusable, Says} -> {tls_unusable, WhyText} = Why,
+                                     {_, _} = binary:match(WhyText, list_to_binary(Says))
+         end
+     end || {Tls, Expected} <- Refusals],
+    %% Files that work get past the option's check: the target, unknown to epmd, is what fails.
+    {error, {connection_failed, {not_registered, _}}} =
+        distribute_pool:new(Target, Base#{tls => (maps:with([certfile, keyfile, cacertfile],
+                                                            node_cert(Config, a)))#{mode => verified}}),
+    ok.
+
 %% Run on a TLS caller peer with the library started: every operation of the library on a pool to T, over
 %% TLS; fails (raises) at the first one that does not give what it should. The fixture server on T reports
-%% to this process. Gives what the target saw of the connections' protocols, for the log.
+%% to this process. Gives what the target saw of the connections' protocols and the pool's tls in its stats.
 -spec do_every_operation(node(), node()) -> map().
 do_every_operation(T, CNode) ->
     {Module, Bin, File} = code:get_object_code(dpool_fixture_server),
     {module, Module} = erpc:call(T, code, load_binary, [Module, File, Bin]),
     {ok, FxPid} = erpc:call(T, dpool_fixture_server, start, [dpool_fx, self()]),
     {ok, Pool} = distribute_pool:new(T, #{max_connections => 2}),
-    PoolNodes = [N || #{node := N} <- maps:get(connections, ok_value(distribute_pool:stats(Pool)))],
+    Stats = ok_value(distribute_pool:stats(Pool)),
+    PoolNodes = [N || #{node := N} <- maps:get(connections, Stats)],
     2 = length(PoolNodes),
     %% Each of the pool's connections, as the target sees it, and this node's lanes to the C-node.
     Protocols = lists:usort([do_wait_value(fun() -> protocol_info(erpc:call(T, net_kernel, node_info, [N])) end,
@@ -438,7 +483,7 @@ do_every_operation(T, CNode) ->
     {error, invalid_pool} = distribute_pool:stats(Pool),
     do_wait_until(fun() -> [] =:= [N || N <- erpc:call(T, erlang, nodes, [hidden]), lists:member(N, PoolNodes)] end,
                   15000),
-    #{pool_nodes => PoolNodes, protocols => Protocols}.
+    #{pool_nodes => PoolNodes, protocols => Protocols, stats_tls => maps:get(tls, Stats, missing)}.
 
 %% The protocol (tcp, tls) of a connection, from net_kernel:node_info/1; not_connected.
 -spec protocol_info({ok, list()} | {error, term()}) -> atom().
@@ -454,8 +499,10 @@ every_operation(Config, Mode) ->
     with_peers([caller(Config, "dpool_tls_caller", {a, Mode}), tls(Config, "dpool_tls_target", {a, Mode})],
                fun([{Caller, _}, {_, T}]) ->
         with_library(Caller, fun(CNode) ->
-            Seen = pcall(Caller, ?MODULE, do_every_operation, [T, CNode]),
-            ct:log("~p", [Seen])
+            #{stats_tls := StatsTls} = Seen = pcall(Caller, ?MODULE, do_every_operation, [T, CNode]),
+            ct:log("~p", [Seen]),
+            %% The pool's mode in its stats: the C-node's (tls auto: the caller's optfile).
+            true = lists:member(StatsTls, [Mode, atom_to_binary(Mode)])
         end)
     end).
 
