@@ -120,7 +120,7 @@
     max_pending_requests => pos_integer(),
     %% The cookie of this pool's handshakes, for a target in another cookie domain; never logged.
     cookie => atom() | binary() | string(),
-    %% TLS of this pool's connections (README, "TLS"); by default the C-node's.
+    %% TLS of this pool's connections (README, "TLS distribution"); by default the C-node's.
     tls => tls(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}

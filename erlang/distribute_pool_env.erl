@@ -46,9 +46,9 @@
 -type pattern() :: string() | binary() | atom().
 -type access() :: #{allowed_callers := starter | any | [pattern()], allowed_caller_addresses := any | [pattern()],
                     allowed_targets := any | [pattern()]}.
-%% The embedded C-node's TLS distribution (README, "TLS"): auto (the default: as this node runs distribution,
-%% with its -ssl_dist_optfile), a mode with the files of this node's -ssl_dist_optfile, the files of another
-%% optfile, or everything given.
+%% The embedded C-node's TLS distribution (README, "TLS distribution"): auto (the default: as this node runs
+%% distribution, with its -ssl_dist_optfile), a mode with the files of this node's -ssl_dist_optfile, the
+%% files of another optfile, or everything given.
 -type tls_mode() :: none | unverified | verified.
 -type path() :: string() | binary().
 -type tls() :: auto | tls_mode() | {optfile, path()}
@@ -227,8 +227,8 @@ is_string_list(_) ->
 tls_env(Tls) ->
     tls_env(Tls, starter_dist()).
 
-%% The embedded C-node's TLS variables (README, "TLS") for the app env value Tls, started by a node that runs
-%% distribution as Starter says: DISTRIBUTE_POOL_TLS (the mode) and DISTRIBUTE_POOL_TLS_CERTFILE, _KEYFILE,
+%% The embedded C-node's TLS variables (README, "TLS distribution") for the app env value Tls, started by a
+%% node that runs distribution as Starter says: DISTRIBUTE_POOL_TLS (the mode) and DISTRIBUTE_POOL_TLS_CERTFILE, _KEYFILE,
 %% _CACERTFILE and _PASSWORD, each set or unset (false), so that none comes from this node's own environment.
 %% - auto: none on a node that runs plain distribution; on a TLS node (-proto_dist inet_tls) what its
 %%   -ssl_dist_optfile says, as {optfile, Path} reads it;
@@ -239,8 +239,8 @@ tls_env(Tls) ->
 %% - #{mode := Mode, certfile => Path, ...}: as given.
 %% unverified and verified need a certfile (the key may be in it, as OTP allows), verified a cacertfile too;
 %% and the mode must be none exactly when the starter runs plain distribution, since the starter uses the
-%% C-node itself and a C-node in a TLS mode takes TLS callers only. Otherwise {error, {bad_app_env, tls, {Shown, Why}}}: Shown is Tls
-%% without its password, Why says what to set.
+%% C-node itself and a C-node in a TLS mode takes TLS callers only. Otherwise {error, {bad_app_env, tls,
+%% {Shown, Why}}}: Shown is Tls without its password, Why says what to set.
 -spec tls_env(term(), starter_dist()) ->
     {ok, os_env()} | {error, {bad_app_env, tls, {Shown :: term(), Why :: string()}}}.
 tls_env(Tls, Starter) ->

@@ -122,10 +122,10 @@ pub type PoolConfig {
   )
 }
 
-/// How a pool's connections use TLS (README, "TLS"): in `mode`, with these files and the key's password,
-/// each one `""` the C-node's. The password is never logged, never in stats or errors. `tls(mode)` gives
-/// one with the C-node's files: `Tls(..connection_pool.tls(connection_pool.Verified), cacertfile:
-/// "/etc/ssl/cluster-ca.pem")`. With the mode `CNodeTls` no file may be given (`InvalidConfig`).
+/// How a pool's connections use TLS (README, "TLS distribution"): in `mode`, with these files and the key's
+/// password, each one `""` the C-node's. The password is never logged, never in stats or errors.
+/// `tls(mode)` gives one with the C-node's files: `Tls(..connection_pool.tls(connection_pool.Verified),
+/// cacertfile: "/etc/ssl/cluster-ca.pem")`. With the mode `CNodeTls` no file may be given (`InvalidConfig`).
 pub type Tls {
   Tls(
     mode: TlsMode,

@@ -1,15 +1,16 @@
-%% TLS distribution (issue 15; README, "TLS"): the embedded C-node's TLS settings from the application env
-%% and the starter's ssl_dist_optfile, the pool option `tls', and real TLS clusters of OTP nodes running
-%% inet_tls_dist with certificates made at test time (dpool_tls_certs): every operation in each TLS mode,
-%% `verified' refusing another CA and a wrong host name, and plain and TLS ends that cannot talk failing
-%% clearly within a bound.
+%% TLS distribution (issue 15; README, "TLS distribution"): the embedded C-node's TLS settings from the
+%% application env and the starter's ssl_dist_optfile, the pool option `tls', and real TLS clusters of OTP
+%% nodes running inet_tls_dist with certificates made at test time (dpool_tls_certs): every operation in each
+%% TLS mode, `verified' refusing another CA and a wrong host name, and plain and TLS ends that cannot talk
+%% failing clearly within a bound.
 %%
 %% The test node itself runs plain distribution, so it cannot talk to a TLS node over distribution: the TLS
 %% nodes are peers controlled over their stdio (peer's connection => standard_io), and what must run on a TLS
 %% node (the library as a caller of its embedded C-node) runs there through peer:call/5, with this suite and
 %% the library on the peer's code path.
 %%
-%% Group library: what holds without the C-node's TLS. Group cnode_tls: what needs the C-node to speak TLS.
+%% Group library: what holds without the C-node's TLS. Group cnode_tls: what needs the C-node to speak TLS
+%% (and to know the pool option tls).
 -module(distribute_pool_tls_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
