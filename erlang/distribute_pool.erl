@@ -9,7 +9,8 @@
 %%
 %% Errors that say why: `{error, {connection_failed, {Kind, Text}}}', where Kind is one of `unreachable',
 %% `not_registered', `handshake_refused', `timeout', `connection_lost', `cnode_not_running',
-%% `cnode_restarting' and Text a binary that explains it; `{error, {invalid_config, Why}}' names the key
+%% `cnode_restarting', `tls_failed' (the TLS handshake with the target failed, for instance over its
+%% certificate or its host name) and Text a binary that explains it; `{error, {invalid_config, Why}}' names the key
 %% and value at fault (see format_error/1, which turns any error of this module into a sentence);
 %% `{error, {limit_reached, {Limit, Text}}}' says which bound of the C-node refused the request (Limit, the
 %% name of the option that sets it: `max_waiters', `max_pending_requests', `max_link_queue_bytes',
@@ -79,6 +80,7 @@
 -export_type([cast_batch_options/0]).
 -export_type([stats/0]).
 -export_type([cnode/0]).
+-export_type([tls/0]).
 
 -opaque pool() :: #dpool{}.
 %% A pool handle, or the name of a pool of the default C-node (the `name' option of new/2).
@@ -86,7 +88,7 @@
 %% Why a connection could not be made or was lost (docs/PROTOCOL.md, "Errors").
 -type connection_failure() :: {connection_failed,
                                {unreachable | not_registered | handshake_refused | timeout | connection_lost
-                                | cnode_not_running | cnode_restarting, Text :: binary()}}.
+                                | cnode_not_running | cnode_restarting | tls_failed, Text :: binary()}}.
 -type invalid_config() :: distribute_pool_config:invalid_config().
 %% A bound of the C-node refused the request (docs/PROTOCOL.md, "Limits"): which, and what was full.
 -type limit_reached() :: {limit_reached,
@@ -116,9 +118,18 @@
     owner_grace_ms => non_neg_integer(),
     max_waiters => pos_integer(),
     max_pending_requests => pos_integer(),
+    %% The cookie of this pool's handshakes, for a target in another cookie domain; never logged.
+    cookie => atom() | binary() | string(),
+    %% TLS of this pool's connections (README, "TLS distribution"); by default the C-node's.
+    tls => tls(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
 }.
+%% A pool's `tls' option: the mode, with the C-node's files, or a map whose keys not given are the C-node's.
+%% Paths and the key's password as strings or binaries; the password is never logged nor echoed.
+-type tls() :: none | unverified | verified
+             | #{mode := none | unverified | verified, certfile => string() | binary(),
+                 keyfile => string() | binary(), cacertfile => string() | binary(), password => string() | binary()}.
 -type checkout_options() :: #{acquire_timeout_ms => non_neg_integer()} | [{acquire_timeout_ms, non_neg_integer()}].
 -type destroy_options() :: #{drain_timeout_ms => non_neg_integer()} | [{drain_timeout_ms, non_neg_integer()}].
 -type dest() :: atom() | pid() | {atom(), node()}.
@@ -301,6 +312,11 @@ format_config_error(Why) ->
           {target_not_allowed, Target} ->
               io_lib:format("target ~0tp is outside the C-node's target allow-list (allowed_targets, "
                             "--allow-target)", [Target]);
+          {tls_unusable, Text} when is_binary(Text) ->
+              case unicode:characters_to_list(Text) of
+                  Chars when is_list(Chars) -> ["the pool's tls option cannot be used: ", Chars];
+                  _NotUtf8 -> io_lib:format("~0tp", [Why])
+              end;
           {bad_options, Options} ->
               io_lib:format("options ~0tp are neither a map, a keyword list nor a maximum", [Options]);
           Other ->

@@ -1,7 +1,7 @@
 %% Owns the port of the embedded C-node (priv/dpool_cnode): starts it with a node name derived from the
 %% local one, waits for its READY line, forwards its log lines to logger, and stops when it exits so that
-%% the supervisor starts a new one. The cookie goes through the environment, never the command line, where
-%% any local user could read it.
+%% the supervisor starts a new one. The cookie and the TLS settings (the key's password among them) go
+%% through the environment, never the command line, where any local user could read them.
 %%
 %% Every C-node it starts awaits a restore (--await-restore): right after READY, and before init returns,
 %% distribute_pool_registry sends it the pools recorded from the C-node it replaces (none at the first
@@ -28,10 +28,12 @@
 %% lanes: the C-node's --lanes, unless args gives --lanes itself; limits: its --max-* options
 %% (distribute_pool_env:limit_args/1), each unless args gives it itself; access: its allow-list options
 %% (distribute_pool_env:access_args/2), added to any that args gives (default: none, anyone with the cookie);
-%% executable: the binary (default priv).
+%% executable: the binary (default priv); tls_env: its TLS variables (distribute_pool_env:tls_env/2, behind a
+%% fun that keeps the password out of reports; default: none set here).
 -type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
                   limits => distribute_pool_env:limits(), access => [string()],
-                  executable => distribute_pool_env:executable()}.
+                  executable => distribute_pool_env:executable(),
+                  tls_env => fun(() -> distribute_pool_env:os_env())}.
 
 -record(state, {
     port :: port() | undefined,
@@ -76,7 +78,9 @@ init(#{service := Service, args := ExtraArgs} = Args) ->
                 | distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
     case executable(maps:get(executable, Args, priv)) of
         {ok, Exe} ->
-            start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ maps:get(access, Args, []) ++ ExtraArgs);
+            TlsEnv = maps:get(tls_env, Args, fun() -> [] end),
+            start(Exe, Service, unless_given(Defaults, ExtraArgs) ++ maps:get(access, Args, []) ++ ExtraArgs,
+                  TlsEnv);
         {error, Reason} ->
             {stop, Reason}
     end.
@@ -105,8 +109,9 @@ executable(Exe) ->
         false -> {error, {cnode_executable_missing, Exe}}
     end.
 
--spec start(file:filename(), atom(), [string()]) -> {ok, #state{}} | {stop, term()}.
-start(Exe, Service, ExtraArgs) ->
+-spec start(file:filename(), atom(), [string()], fun(() -> distribute_pool_env:os_env())) ->
+    {ok, #state{}} | {stop, term()}.
+start(Exe, Service, ExtraArgs, TlsEnv) ->
     NameFlag = case net_kernel:longnames() of
                    true -> "--name";
                    _ -> "--sname"
@@ -115,7 +120,7 @@ start(Exe, Service, ExtraArgs) ->
     Args = [NameFlag, Alive ++ "_dpool@" ++ Host, "--exit-on-stdin-eof", "--await-restore",
             "--service", atom_to_list(Service)]
         ++ ExtraArgs,
-    Env = [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}],
+    Env = [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())} | TlsEnv()],
     try open_port({spawn_executable, Exe},
                   [{args, Args}, {env, Env}, {line, ?MAX_LINE}, binary, exit_status, use_stdio,
                    stderr_to_stdout, hide]) of
@@ -185,7 +190,8 @@ parse_ready(_) ->
 -spec exit_meaning(integer()) -> string().
 exit_meaning(0) -> "exited normally before it was ready";
 exit_meaning(1) -> "startup failure (is epmd running? is the node name already in use?)";
-exit_meaning(2) -> "bad usage (check the cnode_args, limits and allowed_* application variables)";
+exit_meaning(2) -> "bad usage (check the cnode_args, limits, allowed_* and tls application variables, and that "
+                   "the TLS files exist and are readable)";
 exit_meaning(S) when S > 128 -> "killed by signal " ++ integer_to_list(S - 128);
 exit_meaning(S) -> "exit status " ++ integer_to_list(S).
 

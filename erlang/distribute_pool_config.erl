@@ -11,6 +11,7 @@
 
 -export([prepare/2]).
 -export([to_map/1]).
+-export([loggable/1]).
 
 -export_type([prepared/0]).
 -export_type([invalid_config/0]).
@@ -32,8 +33,12 @@
                            | {bad_value, Key :: term(), Value :: term(), Allowed :: binary()}
                            | {missing_option, atom()}
                            | {target_is_self, term()}
-                           | {target_not_allowed, term()}}.
+                           | {target_not_allowed, term()}
+                           | {tls_unusable, Text :: binary()}}.
 
+%% The keys of a pool's `tls' map whose values are paths or the key's password.
+-define(IS_TLS_TEXT_KEY(Key), (Key =:= certfile orelse Key =:= keyfile orelse Key =:= cacertfile
+                               orelse Key =:= password)).
 %% Keys that only the library reads; they are never sent to the C-node.
 -define(LIBRARY_KEYS, [cnode]).
 %% Time the C-node gets beyond its own connect deadlines before the client stops waiting.
@@ -51,7 +56,7 @@ prepare(Target, Options) ->
         {{ok, Map}, {ok, WireTarget}} ->
             case cnode(Map) of
                 {ok, CNode} ->
-                    WireOptions = maps:merge(owner_grace(), cookie(maps:without(?LIBRARY_KEYS, Map))),
+                    WireOptions = maps:merge(owner_grace(), tls(cookie(maps:without(?LIBRARY_KEYS, Map)))),
                     {ok, #{cnode => CNode,
                            target => WireTarget,
                            options => WireOptions,
@@ -81,7 +86,7 @@ to_map([{Key, Value} | Rest], All, Map) ->
         false -> to_map(Rest, All, Map#{Key => Value})
     end;
 to_map(_NotAPair, All, _Map) ->
-    {error, {invalid_config, {bad_options, All}}}.
+    {error, {invalid_config, {bad_options, loggable(All)}}}.
 
 %% Atoms go as they are (the caller made them); strings become binaries. Whether the name is a valid
 %% Alive@Host is the C-node's call.
@@ -114,15 +119,50 @@ cnode(#{}) ->
 %% A pool's own cookie given as a string goes as a binary (atoms and binaries go as they are); the C-node
 %% judges it, and never echoes one it refuses.
 -spec cookie(map()) -> map().
-cookie(#{cookie := Cookie} = Options) when is_list(Cookie) ->
-    try unicode:characters_to_binary(Cookie) of
-        Bin when is_binary(Bin) -> Options#{cookie := Bin};
-        _ -> Options
-    catch
-        error:_ -> Options
-    end;
+cookie(#{cookie := Cookie} = Options) ->
+    Options#{cookie := binary_if_string(Cookie)};
 cookie(Options) ->
     Options.
+
+%% The files and the key's password of a pool's `tls' map, given as strings, go as binaries; the mode, and
+%% whether the values are any good, are the C-node's to judge (it never echoes the password).
+-spec tls(map()) -> map().
+tls(#{tls := #{} = Tls} = Options) ->
+    Options#{tls := maps:map(fun(Key, Value) when ?IS_TLS_TEXT_KEY(Key) -> binary_if_string(Value);
+                                (_Key, Value) -> Value
+                             end, Tls)};
+tls(Options) ->
+    Options.
+
+%% A string (a list of Unicode code points) as a UTF-8 binary; anything else as it is.
+-spec binary_if_string(term()) -> term().
+binary_if_string(Value) when is_list(Value) ->
+    try unicode:characters_to_binary(Value) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> Value
+    catch
+        error:_ -> Value
+    end;
+binary_if_string(Value) ->
+    Value.
+
+%% Options (a map or a list) as they may go into a log or an error: a pool's own cookie and the password of
+%% its `tls' map never do (each becomes `hidden').
+-spec loggable(term()) -> term().
+loggable(#{} = Options) ->
+    maps:map(fun hide/2, Options);
+loggable([{Key, Value} | Rest]) ->
+    [{Key, hide(Key, Value)} | loggable(Rest)];
+loggable([Other | Rest]) ->
+    [Other | loggable(Rest)];
+loggable(Other) ->
+    %% [], or the tail of an improper list.
+    Other.
+
+-spec hide(term(), term()) -> term().
+hide(cookie, _Cookie) -> hidden;
+hide(tls, #{password := _} = Tls) -> Tls#{password := hidden};
+hide(_Key, Value) -> Value.
 
 %% The app env's owner_grace_ms as an option, when it is not the C-node's own default (sending that would
 %% change nothing).

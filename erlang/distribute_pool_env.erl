@@ -11,6 +11,9 @@
 -export([check/1]).
 -export([limit_args/1]).
 -export([access_args/2]).
+-export([tls_env/1]).
+-export([tls_env/2]).
+-export([starter_dist/0]).
 
 -export_type([key/0]).
 -export_type([lanes/0]).
@@ -18,9 +21,13 @@
 -export_type([executable/0]).
 -export_type([app_config/0]).
 -export_type([access/0]).
+-export_type([tls/0]).
+-export_type([tls_mode/0]).
+-export_type([starter_dist/0]).
+-export_type([os_env/0]).
 
 -type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits | cnode_executable
-             | allowed_callers | allowed_caller_addresses | allowed_targets.
+             | allowed_callers | allowed_caller_addresses | allowed_targets | tls.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
 %% Bounds of the embedded C-node (docs/PROTOCOL.md, "Limits"), each its command-line option of the same name
@@ -39,11 +46,28 @@
 -type pattern() :: string() | binary() | atom().
 -type access() :: #{allowed_callers := starter | any | [pattern()], allowed_caller_addresses := any | [pattern()],
                     allowed_targets := any | [pattern()]}.
-%% The environment, checked.
+%% The embedded C-node's TLS distribution (README, "TLS distribution"): auto (the default: as this node runs
+%% distribution, with its -ssl_dist_optfile), a mode with the files of this node's -ssl_dist_optfile, the
+%% files of another optfile, or everything given.
+-type tls_mode() :: none | unverified | verified.
+-type path() :: string() | binary().
+-type tls() :: auto | tls_mode() | {optfile, path()}
+             | #{mode := tls_mode(), certfile => path(), keyfile => path(), cacertfile => path(),
+                 password => path()}.
+%% How the node that starts the embedded C-node runs distribution: over TLS or not, and its
+%% -ssl_dist_optfile.
+-type starter_dist() :: #{tls := boolean(), optfile := none | file:filename()}.
+%% Variables of the C-node's environment (open_port's {env, _}; false: unset).
+-type os_env() :: [{string(), string() | false}].
+%% The environment, checked. tls_env gives the embedded C-node's TLS variables: a fun, so that the key's
+%% password shows in no report that prints the arguments of the supervisor's children.
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
                         lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits(),
-                        cnode_executable := executable(), access := access()}.
+                        cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env())}.
 
+%% The keys of a TLS setting with a file or a secret, and the C-node's environment variable of each.
+-define(TLS_VARS, [{certfile, "DISTRIBUTE_POOL_TLS_CERTFILE"}, {keyfile, "DISTRIBUTE_POOL_TLS_KEYFILE"},
+                   {cacertfile, "DISTRIBUTE_POOL_TLS_CACERTFILE"}, {password, "DISTRIBUTE_POOL_TLS_PASSWORD"}]).
 -define(LIMIT_KEYS, [max_output_queue_bytes, max_link_queue_bytes, max_caller_packet_bytes,
                      max_target_packet_bytes, max_pools_per_caller, max_connections_per_caller,
                      max_total_connections, max_handshakes_per_lane, max_handshakes_per_address]).
@@ -59,7 +83,8 @@ value(limits) -> application:get_env(distribute_pool, limits, #{});
 value(cnode_executable) -> application:get_env(distribute_pool, cnode_executable, priv);
 value(allowed_callers) -> application:get_env(distribute_pool, allowed_callers, starter);
 value(allowed_caller_addresses) -> application:get_env(distribute_pool, allowed_caller_addresses, any);
-value(allowed_targets) -> application:get_env(distribute_pool, allowed_targets, any).
+value(allowed_targets) -> application:get_env(distribute_pool, allowed_targets, any);
+value(tls) -> application:get_env(distribute_pool, tls, auto).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -73,12 +98,12 @@ app_config() ->
             lanes => value(lanes), owner_grace_ms => value(owner_grace_ms), limits => value(limits),
             cnode_executable => value(cnode_executable), allowed_callers => value(allowed_callers),
             allowed_caller_addresses => value(allowed_caller_addresses),
-            allowed_targets => value(allowed_targets)}).
+            allowed_targets => value(allowed_targets), tls => value(tls)}).
 
-%% Checks the values: the first bad one is {bad_app_env, Key, Value}. owner_grace_ms, `limits',
-%% cnode_executable and the allow-lists may be left out (their defaults then: no limits given, priv, starter,
-%% any, any). The limits' ranges and the patterns' syntax are the C-node's to check: one it refuses stops it
-%% at its start (exit status 2).
+%% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
+%% tls, see tls_env/2). owner_grace_ms, `limits', cnode_executable, the allow-lists and tls may be left out
+%% (their defaults then: no limits given, priv, starter, any, any, auto). The limits' ranges, the patterns'
+%% syntax and the TLS files are the C-node's to check: one it refuses stops it at its start (exit status 2).
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
     Grace = maps:get(owner_grace_ms, Env, ?DPOOL_DEFAULT_OWNER_GRACE_MS),
@@ -100,12 +125,14 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                 {true, true, false} ->
                     {error, {bad_app_env, cnode_executable, Executable}};
                 {true, true, true} ->
-                    case check_access(Env) of
-                        {ok, Access} ->
+                    case {check_access(Env), tls_env(maps:get(tls, Env, auto))} of
+                        {{ok, Access}, {ok, TlsEnv}} ->
                             {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
-                                   access => Access}};
-                        {error, _} = Error ->
+                                   access => Access, tls_env => fun() -> TlsEnv end}};
+                        {{error, _} = Error, _} ->
+                            Error;
+                        {_, {error, _} = Error} ->
                             Error
                     end
             end
@@ -192,3 +219,182 @@ is_string_list(L) when is_list(L) ->
     lists:all(fun(S) -> io_lib:char_list(S) end, L);
 is_string_list(_) ->
     false.
+
+%% TLS of the embedded C-node.
+
+%% tls_env/2 for this node (starter_dist/0).
+-spec tls_env(term()) -> {ok, os_env()} | {error, {bad_app_env, tls, {Shown :: term(), Why :: string()}}}.
+tls_env(Tls) ->
+    tls_env(Tls, starter_dist()).
+
+%% The embedded C-node's TLS variables (README, "TLS distribution") for the app env value Tls, started by a
+%% node that runs distribution as Starter says: DISTRIBUTE_POOL_TLS (the mode) and DISTRIBUTE_POOL_TLS_CERTFILE, _KEYFILE,
+%% _CACERTFILE and _PASSWORD, each set or unset (false), so that none comes from this node's own environment.
+%% - auto: none on a node that runs plain distribution; on a TLS node (-proto_dist inet_tls) what its
+%%   -ssl_dist_optfile says, as {optfile, Path} reads it;
+%% - none; unverified and verified: with the files of the starter's -ssl_dist_optfile;
+%% - {optfile, Path}: an ssl_dist_optfile, `[{server, Opts}, {client, Opts}]': certfile, keyfile, cacertfile
+%%   and password from the server section, those it lacks from the client section; verified when every
+%%   section it has says {verify, verify_peer}, unverified otherwise;
+%% - #{mode := Mode, certfile => Path, ...}: as given.
+%% unverified and verified need a certfile (the key may be in it, as OTP allows), verified a cacertfile too;
+%% and the mode must be none exactly when the starter runs plain distribution, since the starter uses the
+%% C-node itself and a C-node in a TLS mode takes TLS callers only. Otherwise {error, {bad_app_env, tls,
+%% {Shown, Why}}}: Shown is Tls without its password, Why says what to set.
+-spec tls_env(term(), starter_dist()) ->
+    {ok, os_env()} | {error, {bad_app_env, tls, {Shown :: term(), Why :: string()}}}.
+tls_env(Tls, Starter) ->
+    case tls_settings(Tls, Starter) of
+        {ok, #{mode := Mode} = Settings} ->
+            case {Mode, Starter} of
+                {none, #{tls := true}} ->
+                    tls_error(Tls, "this node runs TLS distribution (-proto_dist inet_tls) and uses its embedded "
+                                   "C-node itself, so the C-node's lanes must take TLS: set tls to auto, "
+                                   "unverified, verified, {optfile, Path} or a map whose mode is not none");
+                {_, #{tls := false}} when Mode =/= none ->
+                    tls_error(Tls, "a C-node in a TLS mode takes TLS callers only, and this node runs plain "
+                                   "distribution: start it with -proto_dist inet_tls, or set tls to none (a "
+                                   "pool can still reach a TLS target with its own tls option)");
+                _ ->
+                    case missing_tls_files(Settings) of
+                        [] ->
+                            {ok, [{"DISTRIBUTE_POOL_TLS", atom_to_list(Mode)}
+                                  | [{Var, maps:get(Key, Settings, false)} || {Key, Var} <- ?TLS_VARS]]};
+                        Missing ->
+                            tls_error(Tls, lists:flatten(
+                                             io_lib:format("mode ~s needs ~s: give them in a map or an optfile "
+                                                           "({optfile, Path}), or start this node with an "
+                                                           "-ssl_dist_optfile that has them",
+                                                           [Mode, lists:join(", ", Missing)])))
+                    end
+            end;
+        {error, Why} ->
+            tls_error(Tls, Why)
+    end.
+
+%% How this node runs distribution: over TLS (-proto_dist inet_tls or inet6_tls) or not, and its
+%% -ssl_dist_optfile (given once, as OTP reads it).
+-spec starter_dist() -> starter_dist().
+starter_dist() ->
+    Protos = case init:get_argument(proto_dist) of
+                 {ok, Lists} -> lists:append(Lists);
+                 error -> []
+             end,
+    #{tls => lists:any(fun(P) -> lists:member(P, ["inet_tls", "inet6_tls"]) end, Protos),
+      optfile => case init:get_argument(ssl_dist_optfile) of
+                     {ok, [[File]]} -> File;
+                     _ -> none
+                 end}.
+
+%% Settings: the mode and the files, paths and password as strings.
+-type tls_settings() :: #{mode := tls_mode(), certfile => string(), keyfile => string(),
+                          cacertfile => string(), password => string()}.
+
+-spec tls_settings(term(), starter_dist()) -> {ok, tls_settings()} | {error, string()}.
+tls_settings(auto, #{tls := false}) ->
+    {ok, #{mode => none}};
+tls_settings(auto, #{tls := true, optfile := none}) ->
+    {error, "this node runs TLS distribution without -ssl_dist_optfile (-ssl_dist_opt is not read): start it "
+            "with -ssl_dist_optfile, or set tls to {optfile, Path} or #{mode => verified, certfile => _, "
+            "keyfile => _, cacertfile => _}"};
+tls_settings(auto, #{optfile := Optfile}) ->
+    optfile_settings(Optfile);
+tls_settings(none, _Starter) ->
+    {ok, #{mode => none}};
+tls_settings(Mode, #{optfile := none}) when Mode =:= unverified; Mode =:= verified ->
+    {ok, #{mode => Mode}};
+tls_settings(Mode, #{optfile := Optfile}) when Mode =:= unverified; Mode =:= verified ->
+    case optfile_settings(Optfile) of
+        {ok, Settings} -> {ok, Settings#{mode := Mode}};
+        {error, _} = Error -> Error
+    end;
+tls_settings({optfile, Path}, _Starter) ->
+    case tls_text(Path) of
+        {ok, Optfile} -> optfile_settings(Optfile);
+        error -> {error, "{optfile, Path}: Path must be a file name (a string or a binary)"}
+    end;
+tls_settings(#{mode := Mode} = Map, _Starter) when Mode =:= none; Mode =:= unverified; Mode =:= verified ->
+    map_settings(maps:to_list(maps:remove(mode, Map)), #{mode => Mode});
+tls_settings(_Other, _Starter) ->
+    {error, "tls must be auto, none, unverified, verified, {optfile, Path} or #{mode := none | unverified | "
+            "verified, certfile => Path, keyfile => Path, cacertfile => Path, password => String}"}.
+
+-spec map_settings([{term(), term()}], tls_settings()) -> {ok, tls_settings()} | {error, string()}.
+map_settings([], Settings) ->
+    {ok, Settings};
+map_settings([{Key, Value} | Rest], Settings) ->
+    case {lists:keymember(Key, 1, ?TLS_VARS), tls_text(Value)} of
+        {true, {ok, Text}} ->
+            map_settings(Rest, Settings#{Key => Text});
+        {true, error} ->
+            {error, lists:flatten(io_lib:format("~p must be a non-empty string or binary", [Key]))};
+        {false, _} ->
+            {error, lists:flatten(io_lib:format("unknown key ~0tp: the keys are mode, certfile, keyfile, "
+                                                "cacertfile and password", [Key]))}
+    end.
+
+%% What an ssl_dist_optfile gives (see tls_env/2).
+-spec optfile_settings(file:filename()) -> {ok, tls_settings()} | {error, string()}.
+optfile_settings(Optfile) ->
+    case file:consult(Optfile) of
+        {ok, [Options]} when is_list(Options) ->
+            Sections = [Section || {Side, Section} <- Options, Side =:= server orelse Side =:= client,
+                                   is_list(Section)],
+            Server = section(server, Options),
+            Client = section(client, Options),
+            Verified = Sections =/= [] andalso
+                lists:all(fun(Section) -> proplists:get_value(verify, Section) =:= verify_peer end, Sections),
+            Files = [{Key, Value} || {Key, _} <- ?TLS_VARS,
+                                     {ok, Value} <- [tls_text(proplists:get_value(Key, Server ++ Client))]],
+            case Sections of
+                [] -> {error, "the ssl_dist_optfile " ++ Optfile ++ " has neither a server nor a client section"};
+                _ -> {ok, maps:from_list([{mode, if Verified -> verified; true -> unverified end} | Files])}
+            end;
+        {ok, _} ->
+            {error, "the ssl_dist_optfile " ++ Optfile ++ " is not one list [{server, Opts}, {client, Opts}]"};
+        {error, Reason} ->
+            {error, "cannot read the ssl_dist_optfile " ++ Optfile ++ ": " ++ file:format_error(Reason)}
+    end.
+
+-spec section(server | client, list()) -> list().
+section(Side, Options) ->
+    case lists:keyfind(Side, 1, Options) of
+        {Side, Section} when is_list(Section) -> Section;
+        _ -> []
+    end.
+
+%% The files a mode needs and Settings lacks.
+-spec missing_tls_files(tls_settings()) -> [string()].
+missing_tls_files(#{mode := none}) ->
+    [];
+missing_tls_files(#{mode := Mode} = Settings) ->
+    Needed = case Mode of
+                 verified -> [certfile, cacertfile];
+                 unverified -> [certfile]
+             end,
+    [atom_to_list(Key) || Key <- Needed, not is_map_key(Key, Settings)].
+
+%% A path or password as the environment takes it: a non-empty string without NUL.
+-spec tls_text(term()) -> {ok, string()} | error.
+tls_text(Value) when is_binary(Value); is_list(Value) ->
+    try unicode:characters_to_list(Value) of
+        [_ | _] = Text ->
+            case lists:member(0, Text) of
+                true -> error;
+                false -> {ok, Text}
+            end;
+        _ ->
+            error
+    catch
+        error:_ -> error
+    end;
+tls_text(_) ->
+    error.
+
+-spec tls_error(term(), string()) -> {error, {bad_app_env, tls, {term(), string()}}}.
+tls_error(Tls, Why) ->
+    Shown = case Tls of
+                #{password := _} -> Tls#{password := hidden};
+                _ -> Tls
+            end,
+    {error, {bad_app_env, tls, {Shown, Why}}}.

@@ -246,8 +246,10 @@ do_restore(Server) ->
         {refused, Why, Id} ->
             case lists:keyfind(Id, 1, Entries) of
                 {Id, Target, Options} ->
+                    %% The options without a pool's own cookie or TLS password.
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
-                                 "its handles now give {error, invalid_pool}", [Id, Target, loggable(Options), Why]),
+                                 "its handles now give {error, invalid_pool}",
+                                 [Id, Target, distribute_pool_config:loggable(Options), Why]),
                     ok = forget(Id),
                     do_restore(Server);
                 false ->
@@ -263,8 +265,3 @@ do_restore(Server) ->
             logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
             Error
     end.
-
-%% Options as they may go into a log: a pool's own cookie never does.
--spec loggable(map()) -> map().
-loggable(#{cookie := _} = Options) -> Options#{cookie := hidden};
-loggable(Options) -> Options.

@@ -54,7 +54,8 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
                                 limits => maps:get(limits, Config, #{}),
                                 %% By default only this node may use it (README, "Access").
                                 access => distribute_pool_env:access_args(maps:get(access, Config), node()),
-                                executable => maps:get(cnode_executable, Config, priv)}]},
+                                executable => maps:get(cnode_executable, Config, priv),
+                                tls_env => maps:get(tls_env, Config, fun() -> [] end)}]},
                    restart => permanent,
                    %% terminate/2 waits up to 5 s for the C-node to exit before it kills it.
                    shutdown => 10000,

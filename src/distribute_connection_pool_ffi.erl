@@ -8,6 +8,7 @@
 
 -export([new/2]).
 -export([format_error/1]).
+-export([tls_option/2]).
 -export([with_connection/2]).
 -export([stats/1]).
 -export([destroy/2]).
@@ -48,6 +49,24 @@
 -spec new(binary(), [{binary(), term()}]) -> gleam_result(distribute_pool:pool()).
 new(Target, Options) ->
     distribute_pool:new(Target, [{binary_to_atom(Key, utf8), Value} || {Key, Value} <- Options]).
+
+%% The library's `tls' option from the Gleam module's mode name and files (keys as text, each one of the
+%% option's keys, values the strings given). No mode for <<>> (the C-node's): files without a mode, which
+%% the C-node refuses.
+-spec tls_option(binary(), [{binary(), binary()}]) -> map().
+tls_option(Mode, Files) ->
+    maps:from_list([{mode, tls_mode(Mode)} || Mode =/= <<>>] ++ [{tls_key(Key), Value} || {Key, Value} <- Files]).
+
+-spec tls_mode(binary()) -> none | unverified | verified.
+tls_mode(<<"none">>) -> none;
+tls_mode(<<"unverified">>) -> unverified;
+tls_mode(<<"verified">>) -> verified.
+
+-spec tls_key(binary()) -> certfile | keyfile | cacertfile | password.
+tls_key(<<"certfile">>) -> certfile;
+tls_key(<<"keyfile">>) -> keyfile;
+tls_key(<<"cacertfile">>) -> cacertfile;
+tls_key(<<"password">>) -> password.
 
 %% A reason of the library in words, as distribute_pool:format_error/1 writes it.
 -spec format_error(term()) -> binary().

@@ -98,7 +98,9 @@ pub type BatchResult(r) {
 /// - `max_pending_requests`: how many requests and calls may be in flight on one connection;
 /// - `cookie`: the cookie of this pool's handshakes with its target, for a target in another cookie domain
 ///   (printable ASCII without spaces, 1..255 characters); `""` (the default) uses the C-node's. Never
-///   logged, never in stats or errors.
+///   logged, never in stats or errors;
+/// - `tls`: TLS of this pool's connections, for a target that runs TLS distribution (`-proto_dist
+///   inet_tls`) or one that does not; `tls(CNodeTls)` (the default) uses the C-node's mode and files.
 pub type PoolConfig {
   PoolConfig(
     max_connections: Int,
@@ -116,7 +118,37 @@ pub type PoolConfig {
     max_waiters: Int,
     max_pending_requests: Int,
     cookie: String,
+    tls: Tls,
   )
+}
+
+/// How a pool's connections use TLS (README, "TLS distribution"): in `mode`, with these files and the key's
+/// password, each one `""` the C-node's. The password is never logged, never in stats or errors.
+/// `tls(mode)` gives one with the C-node's files: `Tls(..connection_pool.tls(connection_pool.Verified),
+/// cacertfile: "/etc/ssl/cluster-ca.pem")`. With the mode `CNodeTls` no file may be given (`InvalidConfig`).
+pub type Tls {
+  Tls(
+    mode: TlsMode,
+    certfile: String,
+    keyfile: String,
+    cacertfile: String,
+    password: String,
+  )
+}
+
+/// The TLS modes: `CNodeTls`, the C-node's mode and files (the default); `PlainTcp`, no TLS;
+/// `Unverified`, TLS that accepts any certificate (self-signed clusters); `Verified`, TLS that checks the
+/// target's certificate chain against the CA file and its host name against the target's.
+pub type TlsMode {
+  CNodeTls
+  PlainTcp
+  Unverified
+  Verified
+}
+
+/// `Tls` in `mode` with the C-node's files.
+pub fn tls(mode: TlsMode) -> Tls {
+  Tls(mode: mode, certfile: "", keyfile: "", cacertfile: "", password: "")
 }
 
 /// The state of one pooled connection.
@@ -203,7 +235,7 @@ pub type OperationError {
 /// 5 s connect timeout, reconnect delays from 100 ms to 5 s, idle connections above the minimum closed
 /// after 10 minutes, connections replaced after 30 minutes, a health check every 30 s (5 s timeout), no
 /// validation on checkout, a 10 s resize window, at most 10,000 callers in line and 1000 requests in flight
-/// per connection, and the C-node's own cookie.
+/// per connection, and the C-node's own cookie and TLS.
 pub fn config(max_connections: Int) -> PoolConfig {
   PoolConfig(
     max_connections: max_connections,
@@ -221,6 +253,7 @@ pub fn config(max_connections: Int) -> PoolConfig {
     max_waiters: 10_000,
     max_pending_requests: 1000,
     cookie: "",
+    tls: tls(CNodeTls),
   )
 }
 
@@ -525,6 +558,17 @@ fn options(config: PoolConfig) -> List(#(String, Term)) {
     "" -> []
     cookie -> [#("cookie", to_term(cookie))]
   }
+  let files =
+    given([
+      #("certfile", config.tls.certfile),
+      #("keyfile", config.tls.keyfile),
+      #("cacertfile", config.tls.cacertfile),
+      #("password", config.tls.password),
+    ])
+  let own_tls = case config.tls.mode, files {
+    CNodeTls, [] -> []
+    mode, _ -> [#("tls", ffi_tls_option(tls_mode_name(mode), files))]
+  }
   [
     #("max_connections", to_term(config.max_connections)),
     #("min_connections", to_term(config.min_connections)),
@@ -540,8 +584,34 @@ fn options(config: PoolConfig) -> List(#(String, Term)) {
     #("resize_window_ms", to_term(config.resize_window_ms)),
     #("max_waiters", to_term(config.max_waiters)),
     #("max_pending_requests", to_term(config.max_pending_requests)),
-    ..own_cookie
+    ..list_append(own_cookie, own_tls)
   ]
+}
+
+/// The mode's name in the library's `tls` option; `""` for the C-node's, which the option cannot name.
+fn tls_mode_name(mode: TlsMode) -> String {
+  case mode {
+    CNodeTls -> ""
+    PlainTcp -> "none"
+    Unverified -> "unverified"
+    Verified -> "verified"
+  }
+}
+
+/// The pairs whose value is not `""`.
+fn given(pairs: List(#(String, String))) -> List(#(String, String)) {
+  case pairs {
+    [] -> []
+    [#(_, ""), ..rest] -> given(rest)
+    [pair, ..rest] -> [pair, ..given(rest)]
+  }
+}
+
+fn list_append(first: List(a), second: List(a)) -> List(a) {
+  case first {
+    [] -> second
+    [head, ..rest] -> [head, ..list_append(rest, second)]
+  }
 }
 
 /// `PoolStats` from the library's stats map.
@@ -801,6 +871,10 @@ fn ffi_new(
   target: String,
   options: List(#(String, Term)),
 ) -> Result(PoolHandle, Term)
+
+/// The library's `tls` option: `#{mode => Mode}` (no mode for `""`) with the files given.
+@external(erlang, "distribute_connection_pool_ffi", "tls_option")
+fn ffi_tls_option(mode: String, files: List(#(String, String))) -> Term
 
 @external(erlang, "distribute_connection_pool_ffi", "format_error")
 fn ffi_format_error(reason: Term) -> String

@@ -586,3 +586,46 @@ pub fn pool_cookie_is_checked_and_never_echoed_test() {
   let assert True = test_support.text_contains(reason, "cookie => hidden")
   let assert False = test_support.text_contains(reason, "two words")
 }
+
+pub fn pool_tls_password_is_never_echoed_test() {
+  let config =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      tls: connection_pool.Tls(
+        ..connection_pool.tls(connection_pool.Verified),
+        certfile: "/nonexistent/dpool_node.pem",
+        keyfile: "/nonexistent/dpool_node.key",
+        password: "s3cret tls pass",
+      ),
+    )
+  let assert Error(#(connection_pool.InvalidConfig, reason)) =
+    connection_pool.new_with_reason("someone@127.0.0.1", config)
+  let assert True = test_support.text_contains(reason, "tls")
+  let assert False = test_support.text_contains(reason, "s3cret")
+}
+
+/// A pool's own TLS mode reaches the C-node: `PlainTcp` to a plain target works, the files of `CNodeTls`
+/// without a mode are refused.
+pub fn pool_tls_mode_reaches_the_cnode_test() {
+  let target = test_support.start_target("gleam_tls")
+  let plain =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      tls: connection_pool.tls(connection_pool.PlainTcp),
+    )
+  let assert Ok(pool) = connection_pool.new_with_config(target.node, plain)
+  let assert Ok(True) =
+    connection_pool.with_connection(pool, connection_pool.ping)
+  let assert Ok(Nil) = connection_pool.destroy(pool)
+  let files_without_mode =
+    connection_pool.PoolConfig(
+      ..connection_pool.config(1),
+      tls: connection_pool.Tls(
+        ..connection_pool.tls(connection_pool.CNodeTls),
+        cacertfile: "/etc/ssl/dpool-ca.pem",
+      ),
+    )
+  let assert Error(connection_pool.InvalidConfig) =
+    connection_pool.new_with_config(target.node, files_without_mode)
+  test_support.stop_target(target)
+}

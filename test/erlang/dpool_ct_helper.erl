@@ -44,6 +44,7 @@
 -export([do_run_program/3]).
 -export([do_collect/3]).
 -export([do_start_cnode_port/2]).
+-export([do_start_cnode_port/3]).
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
 -export([do_uniq/1]).
@@ -471,8 +472,13 @@ do_collect(Port, OsPid, Acc) ->
 %% Starts dpool_cnode by hand with Args (a name style and name first) and waits for its READY line.
 -spec do_start_cnode_port([string()], string()) -> cnode_port().
 do_start_cnode_port(Args, Cookie) ->
+    do_start_cnode_port(Args, Cookie, []).
+
+%% The same with more variables in its environment (its TLS settings: distribute_pool_env:tls_env/2).
+-spec do_start_cnode_port([string()], string(), [{string(), string() | false}]) -> cnode_port().
+do_start_cnode_port(Args, Cookie, Env) ->
     Port = open_port({spawn_executable, do_executable()},
-                     [{args, Args ++ ["--exit-on-stdin-eof"]}, {env, [{"DISTRIBUTE_POOL_COOKIE", Cookie}]},
+                     [{args, Args ++ ["--exit-on-stdin-eof"]}, {env, [{"DISTRIBUTE_POOL_COOKIE", Cookie} | Env]},
                       {line, 4096}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     do_wait_ready(Port, OsPid, []).
