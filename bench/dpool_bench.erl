@@ -597,15 +597,16 @@ tls_cost() ->
                            fmt("~s, TLS (verified) / plain: ~s / ~s ~s, medians of ~b rounds of each, in turn",
                                [What, fmt_num(Tls), fmt_num(Plain), Unit, ?TLS_ROUNDS]),
                            reference, #{sides => [{<<"plain">>, Plain, Unit}, {<<"tls">>, Tls, Unit}],
-                                        rounds => [{M, S} || {M, S} <- Rounds]})
+                                        rounds => [S#{cluster => M} || {M, S} <- Rounds]})
             end,
+    Cpu = fun(Mode) -> fmt_cpu(median_cpu([maps:get(cpu, S) || {M, S} <- Rounds, M =:= Mode])) end,
     [Ratio(<<"tls_connect_p50">>, connect_p50_us, <<"us">>,
            fmt("p50 of ~b new/2 of a 1-connection pool (epmd, connect, handshakes)", [?TLS_CONNECTS])),
      Ratio(<<"tls_call_p50">>, call_p50_us, <<"us">>,
            fmt("p50 of ~b with_connection + call(erlang, node, []) on a pool of 4", [?CALLS_PER_REP])),
      Ratio(<<"tls_msgs_per_s">>, msgs_per_s, <<"msg/s">>,
-           fmt("64-byte binaries delivered per second, ~b processes calling send_async/3 on one lease",
-               [?PIPELINE_SENDERS]))].
+           fmt("64-byte binaries delivered per second, ~b processes calling send_async/3 on one lease (TLS: ~s; "
+               "plain: ~s)", [?PIPELINE_SENDERS, Cpu(tls), Cpu(plain)]))].
 
 %% tls_cost/0's work, run in its caller node (plain or TLS): starts the application (an embedded C-node in
 %% the caller's own distribution mode) and a target of the same mode, and measures.
