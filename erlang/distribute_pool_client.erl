@@ -67,14 +67,16 @@ unreachable({Service, Node}, Why) ->
     not_running(Text).
 
 %% Why a connection to the C-node's node failed, as far as its epmd tells: a name that epmd knows is a C-node
-%% that runs and refused this node's handshake (its caller allow-list, or another cookie); the C-node logs why.
+%% that runs and refused this node's handshake (its caller allow-list, another cookie, or TLS on one side
+%% only); the C-node logs why.
 -spec no_connection_text(node()) -> iodata().
 no_connection_text(Node) ->
     case registered_in_epmd(Node) of
         true ->
             io_lib:format("the C-node ~0tp runs (its epmd knows it) but refused this node's connection: this node "
                           "is not in its caller allow-list (allowed_callers, --allow-caller, "
-                          "--allow-caller-address) or has another cookie; the C-node's log says which", [Node]);
+                          "--allow-caller-address), has another cookie, or runs plain distribution and the C-node "
+                          "TLS (or the reverse: -proto_dist inet_tls, --tls); the C-node's log says which", [Node]);
         false ->
             io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down", [Node])
     end.
