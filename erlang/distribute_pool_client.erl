@@ -75,9 +75,8 @@ no_connection_text(Node) ->
         true ->
             io_lib:format("the C-node ~0tp runs (its epmd knows it) but refused this node's connection: this node "
                           "is not in its caller allow-list (allowed_callers, --allow-caller, "
-                          "--allow-caller-address), has another cookie, or only one of the two runs TLS "
-                          "distribution (-proto_dist inet_tls, the C-node's tls); the C-node's log says which",
-                          [Node]);
+                          "--allow-caller-address), has another cookie, or runs plain distribution and the C-node "
+                          "TLS (or the reverse: -proto_dist inet_tls, --tls); the C-node's log says which", [Node]);
         false ->
             io_lib:format("the C-node ~0tp cannot be reached: it is not running, or its node is down", [Node])
     end.

@@ -370,6 +370,7 @@ plain_caller_to_tls_cnode(Config) ->
             {NewMs, {error, {connection_failed, {cnode_not_running, Text}}}} =
                 timed(fun() -> distribute_pool:new(T, #{max_connections => 1, cnode => CNode}) end),
             ct:log("connect_node: ~b ms; new/2: ~b ms, ~ts", [ConnectMs, NewMs, Text]),
+            {match, _} = re:run(Text, "runs plain distribution and the C-node TLS"),
             %% net_setuptime (7 s) bounds a handshake that stalls.
             true = ConnectMs < 7000 + ?MARGIN_MS,
             true = NewMs < 7000 + ?MARGIN_MS,
