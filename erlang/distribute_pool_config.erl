@@ -12,6 +12,8 @@
 -export([prepare/2]).
 -export([to_map/1]).
 -export([loggable/1]).
+-export([sealed/1]).
+-export([unsealed/1]).
 
 -export_type([prepared/0]).
 -export_type([invalid_config/0]).
@@ -149,20 +151,36 @@ binary_if_string(Value) ->
 %% Options (a map or a list) as they may go into a log or an error: a pool's own cookie and the password of
 %% its `tls' map never do (each becomes `hidden').
 -spec loggable(term()) -> term().
-loggable(#{} = Options) ->
-    maps:map(fun hide/2, Options);
-loggable([{Key, Value} | Rest]) ->
-    [{Key, hide(Key, Value)} | loggable(Rest)];
-loggable([Other | Rest]) ->
-    [Other | loggable(Rest)];
-loggable(Other) ->
+loggable(Options) ->
+    with_secrets(fun(_Secret) -> hidden end, Options).
+
+%% Options whose secrets (as loggable/1) are sealed in funs, for a term that must carry them where reports
+%% print it: a child spec's start arguments (supervisor reports); unsealed/1 gives them back.
+-spec sealed(term()) -> term().
+sealed(Options) ->
+    with_secrets(fun(Secret) -> {sealed, fun() -> Secret end} end, Options).
+
+-spec unsealed(term()) -> term().
+unsealed(Options) ->
+    with_secrets(fun({sealed, Secret}) when is_function(Secret, 0) -> Secret();
+                    (Plain) -> Plain
+                 end, Options).
+
+-spec with_secrets(fun((term()) -> term()), term()) -> term().
+with_secrets(Replace, #{} = Options) ->
+    maps:map(fun(Key, Value) -> secret(Replace, Key, Value) end, Options);
+with_secrets(Replace, [{Key, Value} | Rest]) ->
+    [{Key, secret(Replace, Key, Value)} | with_secrets(Replace, Rest)];
+with_secrets(Replace, [Other | Rest]) ->
+    [Other | with_secrets(Replace, Rest)];
+with_secrets(_Replace, Other) ->
     %% [], or the tail of an improper list.
     Other.
 
--spec hide(term(), term()) -> term().
-hide(cookie, _Cookie) -> hidden;
-hide(tls, #{password := _} = Tls) -> Tls#{password := hidden};
-hide(_Key, Value) -> Value.
+-spec secret(fun((term()) -> term()), term(), term()) -> term().
+secret(Replace, cookie, Cookie) -> Replace(Cookie);
+secret(Replace, tls, #{password := Password} = Tls) -> Tls#{password := Replace(Password)};
+secret(_Replace, _Key, Value) -> Value.
 
 %% The app env's owner_grace_ms as an option, when it is not the C-node's own default (sending that would
 %% change nothing).

@@ -33,7 +33,8 @@ child_spec(Options) ->
     case checked(Options) of
         {ok, #{name := Name} = Map, Drain} ->
             {ok, #{id => {distribute_pool, Name},
-                   start => {distribute_pool, start_link, [Map]},
+                   %% Sealed: supervisor reports print these arguments, and a pool's secrets must not show.
+                   start => {distribute_pool, start_link, [distribute_pool_config:sealed(Map)]},
                    restart => permanent,
                    shutdown => Drain + ?SHUTDOWN_MARGIN_MS,
                    type => worker,
@@ -44,7 +45,7 @@ child_spec(Options) ->
 
 -spec start_link(term()) -> {ok, pid()} | {error, term()}.
 start_link(Options) ->
-    case checked(Options) of
+    case checked(distribute_pool_config:unsealed(Options)) of
         {ok, #{target := Target} = Map, Drain} ->
             gen_server:start_link(?MODULE, {Target, maps:without(?OWNER_KEYS, Map), Drain}, []);
         {error, _} = Error ->

@@ -13,6 +13,7 @@
 -export([stale_name_is_looked_up_again/1]).
 -export([child_spec_under_a_supervisor/1]).
 -export([child_spec_argument_errors/1]).
+-export([child_spec_keeps_secrets_out_of_reports/1]).
 -export([name_passes_from_a_draining_pool/1]).
 -export([child_never_takes_over_a_pool_it_did_not_make/1]).
 
@@ -31,6 +32,7 @@ all() ->
      stale_name_is_looked_up_again,
      child_spec_under_a_supervisor,
      child_spec_argument_errors,
+     child_spec_keeps_secrets_out_of_reports,
      name_passes_from_a_draining_pool,
      child_never_takes_over_a_pool_it_did_not_make].
 
@@ -179,6 +181,30 @@ child_spec_under_a_supervisor(_Config) ->
             ok = do_stop_sup(Sup),
             {error, invalid_pool} = distribute_pool:stats(Name),
             do_wait_until(fun() -> hidden_pool_nodes(T) =:= [] end, 10000)
+        after
+            _ = do_stop_sup(Sup)
+        end
+    end).
+
+-spec child_spec_keeps_secrets_out_of_reports(list()) -> ok.
+child_spec_keeps_secrets_out_of_reports(_Config) ->
+    doc("A child spec carries a pool's cookie and TLS password sealed: the spec printed (as supervisor reports "
+        "print its start arguments) shows neither, and the child still makes its pool with them."),
+    with_target("dpool_sup_secret", fun(T) ->
+        Name = dpool_supervised_secret,
+        Cookie = atom_to_list(erlang:get_cookie()),
+        Password = "pw-never-printed-4711",
+        Spec = distribute_pool:child_spec(#{name => Name, target => T, max_connections => 1, cookie => Cookie,
+                                            tls => #{mode => none, password => Password}}),
+        Printed = lists:flatten(io_lib:format("~p", [Spec])),
+        nomatch = string:find(Printed, Cookie),
+        nomatch = string:find(Printed, Password),
+        {ok, Sup} = supervisor:start_link(dpool_ct_sup, {#{strategy => one_for_one, intensity => 5, period => 10},
+                                                         [Spec]}),
+        unlink(Sup),
+        try
+            {ok, #{total_connections := 1, tls := none} = Stats} = distribute_pool:stats(Name),
+            nomatch = string:find(lists:flatten(io_lib:format("~p", [Stats])), Password)
         after
             _ = do_stop_sup(Sup)
         end
