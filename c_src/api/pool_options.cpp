@@ -176,8 +176,8 @@ constexpr std::string_view kTlsAllowed =
 constexpr std::size_t kMaxTlsFieldBytes = 4096;
 
 // The option `tls`: a mode, or a map of a mode and files (binaries; the library turns strings into them).
-// Keys not given stay empty: the C-node's are used. On failure, whether the value must be hidden (it holds a
-// password).
+// Keys not given stay empty: the C-node's are used. On failure, whether the value must be hidden (a map,
+// which may hold a password).
 Parsed<transport::TlsSettings, bool> read_tls_option(std::string_view bytes)
 {
     TermReader r(bytes);
@@ -224,8 +224,7 @@ Parsed<transport::TlsSettings, bool> read_tls_option(std::string_view bytes)
         }
     }
     if (!ok || !has_mode) {
-        // The atom `password` anywhere in it (where the reading stopped or not): hidden.
-        return bytes.find("password") != std::string_view::npos;
+        return true; // a misspelt key (passwd) may hold the password as well as `password`
     }
     return settings;
 }
@@ -284,7 +283,7 @@ std::optional<ConfigError> read_option(TermReader& r, pool::PoolConfig& config, 
         auto tls = read_tls_option(value_bytes);
         if (!tls) {
             auto refused = bad_value(e.term, value_bytes, std::string(kTlsAllowed));
-            refused.hide_value = tls.error(); // a map with a password
+            refused.hide_value = tls.error(); // a map: it may hold a password, under any key
             return refused;
         }
         config.tls = *std::move(tls);

@@ -72,6 +72,9 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
             if (outcome.timed_out) {
                 co_return timed_out("in the handshake");
             }
+            if (outcome.tls_refused) {
+                co_return failed(ConnectError::tls_failed, fmt::format("no TLS with {}: {}", target, outcome.error));
+            }
             co_return failed(ConnectError::handshake_refused,
                              fmt::format("{} refused the handshake: {}", target, outcome.error));
         }

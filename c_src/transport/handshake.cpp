@@ -19,6 +19,7 @@ struct Received {
     std::optional<std::string> body;
     bool closed = false;    // the peer closed the connection (or it was reset) before a whole message
     bool oversized = false; // its length is more than any handshake message needs: no distribution peer
+    error_code error;       // why it was closed
 };
 
 std::size_t length_bytes(const DistStream& stream)
@@ -36,6 +37,7 @@ asio::awaitable<Received> read_message(DistStream& stream, LinkRecording* record
                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         out.closed = true;
+        out.error = ec;
         co_return out;
     }
     const std::size_t length = hs::body_length(head);
@@ -175,6 +177,11 @@ asio::awaitable<HandshakeOutcome> connect_handshake(DistStream& stream, const Ha
         co_return failure(deadline, std::string(kNoDistribution));
     }
     const auto status_message = co_await read_message(stream, recording);
+    if (stream.encrypted() && status_message.error.category() == asio::error::get_ssl_category()) {
+        auto out = failure(deadline, fmt::format("it ended the TLS session: {}", status_message.error.message()));
+        out.tls_refused = !out.timed_out;
+        co_return out;
+    }
     const auto status = status_message.body ? hs::parse_status(*status_message.body) : std::nullopt;
     if (!status) {
         co_return failure(deadline, std::string(kNoDistribution));

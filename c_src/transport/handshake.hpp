@@ -31,6 +31,9 @@ struct HandshakeOutcome {
     std::uint64_t peer_flags = 0;
     // Refused by AdmitPeer, which reported it itself: the acceptor does not log it again.
     bool reported = false;
+    // Over TLS: the peer ended the TLS session with an alert after the TLS handshake (in TLS 1.3 a server
+    // that refuses the client's certificate says so only then); the error says which alert.
+    bool tls_refused = false;
 };
 
 // Capabilities of a peer that change what the C-node sends it.

@@ -1,8 +1,11 @@
 #include "transport/tls.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -34,7 +37,9 @@ public:
             return preverified;
         }
         X509* cert = X509_STORE_CTX_get_current_cert(store);
-        const bool named = X509_check_host(cert, host_.data(), host_.size(), 0, nullptr) == 1 ||
+        // No partial wildcards ("w*.example.com"), and none at all for an address: *.0.0.1 names no address.
+        const unsigned flags = ip_ ? X509_CHECK_FLAG_NO_WILDCARDS : X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+        const bool named = X509_check_host(cert, host_.data(), host_.size(), flags, nullptr) == 1 ||
                            (ip_ && X509_check_ip_asc(cert, host_.c_str(), 0) == 1);
         if (!named) {
             X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
@@ -47,18 +52,88 @@ private:
     bool ip_;
 };
 
-// OpenSSL's errors for files say little ("asio.ssl error"): one that cannot be read is named with the
-// system's reason, one that can is not PEM of the kind expected.
-std::string file_error(std::string_view what, const std::string& path, const error_code& ec)
-{
-    std::ifstream file(path);
-    if (!file) {
-        return fmt::format("cannot read the {} {}: {}", what, path, std::strerror(errno));
+// A descriptor closed when it goes out of scope.
+struct OwnedFd {
+    explicit OwnedFd(int descriptor) : fd(descriptor) {}
+    OwnedFd(const OwnedFd&) = delete;
+    OwnedFd& operator=(const OwnedFd&) = delete;
+    ~OwnedFd()
+    {
+        if (fd >= 0) {
+            ::close(fd);
+        }
     }
+    const int fd;
+};
+
+// PEM files are a few KiB; a bigger one is no certificate or key.
+constexpr std::size_t kMaxPemFileBytes = 1 << 20;
+
+// Reads a PEM file whole, or says why not. The path may come from a caller (a pool's option tls) and is read
+// on the event loop: only a regular file of at most kMaxPemFileBytes is read, and opening never waits (a FIFO,
+// a terminal), so no path can hold the C-node up.
+std::variant<std::string, std::string> read_pem_file(std::string_view what, const std::string& path)
+{
+    const auto failed = [&](std::string_view why) {
+        return std::variant<std::string, std::string>(std::in_place_index<1>,
+                                                       fmt::format("cannot read the {} {}: {}", what, path, why));
+    };
+    const OwnedFd file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)};
+    const int fd = file.fd;
+    if (fd < 0) {
+        return failed(std::strerror(errno));
+    }
+    struct stat status {};
+    if (::fstat(fd, &status) != 0) {
+        return failed(std::strerror(errno));
+    }
+    if (!S_ISREG(status.st_mode)) {
+        return failed("not a regular file");
+    }
+    if (static_cast<std::size_t>(status.st_size) > kMaxPemFileBytes) {
+        return failed(fmt::format("larger than {} bytes", kMaxPemFileBytes));
+    }
+    std::string bytes(static_cast<std::size_t>(status.st_size), '\0');
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return failed(n < 0 ? std::strerror(errno) : "it shrank while being read");
+        }
+        got += static_cast<std::size_t>(n);
+    }
+    return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(bytes));
+}
+
+// OpenSSL's reasons for PEM it cannot use say little alone ("unsupported", "no start line"): what the file
+// must hold comes with them.
+std::string unusable(std::string_view what, const std::string& path, const error_code& ec)
+{
     return fmt::format("the {} {} is not usable: {} ({})", what, path, ec.message(),
                        what == "keyfile" ? "it must hold the PEM private key of the certfile; an encrypted one needs "
                                            "its password"
                                          : "it must hold PEM certificates");
+}
+
+// The bytes of the PEM file `path` handed to `use` (a context's use_* or add_* of a buffer); why not, on
+// failure.
+template <class Use>
+std::optional<std::string> use_pem_file(std::string_view what, const std::string& path, Use use)
+{
+    auto read = read_pem_file(what, path);
+    if (read.index() == 1) {
+        return std::get<1>(std::move(read));
+    }
+    const std::string& bytes = std::get<0>(read);
+    error_code ec;
+    use(asio::buffer(bytes), ec);
+    if (ec) {
+        return unusable(what, path, ec);
+    }
+    return std::nullopt;
 }
 
 std::optional<std::string> load_identity(ssl::context& context, const TlsSettings& settings)
@@ -66,23 +141,20 @@ std::optional<std::string> load_identity(ssl::context& context, const TlsSetting
     if (settings.certfile.empty()) {
         return std::nullopt;
     }
-    if (!settings.password.empty()) {
-        context.set_password_callback(
-            [password = settings.password](std::size_t, ssl::context::password_purpose) { return password; });
-    }
-    error_code ec;
-    context.use_certificate_chain_file(settings.certfile, ec);
-    if (ec) {
-        return file_error("certfile", settings.certfile, ec);
+    // Always a callback: without one, OpenSSL would ask for an encrypted key's passphrase on the terminal or
+    // standard input, and wait there.
+    context.set_password_callback(
+        [password = settings.password](std::size_t, ssl::context::password_purpose) { return password; });
+    if (auto failed = use_pem_file("certfile", settings.certfile, [&](auto buffer, error_code& ec) {
+            context.use_certificate_chain(buffer, ec);
+        })) {
+        return failed;
     }
     // As with OTP's ssl, the key may be in the certificate's file. OpenSSL refuses a key that is not the
     // certificate's here ("key values mismatch").
     const std::string& keyfile = settings.keyfile.empty() ? settings.certfile : settings.keyfile;
-    context.use_private_key_file(keyfile, ssl::context::pem, ec);
-    if (ec) {
-        return file_error("keyfile", keyfile, ec);
-    }
-    return std::nullopt;
+    return use_pem_file("keyfile", keyfile,
+                        [&](auto buffer, error_code& ec) { context.use_private_key(buffer, ssl::context::pem, ec); });
 }
 
 // Why a TLS handshake failed, in words a user can act on.
@@ -151,10 +223,10 @@ std::variant<TlsContext, std::string> make_tls_context(const TlsSettings& settin
         return *std::move(failed);
     }
     if (settings.mode == TlsMode::verified) {
-        error_code ec;
-        context->load_verify_file(settings.cacertfile, ec);
-        if (ec) {
-            return file_error("cacertfile", settings.cacertfile, ec);
+        if (auto failed = use_pem_file("cacertfile", settings.cacertfile, [&](auto buffer, error_code& ec) {
+                context->add_certificate_authority(buffer, ec);
+            })) {
+            return *std::move(failed);
         }
         context->set_verify_mode(role == TlsRole::accept ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
                                                          : ssl::verify_peer);

@@ -1,6 +1,7 @@
 #include "test_support.hpp"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -49,7 +50,13 @@ public:
         make_node("node_a", "a", "IP:127.0.0.1,DNS:127.0.0.1");
         make_node("node_b", "b", "IP:127.0.0.1,DNS:127.0.0.1");
         make_node("elsewhere_a", "a", "IP:127.0.0.2,DNS:127.0.0.2");
+        make_node("ip_only_a", "a", "IP:127.0.0.1");
+        make_node("dns_only_a", "a", "DNS:127.0.0.1");
+        make_node("wildcard_a", "a", "DNS:*.0.0.1");
+        run(fmt::format("openssl pkey -in {} -aes256 -passout pass:{} -out {}", path("node_a.key"), kPassword,
+                        path("node_a_encrypted.key")));
     }
+    static constexpr const char* kPassword = "unit-test-pass";
     ~Certificates()
     {
         std::error_code ignored;
@@ -126,20 +133,20 @@ struct TlsPair {
 
 // `until_both`: false to return once the connecting end is done (a plain one is at once).
 void handshake_both(asio::io_context& io, TlsPair& pair, const TlsContext& server, const TlsContext& client,
-                    const std::string& host, bool until_both = true)
+                    const std::string& host, bool until_both = true, std::chrono::milliseconds deadline = 10s)
 {
     auto sockets = dpool::test::socket_pair(io);
     pair.accepting.emplace(server.context ? DistStream(std::move(sockets.far), server.context)
                                           : DistStream(std::move(sockets.far)));
     pair.connecting.emplace(client.context ? DistStream(std::move(sockets.near), client.context)
                                            : DistStream(std::move(sockets.near)));
-    const auto run = [&io](DistStream& stream, TlsMode mode, TlsRole role, std::string h,
-                           std::optional<std::optional<std::string>>& out) {
+    const auto run = [&io, deadline](DistStream& stream, TlsMode mode, TlsRole role, std::string h,
+                                     std::optional<std::optional<std::string>>& out) {
         asio::co_spawn(
             io,
-            [&stream, mode, role, h, &out, &io]() -> asio::awaitable<void> {
-                dpool::DeadlineGuard deadline(io.get_executor(), 10s);
-                out = co_await dpool::transport::tls_handshake(stream, mode, role, h, deadline);
+            [&stream, mode, role, h, &out, &io, deadline]() -> asio::awaitable<void> {
+                dpool::DeadlineGuard guard(io.get_executor(), deadline);
+                out = co_await dpool::transport::tls_handshake(stream, mode, role, h, guard);
                 if (*out) {
                     error_code ignored; // a refusal ends the connection, as the acceptor and connector do
                     stream.socket().close(ignored);
@@ -202,16 +209,33 @@ TEST_CASE("TLS settings that give no context are refused with the file and the r
     CHECK(context_of(plain, TlsRole::accept).context == nullptr);
 }
 
-TEST_CASE("a verified TLS handshake passes with a certificate from the CA that names the host", "[tls]")
+TEST_CASE("an encrypted key is read with its password, and refused at once without it", "[tls]")
 {
-    asio::io_context io;
     const auto& c = certificates();
-    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
-    TlsPair pair;
-    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
-                   "127.0.0.1");
-    CHECK_FALSE(pair.accepted->has_value());
-    CHECK_FALSE(pair.connected->has_value());
+    auto s = c.settings(TlsMode::verified, "node_a", "a");
+    s.keyfile = c.path("node_a_encrypted.key");
+    s.password = Certificates::kPassword;
+    CHECK(error_of(s, TlsRole::accept).empty());
+    s.password.clear(); // OpenSSL's default would ask a terminal or standard input, and wait
+    const auto started = std::chrono::steady_clock::now();
+    CHECK(error_of(s, TlsRole::accept).find("an encrypted one needs its password") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+}
+
+TEST_CASE("only a regular PEM file of at most 1 MiB is read: a FIFO or a device never holds the loop up", "[tls]")
+{
+    const auto& c = certificates();
+    auto s = c.settings(TlsMode::verified, "node_a", "a");
+    const std::string fifo = c.path("fifo.pem");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    s.cacertfile = fifo; // a FIFO that no one writes: opening it for reading would wait
+    CHECK(error_of(s, TlsRole::connect) == "cannot read the cacertfile " + fifo + ": not a regular file");
+    s.cacertfile = "/dev/zero";
+    CHECK(error_of(s, TlsRole::connect) == "cannot read the cacertfile /dev/zero: not a regular file");
+    const std::string big = c.path("big.pem");
+    std::ofstream(big) << std::string((1 << 20) + 1, 'x');
+    s.cacertfile = big;
+    CHECK(error_of(s, TlsRole::connect) == "cannot read the cacertfile " + big + ": larger than 1048576 bytes");
 }
 
 TEST_CASE("verified TLS refuses a certificate from another CA, and one for another host", "[tls]")
@@ -231,6 +255,20 @@ TEST_CASE("verified TLS refuses a certificate from another CA, and one for anoth
     {
         TlsPair pair;
         handshake_both(io, pair, context_of(c.settings(TlsMode::unverified, "elsewhere_a", "a"), TlsRole::accept),
+                       client, "127.0.0.1");
+        REQUIRE(pair.connected->has_value());
+        CHECK(**pair.connected == "its certificate is not for host 127.0.0.1 (verified TLS)");
+    }
+    SECTION("an address is named by an IP entry or by a DNS entry of its text, never by a wildcard")
+    {
+        for (const char* node : {"ip_only_a", "dns_only_a"}) {
+            TlsPair pair;
+            handshake_both(io, pair, context_of(c.settings(TlsMode::unverified, node, "a"), TlsRole::accept), client,
+                           "127.0.0.1");
+            CHECK_FALSE(pair.connected->has_value());
+        }
+        TlsPair pair;
+        handshake_both(io, pair, context_of(c.settings(TlsMode::unverified, "wildcard_a", "a"), TlsRole::accept),
                        client, "127.0.0.1");
         REQUIRE(pair.connected->has_value());
         CHECK(**pair.connected == "its certificate is not for host 127.0.0.1 (verified TLS)");
@@ -269,7 +307,56 @@ TEST_CASE("a plain peer on a TLS lane is refused at once, not at the deadline", 
     CHECK(std::chrono::steady_clock::now() - started < 5s);
 }
 
-TEST_CASE("DistLinks over TLS carry packets of every size both ways, in order", "[tls]")
+TEST_CASE("a target that refuses the C-node's certificate after a TLS 1.3 handshake is a TLS refusal", "[tls]")
+{
+    asio::io_context io;
+    const auto& c = certificates();
+    TlsSettings no_certificate = c.settings(TlsMode::verified, "node_a", "a");
+    no_certificate.certfile.clear();
+    no_certificate.keyfile.clear();
+    TlsPair pair;
+    // In TLS 1.3 the client's handshake ends before the server has judged the client's certificate.
+    handshake_both(io, pair, context_of(c.settings(TlsMode::verified, "node_a", "a"), TlsRole::accept),
+                   context_of(no_certificate, TlsRole::connect), "127.0.0.1");
+    REQUIRE(pair.accepted->has_value());
+    REQUIRE_FALSE(pair.connected->has_value());
+    std::optional<dpool::transport::HandshakeOutcome> outcome;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            dpool::DeadlineGuard deadline(io.get_executor(), 10s);
+            const dpool::transport::HandshakeIdentity self{"pooled", "127.0.0.1", "pooled@127.0.0.1", 7};
+            const std::string cookie = "cookie";
+            outcome = co_await dpool::transport::connect_handshake(*pair.connecting, self, cookie, deadline);
+        },
+        asio::detached);
+    REQUIRE(dpool::test::run_until(io, [&] { return outcome.has_value(); }));
+    CHECK_FALSE(outcome->ok);
+    CHECK(outcome->tls_refused);
+    CHECK(outcome->error.find("it ended the TLS session: ") == 0);
+    CHECK(outcome->error.find("certificate required") != std::string::npos);
+}
+
+TEST_CASE("a TLS peer that never finishes its handshake is cut off at the deadline", "[tls]")
+{
+    asio::io_context io;
+    const auto& c = certificates();
+    TlsPair pair;
+    const auto started = std::chrono::steady_clock::now();
+    // The connecting end is plain and sends nothing: the accepting end waits for a ClientHello until its deadline.
+    handshake_both(io, pair, context_of(c.settings(TlsMode::unverified, "node_a", "a"), TlsRole::accept),
+                   TlsContext{}, "127.0.0.1", false, 300ms);
+    REQUIRE(dpool::test::run_until(io, [&] { return pair.accepted.has_value(); }));
+    REQUIRE(pair.accepted->has_value());
+    CHECK(**pair.accepted == "timed out");
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took >= 300ms);
+    CHECK(took < 5s);
+}
+
+TEST_CASE("verified TLS passes a certificate from the CA that names the host, and DistLinks over it carry "
+          "packets of every size both ways, in order",
+          "[tls]")
 {
     asio::io_context io;
     const auto& c = certificates();

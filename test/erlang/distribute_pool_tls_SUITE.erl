@@ -397,6 +397,8 @@ unusable_tls_option_is_invalid_config(Config) ->
          {#{mode => verified, certfile => 42}, {bad_value, tls}},
          {#{certfile => Missing}, {bad_value, tls}},
          {#{mode => verified, certfile => 42, password => Secret}, {bad_value, tls, hidden}},
+         %% A misspelt key may hold the password too: a refused map is always hidden.
+         {#{mode => verified, passwd => Secret}, {bad_value, tls, hidden}},
          {#{mode => verified, certfile => Missing, cacertfile => CaA, password => Secret}, {tls_unusable, Missing}},
          {#{mode => verified, certfile => maps:get(certfile, node_cert(Config, a)), cacertfile => CaA,
             keyfile => maps:get(keyfile, node_cert(Config, b))}, {tls_unusable, "keyfile"}},
