@@ -59,6 +59,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     c.link_limits.bulk = &bulk;
     c.link_limits.recorder = recorder;
     c.limits = o.limits;
+    c.log_repeat_interval = std::chrono::milliseconds(o.log_repeat_interval_ms);
     c.await_restore = o.await_restore;
     c.callers = o.callers;
     c.targets = o.targets;

@@ -39,6 +39,9 @@ struct Options {
     transport::TlsContext tls_accept;
     transport::TlsContext tls_connect;
     std::string log_level = "info";
+    // A run of repeated failures (a pool's failed connects, lost connections) is logged once, then summarized
+    // at most this often.
+    unsigned log_repeat_interval_ms = 10000;
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;
     // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).

@@ -57,6 +57,8 @@
 -export([default_cnode/0]).
 -export([pools/0]).
 -export([pools/1]).
+-export([info/0]).
+-export([info/1]).
 -export([cast_batch/3]).
 -export([cast_batch/4]).
 -export([send_batch/3]).
@@ -702,6 +704,26 @@ stats(PoolRef) ->
 -spec destroy(pool_ref()) -> ok | {error, invalid_pool | connection_failure() | timeout}.
 destroy(Pool) ->
     destroy(Pool, #{}).
+
+%% @doc Prints the default C-node's pools and caller nodes as aligned tables (README, "Admin view").
+-spec info() -> ok | {error, term()}.
+info() ->
+    case default_cnode() of
+        {error, _} = Error -> Error;
+        Server -> distribute_pool_admin:print(Server)
+    end.
+
+%% @doc info/0 for the C-node CNode (a node name: the application's service name; or `{Service, Node}'), or,
+%% given `{connections, Pool}', the connections of that pool.
+-spec info(cnode() | {connections, pool_ref()}) -> ok | {error, term()}.
+info({connections, Pool}) ->
+    distribute_pool_admin:print_connections(Pool);
+info(Node) when is_atom(Node) ->
+    distribute_pool_admin:print({distribute_pool_env:value(service), Node});
+info({Service, Node} = Server) when is_atom(Service), is_atom(Node) ->
+    distribute_pool_admin:print(Server);
+info(_) ->
+    {error, badarg}.
 
 %% @doc The pools of the default C-node (see default_cnode/0), each with a handle and its stats, in id
 %% order. A pool destroyed while the list is made is left out.

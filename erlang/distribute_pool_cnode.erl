@@ -25,13 +25,14 @@
 
 -export_type([args/0]).
 
-%% lanes: the C-node's --lanes, unless args gives --lanes itself; limits: its --max-* options
+%% lanes: the C-node's --lanes, unless args gives --lanes itself; log_level: its --log-level, likewise; limits: its --max-* options
 %% (distribute_pool_env:limit_args/1), each unless args gives it itself; access: its allow-list options
 %% (distribute_pool_env:access_args/2), added to any that args gives (default: none, anyone with the cookie);
 %% executable: the binary (default priv); tls_env: its TLS variables (distribute_pool_env:tls_env/2, behind a
 %% fun that keeps the password out of reports; default: none set here).
 -type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
                   limits => distribute_pool_env:limits(), access => [string()],
+                  log_level => distribute_pool_env:log_level(),
                   executable => distribute_pool_env:executable(),
                   tls_env => fun(() -> distribute_pool_env:os_env())}.
 
@@ -75,7 +76,8 @@ safe_call(Request) ->
 init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
     Defaults = ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))
-                | distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
+                | distribute_pool_env:log_level_args(maps:get(log_level, Args, info))
+                ++ distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
     case executable(maps:get(executable, Args, priv)) of
         {ok, Exe} ->
             TlsEnv = maps:get(tls_env, Args, fun() -> [] end),
@@ -154,7 +156,7 @@ wait_ready(Port, OsPid, Deadline, Partial, Seen) ->
                 {ok, Node} ->
                     {ok, Node};
                 error ->
-                    log_line(OsPid, Line),
+                    distribute_pool_cnode_log:log(OsPid, Line),
                     wait_ready(Port, OsPid, Deadline, <<>>, lists:sublist([Line | Seen], ?KEEP_LINES))
             end;
         {Port, {exit_status, Status}} ->
@@ -211,7 +213,7 @@ handle_cast(_Request, State) ->
 handle_info({Port, {data, {noeol, Part}}}, #state{port = Port, partial = Partial} = State) ->
     {noreply, State#state{partial = cap(<<Partial/binary, Part/binary>>)}};
 handle_info({Port, {data, {eol, Part}}}, #state{port = Port, partial = Partial, os_pid = OsPid} = State) ->
-    log_line(OsPid, <<Partial/binary, Part/binary>>),
+    distribute_pool_cnode_log:log(OsPid, <<Partial/binary, Part/binary>>),
     {noreply, State#state{partial = <<>>}};
 handle_info({Port, {exit_status, Status}}, #state{port = Port, os_pid = OsPid} = State) ->
     logger:error("distribute_pool: C-node (os pid ~b) exited with status ~b: ~s",
@@ -274,13 +276,6 @@ os_alive(OsPid) ->
             false;
         {error, _} ->
             os:cmd("kill -0 " ++ Pid ++ " 2>/dev/null && echo alive") =:= "alive\n"
-    end.
-
--spec log_line(non_neg_integer(), binary()) -> ok.
-log_line(OsPid, Line) ->
-    case unicode:characters_to_binary(Line) of
-        Text when is_binary(Text) -> logger:info("dpool_cnode[~b]: ~ts", [OsPid, Text]);
-        _ -> logger:info("dpool_cnode[~b]: ~p", [OsPid, Line])
     end.
 
 %% A line longer than the port's line buffer arrives in pieces; keep a bounded amount of it.

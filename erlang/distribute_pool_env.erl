@@ -10,6 +10,7 @@
 -export([app_config/0]).
 -export([check/1]).
 -export([limit_args/1]).
+-export([log_level_args/1]).
 -export([access_args/2]).
 -export([tls_env/1]).
 -export([tls_env/2]).
@@ -18,6 +19,7 @@
 -export_type([key/0]).
 -export_type([lanes/0]).
 -export_type([limits/0]).
+-export_type([log_level/0]).
 -export_type([executable/0]).
 -export_type([app_config/0]).
 -export_type([access/0]).
@@ -27,7 +29,10 @@
 -export_type([os_env/0]).
 
 -type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits | cnode_executable
-             | allowed_callers | allowed_caller_addresses | allowed_targets | tls.
+             | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level.
+%% The least level of the embedded C-node's lines that it writes (its --log-level; README, "Logs"): lines
+%% below it are not even made. Each line reaches logger at its own level, where logger's filters apply.
+-type log_level() :: debug | info | warning | error | none.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
 %% Bounds of the embedded C-node (docs/PROTOCOL.md, "Limits"), each its command-line option of the same name
@@ -63,7 +68,8 @@
 %% password shows in no report that prints the arguments of the supervisor's children.
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
                         lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits(),
-                        cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env())}.
+                        cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env()),
+                        cnode_log_level := log_level()}.
 
 %% The keys of a TLS setting with a file or a secret, and the C-node's environment variable of each.
 -define(TLS_VARS, [{certfile, "DISTRIBUTE_POOL_TLS_CERTFILE"}, {keyfile, "DISTRIBUTE_POOL_TLS_KEYFILE"},
@@ -84,7 +90,8 @@ value(cnode_executable) -> application:get_env(distribute_pool, cnode_executable
 value(allowed_callers) -> application:get_env(distribute_pool, allowed_callers, starter);
 value(allowed_caller_addresses) -> application:get_env(distribute_pool, allowed_caller_addresses, any);
 value(allowed_targets) -> application:get_env(distribute_pool, allowed_targets, any);
-value(tls) -> application:get_env(distribute_pool, tls, auto).
+value(tls) -> application:get_env(distribute_pool, tls, auto);
+value(cnode_log_level) -> application:get_env(distribute_pool, cnode_log_level, info).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -98,7 +105,8 @@ app_config() ->
             lanes => value(lanes), owner_grace_ms => value(owner_grace_ms), limits => value(limits),
             cnode_executable => value(cnode_executable), allowed_callers => value(allowed_callers),
             allowed_caller_addresses => value(allowed_caller_addresses),
-            allowed_targets => value(allowed_targets), tls => value(tls)}).
+            allowed_targets => value(allowed_targets), tls => value(tls),
+            cnode_log_level => value(cnode_log_level)}).
 
 %% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
 %% tls, see tls_env/2). owner_grace_ms, `limits', cnode_executable, the allow-lists and tls may be left out
@@ -109,6 +117,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     Grace = maps:get(owner_grace_ms, Env, ?DPOOL_DEFAULT_OWNER_GRACE_MS),
     Limits = maps:get(limits, Env, #{}),
     Executable = maps:get(cnode_executable, Env, priv),
+    LogLevel = maps:get(cnode_log_level, Env, info),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -116,6 +125,9 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
             {error, {bad_app_env, lanes, Lanes}};
         not (is_integer(Grace) andalso Grace >= 0 andalso Grace =< ?DPOOL_MAX_OWNER_GRACE_MS) ->
             {error, {bad_app_env, owner_grace_ms, Grace}};
+        not (LogLevel =:= debug orelse LogLevel =:= info orelse LogLevel =:= warning orelse LogLevel =:= error
+             orelse LogLevel =:= none) ->
+            {error, {bad_app_env, cnode_log_level, LogLevel}};
         true ->
             case {is_string_list(Args), is_limits(Limits), is_executable(Executable)} of
                 {false, _, _} ->
@@ -129,7 +141,8 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                         {{ok, Access}, {ok, TlsEnv}} ->
                             {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
-                                   access => Access, tls_env => fun() -> TlsEnv end}};
+                                   access => Access, tls_env => fun() -> TlsEnv end,
+                                   cnode_log_level => LogLevel}};
                         {{error, _} = Error, _} ->
                             Error;
                         {_, {error, _} = Error} ->
@@ -150,6 +163,14 @@ check_access(Env) ->
         {true, true, true} ->
             {ok, #{allowed_callers => Callers, allowed_caller_addresses => Addresses, allowed_targets => Targets}}
     end.
+
+%% The C-node's --log-level for a cnode_log_level.
+-spec log_level_args(log_level()) -> [string()].
+log_level_args(debug) -> ["--log-level", "debug"];
+log_level_args(info) -> ["--log-level", "info"];
+log_level_args(warning) -> ["--log-level", "warn"];
+log_level_args(error) -> ["--log-level", "error"];
+log_level_args(none) -> ["--log-level", "off"].
 
 %% The embedded C-node's allow-list options for Access, started by Starter (this node): --allow-caller
 %% Starter unless allowed_callers is any, and one option per pattern. The starter is always in: the

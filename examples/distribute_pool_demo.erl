@@ -5,7 +5,7 @@
 -module(distribute_pool_demo).
 
 -export([main/0]).
--export([stats_tables/1]).
+-export([stats_tables/2]).
 
 -define(POOL_SIZE, 4).
 -define(WORKERS, 16).
@@ -102,7 +102,7 @@ demo(Target) ->
 
     step("pool stats"),
     {ok, Stats} = distribute_pool:stats(Pool),
-    io:format("~ts", [stats_tables(Stats)]),
+    io:format("~ts", [stats_tables(Pool, Stats)]),
 
     step("destroying the pool"),
     ok = distribute_pool:destroy(Pool),
@@ -125,38 +125,9 @@ parallel_leases(Pool) ->
 
 %% The stats as two tables that fit in 100 columns: the pool's figures (the map of closes by reason as one
 %% row per reason), then its connections.
--spec stats_tables(map()) -> iolist().
-stats_tables(#{connections := Connections} = Stats) ->
-    Figures = lists:append([case V of
-                                #{} -> [{atom_to_list(K) ++ "." ++ atom_to_list(R), format_value(N)}
-                                        || {R, N} <- lists:sort(maps:to_list(V))];
-                                _ -> [{atom_to_list(K), format_value(V)}]
-                            end || {K, V} <- lists:sort(maps:to_list(maps:remove(connections, Stats)))]),
-    [table(["figure", "value"], [[K, V] || {K, V} <- Figures]),
-     "\n",
-     table(["id", "node", "state"],
-           [[format_value(Id), format_value(Node), format_value(State)]
-            || #{id := Id, node := Node, state := State} <- Connections])].
-
-%% An aligned table that fits in 100 columns: each cell cut to at most 56 characters, the last column's to what
-%% the others leave.
--spec table([string()], [[string()]]) -> iolist().
-table(Header, Rows) ->
-    Columns = length(Header),
-    Widest = fun(I, Cells) -> lists:max([string:length(lists:nth(I, Row)) || Row <- Cells]) end,
-    Firsts = [[string:slice(C, 0, 56) || C <- lists:droplast(Row)] || Row <- [Header | Rows]],
-    Room = 95 - 3 * Columns - lists:sum([Widest(I, Firsts) || I <- lists:seq(1, Columns - 1)]),
-    Cut = [First ++ [string:slice(lists:last(Row), 0, min(56, Room))]
-           || {First, Row} <- lists:zip(Firsts, [Header | Rows])],
-    Widths = [Widest(I, Cut) || I <- lists:seq(1, Columns)],
-    Line = fun(Row) -> ["    |", [[" ", string:pad(C, W), " |"] || {C, W} <- lists:zip(Row, Widths)], "\n"] end,
-    Rule = ["    +", [[lists:duplicate(W + 2, $-), "+"] || W <- Widths], "\n"],
-    [Rule, Line(hd(Cut)), Rule, [Line(R) || R <- tl(Cut)], Rule].
-
--spec format_value(term()) -> string().
-format_value(V) when is_binary(V) -> binary_to_list(V);
-format_value(V) when is_atom(V) -> atom_to_list(V);
-format_value(V) -> lists:flatten(io_lib:format("~0tp", [V])).
+-spec stats_tables(distribute_pool:pool(), distribute_pool:stats()) -> iolist().
+stats_tables(Pool, Stats) ->
+    [distribute_pool_admin:pools_table([{Pool, Stats}]), "\n", distribute_pool_admin:connections_table(Stats)].
 
 -spec step(iodata()) -> ok.
 step(Text) ->

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/log.hpp"
+
 namespace dpool::api {
 
 ClientSession::ClientSession(SessionOwner& owner, std::shared_ptr<transport::DistLink> link, std::size_t lane,
@@ -25,7 +27,7 @@ void ClientSession::on_packet(transport::DistLink&, std::string_view packet)
 
 void ClientSession::on_closed(transport::DistLink&, std::string_view reason)
 {
-    spdlog::info("caller node {} disconnected: {}", link_->peer_node(), reason);
+    log::write(spdlog::level::info, {.caller = link_->peer_node()}, "caller disconnected: {}", reason);
     owner_.on_client_closed(*this);
 }
 

@@ -295,6 +295,18 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
          write_map(w, kDroppedFields, i.dropped_targets);
      }},
     {"memory_trims", [](auto& w, const ServiceInfo& i) { integer(w, i.memory_trims); }},
+    {"callers",
+     [](auto& w, const ServiceInfo& i) {
+         w.list(i.callers.size());
+         for (const auto& c : i.callers) {
+             w.map(2);
+             w.atom("node");
+             w.binary(c.node);
+             w.atom("lane");
+             integer(w, c.lane);
+         }
+         w.nil();
+     }},
 };
 
 // {error, {badrpc, {'EXIT', Reason}}}, Reason written by `write_reason`: rex's answer to a call that raised.

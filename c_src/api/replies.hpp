@@ -73,6 +73,9 @@ struct DroppedLinks {
     std::uint64_t malformed_packets = 0; // callers only: a packet that is no distribution message
 };
 
+// The most caller connections `info` lists (it counts them all: caller_connections).
+inline constexpr std::size_t kMaxListedCallers = 1000;
+
 // The C-node at one moment, for `info`.
 struct ServiceInfo {
     std::string_view node; // the name the request came in on
@@ -99,6 +102,12 @@ struct ServiceInfo {
     DroppedLinks dropped_callers;
     DroppedLinks dropped_targets;
     std::uint64_t memory_trims = 0;
+    // The caller nodes connected now and the lane of each connection (at most kMaxListedCallers of them).
+    struct CallerLink {
+        std::string_view node;
+        std::size_t lane = 0;
+    };
+    std::vector<CallerLink> callers;
 };
 // {ok, InfoMap}.
 void reply_info(const pool::CallerView& caller, const ServiceInfo& info);

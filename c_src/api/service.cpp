@@ -1,7 +1,10 @@
 #include "api/service.hpp"
 
+#include "util/log.hpp"
+
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <type_traits>
 #include <variant>
 
@@ -80,6 +83,7 @@ Service::Service(asio::io_context& io, ServiceConfig config)
       trimmer_(executor_)
 {
     context_.cookie = config_.cookie;
+    context_.log_repeat_interval = config_.log_repeat_interval;
     context_.scheduler = &scheduler_;
     context_.barriers = &barriers_;
     context_.link_limits = links_of_kind(config_.link_limits, config_.limits, config_.limits.max_target_packet_bytes,
@@ -114,8 +118,9 @@ std::optional<transport::PeerRefusal> Service::refusal_of_caller(std::size_t lan
     if (auto why = config_.callers.refusal(peer_node, from)) {
         switch (refused_callers_.record(peer_node)) {
         case RefusedCallers::Log::first:
-            spdlog::warn("refused caller {} from {} on lane {}: {} (each name is logged once; info: refused_callers)",
-                         peer_node, from.to_string(), lane, *why);
+            log::write(spdlog::level::warn, {.caller = peer_node},
+                       "refused from {} on lane {}: {} (each name is logged once; info: refused_callers)",
+                       from.to_string(), lane, *why);
             break;
         case RefusedCallers::Log::table_full:
             if (refused_callers_.unlogged() == 1) {
@@ -145,8 +150,8 @@ void Service::add_client(std::size_t lane, transport::DistStream stream, std::st
     // next attempt in.
     if (caller_connected(lane, peer_node)) {
         ++refused_duplicate_callers_;
-        spdlog::warn("refused a connection from {} to lane {}: a node of that name is connected there already",
-                     peer_node, lane);
+        log::write(spdlog::level::warn, {.caller = peer_node},
+                   "refused a connection to lane {}: a node of that name is connected there already", lane);
         error_code ignored;
         stream.socket().close(ignored);
         return;
@@ -155,9 +160,10 @@ void Service::add_client(std::size_t lane, transport::DistStream stream, std::st
     auto session = std::make_unique<ClientSession>(static_cast<SessionOwner&>(*this), link, lane, lanes_.at(lane));
     link->start(*session);
     sessions_.emplace(link.get(), std::move(session));
-    spdlog::info("caller node {} connected to lane {}", peer_node, lane);
+    log::write(spdlog::level::info, {.caller = peer_node}, "caller connected to lane {}", lane);
     if (owners_.connected(peer_node)) {
-        spdlog::info("caller node {} is back within the grace of its pools: they are kept", peer_node);
+        log::write(spdlog::level::info, {.caller = peer_node},
+                   "caller is back within the grace of its pools: they are kept");
     }
 }
 
@@ -181,8 +187,8 @@ void Service::on_client_closed(ClientSession& session)
                                                    pool::DeadlineKind::owner, id, gone->absence});
             }
         }
-        spdlog::info("caller node {} is gone: its {} pools are destroyed unless it comes back in time",
-                     link->peer_node(), gone->pools.size());
+        log::write(spdlog::level::info, {.caller = link->peer_node()},
+                   "caller is gone: its {} pools are destroyed unless it comes back in time", gone->pools.size());
     }
     for (auto& [id, p] : pools_) {
         p->on_client_gone(link);
@@ -202,8 +208,8 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
         // connection over an invalid distribution message; a well-formed message of a shape we do not serve
         // is only counted (handle_message).
         ++malformed_packets_;
-        spdlog::warn("caller node {}: malformed distribution packet of {} bytes, closing its link",
-                     session.link()->peer_node(), packet.size());
+        log::write(spdlog::level::warn, {.caller = session.link()->peer_node()},
+                   "malformed distribution packet of {} bytes, closing its link", packet.size());
         session.link()->close("malformed distribution packet");
         return;
     }
@@ -568,8 +574,8 @@ void Service::on_owner_grace_over(const pool::Deadline& d)
         return; // destroyed meanwhile, or its owner came back
     }
     ++orphaned_pools_destroyed_;
-    spdlog::warn("pool {}: destroying it, its owner {} has been gone for {} ms", p->id(), p->config().owner,
-                 p->config().owner_grace_ms);
+    log::write(spdlog::level::warn, p->about(), "destroying it, its owner {} has been gone for {} ms",
+               p->config().owner, p->config().owner_grace_ms);
     p->destroy(std::nullopt, kDefaultDrainTimeoutMs);
 }
 
@@ -615,7 +621,7 @@ std::optional<pool::Failure> Service::budget_refusal(std::string_view node, Call
                                                           limits.max_connections_per_caller));
     }
     if (refused) {
-        spdlog::warn("refusing a pool for {}: {}", node, refused->text);
+        log::write(spdlog::level::warn, {.caller = node}, "refusing a pool: {}", refused->text);
     }
     return refused;
 }
@@ -673,6 +679,21 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     reply_ok_integer(caller, static_cast<std::int64_t>(restore.pools.size()));
 }
 
+std::vector<ServiceInfo::CallerLink> Service::listed_callers() const
+{
+    std::vector<ServiceInfo::CallerLink> out;
+    for (const auto& [link, session] : sessions_) {
+        if (out.size() == kMaxListedCallers) {
+            break;
+        }
+        out.push_back({link->peer_node(), session->lane()});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.node, a.lane) < std::tie(b.node, b.lane);
+    });
+    return out;
+}
+
 void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
 {
     api::reply_info(caller, ServiceInfo{.node = lanes_[lane].node_name(),
@@ -699,7 +720,8 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .output_queue_peak_bytes = caller_links_.output->peak(),
                                         .dropped_callers = {*caller_links_.drops, malformed_packets_},
                                         .dropped_targets = {*context_.link_limits.drops, 0},
-                                        .memory_trims = trimmer_.trims()});
+                                        .memory_trims = trimmer_.trims(),
+                                        .callers = listed_callers()});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +35,7 @@ struct ServiceConfig {
     // Ticks, busy limit and bulk queue of every link; the bounds below set its packet and queue sizes.
     transport::LinkLimits link_limits;
     ServiceLimits limits;
+    std::chrono::milliseconds log_repeat_interval{10000}; // pool::PoolContext::log_repeat_interval
     // Who may use the C-node, and where its pools may connect (README, "Access"); empty lists: anyone with
     // the cookie, anywhere.
     CallerAccess callers;
@@ -95,6 +97,8 @@ private:
     bool is_own_node(std::string_view node) const;
     // Whether pools may connect to `target` (ServiceConfig::targets); counts and logs a refusal.
     bool target_allowed(std::string_view target);
+    // The caller connections `info` lists: node and lane, sorted, at most kMaxListedCallers.
+    std::vector<ServiceInfo::CallerLink> listed_callers() const;
     // Gives `config` the TLS context of its option `tls` (or the C-node's); else why it cannot.
     std::optional<std::string> resolve_tls(pool::PoolConfig& config) const;
     // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.

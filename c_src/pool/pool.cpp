@@ -111,7 +111,7 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
         answer_refused(caller, refuse(Limit::max_waiters,
                                       fmt::format("{} callers wait for a connection of pool {}, its limit "
                                                   "(option max_waiters of new)",
-                                                  waiters_.size(), label())));
+                                                  waiters_.size(), label_)));
         return;
     }
     if (!attempt.may_wait || attempt.deadline <= now) {
@@ -437,7 +437,7 @@ bool Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
     }
     PooledConnection& c = *connections_[conn];
     if (discard && c.link()) {
-        spdlog::info("pool {}: {} discarded by its lease holder, reopening it", label(), c.node_name());
+        log::write(spdlog::level::info, about(&c), "discarded by its lease holder, reopening it");
         // Closed before the lease ends, so the slot comes back as one to reconnect, never as idle.
         drop_link(c, CloseReason::broken, "its holder discarded it as broken");
     }

@@ -18,6 +18,8 @@
 #include "pool/limits.hpp"
 #include "pool/operations.hpp"
 #include "pool/pool_config.hpp"
+#include "util/log.hpp"
+#include "util/repeat_log.hpp"
 #include "pool/pool_core.hpp"
 #include "pool/pool_stats.hpp"
 #include "pool/pooled_connection.hpp"
@@ -55,6 +57,9 @@ struct PoolContext {
     ConnectionNames names;
     std::uint64_t lease_counter = 0;
     std::mt19937 random{std::random_device{}()};
+    // A run of repeated failures (failed connects, lost connections) is logged once, then summarized this often
+    // (log::RepeatLog; --log-repeat-interval-ms).
+    std::chrono::milliseconds log_repeat_interval{10000};
     // Called (from the event loop) when a pool failed to start and must be forgotten.
     std::function<void(std::uint64_t pool)> drop_pool;
     // How pools answer their callers (api::Replies): the terms of the caller protocol are the api layer's.
@@ -135,6 +140,14 @@ public:
     void close_now();
 
     std::size_t live_connections() const;
+
+    // What the pool's log lines are about: the pool (its name, or its id), its target and, given one, a
+    // connection.
+    log::About about(const PooledConnection* c = nullptr) const
+    {
+        return {.pool = label_, .target = config_.target, .connection = c ? std::string_view(c->node_name()) : "",
+                .caller = {}};
+    }
 
 private:
     struct Waiter {
@@ -242,7 +255,6 @@ private:
     // What a caller is told when no connection is up: the cause of the last failed attempt.
     Failure no_connection() const;
     // How logs name the pool: its name, or its id.
-    std::string label() const;
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
     // fails what was in flight on it. The slot's state is the caller's business. `detail`: why, in words.
     void drop_link(PooledConnection& c, CloseReason reason, std::string_view detail);
@@ -280,6 +292,10 @@ private:
     // Why the last connect attempt failed, or why the last connection was lost (stats: last_failure); no kind
     // until then.
     Failure last_failure_{"connection_failed"};
+    std::string label_; // the pool's name, or its id, in its log lines
+    // Runs of failed connects and of lost connections, logged collapsed (log::RepeatLog).
+    log::RepeatLog connect_failures_;
+    log::RepeatLog lost_connections_;
     // Adaptive capacity: the number of connections the pool keeps open, between min and max.
     std::uint32_t capacity_ = 0;
     std::uint32_t window_samples_ = 0;

@@ -14,6 +14,9 @@ Pool::Pool(PoolContext& context, std::uint64_t id, PoolConfig config)
       id_(id),
       config_(std::move(config)),
       core_(config_.max_connections, context.lease_counter),
+      label_(config_.name.empty() ? std::to_string(id_) : config_.name),
+      connect_failures_(fmt::format("connecting to {}", config_.target), context.log_repeat_interval),
+      lost_connections_(fmt::format("connections to {}", config_.target), context.log_repeat_interval),
       capacity_(config_.min_connections)
 {
     connections_.reserve(config_.max_connections);
@@ -122,8 +125,12 @@ void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::
                                               DeadlineKind::health, id_,
                                               connection_key(c.index(), c.slot.generation)});
     }
-    spdlog::debug("pool {}: {} connected to {}{}", label(), c.node_name(), config_.target,
-                  atom_cache ? " (distribution headers with atom cache)" : "");
+    log::write(spdlog::level::debug, about(&c), "connected{}",
+               atom_cache ? " (distribution headers with atom cache)" : "");
+    if (auto line = connect_failures_.succeeded()) {
+        log::write(spdlog::level::info, about(), "{}", *line);
+    }
+    lost_connections_.succeeded(); // a new run of losses starts with a line of its own
     if (auto g = core_.slot_ready(c.index())) {
         grant_to_waiter(*g);
     } else {
@@ -139,7 +146,9 @@ void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, 
     c.slot.down = Failure("connection_failed", transport::error_kind_name(kind), error);
     last_failure_ = c.slot.down;
     close_retiring(c);
-    spdlog::info("pool {}: {} cannot connect to {}: {}", label(), c.node_name(), config_.target, error);
+    if (auto line = connect_failures_.failed(Clock::now(), error)) {
+        log::write(spdlog::level::warn, about(), "{}", *line);
+    }
     if (creator_) {
         start_progress(false);
         return;
@@ -148,11 +157,6 @@ void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, 
         fail_waiters(no_connection());
     }
     schedule_reconnect(c);
-}
-
-std::string Pool::label() const
-{
-    return config_.name.empty() ? std::to_string(id_) : config_.name;
 }
 
 Failure Pool::no_connection() const
@@ -192,7 +196,9 @@ void Pool::on_link_closed(PooledConnection& c, transport::DistLink& l, std::stri
         return; // a link the pool already let go of
     }
     if (!destroyed_) {
-        spdlog::warn("pool {}: {} lost its connection to {}: {}", label(), c.node_name(), config_.target, reason);
+        if (auto line = lost_connections_.failed(Clock::now(), reason)) {
+            log::write(spdlog::level::warn, about(&c), "{}", *line);
+        }
     }
     drop_link(c, CloseReason::target_down, reason);
     if (c.slot.one_shot && core_.state(c.index()) == SlotState::leased) {
@@ -268,7 +274,7 @@ void Pool::retire(PooledConnection& c)
         schedule_reconnect(c);
         return;
     }
-    spdlog::info("pool {}: {} reached its max_lifetime_ms, replacing it", label(), c.node_name());
+    log::write(spdlog::level::info, about(&c), "reached its max_lifetime_ms, replacing it");
     fail_pending(c, Failure("connection_failed", "connection_lost",
                             fmt::format("the connection {} was replaced after max_lifetime_ms", c.node_name())));
     release_parked(c); // their data stays queued on the retiring link, which is flushed before it closes
@@ -344,7 +350,7 @@ void Pool::on_health_result(PooledConnection& c, bool ok)
         }
         return;
     }
-    spdlog::warn("pool {}: {} failed its health check, replacing it", label(), c.node_name());
+    log::write(spdlog::level::warn, about(&c), "failed its health check, replacing it");
     drop_link(c, CloseReason::health, "it failed its health check");
     after_link_lost(c);
 }
@@ -454,7 +460,7 @@ void Pool::maintain()
             }
             auto& c = *connections_[slot];
             if (now - c.slot.idle_since >= std::chrono::milliseconds(config_.max_idle_ms)) {
-                spdlog::debug("pool {}: closing {}, idle for {} ms", label(), c.node_name(), config_.max_idle_ms);
+                log::write(spdlog::level::debug, about(&c), "closing it, idle for {} ms", config_.max_idle_ms);
                 core_.close_idle(slot);
                 drop_link(c, CloseReason::idle, "closed as idle");
                 capacity_ = std::max(config_.min_connections, core_.open_slots());
@@ -503,8 +509,8 @@ void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_
     }
     draining_ = true;
     destroyer_ = std::move(destroyer);
-    spdlog::info("pool {}: destroying; waiting up to {} ms for {} leases", label(), drain_timeout_ms,
-                 core_.counts().leased);
+    log::write(spdlog::level::info, about(), "destroying; waiting up to {} ms for {} leases", drain_timeout_ms,
+               core_.counts().leased);
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
         if (c->slot.validating) {

@@ -69,20 +69,29 @@ readme_erlang_example_runs_verbatim(_Config) ->
 
 -spec demo_stats_tables_fit_in_100_columns(list()) -> ok.
 demo_stats_tables_fit_in_100_columns(_Config) ->
-    doc("The stats of a named pool whose target is down (a long last_failure text), as make demo prints them: "
-        "every line within 100 columns, the figures in one table, the connections in their own."),
-    Options = #{name => dpool_docs_a_rather_long_pool_name_to_print, max_connections => 3, min_connections => 0},
-    with_pool('dpool_docs_nobody@127.0.0.1', Options, fun(Pool) ->
+    doc("The admin view's tables of a named pool whose target is down, as make demo prints them: every line "
+        "within 100 columns; the pool's row shows its name, target, connections by state and operations; the "
+        "connections have a table of their own, one row each; each table ends with its row count."),
+    Options = #{name => orders, max_connections => 3, min_connections => 0},
+    Target = 'dpool_docs_nobody@127.0.0.1',
+    with_pool(Target, Options, fun(Pool) ->
         {error, {connection_failed, _}} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
                                                                           #{acquire_timeout_ms => 2000}),
         {ok, #{connections := Conns} = Stats} = distribute_pool:stats(Pool),
-        Lines = string:split(unicode:characters_to_list(distribute_pool_demo:stats_tables(Stats)), "\n", all),
+        Lines = string:split(unicode:characters_to_list(distribute_pool_demo:stats_tables(Pool, Stats)), "\n", all),
         ct:log("~ts", [lists:join("\n", Lines)]),
         [] = [L || L <- Lines, string:length(L) > 100],
-        %% Every figure has its row; the connections have a table of their own, one row each.
-        [_ | _] = [L || L <- Lines, string:find(L, "| last_failure") =/= nomatch],
-        [_] = [L || L <- Lines, string:find(L, "| id ") =/= nomatch],
-        Rows = [L || L <- Lines, re:run(L, "[|] (connecting|available|in_use) +[|]$") =/= nomatch],
+        [Header, Rule, Row, "(1 row)" | _] = Lines,
+        ["pool", "target", "connections", "waiting", "ops" | _] =
+            [string:trim(C) || C <- string:split(Header, "|", all)],
+        nomatch = string:find(Rule, " "),
+        #{total_connections := Total, available_connections := Avail, in_use_connections := InUse,
+          connecting_connections := Connecting, successful_operations := Ok, failed_operations := Failed} = Stats,
+        ["orders", "dpool_docs_nobody@127.0.0.1", Counts, _Waiting, Ops | _] =
+            [string:trim(C) || C <- string:split(Row, "|", all)],
+        true = Counts =:= lists:flatten(io_lib:format("~b/~b/~b/~b", [Total, Avail, InUse, Connecting])),
+        true = Ops =:= lists:flatten(io_lib:format("~b/~b", [Ok, Failed])),
+        Rows = [L || L <- Lines, re:run(L, "[|] (connecting|available|in_use) *$") =/= nomatch],
         true = length(Rows) =:= length(Conns) andalso Conns =/= []
     end).
 
