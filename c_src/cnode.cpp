@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <new>
 #include <random>
@@ -13,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/event_loop.hpp"
+#include "util/log.hpp"
 
 namespace dpool {
 
@@ -60,6 +62,13 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     c.link_limits.recorder = recorder;
     c.limits = o.limits;
     c.log_repeat_interval = std::chrono::milliseconds(o.log_repeat_interval_ms);
+    if (o.events) {
+        c.events = [](std::string_view kind, std::uint64_t pool, const log::About& about, std::string_view detail) {
+            std::string line = fmt::format("[dpool_event] {} {} {}{}", kind, pool, log::about_text(about), detail);
+            std::replace_if(line.begin(), line.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+            std::cout << line << std::endl; // one line each, at once: the port reads lines
+        };
+    }
     c.await_restore = o.await_restore;
     c.callers = o.callers;
     c.targets = o.targets;

@@ -182,6 +182,10 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();
+    app.add_flag("--events", o.events,
+                 "write '[dpool_event] connection_up|connection_down <pool id> [pool=... target=... "
+                 "connection=...] <reason>' to standard output when a pooled connection goes up or down (the "
+                 "application's telemetry events)");
     app.add_option("--log-repeat-interval-ms", o.log_repeat_interval_ms,
                    "a run of repeated failures (a pool's failed connects, its lost connections) is logged at its "
                    "first, then summarized at most this often, and its end once")

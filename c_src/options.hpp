@@ -42,6 +42,9 @@ struct Options {
     // A run of repeated failures (a pool's failed connects, lost connections) is logged once, then summarized
     // at most this often.
     unsigned log_repeat_interval_ms = 10000;
+    // Write a line to standard output for each pooled connection that goes up or down (--events): the
+    // library's telemetry events.
+    bool events = false;
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;
     // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).

@@ -222,7 +222,11 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                      end,
             case distribute_pool_proto:new_reply(Reply) of
                 {ok, PoolId} ->
-                    {ok, Handle(PoolId, AcquireMs)};
+                    Pool = Handle(PoolId, AcquireMs),
+                    distribute_pool_telemetry:execute([distribute_pool, pool, created], #{count => 1},
+                                                      #{pool => Pool, target => Target,
+                                                        name => maps:get(name, Options, undefined)}),
+                    {ok, Pool};
                 {already_started, Id, Ms} ->
                     {error, {already_started, Handle(Id, Ms)}};
                 {error, timeout} ->
@@ -406,26 +410,30 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
 -spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
-    case distribute_pool_client:call_tagged(Server, distribute_pool_proto:checkout(PoolId, WireTimeout), Wait) of
-        {reply, Reply} ->
-            case distribute_pool_proto:checkout_reply(Reply) of
-                {ok, ConnId, LeaseId, ConnNode} ->
-                    Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
-                    try Fun(Conn) of
-                        Result -> {ok, Result}
-                    after
-                        ok = end_async(PoolId, ConnId, LeaseId),
-                        distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId))
-                    end;
-                {error, _} = Error ->
-                    Error
+    Started = distribute_pool_telemetry:checkout_start(Pool),
+    Lease = case distribute_pool_client:call_tagged(Server, distribute_pool_proto:checkout(PoolId, WireTimeout),
+                                                    Wait) of
+                {reply, Reply} ->
+                    distribute_pool_proto:checkout_reply(Reply);
+                {timeout, Tag} ->
+                    %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a
+                    %% lease granted after all goes back to the pool instead of to a caller that stopped waiting.
+                    distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
+                    {error, pool_exhausted};
+                {error, {connection_failed, _}} = Failed ->
+                    Failed
+            end,
+    distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
+    case Lease of
+        {ok, ConnId, LeaseId, ConnNode} ->
+            Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
+            try Fun(Conn) of
+                Result -> {ok, Result}
+            after
+                ok = end_async(PoolId, ConnId, LeaseId),
+                distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId))
             end;
-        {timeout, Tag} ->
-            %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a lease
-            %% granted after all goes back to the pool instead of to a caller that stopped waiting.
-            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
-            {error, pool_exhausted};
-        {error, {connection_failed, _}} = Error ->
+        {error, _} = Error ->
             Error
     end.
 
@@ -434,12 +442,16 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 %% (or its name), one-shot: the C-node leases a connection (waiting up to the pool's acquire timeout, in line
 %% with checkouts), queues Msg on it and returns the lease at once; one message from the caller.
 -spec send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
-send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
+send(Handle, Dest, Msg) ->
+    distribute_pool_telemetry:operation(send, Handle, fun() -> do_send(Handle, Dest, Msg) end).
+
+-spec do_send(pool_ref() | conn(), dest(), term()) -> ok | {error, lease_error() | one_shot_error()}.
+do_send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
     with_pool_once(Handle, fun(#dpool{id = PoolId, acquire_timeout_ms = AcquireMs} = Pool) ->
                               one_shot(Pool, distribute_pool_proto:pooled_send(PoolId, Dest, Msg),
                                        AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS + ?DPOOL_SEND_WAIT_MS)
                       end);
-send(Conn, Dest, Msg) ->
+do_send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
             #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
@@ -559,7 +571,12 @@ request(Handle, Dest, Request) ->
 %% it and returns the lease when the answer (or the timeout, counted from when the request is sent) comes.
 -spec request(pool_ref() | conn(), dest(), term(), timeout()) ->
     {ok, term()} | {error, lease_error() | one_shot_error()}.
-request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
+request(Handle, Dest, Request, Timeout) ->
+    distribute_pool_telemetry:operation(request, Handle, fun() -> do_request(Handle, Dest, Request, Timeout) end).
+
+-spec do_request(pool_ref() | conn(), dest(), term(), timeout()) ->
+    {ok, term()} | {error, lease_error() | one_shot_error()}.
+do_request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
     with_pool_once(Handle, fun(Pool) ->
                               case valid_request_timeout(Timeout) of
                                   false ->
@@ -571,7 +588,7 @@ request(Handle, Dest, Request, Timeout) when ?IS_POOL_REF(Handle) ->
                                                one_shot_wait(Pool, Timeout))
                               end
                       end);
-request(Conn, Dest, Request, Timeout) ->
+do_request(Conn, Dest, Request, Timeout) ->
     case {valid_conn(Conn), valid_request_timeout(Timeout)} of
         {false, _} ->
             {error, invalid_connection};
@@ -634,9 +651,13 @@ call(Handle, M, F, A) ->
 %% answer does not come in time (the call may still run on the target).
 -spec call(pool_ref() | conn(), module(), atom(), [term()], timeout()) ->
     {ok, term()} | {error, {badrpc, term()} | lease_error() | one_shot_error()}.
-call(Handle, M, F, A, Timeout) when ?IS_POOL_REF(Handle) ->
+call(Handle, M, F, A, Timeout) ->
+    distribute_pool_telemetry:operation(call, Handle, fun() -> do_call_checked(Handle, M, F, A, Timeout) end).
+
+-spec do_call_checked(pool_ref() | conn(), term(), term(), term(), term()) -> term().
+do_call_checked(Handle, M, F, A, Timeout) when ?IS_POOL_REF(Handle) ->
     with_pool_once(Handle, fun(Pool) -> checked_call(Pool, M, F, A, Timeout) end);
-call(Conn, M, F, A, Timeout) ->
+do_call_checked(Conn, M, F, A, Timeout) ->
     case valid_conn(Conn) of
         false -> {error, invalid_connection};
         true -> checked_call(Conn, M, F, A, Timeout)
@@ -662,9 +683,13 @@ do_call(Conn, M, F, A, Timeout) ->
 %% down, or no answer within 5 s); `{error, invalid_connection}' when the lease has ended.
 -spec ping(conn()) -> pong | pang | {error, invalid_connection}.
 ping(Conn) ->
+    distribute_pool_telemetry:operation(ping, Conn, fun() -> do_ping(Conn) end).
+
+-spec do_ping(conn()) -> pong | pang | {error, invalid_connection}.
+do_ping(Conn) ->
     case valid_conn(Conn) of
         true ->
-            case request(Conn, net_kernel, {is_auth, node()}, ?DEFAULT_REQUEST_MS) of
+            case do_request(Conn, net_kernel, {is_auth, node()}, ?DEFAULT_REQUEST_MS) of
                 {ok, yes} -> pong;
                 {error, invalid_connection} = Error -> Error;
                 _ -> pang
@@ -790,6 +815,8 @@ do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
                     end
             end,
     ok = distribute_pool_names:forget(Pool),
+    Reply =:= ok andalso
+        distribute_pool_telemetry:execute([distribute_pool, pool, destroyed], #{count => 1}, #{pool => Pool}),
     Reply.
 
 -spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.

@@ -119,7 +119,7 @@ start(Exe, Service, ExtraArgs, TlsEnv) ->
                    _ -> "--sname"
                end,
     [Alive, Host] = string:split(atom_to_list(node()), "@"),
-    Args = [NameFlag, Alive ++ "_dpool@" ++ Host, "--exit-on-stdin-eof", "--await-restore",
+    Args = [NameFlag, Alive ++ "_dpool@" ++ Host, "--exit-on-stdin-eof", "--await-restore", "--events",
             "--service", atom_to_list(Service)]
         ++ ExtraArgs,
     Env = [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())} | TlsEnv()],

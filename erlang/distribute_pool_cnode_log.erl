@@ -14,8 +14,15 @@
 -type level() :: debug | info | notice | warning | error | critical.
 -type parsed() :: {level(), #{pool | target | connection | caller => binary()}, binary()}.
 
-%% Logs one line of the C-node whose OS pid is OsPid.
+%% Logs one line of the C-node whose OS pid is OsPid; a connection event (its --events) goes to telemetry
+%% instead (distribute_pool_telemetry).
 -spec log(non_neg_integer(), binary()) -> ok.
+log(_OsPid, <<"[dpool_event] ", Event/binary>>) ->
+    case event(Event) of
+        {ok, Name, Meta} ->
+            distribute_pool_telemetry:execute([distribute_pool, connection, Name], #{count => 1}, Meta);
+        error -> ok
+    end;
 log(OsPid, Line) ->
     {Level, About, Text} = parse(Line),
     Meta = maps:merge(#{domain => [distribute_pool, cnode], cnode_os_pid => OsPid}, About),
@@ -36,6 +43,41 @@ parse(<<"[dpool_cnode] ", Rest/binary>> = Line) ->
     end;
 parse(Line) ->
     {notice, #{}, printable(Line)}.
+
+%% `connection_up|connection_down <pool id> [pool=... target=... connection=...] <reason>'.
+-spec event(binary()) -> {ok, up | down, map()} | error.
+event(Event) ->
+    case binary:split(Event, <<" ">>) of
+        [Kind, Rest] when Kind =:= <<"connection_up">>; Kind =:= <<"connection_down">> ->
+            case binary:split(Rest, <<" ">>) of
+                [Id, AboutAndReason] ->
+                    try binary_to_integer(Id) of
+                        PoolId ->
+                            About = about(AboutAndReason),
+                            Meta = About#{pool_id => PoolId},
+                            case Kind of
+                                <<"connection_up">> -> {ok, up, Meta};
+                                <<"connection_down">> -> {ok, down, Meta#{reason => reason(AboutAndReason)}}
+                            end
+                    catch
+                        error:badarg -> error
+                    end;
+                _ ->
+                    error
+            end;
+        _ ->
+            error
+    end.
+
+%% The text after the bracket of what a line is about.
+-spec reason(binary()) -> binary().
+reason(<<"[", _/binary>> = Text) ->
+    case binary:split(Text, <<"] ">>) of
+        [_, Reason] -> printable(Reason);
+        _ -> printable(Text)
+    end;
+reason(Text) ->
+    printable(Text).
 
 -spec level(binary()) -> {ok, level()} | error.
 level(<<"trace">>) -> {ok, debug};

@@ -84,6 +84,7 @@ Service::Service(asio::io_context& io, ServiceConfig config)
 {
     context_.cookie = config_.cookie;
     context_.log_repeat_interval = config_.log_repeat_interval;
+    context_.events = config_.events;
     context_.scheduler = &scheduler_;
     context_.barriers = &barriers_;
     context_.link_limits = links_of_kind(config_.link_limits, config_.limits, config_.limits.max_target_packet_bytes,

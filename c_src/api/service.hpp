@@ -36,6 +36,7 @@ struct ServiceConfig {
     transport::LinkLimits link_limits;
     ServiceLimits limits;
     std::chrono::milliseconds log_repeat_interval{10000}; // pool::PoolContext::log_repeat_interval
+    decltype(pool::PoolContext::events) events;           // pool::PoolContext::events
     // Who may use the C-node, and where its pools may connect (README, "Access"); empty lists: anyone with
     // the cookie, anywhere.
     CallerAccess callers;

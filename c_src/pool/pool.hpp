@@ -60,6 +60,10 @@ struct PoolContext {
     // A run of repeated failures (failed connects, lost connections) is logged once, then summarized this often
     // (log::RepeatLog; --log-repeat-interval-ms).
     std::chrono::milliseconds log_repeat_interval{10000};
+    // Where pools report their connections going up and down (kind connection_up or connection_down, the
+    // pool's id, what it is about, the reason for a down); empty: nowhere. The C-node's --events.
+    std::function<void(std::string_view kind, std::uint64_t pool, const log::About& about, std::string_view detail)>
+        events;
     // Called (from the event loop) when a pool failed to start and must be forgotten.
     std::function<void(std::uint64_t pool)> drop_pool;
     // How pools answer their callers (api::Replies): the terms of the caller protocol are the api layer's.
@@ -258,6 +262,13 @@ private:
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
     // fails what was in flight on it. The slot's state is the caller's business. `detail`: why, in words.
     void drop_link(PooledConnection& c, CloseReason reason, std::string_view detail);
+    // Tells context_.events (if any) that `c` went up or down.
+    void report(std::string_view kind, const PooledConnection& c, std::string_view detail = {}) const
+    {
+        if (context_.events) {
+            context_.events(kind, id_, about(&c), detail);
+        }
+    }
     void close_retiring(PooledConnection& c);
     // After a link was lost: an idle slot reconnects, a validating checkout tries again elsewhere; a leased
     // slot stays with its holder (whose operations now fail) and reconnects when returned.

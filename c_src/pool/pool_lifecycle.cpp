@@ -125,6 +125,7 @@ void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::
                                               DeadlineKind::health, id_,
                                               connection_key(c.index(), c.slot.generation)});
     }
+    report("connection_up", c);
     log::write(spdlog::level::debug, about(&c), "connected{}",
                atom_cache ? " (distribution headers with atom cache)" : "");
     if (auto line = connect_failures_.succeeded()) {
@@ -217,6 +218,7 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view d
         return;
     }
     counters_.count_closed(reason);
+    report("connection_down", c, fmt::format("{}: {}", close_reason_name(reason), detail));
     c.slot.health_check_in_flight = false;
     c.slot.down = Failure("connection_failed", "connection_lost",
                           fmt::format("the connection {} to {} was closed: {}", c.node_name(), config_.target, detail));
@@ -232,6 +234,7 @@ void Pool::close_retiring(PooledConnection& c)
 {
     if (const auto name = c.close_retired("replaced after max_lifetime_ms")) {
         counters_.count_closed(CloseReason::lifetime);
+        report("connection_down", c, "lifetime: replaced after max_lifetime_ms");
         context_.names.release(config_.target, *name);
     }
 }
