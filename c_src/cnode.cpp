@@ -122,6 +122,20 @@ int CNode::run()
         spdlog::error("cannot listen on {}:{}: {}", address.to_string(), options_.listen_port, e.what());
         return 1;
     }
+    if (options_.metrics_port) {
+        try {
+            metrics_.emplace(io_,
+                             tcp::endpoint(asio::ip::make_address(options_.metrics_address), *options_.metrics_port),
+                             [this] { return service_.metrics_text(); });
+        } catch (const std::exception& e) {
+            spdlog::error("cannot serve metrics on {}:{}: {}", options_.metrics_address, *options_.metrics_port,
+                          e.what());
+            return 1;
+        }
+        metrics_->start();
+        service_.set_metrics_port(metrics_->port());
+        spdlog::info("Prometheus metrics on http://{}:{}/metrics", options_.metrics_address, metrics_->port());
+    }
 
     signals_.async_wait([this](const error_code& ec, int signal) {
         if (!ec) {
@@ -205,6 +219,9 @@ void CNode::shutdown(std::string_view why, int exit_code)
     spdlog::info("stopping: {}", why);
     if (lanes_) {
         lanes_->stop(); // stops accepting and unpublishes every lane
+    }
+    if (metrics_) {
+        metrics_->stop();
     }
     service_.stop();
     signals_.cancel();

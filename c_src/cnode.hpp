@@ -6,6 +6,7 @@
 
 #include "api/service.hpp"
 #include "lane_set.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
 #include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
@@ -35,6 +36,7 @@ private:
     std::unique_ptr<transport::PacketRecorder> recorder_;
     api::Service service_;
     std::optional<LaneSet> lanes_;
+    std::optional<MetricsServer> metrics_; // --metrics-port
     asio::signal_set signals_;
     asio::posix::stream_descriptor stdin_;
     char stdin_buffer_[256];

@@ -182,6 +182,11 @@ std::variant<Options, int> parse_options(int argc, char** argv)
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
         ->capture_default_str();
+    app.add_option("--metrics-port", o.metrics_port,
+                   "serve the Prometheus text exposition on this port (GET /metrics; 0: any free port, see info's "
+                   "metrics_port); off by default");
+    app.add_option("--metrics-address", o.metrics_address, "the address --metrics-port listens on")
+        ->capture_default_str();
     app.add_flag("--events", o.events,
                  "write '[dpool_event] connection_up|connection_down <pool id> [pool=... target=... "
                  "connection=...] <reason>' to standard output when a pooled connection goes up or down (the "

@@ -45,6 +45,9 @@ struct Options {
     // Write a line to standard output for each pooled connection that goes up or down (--events): the
     // library's telemetry events.
     bool events = false;
+    // The Prometheus endpoint (GET /metrics): off unless a port is given (0: any free port, which info shows).
+    std::optional<std::uint16_t> metrics_port;
+    std::string metrics_address = "127.0.0.1";
     // Ways in for callers: the main name and lanes - 1 more (lane_names.hpp).
     unsigned lanes = 4;
     // How long the event loop keeps polling after its last piece of work before it sleeps (0: never spins).

@@ -32,7 +32,7 @@
 %% fun that keeps the password out of reports; default: none set here).
 -type args() :: #{service := atom(), args := [string()], lanes => distribute_pool_env:lanes(),
                   limits => distribute_pool_env:limits(), access => [string()],
-                  log_level => distribute_pool_env:log_level(),
+                  log_level => distribute_pool_env:log_level(), metrics => distribute_pool_env:metrics(),
                   executable => distribute_pool_env:executable(),
                   tls_env => fun(() -> distribute_pool_env:os_env())}.
 
@@ -77,7 +77,8 @@ init(#{service := Service, args := ExtraArgs} = Args) ->
     process_flag(trap_exit, true),
     Defaults = ["--lanes", integer_to_list(maps:get(lanes, Args, ?DPOOL_DEFAULT_LANES))
                 | distribute_pool_env:log_level_args(maps:get(log_level, Args, info))
-                ++ distribute_pool_env:limit_args(maps:get(limits, Args, #{}))],
+                ++ distribute_pool_env:limit_args(maps:get(limits, Args, #{}))
+                ++ distribute_pool_env:metrics_args(maps:get(metrics, Args, none))],
     case executable(maps:get(executable, Args, priv)) of
         {ok, Exe} ->
             TlsEnv = maps:get(tls_env, Args, fun() -> [] end),

@@ -5,12 +5,15 @@
 
 -include("distribute_pool_internal.hrl").
 
+-define(IS_PORT(P), (is_integer(P) andalso P >= 0 andalso P =< 65535)).
+
 -export([value/1]).
 -export([embedded/0]).
 -export([app_config/0]).
 -export([check/1]).
 -export([limit_args/1]).
 -export([log_level_args/1]).
+-export([metrics_args/1]).
 -export([access_args/2]).
 -export([tls_env/1]).
 -export([tls_env/2]).
@@ -20,6 +23,7 @@
 -export_type([lanes/0]).
 -export_type([limits/0]).
 -export_type([log_level/0]).
+-export_type([metrics/0]).
 -export_type([executable/0]).
 -export_type([app_config/0]).
 -export_type([access/0]).
@@ -29,7 +33,10 @@
 -export_type([os_env/0]).
 
 -type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits | cnode_executable
-             | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level.
+             | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level | metrics.
+%% The embedded C-node's Prometheus endpoint (README, "Prometheus"): none, a port (on 127.0.0.1; 0: any free
+%% port, which info's metrics_port shows), or {Address, Port}.
+-type metrics() :: none | inet:port_number() | {string(), inet:port_number()}.
 %% The least level of the embedded C-node's lines that it writes (its --log-level; README, "Logs"): lines
 %% below it are not even made. Each line reaches logger at its own level, where logger's filters apply.
 -type log_level() :: debug | info | warning | error | none.
@@ -69,7 +76,7 @@
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
                         lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits(),
                         cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env()),
-                        cnode_log_level := log_level()}.
+                        cnode_log_level := log_level(), metrics := metrics()}.
 
 %% The keys of a TLS setting with a file or a secret, and the C-node's environment variable of each.
 -define(TLS_VARS, [{certfile, "DISTRIBUTE_POOL_TLS_CERTFILE"}, {keyfile, "DISTRIBUTE_POOL_TLS_KEYFILE"},
@@ -91,7 +98,8 @@ value(allowed_callers) -> application:get_env(distribute_pool, allowed_callers, 
 value(allowed_caller_addresses) -> application:get_env(distribute_pool, allowed_caller_addresses, any);
 value(allowed_targets) -> application:get_env(distribute_pool, allowed_targets, any);
 value(tls) -> application:get_env(distribute_pool, tls, auto);
-value(cnode_log_level) -> application:get_env(distribute_pool, cnode_log_level, info).
+value(cnode_log_level) -> application:get_env(distribute_pool, cnode_log_level, info);
+value(metrics) -> application:get_env(distribute_pool, metrics, none).
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -106,7 +114,7 @@ app_config() ->
             cnode_executable => value(cnode_executable), allowed_callers => value(allowed_callers),
             allowed_caller_addresses => value(allowed_caller_addresses),
             allowed_targets => value(allowed_targets), tls => value(tls),
-            cnode_log_level => value(cnode_log_level)}).
+            cnode_log_level => value(cnode_log_level), metrics => value(metrics)}).
 
 %% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
 %% tls, see tls_env/2). owner_grace_ms, `limits', cnode_executable, the allow-lists and tls may be left out
@@ -118,6 +126,8 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     Limits = maps:get(limits, Env, #{}),
     Executable = maps:get(cnode_executable, Env, priv),
     LogLevel = maps:get(cnode_log_level, Env, info),
+    Metrics = maps:get(metrics, Env, none),
+    MetricsOk = is_metrics(Metrics),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -128,6 +138,8 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
         not (LogLevel =:= debug orelse LogLevel =:= info orelse LogLevel =:= warning orelse LogLevel =:= error
              orelse LogLevel =:= none) ->
             {error, {bad_app_env, cnode_log_level, LogLevel}};
+        not MetricsOk ->
+            {error, {bad_app_env, metrics, Metrics}};
         true ->
             case {is_string_list(Args), is_limits(Limits), is_executable(Executable)} of
                 {false, _, _} ->
@@ -142,7 +154,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                             {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
                                    access => Access, tls_env => fun() -> TlsEnv end,
-                                   cnode_log_level => LogLevel}};
+                                   cnode_log_level => LogLevel, metrics => Metrics}};
                         {{error, _} = Error, _} ->
                             Error;
                         {_, {error, _} = Error} ->
@@ -163,6 +175,19 @@ check_access(Env) ->
         {true, true, true} ->
             {ok, #{allowed_callers => Callers, allowed_caller_addresses => Addresses, allowed_targets => Targets}}
     end.
+
+-spec is_metrics(term()) -> boolean().
+is_metrics(none) -> true;
+is_metrics(Port) when ?IS_PORT(Port) -> true;
+is_metrics({[_ | _] = Address, Port}) when ?IS_PORT(Port) ->
+    lists:all(fun(C) -> is_integer(C) andalso C > $\s andalso C < 127 end, Address);
+is_metrics(_) -> false.
+
+%% The C-node's options for the env `metrics'.
+-spec metrics_args(metrics()) -> [string()].
+metrics_args(none) -> [];
+metrics_args(Port) when is_integer(Port) -> ["--metrics-port", integer_to_list(Port)];
+metrics_args({Address, Port}) -> ["--metrics-port", integer_to_list(Port), "--metrics-address", Address].
 
 %% The C-node's --log-level for a cnode_log_level.
 -spec log_level_args(log_level()) -> [string()].

@@ -53,6 +53,7 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
                              [#{service => Service, args => Args, lanes => Lanes,
                                 limits => maps:get(limits, Config, #{}),
                                 log_level => maps:get(cnode_log_level, Config, info),
+                                metrics => maps:get(metrics, Config, none),
                                 %% By default only this node may use it (README, "Access").
                                 access => distribute_pool_env:access_args(maps:get(access, Config), node()),
                                 executable => maps:get(cnode_executable, Config, priv),

@@ -10,6 +10,9 @@ packages=(
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libssl-dev catch2 libbenchmark-dev
   # The openssl CLI: the TLS tests and the TLS figures of `make bench` make their certificates with it.
   openssl
+  # Prometheus and promtool: the metrics suite checks the C-node's exposition with promtool and has a real
+  # Prometheus scrape it.
+  prometheus
   # The fuzz targets (`make fuzz`, a stage of `make test`): clang, libFuzzer, and clang's sanitizer and libFuzzer
   # runtimes (libclang-rt-14-dev, which -fsanitize=fuzzer links, is only a recommendation of clang's).
   clang libfuzzer-14-dev libclang-rt-14-dev

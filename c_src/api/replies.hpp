@@ -108,6 +108,7 @@ struct ServiceInfo {
         std::size_t lane = 0;
     };
     std::vector<CallerLink> callers;
+    std::uint16_t metrics_port = 0; // the Prometheus endpoint's port; 0: none
 };
 // {ok, InfoMap}.
 void reply_info(const pool::CallerView& caller, const ServiceInfo& info);

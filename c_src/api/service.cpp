@@ -1,5 +1,7 @@
 #include "api/service.hpp"
 
+#include "api/metrics.hpp"
+
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -196,6 +198,10 @@ void Service::on_client_closed(ClientSession& session)
     }
     // After the pools took back its leases: a barrier waiting for this link re-evaluates without them.
     finish_barriers(barriers_.link_gone(link));
+    if (closed_lane_traffic_.size() <= session.lane()) {
+        closed_lane_traffic_.resize(session.lane() + 1);
+    }
+    closed_lane_traffic_[session.lane()] += link->traffic();
     // Not erased here: this runs inside the session's own callback.
     asio::post(executor_, [this, link] { sessions_.erase(link); });
 }
@@ -680,6 +686,27 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     reply_ok_integer(caller, static_cast<std::int64_t>(restore.pools.size()));
 }
 
+std::string Service::metrics_text() const
+{
+    std::vector<pool::PoolStats> stats;
+    stats.reserve(pools_.size());
+    for (const auto& [id, p] : pools_) {
+        stats.push_back(p->snapshot());
+    }
+    std::sort(stats.begin(), stats.end(), [](const auto& a, const auto& b) { return a.pool_id < b.pool_id; });
+    MetricsTotals totals = process_totals();
+    totals.callers_per_lane.assign(lanes_.size(), 0);
+    totals.lane_traffic = closed_lane_traffic_;
+    totals.lane_traffic.resize(lanes_.size());
+    for (const auto& [link, session] : sessions_) {
+        if (session->lane() < totals.callers_per_lane.size()) {
+            ++totals.callers_per_lane[session->lane()];
+            totals.lane_traffic[session->lane()] += link->traffic();
+        }
+    }
+    return render_metrics(stats, totals);
+}
+
 std::vector<ServiceInfo::CallerLink> Service::listed_callers() const
 {
     std::vector<ServiceInfo::CallerLink> out;
@@ -722,7 +749,8 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .dropped_callers = {*caller_links_.drops, malformed_packets_},
                                         .dropped_targets = {*context_.link_limits.drops, 0},
                                         .memory_trims = trimmer_.trims(),
-                                        .callers = listed_callers()});
+                                        .callers = listed_callers(),
+                                        .metrics_port = metrics_port_});
 }
 
 void Service::finish_barriers(const std::vector<pool::ReturnBarriers::Finished>& finished)

@@ -72,6 +72,8 @@ public:
     std::optional<transport::PeerRefusal> refusal_of_caller(std::size_t lane, std::string_view peer_node,
                                                             const asio::ip::address& from);
     // Where `info` reads the counters of the lanes' handshakes (the lanes are the C-node's, above this layer).
+    // The port the Prometheus endpoint listens on (info: metrics_port); 0: none.
+    void set_metrics_port(std::uint16_t port) { metrics_port_ = port; }
     void set_handshake_counters(std::function<transport::HandshakeCounters()> read)
     {
         handshake_counters_ = std::move(read);
@@ -100,6 +102,12 @@ private:
     bool target_allowed(std::string_view target);
     // The caller connections `info` lists: node and lane, sorted, at most kMaxListedCallers.
     std::vector<ServiceInfo::CallerLink> listed_callers() const;
+
+public:
+    // Every pool's figures and the C-node's, in the Prometheus exposition format (api/metrics).
+    std::string metrics_text() const;
+
+private:
     // Gives `config` the TLS context of its option `tls` (or the C-node's); else why it cannot.
     std::optional<std::string> resolve_tls(pool::PoolConfig& config) const;
     // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
@@ -127,6 +135,8 @@ private:
     pool::Scheduler scheduler_;
     Replies replies_; // how pools answer; outlives them
     pool::PoolContext context_;
+    std::uint16_t metrics_port_ = 0;
+    std::vector<transport::LinkTraffic> closed_lane_traffic_; // of caller connections that closed, per lane
     pool::ReturnBarriers barriers_; // numbered from context_.lease_counter: declared after it
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;

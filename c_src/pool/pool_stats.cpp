@@ -32,6 +32,11 @@ PoolStats Pool::snapshot() const
     s.acquire_wait_p99_us = acquire_wait_.percentile(990);
     s.request_rtt_p50_us = request_rtt_.percentile(500);
     s.request_rtt_p99_us = request_rtt_.percentile(990);
+    for (const auto& c : connections_) {
+        s.traffic += c->traffic();
+    }
+    s.acquire_wait = acquire_wait_;
+    s.request_rtt = request_rtt_;
     s.connections.reserve(s.total_connections);
     for (const auto& c : connections_) {
         switch (core_.state(c->index())) {

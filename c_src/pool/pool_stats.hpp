@@ -6,6 +6,9 @@
 #include <string_view>
 #include <vector>
 
+#include "transport/dist_link.hpp"
+#include "util/latency_histogram.hpp"
+
 #include "pool/limits.hpp"
 
 namespace dpool::pool {
@@ -92,6 +95,10 @@ struct PoolStats {
     std::uint64_t request_rtt_p50_us = 0;
     std::uint64_t request_rtt_p99_us = 0;
     std::vector<Connection> connections; // open ones (not closed slots), by id
+    // The whole histograms, for the Prometheus exposition (api/metrics).
+    util::LatencyHistogram acquire_wait;
+    util::LatencyHistogram request_rtt;
+    transport::LinkTraffic traffic; // over all its connections, closed ones included
 };
 
 } // namespace dpool::pool

@@ -210,6 +210,7 @@ bool PooledConnection::close_link(std::string_view reason)
         return false;
     }
     const auto link = std::move(link_);
+    closed_traffic_ += link->traffic();
     link->detach();
     link->close(reason);
     return true;
@@ -229,6 +230,7 @@ std::optional<std::uint32_t> PooledConnection::close_retired(std::string_view re
     if (!retiring_) {
         return std::nullopt;
     }
+    closed_traffic_ += retiring_->traffic();
     retiring_->close(reason);
     retiring_.reset();
     return retiring_name_number_;

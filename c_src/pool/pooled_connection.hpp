@@ -144,6 +144,17 @@ public:
     std::uint32_t name_number() const { return name_number_; }
     bool live() const { return link_ && link_->is_open(); }
     transport::DistLink* link() const { return link_.get(); }
+    // What went over this slot's links, the closed ones included.
+    transport::LinkTraffic traffic() const
+    {
+        auto t = closed_traffic_;
+        for (const auto* l : {link_.get(), retiring_.get()}) {
+            if (l != nullptr) {
+                t += l->traffic();
+            }
+        }
+        return t;
+    }
     const protocol::NodeIdentity* identity() const { return identity_ ? &*identity_ : nullptr; }
 
     // A new identity for a connect attempt (a new creation per attempt: the target treats a reconnected name
@@ -214,6 +225,7 @@ private:
     std::optional<protocol::NodeIdentity> identity_; // changes with each connection attempt
     std::shared_ptr<transport::DistLink> link_;
     std::shared_ptr<transport::DistLink> retiring_; // the connection being replaced
+    transport::LinkTraffic closed_traffic_;         // of links let go of
     std::uint32_t retiring_name_number_ = 0;
     std::string group_leader_;
     std::uint64_t next_ref_ = 1; // references minted on this connection

@@ -118,11 +118,14 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
         return;
     }
     if (ec) {
-        close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+        // A TLS peer that closes without close_notify reads as a truncated stream: the same to us.
+        close(ec == asio::error::eof || ec == ssl::error::stream_truncated ? "peer closed the connection"
+                                                                           : ec.message());
         return;
     }
     const bool filled = n == read_size_;
     in_.commit(n);
+    traffic_.bytes_in += n;
     read_since_tick_ = true;
     if (!dispatch_packets()) {
         return;
@@ -206,6 +209,7 @@ bool DistLink::dispatch_packets()
 
 bool DistLink::deliver(std::string_view packet)
 {
+    ++traffic_.packets_in;
     if (!atom_cache_ || packet.front() == protocol::kPassThrough) {
         if (handler_ != nullptr) {
             delivering_ = packet;
@@ -355,6 +359,7 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
 
 void DistLink::packet_queued(std::size_t packet_bytes)
 {
+    ++traffic_.packets_out;
     wrote_since_peer_tick_ = true;
     // Judged by what was queued before this packet, so that one packet bigger than the bound still goes out
     // on a link that had nothing queued.
@@ -479,6 +484,7 @@ void DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) cons
 void DistLink::on_write(const error_code& ec, std::size_t n)
 {
     writing_ = false;
+    traffic_.bytes_out += n;
     if (ec && !closed_) {
         close(ec.message()); // lets go of the output
     }

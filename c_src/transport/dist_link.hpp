@@ -50,6 +50,24 @@ inline constexpr std::size_t kMaxIoBytes = 256 * 1024;
 
 class DistLink;
 
+// What went over a link (or several): bytes as read from and written to the stream (framing and ticks
+// included), packets handed to the owner and queued by it.
+struct LinkTraffic {
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t packets_in = 0;
+    std::uint64_t packets_out = 0;
+
+    LinkTraffic& operator+=(const LinkTraffic& other)
+    {
+        bytes_in += other.bytes_in;
+        bytes_out += other.bytes_out;
+        packets_in += other.packets_in;
+        packets_out += other.packets_out;
+        return *this;
+    }
+};
+
 // What a link reports to its owner. Calls arrive on the link's executor, never from inside close().
 class LinkHandler {
 public:
@@ -100,6 +118,7 @@ public:
     void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {});
     std::size_t queued_bytes() const { return pending_.size() + inflight_.unwritten(); }
     bool uses_atom_cache() const { return atom_cache_; }
+    const LinkTraffic& traffic() const { return traffic_; }
     // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
     protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
     bool busy() const { return queued_bytes() > limits_.busy_limit; }
@@ -207,6 +226,7 @@ private:
     // Data or a tick of our own went out since the peer's last tick; answers to ticks do not count.
     bool wrote_since_peer_tick_ = false;
     int silent_ticks_ = 0;
+    LinkTraffic traffic_;
 };
 
 } // namespace dpool::transport

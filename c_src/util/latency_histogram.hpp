@@ -26,6 +26,18 @@ public:
     std::uint64_t count() const { return count_; }
     std::uint64_t max() const { return max_; }
     std::uint64_t average() const { return count_ == 0 ? 0 : sum_ / count_; }
+    std::uint64_t sum() const { return sum_; }
+
+    // How many recorded values lie in buckets whose values are all at most `us` (a Prometheus bucket's
+    // cumulative count, within the buckets' 12.5%: a bucket that straddles `us` counts toward the next bound).
+    std::uint64_t count_at_most(std::uint64_t us) const
+    {
+        std::uint64_t n = 0;
+        for (unsigned b = 0; b < kBuckets && upper_bound_of(b) <= us; ++b) {
+            n += buckets_[b];
+        }
+        return n;
+    }
 
     // The smallest recorded-bucket bound below which at least `per_mille`/1000 of the values lie, capped at
     // the exact maximum; 0 when nothing was recorded.
