@@ -144,6 +144,8 @@ public:
     std::uint32_t name_number() const { return name_number_; }
     bool live() const { return link_ && link_->is_open(); }
     transport::DistLink* link() const { return link_.get(); }
+    // The node name of the connection being replaced (retire_link), while it is open.
+    const std::string& retiring_node_name() const { return retiring_node_name_; }
     const protocol::NodeIdentity* identity() const { return identity_ ? &*identity_ : nullptr; }
 
     // A new identity for a connect attempt (a new creation per attempt: the target treats a reconnected name
@@ -213,7 +215,8 @@ private:
     std::string node_name_;
     std::optional<protocol::NodeIdentity> identity_; // changes with each connection attempt
     std::shared_ptr<transport::DistLink> link_;
-    std::shared_ptr<transport::DistLink> retiring_; // the connection being replaced
+    std::shared_ptr<transport::DistLink> retiring_;
+    std::string retiring_node_name_; // the connection being replaced
     std::uint32_t retiring_name_number_ = 0;
     std::string group_leader_;
     std::uint64_t next_ref_ = 1; // references minted on this connection
