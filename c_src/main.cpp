@@ -2,16 +2,36 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <string>
 #include <variant>
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "cnode.hpp"
 #include "options.hpp"
 
 namespace {
+
+// Writes each record as one line of standard error. A message can hold text from outside (a caller's pool
+// name, a path in its options): its control characters are written as spaces, so that no message can make a
+// line of its own (a forged level, metadata or [dpool_event] line) for whoever reads the output.
+class OneLineSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        std::string text(msg.payload.data(), msg.payload.size());
+        std::replace_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
+        const spdlog::details::log_msg clean(msg.time, msg.source, msg.logger_name, msg.level, text);
+        spdlog::memory_buf_t line;
+        formatter_->format(clean, line);
+        std::fwrite(line.data(), 1, line.size(), stderr);
+    }
+    void flush_() override { std::fflush(stderr); }
+};
 
 // Every pooled connection is a descriptor; the default soft limit (often 1024) would cap the pools well
 // below what they are meant to hold. Raised before ei sizes its per-descriptor table.
@@ -34,7 +54,7 @@ int main(int argc, char** argv)
     }
     auto& options = std::get<dpool::Options>(parsed);
 
-    auto logger = spdlog::stderr_logger_st("dpool_cnode");
+    auto logger = std::make_shared<spdlog::logger>("dpool_cnode", std::make_shared<OneLineSink>());
     logger->set_pattern("[dpool_cnode] %l: %v");
     logger->set_level(spdlog::level::from_str(options.log_level));
     spdlog::set_default_logger(logger);

@@ -224,8 +224,9 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                 {ok, PoolId} ->
                     Pool = Handle(PoolId, AcquireMs),
                     distribute_pool_telemetry:execute([distribute_pool, pool, created], #{count => 1},
-                                                      #{pool => Pool, target => Target,
-                                                        name => maps:get(name, Options, undefined)}),
+                                                      (distribute_pool_telemetry:pool_meta(Pool))#{
+                                                          target => Target,
+                                                          name => maps:get(name, Options, undefined)}),
                     {ok, Pool};
                 {already_started, Id, Ms} ->
                     {error, {already_started, Handle(Id, Ms)}};
@@ -816,7 +817,8 @@ do_destroy(#dpool{server = Server, id = PoolId} = Pool, Drain) ->
             end,
     ok = distribute_pool_names:forget(Pool),
     Reply =:= ok andalso
-        distribute_pool_telemetry:execute([distribute_pool, pool, destroyed], #{count => 1}, #{pool => Pool}),
+        distribute_pool_telemetry:execute([distribute_pool, pool, destroyed], #{count => 1},
+                                          distribute_pool_telemetry:pool_meta(Pool)),
     Reply.
 
 -spec drain_timeout(term()) -> {ok, non_neg_integer()} | error.

@@ -2,13 +2,14 @@
 %% Phoenix projects have it; without it these functions do nothing but run what they are given. The library is
 %% called through apply/3, so that distribute_pool neither depends on it nor fails xref without it.
 %%
-%% Events (measurements; metadata), `duration' in native time units as telemetry:span/3 gives it:
-%%   [distribute_pool, checkout, start]       #{monotonic_time, system_time}; #{pool}
-%%   [distribute_pool, checkout, stop]        #{duration} (the wait for a lease); #{pool, result, error}
-%%   [distribute_pool, pool, exhausted]       #{count => 1}; #{pool}
-%%   [distribute_pool, operation, stop]       #{duration}; #{pool, operation, result, error}
-%%   [distribute_pool, pool, created]         #{count => 1}; #{pool, target, name}
-%%   [distribute_pool, pool, destroyed]       #{count => 1}; #{pool}
+%% Events (measurements; metadata), `duration' in native time units as telemetry:span/3 gives it; `pool' is
+%% the pool's handle (or the name it was called by) and `pool_id' its id where the handle is known:
+%%   [distribute_pool, checkout, start]       #{monotonic_time, system_time}; #{pool, pool_id}
+%%   [distribute_pool, checkout, stop]        #{duration} (the wait for a lease); #{pool, pool_id, result, error}
+%%   [distribute_pool, pool, exhausted]       #{count => 1}; #{pool, pool_id}
+%%   [distribute_pool, operation, stop]       #{duration}; #{pool, pool_id, operation, result, error}
+%%   [distribute_pool, pool, created]         #{count => 1}; #{pool, pool_id, target, name}
+%%   [distribute_pool, pool, destroyed]       #{count => 1}; #{pool, pool_id}
 %%   [distribute_pool, connection, up]        #{count => 1}; #{pool_id, pool, target, connection}
 %%   [distribute_pool, connection, down]      #{count => 1}; #{pool_id, pool, target, connection, reason}
 %% `result' is ok or error (then `error' is the reason); the connection events come from the embedded
@@ -20,6 +21,7 @@
 -export([checkout_start/1]).
 -export([checkout_stop/3]).
 -export([operation/3]).
+-export([pool_meta/1]).
 
 -include("distribute_pool_internal.hrl").
 
@@ -50,7 +52,7 @@ execute(Event, Measurements, Metadata) ->
 checkout_start(Pool) ->
     Now = erlang:monotonic_time(),
     execute([distribute_pool, checkout, start], #{monotonic_time => Now, system_time => erlang:system_time()},
-            #{pool => Pool}),
+            pool_meta(Pool)),
     Now.
 
 %% The end of a checkout that started at Started and gave Lease (ok tuple or error).
@@ -58,11 +60,16 @@ checkout_start(Pool) ->
 checkout_stop(Pool, Started, Lease) ->
     Duration = erlang:monotonic_time() - Started,
     execute([distribute_pool, checkout, stop], #{duration => Duration},
-            maps:merge(#{pool => Pool}, result(Lease))),
-    case Lease of
-        {error, pool_exhausted} -> execute([distribute_pool, pool, exhausted], #{count => 1}, #{pool => Pool});
-        _ -> ok
-    end.
+            maps:merge(pool_meta(Pool), result(Lease))),
+    exhausted(Pool, Lease).
+
+%% A pool_exhausted answer (of a checkout, or of a one-shot operation, which waits in the same line) is also
+%% the event pool exhausted.
+-spec exhausted(term(), term()) -> ok.
+exhausted(Pool, {error, pool_exhausted}) ->
+    execute([distribute_pool, pool, exhausted], #{count => 1}, pool_meta(Pool));
+exhausted(_Pool, _Result) ->
+    ok.
 
 %% Runs an operation (send, request, call, ping) on a pool or a lease and reports its duration and result.
 -spec operation(atom(), term(), fun(() -> Result)) -> Result.
@@ -73,8 +80,10 @@ operation(Operation, Handle, Fun) ->
         true ->
             Started = erlang:monotonic_time(),
             Result = Fun(),
+            Pool = pool_of(Handle),
             execute([distribute_pool, operation, stop], #{duration => erlang:monotonic_time() - Started},
-                    maps:merge(#{pool => pool_of(Handle), operation => Operation}, result(Result))),
+                    maps:merge((pool_meta(Pool))#{operation => Operation}, result(Result))),
+            exhausted(Pool, Result),
             Result
     end.
 
@@ -82,6 +91,11 @@ operation(Operation, Handle, Fun) ->
 -spec pool_of(term()) -> term().
 pool_of(#dpool_conn{pool = Pool}) -> Pool;
 pool_of(Handle) -> Handle.
+
+%% A pool's metadata: the handle (or name) it was given by, and its id when the handle says it.
+-spec pool_meta(term()) -> #{pool := term(), pool_id => non_neg_integer()}.
+pool_meta(#dpool{id = Id} = Pool) -> #{pool => Pool, pool_id => Id};
+pool_meta(Pool) -> #{pool => Pool}.
 
 -spec result(term()) -> #{result := ok | error, error => term()}.
 result({error, Reason}) -> #{result => error, error => Reason};

@@ -470,7 +470,8 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
 {
     if (is_own_node(config.target)) {
         // Its connections would come back in as callers, and each would hold two handshakes of the C-node's.
-        spdlog::warn("refusing a pool to {}: that is the C-node itself", config.target);
+        log::write(spdlog::level::warn, {.target = config.target, .caller = caller.link->peer_node()},
+                   "refusing a pool: its target is the C-node itself");
         ConfigError why;
         why.kind = ConfigError::Kind::target_is_self;
         why.term = target_term;
@@ -570,7 +571,8 @@ bool Service::target_allowed(std::string_view target)
     }
     ++refused_targets_;
     // Asked by a caller that holds the cookie: one line per request, as every refused `new` has.
-    spdlog::warn("refusing a pool to {}: it matches no allowed target pattern (--allow-target)", target);
+    log::write(spdlog::level::warn, {.target = target},
+               "refusing a pool: its target matches no allowed target pattern (--allow-target)");
     return false;
 }
 
@@ -647,14 +649,16 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
     std::unordered_map<std::string_view, std::uint64_t> restored_names;
     for (auto& r : restore.pools) {
+        const std::string id = std::to_string(r.id);
+        const log::About about{.pool = id, .target = r.config.target, .caller = restorer};
         if (!r.config.name.empty() && !restored_names.emplace(r.config.name, r.id).second) {
-            spdlog::warn("cannot restore pool {}: its name {} is taken by pool {}", r.id, r.config.name,
-                         restored_names[r.config.name]);
+            log::write(spdlog::level::warn, about, "cannot restore the pool: its name {} is taken by pool {}",
+                       r.config.name, restored_names[r.config.name]);
             reply_pool_error(caller, "name_taken", r.id);
             return;
         }
         if (is_own_node(r.config.target)) {
-            spdlog::warn("cannot restore pool {}: its target {} is the C-node itself", r.id, r.config.target);
+            log::write(spdlog::level::warn, about, "cannot restore the pool: its target is the C-node itself");
             reply_pool_error(caller, "invalid_config", r.id);
             return;
         }
@@ -663,7 +667,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
             return;
         }
         if (auto unusable = resolve_tls(r.config)) {
-            spdlog::warn("cannot restore pool {}: its option tls: {}", r.id, *unusable);
+            log::write(spdlog::level::warn, about, "cannot restore the pool: its option tls: {}", *unusable);
             reply_pool_error(caller, "invalid_config", r.id);
             return;
         }
@@ -677,7 +681,11 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     }
     // Everything checked: nothing below can fail, so the restore is all or nothing.
     for (auto& r : restore.pools) {
-        spdlog::info("restoring pool {} to {} ({} connections)", r.id, r.config.target, r.config.max_connections);
+        const std::string id = std::to_string(r.id);
+        log::write(spdlog::level::info,
+                   {.pool = r.config.name.empty() ? std::string_view(id) : std::string_view(r.config.name),
+                    .target = r.config.target},
+                   "restoring pool {} ({} connections)", r.id, r.config.max_connections);
         add_pool(caller, r.id, std::move(r.config)).start_in_background();
     }
     next_pool_id_ = next;

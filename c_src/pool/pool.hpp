@@ -258,15 +258,21 @@ private:
     void start_progress(bool ok);
     // What a caller is told when no connection is up: the cause of the last failed attempt.
     Failure no_connection() const;
-    // How logs name the pool: its name, or its id.
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
     // fails what was in flight on it. The slot's state is the caller's business. `detail`: why, in words.
     void drop_link(PooledConnection& c, CloseReason reason, std::string_view detail);
-    // Tells context_.events (if any) that `c` went up or down.
-    void report(std::string_view kind, const PooledConnection& c, std::string_view detail = {}) const
+    // Tells context_.events (if any) that a connection of the pool (by default `c`'s current one) went up or
+    // down; `detail` is made only when someone listens.
+    template <class Detail>
+    void report(std::string_view kind, const PooledConnection& c, Detail detail,
+                std::string_view connection = {}) const
     {
         if (context_.events) {
-            context_.events(kind, id_, about(&c), detail);
+            auto about_it = about(&c);
+            if (!connection.empty()) {
+                about_it.connection = connection;
+            }
+            context_.events(kind, id_, about_it, detail());
         }
     }
     void close_retiring(PooledConnection& c);

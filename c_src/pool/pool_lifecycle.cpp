@@ -125,13 +125,15 @@ void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::
                                               DeadlineKind::health, id_,
                                               connection_key(c.index(), c.slot.generation)});
     }
-    report("connection_up", c);
+    report("connection_up", c, [] { return std::string(); });
     log::write(spdlog::level::debug, about(&c), "connected{}",
                atom_cache ? " (distribution headers with atom cache)" : "");
-    if (auto line = connect_failures_.succeeded()) {
-        log::write(spdlog::level::info, about(), "{}", *line);
+    // The end of a run is a warning too: whoever saw the failures at their level sees that they ended.
+    for (auto* run : {&connect_failures_, &lost_connections_}) {
+        if (auto line = run->succeeded(Clock::now())) {
+            log::write(spdlog::level::warn, about(), "{}", *line);
+        }
     }
-    lost_connections_.succeeded(); // a new run of losses starts with a line of its own
     if (auto g = core_.slot_ready(c.index())) {
         grant_to_waiter(*g);
     } else {
@@ -218,7 +220,7 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view d
         return;
     }
     counters_.count_closed(reason);
-    report("connection_down", c, fmt::format("{}: {}", close_reason_name(reason), detail));
+    report("connection_down", c, [&] { return fmt::format("{}: {}", close_reason_name(reason), detail); });
     c.slot.health_check_in_flight = false;
     c.slot.down = Failure("connection_failed", "connection_lost",
                           fmt::format("the connection {} to {} was closed: {}", c.node_name(), config_.target, detail));
@@ -232,9 +234,16 @@ void Pool::drop_link(PooledConnection& c, CloseReason reason, std::string_view d
 
 void Pool::close_retiring(PooledConnection& c)
 {
-    if (const auto name = c.close_retired("replaced after max_lifetime_ms")) {
+    const std::string retired = c.retiring_node_name(); // the name goes with the link
+    const bool destroying = draining_ || destroyed_;
+    if (const auto name = c.close_retired(destroying ? "the pool was destroyed" : "replaced after max_lifetime_ms")) {
         counters_.count_closed(CloseReason::lifetime);
-        report("connection_down", c, "lifetime: replaced after max_lifetime_ms");
+        report("connection_down", c,
+               [&] {
+                   return std::string(destroying ? "destroy: the pool was destroyed"
+                                                 : "lifetime: replaced after max_lifetime_ms");
+               },
+               retired);
         context_.names.release(config_.target, *name);
     }
 }

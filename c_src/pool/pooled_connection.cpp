@@ -221,6 +221,7 @@ void PooledConnection::retire_link(ConnectionNames::Name successor)
     retiring_ = std::move(link_);
     retiring_->detach();
     retiring_name_number_ = name_number_;
+    retiring_node_name_ = std::move(node_name_);
     name_number_ = successor.number;
     node_name_ = std::move(successor.node_name);
 }

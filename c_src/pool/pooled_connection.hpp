@@ -155,6 +155,8 @@ public:
         }
         return t;
     }
+    // The node name of the connection being replaced (retire_link), while it is open.
+    const std::string& retiring_node_name() const { return retiring_node_name_; }
     const protocol::NodeIdentity* identity() const { return identity_ ? &*identity_ : nullptr; }
 
     // A new identity for a connect attempt (a new creation per attempt: the target treats a reconnected name
@@ -225,6 +227,7 @@ private:
     std::optional<protocol::NodeIdentity> identity_; // changes with each connection attempt
     std::shared_ptr<transport::DistLink> link_;
     std::shared_ptr<transport::DistLink> retiring_; // the connection being replaced
+    std::string retiring_node_name_;                // and its node name
     transport::LinkTraffic closed_traffic_;         // of links let go of
     std::uint32_t retiring_name_number_ = 0;
     std::string group_leader_;

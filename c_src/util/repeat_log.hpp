@@ -11,56 +11,68 @@
 namespace dpool::log {
 
 // A run of failures of one kind (a pool's connects to its target, its connections lost), logged without
-// flooding: the first in full, then at most one summary per interval while they go on ("failed 37 times in
-// 10 s, last: ..."), then the recovery once. Clock-agnostic and without I/O, so that it is tested alone.
+// flooding: at most one line per interval while failures go on, and the end of a run that was announced, once.
+//
+// The first failure is logged in full, unless a line was logged less than an interval ago: then it is counted,
+// and the next failure after the interval is logged as a summary ("failed 37 times in 10 s, last: ..."). A
+// success ends an announced run with one line; successes in between unannounced failures (a target that keeps
+// coming and going) say nothing of their own, so a flapping target costs about two lines per interval.
+// Clock-agnostic and without I/O, so that it is tested alone.
 class RepeatLog {
 public:
     using Clock = std::chrono::steady_clock;
 
-    // `what`: the failure in a few words, as a summary starts it ("connecting to t@host").
+    // `what`: the failing thing in a few words, as a line starts ("connecting to t@host").
     RepeatLog(std::string what, std::chrono::milliseconds interval) : what_(std::move(what)), interval_(interval) {}
 
-    // A failure at `now`, and why: the line to log now (the first of a run, or a summary), or nullopt (counted).
+    // A failure at `now`, and why: the line to log now, or nullopt (counted for the next one).
     std::optional<std::string> failed(Clock::time_point now, std::string_view why)
     {
+        ++unlogged_;
         ++run_failures_;
         last_why_ = std::string(why);
-        if (run_failures_ == 1) {
-            window_start_ = now;
-            unlogged_ = 0;
-            return fmt::format("{} failed: {}", what_, why);
-        }
-        ++unlogged_;
-        if (now - window_start_ < interval_) {
+        if (last_line_ && now - *last_line_ < interval_) {
             return std::nullopt;
         }
-        const auto seconds = std::chrono::duration_cast<std::chrono::milliseconds>(now - window_start_).count() / 1000.0;
-        auto line = fmt::format("{} failed {} more times in {:.0f} s, last: {}", what_, unlogged_, seconds, why);
-        window_start_ = now;
+        std::string line;
+        if (!announced_ && unlogged_ == 1) {
+            line = fmt::format("{} failed: {}", what_, why);
+        } else {
+            const auto since = last_line_ ? now - *last_line_ : Clock::duration::zero();
+            const auto seconds = std::chrono::duration_cast<std::chrono::milliseconds>(since).count() / 1000.0;
+            line = fmt::format("{} failed {} {}times in {:.0f} s, last: {}", what_, unlogged_, announced_ ? "more " : "",
+                               seconds, why);
+        }
+        announced_ = true;
         unlogged_ = 0;
+        last_line_ = now;
         return line;
     }
 
-    // A success: the recovery line if failures came before it (once per run), else nullopt.
-    std::optional<std::string> succeeded()
+    // A success at `now`: the line that ends an announced run, else nullopt.
+    std::optional<std::string> succeeded(Clock::time_point now)
     {
-        if (run_failures_ == 0) {
+        if (!announced_) {
+            run_failures_ = unlogged_; // counted toward the next line
             return std::nullopt;
         }
         auto line = fmt::format("{} works again after {} failed attempts (last: {})", what_, run_failures_, last_why_);
+        announced_ = false;
         run_failures_ = 0;
         unlogged_ = 0;
+        last_line_ = now;
         return line;
     }
 
-    bool failing() const { return run_failures_ > 0; }
+    bool failing() const { return announced_ || unlogged_ > 0; }
 
 private:
     std::string what_;
     std::chrono::milliseconds interval_;
-    std::uint64_t run_failures_ = 0; // since the last success
+    bool announced_ = false;         // a line said failures are going on, and no line has ended them yet
+    std::uint64_t run_failures_ = 0; // since the run was announced (or before it, unannounced)
     std::uint64_t unlogged_ = 0;     // since the last line
-    Clock::time_point window_start_{};
+    std::optional<Clock::time_point> last_line_;
     std::string last_why_;
 };
 

@@ -9,7 +9,8 @@
                           do_start_named_target/2]).
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
--export([lines_are_parsed_into_level_metadata_and_text/1,
+-export([cnode_log_level_is_checked_and_passed/1,
+         lines_are_parsed_into_level_metadata_and_text/1,
          a_target_outage_is_logged_collapsed/1]).
 %% A logger handler (logger:add_handler/3): sends the C-node's events to the test process.
 -export([log/2]).
@@ -24,7 +25,8 @@ suite() ->
 
 -spec all() -> [atom()].
 all() ->
-    [lines_are_parsed_into_level_metadata_and_text,
+    [cnode_log_level_is_checked_and_passed,
+     lines_are_parsed_into_level_metadata_and_text,
      a_target_outage_is_logged_collapsed].
 
 -spec init_per_suite(list()) -> list().
@@ -46,6 +48,46 @@ log(_Event, _Config) ->
     ok.
 
 %% Cases.
+
+-spec cnode_log_level_is_checked_and_passed(list()) -> ok.
+cnode_log_level_is_checked_and_passed(_Config) ->
+    doc("The app env cnode_log_level: a value other than debug, info, warning, error or none stops the "
+        "application's start with bad_app_env; each becomes the C-node's --log-level, which a C-node takes "
+        "(its --help names the levels)."),
+    Base = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 1},
+    {error, {bad_app_env, cnode_log_level, loud}} = distribute_pool_env:check(Base#{cnode_log_level => loud}),
+    {ok, #{cnode_log_level := info}} = distribute_pool_env:check(Base),
+    Levels = [debug, info, warning, error, none],
+    [{ok, #{cnode_log_level := L}} = distribute_pool_env:check(Base#{cnode_log_level => L}) || L <- Levels],
+    Args = [distribute_pool_env:log_level_args(L) || L <- Levels],
+    [["--log-level", "debug"], ["--log-level", "info"], ["--log-level", "warn"], ["--log-level", "error"],
+     ["--log-level", "off"]] = Args,
+    %% The C-node takes each: with a level it did not know it would stop at once with exit status 2.
+    [{ok, _} = run_cnode_briefly(A) || A <- Args],
+    ok.
+
+%% Starts the C-node binary with Args and a name, and stops it as soon as it says READY: {ok, Line}, or
+%% {exit, Status, Output} when it stops first.
+-spec run_cnode_briefly([string()]) -> {ok, binary()} | {exit, integer(), binary()}.
+run_cnode_briefly(Args) ->
+    Port = open_port({spawn_executable, dpool_ct_helper:do_executable()},
+                     [{args, ["--name", do_uniq("dpool_logs_lvl") ++ "@127.0.0.1", "--lanes", "1" | Args]},
+                      {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
+                      {line, 4096}, binary, exit_status, stderr_to_stdout]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    Result = wait_ready(Port, <<>>),
+    _ = os:cmd("kill " ++ integer_to_list(OsPid)),
+    _ = (catch port_close(Port)),
+    Result.
+
+-spec wait_ready(port(), binary()) -> {ok, binary()} | {exit, integer(), binary()}.
+wait_ready(Port, Seen) ->
+    receive
+        {Port, {data, {eol, <<"READY ", _/binary>> = Line}}} -> {ok, Line};
+        {Port, {data, {_, Line}}} -> wait_ready(Port, <<Seen/binary, Line/binary, "\n">>);
+        {Port, {exit_status, Status}} -> {exit, Status, Seen}
+    after 20000 -> ct:fail({no_ready, Seen})
+    end.
 
 -spec lines_are_parsed_into_level_metadata_and_text(list()) -> ok.
 lines_are_parsed_into_level_metadata_and_text(_Config) ->
@@ -111,8 +153,8 @@ a_target_outage_is_logged_collapsed(_Config) ->
             do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 4 end, 30000),
             Recovered = do_wait_value(fun() -> [E || E <- collected(), text_has(E, <<"works again after">>)] end,
                                       fun(R) -> R =/= [] end, 10000),
-            %% (Once per run: an attempt refused just before the target listened again starts a new run.)
-            [#{level := info, meta := #{pool := <<"dpool_logs_pool">>, target := TargetBin}} | _] = Recovered,
+            %% A warning, as the failures it ends: seen at the level they were seen.
+            [#{level := warning, meta := #{pool := <<"dpool_logs_pool">>, target := TargetBin}} | _] = Recovered,
             ok = distribute_pool:destroy(Pool)
         after
             do_stop_peer(Peer2)

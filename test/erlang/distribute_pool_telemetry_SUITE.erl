@@ -5,7 +5,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 
--import(dpool_ct_helper, [doc/1, do_uniq/1, do_wait_until/2, do_wait_value/3, do_stats/1, do_stop_peer/1,
+-import(dpool_ct_helper, [doc/1, do_uniq/1, do_wait_until/2, do_stats/1, do_stop_peer/1,
                           do_start_named_target/2]).
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
@@ -51,11 +51,12 @@ events_with_telemetry_loaded(_Config) ->
     Alive = do_uniq("dpool_tel_t"),
     {Peer, T} = do_start_named_target(Alive, false),
     try
-        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, min_connections => 2}),
-        [{_, #{count := 1}, #{pool := Pool, target := T}}] = events([distribute_pool, pool, created]),
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 2, min_connections => 2,
+                                              acquire_timeout_ms => 300}),
+        [{_, #{count := 1}, #{pool := Pool, pool_id := _, target := T}}] =
+            events([distribute_pool, pool, created]),
         #{pool_id := Id} = do_stats(Pool),
-        Ups = do_wait_value(fun() -> events([distribute_pool, connection, up]) end,
-                            fun(Es) -> length(Es) =:= 2 end, 10000),
+        Ups = wait_events([distribute_pool, connection, up], 2, 10000),
         TBin = atom_to_binary(T),
         2 = length([C || {_, #{count := 1}, #{pool_id := PId, target := TB, connection := C}} <- Ups,
                          PId =:= Id, TB =:= TBin]),
@@ -78,14 +79,18 @@ events_with_telemetry_loaded(_Config) ->
         [receive held -> ok after 10000 -> ct:fail(not_held) end || _ <- Holders],
         {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> ok end,
                                                                   #{acquire_timeout_ms => 0}),
+        [{_, #{count := 1}, #{pool := Pool, pool_id := Id}}] = events([distribute_pool, pool, exhausted]),
+        %% A one-shot operation waits in the same line: its pool_exhausted is the same event.
+        {error, pool_exhausted} = distribute_pool:call(Pool, erlang, node, []),
+        [{_, _, #{operation := call, result := error, error := pool_exhausted}}] =
+            events([distribute_pool, operation, stop]),
         [{_, #{count := 1}, #{pool := Pool}}] = events([distribute_pool, pool, exhausted]),
         [H ! release || H <- Holders],
         do_wait_until(fun() -> maps:get(in_use_connections, do_stats(Pool)) =:= 0 end, 10000),
         _ = flush(),
         %% The target goes: each connection is reported down, with why.
         ok = do_stop_peer(Peer),
-        Downs = do_wait_value(fun() -> events([distribute_pool, connection, down]) end,
-                              fun(Es) -> length(Es) >= 2 end, 10000),
+        Downs = wait_events([distribute_pool, connection, down], 2, 10000),
         [<<"target_down", _/binary>> | _] = [R || {_, _, #{pool_id := PId, reason := R}} <- Downs, PId =:= Id],
         ok = distribute_pool:destroy(Pool),
         [{_, #{count := 1}, #{pool := Pool}}] = events([distribute_pool, pool, destroyed]),
@@ -108,8 +113,8 @@ nothing_without_telemetry(_Config) ->
                                                         fun(C) -> distribute_pool:call(C, erlang, node, []) end),
         {ok, T} = distribute_pool:call(Pool, erlang, node, []),
         ok = distribute_pool:destroy(Pool),
-        false = code:is_loaded(telemetry),
-        [] = flush()
+        %% Nothing loaded it on the way.
+        false = code:is_loaded(telemetry)
     after
         do_stop_peer(Peer)
     end.
@@ -138,6 +143,25 @@ events(Event) ->
     receive
         {event, Event, Measurements, Meta} -> [{Event, Measurements, Meta} | events(Event)]
     after 0 -> []
+    end.
+
+%% Waits until Count events named Event have come (or fails after TimeoutMs): the first Count, oldest first.
+-spec wait_events([atom()], pos_integer(), non_neg_integer()) -> [{[atom()], map(), map()}].
+wait_events(Event, Count, TimeoutMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    wait_events(Event, Count, Deadline, []).
+
+-spec wait_events([atom()], non_neg_integer(), integer(), [{[atom()], map(), map()}]) ->
+    [{[atom()], map(), map()}].
+wait_events(_Event, 0, _Deadline, Acc) ->
+    lists:reverse(Acc);
+wait_events(Event, Count, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {event, Event, Measurements, Meta} ->
+            wait_events(Event, Count - 1, Deadline, [{Event, Measurements, Meta} | Acc])
+    after Left ->
+        ct:fail({events_missing, Event, Count, lists:reverse(Acc)})
     end.
 
 -spec flush() -> [term()].
