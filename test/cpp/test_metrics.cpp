@@ -45,7 +45,13 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     PoolStats unnamed;
     unnamed.pool_id = 1796298181320000;
     unnamed.target = "odd\"name\\@h";
-    dpool::api::MetricsTotals totals{.callers_per_lane = {2, 0}, .resident_memory_bytes = 4096, .open_fds = 12};
+    dpool::api::MetricsTotals totals;
+    totals.callers_per_lane = {2, 0};
+    totals.lane_traffic = {dpool::transport::LinkTraffic{.bytes_in = 100, .bytes_out = 200, .packets_in = 3,
+                                                         .packets_out = 4},
+                           {}};
+    totals.resident_memory_bytes = 4096;
+    totals.open_fds = 12;
 
     const auto lines = lines_of(dpool::api::render_metrics({named, unnamed}, totals));
     CHECK(has_line(lines, "# TYPE dpool_pool_connections gauge"));
@@ -68,6 +74,9 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_count{pool="orders",target="orders@10.0.0.5"} 6)"));
     CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_sum{pool="orders",target="orders@10.0.0.5"} 2.00403)"));
     CHECK(has_line(lines, R"(dpool_caller_connections{lane="0"} 2)"));
+    CHECK(has_line(lines, R"(dpool_lane_received_bytes_total{lane="0"} 100)"));
+    CHECK(has_line(lines, R"(dpool_lane_sent_messages_total{lane="0"} 4)"));
+    CHECK(has_line(lines, R"(dpool_lane_sent_messages_total{lane="1"} 0)"));
     CHECK(has_line(lines, "process_resident_memory_bytes 4096"));
     CHECK(has_line(lines, "process_open_fds 12"));
     // Each family is declared once, before its samples.

@@ -9,7 +9,8 @@
                           do_cnode_info/1]).
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
--export([exposition_passes_promtool_and_matches_stats/1,
+-export([app_env_metrics/1,
+         exposition_passes_promtool_and_matches_stats/1,
          prometheus_scrapes_the_same_values/1]).
 
 -define(CALLS, 25).
@@ -20,7 +21,8 @@ suite() ->
 
 -spec all() -> [atom()].
 all() ->
-    [exposition_passes_promtool_and_matches_stats,
+    [app_env_metrics,
+     exposition_passes_promtool_and_matches_stats,
      prometheus_scrapes_the_same_values].
 
 -spec init_per_suite(list()) -> list().
@@ -35,6 +37,21 @@ end_per_suite(Config) ->
     dpool_ct_helper:do_end_suite(Config).
 
 %% Cases.
+
+-spec app_env_metrics(list()) -> ok.
+app_env_metrics(_Config) ->
+    doc("The app env metrics: none (the default: no endpoint), a port, or {Address, Port}, each the embedded "
+        "C-node's options; anything else stops the application's start with bad_app_env."),
+    Base = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 1},
+    {ok, #{metrics := none}} = distribute_pool_env:check(Base),
+    [] = distribute_pool_env:metrics_args(none),
+    {ok, #{metrics := 9187}} = distribute_pool_env:check(Base#{metrics => 9187}),
+    ["--metrics-port", "9187"] = distribute_pool_env:metrics_args(9187),
+    {ok, _} = distribute_pool_env:check(Base#{metrics => {"0.0.0.0", 0}}),
+    ["--metrics-port", "0", "--metrics-address", "0.0.0.0"] = distribute_pool_env:metrics_args({"0.0.0.0", 0}),
+    [{error, {bad_app_env, metrics, Bad}} = distribute_pool_env:check(Base#{metrics => Bad})
+     || Bad <- [70000, -1, "9187", {"", 1}, {"a b", 1}, {'127.0.0.1', 1}, on]],
+    ok.
 
 -spec exposition_passes_promtool_and_matches_stats(list()) -> ok.
 exposition_passes_promtool_and_matches_stats(Config) ->
