@@ -4,6 +4,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "util/accept_loop.hpp"
 #include "util/deadline_guard.hpp"
 
 namespace dpool {
@@ -26,22 +27,12 @@ void MetricsServer::stop()
 
 asio::awaitable<void> MetricsServer::accept_loop()
 {
-    while (acceptor_.is_open()) {
-        error_code ec;
-        tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
-                co_return;
-            }
-            asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
-            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            continue;
-        }
+    co_await util::accept_until_closed(acceptor_, [this](tcp::socket socket) {
         if (clients_ >= kMaxClients) {
-            continue; // closed as it goes out of scope: a scraper retries, a flood costs nothing
+            return; // closed as it goes out of scope: a scraper retries, a flood costs nothing
         }
         asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
-    }
+    });
 }
 
 asio::awaitable<void> MetricsServer::serve(tcp::socket socket)

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "util/accept_loop.hpp"
 #include "util/deadline_guard.hpp"
 
 namespace dpool::transport {
@@ -31,21 +32,9 @@ void Acceptor::stop()
 
 asio::awaitable<void> Acceptor::accept_loop()
 {
-    while (acceptor_.is_open()) {
-        error_code ec;
-        tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
-                co_return;
-            }
-            // Out of descriptors and the like: back off briefly rather than spin.
-            spdlog::warn("accept failed: {}", ec.message());
-            asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
-            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            continue;
-        }
+    co_await util::accept_until_closed(acceptor_, [this](tcp::socket socket) {
         asio::co_spawn(acceptor_.get_executor(), handshake(std::move(socket)), asio::detached);
-    }
+    });
 }
 
 asio::awaitable<void> Acceptor::handshake(tcp::socket socket)
