@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "util/asio.hpp"
@@ -11,14 +12,17 @@
 namespace dpool {
 
 // Serves the Prometheus exposition over HTTP (GET /metrics; anything else 404) with Boost.Beast, on the
-// event loop: each scrape renders the C-node's figures at that moment. Bounded like the lanes: at most
-// kMaxClients connections at once (more are closed at accept), a request of at most kMaxRequestBytes, and
-// kRequestTimeout to send it.
+// event loop. Bounded like the lanes: at most kMaxClients connections at once (more are closed at accept and
+// counted: dpool_metrics_refused_connections_total), a request of at most kMaxRequestBytes, kIdleTimeout to
+// start one, kRequestTimeout to send it and kRequestTimeout to take the answer. The page is rendered at most
+// once per kRenderEvery and shared by all scrapers meanwhile, so scraping cannot hold the event loop up.
 class MetricsServer {
 public:
     static constexpr std::size_t kMaxClients = 16;
     static constexpr std::size_t kMaxRequestBytes = 8 * 1024;
+    static constexpr std::chrono::seconds kIdleTimeout{30};
     static constexpr std::chrono::seconds kRequestTimeout{5};
+    static constexpr std::chrono::milliseconds kRenderEvery{1000};
 
     using Render = std::function<std::string()>;
 
@@ -30,12 +34,23 @@ public:
     void stop();
 
 private:
+    // What the connections' coroutines share with the server, kept alive by them: they may end after it.
+    struct Shared {
+        Render render;
+        std::string page;
+        std::chrono::steady_clock::time_point rendered_at{};
+        bool rendered = false;
+        std::size_t clients = 0;
+        std::uint64_t refused = 0;
+
+        const std::string& current_page();
+    };
+
     asio::awaitable<void> accept_loop();
-    asio::awaitable<void> serve(tcp::socket socket);
+    static asio::awaitable<void> serve(tcp::socket socket, std::shared_ptr<Shared> shared);
 
     tcp::acceptor acceptor_;
-    Render render_;
-    std::size_t clients_ = 0;
+    std::shared_ptr<Shared> shared_;
 };
 
 } // namespace dpool

@@ -180,7 +180,11 @@ check_access(Env) ->
 is_metrics(none) -> true;
 is_metrics(Port) when ?IS_PORT(Port) -> true;
 is_metrics({[_ | _] = Address, Port}) when ?IS_PORT(Port) ->
-    lists:all(fun(C) -> is_integer(C) andalso C > $\s andalso C < 127 end, Address);
+    %% An address, as the C-node takes it: a host name would stop it at its start.
+    case inet:parse_address(Address) of
+        {ok, _} -> true;
+        {error, _} -> false
+    end;
 is_metrics(_) -> false.
 
 %% The C-node's options for the env `metrics'.

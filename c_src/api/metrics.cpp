@@ -13,11 +13,6 @@ namespace dpool::api {
 
 namespace {
 
-// Bounds of the latency histograms, in seconds (Prometheus' default buckets, finer below 5 ms, where pooled
-// calls live).
-constexpr std::array<double, 17> kLatencyBoundsSeconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                          0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
-                                                          0.5,     1,      2.5,     5,      10};
 
 std::string pool_labels(const pool::PoolStats& s)
 {
@@ -48,11 +43,14 @@ public:
             out_ += fmt::format("{}{{{}}} {}\n", name, labels, value);
         }
     }
+    // The `le` bounds are the histogram's export bounds (Prometheus' default buckets, finer below 5 ms, where
+    // pooled calls live), counted exactly.
     void histogram(std::string_view name, std::string_view labels, const util::LatencyHistogram& h)
     {
-        for (const double bound : kLatencyBoundsSeconds) {
-            const auto us = static_cast<std::uint64_t>(bound * 1e6);
-            out_ += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, bound, h.count_at_most(us));
+        const auto counts = h.cumulative_export_counts();
+        for (std::size_t i = 0; i < counts.size(); ++i) {
+            const double seconds = static_cast<double>(util::LatencyHistogram::kExportBoundsUs[i]) / 1e6;
+            out_ += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, seconds, counts[i]);
         }
         out_ += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count());
         out_ += fmt::format("{}_sum{{{}}} {}\n", name, labels, static_cast<double>(h.sum()) / 1e6);

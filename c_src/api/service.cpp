@@ -696,18 +696,27 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
 
 std::string Service::metrics_text() const
 {
-    std::vector<pool::PoolStats> stats;
-    stats.reserve(pools_.size());
+    // Pools being destroyed are left out: a new pool may have their name already, and one series must not
+    // stand for two pools.
+    std::vector<std::pair<std::uint64_t, const pool::Pool*>> live;
     for (const auto& [id, p] : pools_) {
+        if (!p->draining()) {
+            live.emplace_back(id, p.get());
+        }
+    }
+    std::sort(live.begin(), live.end());
+    std::vector<pool::PoolStats> stats;
+    stats.reserve(live.size());
+    for (const auto& [id, p] : live) {
         stats.push_back(p->snapshot());
     }
-    std::sort(stats.begin(), stats.end(), [](const auto& a, const auto& b) { return a.pool_id < b.pool_id; });
     MetricsTotals totals = process_totals();
     totals.callers_per_lane.assign(lanes_.size(), 0);
     totals.lane_traffic = closed_lane_traffic_;
     totals.lane_traffic.resize(lanes_.size());
     for (const auto& [link, session] : sessions_) {
-        if (session->lane() < totals.callers_per_lane.size()) {
+        // A closed link's traffic is in closed_lane_traffic_ already; its session goes a moment later.
+        if (session->lane() < totals.callers_per_lane.size() && link->is_open()) {
             ++totals.callers_per_lane[session->lane()];
             totals.lane_traffic[session->lane()] += link->traffic();
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 
 namespace dpool::util {
@@ -14,10 +15,19 @@ public:
     static constexpr unsigned kSubBits = 3;
     static constexpr unsigned kSub = 1u << kSubBits;
     static constexpr unsigned kBuckets = 64 * kSub;
+    // Fixed bounds, in microseconds, counted exactly besides the log-linear buckets: the `le` buckets of the
+    // Prometheus exposition (api/metrics), which must count every value at most their bound.
+    static constexpr std::array<std::uint64_t, 17> kExportBoundsUs = {
+        50, 100, 250, 500, 1000, 2500, 5000, 10'000, 25'000, 50'000, 100'000, 250'000, 500'000, 1'000'000,
+        2'500'000, 5'000'000, 10'000'000};
 
     void record(std::uint64_t us)
     {
         ++buckets_[bucket_of(us)];
+        const auto bound = std::lower_bound(kExportBoundsUs.begin(), kExportBoundsUs.end(), us);
+        if (bound != kExportBoundsUs.end()) {
+            ++export_counts_[static_cast<std::size_t>(bound - kExportBoundsUs.begin())];
+        }
         ++count_;
         sum_ += us;
         max_ = std::max(max_, us);
@@ -28,15 +38,16 @@ public:
     std::uint64_t average() const { return count_ == 0 ? 0 : sum_ / count_; }
     std::uint64_t sum() const { return sum_; }
 
-    // How many recorded values lie in buckets whose values are all at most `us` (a Prometheus bucket's
-    // cumulative count, within the buckets' 12.5%: a bucket that straddles `us` counts toward the next bound).
-    std::uint64_t count_at_most(std::uint64_t us) const
+    // How many recorded values are at most kExportBoundsUs[i], exactly (cumulative, as `le` buckets count).
+    std::array<std::uint64_t, kExportBoundsUs.size()> cumulative_export_counts() const
     {
+        std::array<std::uint64_t, kExportBoundsUs.size()> out{};
         std::uint64_t n = 0;
-        for (unsigned b = 0; b < kBuckets && upper_bound_of(b) <= us; ++b) {
-            n += buckets_[b];
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            n += export_counts_[i];
+            out[i] = n;
         }
-        return n;
+        return out;
     }
 
     // The smallest recorded-bucket bound below which at least `per_mille`/1000 of the values lie, capped at
@@ -82,6 +93,7 @@ public:
 
 private:
     std::array<std::uint64_t, kBuckets> buckets_{};
+    std::array<std::uint64_t, kExportBoundsUs.size()> export_counts_{}; // values in (previous bound, bound]
     std::uint64_t count_ = 0;
     std::uint64_t sum_ = 0;
     std::uint64_t max_ = 0;

@@ -39,7 +39,8 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     named.counters.successful_operations = 512;
     named.counters.failed_operations = 2;
     named.counters.count_closed(dpool::pool::CloseReason::target_down);
-    for (const std::uint64_t us : {40, 90, 200, 700, 3000, 2'000'000}) {
+    // 980 us and 5000 us lie inside a log-linear bucket that straddles a bound: counted under it, exactly.
+    for (const std::uint64_t us : {40, 90, 200, 700, 980, 3000, 5000, 2'000'000}) {
         named.acquire_wait.record(us);
     }
     PoolStats unnamed;
@@ -68,11 +69,13 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     const std::string h = R"(dpool_pool_acquire_wait_seconds_bucket{pool="orders",target="orders@10.0.0.5",le=)";
     CHECK(has_line(lines, h + R"("5e-05"} 1)"));
     CHECK(has_line(lines, h + R"("0.0001"} 2)"));
-    CHECK(has_line(lines, h + R"("0.001"} 4)"));
-    CHECK(has_line(lines, h + R"("0.005"} 5)"));
-    CHECK(has_line(lines, h + R"("+Inf"} 6)"));
-    CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_count{pool="orders",target="orders@10.0.0.5"} 6)"));
-    CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_sum{pool="orders",target="orders@10.0.0.5"} 2.00403)"));
+    CHECK(has_line(lines, h + R"("0.001"} 5)"));
+    CHECK(has_line(lines, h + R"("0.0025"} 5)"));
+    CHECK(has_line(lines, h + R"("0.005"} 7)"));
+    CHECK(has_line(lines, h + R"("10"} 8)"));
+    CHECK(has_line(lines, h + R"("+Inf"} 8)"));
+    CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_count{pool="orders",target="orders@10.0.0.5"} 8)"));
+    CHECK(has_line(lines, R"(dpool_pool_acquire_wait_seconds_sum{pool="orders",target="orders@10.0.0.5"} 2.01001)"));
     CHECK(has_line(lines, R"(dpool_caller_connections{lane="0"} 2)"));
     CHECK(has_line(lines, R"(dpool_lane_received_bytes_total{lane="0"} 100)"));
     CHECK(has_line(lines, R"(dpool_lane_sent_messages_total{lane="0"} 4)"));
