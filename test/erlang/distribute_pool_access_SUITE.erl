@@ -68,7 +68,8 @@ caller_outside_the_name_list_is_refused(_Config) ->
             {error, {connection_failed, {cnode_not_running, _}}} =
                 erpc:call(NoAgain, distribute_pool, new, [T, Options]),
             Lines = wait_line(CNodePort, atom_to_list(NoAgain)),
-            [Refusal] = [L || L <- Lines, string:find(L, "refused caller " ++ atom_to_list(No) ++ " ") =/= nomatch],
+            [Refusal] = [L || L <- Lines,
+                              string:find(L, "[caller=" ++ atom_to_list(No) ++ "] refused from") =/= nomatch],
             ct:log("~ts", [Refusal]),
             {match, _} = re:run(Refusal, "matches no allowed caller pattern"),
             #{refused_callers := Refused} = do_cnode_info(Server),
@@ -204,7 +205,7 @@ pool_cookie_for_another_cookie_domain(_Config) ->
             ++ [term_to_binary(do_cnode_info({distribute_pool, CNode})), term_to_binary(Why)],
         %% A line that follows every one written for the pools above.
         {error, {invalid_config, {target_is_self, _}}} = distribute_pool:new(CNode, Options),
-        Lines = wait_line(CNodePort, "refusing a pool to " ++ atom_to_list(CNode)),
+        Lines = wait_line(CNodePort, "refusing a pool: its target is the C-node itself"),
         ct:log("~b lines of the C-node's log, e.g. ~ts", [length(Lines), hd(Lines)]),
         true = length(Lines) > 5,
         nomatch = binary:match(iolist_to_binary([Seen, Lines]), <<?OTHER_COOKIE>>),
