@@ -65,7 +65,7 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     if (o.events) {
         c.events = [](std::string_view kind, std::uint64_t pool, const log::About& about, std::string_view detail) {
             std::string line = fmt::format("[dpool_event] {} {} {}{}", kind, pool, log::about_text(about), detail);
-            std::replace_if(line.begin(), line.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+            log::to_one_line(line);
             std::cout << line << std::endl; // one line each, at once: the port reads lines
         };
     }

@@ -13,18 +13,18 @@
 
 #include "cnode.hpp"
 #include "options.hpp"
+#include "util/log.hpp"
 
 namespace {
 
-// Writes each record as one line of standard error. A message can hold text from outside (a caller's pool
-// name, a path in its options): its control characters are written as spaces, so that no message can make a
-// line of its own (a forged level, metadata or [dpool_event] line) for whoever reads the output.
+// Writes each record as one line of standard error (log::to_one_line): a message can hold text from outside
+// (a caller's pool name, a path in its options), which must not forge a level, metadata or [dpool_event] line.
 class OneLineSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override
     {
         std::string text(msg.payload.data(), msg.payload.size());
-        std::replace_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
+        dpool::log::to_one_line(text);
         const spdlog::details::log_msg clean(msg.time, msg.source, msg.logger_name, msg.level, text);
         spdlog::memory_buf_t line;
         formatter_->format(clean, line);

@@ -16,8 +16,8 @@ namespace {
 
 std::string pool_labels(const pool::PoolStats& s)
 {
-    const std::string pool = s.name.empty() ? std::to_string(s.pool_id) : s.name;
-    return fmt::format("pool=\"{}\",target=\"{}\"", escape_label_value(pool), escape_label_value(s.target));
+    return fmt::format("pool=\"{}\",target=\"{}\"", escape_label_value(pool::pool_label(s.name, s.pool_id)),
+                       escape_label_value(s.target));
 }
 
 class Exposition {

@@ -681,12 +681,10 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     }
     // Everything checked: nothing below can fail, so the restore is all or nothing.
     for (auto& r : restore.pools) {
-        const std::string id = std::to_string(r.id);
-        log::write(spdlog::level::info,
-                   {.pool = r.config.name.empty() ? std::string_view(id) : std::string_view(r.config.name),
-                    .target = r.config.target},
-                   "restoring pool {} ({} connections)", r.id, r.config.max_connections);
-        add_pool(caller, r.id, std::move(r.config)).start_in_background();
+        auto& p = add_pool(caller, r.id, std::move(r.config));
+        log::write(spdlog::level::info, p.about(), "restoring pool {} ({} connections)", p.id(),
+                   p.config().max_connections);
+        p.start_in_background();
     }
     next_pool_id_ = next;
     pools_created_ = true;

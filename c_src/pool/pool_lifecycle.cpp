@@ -14,7 +14,7 @@ Pool::Pool(PoolContext& context, std::uint64_t id, PoolConfig config)
       id_(id),
       config_(std::move(config)),
       core_(config_.max_connections, context.lease_counter),
-      label_(config_.name.empty() ? std::to_string(id_) : config_.name),
+      label_(pool_label(config_.name, id_)),
       connect_failures_(fmt::format("connecting to {}", config_.target), context.log_repeat_interval),
       lost_connections_(fmt::format("connections to {}", config_.target), context.log_repeat_interval),
       capacity_(config_.min_connections)

@@ -58,6 +58,12 @@ struct PoolCounters {
     void count_closed(CloseReason reason) { ++closed[static_cast<std::size_t>(reason)]; }
 };
 
+// How logs and metrics name a pool: its name, or its id when it has none.
+inline std::string pool_label(std::string_view name, std::uint64_t id)
+{
+    return name.empty() ? std::to_string(id) : std::string(name);
+}
+
 // One pool at one moment: everything stats/1 reports, as values (the api layer encodes it, api/replies).
 struct PoolStats {
     enum class ConnectionState : std::uint8_t { available, in_use, connecting };

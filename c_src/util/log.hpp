@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,13 @@ inline std::string escape(std::string_view value)
         }
     }
     return out;
+}
+
+// `text` as one line: its control characters (a newline in a caller's pool name or path) written as spaces, so
+// that no text from outside can make a line of its own for whoever reads the C-node's output.
+inline void to_one_line(std::string& text)
+{
+    std::replace_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
 }
 
 inline std::string about_text(const About& about)
