@@ -1206,12 +1206,13 @@ finish(Dir, Figures, ElapsedMs) ->
 value_text(#{value := skipped}) -> "skipped";
 value_text(#{value := V}) -> fmt_num(V).
 
-%% One line per measured figure: name, how far from its goal (>= 1 meets it), 0 miss / 1 pass.
+%% One line per measured figure: name, how far from its goal (>= 1 meets it), 0 miss / 1 pass (a disqualified
+%% figure is a miss whatever its score).
 -spec plot_data([figure()]) -> iodata().
 plot_data(Figures) ->
     ["# figure score(>=1 meets the goal) pass\n"
-     | [io_lib:format("~s ~.6g ~b~n", [N, float(Score), if Score >= 1 -> 1; true -> 0 end])
-        || #{name := N, value := V, goal := G, goal_op := Op} <- Figures, is_number(V), Op =/= none,
+     | [io_lib:format("~s ~.6g ~b~n", [N, float(Score), case verdict(F) of <<"PASS">> -> 1; _ -> 0 end])
+        || #{name := N, value := V, goal := G, goal_op := Op} = F <- Figures, is_number(V), Op =/= none,
            Score <- [case Op of
                          ge -> V / G;
                          le when V == 0 -> 1000.0;
