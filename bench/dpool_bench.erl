@@ -254,7 +254,6 @@ start_cnode(Lanes, Limits) ->
     {ok, _} = application:ensure_all_started(distribute_pool),
     {ok, OsPid} = distribute_pool_cnode:os_pid(),
     put(cnode_os_pid, OsPid),
-    put(cnode_lanes, Lanes),
     progress("C-node up (os pid ~b, lanes ~p)", [OsPid, Lanes]).
 
 %% A fresh C-node: its RSS growth and its lanes are then the phase's own.
