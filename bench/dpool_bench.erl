@@ -134,9 +134,11 @@ measure(Targets) ->
     Default = phase(?DEFAULT_FIGURES, default, #{}, fun() ->
                   Config = fmt("default configuration: ~b lanes (no lanes env), a pool of ~b with default options",
                                [lanes_in_use(), ?BULK_SENDERS + 2]),
-                  [run_figure(hol_equal_name(Load), fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
-                   || Load <- ?EQUAL_LOADS]
-                  ++ run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end)
+                  Bulk = run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end),
+                  Hols = [run_figure(hol_equal_name(Load),
+                                     fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
+                          || Load <- ?EQUAL_LOADS],
+                  Hols ++ Bulk
               end),
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
