@@ -2,8 +2,8 @@
 # `make bench` (docs/BENCHMARKS.md): the Google Benchmark micro-benchmark of the pool core, then every figure
 # measured on real nodes by bench/dpool_bench.erl against a private epmd (scripts/with_epmd.sh), then the plot.
 # Writes _build/bench/results/latest.json, latest.png and latest_rss.png (untracked: a run changes no tracked
-# file). The copies in bench/results/ are the published ones, which docs/BENCHMARKS.md shows: copy a run there when the docs are
-# updated from it. Called after `make build`.
+# file). The copies in bench/results/ are the published ones, which docs/BENCHMARKS.md shows: copy a run there
+# when the docs are updated from it. Called after `make build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
