@@ -88,11 +88,16 @@ inline DescriptorReport describe_descriptor_limit(const DescriptorLimit& limit, 
             false};
 }
 
+// The error of a socket call that found the system's file table full (ENFILE), as Asio reports it.
+inline error_code system_out_of_descriptors() { return {ENFILE, boost::system::system_category()}; }
+
 // Whether a socket operation failed for want of a descriptor: this process's (EMFILE) or the system's (ENFILE).
+// Compared as Asio's system-category codes, not as generic conditions (boost::system::errc): matching a
+// condition goes through the categories' virtual functions, which UBSan's vptr check refuses with Boost 1.74's
+// header-only categories.
 inline bool out_of_descriptors(const error_code& ec)
 {
-    return ec == boost::system::errc::too_many_files_open ||
-           ec == boost::system::errc::too_many_files_open_in_system;
+    return ec == asio::error::no_descriptors || ec == system_out_of_descriptors();
 }
 
 // The current soft limit, for an error text (nullopt when it cannot be read).
@@ -108,7 +113,7 @@ inline std::optional<std::uint64_t> current_descriptor_limit()
 // What a caller or the log is told when `ec` is out_of_descriptors: which limit was hit and what raises it.
 inline std::string out_of_descriptors_text(const error_code& ec)
 {
-    if (ec == boost::system::errc::too_many_files_open_in_system) {
+    if (ec == system_out_of_descriptors()) {
         return fmt::format("out of file descriptors: the system's file table is full ({}; fs.file-max)",
                            ec.message());
     }

@@ -130,11 +130,11 @@ TEST_CASE("under a low hard limit, sockets run out with an error that names the 
 
 TEST_CASE("only EMFILE and ENFILE count as out of descriptors", "[descriptor_limit]")
 {
-    using boost::system::errc::make_error_code;
-    CHECK(dpool::util::out_of_descriptors(make_error_code(boost::system::errc::too_many_files_open)));
-    CHECK(dpool::util::out_of_descriptors(make_error_code(boost::system::errc::too_many_files_open_in_system)));
-    CHECK_FALSE(dpool::util::out_of_descriptors(make_error_code(boost::system::errc::connection_refused)));
+    const auto code = [](int value) { return dpool::error_code(value, boost::system::system_category()); };
+    CHECK(dpool::util::out_of_descriptors(code(EMFILE)));
+    CHECK(dpool::util::out_of_descriptors(code(ENFILE)));
+    CHECK_FALSE(dpool::util::out_of_descriptors(code(ECONNREFUSED)));
     CHECK_FALSE(dpool::util::out_of_descriptors(dpool::error_code{}));
-    CHECK(dpool::util::out_of_descriptors_text(make_error_code(boost::system::errc::too_many_files_open_in_system))
+    CHECK(dpool::util::out_of_descriptors_text(code(ENFILE))
               .starts_with("out of file descriptors: the system's file table is full"));
 }
