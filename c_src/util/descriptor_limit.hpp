@@ -92,9 +92,8 @@ inline DescriptorReport describe_descriptor_limit(const DescriptorLimit& limit, 
 inline error_code system_out_of_descriptors() { return {ENFILE, boost::system::system_category()}; }
 
 // Whether a socket operation failed for want of a descriptor: this process's (EMFILE) or the system's (ENFILE).
-// Compared as Asio's system-category codes, not as generic conditions (boost::system::errc): matching a
-// condition goes through the categories' virtual functions, which UBSan's vptr check refuses with Boost 1.74's
-// header-only categories.
+// Compared as Asio's system-category codes, as everywhere else here, not as generic conditions
+// (boost::system::errc), which match through the categories' virtual functions.
 inline bool out_of_descriptors(const error_code& ec)
 {
     return ec == asio::error::no_descriptors || ec == system_out_of_descriptors();
