@@ -24,6 +24,8 @@ constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
 constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
+// Packets up to this size are read into a buffer of their whole size, taken when their length is read.
+constexpr std::size_t kWholePacketBytes = std::size_t{16} << 20;
 
 } // namespace
 
@@ -88,15 +90,21 @@ void DistLink::do_read()
     if (closed_) {
         return;
     }
-    // Room for the next chunk; amid a packet whose length is known, room that grows with what came in of it
-    // (doubling it at most) up to the whole packet. Memory goes to bytes the peer sent, never to a length it
-    // announced: a peer that announces 1 GiB and sends 10 bytes costs a few KiB.
+    // Room for the next chunk; amid a packet whose length is known, room for the whole packet when it is at
+    // most kWholePacketBytes, and beyond, room that grows with what came in of it (doubling it at most) up to
+    // the whole packet. Growing copies what came in each time (an 8 MiB payload read in doubling buffers is
+    // copied once more in all, into pages touched for the first time: a third of the C-node's time when it
+    // relays big messages), so a packet of ordinary size gets its buffer at once: a block that large is
+    // mapped, not touched, and its pages become resident only as the bytes come in. A length beyond the bound
+    // still costs what the peer sent, never what it announced: one that announces 1 GiB and sends 10 bytes
+    // costs a few KiB.
     std::size_t want = read_chunk_;
     std::size_t packet_end = 0;
     if (in_.size() >= kLengthBytes) {
         const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
         if (total > in_.size()) {
-            want = std::max(want, std::min(total - in_.size(), in_.size()));
+            want = total <= kWholePacketBytes ? total - in_.size()
+                                              : std::max(want, std::min(total - in_.size(), in_.size()));
             packet_end = total;
         }
     }
