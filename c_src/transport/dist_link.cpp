@@ -39,6 +39,7 @@ DistLink::DistLink(DistStream stream, std::string peer_node, LinkLimits limits, 
 {
     error_code ignored;
     stream_.socket().set_option(tcp::no_delay(true), ignored);
+    spare_->buffers.reserve(kMaxSpares);
 }
 
 DistLink::~DistLink()
@@ -109,6 +110,9 @@ void DistLink::do_read()
         }
     }
     try {
+        if (packet_end != 0 && in_.tail_room() < want) {
+            take_spare(packet_end);
+        }
         in_.ensure_tail_room(want, packet_end);
     } catch (const std::bad_alloc&) {
         out_of_memory(packet_end);
@@ -265,13 +269,45 @@ std::shared_ptr<const void> DistLink::share_packet(std::string_view part)
     }
     if (!delivering_owner_) {
         // The buffer goes to the owner whole (the packet stays where it is); in_ starts afresh with the bytes
-        // read beyond the packet, at most one read's worth.
+        // read beyond the packet, at most one read's worth, in the spare buffer if there is one.
         const std::size_t used = kLengthBytes + delivering_.size();
-        delivering_owner_ = std::make_shared<ByteBuffer>(std::move(in_));
+        delivering_owner_ = std::make_shared<SharedPacket>();
+        delivering_owner_->buffer = std::move(in_);
+        delivering_owner_->home = spare_;
         in_ = ByteBuffer();
-        in_.append(delivering_owner_->data() + used, delivering_owner_->size() - used);
+        const ByteBuffer& shared = delivering_owner_->buffer;
+        in_.append(shared.data() + used, shared.size() - used);
     }
     return delivering_owner_;
+}
+
+void DistLink::take_spare(std::size_t packet_end)
+{
+    auto& spares = spare_->buffers;
+    const auto fits = std::find_if(spares.begin(), spares.end(),
+                                   [&](const ByteBuffer& b) { return b.capacity() >= packet_end; });
+    if (fits == spares.end()) {
+        return;
+    }
+    ByteBuffer taken = std::move(*fits);
+    spares.erase(fits);
+    taken.clear();
+    taken.append(in_.view()); // what came in of the packet so far: at most one read
+    in_ = std::move(taken);
+    spare_->used_since_tick = true;
+}
+
+DistLink::SharedPacket::~SharedPacket()
+{
+    const auto spare = home.lock();
+    if (spare && spare->buffers.size() < kMaxSpares && buffer.capacity() <= kWholePacketBytes) {
+        buffer.clear();
+        try {
+            spare->buffers.push_back(std::move(buffer)); // room for kMaxSpares is reserved: no allocation
+        } catch (const std::bad_alloc&) {
+            // A destructor must not throw: the buffer is freed instead of kept.
+        }
+    }
 }
 
 void DistLink::on_peer_tick()
@@ -544,6 +580,10 @@ void DistLink::on_tick(const error_code& ec)
     read_since_tick_ = false;
     wrote_since_tick_ = false;
     in_.shrink_if_idle(kKeepBufferBytes);
+    if (!spare_->used_since_tick) {
+        spare_->buffers.clear(); // no big packet came in for a tick: their memory goes
+    }
+    spare_->used_since_tick = false;
     arm_tick();
 }
 
