@@ -172,7 +172,20 @@
 %% send_async/3's window: how far a sender may get ahead before it waits for the C-node (docs/PROTOCOL.md).
 -define(ASYNC_WINDOW_MSGS, 64).
 -define(ASYNC_WINDOW_BYTES, 65536).
--define(ASYNC_KEY(PoolId, ConnId), {distribute_pool_async, PoolId, ConnId}).
+%% The calling process's send_async/3 pipes, one per pool connection it sends on (so their number is bounded
+%% by the connections): #{{PoolId, ConnId} => {CheckoutTag, LeaseId, Pipe, Count, Bytes}}.
+-define(ASYNC_KEY, distribute_pool_async).
+%% A lease holder's record of its checkout (with_connection): {pending, Pending, Started, Deadline} until the
+%% checkout's answer is read, then that answer ({ok, ConnId, LeaseId, ConnNode} or {error, Reason}).
+-define(LEASE_KEY(Tag), {distribute_pool_lease, Tag}).
+%% What the holder's operations on a lease that could not be taken raise, for with_connection to catch.
+-define(LEASE_FAILED, '$distribute_pool_lease_failed').
+%% Another process's ids of the last lease it used: {CheckoutTag, ConnId, LeaseId, ConnNode} (one entry).
+-define(BOUND_KEY, distribute_pool_bound_lease).
+%% A process other than the holder asks for a lease's ids while its checkout waits in line: first after this
+%% many ms, doubling up to LEASE_POLL_MAX_MS, until the pool's acquire timeout (plus the margin) has passed.
+-define(LEASE_POLL_MS, 1).
+-define(LEASE_POLL_MAX_MS, 50).
 
 %% @doc Creates a pool of connections to Target and returns once its `min_connections' (by default all
 %% of them) are up. MaxOrOptions is the maximum number of connections, or the options: a map or a keyword
@@ -377,6 +390,19 @@ checked(Fun) ->
 %% connection up to the pool's acquire timeout (first come, first served), then gives
 %% `{error, pool_exhausted}'; `{error, {connection_failed, _}}' at once when no connection is up and the
 %% last attempt to open one failed (its cause).
+%%
+%% The lease is pipelined: the checkout is sent and Fun runs at once, without waiting for its answer; Fun's
+%% first operation on Conn follows the checkout to the C-node and is served on the lease the checkout gets,
+%% so with_connection + one call costs no round trip of its own for the lease. What Fun sees when no
+%% connection could be leased: it runs up to its first operation on Conn (connection_info/1 included),
+%% which waits as a checkout does and then does not return: it ends Fun with an exception that
+%% with_connection catches, and with_connection returns the checkout's error (`{error, pool_exhausted}',
+%% `{error, {connection_failed, _}}', `{error, invalid_pool}', ...). (A Fun that catches that exception
+%% itself gets it again from every later operation on Conn, and its result is dropped.) A Fun that makes no
+%% operation on Conn waits for the checkout's answer when it returns, and with_connection returns the error
+%% then. Another process given Conn asks the C-node for the lease first (while the checkout waits in line,
+%% again every few ms up to the acquire timeout) and gets errors as return values; a process on another node
+%% can use Conn once the checkout has reached the C-node (before, its operations give invalid_connection).
 -spec with_connection(pool_ref(), fun((conn()) -> Result)) ->
     {ok, Result} | {error, pool_exhausted | connection_failure() | invalid_pool | badarg | limit_reached()}.
 with_connection(Pool, Fun) ->
@@ -412,31 +438,163 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
     Started = distribute_pool_telemetry:checkout_start(Pool),
-    Lease = case distribute_pool_client:call_tagged(Server, distribute_pool_proto:checkout(PoolId, WireTimeout),
-                                                    Wait) of
-                {reply, Reply} ->
-                    distribute_pool_proto:checkout_reply(Reply);
-                {timeout, Tag} ->
-                    %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so that a
-                    %% lease granted after all goes back to the pool instead of to a caller that stopped waiting.
-                    distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
-                    {error, pool_exhausted};
-                {error, {connection_failed, _}} = Failed ->
-                    Failed
-            end,
-    distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
-    case Lease of
-        {ok, ConnId, LeaseId, ConnNode} ->
-            Conn = #dpool_conn{pool = Pool, id = ConnId, lease = LeaseId, node = ConnNode},
+    case distribute_pool_client:send_call(Server, distribute_pool_proto:checkout(PoolId, WireTimeout), Wait) of
+        {ok, Pending} ->
+            Tag = distribute_pool_client:pending_tag(Pending),
+            Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
+            put(?LEASE_KEY(Tag), {pending, Pending, Started, deadline(Wait)}),
             try Fun(Conn) of
-                Result -> {ok, Result}
+                Result ->
+                    case settle(Conn) of
+                        {ok, _, _, _} -> {ok, Result};
+                        {error, _} = Error -> Error
+                    end
+            catch
+                throw:{?LEASE_FAILED, Tag, Reason} -> {error, Reason}
             after
-                ok = end_async(PoolId, ConnId, LeaseId),
-                distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId))
+                end_lease(Conn)
+            end;
+        {error, _} = Unreachable ->
+            distribute_pool_telemetry:checkout_stop(Pool, Started, Unreachable),
+            Unreachable
+    end.
+
+%% The answer of the holder's checkout: read once (waiting for it if it has not come), then kept.
+-spec settle(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}) ->
+    case get(?LEASE_KEY(Tag)) of
+        {pending, Pending, Started, Deadline} ->
+            Lease = case distribute_pool_client:await_call(Pending, remaining(Deadline)) of
+                        {reply, Reply} ->
+                            distribute_pool_proto:checkout_reply(Reply);
+                        {timeout, Tag} ->
+                            %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so
+                            %% that a lease granted after all goes back to the pool instead of to a caller that
+                            %% stopped waiting.
+                            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
+                            {error, pool_exhausted};
+                        {error, {connection_failed, _}} = Failed ->
+                            Failed
+                    end,
+            distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
+            put(?LEASE_KEY(Tag), Lease),
+            Lease;
+        undefined ->
+            {error, invalid_connection};
+        Known ->
+            Known
+    end.
+
+%% The end of with_connection: the checkout's answer read, and a lease it got returned (after what the holder
+%% sent with send_async/3 is queued).
+-spec end_lease(conn()) -> ok.
+end_lease(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag} = Conn) ->
+    Lease = settle(Conn),
+    erase(?LEASE_KEY(Tag)),
+    case Lease of
+        {ok, ConnId, LeaseId, _} ->
+            ok = end_async(PoolId, ConnId, Tag),
+            distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId));
+        {error, _} ->
+            ok
+    end.
+
+%% Runs an operation on Conn's lease: Op(ConnId, LeaseId, ExtraWait) with the lease's ids once they are known
+%% here. The holder's operations before the checkout's answer was read go by the checkout's tag instead
+%% (Op(checkout, Tag, ExtraWait), ExtraWait what is left of the checkout's wait, since the C-node serves them
+%% once the lease is granted): lease_pending means the checkout still waits in line, so the holder waits for its
+%% answer and tries again with the ids. Another process asks the C-node for the ids.
+-spec leased(conn(), fun((non_neg_integer() | checkout, non_neg_integer() | distribute_pool_proto:tag(),
+                          non_neg_integer()) -> Reply)) -> Reply | {error, term()}.
+leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
+    case get(?LEASE_KEY(Tag)) of
+        {ok, ConnId, LeaseId, _} ->
+            Op(ConnId, LeaseId, 0);
+        {error, Reason} ->
+            throw({?LEASE_FAILED, Tag, Reason});
+        {pending, _, _, Deadline} ->
+            case Op(checkout, Tag, remaining(Deadline)) of
+                {error, Why} when Why =:= lease_pending; Why =:= invalid_connection ->
+                    %% Still in line, or the checkout failed already (its lease is none the C-node knows).
+                    case holder_lease(Conn) of
+                        {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> Op(ConnId, LeaseId, 0);
+                        {ok, _, _, _} -> {error, invalid_connection}
+                    end;
+                Reply ->
+                    %% Served on the lease: the checkout's answer came before this one.
+                    _ = settle(Conn),
+                    Reply
+            end;
+        undefined ->
+            case lease_ids(Conn) of
+                {ok, ConnId, LeaseId, _} -> Op(ConnId, LeaseId, 0);
+                {error, _} = Error -> Error
+            end
+    end.
+
+%% The ids of Conn's lease: the holder waits for its checkout's answer (and when there is no lease, its
+%% operation ends Fun), another process asks the C-node.
+-spec lease_ids(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+lease_ids(#dpool_conn{checkout = Tag} = Conn) ->
+    case get(?LEASE_KEY(Tag)) of
+        undefined ->
+            case get(?BOUND_KEY) of
+                {Tag, ConnId, LeaseId, Node} -> {ok, ConnId, LeaseId, Node};
+                _ -> ask_lease(Conn)
+            end;
+        _ ->
+            holder_lease(Conn)
+    end.
+
+%% The holder's lease, waited for; with none, the operation that asked ends Fun (with_connection catches it).
+-spec holder_lease(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()}.
+holder_lease(#dpool_conn{checkout = Tag} = Conn) ->
+    case settle(Conn) of
+        {ok, _, _, _} = Lease -> Lease;
+        {error, Reason} -> throw({?LEASE_FAILED, Tag, Reason})
+    end.
+
+%% A process other than the holder asks the C-node for the lease's ids over its own lane, which no big
+%% message of the holder's holds up; an answer that no such lease exists may only mean that the checkout has
+%% not reached the C-node yet (it went over the holder's lane), so it is asked again over that lane, behind
+%% the checkout, for the final answer. While the checkout waits in line it asks again, every few ms, up to the
+%% acquire timeout.
+-spec ask_lease(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+ask_lease(#dpool_conn{pool = #dpool{server = Server, acquire_timeout_ms = AcquireMs}} = Conn) ->
+    Deadline = deadline(AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS),
+    case ask_lease(Conn, distribute_pool_client:lane(Server), Deadline, ?LEASE_POLL_MS) of
+        {error, invalid_connection} -> ask_lease(Conn, Conn#dpool_conn.lane, Deadline, ?LEASE_POLL_MS);
+        Answer -> Answer
+    end.
+
+-spec ask_lease(conn(), distribute_pool_client:server(), integer(), pos_integer()) ->
+    {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+ask_lease(#dpool_conn{pool = #dpool{id = PoolId}, checkout = Tag} = Conn, Lane, Deadline, Backoff) ->
+    Reply = distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:lease_of(PoolId, Tag),
+                                                ?DPOOL_PROMPT_WAIT_MS),
+    case distribute_pool_proto:checkout_reply(Reply) of
+        {ok, ConnId, LeaseId, Node} = Ids ->
+            put(?BOUND_KEY, {Tag, ConnId, LeaseId, Node}),
+            Ids;
+        {error, lease_pending} ->
+            case remaining(Deadline) of
+                0 ->
+                    {error, pool_exhausted};
+                Left ->
+                    timer:sleep(min(Backoff, Left)),
+                    ask_lease(Conn, Lane, Deadline, min(2 * Backoff, ?LEASE_POLL_MAX_MS))
             end;
         {error, _} = Error ->
             Error
     end.
+
+-spec deadline(non_neg_integer()) -> integer().
+deadline(Ms) ->
+    erlang:monotonic_time(millisecond) + Ms.
+
+-spec remaining(integer()) -> non_neg_integer().
+remaining(Deadline) ->
+    max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% @doc Sends Msg to Dest (a registered name, a pid or `{Name, Node}' on the target) over the leased
 %% connection; `ok' once it is queued on that connection, like `!' (delivery is not confirmed). Given a pool
@@ -455,9 +613,12 @@ do_send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
 do_send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg),
-                                        ?DPOOL_SEND_WAIT_MS);
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
+            leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
+                                 distribute_pool_client:call(
+                                   Server, distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg),
+                                   ?DPOOL_SEND_WAIT_MS + ExtraWait)
+                         end);
         {error, _} = Error ->
             Error;
         false ->
@@ -491,42 +652,72 @@ send_async(Conn, Dest, Msg) ->
     end.
 
 -spec do_send_async(conn(), dest(), term()) -> ok | {error, lease_error()}.
-do_send_async(Conn, Dest, Msg) ->
-    #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-    Key = ?ASYNC_KEY(PoolId, ConnId),
-    {Pipe, Count, Bytes} = case get(Key) of
-                               {LeaseId, P, C, B} ->
-                                   {P, C, B};
-                               Other ->
-                                   %% A pipe of an earlier lease on this connection has nothing left to do.
-                                   _ = [distribute_pool_pipe:stop(Old) || {_, Old, _, _} <- [Other]],
-                                   {distribute_pool_pipe:start(Server, PoolId, ConnId, LeaseId), 0, 0}
-                           end,
-    ok = distribute_pool_pipe:send(Pipe, Dest, Msg),
-    Size = erlang:external_size(Msg),
-    case Count + 1 >= ?ASYNC_WINDOW_MSGS orelse Bytes + Size >= ?ASYNC_WINDOW_BYTES of
-        true ->
-            put(Key, {LeaseId, Pipe, 0, 0}),
-            async_sync(Key, Pipe);
-        false ->
-            put(Key, {LeaseId, Pipe, Count + 1, Bytes + Size}),
-            ok
+do_send_async(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag} = Conn, Dest, Msg) ->
+    case lease_ids(Conn) of
+        {ok, ConnId, LeaseId, _} ->
+            Key = {PoolId, ConnId},
+            {Pipe, Count, Bytes} = case async_pipe(Key) of
+                                       {Tag, LeaseId, P, C, B} ->
+                                           {P, C, B};
+                                       Other ->
+                                           %% A pipe of an earlier lease on this connection has nothing left
+                                           %% to do.
+                                           _ = [distribute_pool_pipe:stop(Old) || {_, _, Old, _, _} <- [Other]],
+                                           {distribute_pool_pipe:start(Server, PoolId, ConnId, LeaseId), 0, 0}
+                                   end,
+            ok = distribute_pool_pipe:send(Pipe, Dest, Msg),
+            Size = erlang:external_size(Msg),
+            case Count + 1 >= ?ASYNC_WINDOW_MSGS orelse Bytes + Size >= ?ASYNC_WINDOW_BYTES of
+                true ->
+                    put_async_pipe(Key, {Tag, LeaseId, Pipe, 0, 0}),
+                    async_sync(Key, Pipe);
+                false ->
+                    put_async_pipe(Key, {Tag, LeaseId, Pipe, Count + 1, Bytes + Size}),
+                    ok
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% The calling process's pipe for a pool connection ({PoolId, ConnId}), or none.
+-spec async_pipe({non_neg_integer(), non_neg_integer()}) -> tuple() | none.
+async_pipe(Key) ->
+    maps:get(Key, get_async_pipes(), none).
+
+-spec put_async_pipe({non_neg_integer(), non_neg_integer()}, tuple()) -> ok.
+put_async_pipe(Key, Pipe) ->
+    put(?ASYNC_KEY, (get_async_pipes())#{Key => Pipe}),
+    ok.
+
+-spec erase_async_pipe({non_neg_integer(), non_neg_integer()}) -> ok.
+erase_async_pipe(Key) ->
+    case maps:remove(Key, get_async_pipes()) of
+        Empty when map_size(Empty) =:= 0 -> erase(?ASYNC_KEY);
+        Pipes -> put(?ASYNC_KEY, Pipes)
+    end,
+    ok.
+
+-spec get_async_pipes() -> #{{non_neg_integer(), non_neg_integer()} => tuple()}.
+get_async_pipes() ->
+    case get(?ASYNC_KEY) of
+        undefined -> #{};
+        Pipes -> Pipes
     end.
 
 %% Waits until the calling process's send_async/3 messages on Conn's lease are queued; ok when it has sent
-%% none. The first error since the last wait.
+%% none (a lease whose ids are not known here yet has none: send_async/3 learns them first).
 -spec flush_async(conn()) -> ok | {error, term()}.
-flush_async(#dpool_conn{pool = #dpool{id = PoolId}, id = ConnId, lease = LeaseId}) ->
-    Key = ?ASYNC_KEY(PoolId, ConnId),
-    case get(Key) of
-        {LeaseId, Pipe, _, _} ->
-            put(Key, {LeaseId, Pipe, 0, 0}),
+flush_async(#dpool_conn{checkout = Tag}) ->
+    case [{Key, Pipe} || {Key, {PipeTag, _, Pipe, _, _}} <- maps:to_list(get_async_pipes()), PipeTag =:= Tag] of
+        [{Key, Pipe}] ->
+            {Tag, LeaseId, Pipe, _, _} = async_pipe(Key),
+            put_async_pipe(Key, {Tag, LeaseId, Pipe, 0, 0}),
             async_sync(Key, Pipe);
-        _ ->
+        [] ->
             ok
     end.
 
--spec async_sync(term(), pid()) -> ok | {error, term()}.
+-spec async_sync({non_neg_integer(), non_neg_integer()}, pid()) -> ok | {error, term()}.
 async_sync(Key, Pipe) ->
     case distribute_pool_pipe:sync(Pipe) of
         ok ->
@@ -535,27 +726,26 @@ async_sync(Key, Pipe) ->
             %% The lease is over for good: so is its pipe (a later send_async/3 on it starts another, whose
             %% messages are dropped and counted as these were).
             ok = distribute_pool_pipe:stop(Pipe),
-            _ = erase(Key),
+            erase_async_pipe(Key),
             Error;
         {error, _} = Error ->
             case is_process_alive(Pipe) of
                 true -> ok;
-                false -> erase(Key) % the next send_async/3 starts a new pipe
+                false -> erase_async_pipe(Key) % the next send_async/3 starts a new pipe
             end,
             Error
     end.
 
 %% The end of a lease in its holder: what the holder sent with send_async/3 is queued before the lease goes
 %% back, and its pipe ends.
--spec end_async(non_neg_integer(), non_neg_integer(), non_neg_integer()) -> ok.
-end_async(PoolId, ConnId, LeaseId) ->
-    Key = ?ASYNC_KEY(PoolId, ConnId),
-    case get(Key) of
-        {LeaseId, Pipe, _, _} ->
+-spec end_async(non_neg_integer(), non_neg_integer(), distribute_pool_proto:tag()) -> ok.
+end_async(PoolId, ConnId, Tag) ->
+    Key = {PoolId, ConnId},
+    case async_pipe(Key) of
+        {Tag, _, Pipe, _, _} ->
             _ = distribute_pool_pipe:sync(Pipe),
             ok = distribute_pool_pipe:stop(Pipe),
-            _ = erase(Key),
-            ok;
+            erase_async_pipe(Key);
         _ ->
             ok
     end.
@@ -596,13 +786,17 @@ do_request(Conn, Dest, Request, Timeout) ->
         {true, false} ->
             {error, badarg};
         {true, true} ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
             %% After the caller's own send_async/3 messages, as a message after them would be.
             case flush_async(Conn) of
                 ok ->
-                    distribute_pool_client:call(
-                      Server, distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout, Request),
-                      request_wait(Timeout));
+                    leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
+                                         distribute_pool_client:call(
+                                           Server,
+                                           distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout,
+                                                                         Request),
+                                           plus(request_wait(Timeout), ExtraWait))
+                                 end);
                 {error, _} = Error ->
                     Error
             end
@@ -674,10 +868,16 @@ checked_call(Handle, M, F, A, Timeout) ->
 -spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
 do_call(#dpool{id = PoolId} = Pool, M, F, A, Timeout) ->
     one_shot(Pool, distribute_pool_proto:pooled_call(PoolId, M, F, A, Timeout), one_shot_wait(Pool, Timeout));
-do_call(Conn, M, F, A, Timeout) ->
-    #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-    distribute_pool_client:call(Server, distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout),
-                                request_wait(Timeout)).
+do_call(#dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn, M, F, A, Timeout) ->
+    leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
+                         distribute_pool_client:call(
+                           Server, distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout),
+                           plus(request_wait(Timeout), ExtraWait))
+                 end).
+
+-spec plus(timeout(), non_neg_integer()) -> timeout().
+plus(infinity, _) -> infinity;
+plus(Ms, More) -> Ms + More.
 
 %% @doc `pong' when the target's net_kernel answers over the leased connection (a round trip through the
 %% target's scheduler, as net_adm:ping/1 makes), `pang' when it does not (the connection or the target is
@@ -707,9 +907,12 @@ do_ping(Conn) ->
 discard(Conn) ->
     case valid_conn(Conn) of
         true ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}, id = ConnId, lease = LeaseId} = Conn,
-            distribute_pool_client:call(Server, distribute_pool_proto:discard(PoolId, ConnId, LeaseId),
-                                        ?DPOOL_PROMPT_WAIT_MS);
+            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
+            leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
+                                 distribute_pool_client:call(
+                                   Server, distribute_pool_proto:discard(PoolId, ConnId, LeaseId),
+                                   ?DPOOL_PROMPT_WAIT_MS + ExtraWait)
+                         end);
         false ->
             {error, invalid_connection}
     end.
@@ -837,8 +1040,10 @@ drain_timeout(Options) ->
 connection_info(Conn) ->
     case valid_conn(Conn) of
         true ->
-            #dpool_conn{pool = Pool, id = ConnId, node = Node} = Conn,
-            #{id => ConnId, node => Node, pool => Pool};
+            case lease_ids(Conn) of
+                {ok, ConnId, _LeaseId, Node} -> #{id => ConnId, node => Node, pool => Conn#dpool_conn.pool};
+                {error, _} -> {error, invalid_connection}
+            end;
         false ->
             {error, invalid_connection}
     end.
@@ -944,9 +1149,8 @@ valid_pool(_) ->
     false.
 
 -spec valid_conn(term()) -> boolean().
-valid_conn(#dpool_conn{pool = Pool, id = Id, lease = Lease, node = Node}) ->
-    valid_pool(Pool) andalso is_integer(Id) andalso Id >= 0 andalso is_integer(Lease) andalso Lease >= 0
-        andalso is_atom(Node);
+valid_conn(#dpool_conn{pool = Pool, checkout = [alias | Alias], lane = {Service, Node}}) ->
+    valid_pool(Pool) andalso is_reference(Alias) andalso is_atom(Service) andalso is_atom(Node);
 valid_conn(_) ->
     false.
 

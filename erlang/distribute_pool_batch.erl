@@ -60,7 +60,14 @@
 send_batch(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->
-            distribute_pool:with_connection(Pool, fun(Conn) -> [SendFun(Conn, M) || M <- Messages] end);
+            %% SendFun runs only on a lease: wait for it (with_connection's fun runs before its checkout is
+            %% answered), and with none, with_connection gives the checkout's error.
+            distribute_pool:with_connection(Pool, fun(Conn) ->
+                                                          case distribute_pool:connection_info(Conn) of
+                                                              #{} -> [SendFun(Conn, M) || M <- Messages];
+                                                              {error, _} -> []
+                                                          end
+                                                  end);
         false ->
             {error, badarg}
     end.
@@ -309,8 +316,15 @@ worker(Coordinator, Tag, Pool, SendFun) ->
     Cref = erlang:monitor(process, Coordinator),
     Coordinator ! {Tag, lane, self(), lane_and_pool(Pool)},
     Serve = fun(Conn) ->
-                    Coordinator ! {Tag, ready, self()},
-                    serve(Coordinator, Cref, Tag, Conn, SendFun)
+                    %% Ready once it holds its lease (with_connection's fun runs before its checkout is
+                    %% answered); with none, with_connection gives the checkout's error.
+                    case distribute_pool:connection_info(Conn) of
+                        #{} ->
+                            Coordinator ! {Tag, ready, self()},
+                            serve(Coordinator, Cref, Tag, Conn, SendFun);
+                        {error, _} ->
+                            ok
+                    end
             end,
     case distribute_pool:with_connection(Pool, Serve) of
         {ok, ok} -> ok;

@@ -18,6 +18,10 @@
 -export([call/3]).
 -export([call_tagged/3]).
 -export([call_on_lane/3]).
+-export([send_call/3]).
+-export([await_call/2]).
+-export([pending_tag/1]).
+-export([pending_lane/1]).
 -export([cast/2]).
 -export([lane/1]).
 -export([lane_nodes/1]).
@@ -27,11 +31,17 @@
 -export_type([server/0]).
 -export_type([wait/0]).
 -export_type([unreachable/0]).
+-export_type([pending/0]).
 
 -type server() :: {Service :: atom(), CNode :: node()}.
 -type wait() :: non_neg_integer() | infinity.
 %% The C-node could not be asked: {connection_failed, {cnode_not_running, Text}}.
 -type unreachable() :: {connection_failed, {cnode_not_running, binary()}}.
+%% A call sent and not yet answered (send_call/3): the address it went to, what watches that address while
+%% the answer is awaited (a node monitor and an alias; a monitor by name, which is also the alias, for a
+%% service on this node), and the tag the answer comes with.
+-opaque pending() :: {remote, server(), reference(), distribute_pool_proto:tag()}
+                   | {local, server(), reference(), distribute_pool_proto:tag()}.
 
 %% How long a call to a C-node on another node waits before it also checks that the service is there.
 -define(NAME_CHECK_MS, 100).
@@ -114,20 +124,70 @@ call_tagged(Server, Request, Wait) ->
 call_on_lane(Lane, Request, Wait) ->
     untagged(call_at(Lane, Request, Wait)).
 
+%% A call sent over this process's lane without waiting for its answer, which await_call/2 then waits for:
+%% with_connection's checkout, followed at once by its first operation on the same lane, so that the C-node
+%% sees the checkout first. Wait bounds the `lanes' request when the C-node's lanes are not known yet.
+-spec send_call(server(), distribute_pool_proto:request(), wait()) -> {ok, pending()} | {error, unreachable()}.
+send_call(Server, Request, Wait) ->
+    send_at(lane(Server, Wait), Request).
+
+%% The answer of a call sent with send_call/3, as call_tagged/3 gives it; it ends the pending call (a later
+%% answer is dropped by this node), so it is awaited once.
+-spec await_call(pending(), wait()) -> {reply, term()} | {timeout, term()} | {error, unreachable()}.
+await_call({remote, {_, Node} = Server, Alias, Tag}, Wait) ->
+    Result = await_remote(Server, Node, Tag, clamp(Wait)),
+    erlang:unalias(Alias),
+    Result;
+await_call({local, Server, Mref, Tag}, Wait) ->
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Mref, [flush]),
+            {reply, Reply};
+        {'DOWN', Mref, _, _, _Reason} ->
+            unreachable(Server, noproc)
+    after clamp(Wait) ->
+        erlang:demonitor(Mref, [flush]),
+        {timeout, Tag}
+    end.
+
+%% The tag a pending call was sent with (the C-node's answers, and a `cancel' of it, name it).
+-spec pending_tag(pending()) -> distribute_pool_proto:tag().
+pending_tag({_, _, _, Tag}) -> Tag.
+
+%% The address ({Service, LaneNode}) a pending call went to: what is sent there later arrives after it.
+-spec pending_lane(pending()) -> server().
+pending_lane({_, Lane, _, _}) -> Lane.
+
 %% One call to the address To ({Service, LaneNode}).
-%%
-%% The tag is [alias | Alias], as gen_server's: the C-node answers to the alias, which is deactivated when the
-%% call returns, so a reply that comes after a timeout is dropped by this node instead of landing in the
-%% caller's mailbox. A C-node on another node is watched with monitor_node/2, which sends nothing over the wire
-%% (a monitor on the service by name costs a MONITOR_P and a DEMONITOR_P packet per call, and the C-node a
-%% wake-up for the second): it says at once that the C-node died, its connection broke or it cannot be reached.
-%% A live node without the service is told from a slow answer by a monitor on the service by name, set only
-%% when no answer came within ?NAME_CHECK_MS.
 -spec call_at(server(), distribute_pool_proto:request(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
-call_at({_Service, Node} = Server, Request, Wait) when Node =:= node() ->
-    call_local(Server, Request, Wait);
-call_at({_Service, Node} = Server, Request, Wait) ->
+call_at(To, Request, Wait) ->
+    case send_at(To, Request) of
+        {ok, Pending} -> await_call(Pending, Wait);
+        {error, _} = Unreachable -> Unreachable
+    end.
+
+%% Sends a call to the address To.
+%%
+%% The tag is [alias | Alias], as gen_server's: the C-node answers to the alias, which is deactivated when the
+%% answer has been awaited, so a reply that comes after a timeout is dropped by this node instead of landing in
+%% the caller's mailbox. A C-node on another node is watched with monitor_node/2, which sends nothing over the
+%% wire (a monitor on the service by name costs a MONITOR_P and a DEMONITOR_P packet per call, and the C-node a
+%% wake-up for the second): it says at once that the C-node died, its connection broke or it cannot be reached.
+%% A live node without the service is told from a slow answer by a monitor on the service by name, set only
+%% when no answer came within ?NAME_CHECK_MS. A service on this node (tests run fakes so) is watched by a
+%% monitor by name, which is local and says noproc at once.
+-spec send_at(server(), distribute_pool_proto:request()) -> {ok, pending()} | {error, unreachable()}.
+send_at({_Service, Node} = Server, Request) when Node =:= node() ->
+    try erlang:monitor(process, Server, [{alias, demonitor}]) of
+        Mref ->
+            Tag = distribute_pool_proto:alias_tag(Mref),
+            _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
+            {ok, {local, Server, Mref, Tag}}
+    catch
+        error:badarg -> unreachable(Server, badarg)
+    end;
+send_at({_Service, Node} = Server, Request) ->
     %% monitor_node/2 raises notalive when the local node is not alive (no way to reach any C-node), and
     %% badarg for a node that is no atom.
     try erlang:monitor_node(Node, true) of
@@ -136,34 +196,10 @@ call_at({_Service, Node} = Server, Request, Wait) ->
             Tag = distribute_pool_proto:alias_tag(Alias),
             %% A plain send: it connects to the C-node's node if not yet connected (monitor_node/2 did).
             _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
-            Result = await_remote(Server, Node, Tag, clamp(Wait)),
-            erlang:unalias(Alias),
-            Result
+            {ok, {remote, Server, Alias, Tag}}
     catch
         error:notalive -> unreachable(Server, notalive);
         error:_ -> unreachable(Server, badarg)
-    end.
-
-%% A service on this node (tests run fakes so): a monitor by name is local, and says noproc at once.
--spec call_local(server(), distribute_pool_proto:request(), wait()) ->
-    {reply, term()} | {timeout, term()} | {error, unreachable()}.
-call_local(Server, Request, Wait) ->
-    try erlang:monitor(process, Server, [{alias, demonitor}]) of
-        Mref ->
-            Tag = distribute_pool_proto:alias_tag(Mref),
-            _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
-            receive
-                {Tag, Reply} ->
-                    erlang:demonitor(Mref, [flush]),
-                    {reply, Reply};
-                {'DOWN', Mref, _, _, _Reason} ->
-                    unreachable(Server, noproc)
-            after clamp(Wait) ->
-                erlang:demonitor(Mref, [flush]),
-                {timeout, Tag}
-            end
-    catch
-        error:badarg -> unreachable(Server, badarg)
     end.
 
 %% Waits for the answer while monitor_node(Node, true) is on; it is off again when this returns.

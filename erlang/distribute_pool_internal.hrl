@@ -10,12 +10,14 @@
     acquire_timeout_ms :: non_neg_integer()
 }).
 
-%% A lease on one pooled connection: valid between checkout and checkin, inside with_connection.
+%% A lease on one pooled connection: valid between checkout and checkin, inside with_connection. It is named
+%% by the tag of the checkout that took it, because with_connection runs its fun before the checkout's answer
+%% (the lease's ids) has come back: the C-node finds the lease by that tag (a pipelined lease, docs/PROTOCOL.md).
+%% `lane' is the C-node address the checkout went over: what is sent there later arrives after it.
 -record(dpool_conn, {
     pool :: #dpool{},
-    id :: non_neg_integer(),
-    lease :: non_neg_integer(),
-    node :: node()
+    checkout :: nonempty_improper_list(alias, reference()),
+    lane :: {atom(), node()}
 }).
 
 %% Limits and defaults that the C-node has too (c_src/api/requests.hpp, c_src/options.hpp): docs/PROTOCOL.md

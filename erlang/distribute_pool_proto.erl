@@ -24,6 +24,7 @@
 -export([new/2]).
 -export([whereis/1]).
 -export([checkout/2]).
+-export([lease_of/2]).
 -export([discard/3]).
 -export([send/5]).
 -export([send_many/4]).
@@ -59,6 +60,8 @@
 -export_type([pool_id/0]).
 -export_type([conn_id/0]).
 -export_type([lease_id/0]).
+-export_type([lease_conn/0]).
+-export_type([lease_ref/0]).
 -export_type([acquire/0]).
 -export_type([op_timeout/0]).
 -export_type([tag/0]).
@@ -72,6 +75,10 @@
 -type pool_id() :: non_neg_integer().
 -type conn_id() :: non_neg_integer().
 -type lease_id() :: non_neg_integer().
+%% A lease in an operation: its ids, or the atom `checkout' and the tag of the checkout that took it (a
+%% pipelined lease: the operation follows its checkout before the ids have come back).
+-type lease_conn() :: conn_id() | checkout.
+-type lease_ref() :: lease_id() | tag().
 %% The acquire timeout of a checkout or a one-shot operation: the pool's own (default), or milliseconds.
 -type acquire() :: default | non_neg_integer().
 %% The timeout of a request or call on the target, counted from when it is sent.
@@ -86,11 +93,12 @@
 -type request() :: {new, target(), map()}
                  | {whereis, atom()}
                  | {checkout, pool_id(), acquire()}
-                 | {discard, pool_id(), conn_id(), lease_id()}
-                 | {send, pool_id(), conn_id(), lease_id(), dest(), term()}
+                 | {lease_of, pool_id(), tag()}
+                 | {discard, pool_id(), lease_conn(), lease_ref()}
+                 | {send, pool_id(), lease_conn(), lease_ref(), dest(), term()}
                  | {send_many, pool_id(), conn_id(), lease_id(), [{dest(), term()}]}
-                 | {request, pool_id(), conn_id(), lease_id(), dest(), op_timeout(), term()}
-                 | {call, pool_id(), conn_id(), lease_id(), module(), atom(), [term()], op_timeout()}
+                 | {request, pool_id(), lease_conn(), lease_ref(), dest(), op_timeout(), term()}
+                 | {call, pool_id(), lease_conn(), lease_ref(), module(), atom(), [term()], op_timeout()}
                  | {pooled_send, pool_id(), dest(), term()}
                  | {pooled_request, pool_id(), dest(), op_timeout(), term()}
                  | {pooled_call, pool_id(), module(), atom(), [term()], op_timeout()}
@@ -146,13 +154,19 @@ whereis(Name) ->
 checkout(PoolId, Acquire) ->
     {checkout, PoolId, Acquire}.
 
+%% Reply: checkout_reply/1 (the ids of the lease that the checkout sent with Tag got), or
+%% {error, lease_pending} while that checkout waits in line.
+-spec lease_of(pool_id(), tag()) -> request().
+lease_of(PoolId, Tag) ->
+    {lease_of, PoolId, Tag}.
+
 %% As a call: ok | {error, invalid_connection}, or another error of the pool (passed on as it is).
--spec discard(pool_id(), conn_id(), lease_id()) -> request().
+-spec discard(pool_id(), lease_conn(), lease_ref()) -> request().
 discard(PoolId, ConnId, LeaseId) ->
     {discard, PoolId, ConnId, LeaseId}.
 
 %% Reply: ok | {error, Reason}, passed on as it is.
--spec send(pool_id(), conn_id(), lease_id(), dest(), term()) -> request().
+-spec send(pool_id(), lease_conn(), lease_ref(), dest(), term()) -> request().
 send(PoolId, ConnId, LeaseId, Dest, Msg) ->
     {send, PoolId, ConnId, LeaseId, Dest, Msg}.
 
@@ -162,12 +176,12 @@ send_many(PoolId, ConnId, LeaseId, Pairs) ->
     {send_many, PoolId, ConnId, LeaseId, Pairs}.
 
 %% Reply: {ok, Reply} | {error, Reason}, passed on as it is.
--spec request(pool_id(), conn_id(), lease_id(), dest(), op_timeout(), term()) -> request().
+-spec request(pool_id(), lease_conn(), lease_ref(), dest(), op_timeout(), term()) -> request().
 request(PoolId, ConnId, LeaseId, Dest, Timeout, Request) ->
     {request, PoolId, ConnId, LeaseId, Dest, Timeout, Request}.
 
 %% Reply: call_reply/1.
--spec call(pool_id(), conn_id(), lease_id(), module(), atom(), [term()], op_timeout()) -> request().
+-spec call(pool_id(), lease_conn(), lease_ref(), module(), atom(), [term()], op_timeout()) -> request().
 call(PoolId, ConnId, LeaseId, M, F, A, Timeout) ->
     {call, PoolId, ConnId, LeaseId, M, F, A, Timeout}.
 

@@ -14,8 +14,9 @@
 # alone; `make test` (scripts/test.sh) runs it as one of its stages, after `build` (address's build only) has
 # run in the background during the stages before it.
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
-# distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite but
-# distribute_pool_client_SUITE, which plays the C-node itself and starts none.
+# distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite that drives C-node
+# code the others do not: all but client (it plays the C-node itself and starts none) and the suites of the
+# library's own Erlang code (docs, names, admin, telemetry), whose requests to the C-node the others make too.
 #
 # Every report fails the stage. The sanitizers write their reports to files (log_path) in a directory of the
 # run, because the C-node is a port program of the test node: its stderr goes to the test node's logger, not
@@ -136,7 +137,8 @@ address() {
   local names=() name paths=""
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
-    "") mapfile -t names < <(ls test/erlang/*_SUITE.erl | grep -v /distribute_pool_client_SUITE.erl) ;;
+    "") mapfile -t names < <(ls test/erlang/*_SUITE.erl |
+           grep -Ev '/distribute_pool_(client|docs|names|admin|telemetry)_SUITE\.erl$') ;;
     *) IFS=, read -ra names <<<"$DPOOL_SANITIZE_SUITES" ;;
   esac
   for name in "${names[@]}"; do

@@ -62,12 +62,20 @@ std::optional<std::string_view> read_text(TermReader& r)
 
 std::optional<LeaseRef> read_lease(TermReader& r, std::uint64_t pool)
 {
+    if (TermReader by_tag = r; by_tag.atom() == std::optional<std::string_view>("checkout")) {
+        const auto tag = by_tag.skip();
+        if (!tag) {
+            return std::nullopt;
+        }
+        r = by_tag;
+        return LeaseRef{.pool = pool, .conn = 0, .lease = 0, .checkout_tag = *tag};
+    }
     const auto conn = read_id(r, std::numeric_limits<std::uint32_t>::max());
     const auto lease = read_id(r);
     if (!conn || !lease) {
         return std::nullopt;
     }
-    return LeaseRef{pool, static_cast<std::uint32_t>(*conn), *lease};
+    return LeaseRef{.pool = pool, .conn = static_cast<std::uint32_t>(*conn), .lease = *lease, .checkout_tag = {}};
 }
 
 // M, F and A of a call: two atoms and a proper list (nil, a STRING_EXT, or a LIST_EXT with a nil tail), as one
@@ -287,6 +295,16 @@ Decoded decode_checkin(TermReader& r, std::uint32_t, std::uint64_t pool)
     return Checkin{*lease, Discard};
 }
 
+// {lease_of, PoolId, Tag}
+Decoded decode_lease_of(TermReader& r, std::uint32_t, std::uint64_t pool)
+{
+    const auto tag = r.skip();
+    if (!tag) {
+        return Rejected{"badarg"};
+    }
+    return LeaseOf{pool, *tag};
+}
+
 // {cancel, PoolId, Pid, Tag}
 Decoded decode_cancel(TermReader& r, std::uint32_t, std::uint64_t pool)
 {
@@ -450,6 +468,7 @@ constexpr RequestSpec kRequests[] = {
     {"cast_batch_keyed", 4, 4, true, decode_cast_batch<true>},
     {"discard", 4, 4, true, decode_checkin<true>},
     {"cancel", 4, 4, true, decode_cancel},
+    {"lease_of", 3, 3, true, decode_lease_of},
     {"stats", 2, 2, true, decode_stats},
     {"destroy", 2, 3, true, decode_destroy},
     {"new", 3, 3, false, decode_new},

@@ -36,14 +36,24 @@ struct Checkout {
     std::uint64_t pool;
     std::optional<std::uint32_t> timeout_ms; // nullopt: the pool's default
 };
+// A lease, by its ids; or, given as the atom `checkout` and a tag in their place, the lease that the checkout
+// sent with that tag got (the library's with_connection sends its first operation right behind the checkout,
+// before the lease's ids have come back: docs/PROTOCOL.md, "Pipelined leases").
 struct LeaseRef {
-    std::uint64_t pool;
-    std::uint32_t conn;
-    std::uint64_t lease;
+    std::uint64_t pool = 0;
+    std::uint32_t conn = 0;
+    std::uint64_t lease = 0;
+    std::string_view checkout_tag{}; // encoded; empty: by ids
 };
 struct Checkin {
     LeaseRef lease;
     bool discard = false; // returned as broken: the connection is closed and a fresh one opened
+};
+// {lease_of, PoolId, Tag}: the ids of the lease that the checkout sent with Tag got, answered as the checkout
+// was ({ok, {ConnId, LeaseId, ConnNode}}), or {error, lease_pending} while that checkout waits in line.
+struct LeaseOf {
+    std::uint64_t pool;
+    std::string_view tag; // encoded
 };
 struct Cancel {
     std::uint64_t pool;
@@ -146,7 +156,7 @@ struct RejectedPool {
     std::uint64_t pool;
 };
 
-using Decoded = std::variant<NewPool, Checkout, Checkin, Cancel, Send, SendMany, Request, Call, PooledSend,
+using Decoded = std::variant<NewPool, Checkout, LeaseOf, Checkin, Cancel, Send, SendMany, Request, Call, PooledSend,
                              PooledRequest, PooledCall, CastBatch, Stats, Destroy, ListPools, Whereis, Info, ListLanes, Ping,
                              Restore, Rejected,
                              RejectedPool>;

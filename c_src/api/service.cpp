@@ -305,6 +305,14 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
             }
         }
     };
+    // A lease named by the tag of its checkout (the library's pipelined with_connection) is looked up; nullopt
+    // when there is none, the caller answered why.
+    const auto lease_ids = [&](pool::Pool& p, const LeaseRef& lease) -> std::optional<pool::Pool::LeaseIds> {
+        if (lease.checkout_tag.empty()) {
+            return pool::Pool::LeaseIds{lease.conn, lease.lease};
+        }
+        return p.leased_by_checkout(caller, lease.checkout_tag);
+    };
     auto decoded = decode_request(request);
     std::visit(Overloaded{
                    [&](NewPool& r) {
@@ -317,6 +325,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](Restore& r) { restore_pools(caller, std::move(r)); },
                    [&](const Checkout& r) { with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms); }); },
+                   [&](const LeaseOf& r) { with_pool(r.pool, [&](pool::Pool& p) { p.lease_of(caller, r.tag); }); },
                    [&](const Send& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
                            const auto to = parse_destination(r.destination, p.config().target);
@@ -324,7 +333,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                reply_error(caller, "badarg");
                                return;
                            }
-                           p.send(caller, r.lease.conn, r.lease.lease, *to, r.message);
+                           if (const auto ids = lease_ids(p, r.lease)) {
+                               p.send(caller, ids->conn, ids->lease, *to, r.message);
+                           }
                        });
                    },
                    [&](const SendMany& r) {
@@ -334,7 +345,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            for (const auto& [destination, message] : r.messages) {
                                messages.emplace_back(parse_destination(destination, p.config().target), message);
                            }
-                           p.send_many(caller, r.lease.conn, r.lease.lease, messages);
+                           if (const auto ids = lease_ids(p, r.lease)) {
+                               p.send_many(caller, ids->conn, ids->lease, messages);
+                           }
                        });
                    },
                    [&](const Request& r) {
@@ -344,12 +357,16 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                reply_error(caller, "badarg");
                                return;
                            }
-                           p.request(caller, r.lease.conn, r.lease.lease, *to, r.timeout_ms, r.request);
+                           if (const auto ids = lease_ids(p, r.lease)) {
+                               p.request(caller, ids->conn, ids->lease, *to, r.timeout_ms, r.request);
+                           }
                        });
                    },
                    [&](const Call& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
-                           p.call(caller, r.lease.conn, r.lease.lease, r.mfa, r.timeout_ms);
+                           if (const auto ids = lease_ids(p, r.lease)) {
+                               p.call(caller, ids->conn, ids->lease, r.mfa, r.timeout_ms);
+                           }
                        });
                    },
                    [&](const PooledCall& r) {
@@ -435,7 +452,11 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    // had already ended.
                    [&](const Checkin& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
-                           if (p.checkin(r.lease.conn, r.lease.lease, r.discard)) {
+                           const auto ids = lease_ids(p, r.lease);
+                           if (!ids) {
+                               return;
+                           }
+                           if (p.checkin(ids->conn, ids->lease, r.discard)) {
                                reply_atom(caller, "ok");
                            } else {
                                reply_error(caller, "invalid_connection");
@@ -452,7 +473,9 @@ void Service::handle_cast(std::string_view request)
 {
     std::visit(Overloaded{
                    [&](const Checkin& r) {
-                       if (auto* p = find_pool(r.lease.pool)) {
+                       if (!r.lease.checkout_tag.empty()) {
+                           ++malformed_messages_; // a cast has nobody to answer lease_pending to
+                       } else if (auto* p = find_pool(r.lease.pool)) {
                            p->checkin(r.lease.conn, r.lease.lease, r.discard);
                        }
                    },

@@ -507,6 +507,50 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
     }
 }
 
+std::variant<Pool::LeaseIds, Failure> Pool::find_checkout(std::string_view tag) const
+{
+    for (const auto& c : connections_) {
+        const auto& slot = c->slot;
+        if (slot.validating && slot.validating->caller.tag == tag) {
+            return Failure("lease_pending");
+        }
+        if (core_.state(c->index()) == SlotState::leased && !slot.one_shot && slot.holder.link &&
+            slot.holder.tag == tag) {
+            return LeaseIds{c->index(), core_.lease_of(c->index())};
+        }
+    }
+    for (const auto& [number, waiter] : waiters_) {
+        if (!waiter.job && waiter.caller.tag == tag) {
+            return Failure("lease_pending");
+        }
+    }
+    return Failure("invalid_connection");
+}
+
+std::optional<Pool::LeaseIds> Pool::leased_by_checkout(const CallerView& caller, std::string_view tag)
+{
+    auto found = find_checkout(tag);
+    if (const auto* ids = std::get_if<LeaseIds>(&found)) {
+        return *ids;
+    }
+    const auto& why = std::get<Failure>(found);
+    if (why.error != "lease_pending") {
+        ++counters_.failed_operations; // as an operation on an ended lease is (validate_lease)
+    }
+    answers().error(caller, why);
+    return std::nullopt;
+}
+
+void Pool::lease_of(const CallerView& caller, std::string_view tag)
+{
+    auto found = find_checkout(tag);
+    if (const auto* ids = std::get_if<LeaseIds>(&found)) {
+        answers().granted(caller, ids->conn, ids->lease, connections_[ids->conn]->node_name());
+    } else {
+        answers().error(caller, std::get<Failure>(found));
+    }
+}
+
 std::optional<Failure> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
 {
     if (conn >= connections_.size() || !core_.lease_current(conn, lease) || connections_[conn]->slot.validating) {

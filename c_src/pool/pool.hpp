@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "pool/answers.hpp"
@@ -111,6 +112,17 @@ public:
     // when that lease had already ended (or never was).
     bool checkin(std::uint32_t conn, std::uint64_t lease, bool discard = false);
     void cancel(std::string_view pid, std::string_view tag);
+    struct LeaseIds {
+        std::uint32_t conn = 0;
+        std::uint64_t lease = 0;
+    };
+    // The lease that the checkout sent with `tag` got (a pipelined lease, api::LeaseRef::checkout_tag), as the
+    // ids the other operations take; nullopt after answering the caller why there is none: lease_pending
+    // while that checkout still waits in line (the library then waits for the checkout's own answer and
+    // tries again), or invalid_connection (no such checkout, or its lease has ended).
+    std::optional<LeaseIds> leased_by_checkout(const CallerView& caller, std::string_view tag);
+    // Answers the ids of that lease as the checkout's answer gives them, or why there are none.
+    void lease_of(const CallerView& caller, std::string_view tag);
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);
     // Sends in order over one lease, each to its own destination (nullopt: none on the target, dropped and
@@ -221,6 +233,9 @@ private:
     // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt
     // when it can.
     std::optional<Failure> lease_error(std::uint32_t conn, std::uint64_t lease) const;
+    // The lease of the checkout sent with `tag`, or lease_pending / invalid_connection. A scan of the
+    // connections and the line, as cancel's: only a pipelined lease's first operation asks.
+    std::variant<LeaseIds, Failure> find_checkout(std::string_view tag) const;
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
 
     // Operations and the target's answers (pool_operations.cpp).

@@ -24,6 +24,8 @@ constexpr std::size_t kMaxReadChunk = kMaxIoBytes;
 constexpr std::size_t kMaxWriteBuffers = 8;
 // After a large message, buffers above this are released once empty.
 constexpr std::size_t kKeepBufferBytes = 1024 * 1024;
+// Packets up to this size are read into a buffer of their whole size, taken when their length is read.
+constexpr std::size_t kWholePacketBytes = std::size_t{16} << 20;
 
 } // namespace
 
@@ -37,6 +39,7 @@ DistLink::DistLink(DistStream stream, std::string peer_node, LinkLimits limits, 
 {
     error_code ignored;
     stream_.socket().set_option(tcp::no_delay(true), ignored);
+    spare_->buffers.reserve(kMaxSpares);
 }
 
 DistLink::~DistLink()
@@ -88,19 +91,28 @@ void DistLink::do_read()
     if (closed_) {
         return;
     }
-    // Room for the next chunk; amid a packet whose length is known, room that grows with what came in of it
-    // (doubling it at most) up to the whole packet. Memory goes to bytes the peer sent, never to a length it
-    // announced: a peer that announces 1 GiB and sends 10 bytes costs a few KiB.
+    // Room for the next chunk; amid a packet whose length is known, room for the whole packet when it is at
+    // most kWholePacketBytes, and beyond, room that grows with what came in of it (doubling it at most) up to
+    // the whole packet. Growing copies what came in each time (an 8 MiB payload read in doubling buffers is
+    // copied once more in all, into pages touched for the first time: a third of the C-node's time when it
+    // relays big messages), so a packet of ordinary size gets its buffer at once: a block that large is
+    // mapped, not touched, and its pages become resident only as the bytes come in. A length beyond the bound
+    // still costs what the peer sent, never what it announced: one that announces 1 GiB and sends 10 bytes
+    // costs a few KiB.
     std::size_t want = read_chunk_;
     std::size_t packet_end = 0;
     if (in_.size() >= kLengthBytes) {
         const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
         if (total > in_.size()) {
-            want = std::max(want, std::min(total - in_.size(), in_.size()));
+            want = total <= kWholePacketBytes ? total - in_.size()
+                                              : std::max(want, std::min(total - in_.size(), in_.size()));
             packet_end = total;
         }
     }
     try {
+        if (packet_end != 0 && in_.tail_room() < want) {
+            take_spare(packet_end);
+        }
         in_.ensure_tail_room(want, packet_end);
     } catch (const std::bad_alloc&) {
         out_of_memory(packet_end);
@@ -257,13 +269,45 @@ std::shared_ptr<const void> DistLink::share_packet(std::string_view part)
     }
     if (!delivering_owner_) {
         // The buffer goes to the owner whole (the packet stays where it is); in_ starts afresh with the bytes
-        // read beyond the packet, at most one read's worth.
+        // read beyond the packet, at most one read's worth, in the spare buffer if there is one.
         const std::size_t used = kLengthBytes + delivering_.size();
-        delivering_owner_ = std::make_shared<ByteBuffer>(std::move(in_));
+        delivering_owner_ = std::make_shared<SharedPacket>();
+        delivering_owner_->buffer = std::move(in_);
+        delivering_owner_->home = spare_;
         in_ = ByteBuffer();
-        in_.append(delivering_owner_->data() + used, delivering_owner_->size() - used);
+        const ByteBuffer& shared = delivering_owner_->buffer;
+        in_.append(shared.data() + used, shared.size() - used);
     }
     return delivering_owner_;
+}
+
+void DistLink::take_spare(std::size_t packet_end)
+{
+    auto& spares = spare_->buffers;
+    const auto fits = std::find_if(spares.begin(), spares.end(),
+                                   [&](const ByteBuffer& b) { return b.capacity() >= packet_end; });
+    if (fits == spares.end()) {
+        return;
+    }
+    ByteBuffer taken = std::move(*fits);
+    spares.erase(fits);
+    taken.clear();
+    taken.append(in_.view()); // what came in of the packet so far: at most one read
+    in_ = std::move(taken);
+    spare_->used_since_tick = true;
+}
+
+DistLink::SharedPacket::~SharedPacket()
+{
+    const auto spare = home.lock();
+    if (spare && spare->buffers.size() < kMaxSpares && buffer.capacity() <= kWholePacketBytes) {
+        buffer.clear();
+        try {
+            spare->buffers.push_back(std::move(buffer)); // room for kMaxSpares is reserved: no allocation
+        } catch (const std::bad_alloc&) {
+            // A destructor must not throw: the buffer is freed instead of kept.
+        }
+    }
 }
 
 void DistLink::on_peer_tick()
@@ -536,6 +580,10 @@ void DistLink::on_tick(const error_code& ec)
     read_since_tick_ = false;
     wrote_since_tick_ = false;
     in_.shrink_if_idle(kKeepBufferBytes);
+    if (!spare_->used_since_tick) {
+        spare_->buffers.clear(); // no big packet came in for a tick: their memory goes
+    }
+    spare_->used_since_tick = false;
     arm_tick();
 }
 

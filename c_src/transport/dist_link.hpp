@@ -118,6 +118,8 @@ public:
     void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {});
     std::size_t queued_bytes() const { return pending_.size() + inflight_.unwritten(); }
     bool uses_atom_cache() const { return atom_cache_; }
+    // Buffers kept for the next big packets (Spare).
+    std::size_t spare_buffers() const { return spare_->buffers.size(); }
     const LinkTraffic& traffic() const { return traffic_; }
     // What the peer holds of the atom cache entries this end defined (packets written with write_packet).
     protocol::AtomCacheOut& atoms_sent() { return atoms_sent_; }
@@ -148,6 +150,8 @@ private:
     // Closes the link because memory for a packet could not be had.
     void out_of_memory(std::size_t packet_bytes);
     void do_read();
+    // Reads the packet ending at `packet_end` into a spare buffer large enough, if there is one.
+    void take_spare(std::size_t packet_end);
     // Reading a packet of at least kMinBorrowedBytes of which a part came in.
     bool amid_big_packet() const;
     // The next read, or the next write of the output in flight: now, or, with a bulk queue, when it is the bulk
@@ -210,9 +214,26 @@ private:
     std::size_t accounted_ = 0;    // the queued bytes last reported to limits_.output
     std::size_t read_chunk_;
     std::size_t read_size_ = 0; // asked of the socket by the read in progress
+    // Buffers that shared packets' owners gave back when the last borrower let go (SharedPacket): the next
+    // big packets are read into them, so their pages are not faulted in again (page faults on fresh 8 MiB
+    // buffers were a third of the C-node's time relaying big messages). A packet is still being written out
+    // while the next ones come in, so a link keeps up to kMaxSpares; they are freed at a tick without use.
+    static constexpr std::size_t kMaxSpares = 2;
+    struct Spare {
+        std::vector<ByteBuffer> buffers;
+        bool used_since_tick = false;
+    };
+    // The buffer of a packet that left with its bytes (share_packet); when the last borrower lets go, the
+    // buffer goes back to its link's spare slot (if the link is still there and has none).
+    struct SharedPacket {
+        ByteBuffer buffer;
+        std::weak_ptr<Spare> home;
+        ~SharedPacket();
+    };
     // The packet on_packet is delivering (in in_), and the owner of in_'s former buffer once it was shared.
     std::string_view delivering_;
-    std::shared_ptr<ByteBuffer> delivering_owner_;
+    std::shared_ptr<SharedPacket> delivering_owner_;
+    std::shared_ptr<Spare> spare_ = std::make_shared<Spare>();
 
     bool closed_ = false;
     bool writing_ = false;

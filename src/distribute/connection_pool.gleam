@@ -306,6 +306,12 @@ pub fn new_with_reason(
 /// pool, also when `func` panics (the panic then goes on). Waiters are served first come, first served;
 /// `PoolExhausted` after the pool's acquire timeout.
 ///
+/// The lease is pipelined: `func` runs at once and its first operation on the connection follows the
+/// checkout, so a lease and one call cost one round trip to the C-node. When no connection could be
+/// leased, `func` has run, each of its operations on the connection returned that error
+/// (`PoolExhausted`, `ConnectionFailed`, `InvalidPool`), and `with_connection` returns it, dropping
+/// `func`'s result.
+///
 /// ```gleam
 /// connection_pool.with_connection(pool, fn(conn) {
 ///   connection_pool.send(conn, to: "logger", message: "Hello")

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -843,6 +844,49 @@ TEST_CASE("DistLink share_packet keeps a delivered packet's bytes and reads on i
     for (std::size_t i = 0; i < payloads.size(); ++i) {
         CHECK(t.handler.packets[i] == payloads[i]);
         CHECK(views[i] == std::string_view(payloads[i]).substr(2)); // still valid: its owner keeps it
+    }
+}
+
+TEST_CASE("DistLink reads the next big packets into the buffers shared packets gave back (two are kept)",
+          "[dist_link]")
+{
+    LinkTest t;
+    std::vector<const char*> starts;
+    std::vector<std::shared_ptr<const void>> owners;
+    bool keep = true;
+    t.handler.packet_hook = [&](DistLink& link, std::string_view packet) {
+        starts.push_back(packet.data());
+        auto owner = link.share_packet(packet);
+        REQUIRE(owner != nullptr);
+        if (keep) {
+            owners.push_back(std::move(owner)); // held, as a write in flight holds it; else let go at once
+        }
+    };
+    const auto send_big = [&](int n) {
+        const std::size_t before = t.handler.packets.size();
+        t.peer_write_large(frame(numbered_payload(n, 500000)));
+        REQUIRE(t.pump_until([&] { return t.handler.packets.size() == before + 1; }));
+    };
+    // Three packets held, then all let go in order: the first two buffers come back as spares, the third is
+    // freed.
+    send_big(1);
+    send_big(2);
+    send_big(3);
+    CHECK(t.link->spare_buffers() == 0);
+    owners.clear();
+    CHECK(t.link->spare_buffers() == 2);
+    keep = false;
+    // The next packets come into those two buffers (each given back again once delivered), no other.
+    send_big(4);
+    send_big(5);
+    send_big(6);
+    const std::set<const char*> spares{starts[0], starts[1]};
+    CHECK(spares.count(starts[3]) == 1);
+    CHECK(spares.count(starts[4]) == 1);
+    CHECK(spares.count(starts[5]) == 1);
+    CHECK(t.link->spare_buffers() == 2);
+    for (std::size_t i = 0; i < t.handler.packets.size(); ++i) {
+        CHECK(t.handler.packets[i] == numbered_payload(static_cast<int>(i) + 1, 500000));
     }
 }
 

@@ -247,6 +247,38 @@ TEST_CASE("Pool lets a cancelled waiter leave the line", "[pool]")
     CHECK_FALSE(h.answers.has("b: granted 0"));
 }
 
+TEST_CASE("Pool finds a pipelined lease by its checkout's tag: granted, still in line, or none", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    start_and_lease_to_a(h);
+    // Granted: the ids of the lease the checkout tagged "a" got, whoever asks.
+    const auto ids = h.pool->leased_by_checkout(h.caller("x"), "a");
+    REQUIRE(ids);
+    CHECK(ids->conn == h.answers.leases["a"].first);
+    CHECK(ids->lease == h.answers.leases["a"].second);
+    h.pool->lease_of(h.caller("y"), "a");
+    CHECK(h.answers.has("y: granted 0"));
+
+    // In line: lease_pending, not counted as a failed operation; a tag no checkout had: invalid_connection.
+    h.pool->checkout(h.caller("b"), 60'000);
+    const auto failed_before = h.pool->snapshot().counters.failed_operations;
+    CHECK_FALSE(h.pool->leased_by_checkout(h.caller("z"), "b"));
+    CHECK(h.answers.has("z: error lease_pending"));
+    CHECK(h.pool->snapshot().counters.failed_operations == failed_before);
+    CHECK_FALSE(h.pool->leased_by_checkout(h.caller("w"), "nobody"));
+    CHECK(h.answers.has("w: error invalid_connection"));
+    CHECK(h.pool->snapshot().counters.failed_operations == failed_before + 1);
+
+    // Once b is granted, its tag names its lease; a's, whose lease ended, names none.
+    h.checkin("a");
+    REQUIRE(h.wait_for("b: granted 0"));
+    const auto b = h.pool->leased_by_checkout(h.caller("v"), "b");
+    REQUIRE(b);
+    CHECK(b->lease == h.answers.leases["b"].second);
+    h.pool->lease_of(h.caller("u"), "a");
+    CHECK(h.answers.has("u: error invalid_connection"));
+}
+
 TEST_CASE("Pool takes back the leases and waiters of a caller node that went away", "[pool]")
 {
     PoolHarness h(config(1, 1));

@@ -297,6 +297,22 @@ TEST_CASE("decode_request: send", "[requests]")
     CHECK(s.destination == dest);
     CHECK(s.message == msg);
 
+    CHECK(s.lease.checkout_tag.empty());
+
+    // A pipelined lease: the atom checkout and the checkout's tag in place of the ids.
+    const std::string tag = term([](EiTerm& t) { t.list(1).atom("alias").atom("not_a_ref_but_any_term"); });
+    const std::string by_tag = term(
+        [&](EiTerm& t) { t.tuple(6).atom("send").integer(1).atom("checkout").raw(tag).raw(dest).raw(msg); });
+    const auto p = accepted<Send>(decode_request(by_tag));
+    CHECK(p.lease.pool == 1);
+    CHECK(p.lease.checkout_tag == tag);
+    CHECK(p.destination == dest);
+    CHECK(p.message == msg);
+    const std::string lease_of = term([&](EiTerm& t) { t.tuple(3).atom("lease_of").integer(4).raw(tag); });
+    const auto of = accepted<LeaseOf>(decode_request(lease_of));
+    CHECK(of.pool == 4);
+    CHECK(of.tag == tag);
+
     CHECK(rejection_of([&](EiTerm& t) { t.tuple(6).atom("send").integer(1).atom("c").integer(3).raw(dest).raw(msg); })
           == "invalid_connection");
     CHECK(rejection_of([&](EiTerm& t) { t.tuple(5).atom("send").integer(1).integer(2).integer(3).raw(dest); })
@@ -1173,6 +1189,7 @@ std::vector<Example> examples()
          {pool, {[](EiTerm& t) { t.pid("caller@host", 3, 0, 1); }, [](EiTerm& t) { t.atom("nopid"); }, "badarg"},
           {any}},
          as<Cancel>()},
+        {"lease_of", {pool, {any}}, as<LeaseOf>()},
         {"send", {pool, conn, lease, dest, msg}, as<Send>()},
         {"send_many",
          {pool, conn, lease,

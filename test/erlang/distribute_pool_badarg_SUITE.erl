@@ -83,8 +83,8 @@ bad_pool_handles(Config) ->
 
 -spec bad_connection_handles(list()) -> ok.
 bad_connection_handles(Config) ->
-    doc("Wrong terms and forged leases (unknown connection or lease ids, another pool's ids) are "
-        "invalid_connection (or invalid_pool for an unknown pool) for every lease function."),
+    doc("Wrong terms and forged leases (a checkout tag of no lease, of an ended lease, another pool's lease) "
+        "are invalid_connection (or invalid_pool for an unknown pool) for every lease function."),
     Pool = ?config(pool, Config),
     T = ?config(target, Config),
     {ok, Other} = distribute_pool:new(T, 1),
@@ -93,10 +93,13 @@ bad_connection_handles(Config) ->
           Pool,
           fun(Conn) ->
                   Wrong = [undefined, 42, "conn", {dpool_conn}, setelement(3, Conn, -1),
-                           setelement(4, Conn, x), setelement(5, Conn, "node")],
-                  ForgedIds = [setelement(3, Conn, 1 bsl 31), setelement(3, Conn, 1 bsl 32),
-                               setelement(3, Conn, 1 bsl 100), setelement(4, Conn, element(4, Conn) + 1000),
-                               setelement(4, Conn, 1 bsl 64), setelement(2, Conn, Other)],
+                           setelement(3, Conn, [alias | x]), setelement(4, Conn, x),
+                           setelement(4, Conn, {"s", node()}), erlang:append_element(Conn, x)],
+                  %% A lease is named by its checkout's tag: a tag no checkout had, one of a lease that ended,
+                  %% or this lease's in another pool.
+                  {ok, Ended} = distribute_pool:with_connection(Pool, fun(C) -> C end),
+                  ForgedIds = [setelement(3, Conn, [alias | make_ref()]), setelement(2, Ended, Pool),
+                               setelement(2, Conn, Other)],
                   %% A pool is a handle for the one-shot send, request and call, but no lease.
                   {error, invalid_connection} = distribute_pool:ping(Pool),
                   {error, invalid_connection} = distribute_pool:connection_info(Pool),

@@ -17,6 +17,8 @@
 -export([checkout_and_checkin_on_the_wire/1]).
 -export([checkin_after_raise_and_reraise/1]).
 -export([checkout_errors_pass_through/1]).
+-export([first_operation_follows_the_checkout/1]).
+-export([other_process_asks_for_the_lease/1]).
 -export([checkout_client_timeout_sends_cancel/1]).
 -export([lease_operations_on_the_wire/1]).
 -export([request_client_wait_is_bounded/1]).
@@ -49,6 +51,8 @@ all() ->
      checkout_and_checkin_on_the_wire,
      checkin_after_raise_and_reraise,
      checkout_errors_pass_through,
+     first_operation_follows_the_checkout,
+     other_process_asks_for_the_lease,
      checkout_client_timeout_sends_cancel,
      lease_operations_on_the_wire,
      request_client_wait_is_bounded,
@@ -169,20 +173,81 @@ checkin_after_raise_and_reraise(_Config) ->
 
 -spec checkout_errors_pass_through(list()) -> ok.
 checkout_errors_pass_through(_Config) ->
-    doc("Checkout errors come back as they are and the fun does not run; a malformed grant is not a lease."),
+    doc("Checkout errors come back as they are; the fun has run meanwhile (the lease is pipelined) and its "
+        "result is dropped; a malformed grant is not a lease."),
     Pool = do_fake_pool(),
     Self = self(),
     [begin
-         Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end) end),
+         Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> Self ! ran, result end) end),
          {From, {checkout, ?POOL_ID, default}} = do_expect_call(),
          do_reply(From, {error, E}),
-         {ok, {error, E}} = do_await(Ref)
+         {ok, {error, E}} = do_await(Ref),
+         receive ran -> ok after 5000 -> ct:fail(fun_not_run) end
      end || E <- [pool_exhausted, connection_failed, invalid_pool, badarg]],
     Ref = do_async(fun() -> distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end) end),
     {From, _} = do_expect_call(),
     do_reply(From, {ok, {not_an_id, 1, <<"n@h">>}}),
-    {ok, {error, _}} = do_await(Ref),
-    receive ran -> ct:fail(fun_ran_without_lease) after 0 -> ok end,
+    {ok, {error, {bad_reply, _}}} = do_await(Ref),
+    do_expect_no_call(),
+    ok.
+
+-spec first_operation_follows_the_checkout(list()) -> ok.
+first_operation_follows_the_checkout(_Config) ->
+    doc("The fun's first operation goes right behind the checkout, naming the lease by the checkout's tag; "
+        "lease_pending (the checkout waits in line) makes the holder wait for the checkout's answer and send "
+        "the operation again with the lease's ids; when the checkout fails, that operation ends the fun and "
+        "with_connection returns the checkout's error; nothing more is sent, nothing is checked in."),
+    Pool = do_fake_pool(),
+    Ref = do_async(fun() ->
+                           distribute_pool:with_connection(Pool, fun(C) ->
+                               {distribute_pool:call(C, m, f, []), distribute_pool:call(C, m, g, [])}
+                           end)
+                   end),
+    {{_, Tag} = Checkout, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    {ByTag, {call, ?POOL_ID, checkout, Tag, m, f, [], 5000}} = do_expect_call(),
+    do_reply(ByTag, {error, lease_pending}),
+    do_grant(Checkout),
+    {Again, {call, ?POOL_ID, ?CONN_ID, ?LEASE_ID, m, f, [], 5000}} = do_expect_call(),
+    do_reply(Again, {ok, 1}),
+    {Second, {call, ?POOL_ID, ?CONN_ID, ?LEASE_ID, m, g, [], 5000}} = do_expect_call(),
+    do_reply(Second, {ok, 2}),
+    {ok, {ok, {{ok, 1}, {ok, 2}}}} = do_await(Ref),
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
+    %% The checkout fails while the first operation waits behind it.
+    Ref2 = do_async(fun() ->
+                            distribute_pool:with_connection(Pool, fun(C) ->
+                                {distribute_pool:send(C, dest, msg), distribute_pool:call(C, m, f, [])}
+                            end)
+                    end),
+    {{_, Tag2} = Checkout2, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    {ByTag2, {send, ?POOL_ID, checkout, Tag2, dest, msg}} = do_expect_call(),
+    do_reply(ByTag2, {error, lease_pending}),
+    do_reply(Checkout2, {error, pool_exhausted}),
+    {ok, {error, pool_exhausted}} = do_await(Ref2),
+    do_expect_no_call(),
+    ok.
+
+-spec other_process_asks_for_the_lease(list()) -> ok.
+other_process_asks_for_the_lease(_Config) ->
+    doc("A process given the lease by its holder asks the C-node for the lease's ids ({lease_of, PoolId, Tag}) "
+        "over the lane of the checkout, again while the answer is lease_pending, then uses the ids."),
+    Pool = do_fake_pool(),
+    Ref = do_async(fun() ->
+                           distribute_pool:with_connection(Pool, fun(C) ->
+                               {Pid, Mref} = spawn_monitor(fun() -> exit({done, distribute_pool:call(C, m, f, [])}) end),
+                               receive {'DOWN', Mref, process, Pid, {done, Result}} -> Result end
+                           end)
+                   end),
+    {{_, Tag} = Checkout, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    {Ask, {lease_of, ?POOL_ID, Tag}} = do_expect_call(),
+    do_reply(Ask, {error, lease_pending}),
+    {Ask2, {lease_of, ?POOL_ID, Tag}} = do_expect_call(),
+    do_grant(Ask2),
+    {Call, {call, ?POOL_ID, ?CONN_ID, ?LEASE_ID, m, f, [], 5000}} = do_expect_call(),
+    do_reply(Call, {ok, 7}),
+    do_grant(Checkout),
+    {ok, {ok, {ok, 7}}} = do_await(Ref),
+    {checkin, ?POOL_ID, ?CONN_ID, ?LEASE_ID} = do_expect_cast(),
     ok.
 
 -spec checkout_client_timeout_sends_cancel(list()) -> ok.
@@ -221,9 +286,10 @@ lease_operations_on_the_wire(_Config) ->
                    distribute_pool:ping(C)]
           end,
     Ref = do_async(fun() -> distribute_pool:with_connection(Pool, Ops) end),
-    {F0, {checkout, ?POOL_ID, default}} = do_expect_call(),
+    {{_, Tag} = F0, {checkout, ?POOL_ID, default}} = do_expect_call(),
     do_grant(F0),
     L = {?POOL_ID, ?CONN_ID, ?LEASE_ID},
+    %% The first operation follows the checkout before its answer was read: it names the checkout's tag.
     Script = [{{send, dest, msg}, ok},
               {{request, {name, 'x@h'}, 5000, req}, {ok, r1}},
               {{request, dest, infinity, req}, {error, timeout}},
@@ -235,11 +301,12 @@ lease_operations_on_the_wire(_Config) ->
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, yes}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {ok, no}},
               {{request, net_kernel, 5000, {is_auth, Node}}, {error, {connection_failed, {connection_lost, <<>>}}}}],
+    Leases = [{?POOL_ID, checkout, Tag} | lists:duplicate(length(Script) - 1, L)],
     [begin
          {From, Wire} = do_expect_call(),
-         Wire = do_lease_request(L, Expected),
+         Wire = do_lease_request(Lease, Expected),
          do_reply(From, Reply)
-     end || {Expected, Reply} <- Script],
+     end || {{Expected, Reply}, Lease} <- lists:zip(Script, Leases)],
     {ok, {ok, Results}} = do_await(Ref),
     [ok, {ok, r1}, {error, timeout}, {error, {down, noproc}}, {error, {badrpc, nope}}, {ok, 42},
      {error, invalid_connection}, {error, {badrpc, {'EXIT', oops}}}, pong, pang, pang] = Results,
@@ -278,6 +345,9 @@ request_client_wait_is_bounded(_Config) ->
     Ref = do_async(fun() ->
                            distribute_pool:with_connection(
                              Pool, fun(C) ->
+                                           %% The lease first, so that the request goes by its ids and its
+                                           %% wait is its own.
+                                           #{} = distribute_pool:connection_info(C),
                                            T0 = erlang:monotonic_time(millisecond),
                                            R = distribute_pool:request(C, dest, req, 200),
                                            {R, erlang:monotonic_time(millisecond) - T0}
@@ -358,8 +428,9 @@ bad_handles_never_reach_the_wire(_Config) ->
          {error, invalid_pool} = distribute_pool:with_connection(B, fun(_) -> ok end, #{})
      end || B <- BadPools],
     {error, invalid_connection} = distribute_pool:discard(Pool),
-    BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(4, Conn, x),
-                setelement(5, Conn, "node"), setelement(2, Conn, undefined), "conn", self()],
+    BadConns = [undefined, 42, {dpool_conn}, setelement(3, Conn, -1), setelement(3, Conn, [alias | x]),
+                setelement(4, Conn, x), setelement(4, Conn, {"s", node()}), setelement(2, Conn, undefined),
+                erlang:append_element(Conn, x), "conn", self()],
     %% A pool is a handle for the one-shot send, request and call, but no lease.
     {error, invalid_connection} = distribute_pool:ping(Pool),
     {error, invalid_connection} = distribute_pool:connection_info(Pool),

@@ -105,6 +105,9 @@ traffic(Target) ->
                    {error, _} = distribute_pool:call(Conn, dpool_fuzz_no_such_module, f, []),
                    {error, _} = distribute_pool:request(Conn, dpool_fuzz_nobody, hello, 5000),
                    pong = distribute_pool:ping(Conn),
+                   %% Another process asks for the lease (lease_of) before it uses it.
+                   {Pid, Mref} = spawn_monitor(fun() -> exit({pinged, distribute_pool:ping(Conn)}) end),
+                   receive {'DOWN', Mref, process, Pid, {pinged, pong}} -> ok after 10000 -> error(no_ping) end,
                    ok
            end),
     {ok, discarded} = distribute_pool:with_connection(Pool, fun(Conn) ->
@@ -125,6 +128,7 @@ traffic(Target) ->
     {ok, {ConnId, LeaseId, _}} = Call(distribute_pool_proto:checkout(PoolId, 5000)),
     ok = distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId)),
     ok = distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), make_ref())),
+    {error, invalid_connection} = Call(distribute_pool_proto:lease_of(PoolId, distribute_pool_proto:alias_tag(make_ref()))),
     {error, invalid_connection} = Call(distribute_pool_proto:send(PoolId, ConnId, LeaseId, ?FIXTURE, late)),
     {error, invalid_connection} = Call(distribute_pool_proto:discard(PoolId, ConnId, LeaseId)),
     {error, _} = Call(distribute_pool_proto:send_many(PoolId, ConnId, LeaseId, [{?FIXTURE, m}])),

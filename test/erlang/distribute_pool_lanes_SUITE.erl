@@ -348,6 +348,7 @@ big_pusher(Pool, Server, Parent) ->
     {ok, ok} = distribute_pool:with_connection(
                  Pool,
                  fun(Conn) ->
+                         #{} = distribute_pool:connection_info(Conn),
                          {_, Lane} = distribute_pool_client:lane(Server),
                          Parent ! {a_holds, Conn, Lane},
                          receive go -> ok end,

@@ -16,6 +16,7 @@
 -export([bad_configs_are_invalid_config/1]).
 -export([with_connection_returns_result/1]).
 -export([waiters_are_served_in_order/1]).
+-export([pipelined_lease_in_line/1]).
 -export([acquire_timeout_zero_fails_fast/1]).
 -export([acquire_timeout_bounds_the_wait/1]).
 -export([lease_back_when_fun_raises/1]).
@@ -54,6 +55,7 @@ all() ->
      bad_configs_are_invalid_config,
      with_connection_returns_result,
      waiters_are_served_in_order,
+     pipelined_lease_in_line,
      acquire_timeout_zero_fails_fast,
      acquire_timeout_bounds_the_wait,
      lease_back_when_fun_raises,
@@ -239,18 +241,75 @@ waiters_are_served_in_order(_Config) ->
         do_wait_idle(Pool)
     end).
 
+-spec pipelined_lease_in_line(list()) -> ok.
+pipelined_lease_in_line(_Config) ->
+    doc("with_connection runs its fun before the lease is granted: a first call made while the checkout waits "
+        "in line is served on the lease once it comes, also one made by another process the fun hands the "
+        "lease to; when the wait ends in pool_exhausted, the fun's first operation ends the fun and "
+        "with_connection returns pool_exhausted."),
+    with_target_pool("dpool_pipe", #{max_connections => 1, acquire_timeout_ms => 30000}, fun(T, Pool) ->
+        Self = self(),
+        Holders = do_hold_leases(Pool, 1, holder),
+        InLine = fun(Use) ->
+                         spawn_link(fun() ->
+                             Self ! {done, self(),
+                                     distribute_pool:with_connection(Pool, fun(C) -> Self ! {in_fun, self()},
+                                                                                 Use(C) end)}
+                         end)
+                 end,
+        Own = InLine(fun(C) -> {distribute_pool:call(C, erlang, node, []), distribute_pool:connection_info(C)} end),
+        receive {in_fun, Own} -> ok after 10000 -> ct:fail(fun_did_not_run_before_the_lease) end,
+        do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 1 end, 10000),
+        do_release(Holders),
+        {ok, {{ok, T}, #{node := ConnNode}}} = receive {done, Own, R1} -> R1 after 30000 -> ct:fail(no_answer) end,
+        true = is_atom(ConnNode),
+        do_wait_idle(Pool),
+        %% Another process uses the lease while its checkout waits in line.
+        Holders2 = do_hold_leases(Pool, 1, holder2),
+        Handed = InLine(fun(C) ->
+                                {Pid, Mref} = spawn_monitor(fun() ->
+                                                                    exit({done, distribute_pool:call(C, erlang, node, [])})
+                                                            end),
+                                receive {'DOWN', Mref, process, Pid, {done, Result}} -> Result end
+                        end),
+        receive {in_fun, Handed} -> ok after 10000 -> ct:fail(fun_did_not_run_before_the_lease) end,
+        do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 1 end, 10000),
+        do_release(Holders2),
+        {ok, {ok, T}} = receive {done, Handed, R2} -> R2 after 30000 -> ct:fail(no_answer) end,
+        do_wait_idle(Pool),
+        %% The wait ends in pool_exhausted: the fun saw it from each operation, and it is what comes back.
+        Holders3 = do_hold_leases(Pool, 1, holder3),
+        {error, pool_exhausted} =
+            distribute_pool:with_connection(Pool, fun(C) ->
+                                                          Self ! before_the_call,
+                                                          Seen = distribute_pool:call(C, erlang, node, []),
+                                                          Self ! {after_the_call, Seen},
+                                                          result
+                                                  end, #{acquire_timeout_ms => 300}),
+        receive before_the_call -> ok after 0 -> ct:fail(fun_not_run) end,
+        receive {after_the_call, _} = After -> ct:fail({call_returned, After}) after 0 -> ok end,
+        #{waiting := 0, in_use_connections := 1} = do_stats(Pool),
+        do_release(Holders3),
+        do_wait_idle(Pool)
+    end).
+
 -spec acquire_timeout_zero_fails_fast(list()) -> ok.
 acquire_timeout_zero_fails_fast(_Config) ->
     doc("With every lease held, acquire_timeout_ms 0 is pool_exhausted at once (not after the pool's 30 s "
-        "default), the fun does not run, and nothing is left waiting."),
+        "default); the fun runs (the lease is pipelined) up to its first operation, which ends it, and nothing "
+        "is left waiting."),
     with_target_pool("dpool_fast", #{max_connections => 1, acquire_timeout_ms => 30000}, fun(_T, Pool) ->
         Holders = do_hold_leases(Pool, 1, holder),
         Self = self(),
         T0 = erlang:monotonic_time(millisecond),
-        {error, pool_exhausted} = distribute_pool:with_connection(Pool, fun(_) -> Self ! ran end,
-                                                                  #{acquire_timeout_ms => 0}),
+        {error, pool_exhausted} =
+            distribute_pool:with_connection(Pool, fun(C) ->
+                                                          Self ! ran,
+                                                          Self ! {returned, distribute_pool:call(C, erlang, node, [])}
+                                                  end, #{acquire_timeout_ms => 0}),
         true = erlang:monotonic_time(millisecond) - T0 < 10000,
-        receive ran -> ct:fail(fun_ran) after 0 -> ok end,
+        receive ran -> ok after 0 -> ct:fail(fun_not_run) end,
+        receive {returned, _} = R -> ct:fail(R) after 0 -> ok end,
         #{waiting := 0, in_use_connections := 1} = do_stats(Pool),
         do_release(Holders),
         do_wait_idle(Pool),
@@ -331,7 +390,11 @@ holder_watched_from_5ms(_Config) ->
              Self = self(),
              Holder = spawn(fun() ->
                                     distribute_pool:with_connection(
-                                      Pool, fun(_) -> Self ! {granted, self()}, receive never -> ok end end)
+                                      Pool, fun(C) ->
+                                                    #{} = distribute_pool:connection_info(C),
+                                                    Self ! {granted, self()},
+                                                    receive never -> ok end
+                                            end)
                             end),
              receive {granted, Holder} -> exit(Holder, kill) after 10000 -> ct:fail(no_grant) end,
              do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 5000)

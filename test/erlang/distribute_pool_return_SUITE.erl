@@ -164,8 +164,10 @@ exited_holder_then_fail_fast(_Config) ->
                         {Pid, Mref} = spawn_monitor(
                                         fun() ->
                                                 distribute_pool:with_connection(
-                                                  Pool, fun(_) -> Self ! {holding, self()},
-                                                                  receive never -> ok end
+                                                  Pool, fun(C) ->
+                                                                #{} = distribute_pool:connection_info(C),
+                                                                Self ! {holding, self()},
+                                                                receive never -> ok end
                                                         end)
                                         end),
                         receive {holding, Pid} -> ok after 10000 -> ct:fail(no_lease) end,

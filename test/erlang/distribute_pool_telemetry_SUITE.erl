@@ -73,7 +73,11 @@ events_with_telemetry_loaded(_Config) ->
             events([distribute_pool, operation, stop]),
         %% Both connections held: a checkout that may not wait is refused, and said so.
         Hold = fun() ->
-                       distribute_pool:with_connection(Pool, fun(_) -> Self ! held, receive release -> ok end end)
+                       distribute_pool:with_connection(Pool, fun(C) ->
+                                                                 #{} = distribute_pool:connection_info(C),
+                                                                 Self ! held,
+                                                                 receive release -> ok end
+                                                         end)
                end,
         Holders = [spawn_link(Hold) || _ <- [1, 2]],
         [receive held -> ok after 10000 -> ct:fail(not_held) end || _ <- Holders],

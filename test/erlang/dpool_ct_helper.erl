@@ -388,7 +388,9 @@ do_hold_lease(Pool, ReplyTo, Tag) ->
 do_hold_lease_on_lane(Pool, Server, ReplyTo, Tag) ->
     Result = distribute_pool:with_connection(
                Pool,
-               fun(_Conn) ->
+               fun(Conn) ->
+                       %% Held once the lease is granted (with_connection runs the fun before).
+                       #{} = distribute_pool:connection_info(Conn),
                        {_, Lane} = distribute_pool_client:lane(Server),
                        ReplyTo ! {held, Tag, self(), Lane},
                        receive {release, Tag} -> released end
