@@ -50,7 +50,7 @@ fuzz-corpus: build
 test-sanitize: build
 	scripts/sanitize_test.sh $(TOOLS)
 
-# Not part of `make test` nor CI: about 5 minutes of measurements (docs/BENCHMARKS.md).
+# Not part of `make test` nor CI: about 5 minutes of measurements, at most 10 (docs/BENCHMARKS.md).
 bench: build
 	scripts/bench.sh
 

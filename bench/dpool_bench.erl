@@ -11,11 +11,15 @@
 -export([main/1]).
 -export([sink_loop/2]).
 -export([echo_loop/0]).
+-export([stamp_loop/1]).
 -export([tls_side/2]).
 
--define(TARGETS, 10).
+-define(TARGETS, 20).
 -define(TICKTIME_S, "8").
 -define(SINK, dpool_bench_sink).
+%% The sink of the equal-load figures: it notes when each message arrived (os:system_time, which every node
+%% of this machine reads from the same clock), so a side's achieved rate is measured where it is delivered.
+-define(STAMP_SINK, dpool_bench_stamps).
 %% Figures with the same repetitions, so medians mean the same everywhere.
 -define(REPS, 5).
 -define(CALLS_PER_REP, 1000).
@@ -28,9 +32,19 @@
 -define(THROUGHPUT_MS, 3000).
 -define(THROUGHPUT_REPS, 3).
 -define(WARMUP_REPS, 5).
--define(HELD_POOLS, 10).
--define(HELD_PER_POOL, 100).
--define(HOLD_S, 120).
+%% hol_equal_*: the load each row paces its 4 senders to (8 MiB messages per second in all), the probe
+%% period, and how much the two sides' achieved rates may differ before the figure is refused.
+-define(EQUAL_LOADS, [16, 48]).
+-define(TUNED_LOAD, 48).
+-define(PROBE_PERIOD_US, 2000).
+-define(EQUAL_WARMUP_MS, 500).
+-define(RATE_TOLERANCE, 0.05).
+%% scale: HELD_POOLS pools (one per target) of HELD_PER_POOL connections, opened in steps so that the C-node's
+%% RSS is read at each of RSS_STEPS connections; then held HOLD_S seconds, sampled every HOLD_SAMPLE_S.
+-define(HELD_POOLS, 20).
+-define(HELD_PER_POOL, 500).
+-define(RSS_STEPS, [1000, 5000, 10000]).
+-define(HOLD_S, 60).
 -define(HOLD_SAMPLE_S, 10).
 %% USER_HZ: the unit of the CPU times in /proc/<pid>/stat.
 -define(CLOCK_TICKS, 100).
@@ -39,9 +53,11 @@
 -type cpu() :: #{caller := non_neg_integer(), cnode := non_neg_integer(), target := non_neg_integer()}.
 
 %% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
+%% call_floor_ratio and with_connection_vs_call_p50 are measured in the same repetitions (goals of issue 17).
 -define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
                         <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
-                        <<"floor_with_connection_ratio">>]).
+                        <<"floor_with_connection_ratio">>, <<"call_floor_ratio">>,
+                        <<"with_connection_vs_call_p50">>]).
 
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
 %% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
@@ -49,8 +65,14 @@
 -define(TLS_ROUNDS, 3).
 -define(TLS_CONNECTS, 100).
 
--define(HOL_FIGURES, [<<"hol_p99">>, <<"hol_with_connection_p99">>, <<"hol_floor_beam_p99">>,
-                      <<"hol_floor_ratio">>]).
+%% The figures measured on a C-node in the application's default configuration (no lanes env), and the
+%% tuned reference row (a C-node with lanes/0 lanes).
+-define(BULK_FIGURES, [<<"bulk_throughput">>, <<"bulk_cnode_cpu_s_per_gib">>]).
+-define(DEFAULT_FIGURES, [hol_equal_name(L) || L <- ?EQUAL_LOADS] ++ ?BULK_FIGURES).
+-define(TUNED_HOL, <<"hol_equal_p99_48_tuned">>).
+%% The figures of scale/1: connections_held, bytes_per_idle_connection and the C-node's RSS on the way.
+-define(SCALE_FIGURES, [<<"bytes_per_idle_connection">>, <<"connections_held">>
+                        | [rss_figure_name(N) || N <- ?RSS_STEPS]]).
 
 %% A figure of kind `reference` has no goal (goal_op none): it is a floor or a measured part shown next to
 %% the figures that have one.
@@ -93,34 +115,53 @@ run(ResultsDir, CoreCsv) ->
 -spec measure([{pid(), node(), integer()}]) -> [figure()].
 measure(Targets) ->
     Nodes = [N || {_, N, _} <- Targets],
-    [T1, T2, T3 | _] = Nodes,
-    start_cnode(),
-    Skip = fun(Name) -> skipped(Name, <<>>, ge, 0, <<"not selected">>) end,
+    [T1, T2, T3, T4 | _] = Nodes,
+    %% The tuned C-node (lanes/0) for the figures of issue 5 and the tuned reference of hol_equal.
+    start_cnode(lanes(), #{}),
     Warm = run_figure(<<"warmup_100_ms">>, fun() -> warmup_100(T1) end),
     WithConn = run_figure(<<"with_connection_call_p50">>, fun() -> with_connection_call(T1) end),
     PooledCall = run_figure(<<"pooled_call_p50">>, fun() -> pooled_call(T1) end),
     Floors = run_group(?FLOOR_FIGURES, fun() -> call_floors(T1) end),
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
-    Hol = run_group(?HOL_FIGURES, fun() -> hol(T3) end),
+    Tuned = run_figure(?TUNED_HOL, fun() ->
+                                           hol_equal(?TUNED_HOL, T3, ?TUNED_LOAD,
+                                                     fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(),
+                                                                                         ?BULK_SENDERS + 2]))
+                                   end),
     Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
+    %% The application as a user runs it: no lanes env, so its own default lanes.
+    Default = phase(?DEFAULT_FIGURES, default, #{}, fun() ->
+                  Config = fmt("default configuration: ~b lanes (no lanes env), a pool of ~b with default options",
+                               [lanes_in_use(), ?BULK_SENDERS + 2]),
+                  Bulk = run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end),
+                  Hols = [run_figure(hol_equal_name(Load),
+                                     fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
+                          || Load <- ?EQUAL_LOADS],
+                  Hols ++ Bulk
+              end),
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
-    Connections = selected(<<"bytes_per_idle_connection">>) orelse selected(<<"connections_held">>),
-    {Bytes, Held} = try Connections orelse throw(not_selected),
-                        progress("restarting the application for a fresh C-node", []),
-                        stop_cnode(),
-                        start_cnode(),
-                        held_connections(Nodes)
-                    catch throw:not_selected ->
-                            {Skip(<<"bytes_per_idle_connection">>), Skip(<<"connections_held">>)};
-                          Class:Reason:Stack ->
-                            io:format("connections phase failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
-                            B = failed(<<"bytes_per_idle_connection">>, Class, Reason),
-                            report(B),
-                            {B, failed(<<"connections_held">>, Class, Reason)}
-                    end,
-    selected(<<"connections_held">>) andalso report(Held),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Hol] ++ Tls ++ [Bytes, Held].
+    Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
+                  fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout, Tuned] ++ Tls ++ Default ++ Scale.
+
+%% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
+%% any of Names is selected.
+-spec phase([binary()], default | pos_integer(), map(), fun(() -> [figure()])) -> [figure()].
+phase(Names, Lanes, Limits, Fun) ->
+    case lists:any(fun selected/1, Names) of
+        true -> restart_cnode(Lanes, Limits), Fun();
+        false -> []
+    end.
+
+-spec hol_equal_name(pos_integer()) -> binary().
+hol_equal_name(Load) ->
+    fmt("hol_equal_p99_~b", [Load]).
+
+%% The number of lanes of the running C-node (the library's view: its lane node names).
+-spec lanes_in_use() -> pos_integer().
+lanes_in_use() ->
+    length(distribute_pool_client:lane_nodes(distribute_pool:default_cnode())).
 
 %% A figure that fails is reported as ERROR and the run goes on with the next one.
 -spec run_figure(binary(), fun(() -> figure())) -> figure().
@@ -159,7 +200,11 @@ selected(Name) ->
         [] -> true;
         Only -> lists:member(binary_to_list(Name), Only)
                     orelse (lists:member(Name, ?FLOOR_FIGURES) andalso lists:member("call_floors", Only))
-                    orelse (lists:member(Name, ?HOL_FIGURES) andalso lists:member("hol_p99", Only))
+                    orelse (lists:member(Name, ?DEFAULT_FIGURES ++ [?TUNED_HOL])
+                            andalso string:prefix(Name, <<"hol_equal">>) =/= nomatch
+                            andalso lists:member("hol_equal", Only))
+                    orelse (lists:member(Name, ?BULK_FIGURES) andalso lists:member("bulk", Only))
+                    orelse (lists:member(Name, ?SCALE_FIGURES) andalso lists:member("scale", Only))
                     orelse (lists:member(Name, ?TLS_FIGURES) andalso lists:member("tls", Only))
     end.
 
@@ -196,20 +241,39 @@ stop_targets(Targets) ->
     [kill_if_alive(OsPid) || {_, _, OsPid} <- Targets],
     progress("stopped ~b target nodes", [length(Targets)]).
 
--spec start_cnode() -> ok.
-start_cnode() ->
+%% Starts the application with its embedded C-node: Lanes `default' leaves the application's own lanes (no
+%% `lanes' env: what a user who sets nothing runs), Limits is its `limits' env.
+-spec start_cnode(default | pos_integer(), map()) -> ok.
+start_cnode(Lanes, Limits) ->
     application:load(distribute_pool),
     ok = application:set_env(distribute_pool, cnode_args,
                              ["--net-ticktime", ?TICKTIME_S, "--log-level", "warn"]),
-    ok = application:set_env(distribute_pool, lanes, lanes()),
+    case Lanes of
+        default -> ok = application:unset_env(distribute_pool, lanes);
+        _ -> ok = application:set_env(distribute_pool, lanes, Lanes)
+    end,
+    ok = application:set_env(distribute_pool, limits, Limits),
     {ok, _} = application:ensure_all_started(distribute_pool),
     {ok, OsPid} = distribute_pool_cnode:os_pid(),
     put(cnode_os_pid, OsPid),
-    progress("C-node up (os pid ~b)", [OsPid]).
+    progress("C-node up (os pid ~b, lanes ~p)", [OsPid, Lanes]).
 
-%% The C-node's lanes: ?LANES, or DPOOL_BENCH_LANES. hol_p99 has 5 busy processes of one node talking to the
-%% C-node (4 senders and the prober), which start one after the other and so get 5 different lanes when there
-%% are at least 5 (docs/BENCHMARKS.md).
+%% A fresh C-node: its RSS growth and its lanes are then the phase's own.
+-spec restart_cnode(default | pos_integer(), map()) -> ok.
+restart_cnode(Lanes, Limits) ->
+    progress("restarting the application for a fresh C-node", []),
+    Server = distribute_pool:default_cnode(),
+    stop_cnode(),
+    %% The library keeps a C-node's lane names (and each process its lane) for the life of this node, assuming
+    %% a restarted C-node has the same lanes; here the lanes change, so both are forgotten (internal keys of
+    %% distribute_pool_client).
+    _ = persistent_term:erase({distribute_pool_client, lanes, Server}),
+    erase({distribute_pool_client, lane, Server}),
+    start_cnode(Lanes, Limits).
+
+%% The tuned C-node's lanes: ?LANES, or DPOOL_BENCH_LANES. A hol figure has 5 busy processes of one node
+%% talking to the C-node (4 senders and the prober), which get 5 different lanes when there are at least 5
+%% (docs/BENCHMARKS.md).
 -spec lanes() -> pos_integer().
 lanes() ->
     case os:getenv("DPOOL_BENCH_LANES") of
@@ -271,8 +335,13 @@ echo_loop() ->
 
 -spec sink_ask(node(), count | reset) -> term().
 sink_ask(Node, What) ->
+    sink_ask(Node, ?SINK, What).
+
+%% The same, of the sink registered as Name (sink_loop/2 or stamp_loop/1).
+-spec sink_ask(node(), atom(), count | reset | stamps) -> term().
+sink_ask(Node, Name, What) ->
     Ref = make_ref(),
-    {?SINK, Node} ! {Ref, self(), What},
+    {Name, Node} ! {Ref, self(), What},
     receive {Ref, Answer} -> Answer after 60000 -> error({sink_timeout, Node, What}) end.
 
 %% Waits until the sink has received N messages since its reset; the time it happened.
@@ -285,13 +354,13 @@ sink_wait(Node, N) ->
     end.
 
 %% Waits until nothing more arrives at the sink (big messages still in flight after their senders stopped).
--spec sink_settle(node()) -> ok.
-sink_settle(Node) ->
-    A = sink_ask(Node, count),
+-spec sink_settle(node(), atom()) -> ok.
+sink_settle(Node, Name) ->
+    A = sink_ask(Node, Name, count),
     timer:sleep(300),
-    case sink_ask(Node, count) of
+    case sink_ask(Node, Name, count) of
         A -> ok;
-        _ -> sink_settle(Node)
+        _ -> sink_settle(Node, Name)
     end.
 
 %%% Figures
@@ -418,7 +487,9 @@ pooled_call(Target) ->
 %% - the C-node -> target round trip of a call, as the C-node itself times it (the pool's request_rtt_p50_us,
 %%   from the request queued on the pooled connection to its answer read), next to pooled call - ping;
 %% - the floors that follow: a one-shot call needs a ping's round trip and the target's; with_connection needs
-%%   two of the first (the lease comes before the fun runs) and one of the second.
+%%   two of the first (the lease comes before the fun runs) and one of the second;
+%% - with_connection + call, in the same repetitions: with_connection_vs_call_p50 is its p50 over the one-shot
+%%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target).
 -spec call_floors(node()) -> [figure()].
 call_floors(Target) ->
     {ok, Pool} = distribute_pool:new(Target, 4),
@@ -429,17 +500,23 @@ call_floors(Target) ->
         Sides = [{erpc, fun() -> Target = erpc:call(Target, erlang, node, []) end},
                  {echo, fun() -> Ref = make_ref(), Echo ! {self(), Ref}, receive Ref -> ok end end},
                  {ping, fun() -> pong = distribute_pool_client:call({Service, CNode}, PingRequest, 5000) end},
-                 {pooled, fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, []) end}],
+                 {pooled, fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, []) end},
+                 {with_connection, fun() ->
+                                           {ok, {ok, Target}} = distribute_pool:with_connection(
+                                                                  Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
+                                   end}],
         _ = [[F() || _ <- lists:seq(1, 200)] || {_, F} <- Sides],
         Reps = [begin
-                    progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call",
+                    progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
+                             "with_connection + call",
                              [R, ?REPS, ?CALLS_PER_REP]),
                     [{S, percentile(0.5, time_calls(F, ?CALLS_PER_REP))} || {S, F} <- Sides]
                 end || R <- lists:seq(1, ?REPS)],
         Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- Reps]) end,
-        [Erpc, Echo50, Ping, Pooled] = [Med(S) || S <- [erpc, echo, ping, pooled]],
+        Order = [erpc, echo, ping, pooled, with_connection],
+        [Erpc, Echo50, Ping, Pooled, WithConn] = [Med(S) || S <- Order],
         {ok, #{request_rtt_p50_us := Inside}} = distribute_pool:stats(Pool),
-        RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- [erpc, echo, ping, pooled]] || Rep <- Reps]},
+        RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- Order] || Rep <- Reps]},
         Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating", [What, ?REPS, ?CALLS_PER_REP]) end,
         [reference(<<"floor_direct_erpc_p50">>, Erpc, <<"us">>,
                    Of("erpc:call(T, erlang, node, []) from the bench node"), RepsUs),
@@ -456,7 +533,17 @@ call_floors(Target) ->
                        "these parts", [Ping, Inside, Erpc]), #{}),
          reference(<<"floor_with_connection_ratio">>, (2 * Ping + Inside) / Erpc, <<"ratio">>,
                    fmt("(2 x ping ~.1f + C-node->target ~b) / erpc ~.1f: the least with_connection_call_p50 "
-                       "can be with these parts", [Ping, Inside, Erpc]), #{})]
+                       "can be with these parts", [Ping, Inside, Erpc]), #{}),
+         figure(<<"call_floor_ratio">>, Pooled / (Ping + Inside), <<"ratio">>, le, 1.05,
+                Of(fmt("one-shot call(Pool, erlang, node, []) p50 ~.1f us / its floor: C-node ping p50 ~.1f us + "
+                       "C-node->target p50 ~b us", [Pooled, Ping, Inside])),
+                ratio, #{sides => [{<<"pooled_call_p50">>, Pooled, <<"us">>},
+                                   {<<"floor">>, Ping + Inside, <<"us">>}]}),
+         figure(<<"with_connection_vs_call_p50">>, WithConn / Pooled, <<"ratio">>, le, 1.1,
+                Of(fmt("with_connection + call(C, erlang, node, []) p50 ~.1f us / one-shot call(Pool, erlang, node, "
+                       "[]) p50 ~.1f us (pool of 4)", [WithConn, Pooled])),
+                ratio, #{sides => [{<<"with_connection_p50">>, WithConn, <<"us">>},
+                                   {<<"call_p50">>, Pooled, <<"us">>}]})]
     after
         exit(Echo, kill),
         distribute_pool:destroy(Pool)
@@ -539,22 +626,27 @@ fanout(Target) ->
                      end,
             Direct = fun() -> {?SINK, Target} ! Msg, 1 end,
             try
+                %% The denominator is the better of 1 and BULK_SENDERS direct sender processes.
                 Reps = [begin
-                            progress("fanout_throughput: rep ~b/~b: direct ! loop, then cast_batch",
-                                     [R, ?THROUGHPUT_REPS]),
-                            {delivered_rate(Target, 1, Direct), delivered_rate(Target, 1, Pooled)}
+                            progress("fanout_throughput: rep ~b/~b: direct ! loop in 1 and ~b processes, "
+                                     "then cast_batch", [R, ?THROUGHPUT_REPS, ?BULK_SENDERS]),
+                            {delivered_rate(Target, 1, Direct), delivered_rate(Target, ?BULK_SENDERS, Direct),
+                             delivered_rate(Target, 1, Pooled)}
                         end || R <- lists:seq(1, ?THROUGHPUT_REPS)],
-                D = median([X || {{X, _}, _} <- Reps]),
-                P = median([X || {_, {X, _}} <- Reps]),
-                DCpu = median_cpu([C || {{_, C}, _} <- Reps]),
-                PCpu = median_cpu([C || {_, {_, C}} <- Reps]),
+                [D1, D4, P] = [median([element(1, element(I, Rep)) || Rep <- Reps]) || I <- [1, 2, 3]],
+                [D1Cpu, D4Cpu, PCpu] = [median_cpu([element(2, element(I, Rep)) || Rep <- Reps]) || I <- [1, 2, 3]],
+                D = max(D1, D4),
                 figure(<<"fanout_throughput">>, P / D, <<"ratio">>, ge, 3.0,
-                       fmt("cast_batch (batches of 1000) ~s msg/s / direct ! ~s msg/s delivered, 64-byte "
-                           "binaries, medians of ~b; pooled: ~s; direct: ~s",
-                           [fmt_num(P), fmt_num(D), ?THROUGHPUT_REPS, fmt_cpu(PCpu), fmt_cpu(DCpu)]),
-                       ratio, #{sides => [{<<"direct">>, D, <<"msg/s">>}, {<<"pooled">>, P, <<"msg/s">>}],
-                                reps => [[X, Y] || {{X, _}, {Y, _}} <- Reps],
-                                cpu_percent => #{direct => DCpu, pooled => PCpu}})
+                       fmt("cast_batch (batches of 1000) ~s msg/s / the better direct ! side ~s msg/s delivered "
+                           "(1 process ~s, ~b processes ~s), 64-byte binaries, medians of ~b; pooled: ~s; "
+                           "direct 1: ~s; direct ~b: ~s",
+                           [fmt_num(P), fmt_num(D), fmt_num(D1), ?BULK_SENDERS, fmt_num(D4), ?THROUGHPUT_REPS,
+                            fmt_cpu(PCpu), fmt_cpu(D1Cpu), ?BULK_SENDERS, fmt_cpu(D4Cpu)]),
+                       ratio, #{sides => [{<<"direct_1">>, D1, <<"msg/s">>},
+                                          {fmt("direct_~b", [?BULK_SENDERS]), D4, <<"msg/s">>},
+                                          {<<"pooled">>, P, <<"msg/s">>}],
+                                reps => [[element(1, X) || X <- tuple_to_list(Rep)] || Rep <- Reps],
+                                cpu_percent => #{direct_1 => D1Cpu, direct_4 => D4Cpu, pooled => PCpu}})
             after
                 distribute_pool:destroy(Pool)
             end
@@ -661,13 +753,18 @@ delivered_rate(Target, Senders, Send) ->
 -spec delivered_rate(node(), pos_integer(), fun(() -> pos_integer()), fun(() -> non_neg_integer())) ->
     {float(), cpu()}.
 delivered_rate(Target, Senders, Send, Last) ->
+    delivered_runs(Target, Senders, fun(Deadline) -> send_until(Send, Deadline, 0) + Last() end).
+
+%% The same, each sender running Run(Deadline), which sends until Deadline and returns how many it sent.
+-spec delivered_runs(node(), pos_integer(), fun((integer()) -> non_neg_integer())) -> {float(), cpu()}.
+delivered_runs(Target, Senders, Run) ->
     ok = sink_ask(Target, reset),
     Parent = self(),
     OsPids = [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)}, {target, get({os_pid, Target})}],
     Cpu0 = [{Who, cpu_ticks(P)} || {Who, P} <- OsPids],
     Start = erlang:monotonic_time(microsecond),
     Deadline = Start + ?THROUGHPUT_MS * 1000,
-    Pids = [spawn_link(fun() -> Parent ! {sent, self(), send_until(Send, Deadline, 0) + Last()} end)
+    Pids = [spawn_link(fun() -> Parent ! {sent, self(), Run(Deadline)} end)
             || _ <- lists:seq(1, Senders)],
     Sent = lists:sum([receive {sent, P, N} -> N end || P <- Pids]),
     Done = sink_wait(Target, Sent),
@@ -709,187 +806,287 @@ send_until(Send, Deadline, N) ->
         false -> N
     end.
 
-%% Head-of-line blocking: p99 of small round trips while BULK_SENDERS processes stream 8 MiB binaries to the
-%% same target. Direct: erpc:call while the big messages go with `!` over the node's one connection. Pooled:
-%% the pool's request/reply, call(Pool, erlang, node, []) (one message from the caller, as erpc:call is one
-%% call), while the big messages go with send/3, each sender on its own leased connection and, like the
-%% prober, on its own lane of the C-node.
-%% While the pooled streams run, the prober alternates three kinds of round trip: the figure's, with_connection
-%% + call (reference: three exchanges with the C-node), and an erpc:call over the bench node's own connection
-%% to the target, idle in that phase (reference: the two BEAM nodes' own latency under the load, with no C-node
-%% in its path, which no pooled round trip can beat: it visits the same two nodes).
--spec hol(node()) -> [figure()].
-hol(Target) ->
+%% Head-of-line blocking at equal load (issue 17): p99 of small calls made every PROBE_PERIOD_US while
+%% BULK_SENDERS processes stream 8 MiB binaries to the same target, paced so that both sides carry the same
+%% load: Load messages per second in all, each sender Load / BULK_SENDERS per second at even intervals from
+%% its start (the senders start together, as a user's would, so their messages go out about together),
+%% catching up when late but never sending ahead of its schedule. Direct: `!'
+%% and erpc:call(T, erlang, node, []); pooled: each sender on its own lease with send/3, the probe the
+%% one-shot call(Pool, erlang, node, []). Every process is an ordinary one, started in the order a user's
+%% would be (senders, then the prober); the C-node is the one of the phase it runs in (default lanes, or the
+%% tuned reference's). Each side's achieved rate is measured at the target (arrivals during the probes); a
+%% figure whose sides' achieved rates differ by more than RATE_TOLERANCE is refused (MISS, disqualified).
+-spec hol_equal(binary(), node(), pos_integer(), binary()) -> figure().
+hol_equal(Name, Target, Load, Config) ->
     {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS + 2),
+    Stamps = erpc:call(Target, erlang, spawn, [?MODULE, stamp_loop, [[]]]),
+    true = erpc:call(Target, erlang, register, [?STAMP_SINK, Stamps]),
     Big = binary:copy(<<"y">>, ?BIG_BYTES),
-    DirectProbe = fun() -> Target = erpc:call(Target, erlang, node, []) end,
-    PooledProbe = fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end,
-    WithConnProbe = fun() ->
-                            {ok, {ok, Target}} = distribute_pool:with_connection(
-                                                   Pool, fun(C) -> distribute_pool:call(C, erlang, node, [], 60000) end)
-                    end,
-    DirectBulk = fun() -> bulk_loop(fun() -> {?SINK, Target} ! Big end) end,
-    PooledBulk = fun() ->
-                         {ok, _} = distribute_pool:with_connection(Pool, fun(C) ->
-                             bulk_loop(fun() -> ok = distribute_pool:send(C, ?SINK, Big) end)
-                         end)
-                 end,
+    Sides = #{direct => {fun(Send) -> Send(fun() -> {?STAMP_SINK, Target} ! Big end) end,
+                         fun() -> Target = erpc:call(Target, erlang, node, []) end},
+              pooled => {fun(Send) ->
+                                 {ok, N} = distribute_pool:with_connection(Pool, fun(C) ->
+                                     Send(fun() -> ok = distribute_pool:send(C, ?STAMP_SINK, Big) end)
+                                 end),
+                                 N
+                         end,
+                         fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end}},
     try
-        IdleD = percentile(0.99, time_calls(DirectProbe, 1000)),
-        IdleP = percentile(0.99, time_calls(PooledProbe, 1000)),
         Reps = [begin
-                    progress("hol_p99: rep ~b/~b: ~b x 8 MiB senders, ~b ms of probes, direct then pooled",
-                             [R, ?HOL_REPS, ?BULK_SENDERS, ?HOL_PROBE_MS]),
-                    #{direct := D, streamed := DS} = under_load(Target, DirectBulk, [{direct, DirectProbe}]),
-                    P = under_load(Target, PooledBulk, [{pooled, PooledProbe}, {with_connection, WithConnProbe},
-                                                        {beam, DirectProbe}]),
-                    P#{direct => D, direct_streamed => DS}
+                    Order = case R rem 2 of 1 -> [direct, pooled]; 0 -> [pooled, direct] end,
+                    progress("~s: rep ~b/~b: ~b x 8 MiB/s paced over ~b senders, a call every ~b us for ~b ms, ~p",
+                             [Name, R, ?HOL_REPS, Load, ?BULK_SENDERS, ?PROBE_PERIOD_US, ?HOL_PROBE_MS, Order]),
+                    maps:from_list([{Side, paced_load(Target, Load, maps:get(Side, Sides))} || Side <- Order])
                 end || R <- lists:seq(1, ?HOL_REPS)],
-        Med = fun(K) -> median([element(1, maps:get(K, Rep)) || Rep <- Reps]) end,
-        Counts = fun(K) -> fmt_list([element(2, maps:get(K, Rep)) || Rep <- Reps]) end,
-        [D99, P99, W99, B99] = [Med(K) || K <- [direct, pooled, with_connection, beam]],
-        MedRate = fun(K) -> median([maps:get(K, Rep) || Rep <- Reps]) end,
-        [DRate, PRate] = [MedRate(K) || K <- [direct_streamed, streamed]],
-        RepsUs = [[element(1, maps:get(K, Rep)) || K <- [direct, pooled, with_connection, beam]] || Rep <- Reps],
-        Of = fun(What) -> fmt("~s; medians of ~b reps, sides alternating in the pooled phase", [What, ?HOL_REPS]) end,
-        [figure(<<"hol_p99">>, P99 / D99, <<"ratio">>, le, 0.1,
-                fmt("p99 of call(Pool, ...) vs erpc:call under 4 x 8 MiB streams: pooled ~.1f ms / direct ~.1f ms (idle: ~.2f / "
-                    "~.2f ms), medians of ~b reps, C-node with ~b lanes; probes per rep: direct ~s, pooled ~s; "
-                    "8 MiB messages sent per second meanwhile: direct ~.1f, pooled ~.1f",
-                    [P99 / 1000, D99 / 1000, IdleP / 1000, IdleD / 1000, ?HOL_REPS, lanes(),
-                     Counts(direct), Counts(pooled), DRate, PRate]),
-                ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
-                                   {<<"direct_idle_p99">>, IdleD, <<"us">>},
-                                   {<<"pooled_idle_p99">>, IdleP, <<"us">>},
-                                   {<<"direct_streamed">>, DRate, <<"msg/s">>},
-                                   {<<"pooled_streamed">>, PRate, <<"msg/s">>}],
-                         reps_us => [[D, P] || [D, P, _, _] <- RepsUs]}),
-         reference(<<"hol_with_connection_p99">>, W99 / D99, <<"ratio">>,
-                   Of(fmt("with_connection + call(erlang, node, []) under the pooled streams: p99 ~.1f ms / "
-                          "direct ~.1f ms", [W99 / 1000, D99 / 1000])), #{}),
-         reference(<<"hol_floor_beam_p99">>, B99, <<"us">>,
-                   Of("erpc:call over the bench node's own (idle) connection to the target while the pooled "
-                      "streams run: the caller's and the target's BEAM alone under the load"), #{}),
-         reference(<<"hol_floor_ratio">>, B99 / D99, <<"ratio">>,
-                   Of(fmt("hol_floor_beam_p99 ~.1f ms / direct ~.1f ms: the least hol_p99 can be under this load",
-                          [B99 / 1000, D99 / 1000])), #{reps_us => RepsUs})]
+        Med = fun(Side, Key) -> median([maps:get(Key, maps:get(Side, Rep)) || Rep <- Reps]) end,
+        [D99, P99] = [Med(S, p99) || S <- [direct, pooled]],
+        [DRate, PRate] = [Med(S, rate) || S <- [direct, pooled]],
+        Apart = abs(DRate - PRate) / max(DRate, PRate),
+        Why = case Apart > ?RATE_TOLERANCE of
+                  true -> fmt("DISQUALIFIED: achieved rates differ by ~.1f % (direct ~.1f, pooled ~.1f msg/s; "
+                              "at most ~b % allowed): the two sides were not under the same load",
+                              [100 * Apart, DRate, PRate, round(100 * ?RATE_TOLERANCE)]);
+                  false -> <<>>
+              end,
+        PerRep = fun(Side, Key) -> fmt_list([maps:get(Key, maps:get(Side, Rep)) || Rep <- Reps]) end,
+        figure(Name, P99 / D99, <<"ratio">>, le, 0.5,
+               [Why, [" " || Why =/= <<>>],
+                fmt("p99 of call(Pool, erlang, node, []) / erpc:call, a call every ~b ms, under ~b x 8 MiB/s "
+                    "paced over ~b senders: pooled ~.2f ms / direct ~.2f ms; achieved 8 MiB msg/s at the target: "
+                    "direct ~.1f, pooled ~.1f (apart ~.1f %); medians of ~b reps, sides alternating; ~s; "
+                    "per rep p99 us: direct ~s, pooled ~s; probes: direct ~s, pooled ~s",
+                    [?PROBE_PERIOD_US div 1000, Load, ?BULK_SENDERS, P99 / 1000, D99 / 1000, DRate, PRate,
+                     100 * Apart, ?HOL_REPS, Config, PerRep(direct, p99), PerRep(pooled, p99),
+                     PerRep(direct, probes), PerRep(pooled, probes)])],
+               ratio, #{sides => [{<<"direct_p99">>, D99, <<"us">>}, {<<"pooled_p99">>, P99, <<"us">>},
+                                  {<<"direct_achieved">>, DRate, <<"msg/s">>},
+                                  {<<"pooled_achieved">>, PRate, <<"msg/s">>}],
+                        paced_msgs_per_s => Load, rates_apart => Apart, disqualified => Why =/= <<>>,
+                        disqualified_why => Why, configuration => Config,
+                        reps => [maps:map(fun(_, M) -> maps:with([p99, rate, probes, sent], M) end, Rep)
+                                 || Rep <- Reps]})
     after
+        exit(Stamps, kill),
         distribute_pool:destroy(Pool)
     end.
 
-%% Sends until told to stop, then exits with the number of messages it sent.
--spec bulk_loop(fun(() -> term())) -> no_return().
-bulk_loop(Send) ->
-    bulk_loop(Send, 0).
-
-bulk_loop(Send, N) ->
-    receive
-        stop -> exit({sent, N})
-    after 0 ->
-        Send(),
-        bulk_loop(Send, N + 1)
-    end.
-
-%% Starts a prober process, which makes one untimed round of its probes (so that, pooled, it has its lane of
-%% the C-node before the senders take theirs: processes get lanes round robin in the order they first talk to
-%% it), then the bulk senders; lets them get going, probes for HOL_PROBE_MS (the probes in turn), stops the
-%% senders and waits until the target received everything still in flight. Each probe's p99 (us) and count,
-%% and under `streamed` the big messages the senders sent per second (from their start to their stop).
--spec under_load(node(), fun(() -> term()), [{atom(), fun(() -> term())}]) -> #{atom() => term()}.
-under_load(Target, Bulk, Probes) ->
+%% One side of a hol_equal repetition: the paced senders (Run(Send) runs a sender's loop, leased or not),
+%% after EQUAL_WARMUP_MS of them an ordinary prober for HOL_PROBE_MS; then the senders stop and the target is
+%% let drain. The p99 of the probes (us), their count, and the 8 MiB messages per second that arrived at the
+%% target during the probes (from the first arrival to the last in that window).
+-spec paced_load(node(), pos_integer(), {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()),
+                                         fun(() -> term())}) -> #{atom() => number()}.
+paced_load(Target, Load, {Run, Probe}) ->
+    ok = sink_ask(Target, ?STAMP_SINK, reset),
+    IntervalUs = ?BULK_SENDERS * 1000000 div Load,
+    Senders = [spawn_monitor(fun() ->
+                                     Due = erlang:monotonic_time(microsecond),
+                                     exit({sent, Run(fun(Send) -> paced_loop(Send, Due, IntervalUs, 0) end)})
+                             end) || _ <- lists:seq(1, ?BULK_SENDERS)],
+    timer:sleep(?EQUAL_WARMUP_MS),
     Parent = self(),
     Ref = make_ref(),
     {Prober, ProberMref} =
         spawn_monitor(fun() ->
-                              [Probe() || {_, Probe} <- Probes],
-                              Parent ! {Ref, ready},
-                              receive {Ref, go} -> ok end,
-                              Deadline = erlang:monotonic_time(microsecond) + ?HOL_PROBE_MS * 1000,
-                              Parent ! {Ref, samples, probe_until(Probes, Deadline, #{})}
+                              From = os:system_time(microsecond),
+                              Start = erlang:monotonic_time(microsecond),
+                              Samples = probe_every(Probe, Start, Start + ?HOL_PROBE_MS * 1000, []),
+                              Parent ! {Ref, From, os:system_time(microsecond), Samples}
                       end),
-    receive {Ref, ready} -> ok after 60000 -> error(prober_not_ready) end,
-    Started = erlang:monotonic_time(microsecond),
-    Senders = [spawn_monitor(Bulk) || _ <- lists:seq(1, ?BULK_SENDERS)],
-    timer:sleep(500),
-    Prober ! {Ref, go},
-    Samples = receive
-                  {Ref, samples, S} -> S;
-                  {'DOWN', ProberMref, process, Prober, ProberDown} -> error({prober, ProberDown})
-              end,
+    {W0, W1, Us} = receive
+                       {Ref, A, B, S} -> {A, B, S};
+                       {'DOWN', ProberMref, process, Prober, ProberDown} -> error({prober, ProberDown})
+                   end,
     [P ! stop || {P, _} <- Senders],
     Sent = [receive {'DOWN', M, process, P, {sent, N}} -> N; {'DOWN', M, process, P, Why} -> error({bulk_sender, Why})
             after 120000 -> error(bulk_sender_stuck) end || {P, M} <- Senders],
-    Streamed = lists:sum(Sent) * 1.0e6 / (erlang:monotonic_time(microsecond) - Started),
-    sink_settle(Target),
-    (maps:map(fun(_, Us) -> {percentile(0.99, Us), length(Us)} end, Samples))#{streamed => Streamed}.
+    sink_settle(Target, ?STAMP_SINK),
+    Arrived = [T || T <- sink_ask(Target, ?STAMP_SINK, stamps), T >= W0, T =< W1],
+    #{p99 => percentile(0.99, Us), probes => length(Us), rate => arrival_rate(Arrived), sent => lists:sum(Sent)}.
 
--spec probe_until([{atom(), fun(() -> term())}], integer(), #{atom() => [float()]}) -> #{atom() => [float()]}.
-probe_until(Probes, Deadline, Acc) ->
-    case erlang:monotonic_time(microsecond) < Deadline of
-        true ->
-            Acc1 = lists:foldl(fun({Key, Probe}, A) ->
-                                       Sample = time_calls(Probe, 1),
-                                       A#{Key => Sample ++ maps:get(Key, A, [])}
-                               end, Acc, Probes),
-            probe_until(Probes, Deadline, Acc1);
-        false -> Acc
+%% Arrivals per second: the least-squares slope of the arrival count over the arrival times (us). The senders
+%% send together, so messages arrive in clusters; a slope over every arrival is not thrown off by where the
+%% window cuts a cluster, as the first-to-last span would be.
+-spec arrival_rate([integer()]) -> float().
+arrival_rate(Stamps) when length(Stamps) < 2 ->
+    0.0;
+arrival_rate(Stamps) ->
+    N = length(Stamps),
+    Is = lists:seq(1, N),
+    MeanT = lists:sum(Stamps) / N,
+    MeanI = (N + 1) / 2,
+    Cov = lists:sum([(T - MeanT) * (I - MeanI) || {T, I} <- lists:zip(Stamps, Is)]),
+    Var = lists:sum([(T - MeanT) * (T - MeanT) || T <- Stamps]),
+    case Var == 0 of
+        true -> 0.0;
+        false -> Cov / Var * 1.0e6
     end.
 
-%% HELD_POOLS pools of HELD_PER_POOL connections, one per target: the C-node's RSS growth per connection once
-%% they are all up and idle, then whether all of them stay up, answering ticks, for HOLD_S seconds.
--spec held_connections([node()]) -> {figure(), figure()}.
-held_connections(Targets) ->
+%% Sends at Due, Due + IntervalUs, ... until told to stop: a message late on its schedule goes at once (the
+%% sender catches up), none goes before its time. Returns the number sent.
+-spec paced_loop(fun(() -> term()), integer(), pos_integer(), non_neg_integer()) -> non_neg_integer().
+paced_loop(Send, Due, IntervalUs, N) ->
+    WaitMs = max(0, ceil((Due - erlang:monotonic_time(microsecond)) / 1000)),
+    receive
+        stop -> N
+    after WaitMs ->
+        case erlang:monotonic_time(microsecond) >= Due of
+            true -> Send(), paced_loop(Send, Due + IntervalUs, IntervalUs, N + 1);
+            false -> paced_loop(Send, Due, IntervalUs, N)
+        end
+    end.
+
+%% One Probe() per PROBE_PERIOD_US slot until Deadline; a probe that overran its slot is followed by the next
+%% slot's (missed slots are skipped, not made up). Each probe's round trip in us.
+-spec probe_every(fun(() -> term()), integer(), integer(), [float()]) -> [float()].
+probe_every(Probe, Slot, Deadline, Acc) ->
+    Now = erlang:monotonic_time(microsecond),
+    if
+        Now >= Deadline ->
+            Acc;
+        Now < Slot ->
+            timer:sleep(ceil((Slot - Now) / 1000)),
+            probe_every(Probe, Slot, Deadline, Acc);
+        true ->
+            [Us] = time_calls(Probe, 1),
+            After = erlang:monotonic_time(microsecond),
+            Next = Slot + ?PROBE_PERIOD_US * (1 + (After - Slot) div ?PROBE_PERIOD_US),
+            probe_every(Probe, Next, Deadline, [Us | Acc])
+    end.
+
+%% Notes the arrival time (os:system_time, us) of every message; {Ref, From, count | reset | stamps} answer
+%% with the number noted, after forgetting them, or with them (oldest first).
+-spec stamp_loop([integer()]) -> no_return().
+stamp_loop(Stamps) ->
+    receive
+        {Ref, From, count} when is_reference(Ref), is_pid(From) -> From ! {Ref, length(Stamps)}, stamp_loop(Stamps);
+        {Ref, From, reset} when is_reference(Ref), is_pid(From) -> From ! {Ref, ok}, stamp_loop([]);
+        {Ref, From, stamps} when is_reference(Ref), is_pid(From) -> From ! {Ref, lists:reverse(Stamps)},
+                                                                     stamp_loop(Stamps);
+        _ -> stamp_loop([os:system_time(microsecond) | Stamps])
+    end.
+
+%% Bulk throughput (issue 17): BULK_SENDERS processes send 8 MiB binaries as fast as they can for
+%% THROUGHPUT_MS; delivered bytes per second at the sink (until it has every message), directly with `!' and
+%% through a pool of BULK_SENDERS (each sender on its own lease, send/3), sides alternating over
+%% THROUGHPUT_REPS; medians. Also the C-node's CPU time per GiB it relayed in the pooled phases.
+-spec bulk_throughput(node()) -> [figure()].
+bulk_throughput(Target) ->
+    {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS),
+    Big = binary:copy(<<"z">>, ?BIG_BYTES),
+    Direct = fun(Deadline) -> send_until(fun() -> {?SINK, Target} ! Big, 1 end, Deadline, 0) end,
+    Pooled = fun(Deadline) ->
+                     {ok, N} = distribute_pool:with_connection(Pool, fun(C) ->
+                         send_until(fun() -> ok = distribute_pool:send(C, ?SINK, Big), 1 end, Deadline, 0)
+                     end),
+                     N
+             end,
+    MiB = fun(Rate) -> Rate * ?BIG_BYTES / (1024 * 1024) end,
+    try
+        Reps = [begin
+                    Order = case R rem 2 of 1 -> [direct, pooled]; 0 -> [pooled, direct] end,
+                    progress("bulk_throughput: rep ~b/~b: ~b senders of 8 MiB for ~b ms, ~p",
+                             [R, ?THROUGHPUT_REPS, ?BULK_SENDERS, ?THROUGHPUT_MS, Order]),
+                    Run = #{direct => Direct, pooled => Pooled},
+                    maps:from_list([{S, delivered_runs(Target, ?BULK_SENDERS, maps:get(S, Run))} || S <- Order])
+                end || R <- lists:seq(1, ?THROUGHPUT_REPS)],
+        [D, P] = [median([MiB(element(1, maps:get(S, Rep))) || Rep <- Reps]) || S <- [direct, pooled]],
+        %% The C-node's share of a core over the pooled phase, over the GiB it relayed per second meanwhile.
+        CpuPerGiB = median([maps:get(cnode, Cpu) / 100 / (MiB(Rate) / 1024)
+                            || Rep <- Reps, {Rate, Cpu} <- [maps:get(pooled, Rep)]]),
+        [DCpu, PCpu] = [median_cpu([element(2, maps:get(S, Rep)) || Rep <- Reps]) || S <- [direct, pooled]],
+        Detail = fmt("delivered MiB/s at the sink, ~b processes sending 8 MiB binaries for ~b ms: pool of ~b "
+                     "(a lease each, send/3) ~.1f / direct ! ~.1f; medians of ~b, sides alternating; "
+                     "pooled: ~s; direct: ~s",
+                     [?BULK_SENDERS, ?THROUGHPUT_MS, ?BULK_SENDERS, P, D, ?THROUGHPUT_REPS,
+                      fmt_cpu(PCpu), fmt_cpu(DCpu)]),
+        [figure(<<"bulk_throughput">>, P / D, <<"ratio">>, ge, 1.0, Detail, ratio,
+                #{sides => [{<<"direct">>, D, <<"MiB/s">>}, {<<"pooled">>, P, <<"MiB/s">>}],
+                  reps_mib_per_s => [[MiB(element(1, maps:get(S, Rep))) || S <- [direct, pooled]] || Rep <- Reps],
+                  cpu_percent => #{direct => DCpu, pooled => PCpu}}),
+         reference(<<"bulk_cnode_cpu_s_per_gib">>, CpuPerGiB, <<"s/GiB">>,
+                   fmt("C-node utime + stime (/proc/<pid>/stat) over each pooled phase of bulk_throughput, per GiB "
+                       "delivered; median of ~b", [?THROUGHPUT_REPS]), #{})]
+    after
+        distribute_pool:destroy(Pool)
+    end.
+
+%% scale (issue 17): HELD_POOLS pools of HELD_PER_POOL connections, one per target, opened a pool at a time on
+%% a fresh C-node; the C-node's RSS (VmRSS) is read, 2 s idle, once RSS_STEPS connections are up; the growth
+%% per connection at the last step, then whether all of them stay up, answering ticks, for HOLD_S seconds.
+-spec scale([node()]) -> [figure()].
+scale(Targets) ->
     OsPid = get(cnode_os_pid),
     timer:sleep(1000),
     Rss0 = rss_kb(OsPid),
-    progress("connections: C-node RSS before: ~b kB; opening ~b pools x ~b connections",
-             [Rss0, ?HELD_POOLS, ?HELD_PER_POOL]),
-    Start = erlang:monotonic_time(millisecond),
-    Pools = [begin
-                 {ok, P} = distribute_pool:new(T, #{max_connections => ?HELD_PER_POOL,
-                                                    min_connections => ?HELD_PER_POOL}),
-                 P
-             end || T <- lists:sublist(Targets, ?HELD_POOLS)],
-    progress("connections: ~b up in ~b ms", [?HELD_POOLS * ?HELD_PER_POOL,
-                                             erlang:monotonic_time(millisecond) - Start]),
-    timer:sleep(2000),
-    Rss1 = rss_kb(OsPid),
     Total = ?HELD_POOLS * ?HELD_PER_POOL,
-    PerConn = (Rss1 - Rss0) * 1024 / Total,
-    Bytes = figure(<<"bytes_per_idle_connection">>, PerConn, <<"bytes">>, le, 16384,
-                   fmt("C-node VmRSS ~b kB -> ~b kB with ~b idle connections (~b pools)",
-                       [Rss0, Rss1, Total, ?HELD_POOLS]),
-                   absolute, #{rss_before_kb => Rss0, rss_after_kb => Rss1, connections => Total}),
-    report(Bytes),
+    progress("scale: C-node RSS before: ~b kB; opening ~b pools x ~b connections", [Rss0, ?HELD_POOLS, ?HELD_PER_POOL]),
+    Start = erlang:monotonic_time(millisecond),
+    Ref = make_ref(),
+    put(Ref, []),
     try
-        Samples = hold(Pools, Targets, ?HOLD_S div ?HOLD_SAMPLE_S, []),
+        Steps = lists:foldl(
+                  fun(T, Acc) ->
+                          {ok, P} = distribute_pool:new(T, #{max_connections => ?HELD_PER_POOL,
+                                                             min_connections => ?HELD_PER_POOL}),
+                          put(Ref, [P | get(Ref)]),
+                          Up = length(get(Ref)) * ?HELD_PER_POOL,
+                          case lists:member(Up, ?RSS_STEPS) of
+                              true ->
+                                  timer:sleep(2000),
+                                  Rss = rss_kb(OsPid),
+                                  progress("scale: ~b connections up after ~b ms; C-node RSS ~b kB, ~b open fds",
+                                           [Up, erlang:monotonic_time(millisecond) - Start, Rss, open_fds(OsPid)]),
+                                  [{Up, Rss} | Acc];
+                              false ->
+                                  Acc
+                          end
+                  end, [], lists:sublist(Targets, ?HELD_POOLS)),
+        Pools = get(Ref),
+        Rss1 = proplists:get_value(Total, Steps),
+        PerConn = (Rss1 - Rss0) * 1024 / Total,
+        RssFigures = [reference(rss_figure_name(N), Kb, <<"kB">>,
+                                fmt("C-node VmRSS with ~b idle connections (~b per target); ~b kB before any",
+                                    [N, ?HELD_PER_POOL, Rss0]), #{connections => N})
+                      || {N, Kb} <- lists:reverse(Steps)],
+        Bytes = figure(<<"bytes_per_idle_connection">>, PerConn, <<"bytes">>, le, 12288,
+                       fmt("C-node VmRSS ~b kB -> ~b kB with ~b idle connections (~b pools x ~b, one per target)",
+                           [Rss0, Rss1, Total, ?HELD_POOLS, ?HELD_PER_POOL]),
+                       absolute, #{rss_before_kb => Rss0, rss_after_kb => Rss1, connections => Total,
+                                   rss_steps_kb => [[N, Kb] || {N, Kb} <- lists:reverse(Steps)]}),
+        put(rss_steps, [{0, Rss0} | lists:reverse(Steps)]),
+        Samples = hold(Pools, ?HOLD_S div ?HOLD_SAMPLE_S, []),
         Held = lists:min([H || {H, _, _} <- Samples]),
         Dropped = lists:max([D || {_, D, _} <- Samples]),
         Extra = lists:max([E || {_, _, E} <- Samples]),
         HiddenSeen = lists:sum([length(erpc:call(T, erlang, nodes, [hidden]))
                                 || T <- lists:sublist(Targets, ?HELD_POOLS)]),
         Rss2 = rss_kb(OsPid),
-        Figure = figure(<<"connections_held">>, Held, <<"connections">>, ge, 1000,
-                        fmt("~b targets x ~b, net_ticktime ~s s, ~b s: fewest up at a sample ~b, "
-                            "target_down closes ~b, re-opened ~b, hidden nodes seen by the targets at the end ~b "
-                            "(any drop is a MISS); RSS after ~b kB",
-                            [?HELD_POOLS, ?HELD_PER_POOL, ?TICKTIME_S, ?HOLD_S, Held, Dropped, Extra, HiddenSeen,
-                             Rss2]),
-                        absolute, #{min_up => Held, target_down => Dropped, reopened => Extra,
-                                    disqualified => Dropped + Extra > 0,
-                                    hidden_seen_by_targets => HiddenSeen, rss_end_kb => Rss2}),
-        {Bytes, Figure}
+        Held1 = figure(<<"connections_held">>, Held, <<"connections">>, ge, Total,
+                       fmt("~b targets x ~b, net_ticktime ~s s, ~b s: fewest up at a sample ~b, "
+                           "target_down closes ~b, re-opened ~b, hidden nodes seen by the targets at the end ~b "
+                           "(any drop is a MISS); RSS after ~b kB",
+                           [?HELD_POOLS, ?HELD_PER_POOL, ?TICKTIME_S, ?HOLD_S, Held, Dropped, Extra, HiddenSeen,
+                            Rss2]),
+                       absolute, #{min_up => Held, target_down => Dropped, reopened => Extra,
+                                   disqualified => Dropped + Extra > 0,
+                                   hidden_seen_by_targets => HiddenSeen, rss_end_kb => Rss2}),
+        RssFigures ++ [Bytes, Held1]
     after
-        [distribute_pool:destroy(P) || P <- Pools]
+        [distribute_pool:destroy(P) || P <- get(Ref)],
+        erase(Ref)
     end.
+
+-spec rss_figure_name(pos_integer()) -> binary().
+rss_figure_name(N) ->
+    fmt("rss_at_~b_connections_kb", [N]).
 
 %% Samples every HOLD_SAMPLE_S: {connections up (available + in use), target_down closes, connections
 %% created beyond the first ones}.
--spec hold([term()], [node()], non_neg_integer(), [{integer(), integer(), integer()}]) ->
-    [{integer(), integer(), integer()}].
-hold(_Pools, _Targets, 0, Acc) ->
+-spec hold([term()], non_neg_integer(), [{integer(), integer(), integer()}]) -> [{integer(), integer(), integer()}].
+hold(_Pools, 0, Acc) ->
     Acc;
-hold(Pools, Targets, Left, Acc) ->
+hold(Pools, Left, Acc) ->
     timer:sleep(?HOLD_SAMPLE_S * 1000),
     Stats = [S || P <- Pools, {ok, S} <- [distribute_pool:stats(P)]],
     length(Stats) =:= length(Pools) orelse error({stats_failed, length(Stats)}),
@@ -899,7 +1096,14 @@ hold(Pools, Targets, Left, Acc) ->
     Elapsed = (?HOLD_S div ?HOLD_SAMPLE_S - Left + 1) * ?HOLD_SAMPLE_S,
     progress("connections_held: ~b/~b s: ~b up, target_down ~b, re-opened ~b, C-node RSS ~b kB",
              [Elapsed, ?HOLD_S, Up, Down, Extra, rss_kb(get(cnode_os_pid))]),
-    hold(Pools, Targets, Left - 1, [{Up, Down, Extra} | Acc]).
+    hold(Pools, Left - 1, [{Up, Down, Extra} | Acc]).
+
+-spec open_fds(integer()) -> non_neg_integer().
+open_fds(OsPid) ->
+    case file:list_dir("/proc/" ++ integer_to_list(OsPid) ++ "/fd") of
+        {ok, Fds} -> length(Fds);
+        {error, _} -> 0
+    end.
 
 -spec rss_kb(integer()) -> integer().
 rss_kb(OsPid) ->
@@ -947,6 +1151,10 @@ report(#{name := Name, value := V, unit := Unit, kind := Kind} = F) ->
     case Kind of
         reference -> io:format("    -> ~s ~s (reference, no goal)~n", [fmt_num(V), Unit]);
         _ -> io:format("    -> ~s ~s (goal ~s) ~s~n", [fmt_num(V), Unit, goal_text(F), verdict(F)])
+    end,
+    case maps:get(extra, F, #{}) of
+        #{disqualified := true, disqualified_why := Why} -> io:format("    ~s~n", [Why]);
+        _ -> ok
     end.
 
 -spec goal_text(figure()) -> string().
@@ -986,18 +1194,26 @@ finish(Dir, Figures, ElapsedMs) ->
     ok = file:write_file(JsonFile, [Json, "\n"]),
     ok = file:write_file(filename:join([Dir, "tmp", "table.md"]), Table),
     ok = file:write_file(filename:join([Dir, "tmp", "plot.dat"]), plot_data(Figures)),
+    %% The C-node's RSS on the way to HELD_POOLS x HELD_PER_POOL connections (scale/1), for the second plot.
+    RssFile = filename:join([Dir, "tmp", "rss.dat"]),
+    case get(rss_steps) of
+        undefined -> _ = file:delete(RssFile);
+        Steps -> ok = file:write_file(RssFile, ["# connections rss_kb\n"
+                                                | [io_lib:format("~b ~b~n", [N, Kb]) || {N, Kb} <- Steps]])
+    end,
     io:format("wrote ~s (and the table and plot data under ~s/tmp)~n", [JsonFile, Dir]).
 
 -spec value_text(figure()) -> string().
 value_text(#{value := skipped}) -> "skipped";
 value_text(#{value := V}) -> fmt_num(V).
 
-%% One line per measured figure: name, how far from its goal (>= 1 meets it), 0 miss / 1 pass.
+%% One line per measured figure: name, how far from its goal (>= 1 meets it), 0 miss / 1 pass (a disqualified
+%% figure is a miss whatever its score).
 -spec plot_data([figure()]) -> iodata().
 plot_data(Figures) ->
     ["# figure score(>=1 meets the goal) pass\n"
-     | [io_lib:format("~s ~.6g ~b~n", [N, float(Score), if Score >= 1 -> 1; true -> 0 end])
-        || #{name := N, value := V, goal := G, goal_op := Op} <- Figures, is_number(V), Op =/= none,
+     | [io_lib:format("~s ~.6g ~b~n", [N, float(Score), case verdict(F) of <<"PASS">> -> 1; _ -> 0 end])
+        || #{name := N, value := V, goal := G, goal_op := Op} = F <- Figures, is_number(V), Op =/= none,
            Score <- [case Op of
                          ge -> V / G;
                          le when V == 0 -> 1000.0;

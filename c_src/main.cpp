@@ -1,7 +1,5 @@
 #include <ei.h>
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -13,6 +11,7 @@
 
 #include "cnode.hpp"
 #include "options.hpp"
+#include "util/descriptor_limit.hpp"
 #include "util/log.hpp"
 
 namespace {
@@ -33,17 +32,6 @@ protected:
     void flush_() override { std::fflush(stderr); }
 };
 
-// Every pooled connection is a descriptor; the default soft limit (often 1024) would cap the pools well
-// below what they are meant to hold. Raised before ei sizes its per-descriptor table.
-void raise_descriptor_limit()
-{
-    rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &limit);
-    }
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -59,7 +47,14 @@ int main(int argc, char** argv)
     logger->set_level(spdlog::level::from_str(options.log_level));
     spdlog::set_default_logger(logger);
 
-    raise_descriptor_limit();
+    // Before ei sizes its per-descriptor table; said at start, as a warning when the pools cannot all fit.
+    const auto report = dpool::util::describe_descriptor_limit(dpool::util::raise_descriptor_limit(),
+                                                               options.limits.max_total_connections);
+    if (report.enough) {
+        spdlog::info("{}", report.text);
+    } else {
+        spdlog::warn("{}", report.text);
+    }
     if (ei_init() != 0) {
         spdlog::error("ei_init failed");
         return 1;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make bench` (docs/BENCHMARKS.md): the Google Benchmark micro-benchmark of the pool core, then every figure
 # measured on real nodes by bench/dpool_bench.erl against a private epmd (scripts/with_epmd.sh), then the plot.
-# Writes _build/bench/results/latest.json and latest.png (untracked: a run changes no tracked file). The copies
-# in bench/results/ are the published ones, which docs/BENCHMARKS.md shows: copy a run there when the docs are
-# updated from it. Called after `make build`.
+# Writes _build/bench/results/latest.json, latest.png and latest_rss.png (untracked: a run changes no tracked
+# file). The copies in bench/results/ are the published ones, which docs/BENCHMARKS.md shows: copy a run there
+# when the docs are updated from it. Called after `make build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ scripts/with_epmd.sh erl -noshell -name "dpool_bench@127.0.0.1" -setcookie "$coo
   "${lib_paths[@]}" -pa _build/bench/ebin -run dpool_bench main "$results" "$tmp/pool_core.csv"
 
 if command -v gnuplot >/dev/null 2>&1; then
-  gnuplot -e "dir='$results'" bench/plot.gp && echo "wrote $results/latest.png"
+  gnuplot -e "dir='$results'" bench/plot.gp && echo "wrote $results/latest.png (and latest_rss.png after scale)"
 else
   echo "bench: no gnuplot, so no plot ($results/latest.json has every figure)"
 fi

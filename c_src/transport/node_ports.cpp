@@ -6,6 +6,7 @@
 
 #include "protocol/node_identity.hpp"
 #include "transport/epmd.hpp"
+#include "util/descriptor_limit.hpp"
 
 namespace dpool::transport {
 
@@ -124,6 +125,12 @@ asio::awaitable<NodePorts::Lookup> NodePorts::ask(const std::string& target, Dea
                 out.found = Found{*address, *port};
                 co_return out;
             } catch (const boost::system::system_error& e) {
+                if (util::out_of_descriptors(e.code())) {
+                    // Asking again will not free a descriptor: say which limit it is.
+                    co_return failed(ConnectError::unreachable,
+                                     fmt::format("cannot ask epmd on {} port {}: {}", address->to_string(),
+                                                 epmd_port(), util::out_of_descriptors_text(e.code())));
+                }
                 if (e.code() == asio::error::connection_refused && !deadline.expired()) {
                     // Nothing listens on epmd's port: asking again will not help.
                     co_return failed(ConnectError::unreachable,

@@ -45,6 +45,7 @@
 -export([do_collect/3]).
 -export([do_start_cnode_port/2]).
 -export([do_start_cnode_port/3]).
+-export([do_start_cnode_port/4]).
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
 -export([do_uniq/1]).
@@ -479,8 +480,20 @@ do_start_cnode_port(Args, Cookie) ->
 %% The same with more variables in its environment (its TLS settings: distribute_pool_env:tls_env/2).
 -spec do_start_cnode_port([string()], string(), [{string(), string() | false}]) -> cnode_port().
 do_start_cnode_port(Args, Cookie, Env) ->
-    Port = open_port({spawn_executable, do_executable()},
-                     [{args, Args ++ ["--exit-on-stdin-eof"]}, {env, [{"DISTRIBUTE_POOL_COOKIE", Cookie} | Env]},
+    do_start_cnode_port([], Args, Cookie, Env).
+
+%% The same, started through a launcher that execs its last argument with the arguments after it (Launcher:
+%% the launcher's path and its own arguments, e.g. ["/usr/bin/prlimit", "--nofile=64:64", "--"]), so that the
+%% port's OS pid is the C-node's.
+-spec do_start_cnode_port([string()], [string()], string(), [{string(), string() | false}]) -> cnode_port().
+do_start_cnode_port(Launcher, Args, Cookie, Env) ->
+    {Executable, AllArgs} = case Launcher of
+                                [] -> {do_executable(), Args ++ ["--exit-on-stdin-eof"]};
+                                [Path | LauncherArgs] ->
+                                    {Path, LauncherArgs ++ [do_executable() | Args] ++ ["--exit-on-stdin-eof"]}
+                            end,
+    Port = open_port({spawn_executable, Executable},
+                     [{args, AllArgs}, {env, [{"DISTRIBUTE_POOL_COOKIE", Cookie} | Env]},
                       {line, 4096}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     do_wait_ready(Port, OsPid, []).
