@@ -262,13 +262,8 @@ start_cnode(Lanes, Limits) ->
 -spec restart_cnode(default | pos_integer(), map()) -> ok.
 restart_cnode(Lanes, Limits) ->
     progress("restarting the application for a fresh C-node", []),
-    Server = distribute_pool:default_cnode(),
     stop_cnode(),
-    %% The library keeps a C-node's lane names (and each process its lane) for the life of this node, assuming
-    %% a restarted C-node has the same lanes; here the lanes change, so both are forgotten (internal keys of
-    %% distribute_pool_client).
-    _ = persistent_term:erase({distribute_pool_client, lanes, Server}),
-    erase({distribute_pool_client, lane, Server}),
+    %% The application forgets the lanes it knew of its C-node when it starts one (they may change here).
     start_cnode(Lanes, Limits).
 
 %% The tuned C-node's lanes: ?LANES, or DPOOL_BENCH_LANES. A hol figure has 5 busy processes of one node

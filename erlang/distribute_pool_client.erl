@@ -8,8 +8,9 @@
 %% requests, checkins, casts, cancels) arrives in the order it was sent; different processes are spread over
 %% the lanes round robin, in the order they first talk to that C-node, so that one process's big message does
 %% not hold back another's requests (N busy processes get N different lanes while N =< lanes). The lane names
-%% are asked once per C-node (the `lanes' request) and kept in persistent_term with the round-robin counter; a
-%% process remembers its lane number in its dictionary. A server() is still {Service, MainNode}: the lane is
+%% are asked once per C-node (the `lanes' request) and kept in persistent_term with the round-robin counter,
+%% until the application starts its C-node again (forget_lanes/1: it may have other lanes); a process
+%% remembers its ticket of the counter in its dictionary. A server() is still {Service, MainNode}: the lane is
 %% picked here, on every call.
 -module(distribute_pool_client).
 
@@ -25,6 +26,7 @@
 -export([cast/2]).
 -export([lane/1]).
 -export([lane_nodes/1]).
+-export([forget_lanes/1]).
 -export([unreachable/2]).
 -export([not_running/1]).
 
@@ -319,6 +321,14 @@ lane({Service, Node} = Server, Wait) when is_atom(Service), is_atom(Node) ->
     end;
 lane(Server, _Wait) ->
     Server.
+
+%% Forgets the lanes known of Server: a C-node started again under its name may have other lanes (the
+%% application calls this when it starts its C-node). Each process keeps its ticket, which picks a lane of
+%% whatever lanes are learnt next.
+-spec forget_lanes(server()) -> ok.
+forget_lanes(Server) ->
+    _ = persistent_term:erase(?LANES_KEY(Server)),
+    ok.
 
 %% Every node name of the C-node Server, lane 0 (its own name) first.
 -spec lane_nodes(server()) -> [node()].

@@ -133,6 +133,8 @@ start(Exe, Service, ExtraArgs, TlsEnv) ->
             case wait_ready(Port, OsPid, Deadline, <<>>, []) of
                 {ok, Node} ->
                     logger:info("distribute_pool: C-node ~s is ready (os pid ~b)", [Node, OsPid]),
+                    %% Its lanes are learnt again: this one may have been started with others.
+                    ok = distribute_pool_client:forget_lanes({Service, Node}),
                     %% A failed restore is logged by the registry; the C-node still serves new pools.
                     _ = distribute_pool_registry:restore({Service, Node}),
                     {ok, #state{port = Port, os_pid = OsPid, service = Service, node = Node}};

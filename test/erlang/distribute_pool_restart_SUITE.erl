@@ -12,6 +12,7 @@
 -export([pools_lists_pools_with_stats/1]).
 -export([await_restore_window_and_restore_call/1]).
 -export([restore_refuses_bad_requests/1]).
+-export([fewer_lanes_after_a_restart/1]).
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
@@ -38,6 +39,7 @@ all() ->
     [pools_lists_pools_with_stats,
      await_restore_window_and_restore_call,
      restore_refuses_bad_requests,
+     fewer_lanes_after_a_restart,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
@@ -52,6 +54,43 @@ end_per_suite(Config) ->
     dpool_ct_helper:do_end_suite(Config).
 
 %% Cases.
+
+-spec fewer_lanes_after_a_restart(list()) -> ok.
+fewer_lanes_after_a_restart(_Config) ->
+    doc("The application started again with fewer lanes (4, then 2): processes that used the lanes that are "
+        "gone, and new ones, are served on the lanes there are (the lanes learnt of the first C-node are "
+        "forgotten when the second starts)."),
+    Lanes0 = application:get_env(distribute_pool, lanes),
+    Restart = fun(Lanes) ->
+                      ok = application:stop(distribute_pool),
+                      case Lanes of
+                          {ok, L} -> ok = application:set_env(distribute_pool, lanes, L);
+                          undefined -> ok = application:unset_env(distribute_pool, lanes)
+                      end,
+                      {ok, _} = application:ensure_all_started(distribute_pool)
+              end,
+    try
+        Restart({ok, 4}),
+        with_target("dpool_fewer_lanes", fun(Target) ->
+            %% Long-lived processes, one per lane (processes get lanes round robin as they first call).
+            Self = self(),
+            Callers = [spawn_link(fun() -> lane_caller(Self) end) || _ <- lists:seq(1, 4)],
+            {ok, Pool} = distribute_pool:new(Target, 2),
+            Used = lists:usort([ask(C, {call, Pool, Target}) || C <- Callers]),
+            4 = length(Used),
+            Restart({ok, 2}),
+            {ok, Pool2} = distribute_pool:new(Target, 2),
+            Served = [ask(C, {call, Pool2, Target}) || C <- Callers],
+            [{_, _} = Lane || Lane <- Served],
+            2 = length(lists:usort(Served)),
+            {ok, {ok, Target}} = distribute_pool:with_connection(Pool2, fun(C) -> distribute_pool:call(C, erlang, node, []) end),
+            [unlink(C) || C <- Callers],
+            [exit(C, kill) || C <- Callers],
+            ok = distribute_pool:destroy(Pool2)
+        end)
+    after
+        Restart(Lanes0)
+    end.
 
 -spec pools_lists_pools_with_stats(list()) -> ok.
 pools_lists_pools_with_stats(_Config) ->
@@ -325,6 +364,25 @@ handles_work_after_cnode_killed(_Config) ->
     end).
 
 %% Helpers.
+
+%% A process that calls through a pool, or says which lane of the application's C-node it uses, when asked.
+lane_caller(Parent) ->
+    receive
+        {Ref, {call, Pool, Target}} ->
+            Parent ! {Ref, case distribute_pool:call(Pool, erlang, node, []) of
+                               {ok, Target} -> distribute_pool_client:lane(distribute_pool:default_cnode());
+                               Other -> Other
+                           end},
+            lane_caller(Parent);
+        {Ref, lane} ->
+            Parent ! {Ref, distribute_pool_client:lane(distribute_pool:default_cnode())},
+            lane_caller(Parent)
+    end.
+
+ask(Pid, What) ->
+    Ref = make_ref(),
+    Pid ! {Ref, What},
+    receive {Ref, Answer} -> Answer after 15000 -> ct:fail({no_answer, What}) end.
 
 %% Runs in its own process: pings over Pool again and again, recording each result and how long it took,
 %% until told to stop. Tells Owner once it has a first result, and whether its latest was asked for after a
