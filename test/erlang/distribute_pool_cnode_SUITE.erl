@@ -275,10 +275,7 @@ cnode_executable_app_env(_Config) ->
         {error, {distribute_pool, {{bad_app_env, cnode_executable, not_a_path}, _}}} =
             application:ensure_all_started(distribute_pool)
     after
-        case Before of
-            {ok, Value} -> ok = application:set_env(distribute_pool, cnode_executable, Value);
-            undefined -> ok = application:unset_env(distribute_pool, cnode_executable)
-        end,
+        ok = dpool_ct_helper:do_set_env(cnode_executable, Before),
         {ok, _} = application:ensure_all_started(distribute_pool)
     end,
     _ = do_cnode_info(do_cnode()),

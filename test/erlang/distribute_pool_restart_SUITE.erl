@@ -63,10 +63,7 @@ fewer_lanes_after_a_restart(_Config) ->
     Lanes0 = application:get_env(distribute_pool, lanes),
     Restart = fun(Lanes) ->
                       ok = application:stop(distribute_pool),
-                      case Lanes of
-                          {ok, L} -> ok = application:set_env(distribute_pool, lanes, L);
-                          undefined -> ok = application:unset_env(distribute_pool, lanes)
-                      end,
+                      ok = dpool_ct_helper:do_set_env(lanes, Lanes),
                       {ok, _} = application:ensure_all_started(distribute_pool)
               end,
     try

@@ -49,6 +49,7 @@
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
 -export([do_uniq/1]).
+-export([do_set_env/2]).
 
 -include_lib("common_test/include/ct.hrl").
 
@@ -175,6 +176,14 @@ do_executable() ->
         {ok, Exe} -> Exe;
         {error, Reason} -> ct:fail({Reason, "build it first: make cnode"})
     end.
+
+%% Makes application:get_env(distribute_pool, Key) give Setting: {ok, Value}, or undefined (unset); a case
+%% that changes an env puts it back so, with what get_env gave before.
+-spec do_set_env(atom(), {ok, term()} | undefined) -> ok.
+do_set_env(Key, {ok, Value}) ->
+    application:set_env(distribute_pool, Key, Value);
+do_set_env(Key, undefined) ->
+    application:unset_env(distribute_pool, Key).
 
 -spec do_uniq(string()) -> string().
 do_uniq(Prefix) ->
