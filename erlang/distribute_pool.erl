@@ -442,7 +442,7 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
         {ok, Pending} ->
             Tag = distribute_pool_client:pending_tag(Pending),
             Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
-            put(?LEASE_KEY(Tag), {pending, Pending, Started, deadline(Wait)}),
+            put(?LEASE_KEY(Tag), {pending, Pending, Started, distribute_pool_client:deadline(Wait)}),
             try Fun(Conn) of
                 Result ->
                     case settle(Conn) of
@@ -464,7 +464,8 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}) ->
     case get(?LEASE_KEY(Tag)) of
         {pending, Pending, Started, Deadline} ->
-            Lease = case distribute_pool_client:await_call(Pending, remaining(Deadline)) of
+            Left = distribute_pool_client:remaining(Deadline),
+            Lease = case distribute_pool_client:await_call(Pending, Left) of
                         {reply, Reply} ->
                             distribute_pool_proto:checkout_reply(Reply);
                         {timeout, Tag} ->
@@ -513,7 +514,7 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
         {error, Reason} ->
             throw({?LEASE_FAILED, Tag, Reason});
         {pending, _, _, Deadline} ->
-            case Op(checkout, Tag, remaining(Deadline)) of
+            case Op(checkout, Tag, distribute_pool_client:remaining(Deadline)) of
                 {error, Why} when Why =:= lease_pending; Why =:= invalid_connection ->
                     %% Still in line, or the checkout failed already (its lease is none the C-node knows).
                     case holder_lease(Conn) of
@@ -561,7 +562,7 @@ holder_lease(#dpool_conn{checkout = Tag} = Conn) ->
 %% acquire timeout.
 -spec ask_lease(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
 ask_lease(#dpool_conn{pool = #dpool{server = Server, acquire_timeout_ms = AcquireMs}} = Conn) ->
-    Deadline = deadline(AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS),
+    Deadline = distribute_pool_client:deadline(AcquireMs + ?DPOOL_CHECKOUT_MARGIN_MS),
     case ask_lease(Conn, distribute_pool_client:lane(Server), Deadline, ?LEASE_POLL_MS) of
         {error, invalid_connection} -> ask_lease(Conn, Conn#dpool_conn.lane, Deadline, ?LEASE_POLL_MS);
         Answer -> Answer
@@ -577,7 +578,7 @@ ask_lease(#dpool_conn{pool = #dpool{id = PoolId}, checkout = Tag} = Conn, Lane, 
             put(?BOUND_KEY, {Tag, ConnId, LeaseId, Node}),
             Ids;
         {error, lease_pending} ->
-            case remaining(Deadline) of
+            case distribute_pool_client:remaining(Deadline) of
                 0 ->
                     {error, pool_exhausted};
                 Left ->
@@ -587,14 +588,6 @@ ask_lease(#dpool_conn{pool = #dpool{id = PoolId}, checkout = Tag} = Conn, Lane, 
         {error, _} = Error ->
             Error
     end.
-
--spec deadline(non_neg_integer()) -> integer().
-deadline(Ms) ->
-    erlang:monotonic_time(millisecond) + Ms.
-
--spec remaining(integer()) -> non_neg_integer().
-remaining(Deadline) ->
-    max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% @doc Sends Msg to Dest (a registered name, a pid or `{Name, Node}' on the target) over the leased
 %% connection; `ok' once it is queued on that connection, like `!' (delivery is not confirmed). Given a pool
@@ -708,9 +701,9 @@ get_async_pipes() ->
 %% none (a lease whose ids are not known here yet has none: send_async/3 learns them first).
 -spec flush_async(conn()) -> ok | {error, term()}.
 flush_async(#dpool_conn{checkout = Tag}) ->
-    case [{Key, Pipe} || {Key, {PipeTag, _, Pipe, _, _}} <- maps:to_list(get_async_pipes()), PipeTag =:= Tag] of
-        [{Key, Pipe}] ->
-            {Tag, LeaseId, Pipe, _, _} = async_pipe(Key),
+    case [{Key, LeaseId, Pipe} || {Key, {PipeTag, LeaseId, Pipe, _, _}} <- maps:to_list(get_async_pipes()),
+                                  PipeTag =:= Tag] of
+        [{Key, LeaseId, Pipe}] ->
             put_async_pipe(Key, {Tag, LeaseId, Pipe, 0, 0}),
             async_sync(Key, Pipe);
         [] ->

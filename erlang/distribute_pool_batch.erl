@@ -60,13 +60,9 @@
 send_batch(Pool, Messages, SendFun) ->
     case is_proper_list(Messages) andalso is_function(SendFun, 2) of
         true ->
-            %% SendFun runs only on a lease: wait for it (with_connection's fun runs before its checkout is
-            %% answered), and with none, with_connection gives the checkout's error.
             distribute_pool:with_connection(Pool, fun(Conn) ->
-                                                          case distribute_pool:connection_info(Conn) of
-                                                              #{} -> [SendFun(Conn, M) || M <- Messages];
-                                                              {error, _} -> []
-                                                          end
+                                                          ok = await_lease(Conn),
+                                                          [SendFun(Conn, M) || M <- Messages]
                                                   end);
         false ->
             {error, badarg}
@@ -316,20 +312,22 @@ worker(Coordinator, Tag, Pool, SendFun) ->
     Cref = erlang:monitor(process, Coordinator),
     Coordinator ! {Tag, lane, self(), lane_and_pool(Pool)},
     Serve = fun(Conn) ->
-                    %% Ready once it holds its lease (with_connection's fun runs before its checkout is
-                    %% answered); with none, with_connection gives the checkout's error.
-                    case distribute_pool:connection_info(Conn) of
-                        #{} ->
-                            Coordinator ! {Tag, ready, self()},
-                            serve(Coordinator, Cref, Tag, Conn, SendFun);
-                        {error, _} ->
-                            ok
-                    end
+                    ok = await_lease(Conn),
+                    Coordinator ! {Tag, ready, self()},
+                    serve(Coordinator, Cref, Tag, Conn, SendFun)
             end,
     case distribute_pool:with_connection(Pool, Serve) of
         {ok, ok} -> ok;
         {error, Error} -> Coordinator ! {Tag, no_lease, self(), lease_failure(Error)}, ok
     end.
+
+%% In with_connection's fun (which runs before its checkout is answered): returns once the lease is granted,
+%% so that no SendFun runs without one. With none, connection_info/1 ends the fun and with_connection gives
+%% the checkout's error.
+-spec await_lease(distribute_pool:conn()) -> ok.
+await_lease(Conn) ->
+    #{} = distribute_pool:connection_info(Conn),
+    ok.
 
 -spec serve(pid(), reference(), reference(), distribute_pool:conn(), fun()) -> ok.
 serve(Coordinator, Cref, Tag, Conn, SendFun) ->

@@ -27,6 +27,8 @@
 -export([lane/1]).
 -export([lane_nodes/1]).
 -export([forget_lanes/1]).
+-export([deadline/1]).
+-export([remaining/1]).
 -export([unreachable/2]).
 -export([not_running/1]).
 
@@ -34,6 +36,7 @@
 -export_type([wait/0]).
 -export_type([unreachable/0]).
 -export_type([pending/0]).
+-export_type([deadline/0]).
 
 -type server() :: {Service :: atom(), CNode :: node()}.
 -type wait() :: non_neg_integer() | infinity.
@@ -279,12 +282,15 @@ unwatch(Node, true) ->
 unwatch(_Node, false) ->
     ok.
 
+%% A point in erlang:monotonic_time(millisecond), or never.
 -type deadline() :: integer() | infinity.
 
+%% The deadline of a wait that starts now (the library's waits on the C-node count down from these).
 -spec deadline(wait()) -> deadline().
 deadline(infinity) -> infinity;
 deadline(Wait) -> erlang:monotonic_time(millisecond) + Wait.
 
+%% What is left of a wait until Deadline (0 once it has passed).
 -spec remaining(deadline()) -> wait().
 remaining(infinity) -> infinity;
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
