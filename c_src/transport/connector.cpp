@@ -55,10 +55,9 @@ asio::awaitable<ConnectOutcome> connect_node(NodePorts& ports, std::string targe
             if (lookup.from_cache && !asked_again) {
                 continue;
             }
-            co_return failed(ConnectError::unreachable,
-                             fmt::format("cannot connect to {} at {} port {}: {}", target, address.to_string(), port,
-                                         util::out_of_descriptors(ec) ? util::out_of_descriptors_text(ec)
-                                                                      : ec.message()));
+            co_return failed(ConnectError::unreachable, fmt::format("cannot connect to {} at {} port {}: {}", target,
+                                                                    address.to_string(), port,
+                                                                    util::socket_error_text(ec)));
         }
         DistStream stream = tls.context ? DistStream(std::move(socket), tls.context) : DistStream(std::move(socket));
         if (auto refused = co_await tls_handshake(stream, tls.mode, TlsRole::connect, name->host, deadline)) {

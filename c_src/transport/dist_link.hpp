@@ -224,7 +224,7 @@ private:
         bool used_since_tick = false;
     };
     // The buffer of a packet that left with its bytes (share_packet); when the last borrower lets go, the
-    // buffer goes back to its link's spare slot (if the link is still there and has none).
+    // buffer goes back to its link's spares (if the link is still there and keeps fewer than kMaxSpares).
     struct SharedPacket {
         ByteBuffer buffer;
         std::weak_ptr<Spare> home;

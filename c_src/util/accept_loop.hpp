@@ -23,7 +23,7 @@ asio::awaitable<void> accept_until_closed(tcp::acceptor& acceptor, OnSocket on_s
             if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
                 co_return;
             }
-            spdlog::warn("accept failed: {}", out_of_descriptors(ec) ? out_of_descriptors_text(ec) : ec.message());
+            spdlog::warn("accept failed: {}", socket_error_text(ec));
             asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
             co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;

@@ -122,4 +122,10 @@ inline std::string out_of_descriptors_text(const error_code& ec)
                        limit ? descriptor_count_text(*limit) : std::string("that"), ec.message());
 }
 
+// The text of a failed socket operation: out_of_descriptors_text when it is that, else the error's own.
+inline std::string socket_error_text(const error_code& ec)
+{
+    return out_of_descriptors(ec) ? out_of_descriptors_text(ec) : ec.message();
+}
+
 } // namespace dpool::util
