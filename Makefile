@@ -5,6 +5,9 @@ DPOOL_WERROR ?= ON
 CMAKE_BUILD_DIR := _build/cmake
 
 .PHONY: all deps build cnode erlang demo test test-sanitize test-cpp test-erlang test-elixir bench fuzz fuzz-corpus clean
+# One target at a time, even under `make -j N`: cnode and erlang (rebar3's hook) build in the same CMake
+# directory, and each build sets its own parallelism.
+.NOTPARALLEL:
 
 all: build
 
