@@ -452,6 +452,107 @@ Decoded decode_cast_batch(TermReader& r, std::uint32_t, std::uint64_t pool)
     return batch;
 }
 
+// A member's target and options, as `new` reads them; a member has no name of its own (its group has).
+Decoded decode_member(TermReader& r)
+{
+    auto member = decode_new(r, 3, 0);
+    if (auto* pool = std::get_if<NewPool>(&member); pool && !pool->config.name.empty()) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::unknown_option;
+        why.key_name = "name";
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    return member;
+}
+
+// {new_group, [{Target, Options}], GroupOptions}
+Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
+{
+    const auto targets = r.skip();
+    const auto options = targets ? r.skip() : std::nullopt;
+    if (!options) {
+        return Rejected{"badarg"};
+    }
+    auto config = parse_group_options(*options);
+    if (!config) {
+        return Rejected{"invalid_config", config.error()};
+    }
+    const auto refused_list = [&] {
+        ConfigError why;
+        why.kind = ConfigError::Kind::bad_value;
+        why.key_name = "targets";
+        why.value = *targets;
+        why.allowed = fmt::format("a list of 1..{} {{Target, Options}}, one per target", pool::kMaxGroupMembers);
+        return Rejected{"invalid_config", std::move(why)};
+    };
+    NewGroup group{{}, std::move(*config)};
+    TermReader list(*targets);
+    const auto count = list.list_header();
+    if (!count || *count > pool::kMaxGroupMembers) {
+        return refused_list();
+    }
+    for (std::uint32_t i = 0; i < *count; ++i) {
+        if (list.tuple_header() != 2u) {
+            return refused_list();
+        }
+        auto member = decode_member(list);
+        if (auto* rejected = std::get_if<Rejected>(&member)) {
+            return rejected->config ? std::move(*rejected) : refused_list();
+        }
+        auto& pool = std::get<NewPool>(member);
+        if (std::any_of(group.members.begin(), group.members.end(), [&](const NewPool& m) {
+                return protocol::same_node(m.config.target, pool.config.target);
+            })) {
+            ConfigError why;
+            why.kind = ConfigError::Kind::duplicate_target;
+            why.term = pool.target_term;
+            return Rejected{"invalid_config", std::move(why)};
+        }
+        group.members.push_back(std::move(pool));
+    }
+    if (!list.nil()) {
+        return refused_list(); // an improper list
+    }
+    return group;
+}
+
+// {add_target, GroupId, Target, Options}
+Decoded decode_add_target(TermReader& r, std::uint32_t, std::uint64_t group)
+{
+    auto member = decode_member(r);
+    if (auto* pool = std::get_if<NewPool>(&member)) {
+        return AddTarget{group, std::move(*pool)};
+    }
+    return member;
+}
+
+// {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
+Decoded decode_remove_target(TermReader& r, std::uint32_t arity, std::uint64_t group)
+{
+    const auto target_term = r.skip();
+    if (!target_term) {
+        return Rejected{"badarg"};
+    }
+    TermReader target_reader(*target_term);
+    const auto target = read_text(target_reader);
+    const auto drain = arity == 4 ? read_id(r, kMaxDrainTimeoutMs) : std::optional<std::uint64_t>(kDefaultDrainTimeoutMs);
+    if (!target || !drain) {
+        return Rejected{"badarg"};
+    }
+    return RemoveTarget{group, *target, *target_term, static_cast<std::uint32_t>(*drain)};
+}
+
+// {keyed, Key, Request}
+Decoded decode_keyed(TermReader& r, std::uint32_t, std::uint64_t)
+{
+    const auto key = read_id(r);
+    const auto request = key ? r.skip() : std::nullopt;
+    if (!request) {
+        return Rejected{"badarg"};
+    }
+    return Keyed{*key, *request};
+}
+
 // Every request there is (docs/PROTOCOL.md, "Calls" and "Casts"). Looked up by a linear scan, arity first:
 // the lease operations, which carry the traffic, come first.
 constexpr RequestSpec kRequests[] = {
@@ -478,6 +579,10 @@ constexpr RequestSpec kRequests[] = {
     {"info", 0, 0, false, decode_atom<Info>},
     {"lanes", 0, 0, false, decode_atom<ListLanes>},
     {"ping", 0, 0, false, decode_atom<Ping>},
+    {"keyed", 3, 3, false, decode_keyed},
+    {"new_group", 3, 3, false, decode_new_group},
+    {"add_target", 4, 4, true, decode_add_target},
+    {"remove_target", 3, 4, true, decode_remove_target},
 };
 
 // Each name and arity has at most one entry, which is a bare atom (arities 0..0) or tuples (from arity 1, from 2
@@ -604,6 +709,19 @@ std::optional<pool::Destination> parse_destination(std::string_view encoded, std
             const auto name_term = name_reader.skip();
             return pool::Destination{true, *name_term};
         }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string_view> destination_node(std::string_view encoded)
+{
+    TermReader r(encoded);
+    if (const auto pid = r.pid()) {
+        return pid->node;
+    }
+    TermReader pair(encoded);
+    if (pair.tuple_header() == 2u && pair.atom()) {
+        return pair.atom();
     }
     return std::nullopt;
 }

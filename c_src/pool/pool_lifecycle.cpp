@@ -140,6 +140,9 @@ void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::
         c.slot.idle_since = now;
     }
     start_progress(true);
+    if (group_ != nullptr) {
+        group_->on_member_progress(*this);
+    }
 }
 
 void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error)
@@ -160,6 +163,9 @@ void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, 
         fail_waiters(no_connection());
     }
     schedule_reconnect(c);
+    if (group_ != nullptr) {
+        group_->on_member_progress(*this);
+    }
 }
 
 Failure Pool::no_connection() const
@@ -267,7 +273,8 @@ void Pool::after_link_lost(PooledConnection& c)
                           .started = v.started,
                           .deadline = v.deadline,
                           .may_wait = v.may_wait,
-                          .first_try = false},
+                          .first_try = false,
+                          .failover = v.failover},
                   v.caller.view(), job ? &*job : nullptr);
         }
         break;
@@ -554,6 +561,9 @@ void Pool::finish_destroy()
     if (destroyer_) {
         answers().ok(destroyer_->view());
         destroyer_.reset();
+    }
+    if (group_ != nullptr) {
+        group_->on_member_closed(*this);
     }
     if (context_.drop_pool) {
         asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });

@@ -1242,6 +1242,23 @@ std::vector<Example> examples()
         {"info", {}, as<Info>()},
         {"lanes", {}, as<ListLanes>()},
         {"ping", {}, as<Ping>()},
+        {"keyed",
+         {{[](EiTerm& t) { t.integer(5); }, [](EiTerm& t) { t.integer(-5); }, "badarg"}, {any}},
+         as<Keyed>()},
+        {"new_group",
+         {{[opts](EiTerm& t) { t.list(1).tuple(2).atom(kTarget).raw(opts).nil(); },
+           [](EiTerm& t) { t.atom("targets"); }, "invalid_config"},
+          {[](EiTerm& t) { t.map(1).atom("strategy").atom("least_in_use"); },
+           [](EiTerm& t) { t.map(1).atom("strategy").atom("random"); }, "invalid_config"}},
+         as<NewGroup>()},
+        {"add_target", {pool, target, options}, as<AddTarget>()},
+        {"remove_target",
+         {pool, {[](EiTerm& t) { t.atom(kTarget); }, [](EiTerm& t) { t.integer(1); }, "badarg"}},
+         as<RemoveTarget>()},
+        {"remove_target",
+         {pool, {[](EiTerm& t) { t.atom(kTarget); }},
+          {[](EiTerm& t) { t.integer(0); }, [](EiTerm& t) { t.integer(600001); }, "badarg"}},
+         as<RemoveTarget>()},
     };
 }
 
