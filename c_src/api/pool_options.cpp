@@ -387,37 +387,58 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     }
 }
 
-Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options)
+namespace {
+
+// Reads every entry of the options map `options` into `config`; `seen` gets the keys read.
+std::optional<ConfigError> read_options(std::string_view options, pool::PoolConfig& config,
+                                        std::vector<SeenOption>& seen)
+{
+    ConfigError whole;
+    whole.kind = ConfigError::Kind::bad_options;
+    whole.term = options;
+    TermReader r(options);
+    const auto pairs = r.map_header();
+    if (!pairs) {
+        return whole;
+    }
+    for (std::uint32_t i = 0; i < *pairs; ++i) {
+        if (auto error = read_option(r, config, seen)) {
+            return error->kind == ConfigError::Kind::bad_options ? whole : std::move(*error);
+        }
+    }
+    if (!r.at_end()) {
+        return whole;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options,
+                                                         std::string_view base)
 {
     if (!protocol::parse_node_name(target)) {
         ConfigError e;
         e.kind = ConfigError::Kind::bad_target;
         return e; // the caller knows the target's encoded term
     }
-    TermReader r(options);
-    const auto pairs = r.map_header();
-    if (!pairs) {
-        ConfigError e;
-        e.kind = ConfigError::Kind::bad_options;
-        e.term = options;
-        return e;
-    }
     pool::PoolConfig config;
     config.target = std::string(target);
-    std::vector<SeenOption> seen;
-    for (std::uint32_t i = 0; i < *pairs; ++i) {
-        if (auto error = read_option(r, config, seen)) {
-            if (error->kind == ConfigError::Kind::bad_options) {
-                error->term = options;
-            }
+    // A group's pool options first, then the member's own over them (each map holds a key once).
+    std::vector<SeenOption> seen_base;
+    if (!base.empty()) {
+        if (auto error = read_options(base, config, seen_base)) {
             return std::move(*error);
         }
     }
-    if (!r.at_end()) {
-        ConfigError e;
-        e.kind = ConfigError::Kind::bad_options;
-        e.term = options;
-        return e;
+    std::vector<SeenOption> seen;
+    if (auto error = read_options(options, config, seen)) {
+        return std::move(*error);
+    }
+    for (const auto& o : seen_base) {
+        if (std::none_of(seen.begin(), seen.end(), [&](const SeenOption& own) { return own.key == o.key; })) {
+            seen.push_back(o);
+        }
     }
     const auto given = [&](std::string_view key) -> const SeenOption* {
         const auto it = std::find_if(seen.begin(), seen.end(), [&](const SeenOption& o) { return o.key == key; });

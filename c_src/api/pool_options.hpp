@@ -76,7 +76,9 @@ private:
 };
 
 // The target and options map of `new`, or why they are refused (unknown key, wrong type, out of range...).
-Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options);
+// With `base` (a group's pool options map), `options` go over it: a member of that group.
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options,
+                                                         std::string_view base = {});
 
 // A group's own options map (`new_group`): strategy, name, owner, owner_grace_ms; or why it is refused.
 Parsed<pool::GroupConfig, ConfigError> parse_group_options(std::string_view options);

@@ -187,17 +187,11 @@ Decoded decode_new(TermReader& r, std::uint32_t, std::uint64_t)
     if (!options) {
         return Rejected{"badarg"};
     }
-    TermReader target_reader(*target_term);
-    const auto target = read_text(target_reader);
-    auto config = parse_pool_options(target ? *target : std::string_view{}, *options);
-    if (!config) {
-        ConfigError why = config.error();
-        if (why.kind == ConfigError::Kind::bad_target) {
-            why.term = *target_term;
-        }
-        return Rejected{"invalid_config", std::move(why)};
+    auto pool = read_pool_spec(*target_term, *options);
+    if (auto* rejected = std::get_if<Rejected>(&pool)) {
+        return std::move(*rejected);
     }
-    return NewPool{std::move(*config), *target_term};
+    return std::get<NewPool>(std::move(pool));
 }
 
 // {restore, Pools, NextPoolId}
@@ -452,26 +446,20 @@ Decoded decode_cast_batch(TermReader& r, std::uint32_t, std::uint64_t pool)
     return batch;
 }
 
-// A member's target and options, as `new` reads them; a member has no name of its own (its group has).
-Decoded decode_member(TermReader& r)
-{
-    auto member = decode_new(r, 3, 0);
-    if (auto* pool = std::get_if<NewPool>(&member); pool && !pool->config.name.empty()) {
-        ConfigError why;
-        why.kind = ConfigError::Kind::unknown_option;
-        why.key_name = "name";
-        return Rejected{"invalid_config", std::move(why)};
-    }
-    return member;
-}
-
-// {new_group, [{Target, Options}], GroupOptions}
+// {new_group, [{Target, Options}], PoolOptions, GroupOptions}
 Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
 {
     const auto targets = r.skip();
-    const auto options = targets ? r.skip() : std::nullopt;
+    const auto pool_options = targets ? r.skip() : std::nullopt;
+    const auto options = pool_options ? r.skip() : std::nullopt;
     if (!options) {
         return Rejected{"badarg"};
+    }
+    if (TermReader(*pool_options).map_header() == std::nullopt) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::bad_options;
+        why.term = *pool_options;
+        return Rejected{"invalid_config", std::move(why)};
     }
     auto config = parse_group_options(*options);
     if (!config) {
@@ -485,6 +473,7 @@ Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
         why.allowed = fmt::format("a list of 1..{} {{Target, Options}}, one per target", pool::kMaxGroupMembers);
         return Rejected{"invalid_config", std::move(why)};
     };
+    config->pool_options = std::string(*pool_options);
     NewGroup group{{}, std::move(*config)};
     TermReader list(*targets);
     const auto count = list.list_header();
@@ -492,12 +481,15 @@ Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
         return refused_list();
     }
     for (std::uint32_t i = 0; i < *count; ++i) {
-        if (list.tuple_header() != 2u) {
+        const auto pair = list.tuple_header() == 2u;
+        const auto target_term = pair ? list.skip() : std::nullopt;
+        const auto member_options = target_term ? list.skip() : std::nullopt;
+        if (!member_options) {
             return refused_list();
         }
-        auto member = decode_member(list);
+        auto member = read_pool_spec(*target_term, *member_options, *pool_options);
         if (auto* rejected = std::get_if<Rejected>(&member)) {
-            return rejected->config ? std::move(*rejected) : refused_list();
+            return std::move(*rejected);
         }
         auto& pool = std::get<NewPool>(member);
         if (std::any_of(group.members.begin(), group.members.end(), [&](const NewPool& m) {
@@ -516,14 +508,15 @@ Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
     return group;
 }
 
-// {add_target, GroupId, Target, Options}
+// {add_target, GroupId, Target, Options}: read against the group's pool options by the service.
 Decoded decode_add_target(TermReader& r, std::uint32_t, std::uint64_t group)
 {
-    auto member = decode_member(r);
-    if (auto* pool = std::get_if<NewPool>(&member)) {
-        return AddTarget{group, std::move(*pool)};
+    const auto target_term = r.skip();
+    const auto options = target_term ? r.skip() : std::nullopt;
+    if (!options) {
+        return Rejected{"badarg"};
     }
-    return member;
+    return AddTarget{group, *target_term, *options};
 }
 
 // {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
@@ -580,7 +573,7 @@ constexpr RequestSpec kRequests[] = {
     {"lanes", 0, 0, false, decode_atom<ListLanes>},
     {"ping", 0, 0, false, decode_atom<Ping>},
     {"keyed", 3, 3, false, decode_keyed},
-    {"new_group", 3, 3, false, decode_new_group},
+    {"new_group", 4, 4, false, decode_new_group},
     {"add_target", 4, 4, true, decode_add_target},
     {"remove_target", 3, 4, true, decode_remove_target},
 };
@@ -724,6 +717,29 @@ std::optional<std::string_view> destination_node(std::string_view encoded)
         return pair.atom();
     }
     return std::nullopt;
+}
+
+std::variant<NewPool, Rejected> read_pool_spec(std::string_view target_term, std::string_view options,
+                                               std::string_view base)
+{
+    TermReader target_reader(target_term);
+    const auto target = read_text(target_reader);
+    auto config = parse_pool_options(target ? *target : std::string_view{}, options, base);
+    if (!config) {
+        ConfigError why = config.error();
+        if (why.kind == ConfigError::Kind::bad_target) {
+            why.term = target_term;
+        }
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    if (!base.empty() && !config->name.empty()) {
+        // A member has no name of its own: its group has.
+        ConfigError why;
+        why.kind = ConfigError::Kind::unknown_option;
+        why.key_name = "name";
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    return NewPool{std::move(*config), target_term};
 }
 
 } // namespace dpool::api

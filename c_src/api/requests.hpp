@@ -144,16 +144,18 @@ struct Restore {
     std::vector<RestoredPool> pools;
     std::uint64_t next_pool_id;
 };
-// {new_group, [{Target, Options}], GroupOptions}: one member pool per target, and the group's own options
-// (docs/PROTOCOL.md, "Pool groups").
+// {new_group, [{Target, Options}], PoolOptions, GroupOptions}: one member pool per target (its Options over
+// PoolOptions), and the group's own options (docs/PROTOCOL.md, "Pool groups").
 struct NewGroup {
     std::vector<NewPool> members;
     pool::GroupConfig config;
 };
-// {add_target, GroupId, Target, Options}
+// {add_target, GroupId, Target, Options}: Options over the group's pool options (read by the service, which
+// has them: read_pool_spec).
 struct AddTarget {
     std::uint64_t group = 0;
-    NewPool member;
+    std::string_view target_term;
+    std::string_view options;
 };
 // {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
 struct RemoveTarget {
@@ -220,6 +222,10 @@ const RequestSpec* find_request(std::string_view name, std::uint32_t arity);
 
 // A destination on `target`: a registered name, a pid on the target, or {Name, Target}.
 std::optional<pool::Destination> parse_destination(std::string_view encoded, std::string_view target);
+// A pool's target and options as `new` reads them; with `base` (a group's pool options), `options` over it, for
+// a member of a group, which has no name of its own. The refusal's views point into the three.
+std::variant<NewPool, Rejected> read_pool_spec(std::string_view target_term, std::string_view options,
+                                               std::string_view base = {});
 // The node a destination names (a pid's, or Node of {Name, Node}); nullopt for a registered name alone.
 std::optional<std::string_view> destination_node(std::string_view encoded);
 

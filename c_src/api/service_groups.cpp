@@ -95,11 +95,17 @@ void Service::add_target(const pool::CallerView& caller, AddTarget request)
         reply_error(caller, "invalid_pool");
         return;
     }
-    auto& config = request.member.config;
+    auto spec = read_pool_spec(request.target_term, request.options, group->config().pool_options);
+    if (const auto* rejected = std::get_if<Rejected>(&spec)) {
+        reply_invalid_config(caller, *rejected->config);
+        return;
+    }
+    auto& member_spec = std::get<NewPool>(spec);
+    auto& config = member_spec.config;
     if (group->member_for(config.target)) {
         ConfigError why;
         why.kind = ConfigError::Kind::duplicate_target;
-        why.term = request.member.target_term;
+        why.term = member_spec.target_term;
         reply_invalid_config(caller, why);
         return;
     }
@@ -107,7 +113,7 @@ void Service::add_target(const pool::CallerView& caller, AddTarget request)
         reply_error(caller, context_.limit_refusals.refuse(pool::Limit::max_group_members, group->refuse_member()));
         return;
     }
-    if (!admissible(caller, config, request.member.target_term)) {
+    if (!admissible(caller, config, member_spec.target_term)) {
         return;
     }
     if (const auto refused = budget_refusal(caller.link->peer_node(), {1, config.max_connections},

@@ -18,6 +18,8 @@ struct GroupConfig {
     bool ownerless = false;
     std::uint32_t owner_grace_ms = 30'000;
     std::string owner; // set by the service, as a pool's; empty: none
+    // The options map every member's own options go over, encoded as new_group gave it (add_target's too).
+    std::string pool_options;
 };
 
 } // namespace dpool::pool
