@@ -42,7 +42,7 @@
 -export([info/0]).
 -export([ping/0]).
 -export([lanes/0]).
--export([new_group/2]).
+-export([new_group/3]).
 -export([add_target/3]).
 -export([remove_target/3]).
 -export([keyed/2]).
@@ -118,7 +118,7 @@
                  | info
                  | ping
                  | lanes
-                 | {new_group, [{target(), map()}], map()}
+                 | {new_group, [{target(), map()}], map(), map()}
                  | {add_target, pool_id(), target(), map()}
                  | {remove_target, pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS}
                  | {keyed, key_digest(), request()}.
@@ -255,11 +255,12 @@ ping() ->
 lanes() ->
     lanes.
 
-%% A pool group (docs/PROTOCOL.md, "Pool groups"): one member per {Target, Options}, and the group's own
-%% options (strategy, name, owner, owner_grace_ms). Reply: new_reply/1, as for new/2.
--spec new_group([{target(), map()}], map()) -> request().
-new_group(Members, GroupOptions) ->
-    {new_group, Members, GroupOptions}.
+%% A pool group (docs/PROTOCOL.md, "Pool groups"): one member per {Target, Options}, each member's Options
+%% over PoolOptions (which add_target/3's go over too), and the group's own options (strategy, name, owner,
+%% owner_grace_ms). Reply: new_reply/1, as for new/2.
+-spec new_group([{target(), map()}], map(), map()) -> request().
+new_group(Members, PoolOptions, GroupOptions) ->
+    {new_group, Members, PoolOptions, GroupOptions}.
 
 %% Reply: ok_reply/1.
 -spec add_target(pool_id(), target(), map()) -> request().

@@ -364,6 +364,7 @@ constexpr Field<GroupStats> kGroupFields[] = {
     {"state", [](auto& w, const GroupStats& g) { w.atom(g.draining ? "draining" : "active"); }},
     {"owner", [](auto& w, const GroupStats& g) { w.atom(g.owner.empty() ? std::string_view("none") : g.owner); }},
     {"owner_grace_ms", [](auto& w, const GroupStats& g) { integer(w, g.owner_grace_ms); }},
+    {"acquire_timeout_ms", [](auto& w, const GroupStats& g) { integer(w, g.acquire_timeout_ms); }},
     {"retries", [](auto& w, const GroupStats& g) { integer(w, g.retries); }},
     {"moved_waiters", [](auto& w, const GroupStats& g) { integer(w, g.moved_waiters); }},
     {"skipped_down", [](auto& w, const GroupStats& g) { integer(w, g.skipped_down); }},

@@ -308,6 +308,7 @@ GroupStats Group::snapshot() const
     s.draining = draining_;
     s.owner = config_.owner;
     s.owner_grace_ms = config_.owner_grace_ms;
+    s.acquire_timeout_ms = acquire_timeout_ms();
     s.retries = retries_;
     s.moved_waiters = moved_waiters_;
     s.skipped_down = skipped_down_;

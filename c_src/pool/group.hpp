@@ -30,6 +30,7 @@ struct GroupStats {
     bool draining = false;
     std::string owner;
     std::uint32_t owner_grace_ms = 0;
+    std::uint32_t acquire_timeout_ms = 0; // the longest of its members'
     std::uint64_t retries = 0;          // a connection_failed before anything was written, served by another member
     std::uint64_t moved_waiters = 0;    // callers in line of a member being removed, served by another member
     std::uint64_t skipped_down = 0;     // operations the strategy (or key) alone would have sent to a member down
