@@ -27,7 +27,7 @@
 -define(HOL_PROBE_MS, 3000).
 -define(BIG_BYTES, 8 * 1024 * 1024).
 -define(BULK_SENDERS, 4).
--define(LANES, 8).
+-define(LANES, 16).
 -define(PIPELINE_SENDERS, 16).
 -define(THROUGHPUT_MS, 3000).
 -define(THROUGHPUT_REPS, 3).
@@ -270,9 +270,9 @@ restart_cnode(Lanes, Limits) ->
     %% The application forgets the lanes it knew of its C-node when it starts one (they may change here).
     start_cnode(Lanes, Limits).
 
-%% The tuned C-node's lanes: ?LANES, or DPOOL_BENCH_LANES. A hol figure has 5 busy processes of one node
-%% talking to the C-node (4 senders and the prober), which get 5 different lanes when there are at least 5
-%% (docs/BENCHMARKS.md).
+%% The tuned C-node's lanes: ?LANES (the most a C-node has), or DPOOL_BENCH_LANES. A hol figure has 5 busy
+%% processes of one node talking to the C-node (4 senders and the prober), which get 5 different lanes when
+%% there are at least 5 (docs/BENCHMARKS.md); the application's default has 8.
 -spec lanes() -> pos_integer().
 lanes() ->
     case os:getenv("DPOOL_BENCH_LANES") of

@@ -580,6 +580,7 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout 
                             distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
                             {error, pool_exhausted};
                         {error, {connection_failed, _}} = Failed ->
+                            distribute_pool_client:lane_failed(Server, distribute_pool_client:pending_lane(Pending)),
                             Failed
                     end,
             distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),

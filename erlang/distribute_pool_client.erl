@@ -9,7 +9,8 @@
 %% the lanes round robin, in the order they first talk to that C-node, so that one process's big message does
 %% not hold back another's requests (N busy processes get N different lanes while N =< lanes). The lane names
 %% are asked once per C-node (the `lanes' request) and kept in persistent_term with the round-robin counter,
-%% until the application starts its C-node again (forget_lanes/1: it may have other lanes); a process
+%% until the application starts its C-node again (forget_lanes/1: it may have other lanes) or a lane other
+%% than its own name cannot be reached (lane_failed/2: one started outside the application may too); a process
 %% remembers its ticket of the counter in its dictionary. A server() is still {Service, MainNode}: the lane is
 %% picked here, on every call.
 -module(distribute_pool_client).
@@ -27,6 +28,7 @@
 -export([lane/1]).
 -export([lane_nodes/1]).
 -export([forget_lanes/1]).
+-export([lane_failed/2]).
 -export([deadline/1]).
 -export([remaining/1]).
 -export([unreachable/2]).
@@ -120,7 +122,23 @@ not_running(Text) ->
 -spec call_tagged(server(), distribute_pool_proto:request(), wait()) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
-    call_at(lane(Server, Wait), Request, Wait).
+    Lane = lane(Server, Wait),
+    Result = call_at(Lane, Request, Wait),
+    case Result of
+        {error, _} -> lane_failed(Server, Lane);
+        _ -> ok
+    end,
+    Result.
+
+%% A call over Lane of the C-node Server found no C-node there: the lanes learnt of it are forgotten when Lane
+%% is not its own name, because a C-node started again under that name (outside the application, which
+%% forgets them itself) may have fewer lanes; the next call asks it for its lanes again. The call that failed
+%% is not sent again: the C-node it went to may have acted on it before it went.
+-spec lane_failed(server(), server()) -> ok.
+lane_failed(Server, Server) ->
+    ok;
+lane_failed(Server, _Lane) ->
+    forget_lanes(Server).
 
 %% A call to one given lane of a C-node ({Service, LaneNode}, as lane/1 gives it to the process that uses it),
 %% whatever lane the calling process has: it is handled after everything this node sent over that lane before

@@ -44,7 +44,7 @@
 -define(DPOOL_MAX_DRAIN_MS, 600000).
 %% The C-node's --lanes: 1..DPOOL_MAX_LANES; the application's default (env `lanes').
 -define(DPOOL_MAX_LANES, 16).
--define(DPOOL_DEFAULT_LANES, 4).
+-define(DPOOL_DEFAULT_LANES, 8).
 %% cast_batch_keyed's hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE), 0..DPOOL_MAX_KEY_HASH.
 -define(DPOOL_KEY_HASH_RANGE, 4294967296).
 -define(DPOOL_MAX_KEY_HASH, 4294967295).

@@ -19,7 +19,10 @@ if [ -z "${ERL_EPMD_PORT:-}" ]; then
   exec scripts/with_epmd.sh "$0" "$@"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dpool_dep_test.XXXXXX")
+# Under _build of this repository: ccache takes paths relative to it (CCACHE_BASEDIR below), so the copy's
+# compiles are the same as those of `make build` here.
+mkdir -p _build
+tmp=$(mktemp -d "$PWD/_build/dpool_dep_test.XXXXXX")
 lib=$tmp/distribute_pool
 cookie="dep_$RANDOM$RANDOM"
 target="dpool_dep_target_$$@127.0.0.1"
@@ -109,14 +112,25 @@ grep "distribute_pool: cannot build" <<<"$output" | sed 's/\x1b\[[0-9;]*m//g' | 
 
 step "rebar3 consumer: rebar3 compile (builds the C-node from scratch, without Catch2 or Google Benchmark)"
 start=$SECONDS
-# The one thing changed from a user's compile: the build type, Debug at -O0 without debug information
-# (DPOOL_BUILD_TYPE, passed as a user would), which compiles in about half the time of the default
-# RelWithDebInfo; the first stage of `make test` has compiled the same sources with the default one.
+# Two things added to a user's compile (DPOOL_CMAKE_ARGS, passed as a user would): warnings are errors, as in
+# `make build`, and the compiles go through ccache with the cache `make build` filled (the Makefile's
+# CCACHE_ENV), so that the C-node's objects, compiled with the same command lines, come from there when this
+# repository was built first, as in `make test`. CMake's configure and the link still run; the cache holds
+# nothing else. DPOOL_DEP_TEST_NO_CCACHE=1 compiles everything instead.
+ccache_args=()
+if [ "${DPOOL_DEP_TEST_NO_CCACHE:-0}" != 1 ] && command -v ccache >/dev/null 2>&1; then
+  ccache_args=(CCACHE_DIR="$PWD/_build/ccache" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true)
+  cmake_launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+fi
 (cd "$tmp/rebar3_consumer" &&
-  DPOOL_BUILD_TYPE=Debug \
-  DPOOL_CMAKE_ARGS="-DCMAKE_CXX_FLAGS_DEBUG=-O0 -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=TRUE" \
+  env "${ccache_args[@]}" \
+  DPOOL_CMAKE_ARGS="-DDPOOL_WERROR=ON ${cmake_launcher:-} -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=TRUE" \
     timeout 900 rebar3 compile) >"$tmp/rebar3_compile.log" 2>&1 || { tail -40 "$tmp/rebar3_compile.log"; fail "rebar3 compile"; }
 echo "built in $((SECONDS - start)) s"
+if [ ${#ccache_args[@]} -ne 0 ]; then
+  env "${ccache_args[@]}" ccache --show-stats --verbose 2>/dev/null | grep -E "^ +(Hits|Misses):" | head -2 |
+    tr -s ' ' | paste -sd' ' | sed 's/^/ccache (this run and `make build` before it): /'
+fi
 rebar3_paths=$(cd "$tmp/rebar3_consumer" && rebar3 path)
 # Only the Erlang application (erlang/) is compiled, not the Gleam package's src/.
 if find "$tmp/rebar3_consumer/_build" -name 'distribute_connection_pool_ffi.beam' | grep -q .; then

@@ -16,6 +16,9 @@ packages=(
   # The fuzz targets (`make fuzz`, a stage of `make test`): clang, libFuzzer, and clang's sanitizer and libFuzzer
   # runtimes (libclang-rt-14-dev, which -fsanitize=fuzzer links, is only a recommendation of clang's).
   clang libfuzzer-14-dev libclang-rt-14-dev
+  # ccache: `make build` compiles through it (cache in _build/ccache), so that the dependency stage of `make
+  # test`, which builds the C-node again from a copy of the repository, reuses those objects.
+  ccache
   "$@"
 )
 

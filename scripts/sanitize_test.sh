@@ -15,8 +15,10 @@
 # run in the background during the stages before it.
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
 # distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite that drives C-node
-# code the others do not: all but client (it plays the C-node itself and starts none) and the suites of the
-# library's own Erlang code (docs, names, admin, telemetry), whose requests to the C-node the others make too.
+# code the others do not: all but client (it plays the C-node itself and starts none), the suites of the
+# library's own Erlang code (docs, names, admin, telemetry), whose requests to the C-node the others make too,
+# and deadline, which times the C-node's deadlines (its timers, health checks and waiters run in the pool,
+# eviction and limits suites too) and is one of the longest.
 #
 # Every report fails the stage. The sanitizers write their reports to files (log_path) in a directory of the
 # run, because the C-node is a port program of the test node: its stderr goes to the test node's logger, not
@@ -138,7 +140,7 @@ address() {
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
     "") mapfile -t names < <(ls test/erlang/*_SUITE.erl |
-           grep -Ev '/distribute_pool_(client|docs|names|admin|telemetry)_SUITE\.erl$') ;;
+           grep -Ev '/distribute_pool_(client|docs|names|admin|telemetry|deadline)_SUITE\.erl$') ;;
     *) IFS=, read -ra names <<<"$DPOOL_SANITIZE_SUITES" ;;
   esac
   for name in "${names[@]}"; do

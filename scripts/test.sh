@@ -25,13 +25,9 @@ stage() {
 }
 
 run_all() {
-  stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
-  stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
-  stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
-  # Before the background builds: it compiles the C-node from scratch and needs both cores.
-  stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
   # One background job, at the lowest priority, builds what the last two stages need (about 6 minutes of both
-  # cores): first the sanitizer build, during the Erlang suites, which mostly wait on nodes and sockets; then the
+  # cores) with the CPU the stages before them leave: from the start, since the unit tests, Dialyzer and xref
+  # use one core, and the Erlang suites mostly wait on nodes and sockets. First the sanitizer build, then the
   # fuzz targets, built and run for 5 s each during the sanitizer stage's suites, which wait likewise. The
   # sanitizer stage waits for its build's mark, the fuzz stage for the whole job.
   rm -f _build/sanitize_build.status
@@ -40,6 +36,11 @@ run_all() {
    nice -n 19 scripts/fuzz.sh build >_build/fuzz_run.log 2>&1 &&
      FUZZ_NICE=19 scripts/fuzz.sh run 5 >>_build/fuzz_run.log 2>&1) &
   background=$!
+  stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
+  stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
+  stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
+  # The C-node again, from a copy of the repository: its compiles come from ccache (`make build` filled it).
+  stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
   stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
     2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'

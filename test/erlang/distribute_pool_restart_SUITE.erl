@@ -13,6 +13,7 @@
 -export([await_restore_window_and_restore_call/1]).
 -export([restore_refuses_bad_requests/1]).
 -export([fewer_lanes_after_a_restart/1]).
+-export([external_cnode_with_fewer_lanes/1]).
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
@@ -40,6 +41,7 @@ all() ->
      await_restore_window_and_restore_call,
      restore_refuses_bad_requests,
      fewer_lanes_after_a_restart,
+     external_cnode_with_fewer_lanes,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
@@ -88,6 +90,48 @@ fewer_lanes_after_a_restart(_Config) ->
     after
         Restart(Lanes0)
     end.
+
+-spec external_cnode_with_fewer_lanes(list()) -> ok.
+external_cnode_with_fewer_lanes(_Config) ->
+    doc("A C-node started outside the application (4 lanes) is stopped and started again under its name with 2: "
+        "a process whose lane is gone gets at most one cnode_not_running (that call is not sent again), then is "
+        "served on the lanes there are, as are the others (the library forgets lanes it cannot reach)."),
+    Name = do_uniq("dpool_ext_lanes") ++ "@127.0.0.1",
+    Cookie = atom_to_list(erlang:get_cookie()),
+    Start = fun(Lanes) ->
+                    dpool_ct_helper:do_start_cnode_port(["--name", Name, "--service", "dpool_ext_lanes",
+                                                         "--lanes", integer_to_list(Lanes)], Cookie)
+            end,
+    with_target("dpool_ext_lanes_t", fun(Target) ->
+        First = Start(4),
+        Server = {dpool_ext_lanes, maps:get(node, First)},
+        Self = self(),
+        Callers = [spawn_link(fun() -> server_caller(Self, Server) end) || _ <- lists:seq(1, 4)],
+        try
+            {ok, Pool} = distribute_pool:new(Target, #{max_connections => 2, cnode => Server}),
+            Used = [ask(C, {call, Pool, Target}) || C <- Callers],
+            [{ok, _} = Lane || Lane <- Used],
+            4 = length(lists:usort(Used)),
+            ok = dpool_ct_helper:do_stop_cnode_port(First),
+            Second = Start(2),
+            try
+                {ok, Pool2} = distribute_pool:new(Target, #{max_connections => 2, cnode => Server}),
+                %% Each caller: its first call may find its old lane gone; its second must be served.
+                Served = [case ask(C, {call, Pool2, Target}) of
+                              {ok, _} = Lane -> Lane;
+                              {error, {connection_failed, {cnode_not_running, _}}} -> ask(C, {call, Pool2, Target})
+                          end || C <- Callers],
+                [{ok, _} = Lane || Lane <- Served],
+                2 = length(lists:usort(Served)),
+                ok = distribute_pool:destroy(Pool2)
+            after
+                dpool_ct_helper:do_stop_cnode_port(Second)
+            end
+        after
+            [unlink(C) || C <- Callers],
+            [exit(C, kill) || C <- Callers]
+        end
+    end).
 
 -spec pools_lists_pools_with_stats(list()) -> ok.
 pools_lists_pools_with_stats(_Config) ->
@@ -374,6 +418,17 @@ lane_caller(Parent) ->
         {Ref, lane} ->
             Parent ! {Ref, distribute_pool_client:lane(distribute_pool:default_cnode())},
             lane_caller(Parent)
+    end.
+
+%% As lane_caller/1, for the C-node Server: {ok, Lane} when the call was served, else its error.
+server_caller(Parent, Server) ->
+    receive
+        {Ref, {call, Pool, Target}} ->
+            Parent ! {Ref, case distribute_pool:call(Pool, erlang, node, []) of
+                               {ok, Target} -> {ok, distribute_pool_client:lane(Server)};
+                               Other -> Other
+                           end},
+            server_caller(Parent, Server)
     end.
 
 ask(Pid, What) ->
