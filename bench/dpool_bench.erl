@@ -63,7 +63,7 @@
 %% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
 -define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>]).
 %% The figures of groups/1: a pool group over 4 targets against one pool (issue 18).
--define(GROUP_FIGURES, [<<"group_call_p50">>, <<"group_cast_batch_throughput">>]).
+-define(GROUP_FIGURES, [<<"group_call_p50">>, <<"group_of_one_call_p50">>, <<"group_cast_batch_throughput">>]).
 -define(TLS_ROUNDS, 3).
 -define(TLS_CONNECTS, 100).
 
@@ -653,8 +653,10 @@ fanout(Target) ->
 
 %% A pool group over 4 targets against one pool, in the same repetitions (sides alternating):
 %% - group_call_p50: the p50 of a one-shot call(Group, erlang, node, []) (round robin over 4 members of 4
-%%   connections) over that of call(Pool, ...) (one pool of 4 connections to the first target): what the
-%%   group's pick and routing cost a call;
+%%   connections) over that of call(Pool, ...) (one pool of 4 connections to the first target): a call
+%%   through a group spread over 4 targets against one through a pool to one;
+%% - group_of_one_call_p50 (reference): the same through a group whose only member is the pool's target, over
+%%   the pool's: what the group's pick and routing alone cost a call, without the spread;
 %% - group_cast_batch_throughput: 64-byte messages delivered per second by cast_batch of 1000 through the
 %%   group (each batch to one member, round robin: 4 targets' sinks) over the same through the pool (one
 %%   target's sink), ?BULK_SENDERS senders each.
@@ -662,35 +664,40 @@ fanout(Target) ->
 groups([First | _] = Targets) ->
     {ok, Group} = distribute_pool:new_group(Targets, #{max_connections => 4}),
     {ok, Pool} = distribute_pool:new(First, 4),
+    {ok, One} = distribute_pool:new_group([First], #{max_connections => 4}),
     Msg = binary:copy(<<"x">>, 64),
     Batch = lists:duplicate(1000, Msg),
     Caster = fun(Handle) -> fun() -> {ok, N} = distribute_pool:cast_batch(Handle, ?SINK, Batch), N end end,
     Caller = fun(Handle) -> fun() -> {ok, _} = distribute_pool:call(Handle, erlang, node, []) end end,
     try
-        _ = [[(Caller(H))() || _ <- lists:seq(1, 200)] || H <- [Group, Pool]],
+        _ = [[(Caller(H))() || _ <- lists:seq(1, 200)] || H <- [Group, Pool, One]],
         Reps = [begin
                     progress("groups: rep ~b/~b: ~b calls through the group and the pool, then cast_batch through "
                              "each for ~b ms", [R, ?REPS, ?CALLS_PER_REP, ?THROUGHPUT_MS]),
                     G50 = percentile(0.5, time_calls(Caller(Group), ?CALLS_PER_REP)),
                     P50 = percentile(0.5, time_calls(Caller(Pool), ?CALLS_PER_REP)),
+                    O50 = percentile(0.5, time_calls(Caller(One), ?CALLS_PER_REP)),
                     GRate = sinks_rate(Targets, Caster(Group)),
                     PRate = sinks_rate([First], Caster(Pool)),
-                    {G50, P50, GRate, PRate}
+                    {G50, P50, GRate, PRate, O50}
                 end || R <- lists:seq(1, ?REPS)],
-        [G50, P50, GRate, PRate] = [median([element(I, Rep) || Rep <- Reps]) || I <- [1, 2, 3, 4]],
+        [G50, P50, GRate, PRate, O50] = [median([element(I, Rep) || Rep <- Reps]) || I <- [1, 2, 3, 4, 5]],
         [figure(<<"group_call_p50">>, G50 / P50, <<"ratio">>, le, 1.2,
                 fmt("one-shot call(Group, erlang, node, []) p50 ~.1f us (round robin over 4 targets) / "
                     "call(Pool, ...) p50 ~.1f us (one target), pools of 4, medians of ~b reps x ~b calls",
                     [G50, P50, ?REPS, ?CALLS_PER_REP]),
                 ratio, #{sides => [{<<"group_p50">>, G50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
+         reference(<<"group_of_one_call_p50">>, O50 / P50, <<"ratio">>,
+                   fmt("one-shot call through a group of the pool's one target p50 ~.1f us / call(Pool, ...) p50 "
+                       "~.1f us: the pick and routing alone", [O50, P50]),
+                   #{sides => [{<<"group_of_one_p50">>, O50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
          figure(<<"group_cast_batch_throughput">>, GRate / PRate, <<"ratio">>, ge, 1.0,
                 fmt("cast_batch (batches of 1000 64-byte binaries, ~b senders) through a group of 4 targets ~s "
                     "msg/s / through one pool ~s msg/s, delivered at the targets' sinks, medians of ~b",
                     [?BULK_SENDERS, fmt_num(GRate), fmt_num(PRate), ?REPS]),
                 ratio, #{sides => [{<<"group">>, GRate, <<"msg/s">>}, {<<"pool">>, PRate, <<"msg/s">>}]})]
     after
-        distribute_pool:destroy(Group),
-        distribute_pool:destroy(Pool)
+        [distribute_pool:destroy(H) || H <- [Group, Pool, One]]
     end.
 
 %% ?BULK_SENDERS processes run Send() (messages sent) for THROUGHPUT_MS; messages per second from the start
