@@ -208,48 +208,27 @@ bool Service::route_to_group(const pool::CallerView& caller, Decoded& decoded, s
         failover = pool::Failover{.portable = !node, .retry_left = !batch, .key = key};
         return true;
     };
+    // The same, for a request that names a group (or not: it goes on as it is).
+    const auto one_member = [&](std::uint64_t& pool, std::string_view destination, bool batch) {
+        auto* g = group_named(pool);
+        return !g || to_member(*g, pool, destination, batch);
+    };
+    const auto lease_member = [&](LeaseRef& lease) {
+        auto* g = group_named(lease.pool);
+        return !g || to_member_lease(*g, lease);
+    };
     return std::visit(
         Overloaded{
-            [&](Checkout& r) {
-                auto* g = group_named(r.pool);
-                return !g || to_member(*g, r.pool, {}, false);
-            },
-            [&](PooledCall& r) {
-                auto* g = group_named(r.pool);
-                return !g || to_member(*g, r.pool, {}, false);
-            },
-            [&](PooledSend& r) {
-                auto* g = group_named(r.pool);
-                return !g || to_member(*g, r.pool, r.destination, false);
-            },
-            [&](PooledRequest& r) {
-                auto* g = group_named(r.pool);
-                return !g || to_member(*g, r.pool, r.destination, false);
-            },
-            [&](CastBatch& r) {
-                auto* g = group_named(r.pool);
-                return !g || to_member(*g, r.pool, r.destination, true);
-            },
-            [&](Send& r) {
-                auto* g = group_named(r.lease.pool);
-                return !g || to_member_lease(*g, r.lease);
-            },
-            [&](SendMany& r) {
-                auto* g = group_named(r.lease.pool);
-                return !g || to_member_lease(*g, r.lease);
-            },
-            [&](Request& r) {
-                auto* g = group_named(r.lease.pool);
-                return !g || to_member_lease(*g, r.lease);
-            },
-            [&](Call& r) {
-                auto* g = group_named(r.lease.pool);
-                return !g || to_member_lease(*g, r.lease);
-            },
-            [&](Checkin& r) {
-                auto* g = group_named(r.lease.pool);
-                return !g || to_member_lease(*g, r.lease);
-            },
+            [&](Checkout& r) { return one_member(r.pool, {}, false); },
+            [&](PooledCall& r) { return one_member(r.pool, {}, false); },
+            [&](PooledSend& r) { return one_member(r.pool, r.destination, false); },
+            [&](PooledRequest& r) { return one_member(r.pool, r.destination, false); },
+            [&](CastBatch& r) { return one_member(r.pool, r.destination, true); },
+            [&](Send& r) { return lease_member(r.lease); },
+            [&](SendMany& r) { return lease_member(r.lease); },
+            [&](Request& r) { return lease_member(r.lease); },
+            [&](Call& r) { return lease_member(r.lease); },
+            [&](Checkin& r) { return lease_member(r.lease); },
             [&](LeaseOf& r) {
                 auto* g = group_named(r.pool);
                 if (!g) {

@@ -328,10 +328,7 @@ GroupStats Group::snapshot() const
 
 void Group::destroy(std::optional<Caller> destroyer, std::uint32_t drain_ms)
 {
-    if (draining_) {
-        if (destroyer) {
-            answers().error(destroyer->view(), "invalid_pool");
-        }
+    if (!may_begin_destroy(draining_, destroyer, answers())) {
         return;
     }
     draining_ = true;

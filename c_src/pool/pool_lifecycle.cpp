@@ -520,10 +520,7 @@ void Pool::adapt()
 
 void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms)
 {
-    if (draining_) {
-        if (destroyer) {
-            answers().error(destroyer->view(), "invalid_pool");
-        }
+    if (!may_begin_destroy(draining_, destroyer, answers())) {
         return;
     }
     draining_ = true;
