@@ -189,8 +189,18 @@ with_secrets(_Replace, Other) ->
     %% [], or the tail of an improper list.
     Other.
 
+-spec target_secrets(fun((term()) -> term()), term()) -> term().
+target_secrets(Replace, [{Target, Options} | Rest]) ->
+    [{Target, with_secrets(Replace, Options)} | target_secrets(Replace, Rest)];
+target_secrets(Replace, [Other | Rest]) ->
+    [Other | target_secrets(Replace, Rest)];
+target_secrets(_Replace, Other) ->
+    Other.
+
 -spec secret(fun((term()) -> term()), term(), term()) -> term().
 secret(Replace, cookie, Cookie) -> Replace(Cookie);
+%% A pool group's targets (child_spec/1's `targets'): each target's own options may hold secrets too.
+secret(Replace, targets, Targets) -> target_secrets(Replace, Targets);
 secret(Replace, tls, #{password := Password} = Tls) -> Tls#{password := Replace(Password)};
 secret(_Replace, _Key, Value) -> Value.
 
