@@ -149,7 +149,7 @@ void Service::remove_target(const pool::CallerView& caller, const RemoveTarget& 
 void Service::remove_member(const pool::CallerView& caller, pool::Group& group, pool::Pool& member,
                             std::string_view target_term, std::uint32_t drain_ms)
 {
-    if (group.active_members() <= 1) {
+    if (!group.serves_without(member)) {
         ConfigError why;
         why.kind = ConfigError::Kind::last_target;
         why.term = target_term;

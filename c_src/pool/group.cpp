@@ -49,10 +49,11 @@ Pool* Group::member_for(std::string_view target) const
     return nullptr;
 }
 
-std::size_t Group::active_members() const
+bool Group::serves_without(const Pool& member) const
 {
-    return static_cast<std::size_t>(
-        std::count_if(members_.begin(), members_.end(), [](const Member& m) { return m.pool && !m.removing; }));
+    return std::any_of(members_.begin(), members_.end(), [&](const Member& m) {
+        return m.pool && m.pool.get() != &member && m.joined && !m.removing;
+    });
 }
 
 std::uint32_t Group::acquire_timeout_ms() const
@@ -81,14 +82,14 @@ void Group::add(std::shared_ptr<Pool> member)
 void Group::start(Caller creator)
 {
     Admission admission{std::move(creator), {}, true};
-    for (std::size_t slot = 0; slot < members_.size(); ++slot) {
-        if (members_[slot].pool) {
-            admission.slots.push_back(slot);
+    for (const auto& m : members_) {
+        if (m.pool) {
+            admission.orders.push_back(m.order);
         }
     }
     admissions_.push_back(std::move(admission));
-    for (const auto slot : admissions_.back().slots) {
-        members_[slot].pool->start_in_background();
+    for (const auto order : admissions_.back().orders) {
+        member_by_order(order)->pool->start_in_background();
     }
     settle_admissions();
 }
@@ -99,7 +100,7 @@ void Group::admit(Pool& member, Caller adder)
     if (!slot) {
         return;
     }
-    admissions_.push_back(Admission{std::move(adder), {*slot}, false});
+    admissions_.push_back(Admission{std::move(adder), {members_[*slot].order}, false});
     member.start_in_background();
     settle_admissions();
 }
@@ -114,14 +115,26 @@ void Group::remove(Pool& member, std::optional<Caller> remover, std::uint32_t dr
     log::write(spdlog::level::info, {.pool = label_, .target = member.config().target},
                "removing the target from the group; waiting up to {} ms for its leases", drain_ms);
     member.destroy(std::move(remover), drain_ms); // its callers in line come back through take_over
+    post_settle(); // an add_target still waiting for it is answered (invalid_pool)
 }
 
 void Group::on_member_progress(Pool&)
 {
+    post_settle();
+}
+
+Group::Member* Group::member_by_order(std::uint64_t order)
+{
+    const auto it = std::find_if(members_.begin(), members_.end(),
+                                 [&](const Member& m) { return m.pool && m.order == order; });
+    return it == members_.end() ? nullptr : &*it;
+}
+
+void Group::post_settle()
+{
     if (admissions_.empty() || settle_posted_) {
         return;
     }
-    // Settled after the member's own handling of the event, never in the middle of it.
     settle_posted_ = true;
     asio::post(context_.executor, [weak = weak_from_this()] {
         if (auto self = weak.lock()) {
@@ -133,12 +146,12 @@ void Group::on_member_progress(Pool&)
 
 void Group::settle_admissions()
 {
-    const auto settled = [&](std::size_t slot) {
-        const auto& m = members_[slot];
-        return !m.pool || m.removing || m.pool->settled();
+    const auto settled = [&](std::uint64_t order) {
+        const Member* m = member_by_order(order);
+        return !m || m->removing || m->pool->settled();
     };
     for (auto it = admissions_.begin(); it != admissions_.end();) {
-        if (!std::all_of(it->slots.begin(), it->slots.end(), settled)) {
+        if (!std::all_of(it->orders.begin(), it->orders.end(), settled)) {
             ++it;
             continue;
         }
@@ -150,15 +163,15 @@ void Group::settle_admissions()
         }
         Pool* first = nullptr;
         bool any_up = false;
-        for (const auto slot : admission.slots) {
-            auto& m = members_[slot];
-            if (!m.pool || m.removing) {
+        for (const auto order : admission.orders) {
+            Member* m = member_by_order(order);
+            if (!m || m->removing) {
                 continue;
             }
-            first = first ? first : m.pool.get();
-            any_up = any_up || m.pool->up();
+            first = first ? first : m->pool.get();
+            any_up = any_up || m->pool->up();
             // At creation every member joins, up or not (the group is there to fail over); an added one only up.
-            m.joined = admission.creation || m.pool->up();
+            m->joined = admission.creation || m->pool->up();
         }
         if (any_up) {
             if (admission.creation) {
@@ -286,7 +299,9 @@ void Group::on_member_closed(Pool& member)
     members_[*slot] = Member{};
     if (draining_) {
         finish_destroy();
+        return;
     }
+    post_settle();
 }
 
 std::optional<std::size_t> Group::slot_of(const Pool& member) const

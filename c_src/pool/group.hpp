@@ -69,8 +69,9 @@ public:
     std::string refuse_member();
     // The member whose target is `target` (the same node name), not being removed; nullptr for none.
     Pool* member_for(std::string_view target) const;
-    // Members not being removed.
-    std::size_t active_members() const;
+    // Another member than `member` is picked (joined, not being removed): removing `member` leaves the group
+    // one to serve.
+    bool serves_without(const Pool& member) const;
     bool has_member(const Pool& member) const { return slot_of(member).has_value(); }
     // The longest acquire timeout of its members: how long a checkout through the group may wait.
     std::uint32_t acquire_timeout_ms() const;
@@ -117,10 +118,11 @@ private:
         std::uint64_t picked = 0;
         std::uint64_t order = 0; // when it was added: stats list members in that order
     };
-    // Callers waiting for members to settle: the group's creator, or an add_target.
+    // Callers waiting for members to settle: the group's creator, or an add_target. Members are named by their
+    // order, never their slot: a member removed before it settled frees a slot that another may take.
     struct Admission {
         Caller caller;
-        std::vector<std::size_t> slots;
+        std::vector<std::uint64_t> orders;
         bool creation = false;
     };
 
@@ -134,8 +136,12 @@ private:
     std::optional<std::size_t> slot_of(const Pool& member) const;
     // The member for an operation; `exclude`: a retry away from that slot (nullptr when no other is up).
     Pool* pick_slot(std::optional<std::uint64_t> key, bool need_live, std::optional<std::size_t> exclude);
-    // Answers the admissions whose members have all settled.
+    // The member added as `order`; nullptr once it has left its slot.
+    Member* member_by_order(std::uint64_t order);
+    // Answers the admissions whose members have all settled (or been removed).
     void settle_admissions();
+    // settle_admissions after the event being handled, never in the middle of it.
+    void post_settle();
     void finish_destroy();
 
     PoolContext& context_;

@@ -16,6 +16,7 @@
 -export([failover_hides_a_lost_target/1]).
 -export([all_targets_down_gives_the_real_error/1]).
 -export([add_and_remove_under_load/1]).
+-export([remove_while_adding/1]).
 -export([a_group_is_a_pool_handle/1]).
 -export([names_stats_and_destroy/1]).
 -export([child_spec_runs_a_group/1]).
@@ -39,6 +40,7 @@ all() ->
      failover_hides_a_lost_target,
      all_targets_down_gives_the_real_error,
      add_and_remove_under_load,
+     remove_while_adding,
      a_group_is_a_pool_handle,
      names_stats_and_destroy,
      child_spec_runs_a_group,
@@ -193,6 +195,46 @@ add_and_remove_under_load(_Config) ->
         {ok, #{members := Members}} = distribute_pool:stats(Group),
         [Kept, Kept2, Added] = [T || #{target := T} <- Members],
         ok = distribute_pool:destroy(Group)
+    end).
+
+-spec remove_while_adding(list()) -> ok.
+remove_while_adding(_Config) ->
+    doc("A target is removed while its add_target still waits for its first connection (the target is frozen, "
+        "its connect_timeout_ms 30 s): the adder gets one answer (invalid_pool) long before that timeout, the "
+        "remover ok; the same target added again (thawed) takes the freed slot and its adder alone gets ok; the "
+        "first adder gets nothing more and the group serves calls on all three."),
+    with_targets(3, "dpool_gaddrm2", fun([A, B, Slow] = Targets) ->
+        {ok, Group} = distribute_pool:new_group([A, B], #{max_connections => 1}),
+        OsPid = dpool_ct_helper:do_target_os_pid(Slow),
+        dpool_ct_helper:do_signal(OsPid, "STOP"),
+        Self = self(),
+        try
+            {Adder, AdderRef} =
+                spawn_monitor(fun() ->
+                                      Self ! {added, self(), distribute_pool:add_target(
+                                                               Group, {Slow, #{max_connections => 1,
+                                                                               connect_timeout_ms => 30000}})},
+                                      %% Alive a while: a second answer would reach this mailbox.
+                                      receive
+                                          Late -> Self ! {late, Late}
+                                      after 3000 -> ok
+                                      end
+                              end),
+            do_wait_until(fun() -> lists:any(fun(#{target := T}) -> T =:= Slow end,
+                                             members_of(distribute_pool:stats(Group))) end, 10000),
+            ok = distribute_pool:remove_target(Group, Slow),
+            {error, invalid_pool} = receive {added, Adder, R} -> R after 10000 -> ct:fail(no_answer_to_the_adder) end,
+            dpool_ct_helper:do_signal(OsPid, "CONT"),
+            ok = distribute_pool:add_target(Group, {Slow, #{max_connections => 1}}),
+            receive {'DOWN', AdderRef, process, Adder, normal} -> ok after 10000 -> ct:fail(adder_stuck) end,
+            receive {late, Late} -> ct:fail({second_answer, Late}) after 0 -> ok end,
+            Results = parallel_calls(Group, 3, 30),
+            [] = [R || R <- Results, not lists:member(R, Targets)],
+            3 = maps:size(count_nodes(Results)),
+            ok = distribute_pool:destroy(Group)
+        after
+            dpool_ct_helper:do_signal(OsPid, "CONT")
+        end
     end).
 
 -spec a_group_is_a_pool_handle(list()) -> ok.
