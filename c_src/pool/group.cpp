@@ -206,7 +206,8 @@ Pool* Group::pick_slot(std::optional<std::uint64_t> key, bool need_live, std::op
         if (m.pool) {
             c.target = m.pool->config().target;
             c.pickable = m.joined && !m.removing;
-            c.up = c.pickable && (need_live ? m.pool->live_connections() > 0 : m.pool->up());
+            c.live = c.pickable && m.pool->live_connections() > 0;
+            c.up = c.pickable && (need_live ? c.live : m.pool->up());
             c.load = config_.strategy == Strategy::least_in_use && c.pickable ? m.pool->load() : 0;
         } else {
             c.pickable = false;

@@ -1,5 +1,7 @@
 #include "pool/group_picker.hpp"
 
+#include <algorithm>
+
 #include "util/stable_hash.hpp"
 
 namespace dpool::pool {
@@ -27,24 +29,28 @@ std::optional<Pick> GroupPicker::pick(const std::vector<Candidate>& members, Str
     if (n == 0) {
         return std::nullopt;
     }
-    const auto eligible = [&](std::size_t i, bool need_up) {
-        return members[i].pickable && i != exclude && (!need_up || members[i].up);
+    // 2: up with a live connection; 1: up, reconnecting; 0: down.
+    const auto rank = [&](std::size_t i) { return members[i].up ? (members[i].live ? 2 : 1) : 0; };
+    const auto eligible = [&](std::size_t i, int min_rank) {
+        return members[i].pickable && i != exclude && rank(i) >= min_rank;
     };
-    bool any_up = false;
-    for (std::size_t i = 0; i < n && !any_up; ++i) {
-        any_up = eligible(i, true);
+    int best_rank = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (eligible(i, 0)) {
+            best_rank = std::max(best_rank, rank(i));
+        }
     }
-    if (!any_up && exclude) {
+    if (best_rank == 0 && exclude) {
         return std::nullopt; // a retry goes to a member that is up, or nowhere
     }
     const std::size_t start = cursor_ % n;
-    // The rule over the members `need_up` allows; n when none is allowed.
-    const auto choose = [&](bool need_up) {
+    // The rule over the members of `min_rank` or better; n when there is none.
+    const auto choose = [&](int min_rank) {
         std::size_t best = n;
         if (key) {
             std::uint64_t best_weight = 0;
             for (std::size_t i = 0; i < n; ++i) {
-                if (!eligible(i, need_up)) {
+                if (!eligible(i, min_rank)) {
                     continue;
                 }
                 const auto weight = util::rendezvous_weight(*key, members[i].target);
@@ -58,7 +64,7 @@ std::optional<Pick> GroupPicker::pick(const std::vector<Candidate>& members, Str
         // From the cursor on, so that ties (and every pick of round robin) go round.
         for (std::size_t k = 0; k < n; ++k) {
             const std::size_t i = (start + k) % n;
-            if (!eligible(i, need_up)) {
+            if (!eligible(i, min_rank)) {
                 continue;
             }
             if (strategy == Strategy::round_robin) {
@@ -70,11 +76,11 @@ std::optional<Pick> GroupPicker::pick(const std::vector<Candidate>& members, Str
         }
         return best;
     };
-    const std::size_t natural = choose(false);
+    const std::size_t natural = choose(0);
     if (natural == n) {
         return std::nullopt;
     }
-    const std::size_t chosen = any_up ? choose(true) : natural;
+    const std::size_t chosen = choose(best_rank);
     if (!key) {
         cursor_ = chosen + 1;
     }

@@ -22,18 +22,22 @@ struct Candidate {
     bool pickable = true; // false: being added or removed, never picked
     bool up = false;      // Pool::up (or, for a cast batch, a live connection)
     std::uint64_t load = 0;
+    bool live = false; // up with a live connection now, not only reconnecting: preferred to one that is not
 };
 
 struct Pick {
     std::size_t index = 0;
-    // The strategy (or the key) alone would have picked a member that is down: another one was taken.
+    // The strategy (or the key) alone would have picked a member that is down (or up without a live connection
+    // while another has one): another one was taken.
     bool skipped_down = false;
 };
 
 // The choice of a member per operation, without I/O (unit-tested on its own). With a key: rendezvous hashing
 // (util::rendezvous_weight) over the members that are up, so a key keeps its member while that member is up
-// and only a lost member's keys move. Without: the strategy, over the members that are up. When none is up
-// the same rule runs over every pickable member, so that the caller gets that member's own error.
+// and only a lost member's keys move. Without: the strategy, over the members that are up. Members up with a
+// live connection come first, then those up but only reconnecting (a reconnect that hangs would hold their
+// callers in line until they time out), then the rest. When none is up the same rule runs over every
+// pickable member, so that the caller gets that member's own error.
 class GroupPicker {
 public:
     // nullopt: no member is pickable; or, with `exclude` (a retry after that member failed), no other is up.

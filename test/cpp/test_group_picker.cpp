@@ -169,6 +169,32 @@ TEST_CASE("group picker: a retry goes to another member that is up, or nowhere",
     CHECK_FALSE(picker.pick({}, Strategy::round_robin, std::nullopt));
 }
 
+TEST_CASE("group picker: a member with a live connection comes before one that is only reconnecting", "[group]")
+{
+    GroupPicker picker;
+    auto ms = members(3);
+    ms[0].live = true;
+    ms[2].live = true;
+    // Member 1 is up (its reconnect may hang): the live ones take its turns, and the skip is said.
+    int skipped = 0;
+    std::map<std::size_t, int> count;
+    for (int i = 0; i < 300; ++i) {
+        const auto got = picker.pick(ms, Strategy::round_robin, std::nullopt);
+        REQUIRE(got);
+        ++count[got->index];
+        skipped += got->skipped_down ? 1 : 0;
+    }
+    CHECK(count == std::map<std::size_t, int>{{0, 150}, {2, 150}});
+    CHECK(skipped == 150); // every turn of member 1 (one in each round of two picks)
+    // A retry away from a live member takes the other live one, and one only reconnecting when none is left.
+    CHECK(picker.pick(ms, Strategy::round_robin, std::nullopt, 0)->index == 2);
+    ms[2].live = false;
+    CHECK(picker.pick(ms, Strategy::round_robin, std::nullopt, 0)->index != 0);
+    // Up members come before members down, live or not.
+    ms[0].up = false;
+    CHECK(picker.pick(ms, Strategy::round_robin, 42)->index != 0);
+}
+
 TEST_CASE("rendezvous_weight: fixed by its definition", "[group]")
 {
     using dpool::util::rendezvous_weight;
