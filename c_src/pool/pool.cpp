@@ -61,10 +61,10 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
     const auto now = Clock::now();
     const auto deadline = now + std::chrono::milliseconds(timeout);
     if (target_down_ && live_connections() == 0) {
-        ++counters_.acquires;
-        ++counters_.misses;
-        ++counters_.failed_operations;
-        answer_unserved(caller, job, deadline, failover, no_connection());
+        if (answer_unserved(caller, job, deadline, failover, no_connection())) {
+            ++counters_.acquires;
+            ++counters_.misses;
+        }
         return;
     }
     // Waiter numbers come from the lease counter: a monitor's reference then names a lease or a waiter, never
@@ -77,12 +77,23 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
           caller, job);
 }
 
-void Pool::answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
+bool Pool::answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
                            const Failover& failover, const Failure& failure)
 {
-    if (group_ == nullptr || !group_->take_over(*this, caller, job, deadline, failover, failure)) {
-        answers().error(caller, failure);
+    if (group_ != nullptr && group_->take_over(*this, caller, job, deadline, failover, failure)) {
+        return false;
     }
+    answers().error(caller, failure);
+    ++counters_.failed_operations;
+    return true;
+}
+
+void Pool::unserve_validation(PooledConnection& c, const Failure& failure)
+{
+    auto v = std::move(*c.slot.validating);
+    c.slot.validating.reset();
+    const auto job = view_of(v.job);
+    answer_unserved(v.caller.view(), job ? &*job : nullptr, v.deadline, v.failover, failure);
 }
 
 void Pool::join_group(MemberEvents* events, std::uint32_t conn_base)
@@ -607,7 +618,6 @@ void Pool::fail_waiters(const Failure& reason)
             demonitor_caller(w.caller.view(), waiter);
             const auto job = view_of(w.job);
             answer_unserved(w.caller.view(), job ? &*job : nullptr, w.deadline, w.failover, reason);
-            ++counters_.failed_operations;
         }
     }
     waiters_.clear();

@@ -289,10 +289,13 @@ private:
     void on_connected(PooledConnection& c, transport::DistStream stream, std::uint64_t peer_flags);
     void on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error);
     void start_progress(bool ok);
-    // The caller of a checkout that cannot be served, before anything of it was written: answered `failure`,
-    // unless the pool's group takes it over (another member serves it).
-    void answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
+    // The caller of a checkout that cannot be served, before anything of it was written: answered `failure`
+    // (counted in failed_operations; true), unless the pool's group takes it over (another member serves and
+    // counts it; false).
+    bool answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
                          const Failover& failover, const Failure& failure);
+    // The checkout validating `c` gets no connection of this pool: answer_unserved with `failure`.
+    void unserve_validation(PooledConnection& c, const Failure& failure);
     // A connection id as callers see it (conn_base_ above the index), and back: an id of no connection of the
     // pool gives an index past every connection.
     std::uint32_t conn_id(std::uint32_t index) const { return conn_base_ + index; }

@@ -530,9 +530,8 @@ void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
         if (c->slot.validating) {
-            answers().error(c->slot.validating->caller.view(), "invalid_pool");
-            ++counters_.failed_operations;
-            c->slot.validating.reset();
+            // Its checkout never started: a member being removed hands it to another member.
+            unserve_validation(*c, Failure("invalid_pool"));
             core_.release(c->index(), core_.lease_of(c->index()), true);
         }
         if (core_.state(c->index()) == SlotState::idle) {
@@ -577,8 +576,7 @@ void Pool::close_now()
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
         if (c->slot.validating) {
-            answers().error(c->slot.validating->caller.view(), "invalid_pool");
-            c->slot.validating.reset();
+            unserve_validation(*c, Failure("invalid_pool"));
         }
         fail_pending(*c, "invalid_pool");
         fail_parked(*c, "invalid_pool");
