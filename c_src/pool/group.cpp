@@ -220,7 +220,8 @@ Pool* Group::pick_slot(std::optional<std::uint64_t> key, bool need_live, std::op
     }
     auto& m = members_[got->index];
     ++m.picked;
-    skipped_down_ += got->skipped_down ? 1 : 0;
+    // Once per operation: its first pick (a retry's is no new skip).
+    skipped_down_ += got->skipped_down && !exclude ? 1 : 0;
     return m.pool.get();
 }
 
