@@ -477,7 +477,7 @@ Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
     NewGroup group{{}, std::move(*config)};
     TermReader list(*targets);
     const auto count = list.list_header();
-    if (!count || *count > pool::kMaxGroupMembers) {
+    if (!count || *count == 0 || *count > pool::kMaxGroupMembers) {
         return refused_list();
     }
     for (std::uint32_t i = 0; i < *count; ++i) {

@@ -409,7 +409,7 @@ accepted(Options) ->
 group_limits_agree(_Config) ->
     doc("Pool groups: a key digest is at most DPOOL_MAX_KEY_DIGEST (keyed/2's digests are), which the C-node "
         "decodes, and it refuses one more (badarg); a group holds DPOOL_MAX_GROUP_MEMBERS targets, and "
-        "new_group with one more is refused, by the library and by the C-node alike."),
+        "new_group with one more (or with none) is refused, by the library and by the C-node alike."),
     Server = dpool_ct_helper:do_cnode(),
     Call = fun(Request) -> distribute_pool_client:call(Server, Request, 5000) end,
     Checkout = distribute_pool_proto:checkout(?NO_POOL, 0),
@@ -427,4 +427,7 @@ group_limits_agree(_Config) ->
         Call(distribute_pool_proto:new_group(Targets(?DPOOL_MAX_GROUP_MEMBERS + 1), Pool, #{})),
     {error, {invalid_config, {bad_value, targets, _, _}}} =
         distribute_pool:new_group([T || {T, _} <- Targets(?DPOOL_MAX_GROUP_MEMBERS + 1)], Pool),
+    %% No target at all: refused the same way by both.
+    {error, {invalid_config, {bad_value, targets, [], _}}} = Call(distribute_pool_proto:new_group([], Pool, #{})),
+    {error, {invalid_config, {bad_value, targets, _, _}}} = distribute_pool:new_group([], Pool),
     ok.
