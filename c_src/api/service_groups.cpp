@@ -2,11 +2,13 @@
 // group to the member that serves it (docs/PROTOCOL.md, "Pool groups").
 #include "api/service.hpp"
 
+#include <cstdint>
 #include <numeric>
 #include <variant>
 
 #include <spdlog/spdlog.h>
 
+#include "api/pool_options.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "util/log.hpp"
@@ -15,6 +17,11 @@
 namespace dpool::api {
 
 using util::Overloaded;
+
+// A lease's ConnId (32 bits) is its member's slot << kMemberConnIdBits plus the connection's index: every index
+// of a pool fits below that shift, and the last member's ids fit in 32 bits.
+static_assert(kMaxConnectionsPerPool <= (1u << pool::kMemberConnIdBits));
+static_assert((std::uint64_t{pool::kMaxGroupMembers} << pool::kMemberConnIdBits) <= (std::uint64_t{1} << 32));
 
 pool::Group* Service::find_group(std::uint64_t id)
 {
