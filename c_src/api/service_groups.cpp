@@ -171,6 +171,16 @@ bool Service::route_to_group(const pool::CallerView& caller, Decoded& decoded, s
 {
     // The group a request names (nullptr: the request goes on as it is).
     const auto group_named = [&](std::uint64_t id) { return groups_.empty() ? nullptr : find_group(id); };
+    // A lease named by its checkout's tag goes to the member whose line or lease has it (its id in `pool`).
+    const auto to_checkout_member = [&](pool::Group& g, std::string_view tag, std::uint64_t& pool) {
+        auto found = g.find_checkout(tag);
+        if (const auto* at = std::get_if<std::pair<pool::Pool*, pool::Pool::LeaseIds>>(&found)) {
+            pool = at->first->id();
+            return true;
+        }
+        reply_error(caller, std::get<pool::Failure>(found));
+        return false;
+    };
     // A lease of a group goes to its member (whose ConnIds are its own), which answers as for any lease.
     const auto to_member_lease = [&](pool::Group& g, LeaseRef& lease) {
         if (lease.checkout_tag.empty()) {
@@ -181,13 +191,7 @@ bool Service::route_to_group(const pool::CallerView& caller, Decoded& decoded, s
             reply_error(caller, "invalid_connection");
             return false;
         }
-        auto found = g.find_checkout(lease.checkout_tag);
-        if (const auto* at = std::get_if<std::pair<pool::Pool*, pool::Pool::LeaseIds>>(&found)) {
-            lease.pool = at->first->id();
-            return true;
-        }
-        reply_error(caller, std::get<pool::Failure>(found));
-        return false;
+        return to_checkout_member(g, lease.checkout_tag, lease.pool);
     };
     // An operation that takes a lease of its own (or none: a cast batch) goes to the member picked for it; a
     // destination on one node (a pid, {Name, Node}) to that node's member, and nowhere else.
@@ -238,16 +242,7 @@ bool Service::route_to_group(const pool::CallerView& caller, Decoded& decoded, s
             [&](Checkin& r) { return lease_member(r.lease); },
             [&](LeaseOf& r) {
                 auto* g = group_named(r.pool);
-                if (!g) {
-                    return true;
-                }
-                auto found = g->find_checkout(r.tag);
-                if (const auto* at = std::get_if<std::pair<pool::Pool*, pool::Pool::LeaseIds>>(&found)) {
-                    r.pool = at->first->id();
-                    return true;
-                }
-                reply_error(caller, std::get<pool::Failure>(found));
-                return false;
+                return !g || to_checkout_member(*g, r.tag, r.pool);
             },
             [&](const Stats& r) {
                 auto* g = group_named(r.pool);

@@ -225,17 +225,6 @@ Pool* Group::pick_slot(std::optional<std::uint64_t> key, bool need_live, std::op
     return m.pool.get();
 }
 
-void Group::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms,
-                     std::optional<std::uint64_t> key)
-{
-    Pool* member = pick(key);
-    if (!member) {
-        answers().error(caller, "invalid_pool");
-        return;
-    }
-    member->checkout(caller, timeout_ms, nullptr, Failover{.portable = true, .retry_left = true, .key = key});
-}
-
 Pool* Group::member_of_conn(std::uint32_t conn) const
 {
     const std::size_t slot = conn >> kMemberConnIdBits;
@@ -375,9 +364,7 @@ void Group::finish_destroy()
         answers().ok(destroyer_->view());
         destroyer_.reset();
     }
-    if (context_.drop_pool) {
-        asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
-    }
+    context_.post_drop(id_);
 }
 
 } // namespace dpool::pool

@@ -94,8 +94,6 @@ public:
     // a live connection (a cast batch takes no lease, so a member that is only reconnecting cannot serve it).
     // nullptr when no member has joined.
     Pool* pick(std::optional<std::uint64_t> key, bool need_live = false);
-    // A checkout through the group: a member is picked and the checkout is its, with failover.
-    void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms, std::optional<std::uint64_t> key);
     // The member a lease's ConnId names (one being removed too); nullptr for none.
     Pool* member_of_conn(std::uint32_t conn) const;
     // The member whose lease the checkout sent with `tag` got, and that lease; lease_pending while it waits in

@@ -75,6 +75,14 @@ struct PoolContext {
                                                               transport::HandshakeIdentity self,
                                                               std::chrono::milliseconds timeout)>
         connect;
+
+    // Has the service forget `pool` (drop_pool) once the event being handled is over, never in the middle of it.
+    void post_drop(std::uint64_t pool) const
+    {
+        if (drop_pool) {
+            asio::post(executor, [drop = drop_pool, pool] { drop(pool); });
+        }
+    }
 };
 
 // A pool of distribution connections to one target node, and everything in flight on them. Lives on the

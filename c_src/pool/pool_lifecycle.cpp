@@ -188,9 +188,7 @@ void Pool::start_progress(bool ok)
         answers().error(creator_->view(), no_connection());
         creator_.reset();
         close_now();
-        if (context_.drop_pool) {
-            asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
-        }
+        context_.post_drop(id_);
         return;
     }
     if (--start_remaining_ == 0) {
@@ -561,9 +559,7 @@ void Pool::finish_destroy()
     if (group_ != nullptr) {
         group_->on_member_closed(*this);
     }
-    if (context_.drop_pool) {
-        asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
-    }
+    context_.post_drop(id_);
 }
 
 void Pool::close_now()
