@@ -1015,7 +1015,9 @@ pub type Strategy {
 }
 
 /// A target of a pool group: its node (`"name@host"`) with the group's pool config, or with a config of its
-/// own (which replaces the group's for that target).
+/// own, which goes over the group's key by key as in Erlang: every numeric setting of a `PoolConfig` is
+/// given, so each replaces the group's, while an empty `cookie` and the `CNodeTls` mode give nothing and
+/// keep the group's.
 pub type GroupTarget {
   GroupTarget(node: String)
   GroupTargetWithConfig(node: String, config: PoolConfig)

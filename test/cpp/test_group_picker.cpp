@@ -204,6 +204,8 @@ TEST_CASE("rendezvous_weight: fixed by its definition", "[group]")
     CHECK(rendezvous_weight(0, "w1@127.0.0.1") == rendezvous_weight(0, "w1@127.0.0.1"));
     CHECK(rendezvous_weight(0, "w1@127.0.0.1") != rendezvous_weight(0, "w2@127.0.0.1"));
     CHECK(rendezvous_weight(1, "w1@127.0.0.1") != rendezvous_weight(0, "w1@127.0.0.1"));
+    // Pinned once (this build): a change of the weight moves every key of every group.
+    CHECK(rendezvous_weight(42, "w1@127.0.0.1") == 0xa325ae780689485cULL);
     CHECK(dpool::util::mix64(0) == 0);
     CHECK(dpool::util::mix64(1) == 0x5692161d100b05e5ULL);
 }
