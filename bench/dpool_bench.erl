@@ -652,11 +652,12 @@ fanout(Target) ->
     end.
 
 %% A pool group over 4 targets against one pool, in the same repetitions (sides alternating):
-%% - group_call_p50: the p50 of a one-shot call(Group, erlang, node, []) (round robin over 4 members of 4
-%%   connections) over that of call(Pool, ...) (one pool of 4 connections to the first target): a call
-%%   through a group spread over 4 targets against one through a pool to one;
-%% - group_of_one_call_p50 (reference): the same through a group whose only member is the pool's target, over
-%%   the pool's: what the group's pick and routing alone cost a call, without the spread;
+%% - group_call_p50 (reference): the p50 of a one-shot call(Group, erlang, node, []) (round robin over 4
+%%   members of 4 connections) over that of call(Pool, ...) (one pool of 4 connections to the first target):
+%%   a call through a group spread over 4 targets against one through a pool to one; on 2 cores it measures
+%%   4 target VMs taking turns more than the group (docs/BENCHMARKS.md, "Pool groups");
+%% - group_of_one_call_p50 (goal <= 1.1): the same through a group whose only member is the pool's target,
+%%   over the pool's: what the group's pick and routing alone cost a call, without the spread;
 %% - group_cast_batch_throughput: 64-byte messages delivered per second by cast_batch of 1000 through the
 %%   group (each batch to one member, round robin: 4 targets' sinks) over the same through the pool (one
 %%   target's sink), ?BULK_SENDERS senders each.
@@ -682,15 +683,15 @@ groups([First | _] = Targets) ->
                     {G50, P50, GRate, PRate, O50}
                 end || R <- lists:seq(1, ?REPS)],
         [G50, P50, GRate, PRate, O50] = [median([element(I, Rep) || Rep <- Reps]) || I <- [1, 2, 3, 4, 5]],
-        [figure(<<"group_call_p50">>, G50 / P50, <<"ratio">>, le, 1.2,
-                fmt("one-shot call(Group, erlang, node, []) p50 ~.1f us (round robin over 4 targets) / "
-                    "call(Pool, ...) p50 ~.1f us (one target), pools of 4, medians of ~b reps x ~b calls",
-                    [G50, P50, ?REPS, ?CALLS_PER_REP]),
-                ratio, #{sides => [{<<"group_p50">>, G50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
-         reference(<<"group_of_one_call_p50">>, O50 / P50, <<"ratio">>,
-                   fmt("one-shot call through a group of the pool's one target p50 ~.1f us / call(Pool, ...) p50 "
-                       "~.1f us: the pick and routing alone", [O50, P50]),
-                   #{sides => [{<<"group_of_one_p50">>, O50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
+        [reference(<<"group_call_p50">>, G50 / P50, <<"ratio">>,
+                   fmt("one-shot call(Group, erlang, node, []) p50 ~.1f us (round robin over 4 targets) / "
+                       "call(Pool, ...) p50 ~.1f us (one target), pools of 4, medians of ~b reps x ~b calls",
+                       [G50, P50, ?REPS, ?CALLS_PER_REP]),
+                   #{sides => [{<<"group_p50">>, G50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
+         figure(<<"group_of_one_call_p50">>, O50 / P50, <<"ratio">>, le, 1.1,
+                fmt("one-shot call through a group of the pool's one target p50 ~.1f us / call(Pool, ...) p50 "
+                    "~.1f us: the pick and routing alone", [O50, P50]),
+                ratio, #{sides => [{<<"group_of_one_p50">>, O50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
          figure(<<"group_cast_batch_throughput">>, GRate / PRate, <<"ratio">>, ge, 1.0,
                 fmt("cast_batch (batches of 1000 64-byte binaries, ~b senders) through a group of 4 targets ~s "
                     "msg/s / through one pool ~s msg/s, delivered at the targets' sinks, medians of ~b",
