@@ -62,6 +62,8 @@
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
 %% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
 -define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>]).
+%% The figures of groups/1: a pool group over 4 targets against one pool (issue 18).
+-define(GROUP_FIGURES, [<<"group_call_p50">>, <<"group_of_one_call_p50">>, <<"group_cast_batch_throughput">>]).
 -define(TLS_ROUNDS, 3).
 -define(TLS_CONNECTS, 100).
 
@@ -124,6 +126,7 @@ measure(Targets) ->
     Floors = run_group(?FLOOR_FIGURES, fun() -> call_floors(T1) end),
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
+    Groups = run_group(?GROUP_FIGURES, fun() -> groups([T1, T2, T3, T4]) end),
     Tuned = run_figure(?TUNED_HOL, fun() ->
                                            hol_equal(?TUNED_HOL, T3, ?TUNED_LOAD,
                                                      fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(),
@@ -143,7 +146,7 @@ measure(Targets) ->
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
                   fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout, Tuned] ++ Tls ++ Default ++ Scale.
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Groups] ++ [Tuned] ++ Tls ++ Default ++ Scale.
 
 %% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
 %% any of Names is selected.
@@ -206,6 +209,7 @@ selected(Name) ->
                     orelse (lists:member(Name, ?BULK_FIGURES) andalso lists:member("bulk", Only))
                     orelse (lists:member(Name, ?SCALE_FIGURES) andalso lists:member("scale", Only))
                     orelse (lists:member(Name, ?TLS_FIGURES) andalso lists:member("tls", Only))
+                    orelse (lists:member(Name, ?GROUP_FIGURES) andalso lists:member("groups", Only))
     end.
 
 -spec failed(binary(), atom(), term()) -> figure().
@@ -645,6 +649,82 @@ fanout(Target) ->
             after
                 distribute_pool:destroy(Pool)
             end
+    end.
+
+%% A pool group over 4 targets against one pool, in the same repetitions (sides alternating):
+%% - group_call_p50 (reference): the p50 of a one-shot call(Group, erlang, node, []) (round robin over 4
+%%   members of 4 connections) over that of call(Pool, ...) (one pool of 4 connections to the first target):
+%%   a call through a group spread over 4 targets against one through a pool to one; on 2 cores it measures
+%%   4 target VMs taking turns more than the group (docs/BENCHMARKS.md, "Pool groups");
+%% - group_of_one_call_p50 (goal <= 1.1): the same through a group whose only member is the pool's target,
+%%   over the pool's: what the group's pick and routing alone cost a call, without the spread;
+%% - group_cast_batch_throughput: 64-byte messages delivered per second by cast_batch of 1000 through the
+%%   group (each batch to one member, round robin: 4 targets' sinks) over the same through the pool (one
+%%   target's sink), ?BULK_SENDERS senders each.
+-spec groups([node()]) -> [figure()].
+groups([First | _] = Targets) ->
+    {ok, Group} = distribute_pool:new_group(Targets, #{max_connections => 4}),
+    {ok, Pool} = distribute_pool:new(First, 4),
+    {ok, One} = distribute_pool:new_group([First], #{max_connections => 4}),
+    Msg = binary:copy(<<"x">>, 64),
+    Batch = lists:duplicate(1000, Msg),
+    Caster = fun(Handle) -> fun() -> {ok, N} = distribute_pool:cast_batch(Handle, ?SINK, Batch), N end end,
+    Caller = fun(Handle) -> fun() -> {ok, _} = distribute_pool:call(Handle, erlang, node, []) end end,
+    try
+        _ = [[(Caller(H))() || _ <- lists:seq(1, 200)] || H <- [Group, Pool, One]],
+        Reps = [begin
+                    progress("groups: rep ~b/~b: ~b calls through the group and the pool, then cast_batch through "
+                             "each for ~b ms", [R, ?REPS, ?CALLS_PER_REP, ?THROUGHPUT_MS]),
+                    G50 = percentile(0.5, time_calls(Caller(Group), ?CALLS_PER_REP)),
+                    P50 = percentile(0.5, time_calls(Caller(Pool), ?CALLS_PER_REP)),
+                    O50 = percentile(0.5, time_calls(Caller(One), ?CALLS_PER_REP)),
+                    GRate = sinks_rate(Targets, Caster(Group)),
+                    PRate = sinks_rate([First], Caster(Pool)),
+                    {G50, P50, GRate, PRate, O50}
+                end || R <- lists:seq(1, ?REPS)],
+        [G50, P50, GRate, PRate, O50] = [median([element(I, Rep) || Rep <- Reps]) || I <- [1, 2, 3, 4, 5]],
+        [reference(<<"group_call_p50">>, G50 / P50, <<"ratio">>,
+                   fmt("one-shot call(Group, erlang, node, []) p50 ~.1f us (round robin over 4 targets) / "
+                       "call(Pool, ...) p50 ~.1f us (one target), pools of 4, medians of ~b reps x ~b calls",
+                       [G50, P50, ?REPS, ?CALLS_PER_REP]),
+                   #{sides => [{<<"group_p50">>, G50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
+         figure(<<"group_of_one_call_p50">>, O50 / P50, <<"ratio">>, le, 1.1,
+                fmt("one-shot call through a group of the pool's one target p50 ~.1f us / call(Pool, ...) p50 "
+                    "~.1f us: the pick and routing alone", [O50, P50]),
+                ratio, #{sides => [{<<"group_of_one_p50">>, O50, <<"us">>}, {<<"pool_p50">>, P50, <<"us">>}]}),
+         figure(<<"group_cast_batch_throughput">>, GRate / PRate, <<"ratio">>, ge, 1.0,
+                fmt("cast_batch (batches of 1000 64-byte binaries, ~b senders) through a group of 4 targets ~s "
+                    "msg/s / through one pool ~s msg/s, delivered at the targets' sinks, medians of ~b",
+                    [?BULK_SENDERS, fmt_num(GRate), fmt_num(PRate), ?REPS]),
+                ratio, #{sides => [{<<"group">>, GRate, <<"msg/s">>}, {<<"pool">>, PRate, <<"msg/s">>}]})]
+    after
+        [distribute_pool:destroy(H) || H <- [Group, Pool, One]]
+    end.
+
+%% ?BULK_SENDERS processes run Send() (messages sent) for THROUGHPUT_MS; messages per second from the start
+%% until the sinks of Targets together have every one of them.
+-spec sinks_rate([node()], fun(() -> pos_integer())) -> float().
+sinks_rate(Targets, Send) ->
+    [ok = sink_ask(T, reset) || T <- Targets],
+    Parent = self(),
+    Start = erlang:monotonic_time(microsecond),
+    Deadline = Start + ?THROUGHPUT_MS * 1000,
+    Pids = [spawn_link(fun() -> Parent ! {sent, self(), send_until(Send, Deadline, 0)} end)
+            || _ <- lists:seq(1, ?BULK_SENDERS)],
+    Sent = lists:sum([receive {sent, P, N} -> N end || P <- Pids]),
+    Done = sinks_reached(Targets, Sent, erlang:monotonic_time(millisecond) + 120000),
+    Rate = Sent / ((Done - Start) / 1.0e6),
+    progress("    ~s msg/s over ~b targets", [fmt_num(Rate), length(Targets)]),
+    Rate.
+
+%% The time the sinks of Targets together have counted N messages, polled every 5 ms.
+-spec sinks_reached([node()], non_neg_integer(), integer()) -> integer().
+sinks_reached(Targets, N, Deadline) ->
+    Now = erlang:monotonic_time(microsecond),
+    case lists:sum([sink_ask(T, count) || T <- Targets]) >= N of
+        true -> Now;
+        false when Now div 1000 > Deadline -> error({sinks_never_reached, Targets, N});
+        false -> timer:sleep(5), sinks_reached(Targets, N, Deadline)
     end.
 
 %% What TLS distribution costs: the same work on a plain cluster and on a TLS one (mode verified: certificates

@@ -37,6 +37,11 @@
 -include("distribute_pool_internal.hrl").
 
 -export([new/2]).
+-export([new_group/2]).
+-export([keyed/2]).
+-export([add_target/2]).
+-export([remove_target/2]).
+-export([remove_target/3]).
 -export([child_spec/1]).
 -export([start_link/1]).
 -export([format_error/1]).
@@ -83,6 +88,8 @@
 -export_type([stats/0]).
 -export_type([cnode/0]).
 -export_type([tls/0]).
+-export_type([group_options/0]).
+-export_type([group_stats/0]).
 
 -opaque pool() :: #dpool{}.
 %% A pool handle, or the name of a pool of the default C-node (the `name' option of new/2).
@@ -126,6 +133,19 @@
     tls => tls(),
     %% Library-only: the C-node to use instead of the application's default one.
     cnode => node() | {Service :: atom(), node()}
+}.
+%% The options of new_group/2: every option of new/2 (for each member, under a target's own), and the group's.
+-type group_options() :: options_map() | #{strategy => round_robin | least_in_use} | [{atom(), term()}].
+%% What stats/1 returns for a group (docs/PROTOCOL.md, "Pool groups"); a few of its keys.
+-type group_stats() :: #{
+    pool_id := non_neg_integer(),
+    name := atom(),
+    strategy := round_robin | least_in_use,
+    retries := non_neg_integer(),
+    skipped_down := non_neg_integer(),
+    members := [#{target := node(), up := boolean(), picked := non_neg_integer(), pool_id := non_neg_integer(),
+                  _ => _}],
+    _ => _
 }.
 %% A pool's `tls' option: the mode, with the C-node's files, or a map whose keys not given are the C-node's.
 %% Paths and the key's password as strings or binaries; the password is never logged nor echoed.
@@ -226,32 +246,115 @@ do_new(#{cnode := CNode, target := Target, options := Options,
                         false -> distribute_pool_client:call(Server, distribute_pool_proto:new(Target, Options),
                                                              Wait)
                     end,
-            Handle = fun(Id, Ms) ->
-                             Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
-                             _ = [distribute_pool_names:remember(Name, Pool)
-                                  || CNode =:= default, Name <- [maps:get(name, Options, undefined)],
-                                     ?IS_POOL_NAME(Name)],
-                             Pool
-                     end,
-            case distribute_pool_proto:new_reply(Reply) of
-                {ok, PoolId} ->
-                    Pool = Handle(PoolId, AcquireMs),
-                    distribute_pool_telemetry:execute([distribute_pool, pool, created], #{count => 1},
-                                                      (distribute_pool_telemetry:pool_meta(Pool))#{
-                                                          target => Target,
-                                                          name => maps:get(name, Options, undefined)}),
-                    {ok, Pool};
-                {already_started, Id, Ms} ->
-                    {error, {already_started, Handle(Id, Ms)}};
-                {error, timeout} ->
-                    Text = io_lib:format("the C-node did not answer within ~b ms", [Wait]),
-                    {error, {connection_failed, {timeout, unicode:characters_to_binary(Text)}}};
+            created(Reply, CNode, Server, maps:get(name, Options, undefined), AcquireMs, Wait, #{target => Target});
+        {error, _} = Error ->
+            Error
+    end.
+
+%% The handle of a pool (or group) the C-node made, from its answer to `new' (or `new_group').
+-spec created(term(), default | distribute_pool_client:server(), distribute_pool_client:server(), term(),
+              non_neg_integer(), non_neg_integer(), map()) ->
+    {ok, pool()} | {error, term()}.
+created(Reply, CNode, Server, Name, AcquireMs, Wait, Meta) ->
+    Handle = fun(Id, Ms) ->
+                     Pool = #dpool{server = Server, id = Id, acquire_timeout_ms = Ms},
+                     _ = [distribute_pool_names:remember(Name, Pool) || CNode =:= default, ?IS_POOL_NAME(Name)],
+                     Pool
+             end,
+    case distribute_pool_proto:new_reply(Reply) of
+        {ok, PoolId} ->
+            Pool = Handle(PoolId, AcquireMs),
+            distribute_pool_telemetry:execute([distribute_pool, pool, created], #{count => 1},
+                                              maps:merge((distribute_pool_telemetry:pool_meta(Pool))#{name => Name},
+                                                         Meta)),
+            {ok, Pool};
+        {already_started, Id, Ms} ->
+            {error, {already_started, Handle(Id, Ms)}};
+        {error, timeout} ->
+            Text = io_lib:format("the C-node did not answer within ~b ms", [Wait]),
+            {error, {connection_failed, {timeout, unicode:characters_to_binary(Text)}}};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Creates a pool group: one handle over one pool per target, each made with Options (a target's own
+%% options, given as `{Target, TargetOptions}', go over them), usable wherever a pool is (README, "Pool
+%% groups"). Each operation through it goes to one member, picked by the option `strategy':
+%% `round_robin' (default; members in turn) or `least_in_use' (the fewest leases out plus callers in line),
+%% among the members that are up (a connection up, or none failed since the last came up); or, through a
+%% handle from keyed/2, by its key. A checkout or one-shot operation that fails with `connection_failed' before
+%% anything of it reached its target is served once more by another member that is up (never once the target
+%% may have acted on it). Options are those of new/2 (`max_connections' is required, for each member) plus
+%% `strategy'; `name', `owner' and `owner_grace_ms' are the group's (its members have no name of their own,
+%% and go with the group). Returns once each member has a connection up or failed its first attempt:
+%% `{ok, Group}' when one is up (the others join and keep reconnecting), else the first target's
+%% `{error, {connection_failed, _}}'. Errors as new/2, and `{invalid_config, Why}' for the list of targets
+%% (`{bad_value, targets, Targets, Allowed}': not a list of 1..64, `{duplicate_target, Target}'), a bad
+%% `strategy', or an option of the group given for one target. A group is not restored after a restart of
+%% the embedded C-node.
+-spec new_group([distribute_pool_group:target_spec()], pos_integer() | group_options()) ->
+    {ok, pool()} | {error, invalid_config() | connection_failure() | limit_reached() | {already_started, pool()}}.
+new_group(Targets, Options) ->
+    case distribute_pool_group:prepare(Targets, Options) of
+        {ok, #{cnode := CNode, request := Request, name := Name, targets := Given, acquire_timeout_ms := AcquireMs,
+               wait := Wait}} ->
+            case resolve_cnode(CNode) of
+                {ok, Server} ->
+                    case created(distribute_pool_client:call(Server, Request, Wait), CNode, Server, Name, AcquireMs,
+                                 Wait, #{targets => Targets}) of
+                        %% The C-node names a target as it went on the wire (a string as a binary).
+                        {error, {invalid_config, {Why, Wire}}} when Why =:= bad_target; Why =:= target_is_self;
+                                                                   Why =:= target_not_allowed;
+                                                                   Why =:= duplicate_target ->
+                            {error, {invalid_config, {Why, proplists:get_value(Wire, Given, Wire)}}};
+                        Result ->
+                            Result
+                    end;
                 {error, _} = Error ->
                     Error
             end;
         {error, _} = Error ->
             Error
     end.
+
+%% @doc A handle of the group Group whose checkouts, one-shot operations and cast batches go to the member
+%% Key maps to: by rendezvous (highest random weight) hashing of the key's digest (erlang:phash2/2 of Key,
+%% the same on every node) with each target's name over the members that are up, so a key keeps its target
+%% while that target is up, and only the keys of a target that went down move (back when it is up again).
+%% Key is any term. Given a plain pool the key changes nothing. A name is looked up once, here:
+%% `{error, invalid_pool}' when it names nothing.
+-spec keyed(pool_ref(), term()) -> pool() | {error, invalid_pool | connection_failure()}.
+keyed(PoolRef, Key) ->
+    with_pool(PoolRef, fun(Pool) -> distribute_pool_group:keyed(Pool, Key) end).
+
+%% @doc Adds Target (or `{Target, TargetOptions}', over the group's options of new_group/2) to a running group:
+%% `ok' once its first connection is up, and the group picks it from then on; `{error, {connection_failed,
+%% _}}' when it could not connect (nothing is added), `{error, {invalid_config, {duplicate_target, T}}}' for a
+%% target the group has, `{error, {limit_reached, {max_group_members, Text}}}' beyond 64 members.
+-spec add_target(pool_ref(), distribute_pool_group:target_spec()) ->
+    ok | {error, invalid_pool | invalid_config() | connection_failure() | limit_reached() | timeout}.
+add_target(GroupRef, Target) ->
+    with_pool_once(GroupRef, fun(Group) -> distribute_pool_group:add_target(Group, Target) end).
+
+%% @doc remove_target/3 with a drain of 5000 ms.
+-spec remove_target(pool_ref(), target()) ->
+    ok | {error, invalid_pool | invalid_config() | connection_failure() | timeout | badarg}.
+remove_target(GroupRef, Target) ->
+    remove_target(GroupRef, Target, #{}).
+
+%% @doc Removes Target from a running group: the group stops picking it at once, its callers still in line go
+%% to other members, and its leases in use finish (up to `drain_timeout_ms', as destroy/2); `ok' once it has
+%% drained and closed. `{error, {invalid_config, {unknown_target, T}}}' for a target the group does not have,
+%% `{error, {invalid_config, {last_target, T}}}' for its only one (destroy the group instead).
+-spec remove_target(pool_ref(), target(), destroy_options()) ->
+    ok | {error, invalid_pool | invalid_config() | connection_failure() | timeout | badarg}.
+remove_target(GroupRef, Target, Options) ->
+    with_pool_once(GroupRef, fun(Group) ->
+                                     case drain_timeout(Options) of
+                                         error -> {error, badarg};
+                                         {ok, Drain} -> distribute_pool_group:remove_target(Group, Target, Drain)
+                                     end
+                             end).
 
 %% @doc A child specification that runs a named pool under the caller's supervisor: the pool is created
 %% when the child starts (new/2 with the same options, `target' among them) and destroyed when it stops, so
@@ -260,8 +363,9 @@ do_new(#{cnode := CNode, target := Target, options := Options,
 %% (default 5000). In Erlang: `distribute_pool:child_spec(#{name => orders, target => 'orders@host',
 %% max_connections => 8})'; in Elixir: `{:distribute_pool, name: :orders, target: :"orders@host",
 %% max_connections: 8}' (Supervisor calls child_spec/1 with the keyword list). The child's id is
-%% `{distribute_pool, Name}'. Raises `error:{invalid_config, Why}' when `name' or `target' is missing, as
-%% child_spec/1 functions do with arguments they cannot use.
+%% `{distribute_pool, Name}'. With `targets' (a list of new_group/2's targets) in place of `target', the child
+%% runs a named pool group (new_group/2) the same way. Raises `error:{invalid_config, Why}' when `name' or
+%% `target' is missing, as child_spec/1 functions do with arguments they cannot use.
 -spec child_spec(options()) -> supervisor:child_spec().
 child_spec(Options) ->
     case distribute_pool_owner:child_spec(Options) of
@@ -438,7 +542,8 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
     {ok, Result} | {error, term()}.
 do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
     Started = distribute_pool_telemetry:checkout_start(Pool),
-    case distribute_pool_client:send_call(Server, distribute_pool_proto:checkout(PoolId, WireTimeout), Wait) of
+    Checkout = distribute_pool_group:routed(Pool, distribute_pool_proto:checkout(PoolId, WireTimeout)),
+    case distribute_pool_client:send_call(Server, Checkout, Wait) of
         {ok, Pending} ->
             Tag = distribute_pool_client:pending_tag(Pending),
             Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
@@ -815,8 +920,8 @@ one_shot_wait(#dpool{acquire_timeout_ms = AcquireMs}, Timeout) ->
 %% A one-shot operation: one call to the C-node. When the client stops waiting (the C-node should have
 %% answered by then), it withdraws the operation, so that a lease taken for it goes back to the pool.
 -spec one_shot(pool(), distribute_pool_proto:request(), distribute_pool_client:wait()) -> term().
-one_shot(#dpool{server = Server, id = PoolId}, Request, Wait) ->
-    case distribute_pool_client:call_tagged(Server, Request, Wait) of
+one_shot(#dpool{server = Server, id = PoolId} = Pool, Request, Wait) ->
+    case distribute_pool_client:call_tagged(Server, distribute_pool_group:routed(Pool, Request), Wait) of
         {reply, Reply} ->
             Reply;
         {timeout, Tag} ->
@@ -911,8 +1016,9 @@ discard(Conn) ->
             {error, invalid_connection}
     end.
 
-%% @doc The pool's statistics now (docs/PROTOCOL.md, "Stats map", defines each key).
--spec stats(pool_ref()) -> {ok, stats()} | {error, invalid_pool | connection_failure() | timeout}.
+%% @doc The pool's statistics now (docs/PROTOCOL.md, "Stats map", defines each key); a group's are its
+%% totals, its counters and each member's stats (docs/PROTOCOL.md, "Pool groups").
+-spec stats(pool_ref()) -> {ok, stats() | group_stats()} | {error, invalid_pool | connection_failure() | timeout}.
 stats(PoolRef) ->
     with_pool(PoolRef, fun(#dpool{server = Server, id = PoolId}) ->
                                distribute_pool_client:call(Server, distribute_pool_proto:stats(PoolId),
@@ -1078,8 +1184,8 @@ cast_batch(PoolRef, Dest, Messages, Options) ->
 
 -spec do_cast_batch(pool(), distribute_pool_proto:request()) ->
     {ok, non_neg_integer()} | {error, invalid_pool | connection_failure() | badarg | timeout | limit_reached()}.
-do_cast_batch(#dpool{server = Server}, Request) ->
-    distribute_pool_client:call(Server, Request, ?DPOOL_SEND_WAIT_MS).
+do_cast_batch(#dpool{server = Server} = Pool, Request) ->
+    distribute_pool_client:call(Server, distribute_pool_group:routed(Pool, Request), ?DPOOL_SEND_WAIT_MS).
 
 -spec valid_dest(term()) -> boolean().
 valid_dest(Name) when is_atom(Name) -> true;
@@ -1136,9 +1242,10 @@ default_cnode() ->
     end.
 
 -spec valid_pool(term()) -> boolean().
-valid_pool(#dpool{server = {Service, Node}, id = Id, acquire_timeout_ms = Ms}) ->
+valid_pool(#dpool{server = {Service, Node}, id = Id, acquire_timeout_ms = Ms, key = Key}) ->
     is_atom(Service) andalso is_atom(Node) andalso is_integer(Id) andalso Id >= 0
-        andalso is_integer(Ms) andalso Ms >= 0 andalso Ms =< ?DPOOL_MAX_ACQUIRE_MS;
+        andalso is_integer(Ms) andalso Ms >= 0 andalso Ms =< ?DPOOL_MAX_ACQUIRE_MS
+        andalso (Key =:= undefined orelse (is_integer(Key) andalso Key >= 0 andalso Key =< ?DPOOL_MAX_KEY_DIGEST));
 valid_pool(_) ->
     false.
 

@@ -10,6 +10,12 @@
 -include("distribute_pool_internal.hrl").
 
 -export([prepare/2]).
+-export([target/1]).
+-export([wire_options/1]).
+-export([wait/1]).
+-export([acquire_timeout/1]).
+-export([owner_grace/0]).
+-export([cnode/1]).
 -export([to_map/1]).
 -export([loggable/1]).
 -export([sealed/1]).
@@ -58,7 +64,7 @@ prepare(Target, Options) ->
         {{ok, Map}, {ok, WireTarget}} ->
             case cnode(Map) of
                 {ok, CNode} ->
-                    WireOptions = maps:merge(owner_grace(), tls(cookie(maps:without(?LIBRARY_KEYS, Map)))),
+                    WireOptions = maps:merge(owner_grace(), wire_options(Map)),
                     {ok, #{cnode => CNode,
                            target => WireTarget,
                            options => WireOptions,
@@ -68,6 +74,12 @@ prepare(Target, Options) ->
                     Error
             end
     end.
+
+%% Options as the C-node takes them: the library's own keys out, strings of the cookie and TLS files as
+%% binaries.
+-spec wire_options(map()) -> map().
+wire_options(Map) ->
+    tls(cookie(maps:without(?LIBRARY_KEYS, Map))).
 
 %% Options as a map: a map as it is, or a keyword (or any {Key, Value}) list, each key once, as Elixir
 %% writes options (`max_connections: 4').
@@ -177,8 +189,18 @@ with_secrets(_Replace, Other) ->
     %% [], or the tail of an improper list.
     Other.
 
+-spec target_secrets(fun((term()) -> term()), term()) -> term().
+target_secrets(Replace, [{Target, Options} | Rest]) ->
+    [{Target, with_secrets(Replace, Options)} | target_secrets(Replace, Rest)];
+target_secrets(Replace, [Other | Rest]) ->
+    [Other | target_secrets(Replace, Rest)];
+target_secrets(_Replace, Other) ->
+    Other.
+
 -spec secret(fun((term()) -> term()), term(), term()) -> term().
 secret(Replace, cookie, Cookie) -> Replace(Cookie);
+%% A pool group's targets (child_spec/1's `targets'): each target's own options may hold secrets too.
+secret(Replace, targets, Targets) -> target_secrets(Replace, Targets);
 secret(Replace, tls, #{password := Password} = Tls) -> Tls#{password := Replace(Password)};
 secret(_Replace, _Key, Value) -> Value.
 

@@ -2,12 +2,18 @@
 %% They hold no process: every operation is a message to the C-node named in `server`, so a handle can be
 %% passed to any process on any node that can reach that C-node.
 
+%% A pool group's key digest (keyed/2): 0..DPOOL_MAX_KEY_DIGEST, the C-node's read_id bound (2^63-1).
+-define(DPOOL_MAX_KEY_DIGEST, 9223372036854775807).
+
 %% A pool: the C-node's address, the pool id it chose, and the acquire timeout the pool was created with,
 %% which bounds the client's own wait for a checkout reply.
 -record(dpool, {
     server :: {atom(), node()},
     id :: non_neg_integer(),
-    acquire_timeout_ms :: non_neg_integer()
+    acquire_timeout_ms :: non_neg_integer(),
+    %% A pool group's handle made by distribute_pool:keyed/2: the digest of the key that picks the member of
+    %% each checkout, one-shot operation and cast batch through it (docs/PROTOCOL.md, "Pool groups").
+    key = undefined :: undefined | 0..?DPOOL_MAX_KEY_DIGEST
 }).
 
 %% A lease on one pooled connection: valid between checkout and checkin, inside with_connection. It is named
@@ -42,6 +48,8 @@
 %% cast_batch_keyed's hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE), 0..DPOOL_MAX_KEY_HASH.
 -define(DPOOL_KEY_HASH_RANGE, 4294967296).
 -define(DPOOL_MAX_KEY_HASH, 4294967295).
+%% The most members (targets) of a pool group (pool::kMaxGroupMembers).
+-define(DPOOL_MAX_GROUP_MEMBERS, 64).
 %% The largest timeout of a request or call the C-node takes (a 32-bit count of milliseconds), which is also
 %% the largest a receive takes.
 -define(DPOOL_MAX_WAIT_MS, 4294967295).

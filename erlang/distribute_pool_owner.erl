@@ -21,8 +21,8 @@
 -export([handle_cast/2]).
 -export([terminate/2]).
 
-%% Keys of child_spec/1 that are not options of new/2.
--define(OWNER_KEYS, [target, drain_timeout_ms]).
+%% Keys of child_spec/1 that are not options of new/2 (new_group/2 for `targets').
+-define(OWNER_KEYS, [target, targets, drain_timeout_ms]).
 %% How much longer than the drain the supervisor waits for terminate/2 before it kills the process.
 -define(SHUTDOWN_MARGIN_MS, 15000).
 
@@ -46,20 +46,27 @@ child_spec(Options) ->
 -spec start_link(term()) -> {ok, pid()} | {error, term()}.
 start_link(Options) ->
     case checked(distribute_pool_config:unsealed(Options)) of
-        {ok, #{target := Target} = Map, Drain} ->
-            gen_server:start_link(?MODULE, {Target, maps:without(?OWNER_KEYS, Map), Drain}, []);
+        {ok, Map, Drain} ->
+            %% A pool group for `targets', a pool for `target'.
+            Make = case Map of
+                       #{targets := Targets} -> {group, Targets};
+                       #{target := Target} -> {pool, Target}
+                   end,
+            gen_server:start_link(?MODULE, {Make, maps:without(?OWNER_KEYS, Map), Drain}, []);
         {error, _} = Error ->
             Error
     end.
 
 %% What child_spec/1 and start_link/1 need besides the options of new/2 (which new/2 checks): a name, a target
-%% and a drain timeout.
+%% (or the targets of a group, which new_group/2 checks) and a drain timeout.
 -spec checked(term()) -> {ok, map(), non_neg_integer()} | {error, distribute_pool:invalid_config()}.
 checked(Options) ->
     case distribute_pool_config:to_map(Options) of
         {ok, #{name := Name}} when not ?IS_POOL_NAME(Name) ->
             {error, {invalid_config, {bad_value, name, Name, <<"a non-empty UTF-8 atom other than undefined">>}}};
-        {ok, #{name := _, target := _} = Map} ->
+        {ok, #{target := _, targets := Targets}} ->
+            {error, {invalid_config, {bad_value, targets, Targets, <<"target (a pool) or targets (a group), not both">>}}};
+        {ok, #{name := _} = Map} when is_map_key(target, Map); is_map_key(targets, Map) ->
             case maps:get(drain_timeout_ms, Map, ?DPOOL_DEFAULT_DRAIN_MS) of
                 Drain when is_integer(Drain), Drain >= 0, Drain =< ?DPOOL_MAX_DRAIN_MS ->
                     {ok, Map, Drain};
@@ -75,9 +82,9 @@ checked(Options) ->
             Error
     end.
 
--spec init({distribute_pool:target(), #{name := atom(), _ => _}, non_neg_integer()}) ->
+-spec init({{pool, distribute_pool:target()} | {group, list()}, #{name := atom(), _ => _}, non_neg_integer()}) ->
     {ok, #state{}} | {stop, term()}.
-init({Target, #{name := Name} = Options, Drain}) ->
+init({Make, #{name := Name} = Options, Drain}) ->
     process_flag(trap_exit, true),
     %% The name is claimed before the pool is made, so that an owner killed at any moment leaves a record
     %% its successor can follow.
@@ -85,7 +92,11 @@ init({Target, #{name := Name} = Options, Drain}) ->
         taken ->
             {stop, {already_started, handle_of(Name)}};
         Claim ->
-            case distribute_pool:new(Target, Options) of
+            Made = case Make of
+                       {pool, Target} -> distribute_pool:new(Target, Options);
+                       {group, Targets} -> distribute_pool:new_group(Targets, Options)
+                   end,
+            case Made of
                 {ok, Pool} ->
                     {ok, #state{name = Name, pool = Pool, drain_ms = Drain}};
                 {error, {already_started, Pool}} when Claim =:= succeeded ->

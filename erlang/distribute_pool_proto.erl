@@ -42,11 +42,16 @@
 -export([info/0]).
 -export([ping/0]).
 -export([lanes/0]).
+-export([new_group/3]).
+-export([add_target/3]).
+-export([remove_target/3]).
+-export([keyed/2]).
 %% Casts.
 -export([checkin/3]).
 -export([cancel/3]).
 %% Replies.
 -export([new_reply/1]).
+-export([ok_reply/1]).
 -export([whereis_reply/1]).
 -export([checkout_reply/1]).
 -export([call_reply/1]).
@@ -89,6 +94,8 @@
 -type dest() :: atom() | pid() | {atom(), node()}.
 %% {PoolId, Target, Options} of a pool to restore, as its `new' was sent.
 -type restore_entry() :: {pool_id(), target(), map()}.
+%% The 63-bit digest of a pool group's key (distribute_pool_group:key_digest/1).
+-type key_digest() :: 0..?DPOOL_MAX_KEY_DIGEST.
 
 -type request() :: {new, target(), map()}
                  | {whereis, atom()}
@@ -110,7 +117,11 @@
                  | {restore, [restore_entry()], non_neg_integer()}
                  | info
                  | ping
-                 | lanes.
+                 | lanes
+                 | {new_group, [{target(), map()}], map(), map()}
+                 | {add_target, pool_id(), target(), map()}
+                 | {remove_target, pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS}
+                 | {keyed, key_digest(), request()}.
 -type cast() :: {checkin, pool_id(), conn_id(), lease_id()}
               | {cancel, pool_id(), pid(), tag()}.
 
@@ -244,6 +255,29 @@ ping() ->
 lanes() ->
     lanes.
 
+%% A pool group (docs/PROTOCOL.md, "Pool groups"): one member per {Target, Options}, each member's Options
+%% over PoolOptions (which add_target/3's go over too), and the group's own options (strategy, name, owner,
+%% owner_grace_ms). Reply: new_reply/1, as for new/2.
+-spec new_group([{target(), map()}], map(), map()) -> request().
+new_group(Members, PoolOptions, GroupOptions) ->
+    {new_group, Members, PoolOptions, GroupOptions}.
+
+%% Reply: ok_reply/1.
+-spec add_target(pool_id(), target(), map()) -> request().
+add_target(GroupId, Target, Options) ->
+    {add_target, GroupId, Target, Options}.
+
+%% Reply: ok_reply/1, once the member has drained.
+-spec remove_target(pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS) -> request().
+remove_target(GroupId, Target, DrainMs) ->
+    {remove_target, GroupId, Target, DrainMs}.
+
+%% Request (a checkout, one-shot operation or cast batch) with the key that picks a group's member for it.
+%% Reply: Request's.
+-spec keyed(key_digest(), request()) -> request().
+keyed(Digest, Request) ->
+    {keyed, Digest, Request}.
+
 %% --- casts --------------------------------------------------------------------------------------------
 
 -spec checkin(pool_id(), conn_id(), lease_id()) -> cast().
@@ -271,6 +305,12 @@ new_reply({error, _} = Error) ->
     Error;
 new_reply(Other) ->
     {error, {bad_reply, Other}}.
+
+%% An answer that is ok or an error.
+-spec ok_reply(term()) -> ok | {error, term()}.
+ok_reply(ok) -> ok;
+ok_reply({error, _} = Error) -> Error;
+ok_reply(Other) -> {error, {bad_reply, Other}}.
 
 %% The answer to whereis/1: the named pool's id and acquire timeout.
 -spec whereis_reply(term()) -> {ok, pool_id(), non_neg_integer()} | {error, term()}.

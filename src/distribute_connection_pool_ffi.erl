@@ -25,6 +25,10 @@
 -export([ping/1]).
 -export([discard/1]).
 -export([connection_info/1]).
+-export([new_group/3]).
+-export([keyed/2]).
+-export([add_target/3]).
+-export([remove_target/2]).
 -export([identity/1]).
 -export([inspect/1]).
 %% Accessors for the Gleam decoders.
@@ -48,7 +52,36 @@
 %% a keyword list, so a key given twice is the library's {duplicate_option, Key}.
 -spec new(binary(), [{binary(), term()}]) -> gleam_result(distribute_pool:pool()).
 new(Target, Options) ->
-    distribute_pool:new(Target, [{binary_to_atom(Key, utf8), Value} || {Key, Value} <- Options]).
+    distribute_pool:new(Target, keywords(Options)).
+
+-spec keywords([{binary(), term()}]) -> [{atom(), term()}].
+keywords(Options) ->
+    [{binary_to_atom(Key, utf8), Value} || {Key, Value} <- Options].
+
+%% distribute_pool:new_group/2: each target with its own options (none: the group's), the options of every
+%% member as new/1's, and the strategy's name.
+-spec new_group([{binary(), [{binary(), term()}]}], [{binary(), term()}], binary()) ->
+    gleam_result(distribute_pool:pool()).
+new_group(Targets, Options, Strategy) ->
+    distribute_pool:new_group([{Node, keywords(Own)} || {Node, Own} <- Targets],
+                              [{strategy, strategy(Strategy)} | keywords(Options)]).
+
+-spec strategy(binary()) -> round_robin | least_in_use.
+strategy(<<"round_robin">>) -> round_robin;
+strategy(<<"least_in_use">>) -> least_in_use.
+
+%% A handle is always keyed (only a name could name nothing).
+-spec keyed(distribute_pool:pool(), term()) -> distribute_pool:pool().
+keyed(Pool, Key) ->
+    distribute_pool:keyed(Pool, Key).
+
+-spec add_target(distribute_pool:pool(), binary(), [{binary(), term()}]) -> gleam_result(nil).
+add_target(Pool, Node, Options) ->
+    nil_result(distribute_pool:add_target(Pool, {Node, keywords(Options)})).
+
+-spec remove_target(distribute_pool:pool(), binary()) -> gleam_result(nil).
+remove_target(Pool, Node) ->
+    nil_result(distribute_pool:remove_target(Pool, Node)).
 
 %% The library's `tls' option from the Gleam module's mode name and files (keys as text, each one of the
 %% option's keys, values the strings given). No mode for <<>> (the C-node's): files without a mode, which

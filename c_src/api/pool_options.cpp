@@ -331,18 +331,28 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     case ConfigError::Kind::duplicate_option:
     case ConfigError::Kind::target_is_self:
     case ConfigError::Kind::target_not_allowed:
+    case ConfigError::Kind::duplicate_target:
+    case ConfigError::Kind::unknown_target:
+    case ConfigError::Kind::last_target:
         w.tuple(2);
         w.atom(e.kind == ConfigError::Kind::bad_target           ? "bad_target"
                : e.kind == ConfigError::Kind::bad_options        ? "bad_options"
                : e.kind == ConfigError::Kind::target_is_self     ? "target_is_self"
                : e.kind == ConfigError::Kind::target_not_allowed ? "target_not_allowed"
+               : e.kind == ConfigError::Kind::duplicate_target   ? "duplicate_target"
+               : e.kind == ConfigError::Kind::unknown_target     ? "unknown_target"
+               : e.kind == ConfigError::Kind::last_target        ? "last_target"
                                                                   : "duplicate_option");
         w.raw(e.term);
         return;
     case ConfigError::Kind::unknown_option:
         w.tuple(e.did_you_mean.empty() ? 2 : 3);
         w.atom("unknown_option");
-        w.raw(e.term);
+        if (e.term.empty()) {
+            w.atom(e.key_name);
+        } else {
+            w.raw(e.term);
+        }
         if (!e.did_you_mean.empty()) {
             w.tuple(2);
             w.atom("did_you_mean");
@@ -352,7 +362,11 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     case ConfigError::Kind::bad_value:
         w.tuple(4);
         w.atom("bad_value");
-        w.raw(e.term);
+        if (e.term.empty()) {
+            w.atom(e.key_name);
+        } else {
+            w.raw(e.term);
+        }
         if (e.hide_value) {
             w.atom("hidden");
         } else {
@@ -373,37 +387,58 @@ void write_config_error(protocol::TermWriter& w, const ConfigError& e)
     }
 }
 
-Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options)
+namespace {
+
+// Reads every entry of the options map `options` into `config`; `seen` gets the keys read.
+std::optional<ConfigError> read_options(std::string_view options, pool::PoolConfig& config,
+                                        std::vector<SeenOption>& seen)
+{
+    ConfigError whole;
+    whole.kind = ConfigError::Kind::bad_options;
+    whole.term = options;
+    TermReader r(options);
+    const auto pairs = r.map_header();
+    if (!pairs) {
+        return whole;
+    }
+    for (std::uint32_t i = 0; i < *pairs; ++i) {
+        if (auto error = read_option(r, config, seen)) {
+            return error->kind == ConfigError::Kind::bad_options ? whole : std::move(*error);
+        }
+    }
+    if (!r.at_end()) {
+        return whole;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options,
+                                                         std::string_view base)
 {
     if (!protocol::parse_node_name(target)) {
         ConfigError e;
         e.kind = ConfigError::Kind::bad_target;
         return e; // the caller knows the target's encoded term
     }
-    TermReader r(options);
-    const auto pairs = r.map_header();
-    if (!pairs) {
-        ConfigError e;
-        e.kind = ConfigError::Kind::bad_options;
-        e.term = options;
-        return e;
-    }
     pool::PoolConfig config;
     config.target = std::string(target);
-    std::vector<SeenOption> seen;
-    for (std::uint32_t i = 0; i < *pairs; ++i) {
-        if (auto error = read_option(r, config, seen)) {
-            if (error->kind == ConfigError::Kind::bad_options) {
-                error->term = options;
-            }
+    // A group's pool options first, then the member's own over them (each map holds a key once).
+    std::vector<SeenOption> seen_base;
+    if (!base.empty()) {
+        if (auto error = read_options(base, config, seen_base)) {
             return std::move(*error);
         }
     }
-    if (!r.at_end()) {
-        ConfigError e;
-        e.kind = ConfigError::Kind::bad_options;
-        e.term = options;
-        return e;
+    std::vector<SeenOption> seen;
+    if (auto error = read_options(options, config, seen)) {
+        return std::move(*error);
+    }
+    for (const auto& o : seen_base) {
+        if (std::none_of(seen.begin(), seen.end(), [&](const SeenOption& own) { return own.key == o.key; })) {
+            seen.push_back(o);
+        }
     }
     const auto given = [&](std::string_view key) -> const SeenOption* {
         const auto it = std::find_if(seen.begin(), seen.end(), [&](const SeenOption& o) { return o.key == key; });
@@ -434,6 +469,67 @@ Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target
                                                                 config.backoff_max_ms));
     }
     return config;
+}
+
+Parsed<pool::GroupConfig, ConfigError> parse_group_options(std::string_view options)
+{
+    TermReader r(options);
+    const auto pairs = r.map_header();
+    ConfigError whole;
+    whole.kind = ConfigError::Kind::bad_options;
+    whole.term = options;
+    if (!pairs) {
+        return whole;
+    }
+    pool::GroupConfig group;
+    // name, owner and owner_grace_ms mean for a group what they mean for a pool: read as a pool's are.
+    pool::PoolConfig scratch;
+    std::vector<SeenOption> seen;
+    for (std::uint32_t i = 0; i < *pairs; ++i) {
+        TermReader peek = r;
+        const auto key_term = peek.skip();
+        const auto key = key_term ? TermReader(*key_term).atom() : std::nullopt;
+        if (key == std::optional<std::string_view>("strategy")) {
+            const auto value = peek.skip();
+            if (std::any_of(seen.begin(), seen.end(), [](const SeenOption& o) { return o.key == "strategy"; })) {
+                ConfigError e;
+                e.kind = ConfigError::Kind::duplicate_option;
+                e.term = *key_term;
+                return e;
+            }
+            const auto atom = value ? TermReader(*value).atom() : std::nullopt;
+            const auto strategy = atom ? pool::parse_strategy(*atom) : std::nullopt;
+            if (!value) {
+                return whole;
+            }
+            if (!strategy) {
+                return bad_value(*key_term, *value, "round_robin or least_in_use");
+            }
+            group.strategy = *strategy;
+            seen.push_back(SeenOption{*key, *key_term, *value});
+            r = peek;
+            continue;
+        }
+        if (key && *key != "name" && *key != "owner" && *key != "owner_grace_ms") {
+            ConfigError e;
+            e.kind = ConfigError::Kind::unknown_option;
+            e.term = *key_term;
+            return e;
+        }
+        if (auto error = read_option(r, scratch, seen)) {
+            if (error->kind == ConfigError::Kind::bad_options) {
+                error->term = options;
+            }
+            return std::move(*error);
+        }
+    }
+    if (!r.at_end()) {
+        return whole;
+    }
+    group.name = std::move(scratch.name);
+    group.ownerless = scratch.ownerless;
+    group.owner_grace_ms = scratch.owner_grace_ms;
+    return group;
 }
 
 } // namespace dpool::api

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "pool/group_config.hpp"
 #include "pool/pool_config.hpp"
 #include "protocol/term_writer.hpp"
 
@@ -41,10 +42,13 @@ struct ConfigError {
         target_is_self,   // {target_is_self, Target}: the C-node itself, one of its lanes or pooled connections
         target_not_allowed, // {target_not_allowed, Target}: outside the C-node's target allow-list (--allow-target)
         tls_unusable,     // {tls_unusable, Text}: the option tls names files that give no TLS context (Text: why)
+        duplicate_target, // {duplicate_target, Target}: a group has a member for that target already
+        unknown_target,   // {unknown_target, Target}: a group has no member for that target
+        last_target,      // {last_target, Target}: the group's only member, which cannot be removed
     };
     Kind kind = Kind::bad_options;
     std::string_view term;         // the target, options or key, encoded as it came
-    std::string_view key_name;     // missing_option: the key's name (the term is not in the request)
+    std::string_view key_name;     // missing_option, bad_value without `term`: the key's name (not in the request)
     std::string_view value;        // bad_value: the value, encoded as it came
     std::string_view did_you_mean; // unknown_option: the known key closest to it, or empty
     std::string allowed;           // bad_value: what the key takes, in words; tls_unusable: why
@@ -72,6 +76,11 @@ private:
 };
 
 // The target and options map of `new`, or why they are refused (unknown key, wrong type, out of range...).
-Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options);
+// With `base` (a group's pool options map), `options` go over it: a member of that group.
+Parsed<pool::PoolConfig, ConfigError> parse_pool_options(std::string_view target, std::string_view options,
+                                                         std::string_view base = {});
+
+// A group's own options map (`new_group`): strategy, name, owner, owner_grace_ms; or why it is refused.
+Parsed<pool::GroupConfig, ConfigError> parse_group_options(std::string_view options);
 
 } // namespace dpool::api

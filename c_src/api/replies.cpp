@@ -121,10 +121,11 @@ struct Field {
     void (*write)(protocol::TermWriter& w, const T& value);
 };
 
+// The entries alone, for a map that has more (`extra`) after them.
 template <class T, std::size_t N>
-void write_map(protocol::TermWriter& w, const Field<T> (&fields)[N], const T& value)
+void write_map(protocol::TermWriter& w, const Field<T> (&fields)[N], const T& value, std::size_t extra = 0)
 {
-    w.map(N);
+    w.map(N + extra);
     for (const auto& f : fields) {
         w.atom(f.key);
         f.write(w, value);
@@ -337,6 +338,95 @@ void reply_info(const pool::CallerView& caller, const ServiceInfo& info)
 void write_stats(protocol::TermWriter& w, const pool::PoolStats& stats)
 {
     write_map(w, kStatsFields, stats);
+}
+
+namespace {
+
+using GroupStats = pool::GroupStats;
+
+// A sum over the members of a group.
+template <class Value>
+std::uint64_t total(const GroupStats& g, Value value)
+{
+    std::uint64_t sum = 0;
+    for (const auto& m : g.members) {
+        sum += value(m.stats);
+    }
+    return sum;
+}
+
+// A group's stats: its own fields, totals over its members, then each member's stats with what the group knows
+// of it (docs/PROTOCOL.md, "Pool groups").
+constexpr Field<GroupStats> kGroupFields[] = {
+    {"pool_id", [](auto& w, const GroupStats& g) { integer(w, g.group_id); }},
+    {"name", [](auto& w, const GroupStats& g) { w.atom(g.name.empty() ? std::string_view("undefined") : g.name); }},
+    {"strategy", [](auto& w, const GroupStats& g) { w.atom(pool::strategy_name(g.strategy)); }},
+    {"state", [](auto& w, const GroupStats& g) { w.atom(g.draining ? "draining" : "active"); }},
+    {"owner", [](auto& w, const GroupStats& g) { w.atom(g.owner.empty() ? std::string_view("none") : g.owner); }},
+    {"owner_grace_ms", [](auto& w, const GroupStats& g) { integer(w, g.owner_grace_ms); }},
+    {"acquire_timeout_ms", [](auto& w, const GroupStats& g) { integer(w, g.acquire_timeout_ms); }},
+    {"retries", [](auto& w, const GroupStats& g) { integer(w, g.retries); }},
+    {"moved_waiters", [](auto& w, const GroupStats& g) { integer(w, g.moved_waiters); }},
+    {"skipped_down", [](auto& w, const GroupStats& g) { integer(w, g.skipped_down); }},
+    {"limit_refusals",
+     [](auto& w, const GroupStats& g) {
+         w.map(1);
+         w.atom(pool::limit_name(pool::Limit::max_group_members));
+         integer(w, g.member_refusals);
+     }},
+    {"targets", [](auto& w, const GroupStats& g) { integer(w, g.members.size()); }},
+    {"up_targets",
+     [](auto& w, const GroupStats& g) {
+         integer(w, static_cast<std::uint64_t>(
+                        std::count_if(g.members.begin(), g.members.end(), [](const auto& m) { return m.up; })));
+     }},
+    {"total_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.total_connections; })); }},
+    {"available_connections",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.available_connections; })); }},
+    {"in_use_connections",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.in_use_connections; })); }},
+    {"connecting_connections",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.connecting_connections; })); }},
+    {"waiting", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.waiting; })); }},
+    {"max_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.max_connections; })); }},
+    {"successful_operations",
+     [](auto& w, const GroupStats& g) {
+         integer(w, total(g, [](const Stats& s) { return s.counters.successful_operations; }));
+     }},
+    {"failed_operations",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.failed_operations; })); }},
+    {"dropped_sends",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.dropped_sends; })); }},
+    {"acquire_count", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.acquires; })); }},
+    {"acquire_timeouts",
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.acquire_timeouts; })); }},
+    {"members",
+     [](auto& w, const GroupStats& g) {
+         if (!g.members.empty()) {
+             w.list(g.members.size());
+             for (const auto& m : g.members) {
+                 write_map(w, kStatsFields, m.stats, 3);
+                 w.atom("up");
+                 w.atom(m.up ? "true" : "false");
+                 w.atom("removing");
+                 w.atom(m.removing ? "true" : "false");
+                 w.atom("picked");
+                 integer(w, m.picked);
+             }
+         }
+         w.nil();
+     }},
+};
+
+} // namespace
+
+void reply_group_stats(const pool::CallerView& caller, const pool::GroupStats& stats)
+{
+    reply(caller, [&stats](protocol::TermWriter& w) {
+        w.tuple(2);
+        w.atom("ok");
+        write_map(w, kGroupFields, stats);
+    });
 }
 
 void Replies::ok(const pool::CallerView& caller) const { reply_atom(caller, "ok"); }

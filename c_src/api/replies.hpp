@@ -8,6 +8,7 @@
 #include "api/service_limits.hpp"
 #include "pool/answers.hpp"
 #include "pool/caller.hpp"
+#include "pool/group.hpp"
 #include "pool/pool_stats.hpp"
 #include "protocol/control.hpp"
 #include "protocol/node_identity.hpp"
@@ -115,6 +116,8 @@ void reply_info(const pool::CallerView& caller, const ServiceInfo& info);
 
 // The stats map of one pool (docs/PROTOCOL.md, "Stats").
 void write_stats(protocol::TermWriter& w, const pool::PoolStats& stats);
+// {ok, GroupStatsMap}: a group's stats, its members' among them (docs/PROTOCOL.md, "Pool groups").
+void reply_group_stats(const pool::CallerView& caller, const pool::GroupStats& stats);
 
 // How pools answer their callers.
 class Replies final : public pool::Answers {

@@ -187,17 +187,11 @@ Decoded decode_new(TermReader& r, std::uint32_t, std::uint64_t)
     if (!options) {
         return Rejected{"badarg"};
     }
-    TermReader target_reader(*target_term);
-    const auto target = read_text(target_reader);
-    auto config = parse_pool_options(target ? *target : std::string_view{}, *options);
-    if (!config) {
-        ConfigError why = config.error();
-        if (why.kind == ConfigError::Kind::bad_target) {
-            why.term = *target_term;
-        }
-        return Rejected{"invalid_config", std::move(why)};
+    auto pool = read_pool_spec(*target_term, *options);
+    if (auto* rejected = std::get_if<Rejected>(&pool)) {
+        return std::move(*rejected);
     }
-    return NewPool{std::move(*config), *target_term};
+    return std::get<NewPool>(std::move(pool));
 }
 
 // {restore, Pools, NextPoolId}
@@ -452,6 +446,106 @@ Decoded decode_cast_batch(TermReader& r, std::uint32_t, std::uint64_t pool)
     return batch;
 }
 
+// {new_group, [{Target, Options}], PoolOptions, GroupOptions}
+Decoded decode_new_group(TermReader& r, std::uint32_t, std::uint64_t)
+{
+    const auto targets = r.skip();
+    const auto pool_options = targets ? r.skip() : std::nullopt;
+    const auto options = pool_options ? r.skip() : std::nullopt;
+    if (!options) {
+        return Rejected{"badarg"};
+    }
+    if (TermReader(*pool_options).map_header() == std::nullopt) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::bad_options;
+        why.term = *pool_options;
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    auto config = parse_group_options(*options);
+    if (!config) {
+        return Rejected{"invalid_config", config.error()};
+    }
+    const auto refused_list = [&] {
+        ConfigError why;
+        why.kind = ConfigError::Kind::bad_value;
+        why.key_name = "targets";
+        why.value = *targets;
+        why.allowed = fmt::format("a list of 1..{} {{Target, Options}}, one per target", pool::kMaxGroupMembers);
+        return Rejected{"invalid_config", std::move(why)};
+    };
+    config->pool_options = std::string(*pool_options);
+    NewGroup group{{}, std::move(*config)};
+    TermReader list(*targets);
+    const auto count = list.list_header();
+    if (!count || *count == 0 || *count > pool::kMaxGroupMembers) {
+        return refused_list();
+    }
+    for (std::uint32_t i = 0; i < *count; ++i) {
+        const auto pair = list.tuple_header() == 2u;
+        const auto target_term = pair ? list.skip() : std::nullopt;
+        const auto member_options = target_term ? list.skip() : std::nullopt;
+        if (!member_options) {
+            return refused_list();
+        }
+        auto member = read_pool_spec(*target_term, *member_options, *pool_options);
+        if (auto* rejected = std::get_if<Rejected>(&member)) {
+            return std::move(*rejected);
+        }
+        auto& pool = std::get<NewPool>(member);
+        if (std::any_of(group.members.begin(), group.members.end(), [&](const NewPool& m) {
+                return protocol::same_node(m.config.target, pool.config.target);
+            })) {
+            ConfigError why;
+            why.kind = ConfigError::Kind::duplicate_target;
+            why.term = pool.target_term;
+            return Rejected{"invalid_config", std::move(why)};
+        }
+        group.members.push_back(std::move(pool));
+    }
+    if (!list.nil()) {
+        return refused_list(); // an improper list
+    }
+    return group;
+}
+
+// {add_target, GroupId, Target, Options}: read against the group's pool options by the service.
+Decoded decode_add_target(TermReader& r, std::uint32_t, std::uint64_t group)
+{
+    const auto target_term = r.skip();
+    const auto options = target_term ? r.skip() : std::nullopt;
+    if (!options) {
+        return Rejected{"badarg"};
+    }
+    return AddTarget{group, *target_term, *options};
+}
+
+// {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
+Decoded decode_remove_target(TermReader& r, std::uint32_t arity, std::uint64_t group)
+{
+    const auto target_term = r.skip();
+    if (!target_term) {
+        return Rejected{"badarg"};
+    }
+    TermReader target_reader(*target_term);
+    const auto target = read_text(target_reader);
+    const auto drain = arity == 4 ? read_id(r, kMaxDrainTimeoutMs) : std::optional<std::uint64_t>(kDefaultDrainTimeoutMs);
+    if (!target || !drain) {
+        return Rejected{"badarg"};
+    }
+    return RemoveTarget{group, *target, *target_term, static_cast<std::uint32_t>(*drain)};
+}
+
+// {keyed, Key, Request}
+Decoded decode_keyed(TermReader& r, std::uint32_t, std::uint64_t)
+{
+    const auto key = read_id(r);
+    const auto request = key ? r.skip() : std::nullopt;
+    if (!request) {
+        return Rejected{"badarg"};
+    }
+    return Keyed{*key, *request};
+}
+
 // Every request there is (docs/PROTOCOL.md, "Calls" and "Casts"). Looked up by a linear scan, arity first:
 // the lease operations, which carry the traffic, come first.
 constexpr RequestSpec kRequests[] = {
@@ -478,6 +572,10 @@ constexpr RequestSpec kRequests[] = {
     {"info", 0, 0, false, decode_atom<Info>},
     {"lanes", 0, 0, false, decode_atom<ListLanes>},
     {"ping", 0, 0, false, decode_atom<Ping>},
+    {"keyed", 3, 3, false, decode_keyed},
+    {"new_group", 4, 4, false, decode_new_group},
+    {"add_target", 4, 4, true, decode_add_target},
+    {"remove_target", 3, 4, true, decode_remove_target},
 };
 
 // Each name and arity has at most one entry, which is a bare atom (arities 0..0) or tuples (from arity 1, from 2
@@ -606,6 +704,42 @@ std::optional<pool::Destination> parse_destination(std::string_view encoded, std
         }
     }
     return std::nullopt;
+}
+
+std::optional<std::string_view> destination_node(std::string_view encoded)
+{
+    TermReader r(encoded);
+    if (const auto pid = r.pid()) {
+        return pid->node;
+    }
+    TermReader pair(encoded);
+    if (pair.tuple_header() == 2u && pair.atom()) {
+        return pair.atom();
+    }
+    return std::nullopt;
+}
+
+std::variant<NewPool, Rejected> read_pool_spec(std::string_view target_term, std::string_view options,
+                                               std::string_view base)
+{
+    TermReader target_reader(target_term);
+    const auto target = read_text(target_reader);
+    auto config = parse_pool_options(target ? *target : std::string_view{}, options, base);
+    if (!config) {
+        ConfigError why = config.error();
+        if (why.kind == ConfigError::Kind::bad_target) {
+            why.term = target_term;
+        }
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    if (!base.empty() && !config->name.empty()) {
+        // A member has no name of its own: its group has.
+        ConfigError why;
+        why.kind = ConfigError::Kind::unknown_option;
+        why.key_name = "name";
+        return Rejected{"invalid_config", std::move(why)};
+    }
+    return NewPool{std::move(*config), target_term};
 }
 
 } // namespace dpool::api

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/pool_options.hpp"
+#include "pool/group_config.hpp"
 #include "pool/operations.hpp"
 #include "pool/pool_config.hpp"
 #include "protocol/term_reader.hpp"
@@ -143,6 +144,32 @@ struct Restore {
     std::vector<RestoredPool> pools;
     std::uint64_t next_pool_id;
 };
+// {new_group, [{Target, Options}], PoolOptions, GroupOptions}: one member pool per target (its Options over
+// PoolOptions), and the group's own options (docs/PROTOCOL.md, "Pool groups").
+struct NewGroup {
+    std::vector<NewPool> members;
+    pool::GroupConfig config;
+};
+// {add_target, GroupId, Target, Options}: Options over the group's pool options (read by the service, which
+// has them: read_pool_spec).
+struct AddTarget {
+    std::uint64_t group = 0;
+    std::string_view target_term;
+    std::string_view options;
+};
+// {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
+struct RemoveTarget {
+    std::uint64_t group = 0;
+    std::string_view target;      // its text
+    std::string_view target_term; // as it came, for an answer that names it
+    std::uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs;
+};
+// {keyed, Key, Request}: Request (naming a group) picks its member by Key's rendezvous weight; Key is the
+// library's 63-bit digest of the caller's key. A request naming a plain pool ignores the key.
+struct Keyed {
+    std::uint64_t key = 0;
+    std::string_view request; // encoded
+};
 // A request that cannot be served; `error` is the atom to answer {error, Error} with, or, with `config`, the
 // {error, {invalid_config, Why}} of a `new`.
 struct Rejected {
@@ -158,8 +185,7 @@ struct RejectedPool {
 
 using Decoded = std::variant<NewPool, Checkout, LeaseOf, Checkin, Cancel, Send, SendMany, Request, Call, PooledSend,
                              PooledRequest, PooledCall, CastBatch, Stats, Destroy, ListPools, Whereis, Info, ListLanes, Ping,
-                             Restore, Rejected,
-                             RejectedPool>;
+                             Restore, NewGroup, AddTarget, RemoveTarget, Keyed, Rejected, RejectedPool>;
 
 // Decodes the request term of an envelope. Wrong shapes give Rejected with the error the caller should see:
 // invalid_config for pool creation, invalid_pool for a pool id that cannot be one, invalid_connection for
@@ -196,6 +222,12 @@ const RequestSpec* find_request(std::string_view name, std::uint32_t arity);
 
 // A destination on `target`: a registered name, a pid on the target, or {Name, Target}.
 std::optional<pool::Destination> parse_destination(std::string_view encoded, std::string_view target);
+// A pool's target and options as `new` reads them; with `base` (a group's pool options), `options` over it, for
+// a member of a group, which has no name of its own. The refusal's views point into the three.
+std::variant<NewPool, Rejected> read_pool_spec(std::string_view target_term, std::string_view options,
+                                               std::string_view base = {});
+// The node a destination names (a pid's, or Node of {Name, Node}); nullopt for a registered name alone.
+std::optional<std::string_view> destination_node(std::string_view encoded);
 
 // Pool ids (and the next id) a restore may name: room is left above them for the ids that follow.
 inline constexpr std::uint64_t kMaxRestoredPoolId = std::uint64_t{1} << 62;

@@ -16,6 +16,7 @@
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "protocol/control.hpp"
+#include "util/overloaded.hpp"
 
 namespace dpool::api {
 
@@ -23,12 +24,7 @@ namespace {
 
 constexpr std::string_view kVersion = "0.1.0";
 
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using util::Overloaded;
 
 // Links of one kind: their longest packet, the output budget all links share, their own drop counts.
 transport::LinkLimits links_of_kind(transport::LinkLimits base, const ServiceLimits& limits,
@@ -70,7 +66,9 @@ Service::Service(asio::io_context& io, ServiceConfig config)
               }
           },
           // What a compaction keeps: barriers, and the deadlines of pools not forgotten yet.
-          [this](const pool::Deadline& d) { return d.kind == pool::DeadlineKind::barrier || pools_.contains(d.pool); }),
+          [this](const pool::Deadline& d) {
+              return d.kind == pool::DeadlineKind::barrier || pools_.contains(d.pool) || groups_.contains(d.pool);
+          }),
       context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),
       // Pool ids start from the clock, so a handle kept from before a restart of the C-node cannot name a
@@ -112,6 +110,7 @@ void Service::stop()
     }
     names_.clear();
     pools_.clear();
+    groups_.clear();
     sessions_.clear();
 }
 
@@ -185,9 +184,12 @@ void Service::on_client_closed(ClientSession& session)
         // Its last connection: each of its pools is destroyed unless it comes back within that pool's grace.
         const auto now = pool::Clock::now();
         for (const auto id : gone->pools) {
-            if (const auto* p = find_pool(id)) {
-                scheduler_.schedule(pool::Deadline{now + std::chrono::milliseconds(p->config().owner_grace_ms),
-                                                   pool::DeadlineKind::owner, id, gone->absence});
+            const auto* p = find_pool(id);
+            const auto* g = p ? nullptr : find_group(id); // a group is owned as a whole
+            if (p || g) {
+                const auto grace = p ? p->config().owner_grace_ms : g->config().owner_grace_ms;
+                scheduler_.schedule(pool::Deadline{now + std::chrono::milliseconds(grace), pool::DeadlineKind::owner,
+                                                   id, gone->absence});
             }
         }
         log::write(spdlog::level::info, {.caller = link->peer_node()},
@@ -291,7 +293,8 @@ void Service::handle_message(ClientSession& session, std::string_view message)
                 session.lane());
 }
 
-void Service::handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane)
+void Service::handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,
+                          std::optional<std::uint64_t> key)
 {
     const auto with_pool = [&](std::uint64_t id, auto&& action) {
         if (auto* p = find_pool(id)) {
@@ -314,6 +317,10 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
         return p.leased_by_checkout(caller, lease.checkout_tag);
     };
     auto decoded = decode_request(request);
+    pool::Failover failover; // what a group's member may do with a checkout it cannot serve
+    if (!route_to_group(caller, decoded, key, failover)) {
+        return;
+    }
     std::visit(Overloaded{
                    [&](NewPool& r) {
                        if (awaiting_restore_) {
@@ -324,7 +331,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                        create_pool(caller, std::move(r.config), r.target_term);
                    },
                    [&](Restore& r) { restore_pools(caller, std::move(r)); },
-                   [&](const Checkout& r) { with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms); }); },
+                   [&](const Checkout& r) {
+                       with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms, nullptr, failover); });
+                   },
                    [&](const LeaseOf& r) { with_pool(r.pool, [&](pool::Pool& p) { p.lease_of(caller, r.tag); }); },
                    [&](const Send& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
@@ -372,7 +381,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    [&](const PooledCall& r) {
                        with_pool(r.pool, [&](pool::Pool& p) {
                            const pool::OneShotView job{pool::OneShotKind::call, {}, r.mfa, r.timeout_ms};
-                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                           p.checkout(caller, r.acquire_timeout_ms, &job, failover);
                        });
                    },
                    [&](const PooledSend& r) {
@@ -383,7 +392,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                return;
                            }
                            const pool::OneShotView job{pool::OneShotKind::send, *to, r.message, std::nullopt};
-                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                           p.checkout(caller, r.acquire_timeout_ms, &job, failover);
                        });
                    },
                    [&](const PooledRequest& r) {
@@ -394,7 +403,7 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                return;
                            }
                            const pool::OneShotView job{pool::OneShotKind::request, *to, r.request, r.timeout_ms};
-                           p.checkout(caller, r.acquire_timeout_ms, &job);
+                           p.checkout(caller, r.acquire_timeout_ms, &job, failover);
                        });
                    },
                    [&](const CastBatch& r) {
@@ -418,8 +427,13 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            return;
                        }
                        std::vector<std::uint64_t> ids;
-                       ids.reserve(pools_.size());
+                       ids.reserve(pools_.size() + groups_.size());
                        for (const auto& [id, p] : pools_) {
+                           if (!p->in_group()) { // listed by its group's stats
+                               ids.push_back(id);
+                           }
+                       }
+                       for (const auto& [id, g] : groups_) {
                            ids.push_back(id);
                        }
                        reply_pools(caller, ids);
@@ -429,13 +443,12 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            reply_error(caller, restarting()); // the name may be one about to come back
                            return;
                        }
-                       const auto it = names_.find(std::string(r.name));
-                       auto* p = it == names_.end() ? nullptr : find_pool(it->second);
-                       if (!p || p->draining()) {
+                       const auto found = named(r.name);
+                       if (!found) {
                            reply_error(caller, "invalid_pool");
                            return;
                        }
-                       reply_pool_handle(caller, "ok", p->id(), p->config().acquire_timeout_ms);
+                       reply_pool_handle(caller, "ok", found->first, found->second);
                    },
                    [&](const Info&) { reply_info(caller, lane); },
                    [&](const ListLanes&) { reply_lanes(caller, lanes_); },
@@ -465,12 +478,32 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    // Casts that arrived as calls.
                    [&](const Cancel&) { reply_error(caller, "badarg"); },
+                   [&](NewGroup& r) {
+                       if (awaiting_restore_) {
+                           reply_error(caller, restarting());
+                           return;
+                       }
+                       create_group(caller, std::move(r));
+                   },
+                   [&](AddTarget& r) { add_target(caller, std::move(r)); },
+                   [&](const RemoveTarget& r) { remove_target(caller, r); },
+                   [&](const Keyed& r) {
+                       if (key) {
+                           reply_error(caller, "badarg"); // a key in a key
+                           return;
+                       }
+                       handle_call(caller, r.request, lane, r.key);
+                   },
                },
                decoded);
 }
 
 void Service::handle_cast(std::string_view request)
 {
+    auto decoded = decode_request(request);
+    if (!route_cast_to_group(decoded)) {
+        return;
+    }
     std::visit(Overloaded{
                    [&](const Checkin& r) {
                        if (!r.lease.checkout_tag.empty()) {
@@ -486,42 +519,19 @@ void Service::handle_cast(std::string_view request)
                    },
                    [&](const auto&) { ++malformed_messages_; },
                },
-               decode_request(request));
+               decoded);
 }
 
 void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term)
 {
-    if (is_own_node(config.target)) {
-        // Its connections would come back in as callers, and each would hold two handshakes of the C-node's.
-        log::write(spdlog::level::warn, {.target = config.target, .caller = caller.link->peer_node()},
-                   "refusing a pool: its target is the C-node itself");
-        ConfigError why;
-        why.kind = ConfigError::Kind::target_is_self;
-        why.term = target_term;
-        reply_invalid_config(caller, why);
-        return;
-    }
-    if (!target_allowed(config.target)) {
-        ConfigError why;
-        why.kind = ConfigError::Kind::target_not_allowed;
-        why.term = target_term;
-        reply_invalid_config(caller, why);
-        return;
-    }
-    if (auto unusable = resolve_tls(config)) {
-        ConfigError why;
-        why.kind = ConfigError::Kind::tls_unusable;
-        why.allowed = std::move(*unusable);
-        reply_invalid_config(caller, why);
+    if (!admissible(caller, config, target_term)) {
         return;
     }
     if (!config.name.empty()) {
-        if (const auto it = names_.find(config.name); it != names_.end()) {
-            // A pool being destroyed has given up its name already.
-            if (auto* taken = find_pool(it->second); taken && !taken->draining()) {
-                reply_pool_handle(caller, "already_started", taken->id(), taken->config().acquire_timeout_ms);
-                return;
-            }
+        // A pool or group being destroyed has given up its name already.
+        if (const auto taken = named(config.name)) {
+            reply_pool_handle(caller, "already_started", taken->first, taken->second);
+            return;
         }
     }
     const std::string_view creator = caller.link->peer_node();
@@ -531,23 +541,68 @@ void Service::create_pool(const pool::CallerView& caller, pool::PoolConfig confi
     }
     const std::uint64_t id = next_pool_id_++;
     pools_created_ = true;
-    add_pool(caller, id, std::move(config)).start(pool::Caller(caller));
+    add_pool(caller, id, std::move(config))->start(pool::Caller(caller));
 }
 
-pool::Pool& Service::add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config)
+std::optional<std::pair<std::uint64_t, std::uint32_t>> Service::named(std::string_view name)
+{
+    const auto it = names_.find(std::string(name));
+    if (it == names_.end()) {
+        return std::nullopt;
+    }
+    if (auto* p = find_pool(it->second); p && !p->draining()) {
+        return std::pair{p->id(), p->config().acquire_timeout_ms};
+    }
+    if (auto* g = find_group(it->second); g && !g->draining()) {
+        return std::pair{g->id(), g->acquire_timeout_ms()};
+    }
+    return std::nullopt;
+}
+
+bool Service::admissible(const pool::CallerView& caller, pool::PoolConfig& config, std::string_view target_term)
+{
+    if (is_own_node(config.target)) {
+        // Its connections would come back in as callers, and each would hold two handshakes of the C-node's.
+        log::write(spdlog::level::warn, {.target = config.target, .caller = caller.link->peer_node()},
+                   "refusing a pool: its target is the C-node itself");
+        ConfigError why;
+        why.kind = ConfigError::Kind::target_is_self;
+        why.term = target_term;
+        reply_invalid_config(caller, why);
+        return false;
+    }
+    if (!target_allowed(config.target)) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::target_not_allowed;
+        why.term = target_term;
+        reply_invalid_config(caller, why);
+        return false;
+    }
+    if (auto unusable = resolve_tls(config)) {
+        ConfigError why;
+        why.kind = ConfigError::Kind::tls_unusable;
+        why.allowed = std::move(*unusable);
+        reply_invalid_config(caller, why);
+        return false;
+    }
+    return true;
+}
+
+std::shared_ptr<pool::Pool> Service::add_pool(const pool::CallerView& caller, std::uint64_t id,
+                                              pool::PoolConfig config, bool adopt_owner)
 {
     const std::string_view creator = caller.link->peer_node();
     if (!config.ownerless) {
         config.owner = creator;
     }
-    auto& p = *pools_.emplace(id, std::make_shared<pool::Pool>(context_, id, std::move(config))).first->second;
-    if (!p.config().name.empty()) {
-        names_[p.config().name] = id;
+    auto p = pools_.emplace(id, std::make_shared<pool::Pool>(context_, id, std::move(config))).first->second;
+    if (!p->config().name.empty()) {
+        names_[p->config().name] = id;
     }
     // Counted against its creator's quotas whether or not it has an owner (owner => none).
-    quotas_.add(id, creator, p.config().max_connections);
-    if (!p.config().owner.empty()) {
-        owners_.adopt(p.config().owner, id);
+    quotas_.add(id, creator, p->config().max_connections);
+    if (adopt_owner && !p->config().owner.empty()) {
+        owners_.adopt(p->config().owner, id);
     }
     return p;
 }
@@ -601,6 +656,16 @@ bool Service::target_allowed(std::string_view target)
 
 void Service::on_owner_grace_over(const pool::Deadline& d)
 {
+    if (auto* g = find_group(d.pool)) {
+        if (!g->draining() && owners_.still_gone(g->config().owner, d.key)) {
+            ++orphaned_pools_destroyed_;
+            log::write(spdlog::level::warn, {.pool = g->label()},
+                       "destroying the group, its owner {} has been gone for {} ms", g->config().owner,
+                       g->config().owner_grace_ms);
+            g->destroy(std::nullopt, kDefaultDrainTimeoutMs);
+        }
+        return;
+    }
     auto* p = find_pool(d.pool);
     if (!p || p->draining() || !owners_.still_gone(p->config().owner, d.key)) {
         return; // destroyed meanwhile, or its owner came back
@@ -613,6 +678,17 @@ void Service::on_owner_grace_over(const pool::Deadline& d)
 
 void Service::forget_pool(std::uint64_t id)
 {
+    if (const auto g = groups_.find(id); g != groups_.end()) {
+        const auto& config = g->second->config();
+        if (const auto n = names_.find(config.name); !config.name.empty() && n != names_.end() && n->second == id) {
+            names_.erase(n);
+        }
+        if (!config.owner.empty()) {
+            owners_.release(config.owner, id);
+        }
+        groups_.erase(g);
+        return;
+    }
     const auto it = pools_.find(id);
     if (it == pools_.end()) {
         return;
@@ -704,7 +780,7 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     }
     // Everything checked: nothing below can fail, so the restore is all or nothing.
     for (auto& r : restore.pools) {
-        auto& p = add_pool(caller, r.id, std::move(r.config));
+        auto& p = *add_pool(caller, r.id, std::move(r.config));
         log::write(spdlog::level::info, p.about(), "restoring pool {} ({} connections)", p.id(),
                    p.config().max_connections);
         p.start_in_background();

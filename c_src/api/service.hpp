@@ -17,6 +17,7 @@
 #include "api/refused_callers.hpp"
 #include "api/replies.hpp"
 #include "api/requests.hpp"
+#include "pool/group.hpp"
 #include "pool/pool.hpp"
 #include "pool/return_barrier.hpp"
 #include "pool/scheduler.hpp"
@@ -92,10 +93,36 @@ private:
     void on_client_packet(ClientSession& session, std::string_view packet) override;
     void on_client_closed(ClientSession& session) override;
     void handle_message(ClientSession& session, std::string_view message);
-    void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane);
+    // `key`: the request came inside {keyed, Key, Request} (docs/PROTOCOL.md, "Pool groups").
+    void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,
+                     std::optional<std::uint64_t> key = std::nullopt);
     void handle_cast(std::string_view request);
     void on_monitored_exit(const ClientSession& session, std::string_view ref);
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term);
+    // Whether a pool of `config` (target `target_term`) may be made: not to the C-node itself, to an allowed
+    // target, with a usable tls option (its context resolved into `config`); answers the caller why not.
+    bool admissible(const pool::CallerView& caller, pool::PoolConfig& config, std::string_view target_term);
+    // The id and acquire timeout of the pool or group registered as `name`, unless it is being destroyed.
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> named(std::string_view name);
+
+    // Pool groups (service_groups.cpp). A request naming a group: answered here (false), or given the id of the
+    // member that serves it and, in `failover`, what that member may do when it cannot serve it (true: the
+    // request goes on as one naming that pool; also for a request that names no group).
+    bool route_to_group(const pool::CallerView& caller, Decoded& decoded, std::optional<std::uint64_t> key,
+                        pool::Failover& failover);
+    // The same for casts (checkin, discard, cancel), which nobody answers.
+    bool route_cast_to_group(Decoded& decoded);
+    void create_group(const pool::CallerView& caller, NewGroup request);
+    void add_target(const pool::CallerView& caller, AddTarget request);
+    void remove_target(const pool::CallerView& caller, const RemoveTarget& request);
+    // Makes a member of `group` for `caller` (checked and budgeted already): a pool owned through the group.
+    std::shared_ptr<pool::Pool> add_member(const pool::CallerView& caller, pool::Group& group, pool::PoolConfig config);
+    // Removes `member` from `group` (answered ok once drained); refused when it is the group's last.
+    void remove_member(const pool::CallerView& caller, pool::Group& group, pool::Pool& member,
+                       std::string_view target_term, std::uint32_t drain_ms);
+    pool::Group* find_group(std::uint64_t id);
+    // The group `member` belongs to; nullptr for a pool in no group.
+    pool::Group* group_of(const pool::Pool& member);
     // Whether `node` is the C-node itself under one of its names: a lane, or a pooled connection's.
     bool is_own_node(std::string_view node) const;
     // Whether pools may connect to `target` (ServiceConfig::targets); counts and logs a refusal.
@@ -111,7 +138,9 @@ private:
     // Gives `config` the TLS context of its option `tls` (or the C-node's); else why it cannot.
     std::optional<std::string> resolve_tls(pool::PoolConfig& config) const;
     // Makes pool `id` for `caller`, its owner (unless owner => none), and records it, its name and its owner.
-    pool::Pool& add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config);
+    // `adopt_owner` false: a group's member, owned through its group.
+    std::shared_ptr<pool::Pool> add_pool(const pool::CallerView& caller, std::uint64_t id, pool::PoolConfig config,
+                                         bool adopt_owner = true);
     // A pool's grace after its owner left ended: destroyed if the owner is still gone.
     void on_owner_grace_over(const pool::Deadline& d);
     void restore_pools(const pool::CallerView& caller, Restore restore);
@@ -140,6 +169,8 @@ private:
     pool::ReturnBarriers barriers_; // numbered from context_.lease_counter: declared after it
     std::unordered_map<const transport::DistLink*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<std::uint64_t, std::shared_ptr<pool::Pool>> pools_;
+    // Pool groups, by id (from the pools' id space); their members are in pools_.
+    std::unordered_map<std::uint64_t, std::shared_ptr<pool::Group>> groups_;
     // Names of the pools that have one (unique per C-node). Keys are copies: a name passes from a pool being
     // destroyed to a new one while the old pool still lives, so a view of either pool's config could dangle.
     std::unordered_map<std::string, std::uint64_t> names_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "pool/caller.hpp"
@@ -35,5 +36,15 @@ public:
     virtual void call_not_spawned(const CallerView& caller, std::string_view reason) const = 0;
     virtual void stats(const CallerView& caller, const PoolStats& stats) const = 0;
 };
+
+// Whether a destroy may begin: not when one has begun already, and then its caller (if any) is answered
+// invalid_pool, as for any request to a pool being destroyed.
+inline bool may_begin_destroy(bool destroying, const std::optional<Caller>& destroyer, const Answers& answers)
+{
+    if (destroying && destroyer) {
+        answers.error(destroyer->view(), "invalid_pool");
+    }
+    return !destroying;
+}
 
 } // namespace dpool::pool

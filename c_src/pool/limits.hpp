@@ -23,6 +23,7 @@ enum class Limit : std::uint8_t {
     max_pools_per_caller,       // pools created by one caller node (--max-pools-per-caller)
     max_connections_per_caller, // connections the pools of one caller node may hold (--max-connections-per-caller)
     max_total_connections,      // connections all pools may hold (--max-total-connections)
+    max_group_members,          // members of one pool group (pool::kMaxGroupMembers, fixed)
     count_
 };
 inline constexpr std::size_t kLimits = static_cast<std::size_t>(Limit::count_);
@@ -45,6 +46,8 @@ constexpr std::string_view limit_name(Limit limit)
         return "max_connections_per_caller";
     case Limit::max_total_connections:
         return "max_total_connections";
+    case Limit::max_group_members:
+        return "max_group_members";
     case Limit::count_:
         break;
     }

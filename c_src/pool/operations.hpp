@@ -55,6 +55,15 @@ inline std::optional<OneShotView> view_of(const std::optional<OneShot>& job)
     return job ? std::optional<OneShotView>(job->view()) : std::nullopt;
 }
 
+// What a pool group may do with a checkout or one-shot job that one of its members cannot serve before anything
+// of it was written to the target (docs/PROTOCOL.md, "Pool groups"): hand it to another member. The default, a
+// pool's own callers, is nothing: the pool answers them itself.
+struct Failover {
+    bool portable = false;   // it may go to any member: no pid or {Name, Node} of one target in it
+    bool retry_left = false; // a connection_failed may still send it to another member (once)
+    std::optional<std::uint64_t> key; // the key digest that picked its member (rendezvous), if any
+};
+
 // One message of a cast batch: its encoded term and, for a keyed batch, the hash of its key.
 struct BatchMessage {
     std::uint32_t hash = 0;

@@ -50,28 +50,62 @@ constexpr auto kHolderWatchDelay = std::chrono::milliseconds(5);
 
 } // namespace
 
-void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms, const OneShotView* job)
+void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms, const OneShotView* job,
+                    const Failover& failover)
 {
     if (draining_) {
         answers().error(caller, "invalid_pool");
         return;
     }
     const std::uint32_t timeout = timeout_ms.value_or(config_.acquire_timeout_ms);
+    const auto now = Clock::now();
+    const auto deadline = now + std::chrono::milliseconds(timeout);
     if (target_down_ && live_connections() == 0) {
-        ++counters_.acquires;
-        ++counters_.misses;
-        ++counters_.failed_operations;
-        answers().error(caller, no_connection());
+        if (answer_unserved(caller, job, deadline, failover, no_connection())) {
+            ++counters_.acquires;
+            ++counters_.misses;
+        }
         return;
     }
-    const auto now = Clock::now();
     // Waiter numbers come from the lease counter: a monitor's reference then names a lease or a waiter, never
     // both.
     serve(Attempt{.waiter = ++context_.lease_counter,
                   .started = now,
-                  .deadline = now + std::chrono::milliseconds(timeout),
-                  .may_wait = timeout > 0},
+                  .deadline = deadline,
+                  .may_wait = timeout > 0,
+                  .failover = failover},
           caller, job);
+}
+
+bool Pool::answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
+                           const Failover& failover, const Failure& failure)
+{
+    if (group_ != nullptr && group_->take_over(*this, caller, job, deadline, failover, failure)) {
+        return false;
+    }
+    answers().error(caller, failure);
+    ++counters_.failed_operations;
+    return true;
+}
+
+void Pool::unserve_validation(PooledConnection& c, const Failure& failure)
+{
+    auto v = std::move(*c.slot.validating);
+    c.slot.validating.reset();
+    const auto job = view_of(v.job);
+    answer_unserved(v.caller.view(), job ? &*job : nullptr, v.deadline, v.failover, failure);
+}
+
+void Pool::join_group(MemberEvents* events, std::uint32_t conn_base)
+{
+    group_ = events;
+    conn_base_ = conn_base;
+}
+
+std::uint64_t Pool::load() const
+{
+    const auto counts = core_.counts();
+    return std::uint64_t{counts.leased} + counts.waiting;
 }
 
 void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShotView* job)
@@ -93,7 +127,7 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
         PooledConnection& c = *connections_[got.grant.slot];
         if (config_.validate_on_checkout) {
             c.slot.validating = Validation{attempt.waiter, Caller(caller), attempt.started, attempt.deadline,
-                                           attempt.may_wait, keep_job(caller, job)};
+                                           attempt.may_wait, keep_job(caller, job), attempt.failover};
             if (!c.slot.health_check_in_flight) {
                 start_health_check(c);
             }
@@ -147,8 +181,8 @@ Pool::Waiter& Pool::enqueue_waiter(const Attempt& attempt, const CallerView& cal
         core_.requeue_first(attempt.waiter); // back in its place in line
     }
     auto& entry = waiters_
-                      .emplace(attempt.waiter,
-                               Waiter{Caller(caller), attempt.started, attempt.deadline, keep_job(caller, job)})
+                      .emplace(attempt.waiter, Waiter{Caller(caller), attempt.started, attempt.deadline,
+                                                      keep_job(caller, job), false, attempt.failover})
                       .first->second;
     monitor_caller(caller, attempt.waiter);
     return entry;
@@ -169,7 +203,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point sta
     c.slot.holder.assign(caller);
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
     watch_holder(c, g.lease);
-    answers().granted(c.slot.holder.view(), g.slot, g.lease, c.node_name());
+    answers().granted(c.slot.holder.view(), conn_id(g.slot), g.lease, c.node_name());
 }
 
 void Pool::grant_to_waiter(const Grant& g)
@@ -430,8 +464,9 @@ void Pool::demonitor_caller(const CallerView& caller, std::uint64_t number)
     }
 }
 
-bool Pool::checkin(std::uint32_t conn, std::uint64_t lease, bool discard)
+bool Pool::checkin(std::uint32_t conn_id, std::uint64_t lease, bool discard)
 {
+    const auto conn = conn_index(conn_id);
     if (conn >= connections_.size() || !core_.lease_current(conn, lease)) {
         return false;
     }
@@ -516,7 +551,7 @@ std::variant<Pool::LeaseIds, Failure> Pool::find_checkout(std::string_view tag) 
         }
         if (core_.state(c->index()) == SlotState::leased && !slot.one_shot && slot.holder.link &&
             slot.holder.tag == tag) {
-            return LeaseIds{c->index(), core_.lease_of(c->index())};
+            return LeaseIds{conn_id(c->index()), core_.lease_of(c->index())};
         }
     }
     for (const auto& [number, waiter] : waiters_) {
@@ -545,14 +580,15 @@ void Pool::lease_of(const CallerView& caller, std::string_view tag)
 {
     auto found = find_checkout(tag);
     if (const auto* ids = std::get_if<LeaseIds>(&found)) {
-        answers().granted(caller, ids->conn, ids->lease, connections_[ids->conn]->node_name());
+        answers().granted(caller, ids->conn, ids->lease, connections_[conn_index(ids->conn)]->node_name());
     } else {
         answers().error(caller, std::get<Failure>(found));
     }
 }
 
-std::optional<Failure> Pool::lease_error(std::uint32_t conn, std::uint64_t lease) const
+std::optional<Failure> Pool::lease_error(std::uint32_t conn_id, std::uint64_t lease) const
 {
+    const auto conn = conn_index(conn_id);
     if (conn >= connections_.size() || !core_.lease_current(conn, lease) || connections_[conn]->slot.validating) {
         return Failure("invalid_connection");
     }
@@ -578,9 +614,10 @@ void Pool::fail_waiters(const Failure& reason)
     for (const auto waiter : core_.take_all_waiters()) {
         auto node = waiters_.extract(waiter);
         if (!node.empty()) {
-            demonitor_caller(node.mapped().caller.view(), waiter);
-            answers().error(node.mapped().caller.view(), reason);
-            ++counters_.failed_operations;
+            const auto& w = node.mapped();
+            demonitor_caller(w.caller.view(), waiter);
+            const auto job = view_of(w.job);
+            answer_unserved(w.caller.view(), job ? &*job : nullptr, w.deadline, w.failover, reason);
         }
     }
     waiters_.clear();

@@ -17,6 +17,7 @@
 #include "pool/caller.hpp"
 #include "pool/connection_names.hpp"
 #include "pool/limits.hpp"
+#include "pool/member_events.hpp"
 #include "pool/operations.hpp"
 #include "pool/pool_config.hpp"
 #include "util/log.hpp"
@@ -74,6 +75,14 @@ struct PoolContext {
                                                               transport::HandshakeIdentity self,
                                                               std::chrono::milliseconds timeout)>
         connect;
+
+    // Has the service forget `pool` (drop_pool) once the event being handled is over, never in the middle of it.
+    void post_drop(std::uint64_t pool) const
+    {
+        if (drop_pool) {
+            asio::post(executor, [drop = drop_pool, pool] { drop(pool); });
+        }
+    }
 };
 
 // A pool of distribution connections to one target node, and everything in flight on them. Lives on the
@@ -101,8 +110,9 @@ public:
 
     // A checkout; with `job`, a one-shot operation: the pool leases a connection (waiting, like a checkout,
     // in line), does the job on it, answers the caller with the job's answer and ends the lease itself.
+    // `failover`: what the pool's group may do with it when the pool cannot serve it (MemberEvents::take_over).
     void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms,
-                  const OneShotView* job = nullptr);
+                  const OneShotView* job = nullptr, const Failover& failover = {});
     // Spreads `messages` over every live connection, leased or not (each message is one packet, so a holder's
     // own messages keep their order), round robin, or by hash when `keyed`; answers {ok, N} once all are
     // queued and busy connections have drained.
@@ -123,6 +133,9 @@ public:
     std::optional<LeaseIds> leased_by_checkout(const CallerView& caller, std::string_view tag);
     // Answers the ids of that lease as the checkout's answer gives them, or why there are none.
     void lease_of(const CallerView& caller, std::string_view tag);
+    // The lease of the checkout sent with `tag`, or lease_pending / invalid_connection. A scan of the
+    // connections and the line, as cancel's: only a pipelined lease's first operation asks.
+    std::variant<LeaseIds, Failure> find_checkout(std::string_view tag) const;
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
               std::string_view message);
     // Sends in order over one lease, each to its own destination (nullopt: none on the target, dropped and
@@ -157,6 +170,20 @@ public:
 
     std::size_t live_connections() const;
 
+    // Membership of a pool group (pool/group.hpp). The pool tells `events` what its group must know, and its
+    // connection ids start at `conn_base` (a group tells its members' leases apart by their ConnId).
+    void join_group(MemberEvents* events, std::uint32_t conn_base);
+    void leave_group() { group_ = nullptr; }
+    bool in_group() const { return group_ != nullptr; }
+    // Whether the pool can serve now: a connection is up, or no attempt to open one has failed since the last
+    // success (its first connections are still being made, or a lost one is being reopened).
+    bool up() const { return !draining_ && (!target_down_ || live_connections() > 0); }
+    // Its first connections were made or failed: a connection is up, an attempt failed, or none is wanted.
+    bool settled() const { return target_down_ || config_.min_connections == 0 || live_connections() > 0; }
+    // Callers served or waiting now: leases out and callers in line (a group's least_in_use).
+    std::uint64_t load() const;
+    // What a caller would be told now that no connection is up.
+    Failure no_connection() const;
     // What the pool's log lines are about: the pool (its name, or its id), its target and, given one, a
     // connection.
     log::About about(const PooledConnection* c = nullptr) const
@@ -174,6 +201,7 @@ private:
         // Its pool_exhausted waits for a return barrier (it stays in line meanwhile, and a checkin may still
         // grant it).
         bool held_for_returns = false;
+        Failover failover;
     };
     // One try at serving a checkout: the first, or a retry of one in line (after a validation failed, or a
     // return barrier ended).
@@ -184,6 +212,7 @@ private:
         bool may_wait = false;        // it may wait in line (a timeout above 0 that has not passed)
         bool first_try = true;        // counted in the stats (acquires, hits, misses) and queued last in line
         bool returns_checked = false; // a return barrier was run for it: pool_exhausted is then final
+        Failover failover;
     };
 
     // ConnectionEvents (pool_operations.cpp, pool_lifecycle.cpp).
@@ -233,9 +262,6 @@ private:
     // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt
     // when it can.
     std::optional<Failure> lease_error(std::uint32_t conn, std::uint64_t lease) const;
-    // The lease of the checkout sent with `tag`, or lease_pending / invalid_connection. A scan of the
-    // connections and the line, as cancel's: only a pipelined lease's first operation asks.
-    std::variant<LeaseIds, Failure> find_checkout(std::string_view tag) const;
     bool validate_lease(const CallerView& caller, std::uint32_t conn, std::uint64_t lease);
 
     // Operations and the target's answers (pool_operations.cpp).
@@ -271,8 +297,17 @@ private:
     void on_connected(PooledConnection& c, transport::DistStream stream, std::uint64_t peer_flags);
     void on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error);
     void start_progress(bool ok);
-    // What a caller is told when no connection is up: the cause of the last failed attempt.
-    Failure no_connection() const;
+    // The caller of a checkout that cannot be served, before anything of it was written: answered `failure`
+    // (counted in failed_operations; true), unless the pool's group takes it over (another member serves and
+    // counts it; false).
+    bool answer_unserved(const CallerView& caller, const OneShotView* job, Clock::time_point deadline,
+                         const Failover& failover, const Failure& failure);
+    // The checkout validating `c` gets no connection of this pool: answer_unserved with `failure`.
+    void unserve_validation(PooledConnection& c, const Failure& failure);
+    // A connection id as callers see it (conn_base_ above the index), and back: an id of no connection of the
+    // pool gives an index past every connection.
+    std::uint32_t conn_id(std::uint32_t index) const { return conn_base_ + index; }
+    std::uint32_t conn_index(std::uint32_t conn) const { return conn - conn_base_; }
     // Closes the current link of `c` on the pool's own decision (or records the loss of one that closed) and
     // fails what was in flight on it. The slot's state is the caller's business. `detail`: why, in words.
     void drop_link(PooledConnection& c, CloseReason reason, std::string_view detail);
@@ -346,6 +381,9 @@ private:
     std::uint64_t batch_cursor_ = 0;
     // Stats reads waiting for their return barrier, by key (bounded by the barriers in flight).
     std::unordered_map<std::uint64_t, Caller> held_stats_;
+    // The group the pool is a member of (none: nullptr), and where its connection ids start.
+    MemberEvents* group_ = nullptr;
+    std::uint32_t conn_base_ = 0;
 };
 
 // An owner of `payload` when it is big and lies in the packet of `caller` being handled now (so that it is

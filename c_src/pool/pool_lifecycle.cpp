@@ -140,6 +140,9 @@ void Pool::on_connected(PooledConnection& c, transport::DistStream stream, std::
         c.slot.idle_since = now;
     }
     start_progress(true);
+    if (group_ != nullptr) {
+        group_->on_member_progress(*this);
+    }
 }
 
 void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, const std::string& error)
@@ -160,6 +163,9 @@ void Pool::on_connect_failed(PooledConnection& c, transport::ConnectError kind, 
         fail_waiters(no_connection());
     }
     schedule_reconnect(c);
+    if (group_ != nullptr) {
+        group_->on_member_progress(*this);
+    }
 }
 
 Failure Pool::no_connection() const
@@ -182,9 +188,7 @@ void Pool::start_progress(bool ok)
         answers().error(creator_->view(), no_connection());
         creator_.reset();
         close_now();
-        if (context_.drop_pool) {
-            asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
-        }
+        context_.post_drop(id_);
         return;
     }
     if (--start_remaining_ == 0) {
@@ -267,7 +271,8 @@ void Pool::after_link_lost(PooledConnection& c)
                           .started = v.started,
                           .deadline = v.deadline,
                           .may_wait = v.may_wait,
-                          .first_try = false},
+                          .first_try = false,
+                          .failover = v.failover},
                   v.caller.view(), job ? &*job : nullptr);
         }
         break;
@@ -513,10 +518,7 @@ void Pool::adapt()
 
 void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms)
 {
-    if (draining_) {
-        if (destroyer) {
-            answers().error(destroyer->view(), "invalid_pool");
-        }
+    if (!may_begin_destroy(draining_, destroyer, answers())) {
         return;
     }
     draining_ = true;
@@ -526,9 +528,8 @@ void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
         if (c->slot.validating) {
-            answers().error(c->slot.validating->caller.view(), "invalid_pool");
-            ++counters_.failed_operations;
-            c->slot.validating.reset();
+            // Its checkout never started: a member being removed hands it to another member.
+            unserve_validation(*c, Failure("invalid_pool"));
             core_.release(c->index(), core_.lease_of(c->index()), true);
         }
         if (core_.state(c->index()) == SlotState::idle) {
@@ -555,9 +556,10 @@ void Pool::finish_destroy()
         answers().ok(destroyer_->view());
         destroyer_.reset();
     }
-    if (context_.drop_pool) {
-        asio::post(context_.executor, [drop = context_.drop_pool, id = id_] { drop(id); });
+    if (group_ != nullptr) {
+        group_->on_member_closed(*this);
     }
+    context_.post_drop(id_);
 }
 
 void Pool::close_now()
@@ -570,8 +572,7 @@ void Pool::close_now()
     fail_waiters("invalid_pool");
     for (auto& c : connections_) {
         if (c->slot.validating) {
-            answers().error(c->slot.validating->caller.view(), "invalid_pool");
-            c->slot.validating.reset();
+            unserve_validation(*c, Failure("invalid_pool"));
         }
         fail_pending(*c, "invalid_pool");
         fail_parked(*c, "invalid_pool");

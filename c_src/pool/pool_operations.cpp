@@ -13,7 +13,7 @@ void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
-    PooledConnection& c = *connections_[conn];
+    PooledConnection& c = *connections_[conn_index(conn)];
     if (const auto refused = output_refusal(c, message.size())) {
         answer_refused(caller, *refused);
         return;
@@ -38,7 +38,7 @@ void Pool::send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t
         answers().error(caller, *error);
         return;
     }
-    PooledConnection& c = *connections_[conn];
+    PooledConnection& c = *connections_[conn_index(conn)];
     std::size_t bytes = 0;
     for (const auto& [to, message] : messages) {
         bytes += to ? message.size() : 0;
@@ -76,7 +76,7 @@ void Pool::request(const CallerView& caller, std::uint32_t conn, std::uint64_t l
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
-    start_raw_request(*connections_[conn], caller, to, timeout_ms, request, 0);
+    start_raw_request(*connections_[conn_index(conn)], caller, to, timeout_ms, request, 0);
 }
 
 void Pool::call(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, std::string_view mfa,
@@ -85,7 +85,7 @@ void Pool::call(const CallerView& caller, std::uint32_t conn, std::uint64_t leas
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
-    start_call(*connections_[conn], caller, mfa, timeout_ms, 0);
+    start_call(*connections_[conn_index(conn)], caller, mfa, timeout_ms, 0);
 }
 
 void Pool::schedule_request_deadline(const PooledConnection& c, const PendingRequest& p, std::uint32_t timeout_ms)

@@ -102,7 +102,8 @@ void Pool::on_barrier_done(std::uint64_t key, bool complete)
                   .deadline = w.deadline,
                   .may_wait = false,
                   .first_try = false,
-                  .returns_checked = true},
+                  .returns_checked = true,
+                  .failover = w.failover},
           w.caller.view(), job ? &*job : nullptr);
 }
 

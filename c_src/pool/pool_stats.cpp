@@ -43,13 +43,13 @@ PoolStats Pool::snapshot() const
         case SlotState::closed:
             continue;
         case SlotState::idle:
-            s.connections.push_back({c->index(), c->node_name(), PoolStats::ConnectionState::available});
+            s.connections.push_back({conn_id(c->index()), c->node_name(), PoolStats::ConnectionState::available});
             break;
         case SlotState::leased:
-            s.connections.push_back({c->index(), c->node_name(), PoolStats::ConnectionState::in_use});
+            s.connections.push_back({conn_id(c->index()), c->node_name(), PoolStats::ConnectionState::in_use});
             break;
         case SlotState::connecting:
-            s.connections.push_back({c->index(), c->node_name(), PoolStats::ConnectionState::connecting});
+            s.connections.push_back({conn_id(c->index()), c->node_name(), PoolStats::ConnectionState::connecting});
             break;
         }
     }

@@ -124,6 +124,7 @@ struct Validation {
     Clock::time_point deadline;
     bool may_wait = false;
     std::optional<OneShot> job;
+    Failover failover;
 };
 
 // One pooled distribution connection, under its own hidden node name: its link, its identity on the target

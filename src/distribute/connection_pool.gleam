@@ -1004,3 +1004,209 @@ fn ffi_atom_name(term: Term) -> Result(String, Nil)
 
 @external(erlang, "distribute_connection_pool_ffi", "pair")
 fn ffi_pair(term: Term) -> Result(#(Term, Term), Nil)
+
+// --- Pool groups ------------------------------------------------------------------------------------------
+
+/// How a pool group picks the member of an operation that carries no key: `RoundRobin` (the members that
+/// are up in turn) or `LeastInUse` (the member with the fewest leases out plus callers in line).
+pub type Strategy {
+  RoundRobin
+  LeastInUse
+}
+
+/// A target of a pool group: its node (`"name@host"`) with the group's pool config, or with a config of its
+/// own, which goes over the group's key by key as in Erlang: every numeric setting of a `PoolConfig` is
+/// given, so each replaces the group's, while an empty `cookie` and the `CNodeTls` mode give nothing and
+/// keep the group's.
+pub type GroupTarget {
+  GroupTarget(node: String)
+  GroupTargetWithConfig(node: String, config: PoolConfig)
+}
+
+/// A pool group's statistics now: its totals over the members, how it picked (`retries`: operations that
+/// failed with `ConnectionFailed` before anything reached a target and ran on another member;
+/// `skipped_down`: operations the strategy or key alone would have sent to a member that is down), and
+/// each member.
+pub type GroupStats {
+  GroupStats(
+    pool_id: Int,
+    strategy: Strategy,
+    total_connections: Int,
+    available_connections: Int,
+    in_use_connections: Int,
+    successful_operations: Int,
+    failed_operations: Int,
+    retries: Int,
+    skipped_down: Int,
+    members: List(MemberStats),
+  )
+}
+
+/// One member of a pool group: its target, its own pool's id and counts, whether it is up (a connection
+/// up, or none failed since the last came up) and how many operations the group sent it.
+pub type MemberStats {
+  MemberStats(
+    target_node: String,
+    pool_id: Int,
+    up: Bool,
+    picked: Int,
+    total_connections: Int,
+    available_connections: Int,
+    in_use_connections: Int,
+    successful_operations: Int,
+    failed_operations: Int,
+  )
+}
+
+/// Creates a pool group: one pool per target, each set up by `config` (or its target's own), under one
+/// `Pool` that every function of this module takes; each operation goes to one member picked by
+/// `strategy` among those up, and one that fails with `ConnectionFailed` before anything reached its
+/// target runs once more on another member (README, "Pool groups"). Returns once each member has a
+/// connection up or failed its first attempt: `Ok` when one is up, `ConnectionFailed` when none is.
+/// `InvalidConfig` for no target, more than 64, a target given twice, or a bad config.
+///
+/// ```gleam
+/// let assert Ok(group) =
+///   connection_pool.new_group(
+///     [connection_pool.GroupTarget("w1@10.0.0.1"), connection_pool.GroupTarget("w2@10.0.0.2")],
+///     connection_pool.config(4),
+///     connection_pool.RoundRobin,
+///   )
+/// ```
+pub fn new_group(
+  targets: List(GroupTarget),
+  config: PoolConfig,
+  strategy: Strategy,
+) -> Result(Pool, PoolError) {
+  ffi_new_group(
+    group_targets(targets),
+    options(config),
+    strategy_name(strategy),
+  )
+  |> pool_result
+  |> then(fn(handle) { Ok(Pool(handle)) })
+}
+
+/// The group `group` with `key`: its checkouts, one-shot operations and cast batches go to the member the
+/// key maps to by rendezvous hashing, so a key keeps its target while that target is up, and only a lost
+/// target's keys move. `key` is any value. Given a plain pool, the key changes nothing.
+pub fn keyed(group: Pool, key: a) -> Pool {
+  Pool(ffi_keyed(group.handle, key))
+}
+
+/// Adds `target` to a running group: `Ok(Nil)` once its first connection is up (the group picks it from
+/// then on), `ConnectionFailed` when it could not connect, `InvalidConfig` for a target the group has or a
+/// 65th one.
+pub fn add_target(group: Pool, target: GroupTarget) -> Result(Nil, PoolError) {
+  let #(node, own) = group_target(target)
+  ffi_add_target(group.handle, node, own)
+  |> pool_result
+}
+
+/// Removes the target `node` from a running group: it is no longer picked, its callers in line go to other
+/// members, and its leases finish (up to 5 s); `Ok(Nil)` once it has closed. `InvalidConfig` for a node the
+/// group does not have, or its last one.
+pub fn remove_target(group: Pool, node: String) -> Result(Nil, PoolError) {
+  ffi_remove_target(group.handle, node)
+  |> pool_result
+}
+
+/// A group's statistics now; `InvalidPool` for a plain pool's.
+pub fn group_stats(group: Pool) -> Result(GroupStats, PoolError) {
+  ffi_stats(group.handle)
+  |> pool_result
+  |> then(fn(stats) {
+    case group_stats_from(stats) {
+      Ok(decoded) -> Ok(decoded)
+      Error(Nil) -> Error(InvalidPool)
+    }
+  })
+}
+
+fn strategy_name(strategy: Strategy) -> String {
+  case strategy {
+    RoundRobin -> "round_robin"
+    LeastInUse -> "least_in_use"
+  }
+}
+
+fn group_targets(
+  targets: List(GroupTarget),
+) -> List(#(String, List(#(String, Term)))) {
+  case targets {
+    [] -> []
+    [target, ..rest] -> [group_target(target), ..group_targets(rest)]
+  }
+}
+
+fn group_target(target: GroupTarget) -> #(String, List(#(String, Term))) {
+  case target {
+    GroupTarget(node) -> #(node, [])
+    GroupTargetWithConfig(node, config) -> #(node, options(config))
+  }
+}
+
+/// `GroupStats` from the library's stats map of a group (docs/PROTOCOL.md, "Pool groups").
+fn group_stats_from(stats: Term) -> Result(GroupStats, Nil) {
+  use pool_id <- then(int_field(stats, "pool_id"))
+  use strategy <- then(name_field(stats, "strategy"))
+  use totals <- then(pool_stats_from(stats))
+  use retries <- then(int_field(stats, "retries"))
+  use skipped_down <- then(int_field(stats, "skipped_down"))
+  use members <- then(list_field(stats, "members"))
+  use members <- then(all_decoded(members, member_stats_from))
+  Ok(GroupStats(
+    pool_id: pool_id,
+    strategy: case strategy {
+      "least_in_use" -> LeastInUse
+      _ -> RoundRobin
+    },
+    total_connections: totals.total_connections,
+    available_connections: totals.available_connections,
+    in_use_connections: totals.in_use_connections,
+    successful_operations: totals.successful_operations,
+    failed_operations: totals.failed_operations,
+    retries: retries,
+    skipped_down: skipped_down,
+    members: members,
+  ))
+}
+
+fn member_stats_from(member: Term) -> Result(MemberStats, Nil) {
+  use target_node <- then(name_field(member, "target"))
+  use pool_id <- then(int_field(member, "pool_id"))
+  use up <- then(name_field(member, "up"))
+  use picked <- then(int_field(member, "picked"))
+  use counts <- then(pool_stats_from(member))
+  Ok(MemberStats(
+    target_node: target_node,
+    pool_id: pool_id,
+    up: up == "true",
+    picked: picked,
+    total_connections: counts.total_connections,
+    available_connections: counts.available_connections,
+    in_use_connections: counts.in_use_connections,
+    successful_operations: counts.successful_operations,
+    failed_operations: counts.failed_operations,
+  ))
+}
+
+@external(erlang, "distribute_connection_pool_ffi", "new_group")
+fn ffi_new_group(
+  targets: List(#(String, List(#(String, Term)))),
+  options: List(#(String, Term)),
+  strategy: String,
+) -> Result(PoolHandle, Term)
+
+@external(erlang, "distribute_connection_pool_ffi", "keyed")
+fn ffi_keyed(pool: PoolHandle, key: a) -> PoolHandle
+
+@external(erlang, "distribute_connection_pool_ffi", "add_target")
+fn ffi_add_target(
+  pool: PoolHandle,
+  node: String,
+  options: List(#(String, Term)),
+) -> Result(Nil, Term)
+
+@external(erlang, "distribute_connection_pool_ffi", "remove_target")
+fn ffi_remove_target(pool: PoolHandle, node: String) -> Result(Nil, Term)

@@ -1242,6 +1242,25 @@ std::vector<Example> examples()
         {"info", {}, as<Info>()},
         {"lanes", {}, as<ListLanes>()},
         {"ping", {}, as<Ping>()},
+        {"keyed",
+         {{[](EiTerm& t) { t.integer(5); }, [](EiTerm& t) { t.integer(-5); }, "badarg"}, {any}},
+         as<Keyed>()},
+        {"new_group",
+         {{[](EiTerm& t) { t.list(1).tuple(2).atom(kTarget).map(0).nil(); },
+           [](EiTerm& t) { t.atom("targets"); }, "invalid_config"},
+          options,
+          {[](EiTerm& t) { t.map(1).atom("strategy").atom("least_in_use"); },
+           [](EiTerm& t) { t.map(1).atom("strategy").atom("random"); }, "invalid_config"}},
+         as<NewGroup>()},
+        // Target and Options are read against the group's pool options, by the service.
+        {"add_target", {pool, {target.good}, {options.good}}, as<AddTarget>()},
+        {"remove_target",
+         {pool, {[](EiTerm& t) { t.atom(kTarget); }, [](EiTerm& t) { t.integer(1); }, "badarg"}},
+         as<RemoveTarget>()},
+        {"remove_target",
+         {pool, {[](EiTerm& t) { t.atom(kTarget); }},
+          {[](EiTerm& t) { t.integer(0); }, [](EiTerm& t) { t.integer(600001); }, "badarg"}},
+         as<RemoveTarget>()},
     };
 }
 
@@ -1493,4 +1512,66 @@ TEST_CASE("write_config_error: target_not_allowed names the target as it came", 
     const auto target = term([](EiTerm& t) { t.atom("evil@example.com"); });
     e.term = target;
     CHECK(printed(e) == "{target_not_allowed,evil@example.com}");
+}
+
+TEST_CASE("parse_pool_options: a group member's options go over the group's", "[requests][group]")
+{
+    const auto base = options_map({{"max_connections", 4}, {"acquire_timeout_ms", 100}});
+    const auto own = options_map({{"max_connections", 2}});
+    const auto member = parse_pool_options(kTarget, own, base);
+    REQUIRE(member.has_value());
+    CHECK(member->max_connections == 2);
+    CHECK(member->min_connections == 2); // the default follows the member's own max
+    CHECK(member->acquire_timeout_ms == 100);
+    // Nothing of its own: the group's.
+    const auto plain = parse_pool_options(kTarget, options_map({}), base);
+    REQUIRE(plain.has_value());
+    CHECK(plain->max_connections == 4);
+    // A member's own key is judged over the group's values: min above the group's max.
+    const auto too_many = options_map({{"min_connections", 5}});
+    CHECK(printed(parse_pool_options(kTarget, too_many, base).error()) ==
+          "{bad_value,min_connections,5,<<\"an integer in 0..max_connections (4)\">>}");
+    // Neither map gives max_connections.
+    const auto empty = options_map({});
+    CHECK(printed(parse_pool_options(kTarget, empty, empty).error()) == "{missing_option,max_connections}");
+    // A group's bad options are refused as any pool's.
+    const auto bad_base = options_map({{"max_conections", 1}});
+    CHECK(printed(parse_pool_options(kTarget, own, bad_base).error()) ==
+          "{unknown_option,max_conections,{did_you_mean,max_connections}}");
+}
+
+TEST_CASE("parse_group_options: strategy, name, owner, owner_grace_ms; anything else refused", "[requests][group]")
+{
+    const auto group = [](const std::function<void(EiTerm&)>& entries, long pairs) {
+        EiTerm t;
+        t.map(pairs);
+        entries(t);
+        return t.str();
+    };
+    const auto all = group([](EiTerm& t) {
+        t.atom("strategy").atom("least_in_use").atom("name").atom("workers").atom("owner").atom("none");
+        t.atom("owner_grace_ms").integer(7);
+    }, 4);
+    const auto parsed = parse_group_options(all);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->strategy == dpool::pool::Strategy::least_in_use);
+    CHECK(parsed->name == "workers");
+    CHECK(parsed->ownerless);
+    CHECK(parsed->owner_grace_ms == 7);
+    const auto defaults = parse_group_options(group([](EiTerm&) {}, 0));
+    REQUIRE(defaults.has_value());
+    CHECK(defaults->strategy == dpool::pool::Strategy::round_robin);
+    CHECK_FALSE(defaults->ownerless);
+    const auto random = group([](EiTerm& t) { t.atom("strategy").atom("random"); }, 1);
+    CHECK(printed(parse_group_options(random).error()) ==
+          "{bad_value,strategy,random,<<\"round_robin or least_in_use\">>}");
+    const auto pool_key = group([](EiTerm& t) { t.atom("max_connections").integer(1); }, 1);
+    CHECK(printed(parse_group_options(pool_key).error()) == "{unknown_option,max_connections}");
+    const auto twice = group([](EiTerm& t) {
+        t.atom("strategy").atom("round_robin").atom("strategy").atom("round_robin");
+    }, 2);
+    CHECK(printed(parse_group_options(twice).error()) == "{duplicate_option,strategy}");
+    const auto bad_name = group([](EiTerm& t) { t.atom("name").integer(1); }, 1);
+    CHECK(printed(parse_group_options(bad_name).error()).rfind("{bad_value,name,1,", 0) == 0);
+    CHECK(printed(parse_group_options(term([](EiTerm& t) { t.atom("opts"); })).error()) == "{bad_options,opts}");
 }

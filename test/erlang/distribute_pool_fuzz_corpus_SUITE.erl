@@ -142,6 +142,26 @@ traffic(Target) ->
     {ok, [_ | _]} = Call(distribute_pool_proto:lanes()),
     {error, restore_too_late} = Call(distribute_pool_proto:restore([{1 bsl 40, Target, #{max_connections => 1}}],
                                                                     1 bsl 41)),
+    %% Pool groups: new_group, keyed operations, add_target, remove_target of both arities (the added targets
+    %% have no node behind them: with min_connections 0 they open nothing until asked).
+    {ok, Group} = distribute_pool:new_group([Target], #{max_connections => 1}),
+    GroupId = dpool_ct_helper:do_pool_id(Group),
+    Keyed = distribute_pool:keyed(Group, {user, 42}),
+    {ok, Target} = distribute_pool:call(Keyed, erlang, node, []),
+    {ok, Target} = distribute_pool:with_connection(Keyed, fun(C) ->
+                                                                  {ok, N} = distribute_pool:call(C, erlang, node, []),
+                                                                  N
+                                                          end),
+    {ok, 1} = distribute_pool:cast_batch(Keyed, ?FIXTURE, [keyed]),
+    [ok = distribute_pool:add_target(Group, {Nobody, #{min_connections => 0}})
+     || Nobody <- ['dpool_fuzz_nobody_1@127.0.0.1', 'dpool_fuzz_nobody_2@127.0.0.1']],
+    ok = distribute_pool:remove_target(Group, 'dpool_fuzz_nobody_1@127.0.0.1', #{drain_timeout_ms => 0}),
+    ok = Call({remove_target, GroupId, 'dpool_fuzz_nobody_2@127.0.0.1'}),
+    {error, {invalid_config, _}} = Call(distribute_pool_proto:new_group([{Target, #{}}, {Target, #{}}],
+                                                                        #{max_connections => 1}, #{})),
+    {error, badarg} = Call(distribute_pool_proto:keyed(1, distribute_pool_proto:keyed(2, pools))),
+    {ok, #{members := [_]}} = distribute_pool:stats(Group),
+    ok = distribute_pool:destroy(Group),
     %% Destroys, both arities; and one of a pool no more.
     {ok, Pool2} = distribute_pool:new(Target, #{max_connections => 1}),
     ok = Call({destroy, dpool_ct_helper:do_pool_id(Pool2)}),

@@ -31,6 +31,7 @@
 -export([request_timeout_range_agrees/1]).
 -export([lanes_limit_agrees/1]).
 -export([owner_grace_agrees/1]).
+-export([group_limits_agree/1]).
 
 -import(dpool_ct_helper, [doc/1]).
 
@@ -64,7 +65,8 @@ groups() ->
                   key_hash_range_agrees,
                   request_timeout_range_agrees,
                   lanes_limit_agrees,
-                  owner_grace_agrees]}].
+                  owner_grace_agrees,
+                  group_limits_agree]}].
 
 -spec init_per_group(atom(), list()) -> list().
 init_per_group(cnode, Config) ->
@@ -109,6 +111,12 @@ builders_make_the_documented_tuples(_Config) ->
              {distribute_pool_proto:info(), info},
              {distribute_pool_proto:ping(), ping},
              {distribute_pool_proto:lanes(), lanes},
+             {distribute_pool_proto:new_group([{'t@h', #{}}], #{max_connections => 1}, #{strategy => least_in_use}),
+              {new_group, [{'t@h', #{}}], #{max_connections => 1}, #{strategy => least_in_use}}},
+             {distribute_pool_proto:add_target(1, 't@h', #{}), {add_target, 1, 't@h', #{}}},
+             {distribute_pool_proto:remove_target(1, 't@h', 0), {remove_target, 1, 't@h', 0}},
+             {distribute_pool_proto:keyed(9, distribute_pool_proto:checkout(1, default)),
+              {keyed, 9, {checkout, 1, default}}},
              {distribute_pool_proto:checkin(1, 2, 3), {checkin, 1, 2, 3}},
              {distribute_pool_proto:cancel(1, P, Tag), {cancel, 1, P, Tag}}],
     [] = [{Built, Expected} || {Built, Expected} <- Cases, Built =/= Expected],
@@ -238,7 +246,10 @@ cnode_knows_every_request_built(_Config) ->
                distribute_pool_proto:cast_batch(?NO_POOL, name, [m]),
                distribute_pool_proto:cast_batch_keyed(?NO_POOL, name, [{1, m}]),
                distribute_pool_proto:stats(?NO_POOL),
-               distribute_pool_proto:destroy(?NO_POOL, 0)],
+               distribute_pool_proto:destroy(?NO_POOL, 0),
+               distribute_pool_proto:add_target(?NO_POOL, ?NOBODY, #{}),
+               distribute_pool_proto:remove_target(?NO_POOL, ?NOBODY, 0),
+               distribute_pool_proto:keyed(?DPOOL_MAX_KEY_DIGEST, distribute_pool_proto:checkout(?NO_POOL, 0))],
     Answers = [{R, Call(R)} || R <- Unknown],
     ct:log("~p", [Answers]),
     [] = [A || {_, Reply} = A <- Answers, Reply =/= {error, invalid_pool}, Reply =/= {error, invalid_connection}],
@@ -393,3 +404,30 @@ refused_range(Key, Value) ->
 accepted(Options) ->
     {ok, Pool} = distribute_pool:new(?NOBODY, maps:merge(#{max_connections => 1, min_connections => 0}, Options)),
     ok = distribute_pool:destroy(Pool).
+
+-spec group_limits_agree(list()) -> ok.
+group_limits_agree(_Config) ->
+    doc("Pool groups: a key digest is at most DPOOL_MAX_KEY_DIGEST (keyed/2's digests are), which the C-node "
+        "decodes, and it refuses one more (badarg); a group holds DPOOL_MAX_GROUP_MEMBERS targets, and "
+        "new_group with one more (or with none) is refused, by the library and by the C-node alike."),
+    Server = dpool_ct_helper:do_cnode(),
+    Call = fun(Request) -> distribute_pool_client:call(Server, Request, 5000) end,
+    Checkout = distribute_pool_proto:checkout(?NO_POOL, 0),
+    {error, invalid_pool} = Call(distribute_pool_proto:keyed(?DPOOL_MAX_KEY_DIGEST, Checkout)),
+    {error, badarg} = Call(distribute_pool_proto:keyed(?DPOOL_MAX_KEY_DIGEST + 1, Checkout)),
+    true = lists:all(fun(K) -> distribute_pool_group:key_digest(K) =< ?DPOOL_MAX_KEY_DIGEST end,
+                     [0, -1, <<>>, {a, "b"}, make_ref(), lists:seq(1, 100)]),
+    Targets = fun(N) -> [{list_to_binary(io_lib:format("dpool_proto_nobody~b@127.0.0.1", [I])), #{}}
+                         || I <- lists:seq(1, N)] end,
+    Pool = #{max_connections => 1, min_connections => 0},
+    {ok, Group} = distribute_pool_proto:new_reply(
+                    Call(distribute_pool_proto:new_group(Targets(?DPOOL_MAX_GROUP_MEMBERS), Pool, #{}))),
+    ok = Call(distribute_pool_proto:destroy(Group, 0)),
+    {error, {invalid_config, {bad_value, targets, _, _}}} =
+        Call(distribute_pool_proto:new_group(Targets(?DPOOL_MAX_GROUP_MEMBERS + 1), Pool, #{})),
+    {error, {invalid_config, {bad_value, targets, _, _}}} =
+        distribute_pool:new_group([T || {T, _} <- Targets(?DPOOL_MAX_GROUP_MEMBERS + 1)], Pool),
+    %% No target at all: refused the same way by both.
+    {error, {invalid_config, {bad_value, targets, [], _}}} = Call(distribute_pool_proto:new_group([], Pool, #{})),
+    {error, {invalid_config, {bad_value, targets, _, _}}} = distribute_pool:new_group([], Pool),
+    ok.
