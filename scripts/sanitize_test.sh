@@ -10,9 +10,10 @@
 #            threads TSan would watch are the tests' own (ei's side of test_handshake.cpp). For when that
 #            changes: `scripts/sanitize_test.sh thread`.
 #
-# Usage: scripts/sanitize_test.sh [address|thread|build]...   (none: address). `make test-sanitize` runs it
-# alone; `make test` (scripts/test.sh) runs it as one of its stages, after `build` (address's build only) has
-# run in the background during the stages before it.
+# Usage: scripts/sanitize_test.sh [address|thread|build|build-cnode|build-unit|unit|suites]...   (none:
+# address = build, unit, suites). `make test-sanitize` runs it alone; `make test` (scripts/test.sh) runs
+# `suites` and `unit` as two stages, with DPOOL_SANITIZE_PREBUILT=1, after `build-cnode` and `build-unit` have
+# run in the background during the stages before them.
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
 # distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite that drives C-node
 # code the others do not: all but client (it plays the C-node itself and starts none), the suites of the
@@ -27,8 +28,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # The Erlang suites need an epmd: a private one unless the caller (scripts/test.sh) runs one already.
-if [ -z "${ERL_EPMD_PORT:-}" ] && [ "$*" != build ]; then
-  exec scripts/with_epmd.sh "$0" "$@"
+if [ -z "${ERL_EPMD_PORT:-}" ]; then
+  case "$*" in
+    build | build-cnode | build-unit) ;;
+    *) exec scripts/with_epmd.sh "$0" "$@" ;;
+  esac
 fi
 
 cookie=dpool_test
@@ -120,22 +124,51 @@ address_build() {
   build "$asan_dir" address,undefined dpool_cnode dpool_unit_tests
 }
 
+# The parts of address_build, for scripts/test.sh, which builds the C-node first so that the suites can start
+# while the unit tests are still being built.
+address_build_cnode() {
+  say "address: building the C-node with ASan + UBSan in $asan_dir"
+  build "$asan_dir" address,undefined dpool_cnode
+}
+address_build_unit() {
+  say "address: building the unit tests with ASan + UBSan in $asan_dir"
+  build "$asan_dir" address,undefined dpool_unit_tests
+}
+
+# halt_on_error: the first report ends the process, with an exit status (not abort(): a test binary's
+# SIGABRT handler, or a report from a thread other than main, can hang the process instead of ending it).
+asan_options=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1
+ubsan_options=halt_on_error=1:print_stacktrace=1
+
 address() {
-  local dir=$asan_dir status=0
   address_build || return 1
+  local status=0
+  DPOOL_SANITIZE_PREBUILT=1 address_unit || status=1
+  DPOOL_SANITIZE_PREBUILT=1 address_suites || status=1
+  return $status
+}
 
+# The unit tests under ASan + UBSan (built first, unless DPOOL_SANITIZE_PREBUILT=1 says a build that is over
+# made them: scripts/test.sh, whose background job builds in the same directory).
+address_unit() {
+  local dir=$asan_dir status=0
+  [ "${DPOOL_SANITIZE_PREBUILT:-0}" = 1 ] || address_build_unit || return 1
   local reports=$PWD/$dir/reports
-  # halt_on_error: the first report ends the process, with an exit status (not abort(): a test binary's
-  # SIGABRT handler, or a report from a thread other than main, can hang the process instead of ending it).
-  local asan=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1
-  local ubsan=halt_on_error=1:print_stacktrace=1
-
-  report_dir "$reports"
+  rm -rf "$reports/unit" && mkdir -p "$reports/unit"
   say "address: unit tests"
-  ASAN_OPTIONS=$asan:log_path=$reports/unit/asan UBSAN_OPTIONS=$ubsan:log_path=$reports/unit/ubsan \
+  ASAN_OPTIONS=$asan_options:log_path=$reports/unit/asan UBSAN_OPTIONS=$ubsan_options:log_path=$reports/unit/ubsan \
     unit_tests "$dir" dpool_unit_tests || status=1
   check_reports "$reports/unit" "address: unit tests" || status=1
+  return $status
+}
 
+# The Erlang suites against the C-node built with ASan + UBSan (built first, unless DPOOL_SANITIZE_PREBUILT=1).
+address_suites() {
+  local dir=$asan_dir status=0
+  [ "${DPOOL_SANITIZE_PREBUILT:-0}" = 1 ] || address_build_cnode || return 1
+  local reports=$PWD/$dir/reports
+  rm -rf "$reports/ct" && mkdir -p "$reports/ct"
+  local asan=$asan_options ubsan=$ubsan_options
   local names=() name paths=""
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
@@ -183,7 +216,11 @@ for tool in "${tools[@]}"; do
   case $tool in
     address | thread) run=$tool ;;
     build) run=address_build ;;
-    *) echo "usage: $0 [address|thread|build]..." >&2; exit 2 ;;
+    build-cnode) run=address_build_cnode ;;
+    build-unit) run=address_build_unit ;;
+    unit) run=address_unit ;;
+    suites) run=address_suites ;;
+    *) echo "usage: $0 [address|thread|build|build-cnode|build-unit|unit|suites]..." >&2; exit 2 ;;
   esac
   start=$SECONDS
   if (set -uo pipefail; "$run"); then

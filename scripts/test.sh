@@ -25,13 +25,16 @@ stage() {
 }
 
 run_all() {
-  # One background job, at the lowest priority, builds what the last two stages need (about 6 minutes of both
+  # One background job, at the lowest priority, builds what the last stages need (about 6 minutes of both
   # cores) with the CPU the stages before them leave: from the start, since the unit tests, Dialyzer and xref
-  # use one core, and the Erlang suites mostly wait on nodes and sockets. First the sanitizer build, then the
-  # fuzz targets, built and run for 5 s each during the sanitizer stage's suites, which wait likewise. The
-  # sanitizer stage waits for its build's mark, the fuzz stage for the whole job.
-  rm -f _build/sanitize_build.status
-  (nice -n 19 scripts/sanitize_test.sh build >_build/sanitize_build.log 2>&1
+  # use one core, and the Erlang suites mostly wait on nodes and sockets. First the sanitizer build of the
+  # C-node, then of the unit tests (during the sanitizer stage's suites, which wait likewise), then the fuzz
+  # targets, built and run for 5 s each. Each sanitizer stage waits for its build's mark, the fuzz stage for
+  # the whole job.
+  rm -f _build/sanitize_cnode.status _build/sanitize_build.status
+  (nice -n 19 scripts/sanitize_test.sh build-cnode >_build/sanitize_build.log 2>&1
+   echo $? >_build/sanitize_cnode.status
+   nice -n 19 scripts/sanitize_test.sh build-unit >>_build/sanitize_build.log 2>&1
    echo $? >_build/sanitize_build.status
    nice -n 19 scripts/fuzz.sh build >_build/fuzz_run.log 2>&1 &&
      FUZZ_NICE=19 scripts/fuzz.sh run 5 >>_build/fuzz_run.log 2>&1) &
@@ -48,7 +51,8 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
-  stage "Sanitizers (ASan + UBSan: C++ unit tests and Erlang suites)" sanitizers
+  stage "Sanitizers (ASan + UBSan): Erlang suites" sanitizers _build/sanitize_cnode.status suites
+  stage "Sanitizers (ASan + UBSan): C++ unit tests" sanitizers _build/sanitize_build.status unit
   stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
   if [ ${#failed[@]} -ne 0 ]; then
     echo
@@ -64,15 +68,21 @@ run_all() {
   echo "all test stages passed"
 }
 
-# The sanitizer stage runs once the background job (started by run_all) has marked its build done (a failed
-# build fails again in the stage, which prints why); the fuzz stage prints what the rest of that job did.
+# A sanitizer stage ($2: suites or unit) runs once the background job (started by run_all) has written the
+# mark $1 of its build: its exit status. After a good build the stage does not build again (the job may be
+# building in the same directory); after a failed one it does, fails again, and prints why. The fuzz stage
+# prints what the rest of that job did.
 sanitizers() {
-  local waited=0
-  while [ ! -s _build/sanitize_build.status ] && [ $waited -lt 3600 ]; do
+  local mark=$1 part=$2 waited=0
+  while [ ! -s "$mark" ] && [ $waited -lt 3600 ]; do
     sleep 1
     waited=$((waited + 1))
   done
-  scripts/sanitize_test.sh
+  if [ "$(cat "$mark" 2>/dev/null)" = 0 ]; then
+    DPOOL_SANITIZE_PREBUILT=1 scripts/sanitize_test.sh "$part"
+  else
+    scripts/sanitize_test.sh "$part"
+  fi
 }
 fuzz_targets() {
   local status=0
