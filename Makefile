@@ -19,15 +19,13 @@ build: deps cnode erlang
 # The C-node, the C++ unit tests and the layer checks are built in $(CMAKE_BUILD_DIR); the C-node is then copied
 # into priv/, where the Erlang application starts it from, by its install component priv (only when it changed,
 # see CMakeLists.txt). `rebar3 compile` (the erlang target) does the same through scripts/build_cnode.sh.
-# Compiles go through ccache (scripts/ensure_deps.sh installs it) with its cache in _build/ccache and paths
-# taken relative to this directory (CCACHE_BASEDIR; CCACHE_NOHASHDIR: the build directory is left out of the
-# hash), so that a copy of the repository under _build (the dependency stage of `make test`,
-# scripts/dep_test.sh) gets these objects instead of compiling the C-node a second time.
-CCACHE_ENV := CCACHE_DIR="$(CURDIR)/_build/ccache" CCACHE_BASEDIR="$(CURDIR)" CCACHE_NOHASHDIR=true
+# Compiles go through ccache (scripts/ensure_deps.sh installs it) with the settings of scripts/with_ccache.sh,
+# so that a copy of the repository under _build (the dependency stage of `make test`, scripts/dep_test.sh)
+# gets these objects instead of compiling the C-node a second time.
 cnode:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DBUILD_TESTING=ON \
 	  -DDPOOL_WERROR=$(DPOOL_WERROR) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-	$(CCACHE_ENV) cmake --build $(CMAKE_BUILD_DIR) -j 2
+	scripts/with_ccache.sh cmake --build $(CMAKE_BUILD_DIR) -j 2
 	cmake --install $(CMAKE_BUILD_DIR) --component priv --prefix "$(CURDIR)"
 
 # The application, then its EDoc as documentation chunks (doc/chunks), read by h/2 in erl and h/1 in iex.

@@ -19,7 +19,7 @@ if [ -z "${ERL_EPMD_PORT:-}" ]; then
   exec scripts/with_epmd.sh "$0" "$@"
 fi
 
-# Under _build of this repository: ccache takes paths relative to it (CCACHE_BASEDIR below), so the copy's
+# Under _build of this repository: ccache takes paths relative to it (scripts/with_ccache.sh), so the copy's
 # compiles are the same as those of `make build` here.
 mkdir -p _build
 tmp=$(mktemp -d "$PWD/_build/dpool_dep_test.XXXXXX")
@@ -113,22 +113,22 @@ grep "distribute_pool: cannot build" <<<"$output" | sed 's/\x1b\[[0-9;]*m//g' | 
 step "rebar3 consumer: rebar3 compile (builds the C-node from scratch, without Catch2 or Google Benchmark)"
 start=$SECONDS
 # Two things added to a user's compile (DPOOL_CMAKE_ARGS, passed as a user would): warnings are errors, as in
-# `make build`, and the compiles go through ccache with the cache `make build` filled (the Makefile's
-# CCACHE_ENV), so that the C-node's objects, compiled with the same command lines, come from there when this
+# `make build`, and the compiles go through ccache with the cache `make build` filled (both with the settings
+# of scripts/with_ccache.sh), so that the C-node's objects, compiled with the same command lines, come from there when this
 # repository was built first, as in `make test`. CMake's configure and the link still run; the cache holds
 # nothing else. DPOOL_DEP_TEST_NO_CCACHE=1 compiles everything instead.
-ccache_args=()
+with_ccache=()
 if [ "${DPOOL_DEP_TEST_NO_CCACHE:-0}" != 1 ] && command -v ccache >/dev/null 2>&1; then
-  ccache_args=(CCACHE_DIR="$PWD/_build/ccache" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true)
+  with_ccache=("$PWD/scripts/with_ccache.sh")
   cmake_launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 fi
 (cd "$tmp/rebar3_consumer" &&
-  env "${ccache_args[@]}" \
+  "${with_ccache[@]}" env \
   DPOOL_CMAKE_ARGS="-DDPOOL_WERROR=ON ${cmake_launcher:-} -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=TRUE" \
     timeout 900 rebar3 compile) >"$tmp/rebar3_compile.log" 2>&1 || { tail -40 "$tmp/rebar3_compile.log"; fail "rebar3 compile"; }
 echo "built in $((SECONDS - start)) s"
-if [ ${#ccache_args[@]} -ne 0 ]; then
-  env "${ccache_args[@]}" ccache --show-stats --verbose 2>/dev/null | grep -E "^ +(Hits|Misses):" | head -2 |
+if [ ${#with_ccache[@]} -ne 0 ]; then
+  "${with_ccache[@]}" ccache --show-stats --verbose 2>/dev/null | grep -E "^ +(Hits|Misses):" | head -2 |
     tr -s ' ' | paste -sd' ' | sed 's/^/ccache (this run and `make build` before it): /'
 fi
 rebar3_paths=$(cd "$tmp/rebar3_consumer" && rebar3 path)

@@ -60,9 +60,9 @@ build() {
   say "built $* in $((SECONDS - start)) s"
 }
 
-# A fresh, empty directory for the reports of one run (the unit tests' in unit/, the suites' in ct/).
+# A fresh, empty directory $1/$2 for the reports of one run (the unit tests' in unit, the suites' in ct).
 report_dir() {
-  rm -rf "$1" && mkdir -p "$1/unit" "$1/ct"
+  rm -rf "${1:?}/${2:?}" && mkdir -p "$1/$2"
 }
 
 # Fails, printing each report, when the directory holds any.
@@ -154,7 +154,7 @@ address_unit() {
   local dir=$asan_dir status=0
   [ "${DPOOL_SANITIZE_PREBUILT:-0}" = 1 ] || address_build_unit || return 1
   local reports=$PWD/$dir/reports
-  rm -rf "$reports/unit" && mkdir -p "$reports/unit"
+  report_dir "$reports" unit
   say "address: unit tests"
   ASAN_OPTIONS=$asan_options:log_path=$reports/unit/asan UBSAN_OPTIONS=$ubsan_options:log_path=$reports/unit/ubsan \
     unit_tests "$dir" dpool_unit_tests || status=1
@@ -167,8 +167,7 @@ address_suites() {
   local dir=$asan_dir status=0
   [ "${DPOOL_SANITIZE_PREBUILT:-0}" = 1 ] || address_build_cnode || return 1
   local reports=$PWD/$dir/reports
-  rm -rf "$reports/ct" && mkdir -p "$reports/ct"
-  local asan=$asan_options ubsan=$ubsan_options
+  report_dir "$reports" ct
   local names=() name paths=""
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
@@ -186,7 +185,7 @@ address_suites() {
   # makes 4,000 pools, and DPOOL_TEST_SANITIZER tells the suites (10 pools of 100 at once, not 500; the churn
   # case and the limits suite's floods leave out their RSS bounds; the address-space case is skipped).
   ERL_FLAGS="${ERL_FLAGS:-} -distribute_pool cnode_executable '\"$PWD/$dir/dpool_cnode\"'" \
-    ASAN_OPTIONS=$asan:log_path=$reports/ct/asan UBSAN_OPTIONS=$ubsan:log_path=$reports/ct/ubsan \
+    ASAN_OPTIONS=$asan_options:log_path=$reports/ct/asan UBSAN_OPTIONS=$ubsan_options:log_path=$reports/ct/ubsan \
     DPOOL_TEST_SANITIZER=address DPOOL_TEST_SEQ_MESSAGES=${DPOOL_TEST_SEQ_MESSAGES:-100000} \
     DPOOL_CHURN_CYCLES=${DPOOL_CHURN_CYCLES:-4000} \
     rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" --logdir "$dir/ct_logs" \
@@ -201,7 +200,7 @@ thread() {
   say "thread: building the unit tests with TSan in $dir"
   build "$dir" thread dpool_unit_tests || return 1
   local reports=$PWD/$dir/reports
-  report_dir "$reports"
+  report_dir "$reports" unit
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$reports/unit/tsan
   say "thread: unit tests"
   unit_tests "$dir" dpool_unit_tests || status=1

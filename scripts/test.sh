@@ -56,7 +56,7 @@ run_all() {
   stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
   if [ ${#failed[@]} -ne 0 ]; then
     echo
-    if [[ " ${failed[*]} " == *"Erlang suites"* ]] && [ -f _build/ct_output.log ]; then
+    if [[ " ${failed[*]} " == *"Erlang suites (rebar3 ct)"* ]] && [ -f _build/ct_output.log ]; then
       echo
       echo "Common Test cases that failed:"
       grep -aE "%%% .*==> |FAILED|failed on line" _build/ct_output.log | tail -20
