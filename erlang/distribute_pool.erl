@@ -205,6 +205,9 @@
 %% A process other than the holder asks for a lease's ids while its checkout waits in line: first after this
 %% many ms, doubling up to LEASE_POLL_MAX_MS, until the pool's acquire timeout (plus the margin) has passed.
 -define(LEASE_POLL_MS, 1).
+%% How long the checkout's answer is still waited for once the first operation, sent after it over the same
+%% lane, found no C-node there (see orphaned_checkout/2).
+-define(ORPHANED_CHECKOUT_MS, 200).
 -define(LEASE_POLL_MAX_MS, 50).
 
 %% @doc Creates a pool of connections to Target and returns once its `min_connections' (by default all
@@ -566,19 +569,30 @@ do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout
 
 %% The answer of the holder's checkout: read once (waiting for it if it has not come), then kept.
 -spec settle(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
-settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}) ->
+settle(Conn) ->
+    settle(Conn, infinity, {error, pool_exhausted}).
+
+%% As settle/1, waiting at most Cap ms (besides the checkout's own deadline); what the checkout gives when no
+%% answer came in time is NoAnswer.
+-spec settle(conn(), timeout(), {error, term()}) ->
+    {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}, Cap, NoAnswer) ->
     case get(?LEASE_KEY(Tag)) of
         {pending, Pending, Started, Deadline} ->
-            Left = distribute_pool_client:remaining(Deadline),
+            Left = case Cap of
+                       infinity -> distribute_pool_client:remaining(Deadline);
+                       _ -> min(Cap, distribute_pool_client:remaining(Deadline))
+                   end,
             Lease = case distribute_pool_client:await_call(Pending, Left) of
                         {reply, Reply} ->
                             distribute_pool_proto:checkout_reply(Reply);
                         {timeout, Tag} ->
-                            %% The C-node should have answered pool_exhausted by now. Withdraw the checkout so
-                            %% that a lease granted after all goes back to the pool instead of to a caller that
-                            %% stopped waiting.
+                            %% The C-node should have answered pool_exhausted by now (or, see
+                            %% orphaned_checkout/2, never got the checkout). Withdraw the checkout so that a lease
+                            %% granted after all goes back to the pool instead of to a caller that stopped
+                            %% waiting.
                             distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
-                            {error, pool_exhausted};
+                            NoAnswer;
                         {error, {connection_failed, _}} = Failed ->
                             distribute_pool_client:lane_failed(Server, distribute_pool_client:pending_lane(Pending)),
                             Failed
@@ -591,6 +605,17 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout 
         Known ->
             Known
     end.
+
+%% The holder's first operation, sent over the checkout's lane after it, found no C-node there: the checkout
+%% is lost too. Either both went over the connection that failed, and the checkout's own nodedown comes at once,
+%% or the checkout did and the operation, sent once that connection was gone, opened a new one (to a C-node
+%% started again meanwhile) and took the only nodedown: this process cannot tell whose a nodedown is when
+%% both calls watch the same node, and nothing would ever answer the checkout. So its answer is waited for
+%% only briefly, and then the checkout fails as the operation did (withdrawn, in case it did arrive).
+-spec orphaned_checkout(conn(), {error, term()}) ->
+    {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+orphaned_checkout(Conn, Unreachable) ->
+    settle(Conn, ?ORPHANED_CHECKOUT_MS, Unreachable).
 
 %% The end of with_connection: the checkout's answer read, and a lease it got returned (after what the holder
 %% sent with send_async/3 is queued).
@@ -627,6 +652,9 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
                         {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> Op(ConnId, LeaseId, 0);
                         {ok, _, _, _} -> {error, invalid_connection}
                     end;
+                {error, {connection_failed, {cnode_not_running, _}}} = Unreachable ->
+                    _ = orphaned_checkout(Conn, Unreachable),
+                    Unreachable;
                 Reply ->
                     %% Served on the lease: the checkout's answer came before this one.
                     _ = settle(Conn),

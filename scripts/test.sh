@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 cookie=dpool_test
 failed=()
+timings=()
 
 stage() {
   local name=$1
@@ -16,12 +17,13 @@ stage() {
   echo
   echo "=== $name"
   local start=$SECONDS
-  if "$@"; then
-    echo "=== $name: passed in $((SECONDS - start)) s"
-  else
-    echo "=== $name: FAILED in $((SECONDS - start)) s"
+  local result=passed
+  if ! "$@"; then
+    result=FAILED
     failed+=("$name")
   fi
+  echo "=== $name: $result in $((SECONDS - start)) s"
+  timings+=("$(printf '%6d s  %-6s  %s' $((SECONDS - start)) "$result" "$name")")
 }
 
 run_all() {
@@ -54,12 +56,16 @@ run_all() {
   stage "Sanitizers (ASan + UBSan): Erlang suites" sanitizers _build/sanitize_cnode.status suites
   stage "Sanitizers (ASan + UBSan): C++ unit tests" sanitizers _build/sanitize_build.status unit
   stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
+  # CI shows only the tail of the output: what each stage took, and why CT cases failed, go last.
+  echo
+  echo "Stages (wall time; the sanitizer and fuzz builds run beside the first stages):"
+  printf '%s\n' "${timings[@]}"
   if [ ${#failed[@]} -ne 0 ]; then
     echo
     if [[ " ${failed[*]} " == *"Erlang suites (rebar3 ct)"* ]] && [ -f _build/ct_output.log ]; then
       echo
-      echo "Common Test cases that failed:"
-      grep -aE "%%% .*==> |FAILED|failed on line" _build/ct_output.log | tail -20
+      echo "Common Test cases that failed, with their reasons:"
+      grep -aE -A12 "%%% .*==> " _build/ct_output.log | tail -80
     fi
     echo "FAILED: ${failed[*]}"
     return 1
@@ -93,4 +99,4 @@ fuzz_targets() {
 
 export -f stage run_all sanitizers fuzz_targets
 export cookie
-scripts/with_epmd.sh bash -c 'failed=(); run_all'
+scripts/with_epmd.sh bash -c 'failed=(); timings=(); run_all'
