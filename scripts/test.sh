@@ -26,6 +26,19 @@ stage() {
   timings+=("$(printf '%6d s  %-6s  %s' $((SECONDS - start)) "$result" "$name")")
 }
 
+# Starts a command in the background (Dialyzer and xref, which need one core and no nodes, beside the stages
+# that follow); its output waits in a file. `stage NAME joined` then waits for it, prints that output, and
+# passes or fails as it did (the stage's time is what was left of it then).
+start_beside() {
+  (("$@") >_build/beside.log 2>&1; echo $? >_build/beside.status) &
+  beside=$!
+}
+joined() {
+  wait "$beside"
+  cat _build/beside.log
+  return "$(cat _build/beside.status)"
+}
+
 run_all() {
   # One background job, at the lowest priority, builds what the last stages need (about 6 minutes of both
   # cores) with the CPU the stages before them leave: from the start, since the unit tests, Dialyzer and xref
@@ -41,11 +54,12 @@ run_all() {
    nice -n 19 scripts/fuzz.sh build >_build/fuzz_run.log 2>&1 &&
      FUZZ_NICE=19 scripts/fuzz.sh run 5 >>_build/fuzz_run.log 2>&1) &
   background=$!
+  rm -f _build/beside.status
+  start_beside bash -c 'rebar3 dialyzer && rebar3 xref'
   stage "C++ unit tests (ctest)" ctest --test-dir _build/cmake --output-on-failure --timeout 300
-  stage "Dialyzer (rebar3 dialyzer: 0 warnings)" rebar3 dialyzer
-  stage "Xref (rebar3 xref: 0 warnings)" rebar3 xref
   # The C-node again, from a copy of the repository: its compiles come from ccache (`make build` filled it).
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
+  stage "Dialyzer and xref (0 warnings; run beside the two stages above)" joined
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
   stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
     2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'
@@ -97,6 +111,6 @@ fuzz_targets() {
   return $status
 }
 
-export -f stage run_all sanitizers fuzz_targets
+export -f stage start_beside joined run_all sanitizers fuzz_targets
 export cookie
 scripts/with_epmd.sh bash -c 'failed=(); timings=(); run_all'

@@ -133,7 +133,7 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
             }
             return;
         }
-        grant(got.grant, caller, attempt.started, job);
+        grant(got.grant, caller, Asked{attempt.started, attempt.deadline, attempt.failover}, job);
         return;
     }
     if (attempt.first_try) {
@@ -188,16 +188,16 @@ Pool::Waiter& Pool::enqueue_waiter(const Attempt& attempt, const CallerView& cal
     return entry;
 }
 
-void Pool::grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job)
+void Pool::grant(const Grant& g, const CallerView& caller, const Asked& asked, const OneShotView* job)
 {
     PooledConnection& c = *connections_[g.slot];
     if (!caller.link || !caller.link->is_open()) {
         end_lease(c, g.lease, false); // its node is gone: nobody could ever return this lease
         return;
     }
-    acquire_wait_.record(micros(Clock::now() - started));
+    acquire_wait_.record(micros(Clock::now() - asked.started));
     if (job) {
-        run_one_shot(c, g.lease, caller, *job);
+        run_one_shot(c, g.lease, caller, *job, asked);
         return;
     }
     c.slot.holder.assign(caller);
@@ -232,14 +232,17 @@ void Pool::grant_queued(const Grant& g)
     }
     demonitor_caller(node.mapped().caller.view(), g.waiter);
     const auto job = view_of(node.mapped().job);
-    grant(g, node.mapped().caller.view(), node.mapped().started, job ? &*job : nullptr);
+    const Waiter& w = node.mapped();
+    grant(g, w.caller.view(), Asked{w.started, w.deadline, w.failover}, job ? &*job : nullptr);
 }
 
-void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job)
+void Pool::run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job,
+                        const Asked& asked)
 {
     if (!c.live()) {
-        answers().error(caller, c.slot.down);
-        ++counters_.failed_operations;
+        // Nothing of it was written: a group may still send it to another member, as it would have had the
+        // connection been seen down before the grant.
+        answer_unserved(caller, &job, asked.deadline, asked.failover, c.slot.down);
         end_lease(c, lease, false);
         return;
     }

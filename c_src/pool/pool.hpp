@@ -215,6 +215,14 @@ private:
         Failover failover;
     };
 
+    // What a grant needs of the checkout besides the connection: when it was asked for, until when it may be
+    // served, and what its group may do with it should the connection turn out to be down.
+    struct Asked {
+        Clock::time_point started;
+        Clock::time_point deadline;
+        Failover failover;
+    };
+
     // ConnectionEvents (pool_operations.cpp, pool_lifecycle.cpp).
     void on_reply(PooledConnection& c, std::string_view message) override;
     void on_down(PooledConnection& c, std::string_view ref, std::string_view reason) override;
@@ -247,10 +255,11 @@ private:
     bool hold_for_returns(const transport::DistLink* requester, std::uint64_t key);
     // Puts a checkout in line (a retry in its old place) and watches its caller; the deadline is the caller's.
     Waiter& enqueue_waiter(const Attempt& attempt, const CallerView& caller, const OneShotView* job);
-    void grant(const Grant& g, const CallerView& caller, Clock::time_point started, const OneShotView* job);
+    void grant(const Grant& g, const CallerView& caller, const Asked& asked, const OneShotView* job);
     void grant_to_waiter(const Grant& g);
     void grant_queued(const Grant& g);
-    void run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job);
+    void run_one_shot(PooledConnection& c, std::uint64_t lease, const CallerView& caller, const OneShotView& job,
+                      const Asked& asked);
     void end_one_shot(PooledConnection& c, std::uint64_t lease);
     void end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holder);
     void monitor_caller(const CallerView& caller, std::uint64_t number);

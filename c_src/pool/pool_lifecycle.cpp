@@ -362,8 +362,8 @@ void Pool::on_health_result(PooledConnection& c, bool ok)
             auto v = std::move(*c.slot.validating);
             c.slot.validating.reset();
             const auto job = view_of(v.job);
-            grant(Grant{c.index(), core_.lease_of(c.index()), v.waiter}, v.caller.view(), v.started,
-                  job ? &*job : nullptr);
+            grant(Grant{c.index(), core_.lease_of(c.index()), v.waiter}, v.caller.view(),
+                  Asked{v.started, v.deadline, v.failover}, job ? &*job : nullptr);
         }
         return;
     }

@@ -148,6 +148,10 @@ failover_hides_a_lost_target(_Config) ->
                    || _ <- lists:seq(1, 5)],
         do_wait_until(fun() -> member_field(Group, Lost, waiting) > 0 end, 10000),
         ok = peer:stop(maps:get(Lost, Peers)),
+        %% peer:stop/1 may return while the node still answers: the lease goes back only once the C-node has
+        %% seen the connection lost, so that no caller in line is served by the target being stopped.
+        do_wait_until(fun() -> maps:get(target_down, member_field(Group, Lost, connections_closed)) > 0 end,
+                      15000),
         Holder ! release,
         Results = [receive {'DOWN', Ref, process, Pid, {result, R}} -> R after 60000 -> ct:fail({waiter_stuck, Pid}) end
                    || {Pid, Ref} <- Waiters],
