@@ -15,16 +15,32 @@ pick_port() {
   return 1
 }
 
-port=${ERL_EPMD_PORT_FOR_TESTS:-$(pick_port)}
-epmd -port "$port" -address 127.0.0.1 &
-epmd_pid=$!
-trap 'kill "$epmd_pid" 2>/dev/null || true; wait "$epmd_pid" 2>/dev/null || true' EXIT
+# Started, then asked for its names until it answers: up to 30 s (a loaded 2-core machine can take seconds to
+# run it). An epmd that exits meanwhile (its port taken since pick_port) is started again on another port.
+start_epmd() {
+  epmd -port "$port" -address 127.0.0.1 &
+  epmd_pid=$!
+  for _ in $(seq 1 300); do
+    if epmd -port "$port" -names >/dev/null 2>&1; then return 0; fi
+    kill -0 "$epmd_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
 
-for _ in $(seq 1 100); do
-  if epmd -port "$port" -names >/dev/null 2>&1; then break; fi
-  sleep 0.05
+epmd_pid=
+trap 'if [ -n "$epmd_pid" ]; then kill "$epmd_pid" 2>/dev/null || true; wait "$epmd_pid" 2>/dev/null || true; fi' EXIT
+for attempt in 1 2 3; do
+  port=${ERL_EPMD_PORT_FOR_TESTS:-$(pick_port)}
+  if start_epmd; then break; fi
+  kill "$epmd_pid" 2>/dev/null || true
+  wait "$epmd_pid" 2>/dev/null || true
+  epmd_pid=
+  if [ "$attempt" = 3 ]; then
+    echo "with_epmd.sh: no epmd answered on 127.0.0.1:$port within 30 s (3 tries)" >&2
+    exit 1
+  fi
 done
-epmd -port "$port" -names >/dev/null
 
 export ERL_EPMD_PORT=$port
 # Every node started below (peers included) uses this epmd and never spawns a daemon of its own.
