@@ -35,12 +35,13 @@ print_connections(Pool) ->
         {error, _} = Error -> Error
     end.
 
-%% One row per pool: its name (or id), target, connections (total/available/in use/connecting), waiting
-%% callers, operations (ok/failed), and the p99 of its acquire wait and of its requests' round trip.
+%% One row per pool: its name (or id), target (a group: how many of its targets are up), connections
+%% (total/available/in use/connecting), waiting callers, operations (ok/failed), and the p99 of its acquire
+%% wait and of its requests' round trip.
 -spec pools_table([{distribute_pool:pool(), distribute_pool:stats()}]) -> iolist().
 pools_table(Pools) ->
     [table(["pool", "target", "connections", "waiting", "ops", "wait p99", "rtt p99"],
-           [[pool_label(S), text(maps:get(target, S, "")),
+           [[pool_label(S), text(target_label(S)),
              {num, slashed([total_connections, available_connections, in_use_connections,
                             connecting_connections], S)},
              num(maps:get(waiting, S, 0)),
@@ -49,6 +50,13 @@ pools_table(Pools) ->
             || {_Pool, S} <- Pools]),
      "connections: total/available/in use/connecting; ops: ok/failed\n"
      "wait: from checkout to lease; rtt: request round trip\n"].
+
+%% A pool's target; for a group, how many targets it has and how many are up.
+-spec target_label(map()) -> iodata().
+target_label(#{targets := Targets, up_targets := Up}) when is_integer(Targets), is_integer(Up) ->
+    lists:flatten(io_lib:format("group: ~b of ~b targets up", [Up, Targets]));
+target_label(S) ->
+    maps:get(target, S, "").
 
 -spec slashed([atom()], map()) -> string().
 slashed(Keys, Stats) ->

@@ -31,8 +31,8 @@ end_per_suite(Config) ->
 
 -spec info_prints_pools_and_callers(list()) -> ok.
 info_prints_pools_and_callers(_Config) ->
-    doc("distribute_pool:info() prints a row per pool (its name, target, connections total/available/in use/"
-        "connecting, operations ok/failed) and a row per caller connection (this node, on each lane it uses); "
+    doc("distribute_pool:info() prints a row per pool (its name, target (a group: its targets up), connections "
+        "total/available/in use/connecting, operations ok/failed) and a row per caller connection (this node, on each lane it uses); "
         "info({connections, Pool}) a row per connection of the pool."),
     with_target("dpool_admin_t", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, #{name => dpool_admin_pool, max_connections => 3, min_connections => 3}),
@@ -51,7 +51,15 @@ info_prints_pools_and_callers(_Config) ->
             Connections = printed(fun() -> ok = distribute_pool:info({connections, dpool_admin_pool}) end),
             ct:log("~ts", [Connections]),
             3 = length([L || L <- lines(Connections), string:find(L, "| available") =/= nomatch]),
-            {error, invalid_pool} = distribute_pool:info({connections, dpool_admin_no_such_pool})
+            {error, invalid_pool} = distribute_pool:info({connections, dpool_admin_no_such_pool}),
+            %% A group's row says how many of its targets are up.
+            {ok, Group} = distribute_pool:new_group([T], #{name => dpool_admin_group, max_connections => 1}),
+            try
+                GroupRow = line_with(printed(fun() -> ok = distribute_pool:info() end), "dpool_admin_group "),
+                ["dpool_admin_group", "group: 1 of 1 targets up" | _] = cells(GroupRow)
+            after
+                ok = distribute_pool:destroy(Group)
+            end
         after
             ok = distribute_pool:destroy(Pool)
         end
