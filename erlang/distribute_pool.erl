@@ -205,10 +205,10 @@
 %% A process other than the holder asks for a lease's ids while its checkout waits in line: first after this
 %% many ms, doubling up to LEASE_POLL_MAX_MS, until the pool's acquire timeout (plus the margin) has passed.
 -define(LEASE_POLL_MS, 1).
+-define(LEASE_POLL_MAX_MS, 50).
 %% How long the checkout's answer is still waited for once the first operation, sent after it over the same
 %% lane, found no C-node there (see orphaned_checkout/2).
 -define(ORPHANED_CHECKOUT_MS, 200).
--define(LEASE_POLL_MAX_MS, 50).
 
 %% @doc Creates a pool of connections to Target and returns once its `min_connections' (by default all
 %% of them) are up. MaxOrOptions is the maximum number of connections, or the options: a map or a keyword
