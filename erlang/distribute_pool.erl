@@ -579,10 +579,8 @@ settle(Conn) ->
 settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}, Cap, NoAnswer) ->
     case get(?LEASE_KEY(Tag)) of
         {pending, Pending, Started, Deadline} ->
-            Left = case Cap of
-                       infinity -> distribute_pool_client:remaining(Deadline);
-                       _ -> min(Cap, distribute_pool_client:remaining(Deadline))
-                   end,
+            %% infinity, an atom, is above every number: min/2 keeps the other bound.
+            Left = min(Cap, distribute_pool_client:remaining(Deadline)),
             Lease = case distribute_pool_client:await_call(Pending, Left) of
                         {reply, Reply} ->
                             distribute_pool_proto:checkout_reply(Reply);

@@ -119,21 +119,17 @@ wait_exited() {
 
 asan_dir=_build/asan
 
-address_build() {
-  say "address: building the C-node and the unit tests with ASan + UBSan in $asan_dir"
-  build "$asan_dir" address,undefined dpool_cnode dpool_unit_tests
+# Builds the targets $2... with ASan + UBSan; $1 says what they are.
+address_build_of() {
+  say "address: building $1 with ASan + UBSan in $asan_dir"
+  shift
+  build "$asan_dir" address,undefined "$@"
 }
-
+address_build() { address_build_of "the C-node and the unit tests" dpool_cnode dpool_unit_tests; }
 # The parts of address_build, for scripts/test.sh, which builds the C-node first so that the suites can start
 # while the unit tests are still being built.
-address_build_cnode() {
-  say "address: building the C-node with ASan + UBSan in $asan_dir"
-  build "$asan_dir" address,undefined dpool_cnode
-}
-address_build_unit() {
-  say "address: building the unit tests with ASan + UBSan in $asan_dir"
-  build "$asan_dir" address,undefined dpool_unit_tests
-}
+address_build_cnode() { address_build_of "the C-node" dpool_cnode; }
+address_build_unit() { address_build_of "the unit tests" dpool_unit_tests; }
 
 # halt_on_error: the first report ends the process, with an exit status (not abort(): a test binary's
 # SIGABRT handler, or a report from a thread other than main, can hang the process instead of ending it).

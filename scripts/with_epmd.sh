@@ -28,14 +28,21 @@ start_epmd() {
   return 1
 }
 
+# Stops the epmd started last, by its pid.
+stop_epmd() {
+  if [ -n "$epmd_pid" ]; then
+    kill "$epmd_pid" 2>/dev/null || true
+    wait "$epmd_pid" 2>/dev/null || true
+    epmd_pid=
+  fi
+}
+
 epmd_pid=
-trap 'if [ -n "$epmd_pid" ]; then kill "$epmd_pid" 2>/dev/null || true; wait "$epmd_pid" 2>/dev/null || true; fi' EXIT
+trap stop_epmd EXIT
 for attempt in 1 2 3; do
   port=${ERL_EPMD_PORT_FOR_TESTS:-$(pick_port)}
   if start_epmd; then break; fi
-  kill "$epmd_pid" 2>/dev/null || true
-  wait "$epmd_pid" 2>/dev/null || true
-  epmd_pid=
+  stop_epmd
   if [ "$attempt" = 3 ]; then
     echo "with_epmd.sh: no epmd answered on 127.0.0.1:$port within 30 s (3 tries)" >&2
     exit 1

@@ -230,9 +230,9 @@ void Pool::grant_queued(const Grant& g)
         end_lease(*connections_[g.slot], g.lease, false);
         return;
     }
-    demonitor_caller(node.mapped().caller.view(), g.waiter);
-    const auto job = view_of(node.mapped().job);
     const Waiter& w = node.mapped();
+    demonitor_caller(w.caller.view(), g.waiter);
+    const auto job = view_of(w.job);
     grant(g, w.caller.view(), Asked{w.started, w.deadline, w.failover}, job ? &*job : nullptr);
 }
 

@@ -32,8 +32,8 @@ end_per_suite(Config) ->
 -spec info_prints_pools_and_callers(list()) -> ok.
 info_prints_pools_and_callers(_Config) ->
     doc("distribute_pool:info() prints a row per pool (its name, target (a group: its targets up), connections "
-        "total/available/in use/connecting, operations ok/failed) and a row per caller connection (this node, on each lane it uses); "
-        "info({connections, Pool}) a row per connection of the pool."),
+        "total/available/in use/connecting, operations ok/failed) and a row per caller connection (this node, "
+        "on each lane it uses); info({connections, Pool}) a row per connection of the pool."),
     with_target("dpool_admin_t", fun(T) ->
         {ok, Pool} = distribute_pool:new(T, #{name => dpool_admin_pool, max_connections => 3, min_connections => 3}),
         try
