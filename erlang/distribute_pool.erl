@@ -293,18 +293,26 @@ created(Reply, CNode, Server, Name, AcquireMs, Wait, Meta) ->
 %% `{ok, Group}' when one is up (the others join and keep reconnecting), else the first target's
 %% `{error, {connection_failed, _}}'. Errors as new/2, and `{invalid_config, Why}' for the list of targets
 %% (`{bad_value, targets, Targets, Allowed}': not a list of 1..64, `{duplicate_target, Target}'), a bad
-%% `strategy', or an option of the group given for one target. A group is not restored after a restart of
-%% the embedded C-node.
+%% `strategy', or an option of the group given for one target. A group of the embedded C-node is `owner =>
+%% none' unless given, and is restored after a restart of that C-node, as its pools are.
 -spec new_group([distribute_pool_group:target_spec()], pos_integer() | group_options()) ->
     {ok, pool()} | {error, invalid_config() | connection_failure() | limit_reached() | {already_started, pool()}}.
 new_group(Targets, Options) ->
     case distribute_pool_group:prepare(Targets, Options) of
-        {ok, #{cnode := CNode, request := Request, name := Name, targets := Given, acquire_timeout_ms := AcquireMs,
-               wait := Wait}} ->
+        {ok, #{cnode := CNode, members := Members, pool_options := PoolOptions, group_options := GroupOptions,
+               name := Name, targets := Given, acquire_timeout_ms := AcquireMs, wait := Wait}} ->
             case resolve_cnode(CNode) of
                 {ok, Server} ->
-                    case created(distribute_pool_client:call(Server, Request, Wait), CNode, Server, Name, AcquireMs,
-                                 Wait, #{targets => Targets}) of
+                    Reply = case CNode =:= default andalso distribute_pool_env:embedded() of
+                                %% Through the registry, which records the group for a restart of the C-node.
+                                true ->
+                                    distribute_pool_registry:new_group(Members, PoolOptions, GroupOptions, Wait);
+                                false ->
+                                    distribute_pool_client:call(
+                                      Server, distribute_pool_proto:new_group(Members, PoolOptions, GroupOptions),
+                                      Wait)
+                            end,
+                    case created(Reply, CNode, Server, Name, AcquireMs, Wait, #{targets => Targets}) of
                         %% The C-node names a target as it went on the wire (a string as a binary).
                         {error, {invalid_config, {Why, Wire}}} when Why =:= bad_target; Why =:= target_is_self;
                                                                    Why =:= target_not_allowed;

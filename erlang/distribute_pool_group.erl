@@ -27,7 +27,10 @@
 -type target_spec() :: distribute_pool:target() | {distribute_pool:target(), distribute_pool:options()}.
 -type prepared() :: #{
     cnode := default | distribute_pool_client:server(),
-    request := distribute_pool_proto:request(),
+    %% The `new_group' request's parts (distribute_pool_proto:new_group/3).
+    members := [{atom() | binary(), map()}],
+    pool_options := map(),
+    group_options := map(),
     name := atom(),
     %% Each target as sent and as given, so that an error naming one names it as the caller wrote it.
     targets := [{atom() | binary(), term()}],
@@ -41,7 +44,7 @@
 %% failed: its connect timeout (which may come from the group's options, unknown here) at most.
 -define(ADD_TARGET_WAIT_MS, (?DPOOL_MAX_CONNECT_MS + 5000)).
 
-%% new_group/2's arguments as the `new_group' request, and what the client needs around it.
+%% new_group/2's arguments as the parts of the `new_group' request, and what the client needs around it.
 -spec prepare(term(), term()) -> {ok, prepared()} | {error, distribute_pool:invalid_config()}.
 prepare(Targets, Max) when is_integer(Max) ->
     prepare(Targets, #{max_connections => Max});
@@ -57,12 +60,11 @@ prepare(Targets, Options) ->
             case {strategy(Group), distribute_pool_config:cnode(Group), members(Targets, Pool)} of
                 {ok, {ok, CNode}, {ok, Members}} ->
                     GroupWire = maps:merge(distribute_pool_config:owner_grace(), maps:without([cnode], Group)),
-                    Request = distribute_pool_proto:new_group([{Target, Own} || {Target, Own, _} <- Members],
-                                                              distribute_pool_config:wire_options(Pool),
-                                                              GroupWire),
                     Merged = [M || {_, _, M} <- Members],
                     {ok, #{cnode => CNode,
-                           request => Request,
+                           members => [{Target, Own} || {Target, Own, _} <- Members],
+                           pool_options => distribute_pool_config:wire_options(Pool),
+                           group_options => GroupWire,
                            name => maps:get(name, Group, undefined),
                            targets => lists:zip([T || {T, _, _} <- Members], [target_of(S) || S <- Targets]),
                            acquire_timeout_ms => lists:max([distribute_pool_config:acquire_timeout(M)
@@ -149,13 +151,24 @@ proper_length(List) ->
     try length(List) catch error:badarg -> improper end.
 
 %% Adds a target (alone, or with options of its own over the group's pool options) to a running group.
+%% A group of the embedded C-node changes through the registry, which records it for a restart.
 -spec add_target(#dpool{}, term()) -> ok | {error, term()}.
 add_target(#dpool{server = Server, id = Id}, Spec) ->
     case member(Spec, #{}) of
         {ok, {Target, Own, _}} ->
-            distribute_pool_proto:ok_reply(
-              distribute_pool_client:call(Server, distribute_pool_proto:add_target(Id, Target, Own),
-                                          ?ADD_TARGET_WAIT_MS));
+            Reply = case distribute_pool_registry:add_target(Server, Id, Target, Own, ?ADD_TARGET_WAIT_MS) of
+                        direct ->
+                            distribute_pool_client:call(Server, distribute_pool_proto:add_target(Id, Target, Own),
+                                                        ?ADD_TARGET_WAIT_MS);
+                        Recorded ->
+                            Recorded
+                    end,
+            %% The C-node answers the new member's id, which only the registry needs.
+            case distribute_pool_proto:new_reply(Reply) of
+                {ok, _MemberId} -> ok;
+                {error, _} = Error -> Error;
+                _Other -> {error, {bad_reply, Reply}}
+            end;
         {error, _} = Error ->
             Error
     end.
@@ -165,9 +178,15 @@ add_target(#dpool{server = Server, id = Id}, Spec) ->
 remove_target(#dpool{server = Server, id = Id}, Target, DrainMs) ->
     case distribute_pool_config:target(Target) of
         {ok, Wire} ->
+            Wait = DrainMs + ?DPOOL_DESTROY_MARGIN_MS,
             distribute_pool_proto:ok_reply(
-              distribute_pool_client:call(Server, distribute_pool_proto:remove_target(Id, Wire, DrainMs),
-                                          DrainMs + ?DPOOL_DESTROY_MARGIN_MS));
+              case distribute_pool_registry:remove_target(Server, Id, Wire, DrainMs, Wait) of
+                  direct ->
+                      distribute_pool_client:call(Server, distribute_pool_proto:remove_target(Id, Wire, DrainMs),
+                                                  Wait);
+                  Recorded ->
+                      Recorded
+              end);
         error ->
             {error, {invalid_config, {bad_target, Target}}}
     end.

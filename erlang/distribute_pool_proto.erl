@@ -92,8 +92,10 @@
 -type tag() :: nonempty_improper_list(alias, reference()).
 -type target() :: atom() | binary().
 -type dest() :: atom() | pid() | {atom(), node()}.
-%% {PoolId, Target, Options} of a pool to restore, as its `new' was sent.
--type restore_entry() :: {pool_id(), target(), map()}.
+%% {PoolId, Target, Options} of a pool to restore, as its `new' was sent; a group, with its members' ids,
+%% targets and own options, its pool options and its own (as its `new_group' was sent, and its add_target).
+-type restore_entry() :: {pool_id(), target(), map()}
+                       | {group, pool_id(), [{pool_id(), target(), map()}], map(), map()}.
 %% The 63-bit digest of a pool group's key (distribute_pool_group:key_digest/1).
 -type key_digest() :: 0..?DPOOL_MAX_KEY_DIGEST.
 
@@ -262,7 +264,7 @@ lanes() ->
 new_group(Members, PoolOptions, GroupOptions) ->
     {new_group, Members, PoolOptions, GroupOptions}.
 
-%% Reply: ok_reply/1.
+%% Reply: new_reply/1: {ok, MemberId}, the new member's pool id.
 -spec add_target(pool_id(), target(), map()) -> request().
 add_target(GroupId, Target, Options) ->
     {add_target, GroupId, Target, Options}.

@@ -1,11 +1,11 @@
-%% Remembers every pool created on the embedded C-node through distribute_pool:new/2, so that a C-node
-%% started to replace one that died gets them back under their old ids (the `restore' call of
-%% docs/PROTOCOL.md) and the handles callers hold keep working.
+%% Remembers every pool and pool group created on the embedded C-node through distribute_pool:new/2 and
+%% new_group/2, so that a C-node started to replace one that died gets them back under their old ids (the
+%% `restore' call of docs/PROTOCOL.md) and the handles callers hold keep working.
 %%
-%% `new' and `destroy' for the embedded C-node go through here: a worker process makes the C-node call and
-%% reports to this server, which records (or forgets) the pool before it answers the caller. So a caller
-%% that dies half-way cannot leave a pool unrecorded, and this server never blocks on the C-node except for
-%% the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
+%% `new', `new_group', `add_target', `remove_target' and `destroy' for the embedded C-node go through here: a
+%% worker process makes the C-node call and reports to this server, which records (or forgets) the pool or
+%% member before it answers the caller. So a caller that dies half-way cannot leave a change unrecorded, and
+%% this server never blocks on the C-node except for the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
 %%
 %% The records live in an ETS table that the application's supervisor owns (create_table/0, called from its
 %% init), so a crash of this server loses nothing: its successor reads them back, with the C-node it serves
@@ -18,6 +18,9 @@
 -export([start_link/0]).
 -export([create_table/0]).
 -export([new/3]).
+-export([new_group/4]).
+-export([add_target/5]).
+-export([remove_target/5]).
 -export([destroy/4]).
 -export([restore/1]).
 -export([recorded/0]).
@@ -28,8 +31,9 @@
 
 -export_type([entry/0]).
 
-%% {PoolId, Target, Options} as sent to the C-node's `new' (and `restore').
--type entry() :: {non_neg_integer(), atom() | binary(), map()}.
+%% {PoolId, Target, Options} as sent to the C-node's `new' (and `restore'); a group as its `restore' entry:
+%% its members' ids, targets and own options (new_group's, then add_target's), its pool options and its own.
+-type entry() :: distribute_pool_proto:restore_entry().
 
 %% What is recorded lives in the table, not here, so that a successor has all of it.
 -record(state, {
@@ -37,12 +41,20 @@
     workers = #{} :: #{pid() => gen_server:from()}
 }).
 
-%% What a worker does for a caller: the C-node's `new' or `destroy' (job_request/1), recorded by its answer.
--type job() :: {new, atom() | binary(), map()} | {destroy, non_neg_integer(), non_neg_integer()}.
+%% What a worker does for a caller: a C-node call (job_request/1), recorded by its answer. A removal names
+%% the member's id when the registry knows it.
+-type target() :: atom() | binary().
+-type job() :: {new, target(), map()}
+             | {destroy, non_neg_integer(), non_neg_integer()}
+             | {new_group, [{target(), map()}], map(), map()}
+             | {add_target, non_neg_integer(), target(), map()}
+             | {remove_target, non_neg_integer(), target(), non_neg_integer() | undefined, non_neg_integer()}.
 
 %% Rows: {server, Server} (the embedded C-node, known once it asked for its first restore), {max_id, Id}
-%% (the highest pool id ever seen, destroyed pools included: fresh ids must stay above it), and
-%% {{pool, Id}, Target, Options} for each recorded pool.
+%% (the highest pool id ever seen, destroyed pools and members included: fresh ids must stay above it),
+%% {{pool, Id}, Target, Options} for each recorded pool, {{group, Id}, Members, PoolOptions, GroupOptions}
+%% for each recorded group (Members: [{MemberId, Target, Options}], in the order they joined), and
+%% {{destroying, Id}} for a pool, group or member whose destroy (or removal) has begun.
 -define(TABLE, distribute_pool_registry).
 
 %% How long the C-node gets to answer a restore (it answers at once: pools connect in the background).
@@ -70,6 +82,26 @@ create_table() ->
 new(Target, Options, Wait) ->
     safe_call({new, Target, maps:merge(#{owner => none}, Options), Wait}, Wait + ?MARGIN_MS).
 
+%% The `new_group' call on the embedded C-node (owner none unless GroupOptions say otherwise, as new/3); the
+%% group is recorded, with its members' ids (the group's + 1, + 2, ... in the order of Members), before
+%% {ok, Id} returns.
+-spec new_group([{target(), map()}], map(), map(), non_neg_integer()) -> {ok, non_neg_integer()} | {error, term()}.
+new_group(Members, PoolOptions, GroupOptions, Wait) ->
+    safe_call({new_group, Members, PoolOptions, maps:merge(#{owner => none}, GroupOptions), Wait}, Wait + ?MARGIN_MS).
+
+%% The `add_target' call for a recorded group of the embedded C-node ({ok, MemberId}, the member recorded
+%% first); `direct' for any other group: the caller calls Server itself.
+-spec add_target(distribute_pool_client:server(), non_neg_integer(), target(), map(), non_neg_integer()) ->
+    {ok, non_neg_integer()} | direct | {error, term()}.
+add_target(Server, GroupId, Target, Options, Wait) ->
+    safe_call({add_target, Server, GroupId, Target, Options, Wait}, Wait + ?MARGIN_MS).
+
+%% The `remove_target' call, as add_target/5: the member is forgotten once removed.
+-spec remove_target(distribute_pool_client:server(), non_neg_integer(), target(), non_neg_integer(),
+                    non_neg_integer()) -> ok | direct | {error, term()}.
+remove_target(Server, GroupId, Target, DrainMs, Wait) ->
+    safe_call({remove_target, Server, GroupId, Target, DrainMs, Wait}, Wait + ?MARGIN_MS).
+
 %% The `destroy' call; when Server is the embedded C-node the pool is forgotten once the C-node no longer
 %% knows it. `direct' when Server is another C-node: the caller calls it itself.
 -spec destroy(distribute_pool_client:server(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->
@@ -78,14 +110,14 @@ destroy(Server, PoolId, DrainMs, Wait) ->
     safe_call({destroy, Server, PoolId, DrainMs, Wait}, Wait + ?MARGIN_MS).
 
 %% Called by distribute_pool_cnode once a new embedded C-node (started with --await-restore) is ready:
-%% re-creates every recorded pool on it. Pools the C-node refuses are logged and forgotten; the call returns
-%% how many came back.
+%% re-creates every recorded pool and group on it. Those the C-node refuses are logged and forgotten; the
+%% call returns how many came back.
 -spec restore(distribute_pool_client:server()) -> {ok, non_neg_integer()} | {error, term()}.
 restore(Server) ->
     %% Each refused pool costs one more round trip; the bound is generous, the C-node answers at once.
     safe_call({restore, Server}, 4 * ?RESTORE_WAIT_MS).
 
-%% The recorded pools, in id order.
+%% The recorded pools, in id order, then the recorded groups, in id order.
 -spec recorded() -> [entry()].
 recorded() ->
     case safe_call(recorded, 5000) of
@@ -129,6 +161,28 @@ handle_call({new, Target, Options, Wait}, From, State) ->
     case lookup(server) of
         undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
         Server -> {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)}
+    end;
+handle_call({new_group, Members, PoolOptions, GroupOptions, Wait}, From, State) ->
+    case lookup(server) of
+        undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
+        Server -> {noreply, start_worker(From, {new_group, Members, PoolOptions, GroupOptions}, Server, Wait, State)}
+    end;
+handle_call({add_target, Server, GroupId, Target, Options, Wait}, From, State) ->
+    case lookup(server) =:= Server andalso ets:member(?TABLE, {group, GroupId}) of
+        true -> {noreply, start_worker(From, {add_target, GroupId, Target, Options}, Server, Wait, State)};
+        false -> {reply, direct, State}
+    end;
+handle_call({remove_target, Server, GroupId, Target, DrainMs, Wait}, From, State) ->
+    case lookup(server) =:= Server andalso ets:lookup(?TABLE, {group, GroupId}) of
+        [{_, Members, _, _}] ->
+            %% From now on the member is on its way out, as a pool being destroyed.
+            MemberId = case [Id || {Id, T, _} <- Members, same_node(T, Target)] of
+                           [Id] -> true = ets:insert(?TABLE, {{destroying, Id}}), Id;
+                           [] -> undefined
+                       end,
+            {noreply, start_worker(From, {remove_target, GroupId, Target, MemberId, DrainMs}, Server, Wait, State)};
+        _ ->
+            {reply, direct, State}
     end;
 handle_call({destroy, Server, PoolId, DrainMs, Wait}, From, State) ->
     case lookup(server) of
@@ -186,7 +240,12 @@ start_worker(From, Job, Server, Wait, #state{workers = Workers} = State) ->
 
 -spec job_request(job()) -> distribute_pool_proto:request().
 job_request({new, Target, Options}) -> distribute_pool_proto:new(Target, Options);
-job_request({destroy, PoolId, DrainMs}) -> distribute_pool_proto:destroy(PoolId, DrainMs).
+job_request({destroy, PoolId, DrainMs}) -> distribute_pool_proto:destroy(PoolId, DrainMs);
+job_request({new_group, Members, PoolOptions, GroupOptions}) ->
+    distribute_pool_proto:new_group(Members, PoolOptions, GroupOptions);
+job_request({add_target, GroupId, Target, Options}) -> distribute_pool_proto:add_target(GroupId, Target, Options);
+job_request({remove_target, GroupId, Target, _MemberId, DrainMs}) ->
+    distribute_pool_proto:remove_target(GroupId, Target, DrainMs).
 
 -spec record(job(), term()) -> ok.
 record({new, Target, Options}, Reply) ->
@@ -201,12 +260,70 @@ record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, inva
     true = ets:delete(?TABLE, {destroying, Id}),
     forget(Id);
 record({destroy, _Id, _DrainMs}, _Failed) ->
-    ok. % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
+    ok; % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
+record({new_group, Members, PoolOptions, GroupOptions}, Reply) ->
+    case distribute_pool_proto:new_reply(Reply) of
+        {ok, Id} ->
+            Ids = lists:seq(Id + 1, Id + length(Members)),
+            Recorded = [{MemberId, Target, Options} || {MemberId, {Target, Options}} <- lists:zip(Ids, Members)],
+            true = ets:insert(?TABLE, {{group, Id}, Recorded, PoolOptions, GroupOptions}),
+            seen(lists:max([Id | Ids]));
+        _ ->
+            ok
+    end;
+record({add_target, GroupId, Target, Options}, Reply) ->
+    case {distribute_pool_proto:new_reply(Reply), ets:lookup(?TABLE, {group, GroupId})} of
+        {{ok, MemberId}, [{Key, Members, PoolOptions, GroupOptions}]} ->
+            true = ets:insert(?TABLE, {Key, Members ++ [{MemberId, Target, Options}], PoolOptions, GroupOptions}),
+            seen(MemberId);
+        {{ok, MemberId}, []} ->
+            seen(MemberId); % its group was destroyed meanwhile
+        _ ->
+            ok
+    end;
+record({remove_target, _GroupId, _Target, undefined, _DrainMs}, _Reply) ->
+    ok;
+record({remove_target, _GroupId, _Target, MemberId, _DrainMs}, Reply) ->
+    case Reply of
+        _ when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+            true = ets:delete(?TABLE, {destroying, MemberId}),
+            forget(MemberId);
+        {error, {invalid_config, _}} ->
+            true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
+            ok;
+        _ ->
+            ok % as a destroy that failed: still marked
+    end.
 
+%% Forgets the pool, group or group member Id.
 -spec forget(non_neg_integer()) -> ok.
 forget(Id) ->
     true = ets:delete(?TABLE, {pool, Id}),
+    true = ets:delete(?TABLE, {group, Id}),
+    _ = [true = ets:insert(?TABLE, {Key, [M || {MemberId, _, _} = M <- Members, MemberId =/= Id], PoolOptions,
+                                     GroupOptions})
+         || {{group, _} = Key, Members, PoolOptions, GroupOptions} <- ets:tab2list(?TABLE),
+            lists:keymember(Id, 1, Members)],
     ok.
+
+%% Whether two targets name the same node, as the C-node compares them (the host without regard to ASCII
+%% case).
+-spec same_node(target(), target()) -> boolean().
+same_node(A, B) ->
+    node_key(A) =:= node_key(B).
+
+-spec node_key(target()) -> {binary(), binary()} | binary().
+node_key(Target) when is_atom(Target) ->
+    node_key(atom_to_binary(Target, utf8));
+node_key(Target) ->
+    case binary:split(Target, <<"@">>) of
+        [Alive, Host] -> {Alive, << <<(ascii_lower(C))>> || <<C>> <= Host >>};
+        _ -> Target
+    end.
+
+-spec ascii_lower(byte()) -> byte().
+ascii_lower(C) when C >= $A, C =< $Z -> C + 32;
+ascii_lower(C) -> C.
 
 -spec seen(non_neg_integer()) -> ok.
 seen(Id) ->
@@ -217,13 +334,20 @@ seen(Id) ->
     true = ets:insert(?TABLE, {max_id, New}),
     ok.
 
-%% The recorded pools, in id order.
+%% The recorded pools, in id order, then the recorded groups, in id order.
 -spec entries() -> [entry()].
 entries() ->
-    lists:keysort(1, [{Id, Target, Options} || {{pool, Id}, Target, Options} <- ets:tab2list(?TABLE)]).
+    Rows = ets:tab2list(?TABLE),
+    lists:keysort(1, [{Id, Target, Options} || {{pool, Id}, Target, Options} <- Rows]) ++
+        lists:keysort(2, [{group, Id, Members, PoolOptions, GroupOptions}
+                          || {{group, Id}, Members, PoolOptions, GroupOptions} <- Rows]).
 
-%% Sends every recorded pool; a pool the C-node refuses ({error, {Why, PoolId}}) is logged, forgotten, and
-%% the others are sent again. Ends with a restore that succeeded (an empty one at worst), so the C-node
+-spec entry_id(entry()) -> non_neg_integer().
+entry_id({group, Id, _, _, _}) -> Id;
+entry_id({Id, _, _}) -> Id.
+
+%% Sends every recorded pool and group; one the C-node refuses ({error, {Why, Id}}) is logged, forgotten,
+%% and the others are sent again. Ends with a restore that succeeded (an empty one at worst), so the C-node
 %% leaves its await-restore state.
 -spec do_restore(distribute_pool_client:server()) -> {ok, non_neg_integer()} | {error, term()}.
 do_restore(Server) ->
@@ -231,28 +355,33 @@ do_restore(Server) ->
                undefined -> 0;
                Max -> Max + 1
            end,
-    %% Pools whose destroy had begun stay gone.
-    {Destroying, Entries} = lists:partition(fun({Id, _, _}) -> ets:member(?TABLE, {destroying, Id}) end, entries()),
-    [ok = forget(Id) || {Id, _, _} <- Destroying],
-    [true = ets:delete(?TABLE, {destroying, Id}) || {Id, _, _} <- Destroying],
+    %% Pools, groups and members whose destroy (or removal) had begun stay gone.
+    {Destroying, Kept} = lists:partition(fun(Entry) -> destroying(entry_id(Entry)) end, entries()),
+    [ok = forget_destroyed(entry_id(Entry)) || Entry <- Destroying],
+    Entries = lists:filtermap(fun without_members_going/1, Kept),
     Reply = distribute_pool_client:call(Server, distribute_pool_proto:restore(Entries, Next), ?RESTORE_WAIT_MS),
     case distribute_pool_proto:restore_reply(Reply) of
         {ok, N} ->
             case N of
                 0 -> ok;
-                _ -> logger:info("distribute_pool: restored ~b pool(s) on ~p", [N, Server])
+                _ -> logger:info("distribute_pool: restored ~b pool(s) and group(s) on ~p", [N, Server])
             end,
             {ok, N};
         {refused, Why, Id} ->
-            case lists:keyfind(Id, 1, Entries) of
-                {Id, Target, Options} ->
+            case [Entry || Entry <- Entries, entry_id(Entry) =:= Id] of
+                [{Id, Target, Options}] ->
                     %% The options without a pool's own cookie or TLS password.
                     logger:error("distribute_pool: pool ~b (target ~p, options ~p) cannot be restored: ~p; "
                                  "its handles now give {error, invalid_pool}",
                                  [Id, Target, distribute_pool_config:loggable(Options), Why]),
                     ok = forget(Id),
                     do_restore(Server);
-                false ->
+                [{group, Id, Members, _, _}] ->
+                    logger:error("distribute_pool: group ~b (targets ~p) cannot be restored: ~p; its handles now "
+                                 "give {error, invalid_pool}", [Id, [T || {_, T, _} <- Members], Why]),
+                    ok = forget(Id),
+                    do_restore(Server);
+                [] ->
                     %% Not one we sent: do not loop.
                     logger:error("distribute_pool: restore refused: ~p", [{Why, Id}]),
                     {error, {Why, Id}}
@@ -262,6 +391,33 @@ do_restore(Server) ->
             Error;
         {error, Reason} = Error ->
             %% Most likely the new C-node died as well: the supervisor starts another, which asks again.
-            logger:error("distribute_pool: restoring ~b pool(s) on ~p failed: ~p", [length(Entries), Server, Reason]),
+            logger:error("distribute_pool: restoring ~b pool(s) and group(s) on ~p failed: ~p",
+                         [length(Entries), Server, Reason]),
             Error
     end.
+
+-spec destroying(non_neg_integer()) -> boolean().
+destroying(Id) ->
+    ets:member(?TABLE, {destroying, Id}).
+
+-spec forget_destroyed(non_neg_integer()) -> ok.
+forget_destroyed(Id) ->
+    true = ets:delete(?TABLE, {destroying, Id}),
+    forget(Id).
+
+%% A group without the members whose removal had begun (forgotten now); false (the group forgotten) when
+%% none is left.
+-spec without_members_going(entry()) -> {true, entry()} | false.
+without_members_going({group, Id, Members, PoolOptions, GroupOptions}) ->
+    {Going, Staying} = lists:partition(fun({MemberId, _, _}) -> destroying(MemberId) end, Members),
+    [ok = forget_destroyed(MemberId) || {MemberId, _, _} <- Going],
+    case Staying of
+        [] ->
+            logger:warning("distribute_pool: group ~b is not restored: every member's removal had begun", [Id]),
+            forget(Id),
+            false;
+        _ ->
+            {true, {group, Id, Staying, PoolOptions, GroupOptions}}
+    end;
+without_members_going(Pool) ->
+    {true, Pool}.

@@ -194,7 +194,81 @@ Decoded decode_new(TermReader& r, std::uint32_t, std::uint64_t)
     return std::get<NewPool>(std::move(pool));
 }
 
-// {restore, Pools, NextPoolId}
+// One pool of a restore: {PoolId, Target, Options}, its tuple header read. `base`: a group's pool options,
+// which a member's Options go over. Its id is checked against `seen` (ids of the whole restore).
+std::variant<RestoredPool, Decoded> read_restored_pool(TermReader& r, std::unordered_set<std::uint64_t>& seen,
+                                                       std::string_view base = {})
+{
+    const auto id = read_id(r, kMaxRestoredPoolId);
+    if (!id) {
+        return Decoded{Rejected{"badarg"}};
+    }
+    const auto target = read_text(r);
+    const auto options = target ? r.skip() : std::nullopt;
+    if (!options) {
+        return Decoded{RejectedPool{"invalid_config", *id}};
+    }
+    auto config = parse_pool_options(*target, *options, base);
+    if (!config || (!base.empty() && !config->name.empty())) { // a member has no name of its own
+        return Decoded{RejectedPool{"invalid_config", *id}};
+    }
+    if (!seen.insert(*id).second) {
+        return Decoded{RejectedPool{"pool_id_taken", *id}};
+    }
+    return RestoredPool{*id, std::move(*config)};
+}
+
+// One group of a restore: {group, GroupId, [{MemberId, Target, Options}], PoolOptions, GroupOptions}, after
+// its tuple header. Its members are checked as new_group checks them; a fault of one is the group's
+// invalid_config (pool_id_taken names the id given twice).
+std::variant<RestoredGroup, Decoded> read_restored_group(TermReader& r, std::unordered_set<std::uint64_t>& seen)
+{
+    const auto id = r.atom() == "group" ? read_id(r, kMaxRestoredPoolId) : std::nullopt;
+    const auto members = id ? r.skip() : std::nullopt;
+    const auto pool_options = members ? r.skip() : std::nullopt;
+    const auto options = pool_options ? r.skip() : std::nullopt;
+    if (!options) {
+        return Decoded{Rejected{"badarg"}};
+    }
+    const Decoded refused = RejectedPool{"invalid_config", *id};
+    auto config = parse_group_options(*options);
+    if (!config || TermReader(*pool_options).map_header() == std::nullopt) {
+        return refused;
+    }
+    if (!seen.insert(*id).second) {
+        return Decoded{RejectedPool{"pool_id_taken", *id}};
+    }
+    config->pool_options = std::string(*pool_options);
+    RestoredGroup group{*id, std::move(*config), {}};
+    TermReader list(*members);
+    const auto count = list.list_header();
+    if (!count || *count == 0 || *count > pool::kMaxGroupMembers) {
+        return refused;
+    }
+    for (std::uint32_t i = 0; i < *count; ++i) {
+        if (list.tuple_header() != 3u) {
+            return refused;
+        }
+        auto member = read_restored_pool(list, seen, group.config.pool_options);
+        if (auto* failed = std::get_if<Decoded>(&member)) {
+            const auto* taken = std::get_if<RejectedPool>(failed);
+            return taken && taken->error == "pool_id_taken" ? std::move(*failed) : refused;
+        }
+        auto& restored = std::get<RestoredPool>(member);
+        if (std::any_of(group.members.begin(), group.members.end(), [&](const RestoredPool& m) {
+                return protocol::same_node(m.config.target, restored.config.target);
+            })) {
+            return refused;
+        }
+        group.members.push_back(std::move(restored));
+    }
+    if (!list.nil()) {
+        return refused; // an improper list
+    }
+    return group;
+}
+
+// {restore, Entries, NextPoolId}: each entry a pool or a group (docs/PROTOCOL.md, "Restore").
 Decoded decode_restore(TermReader& r, std::uint32_t, std::uint64_t)
 {
     Restore restore;
@@ -207,26 +281,22 @@ Decoded decode_restore(TermReader& r, std::uint32_t, std::uint64_t)
     }
     for (std::uint32_t i = 0; i < count; ++i) {
         // Every element takes at least one byte, so a forged count fails here long before memory runs out.
-        if (r.tuple_header() != 3u) {
+        const auto arity = r.tuple_header();
+        if (arity == 3u) {
+            auto pool = read_restored_pool(r, seen);
+            if (auto* failed = std::get_if<Decoded>(&pool)) {
+                return std::move(*failed);
+            }
+            restore.pools.push_back(std::get<RestoredPool>(std::move(pool)));
+        } else if (arity == 5u) {
+            auto group = read_restored_group(r, seen);
+            if (auto* failed = std::get_if<Decoded>(&group)) {
+                return std::move(*failed);
+            }
+            restore.groups.push_back(std::get<RestoredGroup>(std::move(group)));
+        } else {
             return Rejected{"badarg"};
         }
-        const auto id = read_id(r, kMaxRestoredPoolId);
-        if (!id) {
-            return Rejected{"badarg"};
-        }
-        const auto target = read_text(r);
-        const auto options = target ? r.skip() : std::nullopt;
-        if (!options) {
-            return RejectedPool{"invalid_config", *id};
-        }
-        auto config = parse_pool_options(*target, *options);
-        if (!config) {
-            return RejectedPool{"invalid_config", *id};
-        }
-        if (!seen.insert(*id).second) {
-            return RejectedPool{"pool_id_taken", *id};
-        }
-        restore.pools.push_back(RestoredPool{*id, std::move(*config)});
     }
     if (count > 0 && !r.nil()) {
         return Rejected{"badarg"}; // an improper list

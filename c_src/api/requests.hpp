@@ -134,14 +134,21 @@ struct Info {};
 struct ListLanes {};
 // `ping`: answered `pong` at once, from the event loop; a caller's round trip to the C-node and nothing else.
 struct Ping {};
-// {restore, [{PoolId, Target, Options}], NextPoolId}: pools of an earlier incarnation of the C-node,
-// re-created under their old ids.
+// {restore, [{PoolId, Target, Options} | {group, GroupId, [{MemberId, Target, Options}], PoolOptions,
+// GroupOptions}], NextPoolId}: pools and groups of an earlier incarnation of the C-node, re-created under
+// their old ids (members too).
 struct RestoredPool {
     std::uint64_t id;
     pool::PoolConfig config;
 };
+struct RestoredGroup {
+    std::uint64_t id;
+    pool::GroupConfig config;
+    std::vector<RestoredPool> members; // each member's options over the group's pool options
+};
 struct Restore {
     std::vector<RestoredPool> pools;
+    std::vector<RestoredGroup> groups;
     std::uint64_t next_pool_id;
 };
 // {new_group, [{Target, Options}], PoolOptions, GroupOptions}: one member pool per target (its Options over

@@ -747,36 +747,61 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
     CallerQuotas::Usage restored; // the pools of the list so far, which count toward the restorer's quotas
     std::uint64_t next = std::max(next_pool_id_, restore.next_pool_id);
     std::unordered_map<std::string_view, std::uint64_t> restored_names;
-    for (auto& r : restore.pools) {
-        const std::string id = std::to_string(r.id);
-        const log::About about{.pool = id, .target = r.config.target, .caller = restorer};
-        if (!r.config.name.empty() && !restored_names.emplace(r.config.name, r.id).second) {
-            log::write(spdlog::level::warn, about, "cannot restore the pool: its name {} is taken by pool {}",
-                       r.config.name, restored_names[r.config.name]);
-            reply_pool_error(caller, "name_taken", r.id);
-            return;
+    // A name of the list (a pool's or a group's) is the first one's; `id` names the entry in a refusal.
+    const auto name_free = [&](std::string_view name, std::uint64_t id, const log::About& about) {
+        if (name.empty() || restored_names.emplace(name, id).second) {
+            return true;
         }
-        if (is_own_node(r.config.target)) {
+        log::write(spdlog::level::warn, about, "cannot restore: the name {} is taken by {}", name,
+                   restored_names[name]);
+        reply_pool_error(caller, "name_taken", id);
+        return false;
+    };
+    // A pool (or a group's member: `entry` is then its group's id, which a refusal names) that may be made.
+    const auto admissible_pool = [&](std::uint64_t id, pool::PoolConfig& config, std::uint64_t entry) {
+        const std::string label = std::to_string(id);
+        const log::About about{.pool = label, .target = config.target, .caller = restorer};
+        if (is_own_node(config.target)) {
             log::write(spdlog::level::warn, about, "cannot restore the pool: its target is the C-node itself");
-            reply_pool_error(caller, "invalid_config", r.id);
-            return;
+            reply_pool_error(caller, "invalid_config", entry);
+            return false;
         }
-        if (!target_allowed(r.config.target)) {
-            reply_pool_error(caller, "invalid_config", r.id);
-            return;
+        if (!target_allowed(config.target)) {
+            reply_pool_error(caller, "invalid_config", entry);
+            return false;
         }
-        if (auto unusable = resolve_tls(r.config)) {
+        if (auto unusable = resolve_tls(config)) {
             log::write(spdlog::level::warn, about, "cannot restore the pool: its option tls: {}", *unusable);
-            reply_pool_error(caller, "invalid_config", r.id);
-            return;
+            reply_pool_error(caller, "invalid_config", entry);
+            return false;
         }
         restored.pools += 1;
-        restored.connections += r.config.max_connections;
+        restored.connections += config.max_connections;
         if (const auto refused = budget_refusal(restorer, restored, in_use)) {
-            reply_pool_error(caller, refused->kind, r.id); // {error, {Limit, PoolId}}
+            reply_pool_error(caller, refused->kind, entry); // {error, {Limit, PoolId}}
+            return false;
+        }
+        next = std::max(next, id + 1);
+        return true;
+    };
+    for (auto& r : restore.pools) {
+        const std::string label = std::to_string(r.id);
+        if (!name_free(r.config.name, r.id, {.pool = label, .caller = restorer}) ||
+            !admissible_pool(r.id, r.config, r.id)) {
             return;
         }
-        next = std::max(next, r.id + 1);
+    }
+    for (auto& g : restore.groups) {
+        const std::string label = std::to_string(g.id);
+        if (!name_free(g.config.name, g.id, {.pool = label, .caller = restorer})) {
+            return;
+        }
+        for (auto& m : g.members) {
+            if (!admissible_pool(m.id, m.config, g.id)) {
+                return;
+            }
+        }
+        next = std::max(next, g.id + 1);
     }
     // Everything checked: nothing below can fail, so the restore is all or nothing.
     for (auto& r : restore.pools) {
@@ -785,10 +810,19 @@ void Service::restore_pools(const pool::CallerView& caller, Restore restore)
                    p.config().max_connections);
         p.start_in_background();
     }
+    for (auto& g : restore.groups) {
+        auto& group = add_group(caller, g.id, std::move(g.config));
+        for (auto& m : g.members) {
+            group.add(add_member(caller, group, std::move(m.config), m.id));
+        }
+        log::write(spdlog::level::info, {.pool = group.label(), .caller = restorer}, "restoring the group ({} targets)",
+                   g.members.size());
+        group.start_restored();
+    }
     next_pool_id_ = next;
     pools_created_ = true;
     awaiting_restore_ = false;
-    reply_ok_integer(caller, static_cast<std::int64_t>(restore.pools.size()));
+    reply_ok_integer(caller, static_cast<std::int64_t>(restore.pools.size() + restore.groups.size()));
 }
 
 std::string Service::metrics_text() const

@@ -115,8 +115,12 @@ private:
     void create_group(const pool::CallerView& caller, NewGroup request);
     void add_target(const pool::CallerView& caller, AddTarget request);
     void remove_target(const pool::CallerView& caller, const RemoveTarget& request);
-    // Makes a member of `group` for `caller` (checked and budgeted already): a pool owned through the group.
-    std::shared_ptr<pool::Pool> add_member(const pool::CallerView& caller, pool::Group& group, pool::PoolConfig config);
+    // Makes group `id` for `caller` (checked and budgeted already), without members: its owner (unless
+    // owner => none), and records it, its name and its owner.
+    pool::Group& add_group(const pool::CallerView& caller, std::uint64_t id, pool::GroupConfig config);
+    // Makes member `id` of `group` for `caller` (checked and budgeted already): a pool owned through the group.
+    std::shared_ptr<pool::Pool> add_member(const pool::CallerView& caller, pool::Group& group, pool::PoolConfig config,
+                                           std::uint64_t id);
     // Removes `member` from `group` (answered ok once drained); refused when it is the group's last.
     void remove_member(const pool::CallerView& caller, pool::Group& group, pool::Pool& member,
                        std::string_view target_term, std::uint32_t drain_ms);

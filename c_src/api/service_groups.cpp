@@ -66,33 +66,40 @@ void Service::create_group(const pool::CallerView& caller, NewGroup request)
         reply_error(caller, *refused);
         return;
     }
-    if (!config.ownerless) {
-        config.owner = creator;
-    }
-    const std::uint64_t id = next_pool_id_++;
     pools_created_ = true;
-    auto group = groups_.emplace(id, std::make_shared<pool::Group>(context_, id, std::move(config))).first->second;
-    if (!group->config().name.empty()) {
-        names_[group->config().name] = id;
-    }
-    if (!group->config().owner.empty()) {
-        owners_.adopt(group->config().owner, id);
-    }
+    auto& group = add_group(caller, next_pool_id_++, std::move(config));
+    // Members get the ids after the group's, in the order of the list (docs/PROTOCOL.md): the library's
+    // registry records them so, for a restore.
     for (auto& m : request.members) {
-        group->add(add_member(caller, *group, std::move(m.config)));
+        group.add(add_member(caller, group, std::move(m.config), next_pool_id_++));
     }
-    log::write(spdlog::level::info, {.pool = group->label(), .caller = creator}, "group of {} targets ({})",
-               request.members.size(), pool::strategy_name(group->config().strategy));
-    group->start(pool::Caller(caller));
+    log::write(spdlog::level::info, {.pool = group.label(), .caller = creator}, "group of {} targets ({})",
+               request.members.size(), pool::strategy_name(group.config().strategy));
+    group.start(pool::Caller(caller));
+}
+
+pool::Group& Service::add_group(const pool::CallerView& caller, std::uint64_t id, pool::GroupConfig config)
+{
+    if (!config.ownerless) {
+        config.owner = caller.link->peer_node();
+    }
+    auto& group = *groups_.emplace(id, std::make_shared<pool::Group>(context_, id, std::move(config))).first->second;
+    if (!group.config().name.empty()) {
+        names_[group.config().name] = id;
+    }
+    if (!group.config().owner.empty()) {
+        owners_.adopt(group.config().owner, id);
+    }
+    return group;
 }
 
 std::shared_ptr<pool::Pool> Service::add_member(const pool::CallerView& caller, pool::Group& group,
-                                                pool::PoolConfig config)
+                                                pool::PoolConfig config, std::uint64_t id)
 {
     // Its group's owner is its own, but the group is what its owner's absence destroys.
     config.ownerless = group.config().ownerless;
     config.owner_grace_ms = group.config().owner_grace_ms;
-    return add_pool(caller, next_pool_id_++, std::move(config), false);
+    return add_pool(caller, id, std::move(config), false);
 }
 
 void Service::add_target(const pool::CallerView& caller, AddTarget request)
@@ -128,7 +135,7 @@ void Service::add_target(const pool::CallerView& caller, AddTarget request)
         reply_error(caller, *refused);
         return;
     }
-    auto member = add_member(caller, *group, std::move(config));
+    auto member = add_member(caller, *group, std::move(config), next_pool_id_++);
     log::write(spdlog::level::info, {.pool = group->label(), .target = member->config().target},
                "adding the target to the group");
     group->add(member);

@@ -94,6 +94,17 @@ void Group::start(Caller creator)
     settle_admissions();
 }
 
+void Group::start_restored()
+{
+    // As at creation every member joins, and with nobody to answer: a restored pool connects in the background.
+    for (auto& m : members_) {
+        if (m.pool) {
+            m.joined = true;
+            m.pool->start_in_background();
+        }
+    }
+}
+
 void Group::admit(Pool& member, Caller adder)
 {
     const auto slot = slot_of(member);
@@ -174,11 +185,8 @@ void Group::settle_admissions()
             m->joined = admission.creation || m->pool->up();
         }
         if (any_up) {
-            if (admission.creation) {
-                answers().pool_started(admission.caller.view(), id_);
-            } else {
-                answers().ok(admission.caller.view());
-            }
+            // {ok, GroupId} to the creator, {ok, MemberId} to an add_target (the registry records it).
+            answers().pool_started(admission.caller.view(), admission.creation ? id_ : first->id());
             continue;
         }
         const Failure why = first ? first->no_connection() : Failure("invalid_pool");

@@ -83,8 +83,10 @@ public:
     // attempt: {ok, GroupId} when one is up (members that failed join too, and reconnect with their backoff),
     // else the first member's connection_failed (the group is then destroyed).
     void start(Caller creator);
-    // Starts `member` (just added) and answers `adder` once it settled: ok when it is up (it joins), else its
-    // connection_failed (and it is removed again).
+    // Starts the members of a restored group (added so far), all joined at once; nobody is answered.
+    void start_restored();
+    // Starts `member` (just added) and answers `adder` once it settled: {ok, MemberId} when it is up (it joins),
+    // else its connection_failed (and it is removed again).
     void admit(Pool& member, Caller adder);
     // Stops picking `member` at once and destroys it with `drain_ms` for its leases; `remover` is answered ok
     // when it has drained. Its callers still in line go to other members.

@@ -813,6 +813,113 @@ TEST_CASE("decode_request: restore names the pool whose target or options are ba
           == "pool_id_taken:1");
 }
 
+TEST_CASE("decode_request: restore takes groups with their members", "[requests][restore]")
+{
+    const std::string pool_opts = options_map({{"max_connections", 2}, {"min_connections", 1}});
+    const std::string own = options_map({{"max_connections", 5}});
+    const std::string empty = options_map({});
+    // {group, Id, [{MemberId, Target, Options}], PoolOptions, GroupOptions}, its members written by `members`.
+    const auto group = [&](long long id, const Build& members, const std::string& group_opts) {
+        return [=](EiTerm& t) {
+            t.tuple(5).atom("group").integer(id);
+            members(t);
+            t.raw(pool_opts).raw(group_opts);
+        };
+    };
+    const auto two_members = [&](EiTerm& t) {
+        t.list(2);
+        t.tuple(3).integer(8).atom(kTarget).raw(own);
+        t.tuple(3).integer(11).binary("other@127.0.0.1").raw(empty);
+        t.nil();
+    };
+    const auto one_restore = [&](const Build& entry) {
+        return decode_request(restore_request(
+            [&](EiTerm& t) {
+                t.list(2);
+                t.tuple(3).integer(1).atom(kTarget).raw(pool_opts);
+                entry(t);
+                t.nil();
+            },
+            20));
+    };
+    SECTION("a group and a pool, each member's options over the group's pool options")
+    {
+        EiTerm strategy;
+        strategy.map(2).atom("strategy").atom("least_in_use").atom("name").atom("workers");
+        const auto r = accepted<Restore>(one_restore(group(7, two_members, strategy.str())));
+        REQUIRE(r.pools.size() == 1);
+        REQUIRE(r.groups.size() == 1);
+        const auto& g = r.groups[0];
+        CHECK(g.id == 7);
+        CHECK(g.config.strategy == dpool::pool::Strategy::least_in_use);
+        CHECK(g.config.name == "workers");
+        CHECK(g.config.pool_options == pool_opts);
+        REQUIRE(g.members.size() == 2);
+        CHECK(g.members[0].id == 8);
+        CHECK(g.members[0].config.target == kTarget);
+        CHECK(g.members[0].config.max_connections == 5);
+        CHECK(g.members[0].config.min_connections == 1);
+        CHECK(g.members[1].id == 11);
+        CHECK(g.members[1].config.target == "other@127.0.0.1");
+        CHECK(g.members[1].config.max_connections == 2);
+    }
+    SECTION("a bad group is named by its id; an id given twice anywhere is pool_id_taken")
+    {
+        const auto refused = [&](const Build& entry) { return pool_rejection(one_restore(entry)); };
+        CHECK(refused(group(7, [](EiTerm& t) { t.nil(); }, empty)) == "invalid_config:7");
+        CHECK(refused(group(7, [](EiTerm& t) { t.atom("members"); }, empty)) == "invalid_config:7");
+        CHECK(refused(group(7, [&](EiTerm& t) { t.list(1).tuple(2).integer(8).atom(kTarget).nil(); }, empty))
+              == "invalid_config:7");
+        CHECK(refused(group(7, [&](EiTerm& t) { t.list(1).tuple(3).integer(8).atom("no_host").raw(empty).nil(); },
+                            empty))
+              == "invalid_config:7");
+        // A member has no name of its own.
+        EiTerm named;
+        named.map(1).atom("name").atom("m");
+        CHECK(refused(group(7, [&](EiTerm& t) { t.list(1).tuple(3).integer(8).atom(kTarget).raw(named.str()).nil(); },
+                            empty))
+              == "invalid_config:7");
+        CHECK(refused(group(7, [&](EiTerm& t) {
+                  t.list(2);
+                  t.tuple(3).integer(8).atom(kTarget).raw(empty);
+                  t.tuple(3).integer(9).atom(kTarget).raw(empty);
+                  t.nil();
+              }, empty))
+              == "invalid_config:7");
+        EiTerm strategy;
+        strategy.map(1).atom("strategy").atom("random");
+        CHECK(refused(group(7, two_members, strategy.str())) == "invalid_config:7");
+        CHECK(refused([&](EiTerm& t) {
+                  t.tuple(5).atom("group").integer(7);
+                  two_members(t);
+                  t.atom("pool_options").raw(empty);
+              })
+              == "invalid_config:7");
+        CHECK(refused(group(1, two_members, empty)) == "pool_id_taken:1");
+        CHECK(refused(group(7, [&](EiTerm& t) { t.list(1).tuple(3).integer(1).atom(kTarget).raw(empty).nil(); }, empty))
+              == "pool_id_taken:1");
+        CHECK(refused(group(7, [&](EiTerm& t) { t.list(1).tuple(3).integer(7).atom(kTarget).raw(empty).nil(); }, empty))
+              == "pool_id_taken:7");
+    }
+    SECTION("a group entry of another shape is badarg")
+    {
+        CHECK(rejection(one_restore([&](EiTerm& t) {
+                  t.tuple(5).atom("grope").integer(7);
+                  two_members(t);
+                  t.raw(empty).raw(empty);
+              }))
+              == "badarg");
+        CHECK(rejection(one_restore([&](EiTerm& t) {
+                  t.tuple(5).atom("group").integer(-7);
+                  two_members(t);
+                  t.raw(empty).raw(empty);
+              }))
+              == "badarg");
+        CHECK(rejection(one_restore([&](EiTerm& t) { t.tuple(4).atom("group").integer(7).nil().raw(empty); }))
+              == "badarg");
+    }
+}
+
 // --- pool options ------------------------------------------------------------------------------------------------
 
 TEST_CASE("parse_pool_options defaults", "[requests]")

@@ -140,8 +140,11 @@ traffic(Target) ->
     {ok, #{}} = Call(distribute_pool_proto:info()),
     pong = Call(distribute_pool_proto:ping()),
     {ok, [_ | _]} = Call(distribute_pool_proto:lanes()),
-    {error, restore_too_late} = Call(distribute_pool_proto:restore([{1 bsl 40, Target, #{max_connections => 1}}],
-                                                                    1 bsl 41)),
+    {error, restore_too_late} =
+        Call(distribute_pool_proto:restore([{1 bsl 40, Target, #{max_connections => 1}},
+                                            {group, (1 bsl 40) + 1, [{(1 bsl 40) + 2, Target, #{}}],
+                                             #{max_connections => 1}, #{strategy => least_in_use}}],
+                                           1 bsl 41)),
     %% Pool groups: new_group, keyed operations, add_target, remove_target of both arities (the added targets
     %% have no node behind them: with min_connections 0 they open nothing until asked).
     {ok, Group} = distribute_pool:new_group([Target], #{max_connections => 1}),

@@ -17,6 +17,7 @@
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
+-export([groups_come_back_after_cnode_killed/1]).
 -export([do_probe/3]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_cnode_os_pid/0, do_os_alive/1, do_stats/1,
@@ -45,7 +46,8 @@ all() ->
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
-     handles_work_after_cnode_killed].
+     handles_work_after_cnode_killed,
+     groups_come_back_after_cnode_killed].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -224,8 +226,9 @@ await_restore_window_and_restore_call(_Config) ->
 
 -spec restore_refuses_bad_requests(list()) -> ok.
 restore_refuses_bad_requests(_Config) ->
-    doc("Malformed restores are badarg, a bad pool is named with invalid_config or pool_id_taken, a restore "
-        "over the connection budget is refused naming the limit (max_total_connections), and a C-node that "
+    doc("Malformed restores are badarg, a bad pool or group is named with invalid_config, pool_id_taken or "
+        "name_taken, a restore over the connection budget (a group's members count) is refused naming the "
+        "limit (max_total_connections), a good one makes its groups with their members' ids, and a C-node that "
         "created a pool refuses any restore."),
     Name = do_uniq("dpool_restore_bad") ++ "@127.0.0.1",
     T = 'nobody@127.0.0.1',
@@ -251,10 +254,25 @@ restore_refuses_bad_requests(_Config) ->
         %% Budget of 3 connections: the second pool would make 4 (the refusal names the limit).
         {error, {max_total_connections, 2}} =
             Call({restore, [{1, T, #{max_connections => 2, min_connections => 0}}, {2, T, One#{max_connections => 2}}], 0}),
+        %% Groups: refused as a whole, named by the group's id; their members count against the budget.
+        Group = fun(Id, Members, GroupOptions) -> {group, Id, Members, One, GroupOptions} end,
+        {error, {invalid_config, 3}} = Call({restore, [{1, T, One}, Group(3, [{4, T, #{}}], #{strategy => random})], 0}),
+        {error, {invalid_config, 3}} = Call({restore, [Group(3, [], #{})], 0}),
+        {error, {invalid_config, 3}} = Call({restore, [Group(3, [{4, T, #{}}, {5, T, #{}}], #{})], 0}),
+        {error, {pool_id_taken, 1}} = Call({restore, [{1, T, One}, Group(3, [{1, T, #{}}], #{})], 0}),
+        {error, {name_taken, 3}} =
+            Call({restore, [{1, T, One#{name => taken}}, Group(3, [{4, T, #{}}], #{name => taken})], 0}),
+        {error, {max_total_connections, 3}} =
+            Call({restore, [{1, T, One}, Group(3, [{4, T, #{}}, {5, 'b@127.0.0.1', #{}}, {6, 'c@127.0.0.1', #{}}],
+                                               #{})], 0}),
+        {error, badarg} = Call({restore, [{group, 3, [{4, T, #{}}], One}], 0}),
         %% Nothing was created by the refusals; the C-node (without --await-restore) takes a first restore.
         {ok, []} = Call(pools),
-        {ok, 1} = Call({restore, [{5, T, One}], 0}),
-        {ok, [5]} = Call(pools),
+        {ok, 2} = Call({restore, [{5, T, One}, Group(7, [{9, T, #{}}, {8, 'b@127.0.0.1', #{}}], #{})], 0}),
+        {ok, [5, 7]} = Call(pools),
+        {ok, #{pool_id := 7, members := [#{pool_id := 9}, #{pool_id := 8}]}} = Call({stats, 7}),
+        {error, invalid_pool} = Call({stats, 6}),
+        ok = Call({destroy, 7, 0}),
         {error, restore_too_late} = Call({restore, [{6, T, One}], 0}),
         {error, invalid_pool} = Call({stats, 6})
     end).
@@ -404,7 +422,94 @@ handles_work_after_cnode_killed(_Config) ->
         [] = [R || {R, _, _} <- distribute_pool_registry:recorded(), lists:member(R, [IdA, IdB, IdC])]
     end).
 
+-spec groups_come_back_after_cnode_killed(list()) -> ok.
+groups_come_back_after_cnode_killed(_Config) ->
+    doc("kill -9 of the embedded C-node: a named group comes back under its id with the members it had, as "
+        "add_target and remove_target left them (ids, targets and options), not one whose removal had begun; "
+        "its handle, name and keys work as before (a key keeps its target), and its later changes are recorded "
+        "too; a group destroyed before the crash stays invalid_pool; fresh ids are above every member's."),
+    %% A fresh supervisor: the C-node restarts of the cases before count toward its restart intensity (5 in
+    %% 10 s), and a restart beyond it would stop the application.
+    ok = application:stop(distribute_pool),
+    {ok, _} = application:ensure_all_started(distribute_pool),
+    Targets = [{target, "dpool_rg_t" ++ integer_to_list(I)} || I <- lists:seq(1, 4)],
+    with_nodes(Targets, fun([{_, T1}, {_, T2}, {_, T3}, {_, T4}]) ->
+        Opts = #{max_connections => 2, min_connections => 1, backoff_min_ms => 50, backoff_max_ms => 500},
+        {ok, G} = distribute_pool:new_group([T1, {T2, #{max_connections => 3}}, T3],
+                                            Opts#{name => dpool_rg, strategy => least_in_use}),
+        ok = distribute_pool:add_target(G, {T4, #{min_connections => 2}}),
+        ok = distribute_pool:remove_target(G, T1),
+        {ok, Gone} = distribute_pool:new_group([T1], Opts),
+        ok = distribute_pool:destroy(Gone),
+        Keys = [{K, key_target(G, K)} || K <- lists:seq(1, 30)],
+        %% T2's member is being removed when the C-node dies: a lease of it is out, its drain long.
+        Key2 = key_of(G, T2),
+        Holders = dpool_ct_helper:do_hold_leases(distribute_pool:keyed(G, Key2), 1, rg),
+        Self = self(),
+        Remover = spawn(fun() -> Self ! {removed, distribute_pool:remove_target(G, T2, #{drain_timeout_ms => 60000})} end),
+        do_wait_until(fun() -> [true] =:= [R || #{target := T, removing := R} <- members(G), T =:= T2] end, 10000),
+        Kept = [{Id, T} || #{pool_id := Id, target := T} <- members(G), T =/= T2],
+        [{_, T3}, {_, T4}] = Kept,
+        #{pool_id := GroupId, owner := none} = do_stats(G),
+
+        _ = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
+        receive {removed, _} -> ok after 30000 -> ct:fail({remove_did_not_return, Remover}) end,
+        [exit(Pid, kill) || {Pid, _} <- Holders],
+        do_wait_until(fun() -> group_up(G, [{T3, 1}, {T4, 2}]) end, ?RECONNECT_MS),
+        #{pool_id := GroupId, name := dpool_rg, strategy := least_in_use, owner := none} = do_stats(G),
+        Kept = [{Id, T} || #{pool_id := Id, target := T} <- members(G)],
+        [#{max_connections := 2, min_connections := 1}, #{max_connections := 2, min_connections := 2}] = members(G),
+        {ok, #{pool_id := GroupId}} = distribute_pool:stats(dpool_rg),
+        {ok, Node} = distribute_pool:call(dpool_rg, erlang, node, []),
+        true = lists:member(Node, [T3, T4]),
+        %% The keys' targets: as before the crash, T2's keys now on the others (rendezvous: their next).
+        Moved = [{K, T} || {K, T} <- Keys, T =:= T2],
+        true = Moved =/= [] andalso length(Moved) < length(Keys),
+        [] = [{K, T, key_target(G, K)} || {K, T} <- Keys, T =/= T2, key_target(G, K) =/= T],
+        [] = [K || {K, _} <- Moved, not lists:member(key_target(G, K), [T3, T4])],
+        {error, invalid_pool} = distribute_pool:stats(Gone),
+        {ok, Fresh} = distribute_pool:new(T3, 1),
+        true = do_pool_id(Fresh) > lists:max([Id || {Id, _} <- Kept]),
+
+        %% It goes on changing, and is recorded as it is then, for the next restart. (Not a second kill: the
+        %% supervisor's restart intensity, 5 in 10 s, counts this suite's other kills.)
+        ok = distribute_pool:add_target(G, T1),
+        ok = distribute_pool:remove_target(G, T3),
+        After = [{Id, T} || #{pool_id := Id, target := T} <- members(G)],
+        [{_, T4}, {_, T1}] = After,
+        [{group, GroupId, Recorded, _, _}] = [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
+                                                   Id =:= GroupId],
+        After = [{Id, T} || {Id, T, _} <- Recorded],
+        ok = distribute_pool:destroy(G),
+        ok = distribute_pool:destroy(Fresh),
+        [] = [E || E <- distribute_pool_registry:recorded(), element(2, E) =:= GroupId orelse
+                                                             element(1, E) =:= do_pool_id(Fresh)]
+    end).
+
 %% Helpers.
+
+%% A key that the group G sends to target T.
+key_of(G, T) ->
+    case [K || K <- lists:seq(1, 200), key_target(G, K) =:= T] of
+        [K | _] -> K;
+        [] -> ct:fail({no_key_for, T})
+    end.
+
+key_target(G, K) ->
+    {ok, Node} = distribute_pool:call(distribute_pool:keyed(G, K), erlang, node, []),
+    Node.
+
+members(G) ->
+    maps:get(members, do_stats(G)).
+
+%% G's members are the targets given, in that order, each with that many connections up.
+group_up(G, Expected) ->
+    case distribute_pool:stats(G) of
+        {ok, #{members := Members}} ->
+            [{T, A} || #{target := T, available_connections := A} <- Members] =:= Expected;
+        _ ->
+            false
+    end.
 
 %% A process that calls through a pool, or says which lane of the application's C-node it uses, when asked.
 lane_caller(Parent) ->
