@@ -5,7 +5,8 @@
 %% `new', `new_group', `add_target', `remove_target' and `destroy' for the embedded C-node go through here: a
 %% worker process makes the C-node call and reports to this server, which records (or forgets) the pool or
 %% member before it answers the caller. So a caller that dies half-way cannot leave a change unrecorded, and
-%% this server never blocks on the C-node except for the restore itself. It never calls distribute_pool_cnode, which calls it (restore/1) from its init.
+%% this server never blocks on the C-node except for the restore itself. It never calls distribute_pool_cnode,
+%% which calls it (restore/1) from its init.
 %%
 %% The records live in an ETS table that the application's supervisor owns (create_table/0, called from its
 %% init), so a crash of this server loses nothing: its successor reads them back, with the C-node it serves
@@ -158,15 +159,9 @@ lookup(Key) ->
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}} | {noreply, #state{}}.
 handle_call({new, Target, Options, Wait}, From, State) ->
-    case lookup(server) of
-        undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
-        Server -> {noreply, start_worker(From, {new, Target, Options}, Server, Wait, State)}
-    end;
+    on_embedded(From, {new, Target, Options}, Wait, State);
 handle_call({new_group, Members, PoolOptions, GroupOptions, Wait}, From, State) ->
-    case lookup(server) of
-        undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
-        Server -> {noreply, start_worker(From, {new_group, Members, PoolOptions, GroupOptions}, Server, Wait, State)}
-    end;
+    on_embedded(From, {new_group, Members, PoolOptions, GroupOptions}, Wait, State);
 handle_call({add_target, Server, GroupId, Target, Options, Wait}, From, State) ->
     case lookup(server) =:= Server andalso ets:member(?TABLE, {group, GroupId}) of
         true -> {noreply, start_worker(From, {add_target, GroupId, Target, Options}, Server, Wait, State)};
@@ -228,6 +223,15 @@ handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Re
 handle_info(_Other, State) ->
     {noreply, State}.
 
+%% A job (new, new_group) for the embedded C-node, which is known once it asked for its first restore.
+-spec on_embedded(gen_server:from(), job(), non_neg_integer(), #state{}) ->
+    {reply, term(), #state{}} | {noreply, #state{}}.
+on_embedded(From, Job, Wait, State) ->
+    case lookup(server) of
+        undefined -> {reply, distribute_pool_client:not_running("the embedded C-node has not started yet"), State};
+        Server -> {noreply, start_worker(From, Job, Server, Wait, State)}
+    end.
+
 -spec start_worker(gen_server:from(), job(), distribute_pool_client:server(), non_neg_integer(), #state{}) ->
     #state{}.
 start_worker(From, Job, Server, Wait, #state{workers = Workers} = State) ->
@@ -257,8 +261,7 @@ record({new, Target, Options}, Reply) ->
             ok
     end;
 record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-    true = ets:delete(?TABLE, {destroying, Id}),
-    forget(Id);
+    forget_destroyed(Id);
 record({destroy, _Id, _DrainMs}, _Failed) ->
     ok; % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
 record({new_group, Members, PoolOptions, GroupOptions}, Reply) ->
@@ -286,8 +289,7 @@ record({remove_target, _GroupId, _Target, undefined, _DrainMs}, _Reply) ->
 record({remove_target, _GroupId, _Target, MemberId, _DrainMs}, Reply) ->
     case Reply of
         _ when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-            true = ets:delete(?TABLE, {destroying, MemberId}),
-            forget(MemberId);
+            forget_destroyed(MemberId);
         {error, {invalid_config, _}} ->
             true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
             ok;
