@@ -134,7 +134,7 @@ void write_map(protocol::TermWriter& w, const Field<T> (&fields)[N], const T& va
 
 void integer(protocol::TermWriter& w, std::uint64_t value) { w.integer(static_cast<std::int64_t>(value)); }
 
-using Stats = pool::PoolStats;
+using PoolStats = pool::PoolStats;
 
 // #{Limit => Refusals} for the first `count` limits (pool/limits.hpp).
 void write_limit_counts(protocol::TermWriter& w, const pool::LimitCounts& counts, std::size_t count)
@@ -146,31 +146,31 @@ void write_limit_counts(protocol::TermWriter& w, const pool::LimitCounts& counts
     }
 }
 
-std::string_view connection_state_name(Stats::ConnectionState s)
+std::string_view connection_state_name(PoolStats::ConnectionState s)
 {
     switch (s) {
-    case Stats::ConnectionState::available:
+    case PoolStats::ConnectionState::available:
         return "available";
-    case Stats::ConnectionState::in_use:
+    case PoolStats::ConnectionState::in_use:
         return "in_use";
-    case Stats::ConnectionState::connecting:
+    case PoolStats::ConnectionState::connecting:
         break;
     }
     return "connecting";
 }
 
-constexpr Field<Stats> kStatsFields[] = {
-    {"pool_id", [](auto& w, const Stats& s) { integer(w, s.pool_id); }},
-    {"name", [](auto& w, const Stats& s) { w.atom(s.name.empty() ? std::string_view("undefined") : s.name); }},
+constexpr Field<PoolStats> kStatsFields[] = {
+    {"pool_id", [](auto& w, const PoolStats& s) { integer(w, s.pool_id); }},
+    {"name", [](auto& w, const PoolStats& s) { w.atom(s.name.empty() ? std::string_view("undefined") : s.name); }},
     // Node names as atoms, as Erlang shows nodes: the target's is the caller's own atom, and connection names
     // are few (reused per target: ConnectionNames).
-    {"target", [](auto& w, const Stats& s) { w.atom(s.target); }},
+    {"target", [](auto& w, const PoolStats& s) { w.atom(s.target); }},
     // A caller node's name, or none (docs/PROTOCOL.md, "Owners").
-    {"owner", [](auto& w, const Stats& s) { w.atom(s.owner.empty() ? std::string_view("none") : s.owner); }},
-    {"owner_grace_ms", [](auto& w, const Stats& s) { integer(w, s.owner_grace_ms); }},
-    {"tls", [](auto& w, const Stats& s) { w.atom(s.tls); }},
+    {"owner", [](auto& w, const PoolStats& s) { w.atom(s.owner.empty() ? std::string_view("none") : s.owner); }},
+    {"owner_grace_ms", [](auto& w, const PoolStats& s) { integer(w, s.owner_grace_ms); }},
+    {"tls", [](auto& w, const PoolStats& s) { w.atom(s.tls); }},
     {"last_failure",
-     [](auto& w, const Stats& s) {
+     [](auto& w, const PoolStats& s) {
          if (s.last_failure_kind.empty()) {
              w.atom("none");
              return;
@@ -179,47 +179,47 @@ constexpr Field<Stats> kStatsFields[] = {
          w.atom(s.last_failure_kind);
          w.binary(s.last_failure_text);
      }},
-    {"state", [](auto& w, const Stats& s) { w.atom(s.draining ? "draining" : "active"); }},
-    {"total_connections", [](auto& w, const Stats& s) { integer(w, s.total_connections); }},
-    {"available_connections", [](auto& w, const Stats& s) { integer(w, s.available_connections); }},
-    {"in_use_connections", [](auto& w, const Stats& s) { integer(w, s.in_use_connections); }},
-    {"connecting_connections", [](auto& w, const Stats& s) { integer(w, s.connecting_connections); }},
-    {"waiting", [](auto& w, const Stats& s) { integer(w, s.waiting); }},
-    {"capacity", [](auto& w, const Stats& s) { integer(w, s.capacity); }},
-    {"max_connections", [](auto& w, const Stats& s) { integer(w, s.max_connections); }},
-    {"min_connections", [](auto& w, const Stats& s) { integer(w, s.min_connections); }},
-    {"acquire_timeout_ms", [](auto& w, const Stats& s) { integer(w, s.acquire_timeout_ms); }},
-    {"max_waiters", [](auto& w, const Stats& s) { integer(w, s.max_waiters); }},
-    {"max_pending_requests", [](auto& w, const Stats& s) { integer(w, s.max_pending_requests); }},
+    {"state", [](auto& w, const PoolStats& s) { w.atom(s.draining ? "draining" : "active"); }},
+    {"total_connections", [](auto& w, const PoolStats& s) { integer(w, s.total_connections); }},
+    {"available_connections", [](auto& w, const PoolStats& s) { integer(w, s.available_connections); }},
+    {"in_use_connections", [](auto& w, const PoolStats& s) { integer(w, s.in_use_connections); }},
+    {"connecting_connections", [](auto& w, const PoolStats& s) { integer(w, s.connecting_connections); }},
+    {"waiting", [](auto& w, const PoolStats& s) { integer(w, s.waiting); }},
+    {"capacity", [](auto& w, const PoolStats& s) { integer(w, s.capacity); }},
+    {"max_connections", [](auto& w, const PoolStats& s) { integer(w, s.max_connections); }},
+    {"min_connections", [](auto& w, const PoolStats& s) { integer(w, s.min_connections); }},
+    {"acquire_timeout_ms", [](auto& w, const PoolStats& s) { integer(w, s.acquire_timeout_ms); }},
+    {"max_waiters", [](auto& w, const PoolStats& s) { integer(w, s.max_waiters); }},
+    {"max_pending_requests", [](auto& w, const PoolStats& s) { integer(w, s.max_pending_requests); }},
     {"limit_refusals",
-     [](auto& w, const Stats& s) { write_limit_counts(w, s.counters.limit_refusals, pool::kPoolLimits); }},
-    {"successful_operations", [](auto& w, const Stats& s) { integer(w, s.counters.successful_operations); }},
-    {"failed_operations", [](auto& w, const Stats& s) { integer(w, s.counters.failed_operations); }},
-    {"dropped_sends", [](auto& w, const Stats& s) { integer(w, s.counters.dropped_sends); }},
-    {"return_barriers", [](auto& w, const Stats& s) { integer(w, s.counters.return_barriers); }},
-    {"return_barrier_misses", [](auto& w, const Stats& s) { integer(w, s.counters.return_barrier_misses); }},
-    {"connections_created", [](auto& w, const Stats& s) { integer(w, s.counters.connections_created); }},
+     [](auto& w, const PoolStats& s) { write_limit_counts(w, s.counters.limit_refusals, pool::kPoolLimits); }},
+    {"successful_operations", [](auto& w, const PoolStats& s) { integer(w, s.counters.successful_operations); }},
+    {"failed_operations", [](auto& w, const PoolStats& s) { integer(w, s.counters.failed_operations); }},
+    {"dropped_sends", [](auto& w, const PoolStats& s) { integer(w, s.counters.dropped_sends); }},
+    {"return_barriers", [](auto& w, const PoolStats& s) { integer(w, s.counters.return_barriers); }},
+    {"return_barrier_misses", [](auto& w, const PoolStats& s) { integer(w, s.counters.return_barrier_misses); }},
+    {"connections_created", [](auto& w, const PoolStats& s) { integer(w, s.counters.connections_created); }},
     {"connections_closed",
-     [](auto& w, const Stats& s) {
+     [](auto& w, const PoolStats& s) {
          w.map(pool::kCloseReasons);
          for (std::size_t r = 0; r < pool::kCloseReasons; ++r) {
              w.atom(pool::close_reason_name(static_cast<pool::CloseReason>(r)));
              integer(w, s.counters.closed[r]);
          }
      }},
-    {"reconnect_attempts", [](auto& w, const Stats& s) { integer(w, s.counters.reconnect_attempts); }},
-    {"health_checks", [](auto& w, const Stats& s) { integer(w, s.counters.health_checks); }},
-    {"acquire_count", [](auto& w, const Stats& s) { integer(w, s.counters.acquires); }},
-    {"acquire_timeouts", [](auto& w, const Stats& s) { integer(w, s.counters.acquire_timeouts); }},
-    {"hits", [](auto& w, const Stats& s) { integer(w, s.counters.hits); }},
-    {"misses", [](auto& w, const Stats& s) { integer(w, s.counters.misses); }},
-    {"acquire_wait_avg_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_avg_us); }},
-    {"acquire_wait_max_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_max_us); }},
-    {"acquire_wait_p99_us", [](auto& w, const Stats& s) { integer(w, s.acquire_wait_p99_us); }},
-    {"request_rtt_p50_us", [](auto& w, const Stats& s) { integer(w, s.request_rtt_p50_us); }},
-    {"request_rtt_p99_us", [](auto& w, const Stats& s) { integer(w, s.request_rtt_p99_us); }},
+    {"reconnect_attempts", [](auto& w, const PoolStats& s) { integer(w, s.counters.reconnect_attempts); }},
+    {"health_checks", [](auto& w, const PoolStats& s) { integer(w, s.counters.health_checks); }},
+    {"acquire_count", [](auto& w, const PoolStats& s) { integer(w, s.counters.acquires); }},
+    {"acquire_timeouts", [](auto& w, const PoolStats& s) { integer(w, s.counters.acquire_timeouts); }},
+    {"hits", [](auto& w, const PoolStats& s) { integer(w, s.counters.hits); }},
+    {"misses", [](auto& w, const PoolStats& s) { integer(w, s.counters.misses); }},
+    {"acquire_wait_avg_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_avg_us); }},
+    {"acquire_wait_max_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_max_us); }},
+    {"acquire_wait_p99_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_p99_us); }},
+    {"request_rtt_p50_us", [](auto& w, const PoolStats& s) { integer(w, s.request_rtt_p50_us); }},
+    {"request_rtt_p99_us", [](auto& w, const PoolStats& s) { integer(w, s.request_rtt_p99_us); }},
     {"connections",
-     [](auto& w, const Stats& s) {
+     [](auto& w, const PoolStats& s) {
          if (!s.connections.empty()) {
              w.list(s.connections.size());
              for (const auto& c : s.connections) {
@@ -380,26 +380,26 @@ constexpr Field<GroupStats> kGroupFields[] = {
          integer(w, static_cast<std::uint64_t>(
                         std::count_if(g.members.begin(), g.members.end(), [](const auto& m) { return m.up; })));
      }},
-    {"total_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.total_connections; })); }},
+    {"total_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.total_connections; })); }},
     {"available_connections",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.available_connections; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.available_connections; })); }},
     {"in_use_connections",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.in_use_connections; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.in_use_connections; })); }},
     {"connecting_connections",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.connecting_connections; })); }},
-    {"waiting", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.waiting; })); }},
-    {"max_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.max_connections; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.connecting_connections; })); }},
+    {"waiting", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.waiting; })); }},
+    {"max_connections", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.max_connections; })); }},
     {"successful_operations",
      [](auto& w, const GroupStats& g) {
-         integer(w, total(g, [](const Stats& s) { return s.counters.successful_operations; }));
+         integer(w, total(g, [](const PoolStats& s) { return s.counters.successful_operations; }));
      }},
     {"failed_operations",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.failed_operations; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.counters.failed_operations; })); }},
     {"dropped_sends",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.dropped_sends; })); }},
-    {"acquire_count", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.acquires; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.counters.dropped_sends; })); }},
+    {"acquire_count", [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.counters.acquires; })); }},
     {"acquire_timeouts",
-     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const Stats& s) { return s.counters.acquire_timeouts; })); }},
+     [](auto& w, const GroupStats& g) { integer(w, total(g, [](const PoolStats& s) { return s.counters.acquire_timeouts; })); }},
     {"members",
      [](auto& w, const GroupStats& g) {
          if (!g.members.empty()) {

@@ -14,7 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-NodePorts::Lookup failed(ConnectError kind, std::string error)
+NodePorts::Lookup lookup_failed(ConnectError kind, std::string error)
 {
     NodePorts::Lookup out;
     out.kind = kind;
@@ -22,7 +22,7 @@ NodePorts::Lookup failed(ConnectError kind, std::string error)
     return out;
 }
 
-NodePorts::Lookup timed_out() { return failed(ConnectError::timeout, "asking epmd"); }
+NodePorts::Lookup timed_out() { return lookup_failed(ConnectError::timeout, "asking epmd"); }
 
 } // namespace
 
@@ -74,7 +74,7 @@ asio::awaitable<NodePorts::Lookup> NodePorts::find(const std::string& target, De
             answer = co_await ask(target, deadline);
         } catch (const std::exception& e) {
             // Out of memory and the like: this question fails, and those waiting on it hear so.
-            answer = failed(ConnectError::unreachable, fmt::format("cannot ask epmd: {}", e.what()));
+            answer = lookup_failed(ConnectError::unreachable, fmt::format("cannot ask epmd: {}", e.what()));
         }
         if (const auto mine = asking_.find(target); mine != asking_.end() && mine->second == question) {
             asking_.erase(mine);
@@ -97,14 +97,14 @@ asio::awaitable<NodePorts::Lookup> NodePorts::ask(const std::string& target, Dea
 {
     const auto name = protocol::parse_node_name(target);
     if (!name) {
-        co_return failed(ConnectError::unreachable, fmt::format("'{}' is no node name (alive@host)", target));
+        co_return lookup_failed(ConnectError::unreachable, fmt::format("'{}' is no node name (alive@host)", target));
     }
     const auto address = co_await resolve_ipv4(std::string(name->host), deadline);
     if (deadline.expired()) {
-        co_return failed(ConnectError::timeout, "resolving the host");
+        co_return lookup_failed(ConnectError::timeout, "resolving the host");
     }
     if (!address) {
-        co_return failed(ConnectError::unreachable, fmt::format("cannot resolve the host '{}'", name->host));
+        co_return lookup_failed(ConnectError::unreachable, fmt::format("cannot resolve the host '{}'", name->host));
     }
     auto executor = co_await asio::this_coro::executor;
     for (int attempt = 0;; ++attempt) {
@@ -116,7 +116,7 @@ asio::awaitable<NodePorts::Lookup> NodePorts::ask(const std::string& target, Dea
             try {
                 const auto port = co_await epmd_port_please(socket, *address, std::string(name->alive));
                 if (!port) {
-                    co_return failed(ConnectError::not_registered,
+                    co_return lookup_failed(ConnectError::not_registered,
                                      fmt::format("epmd on {} has no node named '{}' (is {} running, under that "
                                                  "name?)",
                                                  address->to_string(), name->alive, target));
@@ -127,13 +127,13 @@ asio::awaitable<NodePorts::Lookup> NodePorts::ask(const std::string& target, Dea
             } catch (const boost::system::system_error& e) {
                 if (util::out_of_descriptors(e.code())) {
                     // Asking again will not free a descriptor: say which limit it is.
-                    co_return failed(ConnectError::unreachable,
+                    co_return lookup_failed(ConnectError::unreachable,
                                      fmt::format("cannot ask epmd on {} port {}: {}", address->to_string(),
                                                  epmd_port(), util::out_of_descriptors_text(e.code())));
                 }
                 if (e.code() == asio::error::connection_refused && !deadline.expired()) {
                     // Nothing listens on epmd's port: asking again will not help.
-                    co_return failed(ConnectError::unreachable,
+                    co_return lookup_failed(ConnectError::unreachable,
                                      fmt::format("cannot ask epmd on {} port {}: {}", address->to_string(),
                                                  epmd_port(), e.what()));
                 }
@@ -148,7 +148,7 @@ asio::awaitable<NodePorts::Lookup> NodePorts::ask(const std::string& target, Dea
         // epmd dropped or garbled the answer (it does under a burst of questions): ask again shortly.
         const auto pause = std::min<std::chrono::milliseconds>(10ms * (1 << std::min(attempt, 5)), 200ms);
         if (deadline.remaining() <= pause) {
-            co_return failed(ConnectError::unreachable, fmt::format("cannot ask epmd on {} port {}: {}",
+            co_return lookup_failed(ConnectError::unreachable, fmt::format("cannot ask epmd on {} port {}: {}",
                                                                     address->to_string(), epmd_port(), why));
         }
         asio::steady_timer wait(executor, pause);

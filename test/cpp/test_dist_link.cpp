@@ -236,7 +236,7 @@ std::string encoded_pid()
     return t.str();
 }
 
-std::string encoded_atom(std::string_view text)
+std::string atom_bytes(std::string_view text)
 {
     dpool::test::EiTerm t;
     t.atom(text);
@@ -249,7 +249,7 @@ TEST_CASE("DistLink frames packets written with begin_packet/end_packet", "[dist
 {
     LinkTest t;
     const std::string from = encoded_pid();
-    const std::string to = encoded_atom("net_kernel");
+    const std::string to = atom_bytes("net_kernel");
     const auto write = [&](TermWriter& w) {
         w.version();
         dpool::protocol::write_reg_send(w, from, to);
@@ -277,7 +277,7 @@ TEST_CASE("DistLink frames a packet given as head and body, in order with begin_
 {
     LinkTest t;
     const std::string from = encoded_pid();
-    const std::string to = encoded_atom("dpool_sink");
+    const std::string to = atom_bytes("dpool_sink");
     // The head of a message packet (pass-through byte, version, REG_SEND control, version), as Pool writes it.
     ByteBuffer head;
     head.push_back('p');
@@ -777,8 +777,8 @@ TEST_CASE("DistLink with an atom cache writes distribution headers and reads the
     w.version();
     w.atom("world");
     link->end_packet();
-    const std::string expected = frame(std::string("\x83\x44\x00", 3) + "\x68\x02" + encoded_atom("hello") +
-                                       encoded_atom("world"));
+    const std::string expected = frame(std::string("\x83\x44\x00", 3) + "\x68\x02" + atom_bytes("hello") +
+                                       atom_bytes("world"));
     std::string received;
     REQUIRE(plain.pump_until([&] {
         char chunk[256];
@@ -799,7 +799,7 @@ TEST_CASE("DistLink with an atom cache writes distribution headers and reads the
     asio::write(peer, asio::buffer(frame(incoming)), ec);
     REQUIRE_FALSE(ec);
     REQUIRE(plain.pump_until([&] { return !handler.packets.empty(); }));
-    CHECK(handler.packets.front() == "p\x83" + std::string("\x68\x02\x61\x02", 4) + encoded_atom("ok"));
+    CHECK(handler.packets.front() == "p\x83" + std::string("\x68\x02\x61\x02", 4) + atom_bytes("ok"));
 
     // A reference to an entry never defined closes the link: later references could name the wrong atoms.
     asio::write(peer, asio::buffer(frame(std::string("\x83\x44\x01\x00\x07\x52\x00", 7))), ec);

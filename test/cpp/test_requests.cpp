@@ -54,7 +54,7 @@ template <class T> T accepted(const Decoded& d)
 std::string rejection_of(const Build& build) { return rejection(decode_request(term(build))); }
 
 // A ConfigError as the caller reads it (the Why of {error, {invalid_config, Why}}), printed.
-std::string printed(const ConfigError& e)
+std::string printed_config_error(const ConfigError& e)
 {
     dpool::ByteBuffer buf;
     dpool::protocol::TermWriter w(buf);
@@ -70,7 +70,7 @@ std::string why_of(const Build& build)
     const auto* r = std::get_if<Rejected>(&d);
     REQUIRE(r != nullptr);
     REQUIRE(r->config.has_value());
-    return printed(*r->config);
+    return printed_config_error(*r->config);
 }
 
 const std::string kTarget = "target@127.0.0.1";
@@ -1078,7 +1078,7 @@ TEST_CASE("parse_pool_options says why: the key, the value and what is allowed",
     const auto why = [](const std::string& options_bytes) {
         const auto parsed = parse_pool_options(kTarget, options_bytes);
         REQUIRE_FALSE(parsed.has_value());
-        return printed(parsed.error());
+        return printed_config_error(parsed.error());
     };
     SECTION("an unknown key, with the known key it was probably meant to be")
     {
@@ -1602,14 +1602,14 @@ TEST_CASE("parse_pool_options: a pool's own cookie, an atom or a binary, never e
         const auto parsed = parse_pool_options(kTarget, options_bytes);
         REQUIRE_FALSE(parsed.has_value());
         CHECK(parsed.error().hide_value);
-        const auto text = printed(parsed.error());
+        const auto text = printed_config_error(parsed.error());
         CHECK(text.rfind("{bad_value,cookie,hidden,<<\"an atom or binary of 1..255 printable ASCII", 0) == 0);
         CHECK(text.find("secret") == std::string::npos);
         CHECK(text.find("blank") == std::string::npos);
     }
     // A misspelt key is still suggested.
     const auto misspelt = options_map({{"max_connections", 1}, {"coockie", 1}});
-    CHECK(printed(parse_pool_options(kTarget, misspelt).error()) == "{unknown_option,coockie,{did_you_mean,cookie}}");
+    CHECK(printed_config_error(parse_pool_options(kTarget, misspelt).error()) == "{unknown_option,coockie,{did_you_mean,cookie}}");
 }
 
 TEST_CASE("write_config_error: target_not_allowed names the target as it came", "[requests][config_error][access]")
@@ -1618,7 +1618,7 @@ TEST_CASE("write_config_error: target_not_allowed names the target as it came", 
     e.kind = ConfigError::Kind::target_not_allowed;
     const auto target = term([](EiTerm& t) { t.atom("evil@example.com"); });
     e.term = target;
-    CHECK(printed(e) == "{target_not_allowed,evil@example.com}");
+    CHECK(printed_config_error(e) == "{target_not_allowed,evil@example.com}");
 }
 
 TEST_CASE("parse_pool_options: a group member's options go over the group's", "[requests][group]")
@@ -1636,14 +1636,14 @@ TEST_CASE("parse_pool_options: a group member's options go over the group's", "[
     CHECK(plain->max_connections == 4);
     // A member's own key is judged over the group's values: min above the group's max.
     const auto too_many = options_map({{"min_connections", 5}});
-    CHECK(printed(parse_pool_options(kTarget, too_many, base).error()) ==
+    CHECK(printed_config_error(parse_pool_options(kTarget, too_many, base).error()) ==
           "{bad_value,min_connections,5,<<\"an integer in 0..max_connections (4)\">>}");
     // Neither map gives max_connections.
     const auto empty = options_map({});
-    CHECK(printed(parse_pool_options(kTarget, empty, empty).error()) == "{missing_option,max_connections}");
+    CHECK(printed_config_error(parse_pool_options(kTarget, empty, empty).error()) == "{missing_option,max_connections}");
     // A group's bad options are refused as any pool's.
     const auto bad_base = options_map({{"max_conections", 1}});
-    CHECK(printed(parse_pool_options(kTarget, own, bad_base).error()) ==
+    CHECK(printed_config_error(parse_pool_options(kTarget, own, bad_base).error()) ==
           "{unknown_option,max_conections,{did_you_mean,max_connections}}");
 }
 
@@ -1670,15 +1670,15 @@ TEST_CASE("parse_group_options: strategy, name, owner, owner_grace_ms; anything 
     CHECK(defaults->strategy == dpool::pool::Strategy::round_robin);
     CHECK_FALSE(defaults->ownerless);
     const auto random = group([](EiTerm& t) { t.atom("strategy").atom("random"); }, 1);
-    CHECK(printed(parse_group_options(random).error()) ==
+    CHECK(printed_config_error(parse_group_options(random).error()) ==
           "{bad_value,strategy,random,<<\"round_robin or least_in_use\">>}");
     const auto pool_key = group([](EiTerm& t) { t.atom("max_connections").integer(1); }, 1);
-    CHECK(printed(parse_group_options(pool_key).error()) == "{unknown_option,max_connections}");
+    CHECK(printed_config_error(parse_group_options(pool_key).error()) == "{unknown_option,max_connections}");
     const auto twice = group([](EiTerm& t) {
         t.atom("strategy").atom("round_robin").atom("strategy").atom("round_robin");
     }, 2);
-    CHECK(printed(parse_group_options(twice).error()) == "{duplicate_option,strategy}");
+    CHECK(printed_config_error(parse_group_options(twice).error()) == "{duplicate_option,strategy}");
     const auto bad_name = group([](EiTerm& t) { t.atom("name").integer(1); }, 1);
-    CHECK(printed(parse_group_options(bad_name).error()).rfind("{bad_value,name,1,", 0) == 0);
-    CHECK(printed(parse_group_options(term([](EiTerm& t) { t.atom("opts"); })).error()) == "{bad_options,opts}");
+    CHECK(printed_config_error(parse_group_options(bad_name).error()).rfind("{bad_value,name,1,", 0) == 0);
+    CHECK(printed_config_error(parse_group_options(term([](EiTerm& t) { t.atom("opts"); })).error()) == "{bad_options,opts}");
 }
