@@ -195,8 +195,10 @@
 %% The calling process's send_async/3 pipes, one per pool connection it sends on (so their number is bounded
 %% by the connections): #{{PoolId, ConnId} => {CheckoutTag, LeaseId, Pipe, Count, Bytes}}.
 -define(ASYNC_KEY, distribute_pool_async).
-%% A lease holder's record of its checkout (with_connection): {pending, Pending, Started, Deadline} until the
-%% checkout's answer is read, then that answer ({ok, ConnId, LeaseId, ConnNode} or {error, Reason}).
+%% A lease holder's record of its checkout (with_connection): {pending, Pending, Started, Deadline, Quiet} until
+%% the lease is known, then {ok, ConnId, LeaseId, ConnNode}, or {error, Reason} when there is none. Quiet: the
+%% checkout was sent quiet and may not be answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined
+%% leases"); false once an answer is known to come.
 -define(LEASE_KEY(Tag), {distribute_pool_lease, Tag}).
 %% What the holder's operations on a lease that could not be taken raise, for with_connection to catch.
 -define(LEASE_FAILED, '$distribute_pool_lease_failed').
@@ -508,7 +510,8 @@ checked(Fun) ->
 %%
 %% The lease is pipelined: the checkout is sent and Fun runs at once, without waiting for its answer; Fun's
 %% first operation on Conn follows the checkout to the C-node and is served on the lease the checkout gets,
-%% so with_connection + one call costs no round trip of its own for the lease. What Fun sees when no
+%% so with_connection + one call costs no round trip of its own for the lease. The checkout is quiet: a lease
+%% granted at once is not answered, and the answer to that first operation tells its ids. What Fun sees when no
 %% connection could be leased: it runs up to its first operation on Conn (connection_info/1 included),
 %% which waits as a checkout does and then does not return: it ends Fun with an exception that
 %% with_connection catches, and with_connection returns the checkout's error (`{error, pool_exhausted}',
@@ -551,14 +554,22 @@ checkout_timeout(#dpool{acquire_timeout_ms = Default}, Options) ->
 
 -spec do_with_connection(pool(), fun((conn()) -> Result), default | non_neg_integer(), non_neg_integer()) ->
     {ok, Result} | {error, term()}.
-do_with_connection(#dpool{server = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
+do_with_connection(#dpool{server = {_, CNode} = Server, id = PoolId} = Pool, Fun, WireTimeout, Wait) ->
     Started = distribute_pool_telemetry:checkout_start(Pool),
-    Checkout = distribute_pool_group:routed(Pool, distribute_pool_proto:checkout(PoolId, WireTimeout)),
+    %% Quiet: a lease granted at once is told by the answer to the fun's first operation, which saves the
+    %% C-node an answer and the caller a message to read. A service on this node (a test's fake) gets the plain
+    %% checkout.
+    Quiet = CNode =/= node(),
+    Request = case Quiet of
+                  true -> distribute_pool_proto:checkout_quiet(PoolId, WireTimeout);
+                  false -> distribute_pool_proto:checkout(PoolId, WireTimeout)
+              end,
+    Checkout = distribute_pool_group:routed(Pool, Request),
     case distribute_pool_client:send_call(Server, Checkout, Wait) of
         {ok, Pending} ->
             Tag = distribute_pool_client:pending_tag(Pending),
             Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
-            put(?LEASE_KEY(Tag), {pending, Pending, Started, distribute_pool_client:deadline(Wait)}),
+            put(?LEASE_KEY(Tag), {pending, Pending, Started, distribute_pool_client:deadline(Wait), Quiet}),
             try Fun(Conn) of
                 Result ->
                     case settle(Conn) of
@@ -584,9 +595,35 @@ settle(Conn) ->
 %% answer came in time is NoAnswer.
 -spec settle(conn(), timeout(), {error, term()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
-settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout = Tag}, Cap, NoAnswer) ->
+settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, lane = Lane} = Conn, Cap,
+       NoAnswer) ->
     case get(?LEASE_KEY(Tag)) of
-        {pending, Pending, Started, Deadline} ->
+        {pending, Pending, _Started, _Deadline, true} ->
+            %% A quiet checkout that no operation has been answered for: its answer, if it has come, or else
+            %% the C-node is asked, behind the checkout on its lane.
+            case distribute_pool_client:poll_call(Pending) of
+                {reply, Reply} ->
+                    known(Conn, distribute_pool_proto:checkout_reply(Reply));
+                none ->
+                    Asked = distribute_pool_client:call_on_lane(Lane, distribute_pool_proto:lease_of(PoolId, Tag),
+                                                                ?DPOOL_PROMPT_WAIT_MS),
+                    case distribute_pool_proto:checkout_reply(Asked) of
+                        {ok, _, _, _} = Lease ->
+                            told(Conn, Lease);
+                        {error, lease_pending} ->
+                            answer_comes(Tag),
+                            settle(Conn, Cap, NoAnswer);
+                        {error, invalid_connection} = None ->
+                            %% It failed, and its answer came before this one (or its lease ended already).
+                            answer_comes(Tag),
+                            settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), None);
+                        {error, _} = Failed ->
+                            %% No C-node or no pool: an answer is not waited for long.
+                            answer_comes(Tag),
+                            settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), Failed)
+                    end
+            end;
+        {pending, Pending, _Started, Deadline, false} ->
             %% infinity, an atom, is above every number: min/2 keeps the other bound.
             Left = min(Cap, distribute_pool_client:remaining(Deadline)),
             Lease = case distribute_pool_client:await_call(Pending, Left) of
@@ -603,9 +640,7 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout 
                             distribute_pool_client:lane_failed(Server, distribute_pool_client:pending_lane(Pending)),
                             Failed
                     end,
-            distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
-            put(?LEASE_KEY(Tag), Lease),
-            Lease;
+            known(Conn, Lease);
         undefined ->
             {error, invalid_connection};
         Known ->
@@ -620,8 +655,38 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId} = Pool, checkout 
 %% only briefly, and then the checkout fails as the operation did (withdrawn, in case it did arrive).
 -spec orphaned_checkout(conn(), {error, term()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
-orphaned_checkout(Conn, Unreachable) ->
+orphaned_checkout(#dpool_conn{checkout = Tag} = Conn, Unreachable) ->
+    answer_comes(Tag),
     settle(Conn, ?ORPHANED_CHECKOUT_MS, Unreachable).
+
+%% The holder's checkout, sent quiet, is answered (it waits in line, or failed) or is known lost: its answer is
+%% awaited from now on.
+-spec answer_comes(distribute_pool_proto:tag()) -> ok.
+answer_comes(Tag) ->
+    case get(?LEASE_KEY(Tag)) of
+        {pending, Pending, Started, Deadline, true} ->
+            put(?LEASE_KEY(Tag), {pending, Pending, Started, Deadline, false}),
+            ok;
+        _ ->
+            ok
+    end.
+
+%% The holder's quiet checkout got Lease, told by the answer to an operation or to lease_of: no answer of the
+%% checkout's own comes (one that came meanwhile is dropped with the call).
+-spec told(conn(), {ok, non_neg_integer(), non_neg_integer(), node()}) ->
+    {ok, non_neg_integer(), non_neg_integer(), node()}.
+told(#dpool_conn{checkout = Tag} = Conn, Lease) ->
+    {pending, Pending, _, _, _} = get(?LEASE_KEY(Tag)),
+    ok = distribute_pool_client:forget_call(Pending),
+    known(Conn, Lease).
+
+%% What the holder's checkout got, now known (its call ended).
+-spec known(conn(), Lease) -> Lease when Lease :: {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+known(#dpool_conn{pool = Pool, checkout = Tag}, Lease) ->
+    {pending, _, Started, _, _} = get(?LEASE_KEY(Tag)),
+    distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
+    put(?LEASE_KEY(Tag), Lease),
+    Lease.
 
 %% The end of with_connection: the checkout's answer read, and a lease it got returned (after what the holder
 %% sent with send_async/3 is queued).
@@ -650,10 +715,21 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
             Op(ConnId, LeaseId, 0);
         {error, Reason} ->
             throw({?LEASE_FAILED, Tag, Reason});
-        {pending, _, _, Deadline} ->
+        {pending, _, _, Deadline, _} ->
             case Op(checkout, Tag, distribute_pool_client:remaining(Deadline)) of
+                {leased, Ids, Answer} = Told ->
+                    %% The quiet checkout's lease, told with this first operation's answer.
+                    case distribute_pool_proto:checkout_reply({ok, Ids}) of
+                        {ok, _, _, _} = Lease ->
+                            _ = told(Conn, Lease),
+                            Answer;
+                        {error, _} = Bad ->
+                            throw({?LEASE_FAILED, Tag, {bad_reply, Told, Bad}})
+                    end;
                 {error, Why} when Why =:= lease_pending; Why =:= invalid_connection ->
-                    %% Still in line, or the checkout failed already (its lease is none the C-node knows).
+                    %% Still in line, or the checkout failed already (its lease is none the C-node knows): its
+                    %% answer comes.
+                    answer_comes(Tag),
                     case holder_lease(Conn) of
                         {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> Op(ConnId, LeaseId, 0);
                         {ok, _, _, _} -> {error, invalid_connection}

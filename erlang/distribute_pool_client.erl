@@ -22,6 +22,8 @@
 -export([call_on_lane/3]).
 -export([send_call/3]).
 -export([await_call/2]).
+-export([poll_call/1]).
+-export([forget_call/1]).
 -export([pending_tag/1]).
 -export([pending_lane/1]).
 -export([cast/2]).
@@ -172,6 +174,38 @@ await_call({local, Server, Mref, Tag}, Wait) ->
         erlang:demonitor(Mref, [flush]),
         {timeout, Tag}
     end.
+
+%% The answer of a call sent with send_call/3 if it has come (it then ends the pending call, as await_call/2
+%% does), without waiting.
+-spec poll_call(pending()) -> {reply, term()} | none.
+poll_call({remote, {_, Node}, Alias, Tag}) ->
+    receive
+        {Tag, Reply} ->
+            erlang:unalias(Alias),
+            true = erlang:monitor_node(Node, false),
+            {reply, Reply}
+    after 0 ->
+        none
+    end;
+poll_call({local, _Server, Mref, Tag}) ->
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Mref, [flush]),
+            {reply, Reply}
+    after 0 ->
+        none
+    end.
+
+%% Ends a pending call that is not to be answered (its result was learnt otherwise): an answer that came
+%% meanwhile is dropped, a later one is dropped by this node.
+-spec forget_call(pending()) -> ok.
+forget_call({remote, {_, Node}, Alias, Tag}) ->
+    erlang:unalias(Alias),
+    true = erlang:monitor_node(Node, false),
+    receive {Tag, _} -> ok after 0 -> ok end;
+forget_call({local, _Server, Mref, Tag}) ->
+    erlang:demonitor(Mref, [flush]),
+    receive {Tag, _} -> ok after 0 -> ok end.
 
 %% The tag a pending call was sent with (the C-node's answers, and a `cancel' of it, name it).
 -spec pending_tag(pending()) -> distribute_pool_proto:tag().

@@ -24,6 +24,7 @@
 -export([new/2]).
 -export([whereis/1]).
 -export([checkout/2]).
+-export([checkout_quiet/2]).
 -export([lease_of/2]).
 -export([discard/3]).
 -export([send/5]).
@@ -102,6 +103,7 @@
 -type request() :: {new, target(), map()}
                  | {whereis, atom()}
                  | {checkout, pool_id(), acquire()}
+                 | {checkout, pool_id(), acquire(), quiet}
                  | {lease_of, pool_id(), tag()}
                  | {discard, pool_id(), lease_conn(), lease_ref()}
                  | {send, pool_id(), lease_conn(), lease_ref(), dest(), term()}
@@ -166,6 +168,13 @@ whereis(Name) ->
 -spec checkout(pool_id(), acquire()) -> request().
 checkout(PoolId, Acquire) ->
     {checkout, PoolId, Acquire}.
+
+%% A checkout whose lease, when granted at once, is not answered: the first operation naming it by this call's
+%% tag is answered {leased, {ConnId, LeaseId, ConnNode}, Answer} instead (docs/PROTOCOL.md, "Pipelined leases").
+%% Otherwise answered as checkout/2.
+-spec checkout_quiet(pool_id(), acquire()) -> request().
+checkout_quiet(PoolId, Acquire) ->
+    {checkout, PoolId, Acquire, quiet}.
 
 %% Reply: checkout_reply/1 (the ids of the lease that the checkout sent with Tag got), or
 %% {error, lease_pending} while that checkout waits in line.

@@ -51,17 +51,24 @@ execute(Event, Measurements, Metadata) ->
 -spec checkout_start(term()) -> integer().
 checkout_start(Pool) ->
     Now = erlang:monotonic_time(),
-    execute([distribute_pool, checkout, start], #{monotonic_time => Now, system_time => erlang:system_time()},
-            pool_meta(Pool)),
+    %% Its measurements and metadata are made only when there is telemetry to give them to: every
+    %% with_connection passes here.
+    enabled() andalso execute([distribute_pool, checkout, start],
+                              #{monotonic_time => Now, system_time => erlang:system_time()}, pool_meta(Pool)),
     Now.
 
 %% The end of a checkout that started at Started and gave Lease (ok tuple or error).
 -spec checkout_stop(term(), integer(), tuple()) -> ok.
 checkout_stop(Pool, Started, Lease) ->
-    Duration = erlang:monotonic_time() - Started,
-    execute([distribute_pool, checkout, stop], #{duration => Duration},
-            maps:merge(pool_meta(Pool), result(Lease))),
-    exhausted(Pool, Lease).
+    case enabled() of
+        true ->
+            Duration = erlang:monotonic_time() - Started,
+            execute([distribute_pool, checkout, stop], #{duration => Duration},
+                    maps:merge(pool_meta(Pool), result(Lease))),
+            exhausted(Pool, Lease);
+        false ->
+            ok
+    end.
 
 %% A pool_exhausted answer (of a checkout, or of a one-shot operation, which waits in the same line) is also
 %% the event pool exhausted.

@@ -455,6 +455,20 @@ void Replies::granted(const pool::CallerView& caller, std::uint32_t conn, std::u
     });
 }
 
+std::string leased_wrap(std::uint32_t conn, std::uint64_t lease, std::string_view node)
+{
+    // {leased, {ConnId, LeaseId, ConnNode}, _: the answer written after it is the third element.
+    ByteBuffer bytes(64 + node.size());
+    protocol::TermWriter w(bytes);
+    w.tuple(3);
+    w.atom("leased");
+    w.tuple(3);
+    w.integer(conn);
+    w.integer(static_cast<std::int64_t>(lease));
+    w.atom(node);
+    return std::string(bytes.view());
+}
+
 void Replies::batch_queued(const pool::CallerView& caller, std::int64_t count) const
 {
     reply_ok_integer(caller, count);

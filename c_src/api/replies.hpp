@@ -45,9 +45,15 @@ void reply(const pool::CallerView& caller, WriteReply&& write_reply)
     w.version();
     w.tuple(2);
     w.raw(caller.tag);
+    w.raw(caller.reply_wrap);
     write_reply(w);
     caller.link->end_packet();
 }
+
+// The CallerView::reply_wrap that makes every answer to a caller {leased, {ConnId, LeaseId, ConnNode}, Answer}:
+// the first operation of a quiet checkout's holder tells it the lease's ids so (docs/PROTOCOL.md, "Pipelined
+// leases").
+std::string leased_wrap(std::uint32_t conn, std::uint64_t lease, std::string_view node);
 
 // {error, Error}, or {error, {Error, {Kind, Text}}} where the cause is known.
 void reply_error(const pool::CallerView& caller, const pool::Failure& failure);

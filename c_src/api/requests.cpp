@@ -339,13 +339,14 @@ Decoded decode_destroy(TermReader& r, std::uint32_t arity, std::uint64_t pool)
 }
 
 // {checkout, PoolId, AcquireTimeoutMs | default}
-Decoded decode_checkout(TermReader& r, std::uint32_t, std::uint64_t pool)
+Decoded decode_checkout(TermReader& r, std::uint32_t arity, std::uint64_t pool)
 {
     const auto timeout = read_timeout(r, "default");
-    if (!timeout.valid) {
+    const bool quiet = arity == 4;
+    if (!timeout.valid || (quiet && r.atom() != "quiet")) {
         return Rejected{"badarg"};
     }
-    return Checkout{pool, timeout.ms};
+    return Checkout{pool, timeout.ms, quiet};
 }
 
 // {checkin, PoolId, ConnId, LeaseId} | {discard, PoolId, ConnId, LeaseId}
@@ -619,7 +620,7 @@ Decoded decode_keyed(TermReader& r, std::uint32_t, std::uint64_t)
 // Every request there is (docs/PROTOCOL.md, "Calls" and "Casts"). Looked up by a linear scan, arity first:
 // the lease operations, which carry the traffic, come first.
 constexpr RequestSpec kRequests[] = {
-    {"checkout", 3, 3, true, decode_checkout},
+    {"checkout", 3, 4, true, decode_checkout},
     {"checkin", 4, 4, true, decode_checkin<false>},
     {"send", 6, 6, true, decode_send},
     {"send_many", 5, 5, true, decode_send_many},

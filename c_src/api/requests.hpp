@@ -33,9 +33,13 @@ struct NewPool {
     pool::PoolConfig config;
     std::string_view target_term; // the target as it came, for an answer that names it
 };
+// {checkout, PoolId, AcquireTimeoutMs | default[, quiet]}. Quiet: a lease granted at once is not answered; the
+// first operation that names it by this checkout's tag answers {leased, Ids, Answer} instead (the library's
+// with_connection, whose fun's first operation follows the checkout: docs/PROTOCOL.md, "Pipelined leases").
 struct Checkout {
     std::uint64_t pool;
     std::optional<std::uint32_t> timeout_ms; // nullopt: the pool's default
+    bool quiet = false;
 };
 // A lease, by its ids; or, given as the atom `checkout` and a tag in their place, the lease that the checkout
 // sent with that tag got (the library's with_connection sends its first operation right behind the checkout,

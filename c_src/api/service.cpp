@@ -308,13 +308,25 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
             }
         }
     };
-    // A lease named by the tag of its checkout (the library's pipelined with_connection) is looked up; nullopt
-    // when there is none, the caller answered why.
-    const auto lease_ids = [&](pool::Pool& p, const LeaseRef& lease) -> std::optional<pool::Pool::LeaseIds> {
+    // Runs `act(answer_to, ids)` on the lease an operation names. One named by the tag of its checkout (the
+    // library's pipelined with_connection) is looked up, and when there is none the caller is answered why; when
+    // its holder was not told its ids (a quiet checkout), this operation's answers tell them: {leased, {ConnId,
+    // LeaseId, ConnNode}, Answer}.
+    const auto on_lease = [&](pool::Pool& p, const LeaseRef& lease, auto&& act) {
         if (lease.checkout_tag.empty()) {
-            return pool::Pool::LeaseIds{lease.conn, lease.lease};
+            act(caller, pool::Pool::LeaseIds{lease.conn, lease.lease});
+            return;
         }
-        return p.leased_by_checkout(caller, lease.checkout_tag);
+        const auto found = p.leased_by_checkout(caller, lease.checkout_tag);
+        if (!found) {
+            return;
+        }
+        if (!found->untold_node) {
+            act(caller, found->ids);
+            return;
+        }
+        const std::string wrap = leased_wrap(found->ids.conn, found->ids.lease, *found->untold_node);
+        act(pool::CallerView{caller.link, caller.self, caller.from, caller.tag, wrap}, found->ids);
     };
     auto decoded = decode_request(request);
     pool::Failover failover; // what a group's member may do with a checkout it cannot serve
@@ -332,7 +344,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    },
                    [&](Restore& r) { restore_pools(caller, std::move(r)); },
                    [&](const Checkout& r) {
-                       with_pool(r.pool, [&](pool::Pool& p) { p.checkout(caller, r.timeout_ms, nullptr, failover); });
+                       with_pool(r.pool, [&](pool::Pool& p) {
+                           p.checkout(caller, r.timeout_ms, nullptr, failover, r.quiet);
+                       });
                    },
                    [&](const LeaseOf& r) { with_pool(r.pool, [&](pool::Pool& p) { p.lease_of(caller, r.tag); }); },
                    [&](const Send& r) {
@@ -342,9 +356,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                reply_error(caller, "badarg");
                                return;
                            }
-                           if (const auto ids = lease_ids(p, r.lease)) {
-                               p.send(caller, ids->conn, ids->lease, *to, r.message);
-                           }
+                           on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
+                               p.send(to_caller, ids.conn, ids.lease, *to, r.message);
+                           });
                        });
                    },
                    [&](const SendMany& r) {
@@ -354,9 +368,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                            for (const auto& [destination, message] : r.messages) {
                                messages.emplace_back(parse_destination(destination, p.config().target), message);
                            }
-                           if (const auto ids = lease_ids(p, r.lease)) {
-                               p.send_many(caller, ids->conn, ids->lease, messages);
-                           }
+                           on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
+                               p.send_many(to_caller, ids.conn, ids.lease, messages);
+                           });
                        });
                    },
                    [&](const Request& r) {
@@ -366,16 +380,16 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                reply_error(caller, "badarg");
                                return;
                            }
-                           if (const auto ids = lease_ids(p, r.lease)) {
-                               p.request(caller, ids->conn, ids->lease, *to, r.timeout_ms, r.request);
-                           }
+                           on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
+                               p.request(to_caller, ids.conn, ids.lease, *to, r.timeout_ms, r.request);
+                           });
                        });
                    },
                    [&](const Call& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
-                           if (const auto ids = lease_ids(p, r.lease)) {
-                               p.call(caller, ids->conn, ids->lease, r.mfa, r.timeout_ms);
-                           }
+                           on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
+                               p.call(to_caller, ids.conn, ids.lease, r.mfa, r.timeout_ms);
+                           });
                        });
                    },
                    [&](const PooledCall& r) {
@@ -465,15 +479,13 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                    // had already ended.
                    [&](const Checkin& r) {
                        with_pool(r.lease.pool, [&](pool::Pool& p) {
-                           const auto ids = lease_ids(p, r.lease);
-                           if (!ids) {
-                               return;
-                           }
-                           if (p.checkin(ids->conn, ids->lease, r.discard)) {
-                               reply_atom(caller, "ok");
-                           } else {
-                               reply_error(caller, "invalid_connection");
-                           }
+                           on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
+                               if (p.checkin(ids.conn, ids.lease, r.discard)) {
+                                   reply_atom(to_caller, "ok");
+                               } else {
+                                   reply_error(to_caller, "invalid_connection");
+                               }
+                           });
                        });
                    },
                    // Casts that arrived as calls.

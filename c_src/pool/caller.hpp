@@ -19,6 +19,9 @@ struct CallerView {
     const protocol::NodeIdentity* self;
     std::string_view from;
     std::string_view tag;
+    // Encoded bytes every answer to this caller starts with, inside {Tag, _}: the {leased, Ids, Answer} that
+    // tells a quiet checkout's holder its lease (api::leased_wrap). Empty: the answer as it is.
+    std::string_view reply_wrap{};
 };
 
 struct Caller {
@@ -26,10 +29,14 @@ struct Caller {
     const protocol::NodeIdentity* self = nullptr;
     std::string from;
     std::string tag;
+    std::string reply_wrap;
 
     Caller() = default;
-    explicit Caller(const CallerView& v) : link(v.link), self(v.self), from(v.from), tag(v.tag) {}
-    CallerView view() const { return CallerView{link, self, from, tag}; }
+    explicit Caller(const CallerView& v)
+        : link(v.link), self(v.self), from(v.from), tag(v.tag), reply_wrap(v.reply_wrap)
+    {
+    }
+    CallerView view() const { return CallerView{link, self, from, tag, reply_wrap}; }
     // Assigned, not replaced: the strings keep their capacity from one caller to the next.
     void assign(const CallerView& v)
     {
@@ -37,6 +44,7 @@ struct Caller {
         self = v.self;
         from.assign(v.from);
         tag.assign(v.tag);
+        reply_wrap.assign(v.reply_wrap);
     }
 };
 

@@ -51,7 +51,7 @@ constexpr auto kHolderWatchDelay = std::chrono::milliseconds(5);
 } // namespace
 
 void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms, const OneShotView* job,
-                    const Failover& failover)
+                    const Failover& failover, bool quiet)
 {
     if (draining_) {
         answers().error(caller, "invalid_pool");
@@ -73,7 +73,8 @@ void Pool::checkout(const CallerView& caller, std::optional<std::uint32_t> timeo
                   .started = now,
                   .deadline = deadline,
                   .may_wait = timeout > 0,
-                  .failover = failover},
+                  .failover = failover,
+                  .quiet = quiet && job == nullptr},
           caller, job);
 }
 
@@ -133,7 +134,7 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
             }
             return;
         }
-        grant(got.grant, caller, Asked{attempt.started, attempt.deadline, attempt.failover}, job);
+        grant(got.grant, caller, Asked{attempt.started, attempt.deadline, attempt.failover, attempt.quiet}, job);
         return;
     }
     if (attempt.first_try) {
@@ -203,6 +204,10 @@ void Pool::grant(const Grant& g, const CallerView& caller, const Asked& asked, c
     c.slot.holder.assign(caller);
     // Watch the holder: if it exits, or its node goes, the lease comes back without anyone asking.
     watch_holder(c, g.lease);
+    if (asked.quiet) {
+        c.slot.ids_untold = true; // its first operation by the checkout's tag tells them
+        return;
+    }
     answers().granted(c.slot.holder.view(), conn_id(g.slot), g.lease, c.node_name());
 }
 
@@ -491,6 +496,7 @@ void Pool::end_lease(PooledConnection& c, std::uint64_t lease, bool notify_holde
     c.slot.holder_watched = false;
     c.slot.holder.link.reset();
     c.slot.one_shot = false;
+    c.slot.ids_untold = false;
     const bool healthy = c.live();
     if (draining_) {
         // Destroying: a connection that comes back is closed, and the last one to come back ends the drain.
@@ -565,11 +571,17 @@ std::variant<Pool::LeaseIds, Failure> Pool::find_checkout(std::string_view tag) 
     return Failure("invalid_connection");
 }
 
-std::optional<Pool::LeaseIds> Pool::leased_by_checkout(const CallerView& caller, std::string_view tag)
+std::optional<Pool::TaggedLease> Pool::leased_by_checkout(const CallerView& caller, std::string_view tag)
 {
     auto found = find_checkout(tag);
     if (const auto* ids = std::get_if<LeaseIds>(&found)) {
-        return *ids;
+        auto& c = *connections_[conn_index(ids->conn)];
+        TaggedLease lease{*ids, std::nullopt};
+        if (c.slot.ids_untold && c.slot.holder.from == caller.from) {
+            c.slot.ids_untold = false;
+            lease.untold_node = c.node_name();
+        }
+        return lease;
     }
     const auto& why = std::get<Failure>(found);
     if (why.error != "lease_pending") {

@@ -111,8 +111,11 @@ public:
     // A checkout; with `job`, a one-shot operation: the pool leases a connection (waiting, like a checkout,
     // in line), does the job on it, answers the caller with the job's answer and ends the lease itself.
     // `failover`: what the pool's group may do with it when the pool cannot serve it (MemberEvents::take_over).
+    // `quiet` (a checkout without a job): a lease granted at once is not answered; the caller learns its ids
+    // from its first operation by the checkout's tag (leased_by_checkout), or asks (lease_of). One granted
+    // after a wait in line, or an error, is answered as any.
     void checkout(const CallerView& caller, std::optional<std::uint32_t> timeout_ms,
-                  const OneShotView* job = nullptr, const Failover& failover = {});
+                  const OneShotView* job = nullptr, const Failover& failover = {}, bool quiet = false);
     // Spreads `messages` over every live connection, leased or not (each message is one packet, so a holder's
     // own messages keep their order), round robin, or by hash when `keyed`; answers {ok, N} once all are
     // queued and busy connections have drained.
@@ -126,11 +129,17 @@ public:
         std::uint32_t conn = 0;
         std::uint64_t lease = 0;
     };
+    // A lease found by its checkout's tag for an operation of the holder's: with `node` when the holder has not
+    // been told the ids (a quiet checkout), which this operation's answer then tells ({leased, Ids, Answer}).
+    struct TaggedLease {
+        LeaseIds ids;
+        std::optional<std::string_view> untold_node;
+    };
     // The lease that the checkout sent with `tag` got (a pipelined lease, api::LeaseRef::checkout_tag), as the
     // ids the other operations take; nullopt after answering the caller why there is none: lease_pending
     // while that checkout still waits in line (the library then waits for the checkout's own answer and
     // tries again), or invalid_connection (no such checkout, or its lease has ended).
-    std::optional<LeaseIds> leased_by_checkout(const CallerView& caller, std::string_view tag);
+    std::optional<TaggedLease> leased_by_checkout(const CallerView& caller, std::string_view tag);
     // Answers the ids of that lease as the checkout's answer gives them, or why there are none.
     void lease_of(const CallerView& caller, std::string_view tag);
     // The lease of the checkout sent with `tag`, or lease_pending / invalid_connection. A scan of the
@@ -213,6 +222,7 @@ private:
         bool first_try = true;        // counted in the stats (acquires, hits, misses) and queued last in line
         bool returns_checked = false; // a return barrier was run for it: pool_exhausted is then final
         Failover failover;
+        bool quiet = false; // a quiet checkout: not answered when granted at once
     };
 
     // What a grant needs of the checkout besides the connection: when it was asked for, until when it may be
@@ -221,6 +231,7 @@ private:
         Clock::time_point started;
         Clock::time_point deadline;
         Failover failover;
+        bool quiet = false; // granted at once to a quiet checkout: the grant is not answered
     };
 
     // ConnectionEvents (pool_operations.cpp, pool_lifecycle.cpp).

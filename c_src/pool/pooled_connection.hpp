@@ -214,6 +214,7 @@ public:
         Caller holder;               // the lease holder, while leased
         bool holder_watched = false; // a monitor on the holder is set (see Pool::watch_holder)
         bool one_shot = false;       // leased by the pool itself for a one-shot operation of `holder`
+        bool ids_untold = false;     // granted to a quiet checkout, whose caller has not been told the ids yet
         std::deque<ParkedAck> parked;
     };
     Slot slot;

@@ -254,8 +254,9 @@ TEST_CASE("Pool finds a pipelined lease by its checkout's tag: granted, still in
     // Granted: the ids of the lease the checkout tagged "a" got, whoever asks.
     const auto ids = h.pool->leased_by_checkout(h.caller("x"), "a");
     REQUIRE(ids);
-    CHECK(ids->conn == h.answers.leases["a"].first);
-    CHECK(ids->lease == h.answers.leases["a"].second);
+    CHECK(ids->ids.conn == h.answers.leases["a"].first);
+    CHECK(ids->ids.lease == h.answers.leases["a"].second);
+    CHECK_FALSE(ids->untold_node); // answered when granted
     h.pool->lease_of(h.caller("y"), "a");
     CHECK(h.answers.has("y: granted 0"));
 
@@ -274,9 +275,44 @@ TEST_CASE("Pool finds a pipelined lease by its checkout's tag: granted, still in
     REQUIRE(h.wait_for("b: granted 0"));
     const auto b = h.pool->leased_by_checkout(h.caller("v"), "b");
     REQUIRE(b);
-    CHECK(b->lease == h.answers.leases["b"].second);
+    CHECK(b->ids.lease == h.answers.leases["b"].second);
     h.pool->lease_of(h.caller("u"), "a");
     CHECK(h.answers.has("u: error invalid_connection"));
+}
+
+TEST_CASE("Pool grants a quiet checkout without an answer; its holder's first operation by the tag is told",
+          "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    h.pool->start(dpool::pool::Caller(h.caller("creator")));
+    REQUIRE(h.wait_for("creator: started 1"));
+    h.pool->checkout(h.caller("q"), std::nullopt, nullptr, {}, true);
+    h.settle();
+    CHECK_FALSE(h.answers.has("q: granted 0"));
+    REQUIRE(std::holds_alternative<Pool::LeaseIds>(h.pool->find_checkout("q")));
+    // Another process naming the lease by the tag is not the one to tell.
+    const auto other = h.pool->leased_by_checkout(h.caller("x"), "q");
+    REQUIRE(other);
+    CHECK_FALSE(other->untold_node);
+    // The holder's first operation is told the ids (with the node), once.
+    const auto first = h.pool->leased_by_checkout(h.caller("q"), "q");
+    REQUIRE(first);
+    REQUIRE(first->untold_node);
+    CHECK(*first->untold_node == h.pool->snapshot().connections.at(0).node);
+    const auto second = h.pool->leased_by_checkout(h.caller("q"), "q");
+    REQUIRE(second);
+    CHECK_FALSE(second->untold_node);
+    // A quiet checkout that waits in line is answered when it is granted, as any; one that may not wait gets
+    // its error.
+    h.pool->checkout(h.caller("w"), 60'000, nullptr, {}, true);
+    h.pool->checkout(h.caller("f"), 0, nullptr, {}, true);
+    CHECK(h.wait_for("f: error pool_exhausted"));
+    CHECK_FALSE(h.answers.has("w: granted 0"));
+    CHECK(h.pool->checkin(first->ids.conn, first->ids.lease));
+    REQUIRE(h.wait_for("w: granted 0"));
+    const auto w = h.pool->leased_by_checkout(h.caller("w"), "w");
+    REQUIRE(w);
+    CHECK_FALSE(w->untold_node);
 }
 
 TEST_CASE("Pool takes back the leases and waiters of a caller node that went away", "[pool]")

@@ -1289,7 +1289,11 @@ std::vector<Example> examples()
     const Field options{[opts](EiTerm& t) { t.raw(opts); }, [](EiTerm& t) { t.atom("opts"); }, "invalid_config"};
     return {
         {"checkout", {pool, {[](EiTerm& t) { t.atom("default"); }, [](EiTerm& t) { t.atom("never"); }, "badarg"}},
-         as<Checkout>()},
+         [](const Decoded& d) { return std::holds_alternative<Checkout>(d) && !std::get<Checkout>(d).quiet; }},
+        {"checkout",
+         {pool, {[](EiTerm& t) { t.integer(0); }, [](EiTerm& t) { t.atom("never"); }, "badarg"},
+          {[](EiTerm& t) { t.atom("quiet"); }, [](EiTerm& t) { t.atom("loud"); }, "badarg"}},
+         [](const Decoded& d) { return std::holds_alternative<Checkout>(d) && std::get<Checkout>(d).quiet; }},
         {"checkin", {pool, conn, lease}, as<Checkin>()},
         {"discard", {pool, conn, lease}, as<Checkin>()},
         {"cancel",

@@ -17,6 +17,7 @@
 -export([with_connection_returns_result/1]).
 -export([waiters_are_served_in_order/1]).
 -export([pipelined_lease_in_line/1]).
+-export([quiet_checkout_told_by_first_operation/1]).
 -export([acquire_timeout_zero_fails_fast/1]).
 -export([acquire_timeout_bounds_the_wait/1]).
 -export([lease_back_when_fun_raises/1]).
@@ -56,6 +57,7 @@ all() ->
      with_connection_returns_result,
      waiters_are_served_in_order,
      pipelined_lease_in_line,
+     quiet_checkout_told_by_first_operation,
      acquire_timeout_zero_fails_fast,
      acquire_timeout_bounds_the_wait,
      lease_back_when_fun_raises,
@@ -238,6 +240,40 @@ waiters_are_served_in_order(_Config) ->
                               {_, Expected} = do_next_holder(Waiters)
                       end, lists:seq(1, 4)),
         do_release([lists:keyfind({waiter, I}, 2, Waiters) || I <- [5, 6]]),
+        do_wait_idle(Pool)
+    end).
+
+-spec quiet_checkout_told_by_first_operation(list()) -> ok.
+quiet_checkout_told_by_first_operation(_Config) ->
+    doc("A quiet checkout (with_connection's) granted at once is not answered: the holder's first operation "
+        "by the checkout's tag is answered {leased, Ids, Answer}, later ones as usual, and lease_of finds the "
+        "lease; one that waits in line is answered when granted, one that may not wait gets its error."),
+    with_target_pool("dpool_quiet", #{max_connections => 1, acquire_timeout_ms => 60000}, fun(T, Pool) ->
+        Server = do_cnode(),
+        PoolId = do_pool_id(Pool),
+        {ok, Pending} = distribute_pool_client:send_call(Server, distribute_pool_proto:checkout_quiet(PoolId, default),
+                                                         10000),
+        Tag = distribute_pool_client:pending_tag(Pending),
+        Lane = distribute_pool_client:pending_lane(Pending),
+        OnLane = fun(Request) -> distribute_pool_client:call_on_lane(Lane, Request, 10000) end,
+        %% Granted (the stats say so), and not answered: an answer would have come before the stats', on the lane.
+        {ok, #{in_use_connections := 1}} = OnLane(distribute_pool_proto:stats(PoolId)),
+        none = distribute_pool_client:poll_call(Pending),
+        {leased, {ConnId, LeaseId, ConnNode}, {ok, T}} =
+            OnLane(distribute_pool_proto:call(PoolId, checkout, Tag, erlang, node, [], 5000)),
+        true = lists:member(ConnNode, do_pool_node_names(Pool)),
+        {ok, T} = OnLane(distribute_pool_proto:call(PoolId, checkout, Tag, erlang, node, [], 5000)),
+        {ok, {ConnId, LeaseId, ConnNode}} = OnLane(distribute_pool_proto:lease_of(PoolId, Tag)),
+        ok = distribute_pool_client:forget_call(Pending),
+        %% While it is out: one that may not wait gets its error, one that waits its grant.
+        {error, pool_exhausted} = OnLane(distribute_pool_proto:checkout_quiet(PoolId, 0)),
+        {ok, Waiting} = distribute_pool_client:send_call(Server, distribute_pool_proto:checkout_quiet(PoolId, default),
+                                                         10000),
+        do_wait_until(fun() -> maps:get(waiting, do_stats(Pool)) =:= 1 end, 10000),
+        distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId)),
+        {reply, {ok, {ConnId, LeaseId2, ConnNode}}} = distribute_pool_client:await_call(Waiting, 10000),
+        true = LeaseId2 =/= LeaseId,
+        distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId2)),
         do_wait_idle(Pool)
     end).
 
