@@ -196,7 +196,9 @@
 %% by the connections): #{{PoolId, ConnId} => {CheckoutTag, LeaseId, Pipe, Count, Bytes}}.
 -define(ASYNC_KEY, distribute_pool_async).
 %% A lease holder's record of its checkout (with_connection): {pending, Pending, Started, Deadline, Quiet} until
-%% the lease is known, then {ok, ConnId, LeaseId, ConnNode}, or {error, Reason} when there is none. Quiet: the
+%% the lease is known, then {ok, ConnId, LeaseId, ConnNode}, or {error, Reason} when there is none, or `ended'
+%% (a lease granted to a quiet checkout that ended before the holder learnt its ids: its operations give
+%% invalid_connection, as those on any lease that ended). Quiet: the
 %% checkout was sent quiet and may not be answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined
 %% leases"); false once an answer is known to come.
 -define(LEASE_KEY(Tag), {distribute_pool_lease, Tag}).
@@ -574,6 +576,7 @@ do_with_connection(#dpool{server = {_, CNode} = Server, id = PoolId} = Pool, Fun
                 Result ->
                     case settle(Conn) of
                         {ok, _, _, _} -> {ok, Result};
+                        ended -> {ok, Result};
                         {error, _} = Error -> Error
                     end
             catch
@@ -587,14 +590,14 @@ do_with_connection(#dpool{server = {_, CNode} = Server, id = PoolId} = Pool, Fun
     end.
 
 %% The answer of the holder's checkout: read once (waiting for it if it has not come), then kept.
--spec settle(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+-spec settle(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 settle(Conn) ->
     settle(Conn, infinity, {error, pool_exhausted}).
 
 %% As settle/1, waiting at most Cap ms (besides the checkout's own deadline); what the checkout gives when no
 %% answer came in time is NoAnswer.
 -spec settle(conn(), timeout(), {error, term()}) ->
-    {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+    {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, lane = Lane} = Conn, Cap,
        NoAnswer) ->
     case get(?LEASE_KEY(Tag)) of
@@ -610,17 +613,24 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
                     case distribute_pool_proto:checkout_reply(Asked) of
                         {ok, _, _, _} = Lease ->
                             told(Conn, Lease);
-                        {error, lease_pending} ->
+                        {error, Slow} when Slow =:= lease_pending; Slow =:= timeout ->
+                            %% In line (it is answered when granted), or a C-node too slow to say.
                             answer_comes(Tag),
                             settle(Conn, Cap, NoAnswer);
-                        {error, invalid_connection} = None ->
-                            %% It failed, and its answer came before this one (or its lease ended already).
+                        {error, {connection_failed, _}} = Failed ->
+                            %% No C-node: an answer is not waited for long.
                             answer_comes(Tag),
-                            settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), None);
-                        {error, _} = Failed ->
-                            %% No C-node or no pool: an answer is not waited for long.
-                            answer_comes(Tag),
-                            settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), Failed)
+                            settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), Failed);
+                        {error, _} ->
+                            %% No such lease now: the checkout failed, and its answer came before this one over
+                            %% the same lane, or its lease was granted quietly and has ended since.
+                            case distribute_pool_client:poll_call(Pending) of
+                                {reply, Reply} ->
+                                    known(Conn, distribute_pool_proto:checkout_reply(Reply));
+                                none ->
+                                    ok = distribute_pool_client:forget_call(Pending),
+                                    known(Conn, ended)
+                            end
                     end
             end;
         {pending, Pending, _Started, Deadline, false} ->
@@ -654,7 +664,7 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
 %% both calls watch the same node, and nothing would ever answer the checkout. So its answer is waited for
 %% only briefly, and then the checkout fails as the operation did (withdrawn, in case it did arrive).
 -spec orphaned_checkout(conn(), {error, term()}) ->
-    {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+    {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 orphaned_checkout(#dpool_conn{checkout = Tag} = Conn, Unreachable) ->
     answer_comes(Tag),
     settle(Conn, ?ORPHANED_CHECKOUT_MS, Unreachable).
@@ -681,7 +691,8 @@ told(#dpool_conn{checkout = Tag} = Conn, Lease) ->
     known(Conn, Lease).
 
 %% What the holder's checkout got, now known (its call ended).
--spec known(conn(), Lease) -> Lease when Lease :: {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
+-spec known(conn(), Lease) -> Lease
+          when Lease :: {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 known(#dpool_conn{pool = Pool, checkout = Tag}, Lease) ->
     {pending, _, Started, _, _} = get(?LEASE_KEY(Tag)),
     distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
@@ -698,6 +709,8 @@ end_lease(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Ta
         {ok, ConnId, LeaseId, _} ->
             ok = end_async(PoolId, ConnId, Tag),
             distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId));
+        ended ->
+            ok;
         {error, _} ->
             ok
     end.
@@ -715,6 +728,8 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
             Op(ConnId, LeaseId, 0);
         {error, Reason} ->
             throw({?LEASE_FAILED, Tag, Reason});
+        ended ->
+            {error, invalid_connection};
         {pending, _, _, Deadline, _} ->
             case Op(checkout, Tag, distribute_pool_client:remaining(Deadline)) of
                 {leased, Ids, Answer} = Told ->
@@ -727,12 +742,16 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
                             throw({?LEASE_FAILED, Tag, {bad_reply, Told, Bad}})
                     end;
                 {error, Why} when Why =:= lease_pending; Why =:= invalid_connection ->
-                    %% Still in line, or the checkout failed already (its lease is none the C-node knows): its
-                    %% answer comes.
-                    answer_comes(Tag),
+                    %% Still in line (its answer comes, quiet or not), or no lease the C-node knows by the tag:
+                    %% the checkout failed already, or (quiet) its lease ended, which settle/3 tells apart.
+                    ok = case Why of
+                             lease_pending -> answer_comes(Tag);
+                             invalid_connection -> ok
+                         end,
                     case holder_lease(Conn) of
                         {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> Op(ConnId, LeaseId, 0);
-                        {ok, _, _, _} -> {error, invalid_connection}
+                        {ok, _, _, _} -> {error, invalid_connection};
+                        {error, invalid_connection} = Ended -> Ended
                     end;
                 {error, {connection_failed, {cnode_not_running, _}}} = Unreachable ->
                     _ = orphaned_checkout(Conn, Unreachable),
@@ -764,10 +783,12 @@ lease_ids(#dpool_conn{checkout = Tag} = Conn) ->
     end.
 
 %% The holder's lease, waited for; with none, the operation that asked ends Fun (with_connection catches it).
--spec holder_lease(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()}.
+%% One that ended already is invalid_connection, as any lease that ended.
+-spec holder_lease(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, invalid_connection}.
 holder_lease(#dpool_conn{checkout = Tag} = Conn) ->
     case settle(Conn) of
         {ok, _, _, _} = Lease -> Lease;
+        ended -> {error, invalid_connection};
         {error, Reason} -> throw({?LEASE_FAILED, Tag, Reason})
     end.
 

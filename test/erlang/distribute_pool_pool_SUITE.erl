@@ -18,6 +18,7 @@
 -export([waiters_are_served_in_order/1]).
 -export([pipelined_lease_in_line/1]).
 -export([quiet_checkout_told_by_first_operation/1]).
+-export([quiet_lease_ended_before_first_operation/1]).
 -export([acquire_timeout_zero_fails_fast/1]).
 -export([acquire_timeout_bounds_the_wait/1]).
 -export([lease_back_when_fun_raises/1]).
@@ -58,6 +59,7 @@ all() ->
      waiters_are_served_in_order,
      pipelined_lease_in_line,
      quiet_checkout_told_by_first_operation,
+     quiet_lease_ended_before_first_operation,
      acquire_timeout_zero_fails_fast,
      acquire_timeout_bounds_the_wait,
      lease_back_when_fun_raises,
@@ -275,6 +277,34 @@ quiet_checkout_told_by_first_operation(_Config) ->
         true = LeaseId2 =/= LeaseId,
         distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId2)),
         do_wait_idle(Pool)
+    end).
+
+-spec quiet_lease_ended_before_first_operation(list()) -> ok.
+quiet_lease_ended_before_first_operation(_Config) ->
+    doc("A lease whose holder has not learnt its ids yet (quiet checkout, no operation) and that ended meanwhile "
+        "(a process the fun gave Conn to discarded it) gives the holder's operations invalid_connection at "
+        "once, as any ended lease, and with_connection returns the fun's result, with or without such an "
+        "operation; nothing waits out the acquire timeout."),
+    with_target_pool("dpool_quiet_end", #{max_connections => 1, acquire_timeout_ms => 60000}, fun(T, Pool) ->
+        DiscardedElsewhere = fun(C) ->
+                                     {Pid, Mref} = spawn_monitor(fun() -> exit({done, distribute_pool:discard(C)}) end),
+                                     receive {'DOWN', Mref, process, Pid, {done, ok}} -> ok end
+                             end,
+        Started = erlang:monotonic_time(millisecond),
+        {ok, {error, invalid_connection}} =
+            distribute_pool:with_connection(Pool, fun(C) ->
+                                                          DiscardedElsewhere(C),
+                                                          distribute_pool:call(C, erlang, node, [])
+                                                  end),
+        {ok, no_operation} = distribute_pool:with_connection(Pool, fun(C) ->
+                                                                           DiscardedElsewhere(C),
+                                                                           no_operation
+                                                                   end),
+        %% The acquire timeout is 60 s: waiting for an answer that never comes would take longer than this.
+        true = erlang:monotonic_time(millisecond) - Started < 30000,
+        %% The discarded connection comes back, and the pool serves as before.
+        do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 1 end, 20000),
+        {ok, {ok, T}} = distribute_pool:with_connection(Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
     end).
 
 -spec pipelined_lease_in_line(list()) -> ok.
