@@ -201,7 +201,8 @@
 %% invalid_connection, as those on any lease that ended). Quiet: the
 %% checkout was sent quiet and may not be answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined
 %% leases"); false once an answer is known to come.
--define(LEASE_KEY(Tag), {distribute_pool_lease, Tag}).
+%% Keyed by the whole handle: a Conn changed into another pool's (a forged handle) is not the holder's.
+-define(LEASE_KEY(Conn), {distribute_pool_lease, Conn#dpool_conn.checkout, Conn#dpool_conn.pool}).
 %% What the holder's operations on a lease that could not be taken raise, for with_connection to catch.
 -define(LEASE_FAILED, '$distribute_pool_lease_failed').
 %% Another process's ids of the last lease it used: {CheckoutTag, ConnId, LeaseId, ConnNode} (one entry).
@@ -571,7 +572,7 @@ do_with_connection(#dpool{server = {_, CNode} = Server, id = PoolId} = Pool, Fun
         {ok, Pending} ->
             Tag = distribute_pool_client:pending_tag(Pending),
             Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
-            put(?LEASE_KEY(Tag), {pending, Pending, Started, distribute_pool_client:deadline(Wait), Quiet}),
+            put(?LEASE_KEY(Conn), {pending, Pending, Started, distribute_pool_client:deadline(Wait), Quiet}),
             try Fun(Conn) of
                 Result ->
                     case settle(Conn) of
@@ -600,7 +601,7 @@ settle(Conn) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, lane = Lane} = Conn, Cap,
        NoAnswer) ->
-    case get(?LEASE_KEY(Tag)) of
+    case get(?LEASE_KEY(Conn)) of
         {pending, Pending, _Started, _Deadline, true} ->
             %% A quiet checkout that no operation has been answered for: its answer, if it has come, or else
             %% the C-node is asked, behind the checkout on its lane.
@@ -615,11 +616,11 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
                             told(Conn, Lease);
                         {error, Slow} when Slow =:= lease_pending; Slow =:= timeout ->
                             %% In line (it is answered when granted), or a C-node too slow to say.
-                            answer_comes(Tag),
+                            answer_comes(Conn),
                             settle(Conn, Cap, NoAnswer);
                         {error, {connection_failed, _}} = Failed ->
                             %% No C-node: an answer is not waited for long.
-                            answer_comes(Tag),
+                            answer_comes(Conn),
                             settle(Conn, min(Cap, ?ORPHANED_CHECKOUT_MS), Failed);
                         {error, _} ->
                             %% No such lease now: the checkout failed, and its answer came before this one over
@@ -665,17 +666,17 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
 %% only briefly, and then the checkout fails as the operation did (withdrawn, in case it did arrive).
 -spec orphaned_checkout(conn(), {error, term()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
-orphaned_checkout(#dpool_conn{checkout = Tag} = Conn, Unreachable) ->
-    answer_comes(Tag),
+orphaned_checkout(Conn, Unreachable) ->
+    answer_comes(Conn),
     settle(Conn, ?ORPHANED_CHECKOUT_MS, Unreachable).
 
 %% The holder's checkout, sent quiet, is answered (it waits in line, or failed) or is known lost: its answer is
 %% awaited from now on.
--spec answer_comes(distribute_pool_proto:tag()) -> ok.
-answer_comes(Tag) ->
-    case get(?LEASE_KEY(Tag)) of
+-spec answer_comes(conn()) -> ok.
+answer_comes(Conn) ->
+    case get(?LEASE_KEY(Conn)) of
         {pending, Pending, Started, Deadline, true} ->
-            put(?LEASE_KEY(Tag), {pending, Pending, Started, Deadline, false}),
+            put(?LEASE_KEY(Conn), {pending, Pending, Started, Deadline, false}),
             ok;
         _ ->
             ok
@@ -685,18 +686,18 @@ answer_comes(Tag) ->
 %% checkout's own comes (one that came meanwhile is dropped with the call).
 -spec told(conn(), {ok, non_neg_integer(), non_neg_integer(), node()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()}.
-told(#dpool_conn{checkout = Tag} = Conn, Lease) ->
-    {pending, Pending, _, _, _} = get(?LEASE_KEY(Tag)),
+told(Conn, Lease) ->
+    {pending, Pending, _, _, _} = get(?LEASE_KEY(Conn)),
     ok = distribute_pool_client:forget_call(Pending),
     known(Conn, Lease).
 
 %% What the holder's checkout got, now known (its call ended).
 -spec known(conn(), Lease) -> Lease
           when Lease :: {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
-known(#dpool_conn{pool = Pool, checkout = Tag}, Lease) ->
-    {pending, _, Started, _, _} = get(?LEASE_KEY(Tag)),
+known(#dpool_conn{pool = Pool} = Conn, Lease) ->
+    {pending, _, Started, _, _} = get(?LEASE_KEY(Conn)),
     distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
-    put(?LEASE_KEY(Tag), Lease),
+    put(?LEASE_KEY(Conn), Lease),
     Lease.
 
 %% The end of with_connection: the checkout's answer read, and a lease it got returned (after what the holder
@@ -704,7 +705,7 @@ known(#dpool_conn{pool = Pool, checkout = Tag}, Lease) ->
 -spec end_lease(conn()) -> ok.
 end_lease(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag} = Conn) ->
     Lease = settle(Conn),
-    erase(?LEASE_KEY(Tag)),
+    erase(?LEASE_KEY(Conn)),
     case Lease of
         {ok, ConnId, LeaseId, _} ->
             ok = end_async(PoolId, ConnId, Tag),
@@ -723,7 +724,7 @@ end_lease(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Ta
 -spec leased(conn(), fun((non_neg_integer() | checkout, non_neg_integer() | distribute_pool_proto:tag(),
                           non_neg_integer()) -> Reply)) -> Reply | {error, term()}.
 leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
-    case get(?LEASE_KEY(Tag)) of
+    case get(?LEASE_KEY(Conn)) of
         {ok, ConnId, LeaseId, _} ->
             Op(ConnId, LeaseId, 0);
         {error, Reason} ->
@@ -745,7 +746,7 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
                     %% Still in line (its answer comes, quiet or not), or no lease the C-node knows by the tag:
                     %% the checkout failed already, or (quiet) its lease ended, which settle/3 tells apart.
                     ok = case Why of
-                             lease_pending -> answer_comes(Tag);
+                             lease_pending -> answer_comes(Conn);
                              invalid_connection -> ok
                          end,
                     case holder_lease(Conn) of
@@ -772,7 +773,7 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
 %% operation ends Fun), another process asks the C-node.
 -spec lease_ids(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
 lease_ids(#dpool_conn{checkout = Tag} = Conn) ->
-    case get(?LEASE_KEY(Tag)) of
+    case get(?LEASE_KEY(Conn)) of
         undefined ->
             case get(?BOUND_KEY) of
                 {Tag, ConnId, LeaseId, Node} -> {ok, ConnId, LeaseId, Node};
