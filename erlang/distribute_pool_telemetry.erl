@@ -58,7 +58,7 @@ checkout_start(Pool) ->
     Now.
 
 %% The end of a checkout that started at Started and gave Lease (ok tuple or error).
--spec checkout_stop(term(), integer(), tuple()) -> ok.
+-spec checkout_stop(term(), integer(), term()) -> ok.
 checkout_stop(Pool, Started, Lease) ->
     case enabled() of
         true ->
