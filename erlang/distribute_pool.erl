@@ -198,9 +198,9 @@
 %% A lease holder's record of its checkout (with_connection): {pending, Pending, Started, Deadline, Quiet} until
 %% the lease is known, then {ok, ConnId, LeaseId, ConnNode}, or {error, Reason} when there is none, or `ended'
 %% (a lease granted to a quiet checkout that ended before the holder learnt its ids: its operations give
-%% invalid_connection, as those on any lease that ended). Quiet: the
-%% checkout was sent quiet and may not be answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined
-%% leases"); false once an answer is known to come.
+%% invalid_connection, as those on any lease that ended). Quiet: the checkout was sent quiet and may not be
+%% answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined leases"); false once an answer is known
+%% to come.
 %% Keyed by the whole handle: a Conn changed into another pool's (a forged handle) is not the holder's.
 -define(LEASE_KEY(Conn), {distribute_pool_lease, Conn#dpool_conn.checkout, Conn#dpool_conn.pool}).
 %% What the holder's operations on a lease that could not be taken raise, for with_connection to catch.

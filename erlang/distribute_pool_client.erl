@@ -178,19 +178,11 @@ await_call({local, Server, Mref, Tag}, Wait) ->
 %% The answer of a call sent with send_call/3 if it has come (it then ends the pending call, as await_call/2
 %% does), without waiting.
 -spec poll_call(pending()) -> {reply, term()} | none.
-poll_call({remote, {_, Node}, Alias, Tag}) ->
+poll_call(Pending) ->
+    Tag = pending_tag(Pending),
     receive
         {Tag, Reply} ->
-            erlang:unalias(Alias),
-            true = erlang:monitor_node(Node, false),
-            {reply, Reply}
-    after 0 ->
-        none
-    end;
-poll_call({local, _Server, Mref, Tag}) ->
-    receive
-        {Tag, Reply} ->
-            erlang:demonitor(Mref, [flush]),
+            ok = end_call(Pending),
             {reply, Reply}
     after 0 ->
         none
@@ -199,13 +191,21 @@ poll_call({local, _Server, Mref, Tag}) ->
 %% Ends a pending call that is not to be answered (its result was learnt otherwise): an answer that came
 %% meanwhile is dropped, a later one is dropped by this node.
 -spec forget_call(pending()) -> ok.
-forget_call({remote, {_, Node}, Alias, Tag}) ->
+forget_call(Pending) ->
+    ok = end_call(Pending),
+    Tag = pending_tag(Pending),
+    receive {Tag, _} -> ok after 0 -> ok end.
+
+%% What watches a pending call, undone: its alias (a late answer is dropped by this node) and the watch on the
+%% C-node's node, or the monitor of a service on this node.
+-spec end_call(pending()) -> ok.
+end_call({remote, {_, Node}, Alias, _Tag}) ->
     erlang:unalias(Alias),
     true = erlang:monitor_node(Node, false),
-    receive {Tag, _} -> ok after 0 -> ok end;
-forget_call({local, _Server, Mref, Tag}) ->
+    ok;
+end_call({local, _Server, Mref, _Tag}) ->
     erlang:demonitor(Mref, [flush]),
-    receive {Tag, _} -> ok after 0 -> ok end.
+    ok.
 
 %% The tag a pending call was sent with (the C-node's answers, and a `cancel' of it, name it).
 -spec pending_tag(pending()) -> distribute_pool_proto:tag().
