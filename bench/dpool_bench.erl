@@ -127,26 +127,26 @@ measure(Targets) ->
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
     Groups = run_group(?GROUP_FIGURES, fun() -> groups([T1, T2, T3, T4]) end),
-    Tuned = run_figure(?TUNED_HOL, fun() ->
-                                           hol_equal(?TUNED_HOL, T3, ?TUNED_LOAD,
-                                                     fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(),
-                                                                                         ?BULK_SENDERS + 2]))
-                                   end),
+    Tuned = run_group([?TUNED_HOL, hol_floor_name(?TUNED_HOL)],
+                      fun() ->
+                              hol_equal(?TUNED_HOL, T3, ?TUNED_LOAD,
+                                        fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(), ?BULK_SENDERS + 2]))
+                      end),
     Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
     %% The application as a user runs it: no lanes env, so its own default lanes.
     Default = phase(?DEFAULT_FIGURES, default, #{}, fun() ->
                   Config = fmt("default configuration: ~b lanes (no lanes env), a pool of ~b with default options",
                                [lanes_in_use(), ?BULK_SENDERS + 2]),
                   Bulk = run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end),
-                  Hols = [run_figure(hol_equal_name(Load),
-                                     fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
+                  Hols = [run_group([hol_equal_name(Load), hol_floor_name(hol_equal_name(Load))],
+                                    fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
                           || Load <- ?EQUAL_LOADS],
-                  Hols ++ Bulk
+                  lists:append(Hols) ++ Bulk
               end),
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
                   fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Groups] ++ [Tuned] ++ Tls ++ Default ++ Scale.
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Groups] ++ Tuned ++ Tls ++ Default ++ Scale.
 
 %% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
 %% any of Names is selected.
@@ -160,6 +160,11 @@ phase(Names, Lanes, Limits, Fun) ->
 -spec hol_equal_name(pos_integer()) -> binary().
 hol_equal_name(Load) ->
     fmt("hol_equal_p99_~b", [Load]).
+
+%% The reference figure measured with a hol_equal row: its floor.
+-spec hol_floor_name(binary()) -> binary().
+hol_floor_name(Row) ->
+    <<Row/binary, "_floor">>.
 
 %% The number of lanes of the running C-node (the library's view: its lane node names).
 -spec lanes_in_use() -> pos_integer().
@@ -206,6 +211,8 @@ selected(Name) ->
                     orelse (lists:member(Name, ?DEFAULT_FIGURES ++ [?TUNED_HOL])
                             andalso string:prefix(Name, <<"hol_equal">>) =/= nomatch
                             andalso lists:member("hol_equal", Only))
+                    orelse lists:any(fun(Row) -> Name =:= hol_floor_name(Row) andalso selected(Row) end,
+                                     ?DEFAULT_FIGURES ++ [?TUNED_HOL])
                     orelse (lists:member(Name, ?BULK_FIGURES) andalso lists:member("bulk", Only))
                     orelse (lists:member(Name, ?SCALE_FIGURES) andalso lists:member("scale", Only))
                     orelse (lists:member(Name, ?TLS_FIGURES) andalso lists:member("tls", Only))
@@ -891,7 +898,9 @@ send_until(Send, Deadline, N) ->
 %% would be (senders, then the prober); the C-node is the one of the phase it runs in (default lanes, or the
 %% tuned reference's). Each side's achieved rate is measured at the target (arrivals during the probes); a
 %% figure whose sides' achieved rates differ by more than RATE_TOLERANCE is refused (MISS, disqualified).
--spec hol_equal(binary(), node(), pos_integer(), binary()) -> figure().
+%% A third side in the same repetitions, the row's floor (reference figure <Name>_floor): the pooled side's
+%% load, probed by erpc:call over the bench node's own connection to the target, idle then.
+-spec hol_equal(binary(), node(), pos_integer(), binary()) -> [figure()].
 hol_equal(Name, Target, Load, Config) ->
     {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS + 2),
     Stamps = erpc:call(Target, erlang, spawn, [?MODULE, stamp_loop, [[]]]),
@@ -905,17 +914,27 @@ hol_equal(Name, Target, Load, Config) ->
                                  end),
                                  N
                          end,
-                         fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end}},
+                         fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end},
+              %% The floor: the pooled side's load, probed by erpc:call over the bench node's own connection
+              %% to the target, which carries nothing else then: the two BEAM nodes alone, no C-node on the
+              %% probe's way, under the load that the pooled side puts on the machine.
+              floor => {fun(Send) ->
+                                {ok, N} = distribute_pool:with_connection(Pool, fun(C) ->
+                                    Send(fun() -> ok = distribute_pool:send(C, ?STAMP_SINK, Big) end)
+                                end),
+                                N
+                        end,
+                        fun() -> Target = erpc:call(Target, erlang, node, []) end}},
     try
         Reps = [begin
-                    Order = case R rem 2 of 1 -> [direct, pooled]; 0 -> [pooled, direct] end,
+                    Order = case R rem 2 of 1 -> [direct, pooled, floor]; 0 -> [floor, pooled, direct] end,
                     progress("~s: rep ~b/~b: ~b x 8 MiB/s paced over ~b senders, a call every ~b us for ~b ms, ~p",
                              [Name, R, ?HOL_REPS, Load, ?BULK_SENDERS, ?PROBE_PERIOD_US, ?HOL_PROBE_MS, Order]),
                     maps:from_list([{Side, paced_load(Target, Load, maps:get(Side, Sides))} || Side <- Order])
                 end || R <- lists:seq(1, ?HOL_REPS)],
         Med = fun(Side, Key) -> median([maps:get(Key, maps:get(Side, Rep)) || Rep <- Reps]) end,
-        [D99, P99] = [Med(S, p99) || S <- [direct, pooled]],
-        [DRate, PRate] = [Med(S, rate) || S <- [direct, pooled]],
+        [D99, P99, F99] = [Med(S, p99) || S <- [direct, pooled, floor]],
+        [DRate, PRate, FRate] = [Med(S, rate) || S <- [direct, pooled, floor]],
         Apart = abs(DRate - PRate) / max(DRate, PRate),
         Why = case Apart > ?RATE_TOLERANCE of
                   true -> fmt("DISQUALIFIED: achieved rates differ by ~.1f % (direct ~.1f, pooled ~.1f msg/s; "
@@ -924,7 +943,7 @@ hol_equal(Name, Target, Load, Config) ->
                   false -> <<>>
               end,
         PerRep = fun(Side, Key) -> fmt_list([maps:get(Key, maps:get(Side, Rep)) || Rep <- Reps]) end,
-        figure(Name, P99 / D99, <<"ratio">>, le, 0.5,
+        [figure(Name, P99 / D99, <<"ratio">>, le, 0.5,
                [Why, [" " || Why =/= <<>>],
                 fmt("p99 of call(Pool, erlang, node, []) / erpc:call, a call every ~b ms, under ~b x 8 MiB/s "
                     "paced over ~b senders: pooled ~.2f ms / direct ~.2f ms; achieved 8 MiB msg/s at the target: "
@@ -939,7 +958,15 @@ hol_equal(Name, Target, Load, Config) ->
                         paced_msgs_per_s => Load, rates_apart => Apart, disqualified => Why =/= <<>>,
                         disqualified_why => Why, configuration => Config,
                         reps => [maps:map(fun(_, M) -> maps:with([p99, rate, probes, sent], M) end, Rep)
-                                 || Rep <- Reps]})
+                                 || Rep <- Reps]}),
+         reference(hol_floor_name(Name), F99 / D99, <<"ratio">>,
+                   fmt("p99 of erpc:call over the bench node's own connection to the target (idle: no C-node on "
+                       "the probe's way) under the pooled side's load / the direct p99: ~.2f ms / ~.2f ms; the "
+                       "least ~s can be while the machine carries the pooled side's work; achieved 8 MiB msg/s: "
+                       "~.1f; per rep p99 us: ~s; medians of ~b reps, in the same repetitions as ~s",
+                       [F99 / 1000, D99 / 1000, Name, FRate, PerRep(floor, p99), ?HOL_REPS, Name]),
+                   #{sides => [{<<"floor_p99">>, F99, <<"us">>}, {<<"direct_p99">>, D99, <<"us">>},
+                               {<<"floor_achieved">>, FRate, <<"msg/s">>}]})]
     after
         exit(Stamps, kill),
         distribute_pool:destroy(Pool)
