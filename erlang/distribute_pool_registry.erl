@@ -38,8 +38,11 @@
 
 %% What is recorded lives in the table, not here, so that a successor has all of it.
 -record(state, {
-    %% Workers making a C-node call for a caller.
-    workers = #{} :: #{pid() => gen_server:from()}
+    %% Workers making a C-node call for a caller, and the job each makes.
+    workers = #{} :: #{pid() => {gen_server:from(), job()}},
+    %% Targets that a removal took out of a group while their add_target was still on its way back: that
+    %% add's answer records no member (see record/3).
+    removed_while_adding = #{} :: #{{non_neg_integer(), term()} => true}
 }).
 
 %% What a worker does for a caller: a C-node call (job_request/1), recorded by its answer. A removal names
@@ -203,17 +206,16 @@ handle_cast(_Request, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({worker_done, Worker, Job, Reply}, #state{workers = Workers} = State) ->
     case maps:take(Worker, Workers) of
-        {From, Rest} ->
+        {{From, Job}, Rest} ->
             gen_server:reply(From, Reply),
-            record(Job, Reply),
-            {noreply, State#state{workers = Rest}};
+            {noreply, record(Job, Reply, State#state{workers = Rest})};
         error ->
             {noreply, State}
     end;
 handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Reason =/= normal ->
     %% A worker only makes a call that returns its errors; this is not expected, but answer the caller.
     case maps:take(Worker, Workers) of
-        {From, Rest} ->
+        {{From, _Job}, Rest} ->
             Text = io_lib:format("the registry's worker exited: ~0tp", [Reason]),
             gen_server:reply(From, distribute_pool_client:not_running(Text)),
             {noreply, State#state{workers = Rest}};
@@ -240,7 +242,7 @@ start_worker(From, Job, Server, Wait, #state{workers = Workers} = State) ->
                                 Reply = distribute_pool_client:call(Server, job_request(Job), Wait),
                                 Registry ! {worker_done, self(), Job, Reply}
                         end),
-    State#state{workers = Workers#{Worker => From}}.
+    State#state{workers = Workers#{Worker => {From, Job}}}.
 
 -spec job_request(job()) -> distribute_pool_proto:request().
 job_request({new, Target, Options}) -> distribute_pool_proto:new(Target, Options);
@@ -250,6 +252,65 @@ job_request({new_group, Members, PoolOptions, GroupOptions}) ->
 job_request({add_target, GroupId, Target, Options}) -> distribute_pool_proto:add_target(GroupId, Target, Options);
 job_request({remove_target, GroupId, Target, _MemberId, DrainMs}) ->
     distribute_pool_proto:remove_target(GroupId, Target, DrainMs).
+
+%% Records what a job's answer changed. The changes of one group's members are not ordered: each worker has a
+%% lane of its own, so an add_target and a removal of the same target asked one after the other can reach the
+%% C-node in either order, and their answers come back in either order. A removal asked while its target's
+%% add_target is under way found no member to mark: the add's answer then marks its member as on its way out
+%% (while the removal is under way) or records none (when the removal already took the target out), and the
+%% removal's answer is applied to the member its target has by then.
+-spec record(job(), term(), #state{}) -> #state{}.
+record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_adding = Removed} = State) ->
+    Key = {GroupId, node_key(Target)},
+    case {distribute_pool_proto:new_reply(Reply), ets:lookup(?TABLE, {group, GroupId})} of
+        {{ok, MemberId}, _} when is_map_key(Key, Removed) ->
+            seen(MemberId); % added, then taken out by the removal that answered first
+        {{ok, MemberId}, [{Row, Members, PoolOptions, GroupOptions}]} ->
+            true = ets:insert(?TABLE, {Row, Members ++ [{MemberId, Target, Options}], PoolOptions, GroupOptions}),
+            _ = [true = ets:insert(?TABLE, {{destroying, MemberId}}) || removal_under_way(GroupId, Target, State)],
+            seen(MemberId);
+        {{ok, MemberId}, []} ->
+            seen(MemberId); % its group was destroyed meanwhile
+        _ ->
+            ok
+    end,
+    State#state{removed_while_adding = maps:remove(Key, Removed)};
+record({remove_target, GroupId, Target, undefined, _DrainMs}, Reply, #state{removed_while_adding = Removed} = State) ->
+    %% No member was recorded for Target when the removal began; one may be now (its add answered meanwhile).
+    Member = [Id || {_, Members, _, _} <- ets:lookup(?TABLE, {group, GroupId}),
+                    {Id, T, _} <- Members, same_node(T, Target)],
+    case {Reply, Member} of
+        {ok, [MemberId]} ->
+            ok = forget_destroyed(MemberId),
+            State;
+        {ok, []} ->
+            case adding(GroupId, Target, State) of
+                true -> State#state{removed_while_adding = Removed#{{GroupId, node_key(Target)} => true}};
+                false -> State
+            end;
+        {{error, {invalid_config, _}}, [MemberId]} ->
+            true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
+            State;
+        _ ->
+            State % an error: a member recorded meanwhile stays marked, as after a destroy that failed
+    end;
+record(Job, Reply, State) ->
+    ok = record(Job, Reply),
+    State.
+
+%% Whether a removal of Target from GroupId that found no member to mark is under way.
+-spec removal_under_way(non_neg_integer(), target(), #state{}) -> boolean().
+removal_under_way(GroupId, Target, #state{workers = Workers}) ->
+    lists:any(fun({_, {remove_target, G, T, undefined, _}}) -> G =:= GroupId andalso same_node(T, Target);
+                 (_) -> false
+              end, maps:values(Workers)).
+
+%% Whether an add_target of Target to GroupId is under way.
+-spec adding(non_neg_integer(), target(), #state{}) -> boolean().
+adding(GroupId, Target, #state{workers = Workers}) ->
+    lists:any(fun({_, {add_target, G, T, _}}) -> G =:= GroupId andalso same_node(T, Target);
+                 (_) -> false
+              end, maps:values(Workers)).
 
 -spec record(job(), term()) -> ok.
 record({new, Target, Options}, Reply) ->
@@ -274,18 +335,6 @@ record({new_group, Members, PoolOptions, GroupOptions}, Reply) ->
         _ ->
             ok
     end;
-record({add_target, GroupId, Target, Options}, Reply) ->
-    case {distribute_pool_proto:new_reply(Reply), ets:lookup(?TABLE, {group, GroupId})} of
-        {{ok, MemberId}, [{Key, Members, PoolOptions, GroupOptions}]} ->
-            true = ets:insert(?TABLE, {Key, Members ++ [{MemberId, Target, Options}], PoolOptions, GroupOptions}),
-            seen(MemberId);
-        {{ok, MemberId}, []} ->
-            seen(MemberId); % its group was destroyed meanwhile
-        _ ->
-            ok
-    end;
-record({remove_target, _GroupId, _Target, undefined, _DrainMs}, _Reply) ->
-    ok;
 record({remove_target, _GroupId, _Target, MemberId, _DrainMs}, Reply) ->
     case Reply of
         _ when Reply =:= ok; Reply =:= {error, invalid_pool} ->

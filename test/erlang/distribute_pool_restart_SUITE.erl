@@ -14,6 +14,7 @@
 -export([restore_refuses_bad_requests/1]).
 -export([fewer_lanes_after_a_restart/1]).
 -export([external_cnode_with_fewer_lanes/1]).
+-export([group_changes_recorded_as_the_cnode_has_them/1]).
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
@@ -43,6 +44,7 @@ all() ->
      restore_refuses_bad_requests,
      fewer_lanes_after_a_restart,
      external_cnode_with_fewer_lanes,
+     group_changes_recorded_as_the_cnode_has_them,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
@@ -420,6 +422,93 @@ handles_work_after_cnode_killed(_Config) ->
         ok = distribute_pool:destroy(B),
         ok = distribute_pool:destroy(C),
         [] = [R || {R, _, _} <- distribute_pool_registry:recorded(), lists:member(R, [IdA, IdB, IdC])]
+    end).
+
+-spec group_changes_recorded_as_the_cnode_has_them(list()) -> ok.
+group_changes_recorded_as_the_cnode_has_them(_Config) ->
+    doc("An add_target and a remove_target of the same target asked of the registry one right after the other "
+        "(the removal before the add is answered: they may reach the C-node, and answer, in either order): "
+        "whatever each answers, the registry then records the group's members as the C-node has them, and marks "
+        "none of them as on its way out, so a restore brings back exactly those; also when the C-node added the "
+        "target before the removal reached it, the removal having found no member recorded."),
+    Targets = [{target, "dpool_rt_t" ++ integer_to_list(I)} || I <- lists:seq(1, 2)],
+    with_nodes(Targets, fun([{_, T1}, {_, T2}]) ->
+        {ok, G} = distribute_pool:new_group([T1], #{max_connections => 1}),
+        try
+            GroupId = do_pool_id(G),
+            Server = distribute_pool:default_cnode(),
+            Ask = fun(Change) -> gen_server:send_request(distribute_pool_registry, Change) end,
+            Answer = fun(Request) ->
+                             case gen_server:wait_response(Request, 60000) of
+                                 {reply, Reply} -> Reply;
+                                 Other -> ct:fail({registry_did_not_answer, Other})
+                             end
+                     end,
+            {ok, Wire2} = distribute_pool_config:target(T2),
+            Consistent = fun(InCNode) ->
+                                 [{group, GroupId, Recorded, _, _}] =
+                                     [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
+                                           Id =:= GroupId],
+                                 {InCNode, []} = {[T || {_, T, _} <- Recorded],
+                                                  [Id || {Id, _, _} <- Recorded,
+                                                         ets:member(distribute_pool_registry, {destroying, Id})]},
+                                 ok
+                         end,
+            %% The add is answered by the C-node before the removal reaches it, but the registry reads the
+            %% removal first: T2's net_kernel is held (sys:suspend/1) so that the C-node's connection to it waits
+            %% until the registry has started the add's worker and is held itself, with the removal in its mailbox.
+            Registry = whereis(distribute_pool_registry),
+            Mailbox = fun() -> element(2, process_info(Registry, messages)) end,
+            ok = erpc:call(T2, sys, suspend, [net_kernel]),
+            {Add, Remove} =
+                try
+                    Adding = Ask({add_target, Server, GroupId, T2, #{}, 30000}),
+                    _ = sys:get_state(Registry), % the add's worker is on its way
+                    ok = sys:suspend(Registry),
+                    try
+                        Removing = Ask({remove_target, Server, GroupId, Wire2, 5000, 30000}),
+                        ok = erpc:call(T2, sys, resume, [net_kernel]),
+                        do_wait_until(fun() -> lists:keymember(worker_done, 1, Mailbox()) end, 10000),
+                        [{'$gen_call', _, {remove_target, _, _, _, _, _}} | Later] = Mailbox(),
+                        [{add_target, _, _, _}] = [Job || {worker_done, _, Job, _} <- Later],
+                        {Adding, Removing}
+                    after
+                        ok = sys:resume(Registry)
+                    end
+                after
+                    ok = erpc:call(T2, sys, resume, [net_kernel]) % again: a no-op unless something failed
+                end,
+            {ok, _} = distribute_pool_proto:new_reply(Answer(Add)),
+            ok = distribute_pool_proto:ok_reply(Answer(Remove)),
+            [T1] = [T || #{target := T} <- members(G)],
+            ok = Consistent([T1]),
+            %% Asked back to back, the C-node takes them in either order.
+            _ = [begin
+                   %% One process's requests reach the registry in the order sent.
+                   AddAsked = Ask({add_target, Server, GroupId, T2, #{}, 30000}),
+                   RemoveAsked = Ask({remove_target, Server, GroupId, Wire2, 5000, 30000}),
+                   Added = distribute_pool_proto:new_reply(Answer(AddAsked)),
+                   Removed = distribute_pool_proto:ok_reply(Answer(RemoveAsked)),
+                   InCNode = [T || #{target := T} <- members(G)],
+                   Outcome = {element(1, Added), Removed, InCNode},
+                   ct:log("round ~b: add ~p, remove ~p, members ~p", [Round, Added, Removed, InCNode]),
+                   case Outcome of
+                       {ok, ok, [T1]} -> ok;
+                       {error, ok, [T1]} -> {error, invalid_pool} = Added;
+                       {ok, {error, {invalid_config, {unknown_target, _}}}, [T1, T2]} -> ok;
+                       _ -> ct:fail({unexpected, Round, Outcome})
+                   end,
+                   ok = Consistent(InCNode),
+                   case InCNode of
+                       [T1, T2] -> ok = distribute_pool:remove_target(G, T2);
+                       [T1] -> ok
+                   end
+               end || Round <- lists:seq(1, 4)],
+            ok
+        after
+            ok = distribute_pool:destroy(G)
+        end,
+        [] = [E || E <- distribute_pool_registry:recorded(), element(2, E) =:= do_pool_id(G)]
     end).
 
 -spec groups_come_back_after_cnode_killed(list()) -> ok.
