@@ -370,8 +370,11 @@ busy_worker(Pool, Parent) ->
 -spec lease_holder(distribute_pool:pool()) -> pid().
 lease_holder(Pool) ->
     Self = self(),
+    %% with_connection runs its fun before the C-node has served the checkout: the lease is held once
+    %% connection_info/1 (which waits for it) answers.
     Pid = spawn_link(fun() ->
                              distribute_pool:with_connection(Pool, fun(C) ->
+                                                                           #{} = distribute_pool:connection_info(C),
                                                                            Self ! {holding, self()},
                                                                            holder_loop(C, Self)
                                                                    end)
