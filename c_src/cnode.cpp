@@ -50,7 +50,8 @@ std::unique_ptr<transport::PacketRecorder> packet_recorder(const Options& o)
     return std::make_unique<transport::PacketRecorder>(o.record_packets_dir);
 }
 
-api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, transport::PacketRecorder* recorder)
+api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, transport::PacketRecorder* recorder,
+                                  util::OutputLines& output)
 {
     api::ServiceConfig c;
     c.service_name = o.service;
@@ -63,12 +64,14 @@ api::ServiceConfig service_config(const Options& o, util::BulkQueue& bulk, trans
     c.limits = o.limits;
     c.log_repeat_interval = std::chrono::milliseconds(o.log_repeat_interval_ms);
     if (o.events) {
-        c.events = [](std::string_view kind, std::uint64_t pool, const log::About& about, std::string_view detail) {
+        c.events = [&output](std::string_view kind, std::uint64_t pool, const log::About& about,
+                             std::string_view detail) {
             std::string line = fmt::format("[dpool_event] {} {} {}{}", kind, pool, log::about_text(about), detail);
             log::to_one_line(line);
-            std::cout << line << std::endl; // one line each, at once: the port reads lines
+            output.line(line);
         };
     }
+    c.output_lines_dropped = [&output] { return output.dropped(); };
     c.await_restore = o.await_restore;
     c.callers = o.callers;
     c.targets = o.targets;
@@ -102,10 +105,11 @@ void log_access(const Options& o)
 
 } // namespace
 
-CNode::CNode(Options options)
+CNode::CNode(Options options, util::OutputLines& output)
     : options_(std::move(options)),
+      output_(output),
       recorder_(packet_recorder(options_)),
-      service_(io_, service_config(options_, bulk_, recorder_.get())),
+      service_(io_, service_config(options_, bulk_, recorder_.get(), output_)),
       signals_(io_, SIGINT, SIGTERM),
       stdin_(io_)
 {
@@ -191,7 +195,7 @@ asio::awaitable<void> CNode::startup()
     const auto port = lanes_->port(0);
     spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
     log_access(options_);
-    std::cout << "READY " << options_.node_name << " " << port << std::endl;
+    output_.line(fmt::format("READY {} {}", options_.node_name, port)); // after the lines above, in order
 }
 
 void CNode::watch_stdin()

@@ -11,6 +11,7 @@
 #include "transport/packet_recorder.hpp"
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
+#include "util/output_lines.hpp"
 
 namespace dpool {
 
@@ -18,7 +19,8 @@ namespace dpool {
 // its ways in: per lane a listening socket and an epmd registration.
 class CNode {
 public:
-    explicit CNode(Options options);
+    // `output` (the C-node's log and its lines for the node that started it) outlives the C-node.
+    CNode(Options options, util::OutputLines& output);
     // Runs until a signal, the end of standard input (with --exit-on-stdin-eof) or a startup failure.
     int run();
 
@@ -28,6 +30,7 @@ private:
     void shutdown(std::string_view why, int exit_code);
 
     Options options_;
+    util::OutputLines& output_;
     // Declared first so it is destroyed last: everything below posts work to it.
     asio::io_context io_;
     // The pieces of big transfers, served after the small packets (DistLink).

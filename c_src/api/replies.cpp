@@ -296,6 +296,7 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
          write_map(w, kDroppedFields, i.dropped_targets);
      }},
     {"memory_trims", [](auto& w, const ServiceInfo& i) { integer(w, i.memory_trims); }},
+    {"output_lines_dropped", [](auto& w, const ServiceInfo& i) { integer(w, i.output_lines_dropped); }},
     {"metrics_port", [](auto& w, const ServiceInfo& i) { integer(w, i.metrics_port); }},
     {"callers",
      [](auto& w, const ServiceInfo& i) {

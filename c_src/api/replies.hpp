@@ -109,6 +109,7 @@ struct ServiceInfo {
     DroppedLinks dropped_callers;
     DroppedLinks dropped_targets;
     std::uint64_t memory_trims = 0;
+    std::uint64_t output_lines_dropped = 0; // log and event lines dropped: their reader fell behind
     // The caller nodes connected now and the lane of each connection (at most kMaxListedCallers of them).
     struct CallerLink {
         std::string_view node;

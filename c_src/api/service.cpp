@@ -909,6 +909,8 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .dropped_callers = {*caller_links_.drops, malformed_packets_},
                                         .dropped_targets = {*context_.link_limits.drops, 0},
                                         .memory_trims = trimmer_.trims(),
+                                        .output_lines_dropped =
+                                            config_.output_lines_dropped ? config_.output_lines_dropped() : 0,
                                         .callers = listed_callers(),
                                         .metrics_port = metrics_port_});
 }

@@ -38,6 +38,8 @@ struct ServiceConfig {
     ServiceLimits limits;
     std::chrono::milliseconds log_repeat_interval{10000}; // pool::PoolContext::log_repeat_interval
     decltype(pool::PoolContext::events) events;           // pool::PoolContext::events
+    // Lines of the C-node's output dropped because their reader fell behind (util::OutputLines); info.
+    std::function<std::uint64_t()> output_lines_dropped;
     // Who may use the C-node, and where its pools may connect (README, "Access"); empty lists: anyone with
     // the cookie, anywhere.
     CallerAccess callers;

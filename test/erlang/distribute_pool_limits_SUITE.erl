@@ -22,6 +22,7 @@
 -export([total_connection_cap_is_hit/1]).
 -export([app_env_limits_reach_the_embedded_cnode/1]).
 -export([descriptor_limit_is_named/1]).
+-export([unread_output_does_not_hold_the_cnode/1]).
 -export([flood/4]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_wait_value/3, do_uniq/1, do_stats/1, do_start_sink/2,
@@ -54,7 +55,8 @@ all() ->
      one_caller_creates_many_pools,
      total_connection_cap_is_hit,
      app_env_limits_reach_the_embedded_cnode,
-     descriptor_limit_is_named].
+     descriptor_limit_is_named,
+     unread_output_does_not_hold_the_cnode].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -381,6 +383,51 @@ total_connection_cap_is_hit(_Config) ->
         #{limit_refusals := #{max_total_connections := 1},
           limits := #{max_total_connections := 3, max_pools_per_caller := 1000}} = info(CNode),
         [ok = distribute_pool:destroy(P) || P <- [Pool, Small]],
+        ok
+    end).
+
+-spec unread_output_does_not_hold_the_cnode(list()) -> ok.
+unread_output_does_not_hold_the_cnode(_Config) ->
+    doc("A C-node whose standard output nobody reads (a pipe to a process that never reads, as when the node "
+        "that started it is frozen) goes on serving: pools are made and destroyed, each connection up and down an "
+        "event line, far beyond what the pipe and the C-node's queue of 1,024 lines hold; the lines it could not "
+        "write are counted in info's output_lines_dropped; the end of its standard input still ends it."),
+    with_nodes([{target, "dpool_lim_out_t"}], fun([{_, T}]) ->
+        Name = do_uniq("dpool_lim_out") ++ "@127.0.0.1",
+        %% sh runs the C-node with its standard output into a process that says its pid and sleeps; standard
+        %% error (the C-node's log) and standard input are this port's.
+        Script = "\"$0\" \"$@\" | sh -c 'echo \"READER $$\" >&2; exec sleep 600'",
+        Args = ["-c", Script, dpool_ct_helper:do_executable(), "--name", Name, "--service", atom_to_list(?SERVICE),
+                "--events", "--exit-on-stdin-eof"],
+        Port = open_port({spawn_executable, "/bin/sh"},
+                         [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
+                          {line, 4096}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
+        {os_pid, Shell} = erlang:port_info(Port, os_pid),
+        Reader = receive
+                     {Port, {data, {eol, <<"READER ", Pid/binary>>}}} -> binary_to_integer(Pid)
+                 after 15000 -> ct:fail(no_reader)
+                 end,
+        Children = fun() ->
+                           [list_to_integer(P) || P <- string:lexemes(os:cmd("pgrep -P " ++ integer_to_list(Shell)),
+                                                                      "\n")] -- [Reader]
+                   end,
+        [CNodePid] = do_wait_value(Children, fun(C) -> length(C) =:= 1 end, 10000),
+        CNode = {?SERVICE, list_to_atom(Name)},
+        try
+            do_wait_until(fun() -> is_map(catch info(CNode)) end, 15000),
+            [begin
+                 {ok, P} = distribute_pool:new(T, #{min_connections => 50, max_connections => 50, cnode => CNode}),
+                 ok = distribute_pool:destroy(P)
+             end || _ <- lists:seq(1, 30)],
+            #{output_lines_dropped := Dropped, pools := 0} = info(CNode),
+            ct:log("3000 connection events and the log: ~b lines dropped", [Dropped]),
+            true = Dropped > 0,
+            port_close(Port),
+            do_wait_until(fun() -> not do_os_alive(CNodePid) end, 10000)
+        after
+            catch port_close(Port),
+            [os:cmd("kill -9 " ++ integer_to_list(P)) || P <- [CNodePid, Reader], do_os_alive(P)]
+        end,
         ok
     end).
 

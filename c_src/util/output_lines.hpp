@@ -1,0 +1,125 @@
+#pragma once
+
+#include <limits.h> // PIPE_BUF
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <spdlog/async_logger.h>
+#include <spdlog/details/thread_pool.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "util/log.hpp"
+
+namespace dpool::util {
+
+// Writes each record as one line of the file descriptor `fd` (log::to_one_line): a message can hold text from
+// outside (a caller's pool name, a path in its options), which must not forge a level, metadata or
+// [dpool_event] line. It waits for room (poll) before each piece of at most PIPE_BUF bytes, which a pipe then
+// takes without blocking, so that once `stopping` is set it gives up within kPollMs instead of waiting for a
+// reader that may never read again; the lines still queued are then dropped.
+class FdLineSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+public:
+    static constexpr int kPollMs = 100;
+
+    FdLineSink(int fd, std::shared_ptr<const std::atomic<bool>> stopping) : fd_(fd), stopping_(std::move(stopping))
+    {
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        std::string text(msg.payload.data(), msg.payload.size());
+        log::to_one_line(text);
+        const spdlog::details::log_msg clean(msg.time, msg.source, msg.logger_name, msg.level, text);
+        spdlog::memory_buf_t line;
+        formatter_->format(clean, line);
+        write_all(line.data(), line.size());
+    }
+    void flush_() override {}
+
+private:
+    void write_all(const char* data, std::size_t size)
+    {
+        std::size_t at = 0;
+        while (at < size && !gave_up_) {
+            pollfd ready{fd_, POLLOUT, 0};
+            const int polled = ::poll(&ready, 1, kPollMs);
+            if (polled == 0) {
+                gave_up_ = stopping_->load();
+                continue;
+            }
+            if (polled < 0 && errno == EINTR) {
+                continue;
+            }
+            if (polled < 0 || (ready.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+                return; // no reader any more: the line goes nowhere
+            }
+            const ssize_t n = ::write(fd_, data + at, std::min<std::size_t>(size - at, PIPE_BUF));
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+                continue;
+            }
+            if (n < 0) {
+                return; // EPIPE (SIGPIPE is ignored) and the like
+            }
+            at += static_cast<std::size_t>(n);
+        }
+    }
+
+    int fd_;
+    std::shared_ptr<const std::atomic<bool>> stopping_;
+    bool gave_up_ = false;
+};
+
+// The C-node's output: its log (standard error) and its lines for the node that started it (standard output:
+// READY, the [dpool_event] lines). Both are written by a thread of their own from one bounded queue, in the
+// order they were made, so that a reader that stops reading (the node that started the C-node frozen, a
+// terminal on hold) fills its pipe and holds that thread, never the event loop. When the queue is full the
+// oldest line gives way; dropped() counts those (info: output_lines_dropped). At the end what is queued is
+// written, unless the reader has not taken anything for FdLineSink::kPollMs: then it is dropped, and the
+// C-node still exits.
+class OutputLines {
+public:
+    // Room for this many lines not yet written; each takes about 400 bytes, reserved at the start.
+    static constexpr std::size_t kQueueLines = 1024;
+
+    OutputLines()
+        : stopping_(std::make_shared<std::atomic<bool>>(false)),
+          pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
+          log_(std::make_shared<spdlog::async_logger>("dpool_cnode",
+                                                      std::make_shared<FdLineSink>(STDERR_FILENO, stopping_), pool_,
+                                                      spdlog::async_overflow_policy::overrun_oldest)),
+          out_(std::make_shared<spdlog::async_logger>("dpool_out",
+                                                      std::make_shared<FdLineSink>(STDOUT_FILENO, stopping_), pool_,
+                                                      spdlog::async_overflow_policy::overrun_oldest))
+    {
+        log_->set_pattern("[dpool_cnode] %l: %v");
+        out_->set_pattern("%v");
+    }
+    // The pool's thread serves every queued line before it stops (its destructor joins it).
+    ~OutputLines() { stopping_->store(true); }
+    OutputLines(const OutputLines&) = delete;
+    OutputLines& operator=(const OutputLines&) = delete;
+
+    // The logger to make spdlog's default (the C-node's log).
+    const std::shared_ptr<spdlog::async_logger>& log() const { return log_; }
+    // One line of standard output.
+    void line(std::string_view text) { out_->info("{}", text); }
+    std::uint64_t dropped() const { return pool_->overrun_counter(); }
+
+private:
+    std::shared_ptr<std::atomic<bool>> stopping_;
+    std::shared_ptr<spdlog::details::thread_pool> pool_;
+    std::shared_ptr<spdlog::async_logger> log_;
+    std::shared_ptr<spdlog::async_logger> out_;
+};
+
+} // namespace dpool::util
