@@ -91,15 +91,14 @@ public:
     // Room for this many lines not yet written; each takes about 400 bytes, reserved at the start.
     static constexpr std::size_t kQueueLines = 1024;
 
-    OutputLines()
+    // The log to `log_fd`, the other lines to `out_fd` (the unit tests give pipes).
+    explicit OutputLines(int out_fd = STDOUT_FILENO, int log_fd = STDERR_FILENO)
         : stopping_(std::make_shared<std::atomic<bool>>(false)),
           pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
-          log_(std::make_shared<spdlog::async_logger>("dpool_cnode",
-                                                      std::make_shared<FdLineSink>(STDERR_FILENO, stopping_), pool_,
-                                                      spdlog::async_overflow_policy::overrun_oldest)),
-          out_(std::make_shared<spdlog::async_logger>("dpool_out",
-                                                      std::make_shared<FdLineSink>(STDOUT_FILENO, stopping_), pool_,
-                                                      spdlog::async_overflow_policy::overrun_oldest))
+          log_(std::make_shared<spdlog::async_logger>("dpool_cnode", std::make_shared<FdLineSink>(log_fd, stopping_),
+                                                      pool_, spdlog::async_overflow_policy::overrun_oldest)),
+          out_(std::make_shared<spdlog::async_logger>("dpool_out", std::make_shared<FdLineSink>(out_fd, stopping_),
+                                                      pool_, spdlog::async_overflow_policy::overrun_oldest))
     {
         log_->set_pattern("[dpool_cnode] %l: %v");
         out_->set_pattern("%v");

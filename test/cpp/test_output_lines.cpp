@@ -1,0 +1,111 @@
+#include "test_support.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "util/output_lines.hpp"
+
+using namespace std::chrono_literals;
+using dpool::util::OutputLines;
+
+namespace {
+
+// A pipe whose ends close with it.
+struct Pipe {
+    int read_end = -1;
+    int write_end = -1;
+    Pipe()
+    {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        read_end = fds[0];
+        write_end = fds[1];
+    }
+    ~Pipe()
+    {
+        ::close(read_end);
+        ::close(write_end);
+    }
+    Pipe(const Pipe&) = delete;
+    Pipe& operator=(const Pipe&) = delete;
+
+    // Everything written so far (the read end made non-blocking: no more than there is).
+    std::string drain() const
+    {
+        REQUIRE(::fcntl(read_end, F_SETFL, O_NONBLOCK) == 0);
+        std::string all;
+        char buffer[65536];
+        ssize_t n = 0;
+        while ((n = ::read(read_end, buffer, sizeof buffer)) > 0) {
+            all.append(buffer, static_cast<std::size_t>(n));
+        }
+        return all;
+    }
+};
+
+// Polls `condition` every millisecond for at most `bound`.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds bound)
+{
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("output lines are written whole and in order, the log with its level in front", "[output]")
+{
+    Pipe out;
+    Pipe log;
+    {
+        OutputLines output(out.write_end, log.write_end);
+        output.log()->warn("a {} with\na newline", "warning");
+        for (int i = 0; i < 100; ++i) {
+            output.line("[dpool_event] line " + std::to_string(i));
+        }
+        output.line("READY n@h 4370");
+    } // written before the destructor returns
+    std::string expected;
+    for (int i = 0; i < 100; ++i) {
+        expected += "[dpool_event] line " + std::to_string(i) + "\n";
+    }
+    CHECK(out.drain() == expected + "READY n@h 4370\n");
+    CHECK(log.drain() == "[dpool_cnode] warning: a warning with a newline\n");
+}
+
+TEST_CASE("a reader that does not read costs lines, counted, never the writer's time", "[output]")
+{
+    Pipe out;
+    Pipe log;
+    auto output = std::make_unique<OutputLines>(out.write_end, log.write_end);
+    const std::string text(200, 'x');
+    // 64 KiB fill the pipe; the queue holds OutputLines::kQueueLines more; the rest must give way.
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 3000; ++i) {
+        output->line(text);
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took < 5s); // a blocked writer would never come back: the bound only catches that
+    CHECK(eventually([&] { return output->dropped() > 0; }, 10s));
+    CHECK(output->dropped() <= 3000);
+    // Destroyed while the pipe is still full and nobody reads: it gives up on the reader and returns.
+    auto destroyed = std::async(std::launch::async, [&] { output.reset(); });
+    REQUIRE(destroyed.wait_for(10s) == std::future_status::ready);
+    // What did reach the pipe is whole lines.
+    const std::string written = out.drain();
+    REQUIRE_FALSE(written.empty());
+    CHECK(written.back() == '\n');
+    CHECK(written.size() % (text.size() + 1) == 0);
+}
