@@ -215,10 +215,11 @@ handle_info({worker_done, Worker, Job, Reply}, #state{workers = Workers} = State
 handle_info({'EXIT', Worker, Reason}, #state{workers = Workers} = State) when Reason =/= normal ->
     %% A worker only makes a call that returns its errors; this is not expected, but answer the caller.
     case maps:take(Worker, Workers) of
-        {{From, _Job}, Rest} ->
+        {{From, Job}, Rest} ->
             Text = io_lib:format("the registry's worker exited: ~0tp", [Reason]),
-            gen_server:reply(From, distribute_pool_client:not_running(Text)),
-            {noreply, State#state{workers = Rest}};
+            Reply = distribute_pool_client:not_running(Text),
+            gen_server:reply(From, Reply),
+            {noreply, record(Job, Reply, State#state{workers = Rest})};
         error ->
             {noreply, State}
     end;

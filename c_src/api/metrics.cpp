@@ -196,6 +196,9 @@ std::string render_metrics(const std::vector<pool::PoolStats>& pools, const Metr
         e.sample("dpool_caller_connections", fmt::format("lane=\"{}\"", lane),
                  std::uint64_t{totals.callers_per_lane[lane]});
     }
+    e.family("dpool_output_lines_dropped_total", "counter",
+             "Lines of the C-node's log and events dropped: whoever reads its output fell behind.");
+    e.sample("dpool_output_lines_dropped_total", "", totals.output_lines_dropped);
     if (totals.resident_memory_bytes) {
         e.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
         e.sample("process_resident_memory_bytes", "", *totals.resident_memory_bytes);

@@ -16,6 +16,7 @@ struct MetricsTotals {
     std::vector<transport::LinkTraffic> lane_traffic; // what went over each lane, closed connections included
     std::optional<std::uint64_t> resident_memory_bytes; // of the process; nullopt: unknown
     std::optional<std::uint64_t> open_fds;
+    std::uint64_t output_lines_dropped = 0; // info's output_lines_dropped
 };
 
 // The Prometheus text exposition format (version 0.0.4) of the pools and the totals: metric names and units

@@ -857,6 +857,7 @@ std::string Service::metrics_text() const
     totals.callers_per_lane.assign(lanes_.size(), 0);
     totals.lane_traffic = closed_lane_traffic_;
     totals.lane_traffic.resize(lanes_.size());
+    totals.output_lines_dropped = config_.output_lines_dropped ? config_.output_lines_dropped() : 0;
     for (const auto& [link, session] : sessions_) {
         // A closed link's traffic is in closed_lane_traffic_ already; its session goes a moment later.
         if (session->lane() < totals.callers_per_lane.size() && link->is_open()) {

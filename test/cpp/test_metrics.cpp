@@ -53,6 +53,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
                            {}};
     totals.resident_memory_bytes = 4096;
     totals.open_fds = 12;
+    totals.output_lines_dropped = 7;
 
     const auto lines = lines_of(dpool::api::render_metrics({named, unnamed}, totals));
     CHECK(has_line(lines, "# TYPE dpool_pool_connections gauge"));
@@ -82,6 +83,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     CHECK(has_line(lines, R"(dpool_lane_sent_messages_total{lane="1"} 0)"));
     CHECK(has_line(lines, "process_resident_memory_bytes 4096"));
     CHECK(has_line(lines, "process_open_fds 12"));
+    CHECK(has_line(lines, "dpool_output_lines_dropped_total 7"));
     // Each family is declared once, before its samples.
     CHECK(std::count(lines.begin(), lines.end(), "# TYPE dpool_pool_acquire_wait_seconds histogram") == 1);
 }

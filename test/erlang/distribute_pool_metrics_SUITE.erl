@@ -80,6 +80,8 @@ exposition_passes_promtool_and_matches_stats(Config) ->
         true = sample(Body, "dpool_lane_received_messages_total", "lane=\"0\"") > 0,
         true = sample(Body, "process_resident_memory_bytes", "") > 0,
         true = sample(Body, "process_open_fds", "") > 0,
+        #{output_lines_dropped := Dropped} = do_cnode_info({distribute_pool, CNode}),
+        Dropped = sample(Body, "dpool_output_lines_dropped_total", ""),
         ?CALLS = sample(Body, "dpool_pool_request_rtt_seconds_count", Labels),
         promtool_check(Config, Body),
         {404, _} = http_get(Port, "/other"),
