@@ -40,19 +40,22 @@
 -record(state, {
     %% Workers making a C-node call for a caller, and the job each makes.
     workers = #{} :: #{pid() => {gen_server:from(), job()}},
-    %% Targets that a removal took out of a group while their add_target was still on its way back: that
-    %% add's answer records no member (see record/3).
-    removed_while_adding = #{} :: #{{non_neg_integer(), term()} => true}
+    %% Targets that a removal found no member for while their add_target was still on its way back: that
+    %% add's answer records no member (removed: the removal took it out) or one marked as on its way out
+    %% (going: the removal failed, as a destroy that failed; see record/3).
+    removed_while_adding = #{} :: #{{non_neg_integer(), term()} => removed | going}
 }).
 
 %% What a worker does for a caller: a C-node call (job_request/1), recorded by its answer. A removal names
-%% the member's id when the registry knows it.
+%% the member's id when the registry knows it; otherwise the ids of the members its target had then (each
+%% already on its way out), so that its answer applies to none of those.
 -type target() :: atom() | binary().
 -type job() :: {new, target(), map()}
              | {destroy, non_neg_integer(), non_neg_integer()}
              | {new_group, [{target(), map()}], map(), map()}
              | {add_target, non_neg_integer(), target(), map()}
-             | {remove_target, non_neg_integer(), target(), non_neg_integer() | undefined, non_neg_integer()}.
+             | {remove_target, non_neg_integer(), target(), non_neg_integer() | {unrecorded, [non_neg_integer()]},
+                non_neg_integer()}.
 
 %% Rows: {server, Server} (the embedded C-node, known once it asked for its first restore), {max_id, Id}
 %% (the highest pool id ever seen, destroyed pools and members included: fresh ids must stay above it),
@@ -173,10 +176,14 @@ handle_call({add_target, Server, GroupId, Target, Options, Wait}, From, State) -
 handle_call({remove_target, Server, GroupId, Target, DrainMs, Wait}, From, State) ->
     case lookup(server) =:= Server andalso ets:lookup(?TABLE, {group, GroupId}) of
         [{_, Members, _, _}] ->
-            %% From now on the member is on its way out, as a pool being destroyed.
-            MemberId = case [Id || {Id, T, _} <- Members, same_node(T, Target)] of
-                           [Id] -> true = ets:insert(?TABLE, {{destroying, Id}}), Id;
-                           [] -> undefined
+            %% From now on the member is on its way out, as a pool being destroyed. Members of Target already
+            %% on their way out (still draining, or whose removal failed) are not it: the C-node has taken
+            %% them out of the group, and Target may have been added again since.
+            {Going, Staying} = lists:partition(fun destroying/1,
+                                               [Id || {Id, T, _} <- Members, same_node(T, Target)]),
+            MemberId = case Staying of
+                           [Id | _] -> true = ets:insert(?TABLE, {{destroying, Id}}), Id;
+                           [] -> {unrecorded, Going}
                        end,
             {noreply, start_worker(From, {remove_target, GroupId, Target, MemberId, DrainMs}, Server, Wait, State)};
         _ ->
@@ -264,11 +271,12 @@ job_request({remove_target, GroupId, Target, _MemberId, DrainMs}) ->
 record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_adding = Removed} = State) ->
     Key = {GroupId, node_key(Target)},
     case {distribute_pool_proto:new_reply(Reply), ets:lookup(?TABLE, {group, GroupId})} of
-        {{ok, MemberId}, _} when is_map_key(Key, Removed) ->
+        {{ok, MemberId}, _} when map_get(Key, Removed) =:= removed ->
             seen(MemberId); % added, then taken out by the removal that answered first
         {{ok, MemberId}, [{Row, Members, PoolOptions, GroupOptions}]} ->
             true = ets:insert(?TABLE, {Row, Members ++ [{MemberId, Target, Options}], PoolOptions, GroupOptions}),
-            _ = [true = ets:insert(?TABLE, {{destroying, MemberId}}) || removal_under_way(GroupId, Target, State)],
+            Going = is_map_key(Key, Removed) orelse removal_under_way(GroupId, Target, State),
+            _ = [true = ets:insert(?TABLE, {{destroying, MemberId}}) || Going],
             seen(MemberId);
         {{ok, MemberId}, []} ->
             seen(MemberId); % its group was destroyed meanwhile
@@ -276,22 +284,28 @@ record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_addin
             ok
     end,
     State#state{removed_while_adding = maps:remove(Key, Removed)};
-record({remove_target, GroupId, Target, undefined, _DrainMs}, Reply, #state{removed_while_adding = Removed} = State) ->
-    %% No member was recorded for Target when the removal began; one may be now (its add answered meanwhile).
+record({remove_target, GroupId, Target, {unrecorded, Before}, _DrainMs}, Reply,
+       #state{removed_while_adding = Removed} = State) ->
+    %% No member of Target was in the group when the removal began; one may be now (its add answered
+    %% meanwhile, marked as on its way out).
     Member = [Id || {_, Members, _, _} <- ets:lookup(?TABLE, {group, GroupId}),
-                    {Id, T, _} <- Members, same_node(T, Target)],
+                    {Id, T, _} <- Members, same_node(T, Target), not lists:member(Id, Before)],
+    Key = {GroupId, node_key(Target)},
+    Adding = adding(GroupId, Target, State),
     case {Reply, Member} of
-        {ok, [MemberId]} ->
+        {_, [MemberId | _]} when Reply =:= ok; Reply =:= {error, invalid_pool} ->
             ok = forget_destroyed(MemberId),
             State;
-        {ok, []} ->
-            case adding(GroupId, Target, State) of
-                true -> State#state{removed_while_adding = Removed#{{GroupId, node_key(Target)} => true}};
-                false -> State
-            end;
-        {{error, {invalid_config, _}}, [MemberId]} ->
+        {{error, {invalid_config, _}}, [MemberId | _]} ->
             true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
             State;
+        {{error, {invalid_config, _}}, []} ->
+            State; % refused: an add still on its way records its member as usual
+        {_, []} when Adding, Reply =:= ok ->
+            State#state{removed_while_adding = Removed#{Key => removed}};
+        {_, []} when Adding, not is_map_key(Key, Removed) ->
+            %% Failed (or its group is gone): the add's member is recorded as on its way out.
+            State#state{removed_while_adding = Removed#{Key => going}};
         _ ->
             State % an error: a member recorded meanwhile stays marked, as after a destroy that failed
     end;
@@ -302,7 +316,7 @@ record(Job, Reply, State) ->
 %% Whether a removal of Target from GroupId that found no member to mark is under way.
 -spec removal_under_way(non_neg_integer(), target(), #state{}) -> boolean().
 removal_under_way(GroupId, Target, #state{workers = Workers}) ->
-    lists:any(fun({_, {remove_target, G, T, undefined, _}}) -> G =:= GroupId andalso same_node(T, Target);
+    lists:any(fun({_, {remove_target, G, T, {unrecorded, _}, _}}) -> G =:= GroupId andalso same_node(T, Target);
                  (_) -> false
               end, maps:values(Workers)).
 

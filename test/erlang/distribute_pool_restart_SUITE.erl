@@ -15,6 +15,7 @@
 -export([fewer_lanes_after_a_restart/1]).
 -export([external_cnode_with_fewer_lanes/1]).
 -export([group_changes_recorded_as_the_cnode_has_them/1]).
+-export([target_added_again_while_its_removal_drains/1]).
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
@@ -45,6 +46,7 @@ all() ->
      fewer_lanes_after_a_restart,
      external_cnode_with_fewer_lanes,
      group_changes_recorded_as_the_cnode_has_them,
+     target_added_again_while_its_removal_drains,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
@@ -469,7 +471,12 @@ group_changes_recorded_as_the_cnode_has_them(_Config) ->
                         Removing = Ask({remove_target, Server, GroupId, Wire2, 5000, 30000}),
                         ok = erpc:call(T2, sys, resume, [net_kernel]),
                         do_wait_until(fun() -> lists:keymember(worker_done, 1, Mailbox()) end, 10000),
-                        [{'$gen_call', _, {remove_target, _, _, _, _, _}} | Later] = Mailbox(),
+                        %% The removal was read before the add's answer (other messages may come first).
+                        {Earlier, [_RemoveCall | Later]} =
+                            lists:splitwith(fun({'$gen_call', _, {remove_target, _, _, _, _, _}}) -> false;
+                                               (_) -> true
+                                            end, Mailbox()),
+                        [] = [Job || {worker_done, _, Job, _} <- Earlier],
                         [{add_target, _, _, _}] = [Job || {worker_done, _, Job, _} <- Later],
                         {Adding, Removing}
                     after
@@ -506,6 +513,53 @@ group_changes_recorded_as_the_cnode_has_them(_Config) ->
                end || Round <- lists:seq(1, 4)],
             ok
         after
+            ok = distribute_pool:destroy(G)
+        end,
+        [] = [E || E <- distribute_pool_registry:recorded(), element(2, E) =:= do_pool_id(G)]
+    end).
+
+-spec target_added_again_while_its_removal_drains(list()) -> ok.
+target_added_again_while_its_removal_drains(_Config) ->
+    doc("A target whose removal still drains (a lease of it out) is added again, a new member, and removed "
+        "again: the registry keeps answering (it once crashed on the two members of one target), the second "
+        "removal takes the new member out of the record, and once the lease is back the first removal takes "
+        "out the old one: the group is recorded as the C-node has it, with nothing marked as on its way out."),
+    Targets = [{target, "dpool_ra_t" ++ integer_to_list(I)} || I <- lists:seq(1, 2)],
+    with_nodes(Targets, fun([{_, T1}, {_, T2}]) ->
+        {ok, G} = distribute_pool:new_group([T1, T2], #{max_connections => 1}),
+        Registry = whereis(distribute_pool_registry),
+        Holders = dpool_ct_helper:do_hold_leases(distribute_pool:keyed(G, key_of(G, T2)), 1, ra),
+        Self = self(),
+        Remover = spawn_link(fun() ->
+                                     Self ! {removed, distribute_pool:remove_target(G, T2,
+                                                                                    #{drain_timeout_ms => 60000})}
+                             end),
+        try
+            GroupId = do_pool_id(G),
+            Recorded = fun() ->
+                               [{group, GroupId, Members, _, _}] =
+                                   [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
+                                         Id =:= GroupId],
+                               [{T, ets:member(distribute_pool_registry, {destroying, Id})} || {Id, T, _} <- Members]
+                       end,
+            do_wait_until(fun() -> [true] =:= [R || #{target := T, removing := R} <- members(G), T =:= T2] end,
+                          10000),
+            [{T1, false}, {T2, true}] = Recorded(),
+            ok = distribute_pool:add_target(G, T2),
+            [{T1, false}, {T2, true}, {T2, false}] = Recorded(),
+            ok = distribute_pool:remove_target(G, T2),
+            Registry = whereis(distribute_pool_registry),
+            [{T1, false}, {T2, true}] = Recorded(),
+            ok = dpool_ct_helper:do_release(Holders),
+            receive {removed, Removed} -> ok = Removed after 30000 -> ct:fail(first_removal_did_not_return) end,
+            [{T1, false}] = Recorded(),
+            [T1] = [T || #{target := T} <- members(G)],
+            Registry = whereis(distribute_pool_registry),
+            ok
+        after
+            unlink(Remover),
+            exit(Remover, kill),
+            [exit(Pid, kill) || {Pid, _} <- Holders],
             ok = distribute_pool:destroy(G)
         end,
         [] = [E || E <- distribute_pool_registry:recorded(), element(2, E) =:= do_pool_id(G)]
