@@ -133,8 +133,10 @@ measure(Targets) ->
                                         fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(), ?BULK_SENDERS + 2]))
                       end),
     Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
-    %% The application as a user runs it: no lanes env, so its own default lanes.
-    Default = phase(?DEFAULT_FIGURES, default, #{}, fun() ->
+    %% The application as a user runs it: no lanes env, so its own default lanes. (A floor selected alone
+    %% runs its row as well.)
+    DefaultNames = ?DEFAULT_FIGURES ++ [hol_floor_name(hol_equal_name(L)) || L <- ?EQUAL_LOADS],
+    Default = phase(DefaultNames, default, #{}, fun() ->
                   Config = fmt("default configuration: ~b lanes (no lanes env), a pool of ~b with default options",
                                [lanes_in_use(), ?BULK_SENDERS + 2]),
                   Bulk = run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end),
