@@ -107,6 +107,18 @@ pub fn map(list: List(a), func: fn(a) -> b) -> List(b) {
   }
 }
 
+/// The elements for which `keep` is True, in order.
+pub fn filter(list: List(a), keep: fn(a) -> Bool) -> List(a) {
+  case list {
+    [] -> []
+    [first, ..rest] ->
+      case keep(first) {
+        True -> [first, ..filter(rest, keep)]
+        False -> filter(rest, keep)
+      }
+  }
+}
+
 /// The elements without repeats, in first-seen order.
 pub fn unique(list: List(a)) -> List(a) {
   do_unique(list, [])
