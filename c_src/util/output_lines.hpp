@@ -2,6 +2,8 @@
 
 #include <limits.h> // PIPE_BUF
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,13 +26,15 @@ namespace dpool::util {
 // Writes each record as one line of the file descriptor `fd` (log::to_one_line): a message can hold text from
 // outside (a caller's pool name, a path in its options), which must not forge a level, metadata or
 // [dpool_event] line. It waits for room (poll) before each piece of at most PIPE_BUF bytes, which a pipe then
-// takes without blocking, so that once `stopping` is set it gives up within kPollMs instead of waiting for a
-// reader that may never read again; the lines still queued are then dropped.
+// takes without blocking (a socket is written with MSG_DONTWAIT: its POLLOUT promises less), so that once
+// `stopping` is set it gives up within kPollMs instead of waiting for a reader that may never read again; the
+// lines still queued are then dropped. One sink serves one thread.
 class FdLineSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
 public:
     static constexpr int kPollMs = 100;
 
-    FdLineSink(int fd, std::shared_ptr<const std::atomic<bool>> stopping) : fd_(fd), stopping_(std::move(stopping))
+    FdLineSink(int fd, std::shared_ptr<const std::atomic<bool>> stopping)
+        : fd_(fd), socket_(is_socket(fd)), stopping_(std::move(stopping))
     {
     }
 
@@ -63,7 +67,9 @@ private:
             if (polled < 0 || (ready.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
                 return; // no reader any more: the line goes nowhere
             }
-            const ssize_t n = ::write(fd_, data + at, std::min<std::size_t>(size - at, PIPE_BUF));
+            const std::size_t piece = std::min<std::size_t>(size - at, PIPE_BUF);
+            const ssize_t n = socket_ ? ::send(fd_, data + at, piece, MSG_DONTWAIT | MSG_NOSIGNAL)
+                                      : ::write(fd_, data + at, piece);
             if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
                 continue;
             }
@@ -74,37 +80,58 @@ private:
         }
     }
 
+    static bool is_socket(int fd)
+    {
+        struct stat st {};
+        return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    }
+
     int fd_;
+    bool socket_;
     std::shared_ptr<const std::atomic<bool>> stopping_;
     bool gave_up_ = false;
 };
 
 // The C-node's output: its log (standard error) and its lines for the node that started it (standard output:
-// READY, the [dpool_event] lines). Both are written by a thread of their own from one bounded queue, in the
-// order they were made, so that a reader that stops reading (the node that started the C-node frozen, a
-// terminal on hold) fills its pipe and holds that thread, never the event loop. When the queue is full the
-// oldest line gives way; dropped() counts those (info: output_lines_dropped). At the end what is queued is
-// written, unless the reader has not taken anything for FdLineSink::kPollMs: then it is dropped, and the
-// C-node still exits.
+// READY, the [dpool_event] lines). Each is written by a thread of its own from a bounded queue of its own, in
+// the order its lines were made, so that a reader that stops reading (the node that started the C-node
+// frozen, a terminal on hold) fills its pipe and holds that thread, never the event loop nor the other
+// output. When a queue is full its oldest line gives way; dropped() counts those (info:
+// output_lines_dropped). At the end what is queued is written, unless the reader has not taken anything for
+// FdLineSink::kPollMs: then it is dropped, and the C-node still exits.
 class OutputLines {
 public:
-    // Room for this many lines not yet written; each takes about 400 bytes, reserved at the start.
+    // Room for this many lines not yet written, per output; each takes about 400 bytes, reserved at the start.
     static constexpr std::size_t kQueueLines = 1024;
 
     // The log to `log_fd`, the other lines to `out_fd` (the unit tests give pipes).
     explicit OutputLines(int out_fd = STDOUT_FILENO, int log_fd = STDERR_FILENO)
-        : stopping_(std::make_shared<std::atomic<bool>>(false)),
-          pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
+        : log_fd_(log_fd),
+          stopping_(std::make_shared<std::atomic<bool>>(false)),
+          log_pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
+          out_pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
           log_(std::make_shared<spdlog::async_logger>("dpool_cnode", std::make_shared<FdLineSink>(log_fd, stopping_),
-                                                      pool_, spdlog::async_overflow_policy::overrun_oldest)),
+                                                      log_pool_, spdlog::async_overflow_policy::overrun_oldest)),
           out_(std::make_shared<spdlog::async_logger>("dpool_out", std::make_shared<FdLineSink>(out_fd, stopping_),
-                                                      pool_, spdlog::async_overflow_policy::overrun_oldest))
+                                                      out_pool_, spdlog::async_overflow_policy::overrun_oldest))
     {
-        log_->set_pattern("[dpool_cnode] %l: %v");
+        log_->set_pattern(kLogPattern);
         out_->set_pattern("%v");
     }
-    // The pool's thread serves every queued line before it stops (its destructor joins it).
-    ~OutputLines() { stopping_->store(true); }
+    // The pools' threads serve every queued line before they stop (their destructors join them). spdlog's
+    // default logger, when it is log(), would outlive its thread: what is logged from then on is written at
+    // once, by a logger of its own (giving up on a stalled reader as the thread does).
+    ~OutputLines()
+    {
+        stopping_->store(true);
+        if (spdlog::default_logger_raw() == log_.get()) {
+            auto direct = std::make_shared<spdlog::logger>("dpool_cnode",
+                                                           std::make_shared<FdLineSink>(log_fd_, stopping_));
+            direct->set_pattern(kLogPattern);
+            direct->set_level(log_->level());
+            spdlog::set_default_logger(std::move(direct));
+        }
+    }
     OutputLines(const OutputLines&) = delete;
     OutputLines& operator=(const OutputLines&) = delete;
 
@@ -112,11 +139,15 @@ public:
     const std::shared_ptr<spdlog::async_logger>& log() const { return log_; }
     // One line of standard output.
     void line(std::string_view text) { out_->info("{}", text); }
-    std::uint64_t dropped() const { return pool_->overrun_counter(); }
+    std::uint64_t dropped() const { return log_pool_->overrun_counter() + out_pool_->overrun_counter(); }
 
 private:
+    static constexpr const char* kLogPattern = "[dpool_cnode] %l: %v";
+
+    int log_fd_;
     std::shared_ptr<std::atomic<bool>> stopping_;
-    std::shared_ptr<spdlog::details::thread_pool> pool_;
+    std::shared_ptr<spdlog::details::thread_pool> log_pool_;
+    std::shared_ptr<spdlog::details::thread_pool> out_pool_;
     std::shared_ptr<spdlog::async_logger> log_;
     std::shared_ptr<spdlog::async_logger> out_;
 };

@@ -63,6 +63,23 @@ bool eventually(F condition, std::chrono::milliseconds bound)
     return true;
 }
 
+// Destroys `output` in a thread of its own; true when that returned within `bound`. When it did not, the
+// pipes are read until it returns (the test fails rather than hangs: a future from std::async waits for its
+// thread when it goes).
+bool destroyed_within(std::unique_ptr<OutputLines>& output, const Pipe& out, const Pipe& log,
+                      std::chrono::milliseconds bound)
+{
+    auto destroyed = std::async(std::launch::async, [&] { output.reset(); });
+    if (destroyed.wait_for(bound) == std::future_status::ready) {
+        return true;
+    }
+    while (destroyed.wait_for(10ms) != std::future_status::ready) {
+        (void)out.drain();
+        (void)log.drain();
+    }
+    return false;
+}
+
 } // namespace
 
 TEST_CASE("output lines are written whole and in order, the log with its level in front", "[output]")
@@ -101,11 +118,47 @@ TEST_CASE("a reader that does not read costs lines, counted, never the writer's 
     CHECK(eventually([&] { return output->dropped() > 0; }, 10s));
     CHECK(output->dropped() <= 3000);
     // Destroyed while the pipe is still full and nobody reads: it gives up on the reader and returns.
-    auto destroyed = std::async(std::launch::async, [&] { output.reset(); });
-    REQUIRE(destroyed.wait_for(10s) == std::future_status::ready);
+    const bool returned = destroyed_within(output, out, log, 10s);
     // What did reach the pipe is whole lines.
     const std::string written = out.drain();
+    REQUIRE(returned);
     REQUIRE_FALSE(written.empty());
     CHECK(written.back() == '\n');
     CHECK(written.size() % (text.size() + 1) == 0);
+}
+
+TEST_CASE("a log nobody reads holds back neither the standard output lines nor the end", "[output]")
+{
+    Pipe out;
+    Pipe log;
+    auto output = std::make_unique<OutputLines>(out.write_end, log.write_end);
+    const std::string text(200, 'x');
+    for (int i = 0; i < 3000; ++i) {
+        output->log()->warn("{}", text);
+    }
+    output->line("READY n@h 4370");
+    std::string seen;
+    CHECK(eventually(
+        [&] {
+            seen += out.drain();
+            return seen == "READY n@h 4370\n";
+        },
+        10s));
+    CHECK(eventually([&] { return output->dropped() > 0; }, 10s));
+    CHECK(destroyed_within(output, out, log, 10s));
+}
+
+TEST_CASE("spdlog's default logger outlives OutputLines: what is logged later is still written", "[output]")
+{
+    Pipe out;
+    Pipe log;
+    const auto before = spdlog::default_logger();
+    {
+        OutputLines output(out.write_end, log.write_end);
+        spdlog::set_default_logger(output.log());
+        spdlog::warn("queued");
+    }
+    spdlog::warn("after the end");
+    CHECK(log.drain() == "[dpool_cnode] warning: queued\n[dpool_cnode] warning: after the end\n");
+    spdlog::set_default_logger(before);
 }

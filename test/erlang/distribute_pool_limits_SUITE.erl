@@ -403,17 +403,21 @@ unread_output_does_not_hold_the_cnode(_Config) ->
                          [{args, Args}, {env, [{"DISTRIBUTE_POOL_COOKIE", atom_to_list(erlang:get_cookie())}]},
                           {line, 4096}, binary, exit_status, use_stdio, stderr_to_stdout, hide]),
         {os_pid, Shell} = erlang:port_info(Port, os_pid),
-        Reader = receive
-                     {Port, {data, {eol, <<"READER ", Pid/binary>>}}} -> binary_to_integer(Pid)
-                 after 15000 -> ct:fail(no_reader)
-                 end,
         Children = fun() ->
                            [list_to_integer(P) || P <- string:lexemes(os:cmd("pgrep -P " ++ integer_to_list(Shell)),
-                                                                      "\n")] -- [Reader]
+                                                                      "\n")]
                    end,
-        [CNodePid] = do_wait_value(Children, fun(C) -> length(C) =:= 1 end, 10000),
-        CNode = {?SERVICE, list_to_atom(Name)},
+        %% The reader and the C-node, once known: once the shell is gone they are no longer its children.
+        Known = fun(Pids) -> put(unread_output_pids, Pids), Pids end,
         try
+            Reader = receive
+                         {Port, {data, {eol, <<"READER ", Pid/binary>>}}} -> binary_to_integer(Pid)
+                     after 15000 -> ct:fail(no_reader)
+                     end,
+            _ = Known([Reader]),
+            [CNodePid] = do_wait_value(fun() -> Children() -- [Reader] end, fun(C) -> length(C) =:= 1 end, 10000),
+            _ = Known([Reader, CNodePid]),
+            CNode = {?SERVICE, list_to_atom(Name)},
             do_wait_until(fun() -> is_map(catch info(CNode)) end, 15000),
             [begin
                  {ok, P} = distribute_pool:new(T, #{min_connections => 50, max_connections => 50, cnode => CNode}),
@@ -425,8 +429,9 @@ unread_output_does_not_hold_the_cnode(_Config) ->
             port_close(Port),
             do_wait_until(fun() -> not do_os_alive(CNodePid) end, 10000)
         after
+            Left = lists:usort(Children() ++ case get(unread_output_pids) of undefined -> []; Pids -> Pids end),
             catch port_close(Port),
-            [os:cmd("kill -9 " ++ integer_to_list(P)) || P <- [CNodePid, Reader], do_os_alive(P)]
+            [os:cmd("kill -9 " ++ integer_to_list(P)) || P <- Left, do_os_alive(P)]
         end,
         ok
     end).
