@@ -195,7 +195,8 @@ asio::awaitable<void> CNode::startup()
     const auto port = lanes_->port(0);
     spdlog::info("{} listening on port {} ({} lanes)", options_.node_name, port, lanes_->size());
     log_access(options_);
-    output_.line(fmt::format("READY {} {}", options_.node_name, port)); // after the lines above, in order
+    // After the lines above, in order when they go to the same file (as the embedded C-node's port has them).
+    output_.line(fmt::format("READY {} {}", options_.node_name, port));
 }
 
 void CNode::watch_stdin()

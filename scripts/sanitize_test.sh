@@ -5,10 +5,11 @@
 #   address: AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included), built at -O0 in
 #            _build/asan: the unit tests, then the Erlang suites against that C-node (the application env
 #            cnode_executable, given to every node of the run through ERL_FLAGS).
-#   thread:  ThreadSanitizer, built in _build/tsan: the unit tests. Not part of `make test`: no code of the
-#            C-node runs on a second thread (one event loop; the handshakes are coroutines on it), so the only
-#            threads TSan would watch are the tests' own (ei's side of test_handshake.cpp). For when that
-#            changes: `scripts/sanitize_test.sh thread`.
+#   thread:  ThreadSanitizer, built in _build/tsan: the unit tests. Not part of `make test`: the C-node's
+#            pools, links and handshakes all run on one event loop; its only other threads are the writers
+#            of its output (util/output_lines.hpp, spdlog's async logger), which the unit tests "[output]"
+#            exercise, besides the tests' own (ei's side of test_handshake.cpp). `scripts/sanitize_test.sh
+#            thread` after a change there.
 #
 # Usage: scripts/sanitize_test.sh [address|thread|build|build-cnode|build-unit|unit|suites]...   (none:
 # address = build, unit, suites). `make test-sanitize` runs it alone; `make test` (scripts/test.sh) runs

@@ -93,12 +93,15 @@ private:
 };
 
 // The C-node's output: its log (standard error) and its lines for the node that started it (standard output:
-// READY, the [dpool_event] lines). Each is written by a thread of its own from a bounded queue of its own, in
-// the order its lines were made, so that a reader that stops reading (the node that started the C-node
-// frozen, a terminal on hold) fills its pipe and holds that thread, never the event loop nor the other
-// output. When a queue is full its oldest line gives way; dropped() counts those (info:
-// output_lines_dropped). At the end what is queued is written, unless the reader has not taken anything for
-// FdLineSink::kPollMs: then it is dropped, and the C-node still exits.
+// READY, the [dpool_event] lines), written by a thread of their own from a bounded queue, in the order they
+// were made, so that a reader that stops reading (the node that started the C-node frozen, a terminal on
+// hold) fills its pipe and holds that thread, never the event loop. When the two go to different files
+// (a terminal and a log file, say) each has its queue and thread, so that one stalled reader does not hold
+// the other's lines; when they are one file (the embedded C-node's port takes both) they share one, which
+// keeps them in order and never splits a line longer than PIPE_BUF with another. When a queue is full its
+// oldest line gives way; dropped() counts those (info: output_lines_dropped). At the end what is queued is
+// written, unless the reader has not taken anything for FdLineSink::kPollMs: then it is dropped, and the
+// C-node still exits.
 class OutputLines {
 public:
     // Room for this many lines not yet written, per output; each takes about 400 bytes, reserved at the start.
@@ -109,7 +112,8 @@ public:
         : log_fd_(log_fd),
           stopping_(std::make_shared<std::atomic<bool>>(false)),
           log_pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
-          out_pool_(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
+          out_pool_(same_file(out_fd, log_fd) ? log_pool_
+                                              : std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
           log_(std::make_shared<spdlog::async_logger>("dpool_cnode", std::make_shared<FdLineSink>(log_fd, stopping_),
                                                       log_pool_, spdlog::async_overflow_policy::overrun_oldest)),
           out_(std::make_shared<spdlog::async_logger>("dpool_out", std::make_shared<FdLineSink>(out_fd, stopping_),
@@ -125,11 +129,16 @@ public:
     {
         stopping_->store(true);
         if (spdlog::default_logger_raw() == log_.get()) {
-            auto direct = std::make_shared<spdlog::logger>("dpool_cnode",
-                                                           std::make_shared<FdLineSink>(log_fd_, stopping_));
-            direct->set_pattern(kLogPattern);
-            direct->set_level(log_->level());
-            spdlog::set_default_logger(std::move(direct));
+            try {
+                auto direct = std::make_shared<spdlog::logger>("dpool_cnode",
+                                                               std::make_shared<FdLineSink>(log_fd_, stopping_));
+                direct->set_pattern(kLogPattern);
+                direct->set_level(log_->level());
+                spdlog::set_default_logger(std::move(direct));
+            } catch (...) {
+                // Out of memory at the end: log() stays the default, and what it is given then is reported by
+                // spdlog's error handler instead of written (never a crash).
+            }
         }
     }
     OutputLines(const OutputLines&) = delete;
@@ -139,9 +148,22 @@ public:
     const std::shared_ptr<spdlog::async_logger>& log() const { return log_; }
     // One line of standard output.
     void line(std::string_view text) { out_->info("{}", text); }
-    std::uint64_t dropped() const { return log_pool_->overrun_counter() + out_pool_->overrun_counter(); }
+    std::uint64_t dropped() const
+    {
+        return log_pool_->overrun_counter() + (out_pool_ == log_pool_ ? 0 : out_pool_->overrun_counter());
+    }
+    // Whether both outputs share one queue and thread (they go to one file).
+    bool shared() const { return out_pool_ == log_pool_; }
 
 private:
+    static bool same_file(int a, int b)
+    {
+        struct stat sa {};
+        struct stat sb {};
+        return a == b || (::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+                          sa.st_ino == sb.st_ino);
+    }
+
     static constexpr const char* kLogPattern = "[dpool_cnode] %l: %v";
 
     int log_fd_;

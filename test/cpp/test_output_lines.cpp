@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <string>
@@ -73,9 +76,13 @@ bool destroyed_within(std::unique_ptr<OutputLines>& output, const Pipe& out, con
     if (destroyed.wait_for(bound) == std::future_status::ready) {
         return true;
     }
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
     while (destroyed.wait_for(10ms) != std::future_status::ready) {
         (void)out.drain();
         (void)log.drain();
+        if (std::chrono::steady_clock::now() > give_up) {
+            std::abort(); // it writes on with its pipes read: a hang, better ended here than by CI's timeout
+        }
     }
     return false;
 }
@@ -148,11 +155,44 @@ TEST_CASE("a log nobody reads holds back neither the standard output lines nor t
     CHECK(destroyed_within(output, out, log, 10s));
 }
 
+TEST_CASE("log and lines into one file share one queue: in order, and a long line is never split", "[output]")
+{
+    Pipe both;
+    // Room for all of it (a pipe counts pages, not bytes: 16 by default, and each piece may take one).
+    REQUIRE(::fcntl(both.write_end, F_SETPIPE_SZ, 1 << 20) >= (1 << 20));
+    const int again = ::dup(both.write_end); // another descriptor of the same pipe, as 2>&1 makes
+    REQUIRE(again >= 0);
+    std::string expected;
+    {
+        OutputLines output(both.write_end, again);
+        CHECK(output.shared());
+        const std::string long_text(6000, 'l'); // more than PIPE_BUF: written in pieces
+        for (int i = 0; i < 8; ++i) {
+            output.log()->warn("{}", long_text);
+            output.line("[dpool_event] " + std::to_string(i));
+            expected += "[dpool_cnode] warning: " + long_text + "\n[dpool_event] " + std::to_string(i) + "\n";
+        }
+    }
+    ::close(again);
+    // Compared by position, so that a failure does not print it all.
+    const std::string written = both.drain();
+    const auto differ = std::mismatch(written.begin(), written.end(), expected.begin(), expected.end());
+    CHECK(written.size() == expected.size());
+    CHECK(differ.first - written.begin() == static_cast<std::ptrdiff_t>(std::min(written.size(), expected.size())));
+    Pipe out;
+    Pipe log;
+    CHECK_FALSE(OutputLines(out.write_end, log.write_end).shared());
+}
+
 TEST_CASE("spdlog's default logger outlives OutputLines: what is logged later is still written", "[output]")
 {
     Pipe out;
     Pipe log;
-    const auto before = spdlog::default_logger();
+    // The default logger is put back however the test ends.
+    struct RestoreDefault {
+        std::shared_ptr<spdlog::logger> before = spdlog::default_logger();
+        ~RestoreDefault() { spdlog::set_default_logger(before); }
+    } restore;
     {
         OutputLines output(out.write_end, log.write_end);
         spdlog::set_default_logger(output.log());
@@ -160,5 +200,4 @@ TEST_CASE("spdlog's default logger outlives OutputLines: what is logged later is
     }
     spdlog::warn("after the end");
     CHECK(log.drain() == "[dpool_cnode] warning: queued\n[dpool_cnode] warning: after the end\n");
-    spdlog::set_default_logger(before);
 }
