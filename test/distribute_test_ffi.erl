@@ -8,6 +8,7 @@
 -export([stop_target/1]).
 -export([start_sink/2]).
 -export([sink_messages/2]).
+-export([strays/3]).
 -export([sleep/1]).
 -export([self_node/0]).
 -export([binary_to_term_atom/1]).
@@ -106,6 +107,12 @@ sink_messages(Node, Name) ->
     Sink = erpc:call(N, erlang, whereis, [binary_to_atom(Name, utf8)]),
     {messages, Ms} = erpc:call(N, erlang, process_info, [Sink, messages]),
     Ms.
+
+%% The messages that are not a tuple whose first element is an integer in From..To, in order.
+-spec strays([term()], integer(), integer()) -> [term()].
+strays(Messages, From, To) ->
+    [M || M <- Messages, not (is_tuple(M) andalso tuple_size(M) > 0 andalso is_integer(element(1, M))
+                              andalso element(1, M) >= From andalso element(1, M) =< To)].
 
 -spec sleep(integer()) -> nil.
 sleep(Ms) ->

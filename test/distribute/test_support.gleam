@@ -36,6 +36,10 @@ pub fn start_sink(node: String, name: String) -> Nil
 @external(erlang, "distribute_test_ffi", "sink_messages")
 pub fn sink_messages(node: String, name: String) -> List(a)
 
+/// The messages that are not a tuple whose first element is an Int in `from`..`to`, whatever they are.
+@external(erlang, "distribute_test_ffi", "strays")
+pub fn strays(messages: List(a), from: Int, to: Int) -> List(a)
+
 /// Waits `ms` milliseconds.
 @external(erlang, "distribute_test_ffi", "sleep")
 pub fn sleep(ms: Int) -> Nil
@@ -104,18 +108,6 @@ pub fn map(list: List(a), func: fn(a) -> b) -> List(b) {
   case list {
     [] -> []
     [first, ..rest] -> [func(first), ..map(rest, func)]
-  }
-}
-
-/// The elements for which `keep` is True, in order.
-pub fn filter(list: List(a), keep: fn(a) -> Bool) -> List(a) {
-  case list {
-    [] -> []
-    [first, ..rest] ->
-      case keep(first) {
-        True -> [first, ..filter(rest, keep)]
-        False -> filter(rest, keep)
-      }
   }
 }
 
