@@ -176,14 +176,14 @@ handle_call({add_target, Server, GroupId, Target, Options, Wait}, From, State) -
 handle_call({remove_target, Server, GroupId, Target, DrainMs, Wait}, From, State) ->
     case lookup(server) =:= Server andalso ets:lookup(?TABLE, {group, GroupId}) of
         [{_, Members, _, _}] ->
-            %% From now on the member is on its way out, as a pool being destroyed. Members of Target already
-            %% on their way out (still draining, or whose removal failed) are not it: the C-node has taken
-            %% them out of the group, and Target may have been added again since.
-            {Going, Staying} = lists:partition(fun destroying/1,
-                                               [Id || {Id, T, _} <- Members, same_node(T, Target)]),
-            MemberId = case Staying of
+            %% From now on the member is on its way out, as a pool being destroyed. A member of Target whose
+            %% removal is under way is not it (the C-node has taken it out of the group, and Target may have
+            %% been added again since); one marked by a removal that failed may be, when nothing else is.
+            Ids = [Id || {Id, T, _} <- Members, same_node(T, Target)],
+            {Going, Staying} = lists:partition(fun destroying/1, Ids),
+            MemberId = case Staying ++ [Id || Id <- Going, not being_removed(Id, State)] of
                            [Id | _] -> true = ets:insert(?TABLE, {{destroying, Id}}), Id;
-                           [] -> {unrecorded, Going}
+                           [] -> {unrecorded, Ids}
                        end,
             {noreply, start_worker(From, {remove_target, GroupId, Target, MemberId, DrainMs}, Server, Wait, State)};
         _ ->
@@ -270,7 +270,8 @@ job_request({remove_target, GroupId, Target, _MemberId, DrainMs}) ->
 -spec record(job(), term(), #state{}) -> #state{}.
 record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_adding = Removed} = State) ->
     Key = {GroupId, node_key(Target)},
-    case {distribute_pool_proto:new_reply(Reply), ets:lookup(?TABLE, {group, GroupId})} of
+    Added = distribute_pool_proto:new_reply(Reply),
+    case {Added, ets:lookup(?TABLE, {group, GroupId})} of
         {{ok, MemberId}, _} when map_get(Key, Removed) =:= removed ->
             seen(MemberId); % added, then taken out by the removal that answered first
         {{ok, MemberId}, [{Row, Members, PoolOptions, GroupOptions}]} ->
@@ -283,7 +284,12 @@ record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_addin
         _ ->
             ok
     end,
-    State#state{removed_while_adding = maps:remove(Key, Removed)};
+    %% The note is this add's, or, when it failed (refused as a second add of Target, say), that of another
+    %% add of Target still under way.
+    case element(1, Added) =:= ok orelse not adding(GroupId, Target, State) of
+        true -> State#state{removed_while_adding = maps:remove(Key, Removed)};
+        false -> State
+    end;
 record({remove_target, GroupId, Target, {unrecorded, Before}, _DrainMs}, Reply,
        #state{removed_while_adding = Removed} = State) ->
     %% No member of Target was in the group when the removal began; one may be now (its add answered
@@ -320,6 +326,14 @@ removal_under_way(GroupId, Target, #state{workers = Workers}) ->
                  (_) -> false
               end, maps:values(Workers)).
 
+%% Whether a removal or destroy of the member or pool Id is under way.
+-spec being_removed(non_neg_integer(), #state{}) -> boolean().
+being_removed(Id, #state{workers = Workers}) ->
+    lists:any(fun({_, {remove_target, _, _, MemberId, _}}) -> MemberId =:= Id;
+                 ({_, {destroy, PoolId, _}}) -> PoolId =:= Id;
+                 (_) -> false
+              end, maps:values(Workers)).
+
 %% Whether an add_target of Target to GroupId is under way.
 -spec adding(non_neg_integer(), target(), #state{}) -> boolean().
 adding(GroupId, Target, #state{workers = Workers}) ->
@@ -353,6 +367,10 @@ record({new_group, Members, PoolOptions, GroupOptions}, Reply) ->
 record({remove_target, _GroupId, _Target, MemberId, _DrainMs}, Reply) ->
     case Reply of
         _ when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+            forget_destroyed(MemberId);
+        {error, {invalid_config, {unknown_target, _}}} ->
+            %% The C-node has no such member in the group (it went with a removal whose answer was lost, or
+            %% is going): not one to bring back.
             forget_destroyed(MemberId);
         {error, {invalid_config, _}} ->
             true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays

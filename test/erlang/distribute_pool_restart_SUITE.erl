@@ -16,6 +16,7 @@
 -export([external_cnode_with_fewer_lanes/1]).
 -export([group_changes_recorded_as_the_cnode_has_them/1]).
 -export([target_added_again_while_its_removal_drains/1]).
+-export([removal_asked_again_after_one_that_timed_out/1]).
 -export([registry_crash_loses_nothing/1]).
 -export([pool_being_destroyed_stays_gone/1]).
 -export([handles_work_after_cnode_killed/1]).
@@ -47,6 +48,7 @@ all() ->
      external_cnode_with_fewer_lanes,
      group_changes_recorded_as_the_cnode_has_them,
      target_added_again_while_its_removal_drains,
+     removal_asked_again_after_one_that_timed_out,
      %% These two kill the embedded C-node.
      registry_crash_loses_nothing,
      pool_being_destroyed_stays_gone,
@@ -563,6 +565,41 @@ target_added_again_while_its_removal_drains(_Config) ->
             ok = distribute_pool:destroy(G)
         end,
         [] = [E || E <- distribute_pool_registry:recorded(), element(2, E) =:= do_pool_id(G)]
+    end).
+
+-spec removal_asked_again_after_one_that_timed_out(list()) -> ok.
+removal_asked_again_after_one_that_timed_out(_Config) ->
+    doc("A removal whose answer the registry stopped waiting for (its member marked as on its way out, no "
+        "removal under way any more) while the C-node went on to drain and close the member: asked again, the "
+        "removal is the C-node's unknown_target, and the registry forgets the member (before, it took that "
+        "answer for a refusal and recorded the member as staying, to be restored)."),
+    Targets = [{target, "dpool_rr_t" ++ integer_to_list(I)} || I <- lists:seq(1, 2)],
+    with_nodes(Targets, fun([{_, T1}, {_, T2}]) ->
+        {ok, G} = distribute_pool:new_group([T1, T2], #{max_connections => 1}),
+        Holders = dpool_ct_helper:do_hold_leases(distribute_pool:keyed(G, key_of(G, T2)), 1, rr),
+        try
+            GroupId = do_pool_id(G),
+            Server = distribute_pool:default_cnode(),
+            {ok, Wire2} = distribute_pool_config:target(T2),
+            Recorded = fun() ->
+                               [{group, GroupId, Members, _, _}] =
+                                   [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
+                                         Id =:= GroupId],
+                               [{T, ets:member(distribute_pool_registry, {destroying, Id})} || {Id, T, _} <- Members]
+                       end,
+            %% The registry's worker waits 300 ms; the C-node drains for up to 60 s.
+            {error, timeout} = gen_server:call(distribute_pool_registry,
+                                               {remove_target, Server, GroupId, Wire2, 60000, 300}, 30000),
+            [{T1, false}, {T2, true}] = Recorded(),
+            ok = dpool_ct_helper:do_release(Holders),
+            do_wait_until(fun() -> [T1] =:= [T || #{target := T} <- members(G)] end, 30000),
+            {error, {invalid_config, {unknown_target, _}}} = distribute_pool:remove_target(G, T2),
+            [{T1, false}] = Recorded(),
+            ok
+        after
+            [exit(Pid, kill) || {Pid, _} <- Holders],
+            ok = distribute_pool:destroy(G)
+        end
     end).
 
 -spec groups_come_back_after_cnode_killed(list()) -> ok.
