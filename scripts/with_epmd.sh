@@ -4,9 +4,14 @@
 set -euo pipefail
 
 pick_port() {
-  # A free loopback port in a range no other service here uses.
+  # A free loopback port in a range no other service here uses, below the kernel's ephemeral ports: a port
+  # there may be taken by one end of an outgoing connection (and thousands are open during the tests), which
+  # a connect cannot see but which epmd then fails to bind.
+  local low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  if [ "$low" -lt 12000 ]; then low=47000; fi # an unusual range: back to the old one
   for _ in $(seq 1 50); do
-    local p=$(( 43000 + RANDOM % 2000 ))
+    local p=$(( low - 10000 + RANDOM % 8000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -39,12 +44,12 @@ stop_epmd() {
 
 epmd_pid=
 trap stop_epmd EXIT
-for attempt in 1 2 3; do
+for attempt in 1 2 3 4 5 6; do
   port=${ERL_EPMD_PORT_FOR_TESTS:-$(pick_port)}
   if start_epmd; then break; fi
   stop_epmd
-  if [ "$attempt" = 3 ]; then
-    echo "with_epmd.sh: no epmd answered on 127.0.0.1:$port within 30 s (3 tries)" >&2
+  if [ "$attempt" = 6 ]; then
+    echo "with_epmd.sh: no epmd answered on 127.0.0.1:$port within 30 s (6 tries)" >&2
     exit 1
   fi
 done
