@@ -1,6 +1,7 @@
 #include "test_support.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -200,4 +201,26 @@ TEST_CASE("spdlog's default logger outlives OutputLines: what is logged later is
     }
     spdlog::warn("after the end");
     CHECK(log.drain() == "[dpool_cnode] warning: queued\n[dpool_cnode] warning: after the end\n");
+}
+
+TEST_CASE("standard output into a socket nobody reads: lines counted as dropped, and the end still comes",
+          "[output]")
+{
+    int ends[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) == 0);
+    const int small = 4096;
+    ::setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    Pipe log;
+    auto output = std::make_unique<OutputLines>(ends[0], log.write_end);
+    CHECK_FALSE(output->shared());
+    const std::string text(1000, 's');
+    for (int i = 0; i < 3000; ++i) {
+        output->line(text);
+    }
+    CHECK(eventually([&] { return output->dropped() > 0; }, 10s));
+    // Nobody reads the socket: the writer gives up on it (its writes never block) and the destructor returns.
+    Pipe unused;
+    CHECK(destroyed_within(output, unused, log, 10s));
+    ::close(ends[0]);
+    ::close(ends[1]);
 }
