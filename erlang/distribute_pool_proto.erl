@@ -46,12 +46,14 @@
 -export([new_group/3]).
 -export([add_target/3]).
 -export([remove_target/3]).
+-export([remove_target_naming_member/3]).
 -export([keyed/2]).
 %% Casts.
 -export([checkin/3]).
 -export([cancel/3]).
 %% Replies.
 -export([new_reply/1]).
+-export([removed_reply/1]).
 -export([ok_reply/1]).
 -export([whereis_reply/1]).
 -export([checkout_reply/1]).
@@ -125,6 +127,7 @@
                  | {new_group, [{target(), map()}], map(), map()}
                  | {add_target, pool_id(), target(), map()}
                  | {remove_target, pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS}
+                 | {remove_target, pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS, member_id}
                  | {keyed, key_digest(), request()}.
 -type cast() :: {checkin, pool_id(), conn_id(), lease_id()}
               | {cancel, pool_id(), pid(), tag()}.
@@ -283,6 +286,11 @@ add_target(GroupId, Target, Options) ->
 remove_target(GroupId, Target, DrainMs) ->
     {remove_target, GroupId, Target, DrainMs}.
 
+%% remove_target/3 answered with the id of the member taken out. Reply: removed_reply/1.
+-spec remove_target_naming_member(pool_id(), target(), 0..?DPOOL_MAX_DRAIN_MS) -> request().
+remove_target_naming_member(GroupId, Target, DrainMs) ->
+    {remove_target, GroupId, Target, DrainMs, member_id}.
+
 %% Request (a checkout, one-shot operation or cast batch) with the key that picks a group's member for it.
 %% Reply: Request's.
 -spec keyed(key_digest(), request()) -> request().
@@ -322,6 +330,12 @@ new_reply(Other) ->
 ok_reply(ok) -> ok;
 ok_reply({error, _} = Error) -> Error;
 ok_reply(Other) -> {error, {bad_reply, Other}}.
+
+%% The answer to remove_target_naming_member/3: the id of the member taken out.
+-spec removed_reply(term()) -> {ok, pool_id()} | {error, term()}.
+removed_reply({ok, MemberId} = Reply) when is_integer(MemberId), MemberId >= 0 -> Reply;
+removed_reply({error, _} = Error) -> Error;
+removed_reply(Other) -> {error, {bad_reply, Other}}.
 
 %% The answer to whereis/1: the named pool's id and acquire timeout.
 -spec whereis_reply(term()) -> {ok, pool_id(), non_neg_integer()} | {error, term()}.

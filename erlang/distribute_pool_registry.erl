@@ -40,22 +40,26 @@
 -record(state, {
     %% Workers making a C-node call for a caller, and the job each makes.
     workers = #{} :: #{pid() => {gen_server:from(), job()}},
-    %% Targets that a removal found no member for while their add_target was still on its way back: that
-    %% add's answer records no member (removed: the removal took it out) or one marked as on its way out
-    %% (going: the removal failed, as a destroy that failed; see record/3).
-    removed_while_adding = #{} :: #{{non_neg_integer(), term()} => removed | going}
+    %% Members a removal took out (the C-node's answer names them) before their add_target's answer came:
+    %% that answer records nothing.
+    removed_ids = #{} :: #{non_neg_integer() => true},
+    %% Members recorded as on their way out because a removal of their target that had found no member was
+    %% under way when their add answered: that removal's answer tells whether it was them.
+    provisional = #{} :: #{non_neg_integer() => true},
+    %% Targets whose removal failed (no answer) while their add_target was on its way: that add's member is
+    %% recorded as on its way out, as after a destroy that failed.
+    going = #{} :: #{{non_neg_integer(), term()} => true}
 }).
 
 %% What a worker does for a caller: a C-node call (job_request/1), recorded by its answer. A removal names
-%% the member's id when the registry knows it; otherwise the ids of the members its target had then (each
-%% already on its way out), so that its answer applies to none of those.
+%% the member it marked as on its way out (the one the C-node should take out), or `unrecorded' when its
+%% target had none; the C-node's answer names the one it took out.
 -type target() :: atom() | binary().
 -type job() :: {new, target(), map()}
              | {destroy, non_neg_integer(), non_neg_integer()}
              | {new_group, [{target(), map()}], map(), map()}
              | {add_target, non_neg_integer(), target(), map()}
-             | {remove_target, non_neg_integer(), target(), non_neg_integer() | {unrecorded, [non_neg_integer()]},
-                non_neg_integer()}.
+             | {remove_target, non_neg_integer(), target(), non_neg_integer() | unrecorded, non_neg_integer()}.
 
 %% Rows: {server, Server} (the embedded C-node, known once it asked for its first restore), {max_id, Id}
 %% (the highest pool id ever seen, destroyed pools and members included: fresh ids must stay above it),
@@ -183,7 +187,7 @@ handle_call({remove_target, Server, GroupId, Target, DrainMs, Wait}, From, State
             {Going, Staying} = lists:partition(fun destroying/1, Ids),
             MemberId = case Staying ++ [Id || Id <- Going, not being_removed(Id, State)] of
                            [Id | _] -> true = ets:insert(?TABLE, {{destroying, Id}}), Id;
-                           [] -> {unrecorded, Ids}
+                           [] -> unrecorded
                        end,
             {noreply, start_worker(From, {remove_target, GroupId, Target, MemberId, DrainMs}, Server, Wait, State)};
         _ ->
@@ -214,7 +218,7 @@ handle_cast(_Request, State) ->
 handle_info({worker_done, Worker, Job, Reply}, #state{workers = Workers} = State) ->
     case maps:take(Worker, Workers) of
         {{From, Job}, Rest} ->
-            gen_server:reply(From, Reply),
+            gen_server:reply(From, caller_reply(Job, Reply)),
             {noreply, record(Job, Reply, State#state{workers = Rest})};
         error ->
             {noreply, State}
@@ -259,70 +263,118 @@ job_request({new_group, Members, PoolOptions, GroupOptions}) ->
     distribute_pool_proto:new_group(Members, PoolOptions, GroupOptions);
 job_request({add_target, GroupId, Target, Options}) -> distribute_pool_proto:add_target(GroupId, Target, Options);
 job_request({remove_target, GroupId, Target, _MemberId, DrainMs}) ->
-    distribute_pool_proto:remove_target(GroupId, Target, DrainMs).
+    distribute_pool_proto:remove_target_naming_member(GroupId, Target, DrainMs).
+
+%% A job's answer as its caller expects it: a removal's `ok' without the member's id.
+-spec caller_reply(job(), term()) -> term().
+caller_reply({remove_target, _, _, _, _}, Reply) ->
+    case distribute_pool_proto:removed_reply(Reply) of
+        {ok, _MemberId} -> ok;
+        {error, _} = Error -> Error
+    end;
+caller_reply(_Job, Reply) ->
+    Reply.
 
 %% Records what a job's answer changed. The changes of one group's members are not ordered: each worker has a
 %% lane of its own, so an add_target and a removal of the same target asked one after the other can reach the
-%% C-node in either order, and their answers come back in either order. A removal asked while its target's
-%% add_target is under way found no member to mark: the add's answer then marks its member as on its way out
-%% (while the removal is under way) or records none (when the removal already took the target out), and the
-%% removal's answer is applied to the member its target has by then.
+%% C-node in either order, and their answers come back in either order. A removal is recorded by the member
+%% the C-node says it took out: forgotten if recorded, else its add's answer, still to come, records nothing.
+%% Meanwhile a member is marked as on its way out from the start of a removal that should take it (or, when
+%% the removal found none, from its add's answer), so that a restore does not bring it back.
 -spec record(job(), term(), #state{}) -> #state{}.
-record({add_target, GroupId, Target, Options}, Reply, #state{removed_while_adding = Removed} = State) ->
+record({add_target, GroupId, Target, Options}, Reply,
+       #state{removed_ids = RemovedIds, provisional = Provisional, going = Going} = State) ->
     Key = {GroupId, node_key(Target)},
     Added = distribute_pool_proto:new_reply(Reply),
-    case {Added, ets:lookup(?TABLE, {group, GroupId})} of
-        {{ok, MemberId}, _} when map_get(Key, Removed) =:= removed ->
-            seen(MemberId); % added, then taken out by the removal that answered first
-        {{ok, MemberId}, [{Row, Members, PoolOptions, GroupOptions}]} ->
-            true = ets:insert(?TABLE, {Row, Members ++ [{MemberId, Target, Options}], PoolOptions, GroupOptions}),
-            Going = is_map_key(Key, Removed) orelse removal_under_way(GroupId, Target, State),
-            _ = [true = ets:insert(?TABLE, {{destroying, MemberId}}) || Going],
-            seen(MemberId);
-        {{ok, MemberId}, []} ->
-            seen(MemberId); % its group was destroyed meanwhile
-        _ ->
-            ok
-    end,
-    %% The note is this add's, or, when it failed (refused as a second add of Target, say), that of another
-    %% add of Target still under way.
-    case element(1, Added) =:= ok orelse not adding(GroupId, Target, State) of
-        true -> State#state{removed_while_adding = maps:remove(Key, Removed)};
-        false -> State
+    State1 = case {Added, ets:lookup(?TABLE, {group, GroupId})} of
+                 {{ok, MemberId}, _} when is_map_key(MemberId, RemovedIds) ->
+                     ok = seen(MemberId), % added, then taken out by the removal that answered first
+                     State#state{removed_ids = maps:remove(MemberId, RemovedIds)};
+                 {{ok, MemberId}, [{Row, Members, PoolOptions, GroupOptions}]} ->
+                     true = ets:insert(?TABLE, {Row, Members ++ [{MemberId, Target, Options}], PoolOptions,
+                                                GroupOptions}),
+                     ok = seen(MemberId),
+                     case {is_map_key(Key, Going), removal_under_way(GroupId, Target, State)} of
+                         {true, _} ->
+                             true = ets:insert(?TABLE, {{destroying, MemberId}}),
+                             State;
+                         {false, true} ->
+                             true = ets:insert(?TABLE, {{destroying, MemberId}}),
+                             State#state{provisional = Provisional#{MemberId => true}};
+                         {false, false} ->
+                             State
+                     end;
+                 {{ok, MemberId}, []} ->
+                     ok = seen(MemberId), % its group was destroyed meanwhile
+                     State;
+                 _ ->
+                     State
+             end,
+    %% The note of a failed removal is this add's, or, when it failed too (refused as a second add of Target,
+    %% say), that of another add of Target still under way.
+    case element(1, Added) =:= ok orelse not adding(GroupId, Target, State1) of
+        true -> State1#state{going = maps:remove(Key, State1#state.going)};
+        false -> State1
     end;
-record({remove_target, GroupId, Target, {unrecorded, Before}, _DrainMs}, Reply,
-       #state{removed_while_adding = Removed} = State) ->
-    %% No member of Target was in the group when the removal began; one may be now (its add answered
-    %% meanwhile, marked as on its way out).
-    Member = [Id || {_, Members, _, _} <- ets:lookup(?TABLE, {group, GroupId}),
-                    {Id, T, _} <- Members, same_node(T, Target), not lists:member(Id, Before)],
-    Key = {GroupId, node_key(Target)},
-    Adding = adding(GroupId, Target, State),
-    case {Reply, Member} of
-        {_, [MemberId | _]} when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-            ok = forget_destroyed(MemberId),
-            State;
-        {{error, {invalid_config, _}}, [MemberId | _]} ->
-            true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
-            State;
-        {{error, {invalid_config, _}}, []} ->
-            State; % refused: an add still on its way records its member as usual
-        {_, []} when Adding, Reply =:= ok ->
-            State#state{removed_while_adding = Removed#{Key => removed}};
-        {_, []} when Adding, not is_map_key(Key, Removed) ->
-            %% Failed (or its group is gone): the add's member is recorded as on its way out.
-            State#state{removed_while_adding = Removed#{Key => going}};
-        _ ->
-            State % an error: a member recorded meanwhile stays marked, as after a destroy that failed
-    end;
+record({remove_target, GroupId, Target, Marked, _DrainMs}, Reply, State) ->
+    Members = [Id || {_, Ms, _, _} <- ets:lookup(?TABLE, {group, GroupId}), {Id, T, _} <- Ms, same_node(T, Target)],
+    {Taken, State1} =
+        case distribute_pool_proto:removed_reply(Reply) of
+            {ok, RemovedId} ->
+                case lists:member(RemovedId, Members) of
+                    true -> ok = forget_destroyed(RemovedId), {RemovedId, State};
+                    false -> {RemovedId, remember_removed(RemovedId, GroupId, Target, State)}
+                end;
+            {error, invalid_pool} when is_integer(Marked) ->
+                ok = forget_destroyed(Marked), % the group is gone
+                {Marked, State};
+            {error, {invalid_config, {unknown_target, _}}} when is_integer(Marked) ->
+                %% The C-node has no such member (it went with a removal whose answer was lost, or is going):
+                %% not one to bring back.
+                ok = forget_destroyed(Marked),
+                {Marked, State};
+            {error, {invalid_config, _}} ->
+                {none, State}; % refused (its last target, say): what this removal marked stays
+            {error, _} when Marked =:= unrecorded ->
+                %% Failed, no answer: an add of Target still on its way records its member as going.
+                {failed, case adding(GroupId, Target, State) of
+                             true -> State#state{going = (State#state.going)#{{GroupId, node_key(Target)} => true}};
+                             false -> State
+                         end};
+            {error, _} ->
+                {failed, State} % as a destroy that failed: what this removal marked stays marked
+        end,
+    unmark_untaken(GroupId, Target, Marked, Members, Taken, State1);
 record(Job, Reply, State) ->
     ok = record(Job, Reply),
     State.
 
+%% After a removal's answer: what it marked, or marked when its target's add answered, and did not take out
+%% stays (unmarked) unless it is still to go: another removal of Target is under way for it, or the removal
+%% failed (as a destroy that failed, it stays marked).
+-spec unmark_untaken(non_neg_integer(), target(), non_neg_integer() | unrecorded, [non_neg_integer()],
+                     non_neg_integer() | none | failed, #state{}) -> #state{}.
+unmark_untaken(GroupId, Target, Marked, Members, Taken, #state{provisional = Provisional} = State) ->
+    Ours = [Id || Id <- Members, is_map_key(Id, Provisional)] ++ [Marked || is_integer(Marked)],
+    Others = removal_under_way(GroupId, Target, State) orelse
+        lists:any(fun(Id) -> being_removed(Id, State) end, Ours),
+    _ = [true = ets:delete(?TABLE, {destroying, Id})
+         || Taken =/= failed, not Others, Id <- lists:usort(Ours), Id =/= Taken, lists:member(Id, Members)],
+    State#state{provisional = maps:without(Ours, Provisional)}.
+
+%% A member the C-node took out before the registry recorded it: its add's answer (when one is on its way)
+%% records nothing.
+-spec remember_removed(non_neg_integer(), non_neg_integer(), target(), #state{}) -> #state{}.
+remember_removed(MemberId, GroupId, Target, #state{removed_ids = RemovedIds} = State) ->
+    case adding(GroupId, Target, State) of
+        true -> State#state{removed_ids = RemovedIds#{MemberId => true}};
+        false -> State
+    end.
+
 %% Whether a removal of Target from GroupId that found no member to mark is under way.
 -spec removal_under_way(non_neg_integer(), target(), #state{}) -> boolean().
 removal_under_way(GroupId, Target, #state{workers = Workers}) ->
-    lists:any(fun({_, {remove_target, G, T, {unrecorded, _}, _}}) -> G =:= GroupId andalso same_node(T, Target);
+    lists:any(fun({_, {remove_target, G, T, unrecorded, _}}) -> G =:= GroupId andalso same_node(T, Target);
                  (_) -> false
               end, maps:values(Workers)).
 
@@ -363,20 +415,6 @@ record({new_group, Members, PoolOptions, GroupOptions}, Reply) ->
             seen(lists:max([Id | Ids]));
         _ ->
             ok
-    end;
-record({remove_target, _GroupId, _Target, MemberId, _DrainMs}, Reply) ->
-    case Reply of
-        _ when Reply =:= ok; Reply =:= {error, invalid_pool} ->
-            forget_destroyed(MemberId);
-        {error, {invalid_config, {unknown_target, _}}} ->
-            %% The C-node has no such member in the group (it went with a removal whose answer was lost, or
-            %% is going): not one to bring back.
-            forget_destroyed(MemberId);
-        {error, {invalid_config, _}} ->
-            true = ets:delete(?TABLE, {destroying, MemberId}), % refused: the member stays
-            ok;
-        _ ->
-            ok % as a destroy that failed: still marked
     end.
 
 %% Forgets the pool, group or group member Id.

@@ -591,6 +591,7 @@ Decoded decode_add_target(TermReader& r, std::uint32_t, std::uint64_t group)
 }
 
 // {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
+// | {remove_target, GroupId, Target, DrainMs, member_id}
 Decoded decode_remove_target(TermReader& r, std::uint32_t arity, std::uint64_t group)
 {
     const auto target_term = r.skip();
@@ -599,11 +600,15 @@ Decoded decode_remove_target(TermReader& r, std::uint32_t arity, std::uint64_t g
     }
     TermReader target_reader(*target_term);
     const auto target = read_text(target_reader);
-    const auto drain = arity == 4 ? read_id(r, kMaxDrainTimeoutMs) : std::optional<std::uint64_t>(kDefaultDrainTimeoutMs);
+    const auto drain = arity >= 4 ? read_id(r, kMaxDrainTimeoutMs) : std::optional<std::uint64_t>(kDefaultDrainTimeoutMs);
     if (!target || !drain) {
         return Rejected{"badarg"};
     }
-    return RemoveTarget{group, *target, *target_term, static_cast<std::uint32_t>(*drain)};
+    const bool answer_member_id = arity == 5;
+    if (answer_member_id && r.atom() != "member_id") {
+        return Rejected{"badarg"};
+    }
+    return RemoveTarget{group, *target, *target_term, static_cast<std::uint32_t>(*drain), answer_member_id};
 }
 
 // {keyed, Key, Request}
@@ -646,7 +651,7 @@ constexpr RequestSpec kRequests[] = {
     {"keyed", 3, 3, false, decode_keyed},
     {"new_group", 4, 4, false, decode_new_group},
     {"add_target", 4, 4, true, decode_add_target},
-    {"remove_target", 3, 4, true, decode_remove_target},
+    {"remove_target", 3, 5, true, decode_remove_target},
 };
 
 // Each name and arity has at most one entry, which is a bare atom (arities 0..0) or tuples (from arity 1, from 2

@@ -169,11 +169,14 @@ struct AddTarget {
     std::string_view options;
 };
 // {remove_target, GroupId, Target} | {remove_target, GroupId, Target, DrainMs}
+// | {remove_target, GroupId, Target, DrainMs, member_id}: answered {ok, MemberId} instead of ok, naming the
+// member it took out (the library's registry records the group by it).
 struct RemoveTarget {
     std::uint64_t group = 0;
     std::string_view target;      // its text
     std::string_view target_term; // as it came, for an answer that names it
     std::uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs;
+    bool answer_member_id = false;
 };
 // {keyed, Key, Request}: Request (naming a group) picks its member by Key's rendezvous weight; Key is the
 // library's 63-bit digest of the caller's key. A request naming a plain pool ignores the key.

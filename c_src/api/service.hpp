@@ -123,9 +123,10 @@ private:
     // Makes member `id` of `group` for `caller` (checked and budgeted already): a pool owned through the group.
     std::shared_ptr<pool::Pool> add_member(const pool::CallerView& caller, pool::Group& group, pool::PoolConfig config,
                                            std::uint64_t id);
-    // Removes `member` from `group` (answered ok once drained); refused when it is the group's last.
+    // Removes `member` from `group` (answered ok, or {ok, MemberId} with `answer_member_id`, once drained);
+    // refused when it is the group's last.
     void remove_member(const pool::CallerView& caller, pool::Group& group, pool::Pool& member,
-                       std::string_view target_term, std::uint32_t drain_ms);
+                       std::string_view target_term, std::uint32_t drain_ms, bool answer_member_id = false);
     pool::Group* find_group(std::uint64_t id);
     // The group `member` belongs to; nullptr for a pool in no group.
     pool::Group* group_of(const pool::Pool& member);

@@ -157,11 +157,11 @@ void Service::remove_target(const pool::CallerView& caller, const RemoveTarget& 
         reply_invalid_config(caller, why);
         return;
     }
-    remove_member(caller, *group, *member, request.target_term, request.drain_timeout_ms);
+    remove_member(caller, *group, *member, request.target_term, request.drain_timeout_ms, request.answer_member_id);
 }
 
 void Service::remove_member(const pool::CallerView& caller, pool::Group& group, pool::Pool& member,
-                            std::string_view target_term, std::uint32_t drain_ms)
+                            std::string_view target_term, std::uint32_t drain_ms, bool answer_member_id)
 {
     if (!group.serves_without(member)) {
         ConfigError why;
@@ -170,7 +170,7 @@ void Service::remove_member(const pool::CallerView& caller, pool::Group& group, 
         reply_invalid_config(caller, why);
         return;
     }
-    group.remove(member, pool::Caller(caller), drain_ms);
+    group.remove(member, pool::Caller(caller), drain_ms, answer_member_id);
 }
 
 bool Service::route_to_group(const pool::CallerView& caller, Decoded& decoded, std::optional<std::uint64_t> key,

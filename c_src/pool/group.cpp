@@ -116,7 +116,7 @@ void Group::admit(Pool& member, Caller adder)
     settle_admissions();
 }
 
-void Group::remove(Pool& member, std::optional<Caller> remover, std::uint32_t drain_ms)
+void Group::remove(Pool& member, std::optional<Caller> remover, std::uint32_t drain_ms, bool answer_member_id)
 {
     const auto slot = slot_of(member);
     if (!slot) {
@@ -125,7 +125,7 @@ void Group::remove(Pool& member, std::optional<Caller> remover, std::uint32_t dr
     members_[*slot].removing = true;
     log::write(spdlog::level::info, {.pool = label_, .target = member.config().target},
                "removing the target from the group; waiting up to {} ms for its leases", drain_ms);
-    member.destroy(std::move(remover), drain_ms); // its callers in line come back through take_over
+    member.destroy(std::move(remover), drain_ms, answer_member_id); // its callers in line come back through take_over
     post_settle(); // an add_target still waiting for it is answered (invalid_pool)
 }
 

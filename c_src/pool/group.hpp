@@ -89,8 +89,9 @@ public:
     // else its connection_failed (and it is removed again).
     void admit(Pool& member, Caller adder);
     // Stops picking `member` at once and destroys it with `drain_ms` for its leases; `remover` is answered ok
-    // when it has drained. Its callers still in line go to other members.
-    void remove(Pool& member, std::optional<Caller> remover, std::uint32_t drain_ms);
+    // (or {ok, MemberId}: `answer_member_id`) when it has drained. Its callers still in line go to other
+    // members.
+    void remove(Pool& member, std::optional<Caller> remover, std::uint32_t drain_ms, bool answer_member_id = false);
 
     // The member of the next operation (counted): by `key`, else by the strategy; `need_live`: a member with
     // a live connection (a cast batch takes no lease, so a member that is only reconnecting cannot serve it).

@@ -171,9 +171,9 @@ public:
     // A client node's connection is gone: its leases come back, its waiters leave.
     void on_client_gone(const transport::DistLink* client);
     // Refuses new leases and waiters at once, waits up to `drain_timeout_ms` for the leases still out, then
-    // closes everything and answers `destroyer` ok (if any: the service destroys pools whose owner is gone);
-    // the service forgets the pool then (context.drop_pool).
-    void destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms);
+    // closes everything and answers `destroyer` ok, or {ok, Id} with `answer_id` (if any: the service destroys
+    // pools whose owner is gone); the service forgets the pool then (context.drop_pool).
+    void destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms, bool answer_id = false);
     // Closes everything now; callers still waiting are answered {error, invalid_pool}.
     void close_now();
 
@@ -374,6 +374,7 @@ private:
     bool draining_ = false; // being destroyed: leases still out are waited for, nothing new is handed out
     bool destroyed_ = false;
     std::optional<Caller> destroyer_;
+    bool destroyer_wants_id_ = false;
     // The last connect attempt failed and none has succeeded since: waiters are told at once.
     bool target_down_ = false;
     // Why the last connect attempt failed, or why the last connection was lost (stats: last_failure); no kind

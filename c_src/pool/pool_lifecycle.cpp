@@ -516,13 +516,14 @@ void Pool::adapt()
     window_saw_waiters_ = false;
 }
 
-void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms)
+void Pool::destroy(std::optional<Caller> destroyer, std::uint32_t drain_timeout_ms, bool answer_id)
 {
     if (!may_begin_destroy(draining_, destroyer, answers())) {
         return;
     }
     draining_ = true;
     destroyer_ = std::move(destroyer);
+    destroyer_wants_id_ = answer_id;
     log::write(spdlog::level::info, about(), "destroying; waiting up to {} ms for {} leases", drain_timeout_ms,
                core_.counts().leased);
     fail_waiters("invalid_pool");
@@ -553,7 +554,11 @@ void Pool::finish_destroy()
     }
     close_now();
     if (destroyer_) {
-        answers().ok(destroyer_->view());
+        if (destroyer_wants_id_) {
+            answers().pool_started(destroyer_->view(), id_); // {ok, Id}
+        } else {
+            answers().ok(destroyer_->view());
+        }
         destroyer_.reset();
     }
     if (group_ != nullptr) {

@@ -662,6 +662,27 @@ TEST_CASE("decode_request: stats and destroy", "[requests]")
     CHECK(rejection_of([](EiTerm& t) { t.tuple(3).atom("stats").integer(1).integer(2); }) == "badarg");
 }
 
+TEST_CASE("decode_request: remove_target, and the form answered with the member's id", "[requests]")
+{
+    const auto plain = accepted<RemoveTarget>(decode_request(
+        term([&](EiTerm& t) { t.tuple(4).atom("remove_target").integer(7).atom(kTarget).integer(100); })));
+    CHECK(plain.group == 7);
+    CHECK(plain.target == kTarget);
+    CHECK(plain.drain_timeout_ms == 100);
+    CHECK_FALSE(plain.answer_member_id);
+    const auto naming = accepted<RemoveTarget>(decode_request(term([&](EiTerm& t) {
+        t.tuple(5).atom("remove_target").integer(7).atom(kTarget).integer(100).atom("member_id");
+    })));
+    CHECK(naming.drain_timeout_ms == 100);
+    CHECK(naming.answer_member_id);
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("remove_target").integer(7).atom(kTarget).integer(100).atom("member");
+          }) == "badarg");
+    CHECK(rejection_of([&](EiTerm& t) {
+              t.tuple(5).atom("remove_target").integer(7).atom(kTarget).integer(100).integer(1);
+          }) == "badarg");
+}
+
 TEST_CASE("decode_request: unknown shapes are badarg", "[requests]")
 {
     const std::vector<std::string> unknown = {
@@ -1371,6 +1392,10 @@ std::vector<Example> examples()
         {"remove_target",
          {pool, {[](EiTerm& t) { t.atom(kTarget); }},
           {[](EiTerm& t) { t.integer(0); }, [](EiTerm& t) { t.integer(600001); }, "badarg"}},
+         as<RemoveTarget>()},
+        {"remove_target",
+         {pool, {[](EiTerm& t) { t.atom(kTarget); }}, {[](EiTerm& t) { t.integer(0); }},
+          {[](EiTerm& t) { t.atom("member_id"); }, [](EiTerm& t) { t.atom("ok"); }, "badarg"}},
          as<RemoveTarget>()},
     };
 }

@@ -381,7 +381,7 @@ member_limit(_Config) ->
 refused_groups(_Config) ->
     doc("What new_group, add_target, remove_target and keyed refuse, with the invalid_config forms of new/2 "
         "(the library's checks and the C-node's agree), and requests the C-node refuses when sent to it "
-        "directly."),
+        "directly; a remove_target asking for the member's id is answered with the id of the one it took out."),
     with_targets(2, "dpool_gbad", fun([T1, T2] = Targets) ->
         Bad = fun(Ts, Opts) -> {error, {invalid_config, Why}} = distribute_pool:new_group(Ts, Opts), Why end,
         {bad_value, targets, [], _} = Bad([], 1),
@@ -411,6 +411,14 @@ refused_groups(_Config) ->
         {error, invalid_pool} = distribute_pool:add_target(no_such_group_name, T2),
         %% Straight to the C-node: what the library never sends.
         CNode = dpool_ct_helper:do_cnode(),
+        %% The removal the registry sends names the member it took out.
+        ok = distribute_pool:add_target(Group, T2),
+        {ok, #{pool_id := GroupId, members := Members}} = distribute_pool:stats(Group),
+        [Id2] = [Id || #{target := T, pool_id := Id} <- Members, T =:= T2],
+        {error, badarg} = gen_server:call(CNode, {remove_target, GroupId, T2, 0, nope}),
+        {ok, Id2} = gen_server:call(CNode, {remove_target, GroupId, T2, 0, member_id}),
+        {error, {invalid_config, {unknown_target, _}}} = gen_server:call(CNode, {remove_target, GroupId, T2, 0,
+                                                                                 member_id}),
         {error, {invalid_config, {duplicate_target, _}}} =
             gen_server:call(CNode, {new_group, [{T1, #{}}, {T1, #{}}], #{max_connections => 1}, #{}}),
         {error, {invalid_config, {bad_options, nope}}} = gen_server:call(CNode, {new_group, [{T1, #{}}], nope, #{}}),
