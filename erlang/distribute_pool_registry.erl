@@ -40,12 +40,14 @@
 -record(state, {
     %% Workers making a C-node call for a caller, and the job each makes.
     workers = #{} :: #{pid() => {gen_server:from(), job()}},
-    %% Members a removal took out (the C-node's answer names them) before their add_target's answer came:
-    %% that answer records nothing.
-    removed_ids = #{} :: #{non_neg_integer() => true},
-    %% Members recorded as on their way out because a removal of their target that had found no member was
-    %% under way when their add answered: that removal's answer tells whether it was them.
-    provisional = #{} :: #{non_neg_integer() => true},
+    %% Members a removal took out (the C-node's answer names them) before their add_target's answer came,
+    %% with their {GroupId, target}: that answer records nothing; forgotten once no add of the target is
+    %% under way.
+    removed_ids = #{} :: #{non_neg_integer() => {non_neg_integer(), term()}},
+    %% Members marked as on their way out while a removal of their target that had found no member to mark
+    %% is under way (added meanwhile, or refused to a removal that overlapped it): the answer of the last
+    %% such removal tells whether it took them, and otherwise unmarks them.
+    provisional = #{} :: #{non_neg_integer() => {non_neg_integer(), term()}},
     %% Targets whose removal failed (no answer) while their add_target was on its way: that add's member is
     %% recorded as on its way out, as after a destroy that failed.
     going = #{} :: #{{non_neg_integer(), term()} => true}
@@ -300,7 +302,7 @@ record({add_target, GroupId, Target, Options}, Reply,
                              State;
                          {false, true} ->
                              true = ets:insert(?TABLE, {{destroying, MemberId}}),
-                             State#state{provisional = Provisional#{MemberId => true}};
+                             State#state{provisional = Provisional#{MemberId => Key}};
                          {false, false} ->
                              State
                      end;
@@ -310,11 +312,14 @@ record({add_target, GroupId, Target, Options}, Reply,
                  _ ->
                      State
              end,
-    %% The note of a failed removal is this add's, or, when it failed too (refused as a second add of Target,
-    %% say), that of another add of Target still under way.
-    case element(1, Added) =:= ok orelse not adding(GroupId, Target, State1) of
-        true -> State1#state{going = maps:remove(Key, State1#state.going)};
-        false -> State1
+        %% The notes about Target's adds end with the last of them: with two under way, a failed removal's
+    %% `going' marks both (it cannot tell which it hit).
+    case adding(GroupId, Target, State1) of
+        false ->
+            State1#state{removed_ids = maps:filter(fun(_, K) -> K =/= Key end, State1#state.removed_ids),
+                         going = maps:remove(Key, State1#state.going)};
+        true ->
+            State1
     end;
 record({remove_target, GroupId, Target, Marked, _DrainMs}, Reply, State) ->
     Members = [Id || {_, Ms, _, _} <- ets:lookup(?TABLE, {group, GroupId}), {Id, T, _} <- Ms, same_node(T, Target)],
@@ -323,11 +328,15 @@ record({remove_target, GroupId, Target, Marked, _DrainMs}, Reply, State) ->
             {ok, RemovedId} ->
                 case lists:member(RemovedId, Members) of
                     true -> ok = forget_destroyed(RemovedId), {RemovedId, State};
-                    false -> {RemovedId, remember_removed(RemovedId, GroupId, Target, State)}
+                    false -> % its add has not answered yet (or it is forgotten already)
+                        ok = forget_destroyed(RemovedId),
+                        {RemovedId, remember_removed(RemovedId, GroupId, Target, State)}
                 end;
             {error, invalid_pool} when is_integer(Marked) ->
                 ok = forget_destroyed(Marked), % the group is gone
                 {Marked, State};
+            {error, invalid_pool} ->
+                {none, State}; % the group is gone, and its members' records with it
             {error, {invalid_config, {unknown_target, _}}} when is_integer(Marked) ->
                 %% The C-node has no such member (it went with a removal whose answer was lost, or is going):
                 %% not one to bring back.
@@ -349,25 +358,35 @@ record(Job, Reply, State) ->
     ok = record(Job, Reply),
     State.
 
-%% After a removal's answer: what it marked, or marked when its target's add answered, and did not take out
-%% stays (unmarked) unless it is still to go: another removal of Target is under way for it, or the removal
-%% failed (as a destroy that failed, it stays marked).
+%% After a removal's answer, the marks it leaves: the provisional ones of its target (and its own, when it was
+%% refused) that it did not take out are unmarked, unless another removal of the target that found no member
+%% is still under way (they wait for that one's answer) or this one failed (they stay, as after a destroy
+%% that failed). Its own mark on a member it did not take stays when it took another: that member was not the
+%% target's live one, so it is on its way out already (a removal that timed out before, say).
 -spec unmark_untaken(non_neg_integer(), target(), non_neg_integer() | unrecorded, [non_neg_integer()],
                      non_neg_integer() | none | failed, #state{}) -> #state{}.
 unmark_untaken(GroupId, Target, Marked, Members, Taken, #state{provisional = Provisional} = State) ->
-    Ours = [Id || Id <- Members, is_map_key(Id, Provisional)] ++ [Marked || is_integer(Marked)],
-    Others = removal_under_way(GroupId, Target, State) orelse
-        lists:any(fun(Id) -> being_removed(Id, State) end, Ours),
-    _ = [true = ets:delete(?TABLE, {destroying, Id})
-         || Taken =/= failed, not Others, Id <- lists:usort(Ours), Id =/= Taken, lists:member(Id, Members)],
-    State#state{provisional = maps:without(Ours, Provisional)}.
+    Key = {GroupId, node_key(Target)},
+    Ours = [Id || {Id, K} <- maps:to_list(Provisional), K =:= Key],
+    Candidates = [Id || Id <- lists:usort(Ours ++ [Marked || is_integer(Marked), Taken =:= none]),
+                        Id =/= Taken, lists:member(Id, Members)],
+    Pending = removal_under_way(GroupId, Target, State),
+    case {Taken, Pending} of
+        {failed, _} ->
+            State#state{provisional = maps:without(Ours, Provisional)};
+        {_, true} ->
+            State#state{provisional = maps:merge(Provisional, maps:from_list([{Id, Key} || Id <- Candidates]))};
+        {_, false} ->
+            _ = [true = ets:delete(?TABLE, {destroying, Id}) || Id <- Candidates, not being_removed(Id, State)],
+            State#state{provisional = maps:without(Ours, Provisional)}
+    end.
 
 %% A member the C-node took out before the registry recorded it: its add's answer (when one is on its way)
 %% records nothing.
 -spec remember_removed(non_neg_integer(), non_neg_integer(), target(), #state{}) -> #state{}.
 remember_removed(MemberId, GroupId, Target, #state{removed_ids = RemovedIds} = State) ->
     case adding(GroupId, Target, State) of
-        true -> State#state{removed_ids = RemovedIds#{MemberId => true}};
+        true -> State#state{removed_ids = RemovedIds#{MemberId => {GroupId, node_key(Target)}}};
         false -> State
     end.
 
@@ -403,6 +422,9 @@ record({new, Target, Options}, Reply) ->
             ok
     end;
 record({destroy, Id, _DrainMs}, Reply) when Reply =:= ok; Reply =:= {error, invalid_pool} ->
+    %% A group's members' marks go with it.
+    _ = [true = ets:delete(?TABLE, {destroying, M}) || {_, Ms, _, _} <- ets:lookup(?TABLE, {group, Id}),
+                                                       {M, _, _} <- Ms],
     forget_destroyed(Id);
 record({destroy, _Id, _DrainMs}, _Failed) ->
     ok; % still marked: asked to go, it is not brought back by a restore (a later destroy clears the mark)
