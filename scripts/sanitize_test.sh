@@ -18,7 +18,8 @@
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
 # distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite that drives C-node
 # code the others do not: all but client (it plays the C-node itself and starts none), the suites of the
-# library's own Erlang code (docs, names, admin, telemetry), whose requests to the C-node the others make too,
+# library's own Erlang code (docs, names, admin, telemetry, registry), whose requests to the C-node the others
+# make too (registry makes none),
 # and deadline, which times the C-node's deadlines (its timers, health checks and waiters run in the pool,
 # eviction and limits suites too) and is one of the longest.
 #
@@ -172,7 +173,7 @@ address_suites() {
   case ${DPOOL_SANITIZE_SUITES:-} in
     all) names=(test/erlang/*_SUITE.erl) ;;
     "") mapfile -t names < <(ls test/erlang/*_SUITE.erl |
-           grep -Ev '/distribute_pool_(client|docs|names|admin|telemetry|deadline)_SUITE\.erl$') ;;
+           grep -Ev '/distribute_pool_(client|docs|names|admin|telemetry|deadline|registry)_SUITE\.erl$') ;;
     *) IFS=, read -ra names <<<"$DPOOL_SANITIZE_SUITES" ;;
   esac
   for name in "${names[@]}"; do
