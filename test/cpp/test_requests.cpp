@@ -664,8 +664,10 @@ TEST_CASE("decode_request: stats and destroy", "[requests]")
 
 TEST_CASE("decode_request: remove_target, and the form answered with the member's id", "[requests]")
 {
-    const auto plain = accepted<RemoveTarget>(decode_request(
-        term([&](EiTerm& t) { t.tuple(4).atom("remove_target").integer(7).atom(kTarget).integer(100); })));
+    // The request's bytes are kept: what is decoded views them.
+    const std::string plain_request
+        = term([&](EiTerm& t) { t.tuple(4).atom("remove_target").integer(7).atom(kTarget).integer(100); });
+    const auto plain = accepted<RemoveTarget>(decode_request(plain_request));
     CHECK(plain.group == 7);
     CHECK(plain.target == kTarget);
     CHECK(plain.drain_timeout_ms == 100);
