@@ -312,7 +312,7 @@ record({add_target, GroupId, Target, Options}, Reply,
                  _ ->
                      State
              end,
-        %% The notes about Target's adds end with the last of them: with two under way, a failed removal's
+    %% The notes about Target's adds end with the last of them: with two under way, a failed removal's
     %% `going' marks both (it cannot tell which it hit).
     case adding(GroupId, Target, State1) of
         false ->
@@ -326,11 +326,10 @@ record({remove_target, GroupId, Target, Marked, _DrainMs}, Reply, State) ->
     {Taken, State1} =
         case distribute_pool_proto:removed_reply(Reply) of
             {ok, RemovedId} ->
+                ok = forget_destroyed(RemovedId),
                 case lists:member(RemovedId, Members) of
-                    true -> ok = forget_destroyed(RemovedId), {RemovedId, State};
-                    false -> % its add has not answered yet (or it is forgotten already)
-                        ok = forget_destroyed(RemovedId),
-                        {RemovedId, remember_removed(RemovedId, GroupId, Target, State)}
+                    true -> {RemovedId, State};
+                    false -> {RemovedId, remember_removed(RemovedId, GroupId, Target, State)} % not recorded (yet)
                 end;
             {error, invalid_pool} when is_integer(Marked) ->
                 ok = forget_destroyed(Marked), % the group is gone

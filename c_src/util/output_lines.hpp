@@ -150,7 +150,7 @@ public:
     void line(std::string_view text) { out_->info("{}", text); }
     std::uint64_t dropped() const
     {
-        return log_pool_->overrun_counter() + (out_pool_ == log_pool_ ? 0 : out_pool_->overrun_counter());
+        return log_pool_->overrun_counter() + (shared() ? 0 : out_pool_->overrun_counter());
     }
     // Whether both outputs share one queue and thread (they go to one file).
     bool shared() const { return out_pool_ == log_pool_; }

@@ -76,15 +76,7 @@ an_add_and_a_removal_in_every_order(_Config) ->
          {[{add, {ok, 13}}, {remove, {ok, 13}}], [{11, a}, {12, b}]},
          %% The removal took member 13 while it was still connecting: the add is answered invalid_pool.
          {[{add, {error, invalid_pool}}, {remove, {ok, 13}}], [{11, a}, {12, b}]}],
-    _ = [begin
-             S0 = setup([{10, [{11, a}, {12, b}]}]),
-             {Add, S1} = add(10, c, S0),
-             {Remove, S2} = remove(10, c, S1),
-             Jobs = #{add => Add, remove => Remove},
-             Final = answer(Order, Jobs, S2),
-             check(Order, 10, Expected, Final)
-         end || {Answers, Expected} <- Outcomes, Order <- perms(Answers)],
-    ok.
+    in_every_order([{10, [{11, a}, {12, b}]}], 10, [{add, {add, c}}, {remove, {remove, c}}], Outcomes).
 
 -spec two_adds_and_a_removal_in_every_order(list()) -> ok.
 two_adds_and_a_removal_in_every_order(_Config) ->
@@ -102,15 +94,8 @@ two_adds_and_a_removal_in_every_order(_Config) ->
          {[{add1, {ok, 13}}, {add2, Duplicate}, {remove, {ok, 13}}], [{11, a}, {12, b}]},
          %% The removal first (unknown_target), add1 made 13, add2 refused.
          {[{add1, {ok, 13}}, {add2, Duplicate}, {remove, Unknown}], [{11, a}, {12, b}, {13, c}]}],
-    _ = [begin
-             S0 = setup([{10, [{11, a}, {12, b}]}]),
-             {Add1, S1} = add(10, c, S0),
-             {Add2, S2} = add(10, c, S1),
-             {Remove, S3} = remove(10, c, S2),
-             Final = answer(Order, #{add1 => Add1, add2 => Add2, remove => Remove}, S3),
-             check(Order, 10, Expected, Final)
-         end || {Answers, Expected} <- Outcomes, Order <- perms(Answers)],
-    ok.
+    in_every_order([{10, [{11, a}, {12, b}]}], 10, [{add1, {add, c}}, {add2, {add, c}}, {remove, {remove, c}}],
+                   Outcomes).
 
 -spec overlapping_refused_removals_leave_no_mark(list()) -> ok.
 overlapping_refused_removals_leave_no_mark(_Config) ->
@@ -118,21 +103,11 @@ overlapping_refused_removals_leave_no_mark(_Config) ->
         "an add of c with two removals of c that both reached the C-node before it (unknown_target): the "
         "member stays, unmarked (a marked one would keep a restore from bringing the group back)."),
     Last = {error, {invalid_config, {last_target, a}}},
-    _ = [begin
-             S0 = setup([{20, [{21, a}]}]),
-             {R1, S1} = remove(20, a, S0),
-             {R2, S2} = remove(20, a, S1),
-             check(Order, 20, [{21, a}], answer(Order, #{r1 => R1, r2 => R2}, S2))
-         end || Order <- perms([{r1, Last}, {r2, Last}])],
+    ok = in_every_order([{20, [{21, a}]}], 20, [{r1, {remove, a}}, {r2, {remove, a}}],
+                        [{[{r1, Last}, {r2, Last}], [{21, a}]}]),
     Unknown = {error, {invalid_config, {unknown_target, c}}},
-    _ = [begin
-             S0 = setup([{10, [{11, a}]}]),
-             {A, S1} = add(10, c, S0),
-             {R1, S2} = remove(10, c, S1),
-             {R2, S3} = remove(10, c, S2),
-             check(Order, 10, [{11, a}, {13, c}], answer(Order, #{a => A, r1 => R1, r2 => R2}, S3))
-         end || Order <- perms([{a, {ok, 13}}, {r1, Unknown}, {r2, Unknown}])],
-    ok.
+    in_every_order([{10, [{11, a}]}], 10, [{a, {add, c}}, {r1, {remove, c}}, {r2, {remove, c}}],
+                   [{[{a, {ok, 13}}, {r1, Unknown}, {r2, Unknown}], [{11, a}, {13, c}]}]).
 
 -spec a_removal_without_an_answer_leaves_its_marks(list()) -> ok.
 a_removal_without_an_answer_leaves_its_marks(_Config) ->
@@ -224,6 +199,23 @@ job(Request, State) ->
 add(G, T, S) -> job({add_target, ?SERVER, G, target(T), #{}, 1000}, S).
 remove(G, T, S) -> job({remove_target, ?SERVER, G, target(T), 0, 1000}, S).
 destroy(Id, S) -> job({destroy, ?SERVER, Id, 0, 1000}, S).
+
+%% For each outcome {Answers, Expected} and each order of its answers: a fresh record of Groups, the jobs Asks
+%% ([{Name, {add | remove, Letter}}], on group G) asked in turn, the answers handed over in that order, and
+%% group G's record checked against Expected.
+in_every_order(Groups, G, Asks, Outcomes) ->
+    _ = [begin
+             Ask = fun({Name, {Kind, Letter}}, {Jobs, S}) ->
+                           {Worker, Next} = case Kind of
+                                                add -> add(G, Letter, S);
+                                                remove -> remove(G, Letter, S)
+                                            end,
+                           {Jobs#{Name => Worker}, Next}
+                   end,
+             {Jobs, Asked} = lists:foldl(Ask, {#{}, setup(Groups)}, Asks),
+             check(Order, G, Expected, answer(Order, Jobs, Asked))
+         end || {Answers, Expected} <- Outcomes, Order <- perms(Answers)],
+    ok.
 
 %% The C-node's answers handed to the registry in Order ([{Name, Reply}]), as its workers would.
 answer(Order, Jobs, State) ->

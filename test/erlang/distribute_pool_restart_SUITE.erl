@@ -538,12 +538,7 @@ target_added_again_while_its_removal_drains(_Config) ->
                              end),
         try
             GroupId = do_pool_id(G),
-            Recorded = fun() ->
-                               [{group, GroupId, Members, _, _}] =
-                                   [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
-                                         Id =:= GroupId],
-                               [{T, ets:member(distribute_pool_registry, {destroying, Id})} || {Id, T, _} <- Members]
-                       end,
+            Recorded = fun() -> recorded_members(GroupId) end,
             do_wait_until(fun() -> [true] =:= [R || #{target := T, removing := R} <- members(G), T =:= T2] end,
                           10000),
             [{T1, false}, {T2, true}] = Recorded(),
@@ -581,12 +576,7 @@ removal_asked_again_after_one_that_timed_out(_Config) ->
             GroupId = do_pool_id(G),
             Server = distribute_pool:default_cnode(),
             {ok, Wire2} = distribute_pool_config:target(T2),
-            Recorded = fun() ->
-                               [{group, GroupId, Members, _, _}] =
-                                   [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(),
-                                         Id =:= GroupId],
-                               [{T, ets:member(distribute_pool_registry, {destroying, Id})} || {Id, T, _} <- Members]
-                       end,
+            Recorded = fun() -> recorded_members(GroupId) end,
             %% The registry's worker waits 300 ms; the C-node drains for up to 60 s.
             {error, timeout} = gen_server:call(distribute_pool_registry,
                                                {remove_target, Server, GroupId, Wire2, 60000, 300}, 30000),
@@ -667,6 +657,12 @@ groups_come_back_after_cnode_killed(_Config) ->
     end).
 
 %% Helpers.
+
+%% The members the registry records for group GroupId: [{Target, MarkedAsOnItsWayOut}], in order.
+recorded_members(GroupId) ->
+    [{group, GroupId, Members, _, _}] =
+        [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(), Id =:= GroupId],
+    [{T, ets:member(distribute_pool_registry, {destroying, Id})} || {Id, T, _} <- Members].
 
 %% A key that the group G sends to target T.
 key_of(G, T) ->
