@@ -8,6 +8,8 @@
 -define(IS_PORT(P), (is_integer(P) andalso P >= 0 andalso P =< 65535)).
 
 -export([value/1]).
+-export([default/1]).
+-export([keys/0]).
 -export([embedded/0]).
 -export([app_config/0]).
 -export([check/1]).
@@ -87,34 +89,42 @@
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().
-value(cnode) -> application:get_env(distribute_pool, cnode, embedded);
-value(service) -> application:get_env(distribute_pool, service, distribute_pool);
-value(cnode_args) -> application:get_env(distribute_pool, cnode_args, []);
-value(lanes) -> application:get_env(distribute_pool, lanes, ?DPOOL_DEFAULT_LANES);
-value(owner_grace_ms) -> application:get_env(distribute_pool, owner_grace_ms, ?DPOOL_DEFAULT_OWNER_GRACE_MS);
-value(limits) -> application:get_env(distribute_pool, limits, #{});
-value(cnode_executable) -> application:get_env(distribute_pool, cnode_executable, priv);
-value(allowed_callers) -> application:get_env(distribute_pool, allowed_callers, starter);
-value(allowed_caller_addresses) -> application:get_env(distribute_pool, allowed_caller_addresses, any);
-value(allowed_targets) -> application:get_env(distribute_pool, allowed_targets, any);
-value(tls) -> application:get_env(distribute_pool, tls, auto);
-value(cnode_log_level) -> application:get_env(distribute_pool, cnode_log_level, info);
-value(metrics) -> application:get_env(distribute_pool, metrics, none).
+value(Key) ->
+    application:get_env(distribute_pool, Key, default(Key)).
+
+%% What Key is when the environment does not give it: the same as distribute_pool.app.src says (a test,
+%% distribute_pool_docs_SUITE, holds the two together), for a node that set the env before loading the
+%% application.
+-spec default(key()) -> term().
+default(cnode) -> embedded;
+default(service) -> distribute_pool;
+default(cnode_args) -> [];
+default(lanes) -> ?DPOOL_DEFAULT_LANES;
+default(owner_grace_ms) -> ?DPOOL_DEFAULT_OWNER_GRACE_MS;
+default(limits) -> #{};
+default(cnode_executable) -> priv;
+default(allowed_callers) -> starter;
+default(allowed_caller_addresses) -> any;
+default(allowed_targets) -> any;
+default(tls) -> auto;
+default(cnode_log_level) -> info;
+default(metrics) -> none.
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
 embedded() ->
     value(cnode) =:= embedded.
 
+%% Every key of the environment.
+-spec keys() -> [key(), ...].
+keys() ->
+    [cnode, service, cnode_args, lanes, owner_grace_ms, limits, cnode_executable, allowed_callers,
+     allowed_caller_addresses, allowed_targets, tls, cnode_log_level, metrics].
+
 %% The whole environment, checked.
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 app_config() ->
-    check(#{cnode => value(cnode), service => value(service), cnode_args => value(cnode_args),
-            lanes => value(lanes), owner_grace_ms => value(owner_grace_ms), limits => value(limits),
-            cnode_executable => value(cnode_executable), allowed_callers => value(allowed_callers),
-            allowed_caller_addresses => value(allowed_caller_addresses),
-            allowed_targets => value(allowed_targets), tls => value(tls),
-            cnode_log_level => value(cnode_log_level), metrics => value(metrics)}).
+    check(maps:from_list([{Key, value(Key)} || Key <- keys()])).
 
 %% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
 %% tls, see tls_env/2). owner_grace_ms, `limits', cnode_executable, the allow-lists and tls may be left out

@@ -11,6 +11,7 @@
 -export([every_exported_function_has_its_doc/1]).
 -export([readme_erlang_example_runs_verbatim/1]).
 -export([demo_stats_tables_fit_in_100_columns/1]).
+-export([app_env_defaults_are_the_code_defaults/1]).
 
 -import(dpool_ct_helper, [doc/1, with_pool/3, with_nodes/2]).
 
@@ -24,7 +25,8 @@ suite() ->
 all() ->
     [every_exported_function_has_its_doc,
      readme_erlang_example_runs_verbatim,
-     demo_stats_tables_fit_in_100_columns].
+     demo_stats_tables_fit_in_100_columns,
+     app_env_defaults_are_the_code_defaults].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -35,6 +37,20 @@ end_per_suite(Config) ->
     dpool_ct_helper:do_end_suite(Config).
 
 %% Cases.
+
+-spec app_env_defaults_are_the_code_defaults(list()) -> ok.
+app_env_defaults_are_the_code_defaults(_Config) ->
+    doc("The application's env in distribute_pool.app (what a node that loads the application gets) names every "
+        "key the library reads, each with the default the code falls back to without it (the README's): the "
+        "two once disagreed, and the lanes were 4 where the README and the code said 8."),
+    {ok, [{application, distribute_pool, Keys}]} = file:consult(code:where_is_file("distribute_pool.app")),
+    Env = proplists:get_value(env, Keys),
+    Known = distribute_pool_env:keys(),
+    [] = [K || {K, _} <- Env, not lists:member(K, Known)],
+    [] = [{K, V, distribute_pool_env:default(K)} || {K, V} <- Env, V =/= distribute_pool_env:default(K)],
+    [] = [K || K <- Known, not lists:keymember(K, 1, Env)],
+    8 = proplists:get_value(lanes, Env),
+    ok.
 
 -spec every_exported_function_has_its_doc(list()) -> ok.
 every_exported_function_has_its_doc(_Config) ->
