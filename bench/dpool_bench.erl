@@ -23,6 +23,8 @@
 %% Figures with the same repetitions, so medians mean the same everywhere.
 -define(REPS, 5).
 -define(CALLS_PER_REP, 1000).
+%% call_floors: how many calls of one side before the next side's turn (time_interleaved/2).
+-define(INTERLEAVE_CALLS, 100).
 -define(HOL_REPS, 3).
 -define(HOL_PROBE_MS, 3000).
 -define(BIG_BYTES, 8 * 1024 * 1024).
@@ -518,14 +520,15 @@ call_floors(Target) ->
                     progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
                              "with_connection + call",
                              [R, ?REPS, ?CALLS_PER_REP]),
-                    [{S, percentile(0.5, time_calls(F, ?CALLS_PER_REP))} || {S, F} <- Sides]
+                    [{S, percentile(0.5, Ts)} || {S, Ts} <- time_interleaved(Sides, ?CALLS_PER_REP)]
                 end || R <- lists:seq(1, ?REPS)],
         Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- Reps]) end,
         Order = [erpc, echo, ping, pooled, with_connection],
         [Erpc, Echo50, Ping, Pooled, WithConn] = [Med(S) || S <- Order],
         {ok, #{request_rtt_p50_us := Inside}} = distribute_pool:stats(Pool),
         RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- Order] || Rep <- Reps]},
-        Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating", [What, ?REPS, ?CALLS_PER_REP]) end,
+        Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating every ~b calls",
+                              [What, ?REPS, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]) end,
         [reference(<<"floor_direct_erpc_p50">>, Erpc, <<"us">>,
                    Of("erpc:call(T, erlang, node, []) from the bench node"), RepsUs),
          reference(<<"floor_beam_echo_p50">>, Echo50, <<"us">>,
@@ -577,6 +580,15 @@ latency_comparison(Name, Target, Pooled, Goal, What) ->
            ratio, #{sides => Sides, reps_us => [[D, P] || {D, P} <- Reps]}).
 
 %% Microseconds per call, sequential calls.
+%% N timed calls of each side, the sides taking turns every ?INTERLEAVE_CALLS calls, so that what the machine
+%% does meanwhile (this 2-core VM drifts over tens of ms) falls on every side alike: [{Side, Times}] in
+%% the order of Sides.
+-spec time_interleaved([{atom(), fun(() -> term())}], pos_integer()) -> [{atom(), [float()]}].
+time_interleaved(Sides, N) ->
+    Rounds = [[{S, time_calls(F, ?INTERLEAVE_CALLS)} || {S, F} <- Sides]
+              || _ <- lists:seq(1, max(1, N div ?INTERLEAVE_CALLS))],
+    [{S, lists:append([Ts || Round <- Rounds, {S1, Ts} <- Round, S1 =:= S])} || {S, _} <- Sides].
+
 -spec time_calls(fun(() -> term()), pos_integer()) -> [float()].
 time_calls(Fun, N) ->
     [begin

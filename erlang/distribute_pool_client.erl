@@ -30,6 +30,7 @@
 -export([lane/1]).
 -export([lane_nodes/1]).
 -export([forget_lanes/1]).
+-export([known_cnode_nodes/0]).
 -export([lane_failed/2]).
 -export([deadline/1]).
 -export([remaining/1]).
@@ -391,10 +392,17 @@ forget_lanes(Server) ->
 %% Every node name of the C-node Server, lane 0 (its own name) first.
 -spec lane_nodes(server()) -> [node()].
 lane_nodes({_, Node} = Server) ->
-    case lanes(Server, ?DPOOL_PROMPT_WAIT_MS) of
-        {Nodes, _Counter} -> tuple_to_list(Nodes);
-        single -> [Node]
-    end.
+    nodes_of(Node, lanes(Server, ?DPOOL_PROMPT_WAIT_MS)).
+
+-spec nodes_of(node(), {tuple(), atomics:atomics_ref()} | single) -> [node()].
+nodes_of(_Node, {Nodes, _Counter}) -> tuple_to_list(Nodes);
+nodes_of(Node, single) -> [Node].
+
+%% The node names of every C-node whose lanes are known here (distribute_pool_lane_writes sets up their
+%% connections).
+-spec known_cnode_nodes() -> [node()].
+known_cnode_nodes() ->
+    lists:append([nodes_of(Node, Lanes) || {?LANES_KEY({_, Node}), Lanes} <- persistent_term:get()]).
 
 -spec lanes(server(), wait()) -> {tuple(), atomics:atomics_ref()} | single.
 lanes(Server, Wait) ->
@@ -423,10 +431,11 @@ learn_lanes({_Service, Node} = Server, Wait) ->
 
 %% Stores the lanes of Server unless another process did meanwhile (its counter is then the one to share).
 -spec keep(server(), {tuple(), atomics:atomics_ref()} | single) -> {tuple(), atomics:atomics_ref()} | single.
-keep(Server, Lanes) ->
+keep({_, Node} = Server, Lanes) ->
     case persistent_term:get(?LANES_KEY(Server), undefined) of
         undefined ->
             persistent_term:put(?LANES_KEY(Server), Lanes),
+            ok = distribute_pool_lane_writes:cnode_nodes(nodes_of(Node, Lanes)),
             Lanes;
         Known ->
             Known

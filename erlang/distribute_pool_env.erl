@@ -35,7 +35,8 @@
 -export_type([os_env/0]).
 
 -type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits | cnode_executable
-             | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level | metrics.
+             | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level | metrics
+             | delay_send_to_cnode.
 %% The embedded C-node's Prometheus endpoint (README, "Prometheus"): none, a port (on 127.0.0.1; 0: any free
 %% port, which info's metrics_port shows), or {Address, Port}.
 -type metrics() :: none | inet:port_number() | {string(), inet:port_number()}.
@@ -78,7 +79,8 @@
 -type app_config() :: #{cnode := embedded | node(), service := atom(), cnode_args := [string()],
                         lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits(),
                         cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env()),
-                        cnode_log_level := log_level(), metrics := metrics()}.
+                        cnode_log_level := log_level(), metrics := metrics(),
+                        delay_send_to_cnode := boolean()}.
 
 %% The keys of a TLS setting with a file or a secret, and the C-node's environment variable of each.
 -define(TLS_VARS, [{certfile, "DISTRIBUTE_POOL_TLS_CERTFILE"}, {keyfile, "DISTRIBUTE_POOL_TLS_KEYFILE"},
@@ -108,7 +110,8 @@ default(allowed_caller_addresses) -> any;
 default(allowed_targets) -> any;
 default(tls) -> auto;
 default(cnode_log_level) -> info;
-default(metrics) -> none.
+default(metrics) -> none;
+default(delay_send_to_cnode) -> true.
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -119,7 +122,7 @@ embedded() ->
 -spec keys() -> [key(), ...].
 keys() ->
     [cnode, service, cnode_args, lanes, owner_grace_ms, limits, cnode_executable, allowed_callers,
-     allowed_caller_addresses, allowed_targets, tls, cnode_log_level, metrics].
+     allowed_caller_addresses, allowed_targets, tls, cnode_log_level, metrics, delay_send_to_cnode].
 
 %% The whole environment, checked.
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
@@ -138,6 +141,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     LogLevel = maps:get(cnode_log_level, Env, info),
     Metrics = maps:get(metrics, Env, none),
     MetricsOk = is_metrics(Metrics),
+    DelaySend = maps:get(delay_send_to_cnode, Env, true),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -150,6 +154,8 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
             {error, {bad_app_env, cnode_log_level, LogLevel}};
         not MetricsOk ->
             {error, {bad_app_env, metrics, Metrics}};
+        not is_boolean(DelaySend) ->
+            {error, {bad_app_env, delay_send_to_cnode, DelaySend}};
         true ->
             case {is_string_list(Args), is_limits(Limits), is_executable(Executable)} of
                 {false, _, _} ->
@@ -164,7 +170,8 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                             {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
                                    access => Access, tls_env => fun() -> TlsEnv end,
-                                   cnode_log_level => LogLevel, metrics => Metrics}};
+                                   cnode_log_level => LogLevel, metrics => Metrics,
+                                   delay_send_to_cnode => DelaySend}};
                         {{error, _} = Error, _} ->
                             Error;
                         {_, {error, _} = Error} ->

@@ -1,6 +1,6 @@
-%% Top supervisor. With the embedded C-node (the default) it supervises the pool registry and, started after
-%% it, the process that owns the C-node's port; with an external C-node it has no children and only marks
-%% the application as running. one_for_one: a C-node restart leaves the registry, which holds the pools to
+%% Top supervisor. It supervises the process that sets up this node's connections to C-nodes
+%% (distribute_pool_lane_writes) and, with the embedded C-node (the default), the pool registry and, started
+%% after it, the process that owns the C-node's port. one_for_one: a C-node restart leaves the registry, which holds the pools to
 %% restore, alone; a registry restart leaves the C-node and its pools alone, and loses no record (the
 %% registry's table belongs to this supervisor).
 -module(distribute_pool_sup).
@@ -66,5 +66,12 @@ init(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} =
             _External ->
                 []
         end,
-    {ok, {Flags, Children}}.
+    %% Whichever C-node: the connections this node opens to it (distribute_pool_lane_writes).
+    LaneWrites = #{id => distribute_pool_lane_writes,
+                   start => {distribute_pool_lane_writes, start_link, []},
+                   restart => permanent,
+                   shutdown => 5000,
+                   type => worker,
+                   modules => [distribute_pool_lane_writes]},
+    {ok, {Flags, [LaneWrites | Children]}}.
 

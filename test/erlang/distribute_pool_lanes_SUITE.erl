@@ -21,6 +21,8 @@
 -export([client_disconnect_returns_leases_on_every_lane/1]).
 -export([one_lane_lost_returns_its_leases_only/1]).
 -export([bad_lanes_refused/1]).
+-export([connections_to_the_cnode_delay_send/1]).
+-export([delay_send_to_cnode_false_leaves_connections_alone/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_stats/1, do_pool_id/1, do_load_fixture/2,
                           do_release/1, do_uniq/1, do_os_alive/1, with_target/2, with_target_pool/3,
@@ -43,7 +45,9 @@ all() ->
      small_calls_pass_a_big_transfer,
      client_disconnect_returns_leases_on_every_lane,
      one_lane_lost_returns_its_leases_only,
-     bad_lanes_refused].
+     bad_lanes_refused,
+     connections_to_the_cnode_delay_send,
+     delay_send_to_cnode_false_leaves_connections_alone].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -54,6 +58,59 @@ end_per_suite(Config) ->
     dpool_ct_helper:do_end_suite(Config).
 
 %% Cases.
+
+-spec connections_to_the_cnode_delay_send(list()) -> ok.
+connections_to_the_cnode_delay_send(_Config) ->
+    doc("With the application's default (delay_send_to_cnode true), this node's connection to each lane of the "
+        "C-node sends with delay_send once a process has used it; its connection to the pool's target, which "
+        "is no C-node's, keeps the default (no delay_send)."),
+    Server = do_cnode(),
+    LaneNodes = distribute_pool_client:lane_nodes(Server),
+    with_target_pool("dpool_lanes_delay", 2, fun(T, Pool) ->
+        %% One process per lane (round robin), so that every lane's connection is up.
+        _ = [call_in_own_process(fun() -> {ok, T} = distribute_pool:call(Pool, erlang, node, []) end)
+             || _ <- LaneNodes],
+        do_wait_until(fun() -> [N || N <- LaneNodes, delay_send(N) =/= true] =:= [] end, 10000),
+        false = delay_send(T)
+    end).
+
+-spec delay_send_to_cnode_false_leaves_connections_alone(list()) -> ok.
+delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
+    doc("With the application env delay_send_to_cnode false, the connections to a C-node's lanes keep the "
+        "default (no delay_send); turned on again (its process started again), it sets up the connections "
+        "that are up already."),
+    Sup = distribute_pool_sup,
+    Child = distribute_pool_lane_writes,
+    ok = application:set_env(distribute_pool, delay_send_to_cnode, false),
+    try
+        ok = supervisor:terminate_child(Sup, Child),
+        {ok, undefined} = supervisor:restart_child(Sup, Child),
+        Alive = do_uniq("dpool_lanes_nodelay"),
+        with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", "2"]}], fun([#{node := CNode}]) ->
+            Server = {distribute_pool, CNode},
+            LaneNodes = distribute_pool_client:lane_nodes(Server),
+            2 = length(LaneNodes),
+            Lanes = [call_in_own_process(fun() ->
+                                                 {ok, #{lane := L}} = distribute_pool_client:call(Server, info, 5000),
+                                                 L
+                                         end) || _ <- LaneNodes],
+            [0, 1] = lists:sort(Lanes),
+            [false, false] = [delay_send(N) || N <- LaneNodes],
+            ok = application:set_env(distribute_pool, delay_send_to_cnode, true),
+            ok = supervisor:terminate_child(Sup, Child),
+            {ok, Pid} = supervisor:restart_child(Sup, Child),
+            true = is_pid(Pid),
+            do_wait_until(fun() -> [delay_send(N) || N <- LaneNodes] =:= [true, true] end, 10000)
+        end)
+    after
+        ok = application:set_env(distribute_pool, delay_send_to_cnode, true),
+        case lists:keyfind(Child, 1, supervisor:which_children(Sup)) of
+            {Child, P, _, _} when is_pid(P) -> ok;
+            _ -> _ = supervisor:terminate_child(Sup, Child),
+                 {ok, _} = supervisor:restart_child(Sup, Child)
+        end
+    end,
+    ok.
 
 -spec lanes_published_and_answer(list()) -> ok.
 lanes_published_and_answer(_Config) ->
@@ -386,3 +443,24 @@ remote_holders(Client, Pool, Server, N) ->
          _ = erpc:call(Client, erlang, spawn, [dpool_ct_helper, do_hold_lease_on_lane, [Pool, Server, Self, Tag]]),
          receive {held, Tag, Pid, Lane} -> {Pid, Tag, Lane} after 15000 -> ct:fail({no_remote_lease, I}) end
      end || I <- lists:seq(1, N)].
+
+%% Fun's result, run in a process of its own (so it gets a lane of its own).
+-spec call_in_own_process(fun(() -> Result)) -> Result.
+call_in_own_process(Fun) ->
+    Ref = make_ref(),
+    Self = self(),
+    {Pid, Mref} = spawn_monitor(fun() -> Self ! {Ref, Fun()} end),
+    Result = receive {Ref, R} -> R after 15000 -> ct:fail(caller_stuck) end,
+    receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail(caller_not_done) end,
+    Result.
+
+%% Whether this node's connection to Node sends with delay_send (not_connected when there is none).
+-spec delay_send(node()) -> boolean() | not_connected.
+delay_send(Node) ->
+    case lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)) of
+        {Node, Port} when is_port(Port) ->
+            {ok, [{delay_send, On}]} = inet:getopts(Port, [delay_send]),
+            On;
+        false ->
+            not_connected
+    end.

@@ -1,0 +1,69 @@
+%% Turns on `{delay_send, true}' on this node's distribution connections to C-nodes (each lane, and a C-node's
+%% own name), unless the application env `delay_send_to_cnode' is false. What a process sends to a C-node in a
+%% row then leaves in one write when the process next waits: with_connection's checkin, the next checkout and
+%% that lease's first operation are three messages and were three writes, each costing the sender the loopback
+%% TCP path (README, "Lanes"; docs/BENCHMARKS.md, "Lane writes"). These connections carry only the library's
+%% traffic, so no other connection of the node is touched. A connection over TLS distribution (its controller
+%% is a process, not a port) is left as it is.
+%%
+%% The C-node names are those the library has learnt (distribute_pool_client tells them when it learns a
+%% C-node's lanes); a connection is set up when it comes up (net_kernel's nodeup) or, when it is up already,
+%% as its name is learnt.
+-module(distribute_pool_lane_writes).
+-behaviour(gen_server).
+
+-export([start_link/0]).
+-export([cnode_nodes/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-record(state, {nodes = #{} :: #{node() => true}}).
+
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    case distribute_pool_env:value(delay_send_to_cnode) of
+        true -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []);
+        false -> ignore
+    end.
+
+%% Nodes are names of a C-node (its lanes): their connections from this node get delay_send, now or when
+%% they come up. Nothing happens when this server does not run (the env is false, or the application is not
+%% started).
+-spec cnode_nodes([node()]) -> ok.
+cnode_nodes(Nodes) ->
+    gen_server:cast(?MODULE, {cnode_nodes, Nodes}).
+
+-spec init([]) -> {ok, #state{}}.
+init([]) ->
+    ok = net_kernel:monitor_nodes(true, [{node_type, all}]),
+    Known = distribute_pool_client:known_cnode_nodes(),
+    ok = set_up(Known),
+    {ok, #state{nodes = maps:from_keys(Known, true)}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, unknown_call}, #state{}}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast({cnode_nodes, [node()]} | term(), #state{}) -> {noreply, #state{}}.
+handle_cast({cnode_nodes, Nodes}, #state{nodes = Known} = State) ->
+    New = [N || N <- Nodes, is_atom(N), not is_map_key(N, Known)],
+    ok = set_up(New),
+    {noreply, State#state{nodes = maps:merge(Known, maps:from_keys(New, true))}};
+handle_cast(_Other, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({nodeup, Node, _Info}, #state{nodes = Known} = State) when is_map_key(Node, Known) ->
+    ok = set_up([Node]),
+    {noreply, State};
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+%% delay_send on the connection to each of Nodes that is up and has a port as its controller.
+-spec set_up([node()]) -> ok.
+set_up([]) ->
+    ok;
+set_up(Nodes) ->
+    Wanted = maps:from_keys(Nodes, true),
+    _ = [inet:setopts(Port, [{delay_send, true}])
+         || {Node, Port} <- erlang:system_info(dist_ctrl), is_map_key(Node, Wanted), is_port(Port)],
+    ok.
