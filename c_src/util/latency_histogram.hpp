@@ -8,13 +8,17 @@
 
 namespace dpool::util {
 
-// Durations in microseconds, recorded in log-linear buckets (each power of two split in 8), so percentiles
-// cost a fixed 4 KiB and come out within 12.5% of the truth; count, sum and max are exact.
+// Durations in microseconds, recorded in log-linear buckets (each power of two split in 16, up to 2^36 us,
+// 19 hours; longer ones share one last bucket), so percentiles cost a fixed 4.1 KiB and come out within 6.25%
+// of the truth (a p50 of 45 us within 2 us: the bench sets one against a floor measured to a few per cent);
+// count, sum and max are exact.
 class LatencyHistogram {
 public:
-    static constexpr unsigned kSubBits = 3;
+    static constexpr unsigned kSubBits = 4;
     static constexpr unsigned kSub = 1u << kSubBits;
-    static constexpr unsigned kBuckets = 64 * kSub;
+    static constexpr unsigned kTopBits = 36;
+    // Values below kSub one each, then kSub per power of two below 2^kTopBits, then one for all the rest.
+    static constexpr unsigned kBuckets = (kTopBits - kSubBits + 1) * kSub + 1;
     // Fixed bounds, in microseconds, counted exactly besides the log-linear buckets: the `le` buckets of the
     // Prometheus exposition (api/metrics), which must count every value at most their bound.
     static constexpr std::array<std::uint64_t, 17> kExportBoundsUs = {
@@ -74,6 +78,9 @@ public:
             return static_cast<unsigned>(v);
         }
         const unsigned top = 63u - static_cast<unsigned>(std::countl_zero(v)); // >= kSubBits
+        if (top >= kTopBits) {
+            return kBuckets - 1;
+        }
         const unsigned shift = top - kSubBits;
         const unsigned sub = static_cast<unsigned>(v >> shift) & (kSub - 1);
         return (shift + 1) * kSub + sub;
@@ -84,6 +91,9 @@ public:
     {
         if (b < kSub) {
             return b;
+        }
+        if (b >= kBuckets - 1) {
+            return UINT64_MAX;
         }
         const unsigned shift = b / kSub - 1;
         const std::uint64_t sub = b % kSub;
