@@ -579,7 +579,6 @@ latency_comparison(Name, Target, Pooled, Goal, What) ->
                [What, P50, D50, ?REPS, ?CALLS_PER_REP]),
            ratio, #{sides => Sides, reps_us => [[D, P] || {D, P} <- Reps]}).
 
-%% Microseconds per call, sequential calls.
 %% N timed calls of each side, the sides taking turns every ?INTERLEAVE_CALLS calls, so that what the machine
 %% does meanwhile (this 2-core VM drifts over tens of ms) falls on every side alike: [{Side, Times}] in
 %% the order of Sides.
@@ -589,6 +588,7 @@ time_interleaved(Sides, N) ->
               || _ <- lists:seq(1, max(1, N div ?INTERLEAVE_CALLS))],
     [{S, lists:append([Ts || Round <- Rounds, {S1, Ts} <- Round, S1 =:= S])} || {S, _} <- Sides].
 
+%% Microseconds per call, sequential calls.
 -spec time_calls(fun(() -> term()), pos_integer()) -> [float()].
 time_calls(Fun, N) ->
     [begin

@@ -130,8 +130,8 @@ app_config() ->
     check(maps:from_list([{Key, value(Key)} || Key <- keys()])).
 
 %% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
-%% tls, see tls_env/2). owner_grace_ms, `limits', cnode_executable, the allow-lists and tls may be left out
-%% (their defaults then: no limits given, priv, starter, any, any, auto). The limits' ranges, the patterns'
+%% tls, see tls_env/2). Every key but cnode, service, cnode_args and lanes may be left out (its default/1
+%% then). The limits' ranges, the patterns'
 %% syntax and the TLS files are the C-node's to check: one it refuses stops it at its start (exit status 2).
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
@@ -141,7 +141,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     LogLevel = maps:get(cnode_log_level, Env, info),
     Metrics = maps:get(metrics, Env, none),
     MetricsOk = is_metrics(Metrics),
-    DelaySend = maps:get(delay_send_to_cnode, Env, true),
+    DelaySend = maps:get(delay_send_to_cnode, Env, default(delay_send_to_cnode)),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};

@@ -1,6 +1,7 @@
 %% Turns on `{delay_send, true}' on this node's distribution connections to C-nodes (each lane, and a C-node's
 %% own name), unless the application env `delay_send_to_cnode' is false. What a process sends to a C-node in a
-%% row then leaves in one write when the process next waits: with_connection's checkin, the next checkout and
+%% row then leaves in one write (the driver queues it and writes once the socket is polled, by then
+%% usually behind the process's later messages too): with_connection's checkin, the next checkout and
 %% that lease's first operation are three messages and were three writes, each costing the sender the loopback
 %% TCP path (README, "Lanes"; docs/BENCHMARKS.md, "Lane writes"). These connections carry only the library's
 %% traffic, so no other connection of the node is touched. A connection over TLS distribution (its controller
@@ -18,11 +19,13 @@
 
 -record(state, {nodes = #{} :: #{node() => true}}).
 
+%% Runs when the application env delay_send_to_cnode is true (read at each start, so that a restart of this
+%% child applies a change; anything else, as a value the application's start would have refused, is off).
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
     case distribute_pool_env:value(delay_send_to_cnode) of
         true -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []);
-        false -> ignore
+        _ -> ignore
     end.
 
 %% Nodes are names of a C-node (its lanes): their connections from this node get delay_send, now or when

@@ -78,7 +78,11 @@ connections_to_the_cnode_delay_send(_Config) ->
 delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
     doc("With the application env delay_send_to_cnode false, the connections to a C-node's lanes keep the "
         "default (no delay_send); turned on again (its process started again), it sets up the connections "
-        "that are up already."),
+        "that are up already. A value that is no boolean is refused when the application starts."),
+    Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 2},
+    {ok, #{delay_send_to_cnode := true}} = distribute_pool_env:check(Env),
+    {ok, #{delay_send_to_cnode := false}} = distribute_pool_env:check(Env#{delay_send_to_cnode => false}),
+    {error, {bad_app_env, delay_send_to_cnode, yes}} = distribute_pool_env:check(Env#{delay_send_to_cnode => yes}),
     Sup = distribute_pool_sup,
     Child = distribute_pool_lane_writes,
     ok = application:set_env(distribute_pool, delay_send_to_cnode, false),
@@ -454,13 +458,16 @@ call_in_own_process(Fun) ->
     receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail(caller_not_done) end,
     Result.
 
-%% Whether this node's connection to Node sends with delay_send (not_connected when there is none).
+%% Whether this node's connection to Node sends with delay_send (not_connected when there is none; the
+%% suites run plain distribution, whose controllers are ports).
 -spec delay_send(node()) -> boolean() | not_connected.
 delay_send(Node) ->
     case lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)) of
         {Node, Port} when is_port(Port) ->
             {ok, [{delay_send, On}]} = inet:getopts(Port, [delay_send]),
             On;
+        {Node, Controller} ->
+            ct:fail({not_a_port_controller, Node, Controller});
         false ->
             not_connected
     end.

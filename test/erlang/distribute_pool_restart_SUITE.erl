@@ -722,13 +722,21 @@ ask(Pid, What) ->
 %% time when Owner asks.
 -spec do_probe(pid(), distribute_pool:pool(), [probe_result()]) -> ok.
 do_probe(Owner, Pool, Acc) ->
+    do_probe(Owner, Pool, Acc, length(Acc)).
+
+%% Kept: the last 10,000 to 20,000 results (trimmed now and then, so that a slow restart cannot make the list
+%% grow without end, and no probe copies it at every result).
+-spec do_probe(pid(), distribute_pool:pool(), [probe_result()], non_neg_integer()) -> ok.
+do_probe(Owner, Pool, Acc, N) when N >= 20000 ->
+    do_probe(Owner, Pool, lists:sublist(Acc, 10000), 10000);
+do_probe(Owner, Pool, Acc, N) ->
     receive
         {stop, Owner} ->
             Owner ! {probed, self(), lists:reverse(Acc)},
             ok;
         {asked_since, Owner, Since} ->
             Owner ! {asked_since, self(), case Acc of [{_, Asked, _} | _] -> Asked > Since; [] -> false end},
-            do_probe(Owner, Pool, Acc)
+            do_probe(Owner, Pool, Acc, N)
     after 1 ->
         %% Every millisecond or so: the C-node killed and started again, its pools restored and reconnected,
         %% has taken as little as 24 ms, and a probe every 10 ms once saw none of it.
@@ -737,8 +745,7 @@ do_probe(Owner, Pool, Acc) ->
                    Pool, fun(C) -> distribute_pool:request(C, net_kernel, {is_auth, node()}, 5000) end),
         T1 = erlang:monotonic_time(millisecond),
         Acc =:= [] andalso (Owner ! {probing, self()}),
-        %% Bounded, so that a slow restart cannot make it grow without end.
-        do_probe(Owner, Pool, lists:sublist([{Result, T0, T1} | Acc], 20000))
+        do_probe(Owner, Pool, [{Result, T0, T1} | Acc], N + 1)
     end.
 
 -spec do_start_probes([distribute_pool:pool()]) -> [{distribute_pool:pool(), pid()}].
