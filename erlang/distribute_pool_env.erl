@@ -131,17 +131,17 @@ app_config() ->
 
 %% Checks the values: the first bad one is {bad_app_env, Key, Value} ({bad_app_env, tls, {Value, Why}} for
 %% tls, see tls_env/2). Every key but cnode, service, cnode_args and lanes may be left out (its default/1
-%% then). The limits' ranges, the patterns'
-%% syntax and the TLS files are the C-node's to check: one it refuses stops it at its start (exit status 2).
+%% then). The limits' ranges, the patterns' syntax and the TLS files are the C-node's to check: one it refuses
+%% stops it at its start (exit status 2).
 -spec check(#{key() => term()}) -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
 check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} = Env) ->
-    Grace = maps:get(owner_grace_ms, Env, ?DPOOL_DEFAULT_OWNER_GRACE_MS),
-    Limits = maps:get(limits, Env, #{}),
-    Executable = maps:get(cnode_executable, Env, priv),
-    LogLevel = maps:get(cnode_log_level, Env, info),
-    Metrics = maps:get(metrics, Env, none),
+    Grace = given(owner_grace_ms, Env),
+    Limits = given(limits, Env),
+    Executable = given(cnode_executable, Env),
+    LogLevel = given(cnode_log_level, Env),
+    Metrics = given(metrics, Env),
     MetricsOk = is_metrics(Metrics),
-    DelaySend = maps:get(delay_send_to_cnode, Env, default(delay_send_to_cnode)),
+    DelaySend = given(delay_send_to_cnode, Env),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -165,7 +165,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                 {true, true, false} ->
                     {error, {bad_app_env, cnode_executable, Executable}};
                 {true, true, true} ->
-                    case {check_access(Env), tls_env(maps:get(tls, Env, auto))} of
+                    case {check_access(Env), tls_env(given(tls, Env))} of
                         {{ok, Access}, {ok, TlsEnv}} ->
                             {ok, #{cnode => CNode, service => Service, cnode_args => Args, lanes => Lanes,
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
@@ -180,11 +180,16 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
             end
     end.
 
+%% Key's value in Env, or its default when Env leaves it out.
+-spec given(key(), map()) -> term().
+given(Key, Env) ->
+    maps:get(Key, Env, default(Key)).
+
 -spec check_access(map()) -> {ok, access()} | {error, {bad_app_env, key(), term()}}.
 check_access(Env) ->
-    Callers = maps:get(allowed_callers, Env, starter),
-    Addresses = maps:get(allowed_caller_addresses, Env, any),
-    Targets = maps:get(allowed_targets, Env, any),
+    Callers = given(allowed_callers, Env),
+    Addresses = given(allowed_caller_addresses, Env),
+    Targets = given(allowed_targets, Env),
     case {Callers =:= starter orelse is_patterns(Callers), is_patterns(Addresses), is_patterns(Targets)} of
         {false, _, _} -> {error, {bad_app_env, allowed_callers, Callers}};
         {true, false, _} -> {error, {bad_app_env, allowed_caller_addresses, Addresses}};

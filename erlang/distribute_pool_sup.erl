@@ -1,8 +1,8 @@
 %% Top supervisor. It supervises the process that sets up this node's connections to C-nodes
 %% (distribute_pool_lane_writes) and, with the embedded C-node (the default), the pool registry and, started
-%% after it, the process that owns the C-node's port. one_for_one: a C-node restart leaves the registry, which holds the pools to
-%% restore, alone; a registry restart leaves the C-node and its pools alone, and loses no record (the
-%% registry's table belongs to this supervisor).
+%% after it, the process that owns the C-node's port. one_for_one: a C-node restart leaves the registry,
+%% which holds the pools to restore, alone; a registry restart leaves the C-node and its pools alone, and
+%% loses no record (the registry's table belongs to this supervisor).
 -module(distribute_pool_sup).
 -behaviour(supervisor).
 

@@ -85,6 +85,7 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
     {error, {bad_app_env, delay_send_to_cnode, yes}} = distribute_pool_env:check(Env#{delay_send_to_cnode => yes}),
     Sup = distribute_pool_sup,
     Child = distribute_pool_lane_writes,
+    Before = application:get_env(distribute_pool, delay_send_to_cnode),
     ok = application:set_env(distribute_pool, delay_send_to_cnode, false),
     try
         ok = supervisor:terminate_child(Sup, Child),
@@ -107,7 +108,7 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
             do_wait_until(fun() -> [delay_send(N) || N <- LaneNodes] =:= [true, true] end, 10000)
         end)
     after
-        ok = application:set_env(distribute_pool, delay_send_to_cnode, true),
+        ok = dpool_ct_helper:do_set_env(delay_send_to_cnode, Before),
         case lists:keyfind(Child, 1, supervisor:which_children(Sup)) of
             {Child, P, _, _} when is_pid(P) -> ok;
             _ -> _ = supervisor:terminate_child(Sup, Child),

@@ -659,6 +659,7 @@ groups_come_back_after_cnode_killed(_Config) ->
 %% Helpers.
 
 %% The members the registry records for group GroupId: [{Target, MarkedAsOnItsWayOut}], in order.
+-spec recorded_members(non_neg_integer()) -> [{node(), boolean()}].
 recorded_members(GroupId) ->
     [{group, GroupId, Members, _, _}] =
         [E || {group, Id, _, _, _} = E <- distribute_pool_registry:recorded(), Id =:= GroupId],
