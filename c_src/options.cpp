@@ -134,6 +134,11 @@ std::variant<Options, int> parse_options(int argc, char** argv)
                    "longer one closes that pooled connection")
         ->check(CLI::Range(std::size_t{64} << 10, std::size_t{0xFFFFFFFF}))
         ->capture_default_str();
+    app.add_option("--max-splice-pipes", o.limits.max_splice_pipes,
+                   "pipes (two descriptors each, up to 1 MiB of data) in which callers' big messages may be at once, "
+                   "moved from socket to socket without a copy; beyond, or with 0, they are read into memory")
+        ->check(CLI::Range(0, 100000))
+        ->capture_default_str();
     app.add_option("--lanes", o.lanes,
                    "ways in for callers: the node name plus lanes - 1 more names <alive>_lane<k>@<host>, each "
                    "on its own port, so that one caller's big message does not hold back another's requests")

@@ -51,7 +51,7 @@
                     max_caller_packet_bytes => pos_integer(), max_target_packet_bytes => pos_integer(),
                     max_pools_per_caller => pos_integer(), max_connections_per_caller => pos_integer(),
                     max_total_connections => pos_integer(), max_handshakes_per_lane => pos_integer(),
-                    max_handshakes_per_address => pos_integer()}.
+                    max_handshakes_per_address => pos_integer(), max_splice_pipes => non_neg_integer()}.
 %% The binary of the embedded C-node: priv (the application's priv/dpool_cnode) or a path.
 -type executable() :: priv | file:filename().
 %% Who may use the embedded C-node and where its pools may connect (README, "Access"): allowed_callers is
@@ -87,7 +87,8 @@
                    {cacertfile, "DISTRIBUTE_POOL_TLS_CACERTFILE"}, {password, "DISTRIBUTE_POOL_TLS_PASSWORD"}]).
 -define(LIMIT_KEYS, [max_output_queue_bytes, max_link_queue_bytes, max_caller_packet_bytes,
                      max_target_packet_bytes, max_pools_per_caller, max_connections_per_caller,
-                     max_total_connections, max_handshakes_per_lane, max_handshakes_per_address]).
+                     max_total_connections, max_handshakes_per_lane, max_handshakes_per_address,
+                     max_splice_pipes]).
 
 %% The value of Key, or its default; unchecked (check/1 is what the application starts with).
 -spec value(key()) -> term().
@@ -276,10 +277,17 @@ limit_args(Limits) ->
 
 -spec is_limits(term()) -> boolean().
 is_limits(Limits) when is_map(Limits) ->
-    lists:all(fun({Key, Value}) -> lists:member(Key, ?LIMIT_KEYS) andalso is_integer(Value) andalso Value > 0 end,
+    lists:all(fun({Key, Value}) ->
+                      lists:member(Key, ?LIMIT_KEYS) andalso is_integer(Value) andalso Value >= least_limit(Key)
+              end,
               maps:to_list(Limits));
 is_limits(_) ->
     false.
+
+%% Every bound is at least 1, but the splice pipes: 0 turns them off.
+-spec least_limit(atom()) -> 0 | 1.
+least_limit(max_splice_pipes) -> 0;
+least_limit(_) -> 1.
 
 -spec is_executable(term()) -> boolean().
 is_executable(priv) -> true;

@@ -25,6 +25,12 @@ void ClientSession::on_packet(transport::DistLink&, std::string_view packet)
     owner_.on_client_packet(*this, packet);
 }
 
+bool ClientSession::on_spliced_packet(transport::DistLink&, std::string_view prefix,
+                                      std::unique_ptr<transport::SplicedTail>& tail)
+{
+    return owner_.on_client_spliced_packet(*this, prefix, tail);
+}
+
 void ClientSession::on_closed(transport::DistLink&, std::string_view reason)
 {
     log::write(spdlog::level::info, {.caller = link_->peer_node()}, "caller disconnected: {}", reason);

@@ -17,6 +17,13 @@ class SessionOwner {
 public:
     virtual void on_client_packet(ClientSession& session, std::string_view packet) = 0;
     virtual void on_client_closed(ClientSession& session) = 0;
+    // A big packet whose tail is in pipes (transport::LinkHandler::on_spliced_packet): false leaves it to
+    // on_client_packet, whole.
+    virtual bool on_client_spliced_packet(ClientSession&, std::string_view /*prefix*/,
+                                          std::unique_ptr<transport::SplicedTail>& /*tail*/)
+    {
+        return false;
+    }
 
 protected:
     ~SessionOwner() = default;
@@ -35,6 +42,8 @@ public:
     ClientSession& operator=(const ClientSession&) = delete;
 
     void on_packet(transport::DistLink&, std::string_view packet) override;
+    bool on_spliced_packet(transport::DistLink&, std::string_view prefix,
+                           std::unique_ptr<transport::SplicedTail>& tail) override;
     void on_closed(transport::DistLink&, std::string_view reason) override;
 
     const std::shared_ptr<transport::DistLink>& link() const { return link_; }

@@ -256,6 +256,14 @@ constexpr Field<ServiceLimits> kLimitFields[] = {
     {"max_handshakes_per_lane", [](auto& w, const ServiceLimits& l) { integer(w, l.max_handshakes_per_lane); }},
     {"max_handshakes_per_address",
      [](auto& w, const ServiceLimits& l) { integer(w, l.max_handshakes_per_address); }},
+    {"max_splice_pipes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_splice_pipes); }},
+};
+
+constexpr Field<SpliceInfo> kSpliceFields[] = {
+    {"packets", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.packets); }},
+    {"bytes", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.bytes); }},
+    {"fallbacks", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.fallbacks); }},
+    {"pipes_open", [](auto& w, const SpliceInfo& s) { integer(w, s.pipes_open); }},
 };
 
 constexpr Field<DroppedLinks> kDroppedFields[] = {
@@ -287,6 +295,7 @@ constexpr Field<ServiceInfo> kInfoFields[] = {
     {"limit_refusals", [](auto& w, const ServiceInfo& i) { write_limit_counts(w, i.limit_refusals, pool::kLimits); }},
     {"output_queue_bytes", [](auto& w, const ServiceInfo& i) { integer(w, i.output_queue_bytes); }},
     {"output_queue_peak_bytes", [](auto& w, const ServiceInfo& i) { integer(w, i.output_queue_peak_bytes); }},
+    {"splice", [](auto& w, const ServiceInfo& i) { write_map(w, kSpliceFields, i.splice); }},
     {"dropped_links",
      [](auto& w, const ServiceInfo& i) {
          w.map(2);

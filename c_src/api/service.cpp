@@ -16,6 +16,7 @@
 #include "api/replies.hpp"
 #include "api/requests.hpp"
 #include "protocol/control.hpp"
+#include "protocol/framing.hpp"
 #include "util/overloaded.hpp"
 
 namespace dpool::api {
@@ -82,6 +83,9 @@ Service::Service(asio::io_context& io, ServiceConfig config)
       quotas_(CallerQuotas::Bounds{config_.limits.max_pools_per_caller, config_.limits.max_connections_per_caller}),
       trimmer_(executor_)
 {
+    if (config_.limits.max_splice_pipes > 0) {
+        caller_links_.pipes = std::make_shared<transport::PipeBudget>(config_.limits.max_splice_pipes);
+    }
     context_.cookie = config_.cookie;
     context_.log_repeat_interval = config_.log_repeat_interval;
     context_.events = config_.events;
@@ -251,6 +255,45 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
     }
 }
 
+bool Service::on_client_spliced_packet(ClientSession& session, std::string_view prefix,
+                                       std::unique_ptr<transport::SplicedTail>& tail)
+{
+    constexpr std::size_t kBinaryHeader = 5;
+    const auto at = protocol::trailing_binary_at(prefix, prefix.size() + tail->size());
+    if (!at) {
+        return false;
+    }
+    // The packet with its binary emptied: small and whole, parsed and checked as any other. Only a send on a
+    // lease is served from it; every other request, and anything malformed, is left to the whole packet.
+    std::string emptied(prefix.substr(0, *at + kBinaryHeader));
+    protocol::put_frame_length(emptied.data() + *at + 1, 0);
+    const auto control = protocol::parse_packet(emptied);
+    if (!control || (control->op != protocol::ControlOp::reg_send && control->op != protocol::ControlOp::reg_send_tt) ||
+        protocol::TermReader(control->to).atom() != std::optional<std::string_view>(config_.service_name)) {
+        return false;
+    }
+    const auto env = parse_envelope(control->payload);
+    if (!env || !env->is_call || env->from.node != session.link()->peer_node()) {
+        return false;
+    }
+    const auto decoded = decode_request(env->request);
+    const auto* send = std::get_if<Send>(&decoded);
+    // The message is the request's last term, and the emptied binary its last part (trailing_binary_at).
+    if (send == nullptr || send->message.data() + send->message.size() != emptied.data() + emptied.size()) {
+        return false;
+    }
+    const auto message_at = static_cast<std::size_t>(send->message.data() - emptied.data());
+    SplicedMessage spliced{send->message.data(), prefix.substr(message_at), std::move(tail)};
+    spliced_ = &spliced;
+    struct Reset {
+        SplicedMessage*& p;
+        ~Reset() { p = nullptr; }
+    } reset{spliced_};
+    handle_call(pool::CallerView{session.link(), &session.self(), env->from.encoded, env->tag}, env->request,
+                session.lane());
+    return true;
+}
+
 void Service::on_monitored_exit(const ClientSession& session, std::string_view ref_term)
 {
     // The monitor was set by the identity of this session's lane (pool::monitor_caller), so only that
@@ -357,7 +400,12 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                return;
                            }
                            on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
-                               p.send(to_caller, ids.conn, ids.lease, *to, r.message);
+                               if (spliced_ != nullptr && r.message.data() == spliced_->placeholder) {
+                                   p.send(to_caller, ids.conn, ids.lease, *to, spliced_->in_prefix,
+                                          std::move(spliced_->tail));
+                               } else {
+                                   p.send(to_caller, ids.conn, ids.lease, *to, r.message);
+                               }
                            });
                        });
                    },
@@ -907,6 +955,10 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .limit_refusals = context_.limit_refusals,
                                         .output_queue_bytes = caller_links_.output->queued(),
                                         .output_queue_peak_bytes = caller_links_.output->peak(),
+                                        .splice = caller_links_.pipes
+                                                      ? SpliceInfo{caller_links_.pipes->counters(),
+                                                                   caller_links_.pipes->open_pipes()}
+                                                      : SpliceInfo{},
                                         .dropped_callers = {*caller_links_.drops, malformed_packets_},
                                         .dropped_targets = {*context_.link_limits.drops, 0},
                                         .memory_trims = trimmer_.trims(),

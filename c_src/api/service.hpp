@@ -94,6 +94,9 @@ private:
     // SessionOwner: what the caller links report.
     void on_client_packet(ClientSession& session, std::string_view packet) override;
     void on_client_closed(ClientSession& session) override;
+    // A big packet whose tail is in pipes: a send on a lease goes out with the tail spliced after it.
+    bool on_client_spliced_packet(ClientSession& session, std::string_view prefix,
+                                  std::unique_ptr<transport::SplicedTail>& tail) override;
     void handle_message(ClientSession& session, std::string_view message);
     // `key`: the request came inside {keyed, Key, Request} (docs/PROTOCOL.md, "Pool groups").
     void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,
@@ -166,6 +169,14 @@ private:
     ServiceConfig config_;
     asio::any_io_executor executor_;
     transport::LinkLimits caller_links_; // the links of caller nodes (the pools' are in context_)
+    // The message of the send being handled from a spliced packet: the emptied binary the request decoded to
+    // (`placeholder`), its real bytes in the packet's prefix (header included) and the rest in `tail`.
+    struct SplicedMessage {
+        const char* placeholder;
+        std::string_view in_prefix;
+        std::unique_ptr<transport::SplicedTail> tail;
+    };
+    SplicedMessage* spliced_ = nullptr;
     // One identity per lane; never resized after start(), so callers may point at them.
     std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;

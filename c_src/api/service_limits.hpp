@@ -19,6 +19,9 @@ struct ServiceLimits {
     // which drops the idlest beyond them).
     std::uint32_t max_handshakes_per_lane = 128;
     std::uint32_t max_handshakes_per_address = 64;
+    // Pipes (two descriptors each) that the tails of callers' big packets may be in at once, on their way to a
+    // target without a copy (transport::SplicedTail); 0: big packets are read into memory.
+    std::uint32_t max_splice_pipes = 64;
 };
 
 } // namespace dpool::api

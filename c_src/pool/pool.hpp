@@ -145,8 +145,9 @@ public:
     // The lease of the checkout sent with `tag`, or lease_pending / invalid_connection. A scan of the
     // connections and the line, as cancel's: only a pipelined lease's first operation asks.
     std::variant<LeaseIds, Failure> find_checkout(std::string_view tag) const;
+    // `tail`: the message's bytes after `message`, in pipes (a spliced packet's).
     void send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
-              std::string_view message);
+              std::string_view message, std::unique_ptr<transport::SplicedTail> tail = nullptr);
     // Sends in order over one lease, each to its own destination (nullopt: none on the target, dropped and
     // counted); answered once, as send() is: ok when all are queued and the connection is not busy.
     void send_many(const CallerView& caller, std::uint32_t conn, std::uint64_t lease,

@@ -8,17 +8,22 @@
 namespace dpool::pool {
 
 void Pool::send(const CallerView& caller, std::uint32_t conn, std::uint64_t lease, const Destination& to,
-                std::string_view message)
+                std::string_view message, std::unique_ptr<transport::SplicedTail> tail)
 {
     if (!validate_lease(caller, conn, lease)) {
         return;
     }
     PooledConnection& c = *connections_[conn_index(conn)];
-    if (const auto refused = output_refusal(c, message.size())) {
+    if (const auto refused = output_refusal(c, message.size() + (tail ? tail->size() : 0))) {
         answer_refused(caller, *refused);
         return;
     }
-    c.write_message(to, message, payload_owner(caller, message));
+    if (tail) {
+        // The part in the packet's prefix (at most one read) is copied; the rest leaves from the pipes.
+        c.write_message(to, message, nullptr, std::move(tail));
+    } else {
+        c.write_message(to, message, payload_owner(caller, message));
+    }
     if (c.link()->busy()) {
         // Answered when the output drains: the caller is held back as distribution holds a sender back.
         c.slot.parked.push_back({Caller(caller), nullptr});

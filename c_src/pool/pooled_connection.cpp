@@ -238,10 +238,11 @@ std::optional<std::uint32_t> PooledConnection::close_retired(std::string_view re
 }
 
 void PooledConnection::write_message(const Destination& to, std::string_view message,
-                                     const std::shared_ptr<const void>& owner)
+                                     const std::shared_ptr<const void>& owner,
+                                     std::unique_ptr<transport::SplicedTail> tail)
 {
     auto* atoms = link_->uses_atom_cache() ? &link_->atoms_sent() : nullptr;
-    link_->write_packet(heads_.head(*identity_, to, atoms), message, owner);
+    link_->write_packet(heads_.head(*identity_, to, atoms), message, owner, std::move(tail));
 }
 
 void PooledConnection::write_demonitor(std::string_view destination, std::uint64_t ref)

@@ -182,7 +182,9 @@ public:
     void forget_group_leader() { group_leader_.clear(); }
 
     // Output, on a live connection. `owner` keeps `message` alive, so that a big one is written without a copy.
-    void write_message(const Destination& to, std::string_view message, const std::shared_ptr<const void>& owner);
+    // `tail`: the message goes on with these bytes in pipes (a spliced packet's).
+    void write_message(const Destination& to, std::string_view message, const std::shared_ptr<const void>& owner,
+                       std::unique_ptr<transport::SplicedTail> tail = nullptr);
     // As gen_server:call does: monitor the destination, then {'$gen_call', {Self, Ref}, Request}, Request
     // written by `write_request`. Returns the request's reference number.
     template <class WriteRequest>

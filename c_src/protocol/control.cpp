@@ -2,6 +2,47 @@
 
 namespace dpool::protocol {
 
+std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size_t packet_size)
+{
+    constexpr std::uint8_t kSmallTuple = 104;
+    constexpr std::uint8_t kLargeTuple = 105;
+    constexpr std::uint8_t kBinary = 109;
+    constexpr std::size_t kBinaryHeader = 5;
+    if (prefix.empty() || prefix.front() != kPassThrough) {
+        return std::nullopt;
+    }
+    TermReader r(prefix.substr(1));
+    if (!r.version() || !r.skip() || !r.version()) {
+        return std::nullopt;
+    }
+    while (true) {
+        const auto tag = r.peek_tag();
+        if (tag == kSmallTuple || tag == kLargeTuple) {
+            const auto arity = r.tuple_header();
+            if (!arity || *arity == 0) {
+                return std::nullopt;
+            }
+            for (std::uint32_t i = 1; i < *arity; ++i) {
+                if (!r.skip()) {
+                    return std::nullopt;
+                }
+            }
+            continue;
+        }
+        const std::string_view rest = r.rest();
+        if (tag != kBinary || rest.size() < kBinaryHeader) {
+            return std::nullopt;
+        }
+        const auto* b = reinterpret_cast<const unsigned char*>(rest.data());
+        const std::size_t length = (std::size_t{b[1]} << 24) | (std::size_t{b[2]} << 16) | (std::size_t{b[3]} << 8) | b[4];
+        const std::size_t at = prefix.size() - rest.size();
+        if (at + kBinaryHeader + length != packet_size) {
+            return std::nullopt;
+        }
+        return at;
+    }
+}
+
 bool carries_message(ControlOp op)
 {
     switch (op) {

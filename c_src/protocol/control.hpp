@@ -55,6 +55,12 @@ std::optional<Control> parse_packet(std::string_view packet);
 
 bool carries_message(ControlOp op);
 
+// Where the binary that ends a pass-through packet begins (its BINARY_EXT tag), when `prefix` holds the first
+// bytes of a packet of `packet_size` bytes whose message ends with a binary reaching its last byte: the last
+// element of the last element ... of the message is that binary, and every term before its 5-byte header lies
+// within `prefix`. nullopt for any other shape, or a prefix too short to tell.
+std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size_t packet_size);
+
 // Writers of control terms (without the packet prefix or version byte). Arguments are encoded terms.
 void write_send(TermWriter& out, std::string_view to_pid);
 // ALIAS_SEND: a message to the process that created `alias` (a reference), from `from_pid`.

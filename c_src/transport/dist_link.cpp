@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -71,6 +72,7 @@ void DistLink::close(std::string_view reason)
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
     tick_timer_.cancel();
+    tail_in_.reset(); // its pipes go now, not with the link
     pending_.clear();
     packet_open_ = false;
     if (!writing_) {
@@ -91,6 +93,10 @@ void DistLink::do_read()
     if (closed_) {
         return;
     }
+    if (tail_in_ || start_tail()) {
+        read_tail();
+        return;
+    }
     // Room for the next chunk; amid a packet whose length is known, room for the whole packet when it is at
     // most kWholePacketBytes, and beyond, room that grows with what came in of it (doubling it at most) up to
     // the whole packet. Growing copies what came in each time (an 8 MiB payload read in doubling buffers is
@@ -103,7 +109,9 @@ void DistLink::do_read()
     std::size_t packet_end = 0;
     if (in_.size() >= kLengthBytes) {
         const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
-        if (total > in_.size()) {
+        if (total > in_.size() && in_.size() < kLengthBytes + kSplicePrefixBytes && splice_candidate()) {
+            want = kLengthBytes + kSplicePrefixBytes - in_.size(); // the prefix first, in its own buffer
+        } else if (total > in_.size()) {
             want = total <= kWholePacketBytes ? total - in_.size()
                                               : std::max(want, std::min(total - in_.size(), in_.size()));
             packet_end = total;
@@ -139,6 +147,11 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
     in_.commit(n);
     traffic_.bytes_in += n;
     read_since_tick_ = true;
+    process_input(filled);
+}
+
+void DistLink::process_input(bool filled)
+{
     if (!dispatch_packets()) {
         return;
     }
@@ -149,6 +162,155 @@ void DistLink::on_read(const error_code& ec, std::size_t n)
     } else {
         do_read();
     }
+}
+
+bool DistLink::splice_candidate() const
+{
+    if (!limits_.pipes || splice_declined_ || stream_.encrypted() || recording_ || in_.size() < kLengthBytes) {
+        return false;
+    }
+    const std::size_t length = protocol::frame_length(in_.data());
+    // A packet with a distribution header is rewritten before it is handled: it needs all its bytes.
+    return length >= kMinSplicedBytes && length <= limits_.max_packet_bytes &&
+           (!atom_cache_ || in_.size() == kLengthBytes || in_.data()[kLengthBytes] == protocol::kPassThrough);
+}
+
+bool DistLink::start_tail()
+{
+    if (!splice_candidate() || in_.size() < kLengthBytes + kSplicePrefixBytes) {
+        return false;
+    }
+    const std::size_t total = kLengthBytes + protocol::frame_length(in_.data());
+    if (total <= in_.size()) {
+        return false; // all in already
+    }
+    error_code ec;
+    stream_.socket().native_non_blocking(true, ec);
+    if (ec) {
+        splice_declined_ = true;
+        return false;
+    }
+    try {
+        tail_in_ = std::make_unique<SplicedTail>(limits_.pipes, total - in_.size());
+    } catch (const std::bad_alloc&) {
+        splice_declined_ = true;
+        return false;
+    }
+    ++limits_.pipes->counters().packets;
+    return true;
+}
+
+void DistLink::read_tail()
+{
+    const auto moved = tail_in_->fill_from(stream_.socket().native_handle(), kMaxIoBytes);
+    const bool woken = std::exchange(tail_woken_, false);
+    switch (moved.kind) {
+    case SpliceResult::Kind::moved:
+        traffic_.bytes_in += moved.bytes;
+        read_since_tick_ = true;
+        if (tail_in_->full()) {
+            finish_tail();
+        } else if (limits_.bulk != nullptr) {
+            defer_read();
+        } else {
+            asio::post(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+        }
+        return;
+    case SpliceResult::Kind::would_block:
+        if (woken) {
+            // Readable, yet splice takes nothing: it stops at TCP urgent data, which a read skips. A peer that
+            // sends some would have the loop spin here; what came is read into memory and the packet goes on.
+            tail_in_->count_fallback();
+            if (materialize_tail()) {
+                do_read();
+            }
+            return;
+        }
+        stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+            if (self->closed_) {
+                return;
+            }
+            if (ec) {
+                self->close(ec.message());
+                return;
+            }
+            self->tail_woken_ = true;
+            self->read_tail();
+        });
+        return;
+    case SpliceResult::Kind::end_of_stream:
+        close("peer closed the connection");
+        return;
+    case SpliceResult::Kind::no_pipe:
+        tail_in_->count_fallback();
+        if (materialize_tail()) {
+            do_read();
+        }
+        return;
+    case SpliceResult::Kind::failed:
+        close(error_code(moved.error, asio::error::get_system_category()).message());
+        return;
+    }
+}
+
+void DistLink::finish_tail()
+{
+    auto self = shared_from_this(); // the handler may drop its last reference
+    // The handler's own for the call: closing the link from it does not pull the tail away under it.
+    auto tail = std::move(tail_in_);
+    bool handled = handler_ == nullptr;
+    if (handler_ != nullptr) {
+        const std::string_view prefix(in_.data() + kLengthBytes, in_.size() - kLengthBytes);
+        try {
+            handled = handler_->on_spliced_packet(*this, prefix, tail);
+        } catch (const std::bad_alloc&) {
+            out_of_memory(kLengthBytes + prefix.size());
+            return;
+        }
+    }
+    if (closed_) {
+        return;
+    }
+    if (handled) {
+        ++traffic_.packets_in;
+        in_.consume(in_.size()); // the prefix: nothing beyond the packet was read
+        in_.shrink_if_idle(kKeepBufferBytes);
+        do_read();
+        return;
+    }
+    tail->count_fallback();
+    tail_in_ = std::move(tail);
+    if (materialize_tail()) {
+        process_input(false);
+    }
+}
+
+bool DistLink::materialize_tail()
+{
+    const std::size_t packet_end = kLengthBytes + protocol::frame_length(in_.data());
+    const std::size_t held = tail_in_->held();
+    // Room as do_read makes it: the whole packet up to kWholePacketBytes, else what came in (never what was
+    // only announced).
+    const std::size_t want = packet_end <= kWholePacketBytes ? packet_end - in_.size() : held;
+    try {
+        if (in_.tail_room() < want) {
+            take_spare(packet_end);
+        }
+        in_.ensure_tail_room(want, packet_end);
+    } catch (const std::bad_alloc&) {
+        tail_in_.reset();
+        out_of_memory(packet_end);
+        return false;
+    }
+    const bool read = tail_in_->read_into(in_.tail());
+    tail_in_.reset();
+    if (!read) {
+        close("a pipe did not give back the bytes put into it");
+        return false;
+    }
+    in_.commit(held);
+    splice_declined_ = true; // until this packet is delivered
+    return true;
 }
 
 bool DistLink::amid_big_packet() const
@@ -215,6 +377,7 @@ bool DistLink::dispatch_packets()
         } else {
             in_.consume(frame.size);
         }
+        splice_declined_ = false;
     }
     return true;
 }
@@ -375,28 +538,53 @@ void DistLink::end_packet()
     packet_queued(kLengthBytes + length);
 }
 
-void DistLink::write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner)
+void DistLink::write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner,
+                            std::unique_ptr<SplicedTail> tail)
 {
     if (closed_) {
         return;
     }
     drop_open_packet();
-    const std::size_t length = head.size() + body.size();
+    const std::size_t tail_bytes = tail ? tail->size() : 0;
+    const std::size_t length = head.size() + body.size() + tail_bytes;
     const bool borrow = owner && body.size() >= kMinBorrowedBytes;
+    // Over TLS every byte goes through the encryption: a tail is read into memory and written as own bytes.
+    const bool tail_in_memory = tail && stream_.encrypted();
     ByteBuffer& out = pending_.own;
-    out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()));
+    out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()) + (tail_in_memory ? tail_bytes : 0));
+    // Room for the segments before anything is committed: a failed allocation must not leave a length that
+    // announces bytes never queued.
+    pending_.borrowed.reserve(pending_.borrowed.size() + 2);
     char* at = out.tail();
     protocol::put_frame_length(at, static_cast<std::uint32_t>(length));
-    std::memcpy(at + kLengthBytes, head.data(), head.size());
+    if (!head.empty()) { // an empty view may have no data: memcpy must not see that null
+        std::memcpy(at + kLengthBytes, head.data(), head.size());
+    }
     if (borrow) {
         out.commit(kLengthBytes + head.size());
-        pending_.borrowed.push_back(Borrowed{out.size(), body, owner});
+        pending_.borrowed.push_back(Borrowed{out.size(), body, owner, nullptr});
         pending_.borrowed_bytes += body.size();
     } else {
         if (!body.empty()) { // an empty view may have no data: memcpy must not see that null
             std::memcpy(at + kLengthBytes + head.size(), body.data(), body.size());
         }
-        out.commit(kLengthBytes + length);
+        out.commit(kLengthBytes + head.size() + body.size());
+    }
+    if (tail_in_memory) {
+        tail->count_fallback();
+        if (!tail->read_into(out.tail())) {
+            out.truncate(out.size() - (kLengthBytes + head.size() + (borrow ? 0 : body.size())));
+            if (borrow) {
+                pending_.borrowed.pop_back();
+                pending_.borrowed_bytes -= body.size();
+            }
+            close("a pipe did not give back the bytes put into it");
+            return;
+        }
+        out.commit(tail_bytes);
+    } else if (tail) {
+        pending_.borrowed.push_back(Borrowed{out.size(), {}, nullptr, std::move(tail)});
+        pending_.borrowed_bytes += tail_bytes;
     }
     packet_queued(kLengthBytes + length);
 }
@@ -486,16 +674,68 @@ void DistLink::do_write()
         pending_.swap(inflight_);
     }
     std::array<asio::const_buffer, kMaxWriteBuffers> buffers{};
-    next_write(buffers.data(), buffers.size()); // the unused ones stay empty
+    const std::size_t gathered = next_write(buffers.data(), buffers.size()); // the unused ones stay empty
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
+    if (gathered == 0) {
+        write_tail();
+        return;
+    }
     stream_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
         self->on_write(ec, n);
     });
 }
 
-void DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
+SplicedTail* DistLink::tail_at_written() const
+{
+    std::size_t start = 0; // of the segment, from the start of inflight_
+    std::size_t own_done = 0;
+    for (const auto& b : inflight_.borrowed) {
+        start += b.at - own_done;
+        own_done = b.at;
+        if (b.tail && inflight_.written >= start && inflight_.written < start + b.size()) {
+            return b.tail.get();
+        }
+        start += b.size();
+    }
+    return nullptr;
+}
+
+void DistLink::write_tail()
+{
+    SplicedTail* tail = tail_at_written();
+    error_code ec;
+    if (tail != nullptr) {
+        stream_.socket().native_non_blocking(true, ec);
+    }
+    const auto moved = tail == nullptr || ec ? SpliceResult{SpliceResult::Kind::failed, 0, EINVAL}
+                                             : tail->drain_to(stream_.socket().native_handle(), kMaxIoBytes);
+    // Completed from the event loop, as an asynchronous write is.
+    switch (moved.kind) {
+    case SpliceResult::Kind::moved:
+        asio::post(stream_.get_executor(), [self = shared_from_this(), n = moved.bytes] { self->on_write({}, n); });
+        return;
+    case SpliceResult::Kind::would_block:
+        stream_.socket().async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& ec) {
+            if (ec || self->closed_) {
+                self->on_write(ec, 0); // closed: lets go of the output, the tail's pipes with it
+                return;
+            }
+            self->writing_ = false;
+            self->do_write();
+        });
+        return;
+    default:
+        asio::post(stream_.get_executor(),
+                   [self = shared_from_this(), ec = error_code(moved.error, asio::error::get_system_category())] {
+                       self->on_write(ec, 0);
+                   });
+        return;
+    }
+}
+
+std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
 {
     std::size_t skip = inflight_.written;
     std::size_t budget = kMaxIoBytes;
@@ -520,9 +760,17 @@ void DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) cons
     for (const auto& b : inflight_.borrowed) {
         add(own + own_done, b.at - own_done);
         own_done = b.at;
+        if (b.tail) {
+            if (b.tail->size() <= skip) {
+                skip -= b.tail->size();
+                continue;
+            }
+            return kMaxIoBytes - budget; // bytes in pipes are spliced, not gathered
+        }
         add(b.bytes.data(), b.bytes.size());
     }
     add(own + own_done, inflight_.own.size() - own_done);
+    return kMaxIoBytes - budget;
 }
 
 void DistLink::on_write(const error_code& ec, std::size_t n)

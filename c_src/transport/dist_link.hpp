@@ -12,6 +12,7 @@
 #include "transport/dist_stream.hpp"
 #include "transport/link_budget.hpp"
 #include "transport/packet_recorder.hpp"
+#include "transport/spliced_tail.hpp"
 #include "util/asio.hpp"
 #include "util/bulk_queue.hpp"
 #include "util/byte_buffer.hpp"
@@ -37,6 +38,9 @@ struct LinkLimits {
     // The output of every link together (nullptr: not counted), and where this kind of link counts its drops.
     std::shared_ptr<OutputBudget> output;
     std::shared_ptr<LinkDrops> drops;
+    // Where the tails of big packets go instead of memory (spliced_tail.hpp); nullptr: memory always. Only a
+    // plain TCP link splices.
+    std::shared_ptr<PipeBudget> pipes;
     // A test aid (--record-packets): where every packet received is recorded; nullptr (the default): nowhere.
     PacketRecorder* recorder = nullptr;
 };
@@ -47,6 +51,10 @@ inline constexpr std::size_t kMinBorrowedBytes = 64 * 1024;
 // The most one read takes from the socket, and one write gives to it: the bound on how long one link's I/O
 // holds the event loop that all links share.
 inline constexpr std::size_t kMaxIoBytes = 256 * 1024;
+// A packet at least this long, on a link with LinkLimits::pipes, is read as its first kSplicePrefixBytes (or
+// more, as much as came in with them) and a tail moved into pipes (on_spliced_packet).
+inline constexpr std::size_t kMinSplicedBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kSplicePrefixBytes = 4096;
 
 class DistLink;
 
@@ -72,6 +80,14 @@ struct LinkTraffic {
 class LinkHandler {
 public:
     virtual void on_packet(DistLink& link, std::string_view packet) = 0;
+    // A big packet whose first bytes are `prefix` and whose other tail->size() bytes are in the pipes of
+    // `tail`. True: the handler took care of it (it may have moved the tail away, to write it out on another
+    // link). False: it did nothing, and the link reads the tail into memory and delivers the packet whole
+    // with on_packet.
+    virtual bool on_spliced_packet(DistLink&, std::string_view /*prefix*/, std::unique_ptr<SplicedTail>& /*tail*/)
+    {
+        return false;
+    }
     virtual void on_drained(DistLink&) {}
     virtual void on_closed(DistLink& link, std::string_view reason) = 0;
 
@@ -114,8 +130,9 @@ public:
     // A whole packet made of bytes encoded already: `head` (the pass-through byte, the control term and the
     // message's version byte) and `body` (the message), with no encoder in between. `head` is copied; so is
     // `body`, unless `owner` keeps it alive and it is at least kMinBorrowedBytes: then the link refers to it
-    // until it is written.
-    void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {});
+    // until it is written. `tail`, if any, follows `body`: bytes in pipes, spliced into the socket.
+    void write_packet(std::string_view head, std::string_view body, const std::shared_ptr<const void>& owner = {},
+                      std::unique_ptr<SplicedTail> tail = nullptr);
     std::size_t queued_bytes() const { return pending_.size() + inflight_.unwritten(); }
     bool uses_atom_cache() const { return atom_cache_; }
     // Buffers kept for the next big packets (Spare).
@@ -150,6 +167,16 @@ private:
     // Closes the link because memory for a packet could not be had.
     void out_of_memory(std::size_t packet_bytes);
     void do_read();
+    // Whether the packet coming in goes into pipes (LinkLimits::pipes): it starts to when its prefix is in.
+    bool splice_candidate() const;
+    bool start_tail();
+    void read_tail();
+    // The whole tail came in: to the handler (on_spliced_packet), or into memory and on as a packet.
+    void finish_tail();
+    // Reads what the pipes hold of the packet into in_ and reads on into memory; false when the link closed.
+    bool materialize_tail();
+    // After bytes came in: the whole packets among them to the handler, then the next read.
+    void process_input(bool filled);
     // Reads the packet ending at `packet_end` into a spare buffer large enough, if there is one.
     void take_spare(std::size_t packet_end);
     // Reading a packet of at least kMinBorrowedBytes of which a part came in.
@@ -165,6 +192,9 @@ private:
     bool deliver(std::string_view packet);
     void schedule_flush();
     void do_write();
+    // The write position is in bytes held by pipes: splice them into the socket.
+    void write_tail();
+    SplicedTail* tail_at_written() const;
     void on_write(const error_code& ec, std::size_t n);
     void arm_tick();
     void on_tick(const error_code& ec);
@@ -189,6 +219,9 @@ private:
         std::size_t at; // offset in `own` before which these bytes go
         std::string_view bytes;
         std::shared_ptr<const void> owner;
+        std::unique_ptr<SplicedTail> tail; // or these bytes, in pipes (`bytes` empty)
+
+        std::size_t size() const { return tail ? tail->size() : bytes.size(); }
     };
     struct Output {
         ByteBuffer own;
@@ -203,8 +236,8 @@ private:
         void swap(Output& other) noexcept;
     };
     // Gathers at most kMaxIoBytes of `inflight_` from what is written on, as at most `max_buffers` socket
-    // buffers; the rest of `out` is left as it is.
-    void next_write(asio::const_buffer* out, std::size_t max_buffers) const;
+    // buffers, stopping before bytes in pipes; the rest of `out` is left as it is. Returns the bytes gathered.
+    std::size_t next_write(asio::const_buffer* out, std::size_t max_buffers) const;
 
     ByteBuffer in_;
     Output pending_;
@@ -234,6 +267,12 @@ private:
     std::string_view delivering_;
     std::shared_ptr<SharedPacket> delivering_owner_;
     std::shared_ptr<Spare> spare_ = std::make_shared<Spare>();
+    // The tail of the packet coming in, while it goes into pipes; and whether the packet coming in is read
+    // into memory after all (no pipe, or its handler did not take it).
+    std::unique_ptr<SplicedTail> tail_in_;
+    bool splice_declined_ = false;
+    bool tail_woken_ = false; // the socket was reported readable since the tail's last splice
+
 
     bool closed_ = false;
     bool writing_ = false;

@@ -199,7 +199,7 @@ struct ExtraLink {
 
 // `socket_buffer_bytes` (when above 0) shrinks the link's send and the peer's receive buffers, so that the
 // link's writes stop at arbitrary offsets.
-ExtraLink extra_link(asio::io_context& io, RecordingHandler& handler, LinkLimits limits, bool atom_cache = false,
+ExtraLink extra_link(asio::io_context& io, LinkHandler& handler, LinkLimits limits, bool atom_cache = false,
                      int socket_buffer_bytes = 0)
 {
     tcp::acceptor acceptor(io, tcp::endpoint(address_v4::loopback(), 0));
@@ -1220,4 +1220,211 @@ TEST_CASE("DistLink reports what it queues and writes to the output budget of al
     }
     CHECK(budget->queued() == 0);
     CHECK(budget->peak() == 3010);
+}
+
+namespace {
+
+// Takes big packets' tails (on_spliced_packet) and forwards every packet unchanged to `forward_to`: the tail
+// spliced after the prefix, small packets copied. With `decline`, leaves big packets to on_packet.
+class SplicingHandler final : public LinkHandler {
+public:
+    void on_packet(DistLink&, std::string_view packet) override
+    {
+        whole.emplace_back(packet);
+        if (forward_to) {
+            forward_to->write_packet({}, packet);
+        }
+    }
+    bool on_spliced_packet(DistLink&, std::string_view prefix,
+                           std::unique_ptr<dpool::transport::SplicedTail>& tail) override
+    {
+        ++spliced;
+        if (decline || !forward_to) {
+            return false;
+        }
+        forward_to->write_packet({}, prefix, nullptr, std::move(tail));
+        return true;
+    }
+    void on_closed(DistLink&, std::string_view reason) override { closed_reasons.emplace_back(reason); }
+
+    std::shared_ptr<DistLink> forward_to;
+    bool decline = false;
+    int spliced = 0;
+    std::vector<std::string> whole;
+    std::vector<std::string> closed_reasons;
+};
+
+// Reads what `peer` has now into `into` (never blocks).
+void read_available(tcp::socket& peer, std::string& into)
+{
+    peer.non_blocking(true);
+    char chunk[64 * 1024];
+    while (true) {
+        error_code ec;
+        const std::size_t n = peer.read_some(asio::buffer(chunk), ec);
+        if (ec) {
+            return;
+        }
+        into.append(chunk, n);
+    }
+}
+
+// Writes `bytes` into `peer` while the loop runs.
+void write_large(LinkTest& t, tcp::socket& peer, std::string bytes, bool wait = true)
+{
+    auto data = std::make_shared<std::string>(std::move(bytes));
+    auto done = std::make_shared<bool>(false);
+    asio::async_write(peer, asio::buffer(*data), [done, data](const error_code&, std::size_t) { *done = true; });
+    if (wait) {
+        REQUIRE(t.pump_until([&] { return *done; }, 20s));
+    }
+}
+
+std::string random_payload(std::size_t n, unsigned seed)
+{
+    std::mt19937 gen(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) {
+        c = static_cast<char>(gen());
+    }
+    s[0] = 'p';
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("DistLink moves a big packet's tail through pipes to another link, which writes it in order",
+          "[dist_link][splice]")
+{
+    for (const bool with_bulk : {false, true}) {
+        CAPTURE(with_bulk);
+        auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
+        LinkLimits limits;
+        limits.pipes = pipes;
+        LinkTest t;
+        SplicingHandler splicer;
+        auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+        RecordingHandler out_handler;
+        LinkLimits out_limits;
+        out_limits.bulk = with_bulk ? &t.bulk : nullptr;
+        auto [out_peer, out_link] = extra_link(t.io, out_handler, out_limits);
+        splicer.forward_to = out_link;
+
+        const std::string big = random_payload((std::size_t{3} << 20) + 4321, 11);
+        const std::string bytes = frame("p-small-1") + frame(big) + frame("p-small-2") + frame(big.substr(0, 2 << 20));
+        write_large(t, in_peer, bytes, false);
+        std::string received;
+        REQUIRE(t.pump_until([&] {
+            read_available(out_peer, received);
+            return received.size() >= bytes.size();
+        }, 20s));
+        CHECK(received == bytes);
+        CHECK(splicer.spliced == 2);
+        CHECK(splicer.whole == std::vector<std::string>{"p-small-1", "p-small-2"});
+        CHECK(pipes->counters().packets == 2);
+        CHECK(pipes->counters().fallbacks == 0);
+        REQUIRE(t.pump_until([&] { return out_link->queued_bytes() == 0; }));
+        CHECK(pipes->open_pipes() == pipes->spare_pipes()); // every pipe emptied and kept
+        CHECK(in_link->traffic().packets_in == 4);
+        for (auto* link : {&in_link, &out_link}) {
+            (*link)->detach();
+            (*link)->close("test finished");
+        }
+    }
+}
+
+TEST_CASE("DistLink delivers a big packet whole when its handler does not take the tail, or no pipe is left",
+          "[dist_link][splice]")
+{
+    for (const std::size_t max_pipes : {std::size_t{16}, std::size_t{1}}) {
+        CAPTURE(max_pipes);
+        auto pipes = std::make_shared<dpool::transport::PipeBudget>(max_pipes);
+        LinkLimits limits;
+        limits.pipes = pipes;
+        LinkTest t;
+        SplicingHandler splicer;
+        splicer.decline = true;
+        auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+        const std::string big = random_payload((std::size_t{3} << 20) + 5, 12);
+        write_large(t, in_peer, frame(big) + frame("p-after"), false);
+        REQUIRE(t.pump_until([&] { return splicer.whole.size() == 2; }, 20s));
+        CHECK(splicer.whole[0] == big);
+        CHECK(splicer.whole[1] == "p-after");
+        CHECK(pipes->counters().fallbacks == 1);
+        // One pipe cannot hold 3 MiB: the tail came into memory before the handler saw it.
+        CHECK(splicer.spliced == (max_pipes == 1 ? 0 : 1));
+        CHECK(pipes->open_pipes() == pipes->spare_pipes());
+        in_link->detach();
+        in_link->close("test finished");
+    }
+}
+
+TEST_CASE("DistLink closes when the peer goes in the middle of a tail, and its pipes go with it",
+          "[dist_link][splice]")
+{
+    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
+    LinkLimits limits;
+    limits.pipes = pipes;
+    LinkTest t;
+    SplicingHandler splicer;
+    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+    const std::string big = random_payload(std::size_t{3} << 20, 13);
+    write_large(t, in_peer, frame(big).substr(0, 2 << 20));
+    REQUIRE(t.pump_until([&] { return pipes->counters().bytes > 0; }));
+    error_code ignored;
+    in_peer.shutdown(tcp::socket::shutdown_both, ignored);
+    in_peer.close(ignored);
+    REQUIRE(t.pump_until([&] { return !splicer.closed_reasons.empty(); }));
+    CHECK(splicer.closed_reasons[0] == "peer closed the connection");
+    CHECK(splicer.spliced == 0);
+    t.run_ready_handlers();
+    CHECK(pipes->open_pipes() == pipes->spare_pipes());
+    in_link->detach();
+}
+
+TEST_CASE("DistLink closed while a tail is being written lets go of its pipes", "[dist_link][splice]")
+{
+    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
+    LinkLimits limits;
+    limits.pipes = pipes;
+    LinkTest t;
+    SplicingHandler splicer;
+    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+    RecordingHandler out_handler;
+    // Small socket buffers, and a peer that does not read: the tail stays in the pipes.
+    auto [out_peer, out_link] = extra_link(t.io, out_handler, LinkLimits{}, false, 64 * 1024);
+    splicer.forward_to = out_link;
+    write_large(t, in_peer, frame(random_payload(std::size_t{4} << 20, 14)));
+    REQUIRE(t.pump_until([&] { return splicer.spliced == 1 && out_link->queued_bytes() > 0; }, 20s));
+    CHECK(pipes->open_pipes() > pipes->spare_pipes());
+    out_link->close("test closes it");
+    t.run_ready_handlers();
+    CHECK(out_link->queued_bytes() == 0);
+    CHECK(pipes->open_pipes() == pipes->spare_pipes());
+    out_link->detach();
+    in_link->detach();
+    in_link->close("test finished");
+}
+
+TEST_CASE("DistLink whose peer goes while a tail is being spliced to it closes and lets go of its pipes",
+          "[dist_link][splice]")
+{
+    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
+    LinkLimits limits;
+    limits.pipes = pipes;
+    LinkTest t;
+    SplicingHandler splicer;
+    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+    RecordingHandler out_handler;
+    auto [out_peer, out_link] = extra_link(t.io, out_handler, LinkLimits{}, false, 64 * 1024);
+    splicer.forward_to = out_link;
+    write_large(t, in_peer, frame(random_payload(std::size_t{4} << 20, 15)));
+    REQUIRE(t.pump_until([&] { return splicer.spliced == 1 && out_link->queued_bytes() > 0; }, 20s));
+    error_code ignored;
+    out_peer.close(ignored); // unread bytes: the link's next splice meets a reset connection
+    REQUIRE(t.pump_until([&] { return !out_handler.closed_reasons.empty(); }, 20s));
+    CHECK(out_link->queued_bytes() == 0);
+    CHECK(pipes->open_pipes() == pipes->spare_pipes());
+    in_link->detach();
+    in_link->close("test finished");
 }

@@ -18,6 +18,7 @@
 -export([bad_destinations_are_badarg/1]).
 -export([lease_handle_dies_with_the_lease/1]).
 -export([concurrent_requests_from_two_nodes/1]).
+-export([big_messages_through_pipes/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stop_peer/1, do_pool_nodes/2, with_target/2,
                           with_target_pool/3, with_nodes/2, do_start_fixture/2, do_start_sink/2]).
@@ -32,6 +33,7 @@ all() ->
      sender_is_the_pool_connection,
      send_to_name_and_pid_in_order,
      send_big_message,
+     big_messages_through_pipes,
      request_replies_and_errors,
      call_and_badrpc,
      ping_pong,
@@ -137,6 +139,44 @@ send_big_message(_Config) ->
                                                   distribute_pool:request(C, dpool_fx, {echo, Term}, 20000)}
                                          end),
         receive {fixture, dpool_fx, {big, Got}} -> Big = Got after 20000 -> ct:fail(no_big_message) end,
+        ok = distribute_pool:destroy(Pool)
+    end).
+
+-spec big_messages_through_pipes(list()) -> ok.
+big_messages_through_pipes(_Config) ->
+    doc("A message of 1 MiB or more sent on a lease whose last element is a binary (a binary, {tag, Bin}, "
+        "{a, {b, Bin}}) goes from the caller's connection to the target's through pipes (info: splice), at sizes "
+        "around the C-node's bounds (1 MiB, a read of 256 KiB, a pipe of 1 MiB, the 4 KiB prefix); other shapes "
+        "(the binary before the end, in a list) and a one-shot send are read into memory (splice fallbacks). "
+        "All of them arrive intact and in order with small messages between them."),
+    with_target("dpool_splice", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
+        CNode = dpool_ct_helper:do_cnode(),
+        #{splice := Before, limits := #{max_splice_pipes := MaxPipes}} = dpool_ct_helper:do_cnode_info(CNode),
+        true = MaxPipes > 0,
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Bin = fun(N) -> rand:bytes(N) end,
+        MiB = 1024 * 1024,
+        Spliced = [Bin(MiB + 1), {tag, Bin(MiB + 256 * 1024 + 3)}, {a, {b, Bin(MiB + 4096)}},
+                   Bin(8 * MiB + 17), {tag, Bin(3 * MiB)}],
+        Whole = [{Bin(2 * MiB), after_it}, [Bin(2 * MiB)]],
+        Small = [{small, I} || I <- lists:seq(1, length(Spliced) + length(Whole))],
+        Sent = interleave(Small, Spliced ++ Whole),
+        {ok, Results} = distribute_pool:with_connection(
+                          Pool, fun(C) -> [distribute_pool:send(C, dpool_fx, M) || M <- Sent] end, #{}),
+        true = lists:all(fun(R) -> R =:= ok end, Results),
+        OneShot = {one_shot, Bin(2 * MiB)},
+        ok = distribute_pool:send(Pool, dpool_fx, OneShot),
+        [receive {fixture, dpool_fx, Got} -> Expected = Got after 30000 -> ct:fail({missing, I}) end
+         || {I, Expected} <- lists:enumerate(Sent ++ [OneShot])],
+        #{splice := After} = dpool_ct_helper:do_cnode_info(CNode),
+        Counted = fun(Key) -> maps:get(Key, After) - maps:get(Key, Before) end,
+        ct:log("splice before ~p~nafter ~p", [Before, After]),
+        %% Every packet of 1 MiB or more had its tail in pipes; those not sent from there were read back.
+        Big = length(Spliced) + length(Whole) + 1,
+        Big = Counted(packets),
+        3 = Counted(fallbacks),
+        true = Counted(bytes) >= lists:sum([erlang:external_size(M) || M <- Spliced]) - 4096 * length(Spliced),
         ok = distribute_pool:destroy(Pool)
     end).
 
@@ -271,3 +311,8 @@ concurrent_requests_from_two_nodes(_Config) ->
         true = Ok >= 100 * Rounds,
         ok = distribute_pool:destroy(Pool)
     end).
+
+%% A, B, A, B, ...: the small messages between the big ones.
+interleave([A | As], [B | Bs]) -> [A, B | interleave(As, Bs)];
+interleave(As, []) -> As;
+interleave([], Bs) -> Bs.

@@ -35,6 +35,7 @@
          unusable_tls_option_is_invalid_config/1]).
 %% Run on a TLS caller peer.
 -export([do_every_operation/2]).
+-export([big_message_to_a_tls_pool/1, do_start_keeper/1, do_kept/1]).
 
 %% How long a failed connect may take beyond its connect timeout (a loaded 2-core machine).
 -define(MARGIN_MS, 15000).
@@ -56,7 +57,8 @@ groups() ->
                     pool_tls_option_is_normalized,
                     tls_starter_without_optfile_fails_start,
                     embedded_cnode_gets_tls_through_its_environment,
-                    plain_cnode_to_tls_target]},
+                    plain_cnode_to_tls_target,
+                    big_message_to_a_tls_pool]},
      {cnode_tls, [], [every_operation_over_tls_unverified,
                       every_operation_over_tls_verified,
                       encrypted_key_with_password,
@@ -298,6 +300,53 @@ plain_cnode_to_tls_target(Config) ->
         {ok, Plain} = distribute_pool:call(Pool, erlang, node, []),
         ok = distribute_pool:destroy(Pool)
     end).
+
+-spec big_message_to_a_tls_pool(list()) -> ok.
+big_message_to_a_tls_pool(Config) ->
+    doc("A plain caller's big messages ({tag, Bin} of 2 MiB and a bare 3 MiB binary, whose tails come into the "
+        "C-node through pipes) sent on a lease of a pool over TLS arrive intact: the tails are read into memory "
+        "and encrypted (info: splice fallbacks), never spliced into the TLS socket under the encryption."),
+    Cert = node_cert(Config, a),
+    with_peers([caller(Config, "dpool_tls_target", {a, unverified})], fun([{Peer, T}]) ->
+        CNode = dpool_ct_helper:do_cnode(),
+        #{splice := Before} = dpool_ct_helper:do_cnode_info(CNode),
+        {ok, Pool} = distribute_pool:new(T, #{max_connections => 1,
+                                              tls => #{mode => unverified,
+                                                       certfile => maps:get(certfile, Cert),
+                                                       keyfile => maps:get(keyfile, Cert)}}),
+        ok = pcall(Peer, ?MODULE, do_start_keeper, [dpool_big_keeper]),
+        Messages = [{tag, rand:bytes(2 * 1024 * 1024)}, rand:bytes(3 * 1024 * 1024), small],
+        {ok, Sent} = distribute_pool:with_connection(
+                       Pool, fun(C) -> [distribute_pool:send(C, dpool_big_keeper, M) || M <- Messages] end),
+        [ok, ok, ok] = Sent,
+        Digests = [erlang:md5(term_to_binary(M)) || M <- Messages],
+        do_wait_until(fun() -> pcall(Peer, ?MODULE, do_kept, [dpool_big_keeper]) =:= Digests end, 60000),
+        #{splice := After} = dpool_ct_helper:do_cnode_info(CNode),
+        ct:log("splice before ~p~nafter ~p", [Before, After]),
+        2 = maps:get(packets, After) - maps:get(packets, Before),
+        2 = maps:get(fallbacks, After) - maps:get(fallbacks, Before),
+        {ok, T} = distribute_pool:call(Pool, erlang, node, []),
+        ok = distribute_pool:destroy(Pool)
+    end).
+
+%% On a target peer (called over its control connection): a process registered as Name that keeps a digest of
+%% each message it receives, in order.
+-spec do_start_keeper(atom()) -> ok.
+do_start_keeper(Name) ->
+    Parent = self(),
+    Pid = spawn(fun() -> register(Name, self()), Parent ! registered, keep([]) end),
+    receive registered -> ok after 10000 -> error({keeper_not_started, Pid}) end.
+
+-spec do_kept(atom()) -> [binary()].
+do_kept(Name) ->
+    Name ! {kept, self()},
+    receive {kept, Digests} -> Digests after 10000 -> error(keeper_silent) end.
+
+keep(Digests) ->
+    receive
+        {kept, From} -> From ! {kept, lists:reverse(Digests)}, keep(Digests);
+        Message -> keep([erlang:md5(term_to_binary(Message)) | Digests])
+    end.
 
 %% Cases: group cnode_tls.
 
