@@ -261,8 +261,10 @@ stop_targets(Targets) ->
 -spec start_cnode(default | pos_integer(), map()) -> ok.
 start_cnode(Lanes, Limits) ->
     application:load(distribute_pool),
+    %% DPOOL_BENCH_CNODE_ARGS: more options for the C-node, to compare settings by hand (README, Benchmarks).
+    Extra = string:lexemes(os:getenv("DPOOL_BENCH_CNODE_ARGS", ""), " "),
     ok = application:set_env(distribute_pool, cnode_args,
-                             ["--net-ticktime", ?TICKTIME_S, "--log-level", "warn"]),
+                             ["--net-ticktime", ?TICKTIME_S, "--log-level", "warn" | Extra]),
     case Lanes of
         default -> ok = application:unset_env(distribute_pool, lanes);
         _ -> ok = application:set_env(distribute_pool, lanes, Lanes)
@@ -1098,6 +1100,7 @@ bulk_throughput(Target) ->
                      N
              end,
     MiB = fun(Rate) -> Rate * ?BIG_BYTES / (1024 * 1024) end,
+    SpliceBefore = cnode_splice(),
     try
         Reps = [begin
                     Order = case R rem 2 of 1 -> [direct, pooled]; 0 -> [pooled, direct] end,
@@ -1111,11 +1114,15 @@ bulk_throughput(Target) ->
         CpuPerGiB = median([maps:get(cnode, Cpu) / 100 / (MiB(Rate) / 1024)
                             || Rep <- Reps, {Rate, Cpu} <- [maps:get(pooled, Rep)]]),
         [DCpu, PCpu] = [median_cpu([element(2, maps:get(S, Rep)) || Rep <- Reps]) || S <- [direct, pooled]],
+        SpliceAfter = cnode_splice(),
+        [Spliced, Fallbacks] = [maps:get(K, SpliceAfter) - maps:get(K, SpliceBefore) || K <- [packets, fallbacks]],
         Detail = fmt("delivered MiB/s at the sink, ~b processes sending 8 MiB binaries for ~b ms: pool of ~b "
                      "(a lease each, send/3) ~.1f / direct ! ~.1f; medians of ~b, sides alternating; "
-                     "pooled: ~s; direct: ~s",
+                     "pooled: ~s; direct: ~s; C-node: ~b packets through pipes, ~b of them read into memory "
+                     "(max_splice_pipes ~b)",
                      [?BULK_SENDERS, ?THROUGHPUT_MS, ?BULK_SENDERS, P, D, ?THROUGHPUT_REPS,
-                      fmt_cpu(PCpu), fmt_cpu(DCpu)]),
+                      fmt_cpu(PCpu), fmt_cpu(DCpu), Spliced, Fallbacks,
+                      maps:get(max_splice_pipes, maps:get(limits, cnode_info()))]),
         [figure(<<"bulk_throughput">>, P / D, <<"ratio">>, ge, 1.0, Detail, ratio,
                 #{sides => [{<<"direct">>, D, <<"MiB/s">>}, {<<"pooled">>, P, <<"MiB/s">>}],
                   reps_mib_per_s => [[MiB(element(1, maps:get(S, Rep))) || S <- [direct, pooled]] || Rep <- Reps],
@@ -1126,6 +1133,16 @@ bulk_throughput(Target) ->
     after
         distribute_pool:destroy(Pool)
     end.
+
+%% The C-node's info map, and its splice counters.
+-spec cnode_info() -> map().
+cnode_info() ->
+    {ok, Info} = gen_server:call(distribute_pool:default_cnode(), info, 10000),
+    Info.
+
+-spec cnode_splice() -> #{packets := non_neg_integer(), fallbacks := non_neg_integer(), atom() => term()}.
+cnode_splice() ->
+    maps:get(splice, cnode_info()).
 
 %% scale (issue 17): HELD_POOLS pools of HELD_PER_POOL connections, one per target, opened a pool at a time on
 %% a fresh C-node; the C-node's RSS (VmRSS) is read, 2 s idle, once RSS_STEPS connections are up; the growth
