@@ -906,6 +906,10 @@ std::string Service::metrics_text() const
     totals.lane_traffic = closed_lane_traffic_;
     totals.lane_traffic.resize(lanes_.size());
     totals.output_lines_dropped = config_.output_lines_dropped ? config_.output_lines_dropped() : 0;
+    if (caller_links_.pipes) {
+        totals.splice = caller_links_.pipes->counters();
+        totals.splice_pipes_open = caller_links_.pipes->open_pipes();
+    }
     for (const auto& [link, session] : sessions_) {
         // A closed link's traffic is in closed_lane_traffic_ already; its session goes a moment later.
         if (session->lane() < totals.callers_per_lane.size() && link->is_open()) {

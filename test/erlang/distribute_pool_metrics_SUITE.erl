@@ -57,15 +57,18 @@ app_env_metrics(_Config) ->
 exposition_passes_promtool_and_matches_stats(Config) ->
     doc("GET /metrics of a C-node with --metrics-port 0 (its port in info's metrics_port): promtool check "
         "metrics passes; a named pool's figures carry its name and target and equal its stats after a known "
-        "workload (operations, connections by state); the lane and process families are there; any other path "
-        "is 404."),
+        "workload (operations, connections by state); the lane, splice and process families are there, the "
+        "splice counters as info says; any other path is 404."),
     with_metrics_cnode(fun(CNode, T, Port) ->
         {ok, Pool} = distribute_pool:new(T, #{cnode => CNode, name => dpool_prom_pool, max_connections => 2,
                                               min_connections => 2}),
         do_wait_until(fun() -> maps:get(available_connections, do_stats(Pool)) =:= 2 end, 10000),
+        %% A big message through pipes, for the splice families (to a name nobody has: dropped there).
+        {ok, ok} = distribute_pool:with_connection(
+                     Pool, fun(C) -> distribute_pool:send(C, dpool_prom_nobody, rand:bytes(2 * 1024 * 1024)) end),
         [{ok, T} = distribute_pool:call(Pool, erlang, node, []) || _ <- lists:seq(1, ?CALLS)],
         #{successful_operations := Ok, failed_operations := Failed} = Stats = do_stats(Pool),
-        ?CALLS = Ok,
+        ?CALLS + 1 = Ok,
         Body = scrape(Port, "/metrics"),
         ct:log("~ts", [Body]),
         Labels = io_lib:format("pool=\"dpool_prom_pool\",target=\"~s\"", [T]),
@@ -82,6 +85,10 @@ exposition_passes_promtool_and_matches_stats(Config) ->
         true = sample(Body, "process_open_fds", "") > 0,
         #{output_lines_dropped := Dropped} = do_cnode_info({distribute_pool, CNode}),
         Dropped = sample(Body, "dpool_output_lines_dropped_total", ""),
+        #{splice := #{packets := Spliced, fallbacks := Fallbacks}} = do_cnode_info({distribute_pool, CNode}),
+        Spliced = sample(Body, "dpool_splice_packets_total", ""),
+        Fallbacks = sample(Body, "dpool_splice_fallbacks_total", ""),
+        true = Spliced >= 1,
         ?CALLS = sample(Body, "dpool_pool_request_rtt_seconds_count", Labels),
         promtool_check(Config, Body),
         {404, _} = http_get(Port, "/other"),

@@ -4,7 +4,9 @@
 // the result of a SPAWN_REPLY and the {Ref, Reply} message of an answer (pool::Pool). Input: one packet, 'p'
 // included (in the corpus, every packet of every recorded link, rewritten from the atom-cache form). Checked:
 // every part is a view into the packet, one well-formed term, and a payload comes exactly with the operations
-// that carry one.
+// that carry one. Also protocol::trailing_binary_at, with the input as the prefix of a packet of its own size and
+// of longer ones (a big packet whose tail is in pipes): a binary it finds has its tag and header within the
+// prefix and reaches exactly the packet's end.
 
 #include "fuzz_support.hpp"
 #include "protocol/control.hpp"
@@ -52,6 +54,15 @@ void read_reply(std::string_view message)
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
     const std::string_view packet = dpool::fuzz::bytes(data, size);
+    for (const std::size_t more : {std::size_t{0}, std::size_t{1}, std::size_t{1} << 20}) {
+        if (const auto at = dpool::protocol::trailing_binary_at(packet, packet.size() + more)) {
+            DPOOL_FUZZ_CHECK(*at + 5 <= packet.size());
+            DPOOL_FUZZ_CHECK(packet[*at] == static_cast<char>(109));
+            const auto* b = reinterpret_cast<const unsigned char*>(packet.data() + *at + 1);
+            const std::size_t length = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
+            DPOOL_FUZZ_CHECK(*at + 5 + length == packet.size() + more);
+        }
+    }
     const auto control = dpool::protocol::parse_packet(packet);
     if (!control) {
         return 0;
