@@ -201,14 +201,14 @@ std::string render_metrics(const std::vector<pool::PoolStats>& pools, const Metr
     e.sample("dpool_output_lines_dropped_total", "", totals.output_lines_dropped);
     e.family("dpool_splice_packets_total", "counter",
              "Callers' packets of 1 MiB or more whose tail went into pipes (moved to a target without a copy).");
-    e.sample("dpool_splice_packets_total", "", totals.splice.packets);
+    e.sample("dpool_splice_packets_total", "", totals.splice.counters.packets);
     e.family("dpool_splice_bytes_total", "counter", "Bytes moved from callers' sockets into pipes.");
-    e.sample("dpool_splice_bytes_total", "", totals.splice.bytes);
+    e.sample("dpool_splice_bytes_total", "", totals.splice.counters.bytes);
     e.family("dpool_splice_fallbacks_total", "counter",
              "Of those packets, the ones read into memory after all (not forwarded as they are, or no pipe left).");
-    e.sample("dpool_splice_fallbacks_total", "", totals.splice.fallbacks);
+    e.sample("dpool_splice_fallbacks_total", "", totals.splice.counters.fallbacks);
     e.family("dpool_splice_pipes_open", "gauge", "Pipes open for big packets (in use, or kept empty for reuse).");
-    e.sample("dpool_splice_pipes_open", "", std::uint64_t{totals.splice_pipes_open});
+    e.sample("dpool_splice_pipes_open", "", std::uint64_t{totals.splice.pipes_open});
     if (totals.resident_memory_bytes) {
         e.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
         e.sample("process_resident_memory_bytes", "", *totals.resident_memory_bytes);

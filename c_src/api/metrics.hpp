@@ -17,8 +17,7 @@ struct MetricsTotals {
     std::optional<std::uint64_t> resident_memory_bytes; // of the process; nullopt: unknown
     std::optional<std::uint64_t> open_fds;
     std::uint64_t output_lines_dropped = 0; // info's output_lines_dropped
-    transport::PipeCounters splice;          // info's splice
-    std::size_t splice_pipes_open = 0;
+    transport::PipeUsage splice;             // info's splice
 };
 
 // The Prometheus text exposition format (version 0.0.4) of the pools and the totals: metric names and units

@@ -259,11 +259,11 @@ constexpr Field<ServiceLimits> kLimitFields[] = {
     {"max_splice_pipes", [](auto& w, const ServiceLimits& l) { integer(w, l.max_splice_pipes); }},
 };
 
-constexpr Field<SpliceInfo> kSpliceFields[] = {
-    {"packets", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.packets); }},
-    {"bytes", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.bytes); }},
-    {"fallbacks", [](auto& w, const SpliceInfo& s) { integer(w, s.counters.fallbacks); }},
-    {"pipes_open", [](auto& w, const SpliceInfo& s) { integer(w, s.pipes_open); }},
+constexpr Field<transport::PipeUsage> kSpliceFields[] = {
+    {"packets", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.packets); }},
+    {"bytes", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.bytes); }},
+    {"fallbacks", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.fallbacks); }},
+    {"pipes_open", [](auto& w, const transport::PipeUsage& s) { integer(w, s.pipes_open); }},
 };
 
 constexpr Field<DroppedLinks> kDroppedFields[] = {

@@ -84,12 +84,6 @@ struct DroppedLinks {
 inline constexpr std::size_t kMaxListedCallers = 1000;
 
 // The C-node at one moment, for `info`.
-// What callers' big packets did in pipes (transport::PipeBudget).
-struct SpliceInfo {
-    transport::PipeCounters counters;
-    std::size_t pipes_open = 0; // in tails or kept empty for the next ones
-};
-
 struct ServiceInfo {
     std::string_view node; // the name the request came in on
     std::size_t lane = 0;
@@ -112,7 +106,7 @@ struct ServiceInfo {
     pool::LimitCounts limit_refusals;
     std::size_t output_queue_bytes = 0;
     std::size_t output_queue_peak_bytes = 0;
-    SpliceInfo splice;
+    transport::PipeUsage splice; // what callers' big packets did in pipes
     DroppedLinks dropped_callers;
     DroppedLinks dropped_targets;
     std::uint64_t memory_trims = 0;

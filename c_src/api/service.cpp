@@ -230,7 +230,7 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
     switch (control->op) {
     case protocol::ControlOp::reg_send:
     case protocol::ControlOp::reg_send_tt:
-        if (to.atom() == std::optional<std::string_view>(config_.service_name)) {
+        if (names_service(control->to)) {
             handle_message(session, control->payload);
         }
         break;
@@ -258,18 +258,17 @@ void Service::on_client_packet(ClientSession& session, std::string_view packet)
 bool Service::on_client_spliced_packet(ClientSession& session, std::string_view prefix,
                                        std::unique_ptr<transport::SplicedTail>& tail)
 {
-    constexpr std::size_t kBinaryHeader = 5;
     const auto at = protocol::trailing_binary_at(prefix, prefix.size() + tail->size());
     if (!at) {
         return false;
     }
     // The packet with its binary emptied: small and whole, parsed and checked as any other. Only a send on a
     // lease is served from it; every other request, and anything malformed, is left to the whole packet.
-    std::string emptied(prefix.substr(0, *at + kBinaryHeader));
+    std::string emptied(prefix.substr(0, *at + protocol::kBinaryHeaderBytes));
     protocol::put_frame_length(emptied.data() + *at + 1, 0);
     const auto control = protocol::parse_packet(emptied);
     if (!control || (control->op != protocol::ControlOp::reg_send && control->op != protocol::ControlOp::reg_send_tt) ||
-        protocol::TermReader(control->to).atom() != std::optional<std::string_view>(config_.service_name)) {
+        !names_service(control->to)) {
         return false;
     }
     const auto env = parse_envelope(control->payload);
@@ -284,14 +283,19 @@ bool Service::on_client_spliced_packet(ClientSession& session, std::string_view 
     }
     const auto message_at = static_cast<std::size_t>(send->message.data() - emptied.data());
     SplicedMessage spliced{send->message.data(), prefix.substr(message_at), std::move(tail)};
-    spliced_ = &spliced;
-    struct Reset {
-        SplicedMessage*& p;
-        ~Reset() { p = nullptr; }
-    } reset{spliced_};
     handle_call(pool::CallerView{session.link(), &session.self(), env->from.encoded, env->tag}, env->request,
-                session.lane());
+                session.lane(), std::nullopt, &spliced);
     return true;
+}
+
+transport::PipeUsage Service::splice_usage() const
+{
+    return caller_links_.pipes ? caller_links_.pipes->usage() : transport::PipeUsage{};
+}
+
+bool Service::names_service(std::string_view encoded_to) const
+{
+    return protocol::TermReader(encoded_to).atom() == std::optional<std::string_view>(config_.service_name);
 }
 
 void Service::on_monitored_exit(const ClientSession& session, std::string_view ref_term)
@@ -337,7 +341,7 @@ void Service::handle_message(ClientSession& session, std::string_view message)
 }
 
 void Service::handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,
-                          std::optional<std::uint64_t> key)
+                          std::optional<std::uint64_t> key, SplicedMessage* spliced)
 {
     const auto with_pool = [&](std::uint64_t id, auto&& action) {
         if (auto* p = find_pool(id)) {
@@ -400,9 +404,9 @@ void Service::handle_call(const pool::CallerView& caller, std::string_view reque
                                return;
                            }
                            on_lease(p, r.lease, [&](const pool::CallerView& to_caller, pool::Pool::LeaseIds ids) {
-                               if (spliced_ != nullptr && r.message.data() == spliced_->placeholder) {
-                                   p.send(to_caller, ids.conn, ids.lease, *to, spliced_->in_prefix,
-                                          std::move(spliced_->tail));
+                               if (spliced != nullptr && r.message.data() == spliced->placeholder) {
+                                   p.send(to_caller, ids.conn, ids.lease, *to, spliced->in_prefix,
+                                          std::move(spliced->tail));
                                } else {
                                    p.send(to_caller, ids.conn, ids.lease, *to, r.message);
                                }
@@ -906,10 +910,7 @@ std::string Service::metrics_text() const
     totals.lane_traffic = closed_lane_traffic_;
     totals.lane_traffic.resize(lanes_.size());
     totals.output_lines_dropped = config_.output_lines_dropped ? config_.output_lines_dropped() : 0;
-    if (caller_links_.pipes) {
-        totals.splice = caller_links_.pipes->counters();
-        totals.splice_pipes_open = caller_links_.pipes->open_pipes();
-    }
+    totals.splice = splice_usage();
     for (const auto& [link, session] : sessions_) {
         // A closed link's traffic is in closed_lane_traffic_ already; its session goes a moment later.
         if (session->lane() < totals.callers_per_lane.size() && link->is_open()) {
@@ -959,10 +960,7 @@ void Service::reply_info(const pool::CallerView& caller, std::size_t lane)
                                         .limit_refusals = context_.limit_refusals,
                                         .output_queue_bytes = caller_links_.output->queued(),
                                         .output_queue_peak_bytes = caller_links_.output->peak(),
-                                        .splice = caller_links_.pipes
-                                                      ? SpliceInfo{caller_links_.pipes->counters(),
-                                                                   caller_links_.pipes->open_pipes()}
-                                                      : SpliceInfo{},
+                                        .splice = splice_usage(),
                                         .dropped_callers = {*caller_links_.drops, malformed_packets_},
                                         .dropped_targets = {*context_.link_limits.drops, 0},
                                         .memory_trims = trimmer_.trims(),

@@ -98,9 +98,21 @@ private:
     bool on_client_spliced_packet(ClientSession& session, std::string_view prefix,
                                   std::unique_ptr<transport::SplicedTail>& tail) override;
     void handle_message(ClientSession& session, std::string_view message);
-    // `key`: the request came inside {keyed, Key, Request} (docs/PROTOCOL.md, "Pool groups").
+    // What callers' big packets did in pipes (none when pipes are off).
+    transport::PipeUsage splice_usage() const;
+    // Whether an encoded REG_SEND destination is the service's registered name.
+    bool names_service(std::string_view encoded_to) const;
+    // The message of a send handled from a spliced packet: the emptied binary the request decoded to
+    // (`placeholder`), its real bytes in the packet's prefix (header included) and the rest in `tail`.
+    struct SplicedMessage {
+        const char* placeholder;
+        std::string_view in_prefix;
+        std::unique_ptr<transport::SplicedTail> tail;
+    };
+    // `key`: the request came inside {keyed, Key, Request} (docs/PROTOCOL.md, "Pool groups"). `spliced`: the
+    // request is the emptied packet of on_client_spliced_packet, its Send's message that one.
     void handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,
-                     std::optional<std::uint64_t> key = std::nullopt);
+                     std::optional<std::uint64_t> key = std::nullopt, SplicedMessage* spliced = nullptr);
     void handle_cast(std::string_view request);
     void on_monitored_exit(const ClientSession& session, std::string_view ref);
     void create_pool(const pool::CallerView& caller, pool::PoolConfig config, std::string_view target_term);
@@ -169,14 +181,6 @@ private:
     ServiceConfig config_;
     asio::any_io_executor executor_;
     transport::LinkLimits caller_links_; // the links of caller nodes (the pools' are in context_)
-    // The message of the send being handled from a spliced packet: the emptied binary the request decoded to
-    // (`placeholder`), its real bytes in the packet's prefix (header included) and the rest in `tail`.
-    struct SplicedMessage {
-        const char* placeholder;
-        std::string_view in_prefix;
-        std::unique_ptr<transport::SplicedTail> tail;
-    };
-    SplicedMessage* spliced_ = nullptr;
     // One identity per lane; never resized after start(), so callers may point at them.
     std::vector<protocol::NodeIdentity> lanes_;
     pool::Scheduler scheduler_;

@@ -1,13 +1,11 @@
 #include "protocol/control.hpp"
 
+#include "protocol/framing.hpp"
+
 namespace dpool::protocol {
 
 std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size_t packet_size)
 {
-    constexpr std::uint8_t kSmallTuple = 104;
-    constexpr std::uint8_t kLargeTuple = 105;
-    constexpr std::uint8_t kBinary = 109;
-    constexpr std::size_t kBinaryHeader = 5;
     if (prefix.empty() || prefix.front() != kPassThrough) {
         return std::nullopt;
     }
@@ -17,7 +15,7 @@ std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size
     }
     while (true) {
         const auto tag = r.peek_tag();
-        if (tag == kSmallTuple || tag == kLargeTuple) {
+        if (tag == tag::small_tuple || tag == tag::large_tuple) {
             const auto arity = r.tuple_header();
             if (!arity || *arity == 0) {
                 return std::nullopt;
@@ -30,13 +28,12 @@ std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size
             continue;
         }
         const std::string_view rest = r.rest();
-        if (tag != kBinary || rest.size() < kBinaryHeader) {
+        if (tag != tag::binary || rest.size() < kBinaryHeaderBytes) {
             return std::nullopt;
         }
-        const auto* b = reinterpret_cast<const unsigned char*>(rest.data());
-        const std::size_t length = (std::size_t{b[1]} << 24) | (std::size_t{b[2]} << 16) | (std::size_t{b[3]} << 8) | b[4];
+        const std::size_t length = frame_length(rest.data() + 1); // 4 bytes big-endian, as a frame's length
         const std::size_t at = prefix.size() - rest.size();
-        if (at + kBinaryHeader + length != packet_size) {
+        if (at + kBinaryHeaderBytes + length != packet_size) {
             return std::nullopt;
         }
         return at;

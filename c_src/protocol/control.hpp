@@ -60,6 +60,8 @@ bool carries_message(ControlOp op);
 // element of the last element ... of the message is that binary, and every term before its 5-byte header lies
 // within `prefix`. nullopt for any other shape, or a prefix too short to tell.
 std::optional<std::size_t> trailing_binary_at(std::string_view prefix, std::size_t packet_size);
+// A binary's header: its tag (BINARY_EXT) and its length, 4 bytes big-endian.
+inline constexpr std::size_t kBinaryHeaderBytes = 5;
 
 // Writers of control terms (without the packet prefix or version byte). Arguments are encoded terms.
 void write_send(TermWriter& out, std::string_view to_pid);

@@ -117,13 +117,7 @@ void DistLink::do_read()
             packet_end = total;
         }
     }
-    try {
-        if (packet_end != 0 && in_.tail_room() < want) {
-            take_spare(packet_end);
-        }
-        in_.ensure_tail_room(want, packet_end);
-    } catch (const std::bad_alloc&) {
-        out_of_memory(packet_end);
+    if (!make_room(want, packet_end)) {
         return;
     }
     // Room is made for the whole packet at once, but it is read in pieces: see kMaxIoBytes.
@@ -292,15 +286,8 @@ bool DistLink::materialize_tail()
     // Room as do_read makes it: the whole packet up to kWholePacketBytes, else what came in (never what was
     // only announced).
     const std::size_t want = packet_end <= kWholePacketBytes ? packet_end - in_.size() : held;
-    try {
-        if (in_.tail_room() < want) {
-            take_spare(packet_end);
-        }
-        in_.ensure_tail_room(want, packet_end);
-    } catch (const std::bad_alloc&) {
-        tail_in_.reset();
-        out_of_memory(packet_end);
-        return false;
+    if (!make_room(want, packet_end)) {
+        return false; // closed: the tail went with it
     }
     const bool read = tail_in_->read_into(in_.tail());
     tail_in_.reset();
@@ -311,6 +298,20 @@ bool DistLink::materialize_tail()
     in_.commit(held);
     splice_declined_ = true; // until this packet is delivered
     return true;
+}
+
+bool DistLink::make_room(std::size_t want, std::size_t packet_end)
+{
+    try {
+        if (packet_end != 0 && in_.tail_room() < want) {
+            take_spare(packet_end);
+        }
+        in_.ensure_tail_room(want, packet_end);
+        return true;
+    } catch (const std::bad_alloc&) {
+        out_of_memory(packet_end);
+        return false;
+    }
 }
 
 bool DistLink::amid_big_packet() const
@@ -550,12 +551,22 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
     const bool borrow = owner && body.size() >= kMinBorrowedBytes;
     // Over TLS every byte goes through the encryption: a tail is read into memory and written as own bytes.
     const bool tail_in_memory = tail && stream_.encrypted();
+    const std::size_t own_body = borrow ? 0 : body.size();
     ByteBuffer& out = pending_.own;
-    out.ensure_tail_room(kLengthBytes + head.size() + (borrow ? 0 : body.size()) + (tail_in_memory ? tail_bytes : 0));
+    out.ensure_tail_room(kLengthBytes + head.size() + own_body + (tail_in_memory ? tail_bytes : 0));
     // Room for the segments before anything is committed: a failed allocation must not leave a length that
     // announces bytes never queued.
     pending_.borrowed.reserve(pending_.borrowed.size() + 2);
     char* at = out.tail();
+    if (tail_in_memory) {
+        // Read first, to where its bytes go (after the own ones before it): a pipe that does not give them
+        // back leaves nothing queued.
+        tail->count_fallback();
+        if (!tail->read_into(at + kLengthBytes + head.size() + own_body)) {
+            close("a pipe did not give back the bytes put into it");
+            return;
+        }
+    }
     protocol::put_frame_length(at, static_cast<std::uint32_t>(length));
     if (!head.empty()) { // an empty view may have no data: memcpy must not see that null
         std::memcpy(at + kLengthBytes, head.data(), head.size());
@@ -571,17 +582,7 @@ void DistLink::write_packet(std::string_view head, std::string_view body, const 
         out.commit(kLengthBytes + head.size() + body.size());
     }
     if (tail_in_memory) {
-        tail->count_fallback();
-        if (!tail->read_into(out.tail())) {
-            out.truncate(out.size() - (kLengthBytes + head.size() + (borrow ? 0 : body.size())));
-            if (borrow) {
-                pending_.borrowed.pop_back();
-                pending_.borrowed_bytes -= body.size();
-            }
-            close("a pipe did not give back the bytes put into it");
-            return;
-        }
-        out.commit(tail_bytes);
+        out.commit(tail_bytes); // read in above
     } else if (tail) {
         pending_.borrowed.push_back(Borrowed{out.size(), {}, nullptr, std::move(tail)});
         pending_.borrowed_bytes += tail_bytes;
@@ -674,12 +675,12 @@ void DistLink::do_write()
         pending_.swap(inflight_);
     }
     std::array<asio::const_buffer, kMaxWriteBuffers> buffers{};
-    const std::size_t gathered = next_write(buffers.data(), buffers.size()); // the unused ones stay empty
+    const auto gathered = next_write(buffers.data(), buffers.size()); // the unused ones stay empty
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
-    if (gathered == 0) {
-        write_tail();
+    if (gathered.bytes == 0) {
+        write_tail(gathered.stopped_at);
         return;
     }
     stream_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
@@ -687,24 +688,8 @@ void DistLink::do_write()
     });
 }
 
-SplicedTail* DistLink::tail_at_written() const
+void DistLink::write_tail(SplicedTail* tail)
 {
-    std::size_t start = 0; // of the segment, from the start of inflight_
-    std::size_t own_done = 0;
-    for (const auto& b : inflight_.borrowed) {
-        start += b.at - own_done;
-        own_done = b.at;
-        if (b.tail && inflight_.written >= start && inflight_.written < start + b.size()) {
-            return b.tail.get();
-        }
-        start += b.size();
-    }
-    return nullptr;
-}
-
-void DistLink::write_tail()
-{
-    SplicedTail* tail = tail_at_written();
     error_code ec;
     if (tail != nullptr) {
         stream_.socket().native_non_blocking(true, ec);
@@ -735,7 +720,7 @@ void DistLink::write_tail()
     }
 }
 
-std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
+DistLink::Gathered DistLink::next_write(asio::const_buffer* out, std::size_t max_buffers) const
 {
     std::size_t skip = inflight_.written;
     std::size_t budget = kMaxIoBytes;
@@ -765,12 +750,12 @@ std::size_t DistLink::next_write(asio::const_buffer* out, std::size_t max_buffer
                 skip -= b.tail->size();
                 continue;
             }
-            return kMaxIoBytes - budget; // bytes in pipes are spliced, not gathered
+            return {kMaxIoBytes - budget, b.tail.get()}; // bytes in pipes are spliced, not gathered
         }
         add(b.bytes.data(), b.bytes.size());
     }
     add(own + own_done, inflight_.own.size() - own_done);
-    return kMaxIoBytes - budget;
+    return {kMaxIoBytes - budget, nullptr};
 }
 
 void DistLink::on_write(const error_code& ec, std::size_t n)

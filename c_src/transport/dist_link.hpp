@@ -167,6 +167,9 @@ private:
     // Closes the link because memory for a packet could not be had.
     void out_of_memory(std::size_t packet_bytes);
     void do_read();
+    // Room in in_ for `want` more bytes, in a spare buffer when the packet ending at `packet_end` (0: none
+    // known yet) fits one; false when the memory could not be had (the link is closed then).
+    bool make_room(std::size_t want, std::size_t packet_end);
     // Whether the packet coming in goes into pipes (LinkLimits::pipes): it starts to when its prefix is in.
     bool splice_candidate() const;
     bool start_tail();
@@ -192,9 +195,8 @@ private:
     bool deliver(std::string_view packet);
     void schedule_flush();
     void do_write();
-    // The write position is in bytes held by pipes: splice them into the socket.
-    void write_tail();
-    SplicedTail* tail_at_written() const;
+    // The write position is in `tail`'s bytes (held by pipes): splice them into the socket.
+    void write_tail(SplicedTail* tail);
     void on_write(const error_code& ec, std::size_t n);
     void arm_tick();
     void on_tick(const error_code& ec);
@@ -236,8 +238,12 @@ private:
         void swap(Output& other) noexcept;
     };
     // Gathers at most kMaxIoBytes of `inflight_` from what is written on, as at most `max_buffers` socket
-    // buffers, stopping before bytes in pipes; the rest of `out` is left as it is. Returns the bytes gathered.
-    std::size_t next_write(asio::const_buffer* out, std::size_t max_buffers) const;
+    // buffers, stopping before bytes in pipes; the rest of `out` is left as it is.
+    struct Gathered {
+        std::size_t bytes;
+        SplicedTail* stopped_at; // the tail the gathering stopped before, if it did
+    };
+    Gathered next_write(asio::const_buffer* out, std::size_t max_buffers) const;
 
     ByteBuffer in_;
     Output pending_;

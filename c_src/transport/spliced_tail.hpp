@@ -44,6 +44,12 @@ struct PipeCounters {
     std::uint64_t fallbacks = 0; // tails read into memory after all: no pipe to be had, or a packet not forwarded
 };
 
+// The counters and the pipes open now, as info and the metrics report them.
+struct PipeUsage {
+    PipeCounters counters;
+    std::size_t pipes_open = 0; // in tails or kept empty for the next ones
+};
+
 // The pipes of every link together, on the event loop (no atomics): at most `max_pipes` exist at once (two
 // descriptors each), and empty ones are kept for the next tails instead of being closed and opened again.
 class PipeBudget {
@@ -65,6 +71,7 @@ public:
     std::size_t max_pipes() const { return max_pipes_; }
     PipeCounters& counters() { return counters_; }
     const PipeCounters& counters() const { return counters_; }
+    PipeUsage usage() const { return {counters_, open_}; }
 
 private:
     static constexpr std::size_t kMaxSpares = 16;

@@ -55,8 +55,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     totals.resident_memory_bytes = 4096;
     totals.open_fds = 12;
     totals.output_lines_dropped = 7;
-    totals.splice = dpool::transport::PipeCounters{.packets = 5, .bytes = 41943040, .fallbacks = 2};
-    totals.splice_pipes_open = 9;
+    totals.splice = {.counters = {.packets = 5, .bytes = 41943040, .fallbacks = 2}, .pipes_open = 9};
 
     const auto lines = lines_of(dpool::api::render_metrics({named, unnamed}, totals));
     CHECK(has_line(lines, "# TYPE dpool_pool_connections gauge"));

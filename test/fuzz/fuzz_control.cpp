@@ -10,6 +10,7 @@
 
 #include "fuzz_support.hpp"
 #include "protocol/control.hpp"
+#include "protocol/framing.hpp"
 #include "protocol/node_identity.hpp"
 #include "protocol/rpc.hpp"
 #include "protocol/term_reader.hpp"
@@ -56,11 +57,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view packet = dpool::fuzz::bytes(data, size);
     for (const std::size_t more : {std::size_t{0}, std::size_t{1}, std::size_t{1} << 20}) {
         if (const auto at = dpool::protocol::trailing_binary_at(packet, packet.size() + more)) {
-            DPOOL_FUZZ_CHECK(*at + 5 <= packet.size());
-            DPOOL_FUZZ_CHECK(packet[*at] == static_cast<char>(109));
-            const auto* b = reinterpret_cast<const unsigned char*>(packet.data() + *at + 1);
-            const std::size_t length = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
-            DPOOL_FUZZ_CHECK(*at + 5 + length == packet.size() + more);
+            using dpool::protocol::kBinaryHeaderBytes;
+            DPOOL_FUZZ_CHECK(*at + kBinaryHeaderBytes <= packet.size());
+            DPOOL_FUZZ_CHECK(packet[*at] == static_cast<char>(dpool::protocol::tag::binary));
+            const std::size_t length = dpool::protocol::frame_length(packet.data() + *at + 1);
+            DPOOL_FUZZ_CHECK(*at + kBinaryHeaderBytes + length == packet.size() + more);
         }
     }
     const auto control = dpool::protocol::parse_packet(packet);
