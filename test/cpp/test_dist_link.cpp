@@ -1293,43 +1293,75 @@ std::string random_payload(std::size_t n, unsigned seed)
 
 } // namespace
 
+// A link whose big packets' tails go into pipes (LinkLimits::pipes, a budget of `max_pipes`), handled by a
+// SplicingHandler, on the loop of a LinkTest; the test writes into `in_peer`. forward() adds the link the
+// handler forwards to, the test holding its peer.
+struct SpliceTest {
+    explicit SpliceTest(std::size_t max_pipes = 16)
+        : pipes(std::make_shared<dpool::transport::PipeBudget>(max_pipes)), in(extra_link(t.io, splicer, with_pipes()))
+    {
+    }
+    ~SpliceTest()
+    {
+        in.link->detach();
+        in.link->close("test finished");
+        if (out.link) {
+            out.link->detach();
+            out.link->close("test finished");
+        }
+    }
+    SpliceTest(const SpliceTest&) = delete;
+    SpliceTest& operator=(const SpliceTest&) = delete;
+
+    LinkLimits with_pipes() const
+    {
+        LinkLimits limits;
+        limits.pipes = pipes;
+        return limits;
+    }
+    // `socket_buffer_bytes` above 0: small socket buffers, so that a peer that does not read holds the tail in
+    // the pipes.
+    DistLink& forward(LinkLimits limits = {}, int socket_buffer_bytes = 0)
+    {
+        out = extra_link(t.io, out_handler, limits, false, socket_buffer_bytes);
+        splicer.forward_to = out.link;
+        return *out.link;
+    }
+
+    std::shared_ptr<dpool::transport::PipeBudget> pipes;
+    LinkTest t;
+    SplicingHandler splicer;
+    ExtraLink in;
+    RecordingHandler out_handler;
+    ExtraLink out{tcp::socket(t.io), nullptr};
+};
+
 TEST_CASE("DistLink moves a big packet's tail through pipes to another link, which writes it in order",
           "[dist_link][splice]")
 {
     for (const bool with_bulk : {false, true}) {
         CAPTURE(with_bulk);
-        auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
-        LinkLimits limits;
-        limits.pipes = pipes;
-        LinkTest t;
-        SplicingHandler splicer;
-        auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
-        RecordingHandler out_handler;
+        SpliceTest st;
         LinkLimits out_limits;
-        out_limits.bulk = with_bulk ? &t.bulk : nullptr;
-        auto [out_peer, out_link] = extra_link(t.io, out_handler, out_limits);
-        splicer.forward_to = out_link;
+        out_limits.bulk = with_bulk ? &st.t.bulk : nullptr;
+        DistLink& out_link = st.forward(out_limits);
 
         const std::string big = random_payload((std::size_t{3} << 20) + 4321, 11);
         const std::string bytes = frame("p-small-1") + frame(big) + frame("p-small-2") + frame(big.substr(0, 2 << 20));
-        write_large(t, in_peer, bytes, false);
+        write_large(st.t, st.in.peer, bytes, false);
         std::string received;
-        REQUIRE(t.pump_until([&] {
-            read_available(out_peer, received);
+        REQUIRE(st.t.pump_until([&] {
+            read_available(st.out.peer, received);
             return received.size() >= bytes.size();
         }, 20s));
         CHECK(received == bytes);
-        CHECK(splicer.spliced == 2);
-        CHECK(splicer.whole == std::vector<std::string>{"p-small-1", "p-small-2"});
-        CHECK(pipes->counters().packets == 2);
-        CHECK(pipes->counters().fallbacks == 0);
-        REQUIRE(t.pump_until([&] { return out_link->queued_bytes() == 0; }));
-        CHECK(pipes->open_pipes() == pipes->spare_pipes()); // every pipe emptied and kept
-        CHECK(in_link->traffic().packets_in == 4);
-        for (auto* link : {&in_link, &out_link}) {
-            (*link)->detach();
-            (*link)->close("test finished");
-        }
+        CHECK(st.splicer.spliced == 2);
+        CHECK(st.splicer.whole == std::vector<std::string>{"p-small-1", "p-small-2"});
+        CHECK(st.pipes->counters().packets == 2);
+        CHECK(st.pipes->counters().fallbacks == 0);
+        REQUIRE(st.t.pump_until([&] { return out_link.queued_bytes() == 0; }));
+        CHECK(st.pipes->open_pipes() == st.pipes->spare_pipes()); // every pipe emptied and kept
+        CHECK(st.in.link->traffic().packets_in == 4);
     }
 }
 
@@ -1338,93 +1370,61 @@ TEST_CASE("DistLink delivers a big packet whole when its handler does not take t
 {
     for (const std::size_t max_pipes : {std::size_t{16}, std::size_t{1}}) {
         CAPTURE(max_pipes);
-        auto pipes = std::make_shared<dpool::transport::PipeBudget>(max_pipes);
-        LinkLimits limits;
-        limits.pipes = pipes;
-        LinkTest t;
-        SplicingHandler splicer;
-        splicer.decline = true;
-        auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+        SpliceTest st(max_pipes);
+        st.splicer.decline = true;
         const std::string big = random_payload((std::size_t{3} << 20) + 5, 12);
-        write_large(t, in_peer, frame(big) + frame("p-after"), false);
-        REQUIRE(t.pump_until([&] { return splicer.whole.size() == 2; }, 20s));
-        CHECK(splicer.whole[0] == big);
-        CHECK(splicer.whole[1] == "p-after");
-        CHECK(pipes->counters().fallbacks == 1);
+        write_large(st.t, st.in.peer, frame(big) + frame("p-after"), false);
+        REQUIRE(st.t.pump_until([&] { return st.splicer.whole.size() == 2; }, 20s));
+        CHECK(st.splicer.whole[0] == big);
+        CHECK(st.splicer.whole[1] == "p-after");
+        CHECK(st.pipes->counters().fallbacks == 1);
         // One pipe cannot hold 3 MiB: the tail came into memory before the handler saw it.
-        CHECK(splicer.spliced == (max_pipes == 1 ? 0 : 1));
-        CHECK(pipes->open_pipes() == pipes->spare_pipes());
-        in_link->detach();
-        in_link->close("test finished");
+        CHECK(st.splicer.spliced == (max_pipes == 1 ? 0 : 1));
+        CHECK(st.pipes->open_pipes() == st.pipes->spare_pipes());
     }
 }
 
 TEST_CASE("DistLink closes when the peer goes in the middle of a tail, and its pipes go with it",
           "[dist_link][splice]")
 {
-    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
-    LinkLimits limits;
-    limits.pipes = pipes;
-    LinkTest t;
-    SplicingHandler splicer;
-    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
+    SpliceTest st;
     const std::string big = random_payload(std::size_t{3} << 20, 13);
-    write_large(t, in_peer, frame(big).substr(0, 2 << 20));
-    REQUIRE(t.pump_until([&] { return pipes->counters().bytes > 0; }));
+    write_large(st.t, st.in.peer, frame(big).substr(0, 2 << 20));
+    REQUIRE(st.t.pump_until([&] { return st.pipes->counters().bytes > 0; }));
     error_code ignored;
-    in_peer.shutdown(tcp::socket::shutdown_both, ignored);
-    in_peer.close(ignored);
-    REQUIRE(t.pump_until([&] { return !splicer.closed_reasons.empty(); }));
-    CHECK(splicer.closed_reasons[0] == "peer closed the connection");
-    CHECK(splicer.spliced == 0);
-    t.run_ready_handlers();
-    CHECK(pipes->open_pipes() == pipes->spare_pipes());
-    in_link->detach();
+    st.in.peer.shutdown(tcp::socket::shutdown_both, ignored);
+    st.in.peer.close(ignored);
+    REQUIRE(st.t.pump_until([&] { return !st.splicer.closed_reasons.empty(); }));
+    CHECK(st.splicer.closed_reasons[0] == "peer closed the connection");
+    CHECK(st.splicer.spliced == 0);
+    st.t.run_ready_handlers();
+    CHECK(st.pipes->open_pipes() == st.pipes->spare_pipes());
 }
 
 TEST_CASE("DistLink closed while a tail is being written lets go of its pipes", "[dist_link][splice]")
 {
-    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
-    LinkLimits limits;
-    limits.pipes = pipes;
-    LinkTest t;
-    SplicingHandler splicer;
-    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
-    RecordingHandler out_handler;
-    // Small socket buffers, and a peer that does not read: the tail stays in the pipes.
-    auto [out_peer, out_link] = extra_link(t.io, out_handler, LinkLimits{}, false, 64 * 1024);
-    splicer.forward_to = out_link;
-    write_large(t, in_peer, frame(random_payload(std::size_t{4} << 20, 14)));
-    REQUIRE(t.pump_until([&] { return splicer.spliced == 1 && out_link->queued_bytes() > 0; }, 20s));
-    CHECK(pipes->open_pipes() > pipes->spare_pipes());
-    out_link->close("test closes it");
-    t.run_ready_handlers();
-    CHECK(out_link->queued_bytes() == 0);
-    CHECK(pipes->open_pipes() == pipes->spare_pipes());
-    out_link->detach();
-    in_link->detach();
-    in_link->close("test finished");
+    SpliceTest st;
+    // A peer that does not read: the tail stays in the pipes.
+    DistLink& out_link = st.forward({}, 64 * 1024);
+    write_large(st.t, st.in.peer, frame(random_payload(std::size_t{4} << 20, 14)));
+    REQUIRE(st.t.pump_until([&] { return st.splicer.spliced == 1 && out_link.queued_bytes() > 0; }, 20s));
+    CHECK(st.pipes->open_pipes() > st.pipes->spare_pipes());
+    out_link.close("test closes it");
+    st.t.run_ready_handlers();
+    CHECK(out_link.queued_bytes() == 0);
+    CHECK(st.pipes->open_pipes() == st.pipes->spare_pipes());
 }
 
 TEST_CASE("DistLink whose peer goes while a tail is being spliced to it closes and lets go of its pipes",
           "[dist_link][splice]")
 {
-    auto pipes = std::make_shared<dpool::transport::PipeBudget>(16);
-    LinkLimits limits;
-    limits.pipes = pipes;
-    LinkTest t;
-    SplicingHandler splicer;
-    auto [in_peer, in_link] = extra_link(t.io, splicer, limits);
-    RecordingHandler out_handler;
-    auto [out_peer, out_link] = extra_link(t.io, out_handler, LinkLimits{}, false, 64 * 1024);
-    splicer.forward_to = out_link;
-    write_large(t, in_peer, frame(random_payload(std::size_t{4} << 20, 15)));
-    REQUIRE(t.pump_until([&] { return splicer.spliced == 1 && out_link->queued_bytes() > 0; }, 20s));
+    SpliceTest st;
+    DistLink& out_link = st.forward({}, 64 * 1024);
+    write_large(st.t, st.in.peer, frame(random_payload(std::size_t{4} << 20, 15)));
+    REQUIRE(st.t.pump_until([&] { return st.splicer.spliced == 1 && out_link.queued_bytes() > 0; }, 20s));
     error_code ignored;
-    out_peer.close(ignored); // unread bytes: the link's next splice meets a reset connection
-    REQUIRE(t.pump_until([&] { return !out_handler.closed_reasons.empty(); }, 20s));
-    CHECK(out_link->queued_bytes() == 0);
-    CHECK(pipes->open_pipes() == pipes->spare_pipes());
-    in_link->detach();
-    in_link->close("test finished");
+    st.out.peer.close(ignored); // unread bytes: the link's next splice meets a reset connection
+    REQUIRE(st.t.pump_until([&] { return !st.out_handler.closed_reasons.empty(); }, 20s));
+    CHECK(out_link.queued_bytes() == 0);
+    CHECK(st.pipes->open_pipes() == st.pipes->spare_pipes());
 }

@@ -65,12 +65,16 @@ struct Sockets {
     }
 };
 
-// Moves `bytes` through the tail: written into the input socket while the tail fills, then drained to the
-// output socket, read at the far end.
-std::string through(SplicedTail& tail, Sockets& s, const std::string& bytes)
+std::chrono::steady_clock::time_point deadline_in_20s()
+{
+    return std::chrono::steady_clock::now() + std::chrono::seconds(20);
+}
+
+// Writes `bytes` into the input socket while the tail takes them in, until it is full.
+void fill(SplicedTail& tail, Sockets& s, const std::string& bytes)
 {
     std::size_t written = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const auto deadline = deadline_in_20s();
     while (!tail.full() && std::chrono::steady_clock::now() < deadline) {
         if (written < bytes.size()) {
             s.feed(bytes, written);
@@ -79,6 +83,14 @@ std::string through(SplicedTail& tail, Sockets& s, const std::string& bytes)
         REQUIRE((r.kind == SpliceResult::Kind::moved || r.kind == SpliceResult::Kind::would_block));
     }
     REQUIRE(tail.full());
+}
+
+// Moves `bytes` through the tail: written into the input socket while the tail fills, then drained to the
+// output socket, read at the far end.
+std::string through(SplicedTail& tail, Sockets& s, const std::string& bytes)
+{
+    fill(tail, s, bytes);
+    const auto deadline = deadline_in_20s();
     std::string received;
     while (tail.held() > 0 && std::chrono::steady_clock::now() < deadline) {
         const auto r = tail.drain_to(s.out_fd(), 256 * 1024);
@@ -121,13 +133,7 @@ TEST_CASE("SplicedTail reads what it holds into memory", "[splice]")
     auto budget = std::make_shared<PipeBudget>(16);
     const std::string bytes = random_bytes((std::size_t{2} << 20) + 7, 3);
     SplicedTail tail(budget, bytes.size());
-    std::size_t written = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!tail.full() && std::chrono::steady_clock::now() < deadline) {
-        s.feed(bytes, written);
-        (void)tail.fill_from(s.in_fd(), 256 * 1024);
-    }
-    REQUIRE(tail.full());
+    fill(tail, s, bytes);
     std::string memory(tail.held(), '\0');
     REQUIRE(tail.read_into(memory.data()));
     CHECK(memory == bytes);
@@ -143,7 +149,7 @@ TEST_CASE("SplicedTail stops at the pipe budget, and a dropped tail gives its pi
     {
         SplicedTail tail(budget, bytes.size());
         SpliceResult last{SpliceResult::Kind::would_block};
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        const auto deadline = deadline_in_20s();
         while (last.kind != SpliceResult::Kind::no_pipe && std::chrono::steady_clock::now() < deadline) {
             if (written < bytes.size()) {
                 s.feed(bytes, written);
@@ -163,14 +169,7 @@ TEST_CASE("SplicedTail stops at the pipe budget, and a dropped tail gives its pi
     // A tail dropped with bytes in its pipes closes them.
     {
         SplicedTail tail(budget, 1000);
-        const std::string few = random_bytes(1000, 5);
-        std::size_t w = 0;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (!tail.full() && std::chrono::steady_clock::now() < deadline) {
-            s.feed(few, w);
-            (void)tail.fill_from(s.in_fd(), 256 * 1024);
-        }
-        REQUIRE(tail.full());
+        fill(tail, s, random_bytes(1000, 5));
     }
     CHECK(budget->open_pipes() == 0);
 }
