@@ -32,7 +32,8 @@ int main(int argc, char** argv)
 
     // Before ei sizes its per-descriptor table; said at start, as a warning when the pools cannot all fit.
     const auto report = dpool::util::describe_descriptor_limit(dpool::util::raise_descriptor_limit(),
-                                                               options.limits.max_total_connections);
+                                                               options.limits.max_total_connections,
+                                                               options.limits.max_splice_pipes);
     if (report.enough) {
         spdlog::info("{}", report.text);
     } else {

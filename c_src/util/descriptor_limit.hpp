@@ -56,7 +56,9 @@ inline DescriptorLimit raise_descriptor_limit()
 inline constexpr std::uint64_t kReservedDescriptors = 256;
 
 // The start-up line about the limit, and whether it is a warning: the C-node may keep `connections`
-// connections (--max-total-connections), which need that many descriptors and the reserved ones.
+// connections (--max-total-connections) and `pipes` pipes of big messages (--max-splice-pipes), which need a
+// descriptor each, two each, and the reserved ones. (A pipe that finds no descriptor costs no connection: its
+// message is read into memory instead.)
 struct DescriptorReport {
     std::string text;
     bool enough = true;
@@ -67,9 +69,10 @@ inline std::string descriptor_count_text(std::uint64_t n)
     return n == UINT64_MAX ? std::string("unlimited") : std::to_string(n);
 }
 
-inline DescriptorReport describe_descriptor_limit(const DescriptorLimit& limit, std::uint64_t connections)
+inline DescriptorReport describe_descriptor_limit(const DescriptorLimit& limit, std::uint64_t connections,
+                                                  std::uint64_t pipes)
 {
-    const std::uint64_t wanted = connections + kReservedDescriptors;
+    const std::uint64_t wanted = connections + 2 * pipes + kReservedDescriptors;
     const std::string raised = limit.soft != limit.found
                                    ? fmt::format("raised from {}", descriptor_count_text(limit.found))
                                    : std::string("as found");
@@ -81,10 +84,11 @@ inline DescriptorReport describe_descriptor_limit(const DescriptorLimit& limit, 
                 true};
     }
     return {fmt::format("descriptor limit (RLIMIT_NOFILE): only {} ({}, hard limit {}){}: --max-total-connections "
-                        "{} needs about {}; connections beyond the limit fail with 'out of file descriptors'. "
-                        "Raise the hard limit of the C-node's parent (ulimit -Hn, LimitNOFILE= of a systemd unit)",
+                        "{} and --max-splice-pipes {} need about {}; connections beyond the limit fail with 'out "
+                        "of file descriptors'. Raise the hard limit of the C-node's parent (ulimit -Hn, "
+                        "LimitNOFILE= of a systemd unit)",
                         descriptor_count_text(limit.soft), raised, descriptor_count_text(limit.hard), failure,
-                        connections, wanted),
+                        connections, pipes, wanted),
             false};
 }
 

@@ -68,24 +68,31 @@ TEST_CASE("the soft descriptor limit is raised to the hard one and both are repo
     }
 }
 
-TEST_CASE("the start-up line says the limit, and warns when --max-total-connections cannot fit", "[descriptor_limit]")
+TEST_CASE("the start-up line says the limit, and warns when the connections and pipes cannot fit", "[descriptor_limit]")
 {
     const auto enough = dpool::util::describe_descriptor_limit(
-        DescriptorLimit{.found = 1024, .soft = 65536, .hard = 65536, .error = 0}, 10000);
+        DescriptorLimit{.found = 1024, .soft = 65536, .hard = 65536, .error = 0}, 10000, 64);
     CHECK(enough.enough);
     CHECK(enough.text == "descriptor limit (RLIMIT_NOFILE): 65536 (raised from 1024, hard limit 65536)");
 
     const auto low = dpool::util::describe_descriptor_limit(
-        DescriptorLimit{.found = 64, .soft = 64, .hard = 64, .error = 0}, 10000);
+        DescriptorLimit{.found = 64, .soft = 64, .hard = 64, .error = 0}, 10000, 64);
     CHECK_FALSE(low.enough);
     CHECK(low.text == "descriptor limit (RLIMIT_NOFILE): only 64 (as found, hard limit 64): --max-total-connections "
-                      "10000 needs about 10256; connections beyond the limit fail with 'out of file descriptors'. "
-                      "Raise the hard limit of the C-node's parent (ulimit -Hn, LimitNOFILE= of a systemd unit)");
+                      "10000 and --max-splice-pipes 64 need about 10384; connections beyond the limit fail with "
+                      "'out of file descriptors'. Raise the hard limit of the C-node's parent (ulimit -Hn, "
+                      "LimitNOFILE= of a systemd unit)");
+
+    // The pipes' descriptors count: a limit that holds the connections and the reserved ones, not the pipes.
+    const DescriptorLimit tight{.found = 10256, .soft = 10256, .hard = 10256, .error = 0};
+    CHECK(dpool::util::describe_descriptor_limit(tight, 10000, 0).enough);
+    CHECK_FALSE(dpool::util::describe_descriptor_limit(tight, 10000, 1).enough);
+    CHECK(dpool::util::describe_descriptor_limit(tight, 9998, 1).enough);
 
     const auto failed = dpool::util::describe_descriptor_limit(
         DescriptorLimit{.found = 1024, .soft = 1024, .hard = dpool::util::descriptor_count(RLIM_INFINITY),
                         .error = EPERM},
-        100);
+        100, 64);
     CHECK(failed.enough);
     CHECK(failed.text == "descriptor limit (RLIMIT_NOFILE): 1024 (as found, hard limit unlimited) (could not raise "
                          "it: Operation not permitted)");
@@ -103,7 +110,7 @@ TEST_CASE("under a low hard limit, sockets run out with an error that names the 
         if (raised.soft != 64 || raised.hard != 64 || raised.error != 0) {
             return 2;
         }
-        if (dpool::util::describe_descriptor_limit(raised, 10000).enough) {
+        if (dpool::util::describe_descriptor_limit(raised, 10000, 64).enough) {
             return 3;
         }
         dpool::asio::io_context io;

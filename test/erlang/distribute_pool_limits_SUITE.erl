@@ -440,7 +440,7 @@ unread_output_does_not_hold_the_cnode(_Config) ->
 descriptor_limit_is_named(_Config) ->
     doc("Issue 17, scale: the C-node raises its descriptor limit to the hard limit and says so when that is too "
         "low. Started under prlimit --nofile=64:64, it warns at start that 64 descriptors cannot hold "
-        "--max-total-connections; a pool of 100 connections then fails with connection_failed whose text names "
+        "--max-total-connections and --max-splice-pipes; a pool of 100 connections then fails with connection_failed whose text names "
         "the descriptor limit (not a bare 'Too many open files'), and the C-node goes on answering (a pool of 1 "
         "works once the failed one's sockets are gone)."),
     Prlimit = os:find_executable("prlimit"),
@@ -453,7 +453,10 @@ descriptor_limit_is_named(_Config) ->
             #{output := Output, os_pid := OsPid} = Port,
             ct:log("C-node start-up output:~n~ts", [lists:join("
 ", Output)]),
-            [_] = [L || L <- Output, binary:match(L, <<"warning: descriptor limit (RLIMIT_NOFILE): only 64 ">>) =/= nomatch],
+            [Warning] = [L || L <- Output,
+                              binary:match(L, <<"warning: descriptor limit (RLIMIT_NOFILE): only 64 ">>) =/= nomatch],
+            %% The pipes of big messages count too: two descriptors each.
+            {_, _} = binary:match(Warning, <<"--max-splice-pipes 64 need about">>),
             CNode = server(Port),
             {error, {connection_failed, {unreachable, Text}}} =
                 distribute_pool:new(T, #{max_connections => 100, min_connections => 100, cnode => CNode}),
