@@ -272,7 +272,8 @@ bool Service::on_client_spliced_packet(ClientSession& session, std::string_view 
         return false;
     }
     const auto env = parse_envelope(control->payload);
-    if (!env || !env->is_call || env->from.node != session.link()->peer_node()) {
+    const auto caller = env && env->is_call ? caller_of(session, *env) : std::nullopt;
+    if (!caller) {
         return false;
     }
     const auto decoded = decode_request(env->request);
@@ -283,8 +284,7 @@ bool Service::on_client_spliced_packet(ClientSession& session, std::string_view 
     }
     const auto message_at = static_cast<std::size_t>(send->message.data() - emptied.data());
     SplicedMessage spliced{send->message.data(), prefix.substr(message_at), std::move(tail)};
-    handle_call(pool::CallerView{session.link(), &session.self(), env->from.encoded, env->tag}, env->request,
-                session.lane(), std::nullopt, &spliced);
+    handle_call(*caller, env->request, session.lane(), std::nullopt, &spliced);
     return true;
 }
 
@@ -331,13 +331,20 @@ void Service::handle_message(ClientSession& session, std::string_view message)
         handle_cast(env->request);
         return;
     }
-    // The answer can only travel back over the connection the request came on.
-    if (env->from.node != session.link()->peer_node()) {
+    const auto caller = caller_of(session, *env);
+    if (!caller) {
         ++malformed_messages_;
         return;
     }
-    handle_call(pool::CallerView{session.link(), &session.self(), env->from.encoded, env->tag}, env->request,
-                session.lane());
+    handle_call(*caller, env->request, session.lane());
+}
+
+std::optional<pool::CallerView> Service::caller_of(ClientSession& session, const Envelope& call)
+{
+    if (call.from.node != session.link()->peer_node()) {
+        return std::nullopt;
+    }
+    return pool::CallerView{session.link(), &session.self(), call.from.encoded, call.tag};
 }
 
 void Service::handle_call(const pool::CallerView& caller, std::string_view request, std::size_t lane,

@@ -98,6 +98,9 @@ private:
     bool on_client_spliced_packet(ClientSession& session, std::string_view prefix,
                                   std::unique_ptr<transport::SplicedTail>& tail) override;
     void handle_message(ClientSession& session, std::string_view message);
+    // The caller of a call that came over `session`, or nullopt when its sender is on another node: the answer
+    // can only travel back over the connection the request came on.
+    static std::optional<pool::CallerView> caller_of(ClientSession& session, const Envelope& call);
     // What callers' big packets did in pipes (none when pipes are off).
     transport::PipeUsage splice_usage() const;
     // Whether an encoded REG_SEND destination is the service's registered name.
