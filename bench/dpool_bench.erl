@@ -63,11 +63,14 @@
 
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
 %% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
--define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>]).
+-define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>,
+                      <<"tls_bytes_per_idle_connection">>]).
 %% The figures of groups/1: a pool group over 4 targets against one pool (issue 18).
 -define(GROUP_FIGURES, [<<"group_call_p50">>, <<"group_of_one_call_p50">>, <<"group_cast_batch_throughput">>]).
 -define(TLS_ROUNDS, 3).
 -define(TLS_CONNECTS, 100).
+%% tls: the idle connections whose memory is measured (a pool of that many, all up).
+-define(TLS_IDLE_CONNECTIONS, 200).
 
 %% The figures measured on a C-node in the application's default configuration (no lanes env), and the
 %% tuned reference row (a C-node with lanes/0 lanes).
@@ -774,9 +777,10 @@ tls_cost() ->
                          after
                              peer:stop(Caller)
                          end,
-                  progress("    connect p50 ~b us, call p50 ~b us, ~s msg/s; CPU: ~s",
+                  progress("    connect p50 ~b us, call p50 ~b us, ~s msg/s, ~s bytes per idle connection; CPU: ~s",
                            [maps:get(connect_p50_us, Side), maps:get(call_p50_us, Side),
-                            fmt_num(maps:get(msgs_per_s, Side)), fmt_cpu(maps:get(cpu, Side))]),
+                            fmt_num(maps:get(msgs_per_s, Side)), fmt_num(maps:get(idle_bytes, Side)),
+                            fmt_cpu(maps:get(cpu, Side))]),
                   {Mode, Side}
               end || R <- lists:seq(1, ?TLS_ROUNDS), Mode <- [plain, tls]],
     Of = fun(Mode, Key) -> median([maps:get(Key, S) || {M, S} <- Rounds, M =:= Mode]) end,
@@ -796,7 +800,10 @@ tls_cost() ->
            fmt("p50 of ~b with_connection + call(erlang, node, []) on a pool of 4", [?CALLS_PER_REP])),
      Ratio(<<"tls_msgs_per_s">>, msgs_per_s, <<"msg/s">>,
            fmt("64-byte binaries delivered per second, ~b processes calling send_async/3 on one lease (TLS: ~s; "
-               "plain: ~s)", [?PIPELINE_SENDERS, Cpu(tls), Cpu(plain)]))].
+               "plain: ~s)", [?PIPELINE_SENDERS, Cpu(tls), Cpu(plain)])),
+     Ratio(<<"tls_bytes_per_idle_connection">>, idle_bytes, <<"bytes">>,
+           fmt("C-node memory per idle connection: VmRSS growth with a pool of ~b connections up, 1 s idle, per "
+               "connection", [?TLS_IDLE_CONNECTIONS]))].
 
 %% tls_cost/0's work, run in its caller node (plain or TLS): starts the application (an embedded C-node in
 %% the caller's own distribution mode) and a target of the same mode, and measures.
@@ -820,6 +827,7 @@ tls_side(TlsArgs, Cookie) ->
                         ok = distribute_pool:destroy(P),
                         Us
                     end || _ <- lists:seq(1, ?TLS_CONNECTS)],
+        IdleBytes = idle_connection_bytes(Target, ?TLS_IDLE_CONNECTIONS),
         {ok, Pool} = distribute_pool:new(Target, 4),
         Call = fun() ->
                        {ok, {ok, Target}} = distribute_pool:with_connection(
@@ -834,11 +842,24 @@ tls_side(TlsArgs, Cookie) ->
                            fun() -> ok = distribute_pool:send(Conn, ?SINK, Msg), 1 end)
         end),
         ok = distribute_pool:destroy(Pool),
-        #{connect_p50_us => median(Connects), call_p50_us => median(Calls), msgs_per_s => Rate, cpu => Cpu}
+        #{connect_p50_us => median(Connects), call_p50_us => median(Calls), msgs_per_s => Rate, cpu => Cpu,
+          idle_bytes => IdleBytes}
     after
         peer:stop(TargetPeer),
         application:stop(distribute_pool)
     end.
+
+%% The C-node's memory per idle connection to Target: its VmRSS growth, 1 s after a pool of N connections is
+%% up (new/2 returns once min_connections are), per connection.
+-spec idle_connection_bytes(node(), pos_integer()) -> float().
+idle_connection_bytes(Target, N) ->
+    OsPid = get(cnode_os_pid),
+    Before = rss_kb(OsPid),
+    {ok, Pool} = distribute_pool:new(Target, #{max_connections => N, min_connections => N}),
+    timer:sleep(1000),
+    After = rss_kb(OsPid),
+    ok = distribute_pool:destroy(Pool),
+    (After - Before) * 1024 / N.
 
 %% Runs Senders processes doing Send() (which returns how many messages it sent) for THROUGHPUT_MS, then
 %% waits until the sink has every message: delivered messages per second from start to last delivery, and
