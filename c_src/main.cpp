@@ -22,8 +22,8 @@ int main(int argc, char** argv)
     }
     auto& options = std::get<dpool::Options>(parsed);
 
-    // A reader of the C-node's output that goes away must cost lines (EPIPE), not the process. Sockets
-    // already write with MSG_NOSIGNAL.
+    // A reader of the C-node's output that goes away must cost lines (EPIPE), not the process; so must a peer
+    // that resets a TLS connection (OpenSSL writes the socket with write(2), not send with MSG_NOSIGNAL).
     std::signal(SIGPIPE, SIG_IGN);
     // Declared before everything that logs, so that what they log is written before it goes.
     dpool::util::OutputLines output;

@@ -7,12 +7,12 @@
 
 #include <boost/asio/ssl.hpp>
 
+#include "transport/tls_channel.hpp"
 #include "util/asio.hpp"
 
 namespace dpool::transport {
 
 namespace ssl = asio::ssl;
-using TlsSocket = ssl::stream<tcp::socket>;
 
 // The bytes of one distribution connection: a TCP socket, or TLS over one (OTP's inet_tls_dist). The
 // handshake and DistLink read and write through it and need not know which; everything else (options, close,
@@ -24,17 +24,18 @@ public:
     // Plain TCP (implicit: a socket is a plain stream).
     DistStream(tcp::socket socket) : plain_(std::move(socket)) {} // NOLINT(google-explicit-constructor)
     // TLS over `socket`, its handshake still to be done (tls_handshake, tls.hpp). `context` is kept alive for
-    // as long as the stream: the connection's TLS state refers to it.
+    // as long as the stream: the connection's TLS state refers to it. The channel is on the heap, so that its
+    // pending operations stay with it when the stream moves (between operations only, as any Asio stream).
     DistStream(tcp::socket socket, std::shared_ptr<ssl::context> context)
-        : context_(std::move(context)), tls_(std::make_unique<TlsSocket>(std::move(socket), *context_))
+        : context_(std::move(context)), tls_(std::make_unique<TlsChannel>(std::move(socket), *context_))
     {
     }
 
     executor_type get_executor() { return socket().get_executor(); }
-    tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+    tcp::socket& socket() { return tls_ ? tls_->socket() : *plain_; }
     bool encrypted() const { return tls_ != nullptr; }
     // The TLS layer; nullptr on a plain stream.
-    TlsSocket* tls() { return tls_.get(); }
+    TlsChannel* tls() { return tls_.get(); }
 
     // AsyncReadStream and AsyncWriteStream: asio::async_read and the like work on it.
     template <class MutableBuffers, class Token>
@@ -68,7 +69,7 @@ public:
 private:
     std::optional<tcp::socket> plain_;
     std::shared_ptr<ssl::context> context_;
-    std::unique_ptr<TlsSocket> tls_;
+    std::unique_ptr<TlsChannel> tls_;
 };
 
 } // namespace dpool::transport

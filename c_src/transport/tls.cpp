@@ -30,9 +30,8 @@ class HostCheck {
 public:
     explicit HostCheck(std::string host) : host_(std::move(host)), ip_(is_ip_address(host_)) {}
 
-    bool operator()(bool preverified, ssl::verify_context& context) const
+    bool operator()(bool preverified, X509_STORE_CTX* store) const
     {
-        X509_STORE_CTX* store = context.native_handle();
         if (!preverified || X509_STORE_CTX_get_error_depth(store) > 0) {
             return preverified;
         }
@@ -158,7 +157,7 @@ std::optional<std::string> load_identity(ssl::context& context, const TlsSetting
 }
 
 // Why a TLS handshake failed, in words a user can act on.
-std::string describe_failure(TlsSocket& tls, TlsMode mode, std::string_view host, const error_code& ec)
+std::string describe_failure(TlsChannel& tls, TlsMode mode, std::string_view host, const error_code& ec)
 {
     if (mode == TlsMode::verified) {
         const long verdict = SSL_get_verify_result(tls.native_handle());
@@ -239,7 +238,7 @@ std::variant<TlsContext, std::string> make_tls_context(const TlsSettings& settin
 asio::awaitable<std::optional<std::string>> tls_handshake(DistStream& stream, TlsMode mode, TlsRole role,
                                                           std::string_view host, DeadlineGuard& deadline)
 {
-    TlsSocket* tls = stream.tls();
+    TlsChannel* tls = stream.tls();
     if (tls == nullptr) {
         co_return std::nullopt;
     }
@@ -254,7 +253,7 @@ asio::awaitable<std::optional<std::string>> tls_handshake(DistStream& stream, Tl
     }
     deadline.guard(stream.socket());
     error_code ec;
-    co_await tls->async_handshake(role == TlsRole::connect ? ssl::stream_base::client : ssl::stream_base::server,
+    co_await tls->async_handshake(role == TlsRole::connect ? TlsChannel::Role::client : TlsChannel::Role::server,
                                   asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
         co_return std::nullopt;

@@ -390,3 +390,60 @@ TEST_CASE("verified TLS passes a certificate from the CA that names the host, an
     caller->close("test finished");
     target->close("test finished");
 }
+
+TEST_CASE("over TLS, a peer that closes its socket without a close_notify reads as closed by the peer", "[tls]")
+{
+    asio::io_context io;
+    const auto& c = certificates();
+    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
+    TlsPair pair;
+    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
+                   "127.0.0.1");
+    REQUIRE_FALSE(pair.accepted->has_value());
+    REQUIRE_FALSE(pair.connected->has_value());
+    Collecting at_caller;
+    auto caller = std::make_shared<DistLink>(std::move(*pair.accepting), "caller@127.0.0.1",
+                                             dpool::transport::LinkLimits{});
+    caller->start(at_caller);
+    // A record first, so that the link is reading on from the middle of the stream when the end comes.
+    Collecting at_target;
+    auto target = std::make_shared<DistLink>(std::move(*pair.connecting), "target@127.0.0.1",
+                                             dpool::transport::LinkLimits{});
+    target->start(at_target);
+    target->write_packet("hello", {});
+    REQUIRE(dpool::test::run_until(io, [&] { return at_caller.packets.size() == 1; }));
+    target->detach();
+    target->close("going away"); // shuts the socket down: no close_notify
+    REQUIRE(dpool::test::run_until(io, [&] { return at_caller.closed.has_value(); }));
+    CHECK(*at_caller.closed == "peer closed the connection");
+    caller->detach();
+}
+
+TEST_CASE("over TLS, an empty read or write completes at once with nothing moved, as on a plain socket", "[tls]")
+{
+    asio::io_context io;
+    const auto& c = certificates();
+    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
+    TlsPair pair;
+    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
+                   "127.0.0.1");
+    REQUIRE_FALSE(pair.accepted->has_value());
+    REQUIRE_FALSE(pair.connected->has_value());
+    std::optional<std::pair<error_code, std::size_t>> wrote;
+    std::optional<std::pair<error_code, std::size_t>> read;
+    char byte = 0;
+    pair.connecting->async_write_some(asio::const_buffer(&byte, 0), [&](const error_code& ec, std::size_t n) {
+        wrote.emplace(ec, n);
+    });
+    // Nothing was sent, so a read that waited for a record would wait until the deadline of run_until.
+    pair.accepting->async_read_some(asio::mutable_buffer(&byte, 0), [&](const error_code& ec, std::size_t n) {
+        read.emplace(ec, n);
+    });
+    CHECK_FALSE(wrote); // never inside the call that starts it
+    CHECK_FALSE(read);
+    REQUIRE(dpool::test::run_until(io, [&] { return wrote.has_value() && read.has_value(); }));
+    CHECK_FALSE(wrote->first);
+    CHECK(wrote->second == 0);
+    CHECK_FALSE(read->first);
+    CHECK(read->second == 0);
+}

@@ -212,10 +212,12 @@ frozen_target_with_every_send_api(_Config) ->
                 {ok, {ok, H}} = node_over_lease(Healthy),
                 ok = distribute_pool:send(Healthy, dpool_nobody, Bin),
                 Info1 = info(CNode),
-                %% Every connection of the frozen pool, then a second pool to the same target: the output of all
-                %% links reaches its bound.
-                ParallelPid = background(fun() -> distribute_pool:send_batch_parallel(Frozen, lists:duplicate(12, Bin), Send) end),
+                %% A second pool to the same target: the output of all links reaches its bound. Then every
+                %% connection of the frozen pool at once, refused by that bound or its own link's. (Started
+                %% before the second pool's batches, its 12 MiB could all fit in the links that were not full
+                %% yet, and did once on a busy machine: then it met no bound at all.)
                 More = fire_and_forget_batches(CNode, Frozen2, 40, [Bin, Bin, Bin, Bin]),
+                ParallelPid = background(fun() -> distribute_pool:send_batch_parallel(Frozen, lists:duplicate(12, Bin), Send) end),
                 #{output_queue_bytes := Queued, output_queue_peak_bytes := QueuePeak, limit_refusals := Refusals} =
                     info(CNode),
                 Peak = hwm_kb(OsPid),
