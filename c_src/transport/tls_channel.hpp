@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/ssl.hpp>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "util/asio.hpp"
@@ -61,38 +62,25 @@ public:
                         done = 0;
                         return SSL_do_handshake(ssl_.get());
                     },
-                      [h = std::move(handler)](const error_code& ec, std::size_t) mutable { std::move(h)(ec); },
-                      true);
+                    [h = std::move(handler)](const error_code& ec, std::size_t) mutable { std::move(h)(ec); }, true);
             },
             token);
     }
 
     template <class MutableBuffers, class Token> auto async_read_some(const MutableBuffers& buffers, Token&& token)
     {
-        return asio::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, asio::mutable_buffer b) {
-                if (b.size() == 0) {
-                    complete_at_once(std::move(handler)); // as any Asio stream: nothing asked, nothing waited for
-                    return;
-                }
-                drive([this, b](std::size_t& done) { return SSL_read_ex(ssl_.get(), b.data(), b.size(), &done); },
-                      std::move(handler), true);
-            },
-            token, first_non_empty(buffers));
+        return async_transfer(first_non_empty(buffers), std::forward<Token>(token),
+                              [this](asio::mutable_buffer b, std::size_t& done) {
+                                  return SSL_read_ex(ssl_.get(), b.data(), b.size(), &done);
+                              });
     }
 
     template <class ConstBuffers, class Token> auto async_write_some(const ConstBuffers& buffers, Token&& token)
     {
-        return asio::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, asio::const_buffer b) {
-                if (b.size() == 0) {
-                    complete_at_once(std::move(handler));
-                    return;
-                }
-                drive([this, b](std::size_t& done) { return SSL_write_ex(ssl_.get(), b.data(), b.size(), &done); },
-                      std::move(handler), true);
-            },
-            token, first_non_empty(buffers));
+        return async_transfer(first_non_empty(buffers), std::forward<Token>(token),
+                              [this](asio::const_buffer b, std::size_t& done) {
+                                  return SSL_write_ex(ssl_.get(), b.data(), b.size(), &done);
+                              });
     }
 
 private:
@@ -120,10 +108,26 @@ private:
     };
     Outcome outcome_of(int result, int saved_errno);
 
-    template <class Handler> void complete_at_once(Handler handler)
+    // A read or a write of `b` by `call` (SSL_read_ex or SSL_write_ex); an empty one completes at once, as on
+    // any Asio stream: nothing asked, nothing waited for.
+    template <class Buffer, class Token, class Call> auto async_transfer(Buffer b, Token&& token, Call call)
+    {
+        return asio::async_initiate<Token, void(error_code, std::size_t)>(
+            [this, b, call](auto handler) {
+                if (b.size() == 0) {
+                    post_completion(std::move(handler), error_code{}, 0);
+                    return;
+                }
+                drive([b, call](std::size_t& done) { return call(b, done); }, std::move(handler), true);
+            },
+            token);
+    }
+
+    // Completes `handler` from the event loop, never inside the call that started the operation.
+    template <class Handler> void post_completion(Handler handler, error_code ec, std::size_t n)
     {
         asio::post(socket_.get_executor(),
-                   [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}, std::size_t{0}); });
+                   [handler = std::move(handler), ec, n]() mutable { std::move(handler)(ec, n); });
     }
 
     // Runs `attempt` (an SSL call: 1 when it succeeded, having set its argument to the bytes it moved) until it
@@ -159,9 +163,7 @@ private:
             return;
         }
         if (fresh) {
-            asio::post(socket_.get_executor(), [handler = std::move(handler), ec = out.ec, done]() mutable {
-                std::move(handler)(ec, done);
-            });
+            post_completion(std::move(handler), out.ec, done);
             return;
         }
         std::move(handler)(out.ec, done);

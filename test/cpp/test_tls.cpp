@@ -160,6 +160,17 @@ void handshake_both(asio::io_context& io, TlsPair& pair, const TlsContext& serve
         io, [&] { return (pair.accepted.has_value() || !until_both) && pair.connected.has_value(); }));
 }
 
+// Both ends of a loopback connection after a verified TLS handshake that both passed (the certificate is the
+// CA's and names 127.0.0.1).
+void verified_pair(asio::io_context& io, TlsPair& pair)
+{
+    const auto settings = certificates().settings(TlsMode::verified, "node_a", "a");
+    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
+                   "127.0.0.1");
+    REQUIRE_FALSE(pair.accepted->has_value());
+    REQUIRE_FALSE(pair.connected->has_value());
+}
+
 class Collecting final : public LinkHandler {
 public:
     void on_packet(DistLink&, std::string_view packet) override { packets.emplace_back(packet); }
@@ -167,6 +178,14 @@ public:
     std::vector<std::string> packets;
     std::optional<std::string> closed;
 };
+
+// A DistLink over `stream` (its TLS handshake done), started with `handler`.
+std::shared_ptr<DistLink> started_link(DistStream& stream, const std::string& peer, LinkHandler& handler)
+{
+    auto link = std::make_shared<DistLink>(std::move(stream), peer, dpool::transport::LinkLimits{});
+    link->start(handler);
+    return link;
+}
 
 } // namespace
 
@@ -355,21 +374,12 @@ TEST_CASE("verified TLS passes a certificate from the CA that names the host, an
           "[tls]")
 {
     asio::io_context io;
-    const auto& c = certificates();
-    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
     TlsPair pair;
-    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
-                   "127.0.0.1");
-    REQUIRE_FALSE(pair.accepted->has_value());
-    REQUIRE_FALSE(pair.connected->has_value());
+    verified_pair(io, pair);
     Collecting at_caller;
     Collecting at_target;
-    auto caller = std::make_shared<DistLink>(std::move(*pair.accepting), "caller@127.0.0.1",
-                                             dpool::transport::LinkLimits{});
-    auto target = std::make_shared<DistLink>(std::move(*pair.connecting), "target@127.0.0.1",
-                                             dpool::transport::LinkLimits{});
-    caller->start(at_caller);
-    target->start(at_target);
+    auto caller = started_link(*pair.accepting, "caller@127.0.0.1", at_caller);
+    auto target = started_link(*pair.connecting, "target@127.0.0.1", at_target);
     std::vector<std::string> sent;
     for (const std::size_t size : {1UL, 64UL, 16'000UL, 16'385UL, 300'000UL, std::size_t{4} << 20}) {
         std::string body(size, static_cast<char>('a' + sent.size()));
@@ -394,22 +404,13 @@ TEST_CASE("verified TLS passes a certificate from the CA that names the host, an
 TEST_CASE("over TLS, a peer that closes its socket without a close_notify reads as closed by the peer", "[tls]")
 {
     asio::io_context io;
-    const auto& c = certificates();
-    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
     TlsPair pair;
-    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
-                   "127.0.0.1");
-    REQUIRE_FALSE(pair.accepted->has_value());
-    REQUIRE_FALSE(pair.connected->has_value());
+    verified_pair(io, pair);
     Collecting at_caller;
-    auto caller = std::make_shared<DistLink>(std::move(*pair.accepting), "caller@127.0.0.1",
-                                             dpool::transport::LinkLimits{});
-    caller->start(at_caller);
-    // A record first, so that the link is reading on from the middle of the stream when the end comes.
     Collecting at_target;
-    auto target = std::make_shared<DistLink>(std::move(*pair.connecting), "target@127.0.0.1",
-                                             dpool::transport::LinkLimits{});
-    target->start(at_target);
+    auto caller = started_link(*pair.accepting, "caller@127.0.0.1", at_caller);
+    auto target = started_link(*pair.connecting, "target@127.0.0.1", at_target);
+    // A record first, so that the link is reading on from the middle of the stream when the end comes.
     target->write_packet("hello", {});
     REQUIRE(dpool::test::run_until(io, [&] { return at_caller.packets.size() == 1; }));
     target->detach();
@@ -422,13 +423,8 @@ TEST_CASE("over TLS, a peer that closes its socket without a close_notify reads 
 TEST_CASE("over TLS, an empty read or write completes at once with nothing moved, as on a plain socket", "[tls]")
 {
     asio::io_context io;
-    const auto& c = certificates();
-    const auto settings = c.settings(TlsMode::verified, "node_a", "a");
     TlsPair pair;
-    handshake_both(io, pair, context_of(settings, TlsRole::accept), context_of(settings, TlsRole::connect),
-                   "127.0.0.1");
-    REQUIRE_FALSE(pair.accepted->has_value());
-    REQUIRE_FALSE(pair.connected->has_value());
+    verified_pair(io, pair);
     std::optional<std::pair<error_code, std::size_t>> wrote;
     std::optional<std::pair<error_code, std::size_t>> read;
     char byte = 0;
