@@ -114,11 +114,12 @@ private:
     {
         return asio::async_initiate<Token, void(error_code, std::size_t)>(
             [this, b, call](auto handler) {
+                // this-> spelled out: clang takes calls of members in a generic lambda for no use of `this`.
                 if (b.size() == 0) {
-                    post_completion(std::move(handler), error_code{}, 0);
+                    this->post_completion(std::move(handler), error_code{}, 0);
                     return;
                 }
-                drive([b, call](std::size_t& done) { return call(b, done); }, std::move(handler), true);
+                this->drive([b, call](std::size_t& done) { return call(b, done); }, std::move(handler), true);
             },
             token);
     }
