@@ -209,6 +209,9 @@ std::string render_metrics(const std::vector<pool::PoolStats>& pools, const Metr
     e.sample("dpool_splice_fallbacks_total", "", totals.splice.counters.fallbacks);
     e.family("dpool_splice_pipes_open", "gauge", "Pipes open for big packets (in use, or kept empty for reuse).");
     e.sample("dpool_splice_pipes_open", "", std::uint64_t{totals.splice.pipes_open});
+    e.family("dpool_splice_idle_pipes_closed_total", "counter",
+             "Spare pipes closed because no big packet needed them for an interval (10-20 s).");
+    e.sample("dpool_splice_idle_pipes_closed_total", "", totals.splice.counters.idle_closed);
     if (totals.resident_memory_bytes) {
         e.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
         e.sample("process_resident_memory_bytes", "", *totals.resident_memory_bytes);

@@ -264,6 +264,7 @@ constexpr Field<transport::PipeUsage> kSpliceFields[] = {
     {"bytes", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.bytes); }},
     {"fallbacks", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.fallbacks); }},
     {"pipes_open", [](auto& w, const transport::PipeUsage& s) { integer(w, s.pipes_open); }},
+    {"idle_closed", [](auto& w, const transport::PipeUsage& s) { integer(w, s.counters.idle_closed); }},
 };
 
 constexpr Field<DroppedLinks> kDroppedFields[] = {

@@ -62,13 +62,16 @@ Service::Service(asio::io_context& io, ServiceConfig config)
                   }
               } else if (d.kind == pool::DeadlineKind::owner) {
                   on_owner_grace_over(d);
+              } else if (d.kind == pool::DeadlineKind::spare_pipes) {
+                  close_unused_spare_pipes();
               } else if (auto* p = find_pool(d.pool)) {
                   p->on_deadline(d);
               }
           },
           // What a compaction keeps: barriers, and the deadlines of pools not forgotten yet.
           [this](const pool::Deadline& d) {
-              return d.kind == pool::DeadlineKind::barrier || pools_.contains(d.pool) || groups_.contains(d.pool);
+              return d.kind == pool::DeadlineKind::barrier || d.kind == pool::DeadlineKind::spare_pipes ||
+                     pools_.contains(d.pool) || groups_.contains(d.pool);
           }),
       context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),
@@ -103,6 +106,20 @@ void Service::start(std::vector<protocol::NodeIdentity> lanes)
 {
     lanes_ = std::move(lanes);
     trimmer_.start();
+    if (caller_links_.pipes) {
+        scheduler_.schedule(
+            pool::Deadline{pool::Clock::now() + kSparePipeInterval, pool::DeadlineKind::spare_pipes, 0, 0});
+    }
+}
+
+void Service::close_unused_spare_pipes()
+{
+    if (const auto closed = caller_links_.pipes->close_unused_spares(); closed > 0) {
+        log::write(spdlog::level::debug, {}, "closed {} spare pipes unused for {} s", closed,
+                   std::chrono::duration_cast<std::chrono::seconds>(kSparePipeInterval).count());
+    }
+    scheduler_.schedule(
+        pool::Deadline{pool::Clock::now() + kSparePipeInterval, pool::DeadlineKind::spare_pipes, 0, 0});
 }
 
 void Service::stop()

@@ -437,7 +437,8 @@ void Pool::on_deadline(const Deadline& d)
         break;
     case DeadlineKind::barrier:
     case DeadlineKind::owner:
-        break; // served by the service: a barrier ends even when its pool is gone; an owner is the service's
+    case DeadlineKind::spare_pipes:
+        break; // served by the service: a barrier ends even when its pool is gone; owners and pipes are its own
     }
 }
 

@@ -66,6 +66,7 @@ std::optional<Pipe> PipeBudget::take()
     if (!spares_.empty()) {
         Pipe pipe = std::move(spares_.back());
         spares_.pop_back();
+        least_spares_ = std::min(least_spares_, spares_.size());
         return pipe;
     }
     if (open_ >= max_pipes_) {
@@ -89,6 +90,16 @@ void PipeBudget::give_back(Pipe pipe)
         }
     }
     --open_;
+}
+
+std::size_t PipeBudget::close_unused_spares()
+{
+    const std::size_t unused = std::min(least_spares_, spares_.size());
+    spares_.erase(spares_.begin(), spares_.begin() + static_cast<std::ptrdiff_t>(unused)); // closes them
+    open_ -= unused;
+    counters_.idle_closed += unused;
+    least_spares_ = spares_.size();
+    return unused;
 }
 
 SplicedTail::SplicedTail(std::shared_ptr<PipeBudget> budget, std::size_t size)

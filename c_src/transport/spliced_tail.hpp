@@ -42,6 +42,7 @@ struct PipeCounters {
     std::uint64_t packets = 0;   // big packets whose tail went through pipes
     std::uint64_t bytes = 0;     // bytes moved into pipes
     std::uint64_t fallbacks = 0; // tails read into memory after all: no pipe to be had, or a packet not forwarded
+    std::uint64_t idle_closed = 0; // spare pipes closed because none of the tails needed them for an interval
 };
 
 // The counters and the pipes open now, as info and the metrics report them.
@@ -65,6 +66,12 @@ public:
     void give_back(Pipe pipe);
     // A pipe closed with bytes in it (a tail dropped before it was written).
     void closed_one() { --open_; }
+    // Closes the spares that stayed unused since the previous call: a spare is taken from the top, so the
+    // fewest spares seen since then are those at the bottom that nothing took. Called every interval by the
+    // owner (api::Service), so that the pipes kept for bursts of big packets give back their descriptors and
+    // the user's pipe allowance (fs.pipe-user-pages-soft, counted by capacity, shared with every process of
+    // the user) within two intervals of the last burst. Returns how many it closed.
+    std::size_t close_unused_spares();
 
     std::size_t open_pipes() const { return open_; }
     std::size_t spare_pipes() const { return spares_.size(); }
@@ -78,7 +85,8 @@ private:
     std::size_t max_pipes_;
     std::size_t pipe_bytes_;
     std::size_t open_ = 0;
-    std::vector<Pipe> spares_;
+    std::vector<Pipe> spares_;       // the last one is taken first
+    std::size_t least_spares_ = 0;   // the fewest spares since the last close_unused_spares
     PipeCounters counters_;
 };
 

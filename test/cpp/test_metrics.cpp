@@ -55,7 +55,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     totals.resident_memory_bytes = 4096;
     totals.open_fds = 12;
     totals.output_lines_dropped = 7;
-    totals.splice = {.counters = {.packets = 5, .bytes = 41943040, .fallbacks = 2}, .pipes_open = 9};
+    totals.splice = {.counters = {.packets = 5, .bytes = 41943040, .fallbacks = 2, .idle_closed = 4}, .pipes_open = 9};
 
     const auto lines = lines_of(dpool::api::render_metrics({named, unnamed}, totals));
     CHECK(has_line(lines, "# TYPE dpool_pool_connections gauge"));
@@ -90,6 +90,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     CHECK(has_line(lines, "dpool_splice_bytes_total 41943040"));
     CHECK(has_line(lines, "dpool_splice_fallbacks_total 2"));
     CHECK(has_line(lines, "dpool_splice_pipes_open 9"));
+    CHECK(has_line(lines, "dpool_splice_idle_pipes_closed_total 4"));
     // Each family is declared once, before its samples.
     CHECK(std::count(lines.begin(), lines.end(), "# TYPE dpool_pool_acquire_wait_seconds histogram") == 1);
 }

@@ -1,10 +1,13 @@
 #include "test_support.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "loopback.hpp"
 #include "protocol/control.hpp"
@@ -172,6 +175,55 @@ TEST_CASE("SplicedTail stops at the pipe budget, and a dropped tail gives its pi
         fill(tail, s, random_bytes(1000, 5));
     }
     CHECK(budget->open_pipes() == 0);
+}
+
+TEST_CASE("PipeBudget closes the spare pipes that nothing took for an interval", "[splice][limits]")
+{
+    using dpool::transport::Pipe;
+    PipeBudget budget(8, 64 * 1024);
+    const auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+    // Four pipes in use, then given back: four spares.
+    std::vector<Pipe> taken;
+    for (int i = 0; i < 4; ++i) {
+        auto pipe = budget.take();
+        REQUIRE(pipe);
+        taken.push_back(std::move(*pipe));
+    }
+    std::vector<int> fds;
+    for (auto& pipe : taken) {
+        fds.push_back(pipe.read_end());
+        fds.push_back(pipe.write_end());
+        budget.give_back(std::move(pipe));
+    }
+    REQUIRE(budget.spare_pipes() == 4);
+    // The first interval ends: none was spare for all of it (none existed at its start).
+    CHECK(budget.close_unused_spares() == 0);
+    CHECK(budget.open_pipes() == 4);
+    // In the next one, two are taken and given back: only the two that stayed spare throughout are closed.
+    for (int round = 0; round < 3; ++round) {
+        auto a = budget.take();
+        auto b = budget.take();
+        REQUIRE(a);
+        REQUIRE(b);
+        budget.give_back(std::move(*a));
+        budget.give_back(std::move(*b));
+    }
+    CHECK(budget.close_unused_spares() == 2);
+    CHECK(budget.spare_pipes() == 2);
+    CHECK(budget.open_pipes() == 2);
+    CHECK(budget.counters().idle_closed == 2);
+    const auto still_open = std::count_if(fds.begin(), fds.end(), is_open);
+    CHECK(still_open == 4); // two pipes, two descriptors each
+    // An interval with no packet at all: the rest go, and the budget opens new ones when asked.
+    CHECK(budget.close_unused_spares() == 2);
+    CHECK(budget.open_pipes() == 0);
+    CHECK(std::none_of(fds.begin(), fds.end(), is_open));
+    CHECK(budget.counters().idle_closed == 4);
+    CHECK(budget.close_unused_spares() == 0);
+    auto again = budget.take();
+    REQUIRE(again);
+    CHECK(is_open(again->read_end()));
+    CHECK(budget.open_pipes() == 1);
 }
 
 TEST_CASE("SplicedTail reports the end of the stream", "[splice]")

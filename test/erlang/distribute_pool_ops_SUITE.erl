@@ -19,6 +19,7 @@
 -export([lease_handle_dies_with_the_lease/1]).
 -export([concurrent_requests_from_two_nodes/1]).
 -export([big_messages_through_pipes/1]).
+-export([idle_spare_pipes_are_closed/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stop_peer/1, do_pool_nodes/2, with_target/2,
                           with_target_pool/3, with_nodes/2, do_start_fixture/2, do_start_sink/2]).
@@ -34,6 +35,7 @@ all() ->
      send_to_name_and_pid_in_order,
      send_big_message,
      big_messages_through_pipes,
+     idle_spare_pipes_are_closed,
      request_replies_and_errors,
      call_and_badrpc,
      ping_pong,
@@ -177,6 +179,40 @@ big_messages_through_pipes(_Config) ->
         Big = Counted(packets),
         3 = Counted(fallbacks),
         true = Counted(bytes) >= lists:sum([erlang:external_size(M) || M <- Spliced]) - 4096 * length(Spliced),
+        ok = distribute_pool:destroy(Pool)
+    end).
+
+-spec idle_spare_pipes_are_closed(list()) -> ok.
+idle_spare_pipes_are_closed(_Config) ->
+    doc("The pipes kept empty after big messages are closed once no packet took them for an interval (info: "
+        "splice pipes_open back to 0, idle_closed counting them, within 20 s and generous bounds here); the "
+        "next big message opens pipes again and goes through them intact."),
+    with_target("dpool_idle_pipes", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
+        CNode = dpool_ct_helper:do_cnode(),
+        Splice = fun() -> #{splice := S} = dpool_ct_helper:do_cnode_info(CNode), S end,
+        {ok, Pool} = distribute_pool:new(T, 2),
+        Send = fun(Tag) ->
+                       Msg = {Tag, rand:bytes(3 * 1024 * 1024)},
+                       {ok, ok} = distribute_pool:with_connection(
+                                    Pool, fun(C) -> distribute_pool:send(C, dpool_fx, Msg) end),
+                       receive {fixture, dpool_fx, Got} -> Msg = Got after 30000 -> ct:fail({missing, Tag}) end
+               end,
+        Before = Splice(),
+        Send(first),
+        AfterFirst = Splice(),
+        ct:log("splice before ~p~nafter the first message ~p", [Before, AfterFirst]),
+        true = maps:get(packets, AfterFirst) > maps:get(packets, Before),
+        true = maps:get(pipes_open, AfterFirst) > 0, % kept for the next packets
+        ok = do_wait_until(fun() -> maps:get(pipes_open, Splice()) =:= 0 end, 60000),
+        Idle = Splice(),
+        ct:log("splice once idle ~p", [Idle]),
+        true = maps:get(idle_closed, Idle) - maps:get(idle_closed, AfterFirst) >= maps:get(pipes_open, AfterFirst),
+        Send(second),
+        AfterSecond = Splice(),
+        true = maps:get(packets, AfterSecond) > maps:get(packets, Idle),
+        0 = maps:get(fallbacks, AfterSecond) - maps:get(fallbacks, Idle),
+        true = maps:get(pipes_open, AfterSecond) > 0,
         ok = distribute_pool:destroy(Pool)
     end).
 
