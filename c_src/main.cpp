@@ -11,8 +11,10 @@
 
 #include "cnode.hpp"
 #include "options.hpp"
+#include "transport/spliced_tail.hpp"
 #include "util/descriptor_limit.hpp"
 #include "util/output_lines.hpp"
+#include "util/pipe_allowance.hpp"
 
 int main(int argc, char** argv)
 {
@@ -38,6 +40,16 @@ int main(int argc, char** argv)
         spdlog::info("{}", report.text);
     } else {
         spdlog::warn("{}", report.text);
+    }
+    if (const auto allowance = dpool::util::read_pipe_allowance()) {
+        if (const auto pipes = dpool::util::describe_pipe_allowance(*allowance, options.limits.max_splice_pipes,
+                                                                    dpool::transport::kPipeBytes)) {
+            if (pipes->enough) {
+                spdlog::info("{}", pipes->text);
+            } else {
+                spdlog::warn("{}", pipes->text);
+            }
+        }
     }
     if (ei_init() != 0) {
         spdlog::error("ei_init failed");

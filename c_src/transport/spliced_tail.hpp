@@ -37,6 +37,9 @@ private:
     std::size_t capacity_ = 0;
 };
 
+// The capacity of each pipe: a packet's tail of up to this much in one pipe, one splice to write it on.
+inline constexpr std::size_t kPipeBytes = std::size_t{1} << 20;
+
 // What the pipes did, over all links (stats: spliced_packets and the like).
 struct PipeCounters {
     std::uint64_t packets = 0;   // big packets whose tail went through pipes
@@ -55,7 +58,7 @@ struct PipeUsage {
 // descriptors each), and empty ones are kept for the next tails instead of being closed and opened again.
 class PipeBudget {
 public:
-    explicit PipeBudget(std::size_t max_pipes, std::size_t pipe_bytes = std::size_t{1} << 20)
+    explicit PipeBudget(std::size_t max_pipes, std::size_t pipe_bytes = kPipeBytes)
         : max_pipes_(max_pipes), pipe_bytes_(pipe_bytes)
     {
     }

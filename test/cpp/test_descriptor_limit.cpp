@@ -9,6 +9,7 @@
 #include <string>
 
 #include "util/descriptor_limit.hpp"
+#include "util/pipe_allowance.hpp"
 
 using dpool::util::DescriptorLimit;
 
@@ -96,6 +97,45 @@ TEST_CASE("the start-up line says the limit, and warns when the connections and 
     CHECK(failed.enough);
     CHECK(failed.text == "descriptor limit (RLIMIT_NOFILE): 1024 (as found, hard limit unlimited) (could not raise "
                          "it: Operation not permitted)");
+}
+
+TEST_CASE("the start-up line about pipes says their share of the user's pipe memory, and warns past it",
+          "[descriptor_limit][splice]")
+{
+    using dpool::util::describe_pipe_allowance;
+    using dpool::util::PipeAllowance;
+    constexpr std::uint64_t kMiB = 1 << 20;
+    CHECK_FALSE(describe_pipe_allowance(PipeAllowance{.soft_pages = 16384, .privileged = false}, 0, kMiB));
+
+    const auto within = describe_pipe_allowance(PipeAllowance{.soft_pages = 16384, .privileged = false}, 64, kMiB);
+    REQUIRE(within);
+    CHECK(within->enough);
+    CHECK(within->text == "pipes of big messages: --max-splice-pipes 64 of 1024 KiB take up to 16384 pages of pipe "
+                          "memory, of the 16384 that all pipes of this user may take (fs.pipe-user-pages-soft)");
+
+    const auto over = describe_pipe_allowance(PipeAllowance{.soft_pages = 16384, .privileged = false}, 65, kMiB);
+    REQUIRE(over);
+    CHECK_FALSE(over->enough);
+    CHECK(over->text == "pipes of big messages: --max-splice-pipes 65 of 1024 KiB take up to 16640 pages of pipe "
+                        "memory, more than the 16384 that all pipes of this user may take (fs.pipe-user-pages-soft): "
+                        "the pipes past it are refused and their messages read into memory (info "
+                        "splice.fallbacks). Lower --max-splice-pipes or raise fs.pipe-user-pages-soft");
+
+    const auto privileged = describe_pipe_allowance(PipeAllowance{.soft_pages = 16384, .privileged = true}, 65, kMiB);
+    REQUIRE(privileged);
+    CHECK(privileged->enough);
+    CHECK(privileged->text.ends_with("(no per-user bound applies: privileged)"));
+    const auto unbound = describe_pipe_allowance(PipeAllowance{.soft_pages = 0, .privileged = false}, 65, kMiB);
+    REQUIRE(unbound);
+    CHECK(unbound->enough);
+    CHECK(unbound->text.ends_with("(no per-user bound applies: fs.pipe-user-pages-soft 0)"));
+
+    // This machine's, as /proc says it; a root process has CAP_SYS_RESOURCE.
+    const auto here = dpool::util::read_pipe_allowance();
+    REQUIRE(here);
+    if (::geteuid() == 0) {
+        CHECK(here->privileged);
+    }
 }
 
 TEST_CASE("under a low hard limit, sockets run out with an error that names the limit", "[descriptor_limit]")
