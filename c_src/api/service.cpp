@@ -68,10 +68,16 @@ Service::Service(asio::io_context& io, ServiceConfig config)
                   p->on_deadline(d);
               }
           },
-          // What a compaction keeps: barriers, and the deadlines of pools not forgotten yet.
+          // What a compaction keeps: barriers, the service's own, and the deadlines of pools not forgotten yet
+          // that may still matter (not those of requests answered, leases returned, waiters gone).
           [this](const pool::Deadline& d) {
-              return d.kind == pool::DeadlineKind::barrier || d.kind == pool::DeadlineKind::spare_pipes ||
-                     pools_.contains(d.pool) || groups_.contains(d.pool);
+              if (d.kind == pool::DeadlineKind::barrier || d.kind == pool::DeadlineKind::spare_pipes) {
+                  return true;
+              }
+              if (const auto it = pools_.find(d.pool); it != pools_.end()) {
+                  return it->second->deadline_wanted(d);
+              }
+              return groups_.contains(d.pool);
           }),
       context_(executor_, config_.alive, config_.host),
       barriers_(context_.lease_counter),

@@ -167,6 +167,10 @@ public:
     void on_barrier_done(std::uint64_t key, bool complete);
 
     void on_deadline(const Deadline& d);
+    // Whether deadline `d` of this pool may still do something when it comes due: false for those of a request
+    // answered, a waiter gone, a lease returned or its holder already watched (on_deadline would find nothing
+    // to do), so that the scheduler's compactions drop them long before they are due (Scheduler).
+    bool deadline_wanted(const Deadline& d) const;
     // A monitor of the C-node's identity fired: the holder of lease `number`, or waiter `number`, has exited.
     void on_monitor_down(std::uint64_t number);
     // A client node's connection is gone: its leases come back, its waiters leave.

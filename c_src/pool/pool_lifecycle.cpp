@@ -442,6 +442,31 @@ void Pool::on_deadline(const Deadline& d)
     }
 }
 
+bool Pool::deadline_wanted(const Deadline& d) const
+{
+    // The requests in flight are searched one by one; with more than this many the deadline is kept unchecked.
+    constexpr std::size_t kMostPendingSearched = 64;
+    switch (d.kind) {
+    case DeadlineKind::request: {
+        const auto conn = key_connection(d.key);
+        if (conn >= connections_.size()) {
+            return false;
+        }
+        const auto& pending = connections_[conn]->pending();
+        return pending.size() > kMostPendingSearched || pending.find(key_number(d.key)) != nullptr;
+    }
+    case DeadlineKind::waiter:
+        return waiters_.contains(d.key);
+    case DeadlineKind::holder: {
+        const auto conn = key_connection(d.key);
+        return conn < connections_.size() && core_.state(conn) == SlotState::leased &&
+               key_number(core_.lease_of(conn)) == key_number(d.key) && !connections_[conn]->slot.holder_watched;
+    }
+    default:
+        return true; // a few per connection or pool, whatever the traffic
+    }
+}
+
 namespace {
 
 // How often a pool looks at its idle connections and samples its idle share.

@@ -20,6 +20,7 @@
 -export([concurrent_requests_from_two_nodes/1]).
 -export([big_messages_through_pipes/1]).
 -export([idle_spare_pipes_are_closed/1]).
+-export([answered_requests_leave_no_deadlines/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_stop_peer/1, do_pool_nodes/2, with_target/2,
                           with_target_pool/3, with_nodes/2, do_start_fixture/2, do_start_sink/2]).
@@ -36,6 +37,7 @@ all() ->
      send_big_message,
      big_messages_through_pipes,
      idle_spare_pipes_are_closed,
+     answered_requests_leave_no_deadlines,
      request_replies_and_errors,
      call_and_badrpc,
      ping_pong,
@@ -215,6 +217,72 @@ idle_spare_pipes_are_closed(_Config) ->
         true = maps:get(pipes_open, AfterSecond) > 0,
         ok = distribute_pool:destroy(Pool)
     end).
+
+-spec answered_requests_leave_no_deadlines(list()) -> ok.
+answered_requests_leave_no_deadlines(_Config) ->
+    doc("20,000 one-shot calls with a 60 s timeout leave the C-node's deadline queue within one compaction's "
+        "worth (2 x 1024, info: queued_deadlines) at every sample, not one deadline per call until it is due; "
+        "meanwhile a request that is never answered still times out at its bound, and a waiter of an exhausted "
+        "pool still gets pool_exhausted at its own."),
+    with_target("dpool_deadlines", fun(T) ->
+        _ = do_start_fixture(T, dpool_fx),
+        CNode = dpool_ct_helper:do_cnode(),
+        Queued = fun() -> #{queued_deadlines := Q} = dpool_ct_helper:do_cnode_info(CNode), Q end,
+        {ok, Pool} = distribute_pool:new(T, 4),
+        {ok, Exhausted} = distribute_pool:new(T, 1),
+        Self = self(),
+        Held = spawn_link(fun() ->
+                                  {ok, ok} = distribute_pool:with_connection(
+                                               Exhausted, fun(_) -> Self ! held, receive release -> ok end end)
+                          end),
+        receive held -> ok after 10000 -> ct:fail(not_held) end,
+        Timed = fun(Fun) -> T0 = erlang:monotonic_time(millisecond), R = Fun(),
+                            {R, erlang:monotonic_time(millisecond) - T0} end,
+        Never = spawn_link(fun() ->
+                                   Self ! {never, Timed(fun() -> distribute_pool:request(Pool, dpool_fx, never, 4000) end)}
+                           end),
+        Waiter = spawn_link(fun() ->
+                                    Self ! {waiter, Timed(fun() -> distribute_pool:with_connection(
+                                                                     Exhausted, fun(_) -> unexpected end,
+                                                                     #{acquire_timeout_ms => 4000})
+                                                          end)}
+                            end),
+        Callers = [spawn_link(fun() ->
+                                      [{ok, T} = distribute_pool:call(Pool, erlang, node, [], 60000)
+                                       || _ <- lists:seq(1, 5000)],
+                                      Self ! {calls_done, self()}
+                              end) || _ <- lists:seq(1, 4)],
+        Samples = sample_until_done(Queued, Callers, []),
+        ct:log("queued deadlines while the calls ran: ~w", [Samples]),
+        true = length(Samples) > 0,
+        [] = [Q || Q <- Samples, Q > 2 * 1024],
+        {{error, timeout}, NeverMs} = receive {never, N} -> N after 30000 -> ct:fail(never_timed_out) end,
+        {{error, pool_exhausted}, WaitMs} = receive {waiter, W} -> W after 30000 -> ct:fail(waiter_stayed) end,
+        ct:log("the unanswered request timed out after ~b ms, the waiter after ~b ms", [NeverMs, WaitMs]),
+        true = NeverMs >= 4000 andalso NeverMs < 14000,
+        true = WaitMs >= 4000 andalso WaitMs < 14000,
+        [unlink(P) || P <- [Never, Waiter]],
+        Held ! release,
+        ok = distribute_pool:destroy(Pool),
+        ok = distribute_pool:destroy(Exhausted)
+    end).
+
+%% Samples Fun every 50 ms until every caller has said it is done (bounded: 120 s).
+sample_until_done(Fun, Callers, Acc) ->
+    sample_until_done(Fun, Callers, Acc, erlang:monotonic_time(millisecond) + 120000).
+
+sample_until_done(_Fun, [], Acc, _Deadline) ->
+    lists:reverse(Acc);
+sample_until_done(Fun, Callers, Acc, Deadline) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true -> ct:fail({callers_not_done, Callers});
+        false -> ok
+    end,
+    receive
+        {calls_done, P} -> sample_until_done(Fun, lists:delete(P, Callers), [Fun() | Acc], Deadline)
+    after 50 ->
+        sample_until_done(Fun, Callers, [Fun() | Acc], Deadline)
+    end.
 
 -spec request_replies_and_errors(list()) -> ok.
 request_replies_and_errors(_Config) ->
