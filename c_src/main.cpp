@@ -32,6 +32,18 @@ int main(int argc, char** argv)
     output.log()->set_level(spdlog::level::from_str(options.log_level));
     spdlog::set_default_logger(output.log());
 
+    // The pipes of big messages within the user's pipe memory: said at start, cut to what fits.
+    if (const auto allowance = dpool::util::read_pipe_allowance()) {
+        if (const auto plan = dpool::util::plan_pipes(*allowance, options.limits.max_splice_pipes,
+                                                      dpool::transport::kPipeBytes)) {
+            options.limits.max_splice_pipes = static_cast<decltype(options.limits.max_splice_pipes)>(plan->pipes);
+            if (plan->warn) {
+                spdlog::warn("{}", plan->text);
+            } else {
+                spdlog::info("{}", plan->text);
+            }
+        }
+    }
     // Before ei sizes its per-descriptor table; said at start, as a warning when the pools cannot all fit.
     const auto report = dpool::util::describe_descriptor_limit(dpool::util::raise_descriptor_limit(),
                                                                options.limits.max_total_connections,
@@ -40,16 +52,6 @@ int main(int argc, char** argv)
         spdlog::info("{}", report.text);
     } else {
         spdlog::warn("{}", report.text);
-    }
-    if (const auto allowance = dpool::util::read_pipe_allowance()) {
-        if (const auto pipes = dpool::util::describe_pipe_allowance(*allowance, options.limits.max_splice_pipes,
-                                                                    dpool::transport::kPipeBytes)) {
-            if (pipes->enough) {
-                spdlog::info("{}", pipes->text);
-            } else {
-                spdlog::warn("{}", pipes->text);
-            }
-        }
     }
     if (ei_init() != 0) {
         spdlog::error("ei_init failed");

@@ -444,16 +444,11 @@ void Pool::on_deadline(const Deadline& d)
 
 bool Pool::deadline_wanted(const Deadline& d) const
 {
-    // The requests in flight are searched one by one; with more than this many the deadline is kept unchecked.
-    constexpr std::size_t kMostPendingSearched = 64;
     switch (d.kind) {
     case DeadlineKind::request: {
+        // A search of the connection's requests in flight, as the answer of each makes (PendingRequests).
         const auto conn = key_connection(d.key);
-        if (conn >= connections_.size()) {
-            return false;
-        }
-        const auto& pending = connections_[conn]->pending();
-        return pending.size() > kMostPendingSearched || pending.find(key_number(d.key)) != nullptr;
+        return conn < connections_.size() && connections_[conn]->pending().find(key_number(d.key)) != nullptr;
     }
     case DeadlineKind::waiter:
         return waiters_.contains(d.key);

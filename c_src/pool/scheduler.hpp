@@ -30,7 +30,7 @@ namespace dpool::pool {
 class Scheduler {
 public:
     using OnDue = std::function<void(const Deadline&)>;
-    // Whether a queued deadline may still matter (false: its pool is gone, drop it).
+    // Whether a queued deadline may still matter (false: nothing is left for it to do, drop it).
     using Wanted = std::function<bool(const Deadline&)>;
     static constexpr auto kCoalesce = std::chrono::milliseconds(2);
     static constexpr std::size_t kMinCompaction = 1024;
@@ -42,6 +42,9 @@ public:
 
     void schedule(const Deadline& d)
     {
+        if (stopped_) {
+            return; // its owner is shutting down: nothing is served any more, nothing re-arms the timer
+        }
         queue_.push(d);
         if (wanted_ && queue_.size() >= compact_at_) {
             compact();
@@ -53,6 +56,7 @@ public:
 
     void stop()
     {
+        stopped_ = true;
         wanted_ = {}; // its owner may be tearing down what the predicate looks at
         armed_ = false;
         ++generation_; // a firing already queued by the event loop finds itself stale
@@ -116,6 +120,7 @@ private:
     std::size_t compact_at_ = kMinCompaction;
     std::uint64_t dropped_ = 0;
     bool armed_ = false;
+    bool stopped_ = false;
     bool serving_ = false; // due handlers are running: fire() arms the timer when they are done
     Clock::time_point armed_for_{};
     std::uint64_t generation_ = 0;

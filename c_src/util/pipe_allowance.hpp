@@ -1,5 +1,8 @@
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <optional>
@@ -10,28 +13,34 @@
 
 namespace dpool::util {
 
-// The kernel's bound on the pipe memory of one user (fs.pipe-user-pages-soft), which the pipes of big messages
-// count against by their capacity, full or empty, together with every other pipe of the same user. Past it, an
-// unprivileged process gets no bigger pipe (F_SETPIPE_SZ fails): the C-node then reads big messages into memory
-// (info splice.fallbacks), which costs CPU, not messages. A process with CAP_SYS_RESOURCE or CAP_SYS_ADMIN is
-// not bound.
+// The kernel's bound on the pipe memory of one user (fs.pipe-user-pages-soft, and -hard when set), which the
+// pipes of big messages count against by their capacity, full or empty, together with every other pipe of the
+// same user. Past it an unprivileged process gets no bigger pipe (F_SETPIPE_SZ fails), and the C-node reads
+// big messages into memory (info splice.fallbacks), which costs CPU, not messages. A process with
+// CAP_SYS_RESOURCE or CAP_SYS_ADMIN is not bound. (The capabilities are read from /proc/self/status, relative
+// to the process's user namespace: in a rootless container they may read as privileged while the bound still
+// applies; the fallback then covers it.)
 struct PipeAllowance {
-    std::uint64_t soft_pages = 0; // 0: no bound
+    std::uint64_t bound_pages = 0; // 0: no bound
     bool privileged = false;
+    std::uint64_t page_bytes = 4096;
 };
 
 // Bits of the capability sets in /proc/<pid>/status (linux/capability.h).
 inline constexpr unsigned kCapSysAdmin = 21;
 inline constexpr unsigned kCapSysResource = 24;
 
-// The allowance as /proc says it; nullopt when it cannot be read (then nothing is said about it).
+// The allowance as /proc says it; nullopt when it cannot be read (the pipes are then left as configured).
 inline std::optional<PipeAllowance> read_pipe_allowance()
 {
     PipeAllowance out;
-    std::ifstream soft("/proc/sys/fs/pipe-user-pages-soft");
-    if (!(soft >> out.soft_pages)) {
+    std::uint64_t soft = 0;
+    if (!(std::ifstream("/proc/sys/fs/pipe-user-pages-soft") >> soft)) {
         return std::nullopt;
     }
+    std::uint64_t hard = 0;
+    std::ifstream("/proc/sys/fs/pipe-user-pages-hard") >> hard; // 0 (no bound) when it cannot be read
+    out.bound_pages = soft == 0 ? hard : (hard == 0 ? soft : std::min(soft, hard));
     std::ifstream status("/proc/self/status");
     std::string line;
     while (std::getline(status, line)) {
@@ -41,45 +50,55 @@ inline std::optional<PipeAllowance> read_pipe_allowance()
             out.privileged = ((caps >> kCapSysAdmin) & 1) != 0 || ((caps >> kCapSysResource) & 1) != 0;
         }
     }
+    if (const long page = ::sysconf(_SC_PAGESIZE); page > 0) {
+        out.page_bytes = static_cast<std::uint64_t>(page);
+    }
     return out;
 }
 
-struct PipeAllowanceReport {
+// How many pipes of big messages the C-node keeps at most, and the start-up line that says so.
+struct PipePlan {
+    std::uint64_t pipes = 0;
     std::string text;
-    bool enough = true;
+    bool warn = false; // no pipe at all for want of allowance
 };
 
-// The start-up line about the pipes of big messages (--max-splice-pipes `pipes` of `pipe_bytes` each) and the
-// allowance; a warning when they cannot all exist within it even with no other pipe of the user. Nothing to
-// say (nullopt) without pipes.
-inline std::optional<PipeAllowanceReport> describe_pipe_allowance(const PipeAllowance& allowance,
-                                                                  std::uint64_t pipes, std::uint64_t pipe_bytes)
+// Of the user's allowance the pipes of big messages take at most three quarters, leaving the rest to the
+// user's other pipes (the C-node's own output among them): --max-splice-pipes `pipes` of `pipe_bytes` each
+// are cut to what fits. Nothing to say (nullopt) without pipes.
+inline std::optional<PipePlan> plan_pipes(const PipeAllowance& allowance, std::uint64_t pipes,
+                                          std::uint64_t pipe_bytes)
 {
     if (pipes == 0) {
         return std::nullopt;
     }
-    constexpr std::uint64_t kPageBytes = 4096;
-    const std::uint64_t wanted = pipes * ((pipe_bytes + kPageBytes - 1) / kPageBytes);
-    const std::string head =
-        fmt::format("pipes of big messages: --max-splice-pipes {} of {} KiB take up to {} pages of pipe memory", pipes,
-                    pipe_bytes / 1024, wanted);
-    if (allowance.privileged || allowance.soft_pages == 0) {
-        return PipeAllowanceReport{fmt::format("{} (no per-user bound applies: {})", head,
-                                               allowance.privileged ? "privileged" : "fs.pipe-user-pages-soft 0"),
-                                   true};
+    const std::uint64_t pages_per_pipe = (pipe_bytes + allowance.page_bytes - 1) / allowance.page_bytes;
+    const std::uint64_t wanted = pipes * pages_per_pipe;
+    if (allowance.privileged || allowance.bound_pages == 0) {
+        return PipePlan{pipes,
+                        fmt::format("pipes of big messages: --max-splice-pipes {} of {} KiB, up to {} pages of pipe "
+                                    "memory (no per-user bound applies: {})",
+                                    pipes, pipe_bytes / 1024, wanted,
+                                    allowance.privileged ? "privileged" : "fs.pipe-user-pages-soft 0"),
+                        false};
     }
-    if (wanted <= allowance.soft_pages) {
-        return PipeAllowanceReport{
-            fmt::format("{}, of the {} that all pipes of this user may take (fs.pipe-user-pages-soft)", head,
-                        allowance.soft_pages),
-            true};
+    const std::uint64_t share = allowance.bound_pages / 4 * 3;
+    if (wanted <= share) {
+        return PipePlan{pipes,
+                        fmt::format("pipes of big messages: --max-splice-pipes {} of {} KiB, up to {} pages of pipe "
+                                    "memory of the {} that all pipes of this user may take (fs.pipe-user-pages-soft)",
+                                    pipes, pipe_bytes / 1024, wanted, allowance.bound_pages),
+                        false};
     }
-    return PipeAllowanceReport{
-        fmt::format("{}, more than the {} that all pipes of this user may take (fs.pipe-user-pages-soft): the "
-                    "pipes past it are refused and their messages read into memory (info splice.fallbacks). "
-                    "Lower --max-splice-pipes or raise fs.pipe-user-pages-soft",
-                    head, allowance.soft_pages),
-        false};
+    const std::uint64_t usable = share / pages_per_pipe;
+    return PipePlan{usable,
+                    fmt::format("pipes of big messages: {} instead of --max-splice-pipes {}: {} pipes of {} KiB would "
+                                "take {} pages of pipe memory, and all pipes of this user may take {} "
+                                "(fs.pipe-user-pages-soft); these take three quarters at most, and big messages "
+                                "beyond them are read into memory (info splice.fallbacks). Raise "
+                                "fs.pipe-user-pages-soft for more",
+                                usable, pipes, pipes, pipe_bytes / 1024, wanted, allowance.bound_pages),
+                    usable == 0};
 }
 
 } // namespace dpool::util

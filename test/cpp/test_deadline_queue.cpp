@@ -213,3 +213,20 @@ TEST_CASE("Scheduler: deadlines added from inside due handlers, near and far int
     CHECK(late_ms.back() <= 30.0);
     scheduler.stop();
 }
+
+TEST_CASE("Scheduler: after stop, a deadline scheduled (by a handler re-arming itself) is neither queued nor served",
+          "[scheduler]")
+{
+    dpool::asio::io_context io;
+    std::size_t served = 0;
+    dpool::pool::Scheduler scheduler(io.get_executor(), [&](const Deadline&) { ++served; });
+    scheduler.schedule(Deadline{Clock::now() + milliseconds(1), DeadlineKind::maintenance, 1, 1});
+    CHECK(scheduler.queued() == 1);
+    scheduler.stop();
+    scheduler.schedule(Deadline{Clock::now() + milliseconds(1), DeadlineKind::maintenance, 1, 2});
+    CHECK(scheduler.queued() == 1); // the one from before only
+    // Nothing is left for the loop to run: the timer was cancelled and not armed again.
+    io.run_for(std::chrono::milliseconds(50));
+    CHECK(served == 0);
+    CHECK(scheduler.firings() == 0);
+}
