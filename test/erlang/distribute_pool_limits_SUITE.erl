@@ -442,13 +442,15 @@ unread_output_does_not_hold_the_cnode(_Config) ->
 descriptor_limit_is_named(_Config) ->
     doc("Issue 17, scale: the C-node raises its descriptor limit to the hard limit and says so when that is too "
         "low. Started under prlimit --nofile=64:64, it warns at start that 64 descriptors cannot hold "
-        "--max-total-connections and --max-splice-pipes; a pool of 100 connections then fails with connection_failed whose text names "
+        "--max-total-connections and --max-splice-pipes (and says what its pipes take of the user's pipe memory); a pool of 100 connections then fails with connection_failed whose text names "
         "the descriptor limit (not a bare 'Too many open files'), and the C-node goes on answering (a pool of 1 "
         "works once the failed one's sockets are gone)."),
     Prlimit = os:find_executable("prlimit"),
     Prlimit =/= false orelse ct:fail("prlimit (util-linux) is needed"),
     with_nodes([{target, "dpool_lim_fd_t"}], fun([{_, T}]) ->
-        Args = ["--name", do_uniq("dpool_lim_fd") ++ "@127.0.0.1", "--service", atom_to_list(?SERVICE)],
+        %% 8 pipes: within three quarters of the default pipe allowance, so not cut for an unprivileged user.
+        Args = ["--name", do_uniq("dpool_lim_fd") ++ "@127.0.0.1", "--service", atom_to_list(?SERVICE),
+                "--max-splice-pipes", "8"],
         Port = dpool_ct_helper:do_start_cnode_port([Prlimit, "--nofile=64:64", "--"], Args,
                                                    atom_to_list(erlang:get_cookie()), []),
         try
@@ -458,7 +460,11 @@ descriptor_limit_is_named(_Config) ->
             [Warning] = [L || L <- Output,
                               binary:match(L, <<"warning: descriptor limit (RLIMIT_NOFILE): only 64 ">>) =/= nomatch],
             %% The pipes of big messages count too: two descriptors each.
-            {_, _} = binary:match(Warning, <<"--max-splice-pipes 64 need about">>),
+            {_, _} = binary:match(Warning, <<"--max-splice-pipes 8 need about">>),
+            %% And the line about the pipes' share of the user's pipe memory.
+            [_] = [L || L <- Output,
+                        binary:match(L, <<"info: pipes of big messages: --max-splice-pipes 8 of 1024 KiB, up to 2048 "
+                                          "pages of pipe memory">>) =/= nomatch],
             CNode = server(Port),
             {error, {connection_failed, {unreachable, Text}}} =
                 distribute_pool:new(T, #{max_connections => 100, min_connections => 100, cnode => CNode}),
