@@ -178,6 +178,9 @@ messages_name_atoms_by_cache_reference(_Config) ->
         [#{node := Node}] = maps:get(connections, do_stats(Pool)),
         N = 2000,
         Msg = binary:copy(<<"x">>, 64),
+        %% The pool has the connection once its side of the handshake is done; the target records it a moment
+        %% later (after its challenge ack is sent).
+        do_wait_until(fun() -> lists:keymember(Node, 1, erpc:call(T, erlang, system_info, [dist_ctrl])) end, 20000),
         Before = received_bytes(T, Node),
         {ok, ok} = distribute_pool:with_connection(Pool, fun(Conn) ->
             [ok = distribute_pool:send_async(Conn, dpool_async_sink, Msg) || _ <- lists:seq(1, N - 1)],
