@@ -16,6 +16,16 @@
 #include "util/output_lines.hpp"
 #include "util/pipe_allowance.hpp"
 
+namespace {
+
+// A line about the C-node's limits, logged at start: a warning when the configuration cannot be had.
+void say_at_start(const std::string& text, bool warning)
+{
+    spdlog::log(warning ? spdlog::level::warn : spdlog::level::info, "{}", text);
+}
+
+} // namespace
+
 int main(int argc, char** argv)
 {
     auto parsed = dpool::parse_options(argc, argv);
@@ -37,22 +47,14 @@ int main(int argc, char** argv)
         if (const auto plan = dpool::util::plan_pipes(*allowance, options.limits.max_splice_pipes,
                                                       dpool::transport::kPipeBytes)) {
             options.limits.max_splice_pipes = static_cast<decltype(options.limits.max_splice_pipes)>(plan->pipes);
-            if (plan->warn) {
-                spdlog::warn("{}", plan->text);
-            } else {
-                spdlog::info("{}", plan->text);
-            }
+            say_at_start(plan->text, plan->warn);
         }
     }
     // Before ei sizes its per-descriptor table; said at start, as a warning when the pools cannot all fit.
     const auto report = dpool::util::describe_descriptor_limit(dpool::util::raise_descriptor_limit(),
                                                                options.limits.max_total_connections,
                                                                options.limits.max_splice_pipes);
-    if (report.enough) {
-        spdlog::info("{}", report.text);
-    } else {
-        spdlog::warn("{}", report.text);
-    }
+    say_at_start(report.text, !report.enough);
     if (ei_init() != 0) {
         spdlog::error("ei_init failed");
         return 1;

@@ -113,9 +113,14 @@ void Service::start(std::vector<protocol::NodeIdentity> lanes)
     lanes_ = std::move(lanes);
     trimmer_.start();
     if (caller_links_.pipes) {
-        scheduler_.schedule(
-            pool::Deadline{pool::Clock::now() + kSparePipeInterval, pool::DeadlineKind::spare_pipes, 0, 0});
+        schedule_spare_pipe_check();
     }
+}
+
+void Service::schedule_spare_pipe_check()
+{
+    scheduler_.schedule(
+        pool::Deadline{pool::Clock::now() + kSparePipeInterval, pool::DeadlineKind::spare_pipes, 0, 0});
 }
 
 void Service::close_unused_spare_pipes()
@@ -124,8 +129,7 @@ void Service::close_unused_spare_pipes()
         log::write(spdlog::level::debug, {}, "closed {} spare pipes unused for {} s", closed,
                    std::chrono::duration_cast<std::chrono::seconds>(kSparePipeInterval).count());
     }
-    scheduler_.schedule(
-        pool::Deadline{pool::Clock::now() + kSparePipeInterval, pool::DeadlineKind::spare_pipes, 0, 0});
+    schedule_spare_pipe_check();
 }
 
 void Service::stop()

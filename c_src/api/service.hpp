@@ -169,6 +169,7 @@ private:
     // A pool's grace after its owner left ended: destroyed if the owner is still gone.
     void on_owner_grace_over(const pool::Deadline& d);
     // Every kSparePipeInterval: the spare pipes no big packet took since the last time are closed.
+    void schedule_spare_pipe_check();
     void close_unused_spare_pipes();
     static constexpr auto kSparePipeInterval = std::chrono::seconds(10);
     void restore_pools(const pool::CallerView& caller, Restore restore);

@@ -448,17 +448,22 @@ void Pool::watch_holder(PooledConnection& c, std::uint64_t lease)
         Deadline{Clock::now() + kHolderWatchDelay, DeadlineKind::holder, id_, connection_key(c.index(), lease)});
 }
 
-void Pool::watch_holder_now(std::uint64_t key)
+PooledConnection* Pool::unwatched_holder(std::uint64_t key) const
 {
-    // Still leased to the same holder (the lease number matches), and not yet watched: watch it now.
+    // Still leased to the same holder (the lease number matches), and not yet watched.
     const auto conn = key_connection(key);
     if (conn < connections_.size() && core_.state(conn) == SlotState::leased &&
-        key_number(core_.lease_of(conn)) == key_number(key)) {
-        auto& c = *connections_[conn];
-        if (!c.slot.holder_watched && c.slot.holder.link) {
-            c.slot.holder_watched = true;
-            monitor_caller(c.slot.holder.view(), core_.lease_of(conn));
-        }
+        key_number(core_.lease_of(conn)) == key_number(key) && !connections_[conn]->slot.holder_watched) {
+        return connections_[conn].get();
+    }
+    return nullptr;
+}
+
+void Pool::watch_holder_now(std::uint64_t key)
+{
+    if (auto* c = unwatched_holder(key); c != nullptr && c->slot.holder.link) {
+        c->slot.holder_watched = true;
+        monitor_caller(c->slot.holder.view(), core_.lease_of(c->index()));
     }
 }
 

@@ -284,6 +284,9 @@ private:
     void fail_waiters(const Failure& reason);
     void expire_waiter(std::uint64_t waiter);
     void watch_holder_now(std::uint64_t key);
+    // The connection of holder deadline `key` while it is still leased under that lease and its holder not yet
+    // watched (watch_holder_now has something to do, deadline_wanted keeps the deadline); else nullptr.
+    PooledConnection* unwatched_holder(std::uint64_t key) const;
     // Why `lease` of connection `conn` cannot be used now (invalid_connection, connection_failed); nullopt
     // when it can.
     std::optional<Failure> lease_error(std::uint32_t conn, std::uint64_t lease) const;

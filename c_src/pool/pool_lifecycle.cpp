@@ -452,11 +452,8 @@ bool Pool::deadline_wanted(const Deadline& d) const
     }
     case DeadlineKind::waiter:
         return waiters_.contains(d.key);
-    case DeadlineKind::holder: {
-        const auto conn = key_connection(d.key);
-        return conn < connections_.size() && core_.state(conn) == SlotState::leased &&
-               key_number(core_.lease_of(conn)) == key_number(d.key) && !connections_[conn]->slot.holder_watched;
-    }
+    case DeadlineKind::holder:
+        return unwatched_holder(d.key) != nullptr;
     default:
         return true; // a few per connection or pool, whatever the traffic
     }

@@ -1,7 +1,6 @@
 #include "pool/pooled_connection.hpp"
 
 #include <algorithm>
-#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -26,11 +25,6 @@ PendingRequest& PendingRequests::add(std::uint64_t ref, Purpose purpose, bool sp
 }
 
 PendingRequest* PendingRequests::find(std::uint64_t ref)
-{
-    return const_cast<PendingRequest*>(std::as_const(*this).find(ref));
-}
-
-const PendingRequest* PendingRequests::find(std::uint64_t ref) const
 {
     if (ref == 0) {
         return nullptr; // the mark of a free entry, never a request's

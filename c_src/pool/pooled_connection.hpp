@@ -64,7 +64,6 @@ public:
     // A fresh entry for `ref` (its caller, destination and lease cleared).
     PendingRequest& add(std::uint64_t ref, Purpose purpose, bool spawned, Clock::time_point now);
     PendingRequest* find(std::uint64_t ref);
-    const PendingRequest* find(std::uint64_t ref) const;
     void finish(PendingRequest& p);
     std::size_t size() const;
     // Requests and calls of callers in flight (not the connection's own health checks and lookups).
@@ -197,7 +196,6 @@ public:
     void write_demonitor(std::string_view destination, std::uint64_t ref);
 
     PendingRequests& pending() { return pending_; }
-    const PendingRequests& pending() const { return pending_; }
     // The request a reference of ours names, if it is in flight.
     PendingRequest* find_pending(const protocol::RefView& ref);
     // The same for an encoded reference (as MONITOR_P_EXIT and SPAWN_REPLY carry it).

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -74,21 +75,21 @@ inline std::optional<PipePlan> plan_pipes(const PipeAllowance& allowance, std::u
     }
     const std::uint64_t pages_per_pipe = (pipe_bytes + allowance.page_bytes - 1) / allowance.page_bytes;
     const std::uint64_t wanted = pipes * pages_per_pipe;
-    if (allowance.privileged || allowance.bound_pages == 0) {
+    const auto as_configured = [&](std::string_view bound) {
         return PipePlan{pipes,
                         fmt::format("pipes of big messages: --max-splice-pipes {} of {} KiB, up to {} pages of pipe "
-                                    "memory (no per-user bound applies: {})",
-                                    pipes, pipe_bytes / 1024, wanted,
-                                    allowance.privileged ? "privileged" : "fs.pipe-user-pages-soft 0"),
+                                    "memory {}",
+                                    pipes, pipe_bytes / 1024, wanted, bound),
                         false};
+    };
+    if (allowance.privileged || allowance.bound_pages == 0) {
+        return as_configured(fmt::format("(no per-user bound applies: {})",
+                                         allowance.privileged ? "privileged" : "fs.pipe-user-pages-soft 0"));
     }
     const std::uint64_t share = allowance.bound_pages / 4 * 3;
     if (wanted <= share) {
-        return PipePlan{pipes,
-                        fmt::format("pipes of big messages: --max-splice-pipes {} of {} KiB, up to {} pages of pipe "
-                                    "memory of the {} that all pipes of this user may take (fs.pipe-user-pages-soft)",
-                                    pipes, pipe_bytes / 1024, wanted, allowance.bound_pages),
-                        false};
+        return as_configured(fmt::format("of the {} that all pipes of this user may take (fs.pipe-user-pages-soft)",
+                                         allowance.bound_pages));
     }
     const std::uint64_t usable = share / pages_per_pipe;
     return PipePlan{usable,

@@ -187,6 +187,22 @@ std::shared_ptr<DistLink> started_link(DistStream& stream, const std::string& pe
     return link;
 }
 
+// Two DistLinks over a verified TLS pair, started: `caller` on the accepting side, `target` on the connecting one.
+struct VerifiedLinks {
+    VerifiedLinks()
+    {
+        verified_pair(io, pair);
+        caller = started_link(*pair.accepting, "caller@127.0.0.1", at_caller);
+        target = started_link(*pair.connecting, "target@127.0.0.1", at_target);
+    }
+    asio::io_context io;
+    TlsPair pair;
+    Collecting at_caller;
+    Collecting at_target;
+    std::shared_ptr<DistLink> caller;
+    std::shared_ptr<DistLink> target;
+};
+
 } // namespace
 
 TEST_CASE("TLS settings that give no context are refused with the file and the reason", "[tls]")
@@ -373,51 +389,39 @@ TEST_CASE("verified TLS passes a certificate from the CA that names the host, an
           "packets of every size both ways, in order",
           "[tls]")
 {
-    asio::io_context io;
-    TlsPair pair;
-    verified_pair(io, pair);
-    Collecting at_caller;
-    Collecting at_target;
-    auto caller = started_link(*pair.accepting, "caller@127.0.0.1", at_caller);
-    auto target = started_link(*pair.connecting, "target@127.0.0.1", at_target);
+    VerifiedLinks l;
     std::vector<std::string> sent;
     for (const std::size_t size : {1UL, 64UL, 16'000UL, 16'385UL, 300'000UL, std::size_t{4} << 20}) {
         std::string body(size, static_cast<char>('a' + sent.size()));
         body[0] = static_cast<char>(sent.size());
-        caller->write_packet(body, {});
-        target->write_packet(body, {});
+        l.caller->write_packet(body, {});
+        l.target->write_packet(body, {});
         sent.push_back(body);
     }
-    REQUIRE(dpool::test::run_until(io, [&] {
-        return at_caller.packets.size() == sent.size() && at_target.packets.size() == sent.size();
+    REQUIRE(dpool::test::run_until(l.io, [&] {
+        return l.at_caller.packets.size() == sent.size() && l.at_target.packets.size() == sent.size();
     }));
-    CHECK(at_caller.packets == sent);
-    CHECK(at_target.packets == sent);
-    CHECK_FALSE(at_caller.closed);
-    CHECK_FALSE(at_target.closed);
-    caller->detach();
-    target->detach();
-    caller->close("test finished");
-    target->close("test finished");
+    CHECK(l.at_caller.packets == sent);
+    CHECK(l.at_target.packets == sent);
+    CHECK_FALSE(l.at_caller.closed);
+    CHECK_FALSE(l.at_target.closed);
+    l.caller->detach();
+    l.target->detach();
+    l.caller->close("test finished");
+    l.target->close("test finished");
 }
 
 TEST_CASE("over TLS, a peer that closes its socket without a close_notify reads as closed by the peer", "[tls]")
 {
-    asio::io_context io;
-    TlsPair pair;
-    verified_pair(io, pair);
-    Collecting at_caller;
-    Collecting at_target;
-    auto caller = started_link(*pair.accepting, "caller@127.0.0.1", at_caller);
-    auto target = started_link(*pair.connecting, "target@127.0.0.1", at_target);
+    VerifiedLinks l;
     // A record first, so that the link is reading on from the middle of the stream when the end comes.
-    target->write_packet("hello", {});
-    REQUIRE(dpool::test::run_until(io, [&] { return at_caller.packets.size() == 1; }));
-    target->detach();
-    target->close("going away"); // shuts the socket down: no close_notify
-    REQUIRE(dpool::test::run_until(io, [&] { return at_caller.closed.has_value(); }));
-    CHECK(*at_caller.closed == "peer closed the connection");
-    caller->detach();
+    l.target->write_packet("hello", {});
+    REQUIRE(dpool::test::run_until(l.io, [&] { return l.at_caller.packets.size() == 1; }));
+    l.target->detach();
+    l.target->close("going away"); // shuts the socket down: no close_notify
+    REQUIRE(dpool::test::run_until(l.io, [&] { return l.at_caller.closed.has_value(); }));
+    CHECK(*l.at_caller.closed == "peer closed the connection");
+    l.caller->detach();
 }
 
 TEST_CASE("over TLS, an empty read or write completes at once with nothing moved, as on a plain socket", "[tls]")
