@@ -31,6 +31,8 @@
 -define(BULK_SENDERS, 4).
 -define(LANES, 16).
 -define(PIPELINE_SENDERS, 16).
+-define(CONCURRENT_CALLERS, 16).
+-define(IN_FLIGHT_CALLERS, 1000).
 -define(THROUGHPUT_MS, 3000).
 -define(THROUGHPUT_REPS, 3).
 -define(WARMUP_REPS, 5).
@@ -52,6 +54,7 @@
 -define(CLOCK_TICKS, 100).
 
 %% Percent of one core each OS process used during a throughput repetition.
+-type calls_run() :: #{rate := float(), cnode_us := float(), cpu := cpu()}.
 -type cpu() :: #{caller := non_neg_integer(), cnode := non_neg_integer(), target := non_neg_integer()}.
 
 %% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
@@ -66,6 +69,7 @@
 -define(TLS_FIGURES, [<<"tls_connect_p50">>, <<"tls_call_p50">>, <<"tls_msgs_per_s">>,
                       <<"tls_bytes_per_idle_connection">>]).
 %% The figures of groups/1: a pool group over 4 targets against one pool (issue 18).
+-define(CONCURRENT_FIGURES, [<<"concurrent_calls">>, <<"calls_in_flight">>]).
 -define(GROUP_FIGURES, [<<"group_call_p50">>, <<"group_of_one_call_p50">>, <<"group_cast_batch_throughput">>]).
 -define(TLS_ROUNDS, 3).
 -define(TLS_CONNECTS, 100).
@@ -130,6 +134,7 @@ measure(Targets) ->
     PooledCall = run_figure(<<"pooled_call_p50">>, fun() -> pooled_call(T1) end),
     Floors = run_group(?FLOOR_FIGURES, fun() -> call_floors(T1) end),
     OneConn = run_figure(<<"one_connection_ops">>, fun() -> one_connection_ops(T2) end),
+    Concurrent = run_group(?CONCURRENT_FIGURES, fun() -> concurrent_calls(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
     Groups = run_group(?GROUP_FIGURES, fun() -> groups([T1, T2, T3, T4]) end),
     Tuned = run_group([?TUNED_HOL, hol_floor_name(?TUNED_HOL)],
@@ -153,7 +158,7 @@ measure(Targets) ->
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
                   fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn, Fanout | Groups] ++ Tuned ++ Tls ++ Default ++ Scale.
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn | Concurrent] ++ [Fanout | Groups] ++ Tuned ++ Tls ++ Default ++ Scale.
 
 %% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
 %% any of Names is selected.
@@ -630,6 +635,83 @@ one_connection_ops(Target) ->
     after
         distribute_pool:destroy(Pool)
     end.
+
+%% Calls from many processes at once, against the same number of processes making erpc:call over the direct
+%% link, the sides taking turns in every repetition (THROUGHPUT_MS each); calls answered per second:
+%% - concurrent_calls: CONCURRENT_CALLERS processes each making one-shot call(Pool, erlang, node, []) in a
+%%   loop on a pool of 4 (each call leases a connection for its round trip, so at most 4 are on their way and
+%%   the others wait in the pool's line);
+%% - calls_in_flight: IN_FLIGHT_CALLERS processes calling call(Conn, erlang, node, []) on ONE lease, so up to
+%%   that many requests are in flight on one connection at once (the C-node's bookkeeping of them).
+%% References (no goal): pooled calls/s / direct calls/s, with the C-node's CPU per call.
+-spec concurrent_calls(node()) -> [figure()].
+concurrent_calls(Target) ->
+    {ok, Pool} = distribute_pool:new(Target, #{max_connections => 4, min_connections => 4}),
+    {ok, One} = distribute_pool:new(Target, #{max_connections => 1, max_pending_requests => ?IN_FLIGHT_CALLERS}),
+    try
+        {ok, Target} = distribute_pool:call(Pool, erlang, node, []),
+        {ok, Lease} = distribute_pool:with_connection(One, fun(Conn) ->
+            [begin
+                 progress("concurrent_calls: rep ~b/~b: ~b processes, direct then pooled, ~b ms each",
+                          [R, ?THROUGHPUT_REPS, ?CONCURRENT_CALLERS, ?THROUGHPUT_MS]),
+                 OneShot = {calls_run(direct, Target, ?CONCURRENT_CALLERS),
+                            calls_run(Pool, Target, ?CONCURRENT_CALLERS)},
+                 progress("calls_in_flight: rep ~b/~b: ~b processes, direct then on one lease, ~b ms each",
+                          [R, ?THROUGHPUT_REPS, ?IN_FLIGHT_CALLERS, ?THROUGHPUT_MS]),
+                 {OneShot, {calls_run(direct, Target, ?IN_FLIGHT_CALLERS), calls_run(Conn, Target, ?IN_FLIGHT_CALLERS)}}
+             end || R <- lists:seq(1, ?THROUGHPUT_REPS)]
+        end),
+        [calls_figure(<<"concurrent_calls">>,
+                      fmt("~b processes each calling call(Pool, erlang, node, []) in a loop, a pool of 4",
+                          [?CONCURRENT_CALLERS]),
+                      [OneShot || {OneShot, _} <- Lease]),
+         calls_figure(<<"calls_in_flight">>,
+                      fmt("~b processes each calling call(Conn, erlang, node, []) on one lease of a pool of 1 "
+                          "(max_pending_requests ~b)", [?IN_FLIGHT_CALLERS, ?IN_FLIGHT_CALLERS]),
+                      [InFlight || {_, InFlight} <- Lease])]
+    after
+        distribute_pool:destroy(One),
+        distribute_pool:destroy(Pool)
+    end.
+
+-spec calls_figure(binary(), binary(), [{calls_run(), calls_run()}]) -> figure().
+calls_figure(Name, What, Reps) ->
+    Direct = median([Rate || {#{rate := Rate}, _} <- Reps]),
+    Pooled = median([Rate || {_, #{rate := Rate}} <- Reps]),
+    CnodeUs = median([Us || {_, #{cnode_us := Us}} <- Reps]),
+    Cpu = fun(Side) -> median_cpu([maps:get(cpu, element(Side, R)) || R <- Reps]) end,
+    reference(Name, Pooled / Direct, <<"ratio">>,
+              fmt("~s, against as many processes making erpc:call(T, erlang, node, []); calls/s, median of ~b: "
+                  "pooled ~s (~s; ~s), direct ~s (~s; ~s); C-node CPU ~.1f us per pooled call",
+                  [What, ?THROUGHPUT_REPS, fmt_num(Pooled), fmt_list([R || {_, #{rate := R}} <- Reps]),
+                   fmt_cpu(Cpu(2)), fmt_num(Direct), fmt_list([R || {#{rate := R}, _} <- Reps]), fmt_cpu(Cpu(1)),
+                   CnodeUs]),
+              #{sides => [{<<"pooled">>, Pooled, <<"calls/s">>}, {<<"direct">>, Direct, <<"calls/s">>}],
+                cnode_cpu_us_per_call => CnodeUs}).
+
+%% Callers processes calling for THROUGHPUT_MS: erpc:call over the direct link, or call/5 on a pool or lease.
+-spec calls_run(direct | distribute_pool:pool() | distribute_pool:conn(), node(), pos_integer()) -> calls_run().
+calls_run(Via, Target, Callers) ->
+    Parent = self(),
+    OsPids = [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)}, {target, get({os_pid, Target})}],
+    Cpu0 = [{Who, cpu_ticks(P)} || {Who, P} <- OsPids],
+    Start = erlang:monotonic_time(microsecond),
+    Deadline = Start + ?THROUGHPUT_MS * 1000,
+    Call = case Via of
+               direct -> fun() -> Target = erpc:call(Target, erlang, node, [], 30000), 1 end;
+               _ -> fun() -> {ok, Target} = distribute_pool:call(Via, erlang, node, [], 30000), 1 end
+           end,
+    Pids = [spawn_link(fun() -> Parent ! {calls, self(), send_until(Call, Deadline, 0)} end)
+            || _ <- lists:seq(1, Callers)],
+    Calls = lists:sum([receive {calls, P, N} -> N end || P <- Pids]),
+    Micros = erlang:monotonic_time(microsecond) - Start,
+    Ticks = maps:from_list([{Who, cpu_ticks(P) - T0} || {{Who, P}, {Who, T0}} <- lists:zip(OsPids, Cpu0)]),
+    Cpu = maps:map(fun(_, T) -> round(100 * T / ?CLOCK_TICKS / (Micros / 1.0e6)) end, Ticks),
+    Rate = Calls * 1.0e6 / Micros,
+    CnodeUs = maps:get(cnode, Ticks) * 1.0e6 / ?CLOCK_TICKS / Calls,
+    progress("    ~s: ~s calls/s; ~s", [case Via of direct -> "direct"; _ -> "pooled" end, fmt_num(Rate),
+                                          fmt_cpu(Cpu)]),
+    #{rate => Rate, cnode_us => CnodeUs, cpu => Cpu}.
 
 %% Delivered msg/s at the target's sink: cast_batch of 64-byte binaries over a direct `!` loop.
 -spec fanout(node()) -> figure().

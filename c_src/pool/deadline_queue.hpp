@@ -22,6 +22,7 @@ enum class DeadlineKind : std::uint8_t {
     maintenance,
     drain,
     holder, // a lease holder is to be monitored, if it still holds the lease
+    waiter_watch, // a caller in line is to be monitored, if it still waits (key: its waiter number)
     barrier, // the bound of a return barrier (key: its id; served by the service, not a pool)
     owner,   // the grace of a pool whose owner node is gone (key: the owner's absence; served by the service)
     spare_pipes, // the spare pipes unused for an interval are closed (served by the service)

@@ -42,11 +42,12 @@ std::optional<OneShot> keep_job(const CallerView& caller, const OneShotView* job
     return OneShot(*job, payload_owner(caller, *job));
 }
 
-// A lease holder is monitored only once it has held its lease this long: most leases (a one-shot call, a
-// with_connection around one call) come back sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the
-// holder's node, whose process would handle both signals in the middle of its call. A holder that exits
-// before is noticed when the monitor is set (it fires at once, noproc), so its lease comes back within this.
-constexpr auto kHolderWatchDelay = std::chrono::milliseconds(5);
+// A lease holder, or a caller in line, is monitored only once it has held its lease (or waited) this long:
+// most leases (a one-shot call, a with_connection around one call) come back sooner, and most waits in a busy
+// pool end sooner, and then cost no MONITOR_P and DEMONITOR_P packets to the caller's node, whose process
+// would handle both signals in the middle of its call. A caller that exits before is noticed when the monitor
+// is set (it fires at once, noproc), so its lease comes back, or its place in line goes, within this.
+constexpr auto kWatchDelay = std::chrono::milliseconds(5);
 
 } // namespace
 
@@ -185,8 +186,23 @@ Pool::Waiter& Pool::enqueue_waiter(const Attempt& attempt, const CallerView& cal
                       .emplace(attempt.waiter, Waiter{Caller(caller), attempt.started, attempt.deadline,
                                                       keep_job(caller, job), false, attempt.failover})
                       .first->second;
-    monitor_caller(caller, attempt.waiter);
+    context_.scheduler->schedule(Deadline{Clock::now() + kWatchDelay, DeadlineKind::waiter_watch, id_, attempt.waiter});
     return entry;
+}
+
+void Pool::watch_waiter_now(std::uint64_t waiter)
+{
+    if (const auto it = waiters_.find(waiter); it != waiters_.end() && !it->second.watched) {
+        it->second.watched = true;
+        monitor_caller(it->second.caller.view(), waiter);
+    }
+}
+
+void Pool::unwatch_waiter(const Waiter& w, std::uint64_t waiter)
+{
+    if (w.watched) {
+        demonitor_caller(w.caller.view(), waiter);
+    }
 }
 
 void Pool::grant(const Grant& g, const CallerView& caller, const Asked& asked, const OneShotView* job)
@@ -236,7 +252,7 @@ void Pool::grant_queued(const Grant& g)
         return;
     }
     const Waiter& w = node.mapped();
-    demonitor_caller(w.caller.view(), g.waiter);
+    unwatch_waiter(w, g.waiter);
     const auto job = view_of(w.job);
     grant(g, w.caller.view(), Asked{w.started, w.deadline, w.failover}, job ? &*job : nullptr);
 }
@@ -445,7 +461,7 @@ void Pool::watch_holder(PooledConnection& c, std::uint64_t lease)
 {
     c.slot.holder_watched = false;
     context_.scheduler->schedule(
-        Deadline{Clock::now() + kHolderWatchDelay, DeadlineKind::holder, id_, connection_key(c.index(), lease)});
+        Deadline{Clock::now() + kWatchDelay, DeadlineKind::holder, id_, connection_key(c.index(), lease)});
 }
 
 PooledConnection* Pool::unwatched_holder(std::uint64_t key) const
@@ -536,7 +552,7 @@ void Pool::cancel(std::string_view pid, std::string_view tag)
     for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
         if (it->second.caller.from == pid && it->second.caller.tag == tag) {
             core_.cancel(it->first);
-            demonitor_caller(it->second.caller.view(), it->first);
+            unwatch_waiter(it->second, it->first);
             waiters_.erase(it);
             shrink_waiters();
             return;
@@ -635,7 +651,7 @@ void Pool::fail_waiters(const Failure& reason)
         auto node = waiters_.extract(waiter);
         if (!node.empty()) {
             const auto& w = node.mapped();
-            demonitor_caller(w.caller.view(), waiter);
+            unwatch_waiter(w, waiter);
             const auto job = view_of(w.job);
             answer_unserved(w.caller.view(), job ? &*job : nullptr, w.deadline, w.failover, reason);
         }
@@ -654,7 +670,7 @@ void Pool::expire_waiter(std::uint64_t waiter)
     if (core_.cancel(waiter)) {
         auto node = waiters_.extract(waiter);
         if (!node.empty()) {
-            demonitor_caller(node.mapped().caller.view(), waiter);
+            unwatch_waiter(node.mapped(), waiter);
             answers().error(node.mapped().caller.view(), "pool_exhausted");
             ++counters_.acquire_timeouts;
             ++counters_.failed_operations;

@@ -216,6 +216,7 @@ private:
         // grant it).
         bool held_for_returns = false;
         Failover failover;
+        bool watched = false; // monitored (watch_waiter_now), so its line ends with a DEMONITOR_P
     };
     // One try at serving a checkout: the first, or a retry of one in line (after a validation failed, or a
     // return barrier ended).
@@ -284,6 +285,9 @@ private:
     void fail_waiters(const Failure& reason);
     void expire_waiter(std::uint64_t waiter);
     void watch_holder_now(std::uint64_t key);
+    // A caller still in line after kWatchDelay is monitored: one that exits then leaves the line.
+    void watch_waiter_now(std::uint64_t waiter);
+    void unwatch_waiter(const Waiter& w, std::uint64_t waiter);
     // The connection of holder deadline `key` while it is still leased under that lease and its holder not yet
     // watched (watch_holder_now has something to do, deadline_wanted keeps the deadline); else nullptr.
     PooledConnection* unwatched_holder(std::uint64_t key) const;

@@ -428,6 +428,9 @@ void Pool::on_deadline(const Deadline& d)
     case DeadlineKind::holder:
         watch_holder_now(d.key);
         break;
+    case DeadlineKind::waiter_watch:
+        watch_waiter_now(d.key);
+        break;
     case DeadlineKind::maintenance:
         maintain();
         schedule_maintenance();
@@ -454,6 +457,10 @@ bool Pool::deadline_wanted(const Deadline& d) const
         return waiters_.contains(d.key);
     case DeadlineKind::holder:
         return unwatched_holder(d.key) != nullptr;
+    case DeadlineKind::waiter_watch: {
+        const auto it = waiters_.find(d.key);
+        return it != waiters_.end() && !it->second.watched;
+    }
     default:
         return true; // a few per connection or pool, whatever the traffic
     }

@@ -94,7 +94,7 @@ void Pool::on_barrier_done(std::uint64_t key, bool complete)
     core_.cancel(key);
     auto node = waiters_.extract(it);
     const Waiter& w = node.mapped();
-    demonitor_caller(w.caller.view(), key);
+    unwatch_waiter(w, key);
     // Every return it could know of is in: granted if one left a connection idle, pool_exhausted otherwise.
     const auto job = view_of(w.job);
     serve(Attempt{.waiter = key,

@@ -66,7 +66,7 @@ public:
                              pool->on_deadline(d);
                          }
                      }),
-          context_(io.get_executor(), "cnode", "127.0.0.1")
+          context_(io.get_executor(), "cnode", "127.0.0.1"), identity_("cnode@127.0.0.1", 1, 7)
     {
         context_.scheduler = &scheduler_;
         context_.answers = &answers;
@@ -97,6 +97,44 @@ public:
         }
         return CallerView{c.link->link, nullptr, c.from, c.tag};
     }
+    // A caller with a real pid and the C-node identity it came in on, so that the pool can monitor it: the
+    // MONITOR_P and DEMONITOR_P packets arrive on its link (monitor_packets).
+    CallerView watchable_caller(const std::string& tag)
+    {
+        auto& c = callers_[tag];
+        if (!c.link) {
+            c.link = std::make_unique<dpool::test::LoopbackLink>(io);
+            c.tag = tag;
+            dpool::test::EiTerm pid;
+            pid.pid("caller@127.0.0.1", static_cast<unsigned>(callers_.size()), 0, 1);
+            c.from = pid.str();
+        }
+        return CallerView{c.link->link, &identity_, c.from, c.tag};
+    }
+    // The monitors set on the caller so far and those taken back, each with its number.
+    struct MonitorPackets {
+        std::vector<std::uint64_t> set;
+        std::vector<std::uint64_t> taken_back;
+    };
+    MonitorPackets monitor_packets(const std::string& tag)
+    {
+        MonitorPackets out;
+        for (const auto& packet : callers_.at(tag).link->packets()) {
+            const auto control = dpool::protocol::parse_packet(packet);
+            if (!control || (control->op != dpool::protocol::ControlOp::monitor_p &&
+                             control->op != dpool::protocol::ControlOp::demonitor_p)) {
+                continue;
+            }
+            dpool::protocol::TermReader r(control->ref);
+            const auto ref = r.ref();
+            REQUIRE(ref);
+            const auto number = identity_.ref_number(*ref);
+            REQUIRE(number);
+            (control->op == dpool::protocol::ControlOp::monitor_p ? out.set : out.taken_back).push_back(*number);
+        }
+        return out;
+    }
+
     // The caller's node goes away.
     void lose_caller(const std::string& tag)
     {
@@ -150,6 +188,7 @@ private:
 
     dpool::pool::Scheduler scheduler_;
     dpool::pool::PoolContext context_;
+    dpool::protocol::NodeIdentity identity_;
     std::vector<tcp::socket> targets_;
     std::map<std::string, TestCaller> callers_;
 };
@@ -245,6 +284,44 @@ TEST_CASE("Pool lets a cancelled waiter leave the line", "[pool]")
     h.checkin("a");
     REQUIRE(h.wait_for("c: granted 0"));
     CHECK_FALSE(h.answers.has("b: granted 0"));
+}
+
+TEST_CASE("Pool monitors no caller whose wait and lease end within the watch delay", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    start_and_lease_to_a(h);
+    // In line, granted and returned before the event loop runs again: before any deadline can come due.
+    h.pool->checkout(h.watchable_caller("b"), 60'000);
+    CHECK(h.pool->snapshot().waiting == 1);
+    h.checkin("a");
+    REQUIRE(h.answers.has("b: granted 0"));
+    h.checkin("b");
+    h.settle(); // the watch deadlines come due with nothing left to watch
+    const auto packets = h.monitor_packets("b");
+    CHECK(packets.set.empty());
+    CHECK(packets.taken_back.empty());
+}
+
+TEST_CASE("Pool monitors a caller still in line after the watch delay, and its exit ends its wait", "[pool]")
+{
+    PoolHarness h(config(1, 1));
+    start_and_lease_to_a(h);
+    h.pool->checkout(h.watchable_caller("b"), 60'000);
+    h.pool->checkout(h.watchable_caller("c"), 60'000);
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.monitor_packets("b").set.size() == 1; }));
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.monitor_packets("c").set.size() == 1; }));
+
+    // b exits: its monitor fires and b leaves the line; the lease that comes back goes to c.
+    h.pool->on_monitor_down(h.monitor_packets("b").set.front());
+    CHECK(h.pool->snapshot().waiting == 1);
+    h.checkin("a");
+    REQUIRE(h.wait_for("c: granted 0"));
+    CHECK_FALSE(h.answers.has("b: granted 0"));
+    // c's grant takes back the monitor of its wait.
+    const auto c_packets = h.monitor_packets("c");
+    REQUIRE(dpool::test::run_until(h.io, [&] { return h.monitor_packets("c").taken_back.size() == 1; }));
+    CHECK(h.monitor_packets("c").taken_back.front() == c_packets.set.front());
+    h.checkin("c");
 }
 
 TEST_CASE("Pool finds a pipelined lease by its checkout's tag: granted, still in line, or none", "[pool]")
