@@ -141,7 +141,7 @@ void Pool::serve(const Attempt& attempt, const CallerView& caller, const OneShot
     if (attempt.first_try) {
         ++counters_.misses;
     }
-    // Every caller in line is memory the pool holds for it (its pid, tag, job, a monitor): the line has a
+    // Every caller in line is memory the pool holds for it (its pid, tag, job, deadlines): the line has a
     // bound, and a checkout that would take a place beyond it is refused at once. A retry keeps its place.
     if (attempt.first_try && waiters_.size() >= config_.max_waiters) {
         answer_refused(caller, refuse(Limit::max_waiters,

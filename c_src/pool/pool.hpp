@@ -270,7 +270,8 @@ private:
     // Return barriers (pool_returns.cpp). Starts a return barrier for the answer `key` of a caller on `requester`; false when none is needed (or
     // possible): answer now.
     bool hold_for_returns(const transport::DistLink* requester, std::uint64_t key);
-    // Puts a checkout in line (a retry in its old place) and watches its caller; the deadline is the caller's.
+    // Puts a checkout in line (a retry in its old place); its caller is watched once it has waited kWatchDelay
+    // (a waiter_watch deadline). The acquire deadline is the caller's to schedule.
     Waiter& enqueue_waiter(const Attempt& attempt, const CallerView& caller, const OneShotView* job);
     void grant(const Grant& g, const CallerView& caller, const Asked& asked, const OneShotView* job);
     void grant_to_waiter(const Grant& g);

@@ -51,6 +51,26 @@ bool Pool::hold_for_returns(const transport::DistLink* requester, std::uint64_t 
             targets.push_back(&holder);
         }
     }
+    // The callers in line likewise: one that exited before the request has left the line by the answer (its
+    // node's noproc or 'DOWN' comes in ahead of the probe), so stats count no dead waiter and no lease goes to
+    // one (send_batch_parallel's workers killed while they waited).
+    for (auto& [number, waiter] : waiters_) {
+        const Caller& caller = waiter.caller;
+        if (!caller.link || !caller.link->is_open() || caller.self == nullptr) {
+            continue;
+        }
+        bool probe = caller.link.get() != requester;
+        if (!waiter.watched) {
+            // Not watched yet (it joined the line less than kWatchDelay ago): monitored now.
+            waiter.watched = true;
+            monitor_caller(caller.view(), number);
+            probe = true;
+        }
+        if (probe &&
+            std::none_of(targets.begin(), targets.end(), [&](const Caller* t) { return t->link == caller.link; })) {
+            targets.push_back(&caller);
+        }
+    }
     if (targets.empty()) {
         return false;
     }

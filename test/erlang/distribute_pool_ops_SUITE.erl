@@ -233,7 +233,13 @@ answered_requests_leave_no_deadlines(_Config) ->
         Self = self(),
         Held = spawn_link(fun() ->
                                   {ok, ok} = distribute_pool:with_connection(
-                                               Exhausted, fun(_) -> Self ! held, receive release -> ok end end)
+                                               Exhausted, fun(C) ->
+                                                                  %% The pipelined lease is granted once the
+                                                                  %% fun's first operation is answered.
+                                                                  pong = distribute_pool:ping(C),
+                                                                  Self ! held,
+                                                                  receive release -> ok end
+                                                          end)
                           end),
         receive held -> ok after 10000 -> ct:fail(not_held) end,
         Timed = fun(Fun) -> T0 = erlang:monotonic_time(millisecond), R = Fun(),
@@ -256,7 +262,11 @@ answered_requests_leave_no_deadlines(_Config) ->
         %% its lease is 5 ms old (a deadline of its own), and takes the lease back when it exits.
         Holder = spawn(fun() ->
                                distribute_pool:with_connection(
-                                 Pool, fun(_) -> Self ! holding, receive never -> ok end end, #{acquire_timeout_ms => 30000})
+                                 Pool, fun(C) ->
+                                               pong = distribute_pool:ping(C),
+                                               Self ! holding,
+                                               receive never -> ok end
+                                       end, #{acquire_timeout_ms => 30000})
                        end),
         receive holding -> ok after 30000 -> ct:fail(holder_got_no_lease) end,
         Samples = sample_until_done(Queued, Callers, []),

@@ -18,6 +18,7 @@
 -export([return_then_message_to_another_node/1]).
 -export([exited_holder_then_fail_fast/1]).
 -export([fail_fast_still_exhausted_while_held/1]).
+-export([exited_waiter_then_stats_over_its_lane/1]).
 -export([ping_pong/5]).
 -export([streamer/4]).
 -export([start_streamer/3]).
@@ -39,7 +40,8 @@ all() ->
      return_then_message_to_another_lane,
      return_then_message_to_another_node,
      exited_holder_then_fail_fast,
-     fail_fast_still_exhausted_while_held].
+     fail_fast_still_exhausted_while_held,
+     exited_waiter_then_stats_over_its_lane].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -198,6 +200,38 @@ fail_fast_still_exhausted_while_held(_Config) ->
         true = Held >= 40,
         do_release(Holders),
         [{ok, ok} = distribute_pool:with_connection(Pool, fun(_) -> ok end, ?FAIL_FAST) || _ <- lists:seq(1, 20)]
+    end).
+
+-spec exited_waiter_then_stats_over_its_lane(list()) -> ok.
+exited_waiter_then_stats_over_its_lane(_Config) ->
+    doc("Pool of 1, its lease held. 200 times: a process puts a checkout in line (60 s acquire timeout) and is "
+        "killed at once, well within the 5 ms after which the C-node would monitor it; stats asked at once over "
+        "that process's lane (as send_batch_parallel does for its killed workers) already count nobody waiting: "
+        "the stats' return barrier monitors the callers in line not watched yet. Released at the end, the "
+        "lease goes back to the pool, not to a dead waiter."),
+    with_target_pool("dpool_ret_waiter", 1, fun(_T, Pool) ->
+        Holders = do_hold_leases(Pool, 1, ret_waiter),
+        Server = distribute_pool:default_cnode(),
+        {ok, #{pool_id := PoolId}} = distribute_pool:stats(Pool),
+        Self = self(),
+        Seen = [begin
+                    {Pid, Mref} = spawn_monitor(
+                                    fun() ->
+                                            {_, Lane} = distribute_pool_client:lane(Server),
+                                            distribute_pool:with_connection(
+                                              Pool, fun(_) -> Self ! {queued, self(), Lane}, ok end,
+                                              #{acquire_timeout_ms => 60000})
+                                    end),
+                    Lane = receive {queued, Pid, L} -> L after 10000 -> ct:fail(no_checkout) end,
+                    exit(Pid, kill),
+                    receive {'DOWN', Mref, process, Pid, killed} -> ok end,
+                    {ok, Stats} = distribute_pool_client:call_on_lane({element(1, Server), Lane},
+                                                                      distribute_pool_proto:stats(PoolId), 5000),
+                    maps:get(waiting, Stats)
+                end || _ <- lists:seq(1, 200)],
+        none_of(dead_waiter_counted, [W || W <- Seen, W =/= 0], 200),
+        do_release(Holders),
+        #{available_connections := 1, waiting := 0} = do_stats(Pool)
     end).
 
 %% Helpers.
