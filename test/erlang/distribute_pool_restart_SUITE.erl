@@ -405,7 +405,8 @@ handles_work_after_cnode_killed(_Config) ->
 
         %% What the probes saw. Before the kill and after every connection was back: only successes. In
         %% between: connection_failed for the lease or for the request of a lease granted just before the
-        %% kill, never invalid_pool; every answer within the bound; and the restart window was seen.
+        %% kill, never invalid_pool; every answer within the bound; and the restart window was seen (by one
+        %% probe at least).
         %% The probes of A and B go on until each has a result asked for after every connection was back, so
         %% that its last result is one taken after UpAt (bounded: each answers within ?OP_BOUND_MS).
         [do_wait_until(fun() -> do_asked_since(P, UpAt) end, 10000) || {Pool, P} <- Probes, Pool =/= D],
@@ -414,11 +415,19 @@ handles_work_after_cnode_killed(_Config) ->
                    || {Name, S} <- [{a, SeenA}, {b, SeenB}], {R, Asked, Back} <- S,
                       R =/= {ok, {ok, yes}}, not do_failed(R)],
         ct:pal("kill at 0 ms, all up at ~b ms; unusual results: ~p", [UpAt - KilledAt, Unusual]),
+        %% What each probe saw from just before the kill until every connection was back (asked and answered
+        %% in ms from the kill), for a run whose probes did not see the restart.
+        Around = fun(Seen) -> [{short(R), Asked - KilledAt, Back - KilledAt}
+                               || {R, Asked, Back} <- Seen, Back >= KilledAt - 5, Asked =< UpAt] end,
+        ct:log("probe of A around the restart: ~p~nprobe of B: ~p", [Around(SeenA), Around(SeenB)]),
         [true = do_expected(R, Asked, Back, KilledAt, UpAt) || {R, Asked, Back} <- SeenA ++ SeenB],
         [true = (R =:= {error, invalid_pool} orelse do_failed(R)) || {R, _, _} <- SeenD],
         [] = [Slow || {_, Asked, Back} = Slow <- SeenA ++ SeenB ++ SeenD, Back - Asked > ?OP_BOUND_MS],
-        true = lists:any(fun do_failed/1, [R || {R, _, _} <- SeenA]),
-        true = lists:any(fun do_failed/1, [R || {R, _, _} <- SeenB]),
+        %% The probes were there while the C-node was gone: at least one of them saw it. (Not each: a probe's
+        %% first operation after the kill can wait in its connect to the C-node's node until the new C-node
+        %% is up and restored, and then succeed, as a caller's would; a full CI run under load once saw that
+        %% for the probe of A, the restart over within 103 ms.)
+        true = lists:any(fun do_failed/1, [R || {R, _, _} <- SeenA ++ SeenB]),
         {{ok, {ok, yes}}, _, _} = lists:last(SeenA),
         {{ok, {ok, yes}}, _, _} = lists:last(SeenB),
 
@@ -766,6 +775,13 @@ do_stop_probes(Probes) ->
              ct:fail({probe_hangs, P})
          end
      end || {Pool, P} <- Probes].
+
+%% A probe's result, short for the log: ok, or the error's first word.
+-spec short(term()) -> atom().
+short({ok, {ok, yes}}) -> ok;
+short({error, {Why, _}}) when is_atom(Why) -> Why;
+short({error, Why}) when is_atom(Why) -> Why;
+short(_) -> other.
 
 %% The probe P has a result asked for after Since.
 -spec do_asked_since(pid(), integer()) -> boolean().
