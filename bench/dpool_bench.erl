@@ -158,7 +158,8 @@ measure(Targets) ->
     %% A fresh C-node, so that its RSS growth is the connections' and not left over from the figures above.
     Scale = phase(?SCALE_FIGURES, default, #{max_connections_per_caller => ?HELD_POOLS * ?HELD_PER_POOL},
                   fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
-    [Warm, WithConn, PooledCall | Floors] ++ [OneConn | Concurrent] ++ [Fanout | Groups] ++ Tuned ++ Tls ++ Default ++ Scale.
+    [Warm, WithConn, PooledCall | Floors] ++ [OneConn | Concurrent] ++ [Fanout | Groups] ++ Tuned ++ Tls
+        ++ Default ++ Scale.
 
 %% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
 %% any of Names is selected.
@@ -693,8 +694,7 @@ calls_figure(Name, What, Reps) ->
 -spec calls_run(direct | distribute_pool:pool() | distribute_pool:conn(), node(), pos_integer()) -> calls_run().
 calls_run(Via, Target, Callers) ->
     Parent = self(),
-    OsPids = [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)}, {target, get({os_pid, Target})}],
-    Cpu0 = [{Who, cpu_ticks(P)} || {Who, P} <- OsPids],
+    Cpu0 = cpu_start(Target),
     Start = erlang:monotonic_time(microsecond),
     Deadline = Start + ?THROUGHPUT_MS * 1000,
     Call = case Via of
@@ -705,8 +705,8 @@ calls_run(Via, Target, Callers) ->
             || _ <- lists:seq(1, Callers)],
     Calls = lists:sum([receive {calls, P, N} -> N end || P <- Pids]),
     Micros = erlang:monotonic_time(microsecond) - Start,
-    Ticks = maps:from_list([{Who, cpu_ticks(P) - T0} || {{Who, P}, {Who, T0}} <- lists:zip(OsPids, Cpu0)]),
-    Cpu = maps:map(fun(_, T) -> round(100 * T / ?CLOCK_TICKS / (Micros / 1.0e6)) end, Ticks),
+    Ticks = cpu_used(Cpu0),
+    Cpu = cpu_percent(Ticks, Micros / 1.0e6),
     Rate = Calls * 1.0e6 / Micros,
     CnodeUs = maps:get(cnode, Ticks) * 1.0e6 / ?CLOCK_TICKS / Calls,
     progress("    ~s: ~s calls/s; ~s", [case Via of direct -> "direct"; _ -> "pooled" end, fmt_num(Rate),
@@ -961,8 +961,7 @@ delivered_rate(Target, Senders, Send, Last) ->
 delivered_runs(Target, Senders, Run) ->
     ok = sink_ask(Target, reset),
     Parent = self(),
-    OsPids = [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)}, {target, get({os_pid, Target})}],
-    Cpu0 = [{Who, cpu_ticks(P)} || {Who, P} <- OsPids],
+    Cpu0 = cpu_start(Target),
     Start = erlang:monotonic_time(microsecond),
     Deadline = Start + ?THROUGHPUT_MS * 1000,
     Pids = [spawn_link(fun() -> Parent ! {sent, self(), Run(Deadline)} end)
@@ -970,11 +969,29 @@ delivered_runs(Target, Senders, Run) ->
     Sent = lists:sum([receive {sent, P, N} -> N end || P <- Pids]),
     Done = sink_wait(Target, Sent),
     Seconds = (Done - Start) / 1.0e6,
-    Cpu = maps:from_list([{Who, round(100 * (cpu_ticks(P) - T0) / ?CLOCK_TICKS / Seconds)}
-                          || {{Who, P}, {Who, T0}} <- lists:zip(OsPids, Cpu0)]),
+    Cpu = cpu_percent(cpu_used(Cpu0), Seconds),
     progress("    ~s msg/s; CPU: caller node ~b%, C-node ~b%, target ~b% (of one core)",
              [fmt_num(Sent / Seconds), maps:get(caller, Cpu), maps:get(cnode, Cpu), maps:get(target, Cpu)]),
     {Sent / Seconds, Cpu}.
+
+%% The CPU clock ticks used so far by this caller node, the C-node and Target, for cpu_used/1 to measure a
+%% phase from.
+-spec cpu_start(node()) -> [{caller | cnode | target, integer() | undefined, non_neg_integer()}].
+cpu_start(Target) ->
+    [{Who, P, cpu_ticks(P)}
+     || {Who, P} <- [{caller, list_to_integer(os:getpid())}, {cnode, get(cnode_os_pid)},
+                     {target, get({os_pid, Target})}]].
+
+%% The clock ticks each of them used since cpu_start/1.
+-spec cpu_used([{caller | cnode | target, integer() | undefined, non_neg_integer()}]) ->
+    #{caller | cnode | target => integer()}.
+cpu_used(Start) ->
+    maps:from_list([{Who, cpu_ticks(P) - T0} || {Who, P, T0} <- Start]).
+
+%% Ticks over Seconds, in percent of one core.
+-spec cpu_percent(#{caller | cnode | target => integer()}, float()) -> cpu().
+cpu_percent(Ticks, Seconds) ->
+    maps:map(fun(_, T) -> round(100 * T / ?CLOCK_TICKS / Seconds) end, Ticks).
 
 %% utime + stime of an OS process, in clock ticks (/proc/<pid>/stat, fields 14 and 15).
 -spec cpu_ticks(integer() | undefined) -> non_neg_integer().

@@ -27,42 +27,20 @@ bool Pool::hold_for_returns(const transport::DistLink* requester, std::uint64_t 
         return false;
     }
     // The links a checkin of a lease out now could be travelling on: each holder's own (the library casts the
-    // checkin from the holder, over the lane it checked out on). The requester's link needs no probe: what came
-    // before the request on it is in already.
+    // checkin from the holder, over the lane it checked out on); and those of the callers in line, whose exits
+    // would come over them. The requester's link needs no probe: what came before the request on it is in
+    // already.
     std::vector<const Caller*> targets;
-    for (auto& c : connections_) {
-        if (core_.state(c->index()) != SlotState::leased || c->slot.validating) {
-            continue; // a validating checkout has no lease yet
-        }
-        const Caller& holder = c->slot.holder;
-        if (!holder.link || !holder.link->is_open() || holder.self == nullptr) {
-            continue; // a closed link's leases come back with it
-        }
-        bool probe = holder.link.get() != requester;
-        if (!c->slot.holder_watched) {
-            // A holder that exited before the request counts as having returned its lease: monitor it now
-            // rather than 5 ms after its grant, so that its node answers noproc ahead of the probe.
-            c->slot.holder_watched = true;
-            monitor_caller(holder.view(), core_.lease_of(c->index()));
-            probe = true;
-        }
-        if (probe && std::none_of(targets.begin(), targets.end(),
-                                  [&](const Caller* t) { return t->link == holder.link; })) {
-            targets.push_back(&holder);
-        }
-    }
-    // The callers in line likewise: one that exited before the request has left the line by the answer (its
-    // node's noproc or 'DOWN' comes in ahead of the probe), so stats count no dead waiter and no lease goes to
-    // one (send_batch_parallel's workers killed while they waited).
-    for (auto& [number, waiter] : waiters_) {
-        const Caller& caller = waiter.caller;
+    // A caller not watched yet is monitored now rather than kWatchDelay after its grant or its place in line,
+    // so that its node answers noproc ahead of the probe if it has exited; its link is then probed, the
+    // requester's too.
+    const auto watch_and_probe = [&](const Caller& caller, bool& watched, std::uint64_t number) {
         if (!caller.link || !caller.link->is_open() || caller.self == nullptr) {
-            continue;
+            return; // a closed link's leases and callers in line go with it
         }
         bool probe = caller.link.get() != requester;
-        if (!waiter.watched) {
-            // Not watched yet (it joined the line less than kWatchDelay ago): monitored now.
-            waiter.watched = true;
+        if (!watched) {
+            watched = true;
             monitor_caller(caller.view(), number);
             probe = true;
         }
@@ -70,6 +48,18 @@ bool Pool::hold_for_returns(const transport::DistLink* requester, std::uint64_t 
             std::none_of(targets.begin(), targets.end(), [&](const Caller* t) { return t->link == caller.link; })) {
             targets.push_back(&caller);
         }
+    };
+    // A holder that exited before the request counts as having returned its lease.
+    for (auto& c : connections_) {
+        if (core_.state(c->index()) != SlotState::leased || c->slot.validating) {
+            continue; // a validating checkout has no lease yet
+        }
+        watch_and_probe(c->slot.holder, c->slot.holder_watched, core_.lease_of(c->index()));
+    }
+    // A caller in line that exited before the request has left the line by the answer, so stats count no dead
+    // waiter and no lease goes to one (send_batch_parallel's workers killed while they waited).
+    for (auto& [number, waiter] : waiters_) {
+        watch_and_probe(waiter.caller, waiter.watched, number);
     }
     if (targets.empty()) {
         return false;
