@@ -201,8 +201,13 @@
 %% invalid_connection, as those on any lease that ended). Quiet: the checkout was sent quiet and may not be
 %% answered at all (a lease granted at once: docs/PROTOCOL.md, "Pipelined leases"); false once an answer is known
 %% to come.
-%% Keyed by the whole handle: a Conn changed into another pool's (a forged handle) is not the holder's.
--define(LEASE_KEY(Conn), {distribute_pool_lease, Conn#dpool_conn.checkout, Conn#dpool_conn.pool}).
+%% Kept under the checkout's tag as {Pool, Record} (lease_state/1, put_lease_state/2): a Conn changed into
+%% another pool's (a forged handle) is not the holder's. Not keyed by the whole handle, which every operation
+%% would hash to read the record.
+-define(LEASE_KEY(Conn), {distribute_pool_lease, Conn#dpool_conn.checkout}).
+-type lease_state() :: {pending, distribute_pool_client:pending(), integer(), distribute_pool_client:deadline(),
+                        boolean()}
+                     | {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 %% What the holder's operations on a lease that could not be taken raise, for with_connection to catch.
 -define(LEASE_FAILED, '$distribute_pool_lease_failed').
 %% Another process's ids of the last lease it used: {CheckoutTag, ConnId, LeaseId, ConnNode} (one entry).
@@ -572,7 +577,7 @@ do_with_connection(#dpool{server = {_, CNode} = Server, id = PoolId} = Pool, Fun
         {ok, Pending} ->
             Tag = distribute_pool_client:pending_tag(Pending),
             Conn = #dpool_conn{pool = Pool, checkout = Tag, lane = distribute_pool_client:pending_lane(Pending)},
-            put(?LEASE_KEY(Conn), {pending, Pending, Started, distribute_pool_client:deadline(Wait), Quiet}),
+            put_lease_state(Conn, {pending, Pending, Started, distribute_pool_client:deadline(Wait), Quiet}),
             try Fun(Conn) of
                 Result ->
                     case settle(Conn) of
@@ -601,7 +606,7 @@ settle(Conn) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, lane = Lane} = Conn, Cap,
        NoAnswer) ->
-    case get(?LEASE_KEY(Conn)) of
+    case lease_state(Conn) of
         {pending, Pending, _Started, _Deadline, true} ->
             %% A quiet checkout that no operation has been answered for: its answer, if it has come, or else
             %% the C-node is asked, behind the checkout on its lane.
@@ -674,9 +679,9 @@ orphaned_checkout(Conn, Unreachable) ->
 %% awaited from now on.
 -spec answer_comes(conn()) -> ok.
 answer_comes(Conn) ->
-    case get(?LEASE_KEY(Conn)) of
+    case lease_state(Conn) of
         {pending, Pending, Started, Deadline, true} ->
-            put(?LEASE_KEY(Conn), {pending, Pending, Started, Deadline, false}),
+            put_lease_state(Conn, {pending, Pending, Started, Deadline, false}),
             ok;
         _ ->
             ok
@@ -687,7 +692,7 @@ answer_comes(Conn) ->
 -spec told(conn(), {ok, non_neg_integer(), non_neg_integer(), node()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()}.
 told(Conn, Lease) ->
-    {pending, Pending, _, _, _} = get(?LEASE_KEY(Conn)),
+    {pending, Pending, _, _, _} = lease_state(Conn),
     ok = distribute_pool_client:forget_call(Pending),
     known(Conn, Lease).
 
@@ -695,44 +700,61 @@ told(Conn, Lease) ->
 -spec known(conn(), Lease) -> Lease
           when Lease :: {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 known(#dpool_conn{pool = Pool} = Conn, Lease) ->
-    {pending, _, Started, _, _} = get(?LEASE_KEY(Conn)),
+    {pending, _, Started, _, _} = lease_state(Conn),
     distribute_pool_telemetry:checkout_stop(Pool, Started, Lease),
-    put(?LEASE_KEY(Conn), Lease),
+    put_lease_state(Conn, Lease),
     Lease.
+
+%% The holder's record of Conn's checkout, or undefined (in any other process, and for a forged Conn).
+-spec lease_state(conn()) -> lease_state() | undefined.
+lease_state(#dpool_conn{pool = Pool} = Conn) ->
+    case get(?LEASE_KEY(Conn)) of
+        {Pool, State} -> State;
+        _ -> undefined
+    end.
+
+-spec put_lease_state(conn(), lease_state()) -> ok.
+put_lease_state(#dpool_conn{pool = Pool} = Conn, State) ->
+    _ = put(?LEASE_KEY(Conn), {Pool, State}),
+    ok.
 
 %% The end of with_connection: the checkout's answer read, and a lease it got returned (after what the holder
 %% sent with send_async/3 is queued).
 -spec end_lease(conn()) -> ok.
-end_lease(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag} = Conn) ->
+end_lease(#dpool_conn{pool = #dpool{id = PoolId}, checkout = Tag, lane = Lane} = Conn) ->
     Lease = settle(Conn),
     erase(?LEASE_KEY(Conn)),
     case Lease of
         {ok, ConnId, LeaseId, _} ->
             ok = end_async(PoolId, ConnId, Tag),
-            distribute_pool_client:cast(Server, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId));
+            %% Over the lane of the checkout and of the holder's operations, after them.
+            distribute_pool_client:cast_on_lane(Lane, distribute_pool_proto:checkin(PoolId, ConnId, LeaseId));
         ended ->
             ok;
         {error, _} ->
             ok
     end.
 
-%% Runs an operation on Conn's lease: Op(ConnId, LeaseId, ExtraWait) with the lease's ids once they are known
-%% here. The holder's operations before the checkout's answer was read go by the checkout's tag instead
-%% (Op(checkout, Tag, ExtraWait), ExtraWait what is left of the checkout's wait, since the C-node serves them
-%% once the lease is granted): lease_pending means the checkout still waits in line, so the holder waits for its
-%% answer and tries again with the ids. Another process asks the C-node for the ids.
--spec leased(conn(), fun((non_neg_integer() | checkout, non_neg_integer() | distribute_pool_proto:tag(),
-                          non_neg_integer()) -> Reply)) -> Reply | {error, term()}.
-leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
-    case get(?LEASE_KEY(Conn)) of
+%% Runs an operation on Conn's lease: Op(ConnId, LeaseId) gives its request and the wait for its answer, once the
+%% lease's ids are known here. The holder's operations before the checkout's answer was read go by the
+%% checkout's tag instead (Op(checkout, Tag)), right behind the checkout on its lane, and wait longer by what is
+%% left of the checkout's wait, since the C-node serves them once the lease is granted: lease_pending means the
+%% checkout still waits in line, so the holder waits for its answer and tries again with the ids. Another
+%% process asks the C-node for the ids.
+-spec leased(conn(), fun((non_neg_integer() | checkout, non_neg_integer() | distribute_pool_proto:tag()) ->
+                                {distribute_pool_proto:request(), timeout()})) -> term().
+leased(#dpool_conn{pool = #dpool{server = Server}, checkout = Tag} = Conn, Op) ->
+    case lease_state(Conn) of
         {ok, ConnId, LeaseId, _} ->
-            Op(ConnId, LeaseId, 0);
+            ask(Server, Op(ConnId, LeaseId));
         {error, Reason} ->
             throw({?LEASE_FAILED, Tag, Reason});
         ended ->
             {error, invalid_connection};
-        {pending, _, _, Deadline, _} ->
-            case Op(checkout, Tag, distribute_pool_client:remaining(Deadline)) of
+        {pending, Pending, _, Deadline, _} ->
+            {Request, Wait} = Op(checkout, Tag),
+            case distribute_pool_client:call_behind(Server, Pending, Request,
+                                                    plus(Wait, distribute_pool_client:remaining(Deadline))) of
                 {leased, Ids, Answer} = Told ->
                     %% The quiet checkout's lease, told with this first operation's answer.
                     case distribute_pool_proto:checkout_reply({ok, Ids}) of
@@ -750,7 +772,7 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
                              invalid_connection -> ok
                          end,
                     case holder_lease(Conn) of
-                        {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> Op(ConnId, LeaseId, 0);
+                        {ok, ConnId, LeaseId, _} when Why =:= lease_pending -> ask(Server, Op(ConnId, LeaseId));
                         {ok, _, _, _} -> {error, invalid_connection};
                         {error, invalid_connection} = Ended -> Ended
                     end;
@@ -764,16 +786,20 @@ leased(#dpool_conn{checkout = Tag} = Conn, Op) ->
             end;
         undefined ->
             case lease_ids(Conn) of
-                {ok, ConnId, LeaseId, _} -> Op(ConnId, LeaseId, 0);
+                {ok, ConnId, LeaseId, _} -> ask(Server, Op(ConnId, LeaseId));
                 {error, _} = Error -> Error
             end
     end.
+
+-spec ask(distribute_pool_client:server(), {distribute_pool_proto:request(), timeout()}) -> term().
+ask(Server, {Request, Wait}) ->
+    distribute_pool_client:call(Server, Request, Wait).
 
 %% The ids of Conn's lease: the holder waits for its checkout's answer (and when there is no lease, its
 %% operation ends Fun), another process asks the C-node.
 -spec lease_ids(conn()) -> {ok, non_neg_integer(), non_neg_integer(), node()} | {error, term()}.
 lease_ids(#dpool_conn{checkout = Tag} = Conn) ->
-    case get(?LEASE_KEY(Conn)) of
+    case lease_state(Conn) of
         undefined ->
             case get(?BOUND_KEY) of
                 {Tag, ConnId, LeaseId, Node} -> {ok, ConnId, LeaseId, Node};
@@ -844,11 +870,9 @@ do_send(Handle, Dest, Msg) when ?IS_POOL_REF(Handle) ->
 do_send(Conn, Dest, Msg) ->
     case valid_conn(Conn) andalso flush_async(Conn) of
         ok ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
-            leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
-                                 distribute_pool_client:call(
-                                   Server, distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg),
-                                   ?DPOOL_SEND_WAIT_MS + ExtraWait)
+            #dpool_conn{pool = #dpool{id = PoolId}} = Conn,
+            leased(Conn, fun(ConnId, LeaseId) ->
+                                 {distribute_pool_proto:send(PoolId, ConnId, LeaseId, Dest, Msg), ?DPOOL_SEND_WAIT_MS}
                          end);
         {error, _} = Error ->
             Error;
@@ -972,7 +996,8 @@ async_sync(Key, Pipe) ->
 -spec end_async(non_neg_integer(), non_neg_integer(), distribute_pool_proto:tag()) -> ok.
 end_async(PoolId, ConnId, Tag) ->
     Key = {PoolId, ConnId},
-    case async_pipe(Key) of
+    %% Most holders never called send_async/3: no map to look in.
+    case get(?ASYNC_KEY) =/= undefined andalso async_pipe(Key) of
         {Tag, _, Pipe, _, _} ->
             _ = distribute_pool_pipe:sync(Pipe),
             ok = distribute_pool_pipe:stop(Pipe),
@@ -1017,16 +1042,13 @@ do_request(Conn, Dest, Request, Timeout) ->
         {true, false} ->
             {error, badarg};
         {true, true} ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
+            #dpool_conn{pool = #dpool{id = PoolId}} = Conn,
             %% After the caller's own send_async/3 messages, as a message after them would be.
             case flush_async(Conn) of
                 ok ->
-                    leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
-                                         distribute_pool_client:call(
-                                           Server,
-                                           distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout,
-                                                                         Request),
-                                           plus(request_wait(Timeout), ExtraWait))
+                    leased(Conn, fun(ConnId, LeaseId) ->
+                                         {distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout, Request),
+                                          request_wait(Timeout)}
                                  end);
                 {error, _} = Error ->
                     Error
@@ -1099,11 +1121,9 @@ checked_call(Handle, M, F, A, Timeout) ->
 -spec do_call(pool() | conn(), module(), atom(), [term()], timeout()) -> term().
 do_call(#dpool{id = PoolId} = Pool, M, F, A, Timeout) ->
     one_shot(Pool, distribute_pool_proto:pooled_call(PoolId, M, F, A, Timeout), one_shot_wait(Pool, Timeout));
-do_call(#dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn, M, F, A, Timeout) ->
-    leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
-                         distribute_pool_client:call(
-                           Server, distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout),
-                           plus(request_wait(Timeout), ExtraWait))
+do_call(#dpool_conn{pool = #dpool{id = PoolId}} = Conn, M, F, A, Timeout) ->
+    leased(Conn, fun(ConnId, LeaseId) ->
+                         {distribute_pool_proto:call(PoolId, ConnId, LeaseId, M, F, A, Timeout), request_wait(Timeout)}
                  end).
 
 -spec plus(timeout(), non_neg_integer()) -> timeout().
@@ -1138,11 +1158,9 @@ do_ping(Conn) ->
 discard(Conn) ->
     case valid_conn(Conn) of
         true ->
-            #dpool_conn{pool = #dpool{server = Server, id = PoolId}} = Conn,
-            leased(Conn, fun(ConnId, LeaseId, ExtraWait) ->
-                                 distribute_pool_client:call(
-                                   Server, distribute_pool_proto:discard(PoolId, ConnId, LeaseId),
-                                   ?DPOOL_PROMPT_WAIT_MS + ExtraWait)
+            #dpool_conn{pool = #dpool{id = PoolId}} = Conn,
+            leased(Conn, fun(ConnId, LeaseId) ->
+                                 {distribute_pool_proto:discard(PoolId, ConnId, LeaseId), ?DPOOL_PROMPT_WAIT_MS}
                          end);
         false ->
             {error, invalid_connection}

@@ -20,6 +20,7 @@
 -export([call/3]).
 -export([call_tagged/3]).
 -export([call_on_lane/3]).
+-export([call_behind/4]).
 -export([send_call/3]).
 -export([await_call/2]).
 -export([poll_call/1]).
@@ -27,6 +28,7 @@
 -export([pending_tag/1]).
 -export([pending_lane/1]).
 -export([cast/2]).
+-export([cast_on_lane/2]).
 -export([lane/1]).
 -export([lane_nodes/1]).
 -export([forget_lanes/1]).
@@ -157,11 +159,36 @@ call_on_lane(Lane, Request, Wait) ->
 send_call(Server, Request, Wait) ->
     send_at(lane(Server, Wait), Request).
 
+%% A call sent right behind the pending call Pending (send_call/3), over its lane, so that the C-node sees it
+%% after that one: the first operation of with_connection's fun behind its checkout. While Pending waits, its
+%% watch on the C-node's node is on, and this call shares it rather than turning a second one on and off: a
+%% nodedown it reads for a node that is gone is put back for Pending's wait. As call/3 otherwise.
+-spec call_behind(server(), pending(), distribute_pool_proto:request(), wait()) ->
+    term() | {error, unreachable() | timeout}.
+call_behind(Server, {remote, {_, Node} = Lane, _, _}, Request, Wait) ->
+    Alias = erlang:alias(),
+    Tag = distribute_pool_proto:alias_tag(Alias),
+    _ = (catch erlang:send(Lane, distribute_pool_proto:call_msg(self(), Tag, Request))),
+    Result = await_remote(Lane, Node, Tag, clamp(Wait), shared),
+    erlang:unalias(Alias),
+    case Result of
+        {error, _} -> lane_failed(Server, Lane);
+        _ -> ok
+    end,
+    untagged(Result);
+call_behind(Server, {local, Lane, _, _}, Request, Wait) ->
+    Result = call_at(Lane, Request, Wait),
+    case Result of
+        {error, _} -> lane_failed(Server, Lane);
+        _ -> ok
+    end,
+    untagged(Result).
+
 %% The answer of a call sent with send_call/3, as call_tagged/3 gives it; it ends the pending call (a later
 %% answer is dropped by this node), so it is awaited once.
 -spec await_call(pending(), wait()) -> {reply, term()} | {timeout, term()} | {error, unreachable()}.
 await_call({remote, {_, Node} = Server, Alias, Tag}, Wait) ->
-    Result = await_remote(Server, Node, Tag, clamp(Wait)),
+    Result = await_remote(Server, Node, Tag, clamp(Wait), own),
     erlang:unalias(Alias),
     Result;
 await_call({local, Server, Mref, Tag}, Wait) ->
@@ -260,10 +287,11 @@ send_at({_Service, Node} = Server, Request) ->
         error:_ -> unreachable(Server, badarg)
     end.
 
-%% Waits for the answer while monitor_node(Node, true) is on; it is off again when this returns.
--spec await_remote(server(), node(), term(), wait()) ->
+%% Waits for the answer while a watch on Node (monitor_node(Node, true)) is on: this call's own, off again when
+%% this returns, or one it shares with a call it follows (call_behind/4), left on.
+-spec await_remote(server(), node(), term(), wait(), own | shared) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
-await_remote(Server, Node, Tag, Wait) ->
+await_remote(Server, Node, Tag, Wait, Watch) ->
     First = case Wait of
                 infinity -> ?NAME_CHECK_MS;
                 _ -> min(Wait, ?NAME_CHECK_MS)
@@ -271,68 +299,74 @@ await_remote(Server, Node, Tag, Wait) ->
     Deadline = deadline(Wait),
     receive
         {Tag, Reply} ->
-            true = erlang:monitor_node(Node, false),
+            unwatch(Node, Watch),
             {reply, Reply};
         {nodedown, Node} ->
-            nodedown(Server, Node, Tag, Deadline)
+            nodedown(Server, Node, Tag, Deadline, Watch)
     after First ->
         case Wait of
             First ->
-                true = erlang:monitor_node(Node, false),
+                unwatch(Node, Watch),
                 {timeout, Tag};
             _ ->
-                await_named(Server, Node, Tag, Deadline, true)
+                await_named(Server, Node, Tag, Deadline, Watch)
         end
     end.
 
 %% The answer is slow: is the service there at all? noproc (a live node without it) is connection_failed too.
-%% WatchNode: monitor_node(Node, true) of this call is still on (then it is off when this returns).
--spec await_named(server(), node(), term(), deadline(), boolean()) ->
+%% Watch: how Node is watched meanwhile (own: this call's watch, off when this returns; shared: another
+%% call's, left on; none).
+-spec await_named(server(), node(), term(), deadline(), own | shared | none) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
-await_named(Server, Node, Tag, Deadline, WatchNode) ->
+await_named(Server, Node, Tag, Deadline, Watch) ->
     Mref = erlang:monitor(process, Server),
     receive
         {Tag, Reply} ->
             erlang:demonitor(Mref, [flush]),
-            unwatch(Node, WatchNode),
+            unwatch(Node, Watch),
             {reply, Reply};
-        {nodedown, Down} when Down =:= Node, WatchNode ->
+        {nodedown, Down} when Down =:= Node, Watch =/= none ->
             erlang:demonitor(Mref, [flush]),
-            nodedown(Server, Node, Tag, Deadline);
-        {'DOWN', Mref, _, _, noconnection} when WatchNode ->
+            nodedown(Server, Node, Tag, Deadline, Watch);
+        {'DOWN', Mref, _, _, noconnection} when Watch =:= own ->
             %% The connection went: the node monitor fires too, and its message must not outlive the call.
+            %% (A shared watch's message is the other call's.)
             receive {nodedown, Node} -> ok after ?NODEDOWN_WAIT_MS -> ok end,
             unreachable(Server, noconnection);
         {'DOWN', Mref, _, _, NoProcOrNoConnection} ->
-            unwatch(Node, WatchNode),
+            unwatch(Node, Watch),
             unreachable(Server, NoProcOrNoConnection)
     after remaining(Deadline) ->
         erlang:demonitor(Mref, [flush]),
-        unwatch(Node, WatchNode),
+        unwatch(Node, Watch),
         {timeout, Tag}
     end.
 
-%% A {nodedown, Node} came while this call's node monitor was on. Its own, or one the caller had not read yet
+%% A {nodedown, Node} came while the watch on Node was on. The watch's, or one the caller had not read yet
 %% (from a monitor_node/2 or net_kernel:monitor_nodes/1 of its own: they look the same). While Node is still
-%% connected it cannot be this call's: it is put back, this call's node monitor goes, and the call waits on
-%% with a monitor on the service by name, whose messages are its own.
--spec nodedown(server(), node(), term(), deadline()) ->
+%% connected it cannot be the watch's: it is put back, this call's own watch goes, and the call waits on
+%% with a monitor on the service by name, whose messages are its own. Once Node is gone, a shared watch's
+%% message is put back too, for the call that owns the watch.
+-spec nodedown(server(), node(), term(), deadline(), own | shared) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
-nodedown(Server, Node, Tag, Deadline) ->
+nodedown(Server, Node, Tag, Deadline, Watch) ->
     case lists:member(Node, erlang:nodes(connected)) of
+        false when Watch =:= shared ->
+            self() ! {nodedown, Node},
+            unreachable(Server, nodedown);
         false ->
             unreachable(Server, nodedown);
         true ->
-            true = erlang:monitor_node(Node, false),
+            unwatch(Node, Watch),
             self() ! {nodedown, Node},
-            await_named(Server, Node, Tag, Deadline, false)
+            await_named(Server, Node, Tag, Deadline, none)
     end.
 
--spec unwatch(node(), boolean()) -> ok.
-unwatch(Node, true) ->
+-spec unwatch(node(), own | shared | none) -> ok.
+unwatch(Node, own) ->
     true = erlang:monitor_node(Node, false),
     ok;
-unwatch(_Node, false) ->
+unwatch(_Node, _SharedOrNone) ->
     ok.
 
 %% A point in erlang:monotonic_time(millisecond), or never.
@@ -353,6 +387,12 @@ remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 -spec cast(server(), distribute_pool_proto:cast()) -> ok.
 cast(Server, Cast) ->
     _ = (catch erlang:send(lane(Server, 0), distribute_pool_proto:cast_msg(Cast))),
+    ok.
+
+%% A cast to one given lane of a C-node ({Service, LaneNode}), as call_on_lane/3.
+-spec cast_on_lane(server(), distribute_pool_proto:cast()) -> ok.
+cast_on_lane(Lane, Cast) ->
+    _ = (catch erlang:send(Lane, distribute_pool_proto:cast_msg(Cast))),
     ok.
 
 %% The address this process uses for the C-node Server: {Service, LaneNode}, the same on every call (Server

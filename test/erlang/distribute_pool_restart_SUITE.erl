@@ -14,6 +14,7 @@
 -export([restore_refuses_bad_requests/1]).
 -export([fewer_lanes_after_a_restart/1]).
 -export([external_cnode_with_fewer_lanes/1]).
+-export([first_operation_sees_cnode_killed/1]).
 -export([group_changes_recorded_as_the_cnode_has_them/1]).
 -export([target_added_again_while_its_removal_drains/1]).
 -export([removal_asked_again_after_one_that_timed_out/1]).
@@ -46,6 +47,7 @@ all() ->
      restore_refuses_bad_requests,
      fewer_lanes_after_a_restart,
      external_cnode_with_fewer_lanes,
+     first_operation_sees_cnode_killed,
      group_changes_recorded_as_the_cnode_has_them,
      target_added_again_while_its_removal_drains,
      removal_asked_again_after_one_that_timed_out,
@@ -140,6 +142,55 @@ external_cnode_with_fewer_lanes(_Config) ->
             [exit(C, kill) || C <- Callers]
         end
     end).
+
+-spec first_operation_sees_cnode_killed(list()) -> ok.
+first_operation_sees_cnode_killed(_Config) ->
+    doc("A C-node killed (SIGKILL) while the first operation of a with_connection fun waits for its answer: "
+        "with_connection gives connection_failed at once, long before the call's own timeout, and leaves no "
+        "{nodedown, _} in the caller's mailbox (the operation shares the checkout's watch on the C-node's "
+        "node, and puts back the nodedown it read for the checkout's wait)."),
+    Name = do_uniq("dpool_first_op") ++ "@127.0.0.1",
+    CNodePort = dpool_ct_helper:do_start_cnode_port(["--name", Name, "--service", "dpool_first_op",
+                                                     "--lanes", "2"], atom_to_list(erlang:get_cookie())),
+    Server = {dpool_first_op, maps:get(node, CNodePort)},
+    try
+        with_target("dpool_first_op_t", fun(Target) ->
+            {ok, Pool} = distribute_pool:new(Target, #{max_connections => 1, cnode => Server}),
+            Self = self(),
+            Caller = spawn_link(fun() ->
+                                        T0 = erlang:monotonic_time(millisecond),
+                                        Result = distribute_pool:with_connection(
+                                                   Pool, fun(C) -> distribute_pool:call(C, timer, sleep, [60000],
+                                                                                        60000) end),
+                                        T1 = erlang:monotonic_time(millisecond),
+                                        {messages, Left} = process_info(self(), messages),
+                                        Self ! {caller_done, self(), Result, T1, T1 - T0, Left}
+                                end),
+            %% The call runs on the target: the first operation waits for its answer.
+            do_wait_until(fun() -> sleepers_on(Target) =:= 1 end, 10000),
+            Killed = erlang:monotonic_time(millisecond),
+            "" = os:cmd("kill -9 " ++ integer_to_list(maps:get(os_pid, CNodePort))),
+            receive
+                {caller_done, Caller, Result, Returned, Took, Left} ->
+                    ct:log("with_connection: ~p after ~b ms, ~b ms after the kill; mailbox then: ~p",
+                           [Result, Took, Returned - Killed, Left]),
+                    {error, {connection_failed, {cnode_not_running, _}}} = Result,
+                    true = Returned - Killed < 5000,
+                    [] = [M || {nodedown, _} = M <- Left]
+            after 30000 ->
+                ct:fail(with_connection_still_waiting)
+            end
+        end)
+    after
+        dpool_ct_helper:do_stop_cnode_port(CNodePort)
+    end.
+
+%% How many processes on Node are in timer:sleep/1.
+-spec sleepers_on(node()) -> non_neg_integer().
+sleepers_on(Node) ->
+    Current = [erpc:call(Node, erlang, process_info, [P, current_function])
+               || P <- erpc:call(Node, erlang, processes, [])],
+    length([S || {current_function, {timer, sleep, 1}} = S <- Current]).
 
 -spec pools_lists_pools_with_stats(list()) -> ok.
 pools_lists_pools_with_stats(_Config) ->
