@@ -8,6 +8,9 @@
 %% that misses its goal is printed as MISS.
 -module(dpool_bench).
 
+%% The pool handle's fields, for the bare sides of call_floors/1 (bare_sides/2).
+-include("../erlang/distribute_pool_internal.hrl").
+
 -export([main/1]).
 -export([sink_loop/2]).
 -export([echo_loop/0]).
@@ -61,7 +64,8 @@
 %% call_floor_ratio and with_connection_vs_call_p50 are measured in the same repetitions (goals of issue 17).
 -define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
                         <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
-                        <<"floor_with_connection_ratio">>, <<"call_floor_ratio">>,
+                        <<"floor_with_connection_ratio">>, <<"floor_bare_call_p50">>,
+                        <<"floor_bare_lease_p50">>, <<"floor_bare_lease_ratio">>, <<"call_floor_ratio">>,
                         <<"with_connection_vs_call_p50">>]).
 
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
@@ -510,13 +514,15 @@ pooled_call(Target) ->
 %% - the floors that follow: a one-shot call needs a ping's round trip and the target's; with_connection needs
 %%   two of the first (the lease comes before the fun runs) and one of the second;
 %% - with_connection + call, in the same repetitions: with_connection_vs_call_p50 is its p50 over the one-shot
-%%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target).
+%%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target);
+%% - the messages of both sent by hand (bare_sides/2): what is left of each without the library's code.
 -spec call_floors(node()) -> [figure()].
 call_floors(Target) ->
     {ok, Pool} = distribute_pool:new(Target, 4),
     Echo = erpc:call(Target, erlang, spawn, [?MODULE, echo_loop, []]),
     {Service, CNode} = distribute_pool:default_cnode(),
     PingRequest = distribute_pool_proto:ping(),
+    {BareCall, BareLease} = bare_sides(Pool, Target),
     try
         Sides = [{erpc, fun() -> Target = erpc:call(Target, erlang, node, []) end},
                  {echo, fun() -> Ref = make_ref(), Echo ! {self(), Ref}, receive Ref -> ok end end},
@@ -525,7 +531,9 @@ call_floors(Target) ->
                  {with_connection, fun() ->
                                            {ok, {ok, Target}} = distribute_pool:with_connection(
                                                                   Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
-                                   end}],
+                                   end},
+                 {bare_call, BareCall},
+                 {bare_lease, BareLease}],
         _ = [[F() || _ <- lists:seq(1, 200)] || {_, F} <- Sides],
         Reps = [begin
                     progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
@@ -534,8 +542,8 @@ call_floors(Target) ->
                     [{S, percentile(0.5, Ts)} || {S, Ts} <- time_interleaved(Sides, ?CALLS_PER_REP)]
                 end || R <- lists:seq(1, ?REPS)],
         Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- Reps]) end,
-        Order = [erpc, echo, ping, pooled, with_connection],
-        [Erpc, Echo50, Ping, Pooled, WithConn] = [Med(S) || S <- Order],
+        Order = [erpc, echo, ping, pooled, with_connection, bare_call, bare_lease],
+        [Erpc, Echo50, Ping, Pooled, WithConn, Bare1, Bare3] = [Med(S) || S <- Order],
         {ok, #{request_rtt_p50_us := Inside}} = distribute_pool:stats(Pool),
         RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- Order] || Rep <- Reps]},
         Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating every ~b calls",
@@ -556,6 +564,18 @@ call_floors(Target) ->
          reference(<<"floor_with_connection_ratio">>, (2 * Ping + Inside) / Erpc, <<"ratio">>,
                    fmt("(2 x ping ~.1f + C-node->target ~b) / erpc ~.1f: the least with_connection_call_p50 "
                        "can be with these parts", [Ping, Inside, Erpc]), #{}),
+         reference(<<"floor_bare_call_p50">>, Bare1, <<"us">>,
+                   Of(fmt("one-shot call's message built once and sent by hand (an alias, one send, its answer "
+                          "awaited): the pooled call without the library's code (pooled call p50 ~.1f us)",
+                          [Pooled])), #{}),
+         reference(<<"floor_bare_lease_p50">>, Bare3, <<"us">>,
+                   Of(fmt("with_connection + call's three messages sent by hand (quiet checkout, call by its tag, "
+                          "check-in): the lease without the library's code (with_connection + call p50 ~.1f us)",
+                          [WithConn])), #{}),
+         reference(<<"floor_bare_lease_ratio">>, Bare3 / Bare1, <<"ratio">>,
+                   fmt("bare lease ~.1f us / bare one-shot call ~.1f us: what with_connection_vs_call_p50 would be "
+                       "if the library's code cost nothing (library: +~.1f us on the lease, +~.1f us on the call)",
+                       [Bare3, Bare1, WithConn - Bare3, Pooled - Bare1]), #{}),
          figure(<<"call_floor_ratio">>, Pooled / (Ping + Inside), <<"ratio">>, le, 1.05,
                 Of(fmt("one-shot call(Pool, erlang, node, []) p50 ~.1f us / its floor: C-node ping p50 ~.1f us + "
                        "C-node->target p50 ~b us", [Pooled, Ping, Inside])),
@@ -570,6 +590,38 @@ call_floors(Target) ->
         exit(Echo, kill),
         distribute_pool:destroy(Pool)
     end.
+
+%% The messages of a one-shot call and of with_connection + call, built as the library builds them and sent by
+%% hand over this process's lane, with no more than an alias per call (no node watch, timer or lease record):
+%% what the two figures cost on the wire and in the C-node, so that the rest is the library's own code.
+-spec bare_sides(#dpool{}, node()) -> {fun(() -> ok), fun(() -> ok)}.
+bare_sides(Pool, Target) ->
+    #dpool{server = Server, id = Id} = Pool,
+    Lane = distribute_pool_client:lane(Server),
+    OneShot = distribute_pool_proto:pooled_call(Id, erlang, node, [], 5000),
+    Checkout = distribute_pool_proto:checkout_quiet(Id, 1000),
+    Ask = fun(Request) ->
+                  Alias = erlang:alias(),
+                  Tag = distribute_pool_proto:alias_tag(Alias),
+                  Lane ! distribute_pool_proto:call_msg(self(), Tag, Request),
+                  {Alias, Tag}
+          end,
+    Call = fun() ->
+                   {Alias, Tag} = Ask(OneShot),
+                   receive {Tag, {ok, Target}} -> ok end,
+                   true = erlang:unalias(Alias),
+                   ok
+           end,
+    Lease = fun() ->
+                    {CheckoutAlias, CheckoutTag} = Ask(Checkout),
+                    {Alias, Tag} = Ask(distribute_pool_proto:call(Id, checkout, CheckoutTag, erlang, node, [], 5000)),
+                    receive {Tag, {leased, {ConnId, LeaseId, _}, {ok, Target}}} -> ok end,
+                    true = erlang:unalias(Alias),
+                    true = erlang:unalias(CheckoutAlias),
+                    Lane ! distribute_pool_proto:cast_msg(distribute_pool_proto:checkin(Id, ConnId, LeaseId)),
+                    ok
+            end,
+    {Call, Lease}.
 
 %% p50 of the pooled round trip over p50 of erpc:call, to the same target, alternating sides per repetition.
 -spec latency_comparison(binary(), node(), fun(() -> term()), number(), binary()) -> figure().
