@@ -649,8 +649,9 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
                             %% The C-node should have answered pool_exhausted by now (or, see
                             %% orphaned_checkout/2, never got the checkout). Withdraw the checkout so that a lease
                             %% granted after all goes back to the pool instead of to a caller that stopped
-                            %% waiting.
-                            distribute_pool_client:cast(Server, distribute_pool_proto:cancel(PoolId, self(), Tag)),
+                            %% waiting: over the checkout's lane, after it.
+                            distribute_pool_client:cast_on_lane(Lane, distribute_pool_proto:cancel(PoolId, self(),
+                                                                                                    Tag)),
                             NoAnswer;
                         {error, {connection_failed, _}} = Failed ->
                             distribute_pool_client:lane_failed(Server, distribute_pool_client:pending_lane(Pending)),
@@ -664,11 +665,12 @@ settle(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout = Tag, 
     end.
 
 %% The holder's first operation, sent over the checkout's lane after it, found no C-node there: the checkout
-%% is lost too. Either both went over the connection that failed, and the checkout's own nodedown comes at once,
-%% or the checkout did and the operation, sent once that connection was gone, opened a new one (to a C-node
-%% started again meanwhile) and took the only nodedown: this process cannot tell whose a nodedown is when
-%% both calls watch the same node, and nothing would ever answer the checkout. So its answer is waited for
-%% only briefly, and then the checkout fails as the operation did (withdrawn, in case it did arrive).
+%% is lost too. Either both went over the connection that failed, and the nodedown of the checkout's watch
+%% (which the operation shared and put back) ends its wait at once, or the checkout did and the operation, sent
+%% once that connection was gone, opened a new one (to a C-node started again meanwhile): the checkout's wait
+%% then finds the node connected and takes that nodedown for a stale one, and nothing would ever answer the
+%% checkout. So its answer is waited for only briefly, and then the checkout fails as the operation did
+%% (withdrawn, in case it did arrive).
 -spec orphaned_checkout(conn(), {error, term()}) ->
     {ok, non_neg_integer(), non_neg_integer(), node()} | ended | {error, term()}.
 orphaned_checkout(Conn, Unreachable) ->

@@ -5,7 +5,9 @@
 %% Lanes. A C-node started with --lanes N answers under N node names: its own (lane 0) and
 %% <alive>_lane<k>@<host> (k = 1..N-1), each a distribution connection of its own from this node. A process
 %% always talks to a given C-node over the same lane, so everything it sends there (checkouts, sends,
-%% requests, checkins, casts, cancels) arrives in the order it was sent; different processes are spread over
+%% requests, checkins, casts, cancels) arrives in the order it was sent (what follows a pending call, as a
+%% lease's first operation follows its checkout, goes over that call's lane: call_behind/4, call_on_lane/3,
+%% cast_on_lane/2); different processes are spread over
 %% the lanes round robin, in the order they first talk to that C-node, so that one process's big message does
 %% not hold back another's requests (N busy processes get N different lanes while N =< lanes). The lane names
 %% are asked once per C-node (the `lanes' request) and kept in persistent_term with the round-robin counter,
@@ -344,9 +346,10 @@ await_named(Server, Node, Tag, Deadline, Watch) ->
 
 %% A {nodedown, Node} came while the watch on Node was on. The watch's, or one the caller had not read yet
 %% (from a monitor_node/2 or net_kernel:monitor_nodes/1 of its own: they look the same). While Node is still
-%% connected it cannot be the watch's: it is put back, this call's own watch goes, and the call waits on
-%% with a monitor on the service by name, whose messages are its own. Once Node is gone, a shared watch's
-%% message is put back too, for the call that owns the watch.
+%% connected it cannot be the watch's: it is put back, the watch goes when it is this call's own (a shared
+%% one stays, for the call that owns it), and the call waits on with a monitor on the service by name, whose
+%% messages are its own. Once Node is gone, a shared watch's message is put back too, for the call that owns
+%% the watch.
 -spec nodedown(server(), node(), term(), deadline(), own | shared) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 nodedown(Server, Node, Tag, Deadline, Watch) ->

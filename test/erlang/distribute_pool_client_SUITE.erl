@@ -30,6 +30,7 @@
 -export([no_atoms_from_targets/1]).
 -export([remote_envelope_answers_and_failures/1]).
 -export([one_shot_call_on_the_wire/1]).
+-export([call_behind_shares_the_watch/1]).
 
 -import(dpool_ct_helper, [doc/1, do_stop_peer/1, with_target/2, do_wait_until/2, do_start_fixture/2]).
 
@@ -63,7 +64,8 @@ all() ->
      default_cnode_needs_the_application,
      no_atoms_from_targets,
      remote_envelope_answers_and_failures,
-     one_shot_call_on_the_wire].
+     one_shot_call_on_the_wire,
+     call_behind_shares_the_watch].
 
 %% The application runs with an "external" C-node: this node, under the fake service name. No port is opened.
 -spec init_per_suite(list()) -> list().
@@ -488,6 +490,32 @@ default_cnode_needs_the_application(_Config) ->
     end,
     {?FAKE, Node} = distribute_pool:default_cnode(),
     ok.
+
+-spec call_behind_shares_the_watch(list()) -> ok.
+call_behind_shares_the_watch(_Config) ->
+    doc("A call sent behind a pending call (call_behind/4: a lease's first operation behind its checkout) shares "
+        "the pending call's watch on the node: both are answered, the second first; against a node nobody runs "
+        "both give connection_failed at once (the nodedown the second call reads is put back for the first: "
+        "without it the first would wait 5 s for one), and no message is left in the caller's mailbox."),
+    with_target("dpool_behind", fun(T, _Peer) ->
+        _ = do_start_fixture(T, dpool_fx_service),
+        Server = {dpool_fx_service, T},
+        {ok, Pending} = distribute_pool_client:send_call(Server, {sleep_echo, 300, first}, 5000),
+        second = distribute_pool_client:call_behind(Server, Pending, {echo, second}, 5000),
+        {reply, first} = distribute_pool_client:await_call(Pending, 5000),
+        {messages, []} = process_info(self(), messages),
+        Nobody = {dpool_fx_service, 'dpool_nobody_behind@127.0.0.1'},
+        T0 = erlang:monotonic_time(millisecond),
+        {ok, Lost} = distribute_pool_client:send_call(Nobody, {echo, first}, 30000),
+        {error, {connection_failed, {cnode_not_running, _}}} =
+            distribute_pool_client:call_behind(Nobody, Lost, {echo, second}, 30000),
+        {error, {connection_failed, {cnode_not_running, _}}} = distribute_pool_client:await_call(Lost, 30000),
+        Took = erlang:monotonic_time(millisecond) - T0,
+        ct:log("both calls to a node nobody runs ended after ~b ms", [Took]),
+        true = Took < 2000,
+        {messages, []} = process_info(self(), messages),
+        ok
+    end).
 
 -spec remote_envelope_answers_and_failures(list()) -> ok.
 remote_envelope_answers_and_failures(_Config) ->
