@@ -130,11 +130,15 @@ not_running(Text) ->
     {reply, term()} | {timeout, term()} | {error, unreachable()}.
 call_tagged(Server, Request, Wait) ->
     Lane = lane(Server, Wait),
-    Result = call_at(Lane, Request, Wait),
-    case Result of
-        {error, _} -> lane_failed(Server, Lane);
-        _ -> ok
-    end,
+    checked_lane(Server, Lane, call_at(Lane, Request, Wait)).
+
+%% Result of a call over Lane of the C-node Server, after lane_failed/2 when it found no C-node there.
+-spec checked_lane(server(), server(), Result) -> Result
+          when Result :: {reply, term()} | {timeout, term()} | {error, unreachable()}.
+checked_lane(Server, Lane, {error, _} = Unreachable) ->
+    ok = lane_failed(Server, Lane),
+    Unreachable;
+checked_lane(_Server, _Lane, Result) ->
     Result.
 
 %% A call over Lane of the C-node Server found no C-node there: the lanes learnt of it are forgotten when Lane
@@ -173,18 +177,10 @@ call_behind(Server, {remote, {_, Node} = Lane, _, _}, Request, Wait) ->
     _ = (catch erlang:send(Lane, distribute_pool_proto:call_msg(self(), Tag, Request))),
     Result = await_remote(Lane, Node, Tag, clamp(Wait), shared),
     erlang:unalias(Alias),
-    case Result of
-        {error, _} -> lane_failed(Server, Lane);
-        _ -> ok
-    end,
-    untagged(Result);
+    untagged(checked_lane(Server, Lane, Result));
 call_behind(Server, {local, Lane, _, _}, Request, Wait) ->
-    Result = call_at(Lane, Request, Wait),
-    case Result of
-        {error, _} -> lane_failed(Server, Lane);
-        _ -> ok
-    end,
-    untagged(Result).
+    %% A service on this node (a test's fake) is watched by a monitor per call.
+    untagged(checked_lane(Server, Lane, call_at(Lane, Request, Wait))).
 
 %% The answer of a call sent with send_call/3, as call_tagged/3 gives it; it ends the pending call (a later
 %% answer is dropped by this node), so it is awaited once.
