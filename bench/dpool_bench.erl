@@ -623,23 +623,26 @@ bare_sides(Pool, Target) ->
             end,
     {Call, Lease}.
 
-%% p50 of the pooled round trip over p50 of erpc:call, to the same target, alternating sides per repetition.
+%% p50 of the pooled round trip over p50 of erpc:call, to the same target, the sides taking turns every
+%% ?INTERLEAVE_CALLS calls in each repetition (as in call_floors/1), so that a slow spell of the VM falls on both.
 -spec latency_comparison(binary(), node(), fun(() -> term()), number(), binary()) -> figure().
 latency_comparison(Name, Target, Pooled, Goal, What) ->
     Direct = fun() -> Target = erpc:call(Target, erlang, node, []) end,
     _ = [begin Direct(), Pooled() end || _ <- lists:seq(1, 200)],
     Reps = [begin
-                progress("~s: rep ~b/~b: ~b direct, ~b pooled", [Name, R, ?REPS, ?CALLS_PER_REP, ?CALLS_PER_REP]),
-                D = percentile(0.5, time_calls(Direct, ?CALLS_PER_REP)),
-                P = percentile(0.5, time_calls(Pooled, ?CALLS_PER_REP)),
+                progress("~s: rep ~b/~b: ~b direct, ~b pooled, taking turns every ~b",
+                         [Name, R, ?REPS, ?CALLS_PER_REP, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]),
+                [{direct, D}, {pooled, P}] = [{S, percentile(0.5, Ts)}
+                                              || {S, Ts} <- time_interleaved([{direct, Direct}, {pooled, Pooled}],
+                                                                             ?CALLS_PER_REP)],
                 {D, P}
             end || R <- lists:seq(1, ?REPS)],
     D50 = median([D || {D, _} <- Reps]),
     P50 = median([P || {_, P} <- Reps]),
     Sides = [{<<"direct_p50">>, D50, <<"us">>}, {<<"pooled_p50">>, P50, <<"us">>}],
     figure(Name, P50 / D50, <<"ratio">>, le, Goal,
-           fmt("~s: pooled p50 ~.1f us / direct p50 ~.1f us (medians of ~b reps x ~b calls)",
-               [What, P50, D50, ?REPS, ?CALLS_PER_REP]),
+           fmt("~s: pooled p50 ~.1f us / direct p50 ~.1f us (medians of ~b reps x ~b calls, sides alternating "
+               "every ~b)", [What, P50, D50, ?REPS, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]),
            ratio, #{sides => Sides, reps_us => [[D, P] || {D, P} <- Reps]}).
 
 %% N timed calls of each side, the sides taking turns every ?INTERLEAVE_CALLS calls, so that what the machine
