@@ -939,7 +939,11 @@ do_send_async(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout 
 %% The calling process's pipe for a pool connection ({PoolId, ConnId}), or none.
 -spec async_pipe({non_neg_integer(), non_neg_integer()}) -> tuple() | none.
 async_pipe(Key) ->
-    maps:get(Key, get_async_pipes(), none).
+    %% Most processes never called send_async/3 (every lease's end asks): no map to look in.
+    case get(?ASYNC_KEY) of
+        undefined -> none;
+        Pipes -> maps:get(Key, Pipes, none)
+    end.
 
 -spec put_async_pipe({non_neg_integer(), non_neg_integer()}, tuple()) -> ok.
 put_async_pipe(Key, Pipe) ->
@@ -998,8 +1002,7 @@ async_sync(Key, Pipe) ->
 -spec end_async(non_neg_integer(), non_neg_integer(), distribute_pool_proto:tag()) -> ok.
 end_async(PoolId, ConnId, Tag) ->
     Key = {PoolId, ConnId},
-    %% Most holders never called send_async/3: no map to look in.
-    case get(?ASYNC_KEY) =/= undefined andalso async_pipe(Key) of
+    case async_pipe(Key) of
         {Tag, _, Pipe, _, _} ->
             _ = distribute_pool_pipe:sync(Pipe),
             ok = distribute_pool_pipe:stop(Pipe),
@@ -1049,7 +1052,8 @@ do_request(Conn, Dest, Request, Timeout) ->
             case flush_async(Conn) of
                 ok ->
                     leased(Conn, fun(ConnId, LeaseId) ->
-                                         {distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout, Request),
+                                         {distribute_pool_proto:request(PoolId, ConnId, LeaseId, Dest, Timeout,
+                                                                        Request),
                                           request_wait(Timeout)}
                                  end);
                 {error, _} = Error ->

@@ -172,9 +172,7 @@ send_call(Server, Request, Wait) ->
 -spec call_behind(server(), pending(), distribute_pool_proto:request(), wait()) ->
     term() | {error, unreachable() | timeout}.
 call_behind(Server, {remote, {_, Node} = Lane, _, _}, Request, Wait) ->
-    Alias = erlang:alias(),
-    Tag = distribute_pool_proto:alias_tag(Alias),
-    _ = (catch erlang:send(Lane, distribute_pool_proto:call_msg(self(), Tag, Request))),
+    {Alias, Tag} = send_aliased(Lane, Request),
     Result = await_remote(Lane, Node, Tag, clamp(Wait), shared),
     erlang:unalias(Alias),
     untagged(checked_lane(Server, Lane, Result));
@@ -275,15 +273,21 @@ send_at({_Service, Node} = Server, Request) ->
     %% badarg for a node that is no atom.
     try erlang:monitor_node(Node, true) of
         true ->
-            Alias = erlang:alias(),
-            Tag = distribute_pool_proto:alias_tag(Alias),
-            %% A plain send: it connects to the C-node's node if not yet connected (monitor_node/2 did).
-            _ = (catch erlang:send(Server, distribute_pool_proto:call_msg(self(), Tag, Request))),
+            {Alias, Tag} = send_aliased(Server, Request),
             {ok, {remote, Server, Alias, Tag}}
     catch
         error:notalive -> unreachable(Server, notalive);
         error:_ -> unreachable(Server, badarg)
     end.
+
+%% Sends Request to the address To of a C-node on another node, answered to a new alias. A plain send: it
+%% connects to the C-node's node if not yet connected (the watch on that node did already).
+-spec send_aliased(server(), distribute_pool_proto:request()) -> {reference(), distribute_pool_proto:tag()}.
+send_aliased(To, Request) ->
+    Alias = erlang:alias(),
+    Tag = distribute_pool_proto:alias_tag(Alias),
+    _ = (catch erlang:send(To, distribute_pool_proto:call_msg(self(), Tag, Request))),
+    {Alias, Tag}.
 
 %% Waits for the answer while a watch on Node (monitor_node(Node, true)) is on: this call's own, off again when
 %% this returns, or one it shares with a call it follows (call_behind/4), left on.
@@ -385,8 +389,7 @@ remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 %% name, where this process's earlier messages went too.
 -spec cast(server(), distribute_pool_proto:cast()) -> ok.
 cast(Server, Cast) ->
-    _ = (catch erlang:send(lane(Server, 0), distribute_pool_proto:cast_msg(Cast))),
-    ok.
+    cast_on_lane(lane(Server, 0), Cast).
 
 %% A cast to one given lane of a C-node ({Service, LaneNode}), as call_on_lane/3.
 -spec cast_on_lane(server(), distribute_pool_proto:cast()) -> ok.
