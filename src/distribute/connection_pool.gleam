@@ -310,7 +310,8 @@ pub fn new_with_reason(
 /// checkout, so a lease and one call cost one round trip to the C-node. When no connection could be
 /// leased, `func` has run, each of its operations on the connection returned that error
 /// (`PoolExhausted`, `ConnectionFailed`, `InvalidPool`), and `with_connection` returns it, dropping
-/// `func`'s result.
+/// `func`'s result. Work that must not start before the lease is granted (another process that should see
+/// it in `stats`, say) waits for it first: `connection_id` and `connection_node` return once it is.
 ///
 /// ```gleam
 /// connection_pool.with_connection(pool, fn(conn) {

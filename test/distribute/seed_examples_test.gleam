@@ -130,8 +130,11 @@ pub fn health_monitoring_test() {
   let #(Nil, quiet) =
     test_support.capture_output(fn() { seed_examples.monitor_pool_health(pool) })
   let assert "" = quiet
+  // The lease is pipelined: `connection_id` returns once it is granted. Without it the stats read, made by
+  // capture_output's own process (another lane of the C-node), could overtake the checkout.
   let assert Ok(#(Nil, busy)) =
-    connection_pool.with_connection(pool, fn(_) {
+    connection_pool.with_connection(pool, fn(conn) {
+      let assert True = connection_pool.connection_id(conn) >= 0
       test_support.capture_output(fn() {
         seed_examples.monitor_pool_health(pool)
       })
