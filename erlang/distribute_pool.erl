@@ -939,11 +939,7 @@ do_send_async(#dpool_conn{pool = #dpool{server = Server, id = PoolId}, checkout 
 %% The calling process's pipe for a pool connection ({PoolId, ConnId}), or none.
 -spec async_pipe({non_neg_integer(), non_neg_integer()}) -> tuple() | none.
 async_pipe(Key) ->
-    %% Most processes never called send_async/3 (every lease's end asks): no map to look in.
-    case get(?ASYNC_KEY) of
-        undefined -> none;
-        Pipes -> maps:get(Key, Pipes, none)
-    end.
+    maps:get(Key, get_async_pipes(), none).
 
 -spec put_async_pipe({non_neg_integer(), non_neg_integer()}, tuple()) -> ok.
 put_async_pipe(Key, Pipe) ->
