@@ -16,6 +16,7 @@
 -export([echo_loop/0]).
 -export([stamp_loop/1]).
 -export([tls_side/2]).
+-export([probe_for/2]).
 
 -define(TARGETS, 20).
 -define(TICKTIME_S, "8").
@@ -130,7 +131,7 @@ run(ResultsDir, CoreCsv) ->
 -spec measure([{pid(), node(), integer()}]) -> [figure()].
 measure(Targets) ->
     Nodes = [N || {_, N, _} <- Targets],
-    [T1, T2, T3, T4 | _] = Nodes,
+    [T1, T2, T3, T4, T5 | _] = Nodes,
     %% The tuned C-node (lanes/0) for the figures of issue 5 and the tuned reference of hol_equal.
     start_cnode(lanes(), #{}),
     Warm = run_figure(<<"warmup_100_ms">>, fun() -> warmup_100(T1) end),
@@ -141,21 +142,21 @@ measure(Targets) ->
     Concurrent = run_group(?CONCURRENT_FIGURES, fun() -> concurrent_calls(T2) end),
     Fanout = run_figure(<<"fanout_throughput">>, fun() -> fanout(T2) end),
     Groups = run_group(?GROUP_FIGURES, fun() -> groups([T1, T2, T3, T4]) end),
-    Tuned = run_group([?TUNED_HOL, hol_floor_name(?TUNED_HOL)],
+    Tuned = run_group(hol_names(?TUNED_HOL),
                       fun() ->
-                              hol_equal(?TUNED_HOL, T3, ?TUNED_LOAD,
+                              hol_equal(?TUNED_HOL, T3, T5, ?TUNED_LOAD,
                                         fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(), ?BULK_SENDERS + 2]))
                       end),
     Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
     %% The application as a user runs it: no lanes env, so its own default lanes. (A floor selected alone
     %% runs its row as well.)
-    DefaultNames = ?DEFAULT_FIGURES ++ [hol_floor_name(hol_equal_name(L)) || L <- ?EQUAL_LOADS],
+    DefaultNames = ?DEFAULT_FIGURES ++ lists:append([tl(hol_names(hol_equal_name(L))) || L <- ?EQUAL_LOADS]),
     Default = phase(DefaultNames, default, #{}, fun() ->
                   Config = fmt("default configuration: ~b lanes (no lanes env), a pool of ~b with default options",
                                [lanes_in_use(), ?BULK_SENDERS + 2]),
                   Bulk = run_group(?BULK_FIGURES, fun() -> bulk_throughput(T4) end),
-                  Hols = [run_group([hol_equal_name(Load), hol_floor_name(hol_equal_name(Load))],
-                                    fun() -> hol_equal(hol_equal_name(Load), T4, Load, Config) end)
+                  Hols = [run_group(hol_names(hol_equal_name(Load)),
+                                    fun() -> hol_equal(hol_equal_name(Load), T4, T5, Load, Config) end)
                           || Load <- ?EQUAL_LOADS],
                   lists:append(Hols) ++ Bulk
               end),
@@ -182,6 +183,16 @@ hol_equal_name(Load) ->
 -spec hol_floor_name(binary()) -> binary().
 hol_floor_name(Row) ->
     <<Row/binary, "_floor">>.
+
+%% The other reference figure of a hol_equal row: the floor probed from a node that takes no part in the load.
+-spec hol_idle_name(binary()) -> binary().
+hol_idle_name(Row) ->
+    <<Row/binary, "_idle_node">>.
+
+%% A hol_equal row and the reference figures measured with it.
+-spec hol_names(binary()) -> [binary(), ...].
+hol_names(Row) ->
+    [Row, hol_floor_name(Row), hol_idle_name(Row)].
 
 %% The number of lanes of the running C-node (the library's view: its lane node names).
 -spec lanes_in_use() -> pos_integer().
@@ -228,7 +239,7 @@ selected(Name) ->
                     orelse (lists:member(Name, ?DEFAULT_FIGURES ++ [?TUNED_HOL])
                             andalso string:prefix(Name, <<"hol_equal">>) =/= nomatch
                             andalso lists:member("hol_equal", Only))
-                    orelse lists:any(fun(Row) -> Name =:= hol_floor_name(Row) andalso selected(Row) end,
+                    orelse lists:any(fun(Row) -> lists:member(Name, tl(hol_names(Row))) andalso selected(Row) end,
                                      ?DEFAULT_FIGURES ++ [?TUNED_HOL])
                     orelse (lists:member(Name, ?BULK_FIGURES) andalso lists:member("bulk", Only))
                     orelse (lists:member(Name, ?SCALE_FIGURES) andalso lists:member("scale", Only))
@@ -1091,9 +1102,12 @@ send_until(Send, Deadline, N) ->
 %% figure whose sides' achieved rates differ by more than RATE_TOLERANCE is refused (MISS, disqualified).
 %% A third side in the same repetitions, the row's floor (reference figure <Name>_floor): the pooled side's
 %% load, probed by erpc:call over the bench node's own connection to the target, idle then.
--spec hol_equal(binary(), node(), pos_integer(), binary()) -> [figure()].
-hol_equal(Name, Target, Load, Config) ->
+-spec hol_equal(binary(), node(), node(), pos_integer(), binary()) -> [figure()].
+hol_equal(Name, Target, Idle, Load, Config) ->
     {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS + 2),
+    %% Idle (a node that takes no part in the load) probes the target too in the floor's phases: connected now,
+    %% so that no probe of it waits for a connection.
+    pong = erpc:call(Idle, net_adm, ping, [Target]),
     Stamps = erpc:call(Target, erlang, spawn, [?MODULE, stamp_loop, [[]]]),
     true = erpc:call(Target, erlang, register, [?STAMP_SINK, Stamps]),
     Big = binary:copy(<<"y">>, ?BIG_BYTES),
@@ -1108,14 +1122,16 @@ hol_equal(Name, Target, Load, Config) ->
                          fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, [], 60000) end},
               %% The floor: the pooled side's load, probed by erpc:call over the bench node's own connection
               %% to the target, which carries nothing else then: the two BEAM nodes alone, no C-node on the
-              %% probe's way, under the load that the pooled side puts on the machine.
+              %% probe's way, under the load that the pooled side puts on the machine. At the same time Idle
+              %% probes the same way: what the target and the machine alone take under that load.
               floor => {fun(Send) ->
                                 {ok, N} = distribute_pool:with_connection(Pool, fun(C) ->
                                     Send(fun() -> ok = distribute_pool:send(C, ?STAMP_SINK, Big) end)
                                 end),
                                 N
                         end,
-                        fun() -> Target = erpc:call(Target, erlang, node, []) end}},
+                        fun() -> Target = erpc:call(Target, erlang, node, []) end,
+                        Idle}},
     try
         Reps = [begin
                     Order = case R rem 2 of 1 -> [direct, pooled, floor]; 0 -> [floor, pooled, direct] end,
@@ -1125,6 +1141,7 @@ hol_equal(Name, Target, Load, Config) ->
                 end || R <- lists:seq(1, ?HOL_REPS)],
         Med = fun(Side, Key) -> median([maps:get(Key, maps:get(Side, Rep)) || Rep <- Reps]) end,
         [D99, P99, F99] = [Med(S, p99) || S <- [direct, pooled, floor]],
+        I99 = Med(floor, idle_p99),
         [DRate, PRate, FRate] = [Med(S, rate) || S <- [direct, pooled, floor]],
         Apart = abs(DRate - PRate) / max(DRate, PRate),
         Why = case Apart > ?RATE_TOLERANCE of
@@ -1148,7 +1165,7 @@ hol_equal(Name, Target, Load, Config) ->
                                   {<<"pooled_achieved">>, PRate, <<"msg/s">>}],
                         paced_msgs_per_s => Load, rates_apart => Apart, disqualified => Why =/= <<>>,
                         disqualified_why => Why, configuration => Config,
-                        reps => [maps:map(fun(_, M) -> maps:with([p99, rate, probes, sent], M) end, Rep)
+                        reps => [maps:map(fun(_, M) -> maps:with([p99, idle_p99, rate, probes, sent], M) end, Rep)
                                  || Rep <- Reps]}),
          reference(hol_floor_name(Name), F99 / D99, <<"ratio">>,
                    fmt("p99 of erpc:call over the bench node's own connection to the target (idle: no C-node on "
@@ -1157,7 +1174,14 @@ hol_equal(Name, Target, Load, Config) ->
                        "~.1f; per rep p99 us: ~s; medians of ~b reps, in the same repetitions as ~s",
                        [F99 / 1000, D99 / 1000, Name, FRate, PerRep(floor, p99), ?HOL_REPS, Name]),
                    #{sides => [{<<"floor_p99">>, F99, <<"us">>}, {<<"direct_p99">>, D99, <<"us">>},
-                               {<<"floor_achieved">>, FRate, <<"msg/s">>}]})]
+                               {<<"floor_achieved">>, FRate, <<"msg/s">>}]}),
+         reference(hol_idle_name(Name), I99 / D99, <<"ratio">>,
+                   fmt("p99 of erpc:call from ~s, a node that takes no part in the load (its own connection to "
+                       "the target), under the pooled side's load, at the same time as the floor's probe / the "
+                       "direct p99: ~.2f ms / ~.2f ms; what the target and the machine alone take then, with "
+                       "neither the C-node nor the senders' node on the probe's way; per rep p99 us: ~s; "
+                       "medians of ~b reps", [Idle, I99 / 1000, D99 / 1000, PerRep(floor, idle_p99), ?HOL_REPS]),
+                   #{sides => [{<<"idle_node_p99">>, I99, <<"us">>}, {<<"direct_p99">>, D99, <<"us">>}]})]
     after
         exit(Stamps, kill),
         distribute_pool:destroy(Pool)
@@ -1167,9 +1191,13 @@ hol_equal(Name, Target, Load, Config) ->
 %% after EQUAL_WARMUP_MS of them an ordinary prober for HOL_PROBE_MS; then the senders stop and the target is
 %% let drain. The p99 of the probes (us), their count, and the 8 MiB messages per second that arrived at the
 %% target during the probes (from the first arrival to the last in that window).
--spec paced_load(node(), pos_integer(), {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()),
-                                         fun(() -> term())}) -> #{atom() => number()}.
+-spec paced_load(node(), pos_integer(),
+                 {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()), fun(() -> term())}
+                 | {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()), fun(() -> term()),
+                    node()}) -> #{atom() => number()}.
 paced_load(Target, Load, {Run, Probe}) ->
+    paced_load(Target, Load, {Run, Probe, none});
+paced_load(Target, Load, {Run, Probe, Idle}) ->
     ok = sink_ask(Target, ?STAMP_SINK, reset),
     IntervalUs = ?BULK_SENDERS * 1000000 div Load,
     Senders = [spawn_monitor(fun() ->
@@ -1179,6 +1207,14 @@ paced_load(Target, Load, {Run, Probe}) ->
     timer:sleep(?EQUAL_WARMUP_MS),
     Parent = self(),
     Ref = make_ref(),
+    IdleProber = case Idle of
+                     none -> none;
+                     _ -> spawn_monitor(fun() ->
+                                                exit({samples, erpc:call(Idle, ?MODULE, probe_for,
+                                                                         [Target, ?HOL_PROBE_MS],
+                                                                         ?HOL_PROBE_MS + 60000)})
+                                        end)
+                 end,
     {Prober, ProberMref} =
         spawn_monitor(fun() ->
                               From = os:system_time(microsecond),
@@ -1190,12 +1226,32 @@ paced_load(Target, Load, {Run, Probe}) ->
                        {Ref, A, B, S} -> {A, B, S};
                        {'DOWN', ProberMref, process, Prober, ProberDown} -> error({prober, ProberDown})
                    end,
+    IdleP99 = case IdleProber of
+                  none -> #{};
+                  {IdlePid, IdleMref} ->
+                      receive
+                          {'DOWN', IdleMref, process, IdlePid, {samples, IdleUs}} ->
+                              #{idle_p99 => percentile(0.99, IdleUs)};
+                          {'DOWN', IdleMref, process, IdlePid, IdleDown} ->
+                              error({idle_prober, IdleDown})
+                      after ?HOL_PROBE_MS + 90000 ->
+                          error(idle_prober_stuck)
+                      end
+              end,
     [P ! stop || {P, _} <- Senders],
     Sent = [receive {'DOWN', M, process, P, {sent, N}} -> N; {'DOWN', M, process, P, Why} -> error({bulk_sender, Why})
             after 120000 -> error(bulk_sender_stuck) end || {P, M} <- Senders],
     sink_settle(Target, ?STAMP_SINK),
     Arrived = [T || T <- sink_ask(Target, ?STAMP_SINK, stamps), T >= W0, T =< W1],
-    #{p99 => percentile(0.99, Us), probes => length(Us), rate => arrival_rate(Arrived), sent => lists:sum(Sent)}.
+    IdleP99#{p99 => percentile(0.99, Us), probes => length(Us), rate => arrival_rate(Arrived),
+             sent => lists:sum(Sent)}.
+
+%% Run on a node that takes no part in a hol_equal load: the floor's probe, erpc:call(Target, erlang, node, [])
+%% once per PROBE_PERIOD_US for Ms, from there. The round trips (us).
+-spec probe_for(node(), pos_integer()) -> [float()].
+probe_for(Target, Ms) ->
+    Start = erlang:monotonic_time(microsecond),
+    probe_every(fun() -> Target = erpc:call(Target, erlang, node, []) end, Start, Start + Ms * 1000, []).
 
 %% Arrivals per second: the least-squares slope of the arrival count over the arrival times (us). The senders
 %% send together, so messages arrive in clusters; a slope over every arrival is not thrown off by where the
