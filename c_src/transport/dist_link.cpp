@@ -196,7 +196,7 @@ bool DistLink::start_tail()
 
 void DistLink::read_tail()
 {
-    const auto moved = tail_in_->fill_from(stream_.socket().native_handle(), kMaxIoBytes);
+    const auto moved = tail_in_->fill_from(stream_.socket().native_handle(), kMaxSpliceBytes);
     const bool woken = std::exchange(tail_woken_, false);
     switch (moved.kind) {
     case SpliceResult::Kind::moved:
@@ -695,7 +695,7 @@ void DistLink::write_tail(SplicedTail* tail)
         stream_.socket().native_non_blocking(true, ec);
     }
     const auto moved = tail == nullptr || ec ? SpliceResult{SpliceResult::Kind::failed, 0, EINVAL}
-                                             : tail->drain_to(stream_.socket().native_handle(), kMaxIoBytes);
+                                             : tail->drain_to(stream_.socket().native_handle(), kMaxSpliceBytes);
     // Completed from the event loop, as an asynchronous write is.
     switch (moved.kind) {
     case SpliceResult::Kind::moved:

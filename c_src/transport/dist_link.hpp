@@ -51,6 +51,11 @@ inline constexpr std::size_t kMinBorrowedBytes = 64 * 1024;
 // The most one read takes from the socket, and one write gives to it: the bound on how long one link's I/O
 // holds the event loop that all links share.
 inline constexpr std::size_t kMaxIoBytes = 256 * 1024;
+// The most one splice moves between a socket and the pipes of a big packet's tail: a pipe's capacity. More
+// than kMaxIoBytes, since none of it crosses into user space; the kernel's part (on loopback the TCP path of
+// the receiving socket too) still holds the event loop, for up to about half a millisecond here. 4 pairs of
+// bulk runs against 256 KiB: 6 % more relayed per second, 6 % less C-node CPU per GiB (docs/BENCHMARKS.md).
+inline constexpr std::size_t kMaxSpliceBytes = kPipeBytes;
 // A packet at least this long, on a link with LinkLimits::pipes, is read as its first kSplicePrefixBytes (or
 // more, as much as came in with them) and a tail moved into pipes (on_spliced_packet).
 inline constexpr std::size_t kMinSplicedBytes = std::size_t{1} << 20;
@@ -100,9 +105,10 @@ protected:
 // loop in one write. Single-threaded: every member runs on the io_context that owns the socket.
 //
 // The event loop is shared by every link, so no link holds it for long: a read takes at most kMaxIoBytes
-// from the socket and a write hands at most kMaxIoBytes to it; a packet of 8 MiB comes in and goes out in
-// pieces, and (with LinkLimits::bulk) each next piece of it waits on the bulk queue, behind the small packets
-// of other links. A big payload forwarded from one link to another is not copied (share_packet).
+// from the socket and a write hands at most kMaxIoBytes to it (a splice of bytes in pipes kMaxSpliceBytes);
+// a packet of 8 MiB comes in and goes out in pieces, and (with LinkLimits::bulk) each next piece of it waits
+// on the bulk queue, behind the small packets of other links. A big payload forwarded from one link to another
+// is not copied (share_packet).
 class DistLink : public std::enable_shared_from_this<DistLink> {
 public:
     // `atom_cache`: both ends announced DFLAG_DIST_HDR_ATOM_CACHE in the handshake, so every packet starts
