@@ -1101,7 +1101,8 @@ send_until(Send, Deadline, N) ->
 %% tuned reference's). Each side's achieved rate is measured at the target (arrivals during the probes); a
 %% figure whose sides' achieved rates differ by more than RATE_TOLERANCE is refused (MISS, disqualified).
 %% A third side in the same repetitions, the row's floor (reference figure <Name>_floor): the pooled side's
-%% load, probed by erpc:call over the bench node's own connection to the target, idle then.
+%% load, probed by erpc:call over the bench node's own connection to the target, idle then; and at the same
+%% time by Idle, a node that takes no part in the load, over its own connection (<Name>_idle_node).
 -spec hol_equal(binary(), node(), node(), pos_integer(), binary()) -> [figure()].
 hol_equal(Name, Target, Idle, Load, Config) ->
     {ok, Pool} = distribute_pool:new(Target, ?BULK_SENDERS + 2),
