@@ -60,6 +60,8 @@
 %% Percent of one core each OS process used during a throughput repetition.
 -type calls_run() :: #{rate := float(), cnode_us := float(), cpu := cpu()}.
 -type cpu() :: #{caller := non_neg_integer(), cnode := non_neg_integer(), target := non_neg_integer()}.
+%% A hol_equal side's senders: Run(Send) runs one sender's loop (leased or not) and returns what it sent.
+-type paced_run() :: fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()).
 
 %% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
 %% call_floor_ratio and with_connection_vs_call_p50 are measured in the same repetitions (goals of issue 17).
@@ -1192,10 +1194,8 @@ hol_equal(Name, Target, Idle, Load, Config) ->
 %% after EQUAL_WARMUP_MS of them an ordinary prober for HOL_PROBE_MS; then the senders stop and the target is
 %% let drain. The p99 of the probes (us), their count, and the 8 MiB messages per second that arrived at the
 %% target during the probes (from the first arrival to the last in that window).
--spec paced_load(node(), pos_integer(),
-                 {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()), fun(() -> term())}
-                 | {fun((fun((fun(() -> term())) -> non_neg_integer())) -> non_neg_integer()), fun(() -> term()),
-                    node()}) -> #{atom() => number()}.
+-spec paced_load(node(), pos_integer(), {paced_run(), fun(() -> term())} | {paced_run(), fun(() -> term()), node()}) ->
+    #{atom() => number()}.
 paced_load(Target, Load, {Run, Probe}) ->
     paced_load(Target, Load, {Run, Probe, none});
 paced_load(Target, Load, {Run, Probe, Idle}) ->
