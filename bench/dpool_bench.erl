@@ -88,6 +88,8 @@
 -define(BULK_FIGURES, [<<"bulk_throughput">>, <<"bulk_cnode_cpu_s_per_gib">>]).
 -define(DEFAULT_FIGURES, [hol_equal_name(L) || L <- ?EQUAL_LOADS] ++ ?BULK_FIGURES).
 -define(TUNED_HOL, <<"hol_equal_p99_48_tuned">>).
+%% The tuned row's env cnode_sndbuf (README, "Lanes"; docs/BENCHMARKS.md, "Send buffers of the callers' lanes").
+-define(TUNED_SNDBUF, 262144).
 %% The figures of scale/1: connections_held, bytes_per_idle_connection and the C-node's RSS on the way.
 -define(SCALE_FIGURES, [<<"bytes_per_idle_connection">>, <<"connections_held">>
                         | [rss_figure_name(N) || N <- ?RSS_STEPS]]).
@@ -146,8 +148,11 @@ measure(Targets) ->
     Groups = run_group(?GROUP_FIGURES, fun() -> groups([T1, T2, T3, T4]) end),
     Tuned = run_group(hol_names(?TUNED_HOL),
                       fun() ->
-                              hol_equal(?TUNED_HOL, T3, T5, ?TUNED_LOAD,
-                                        fmt("tuned: ~b lanes, a pool of ~b", [lanes_in_use(), ?BULK_SENDERS + 2]))
+                              with_cnode_sndbuf(?TUNED_SNDBUF, fun() ->
+                                  hol_equal(?TUNED_HOL, T3, T5, ?TUNED_LOAD,
+                                            fmt("tuned: ~b lanes, cnode_sndbuf ~b, a pool of ~b",
+                                                [lanes_in_use(), ?TUNED_SNDBUF, ?BULK_SENDERS + 2]))
+                              end)
                       end),
     Tls = run_group(?TLS_FIGURES, fun() -> tls_cost() end),
     %% The application as a user runs it: no lanes env, so its own default lanes. (A floor selected alone
@@ -167,6 +172,24 @@ measure(Targets) ->
                   fun() -> run_group(?SCALE_FIGURES, fun() -> scale(Nodes) end) end),
     [Warm, WithConn, PooledCall | Floors] ++ [OneConn | Concurrent] ++ [Fanout | Groups] ++ Tuned ++ Tls
         ++ Default ++ Scale.
+
+%% Runs Fun with the application env cnode_sndbuf at Bytes: the lane connections that are up get that send
+%% buffer now (distribute_pool_lane_writes started again), and keep it after (a socket given a size is no
+%% longer sized by the kernel); the next C-node's connections, made after, do not.
+-spec with_cnode_sndbuf(pos_integer(), fun(() -> Result)) -> Result.
+with_cnode_sndbuf(Bytes, Fun) ->
+    Restart = fun() ->
+                      ok = supervisor:terminate_child(distribute_pool_sup, distribute_pool_lane_writes),
+                      {ok, _} = supervisor:restart_child(distribute_pool_sup, distribute_pool_lane_writes)
+              end,
+    ok = application:set_env(distribute_pool, cnode_sndbuf, Bytes),
+    Restart(),
+    try
+        Fun()
+    after
+        ok = application:unset_env(distribute_pool, cnode_sndbuf),
+        Restart()
+    end.
 
 %% Figures that need a C-node of their own: restarts the application with Lanes and Limits and runs Fun, when
 %% any of Names is selected.

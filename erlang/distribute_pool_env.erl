@@ -36,13 +36,15 @@
 
 -type key() :: cnode | service | cnode_args | lanes | owner_grace_ms | limits | cnode_executable
              | allowed_callers | allowed_caller_addresses | allowed_targets | tls | cnode_log_level | metrics
-             | delay_send_to_cnode.
+             | delay_send_to_cnode | cnode_sndbuf.
 %% The embedded C-node's Prometheus endpoint (README, "Prometheus"): none, a port (on 127.0.0.1; 0: any free
 %% port, which info's metrics_port shows), or {Address, Port}.
 -type metrics() :: none | inet:port_number() | {string(), inet:port_number()}.
 %% The least level of the embedded C-node's lines that it writes (its --log-level; README, "Logs"): lines
 %% below it are not even made. Each line reaches logger at its own level, where logger's filters apply.
 -type log_level() :: debug | info | warning | error | none.
+%% The send buffer of this node's connections to C-nodes (README, "Lanes"): the kernel's own sizing, or bytes.
+-type sndbuf() :: default | ?DPOOL_MIN_SNDBUF..?DPOOL_MAX_SNDBUF.
 %% The C-node's --lanes (docs/PROTOCOL.md, `lanes').
 -type lanes() :: 1..?DPOOL_MAX_LANES.
 %% Bounds of the embedded C-node (docs/PROTOCOL.md, "Limits"), each its command-line option of the same name
@@ -80,7 +82,7 @@
                         lanes := lanes(), owner_grace_ms := non_neg_integer(), limits := limits(),
                         cnode_executable := executable(), access := access(), tls_env := fun(() -> os_env()),
                         cnode_log_level := log_level(), metrics := metrics(),
-                        delay_send_to_cnode := boolean()}.
+                        delay_send_to_cnode := boolean(), cnode_sndbuf := sndbuf()}.
 
 %% The keys of a TLS setting with a file or a secret, and the C-node's environment variable of each.
 -define(TLS_VARS, [{certfile, "DISTRIBUTE_POOL_TLS_CERTFILE"}, {keyfile, "DISTRIBUTE_POOL_TLS_KEYFILE"},
@@ -112,7 +114,8 @@ default(allowed_targets) -> any;
 default(tls) -> auto;
 default(cnode_log_level) -> info;
 default(metrics) -> none;
-default(delay_send_to_cnode) -> true.
+default(delay_send_to_cnode) -> true;
+default(cnode_sndbuf) -> default.
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
@@ -123,7 +126,8 @@ embedded() ->
 -spec keys() -> [key(), ...].
 keys() ->
     [cnode, service, cnode_args, lanes, owner_grace_ms, limits, cnode_executable, allowed_callers,
-     allowed_caller_addresses, allowed_targets, tls, cnode_log_level, metrics, delay_send_to_cnode].
+     allowed_caller_addresses, allowed_targets, tls, cnode_log_level, metrics, delay_send_to_cnode,
+     cnode_sndbuf].
 
 %% The whole environment, checked.
 -spec app_config() -> {ok, app_config()} | {error, {bad_app_env, key(), term()}}.
@@ -143,6 +147,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     Metrics = given(metrics, Env),
     MetricsOk = is_metrics(Metrics),
     DelaySend = given(delay_send_to_cnode, Env),
+    Sndbuf = given(cnode_sndbuf, Env),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -157,6 +162,9 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
             {error, {bad_app_env, metrics, Metrics}};
         not is_boolean(DelaySend) ->
             {error, {bad_app_env, delay_send_to_cnode, DelaySend}};
+        not (Sndbuf =:= default orelse
+             (is_integer(Sndbuf) andalso Sndbuf >= ?DPOOL_MIN_SNDBUF andalso Sndbuf =< ?DPOOL_MAX_SNDBUF)) ->
+            {error, {bad_app_env, cnode_sndbuf, Sndbuf}};
         true ->
             case {is_string_list(Args), is_limits(Limits), is_executable(Executable)} of
                 {false, _, _} ->
@@ -172,7 +180,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
                                    owner_grace_ms => Grace, limits => Limits, cnode_executable => Executable,
                                    access => Access, tls_env => fun() -> TlsEnv end,
                                    cnode_log_level => LogLevel, metrics => Metrics,
-                                   delay_send_to_cnode => DelaySend}};
+                                   delay_send_to_cnode => DelaySend, cnode_sndbuf => Sndbuf}};
                         {{error, _} = Error, _} ->
                             Error;
                         {_, {error, _} = Error} ->

@@ -45,6 +45,9 @@
 %% The C-node's --lanes: 1..DPOOL_MAX_LANES; the application's default (env `lanes').
 -define(DPOOL_MAX_LANES, 16).
 -define(DPOOL_DEFAULT_LANES, 8).
+%% The env `cnode_sndbuf' in bytes: 4 KiB..64 MiB (Linux keeps twice what is set, capped by net.core.wmem_max).
+-define(DPOOL_MIN_SNDBUF, 4096).
+-define(DPOOL_MAX_SNDBUF, 67108864).
 %% cast_batch_keyed's hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE), 0..DPOOL_MAX_KEY_HASH.
 -define(DPOOL_KEY_HASH_RANGE, 4294967296).
 -define(DPOOL_MAX_KEY_HASH, 4294967295).

@@ -23,6 +23,7 @@
 -export([bad_lanes_refused/1]).
 -export([connections_to_the_cnode_delay_send/1]).
 -export([delay_send_to_cnode_false_leaves_connections_alone/1]).
+-export([cnode_sndbuf_sets_the_lanes_send_buffer/1]).
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_stats/1, do_pool_id/1, do_load_fixture/2,
                           do_release/1, do_uniq/1, do_os_alive/1, with_target/2, with_target_pool/3,
@@ -47,7 +48,7 @@ all() ->
      one_lane_lost_returns_its_leases_only,
      bad_lanes_refused,
      connections_to_the_cnode_delay_send,
-     delay_send_to_cnode_false_leaves_connections_alone].
+     delay_send_to_cnode_false_leaves_connections_alone, cnode_sndbuf_sets_the_lanes_send_buffer].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -116,6 +117,63 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
         end
     end,
     ok.
+
+-spec cnode_sndbuf_sets_the_lanes_send_buffer(list()) -> ok.
+cnode_sndbuf_sets_the_lanes_send_buffer(_Config) ->
+    doc("With the application env cnode_sndbuf set (its process started again), this node's connection to each "
+        "lane of a C-node gets that send buffer (as a socket of this node given the same sndbuf reports it) "
+        "besides delay_send; the connection to the pool's target, which is no C-node's, is left alone. The "
+        "default (`default') sets none; a value that is no size in range is refused when the application "
+        "starts."),
+    Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 2},
+    {ok, #{cnode_sndbuf := default}} = distribute_pool_env:check(Env),
+    {ok, #{cnode_sndbuf := 262144}} = distribute_pool_env:check(Env#{cnode_sndbuf => 262144}),
+    [{error, {bad_app_env, cnode_sndbuf, Bad}} = distribute_pool_env:check(Env#{cnode_sndbuf => Bad})
+     || Bad <- [4095, 67108865, 0, -1, 1.0e6, "262144", kernel]],
+    Bytes = 65536,
+    Expected = sndbuf_reported(Bytes),
+    Sup = distribute_pool_sup,
+    Child = distribute_pool_lane_writes,
+    Before = application:get_env(distribute_pool, cnode_sndbuf),
+    ok = application:set_env(distribute_pool, cnode_sndbuf, Bytes),
+    try
+        ok = supervisor:terminate_child(Sup, Child),
+        {ok, Pid} = supervisor:restart_child(Sup, Child),
+        true = is_pid(Pid),
+        Alive = do_uniq("dpool_lanes_sndbuf"),
+        with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", "2"]}], fun([#{node := CNode}]) ->
+            Server = {distribute_pool, CNode},
+            LaneNodes = distribute_pool_client:lane_nodes(Server),
+            2 = length(LaneNodes),
+            _ = [call_in_own_process(fun() -> {ok, _} = distribute_pool_client:call(Server, info, 5000) end)
+                 || _ <- LaneNodes],
+            do_wait_until(fun() -> [socket_option(N, sndbuf) || N <- LaneNodes] =:= [Expected, Expected] end,
+                          10000),
+            [true, true] = [socket_option(N, delay_send) || N <- LaneNodes],
+            with_target_pool("dpool_lanes_sndbuf_t", 1, fun(T, Pool) ->
+                {ok, T} = distribute_pool:call(Pool, erlang, node, []),
+                %% Its sndbuf is the kernel's, which may equal Expected by chance; delay_send, set in the
+                %% same call as sndbuf, says whether the connection was touched.
+                false = socket_option(T, delay_send)
+            end)
+        end)
+    after
+        ok = dpool_ct_helper:do_set_env(cnode_sndbuf, Before),
+        _ = supervisor:terminate_child(Sup, Child),
+        {ok, _} = supervisor:restart_child(Sup, Child)
+    end,
+    ok.
+
+%% What getopts reports for a TCP socket of this node given sndbuf Bytes (Linux keeps twice what is set).
+-spec sndbuf_reported(pos_integer()) -> pos_integer().
+sndbuf_reported(Bytes) ->
+    {ok, Socket} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {sndbuf, Bytes}]),
+    try
+        {ok, [{sndbuf, Reported}]} = inet:getopts(Socket, [sndbuf]),
+        Reported
+    after
+        gen_tcp:close(Socket)
+    end.
 
 -spec lanes_published_and_answer(list()) -> ok.
 lanes_published_and_answer(_Config) ->
@@ -463,10 +521,15 @@ call_in_own_process(Fun) ->
 %% suites run plain distribution, whose controllers are ports).
 -spec delay_send(node()) -> boolean() | not_connected.
 delay_send(Node) ->
+    socket_option(Node, delay_send).
+
+%% An option of this node's connection to Node (not_connected when there is none).
+-spec socket_option(node(), delay_send | sndbuf) -> boolean() | non_neg_integer() | not_connected.
+socket_option(Node, Option) ->
     case lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)) of
         {Node, Port} when is_port(Port) ->
-            {ok, [{delay_send, On}]} = inet:getopts(Port, [delay_send]),
-            On;
+            {ok, [{Option, Value}]} = inet:getopts(Port, [Option]),
+            Value;
         {Node, Controller} ->
             ct:fail({not_a_port_controller, Node, Controller});
         false ->
