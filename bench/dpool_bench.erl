@@ -175,19 +175,23 @@ measure(Targets) ->
 
 %% Runs Fun with the application env cnode_sndbuf at Bytes: the lane connections that are up get that send
 %% buffer now (distribute_pool_lane_writes started again), and keep it after (a socket given a size is no
-%% longer sized by the kernel); the next C-node's connections, made after, do not.
+%% longer sized by the kernel); the next C-node's connections, made after the env is back, do not.
 -spec with_cnode_sndbuf(pos_integer(), fun(() -> Result)) -> Result.
 with_cnode_sndbuf(Bytes, Fun) ->
     Restart = fun() ->
                       ok = supervisor:terminate_child(distribute_pool_sup, distribute_pool_lane_writes),
                       {ok, _} = supervisor:restart_child(distribute_pool_sup, distribute_pool_lane_writes)
               end,
+    Before = application:get_env(distribute_pool, cnode_sndbuf),
     ok = application:set_env(distribute_pool, cnode_sndbuf, Bytes),
     Restart(),
     try
         Fun()
     after
-        ok = application:unset_env(distribute_pool, cnode_sndbuf),
+        ok = case Before of
+                 {ok, Value} -> application:set_env(distribute_pool, cnode_sndbuf, Value);
+                 undefined -> application:unset_env(distribute_pool, cnode_sndbuf)
+             end,
         Restart()
     end.
 

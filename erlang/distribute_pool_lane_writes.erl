@@ -13,7 +13,9 @@
 %% lanes").
 %%
 %% These connections carry only the library's traffic, so no other connection of the node is touched. A
-%% connection over TLS distribution (its controller is a process, not a port) is left as it is.
+%% connection over TLS distribution (its controller is a process, not a port) is left as it is. Options are
+%% only ever set: a connection keeps them when the env turns them off (a socket given a sndbuf is no longer
+%% sized by the kernel), until it closes; connections made after that get none.
 %%
 %% The C-node names are those the library has learnt (distribute_pool_client tells them when it learns a
 %% C-node's lanes); a connection is set up when it comes up (net_kernel's nodeup) or, when it is up already,
@@ -85,6 +87,13 @@ set_up([], _Options) ->
     ok;
 set_up(Nodes, Options) ->
     Wanted = maps:from_keys(Nodes, true),
-    _ = [inet:setopts(Port, Options)
+    _ = [case inet:setopts(Port, Options) of
+             ok ->
+                 ok;
+             {error, Reason} ->
+                 %% Most often the connection closed meanwhile; it is set up again when it comes back.
+                 logger:notice("distribute_pool: socket options ~0tp not set on the connection to ~0tp: ~0tp",
+                               [Options, Node, Reason], #{domain => [distribute_pool]})
+         end
          || {Node, Port} <- erlang:system_info(dist_ctrl), is_map_key(Node, Wanted), is_port(Port)],
     ok.

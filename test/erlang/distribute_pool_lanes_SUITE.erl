@@ -120,11 +120,12 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
 
 -spec cnode_sndbuf_sets_the_lanes_send_buffer(list()) -> ok.
 cnode_sndbuf_sets_the_lanes_send_buffer(_Config) ->
-    doc("With the application env cnode_sndbuf set (its process started again), this node's connection to each "
-        "lane of a C-node gets that send buffer (as a socket of this node given the same sndbuf reports it) "
-        "besides delay_send; the connection to the pool's target, which is no C-node's, is left alone. The "
-        "default (`default') sets none; a value that is no size in range is refused when the application "
-        "starts."),
+    doc("With the application env cnode_sndbuf set (its process started again), this node's connections to a "
+        "C-node's lanes get that send buffer (as a socket of this node given the same sndbuf reports it): "
+        "those up already (the embedded C-node's) at once, besides delay_send, and with delay_send_to_cnode "
+        "false those of a C-node that comes up later, without delay_send. The connection to a pool's target, "
+        "which is no C-node's, is left alone. A value that is no size in range is refused when the "
+        "application starts. (The embedded C-node's lanes keep the buffer until the suite stops it.)"),
     Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 2},
     {ok, #{cnode_sndbuf := default}} = distribute_pool_env:check(Env),
     {ok, #{cnode_sndbuf := 262144}} = distribute_pool_env:check(Env#{cnode_sndbuf => 262144}),
@@ -134,12 +135,26 @@ cnode_sndbuf_sets_the_lanes_send_buffer(_Config) ->
     Expected = sndbuf_reported(Bytes),
     Sup = distribute_pool_sup,
     Child = distribute_pool_lane_writes,
-    Before = application:get_env(distribute_pool, cnode_sndbuf),
+    Restart = fun() ->
+                      ok = supervisor:terminate_child(Sup, Child),
+                      {ok, Pid} = supervisor:restart_child(Sup, Child),
+                      true = is_pid(Pid)
+              end,
+    Before = [{Key, application:get_env(distribute_pool, Key)} || Key <- [cnode_sndbuf, delay_send_to_cnode]],
+    Embedded = do_cnode(),
+    EmbeddedLanes = distribute_pool_client:lane_nodes(Embedded),
+    _ = [call_in_own_process(fun() -> {ok, _} = distribute_pool_client:call(Embedded, info, 5000) end)
+         || _ <- EmbeddedLanes],
+    true = lists:all(fun(N) -> socket_option(N, delay_send) =:= true end, EmbeddedLanes),
+    true = lists:all(fun(N) -> socket_option(N, sndbuf) =/= Expected end, EmbeddedLanes),
     ok = application:set_env(distribute_pool, cnode_sndbuf, Bytes),
     try
-        ok = supervisor:terminate_child(Sup, Child),
-        {ok, Pid} = supervisor:restart_child(Sup, Child),
-        true = is_pid(Pid),
+        Restart(),
+        do_wait_until(fun() -> lists:all(fun(N) -> socket_option(N, sndbuf) =:= Expected end, EmbeddedLanes) end,
+                      10000),
+        true = lists:all(fun(N) -> socket_option(N, delay_send) =:= true end, EmbeddedLanes),
+        ok = application:set_env(distribute_pool, delay_send_to_cnode, false),
+        Restart(),
         Alive = do_uniq("dpool_lanes_sndbuf"),
         with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1", "--lanes", "2"]}], fun([#{node := CNode}]) ->
             Server = {distribute_pool, CNode},
@@ -149,16 +164,18 @@ cnode_sndbuf_sets_the_lanes_send_buffer(_Config) ->
                  || _ <- LaneNodes],
             do_wait_until(fun() -> [socket_option(N, sndbuf) || N <- LaneNodes] =:= [Expected, Expected] end,
                           10000),
-            [true, true] = [socket_option(N, delay_send) || N <- LaneNodes],
-            with_target_pool("dpool_lanes_sndbuf_t", 1, fun(T, Pool) ->
-                {ok, T} = distribute_pool:call(Pool, erlang, node, []),
-                %% Its sndbuf is the kernel's, which may equal Expected by chance; delay_send, set in the
-                %% same call as sndbuf, says whether the connection was touched.
-                false = socket_option(T, delay_send)
-            end)
+            [false, false] = [socket_option(N, delay_send) || N <- LaneNodes]
+        end),
+        with_target_pool("dpool_lanes_sndbuf_t", 1, fun(T, Pool) ->
+            {ok, T} = distribute_pool:call(Pool, erlang, node, []),
+            %% Its sndbuf is the kernel's, which may equal Expected by chance: that it is not a C-node's shows
+            %% in delay_send, on again for C-nodes and never set on it.
+            ok = application:set_env(distribute_pool, delay_send_to_cnode, true),
+            Restart(),
+            false = socket_option(T, delay_send)
         end)
     after
-        ok = dpool_ct_helper:do_set_env(cnode_sndbuf, Before),
+        [ok = dpool_ct_helper:do_set_env(Key, Value) || {Key, Value} <- Before],
         _ = supervisor:terminate_child(Sup, Child),
         {ok, _} = supervisor:restart_child(Sup, Child)
     end,
