@@ -15,11 +15,16 @@ namespace dpool::util {
 // ran before it blocks in the kernel: a request that arrives meanwhile is picked up without the sleep and
 // wake-up of the thread (a context switch each, the larger part of a round trip's cost on a virtual machine),
 // as the Erlang schedulers themselves spin before they sleep. The price is CPU time while the C-node is idle
-// for less than the window.
+// for less than the window; within kNoSpinAfterBulk of bulk work the loop sleeps at once.
+// Spinning pays when the cores are otherwise idle. While big transfers move (bulk work in the last this long),
+// the processes at both ends of them need the CPU, and the transfers' own readiness events wake the loop often.
+inline constexpr std::chrono::milliseconds kNoSpinAfterBulk{20};
+
 inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin, BulkQueue& bulk)
 {
     using Clock = std::chrono::steady_clock;
     auto last_work = Clock::now();
+    auto last_bulk = Clock::time_point{};
     // Held while bulk work waits, so that `io` does not stop for want of work meanwhile (a deferred read is
     // I/O work that is not in `io` until it runs).
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> bulk_pending;
@@ -39,9 +44,13 @@ inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin,
         const bool ran_bulk = bulk.run_one();
         if (ran > 0 || ran_bulk) {
             last_work = Clock::now();
+            if (ran_bulk) {
+                last_bulk = last_work;
+            }
             continue;
         }
-        if (spin.count() > 0 && Clock::now() - last_work < spin) {
+        const auto now = Clock::now();
+        if (spin.count() > 0 && now - last_work < spin && now - last_bulk >= kNoSpinAfterBulk) {
             continue;
         }
         if (io.run_one() == 0) {

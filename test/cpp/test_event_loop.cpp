@@ -1,6 +1,7 @@
 #include "test_support.hpp"
 
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -118,4 +119,33 @@ TEST_CASE("run_event_loop runs bulk work that is all that is left, then returns"
     CHECK(order == std::vector<std::string>{"bulk 1", "bulk 2", "posted by bulk 2"});
     CHECK(bulk.empty());
     CHECK(io.stopped());
+}
+
+namespace {
+std::chrono::nanoseconds thread_cpu_time()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+} // namespace
+
+TEST_CASE("run_event_loop does not spin right after bulk work: it sleeps until the next event", "[event_loop]")
+{
+    asio::io_context io;
+    BulkQueue bulk;
+    bool bulk_ran = false;
+    bulk.defer([&] { bulk_ran = true; });
+    // The next event comes 60 ms later, inside a spin window of 200 ms: without the rule the loop would poll
+    // for all of it (about 60 ms of CPU on an idle core).
+    asio::steady_timer timer(io, 60ms);
+    bool fired = false;
+    timer.async_wait([&](const dpool::error_code& ec) { fired = !ec; });
+    const auto cpu_before = thread_cpu_time();
+    dpool::util::run_event_loop(io, 200000us, bulk);
+    const auto cpu = thread_cpu_time() - cpu_before;
+    CHECK(bulk_ran);
+    CHECK(fired);
+    CAPTURE(std::chrono::duration_cast<std::chrono::microseconds>(cpu).count());
+    CHECK(cpu < 25ms);
 }
