@@ -9,6 +9,7 @@
 
 #include "lane_names.hpp"
 #include "protocol/node_identity.hpp"
+#include "util/event_loop.hpp"
 
 namespace dpool {
 
@@ -146,8 +147,10 @@ std::variant<Options, int> parse_options(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--busy-poll-us", o.busy_poll_us,
                    "microseconds the event loop keeps polling after its last piece of work before it sleeps "
-                   "(0: never; not within 20 ms of a piece of a big transfer; spinning saves the wake-up of "
-                   "each request at the price of CPU time)")
+                   "(0: never; not within " +
+                       std::to_string(util::kNoSpinAfterBulk.count()) +
+                       " ms of a piece of a big transfer; spinning saves the wake-up of each request at the "
+                       "price of CPU time)")
         ->check(CLI::Range(0, 100000))
         ->capture_default_str();
     app.add_option("--record-packets", o.record_packets_dir,

@@ -8,6 +8,11 @@
 
 namespace dpool::util {
 
+// Spinning pays when the cores are otherwise idle. While big transfers move (a piece of a packet of
+// kMinBorrowedBytes or more, run from the bulk queue, within this window), the processes at both ends of them
+// need the CPU, and the transfers' own readiness events wake the loop often anyway.
+inline constexpr std::chrono::milliseconds kNoSpinAfterBulk{20};
+
 // Runs `io` and the low-priority work of `bulk` until `io` is stopped or both run out of work. Ready handlers
 // come first; an item of `bulk` runs when none is ready, or after every BulkQueue::kFairness of them.
 //
@@ -15,16 +20,13 @@ namespace dpool::util {
 // ran before it blocks in the kernel: a request that arrives meanwhile is picked up without the sleep and
 // wake-up of the thread (a context switch each, the larger part of a round trip's cost on a virtual machine),
 // as the Erlang schedulers themselves spin before they sleep. The price is CPU time while the C-node is idle
-// for less than the window; within kNoSpinAfterBulk of bulk work the loop sleeps at once.
-// Spinning pays when the cores are otherwise idle. While big transfers move (bulk work in the last this long),
-// the processes at both ends of them need the CPU, and the transfers' own readiness events wake the loop often.
-inline constexpr std::chrono::milliseconds kNoSpinAfterBulk{20};
-
-inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin, BulkQueue& bulk)
+// for less than the window. Within `no_spin_after_bulk` of an item of `bulk` the loop sleeps at once.
+inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin, BulkQueue& bulk,
+                           std::chrono::nanoseconds no_spin_after_bulk = kNoSpinAfterBulk)
 {
     using Clock = std::chrono::steady_clock;
     auto last_work = Clock::now();
-    auto last_bulk = Clock::time_point{};
+    auto last_bulk = last_work - no_spin_after_bulk; // as if the last bulk item ran long ago
     // Held while bulk work waits, so that `io` does not stop for want of work meanwhile (a deferred read is
     // I/O work that is not in `io` until it runs).
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> bulk_pending;
@@ -49,9 +51,11 @@ inline void run_event_loop(asio::io_context& io, std::chrono::microseconds spin,
             }
             continue;
         }
-        const auto now = Clock::now();
-        if (spin.count() > 0 && now - last_work < spin && now - last_bulk >= kNoSpinAfterBulk) {
-            continue;
+        if (spin.count() > 0) {
+            const auto now = Clock::now();
+            if (now - last_work < spin && now - last_bulk >= no_spin_after_bulk) {
+                continue;
+            }
         }
         if (io.run_one() == 0) {
             break;
