@@ -115,7 +115,7 @@ default(tls) -> auto;
 default(cnode_log_level) -> info;
 default(metrics) -> none;
 default(delay_send_to_cnode) -> true;
-default(cnode_sndbuf) -> default.
+default(cnode_sndbuf) -> ?DPOOL_DEFAULT_SNDBUF.
 
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().

@@ -48,6 +48,8 @@
 %% The env `cnode_sndbuf' in bytes: 4 KiB..64 MiB (Linux keeps twice what is set, capped by net.core.wmem_max).
 -define(DPOOL_MIN_SNDBUF, 4096).
 -define(DPOOL_MAX_SNDBUF, 67108864).
+%% Its default (docs/BENCHMARKS.md, "Send buffers of the callers' lanes").
+-define(DPOOL_DEFAULT_SNDBUF, 524288).
 %% cast_batch_keyed's hashes: erlang:phash2(Key, DPOOL_KEY_HASH_RANGE), 0..DPOOL_MAX_KEY_HASH.
 -define(DPOOL_KEY_HASH_RANGE, 4294967296).
 -define(DPOOL_MAX_KEY_HASH, 4294967295).

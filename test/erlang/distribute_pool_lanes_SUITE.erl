@@ -77,7 +77,8 @@ connections_to_the_cnode_delay_send(_Config) ->
 
 -spec delay_send_to_cnode_false_leaves_connections_alone(list()) -> ok.
 delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
-    doc("With the application env delay_send_to_cnode false, the connections to a C-node's lanes keep the "
+    doc("With the application env delay_send_to_cnode false (and cnode_sndbuf default), the connections to a "
+        "C-node's lanes keep the "
         "default (no delay_send); turned on again (its process started again), it sets up the connections "
         "that are up already. A value that is no boolean is refused when the application starts."),
     Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 2},
@@ -87,7 +88,10 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
     Sup = distribute_pool_sup,
     Child = distribute_pool_lane_writes,
     Before = application:get_env(distribute_pool, delay_send_to_cnode),
+    SndbufBefore = application:get_env(distribute_pool, cnode_sndbuf),
     ok = application:set_env(distribute_pool, delay_send_to_cnode, false),
+    %% No option at all: the default send buffer off too.
+    ok = application:set_env(distribute_pool, cnode_sndbuf, default),
     try
         ok = supervisor:terminate_child(Sup, Child),
         {ok, undefined} = supervisor:restart_child(Sup, Child),
@@ -110,6 +114,7 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
         end)
     after
         ok = dpool_ct_helper:do_set_env(delay_send_to_cnode, Before),
+        ok = dpool_ct_helper:do_set_env(cnode_sndbuf, SndbufBefore),
         case lists:keyfind(Child, 1, supervisor:which_children(Sup)) of
             {Child, P, _, _} when is_pid(P) -> ok;
             _ -> _ = supervisor:terminate_child(Sup, Child),
@@ -124,10 +129,12 @@ cnode_sndbuf_sets_the_lanes_send_buffer(_Config) ->
         "C-node's lanes get that send buffer (as a socket of this node given the same sndbuf reports it): "
         "those up already (the embedded C-node's) at once, besides delay_send, and with delay_send_to_cnode "
         "false those of a C-node that comes up later, without delay_send. The connection to a pool's target, "
-        "which is no C-node's, is left alone. A value that is no size in range is refused when the "
-        "application starts. (The embedded C-node's lanes keep the buffer until the suite stops it.)"),
+        "which is no C-node's, is left alone. The default is 524288; a value that is no size in range is "
+        "refused when the application starts. (The embedded C-node's lanes keep the buffer until the suite "
+        "stops it.)"),
     Env = #{cnode => embedded, service => distribute_pool, cnode_args => [], lanes => 2},
-    {ok, #{cnode_sndbuf := default}} = distribute_pool_env:check(Env),
+    {ok, #{cnode_sndbuf := 524288}} = distribute_pool_env:check(Env),
+    {ok, #{cnode_sndbuf := default}} = distribute_pool_env:check(Env#{cnode_sndbuf => default}),
     {ok, #{cnode_sndbuf := 262144}} = distribute_pool_env:check(Env#{cnode_sndbuf => 262144}),
     [{error, {bad_app_env, cnode_sndbuf, Bad}} = distribute_pool_env:check(Env#{cnode_sndbuf => Bad})
      || Bad <- [4095, 67108865, 0, -1, 1.0e6, "262144", kernel]],
