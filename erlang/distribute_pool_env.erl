@@ -8,6 +8,7 @@
 -define(IS_PORT(P), (is_integer(P) andalso P >= 0 andalso P =< 65535)).
 
 -export([value/1]).
+-export([is_sndbuf_bytes/1]).
 -export([default/1]).
 -export([keys/0]).
 -export([embedded/0]).
@@ -117,6 +118,11 @@ default(metrics) -> none;
 default(delay_send_to_cnode) -> true;
 default(cnode_sndbuf) -> ?DPOOL_DEFAULT_SNDBUF.
 
+%% Whether Value is a size the env cnode_sndbuf may give (it may also be `default').
+-spec is_sndbuf_bytes(term()) -> boolean().
+is_sndbuf_bytes(Value) ->
+    is_integer(Value) andalso Value >= ?DPOOL_MIN_SNDBUF andalso Value =< ?DPOOL_MAX_SNDBUF.
+
 %% Whether the application's default C-node is the embedded one (the env `cnode' is `embedded').
 -spec embedded() -> boolean().
 embedded() ->
@@ -148,6 +154,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
     MetricsOk = is_metrics(Metrics),
     DelaySend = given(delay_send_to_cnode, Env),
     Sndbuf = given(cnode_sndbuf, Env),
+    SndbufOk = Sndbuf =:= default orelse is_sndbuf_bytes(Sndbuf),
     if
         not is_atom(CNode) -> {error, {bad_app_env, cnode, CNode}};
         not is_atom(Service) -> {error, {bad_app_env, service, Service}};
@@ -162,8 +169,7 @@ check(#{cnode := CNode, service := Service, cnode_args := Args, lanes := Lanes} 
             {error, {bad_app_env, metrics, Metrics}};
         not is_boolean(DelaySend) ->
             {error, {bad_app_env, delay_send_to_cnode, DelaySend}};
-        not (Sndbuf =:= default orelse
-             (is_integer(Sndbuf) andalso Sndbuf >= ?DPOOL_MIN_SNDBUF andalso Sndbuf =< ?DPOOL_MAX_SNDBUF)) ->
+        not SndbufOk ->
             {error, {bad_app_env, cnode_sndbuf, Sndbuf}};
         true ->
             case {is_string_list(Args), is_limits(Limits), is_executable(Executable)} of

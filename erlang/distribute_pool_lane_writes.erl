@@ -23,8 +23,6 @@
 -module(distribute_pool_lane_writes).
 -behaviour(gen_server).
 
--include("distribute_pool_internal.hrl").
-
 -export([start_link/0]).
 -export([cnode_nodes/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -44,8 +42,8 @@ start_link() ->
 -spec options() -> [gen_tcp:option()].
 options() ->
     [{delay_send, true} || distribute_pool_env:value(delay_send_to_cnode) =:= true]
-        ++ [{sndbuf, Bytes} || Bytes <- [distribute_pool_env:value(cnode_sndbuf)], is_integer(Bytes),
-                               Bytes >= ?DPOOL_MIN_SNDBUF, Bytes =< ?DPOOL_MAX_SNDBUF].
+        ++ [{sndbuf, Bytes} || Bytes <- [distribute_pool_env:value(cnode_sndbuf)],
+                               distribute_pool_env:is_sndbuf_bytes(Bytes)].
 
 %% Nodes are names of a C-node (its lanes): their connections from this node get the options, now or when
 %% they come up. Nothing happens when this server does not run (the env asks for no option, or the

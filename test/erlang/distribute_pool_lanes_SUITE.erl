@@ -71,8 +71,8 @@ connections_to_the_cnode_delay_send(_Config) ->
         %% One process per lane (round robin), so that every lane's connection is up.
         _ = [call_in_own_process(fun() -> {ok, T} = distribute_pool:call(Pool, erlang, node, []) end)
              || _ <- LaneNodes],
-        do_wait_until(fun() -> [N || N <- LaneNodes, delay_send(N) =/= true] =:= [] end, 10000),
-        false = delay_send(T)
+        do_wait_until(fun() -> [N || N <- LaneNodes, socket_option(N, delay_send) =/= true] =:= [] end, 10000),
+        false = socket_option(T, delay_send)
     end).
 
 -spec delay_send_to_cnode_false_leaves_connections_alone(list()) -> ok.
@@ -105,12 +105,12 @@ delay_send_to_cnode_false_leaves_connections_alone(_Config) ->
                                                  L
                                          end) || _ <- LaneNodes],
             [0, 1] = lists:sort(Lanes),
-            [false, false] = [delay_send(N) || N <- LaneNodes],
+            [false, false] = [socket_option(N, delay_send) || N <- LaneNodes],
             ok = application:set_env(distribute_pool, delay_send_to_cnode, true),
             ok = supervisor:terminate_child(Sup, Child),
             {ok, Pid} = supervisor:restart_child(Sup, Child),
             true = is_pid(Pid),
-            do_wait_until(fun() -> [delay_send(N) || N <- LaneNodes] =:= [true, true] end, 10000)
+            do_wait_until(fun() -> [socket_option(N, delay_send) || N <- LaneNodes] =:= [true, true] end, 10000)
         end)
     after
         ok = dpool_ct_helper:do_set_env(delay_send_to_cnode, Before),
@@ -541,13 +541,8 @@ call_in_own_process(Fun) ->
     receive {'DOWN', Mref, process, Pid, normal} -> ok after 5000 -> ct:fail(caller_not_done) end,
     Result.
 
-%% Whether this node's connection to Node sends with delay_send (not_connected when there is none; the
-%% suites run plain distribution, whose controllers are ports).
--spec delay_send(node()) -> boolean() | not_connected.
-delay_send(Node) ->
-    socket_option(Node, delay_send).
-
-%% An option of this node's connection to Node (not_connected when there is none).
+%% An option of this node's connection to Node (not_connected when there is none; the suites run plain
+%% distribution, whose controllers are ports).
 -spec socket_option(node(), delay_send | sndbuf) -> boolean() | non_neg_integer() | not_connected.
 socket_option(Node, Option) ->
     case lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)) of
