@@ -48,6 +48,7 @@ void reply(const pool::CallerView& caller, WriteReply&& write_reply)
     w.raw(caller.reply_wrap);
     write_reply(w);
     caller.link->end_packet();
+    caller.link->write_now();
 }
 
 // The CallerView::reply_wrap that makes every answer to a caller {leased, {ConnId, LeaseId, ConnNode}, Answer}:

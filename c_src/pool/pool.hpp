@@ -310,10 +310,11 @@ private:
                     std::optional<std::uint32_t> timeout_ms, std::uint64_t one_shot_lease);
     void learn_group_leader(PooledConnection& c);
     void schedule_request_deadline(const PooledConnection& c, const PendingRequest& p, std::uint32_t timeout_ms);
-    void answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason);
+    void answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason, Clock::time_point read);
     void finish_request(PooledConnection& c, PendingRequest& p);
-    // The target answered a caller's request: counted (and timed), then ended (end_request).
-    void complete_request(PooledConnection& c, PendingRequest& p, bool succeeded);
+    // The target answered a caller's request, its answer read at `read` (request_rtt ends there, before the
+    // answer to the caller is written): counted and timed, then ended (end_request).
+    void complete_request(PooledConnection& c, PendingRequest& p, bool succeeded, Clock::time_point read);
     // Finishes a caller's request and returns its one-shot lease, if it had one.
     void end_request(PooledConnection& c, PendingRequest& p);
     void expire_request(std::uint64_t key);

@@ -104,8 +104,10 @@ void Pool::start_request(PooledConnection& c, const CallerView& caller, const De
                          std::optional<std::uint32_t> timeout_ms, WriteRequest&& write_request,
                          std::uint64_t one_shot_lease)
 {
+    // request_rtt starts as the request is queued, before it is written (it may be written at once).
+    const auto queued = Clock::now();
     const std::uint64_t ref = c.write_gen_call(to, write_request);
-    auto& entry = c.pending().add(ref, Purpose::caller, false, Clock::now());
+    auto& entry = c.pending().add(ref, Purpose::caller, false, queued);
     entry.caller.assign(caller);
     entry.destination.assign(to.encoded);
     entry.one_shot_lease = one_shot_lease;
@@ -144,8 +146,9 @@ void Pool::start_call(PooledConnection& c, const CallerView& caller, std::string
     }
     // What erpc:call does: one SPAWN_REQUEST of erpc:execute_call(Ref, M, F, A), monitored, whose exit reason
     // {Ref, return | throw | exit | error, ...} is the answer. No process of the target's is in the way.
+    const auto queued = Clock::now();
     const std::uint64_t ref = c.spawn_execute_call(c.group_leader(), [&](protocol::TermWriter& w) { w.raw(mfa); });
-    auto& entry = c.pending().add(ref, Purpose::caller, true, Clock::now());
+    auto& entry = c.pending().add(ref, Purpose::caller, true, queued);
     entry.caller.assign(caller);
     entry.one_shot_lease = one_shot_lease;
     if (timeout_ms) {
@@ -169,6 +172,7 @@ void Pool::learn_group_leader(PooledConnection& c)
 
 void Pool::on_reply(PooledConnection& c, std::string_view message)
 {
+    const auto read = Clock::now();
     protocol::TermReader r(message);
     if (!r.version() || r.tuple_header() != 2u) {
         return;
@@ -188,17 +192,18 @@ void Pool::on_reply(PooledConnection& c, std::string_view message)
         return;
     }
     answers().answered(p->caller.view(), answer);
-    complete_request(c, *p, true);
+    complete_request(c, *p, true, read);
 }
 
 void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_view reason)
 {
+    const auto read = Clock::now();
     auto* p = c.find_pending(ref_term);
     if (p == nullptr) {
         return;
     }
     if (p->spawned) {
-        answer_call_exit(c, *p, reason);
+        answer_call_exit(c, *p, reason, read);
         return;
     }
     if (p->purpose == Purpose::health) {
@@ -207,7 +212,7 @@ void Pool::on_down(PooledConnection& c, std::string_view ref_term, std::string_v
         return;
     }
     answers().destination_down(p->caller.view(), reason);
-    complete_request(c, *p, false);
+    complete_request(c, *p, false, read);
 }
 
 void Pool::on_spawn_reply(PooledConnection& c, std::string_view ref_term, std::string_view result)
@@ -228,7 +233,7 @@ void Pool::on_spawn_reply(PooledConnection& c, std::string_view ref_term, std::s
     end_request(c, *p);
 }
 
-void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason)
+void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_view reason, Clock::time_point read)
 {
     auto exit = protocol::decode_call_exit(reason);
     if (exit.kind != protocol::CallExit::Kind::other &&
@@ -244,12 +249,12 @@ void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_
         return;
     }
     answers().call_ended(p.caller.view(), exit);
-    complete_request(c, p, true);
+    complete_request(c, p, true, read);
 }
 
-void Pool::complete_request(PooledConnection& c, PendingRequest& p, bool succeeded)
+void Pool::complete_request(PooledConnection& c, PendingRequest& p, bool succeeded, Clock::time_point read)
 {
-    request_rtt_.record(micros(Clock::now() - p.written));
+    request_rtt_.record(micros(read - p.written));
     ++(succeeded ? counters_.successful_operations : counters_.failed_operations);
     end_request(c, p);
 }

@@ -661,6 +661,12 @@ void DistLink::schedule_flush()
     });
 }
 
+void DistLink::write_now()
+{
+    // A flush posted already finds the link writing, or nothing left, and does nothing.
+    do_write();
+}
+
 void DistLink::do_write()
 {
     if (closed_ || writing_ || write_deferred_) {

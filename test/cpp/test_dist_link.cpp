@@ -400,6 +400,40 @@ TEST_CASE("DistLink writes everything queued in one turn in one write", "[dist_l
     CHECK(t.received == expected);
 }
 
+TEST_CASE("DistLink write_now sends what is queued at once, and what follows in the next write", "[dist_link]")
+{
+    LinkTest t;
+    const auto answer = [](TermWriter& w) {
+        w.version();
+        w.atom("answer");
+    };
+    const auto later = [](TermWriter& w) {
+        w.version();
+        w.atom("later");
+    };
+    TermWriter w1 = t.link->begin_packet();
+    answer(w1);
+    t.link->end_packet();
+    t.link->write_now();
+
+    // Written from inside write_now(), no turn of the loop needed (on loopback the bytes are readable as soon
+    // as send() returns).
+    t.wait_peer_readable(2000ms);
+    t.read_peer();
+    CHECK(t.received == expected_frame(answer));
+
+    // Queued while that write has not completed yet: it waits for its completion (a turn of the loop), and
+    // write_now() does not start a second write meanwhile.
+    TermWriter w2 = t.link->begin_packet();
+    later(w2);
+    t.link->end_packet();
+    t.link->write_now();
+    t.read_peer();
+    CHECK(t.received == expected_frame(answer));
+    REQUIRE(t.peer_received_at_least(expected_frame(answer).size() + expected_frame(later).size()));
+    CHECK(t.received == expected_frame(answer) + expected_frame(later));
+}
+
 TEST_CASE("DistLink delivers a packet split into 1-byte writes once and whole", "[dist_link]")
 {
     LinkTest t;
