@@ -352,6 +352,7 @@ void Pool::start_health_check(PooledConnection& c)
     auto& entry = c.pending().add(ref, Purpose::health, false, Clock::now());
     entry.destination.assign(protocol::kNetKernel);
     schedule_request_deadline(c, entry, config_.health_check_timeout_ms);
+    c.link()->write_now(); // a checkout may wait for it (validate_on_checkout)
 }
 
 void Pool::on_health_result(PooledConnection& c, bool ok)

@@ -104,10 +104,10 @@ void Pool::start_request(PooledConnection& c, const CallerView& caller, const De
                          std::optional<std::uint32_t> timeout_ms, WriteRequest&& write_request,
                          std::uint64_t one_shot_lease)
 {
-    // request_rtt starts as the request is queued, before it is written (it may be written at once).
-    const auto queued = Clock::now();
     const std::uint64_t ref = c.write_gen_call(to, write_request);
-    auto& entry = c.pending().add(ref, Purpose::caller, false, queued);
+    // request_rtt starts once the request is queued, and the caller waits for it: written at once.
+    auto& entry = c.pending().add(ref, Purpose::caller, false, Clock::now());
+    c.link()->write_now();
     entry.caller.assign(caller);
     entry.destination.assign(to.encoded);
     entry.one_shot_lease = one_shot_lease;
@@ -146,9 +146,9 @@ void Pool::start_call(PooledConnection& c, const CallerView& caller, std::string
     }
     // What erpc:call does: one SPAWN_REQUEST of erpc:execute_call(Ref, M, F, A), monitored, whose exit reason
     // {Ref, return | throw | exit | error, ...} is the answer. No process of the target's is in the way.
-    const auto queued = Clock::now();
     const std::uint64_t ref = c.spawn_execute_call(c.group_leader(), [&](protocol::TermWriter& w) { w.raw(mfa); });
-    auto& entry = c.pending().add(ref, Purpose::caller, true, queued);
+    auto& entry = c.pending().add(ref, Purpose::caller, true, Clock::now());
+    c.link()->write_now();
     entry.caller.assign(caller);
     entry.one_shot_lease = one_shot_lease;
     if (timeout_ms) {

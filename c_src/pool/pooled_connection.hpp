@@ -254,7 +254,6 @@ std::uint64_t PooledConnection::write_gen_call(const Destination& to, WriteReque
     protocol::write_call_message_head(w, *identity_, to, ref);
     write_request(w);
     link_->end_packet();
-    link_->write_now();
     return ref;
 }
 
@@ -268,7 +267,6 @@ std::uint64_t PooledConnection::spawn_execute_call(std::string_view group_leader
     write_mfa(w);
     protocol::write_execute_call_tail(w);
     link_->end_packet();
-    link_->write_now();
     return ref;
 }
 

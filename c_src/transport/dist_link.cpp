@@ -664,7 +664,13 @@ void DistLink::schedule_flush()
 void DistLink::write_now()
 {
     // A flush posted already finds the link writing, or nothing left, and does nothing.
-    do_write();
+    try {
+        do_write();
+    } catch (const std::bad_alloc&) {
+        // No write started: the flush that queuing the packet posted tries again. The caller's own work (an
+        // answer's bookkeeping, a request's deadline) must not be cut short by this one.
+        writing_ = false;
+    }
 }
 
 void DistLink::do_write()

@@ -133,10 +133,11 @@ public:
     // with a distribution header reach the handler rewritten into the pass-through form.
     protocol::TermWriter begin_packet();
     void end_packet();
-    // Packets queued in a turn of the event loop go out together once the turn's other work is done. One that
-    // someone waits for (an answer to a caller, a call to a target) is sent on with write_now() once its last
-    // packet is queued: written at once when nothing is being written, so it leaves ahead of that work (and
-    // of the next read, which mostly finds nothing). What is queued after it follows in the next write.
+    // Packets queued in a turn of the event loop go out together once the turn's other work is done. After a
+    // packet someone waits for (an answer to a caller, a request to a target), write_now() starts the write of
+    // everything queued on the link so far at once, when nothing is being written and the link's output is not
+    // deferred behind a big transfer: it leaves ahead of the rest of the turn's work (and of the next read,
+    // which mostly finds nothing). What is queued after it follows in the next write.
     void write_now();
     // A whole packet made of bytes encoded already: `head` (the pass-through byte, the control term and the
     // message's version byte) and `body` (the message), with no encoder in between. `head` is copied; so is
