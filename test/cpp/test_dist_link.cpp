@@ -229,6 +229,23 @@ template <class Write> std::string expected_frame(Write write)
     return frame(buf.view());
 }
 
+// A message that is one atom, as a writer for begin_packet() and expected_frame().
+auto atom_message(std::string name)
+{
+    return [name = std::move(name)](TermWriter& w) {
+        w.version();
+        w.atom(name);
+    };
+}
+
+// Queues one packet on `link`, written by `write`.
+template <class Write> void queue_packet(DistLink& link, Write write)
+{
+    TermWriter w = link.begin_packet();
+    write(w);
+    link.end_packet();
+}
+
 std::string encoded_pid()
 {
     dpool::test::EiTerm t;
@@ -367,20 +384,10 @@ TEST_CASE("DistLink sends packets in the order they were written, across many tu
 TEST_CASE("DistLink writes everything queued in one turn in one write", "[dist_link]")
 {
     LinkTest t;
-    const auto first = [](TermWriter& w) {
-        w.version();
-        w.atom("first");
-    };
-    const auto second = [](TermWriter& w) {
-        w.version();
-        w.atom("second");
-    };
-    TermWriter w1 = t.link->begin_packet();
-    first(w1);
-    t.link->end_packet();
-    TermWriter w2 = t.link->begin_packet();
-    second(w2);
-    t.link->end_packet();
+    const auto first = atom_message("first");
+    const auto second = atom_message("second");
+    queue_packet(*t.link, first);
+    queue_packet(*t.link, second);
     const std::string expected = expected_frame(first) + expected_frame(second);
     CHECK(t.link->queued_bytes() == expected.size());
 
@@ -403,17 +410,9 @@ TEST_CASE("DistLink writes everything queued in one turn in one write", "[dist_l
 TEST_CASE("DistLink write_now sends what is queued at once, and what follows in the next write", "[dist_link]")
 {
     LinkTest t;
-    const auto answer = [](TermWriter& w) {
-        w.version();
-        w.atom("answer");
-    };
-    const auto later = [](TermWriter& w) {
-        w.version();
-        w.atom("later");
-    };
-    TermWriter w1 = t.link->begin_packet();
-    answer(w1);
-    t.link->end_packet();
+    const auto answer = atom_message("answer");
+    const auto later = atom_message("later");
+    queue_packet(*t.link, answer);
     t.link->write_now();
 
     // Written from inside write_now(), no turn of the loop needed (on loopback the bytes are readable as soon
@@ -424,9 +423,7 @@ TEST_CASE("DistLink write_now sends what is queued at once, and what follows in 
 
     // Queued while that write has not completed yet: it waits for its completion (a turn of the loop), and
     // write_now() does not start a second write meanwhile.
-    TermWriter w2 = t.link->begin_packet();
-    later(w2);
-    t.link->end_packet();
+    queue_packet(*t.link, later);
     t.link->write_now();
     t.read_peer();
     CHECK(t.received == expected_frame(answer));
