@@ -667,9 +667,9 @@ void DistLink::write_now()
     try {
         do_write();
     } catch (const std::bad_alloc&) {
-        // No write started: the flush that queuing the packet posted tries again. The caller's own work (an
-        // answer's bookkeeping, a request's deadline) must not be cut short by this one.
-        writing_ = false;
+        // No write started (do_write left the link ready to write): the flush that queuing the packet posted
+        // tries again. The caller's own work (an answer's bookkeeping, a request's deadline) must not be cut
+        // short by this one.
     }
 }
 
@@ -691,13 +691,20 @@ void DistLink::do_write()
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
-    if (gathered.bytes == 0) {
-        write_tail(gathered.stopped_at);
-        return;
+    // Starting the write allocates its operation. If that throws, no write is pending: the link must not stay
+    // `writing_`, or it would never write again. The next packet queued, or the next tick, tries again.
+    try {
+        if (gathered.bytes == 0) {
+            write_tail(gathered.stopped_at);
+            return;
+        }
+        stream_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
+            self->on_write(ec, n);
+        });
+    } catch (const std::bad_alloc&) {
+        writing_ = false;
+        throw;
     }
-    stream_.async_write_some(buffers, [self = shared_from_this()](const error_code& ec, std::size_t n) {
-        self->on_write(ec, n);
-    });
 }
 
 void DistLink::write_tail(SplicedTail* tail)

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc_failure.hpp"
 #include "api/replies.hpp"
 #include "loopback.hpp"
 #include "protocol/control.hpp"
@@ -429,6 +430,42 @@ TEST_CASE("DistLink write_now sends what is queued at once, and what follows in 
     CHECK(t.received == expected_frame(answer));
     REQUIRE(t.peer_received_at_least(expected_frame(answer).size() + expected_frame(later).size()));
     CHECK(t.received == expected_frame(answer) + expected_frame(later));
+}
+
+TEST_CASE("DistLink writes again after a write that could not start for want of memory", "[dist_link][limits]")
+{
+    LinkTest t;
+    const auto first = atom_message("first");
+    const auto second = atom_message("second");
+    queue_packet(*t.link, first); // posts the flush
+    {
+        dpool::test::FailAllocations no_memory;
+        // The posted flush cannot allocate its write: the exception reaches the event loop, as any handler's
+        // does (the C-node's loop reports it and goes on).
+        CHECK_THROWS_AS(t.io.run_one(), std::bad_alloc);
+        REQUIRE(no_memory.failed() > 0);
+    }
+    t.read_peer();
+    CHECK(t.received.empty());
+    // The link is not left writing with no write pending: the next packet's flush takes both.
+    queue_packet(*t.link, second);
+    const std::string expected = expected_frame(first) + expected_frame(second);
+    REQUIRE(t.peer_received_at_least(expected.size()));
+    CHECK(t.received == expected);
+}
+
+TEST_CASE("DistLink write_now without memory for the write leaves it to the posted flush", "[dist_link][limits]")
+{
+    LinkTest t;
+    const auto answer = atom_message("answer");
+    queue_packet(*t.link, answer);
+    {
+        dpool::test::FailAllocations no_memory;
+        CHECK_NOTHROW(t.link->write_now()); // the caller's own work goes on
+        REQUIRE(no_memory.failed() > 0);
+    }
+    REQUIRE(t.peer_received_at_least(expected_frame(answer).size()));
+    CHECK(t.received == expected_frame(answer));
 }
 
 TEST_CASE("DistLink delivers a packet split into 1-byte writes once and whole", "[dist_link]")
