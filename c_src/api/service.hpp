@@ -171,7 +171,7 @@ private:
     // Every kSparePipeInterval: the spare pipes no big packet took since the last time are closed.
     void schedule_spare_pipe_check();
     void close_unused_spare_pipes();
-    static constexpr auto kSparePipeInterval = std::chrono::seconds(10);
+    static constexpr auto kSparePipeInterval = std::chrono::seconds(5);
     void restore_pools(const pool::CallerView& caller, Restore restore);
     // Drops a pool that failed to start or was destroyed, and its name.
     void forget_pool(std::uint64_t id);

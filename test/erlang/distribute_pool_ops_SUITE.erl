@@ -187,7 +187,7 @@ big_messages_through_pipes(_Config) ->
 -spec idle_spare_pipes_are_closed(list()) -> ok.
 idle_spare_pipes_are_closed(_Config) ->
     doc("The pipes kept empty after big messages are closed once no packet took them for an interval (info: "
-        "splice pipes_open back to 0, idle_closed counting them, within 20 s and generous bounds here); the "
+        "splice pipes_open back to 0, idle_closed counting them, within 10 s and generous bounds here); the "
         "next big message opens pipes again and goes through them intact."),
     with_target("dpool_idle_pipes", fun(T) ->
         _ = do_start_fixture(T, dpool_fx),

@@ -41,7 +41,7 @@
                      target, pool_id, name, last_failure]).
 
 %% The target of connections_answer_ticks ticks every second and drops a peer silent for four.
--define(SHORT_TICKTIME_S, 4).
+-define(SHORT_TICKTIME_S, 3).
 
 -spec suite() -> list().
 suite() ->
@@ -84,7 +84,7 @@ end_per_suite(Config) ->
 
 -spec connections_answer_ticks(list()) -> ok.
 connections_answer_ticks(_Config) ->
-    doc("The C-node answers ticks: on a target with net_ticktime 4, pooled connections with no traffic for "
+    doc("The C-node answers ticks: on a target with net_ticktime 3, pooled connections with no traffic for "
         "three tick times stay up (same connection ids, so no silent reconnect) and still work."),
     %% Controlled over stdio: the test node's own link to it ticks at 60 s and may be dropped meanwhile.
     Ticking = {isolated, "dpool_ticks", atom_to_list(erlang:get_cookie()),
