@@ -47,7 +47,7 @@ run_all() {
   # (during the sanitizer stage's suites, which wait likewise), then the fuzz targets, built and run for 5 s
   # each. The C++ and sanitizer stages wait for their build's mark, the fuzz stage for the whole job.
   rm -f _build/tests_build.status _build/sanitize_cnode.status _build/sanitize_build.status
-  (nice -n 19 bash -c tests_build >_build/tests_build.log 2>&1
+  (nice -n 19 tests_build >_build/tests_build.log 2>&1
    echo $? >_build/tests_build.status
    nice -n 19 scripts/sanitize_test.sh build-cnode >_build/sanitize_build.log 2>&1
    echo $? >_build/sanitize_cnode.status
