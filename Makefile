@@ -25,7 +25,7 @@ build: deps cnode erlang
 cnode:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DBUILD_TESTING=ON \
 	  -DDPOOL_WERROR=$(DPOOL_WERROR) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-	scripts/with_ccache.sh cmake --build $(CMAKE_BUILD_DIR) -j 2 $(if $(CNODE_TARGETS),--target $(CNODE_TARGETS))
+	scripts/with_ccache.sh cmake --build $(CMAKE_BUILD_DIR) -j 2
 	cmake --install $(CMAKE_BUILD_DIR) --component priv --prefix "$(CURDIR)"
 
 # The application, then its EDoc as documentation chunks (doc/chunks), read by h/2 in erl and h/1 in iex.
@@ -38,14 +38,8 @@ erlang:
 demo: build
 	scripts/demo.sh
 
-# `make test` builds in the foreground only what its stages need before the C++ unit tests: the C-node, the two
-# tools the Erlang suites run from $(CMAKE_BUILD_DIR) (hostile_client, dpool_fuzz_split) and the application.
-# scripts/test.sh builds the rest (the unit tests, the corpus replays, the layer checks) in the background while
-# the first stages run, in a build directory of its own (_build/cmake-tests, with these settings): the rebar3
-# hook of those stages builds in $(CMAKE_BUILD_DIR) meanwhile.
-test: CNODE_TARGETS = dpool_cnode hostile_client dpool_fuzz_split
 test: build
-	DPOOL_BUILD_TYPE=$(BUILD_TYPE) DPOOL_WERROR=$(DPOOL_WERROR) scripts/test.sh
+	scripts/test.sh
 
 # Each fuzz target of test/fuzz/ for FUZZ_SECONDS (default 60), built with clang and libFuzzer in _build/fuzz;
 # prints executions and coverage per target, fails on a crash (README, "Fuzzing"). `make test` runs each briefly.

@@ -40,16 +40,14 @@ joined() {
 }
 
 run_all() {
-  # One background job, at the lowest priority, builds what the later stages need (about 8 minutes of both
-  # cores) with the CPU the stages before them leave: from the start, since the dependency stage, Dialyzer and
-  # xref leave some, and the Erlang suites mostly wait on nodes and sockets. First the C++ unit tests, the corpus
-  # replays and the layer checks (tests_build), then the sanitizer build of the C-node, then of the unit tests
-  # (during the sanitizer stage's suites, which wait likewise), then the fuzz targets, built and run for 5 s
-  # each. The C++ and sanitizer stages wait for their build's mark, the fuzz stage for the whole job.
-  rm -f _build/tests_build.status _build/sanitize_cnode.status _build/sanitize_build.status
-  (nice -n 19 tests_build >_build/tests_build.log 2>&1
-   echo $? >_build/tests_build.status
-   nice -n 19 scripts/sanitize_test.sh build-cnode >_build/sanitize_build.log 2>&1
+  # One background job, at the lowest priority, builds what the last stages need (about 6 minutes of both
+  # cores) with the CPU the stages before them leave: from the start, since the unit tests, Dialyzer and xref
+  # use one core, and the Erlang suites mostly wait on nodes and sockets. First the sanitizer build of the
+  # C-node, then of the unit tests (during the sanitizer stage's suites, which wait likewise), then the fuzz
+  # targets, built and run for 5 s each. Each sanitizer stage waits for its build's mark, the fuzz stage for
+  # the whole job.
+  rm -f _build/sanitize_cnode.status _build/sanitize_build.status
+  (nice -n 19 scripts/sanitize_test.sh build-cnode >_build/sanitize_build.log 2>&1
    echo $? >_build/sanitize_cnode.status
    nice -n 19 scripts/sanitize_test.sh build-unit >>_build/sanitize_build.log 2>&1
    echo $? >_build/sanitize_build.status
@@ -58,9 +56,10 @@ run_all() {
   background=$!
   rm -f _build/beside.status
   start_beside bash -c 'rebar3 dialyzer && rebar3 xref'
+  stage "C++ unit tests (Catch2 binary, then ctest: layer checks, corpus replays)" cpp_tests
   # The C-node again, from a copy of the repository: its compiles come from ccache (`make build` filled it).
   stage "As a dependency (rebar3, Mix and Gleam consumer projects)" scripts/dep_test.sh
-  stage "Dialyzer and xref (0 warnings; run beside the stage above)" joined
+  stage "Dialyzer and xref (0 warnings; run beside the two stages above)" joined
   # Its output is kept, so that the failed cases can be named again at the end (CI shows only the tail).
   stage "Erlang suites (rebar3 ct)" bash -c 'rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" \
     2>&1 | tee _build/ct_output.log; exit "${PIPESTATUS[0]}"'
@@ -68,7 +67,6 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
-  stage "C++ unit tests (Catch2 binary, then ctest: layer checks, corpus replays)" cpp_tests
   # The unit tests (one core, once their build is done) beside the suites, which mostly wait on nodes.
   start_beside sanitizers _build/sanitize_build.status unit
   stage "Sanitizers (ASan + UBSan): Erlang suites" sanitizers _build/sanitize_cnode.status suites
@@ -92,38 +90,19 @@ run_all() {
   echo "all test stages passed"
 }
 
-# The build of the C++ tests for the background job: everything of the CMake project (the C-node's objects come
-# from ccache: `make test` compiled them in _build/cmake with the same settings) in a directory of its own.
-tests_dir=_build/cmake-tests
-tests_build() {
-  cmake -S . -B "$tests_dir" -DCMAKE_BUILD_TYPE="${DPOOL_BUILD_TYPE:-RelWithDebInfo}" -DBUILD_TESTING=ON \
-    -DDPOOL_WERROR="${DPOOL_WERROR:-ON}" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null &&
-    scripts/with_ccache.sh cmake --build "$tests_dir" -j 2
-}
-
-# The C++ unit tests, once the background job has built them: the Catch2 binary once (every case in one process,
-# 4 times faster than ctest's process per case), then what else ctest has (label `unit` excluded: those cases).
-# Both run whatever the first gives. The binary's report is printed whole when a case failed, else its summary
-# (what the cases print on stderr, e.g. the usage errors of the options' cases, stays in
-# dpool_unit_tests.stderr). It runs in the build directory, as ctest runs it: under ccache (CCACHE_BASEDIR) the
-# compiler sees the test files by relative paths, and the case that reads docs/PROTOCOL.md finds it from there.
+# The C++ unit tests: the Catch2 binary once (every case in one process, 4 times faster than ctest's process per
+# case), then what else ctest has (label `unit` excluded: those cases). Both run whatever the first gives. The
+# binary's report is printed whole when a case failed, else its summary (what the cases print on stderr, e.g.
+# the usage errors of the options' cases, stays in _build/cmake/dpool_unit_tests.stderr).
 cpp_tests() {
-  local status=0 out=$tests_dir/dpool_unit_tests waited=0
-  while [ ! -s _build/tests_build.status ] && [ $waited -lt 3600 ]; do
-    sleep 1
-    waited=$((waited + 1))
-  done
-  if [ "$(cat _build/tests_build.status 2>/dev/null)" != 0 ]; then
-    tail -n 60 _build/tests_build.log
-    return 1
-  fi
-  if (cd "$tests_dir" && timeout -k 10 600 ./dpool_unit_tests) >"$out.log" 2>"$out.stderr"; then
+  local status=0 out=_build/cmake/dpool_unit_tests
+  if timeout -k 10 600 "$out" >"$out.log" 2>"$out.stderr"; then
     tail -n 2 "$out.log"
   else
     cat "$out.log"
     status=1
   fi
-  ctest --test-dir "$tests_dir" --output-on-failure --timeout 300 -LE unit || status=1
+  ctest --test-dir _build/cmake --output-on-failure --timeout 300 -LE unit || status=1
   return $status
 }
 
@@ -150,6 +129,6 @@ fuzz_targets() {
   return $status
 }
 
-export -f stage start_beside joined run_all tests_build cpp_tests sanitizers fuzz_targets
-export cookie tests_dir
+export -f stage start_beside joined run_all cpp_tests sanitizers fuzz_targets
+export cookie
 scripts/with_epmd.sh bash -c 'failed=(); timings=(); run_all'
