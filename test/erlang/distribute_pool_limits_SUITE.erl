@@ -190,10 +190,10 @@ frozen_target_with_every_send_api(_Config) ->
                 %% first out): requests and calls first, while its queue is empty (max_pending_requests), then
                 %% the sends, which fill its queue (max_link_queue_bytes).
                 Requests = with_lease(Frozen, fun(C) ->
-                               spread(60, fun() -> distribute_pool:request(C, dpool_lim_sink, hello, 8000) end)
+                               spread(60, fun() -> distribute_pool:request(C, dpool_lim_sink, hello, 20000) end)
                            end),
                 Calls = with_lease(Frozen, fun(C) ->
-                            spread(60, fun() -> distribute_pool:call(C, erlang, node, [], 8000) end)
+                            spread(60, fun() -> distribute_pool:call(C, erlang, node, [], 20000) end)
                         end),
                 Sends = with_lease(Frozen, fun(C) -> spread(40, fun() -> Send(C, Bin) end) end),
                 Asyncs = with_lease(Frozen, fun(C) ->
@@ -250,7 +250,7 @@ frozen_target_with_every_send_api(_Config) ->
                          maps:get(cast_batch_fire_and_forget, All) ++ maps:get(send_batch_parallel, All)),
         do_wait_until(fun() -> maps:get(output_queue_bytes, info(CNode)) < ?MIB end, 60000),
         ok = distribute_pool:send(Frozen, dpool_lim_sink, Bin),
-        %% The sink answers no request: the 50 held on one connection keep its slots until their 8 s timeout,
+        %% The sink answers no request: the 50 held on one connection keep its slots until their 20 s timeout,
         %% and a lease may land on that connection until then.
         do_wait_until(fun() -> node_over_lease(Frozen) =:= {ok, {ok, T}} end, 40000),
         {ok, {ok, H}} = node_over_lease(Healthy),

@@ -351,7 +351,7 @@ pool_being_destroyed_stays_gone(_Config) ->
         _ = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
         %% The destroy ends with the C-node (its call fails); the lease holder's lease ended with it too.
         receive {destroyed, _} -> ok after 30000 -> ct:fail(destroy_did_not_return) end,
-        do_wait_until(fun() -> do_all_up(New, 1) end, ?RECONNECT_MS),
+        wait_all_up([{New, 1}]),
         {ok, #{pool_id := NewId}} = distribute_pool:stats(dpool_going),
         {error, invalid_pool} = distribute_pool:stats(Old),
         false = lists:keymember(OldId, 1, distribute_pool_registry:recorded()),
@@ -394,7 +394,7 @@ registry_crash_loses_nothing(_Config) ->
         false = lists:member(IdD, Recorded),
 
         _ = dpool_ct_helper:do_kill_cnode(?RESTART_MS),
-        do_wait_until(fun() -> do_all_up(A, 2) andalso do_all_up(B, 1) end, ?RECONNECT_MS),
+        wait_all_up([{A, 2}, {B, 1}]),
         #{pool_id := IdA, max_connections := 2} = do_stats(A),
         #{pool_id := IdB, max_connections := 1} = do_stats(B),
         {error, invalid_pool} = distribute_pool:stats(D),
@@ -436,7 +436,7 @@ handles_work_after_cnode_killed(_Config) ->
         true = lists:member(<<"--await-restore">>, binary:split(CmdLine, <<0>>, [global])),
 
         %% Both pools are back with their options, every connection up.
-        do_wait_until(fun() -> do_all_up(A, 2) andalso do_all_up(B, 2) end, ?RECONNECT_MS),
+        wait_all_up([{A, 2}, {B, 2}]),
         UpAt = erlang:monotonic_time(millisecond),
         #{pool_id := IdA, max_connections := 3, min_connections := 2, target := T1} = do_stats(A),
         #{pool_id := IdB, max_connections := 2, min_connections := 2} = do_stats(B),
@@ -843,12 +843,17 @@ do_asked_since(P, Since) ->
 
 %% Pool has at least N connections (its min_connections), all of them up and free. More than N when a probe's
 %% checkout came while the pool was reconnecting: the pool opened one more for it (up to max_connections).
--spec do_all_up(distribute_pool:pool(), pos_integer()) -> boolean().
-do_all_up(Pool, N) ->
-    case distribute_pool:stats(Pool) of
-        {ok, #{total_connections := Total, available_connections := Total}} -> Total >= N;
-        _ -> false
-    end.
+%% Waits until each pool of Pools ({Pool, N}) has N connections or more, every one up and idle; when they are not
+%% within ?RECONNECT_MS, fails the case with what stats/1 said of each last.
+-spec wait_all_up([{distribute_pool:pool(), pos_integer()}]) -> ok.
+wait_all_up(Pools) ->
+    _ = dpool_ct_helper:do_wait_value(fun() -> [{N, distribute_pool:stats(P)} || {P, N} <- Pools] end,
+                                      fun(Stats) -> lists:all(fun all_up/1, Stats) end, ?RECONNECT_MS),
+    ok.
+
+-spec all_up({pos_integer(), term()}) -> boolean().
+all_up({N, {ok, #{total_connections := Total, available_connections := Total}}}) -> Total >= N;
+all_up(_) -> false.
 
 %% A probe's result is one the rules allow at the time it was taken.
 -spec do_expected(term(), integer(), integer(), integer(), integer()) -> boolean().
