@@ -641,11 +641,11 @@ void DistLink::defer_write()
         do_write();
         return;
     }
-    write_deferred_ = true;
     limits_.bulk->defer([self = shared_from_this()] {
         self->write_deferred_ = false;
         self->do_write();
     });
+    write_deferred_ = true; // only once queued: queuing may run out of memory, and nothing would run then
 }
 
 void DistLink::schedule_flush()
@@ -667,9 +667,8 @@ void DistLink::write_now()
     try {
         do_write();
     } catch (const std::bad_alloc&) {
-        // No write started (do_write left the link ready to write): the flush that queuing the packet posted
-        // tries again. The caller's own work (an answer's bookkeeping, a request's deadline) must not be cut
-        // short by this one.
+        // Closing a link that could not start its write needs a little memory too. The caller's own work (an
+        // answer's bookkeeping, a request's deadline) must not be cut short by this one.
     }
 }
 
@@ -691,8 +690,10 @@ void DistLink::do_write()
     writing_ = true;
     wrote_since_tick_ = true;
     was_busy_ = was_busy_ || busy();
-    // Starting the write allocates its operation. If that throws, no write is pending: the link must not stay
-    // `writing_`, or it would never write again. The next packet queued, or the next tick, tries again.
+    // Starting the write allocates its operation, and that may fail. Bytes of it may have left by then (a TLS
+    // record is written before its completion is allocated, a splice moves bytes before its completion is
+    // posted), so the output cannot go on where it stopped, and a link left `writing_` would never write again:
+    // the link ends, as when a packet it reads cannot be handled.
     try {
         if (gathered.bytes == 0) {
             write_tail(gathered.stopped_at);
@@ -703,7 +704,10 @@ void DistLink::do_write()
         });
     } catch (const std::bad_alloc&) {
         writing_ = false;
-        throw;
+        if (limits_.drops) {
+            ++limits_.drops->out_of_memory;
+        }
+        close("out of memory for a write");
     }
 }
 

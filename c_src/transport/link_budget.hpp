@@ -36,7 +36,7 @@ private:
 // Why links of one kind (callers, or targets) were closed on the C-node's own decision.
 struct LinkDrops {
     std::uint64_t oversized_packets = 0; // a packet longer than LinkLimits::max_packet_bytes
-    std::uint64_t out_of_memory = 0;     // the memory to read or handle a packet could not be had
+    std::uint64_t out_of_memory = 0;     // no memory to read or handle a packet, or to start a write
     std::uint64_t unread_output = 0;     // the peer let more than LinkLimits::max_queued_bytes pile up
 };
 

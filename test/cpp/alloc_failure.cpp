@@ -7,7 +7,7 @@ namespace {
 
 // Per thread, so that only the test that asks for it sees its allocations fail.
 struct Injection {
-    bool failing = false;
+    std::size_t to_fail = 0;
     std::size_t failed = 0;
 };
 
@@ -17,13 +17,13 @@ thread_local Injection injection;
 
 namespace dpool::test {
 
-FailAllocations::FailAllocations()
+FailAllocations::FailAllocations(std::size_t count)
 {
     injection.failed = 0;
-    injection.failing = true;
+    injection.to_fail = count;
 }
 
-FailAllocations::~FailAllocations() { injection.failing = false; }
+FailAllocations::~FailAllocations() { injection.to_fail = 0; }
 
 std::size_t FailAllocations::failed() const { return injection.failed; }
 
@@ -36,7 +36,8 @@ namespace {
 
 void* allocate(std::size_t bytes)
 {
-    if (injection.failing) {
+    if (injection.to_fail > 0) {
+        --injection.to_fail;
         ++injection.failed;
         return nullptr;
     }

@@ -432,40 +432,42 @@ TEST_CASE("DistLink write_now sends what is queued at once, and what follows in 
     CHECK(t.received == expected_frame(answer) + expected_frame(later));
 }
 
-TEST_CASE("DistLink writes again after a write that could not start for want of memory", "[dist_link][limits]")
+TEST_CASE("DistLink ends itself, not the process, when a write cannot start for want of memory",
+          "[dist_link][limits]")
 {
-    LinkTest t;
-    const auto first = atom_message("first");
-    const auto second = atom_message("second");
-    queue_packet(*t.link, first); // posts the flush
+    LinkLimits limits;
+    limits.drops = std::make_shared<dpool::transport::LinkDrops>();
+    LinkTest t(limits);
+    queue_packet(*t.link, atom_message("first")); // posts the flush
+    std::size_t failed = 0;
     {
-        dpool::test::FailAllocations no_memory;
-        // The posted flush cannot allocate its write: the exception reaches the event loop, as any handler's
-        // does (the C-node's loop reports it and goes on).
-        CHECK_THROWS_AS(t.io.run_one(), std::bad_alloc);
-        REQUIRE(no_memory.failed() > 0);
+        // The write's operation is the first allocation of the flush; closing the link then has its memory.
+        dpool::test::FailAllocations no_memory(1);
+        t.io.run_one();
+        failed = no_memory.failed();
     }
-    t.read_peer();
-    CHECK(t.received.empty());
-    // The link is not left writing with no write pending: the next packet's flush takes both.
-    queue_packet(*t.link, second);
-    const std::string expected = expected_frame(first) + expected_frame(second);
-    REQUIRE(t.peer_received_at_least(expected.size()));
-    CHECK(t.received == expected);
+    REQUIRE(failed == 1);
+    // Not left writing with no write pending (it would never write again), nor resumed where bytes may have
+    // left already (over TLS): closed, and counted.
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"out of memory for a write"});
+    CHECK(limits.drops->out_of_memory == 1);
+    CHECK_FALSE(t.link->is_open());
 }
 
-TEST_CASE("DistLink write_now without memory for the write leaves it to the posted flush", "[dist_link][limits]")
+TEST_CASE("DistLink write_now without memory for the write ends the link and returns", "[dist_link][limits]")
 {
     LinkTest t;
-    const auto answer = atom_message("answer");
-    queue_packet(*t.link, answer);
+    queue_packet(*t.link, atom_message("answer"));
+    std::size_t failed = 0;
     {
-        dpool::test::FailAllocations no_memory;
-        CHECK_NOTHROW(t.link->write_now()); // the caller's own work goes on
-        REQUIRE(no_memory.failed() > 0);
+        dpool::test::FailAllocations no_memory(1);
+        t.link->write_now(); // returns: the caller's own work goes on
+        failed = no_memory.failed();
     }
-    REQUIRE(t.peer_received_at_least(expected_frame(answer).size()));
-    CHECK(t.received == expected_frame(answer));
+    REQUIRE(failed == 1);
+    REQUIRE(t.pump_until([&] { return !t.handler.closed_reasons.empty(); }));
+    CHECK(t.handler.closed_reasons == std::vector<std::string>{"out of memory for a write"});
 }
 
 TEST_CASE("DistLink delivers a packet split into 1-byte writes once and whole", "[dist_link]")
