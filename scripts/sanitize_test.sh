@@ -13,8 +13,8 @@
 #
 # Usage: scripts/sanitize_test.sh [address|thread|build|build-cnode|build-unit|unit|suites]...   (none:
 # address = build, unit, suites). `make test-sanitize` runs it alone; `make test` (scripts/test.sh) runs
-# `suites` and `unit` as two stages, with DPOOL_SANITIZE_PREBUILT=1, after `build-cnode` and `build-unit` have
-# run in the background during the stages before them.
+# `suites` and `unit` as two stages, with DPOOL_SANITIZE_PREBUILT=1: `suites` once `build-cnode` has run in the
+# background during the stages before it, `unit` beside it once `build-unit` has run.
 # DPOOL_SANITIZE_SUITES: the Erlang suites to run, comma-separated names of test/erlang/ (e.g.
 # distribute_pool_pool_SUITE,distribute_pool_faults_SUITE), or `all`. Default: every suite that drives C-node
 # code the others do not: all but client (it plays the C-node itself and starts none), the suites of the

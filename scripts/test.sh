@@ -27,16 +27,18 @@ stage() {
 }
 
 # Starts a command in the background (Dialyzer and xref, which need one core and no nodes, beside the stages
-# that follow); its output waits in a file. `stage NAME joined` then waits for it, prints that output, and
-# passes or fails as it did (the stage's time is what was left of it then).
+# that follow; later the sanitizer unit tests beside the sanitizer suites); its output waits in a file. `stage
+# NAME joined` then waits for it, prints that output, and passes or fails as it did (the stage's time is what
+# was left of it then). One at a time.
 start_beside() {
+  rm -f _build/beside.status
   (("$@") >_build/beside.log 2>&1; echo $? >_build/beside.status) &
   beside=$!
 }
 joined() {
   wait "$beside"
   cat _build/beside.log
-  return "$(cat _build/beside.status)"
+  return "$(cat _build/beside.status 2>/dev/null || echo 1)"
 }
 
 run_all() {
@@ -54,7 +56,6 @@ run_all() {
    nice -n 19 scripts/fuzz.sh build >_build/fuzz_run.log 2>&1 &&
      FUZZ_NICE=19 scripts/fuzz.sh run 5 >>_build/fuzz_run.log 2>&1) &
   background=$!
-  rm -f _build/beside.status
   start_beside bash -c 'rebar3 dialyzer && rebar3 xref'
   stage "C++ unit tests (Catch2 binary, then ctest: layer checks, corpus replays)" cpp_tests
   # The C-node again, from a copy of the repository: its compiles come from ccache (`make build` filled it).
@@ -67,8 +68,9 @@ run_all() {
     -pa _build/default/lib/distribute_pool/ebin test/elixir/smoke.exs
   stage "Gleam suite" env GLEAM_TEST_ERL_FLAGS="-name distribute_gleam_test@127.0.0.1 -setcookie $cookie" \
     scripts/gleam_test.sh
-  # The unit tests (one core, once their build is done) beside the suites, which mostly wait on nodes.
-  start_beside sanitizers _build/sanitize_build.status unit
+  # The unit tests (one core, once their build is done) beside the suites, which mostly wait on nodes; niced, so
+  # that the suites' nodes come first.
+  start_beside nice -n 10 bash -c 'sanitizers _build/sanitize_build.status unit'
   stage "Sanitizers (ASan + UBSan): Erlang suites" sanitizers _build/sanitize_cnode.status suites
   stage "Sanitizers (ASan + UBSan): C++ unit tests (run beside the stage above)" joined
   stage "Fuzz targets (clang, libFuzzer: 5 s each)" fuzz_targets
@@ -102,9 +104,11 @@ cpp_tests() {
     tail -n 2 "$out.log"
   else
     cat "$out.log"
+    echo "--- its standard error, last lines:"
+    tail -n 40 "$out.stderr"
     status=1
   fi
-  ctest --test-dir _build/cmake --output-on-failure --timeout 300 -LE unit || status=1
+  ctest --test-dir _build/cmake --output-on-failure --timeout 300 -LE '^unit$' || status=1
   return $status
 }
 

@@ -210,7 +210,7 @@ std::string render_metrics(const std::vector<pool::PoolStats>& pools, const Metr
     e.family("dpool_splice_pipes_open", "gauge", "Pipes open for big packets (in use, or kept empty for reuse).");
     e.sample("dpool_splice_pipes_open", "", std::uint64_t{totals.splice.pipes_open});
     e.family("dpool_splice_idle_pipes_closed_total", "counter",
-             "Spare pipes closed because no big packet needed them for an interval (10-20 s).");
+             "Spare pipes closed because no big packet needed them for an interval (5-10 s).");
     e.sample("dpool_splice_idle_pipes_closed_total", "", totals.splice.counters.idle_closed);
     if (totals.resident_memory_bytes) {
         e.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

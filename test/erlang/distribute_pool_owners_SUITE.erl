@@ -164,8 +164,8 @@ caller_node_killed_while_it_owns_pools(_Config) ->
 
 -spec caller_node_back_within_the_grace_keeps_its_pools(list()) -> ok.
 caller_node_back_within_the_grace_keeps_its_pools(_Config) ->
-    doc("Two caller nodes killed one after the other, each owning a pool: the first (grace 9 s) is started "
-        "again under its name and calls the C-node; the second (grace 10 s, so its grace ends last) does not come "
+    doc("Two caller nodes killed one after the other, each owning a pool: the first (grace 12 s) is started "
+        "again under its name and calls the C-node; the second (grace 13 s, so its grace ends last) does not come "
         "back. When the second's pool is destroyed, the first's grace has ended too, and its pool is still there: "
         "coming back in time cancelled its destruction."),
     Alive = do_uniq("dpool_back"),
@@ -176,9 +176,9 @@ caller_node_back_within_the_grace_keeps_its_pools(_Config) ->
         {PeerB, B} = start_killable_client(do_uniq("dpool_back_b")),
         try
             {ok, PoolA} = erpc:call(A, distribute_pool, new,
-                                    [T, #{max_connections => 1, owner_grace_ms => 9000, cnode => CNode}]),
+                                    [T, #{max_connections => 1, owner_grace_ms => 12000, cnode => CNode}]),
             {ok, PoolB} = erpc:call(B, distribute_pool, new,
-                                    [T, #{max_connections => 1, owner_grace_ms => 10000, cnode => CNode}]),
+                                    [T, #{max_connections => 1, owner_grace_ms => 13000, cnode => CNode}]),
             kill_node(A),
             kill_node(B),
             do_wait_until(fun() -> maps:get(orphaned_pools, do_cnode_info(Server)) =:= 2 end, 10000),

@@ -40,7 +40,7 @@
                      waiting, successful_operations, failed_operations, max_connections, min_connections,
                      target, pool_id, name, last_failure]).
 
-%% The target of connections_answer_ticks ticks every second and drops a peer silent for four.
+%% The target of connections_answer_ticks ticks every 0.75 s and drops a peer silent for three.
 -define(SHORT_TICKTIME_S, 3).
 
 -spec suite() -> list().
