@@ -419,10 +419,15 @@ bool DistLink::deliver(std::string_view packet)
 
 void DistLink::out_of_memory(std::size_t packet_bytes)
 {
+    close_out_of_memory(fmt::format("out of memory for a packet of {} bytes", packet_bytes));
+}
+
+void DistLink::close_out_of_memory(std::string_view what)
+{
     if (limits_.drops) {
         ++limits_.drops->out_of_memory;
     }
-    close(fmt::format("out of memory for a packet of {} bytes", packet_bytes));
+    close(what);
 }
 
 std::shared_ptr<const void> DistLink::share_packet(std::string_view part)
@@ -704,10 +709,7 @@ void DistLink::do_write()
         });
     } catch (const std::bad_alloc&) {
         writing_ = false;
-        if (limits_.drops) {
-            ++limits_.drops->out_of_memory;
-        }
-        close("out of memory for a write");
+        close_out_of_memory("out of memory for a write");
     }
 }
 

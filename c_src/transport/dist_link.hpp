@@ -178,6 +178,8 @@ private:
     void drop_open_packet();
     // Closes the link because memory for a packet could not be had.
     void out_of_memory(std::size_t packet_bytes);
+    // Closes the link because memory it needed could not be had (`what`: the reason it reports), and counts it.
+    void close_out_of_memory(std::string_view what);
     void do_read();
     // Room in in_ for `want` more bytes, in a spare buffer when the packet ending at `packet_end` (0: none
     // known yet) fits one; false when the memory could not be had (the link is closed then).

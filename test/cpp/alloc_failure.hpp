@@ -1,19 +1,18 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 
 namespace dpool::test {
 
-// While one lives, the next `count` allocations of the calling thread through the global operator new (all of
-// them by default) fail: std::bad_alloc, or a null pointer from the nothrow forms, as with the memory gone. For
-// the paths that must survive that (a link that cannot start a write ends itself, never the process).
-// alloc_failure.cpp replaces operator new and delete in the unit tests' binary (with malloc and free, so the
-// sanitizers see matching pairs); other threads, and this one once it is gone, allocate as usual. Catch2's
-// assertions allocate: check after its scope.
+// While one lives, the next `count` allocations of the calling thread through the global operator new fail:
+// std::bad_alloc, or a null pointer from the nothrow forms, as with the memory gone. For the paths that must
+// survive that (a link that cannot start a write ends itself, never the process). alloc_failure.cpp replaces
+// operator new and delete in the unit tests' binary (with malloc and free, so the sanitizers see matching pairs);
+// other threads, and this one once it is gone, allocate as usual. Catch2's assertions allocate: check after its
+// scope.
 class FailAllocations {
 public:
-    explicit FailAllocations(std::size_t count = SIZE_MAX);
+    explicit FailAllocations(std::size_t count);
     ~FailAllocations();
     FailAllocations(const FailAllocations&) = delete;
     FailAllocations& operator=(const FailAllocations&) = delete;

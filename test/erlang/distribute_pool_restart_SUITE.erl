@@ -841,8 +841,6 @@ do_asked_since(P, Since) ->
     P ! {asked_since, self(), Since},
     receive {asked_since, P, Answer} -> Answer after ?OP_BOUND_MS + 5000 -> ct:fail({probe_hangs, P}) end.
 
-%% Pool has at least N connections (its min_connections), all of them up and free. More than N when a probe's
-%% checkout came while the pool was reconnecting: the pool opened one more for it (up to max_connections).
 %% Waits until each pool of Pools ({Pool, N}) has N connections or more, every one up and idle; when they are not
 %% within ?RECONNECT_MS, fails the case with what stats/1 said of each last.
 -spec wait_all_up([{distribute_pool:pool(), pos_integer()}]) -> ok.
@@ -851,6 +849,8 @@ wait_all_up(Pools) ->
                                       fun(Stats) -> lists:all(fun all_up/1, Stats) end, ?RECONNECT_MS),
     ok.
 
+%% A pool's stats show at least N connections (its min_connections), all of them up and free. More than N when a
+%% probe's checkout came while the pool was reconnecting: the pool opened one more for it (up to max_connections).
 -spec all_up({pos_integer(), term()}) -> boolean().
 all_up({N, {ok, #{total_connections := Total, available_connections := Total}}}) -> Total >= N;
 all_up(_) -> false.
