@@ -260,7 +260,10 @@ pub fn full_line_of_waiters_is_pool_exhausted_at_once_test() {
   let assert Ok(Error(connection_pool.PoolExhausted)) =
     connection_pool.with_connection(
       pool,
-      fn(_) {
+      fn(conn) {
+        // The lease is held first: with_connection sends its checkout without waiting for it, and the caller
+        // spawned next (over a lane of its own) could be served before it.
+        let _ = connection_pool.connection_id(conn)
         // One caller waits in line (its process is killed after 30 s, long after this case is over)...
         test_support.spawn_and_kill_after(
           fn() { connection_pool.with_connection(pool, fn(_) { Nil }) },
