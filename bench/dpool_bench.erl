@@ -119,13 +119,13 @@ run(ResultsDir, CoreCsv) ->
     logger:set_primary_config(level, warning),
     T0 = erlang:monotonic_time(millisecond),
     put(t0, T0),
-    progress("pool_core_ops: reading the Google Benchmark results (~s)", [CoreCsv]),
-    Core = pool_core_figure(CoreCsv),
-    selected(<<"pool_core_ops">>) andalso report(Core),
+    progress("pool_core_ops, packet_normalize_ns: reading the Google Benchmark results (~s)", [CoreCsv]),
+    Core = [pool_core_figure(CoreCsv) | packet_normalize_figure(CoreCsv)],
+    _ = [report(F) || #{name := N} = F <- Core, selected(N)],
     progress("starting ~b plain target nodes (net_ticktime ~s)", [?TARGETS, ?TICKTIME_S]),
     Targets = start_targets(?TARGETS),
     try
-        Figures = [F || #{name := N} = F <- [Core | measure(Targets)], selected(N)],
+        Figures = [F || #{name := N} = F <- Core ++ measure(Targets), selected(N)],
         finish(ResultsDir, Figures, erlang:monotonic_time(millisecond) - T0)
     after
         stop_cnode(),
@@ -438,7 +438,8 @@ pool_core_figure(Csv) ->
             Rows = parse_benchmark_csv(Text),
             case lists:keyfind(<<"lease_and_return/8_median">>, 1, Rows) of
                 {_, Ips} ->
-                    Others = [#{name => Name, items_per_second => V} || {Name, V} <- Rows],
+                    Others = [#{name => Name, items_per_second => V}
+                              || {Name, V} <- Rows, binary:longest_common_prefix([Name, <<"lease_and_return">>]) =:= 16],
                     figure(<<"pool_core_ops">>, Ips, <<"ops/s">>, ge, Goal,
                            fmt("Google Benchmark lease_and_return/8, median of 5 repetitions "
                                "(/100: ~s, /100 half busy: ~s)",
@@ -451,6 +452,28 @@ pool_core_figure(Csv) ->
         {error, _} ->
             skipped(<<"pool_core_ops">>, <<"ops/s">>, ge, Goal,
                     <<"pool_core_bench not built (libbenchmark-dev missing?)">>)
+    end.
+
+%% The C-node's decode of one received packet (Google Benchmark packet_normalize: a caller's one-shot call,
+%% its atoms all references to the atom cache), ns per packet; none when the benchmark did not run.
+-spec packet_normalize_figure(string()) -> [figure()].
+packet_normalize_figure(Csv) ->
+    Rows = case file:read_file(Csv) of
+               {ok, Text} -> parse_benchmark_csv(Text);
+               {error, _} -> []
+           end,
+    case row(<<"packet_normalize_median">>, Rows) of
+        undefined when Rows =/= [] ->
+            progress("packet_normalize_ns: no packet_normalize row in ~s (the benchmark failed?)", [Csv]),
+            [];
+        Ips when is_number(Ips), Ips > 0 ->
+            [reference(<<"packet_normalize_ns">>, 1.0e9 / Ips, <<"ns">>,
+                       "Google Benchmark packet_normalize, median of 5 repetitions: protocol::normalize_packet of "
+                       "a caller's one-shot call as its node sends it (dist header of 7 atom cache references, "
+                       "REG_SEND control and '$gen_call' message), what every packet from a BEAM node goes through",
+                       #{})];
+        _ ->
+            []
     end.
 
 -spec row(binary(), [{binary(), number()}]) -> number() | undefined.

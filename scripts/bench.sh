@@ -14,7 +14,7 @@ rm -f "$tmp"/*
 
 scripts/ensure_deps.sh gnuplot-nox || echo "bench: gnuplot-nox could not be installed; the plot will be skipped"
 
-echo "== pool_core_ops: Google Benchmark (bench/pool_core_bench.cpp)"
+echo "== pool_core_ops, packet_normalize_ns: Google Benchmark (bench/pool_core_bench.cpp)"
 if cmake --build _build/cmake --target pool_core_bench -j 2 >"$tmp/pool_core_build.log" 2>&1; then
   _build/cmake/pool_core_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="$tmp/pool_core.csv" --benchmark_out_format=csv

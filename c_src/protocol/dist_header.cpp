@@ -2,7 +2,8 @@
 
 #include <array>
 #include <cstdint>
-#include <vector>
+
+#include <boost/container/small_vector.hpp>
 
 #include "protocol/term_reader.hpp"
 
@@ -95,11 +96,20 @@ bool append_atom(ByteBuffer& out, std::string_view text, std::size_t out_limit)
     return true;
 }
 
+// The text of an atom cache entry named by a packet's header. A plain pointer and length, so that the arrays of
+// them normalize_packet keeps for a header (up to 255 entries, most headers name a few) are left uninitialised
+// instead of 10 KiB being zeroed for every packet.
+struct AtomText {
+    const char* data;
+    std::size_t size;
+
+    std::string_view view() const { return {data, size}; }
+};
+
 // Copies the atom at `in` (the node of a pid, port or reference): an atom, or an ATOM_CACHE_REF replaced by the
 // atom it stands for. Anything else is no node, as TermReader finds too. Sets `too_large` when the copy would
 // take `out` beyond `out_limit`.
-bool rewrite_node(In& in, std::span<const std::string_view> refs, ByteBuffer& out, std::size_t out_limit,
-                  bool& too_large)
+bool rewrite_node(In& in, std::span<const AtomText> refs, ByteBuffer& out, std::size_t out_limit, bool& too_large)
 {
     std::uint32_t t = 0;
     std::uint32_t n = 0;
@@ -112,7 +122,7 @@ bool rewrite_node(In& in, std::span<const std::string_view> refs, ByteBuffer& ou
             return false;
         }
         // Atoms are at most 65535 bytes: only the bound refuses one (as in rewrite_term).
-        too_large = !append_atom(out, refs[n], out_limit);
+        too_large = !append_atom(out, refs[n].view(), out_limit);
         return !too_large;
     }
     const bool long_form = t == tag::atom || t == tag::atom_utf8;
@@ -148,10 +158,12 @@ struct Work {
 // stays within `out_limit` bytes (too_large beyond). Nesting is kept on an explicit stack, so a deeply nested
 // term cannot exhaust the C++ stack; terms still owed never exceed the bytes left, which bounds the stack by
 // the input size.
-Normalized rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuffer& out, std::size_t out_limit)
+Normalized rewrite_term(In& in, std::span<const AtomText> refs, ByteBuffer& out, std::size_t out_limit)
 {
     bool too_large = false;
-    std::vector<Work> stack{{Step::terms, 1}};
+    // Held inline up to a depth that ordinary messages stay within (a request is three levels deep), so that a
+    // packet costs no allocation here.
+    boost::container::small_vector<Work, 16> stack{{Step::terms, 1}};
     std::uint64_t owed = 1; // terms still to read
     const auto push_terms = [&](std::uint64_t n) {
         if (n == 0) {
@@ -210,7 +222,7 @@ Normalized rewrite_term(In& in, std::span<const std::string_view> refs, ByteBuff
             if (!in.u8(i) || i >= refs.size()) {
                 return Normalized::malformed;
             }
-            if (!append_atom(out, refs[i], out_limit)) {
+            if (!append_atom(out, refs[i].view(), out_limit)) {
                 return Normalized::too_large; // atoms are at most 65535 bytes: only the bound refuses one
             }
             continue;
@@ -365,9 +377,13 @@ Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuf
     if (!in.u8(version) || !in.u8(kind) || !in.u8(count) || version != kVersion || kind != kDistHeader) {
         return Normalized::malformed;
     }
-    std::array<std::string_view, 255> refs{};
+    std::array<AtomText, 255> refs; // the first `count` are set below
     // New entries take effect once the whole packet is read: a malformed packet leaves the cache alone.
-    std::array<std::pair<std::uint16_t, std::string_view>, 255> defined{};
+    struct Defined {
+        std::uint16_t index;
+        AtomText text;
+    };
+    std::array<Defined, 255> defined; // the first `defined_count` are set
     std::size_t defined_count = 0;
     if (count > 0) {
         const unsigned char* flags = nullptr;
@@ -388,15 +404,15 @@ Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuf
                 if (!(long_atoms ? in.u16(length) : in.u8(length)) || !in.take(length, &text)) {
                     return Normalized::malformed;
                 }
-                refs[i] = std::string_view(reinterpret_cast<const char*>(text), length);
+                refs[i] = AtomText{reinterpret_cast<const char*>(text), length};
                 defined[defined_count++] = {index, refs[i]};
                 continue;
             }
             // An entry defined earlier in this header, or in an earlier packet.
             bool found = false;
             for (std::size_t d = defined_count; d > 0 && !found; --d) {
-                if (defined[d - 1].first == index) {
-                    refs[i] = defined[d - 1].second;
+                if (defined[d - 1].index == index) {
+                    refs[i] = defined[d - 1].text;
                     found = true;
                 }
             }
@@ -405,11 +421,11 @@ Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuf
                 if (known == nullptr) {
                     return Normalized::malformed;
                 }
-                refs[i] = *known;
+                refs[i] = AtomText{known->data(), known->size()};
             }
         }
     }
-    const std::span<const std::string_view> used(refs.data(), count);
+    const std::span<const AtomText> used(refs.data(), count);
     const std::size_t start = out.size();
     const std::size_t out_limit = max_bytes > SIZE_MAX - start ? SIZE_MAX : start + max_bytes;
     append_u8(out, kPassThroughByte);
@@ -427,7 +443,7 @@ Normalized normalize_packet(std::string_view packet, AtomCacheIn& cache, ByteBuf
         return result;
     }
     for (std::size_t d = 0; d < defined_count; ++d) {
-        cache.set(defined[d].first, defined[d].second);
+        cache.set(defined[d].index, defined[d].text.view());
     }
     return Normalized::ok;
 }
