@@ -27,7 +27,7 @@
 
 -import(dpool_ct_helper, [doc/1, do_wait_until/2, do_cnode/0, do_stats/1, do_pool_id/1, do_load_fixture/2,
                           do_release/1, do_uniq/1, do_os_alive/1, with_target/2, with_target_pool/3,
-                          with_nodes/2]).
+                          with_nodes/2, do_signal/2]).
 
 -define(SINK, dpool_lanes_sink).
 -define(PIECE_BYTES, 8 * 1024 * 1024).
@@ -369,7 +369,7 @@ small_calls_pass_a_big_transfer(_Config) ->
         B = spawn_link(fun() -> small_caller(Pool, Server, ConnA, T, Self) end),
         LaneB = receive {b_ready, LB} -> LB after 15000 -> ct:fail(b_not_ready) end,
         ct:log("--lanes ~b: A on ~p, B on ~p", [Lanes, LaneA, LaneB]),
-        "" = os:cmd("kill -STOP " ++ OsPid),
+        ok = do_signal(OsPid, "STOP"),
         try
             A ! go,
             %% A's 256 MiB are on A's connection to the C-node (enqueued: A waits for the answer) ...
@@ -379,7 +379,7 @@ small_calls_pass_a_big_transfer(_Config) ->
             %% ... before B's small message is on its own (or, with one lane, waits behind A's).
             do_wait_until(fun() -> in_client_call(B) end, 30000)
         after
-            os:cmd("kill -CONT " ++ OsPid)
+            do_signal(OsPid, "CONT")
         end,
         First = receive
                     {b_done, Calls} -> {b_done, Calls};

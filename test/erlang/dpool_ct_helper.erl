@@ -299,11 +299,49 @@ do_start_sink(Node, Name) ->
 do_target_os_pid(Node) ->
     erpc:call(Node, os, getpid, []).
 
-%% Sends Signal ("STOP", "CONT", ...) to the OS process OsPid (do_target_os_pid/1: taken before a STOP).
+%% Sends Signal ("STOP", "CONT", ...) to the OS process OsPid (do_target_os_pid/1: taken before a STOP). A STOP
+%% returns once every thread of the process is stopped: kill(2) returns before that, since the thread that
+%% takes the signal stops the others only when it next runs, and meanwhile they run on (on a busy machine a
+%% frozen target answered a request sent after the kill).
 -spec do_signal(string(), string()) -> ok.
 do_signal(OsPid, Signal) ->
     "" = os:cmd("kill -" ++ Signal ++ " " ++ OsPid),
-    ok.
+    case Signal of
+        "STOP" ->
+            %% Callers send CONT in an `after' that this wait is outside of: a failed wait resumes the process.
+            try
+                do_wait_until(fun() -> all_threads_stopped(OsPid) end, 10000)
+            catch
+                Class:Reason:Stack ->
+                    _ = os:cmd("kill -CONT " ++ OsPid),
+                    erlang:raise(Class, Reason, Stack)
+            end;
+        _ ->
+            ok
+    end.
+
+%% Whether every thread of the OS process OsPid is in the stopped state (T in /proc/<pid>/task/<tid>/stat).
+-spec all_threads_stopped(string()) -> boolean().
+all_threads_stopped(OsPid) ->
+    Tasks = "/proc/" ++ OsPid ++ "/task",
+    case file:list_dir(Tasks) of
+        {ok, Tids} -> lists:all(fun(Tid) -> thread_state(filename:join([Tasks, Tid, "stat"])) =:= $T end, Tids);
+        {error, _} -> false
+    end.
+
+%% The state letter of a thread's stat line, which follows the command name in parentheses (a name may hold
+%% spaces and parentheses itself: the last `)' ends it).
+-spec thread_state(file:filename()) -> char() | none.
+thread_state(Stat) ->
+    case file:read_file(Stat) of
+        {ok, Line} ->
+            case string:split(Line, <<")">>, trailing) of
+                [_, <<" ", State, _/binary>>] -> State;
+                _ -> none
+            end;
+        {error, _} ->
+            none % a thread that ended meanwhile
+    end.
 
 -spec do_cnode() -> {atom(), node()}.
 do_cnode() ->
