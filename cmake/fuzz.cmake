@@ -23,6 +23,9 @@ if(BUILD_TESTING)
   add_executable(dpool_fuzz_split test/fuzz/corpus_split.cpp)
   target_compile_options(dpool_fuzz_split PRIVATE ${DPOOL_WARNINGS})
   target_link_libraries(dpool_fuzz_split PRIVATE dpool_api)
+  # The replays' plain main, compiled once for all of them (it is the same file for each).
+  add_library(dpool_fuzz_replay_main OBJECT test/fuzz/replay_main.cpp)
+  target_compile_options(dpool_fuzz_replay_main PRIVATE ${DPOOL_WARNINGS})
 endif()
 
 function(dpool_add_fuzzer name source library)
@@ -34,7 +37,7 @@ function(dpool_add_fuzzer name source library)
     add_dependencies(dpool_fuzzers fuzz_${name})
   endif()
   if(BUILD_TESTING)
-    add_executable(dpool_fuzz_replay_${name} ${source} test/fuzz/replay_main.cpp)
+    add_executable(dpool_fuzz_replay_${name} ${source} $<TARGET_OBJECTS:dpool_fuzz_replay_main>)
     target_compile_options(dpool_fuzz_replay_${name} PRIVATE ${DPOOL_WARNINGS})
     target_link_libraries(dpool_fuzz_replay_${name} PRIVATE ${library})
     # The regression directory may not exist (yet): the replay skips a missing directory.
