@@ -18,6 +18,8 @@
 -export([tls_side/2]).
 -export([probe_for/2]).
 
+%% pool_core_ops: lease + return per second of the pool core alone (Google Benchmark).
+-define(POOL_CORE_GOAL, 5000000).
 -define(TARGETS, 20).
 -define(TICKTIME_S, "8").
 -define(SINK, dpool_bench_sink).
@@ -120,7 +122,7 @@ run(ResultsDir, CoreCsv) ->
     T0 = erlang:monotonic_time(millisecond),
     put(t0, T0),
     progress("pool_core_ops, packet_normalize_ns: reading the Google Benchmark results (~s)", [CoreCsv]),
-    Core = [pool_core_figure(CoreCsv) | packet_normalize_figure(CoreCsv)],
+    Core = core_figures(CoreCsv),
     _ = [report(F) || #{name := N} = F <- Core, selected(N)],
     progress("starting ~b plain target nodes (net_ticktime ~s)", [?TARGETS, ?TICKTIME_S]),
     Targets = start_targets(?TARGETS),
@@ -430,42 +432,39 @@ sink_settle(Node, Name) ->
 
 %%% Figures
 
--spec pool_core_figure(string()) -> figure().
-pool_core_figure(Csv) ->
-    Goal = 5000000,
+%% The figures of the C++ micro-benchmarks (bench/pool_core_bench.cpp), from Google Benchmark's CSV.
+-spec core_figures(string()) -> [figure()].
+core_figures(Csv) ->
     case file:read_file(Csv) of
         {ok, Text} ->
             Rows = parse_benchmark_csv(Text),
-            case lists:keyfind(<<"lease_and_return/8_median">>, 1, Rows) of
-                {_, Ips} ->
-                    Others = [#{name => Name, items_per_second => V}
-                              || {Name, V} <- Rows, binary:longest_common_prefix([Name, <<"lease_and_return">>]) =:= 16],
-                    figure(<<"pool_core_ops">>, Ips, <<"ops/s">>, ge, Goal,
-                           fmt("Google Benchmark lease_and_return/8, median of 5 repetitions "
-                               "(/100: ~s, /100 half busy: ~s)",
-                               [fmt_num(row(<<"lease_and_return/100_median">>, Rows)),
-                                fmt_num(row(<<"lease_and_return_half_busy/100_median">>, Rows))]),
-                           absolute, #{rows => Others});
-                false ->
-                    skipped(<<"pool_core_ops">>, <<"ops/s">>, ge, Goal, <<"no lease_and_return/8 row">>)
-            end;
+            [pool_core_figure(Rows) | packet_normalize_figure(Csv, Rows)];
         {error, _} ->
-            skipped(<<"pool_core_ops">>, <<"ops/s">>, ge, Goal,
-                    <<"pool_core_bench not built (libbenchmark-dev missing?)">>)
+            [skipped(<<"pool_core_ops">>, <<"ops/s">>, ge, ?POOL_CORE_GOAL,
+                     <<"pool_core_bench not built (libbenchmark-dev missing?)">>)]
+    end.
+
+-spec pool_core_figure([{binary(), number()}]) -> figure().
+pool_core_figure(Rows) ->
+    case lists:keyfind(<<"lease_and_return/8_median">>, 1, Rows) of
+        {_, Ips} ->
+            Others = [#{name => Name, items_per_second => V}
+                      || {Name, V} <- Rows, string:prefix(Name, <<"lease_and_return">>) =/= nomatch],
+            figure(<<"pool_core_ops">>, Ips, <<"ops/s">>, ge, ?POOL_CORE_GOAL,
+                   fmt("Google Benchmark lease_and_return/8, median of 5 repetitions "
+                       "(/100: ~s, /100 half busy: ~s)",
+                       [fmt_num(row(<<"lease_and_return/100_median">>, Rows)),
+                        fmt_num(row(<<"lease_and_return_half_busy/100_median">>, Rows))]),
+                   absolute, #{rows => Others});
+        false ->
+            skipped(<<"pool_core_ops">>, <<"ops/s">>, ge, ?POOL_CORE_GOAL, <<"no lease_and_return/8 row">>)
     end.
 
 %% The C-node's decode of one received packet (Google Benchmark packet_normalize: a caller's one-shot call,
-%% its atoms all references to the atom cache), ns per packet; none when the benchmark did not run.
--spec packet_normalize_figure(string()) -> [figure()].
-packet_normalize_figure(Csv) ->
-    Rows = case file:read_file(Csv) of
-               {ok, Text} -> parse_benchmark_csv(Text);
-               {error, _} -> []
-           end,
+%% its atoms all references to the atom cache), ns per packet; none, said so, when its row is missing.
+-spec packet_normalize_figure(string(), [{binary(), number()}]) -> [figure()].
+packet_normalize_figure(Csv, Rows) ->
     case row(<<"packet_normalize_median">>, Rows) of
-        undefined when Rows =/= [] ->
-            progress("packet_normalize_ns: no packet_normalize row in ~s (the benchmark failed?)", [Csv]),
-            [];
         Ips when is_number(Ips), Ips > 0 ->
             [reference(<<"packet_normalize_ns">>, 1.0e9 / Ips, <<"ns">>,
                        "Google Benchmark packet_normalize, median of 5 repetitions: protocol::normalize_packet of "
@@ -473,6 +472,7 @@ packet_normalize_figure(Csv) ->
                        "REG_SEND control and '$gen_call' message), what every packet from a BEAM node goes through",
                        #{})];
         _ ->
+            progress("packet_normalize_ns: no packet_normalize row in ~s (the benchmark failed?)", [Csv]),
             []
     end.
 

@@ -96,8 +96,8 @@ run_all() {
 # case), then what else ctest has (label `unit` excluded: those cases). Both run whatever the first gives. The
 # binary's report is printed whole when a case failed, else its summary (what the cases print on stderr, e.g.
 # the usage errors of the options' cases, stays in _build/cmake/dpool_unit_tests.stderr). It runs in the build
-# directory, as ctest runs it: under ccache (CCACHE_BASEDIR) the compiler sees the test files by relative paths,
-# and the case that reads docs/PROTOCOL.md finds it from there.
+# directory, as ctest runs it: built file by file (-DDPOOL_UNITY_TESTS=OFF) under ccache (CCACHE_BASEDIR), the
+# compiler sees the test files by relative paths, and the case that reads docs/PROTOCOL.md finds it from there.
 cpp_tests() {
   local status=0 out=_build/cmake/dpool_unit_tests
   if (cd _build/cmake && timeout -k 10 600 ./dpool_unit_tests) >"$out.log" 2>"$out.stderr"; then
