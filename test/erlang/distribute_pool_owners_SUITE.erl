@@ -229,7 +229,7 @@ pools_created_and_destroyed_in_a_loop(_Config) ->
         %% in quarantine (256 MB) before reusing it, so RSS grows until that is full, whatever the C-node
         %% frees. The plain run of the suite checks the bound; this one, that the churn is free of memory
         %% errors.
-        true = Last - First =< 3 * 1024 orelse os:getenv("DPOOL_TEST_SANITIZER") =/= false,
+        true = Last - First =< 3 * 1024 orelse dpool_ct_helper:do_sanitized(),
         true = do_os_alive(OsPid)
     end).
 

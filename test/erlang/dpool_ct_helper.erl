@@ -48,6 +48,7 @@
 -export([do_start_cnode_port/4]).
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
+-export([do_sanitized/0]).
 -export([do_uniq/1]).
 -export([do_set_env/2]).
 
@@ -584,6 +585,12 @@ port_lines(Port, Acc) ->
     after 0 ->
         lists:reverse(Acc)
     end.
+
+%% Whether this run's C-node is the sanitizer stage's (scripts/sanitize_test.sh sets DPOOL_TEST_SANITIZER): an
+%% ASan + UBSan build at -O0, several times slower, whose allocator holds freed memory back.
+-spec do_sanitized() -> boolean().
+do_sanitized() ->
+    os:getenv("DPOOL_TEST_SANITIZER") =/= false.
 
 -spec do_os_alive(non_neg_integer()) -> boolean().
 do_os_alive(OsPid) ->
