@@ -3,15 +3,18 @@
 #   dpool_unity(<target>)
 #
 # replaces the sources of <target> (files under c_src/) by files of the build directory that each include up to
-# ?DPOOL_UNITY_BATCH of them, in their order, so that the headers every file parses (Boost.Asio, spdlog, fmt:
-# most of a file's compile time) are parsed once per batch. A build from scratch takes about a third less time.
+# DPOOL_UNITY_BATCH of them, in their order and spread evenly (12 sources make two batches of 6), so that the
+# headers every file parses (Boost.Asio, spdlog, fmt: most of a file's compile time) are parsed once per batch.
+# A build from scratch takes about a third less time.
 #
 # Not CMake's own UNITY_BUILD: its files include the sources by absolute path, so a copy of the repository
 # elsewhere (the dependency stage of `make test`, scripts/dep_test.sh) compiles different text and gets nothing
 # from ccache. These include them by their path under c_src/, the include directory of every layer, which
 # ccache sees relative to the repository (scripts/with_ccache.sh): the same text and command line in any copy.
 # A batch is written only when its text changes (file(CONFIGURE)), so configuring again rebuilds nothing; a
-# change to one source rebuilds its batch (configure with -DDPOOL_UNITY=OFF to compile file by file).
+# change to one source rebuilds its batch. Configure with -DDPOOL_UNITY=OFF to compile file by file: the fuzz
+# build (scripts/fuzz.sh) does, so that every file is still compiled on its own somewhere and must include what
+# it uses. With ON, the build directory's compile_commands.json names the batches, not the sources.
 set(DPOOL_UNITY_BATCH 8)
 
 function(dpool_unity target)
@@ -19,10 +22,16 @@ function(dpool_unity target)
     return()
   endif()
   get_target_property(sources ${target} SOURCES)
+  if(NOT sources)
+    message(FATAL_ERROR "dpool_unity(${target}): the target has no sources yet")
+  endif()
+  list(LENGTH sources total)
+  # As few batches as the bound allows, of equal size: on 2 cores the last, largest batch ends the build.
+  math(EXPR batch_count "(${total} + ${DPOOL_UNITY_BATCH} - 1) / ${DPOOL_UNITY_BATCH}")
+  math(EXPR batch_size "(${total} + ${batch_count} - 1) / ${batch_count}")
   set(batches "")
   set(text "")
   set(count 0)
-  list(LENGTH sources total)
   set(seen 0)
   foreach(source IN LISTS sources)
     if(NOT source MATCHES "^c_src/(.+\\.cpp)$")
@@ -31,7 +40,7 @@ function(dpool_unity target)
     string(APPEND text "#include \"${CMAKE_MATCH_1}\"\n")
     math(EXPR count "${count} + 1")
     math(EXPR seen "${seen} + 1")
-    if(count EQUAL DPOOL_UNITY_BATCH OR seen EQUAL total)
+    if(count EQUAL batch_size OR seen EQUAL total)
       list(LENGTH batches index)
       set(batch "${CMAKE_CURRENT_BINARY_DIR}/unity/${target}_${index}.cpp")
       file(CONFIGURE OUTPUT "${batch}"

@@ -29,7 +29,6 @@
                           do_target_os_pid/1, do_signal/2, do_os_alive/1, with_nodes/2]).
 
 -define(SERVICE, dpool_limits).
-%% A caller's flood of checkouts: far beyond the default max_waiters (10,000).
 %% RSS bounds, generous (a busy 2-core machine, allocator slack): what a flood may add at its peak, and what may
 %% stay once it is over and the memory was given back.
 -define(FLOOD_PEAK_KB, 192 * 1024).
@@ -74,17 +73,17 @@ end_per_suite(Config) ->
 %% memory at start.
 -spec init_per_testcase(atom(), list()) -> list() | {skip, string()}.
 init_per_testcase(oversized_packet_announcements_under_ulimit, Config) ->
-    case rss_checked() of
-        true -> Config;
-        false -> {skip, "under AddressSanitizer (DPOOL_TEST_SANITIZER): no address-space limit can be set"}
+    case dpool_ct_helper:do_sanitized() of
+        false -> Config;
+        true -> {skip, "under AddressSanitizer (DPOOL_TEST_SANITIZER): no address-space limit can be set"}
     end;
 %% Nor can the C-node run out of descriptors under UndefinedBehaviorSanitizer: its vptr check reads a vtable
 %% only after testing the memory through a pipe (sanitizer_common's IsAccessibleMemoryRange), so with no
 %% descriptor left every virtual call reads as "invalid vptr" and stops the C-node.
 init_per_testcase(descriptor_limit_is_named, Config) ->
-    case rss_checked() of
-        true -> Config;
-        false -> {skip, "under UBSan (DPOOL_TEST_SANITIZER): its vptr check needs a descriptor (a pipe)"}
+    case dpool_ct_helper:do_sanitized() of
+        false -> Config;
+        true -> {skip, "under UBSan (DPOOL_TEST_SANITIZER): its vptr check needs a descriptor (a pipe)"}
     end;
 init_per_testcase(_Case, Config) ->
     Config.
@@ -100,9 +99,10 @@ checkout_flood_from_one_caller(_Config) ->
     doc("Table row: a caller with the cookie sends 10^6 checkouts and never checks in. One process of a client "
         "node sends 200,000 checkouts (50,000 in the sanitizer stage, still five times the line) without "
         "waiting: the pool keeps max_waiters (10,000) in line and answers every other one "
-        "{limit_reached, {max_waiters, _}} at once; the C-node's RSS stays bounded; a caller on another node is served by another pool, and told max_waiters by the flooded one; when the flooding "
-        "process dies its leases and waiters are gone. The same flood into a pool that takes 1,000,000 waiters "
-        "holds them all, and once the process dies the memory is given back (RSS under a bound again)."),
+        "{limit_reached, {max_waiters, _}} at once; the C-node's RSS stays bounded; a caller on another node is "
+        "served by another pool, and told max_waiters by the flooded one; when the flooding process dies its "
+        "leases and waiters are gone. The same flood into a pool that takes 1,000,000 waiters holds them all, and "
+        "once the process dies the memory is given back (RSS under a bound again)."),
     with_nodes([{target, "dpool_lim_flood_t"}, {client, "dpool_lim_flooder"}, cnode("dpool_lim_flood", [])],
                fun([{_, T}, {_, Flooder}, #{os_pid := OsPid} = Port]) ->
         CNode = server(Port),
@@ -528,6 +528,15 @@ info(CNode) ->
     {ok, Info} = gen_server:call(CNode, info, 10000),
     Info.
 
+%% A caller's flood of checkouts, far beyond the default max_waiters (10,000): 200,000, or 50,000 against the
+%% sanitizer stage's C-node, which answers them at a fifth of the speed (still five times the line, so most are
+%% refused as before).
+flood_size() ->
+    case dpool_ct_helper:do_sanitized() of
+        false -> 200000;
+        true -> 50000
+    end.
+
 rss_kb(OsPid) -> status_kb(OsPid, <<"VmRSS:">>).
 
 %% Whether the C-node's RSS tells its bounds: not under AddressSanitizer (the sanitizer stage sets
@@ -536,13 +545,6 @@ rss_kb(OsPid) -> status_kb(OsPid, <<"VmRSS:">>).
 %% (the C-node's own counters, such as the output queued, are checked in both).
 rss_checked() -> not dpool_ct_helper:do_sanitized().
 
-%% The checkouts of the flood case: 200,000, or 50,000 against the sanitizer stage's C-node, which answers them
-%% at a fifth of the speed (still five times max_waiters, so most are refused as before).
-flood_size() ->
-    case dpool_ct_helper:do_sanitized() of
-        false -> 200000;
-        true -> 50000
-    end.
 hwm_kb(OsPid) -> status_kb(OsPid, <<"VmHWM:">>).
 vm_size_kb(OsPid) -> status_kb(OsPid, <<"VmSize:">>).
 
