@@ -109,6 +109,15 @@ cpp_tests() {
     status=1
   fi
   ctest --test-dir _build/cmake --output-on-failure --timeout 300 -LE '^unit$' || status=1
+  # ctest's own entry per case (label `unit`, for a developer's `ctest -L unit`) names the case Catch2 runs only
+  # when CMake did not split the name: a ';' in it is CMake's list separator.
+  local cases entries
+  cases=$(cd _build/cmake && ./dpool_unit_tests --list-test-names-only 2>/dev/null | grep -c .)
+  entries=$(ctest --test-dir _build/cmake -N -L '^unit$' | grep -c 'Test *#')
+  if [ "$cases" != "$entries" ]; then
+    echo "ctest has $entries unit entries for $cases Catch2 cases: a case name with a ';' is split by CMake"
+    status=1
+  fi
   return $status
 }
 

@@ -106,7 +106,7 @@ TEST_CASE("AddressRange: IPv4 addresses and CIDR ranges", "[access]")
     }
 }
 
-TEST_CASE("CallerAccess: each list given must be satisfied; none given lets every caller in", "[access]")
+TEST_CASE("CallerAccess: each list given must be satisfied, and none given lets every caller in", "[access]")
 {
     const auto local = asio::ip::make_address("127.0.0.1");
     const auto other = asio::ip::make_address("127.0.0.2");

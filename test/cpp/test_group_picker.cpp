@@ -102,7 +102,7 @@ TEST_CASE("group picker: least_in_use takes the least loaded member that is up, 
           std::map<std::size_t, int>{{0, 100}, {1, 100}, {2, 100}, {3, 100}});
 }
 
-TEST_CASE("group picker: a key keeps its member; a lost member's keys move, and only they", "[group]")
+TEST_CASE("group picker: a key keeps its member, a lost member's keys move, and only they", "[group]")
 {
     GroupPicker picker;
     auto ms = members();

@@ -357,7 +357,7 @@ TEST_CASE("Pool finds a pipelined lease by its checkout's tag: granted, still in
     CHECK(h.answers.has("u: error invalid_connection"));
 }
 
-TEST_CASE("Pool grants a quiet checkout without an answer; its holder's first operation by the tag is told",
+TEST_CASE("Pool grants a quiet checkout without an answer, and its holder's first operation by the tag is told",
           "[pool]")
 {
     PoolHarness h(config(1, 1));

@@ -1678,7 +1678,7 @@ TEST_CASE("parse_pool_options: a group member's options go over the group's", "[
           "{unknown_option,max_conections,{did_you_mean,max_connections}}");
 }
 
-TEST_CASE("parse_group_options: strategy, name, owner, owner_grace_ms; anything else refused", "[requests][group]")
+TEST_CASE("parse_group_options: strategy, name, owner, owner_grace_ms, anything else refused", "[requests][group]")
 {
     const auto group = [](const std::function<void(EiTerm&)>& entries, long pairs) {
         EiTerm t;

@@ -171,7 +171,7 @@ TEST_CASE("the bound: an expired barrier ends incomplete, its silent links are s
     CHECK((*done)[0].complete);
 }
 
-TEST_CASE("at most max_barriers at once; beyond, an answer is given without one and counted")
+TEST_CASE("at most max_barriers at once: beyond, an answer is given without one and counted")
 {
     std::uint64_t numbers = 0;
     ReturnBarriers b(numbers, 2);
