@@ -16,6 +16,9 @@
 # build (scripts/fuzz.sh) does, so that every file is still compiled on its own somewhere and must include what
 # it uses. With ON, the build directory's compile_commands.json names the batches, not the sources.
 set(DPOOL_UNITY_BATCH 8)
+# Options of every target compiled as a unity build, these batches or CMake's (the unit tests'): GCC warns when a
+# coroutine frame holds a type of another file's anonymous namespace, harmless when that file is included.
+set(DPOOL_UNITY_OPTIONS $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
 
 function(dpool_unity target)
   if(NOT DPOOL_UNITY)
@@ -52,8 +55,5 @@ function(dpool_unity target)
     endif()
   endforeach()
   set_property(TARGET ${target} PROPERTY SOURCES "${batches}")
-  # CMake's unity build (the sanitizer build turns it on for every target) leaves these batches as they are.
-  set_property(TARGET ${target} PROPERTY UNITY_BUILD OFF)
-  # GCC warns when a coroutine frame holds a type of another file's anonymous namespace, harmless here.
-  target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
+  target_compile_options(${target} PRIVATE ${DPOOL_UNITY_OPTIONS})
 endfunction()
