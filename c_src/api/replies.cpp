@@ -216,6 +216,7 @@ constexpr Field<PoolStats> kStatsFields[] = {
     {"acquire_wait_avg_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_avg_us); }},
     {"acquire_wait_max_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_max_us); }},
     {"acquire_wait_p99_us", [](auto& w, const PoolStats& s) { integer(w, s.acquire_wait_p99_us); }},
+    {"request_rtt_avg_us", [](auto& w, const PoolStats& s) { integer(w, s.request_rtt_avg_us); }},
     {"request_rtt_p50_us", [](auto& w, const PoolStats& s) { integer(w, s.request_rtt_p50_us); }},
     {"request_rtt_p99_us", [](auto& w, const PoolStats& s) { integer(w, s.request_rtt_p99_us); }},
     {"connections",

@@ -30,6 +30,7 @@ PoolStats Pool::snapshot() const
     s.acquire_wait_avg_us = acquire_wait_.average();
     s.acquire_wait_max_us = acquire_wait_.max();
     s.acquire_wait_p99_us = acquire_wait_.percentile(990);
+    s.request_rtt_avg_us = request_rtt_.average();
     s.request_rtt_p50_us = request_rtt_.percentile(500);
     s.request_rtt_p99_us = request_rtt_.percentile(990);
     for (const auto& c : connections_) {

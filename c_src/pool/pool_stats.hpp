@@ -98,6 +98,7 @@ struct PoolStats {
     std::uint64_t acquire_wait_avg_us = 0;
     std::uint64_t acquire_wait_max_us = 0;
     std::uint64_t acquire_wait_p99_us = 0;
+    std::uint64_t request_rtt_avg_us = 0;
     std::uint64_t request_rtt_p50_us = 0;
     std::uint64_t request_rtt_p99_us = 0;
     std::vector<Connection> connections; // open ones (not closed slots), by id

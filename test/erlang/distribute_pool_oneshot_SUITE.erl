@@ -18,6 +18,7 @@
 -export([cast_batch_key_keeps_order/1]).
 -export([cast_batch_badarg/1]).
 -export([call_results_as_rex_gives_them/1]).
+-export([request_rtt_average_is_the_mean/1]).
 -export([big_payloads_forwarded_intact/1]).
 -export([measure/1]).
 
@@ -40,6 +41,7 @@ all() ->
      cast_batch_key_keeps_order,
      cast_batch_badarg,
      call_results_as_rex_gives_them,
+     request_rtt_average_is_the_mean,
      big_payloads_forwarded_intact,
      measure].
 
@@ -305,6 +307,26 @@ call_results_as_rex_gives_them(_Config) ->
         true = RexAfter - RexBefore < 50,
         #{request_rtt_p50_us := P50, request_rtt_p99_us := P99} = do_stats(Pool),
         true = P50 > 0 andalso P99 >= P50
+    end).
+
+-spec request_rtt_average_is_the_mean(list()) -> ok.
+request_rtt_average_is_the_mean(_Config) ->
+    doc("stats' request_rtt_avg_us is the mean of the requests' round trips, where the p50 is the middle one: "
+        "after three quick calls and one of 400 ms the mean is at least 400 ms / 4 and at most the calls' own "
+        "mean as the caller timed them (the C-node's share of each is inside the caller's), the p50 far below."),
+    with_target_pool("dpool_rtt_avg", 1, fun(_T, Pool) ->
+        #{request_rtt_avg_us := 0, request_rtt_p50_us := 0} = do_stats(Pool),
+        Calls = [{erlang, node, []}, {erlang, node, []}, {timer, sleep, [400]}, {erlang, node, []}],
+        Micros = [begin
+                      Start = erlang:monotonic_time(microsecond),
+                      {ok, _} = distribute_pool:call(Pool, M, F, A),
+                      erlang:monotonic_time(microsecond) - Start
+                  end || {M, F, A} <- Calls],
+        #{request_rtt_avg_us := Avg, request_rtt_p50_us := P50} = Stats = do_stats(Pool),
+        ct:pal("request_rtt_avg_us ~b, p50 ~b; the caller's times (us) ~w", [Avg, P50, Micros]),
+        true = Avg >= 400000 div length(Calls) orelse ct:fail({mean_below_its_long_call, Stats}),
+        true = Avg =< lists:sum(Micros) div length(Calls) orelse ct:fail({mean_above_the_callers, Stats, Micros}),
+        true = P50 < 400000 div length(Calls) orelse ct:fail({p50_not_the_middle, Stats})
     end).
 
 -spec big_payloads_forwarded_intact(list()) -> ok.
