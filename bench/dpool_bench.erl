@@ -71,7 +71,7 @@
                         <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
                         <<"floor_with_connection_ratio">>, <<"floor_bare_call_p50">>,
                         <<"floor_bare_lease_p50">>, <<"floor_bare_lease_ratio">>, <<"call_floor_ratio">>,
-                        <<"with_connection_vs_call_p50">>]).
+                        <<"call_floor_mean_ratio">>, <<"with_connection_vs_call_p50">>]).
 
 %% The figures of hol/1: hol_p99 and the reference figures measured with it, in the same repetitions.
 %% The figures of tls_cost/1: what TLS distribution costs, plain and TLS clusters measured in turn.
@@ -578,6 +578,7 @@ pooled_call(Target) ->
 %%   two of the first (the lease comes before the fun runs) and one of the second;
 %% - with_connection + call, in the same repetitions: with_connection_vs_call_p50 is its p50 over the one-shot
 %%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target);
+%% - the same by means (call_floor_mean_ratio): a mean of a sum is the sum of the means, which a p50 is not;
 %% - the messages of both sent by hand (bare_sides/2): what is left of each without the library's code.
 -spec call_floors(node()) -> [figure()].
 call_floors(Target) ->
@@ -602,13 +603,16 @@ call_floors(Target) ->
                     progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
                              "with_connection + call",
                              [R, ?REPS, ?CALLS_PER_REP]),
-                    [{S, percentile(0.5, Ts)} || {S, Ts} <- time_interleaved(Sides, ?CALLS_PER_REP)]
+                    [{S, {percentile(0.5, Ts), lists:sum(Ts) / length(Ts)}}
+                     || {S, Ts} <- time_interleaved(Sides, ?CALLS_PER_REP)]
                 end || R <- lists:seq(1, ?REPS)],
-        Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- Reps]) end,
+        Med = fun(S) -> median([element(1, proplists:get_value(S, Rep)) || Rep <- Reps]) end,
+        MedMean = fun(S) -> median([element(2, proplists:get_value(S, Rep)) || Rep <- Reps]) end,
         Order = [erpc, echo, ping, pooled, with_connection, bare_call, bare_lease],
         [Erpc, Echo50, Ping, Pooled, WithConn, Bare1, Bare3] = [Med(S) || S <- Order],
-        {ok, #{request_rtt_p50_us := Inside}} = distribute_pool:stats(Pool),
-        RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- Order] || Rep <- Reps]},
+        {ok, #{request_rtt_p50_us := Inside, request_rtt_avg_us := InsideMean}} = distribute_pool:stats(Pool),
+        [PingMean, PooledMean] = [MedMean(S) || S <- [ping, pooled]],
+        RepsUs = #{reps_us => [[element(1, proplists:get_value(S, Rep)) || S <- Order] || Rep <- Reps]},
         Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating every ~b calls",
                               [What, ?REPS, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]) end,
         [reference(<<"floor_direct_erpc_p50">>, Erpc, <<"us">>,
@@ -644,6 +648,13 @@ call_floors(Target) ->
                        "C-node->target p50 ~b us", [Pooled, Ping, Inside])),
                 ratio, #{sides => [{<<"pooled_call_p50">>, Pooled, <<"us">>},
                                    {<<"floor">>, Ping + Inside, <<"us">>}]}),
+         reference(<<"call_floor_mean_ratio">>, PooledMean / (PingMean + InsideMean), <<"ratio">>,
+                   Of(fmt("call_floor_ratio by means: one-shot call mean ~.1f us / (C-node ping mean ~.1f us + "
+                          "C-node->target mean ~b us, stats request_rtt_avg_us, each request in whole us): the "
+                          "call's own cost over its two parts, whatever the shape of their spread (a p50 of a sum "
+                          "is not the sum of the p50s)", [PooledMean, PingMean, InsideMean])),
+                   #{sides => [{<<"pooled_call_mean">>, PooledMean, <<"us">>},
+                               {<<"floor_mean">>, PingMean + InsideMean, <<"us">>}]}),
          figure(<<"with_connection_vs_call_p50">>, WithConn / Pooled, <<"ratio">>, le, 1.1,
                 Of(fmt("with_connection + call(C, erlang, node, []) p50 ~.1f us / one-shot call(Pool, erlang, node, "
                        "[]) p50 ~.1f us (pool of 4)", [WithConn, Pooled])),
