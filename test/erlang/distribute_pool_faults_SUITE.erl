@@ -220,8 +220,9 @@ client_node_leases_come_back(_Config) ->
 -spec million_messages_none_lost_none_duplicated_in_order(list()) -> ok.
 million_messages_none_lost_none_duplicated_in_order(_Config) ->
     doc("1,000,000 messages (100,000 in the sanitizer stage) {Sender, Run, ConnId, Seq} from 8 senders "
-        "through a pool of 4 with send_batch (one lease per run of 200..2000 messages) to a collector on the "
-        "target: none lost, none duplicated, consecutive and in order within each run (one sender, one lease)."),
+        "through a pool of 4 with send_batch (one lease per run of 200..2000 messages; every other run "
+        "pipelined with send_async) to a collector on the target: none lost, none duplicated, consecutive "
+        "and in order within each run (one sender, one lease)."),
     with_target("dpool_faults_seq", fun(T) ->
         ok = do_load_fixture(T, dpool_seq_collector),
         {ok, Collector} = erpc:call(T, dpool_seq_collector, start, []),
@@ -486,7 +487,8 @@ messages() ->
     end.
 
 %% Sends sequence numbers 1..Count to Collector in runs of 200..2000, each run one send_batch (one lease);
-%% answers {sender_done, self(), Runs}.
+%% answers {sender_done, self(), Runs}. Every other run is pipelined: send_async/3, its last message a send/3
+%% (which waits until the run's messages are queued), so both ways of sending carry about half the messages.
 sender(Pool, Collector, Id, Count, Parent) ->
     put(progress, 0),
     Runs = sender_loop(Pool, Collector, Id, 1, Count, 0),
@@ -497,9 +499,15 @@ sender_loop(_Pool, _Collector, _Id, Next, Count, Run) when Next > Count ->
 sender_loop(Pool, Collector, Id, Next, Count, Run) ->
     Last = min(Count, Next + 199 + rand:uniform(1801)),
     Seqs = lists:seq(Next, Last),
+    SendOne = case Run rem 2 of
+                  0 -> fun distribute_pool:send/3;
+                  1 -> fun(Conn, To, Msg) when element(5, Msg) =:= Last -> distribute_pool:send(Conn, To, Msg);
+                          (Conn, To, Msg) -> distribute_pool:send_async(Conn, To, Msg)
+                       end
+              end,
     Send = fun(Conn, Seq) ->
                    #{id := ConnId} = distribute_pool:connection_info(Conn),
-                   distribute_pool:send(Conn, Collector, {seq, Id, Run, ConnId, Seq})
+                   SendOne(Conn, Collector, {seq, Id, Run, ConnId, Seq})
            end,
     case distribute_pool:send_batch(Pool, Seqs, Send) of
         {ok, Results} ->
