@@ -22,6 +22,11 @@ set(DPOOL_UNITY_OPTIONS $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
 
 function(dpool_unity target)
   if(NOT DPOOL_UNITY)
+    # File by file, unless CMake's own unity build (CMAKE_UNITY_BUILD) joins the files: the same warning then.
+    get_target_property(cmake_unity ${target} UNITY_BUILD)
+    if(cmake_unity)
+      target_compile_options(${target} PRIVATE ${DPOOL_UNITY_OPTIONS})
+    endif()
     return()
   endif()
   get_target_property(sources ${target} SOURCES)
