@@ -179,15 +179,15 @@ address_suites() {
     paths+=${paths:+,}test/erlang/$name
   done
   say "address: Erlang suites against $dir/dpool_cnode: ${paths//test\/erlang\//}"
-  # Every node of the run (this one, peers, the nodes of the suites) gets the instrumented C-node. The
-  # million-message case sends 100,000 (the instrumented C-node is five times slower at it), the churn case
-  # makes 4,000 pools, and DPOOL_TEST_SANITIZER tells the suites (10 pools of 100 at once, not 500; a flood of
-  # 50,000 checkouts, not 200,000; 8,000 calls in the deadline-queue case, not 20,000; the churn case and the
-  # limits suite's floods leave out their RSS bounds; the address-space and descriptor-limit cases are skipped).
+  # Every node of the run (this one, peers, the nodes of the suites) gets the instrumented C-node, and
+  # DPOOL_TEST_SANITIZER tells the suites (dpool_ct_helper:do_scaled/2: 100,000 messages in the million-message
+  # case, the instrumented C-node being five times slower at it; 4,000 pools in the churn case, not 10,000; 10
+  # pools of 100 at once, not 500; a flood of 50,000 checkouts, not 200,000; 8,000 calls in the deadline-queue
+  # case, not 20,000; the churn case and the limits suite's floods leave out their RSS bounds; the
+  # address-space and descriptor-limit cases are skipped).
   ERL_FLAGS="${ERL_FLAGS:-} -distribute_pool cnode_executable '\"$PWD/$dir/dpool_cnode\"'" \
     ASAN_OPTIONS=$asan_options:log_path=$reports/ct/asan UBSAN_OPTIONS=$ubsan_options:log_path=$reports/ct/ubsan \
-    DPOOL_TEST_SANITIZER=address DPOOL_TEST_SEQ_MESSAGES=${DPOOL_TEST_SEQ_MESSAGES:-100000} \
-    DPOOL_CHURN_CYCLES=${DPOOL_CHURN_CYCLES:-4000} \
+    DPOOL_TEST_SANITIZER=address \
     rebar3 ct --name "distribute_pool_ct@127.0.0.1" --setcookie "$cookie" --logdir "$dir/ct_logs" \
     --suite "$paths" || status=1
   wait_exited "$dir/dpool_cnode" || status=1

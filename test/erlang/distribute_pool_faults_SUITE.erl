@@ -477,14 +477,11 @@ remote_holders(Client, Pool, Tags) ->
 %% Helpers: the million messages.
 
 %% The messages of the million-message case: 1,000,000, or DPOOL_TEST_SEQ_MESSAGES (a multiple of SENDERS).
-%% The sanitizer stage (scripts/sanitize_test.sh) sends 100,000: its C-node passes them at a fifth of the
-%% speed, and a tenth goes through the same code.
+%% The sanitizer stage sends 100,000: its C-node passes them at a fifth of the speed, and a tenth goes through
+%% the same code.
 -spec messages() -> pos_integer().
 messages() ->
-    case os:getenv("DPOOL_TEST_SEQ_MESSAGES") of
-        false -> 1000000;
-        Text -> list_to_integer(Text)
-    end.
+    dpool_ct_helper:do_scaled(1000000, 100000, "DPOOL_TEST_SEQ_MESSAGES").
 
 %% Sends sequence numbers 1..Count to Collector in runs of 200..2000, each run one send_batch (one lease);
 %% answers {sender_done, self(), Runs}. Every other run is pipelined: send_async/3, its last message a send/3

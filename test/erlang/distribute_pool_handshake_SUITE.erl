@@ -150,7 +150,7 @@ ten_pools_of_500_at_once(_Config) ->
     with_nodes([{cnode, ["--name", Alive ++ "@127.0.0.1"]}, {client, "dpool_wide_c"} | Targets],
                fun([#{node := CNode}, {_, Client} | TargetNodes]) ->
         %% The sanitizer stage's C-node (-O0, ASan) handshakes several times slower: a fifth of the connections.
-        Size = case dpool_ct_helper:do_sanitized() of false -> 500; true -> 100 end,
+        Size = dpool_ct_helper:do_scaled(500, 100),
         Options = #{max_connections => Size, cnode => CNode},
         Start = erlang:monotonic_time(millisecond),
         Askers = [spawn_monitor(fun() ->

@@ -532,10 +532,7 @@ info(CNode) ->
 %% sanitizer stage's C-node, which answers them at a fifth of the speed (still five times the line, so most are
 %% refused as before).
 flood_size() ->
-    case dpool_ct_helper:do_sanitized() of
-        false -> 200000;
-        true -> 50000
-    end.
+    dpool_ct_helper:do_scaled(200000, 50000).
 
 rss_kb(OsPid) -> status_kb(OsPid, <<"VmRSS:">>).
 

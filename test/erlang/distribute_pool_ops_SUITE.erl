@@ -255,7 +255,7 @@ answered_requests_leave_no_deadlines(_Config) ->
                                                           end)}
                             end),
         %% Either count is several compactions' worth: one deadline per call would break the bound.
-        PerCaller = case dpool_ct_helper:do_sanitized() of false -> 5000; true -> 2000 end,
+        PerCaller = dpool_ct_helper:do_scaled(5000, 2000),
         Callers = [spawn_link(fun() ->
                                       [{ok, T} = distribute_pool:call(Pool, erlang, node, [], 60000)
                                        || _ <- lists:seq(1, PerCaller)],

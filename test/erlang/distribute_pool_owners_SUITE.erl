@@ -3,8 +3,8 @@
 %% against C-nodes started by hand (standalone: no application of theirs restores anything), with real nodes,
 %% real epmd and 127.0.0.1; callers that die are killed with kill -9.
 %%
-%% pools_created_and_destroyed_in_a_loop makes DPOOL_CHURN_CYCLES pools (default 10000, sized for CI) and
-%% compares the C-node's RSS after a tenth of them with its RSS at the end.
+%% pools_created_and_destroyed_in_a_loop makes DPOOL_CHURN_CYCLES pools (default 10000, sized for CI; 4000 in
+%% the sanitizer stage) and compares the C-node's RSS after a tenth of them with its RSS at the end.
 -module(distribute_pool_owners_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -24,6 +24,8 @@
                           do_os_alive/1, with_nodes/2]).
 
 -define(DEFAULT_CHURN_CYCLES, 10000).
+%% Against the sanitizer stage's C-node, several times slower.
+-define(SANITIZED_CHURN_CYCLES, 4000).
 
 -spec suite() -> list().
 suite() ->
@@ -324,7 +326,4 @@ rss_kb(OsPid) ->
     list_to_integer(Kb).
 
 churn_cycles() ->
-    case os:getenv("DPOOL_CHURN_CYCLES") of
-        false -> ?DEFAULT_CHURN_CYCLES;
-        Value -> list_to_integer(Value)
-    end.
+    dpool_ct_helper:do_scaled(?DEFAULT_CHURN_CYCLES, ?SANITIZED_CHURN_CYCLES, "DPOOL_CHURN_CYCLES").

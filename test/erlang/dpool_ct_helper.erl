@@ -49,6 +49,7 @@
 -export([do_stop_cnode_port/1]).
 -export([do_os_alive/1]).
 -export([do_sanitized/0]).
+-export([do_scaled/2, do_scaled/3]).
 -export([do_uniq/1]).
 -export([do_set_env/2]).
 
@@ -591,6 +592,23 @@ port_lines(Port, Acc) ->
 -spec do_sanitized() -> boolean().
 do_sanitized() ->
     os:getenv("DPOOL_TEST_SANITIZER") =/= false.
+
+%% A case's amount of work: Plain, or Sanitized against the sanitizer stage's C-node (do_sanitized/0), several
+%% times slower, where a smaller amount still runs the same code (the "stated subset" of that stage). Env, when
+%% set, overrides both (a number, e.g. for a longer soak by hand).
+-spec do_scaled(pos_integer(), pos_integer(), string() | none) -> pos_integer().
+do_scaled(Plain, Sanitized, Env) ->
+    case Env =/= none andalso os:getenv(Env) of
+        Value when is_list(Value) -> list_to_integer(Value);
+        _ -> do_scaled(Plain, Sanitized)
+    end.
+
+-spec do_scaled(pos_integer(), pos_integer()) -> pos_integer().
+do_scaled(Plain, Sanitized) ->
+    case do_sanitized() of
+        false -> Plain;
+        true -> Sanitized
+    end.
 
 -spec do_os_alive(non_neg_integer()) -> boolean().
 do_os_alive(OsPid) ->
