@@ -573,16 +573,19 @@ pooled_call(Target) ->
 %% - a BEAM-to-BEAM echo: `!` to a plain process on the target and its answer back;
 %% - a C-node ping: the `ping` request, caller -> C-node -> caller, through the same envelope as every call;
 %% - the C-node -> target round trip of a call, as the C-node itself times it (the pool's request_rtt_p50_us,
-%%   from the request queued on the pooled connection to its answer read), next to pooled call - ping;
+%%   from the request queued on the pooled connection to its answer read), next to pooled call - ping; the
+%%   one-shot calls have a pool of their own, so that its stats time those calls and no other side's;
 %% - the floors that follow: a one-shot call needs a ping's round trip and the target's; with_connection needs
 %%   two of the first (the lease comes before the fun runs) and one of the second;
 %% - with_connection + call, in the same repetitions: with_connection_vs_call_p50 is its p50 over the one-shot
 %%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target);
-%% - the same by means (call_floor_mean_ratio): a mean of a sum is the sum of the means, which a p50 is not;
+%% - the same by means (call_floor_mean_ratio), over every call of the two sides (their warm-up included, as
+%%   the C-node's mean includes it): a mean of a sum is the sum of the means, which a p50 is not;
 %% - the messages of both sent by hand (bare_sides/2): what is left of each without the library's code.
 -spec call_floors(node()) -> [figure()].
 call_floors(Target) ->
     {ok, Pool} = distribute_pool:new(Target, 4),
+    {ok, OneShotPool} = distribute_pool:new(Target, 4),
     Echo = erpc:call(Target, erlang, spawn, [?MODULE, echo_loop, []]),
     {Service, CNode} = distribute_pool:default_cnode(),
     PingRequest = distribute_pool_proto:ping(),
@@ -591,28 +594,31 @@ call_floors(Target) ->
         Sides = [{erpc, fun() -> Target = erpc:call(Target, erlang, node, []) end},
                  {echo, fun() -> Ref = make_ref(), Echo ! {self(), Ref}, receive Ref -> ok end end},
                  {ping, fun() -> pong = distribute_pool_client:call({Service, CNode}, PingRequest, 5000) end},
-                 {pooled, fun() -> {ok, Target} = distribute_pool:call(Pool, erlang, node, []) end},
+                 {pooled, fun() -> {ok, Target} = distribute_pool:call(OneShotPool, erlang, node, []) end},
                  {with_connection, fun() ->
                                            {ok, {ok, Target}} = distribute_pool:with_connection(
                                                                   Pool, fun(C) -> distribute_pool:call(C, erlang, node, []) end)
                                    end},
                  {bare_call, BareCall},
                  {bare_lease, BareLease}],
-        _ = [[F() || _ <- lists:seq(1, 200)] || {_, F} <- Sides],
+        WarmUp = [{S, time_calls(F, 200)} || {S, F} <- Sides],
         Reps = [begin
                     progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
                              "with_connection + call",
                              [R, ?REPS, ?CALLS_PER_REP]),
-                    [{S, {percentile(0.5, Ts), lists:sum(Ts) / length(Ts)}}
-                     || {S, Ts} <- time_interleaved(Sides, ?CALLS_PER_REP)]
+                    time_interleaved(Sides, ?CALLS_PER_REP)
                 end || R <- lists:seq(1, ?REPS)],
-        Med = fun(S) -> median([element(1, proplists:get_value(S, Rep)) || Rep <- Reps]) end,
-        MedMean = fun(S) -> median([element(2, proplists:get_value(S, Rep)) || Rep <- Reps]) end,
+        P50s = [[{S, percentile(0.5, Ts)} || {S, Ts} <- Rep] || Rep <- Reps],
+        Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- P50s]) end,
+        Mean = fun(S) ->
+                       All = lists:append([proplists:get_value(S, Run) || Run <- [WarmUp | Reps]]),
+                       lists:sum(All) / length(All)
+               end,
         Order = [erpc, echo, ping, pooled, with_connection, bare_call, bare_lease],
         [Erpc, Echo50, Ping, Pooled, WithConn, Bare1, Bare3] = [Med(S) || S <- Order],
-        {ok, #{request_rtt_p50_us := Inside, request_rtt_avg_us := InsideMean}} = distribute_pool:stats(Pool),
-        [PingMean, PooledMean] = [MedMean(S) || S <- [ping, pooled]],
-        RepsUs = #{reps_us => [[element(1, proplists:get_value(S, Rep)) || S <- Order] || Rep <- Reps]},
+        {ok, #{request_rtt_p50_us := Inside, request_rtt_avg_us := InsideMean}} = distribute_pool:stats(OneShotPool),
+        [PingMean, PooledMean] = [Mean(S) || S <- [ping, pooled]],
+        RepsUs = #{reps_us => [[proplists:get_value(S, Rep) || S <- Order] || Rep <- P50s]},
         Of = fun(What) -> fmt("~s; medians of ~b reps x ~b, sides alternating every ~b calls",
                               [What, ?REPS, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]) end,
         [reference(<<"floor_direct_erpc_p50">>, Erpc, <<"us">>,
@@ -649,10 +655,12 @@ call_floors(Target) ->
                 ratio, #{sides => [{<<"pooled_call_p50">>, Pooled, <<"us">>},
                                    {<<"floor">>, Ping + Inside, <<"us">>}]}),
          reference(<<"call_floor_mean_ratio">>, PooledMean / (PingMean + InsideMean), <<"ratio">>,
-                   Of(fmt("call_floor_ratio by means: one-shot call mean ~.1f us / (C-node ping mean ~.1f us + "
-                          "C-node->target mean ~b us, stats request_rtt_avg_us, each request in whole us): the "
-                          "call's own cost over its two parts, whatever the shape of their spread (a p50 of a sum "
-                          "is not the sum of the p50s)", [PooledMean, PingMean, InsideMean])),
+                   fmt("call_floor_ratio by means: one-shot call mean ~.1f us / (C-node ping mean ~.1f us + "
+                       "C-node->target mean ~b us, stats request_rtt_avg_us of the same calls, each rounded down "
+                       "to whole us, so up to 1.5 us low); means over all ~b calls of each side, warm-up "
+                       "included: the call's own cost over its two parts, whatever the shape of their spread "
+                       "(a p50 of a sum is not the sum of the p50s)",
+                       [PooledMean, PingMean, InsideMean, 200 + ?REPS * ?CALLS_PER_REP]),
                    #{sides => [{<<"pooled_call_mean">>, PooledMean, <<"us">>},
                                {<<"floor_mean">>, PingMean + InsideMean, <<"us">>}]}),
          figure(<<"with_connection_vs_call_p50">>, WithConn / Pooled, <<"ratio">>, le, 1.1,
@@ -662,6 +670,7 @@ call_floors(Target) ->
                                    {<<"call_p50">>, Pooled, <<"us">>}]})]
     after
         exit(Echo, kill),
+        distribute_pool:destroy(OneShotPool),
         distribute_pool:destroy(Pool)
     end.
 

@@ -313,7 +313,8 @@ call_results_as_rex_gives_them(_Config) ->
 request_rtt_average_is_the_mean(_Config) ->
     doc("stats' request_rtt_avg_us is the mean of the requests' round trips, where the p50 is the middle one: "
         "after three quick calls and one of 400 ms the mean is at least 400 ms / 4 and at most the calls' own "
-        "mean as the caller timed them (the C-node's share of each is inside the caller's), the p50 far below."),
+        "mean as the caller timed them (+ 1 ms; the C-node's share of each is inside the caller's), the p50 far "
+        "below."),
     with_target_pool("dpool_rtt_avg", 1, fun(_T, Pool) ->
         #{request_rtt_avg_us := 0, request_rtt_p50_us := 0} = do_stats(Pool),
         Calls = [{erlang, node, []}, {erlang, node, []}, {timer, sleep, [400]}, {erlang, node, []}],
@@ -325,7 +326,9 @@ request_rtt_average_is_the_mean(_Config) ->
         #{request_rtt_avg_us := Avg, request_rtt_p50_us := P50} = Stats = do_stats(Pool),
         ct:pal("request_rtt_avg_us ~b, p50 ~b; the caller's times (us) ~w", [Avg, P50, Micros]),
         true = Avg >= 400000 div length(Calls) orelse ct:fail({mean_below_its_long_call, Stats}),
-        true = Avg =< lists:sum(Micros) div length(Calls) orelse ct:fail({mean_above_the_callers, Stats, Micros}),
+        %% The two clocks (the C-node's steady_clock, the BEAM's monotonic time) may differ slightly: 1 ms slack.
+        true = Avg =< lists:sum(Micros) div length(Calls) + 1000
+            orelse ct:fail({mean_above_the_callers, Stats, Micros}),
         true = P50 < 400000 div length(Calls) orelse ct:fail({p50_not_the_middle, Stats})
     end).
 

@@ -593,16 +593,24 @@ port_lines(Port, Acc) ->
 do_sanitized() ->
     os:getenv("DPOOL_TEST_SANITIZER") =/= false.
 
-%% A case's amount of work: Plain, or Sanitized against the sanitizer stage's C-node (do_sanitized/0), several
-%% times slower, where a smaller amount still runs the same code (the "stated subset" of that stage). Env, when
-%% set, overrides both (a number, e.g. for a longer soak by hand).
--spec do_scaled(pos_integer(), pos_integer(), string() | none) -> pos_integer().
+%% do_scaled/2, unless the environment variable Env is set and not empty: then its value, a positive integer
+%% (e.g. a longer soak by hand).
+-spec do_scaled(pos_integer(), pos_integer(), string()) -> pos_integer().
 do_scaled(Plain, Sanitized, Env) ->
-    case Env =/= none andalso os:getenv(Env) of
-        Value when is_list(Value) -> list_to_integer(Value);
-        _ -> do_scaled(Plain, Sanitized)
+    case os:getenv(Env, "") of
+        "" ->
+            do_scaled(Plain, Sanitized);
+        Value ->
+            try list_to_integer(Value) of
+                N when N > 0 -> N;
+                _ -> ct:fail({not_a_positive_integer, Env, Value})
+            catch
+                error:badarg -> ct:fail({not_a_positive_integer, Env, Value})
+            end
     end.
 
+%% A case's amount of work: Plain, or Sanitized against the sanitizer stage's C-node (do_sanitized/0), several
+%% times slower, where a smaller amount still runs the same code (the "stated subset" of that stage).
 -spec do_scaled(pos_integer(), pos_integer()) -> pos_integer().
 do_scaled(Plain, Sanitized) ->
     case do_sanitized() of
