@@ -82,8 +82,8 @@ TEST_CASE("write_stats writes every field of a snapshot under its key, and the m
           "dropped_sends,1013", "return_barriers,1014", "return_barrier_misses,1015", "connections_created,1016",
           "reconnect_attempts,1017", "health_checks,1018", "acquire_count,1019", "acquire_timeouts,1020",
           "hits,1021", "misses,1022", "acquire_wait_avg_us,1023", "acquire_wait_max_us,1024",
-          "acquire_wait_p99_us,1025", "request_rtt_avg_us,1031", "request_rtt_p50_us,1026", "request_rtt_p99_us,1027", "max_waiters,1029",
-          "max_pending_requests,1030",
+          "acquire_wait_p99_us,1025", "request_rtt_avg_us,1031", "request_rtt_p50_us,1026",
+          "request_rtt_p99_us,1027", "max_waiters,1029", "max_pending_requests,1030",
           // A pool's own limits only: the others are the C-node's (info).
           "limit_refusals,#{max_waiters,3000,max_pending_requests,3001,max_link_queue_bytes,3002,"
           "max_output_queue_bytes,3003}",
