@@ -181,7 +181,7 @@ address_suites() {
   say "address: Erlang suites against $dir/dpool_cnode: ${paths//test\/erlang\//}"
   # Every node of the run (this one, peers, the nodes of the suites) gets the instrumented C-node, and
   # DPOOL_TEST_SANITIZER tells the suites. Smaller amounts (dpool_ct_helper:do_scaled/2,3): 100,000 messages in
-  # the million-message case, the instrumented C-node being five times slower at it; 4,000 pools in the churn
+  # the million-message case, the instrumented C-node being five times slower at it; 2,000 pools in the churn
   # case, not 10,000; 10 pools of 100 at once, not 500; a flood of 50,000 checkouts, not 200,000; 8,000 calls in
   # the deadline-queue case, not 20,000. And (dpool_ct_helper:do_sanitized/0) the churn case and the limits
   # suite's floods leave out their RSS bounds; the address-space and descriptor-limit cases are skipped.

@@ -3,7 +3,7 @@
 %% against C-nodes started by hand (standalone: no application of theirs restores anything), with real nodes,
 %% real epmd and 127.0.0.1; callers that die are killed with kill -9.
 %%
-%% pools_created_and_destroyed_in_a_loop makes DPOOL_CHURN_CYCLES pools (default 10000, sized for CI; 4000 in
+%% pools_created_and_destroyed_in_a_loop makes DPOOL_CHURN_CYCLES pools (default 10000, sized for CI; 2000 in
 %% the sanitizer stage) and compares the C-node's RSS after a tenth of them with its RSS at the end.
 -module(distribute_pool_owners_SUITE).
 
@@ -25,7 +25,7 @@
 
 -define(DEFAULT_CHURN_CYCLES, 10000).
 %% Against the sanitizer stage's C-node, several times slower.
--define(SANITIZED_CHURN_CYCLES, 4000).
+-define(SANITIZED_CHURN_CYCLES, 2000).
 
 -spec suite() -> list().
 suite() ->
@@ -166,8 +166,8 @@ caller_node_killed_while_it_owns_pools(_Config) ->
 
 -spec caller_node_back_within_the_grace_keeps_its_pools(list()) -> ok.
 caller_node_back_within_the_grace_keeps_its_pools(_Config) ->
-    doc("Two caller nodes killed one after the other, each owning a pool: the first (grace 12 s) is started "
-        "again under its name and calls the C-node; the second (grace 13 s, so its grace ends last) does not come "
+    doc("Two caller nodes killed one after the other, each owning a pool: the first (grace 8 s) is started "
+        "again under its name and calls the C-node; the second (grace 9 s, so its grace ends last) does not come "
         "back. When the second's pool is destroyed, the first's grace has ended too, and its pool is still there: "
         "coming back in time cancelled its destruction."),
     Alive = do_uniq("dpool_back"),
@@ -178,9 +178,9 @@ caller_node_back_within_the_grace_keeps_its_pools(_Config) ->
         {PeerB, B} = start_killable_client(do_uniq("dpool_back_b")),
         try
             {ok, PoolA} = erpc:call(A, distribute_pool, new,
-                                    [T, #{max_connections => 1, owner_grace_ms => 12000, cnode => CNode}]),
+                                    [T, #{max_connections => 1, owner_grace_ms => 8000, cnode => CNode}]),
             {ok, PoolB} = erpc:call(B, distribute_pool, new,
-                                    [T, #{max_connections => 1, owner_grace_ms => 13000, cnode => CNode}]),
+                                    [T, #{max_connections => 1, owner_grace_ms => 9000, cnode => CNode}]),
             kill_node(A),
             kill_node(B),
             do_wait_until(fun() -> maps:get(orphaned_pools, do_cnode_info(Server)) =:= 2 end, 10000),
