@@ -42,6 +42,8 @@
 -define(THROUGHPUT_MS, 3000).
 -define(THROUGHPUT_REPS, 3).
 -define(WARMUP_REPS, 5).
+%% Calls of each side before the timed ones, in the call figures (call_floors/1 counts them in its means).
+-define(CALL_WARMUP, 200).
 %% hol_equal_*: the load each row paces its 4 senders to (8 MiB messages per second in all), the probe
 %% period, and how much the two sides' achieved rates may differ before the figure is refused.
 -define(EQUAL_LOADS, [16, 48]).
@@ -601,7 +603,7 @@ call_floors(Target) ->
                                    end},
                  {bare_call, BareCall},
                  {bare_lease, BareLease}],
-        WarmUp = [{S, time_calls(F, 200)} || {S, F} <- Sides],
+        WarmUp = [{S, time_calls(F, ?CALL_WARMUP)} || {S, F} <- Sides],
         Reps = [begin
                     progress("call_floors: rep ~b/~b: ~b each of erpc, echo, C-node ping, pooled call, "
                              "with_connection + call",
@@ -660,7 +662,7 @@ call_floors(Target) ->
                        "to whole us, so up to 1.5 us low); means over all ~b calls of each side, warm-up "
                        "included: the call's own cost over its two parts, whatever the shape of their spread "
                        "(a p50 of a sum is not the sum of the p50s)",
-                       [PooledMean, PingMean, InsideMean, 200 + ?REPS * ?CALLS_PER_REP]),
+                       [PooledMean, PingMean, InsideMean, ?CALL_WARMUP + ?REPS * ?CALLS_PER_REP]),
                    #{sides => [{<<"pooled_call_mean">>, PooledMean, <<"us">>},
                                {<<"floor_mean">>, PingMean + InsideMean, <<"us">>}]}),
          figure(<<"with_connection_vs_call_p50">>, WithConn / Pooled, <<"ratio">>, le, 1.1,
@@ -711,7 +713,7 @@ bare_sides(Pool, Target) ->
 -spec latency_comparison(binary(), node(), fun(() -> term()), number(), binary()) -> figure().
 latency_comparison(Name, Target, Pooled, Goal, What) ->
     Direct = fun() -> Target = erpc:call(Target, erlang, node, []) end,
-    _ = [begin Direct(), Pooled() end || _ <- lists:seq(1, 200)],
+    _ = [begin Direct(), Pooled() end || _ <- lists:seq(1, ?CALL_WARMUP)],
     Reps = [begin
                 progress("~s: rep ~b/~b: ~b direct, ~b pooled, taking turns every ~b",
                          [Name, R, ?REPS, ?CALLS_PER_REP, ?CALLS_PER_REP, ?INTERLEAVE_CALLS]),
@@ -917,7 +919,7 @@ groups([First | _] = Targets) ->
     Caster = fun(Handle) -> fun() -> {ok, N} = distribute_pool:cast_batch(Handle, ?SINK, Batch), N end end,
     Caller = fun(Handle) -> fun() -> {ok, _} = distribute_pool:call(Handle, erlang, node, []) end end,
     try
-        _ = [[(Caller(H))() || _ <- lists:seq(1, 200)] || H <- [Group, Pool, One]],
+        _ = [[(Caller(H))() || _ <- lists:seq(1, ?CALL_WARMUP)] || H <- [Group, Pool, One]],
         Reps = [begin
                     progress("groups: rep ~b/~b: ~b calls through the group and the pool, then cast_batch through "
                              "each for ~b ms", [R, ?REPS, ?CALLS_PER_REP, ?THROUGHPUT_MS]),

@@ -20,13 +20,18 @@ set(DPOOL_UNITY_BATCH 8)
 # coroutine frame holds a type of another file's anonymous namespace, harmless when that file is included.
 set(DPOOL_UNITY_OPTIONS $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
 
+# dpool_unity_options(<target>): DPOOL_UNITY_OPTIONS for <target> when CMake's own unity build joins its files
+# (its UNITY_BUILD property, set for it or by -DCMAKE_UNITY_BUILD=ON).
+function(dpool_unity_options target)
+  get_target_property(cmake_unity ${target} UNITY_BUILD)
+  if(cmake_unity)
+    target_compile_options(${target} PRIVATE ${DPOOL_UNITY_OPTIONS})
+  endif()
+endfunction()
+
 function(dpool_unity target)
   if(NOT DPOOL_UNITY)
-    # File by file, unless CMake's own unity build (CMAKE_UNITY_BUILD) joins the files: the same warning then.
-    get_target_property(cmake_unity ${target} UNITY_BUILD)
-    if(cmake_unity)
-      target_compile_options(${target} PRIVATE ${DPOOL_UNITY_OPTIONS})
-    endif()
+    dpool_unity_options(${target}) # file by file, unless CMake's own unity build joins the files
     return()
   endif()
   get_target_property(sources ${target} SOURCES)

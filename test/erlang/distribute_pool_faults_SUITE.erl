@@ -496,15 +496,14 @@ sender_loop(_Pool, _Collector, _Id, Next, Count, Run) when Next > Count ->
 sender_loop(Pool, Collector, Id, Next, Count, Run) ->
     Last = min(Count, Next + 199 + rand:uniform(1801)),
     Seqs = lists:seq(Next, Last),
-    SendOne = case Run rem 2 of
-                  0 -> fun distribute_pool:send/3;
-                  1 -> fun(Conn, To, Msg) when element(5, Msg) =:= Last -> distribute_pool:send(Conn, To, Msg);
-                          (Conn, To, Msg) -> distribute_pool:send_async(Conn, To, Msg)
-                       end
-              end,
+    Pipelined = Run rem 2 =:= 1,
     Send = fun(Conn, Seq) ->
                    #{id := ConnId} = distribute_pool:connection_info(Conn),
-                   SendOne(Conn, Collector, {seq, Id, Run, ConnId, Seq})
+                   Msg = {seq, Id, Run, ConnId, Seq},
+                   case Pipelined andalso Seq =/= Last of
+                       true -> distribute_pool:send_async(Conn, Collector, Msg);
+                       false -> distribute_pool:send(Conn, Collector, Msg)
+                   end
            end,
     case distribute_pool:send_batch(Pool, Seqs, Send) of
         {ok, Results} ->
