@@ -658,10 +658,9 @@ call_floors(Target) ->
                                    {<<"floor">>, Ping + Inside, <<"us">>}]}),
          reference(<<"call_floor_mean_ratio">>, PooledMean / (PingMean + InsideMean), <<"ratio">>,
                    fmt("call_floor_ratio by means: one-shot call mean ~.1f us / (C-node ping mean ~.1f us + "
-                       "C-node->target mean ~b us, stats request_rtt_avg_us of the same calls, each rounded down "
-                       "to whole us, so up to 1.5 us low); means over all ~b calls of each side, warm-up "
-                       "included: the call's own cost over its two parts, whatever the shape of their spread "
-                       "(a p50 of a sum is not the sum of the p50s)",
+                       "C-node->target mean ~b us, stats request_rtt_avg_us of the same calls, to the nearest us); "
+                       "means over all ~b calls of each side, warm-up included: the call's own cost over its two "
+                       "parts, whatever the shape of their spread (a p50 of a sum is not the sum of the p50s)",
                        [PooledMean, PingMean, InsideMean, ?CALL_WARMUP + ?REPS * ?CALLS_PER_REP]),
                    #{sides => [{<<"pooled_call_mean">>, PooledMean, <<"us">>},
                                {<<"floor_mean">>, PingMean + InsideMean, <<"us">>}]}),

@@ -19,12 +19,6 @@ std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_
     return caller.link->share_packet(payload);
 }
 
-std::uint64_t micros(Clock::duration d)
-{
-    return static_cast<std::uint64_t>(std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
-}
-
 namespace {
 
 // The owner of a one-shot job's payload: the one it was kept with (it waited for a lease), else as above.
@@ -212,7 +206,7 @@ void Pool::grant(const Grant& g, const CallerView& caller, const Asked& asked, c
         end_lease(c, g.lease, false); // its node is gone: nobody could ever return this lease
         return;
     }
-    acquire_wait_.record(micros(Clock::now() - asked.started));
+    acquire_wait_.record(Clock::now() - asked.started);
     if (job) {
         run_one_shot(c, g.lease, caller, *job, asked);
         return;

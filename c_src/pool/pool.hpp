@@ -424,8 +424,6 @@ private:
 // An owner of `payload` when it is big and lies in the packet of `caller` being handled now (so that it is
 // forwarded without a copy); nullptr otherwise.
 std::shared_ptr<const void> payload_owner(const CallerView& caller, std::string_view payload);
-// A duration in whole microseconds, 0 for a negative one (stats histograms).
-std::uint64_t micros(Clock::duration d);
 
 // Deadline keys of one connection: its index above, a reference, lease or generation number below.
 inline constexpr unsigned kConnectionKeyBits = 40;

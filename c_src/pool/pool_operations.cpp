@@ -254,7 +254,7 @@ void Pool::answer_call_exit(PooledConnection& c, PendingRequest& p, std::string_
 
 void Pool::complete_request(PooledConnection& c, PendingRequest& p, bool succeeded, Clock::time_point read)
 {
-    request_rtt_.record(micros(read - p.written));
+    request_rtt_.record(read - p.written);
     ++(succeeded ? counters_.successful_operations : counters_.failed_operations);
     end_request(c, p);
 }

@@ -165,7 +165,10 @@ pub type ConnectionStats {
 }
 
 /// Everything the C-node knows about a pool. `dropped_sends` counts the messages of `send_async` that the
-/// C-node could not queue (their lease had ended, or the connection was down) and dropped.
+/// C-node could not queue (their lease had ended, or the connection was down) and dropped. The
+/// `acquire_wait_*` fields time checkouts (from the request to the lease); the `request_rtt_*` fields time
+/// the requests and calls made for callers from the C-node to the target and back (the target's share of a
+/// round trip). Means are to the nearest microsecond; p50 and p99 come from a histogram, within 6.25%.
 pub type DetailedStats {
   DetailedStats(
     pool_id: Int,
@@ -193,6 +196,9 @@ pub type DetailedStats {
     acquire_wait_avg_us: Int,
     acquire_wait_max_us: Int,
     acquire_wait_p99_us: Int,
+    request_rtt_avg_us: Int,
+    request_rtt_p50_us: Int,
+    request_rtt_p99_us: Int,
     dropped_sends: Int,
   )
 }
@@ -666,6 +672,9 @@ fn detailed_stats_from(stats: Term) -> Result(DetailedStats, Nil) {
   use acquire_wait_avg_us <- then(int_field(stats, "acquire_wait_avg_us"))
   use acquire_wait_max_us <- then(int_field(stats, "acquire_wait_max_us"))
   use acquire_wait_p99_us <- then(int_field(stats, "acquire_wait_p99_us"))
+  use request_rtt_avg_us <- then(int_field(stats, "request_rtt_avg_us"))
+  use request_rtt_p50_us <- then(int_field(stats, "request_rtt_p50_us"))
+  use request_rtt_p99_us <- then(int_field(stats, "request_rtt_p99_us"))
   use dropped_sends <- then(int_field(stats, "dropped_sends"))
   Ok(DetailedStats(
     pool_id: pool_id,
@@ -693,6 +702,9 @@ fn detailed_stats_from(stats: Term) -> Result(DetailedStats, Nil) {
     acquire_wait_avg_us: acquire_wait_avg_us,
     acquire_wait_max_us: acquire_wait_max_us,
     acquire_wait_p99_us: acquire_wait_p99_us,
+    request_rtt_avg_us: request_rtt_avg_us,
+    request_rtt_p50_us: request_rtt_p50_us,
+    request_rtt_p99_us: request_rtt_p99_us,
     dropped_sends: dropped_sends,
   ))
 }

@@ -6,6 +6,8 @@
 #include "util/latency_histogram.hpp"
 
 using dpool::util::LatencyHistogram;
+using std::chrono::microseconds;
+using std::chrono::nanoseconds;
 
 TEST_CASE("LatencyHistogram: empty reports zeros", "[histogram]")
 {
@@ -20,15 +22,15 @@ TEST_CASE("LatencyHistogram: small values are exact, count, average and max are 
 {
     LatencyHistogram h;
     for (std::uint64_t v : {0, 1, 2, 3, 7}) {
-        h.record(v);
+        h.record(microseconds(v));
     }
     CHECK(h.count() == 5);
-    CHECK(h.average() == 13 / 5);
+    CHECK(h.average() == 3); // 2.6 us, to the nearest
     CHECK(h.max() == 7);
     CHECK(h.percentile(200) == 0);
     CHECK(h.percentile(400) == 1);
     CHECK(h.percentile(1000) == 7);
-    h.record(15);
+    h.record(microseconds(15));
     CHECK(h.percentile(1000) == 15); // below kSub (16), each value is a bucket of its own
 }
 
@@ -56,7 +58,7 @@ TEST_CASE("LatencyHistogram: percentiles within 6.25% of the sorted truth", "[hi
     for (int i = 0; i < 100000; ++i) {
         const auto v = static_cast<std::uint64_t>(latency(random));
         values.push_back(v);
-        h.record(v);
+        h.record(microseconds(v));
     }
     std::sort(values.begin(), values.end());
     for (unsigned per_mille : {500u, 900u, 990u, 999u}) {
@@ -67,4 +69,32 @@ TEST_CASE("LatencyHistogram: percentiles within 6.25% of the sorted truth", "[hi
         CHECK(static_cast<double>(reported) <= static_cast<double>(truth) * 1.0625 + 1);
     }
     CHECK(h.max() == values.back());
+}
+
+TEST_CASE("LatencyHistogram: the mean and sum keep the nanoseconds that the buckets drop", "[histogram]")
+{
+    LatencyHistogram h;
+    for (int i = 0; i < 1000; ++i) {
+        h.record(nanoseconds(41'900)); // 41.9 us: bucket 41, mean 42 (41 if each were rounded down first)
+    }
+    h.record(nanoseconds(-5)); // a clock read out of order counts as 0
+    CHECK(h.count() == 1001);
+    CHECK(h.sum_ns() == 41'900'000);
+    CHECK(h.average() == 42);
+    CHECK(h.percentile(500) == 41);
+    CHECK(h.max() == 41);
+}
+
+TEST_CASE("LatencyHistogram: an export bound counts the values at most it, to the nanosecond", "[histogram]")
+{
+    LatencyHistogram h;
+    h.record(microseconds(50));
+    h.record(nanoseconds(50'001));
+    h.record(microseconds(100));
+    const auto counts = h.cumulative_export_counts();
+    REQUIRE(LatencyHistogram::kExportBoundsUs[0] == 50);
+    REQUIRE(LatencyHistogram::kExportBoundsUs[1] == 100);
+    CHECK(counts[0] == 1);
+    CHECK(counts[1] == 3);
+    CHECK(counts.back() == 3);
 }

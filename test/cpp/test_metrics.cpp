@@ -42,7 +42,7 @@ TEST_CASE("the Prometheus exposition has every pool's figures under its name and
     // 995 us and 5000 us lie inside a log-linear bucket that straddles a bound ([992, 1023], [4864, 5119]):
     // counted under it, exactly. (685 + 995: the sum of 700 + 980, which this test used with 8 sub-buckets.)
     for (const std::uint64_t us : {40, 90, 200, 685, 995, 3000, 5000, 2'000'000}) {
-        named.acquire_wait.record(us);
+        named.acquire_wait.record(std::chrono::microseconds(us));
     }
     PoolStats unnamed;
     unnamed.pool_id = 1796298181320000;

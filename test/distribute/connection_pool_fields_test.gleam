@@ -224,6 +224,12 @@ pub fn detailed_stats_fields_hold_their_own_values_test() {
   // Waits are timings: besides the library's values (same_as_library), only how they compare.
   let assert True = detailed.acquire_wait_avg_us > 0
   let assert True = detailed.acquire_wait_avg_us < detailed.acquire_wait_max_us
+  // Requests to the target: only the ping is timed (health round trips are not callers' requests), so
+  // p50 and p99 are its time in whole microseconds and the mean the same to the nearest one.
+  let assert True = detailed.request_rtt_p50_us > 0
+  let assert True = detailed.request_rtt_p50_us == detailed.request_rtt_p99_us
+  let rounding = detailed.request_rtt_avg_us - detailed.request_rtt_p50_us
+  let assert True = rounding == 0 || rounding == 1
   // Closes, by reason: only the discarded connection.
   let assert connection_pool.ClosedConnections(
     idle: 0,
@@ -375,6 +381,9 @@ fn same_as_library(
   let assert True = detailed.acquire_wait_avg_us == library("acquire_wait_avg_us")
   let assert True = detailed.acquire_wait_max_us == library("acquire_wait_max_us")
   let assert True = detailed.acquire_wait_p99_us == library("acquire_wait_p99_us")
+  let assert True = detailed.request_rtt_avg_us == library("request_rtt_avg_us")
+  let assert True = detailed.request_rtt_p50_us == library("request_rtt_p50_us")
+  let assert True = detailed.request_rtt_p99_us == library("request_rtt_p99_us")
   let assert True = detailed.dropped_sends == library("dropped_sends")
   let assert True = detailed.connections_closed.idle == closed("idle")
   let assert True = detailed.connections_closed.lifetime == closed("lifetime")
