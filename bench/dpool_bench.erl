@@ -70,8 +70,7 @@
 %% The reference figures of call_floors/1 (no goal): what a pooled call is made of, and the floors that follow.
 %% call_floor_ratio and with_connection_vs_call_p50 are measured in the same repetitions (goals of issue 17).
 -define(FLOOR_FIGURES, [<<"floor_direct_erpc_p50">>, <<"floor_beam_echo_p50">>, <<"floor_cnode_ping_p50">>,
-                        <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>,
-                        <<"floor_with_connection_ratio">>, <<"floor_bare_call_p50">>,
+                        <<"floor_cnode_target_p50">>, <<"floor_pooled_call_ratio">>, <<"floor_bare_call_p50">>,
                         <<"floor_bare_lease_p50">>, <<"floor_bare_lease_ratio">>, <<"call_floor_ratio">>,
                         <<"call_floor_mean_ratio">>, <<"with_connection_vs_call_p50">>]).
 
@@ -577,8 +576,8 @@ pooled_call(Target) ->
 %% - the C-node -> target round trip of a call, as the C-node itself times it (the pool's request_rtt_p50_us,
 %%   from the request queued on the pooled connection to its answer read), next to pooled call - ping; the
 %%   one-shot calls have a pool of their own, so that its stats time those calls and no other side's;
-%% - the floors that follow: a one-shot call needs a ping's round trip and the target's; with_connection needs
-%%   two of the first (the lease comes before the fun runs) and one of the second;
+%% - the floor that follows: a one-shot call needs a ping's round trip and the target's, and so does
+%%   with_connection + call, whose quiet checkout travels with the call;
 %% - with_connection + call, in the same repetitions: with_connection_vs_call_p50 is its p50 over the one-shot
 %%   call's, and call_floor_ratio the one-shot call's p50 over its floor (ping + C-node -> target);
 %% - the same by means (call_floor_mean_ratio), over every call of the two sides (their warm-up included, as
@@ -634,11 +633,9 @@ call_floors(Target) ->
                        "(stats request_rtt_p50_us, histogram bucket bound); pooled call p50 ~.1f us - ping p50 "
                        "~.1f us = ~.1f us", [Pooled, Ping, Pooled - Ping]), #{pooled_call_p50 => Pooled}),
          reference(<<"floor_pooled_call_ratio">>, (Ping + Inside) / Erpc, <<"ratio">>,
-                   fmt("(ping ~.1f + C-node->target ~b) / erpc ~.1f: the least pooled_call_p50 can be with "
-                       "these parts", [Ping, Inside, Erpc]), #{}),
-         reference(<<"floor_with_connection_ratio">>, (2 * Ping + Inside) / Erpc, <<"ratio">>,
-                   fmt("(2 x ping ~.1f + C-node->target ~b) / erpc ~.1f: the least with_connection_call_p50 "
-                       "can be with these parts", [Ping, Inside, Erpc]), #{}),
+                   fmt("(ping ~.1f + C-node->target ~b) / erpc ~.1f: the least pooled_call_p50 and "
+                       "with_connection_call_p50 (whose checkout travels with the call) can be with these parts",
+                       [Ping, Inside, Erpc]), #{}),
          reference(<<"floor_bare_call_p50">>, Bare1, <<"us">>,
                    Of(fmt("one-shot call's message built once and sent by hand (an alias, one send, its answer "
                           "awaited): the pooled call without the library's code (pooled call p50 ~.1f us)",

@@ -53,7 +53,7 @@ public:
             out_ += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, seconds, counts[i]);
         }
         out_ += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count());
-        out_ += fmt::format("{}_sum{{{}}} {}\n", name, labels, static_cast<double>(h.sum_ns()) / 1e9);
+        out_ += fmt::format("{}_sum{{{}}} {}\n", name, labels, h.sum_seconds());
         out_ += fmt::format("{}_count{{{}}} {}\n", name, labels, h.count());
     }
     std::string take() { return std::move(out_); }

@@ -12,7 +12,8 @@ namespace dpool::util {
 // Durations, recorded in log-linear buckets of whole microseconds (each power of two split in 16, up to 2^36 us,
 // 19 hours; longer ones share one last bucket), so percentiles cost a fixed 4.3 KiB and come out within 6.25%
 // of the truth (a p50 of 45 us within 2 us: the bench sets one against a floor measured to a few per cent);
-// count and sum are exact (the sum in nanoseconds, so that the mean is too), max in whole microseconds.
+// count and sum are exact (the sum to the nanosecond, so that the mean is too), max exact; the mean and the max
+// are reported to the nearest microsecond.
 class LatencyHistogram {
 public:
     static constexpr unsigned kSubBits = 4;
@@ -34,20 +35,42 @@ public:
         ++buckets_[bucket_of(us)];
         // The first bound the value is at most, compared in nanoseconds: 50.4 us is not `le` 50 us.
         const auto bound = std::lower_bound(kExportBoundsUs.begin(), kExportBoundsUs.end(), ns,
-                                            [](std::uint64_t bound_us, std::uint64_t v) { return bound_us * 1000 < v; });
+                                            [](std::uint64_t bound_us, std::uint64_t v) {
+                                                return bound_us * 1000 < v;
+                                            });
         if (bound != kExportBoundsUs.end()) {
             ++export_counts_[static_cast<std::size_t>(bound - kExportBoundsUs.begin())];
         }
         ++count_;
-        sum_ns_ += ns;
-        max_ = std::max(max_, us);
+        // Whole microseconds and the nanoseconds under one: exact, with the headroom of a sum of microseconds
+        // (a sum of nanoseconds would wrap after 584 years of recorded time, days for a busy pool's waits).
+        sum_us_ += us;
+        sum_sub_us_ns_ += ns % 1000;
+        if (sum_sub_us_ns_ >= 1000) {
+            ++sum_us_;
+            sum_sub_us_ns_ -= 1000;
+        }
+        max_ns_ = std::max(max_ns_, ns);
     }
 
     std::uint64_t count() const { return count_; }
-    std::uint64_t max() const { return max_; }
-    // The mean in microseconds, rounded to the nearest.
-    std::uint64_t average() const { return count_ == 0 ? 0 : (sum_ns_ / count_ + 500) / 1000; }
-    std::uint64_t sum_ns() const { return sum_ns_; }
+    // Rounded as the mean is, so that the mean is never above the max.
+    std::uint64_t max() const { return (max_ns_ + 500) / 1000; }
+    // The mean in microseconds, rounded to the nearest: sum / count, the sum being sum_us_ * 1000 + sum_sub_us_ns_
+    // nanoseconds, taken apart so that no product overflows.
+    std::uint64_t average() const
+    {
+        if (count_ == 0) {
+            return 0;
+        }
+        const std::uint64_t whole = sum_us_ / count_;
+        const std::uint64_t rest_ns = (sum_us_ % count_) * 1000 + sum_sub_us_ns_;
+        return whole + (rest_ns + 500 * count_) / (1000 * count_);
+    }
+    double sum_seconds() const
+    {
+        return static_cast<double>(sum_us_) / 1e6 + static_cast<double>(sum_sub_us_ns_) / 1e9;
+    }
 
     // How many recorded values are at most kExportBoundsUs[i], exactly (cumulative, as `le` buckets count).
     std::array<std::uint64_t, kExportBoundsUs.size()> cumulative_export_counts() const
@@ -62,7 +85,7 @@ public:
     }
 
     // The smallest recorded-bucket bound below which at least `per_mille`/1000 of the values lie, capped at
-    // the exact maximum; 0 when nothing was recorded.
+    // the maximum in whole microseconds (rounded down, as the buckets are); 0 when nothing was recorded.
     std::uint64_t percentile(unsigned per_mille) const
     {
         if (count_ == 0) {
@@ -73,10 +96,10 @@ public:
         for (unsigned b = 0; b < kBuckets; ++b) {
             seen += buckets_[b];
             if (seen >= std::max<std::uint64_t>(rank, 1)) {
-                return std::min(upper_bound_of(b), max_);
+                return std::min(upper_bound_of(b), max_ns_ / 1000);
             }
         }
-        return max_;
+        return max_ns_ / 1000;
     }
 
     static unsigned bucket_of(std::uint64_t v)
@@ -112,8 +135,9 @@ private:
     std::array<std::uint64_t, kBuckets> buckets_{};
     std::array<std::uint64_t, kExportBoundsUs.size()> export_counts_{}; // values in (previous bound, bound]
     std::uint64_t count_ = 0;
-    std::uint64_t sum_ns_ = 0;
-    std::uint64_t max_ = 0;
+    std::uint64_t sum_us_ = 0;
+    std::uint64_t sum_sub_us_ns_ = 0; // below 1000
+    std::uint64_t max_ns_ = 0;
 };
 
 } // namespace dpool::util

@@ -18,7 +18,7 @@ TEST_CASE("LatencyHistogram: empty reports zeros", "[histogram]")
     CHECK(h.percentile(990) == 0);
 }
 
-TEST_CASE("LatencyHistogram: small values are exact, count, average and max are exact", "[histogram]")
+TEST_CASE("LatencyHistogram: small values are exact, and so are count, mean and max", "[histogram]")
 {
     LatencyHistogram h;
     for (std::uint64_t v : {0, 1, 2, 3, 7}) {
@@ -71,7 +71,7 @@ TEST_CASE("LatencyHistogram: percentiles within 6.25% of the sorted truth", "[hi
     CHECK(h.max() == values.back());
 }
 
-TEST_CASE("LatencyHistogram: the mean and sum keep the nanoseconds that the buckets drop", "[histogram]")
+TEST_CASE("LatencyHistogram: the mean, sum and max keep the nanoseconds that the buckets drop", "[histogram]")
 {
     LatencyHistogram h;
     for (int i = 0; i < 1000; ++i) {
@@ -79,10 +79,37 @@ TEST_CASE("LatencyHistogram: the mean and sum keep the nanoseconds that the buck
     }
     h.record(nanoseconds(-5)); // a clock read out of order counts as 0
     CHECK(h.count() == 1001);
-    CHECK(h.sum_ns() == 41'900'000);
+    CHECK(h.sum_seconds() == Approx(0.0419).epsilon(1e-12));
     CHECK(h.average() == 42);
+    CHECK(h.max() == 42);
     CHECK(h.percentile(500) == 41);
-    CHECK(h.max() == 41);
+    CHECK(h.percentile(1000) == 41);
+}
+
+TEST_CASE("LatencyHistogram: the mean is never above the max", "[histogram]")
+{
+    LatencyHistogram h;
+    h.record(nanoseconds(41'600));
+    CHECK(h.average() == 42);
+    CHECK(h.max() == 42);
+    CHECK(h.percentile(990) == 41); // the bucket's bound, as every percentile
+    h.record(nanoseconds(41'400));
+    CHECK(h.average() == 42); // 41.5 us
+    CHECK(h.max() == 42);
+}
+
+TEST_CASE("LatencyHistogram: the sum has the headroom of microseconds", "[histogram]")
+{
+    // Three durations whose nanoseconds add up past 2^64: the mean stays exact.
+    LatencyHistogram h;
+    const std::int64_t huge = INT64_MAX; // 292 years
+    h.record(nanoseconds(huge));
+    h.record(nanoseconds(huge - 999));
+    h.record(nanoseconds(huge));
+    const auto mean_ns = static_cast<std::uint64_t>(huge) - 333;
+    CHECK(h.average() == (mean_ns + 500) / 1000);
+    CHECK(h.max() == (static_cast<std::uint64_t>(huge) + 500) / 1000);
+    CHECK(h.sum_seconds() == Approx(3.0 * static_cast<double>(huge) / 1e9));
 }
 
 TEST_CASE("LatencyHistogram: an export bound counts the values at most it, to the nanosecond", "[histogram]")
