@@ -43,7 +43,8 @@ public:
         }
         ++count_;
         // Whole microseconds and the nanoseconds under one: exact, with the headroom of a sum of microseconds
-        // (a sum of nanoseconds would wrap after 584 years of recorded time, days for a busy pool's waits).
+        // (a sum of nanoseconds wraps after 584 years of recorded time: weeks of waits for a pool whose 10,000
+        // waiters stay full).
         sum_us_ += us;
         sum_sub_us_ns_ += ns % 1000;
         if (sum_sub_us_ns_ >= 1000) {

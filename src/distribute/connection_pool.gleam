@@ -168,7 +168,8 @@ pub type ConnectionStats {
 /// C-node could not queue (their lease had ended, or the connection was down) and dropped. The
 /// `acquire_wait_*` fields time checkouts (from the request to the lease); the `request_rtt_*` fields time
 /// the requests and calls made for callers from the C-node to the target and back (the target's share of a
-/// round trip). Means are to the nearest microsecond; p50 and p99 come from a histogram, within 6.25%.
+/// round trip). Means and maxima are to the nearest microsecond; p50 and p99 come from a histogram,
+/// within 6.25%.
 pub type DetailedStats {
   DetailedStats(
     pool_id: Int,
