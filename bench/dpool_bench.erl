@@ -17,6 +17,8 @@
 -export([stamp_loop/1]).
 -export([tls_side/2]).
 -export([probe_for/2]).
+-export([relay_control/0]).
+-export([relay_loop/2]).
 
 %% pool_core_ops: lease + return per second of the pool core alone (Google Benchmark).
 -define(POOL_CORE_GOAL, 5000000).
@@ -611,10 +613,7 @@ call_floors(Target) ->
                 end || R <- lists:seq(1, ?REPS)],
         P50s = [[{S, percentile(0.5, Ts)} || {S, Ts} <- Rep] || Rep <- Reps],
         Med = fun(S) -> median([proplists:get_value(S, Rep) || Rep <- P50s]) end,
-        Mean = fun(S) ->
-                       All = lists:append([proplists:get_value(S, Run) || Run <- [WarmUp | Reps]]),
-                       lists:sum(All) / length(All)
-               end,
+        Mean = fun(S) -> mean(lists:append([proplists:get_value(S, Run) || Run <- [WarmUp | Reps]])) end,
         Order = [erpc, echo, ping, pooled, with_connection, bare_call, bare_lease],
         [Erpc, Echo50, Ping, Pooled, WithConn, Bare1, Bare3] = [Med(S) || S <- Order],
         {ok, #{request_rtt_p50_us := Inside, request_rtt_avg_us := InsideMean}} = distribute_pool:stats(OneShotPool),
@@ -670,6 +669,57 @@ call_floors(Target) ->
         exit(Echo, kill),
         distribute_pool:destroy(OneShotPool),
         distribute_pool:destroy(Pool)
+    end.
+
+%% A control for call_floor_ratio, run by hand, not by main/1 (docs/BENCHMARKS.md, `call_floor_ratio`):
+%%   erlc -o /tmp bench/dpool_bench.erl && scripts/with_epmd.sh erl -noshell -name dpool_bench@127.0.0.1 \
+%%       -setcookie relay_$RANDOM -pa /tmp -run dpool_bench relay_control
+%% The same quotient as call_floors/1 with a plain BEAM node R as the relay in place of the C-node: a call goes
+%% caller -> R -> target (erpc:call) -> R -> caller; its floor is R's ping (caller -> R -> caller) plus R's own
+%% erpc:call to the target, timed inside R as the C-node times request_rtt. The sides take turns as in
+%% call_floors/1, with its warm-up and repetitions; no code of the pool is involved, so what the call pays over
+%% its two parts here is what any relay pays on this machine. Prints one line.
+-spec relay_control() -> no_return().
+relay_control() ->
+    [{_, Target, _}, {_, RelayNode, _}] = Nodes = start_targets(2),
+    try
+        Relay = erpc:call(RelayNode, erlang, spawn, [?MODULE, relay_loop, [Target, []]]),
+        Ask = fun(What) -> Ref = make_ref(), Relay ! {What, self(), Ref}, receive {Ref, Answer} -> Answer end end,
+        Sides = [{ping, fun() -> pong = Ask(ping) end}, {call, fun() -> Target = Ask(call) end}],
+        WarmUp = [{S, time_calls(F, ?CALL_WARMUP)} || {S, F} <- Sides],
+        Reps = [time_interleaved(Sides, ?CALLS_PER_REP) || _ <- lists:seq(1, ?REPS)],
+        Med = fun(S) -> median([percentile(0.5, proplists:get_value(S, Rep)) || Rep <- Reps]) end,
+        Mean = fun(S) -> mean(lists:append([proplists:get_value(S, Run) || Run <- [WarmUp | Reps]])) end,
+        %% R's own times, over every call as the C-node's stats are: p50 and mean.
+        Inner = Ask(inner),
+        [PingP50, CallP50, InnerP50] = [Med(ping), Med(call), percentile(0.5, Inner)],
+        [PingMean, CallMean, InnerMean] = [Mean(ping), Mean(call), mean(Inner)],
+        io:format("relay_control: ping p50 ~.1f us, R -> target p50 ~.1f us, call p50 ~.1f us: ratio ~.3f; "
+                  "by means ~.1f / (~.1f + ~.1f) = ~.3f~n",
+                  [PingP50, InnerP50, CallP50, CallP50 / (PingP50 + InnerP50), CallMean, PingMean, InnerMean,
+                   CallMean / (PingMean + InnerMean)])
+    after
+        stop_targets(Nodes)
+    end,
+    erlang:halt(0).
+
+%% relay_control/0's relay: answers a ping at once, makes a call to the target and keeps its time (us), and
+%% gives the times kept when asked.
+-spec relay_loop(node(), [float()]) -> no_return().
+relay_loop(Target, Times) ->
+    receive
+        {ping, From, Ref} ->
+            From ! {Ref, pong},
+            relay_loop(Target, Times);
+        {call, From, Ref} ->
+            Start = erlang:monotonic_time(nanosecond),
+            Node = erpc:call(Target, erlang, node, []),
+            Us = (erlang:monotonic_time(nanosecond) - Start) / 1000,
+            From ! {Ref, Node},
+            relay_loop(Target, [Us | Times]);
+        {inner, From, Ref} ->
+            From ! {Ref, Times},
+            relay_loop(Target, Times)
     end.
 
 %% The messages of a one-shot call and of with_connection + call, built as the library builds them and sent by
@@ -1690,6 +1740,9 @@ escape(B) ->
 
 -spec median([number()]) -> number().
 median(L) -> percentile(0.5, L).
+
+-spec mean([number(), ...]) -> float().
+mean(L) -> lists:sum(L) / length(L).
 
 %% Nearest-rank percentile.
 -spec percentile(float(), [number()]) -> number().
